@@ -1,0 +1,392 @@
+"""The async OpenAI-compatible client: chat, completions, streaming, retries.
+
+One :class:`Client` owns one connection pool and talks to any provider
+(a per-call ``provider=`` picks another). Every standard parameter of
+``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
+as is; unknown keywords are passed through, ``None`` means "not set".
+This module holds the program's only retry loop (policy: :mod:`gptmagic.retry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ._http import HTTP, Timeouts, TooLarge
+from .config import Provider, resolve
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    GptmagicError,
+    MalformedResponseError,
+    RequestError,
+    StreamError,
+    status_error,
+)
+from .response import Accumulator, parse_response
+from .retry import RetryPolicy
+from .sse import SSEDecoder
+from .types import Result
+
+__all__ = ["Client", "DeltaCallback"]
+
+log = logging.getLogger("gptmagic.client")
+
+DeltaCallback = Callable[[int, str], None]
+"""Called with ``(choice_index, text)`` for every piece of streamed text."""
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_ERROR_BYTES = 1024 * 1024
+
+
+def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            raise RequestError(
+                f"messages[{i}] must be a dict with a 'role' (got {type(m).__name__})",
+                param="messages",
+            )
+        out.append(dict(m))
+    if not out:
+        raise RequestError("messages is empty: give at least one message", param="messages")
+    return out
+
+
+def _request_id(headers: dict[str, str]) -> str | None:
+    for name in ("x-request-id", "apim-request-id", "request-id"):
+        if headers.get(name):
+            return headers[name]
+    return None
+
+
+class Client:
+    """Async client for OpenAI-compatible chat and completion endpoints.
+
+    >>> client = Client()                                  # doctest: +SKIP
+    >>> r = await client.chat("Say hi", model="local", max_tokens=5)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        max_connections: int | None = None,
+        transport: Any = "aiohttp",
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        kwargs: dict[str, Any] = {"transport": transport}
+        if max_connections:
+            kwargs["max_connections"] = max_connections
+        self.http = HTTP(self.timeouts, **kwargs)
+        self._sleep = sleep or asyncio.sleep
+        self._rng = random.Random()
+        self._local_url: str | None = None
+
+    def __repr__(self) -> str:
+        name = self.provider.name if isinstance(self.provider, Provider) else self.provider
+        return f"<gptmagic.Client provider={name or 'default'!r}>"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    # -- public calls -----------------------------------------------------
+
+    async def chat(
+        self,
+        messages: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`."""
+        prov, model = resolve(provider or self.provider, model)
+        body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        return await self._call(prov, "chat", body, stream, on_delta, timeouts, prompt_len=None)
+
+    async def complete(
+        self,
+        prompt: str | list[Any],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…"""
+        prov, model = resolve(provider or self.provider, model)
+        if not isinstance(prompt, str | list):
+            raise RequestError(
+                f"prompt must be a string or a list, not {type(prompt).__name__}", param="prompt"
+            )
+        body: dict[str, Any] = {"model": model, "prompt": prompt}
+        body.update({k: v for k, v in params.items() if v is not None})
+        # Echoed prompt tokens are told apart from generated ones by offset.
+        prompt_len = len(prompt) if isinstance(prompt, str) and body.get("echo") else None
+        return await self._call(prov, "completion", body, stream, on_delta, timeouts, prompt_len)
+
+    async def models(self, *, provider: str | Provider | None = None) -> list[str]:
+        """Model ids the provider lists at ``/models``."""
+        prov, model = resolve(provider or self.provider, None)
+        url, query = prov.endpoint("models", model, await self._base_url(prov))
+        async with self.http.request("GET", url, params=query, headers=prov.auth_headers()) as r:
+            raw = await r.read(MAX_ERROR_BYTES)
+            if r.status >= 400:
+                raise status_error(
+                    r.status,
+                    _json_or_text(raw),
+                    request_id=_request_id(r.headers),
+                    headers=r.headers,
+                    url=url,
+                )
+        data = _json_or_text(raw)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
+        return [str(m.get("id")) for m in items if isinstance(m, dict)]
+
+    # -- machinery --------------------------------------------------------
+
+    async def _base_url(self, prov: Provider) -> str | None:
+        if prov.kind != "local":
+            return prov.base_url
+        if self._local_url is None:
+            from .local.engine import ensure_started
+
+            self._local_url = await asyncio.to_thread(ensure_started)
+        return self._local_url
+
+    async def _call(
+        self,
+        prov: Provider,
+        kind: str,
+        body: dict[str, Any],
+        stream: bool,
+        on_delta: DeltaCallback | None,
+        timeouts: Timeouts | None,
+        prompt_len: int | None,
+    ) -> Result:
+        if stream:
+            body["stream"] = True
+            body.setdefault("stream_options", {"include_usage": True})
+        else:
+            body.pop("stream", None)
+        path = "chat/completions" if kind == "chat" else "completions"
+        url, query = prov.endpoint(path, str(body["model"]), await self._base_url(prov))
+        headers = prov.auth_headers()
+        try:
+            payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as e:
+            raise RequestError(f"request body is not JSON-serialisable: {e}") from None
+        t = timeouts or self.timeouts
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            # A stream that has started registers its abort here, so the
+            # deadline firing mid-stream ends it as a StreamError, not a retry.
+            started: dict[str, Callable[[str], _StreamAbort]] = {}
+            try:
+                async with asyncio.timeout(t.deadline):
+                    result = await self._attempt(
+                        kind,
+                        url,
+                        query,
+                        headers,
+                        payload,
+                        stream,
+                        on_delta,
+                        t,
+                        prompt_len,
+                        started,
+                    )
+                result.timings.attempts = attempt
+                return result
+            except TimeoutError:
+                if "abort" in started:
+                    raise started["abort"](
+                        f"{url}: stream passed its {t.deadline:g} s deadline"
+                    ).error from None
+                err: GptmagicError = APITimeoutError(
+                    f"no complete response within the {t.deadline:g} s deadline from {url}"
+                )
+            except (APIError, RequestError) as e:
+                err = e
+            if isinstance(err, _StreamAbort):
+                raise err.error from None
+            delay = self.retry.delay(
+                err, attempt, time.monotonic() - start, now=time.time(), rng=self._rng
+            )
+            if delay is None:
+                raise err
+            log.debug(
+                "retrying %s after %s (attempt %d, waiting %.2fs)",
+                url,
+                type(err).__name__,
+                attempt,
+                delay,
+            )
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        kind: str,
+        url: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        payload: bytes,
+        stream: bool,
+        on_delta: DeltaCallback | None,
+        t: Timeouts,
+        prompt_len: int | None,
+        started: dict[str, Any],
+    ) -> Result:
+        t0 = time.monotonic()
+        async with self.http.request(
+            "POST", url, params=query, headers=headers, json_body=payload, timeouts=t
+        ) as r:
+            rid = _request_id(r.headers)
+            if r.status >= 400:
+                try:
+                    raw = await r.read(MAX_ERROR_BYTES)
+                except TooLarge:
+                    raw = b"(error body too large)"
+                raise status_error(
+                    r.status, _json_or_text(raw), request_id=rid, headers=r.headers, url=url
+                )
+            ctype = r.headers.get("content-type", "")
+            if stream and "text/event-stream" in ctype:
+                result = await self._read_stream(
+                    kind, r, on_delta, t0, prompt_len, rid, url, started
+                )
+            else:
+                try:
+                    raw = await r.read(MAX_RESPONSE_BYTES)
+                except TooLarge as e:
+                    raise MalformedResponseError(
+                        f"{url}: response body over {MAX_RESPONSE_BYTES // 2**20} MiB "
+                        f"({e.size} bytes read); refusing it",
+                        request_id=rid,
+                    ) from None
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    raise MalformedResponseError(
+                        f"{url}: response is not JSON (HTTP {r.status}, {len(raw)} bytes, "
+                        f"starts {raw[:80]!r})",
+                        request_id=rid,
+                    ) from None
+                result = parse_response(kind, data, prompt_len=prompt_len)
+                if on_delta:
+                    for ch in result.choices:
+                        on_delta(ch.index, ch.text)
+        result.request_id = rid
+        result.timings.total = time.monotonic() - t0
+        if isinstance(result.raw, dict) and isinstance(result.raw.get("timings"), dict):
+            result.timings.engine = result.raw["timings"]
+        return result
+
+    async def _read_stream(
+        self,
+        kind: str,
+        r: Any,
+        on_delta: DeltaCallback | None,
+        t0: float,
+        prompt_len: int | None,
+        rid: str | None,
+        url: str,
+        started: dict[str, Any],
+    ) -> Result:
+        acc = Accumulator(kind, prompt_len=prompt_len)
+        decoder = SSEDecoder()
+        ttft: float | None = None
+        done = False
+        engine_timings: dict[str, Any] | None = None
+
+        def abort(msg: str) -> _StreamAbort:
+            partial = acc.result()
+            partial.request_id = rid
+            partial.timings.ttft = ttft
+            partial.timings.total = time.monotonic() - t0
+            return _StreamAbort(StreamError(msg, partial=partial, request_id=rid))
+
+        started["abort"] = abort
+        try:
+            async for chunk in r.chunks():
+                for ev in decoder.feed(chunk):
+                    if ev.data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        data = json.loads(ev.data)
+                    except ValueError:
+                        raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
+                    if ev.event == "error" or (isinstance(data, dict) and "error" in data):
+                        err = data.get("error") if isinstance(data, dict) else data
+                        msg = err.get("message") if isinstance(err, dict) else err
+                        raise abort(f"{url}: the server sent an error mid-stream: {msg}")
+                    if isinstance(data, dict) and isinstance(data.get("timings"), dict):
+                        engine_timings = data["timings"]
+                    try:
+                        deltas = acc.add(data)
+                    except MalformedResponseError as e:
+                        raise abort(f"{url}: {e}") from None
+                    if deltas and ttft is None:
+                        ttft = time.monotonic() - t0
+                    if on_delta:
+                        for idx, text in deltas:
+                            on_delta(idx, text)
+                if done:
+                    break
+        except (APITimeoutError, APIConnectionError) as e:
+            raise abort(f"{url}: stream interrupted after {acc.chunks} chunks: {e}") from None
+        if not done and not acc.finished:
+            raise abort(f"{url}: stream ended after {acc.chunks} chunks without [DONE]")
+        result = acc.result()
+        if not result.choices:
+            raise abort(f"{url}: stream carried no choices")
+        result.timings.ttft = ttft
+        result.timings.engine = engine_timings
+        return result
+
+
+class _StreamAbort(APIError):
+    """Carries a final stream error through the retry loop untouched."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(str(error), request_id=error.request_id)
+        self.error = error
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")

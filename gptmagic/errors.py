@@ -1,0 +1,260 @@
+"""Errors raised by gptmagic.
+
+Every error subclasses :class:`GptmagicError`, so ``except GptmagicError``
+catches anything gptmagic raises on purpose::
+
+    GptmagicError
+    ├── ConfigError                 bad settings, unknown profile, missing key or extra
+    ├── RequestError                a request gptmagic refuses to send (bad parameter)
+    └── APIError                    something went wrong talking to a provider
+        ├── APIConnectionError      could not connect, or the connection dropped
+        │   └── APITimeoutError     connect/read/write/pool timeout or overall deadline
+        ├── APIStatusError          the server answered with an HTTP error status
+        │   ├── BadRequestError              400
+        │   ├── AuthenticationError          401
+        │   ├── PermissionDeniedError        403
+        │   ├── NotFoundError                404
+        │   ├── ConflictError                409
+        │   ├── UnprocessableEntityError     422
+        │   ├── RateLimitError               429
+        │   │   └── QuotaExceededError       429 insufficient_quota (final, never retried)
+        │   └── InternalServerError          5xx
+        ├── StreamError             an error event or a dropped stream; ``.partial`` keeps the text
+        └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
+
+Messages never contain an API key: :func:`redact` scrubs registered secrets
+from every text an error carries.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "GptmagicError",
+    "InternalServerError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestError",
+    "StreamError",
+    "UnprocessableEntityError",
+    "redact",
+    "register_secret",
+    "status_error",
+]
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (an API key) so :func:`redact` removes it from text."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text`` with ``[REDACTED]``."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
+
+
+def _redact_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_any(v) for v in value]
+    return value
+
+
+class GptmagicError(Exception):
+    """Base class of every error gptmagic raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(GptmagicError):
+    """Settings are wrong or incomplete (unknown profile, missing key, missing extra)."""
+
+
+class RequestError(GptmagicError):
+    """A request gptmagic refuses to send; ``param`` names the offending parameter."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class APIError(GptmagicError):
+    """Something went wrong talking to a provider."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class APIConnectionError(APIError):
+    """Could not connect, or the connection dropped before a full response."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect/read/write/pool timeout, or the request's overall deadline passed."""
+
+
+class MalformedResponseError(APIError):
+    """The server's body is not the JSON or SSE the OpenAI protocol promises."""
+
+
+class StreamError(APIError):
+    """A stream ended with an error event or was cut off.
+
+    ``partial`` is the :class:`gptmagic.Result` accumulated so far (text kept).
+    Streams are never retried once started: the caller decides.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.partial = partial
+
+
+class APIStatusError(APIError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.status_code = status_code
+        self.body = _redact_any(body)
+        # Only response headers are kept; they never carry the request's key.
+        self.headers = dict(headers or {})
+
+    @property
+    def code(self) -> str | None:
+        """The ``error.code`` field of an OpenAI-style error body, if any."""
+        err = self.body.get("error") if isinstance(self.body, dict) else None
+        code = err.get("code") if isinstance(err, dict) else None
+        return None if code is None else str(code)
+
+
+class BadRequestError(APIStatusError):
+    """400: the provider rejected the request."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model, deployment or path."""
+
+
+class ConflictError(APIStatusError):
+    """409: conflicting concurrent request; retried."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: well-formed but semantically invalid request."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests or tokens; retried with backoff."""
+
+
+class QuotaExceededError(RateLimitError):
+    """429 with ``insufficient_quota``: the account is out of credit. Never retried."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the provider failed; retried."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(message, type, code) of an OpenAI-style ``{"error": {...}}`` body."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        msg = err.get("message")
+        typ = err.get("type")
+        code = err.get("code")
+        return (
+            None if msg is None else str(msg),
+            None if typ is None else str(typ),
+            None if code is None else str(code),
+        )
+    if isinstance(err, str):
+        return err, None, None
+    return None, None, None
+
+
+def status_error(
+    status_code: int,
+    body: Any,
+    *,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    url: str = "",
+) -> APIStatusError:
+    """Build the status-specific error for an HTTP error response."""
+    msg, typ, code = _error_fields(body)
+    cls: type[APIStatusError]
+    if status_code >= 500:
+        cls = InternalServerError
+    else:
+        cls = _BY_STATUS.get(status_code, APIStatusError)
+    if cls is RateLimitError and "insufficient_quota" in (code, typ):
+        cls = QuotaExceededError
+    detail = msg or (body if isinstance(body, str) and body else "no error message")
+    if isinstance(detail, str) and len(detail) > 500:
+        detail = detail[:500] + "…"
+    where = f" from {url}" if url else ""
+    text = f"HTTP {status_code}{where}: {detail}"
+    if code:
+        text += f" (code: {code})"
+    if request_id:
+        text += f" [request id {request_id}]"
+    return cls(text, status_code=status_code, request_id=request_id, body=body, headers=headers)

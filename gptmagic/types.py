@@ -1,0 +1,152 @@
+"""Typed results of chat and completion calls.
+
+Both endpoints produce the same :class:`Result`; logprobs of both arrive in
+one internal form (:class:`TokenLogprob`) whatever the wire format was.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Choice", "Result", "Timings", "TokenLogprob", "TopLogprob", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One alternative at a token position."""
+
+    token: str
+    logprob: float
+    bytes: bytes | None = None
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A token with its log probability and the top-k alternatives.
+
+    ``logprob`` is None where the provider gives none (the first echoed prompt
+    token). ``prompt`` marks echoed prompt tokens; ``offset`` is the character
+    offset in the prompt+completion text when the provider reports it.
+    """
+
+    token: str
+    logprob: float | None
+    bytes: bytes | None = None
+    top: tuple[TopLogprob, ...] = ()
+    offset: int | None = None
+    prompt: bool = False
+
+    @property
+    def prob(self) -> float | None:
+        return None if self.logprob is None else math.exp(self.logprob)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage as the provider reported it."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(d, dict):
+            return None
+        pt = d.get("prompt_tokens_details") or {}
+        ct = d.get("completion_tokens_details") or {}
+        prompt = int(d.get("prompt_tokens") or 0)
+        completion = int(d.get("completion_tokens") or 0)
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=int(d.get("total_tokens") or prompt + completion),
+            cached_tokens=pt.get("cached_tokens") if isinstance(pt, dict) else None,
+            reasoning_tokens=ct.get("reasoning_tokens") if isinstance(ct, dict) else None,
+        )
+
+
+@dataclass(slots=True)
+class Timings:
+    """Wall-clock timings in seconds, measured by the client.
+
+    ``ttft`` (time to first token) is only observable when streaming; it is
+    None for non-streamed calls. ``engine`` keeps server-reported timings
+    (llama.cpp sends them) untouched.
+    """
+
+    total: float | None = None
+    ttft: float | None = None
+    attempts: int = 1
+    engine: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice of a result: its text, why it stopped, and its logprobs."""
+
+    index: int
+    text: str = ""
+    finish_reason: str | None = None
+    role: str | None = None
+    refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: list[TokenLogprob] | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The chat message this choice adds to a conversation."""
+        msg: dict[str, Any] = {"role": self.role or "assistant", "content": self.text}
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+
+@dataclass(slots=True)
+class Result:
+    """The outcome of one chat or completion call (streamed or not)."""
+
+    kind: str  # "chat" or "completion"
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+    id: str | None = None
+    created: int | None = None
+    system_fingerprint: str | None = None
+    request_id: str | None = None
+    timings: Timings = field(default_factory=Timings)
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def text(self) -> str:
+        """Text of the first choice."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def logprobs(self) -> list[TokenLogprob] | None:
+        return self.choices[0].logprobs if self.choices else None
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        usage = (
+            f"{self.usage.prompt_tokens}+{self.usage.completion_tokens} tokens"
+            if self.usage
+            else "no usage"
+        )
+        return (
+            f"<Result {self.kind} model={self.model!r} choices={len(self.choices)} "
+            f"finish={self.finish_reason!r} {usage} text={text!r}>"
+        )
