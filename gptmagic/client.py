@@ -84,6 +84,7 @@ class Client:
         max_connections: int | None = None,
         transport: Any = "aiohttp",
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts or Timeouts()
@@ -92,7 +93,9 @@ class Client:
         if max_connections:
             kwargs["max_connections"] = max_connections
         self.http = HTTP(self.timeouts, **kwargs)
+        # Tests swap both for a virtual clock, so retry waits take no time.
         self._sleep = sleep or asyncio.sleep
+        self._clock = clock
         self._rng = random.Random()
         self._local_url: str | None = None
 
@@ -206,7 +209,7 @@ class Client:
         except (TypeError, ValueError) as e:
             raise RequestError(f"request body is not JSON-serialisable: {e}") from None
         t = timeouts or self.timeouts
-        start = time.monotonic()
+        start = self._clock()
         attempt = 0
         while True:
             attempt += 1
@@ -242,7 +245,7 @@ class Client:
             if isinstance(err, _StreamAbort):
                 raise err.error from None
             delay = self.retry.delay(
-                err, attempt, time.monotonic() - start, now=time.time(), rng=self._rng
+                err, attempt, self._clock() - start, now=time.time(), rng=self._rng
             )
             if delay is None:
                 raise err

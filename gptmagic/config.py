@@ -243,8 +243,8 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
             headers=headers,
             prompt_key=bool(spec.get("prompt_key", False)),
         )
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: profile {name!r}: {e}") from None
+    except (TypeError, ValueError, ConfigError) as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def add_profile(name: str, **settings: Any) -> Provider:

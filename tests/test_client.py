@@ -1,0 +1,343 @@
+"""The client against the project's fake server: real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+from fakeserver import Behaviour
+
+import gptmagic
+from gptmagic import Client, Provider, RetryPolicy, Timeouts
+from gptmagic import client as client_mod
+from gptmagic.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    StreamError,
+    UnprocessableEntityError,
+)
+
+KEY = "sk-fake-0123456789abcdefghij"
+
+
+@pytest.fixture
+def prov(fake_server, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    return Provider(name="fake", kind="compatible", base_url=fake_server.url,
+                    api_key_env="FAKE_KEY", default_model="fake-model")
+
+
+class Sleeps:
+    """Records retry waits instead of sleeping (the testing switch)."""
+
+    def __init__(self):
+        self.waits = []
+
+    async def __call__(self, seconds):
+        self.waits.append(seconds)
+
+    def clock(self):
+        return time.monotonic() + sum(self.waits)
+
+
+@pytest.fixture
+async def client(prov):
+    sleeps = Sleeps()
+    c = Client(prov, sleep=sleeps, timeouts=Timeouts(connect=2, read=5, write=5, pool=5, deadline=20))
+    c.sleeps = sleeps
+    yield c
+    await c.aclose()
+
+
+CHAT_PARAMS = dict(
+    temperature=0.3, top_p=0.9, max_tokens=50, max_completion_tokens=60, n=2, stop=["\n", "END"],
+    seed=7, presence_penalty=0.5, frequency_penalty=-0.5, logit_bias={"50256": -100},
+    response_format={"type": "json_object"}, logprobs=True, top_logprobs=3, user="u-1",
+    parallel_tool_calls=False, my_custom_flag={"nested": [1, 2]},
+)
+
+
+async def test_every_chat_parameter_reaches_the_wire(client, fake_server):
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "hi there", "name": "bob"}]
+    r = await client.chat(msgs, **CHAT_PARAMS, presence=None)
+    rec = fake_server.requests[-1]
+    assert rec.method == "POST" and rec.path == "/v1/chat/completions"
+    assert rec.json == {"model": "fake-model", "messages": msgs, **CHAT_PARAMS}  # None dropped
+    assert rec.headers["authorization"] == f"Bearer {KEY}"
+    assert rec.headers["content-type"] == "application/json"
+    assert [c.text for c in r.choices] == ["echo: hi there #0", "echo: hi there #1"]
+    assert r.request_id == rec_id(fake_server)
+
+
+def rec_id(server):
+    return f"req_fake_{len(server.requests)}"
+
+
+async def test_every_completion_parameter_reaches_the_wire(client, fake_server):
+    params = dict(suffix=" end", echo=True, logprobs=2, best_of=3, n=2, max_tokens=5, stop="x",
+                  temperature=0, seed=1, logit_bias={"1": 2}, presence_penalty=0.1,
+                  frequency_penalty=0.2, top_p=1, user="u")
+    r = await client.complete("Once upon", **params)
+    rec = fake_server.requests[-1]
+    assert rec.path == "/v1/completions"
+    assert rec.json == {"model": "fake-model", "prompt": "Once upon", **params}
+    ch = r.choices[0]
+    assert [t.token for t in ch.prompt_logprobs] == ["Once", " upon"]
+    assert ch.prompt_logprobs[0].logprob is None
+    assert ch.logprobs and all(not t.prompt for t in ch.logprobs)
+    assert len(ch.logprobs[0].top) == 2
+
+
+async def test_stream_matches_non_stream_and_reports_deltas(client, fake_server):
+    whole = await client.chat("a b c", logprobs=True, top_logprobs=2)
+    pieces = []
+    streamed = await client.chat("a b c", logprobs=True, top_logprobs=2, stream=True,
+                                 on_delta=lambda i, t: pieces.append((i, t)))
+    sent = fake_server.requests[-1].json
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert streamed.text == whole.text == "echo: a b c"
+    assert "".join(t for _, t in pieces) == streamed.text and len(pieces) > 1
+    assert streamed.logprobs == whole.logprobs
+    assert streamed.usage == whole.usage and streamed.usage.total_tokens > 0
+    assert streamed.finish_reason == whole.finish_reason == "stop"
+    assert streamed.timings.ttft is not None and streamed.timings.ttft <= streamed.timings.total
+    assert whole.timings.ttft is None and whole.timings.total > 0
+
+
+async def test_stream_with_two_choices_and_legacy_completion(client, fake_server):
+    r = await client.complete("x y", n=2, logprobs=1, stream=True, max_tokens=2)
+    assert len(r.choices) == 2 and all(c.finish_reason == "length" for c in r.choices)
+    assert all(len(c.logprobs) == 2 for c in r.choices)
+
+
+async def test_trickled_stream_one_byte_per_chunk_crlf(client, fake_server):
+    fake_server.trickle_pause = 0
+    fake_server.plan(Behaviour(trickle=True))
+    r = await client.chat("un deux trois", stream=True)
+    assert r.text == "echo: un deux trois" and r.usage is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(400, BadRequestError), (401, AuthenticationError), (403, PermissionDeniedError),
+     (404, NotFoundError), (422, UnprocessableEntityError)],
+)
+async def test_final_status_errors_are_not_retried(client, fake_server, status, cls):
+    fake_server.plan(Behaviour(status=status))
+    with pytest.raises(cls) as e:
+        await client.chat("hi")
+    assert e.value.status_code == status and e.value.request_id == "req_fake_1"
+    assert "Fake error" in str(e.value) and len(fake_server.requests) == 1
+    assert KEY not in str(e.value) and KEY not in repr(e.value.__dict__)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "cls"),
+    [(Behaviour(status=409), ConflictError), (Behaviour(status=429), RateLimitError),
+     (Behaviour(status=500), InternalServerError), (Behaviour(status=502), InternalServerError),
+     (Behaviour(status=503), InternalServerError), (Behaviour(status=408), gptmagic.APIStatusError),
+     (Behaviour(drop=True), APIConnectionError)],
+)
+async def test_retryable_failures_then_success(client, fake_server, behaviour, cls):
+    fake_server.plan(behaviour, behaviour)
+    r = await client.chat("hi")
+    assert r.text == "echo: hi" and r.timings.attempts == 3
+    assert len(fake_server.requests) == 3
+    assert len(client.sleeps.waits) == 2 and client.sleeps.waits[1] > client.sleeps.waits[0] * 1.2
+    # And when it never recovers, the right class surfaces after max_attempts.
+    fake_server.reset()
+    fake_server.set_default(behaviour)
+    with pytest.raises(cls):
+        await client.chat("hi")
+    assert len(fake_server.requests) == RetryPolicy().max_attempts
+
+
+async def test_retry_after_headers_are_honoured(client, fake_server):
+    fake_server.plan(Behaviour(status=429, headers={"retry-after-ms": "70"}),
+                     Behaviour(status=503, headers={"retry-after": "2"}))
+    await client.chat("hi")
+    assert client.sleeps.waits == [0.07, 2.0]
+
+
+async def test_should_retry_header_and_quota(client, fake_server):
+    fake_server.plan(Behaviour(status=503, headers={"x-should-retry": "false"}))
+    with pytest.raises(InternalServerError):
+        await client.chat("hi")
+    assert len(fake_server.requests) == 1
+    fake_server.reset()
+    fake_server.plan(Behaviour(status=400, headers={"x-should-retry": "true"}))
+    assert (await client.chat("hi")).timings.attempts == 2
+    fake_server.reset()
+    quota = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                       "param": None, "code": "insufficient_quota"}}
+    fake_server.plan(Behaviour(status=429, body=quota, headers={"retry-after": "0"}))
+    with pytest.raises(QuotaExceededError, match="quota"):
+        await client.chat("hi")
+    assert len(fake_server.requests) == 1 and client.sleeps.waits == [pytest.approx(0.5, rel=0.3)]
+
+
+async def test_retries_bounded_by_total_time(prov, fake_server):
+    sleeps = Sleeps()
+    c = Client(prov, sleep=sleeps, clock=sleeps.clock,
+               retry=RetryPolicy(max_attempts=50, max_time=1.0))
+    fake_server.set_default(Behaviour(status=500))
+    with pytest.raises(InternalServerError):
+        await c.chat("hi")
+    # ~0.45 s then ~0.9 s would pass 1 s: the client stops after the first wait.
+    assert len(sleeps.waits) == 1 and len(fake_server.requests) == 2
+    await c.aclose()
+
+
+async def test_no_retry_after_stream_started(client, fake_server):
+    fake_server.plan(Behaviour(stream_cut_after=3))
+    with pytest.raises(StreamError) as e:
+        await client.chat("one two three four five", stream=True)
+    assert e.value.partial.text == "echo: one"  # role chunk, then two word tokens
+    assert len(fake_server.requests) == 1 and client.sleeps.waits == []
+
+
+async def test_error_event_mid_stream_keeps_partial(client, fake_server):
+    fake_server.plan(Behaviour(error_event=True))
+    with pytest.raises(StreamError, match="boom") as e:
+        await client.chat("alpha beta", stream=True)
+    assert e.value.partial.text.startswith("echo:")
+    assert len(fake_server.requests) == 1
+
+
+async def test_malformed_bodies(client, fake_server):
+    fake_server.plan(Behaviour(malformed="json"))
+    with pytest.raises(MalformedResponseError, match="not JSON"):
+        await client.chat("hi")
+    fake_server.plan(Behaviour(malformed="sse"))
+    with pytest.raises(StreamError, match="not JSON"):
+        await client.chat("hi", stream=True)
+    for body in ({"choices": []}, {"object": "x"}, {"choices": [{"index": 0, "message": {"content": 3}}]}, "[1]"):
+        fake_server.plan(Behaviour(body=body))
+        with pytest.raises(MalformedResponseError):
+            await client.chat("hi")
+
+
+async def test_huge_body_is_refused(client, fake_server, monkeypatch):
+    monkeypatch.setattr(client_mod, "MAX_RESPONSE_BYTES", 10_000)
+    fake_server.plan(Behaviour(body={"choices": [], "pad": "x" * 50_000}))
+    with pytest.raises(MalformedResponseError, match="refusing"):
+        await client.chat("hi")
+
+
+async def test_read_timeout_against_slow_server(prov, fake_server):
+    c = Client(prov, sleep=Sleeps(), retry=RetryPolicy(max_attempts=2),
+               timeouts=Timeouts(connect=2, read=0.3, write=2, pool=2, deadline=30))
+    fake_server.plan(Behaviour(delay=1.5), Behaviour(delay=1.5))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(APITimeoutError):
+        await c.chat("hi")
+    assert loop.time() - t0 < 1.4 and len(fake_server.requests) == 2
+    await c.aclose()
+
+
+async def test_overall_deadline_ends_a_dripping_stream(prov, fake_server):
+    c = Client(prov, sleep=Sleeps(), timeouts=Timeouts(read=5, deadline=0.6))
+    fake_server.plan(Behaviour(stream_delay=0.25))
+    with pytest.raises(StreamError, match="deadline") as e:
+        await c.chat("a b c d e f g h", stream=True)
+    assert e.value.partial.text.startswith("echo:") and len(fake_server.requests) == 1
+    # Before a stream starts the deadline is an ordinary (retryable) timeout.
+    fake_server.plan(Behaviour(delay=1.0), Behaviour())
+    r = await c.chat("hi")
+    assert r.timings.attempts == 2
+    await c.aclose()
+
+
+async def test_connection_refused_is_a_connection_error(monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed as soon as we leave: nothing listens
+    p = Provider(name="dead", base_url=f"http://127.0.0.1:{port}/v1", default_model="m")
+    sleeps = Sleeps()
+    async with Client(p, sleep=sleeps, retry=RetryPolicy(max_attempts=3)) as c:
+        with pytest.raises(APIConnectionError) as e:
+            await c.chat("hi")
+    assert not isinstance(e.value, APITimeoutError) and len(sleeps.waits) == 2
+
+
+async def test_no_leaked_connections_after_failures(client, fake_server):
+    fake_server.trickle_pause = 0
+    behaviours = [Behaviour(status=500), Behaviour(drop=True), Behaviour(stream_cut_after=2),
+                  Behaviour(error_event=True), Behaviour(malformed="json"), Behaviour(status=400),
+                  Behaviour(malformed="sse"), Behaviour(trickle=True)]
+    for b in behaviours:
+        fake_server.reset()
+        fake_server.set_default(b)
+        with pytest.raises(gptmagic.GptmagicError):
+            await client.chat("hi", stream=b.stream_cut_after is not None or b.error_event
+                              or b.malformed == "sse", max_tokens=0 if b.trickle else None,
+                              response_format=[] if b.trickle else None)
+            if b.trickle:  # trickle succeeds; force an error to keep the loop uniform
+                raise gptmagic.RequestError("ok")
+        assert client.http.in_use() == 0, b
+    # Many concurrent successes, then everything is returned to the pool.
+    fake_server.reset()
+    results = await asyncio.gather(*(client.chat(f"m{i}", stream=i % 2 == 0) for i in range(40)))
+    assert [r.text for r in results] == [f"echo: m{i}" for i in range(40)]
+    assert client.http.in_use() == 0
+    await client.aclose()
+    assert fake_server.wait_connections(0, timeout=5), fake_server.open_connections
+
+
+async def test_azure_deployment_request(fake_server, monkeypatch):
+    monkeypatch.setenv("AZ_KEY", "az-secret-key-123456")
+    p = Provider(name="az", kind="azure", base_url=fake_server.url.removesuffix("/v1"),
+                 api_key_env="AZ_KEY", api_version="2024-10-21")
+    async with Client(p) as c:
+        r = await c.chat("hi", model="my-deploy")
+    rec = fake_server.requests[-1]
+    assert rec.path == "/openai/deployments/my-deploy/chat/completions"
+    assert rec.query == {"api-version": "2024-10-21"}
+    assert rec.headers["api-key"] == "az-secret-key-123456" and "authorization" not in rec.headers
+    assert r.text == "echo: hi"
+
+
+async def test_models(client):
+    assert await client.models() == ["fake-model"]
+
+
+def test_sync_api_from_plain_code(prov, fake_server):
+    r = gptmagic.chat("sync call", provider=prov)
+    assert r.text == "echo: sync call"
+    assert gptmagic.complete("p", provider=prov, max_tokens=3).choices[0].text.startswith(" echo")
+
+
+async def test_async_api_from_a_running_loop(prov, fake_server):
+    rs = await asyncio.gather(*(gptmagic.achat(f"x{i}", provider=prov) for i in range(5)))
+    assert [r.text for r in rs] == [f"echo: x{i}" for i in range(5)]
+    r = await gptmagic.acomplete("q", provider=prov, stream=True)
+    assert r.text.startswith(" echo")
+
+
+async def test_bad_requests_are_refused_before_sending(client, fake_server):
+    with pytest.raises(gptmagic.RequestError, match=r"messages\[0\]"):
+        await client.chat(["hi"])
+    with pytest.raises(gptmagic.RequestError, match="not JSON-serialisable"):
+        await client.chat("hi", logit_bias={1: object()})
+    with pytest.raises(gptmagic.RequestError, match="empty"):
+        await client.chat([])
+    assert fake_server.requests == []
+
+
+def test_body_is_json_with_unicode(prov, fake_server):
+    gptmagic.chat("héllo ☃", provider=prov)
+    raw = fake_server.requests[-1].body
+    assert "héllo ☃".encode() in raw and json.loads(raw)["messages"][0]["content"] == "héllo ☃"

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+
+from gptmagic import config
+from gptmagic.errors import ConfigError
+
+
+def test_no_key_defaults_to_local_with_one_notice(capsys, monkeypatch):
+    monkeypatch.setattr(config, "_notice_given", False)
+    prov, model = config.resolve()
+    assert (prov.kind, model) == ("local", "smollm2-135m-instruct")
+    config.resolve()
+    err = capsys.readouterr().err
+    assert err.count("embedded local model") == 1
+
+
+def test_openai_key_selects_openai(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
+    prov, model = config.resolve()
+    assert (prov.name, model) == ("openai", "gpt-4o-mini")
+    h = prov.auth_headers()
+    assert h["Authorization"] == "Bearer sk-test-abcdefghijklmnop"
+    assert h["OpenAI-Organization"] == "org-1" and h["OpenAI-Project"] == "proj-1"
+    assert prov.endpoint("chat/completions", model) == ("https://api.openai.com/v1/chat/completions", {})
+    assert "sk-test" not in repr(prov)
+
+
+def test_openai_base_url_env(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
+    assert config.get_profile("openai").endpoint("completions", "m")[0] == "http://127.0.0.1:9/v1/completions"
+
+
+def test_local_model_name_picks_local_even_with_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    assert config.resolve(model="local")[0].kind == "local"
+    assert config.resolve(model="local")[1] == "smollm2-135m-instruct"
+
+
+def test_missing_key_is_a_clear_error():
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        config.get_profile("openai").auth_headers()
+
+
+def test_azure_deployment_urls(monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azkey-0123456789")
+    prov = config.get_profile("azure")
+    url, query = prov.endpoint("chat/completions", "my gpt4o")
+    assert url == "https://res.openai.azure.com/openai/deployments/my%20gpt4o/chat/completions"
+    assert query == {"api-version": "2024-10-21"}
+    h = prov.auth_headers()
+    assert h == {"api-key": "azkey-0123456789"}
+
+
+def test_profiles_from_file(isolated_env):
+    (isolated_env / "gptmagic.toml").write_text(
+        'default_profile = "vllm"\n'
+        "[profiles.vllm]\n"
+        'base_url = "http://127.0.0.1:8000/v1"\n'
+        'default_model = "qwen"\n'
+        'headers = {"X-Team" = "blue"}\n'
+        "[profiles.openai]\n"
+        'default_model = "gpt-4.1-nano"\n'
+    )
+    prov, model = config.resolve()
+    assert (prov.name, prov.kind, model) == ("vllm", "compatible", "qwen")
+    assert prov.auth_headers() == {"X-Team": "blue"}  # no key needed for a compatible server
+    # Overriding a built-in keeps its other settings.
+    assert config.get_profile("openai").default_model == "gpt-4.1-nano"
+    assert config.get_profile("openai").api_key_env == "OPENAI_API_KEY"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[profiles.x\n", "not valid TOML"),
+        ('[profiles.x]\napi_key = "sk-abc"\n', "unknown key|must not hold a key"),
+        ('[profiles.x]\nbase = "u"\n', "unknown key"),
+        ('[profiles.x]\nkind = "weird"\n', "kind 'weird'"),
+        ('profiles = 3\n', "must be a table"),
+    ],
+)
+def test_bad_config_files(isolated_env, text, match):
+    path = isolated_env / "gptmagic.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as e:
+        config.profiles()
+    assert str(path) in str(e.value)
+
+
+def test_add_profile_and_unknown_profile(monkeypatch):
+    config.add_profile("mine", base_url="http://127.0.0.1:1/v1", default_model="m", api_key_env="MY_KEY")
+    monkeypatch.setenv("MY_KEY", "secret-value-123")
+    p = config.get_profile("mine")
+    assert p.auth_headers()["Authorization"] == "Bearer secret-value-123"
+    with pytest.raises(ConfigError, match="unknown profile 'nope'; known profiles: .*mine"):
+        config.get_profile("nope")
+    with pytest.raises(ConfigError, match="api_key_env"):
+        config.add_profile("bad", headers={"Authorization": "Bearer x"})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config.add_profile("bad", api_key="x")
+
+
+def test_prompted_key_stays_in_memory(monkeypatch):
+    monkeypatch.setattr(config.getpass, "getpass", lambda prompt: "typed-key-98765")
+    p = config.add_profile("asky", kind="openai", base_url="http://127.0.0.1:1/v1", api_key_env="UNSET_VAR",
+                           prompt_key=True, default_model="m")
+    assert p.api_key() == "typed-key-98765"
+    monkeypatch.setattr(config.getpass, "getpass", lambda prompt: pytest.fail("asked twice"))
+    assert p.api_key() == "typed-key-98765"

@@ -1,0 +1,209 @@
+"""Results from whole bodies and from streams; logprobs in one internal form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gptmagic.errors import MalformedResponseError
+from gptmagic.logprobs import from_wire, mean_logprob, perplexity, token_bytes
+from gptmagic.response import Accumulator, parse_response
+
+CHAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "system_fingerprint": "fp",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hi!", "refusal": None},
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "Hi",
+                        "logprob": -0.1,
+                        "bytes": [72, 105],
+                        "top_logprobs": [
+                            {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+                            {"token": "Hello", "logprob": -2.5, "bytes": None},
+                        ],
+                    },
+                    {"token": "!", "logprob": -0.7, "bytes": [33], "top_logprobs": []},
+                ],
+                "refusal": None,
+            },
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 9,
+        "completion_tokens": 2,
+        "total_tokens": 11,
+        "prompt_tokens_details": {"cached_tokens": 4},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    },
+}
+
+LEGACY = {
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "created": 1,
+    "model": "davinci-002",
+    "choices": [
+        {
+            "index": 0,
+            "text": "The sky is blue",
+            "finish_reason": "length",
+            "logprobs": {
+                "tokens": ["The", " sky", " is", " blue"],
+                "token_logprobs": [None, -1.0, -0.5, -0.25],
+                "top_logprobs": [None, {" sky": -1.0, " sea": -1.5}, {" is": -0.5}, {" blue": -0.25, " red": -3.0}],
+                "text_offset": [0, 3, 7, 10],
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+}
+
+
+def test_chat_response():
+    r = parse_response("chat", CHAT)
+    assert (r.text, r.finish_reason, r.model, r.id, r.system_fingerprint) == ("Hi!", "stop", "m", "chatcmpl-1", "fp")
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (9, 2, 11)
+    assert r.usage.cached_tokens == 4 and r.usage.reasoning_tokens == 0
+    lp = r.logprobs
+    assert [t.token for t in lp] == ["Hi", "!"]
+    assert lp[0].bytes == b"Hi" and lp[0].logprob == -0.1
+    assert [a.token for a in lp[0].top] == ["Hi", "Hello"]
+    assert lp[0].top[1].bytes == b"Hello"  # derived when the provider sends null
+    assert r.choices[0].message == {"role": "assistant", "content": "Hi!"}
+    assert "Hi!" in repr(r) and "9+2 tokens" in repr(r)
+
+
+def test_legacy_echo_split_prompt_and_completion():
+    # With echo the prompt "The sky" (7 chars) comes back first.
+    r = parse_response("completion", LEGACY, prompt_len=7)
+    ch = r.choices[0]
+    assert [t.token for t in ch.prompt_logprobs] == ["The", " sky"]
+    assert all(t.prompt for t in ch.prompt_logprobs)
+    assert ch.prompt_logprobs[0].logprob is None
+    assert [t.token for t in ch.logprobs] == [" is", " blue"]
+    assert [a.token for a in ch.logprobs[1].top] == [" blue", " red"]  # sorted by logprob
+    assert ch.logprobs[1].offset == 10
+
+
+def test_legacy_without_echo_keeps_all_tokens():
+    r = parse_response("completion", LEGACY)
+    assert len(r.choices[0].logprobs) == 4 and r.choices[0].prompt_logprobs is None
+
+
+def test_chat_form_from_completions_endpoint():
+    # llama.cpp answers /v1/completions with chat-style logprobs; accept both.
+    body = {"choices": [{"index": 0, "text": "x", "finish_reason": "stop",
+                         "logprobs": CHAT["choices"][0]["logprobs"]}], "model": "m"}
+    r = parse_response("completion", body)
+    assert [t.token for t in r.logprobs] == ["Hi", "!"]
+
+
+def test_partial_utf8_byte_tokens():
+    assert token_bytes("bytes:\\xe2\\x82") == b"\xe2\x82"
+    assert token_bytes("\u20ac") == b"\xe2\x82\xac"
+    assert token_bytes("x", [226, 130]) == b"\xe2\x82"
+    lp, _ = from_wire({"tokens": ["bytes:\\xe2\\x82", "bytes:\\xac"], "token_logprobs": [-1, -2]})
+    assert b"".join(t.bytes for t in lp).decode() == "\u20ac"
+
+
+def test_perplexity_and_mean():
+    r = parse_response("chat", CHAT)
+    assert mean_logprob(r.logprobs) == pytest.approx(-0.4)
+    assert perplexity(r.logprobs) == pytest.approx(math.exp(0.4))
+    assert perplexity([]) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ([], "expected a JSON object"),
+        ({"model": "m"}, "no 'choices' list"),
+        ({"choices": []}, "empty 'choices'"),
+        ({"choices": [{"index": 0, "finish_reason": "stop"}]}, "no 'message'"),
+        ({"choices": [{"index": 0, "message": {"content": 5}}]}, "not a string"),
+        ({"choices": ["x"]}, "expected a JSON object"),
+        ({"choices": [{"index": "0", "message": {"content": ""}}]}, "index is not an integer"),
+    ],
+)
+def test_malformed_chat(body, match):
+    with pytest.raises(MalformedResponseError, match=match):
+        parse_response("chat", body)
+
+
+def test_malformed_completion():
+    with pytest.raises(MalformedResponseError, match="no 'text'"):
+        parse_response("completion", {"choices": [{"index": 0}]})
+
+
+def chunk(choices, **extra):
+    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "created": 2, "choices": choices, **extra}
+
+
+def test_accumulate_chat_stream_two_choices_tools_and_usage():
+    acc = Accumulator("chat")
+    assert acc.add(chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}},
+                          {"index": 1, "delta": {"role": "assistant", "content": ""}}])) == []
+    assert acc.add(chunk([{"index": 1, "delta": {"content": "B"},
+                           "logprobs": {"content": [{"token": "B", "logprob": -1.0, "top_logprobs": []}]}}])) == [(1, "B")]
+    assert acc.add(chunk([{"index": 0, "delta": {"content": "A1"}}])) == [(0, "A1")]
+    acc.add(chunk([{"index": 0, "delta": {"content": "A2"}, "finish_reason": None}]))
+    acc.add(chunk([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t1", "type": "function",
+                                                          "function": {"name": "get", "arguments": "{\"a\""}}]}}]))
+    acc.add(chunk([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]))
+    assert not acc.finished
+    acc.add(chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"},
+                   {"index": 1, "delta": {}, "finish_reason": "length"}]))
+    assert acc.finished
+    acc.add(chunk([], usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}))
+    r = acc.result()
+    assert [c.text for c in r.choices] == ["A1A2", "B"]
+    assert [c.finish_reason for c in r.choices] == ["tool_calls", "length"]
+    assert r.choices[0].tool_calls == [{"id": "t1", "type": "function",
+                                        "function": {"name": "get", "arguments": "{\"a\": 1}"}}]
+    assert [t.token for t in r.choices[1].logprobs] == ["B"]
+    assert r.usage.total_tokens == 7 and r.model == "m" and r.id == "c1"
+
+
+def test_accumulate_legacy_stream_with_echo():
+    acc = Accumulator("completion", prompt_len=3)
+    acc.add({"choices": [{"index": 0, "text": "Hi ", "logprobs": {"tokens": ["Hi", " "], "token_logprobs": [None, -0.5],
+                                                                  "top_logprobs": [None, {" ": -0.5}], "text_offset": [0, 2]}}]})
+    acc.add({"choices": [{"index": 0, "text": "there", "finish_reason": "stop",
+                          "logprobs": {"tokens": ["there"], "token_logprobs": [-0.1],
+                                       "top_logprobs": [{"there": -0.1}], "text_offset": [3]}}]})
+    r = acc.result()
+    assert r.text == "Hi there"
+    assert [t.token for t in r.choices[0].prompt_logprobs] == ["Hi", " "]
+    assert [t.token for t in r.choices[0].logprobs] == ["there"]
+
+
+def test_stream_and_whole_body_agree():
+    whole = parse_response("chat", CHAT)
+    acc = Accumulator("chat")
+    c0 = CHAT["choices"][0]
+    for entry in c0["logprobs"]["content"]:
+        acc.add(chunk([{"index": 0, "delta": {"content": entry["token"]}, "logprobs": {"content": [entry]}}]))
+    acc.add(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}], usage=CHAT["usage"]))
+    streamed = acc.result()
+    assert streamed.text == whole.text and streamed.finish_reason == whole.finish_reason
+    assert streamed.logprobs == whole.logprobs and streamed.usage == whole.usage
+
+
+def test_malformed_chunks():
+    acc = Accumulator("chat")
+    with pytest.raises(MalformedResponseError):
+        acc.add(["not", "a", "dict"])
+    with pytest.raises(MalformedResponseError):
+        acc.add({"choices": "nope"})
+    with pytest.raises(MalformedResponseError):
+        acc.add({"choices": [{"index": 0, "delta": "text"}]})
