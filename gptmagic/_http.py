@@ -9,6 +9,7 @@ exceptions are turned into gptmagic's here, so nothing else sees them.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,6 +102,12 @@ def _translate(exc: BaseException) -> APIConnectionError:
     return APIConnectionError(f"connection failed ({type(origin).__name__}: {text})")
 
 
+@functools.lru_cache(maxsize=256)
+def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
+    # Parsing a URL is a large share of httpx's per-request cost; endpoints repeat.
+    return httpx.URL(url, params=params) if params else httpx.URL(url)
+
+
 class HTTP:
     """One shared connection pool. Create it once; close it with :meth:`aclose`."""
 
@@ -155,7 +162,8 @@ class HTTP:
         timeout = self._httpx_timeout(timeouts) if timeouts else httpx.USE_CLIENT_DEFAULT
         with _mapped():
             req = self._client.build_request(
-                method, url, params=params, headers=hdrs, content=json_body, timeout=timeout
+                method, _url(url, tuple(sorted((params or {}).items()))), headers=hdrs,
+                content=json_body, timeout=timeout,
             )
             resp = await self._client.send(req, stream=True)
         try:
