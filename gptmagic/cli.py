@@ -1,0 +1,97 @@
+"""The ``gptmagic`` command: ``serve``, ``demo``, ``models``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import GptmagicError
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .api import chat, complete
+    from .logprobs import perplexity
+
+    model = args.model
+    print(f"== chat ({model}), streamed ==")
+    r = chat(
+        [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "Name three primary colours."},
+        ],
+        model=model,
+        provider=args.profile,
+        stream=True,
+        max_tokens=48,
+        temperature=0,
+        seed=1,
+        on_delta=lambda i, text: print(text, end="", flush=True),
+    )
+    print()
+    u = r.usage
+    ttft = f"{r.timings.ttft * 1000:.0f} ms" if r.timings.ttft is not None else "n/a"
+    print(
+        f"-- finish_reason={r.finish_reason}  tokens: {u.prompt_tokens if u else '?'} prompt"
+        f" + {u.completion_tokens if u else '?'} completion  time to first token {ttft}"
+        f"  total {r.timings.total:.2f} s"
+    )
+    prompt = "The capital of France is"
+    print(f"\n== completion ({model}) with logprobs: {prompt!r} ==")
+    c = complete(
+        prompt, model=model, provider=args.profile, max_tokens=8, temperature=0, logprobs=3
+    )
+    print(f"{prompt}\033[1m{c.text}\033[0m" if sys.stdout.isatty() else prompt + c.text)
+    print(f"{'token':>14} {'prob':>6}   top alternatives")
+    for t in c.logprobs or []:
+        alts = "  ".join(f"{a.token!r} {a.prob:.2f}" for a in t.top)
+        p = f"{t.prob:.2f}" if t.prob is not None else "  - "
+        print(f"{t.token!r:>14} {p:>6}   {alts}")
+    ppl = perplexity(c.logprobs or [])
+    print(f"-- finish_reason={c.finish_reason}  perplexity {ppl:.2f}" if ppl else "")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ._portal import get_portal
+    from .api import get_client
+
+    for m in get_portal().run(get_client().models(provider=args.profile)):
+        print(m)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .local.server import main as serve_main
+
+    return serve_main(["--host", args.host, "--port", str(args.port)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="gptmagic", description="Prompt engineering tools.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the embedded model as an OpenAI-compatible server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    s.set_defaults(fn=_serve)
+    d = sub.add_parser("demo", help="a streamed chat and a completion with logprobs")
+    d.add_argument("--model", default="local")
+    d.add_argument("--profile", default=None)
+    d.set_defaults(fn=_demo)
+    m = sub.add_parser("models", help="list the models a provider offers")
+    m.add_argument("--profile", default=None)
+    m.set_defaults(fn=_models)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except GptmagicError as e:
+        print(f"gptmagic: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
