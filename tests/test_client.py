@@ -81,6 +81,22 @@ async def test_every_chat_parameter_reaches_the_wire(client, fake_server):
     assert r.request_id == rec_id(fake_server)
 
 
+async def test_requests_follow_openais_schema(client, fake_server):
+    from openapi_schema import validate
+
+    standard = {k: v for k, v in CHAT_PARAMS.items() if k != "my_custom_flag"}
+    await client.chat([{"role": "developer", "content": "D"}, {"role": "user", "content": "u"}],
+                      **standard)
+    await client.chat("s", stream=True, tools=[{"type": "function", "function": {"name": "f"}}])
+    for rec in fake_server.requests:
+        validate(rec.json, "CreateChatCompletionRequest")
+    fake_server.reset()
+    await client.complete("p", suffix="s", echo=True, logprobs=2, best_of=2, n=1, max_tokens=3)
+    await client.complete(["a", "b"], stream=True)
+    for rec in fake_server.requests:
+        validate(rec.json, "CreateCompletionRequest")
+
+
 def rec_id(server):
     return f"req_fake_{len(server.requests)}"
 

@@ -1,0 +1,106 @@
+"""gptmagic's client against the real embedded model (llama.cpp via the adapter)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest_local import local_engine, local_url  # noqa: F401
+from openapi_schema import validate
+
+import gptmagic
+from gptmagic import Client, Provider
+from gptmagic.errors import BadRequestError, NotFoundError
+
+
+@pytest.fixture
+async def client(local_url):  # noqa: F811
+    prov = Provider(name="engine", base_url=local_url, default_model="local")
+    async with Client(prov) as c:
+        yield c
+
+
+MSGS = [{"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What is the capital of France?"}]
+
+
+async def test_chat_with_logprobs_streamed_and_not(client):
+    whole = await client.chat(MSGS, max_tokens=12, temperature=0, seed=3, logprobs=True,
+                              top_logprobs=5)
+    pieces = []
+    streamed = await client.chat(MSGS, max_tokens=12, temperature=0, seed=3, logprobs=True,
+                                 top_logprobs=5, stream=True, on_delta=lambda i, t: pieces.append(t))
+    assert whole.text and streamed.text == whole.text == "".join(pieces)
+    assert whole.model == "smollm2-135m-instruct"
+    for r in (whole, streamed):
+        assert r.usage.completion_tokens == len(r.logprobs)
+        assert all(len(t.top) == 5 for t in r.logprobs)
+        assert all(t.logprob <= 0 and t.top[0].logprob >= t.top[-1].logprob for t in r.logprobs)
+        # Tokens' bytes rebuild the text exactly.
+        assert b"".join(t.bytes for t in r.logprobs).decode() == r.text
+    assert [t.token for t in streamed.logprobs] == [t.token for t in whole.logprobs]
+    assert streamed.usage.prompt_tokens == whole.usage.prompt_tokens > 10
+    assert streamed.timings.ttft is not None and streamed.timings.ttft < streamed.timings.total
+
+
+async def test_completion_logprobs_and_length(client):
+    r = await client.complete("The capital of France is", max_tokens=6, temperature=0, logprobs=3)
+    ch = r.choices[0]
+    assert ch.finish_reason == "length" and r.usage.completion_tokens == 6
+    assert len(ch.logprobs) == 6 and all(len(t.top) == 3 for t in ch.logprobs)
+    assert "".join(t.token for t in ch.logprobs) == ch.text
+    assert ch.logprobs[0].offset == len("The capital of France is")
+    validate(r.raw, "CreateCompletionResponse")
+
+
+async def test_n_choices_and_stream_usage(client):
+    r = await client.chat("Tell me a word.", n=3, max_tokens=5, temperature=1.0, seed=11,
+                          stream=True)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert all(c.text for c in r.choices)
+    assert r.usage is not None and r.usage.completion_tokens >= 3
+    c = await client.complete("Once upon a time", n=2, max_tokens=4, stream=True, logprobs=1)
+    assert len(c.choices) == 2
+    assert all("".join(t.token for t in ch.logprobs) == ch.text for ch in c.choices)
+
+
+async def test_determinism_with_seed(client):
+    a = await client.chat("Say something.", max_tokens=10, temperature=0, seed=5)
+    b = await client.chat("Say something.", max_tokens=10, temperature=0, seed=5)
+    assert a.text == b.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [({"suffix": " world"}, "suffix"), ({"echo": True, "logprobs": 2}, "echo")],
+)
+async def test_unsupported_parameters_are_clear_errors(client, kwargs, param):
+    with pytest.raises(BadRequestError) as e:
+        await client.complete("Hello", max_tokens=3, **kwargs)
+    assert e.value.body["error"]["param"] == param and param in str(e.value)
+    assert e.value.status_code == 400
+
+
+async def test_echo_emulation_through_client(client):
+    r = await client.complete("Hello there", max_tokens=3, echo=True, temperature=0)
+    assert r.text.startswith("Hello there") and len(r.text) > len("Hello there")
+
+
+async def test_unknown_model_is_not_found(client):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        await client.chat("hi", model="gpt-4o")
+
+
+async def test_models_lists_the_local_model(client):
+    assert await client.models() == ["smollm2-135m-instruct"]
+
+
+def test_default_path_starts_the_engine_on_first_use():
+    """No key, no config: gptmagic.chat() reaches the embedded model by itself."""
+    from gptmagic.local import engine
+
+    try:
+        r = gptmagic.chat("Hi!", max_tokens=5, temperature=0)
+        assert r.model == "smollm2-135m-instruct" and r.usage.completion_tokens <= 5
+        assert engine.get_engine().running
+    finally:
+        gptmagic.shutdown()
+    assert not engine.get_engine().running
