@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,9 +10,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 _ENV_VARS = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-    "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
-    "GPTMAGIC_PROFILE", "GPTMAGIC_CONFIG", "XDG_CONFIG_HOME",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "OPENAI_API_VERSION",
+    "GPTMAGIC_PROFILE",
+    "GPTMAGIC_CONFIG",
+    "XDG_CONFIG_HOME",
 )
 
 

@@ -35,8 +35,13 @@ KEY = "sk-fake-0123456789abcdefghij"
 @pytest.fixture
 def prov(fake_server, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", KEY)
-    return Provider(name="fake", kind="compatible", base_url=fake_server.url,
-                    api_key_env="FAKE_KEY", default_model="fake-model")
+    return Provider(
+        name="fake",
+        kind="compatible",
+        base_url=fake_server.url,
+        api_key_env="FAKE_KEY",
+        default_model="fake-model",
+    )
 
 
 class Sleeps:
@@ -55,22 +60,39 @@ class Sleeps:
 @pytest.fixture
 async def client(prov):
     sleeps = Sleeps()
-    c = Client(prov, sleep=sleeps, timeouts=Timeouts(connect=2, read=5, write=5, pool=5, deadline=20))
+    c = Client(
+        prov, sleep=sleeps, timeouts=Timeouts(connect=2, read=5, write=5, pool=5, deadline=20)
+    )
     c.sleeps = sleeps
     yield c
     await c.aclose()
 
 
 CHAT_PARAMS = dict(
-    temperature=0.3, top_p=0.9, max_tokens=50, max_completion_tokens=60, n=2, stop=["\n", "END"],
-    seed=7, presence_penalty=0.5, frequency_penalty=-0.5, logit_bias={"50256": -100},
-    response_format={"type": "json_object"}, logprobs=True, top_logprobs=3, user="u-1",
-    parallel_tool_calls=False, my_custom_flag={"nested": [1, 2]},
+    temperature=0.3,
+    top_p=0.9,
+    max_tokens=50,
+    max_completion_tokens=60,
+    n=2,
+    stop=["\n", "END"],
+    seed=7,
+    presence_penalty=0.5,
+    frequency_penalty=-0.5,
+    logit_bias={"50256": -100},
+    response_format={"type": "json_object"},
+    logprobs=True,
+    top_logprobs=3,
+    user="u-1",
+    parallel_tool_calls=False,
+    my_custom_flag={"nested": [1, 2]},
 )
 
 
 async def test_every_chat_parameter_reaches_the_wire(client, fake_server):
-    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "hi there", "name": "bob"}]
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hi there", "name": "bob"},
+    ]
     r = await client.chat(msgs, **CHAT_PARAMS, presence=None)
     rec = fake_server.requests[-1]
     assert rec.method == "POST" and rec.path == "/v1/chat/completions"
@@ -85,8 +107,9 @@ async def test_requests_follow_openais_schema(client, fake_server):
     from openapi_schema import validate
 
     standard = {k: v for k, v in CHAT_PARAMS.items() if k != "my_custom_flag"}
-    await client.chat([{"role": "developer", "content": "D"}, {"role": "user", "content": "u"}],
-                      **standard)
+    await client.chat(
+        [{"role": "developer", "content": "D"}, {"role": "user", "content": "u"}], **standard
+    )
     await client.chat("s", stream=True, tools=[{"type": "function", "function": {"name": "f"}}])
     for rec in fake_server.requests:
         validate(rec.json, "CreateChatCompletionRequest")
@@ -102,9 +125,22 @@ def rec_id(server):
 
 
 async def test_every_completion_parameter_reaches_the_wire(client, fake_server):
-    params = dict(suffix=" end", echo=True, logprobs=2, best_of=3, n=2, max_tokens=5, stop="x",
-                  temperature=0, seed=1, logit_bias={"1": 2}, presence_penalty=0.1,
-                  frequency_penalty=0.2, top_p=1, user="u")
+    params = dict(
+        suffix=" end",
+        echo=True,
+        logprobs=2,
+        best_of=3,
+        n=2,
+        max_tokens=5,
+        stop="x",
+        temperature=0,
+        seed=1,
+        logit_bias={"1": 2},
+        presence_penalty=0.1,
+        frequency_penalty=0.2,
+        top_p=1,
+        user="u",
+    )
     r = await client.complete("Once upon", **params)
     rec = fake_server.requests[-1]
     assert rec.path == "/v1/completions"
@@ -119,8 +155,13 @@ async def test_every_completion_parameter_reaches_the_wire(client, fake_server):
 async def test_stream_matches_non_stream_and_reports_deltas(client, fake_server):
     whole = await client.chat("a b c", logprobs=True, top_logprobs=2)
     pieces = []
-    streamed = await client.chat("a b c", logprobs=True, top_logprobs=2, stream=True,
-                                 on_delta=lambda i, t: pieces.append((i, t)))
+    streamed = await client.chat(
+        "a b c",
+        logprobs=True,
+        top_logprobs=2,
+        stream=True,
+        on_delta=lambda i, t: pieces.append((i, t)),
+    )
     sent = fake_server.requests[-1].json
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert streamed.text == whole.text == "echo: a b c"
@@ -147,8 +188,13 @@ async def test_trickled_stream_one_byte_per_chunk_crlf(client, fake_server):
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, BadRequestError), (401, AuthenticationError), (403, PermissionDeniedError),
-     (404, NotFoundError), (422, UnprocessableEntityError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (422, UnprocessableEntityError),
+    ],
 )
 async def test_final_status_errors_are_not_retried(client, fake_server, status, cls):
     fake_server.plan(Behaviour(status=status))
@@ -161,10 +207,15 @@ async def test_final_status_errors_are_not_retried(client, fake_server, status, 
 
 @pytest.mark.parametrize(
     ("behaviour", "cls"),
-    [(Behaviour(status=409), ConflictError), (Behaviour(status=429), RateLimitError),
-     (Behaviour(status=500), InternalServerError), (Behaviour(status=502), InternalServerError),
-     (Behaviour(status=503), InternalServerError), (Behaviour(status=408), gptmagic.APIStatusError),
-     (Behaviour(drop=True), APIConnectionError)],
+    [
+        (Behaviour(status=409), ConflictError),
+        (Behaviour(status=429), RateLimitError),
+        (Behaviour(status=500), InternalServerError),
+        (Behaviour(status=502), InternalServerError),
+        (Behaviour(status=503), InternalServerError),
+        (Behaviour(status=408), gptmagic.APIStatusError),
+        (Behaviour(drop=True), APIConnectionError),
+    ],
 )
 async def test_retryable_failures_then_success(client, fake_server, behaviour, cls):
     fake_server.plan(behaviour, behaviour)
@@ -181,8 +232,10 @@ async def test_retryable_failures_then_success(client, fake_server, behaviour, c
 
 
 async def test_retry_after_headers_are_honoured(client, fake_server):
-    fake_server.plan(Behaviour(status=429, headers={"retry-after-ms": "70"}),
-                     Behaviour(status=503, headers={"retry-after": "2"}))
+    fake_server.plan(
+        Behaviour(status=429, headers={"retry-after-ms": "70"}),
+        Behaviour(status=503, headers={"retry-after": "2"}),
+    )
     await client.chat("hi")
     assert client.sleeps.waits == [0.07, 2.0]
 
@@ -196,8 +249,14 @@ async def test_should_retry_header_and_quota(client, fake_server):
     fake_server.plan(Behaviour(status=400, headers={"x-should-retry": "true"}))
     assert (await client.chat("hi")).timings.attempts == 2
     fake_server.reset()
-    quota = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                       "param": None, "code": "insufficient_quota"}}
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
     fake_server.plan(Behaviour(status=429, body=quota, headers={"retry-after": "0"}))
     with pytest.raises(QuotaExceededError, match="quota"):
         await client.chat("hi")
@@ -206,8 +265,9 @@ async def test_should_retry_header_and_quota(client, fake_server):
 
 async def test_retries_bounded_by_total_time(prov, fake_server):
     sleeps = Sleeps()
-    c = Client(prov, sleep=sleeps, clock=sleeps.clock,
-               retry=RetryPolicy(max_attempts=50, max_time=1.0))
+    c = Client(
+        prov, sleep=sleeps, clock=sleeps.clock, retry=RetryPolicy(max_attempts=50, max_time=1.0)
+    )
     fake_server.set_default(Behaviour(status=500))
     with pytest.raises(InternalServerError):
         await c.chat("hi")
@@ -239,7 +299,12 @@ async def test_malformed_bodies(client, fake_server):
     fake_server.plan(Behaviour(malformed="sse"))
     with pytest.raises(StreamError, match="not JSON"):
         await client.chat("hi", stream=True)
-    for body in ({"choices": []}, {"object": "x"}, {"choices": [{"index": 0, "message": {"content": 3}}]}, "[1]"):
+    for body in (
+        {"choices": []},
+        {"object": "x"},
+        {"choices": [{"index": 0, "message": {"content": 3}}]},
+        "[1]",
+    ):
         fake_server.plan(Behaviour(body=body))
         with pytest.raises(MalformedResponseError):
             await client.chat("hi")
@@ -253,8 +318,12 @@ async def test_huge_body_is_refused(client, fake_server, monkeypatch):
 
 
 async def test_read_timeout_against_slow_server(prov, fake_server):
-    c = Client(prov, sleep=Sleeps(), retry=RetryPolicy(max_attempts=2),
-               timeouts=Timeouts(connect=2, read=0.3, write=2, pool=2, deadline=30))
+    c = Client(
+        prov,
+        sleep=Sleeps(),
+        retry=RetryPolicy(max_attempts=2),
+        timeouts=Timeouts(connect=2, read=0.3, write=2, pool=2, deadline=30),
+    )
     fake_server.plan(Behaviour(delay=1.5), Behaviour(delay=1.5))
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -291,16 +360,26 @@ async def test_connection_refused_is_a_connection_error(monkeypatch):
 
 async def test_no_leaked_connections_after_failures(client, fake_server):
     fake_server.trickle_pause = 0
-    behaviours = [Behaviour(status=500), Behaviour(drop=True), Behaviour(stream_cut_after=2),
-                  Behaviour(error_event=True), Behaviour(malformed="json"), Behaviour(status=400),
-                  Behaviour(malformed="sse"), Behaviour(trickle=True)]
+    behaviours = [
+        Behaviour(status=500),
+        Behaviour(drop=True),
+        Behaviour(stream_cut_after=2),
+        Behaviour(error_event=True),
+        Behaviour(malformed="json"),
+        Behaviour(status=400),
+        Behaviour(malformed="sse"),
+        Behaviour(trickle=True),
+    ]
     for b in behaviours:
         fake_server.reset()
         fake_server.set_default(b)
         with pytest.raises(gptmagic.GptmagicError):
-            await client.chat("hi", stream=b.stream_cut_after is not None or b.error_event
-                              or b.malformed == "sse", max_tokens=0 if b.trickle else None,
-                              response_format=[] if b.trickle else None)
+            await client.chat(
+                "hi",
+                stream=b.stream_cut_after is not None or b.error_event or b.malformed == "sse",
+                max_tokens=0 if b.trickle else None,
+                response_format=[] if b.trickle else None,
+            )
             if b.trickle:  # trickle succeeds; force an error to keep the loop uniform
                 raise gptmagic.RequestError("ok")
         assert client.http.in_use() == 0, b
@@ -315,8 +394,13 @@ async def test_no_leaked_connections_after_failures(client, fake_server):
 
 async def test_azure_deployment_request(fake_server, monkeypatch):
     monkeypatch.setenv("AZ_KEY", "az-secret-key-123456")
-    p = Provider(name="az", kind="azure", base_url=fake_server.url.removesuffix("/v1"),
-                 api_key_env="AZ_KEY", api_version="2024-10-21")
+    p = Provider(
+        name="az",
+        kind="azure",
+        base_url=fake_server.url.removesuffix("/v1"),
+        api_key_env="AZ_KEY",
+        api_version="2024-10-21",
+    )
     async with Client(p) as c:
         r = await c.chat("hi", model="my-deploy")
     rec = fake_server.requests[-1]

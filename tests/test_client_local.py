@@ -18,16 +18,27 @@ async def client(local_url):  # noqa: F811
         yield c
 
 
-MSGS = [{"role": "system", "content": "You are terse."},
-        {"role": "user", "content": "What is the capital of France?"}]
+MSGS = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 
 
 async def test_chat_with_logprobs_streamed_and_not(client):
-    whole = await client.chat(MSGS, max_tokens=12, temperature=0, seed=3, logprobs=True,
-                              top_logprobs=5)
+    whole = await client.chat(
+        MSGS, max_tokens=12, temperature=0, seed=3, logprobs=True, top_logprobs=5
+    )
     pieces = []
-    streamed = await client.chat(MSGS, max_tokens=12, temperature=0, seed=3, logprobs=True,
-                                 top_logprobs=5, stream=True, on_delta=lambda i, t: pieces.append(t))
+    streamed = await client.chat(
+        MSGS,
+        max_tokens=12,
+        temperature=0,
+        seed=3,
+        logprobs=True,
+        top_logprobs=5,
+        stream=True,
+        on_delta=lambda i, t: pieces.append(t),
+    )
     assert whole.text and streamed.text == whole.text == "".join(pieces)
     assert whole.model == "smollm2-135m-instruct"
     for r in (whole, streamed):
@@ -52,8 +63,9 @@ async def test_completion_logprobs_and_length(client):
 
 
 async def test_n_choices_and_stream_usage(client):
-    r = await client.chat("Tell me a word.", n=3, max_tokens=5, temperature=1.0, seed=11,
-                          stream=True)
+    r = await client.chat(
+        "Tell me a word.", n=3, max_tokens=5, temperature=1.0, seed=11, stream=True
+    )
     assert [c.index for c in r.choices] == [0, 1, 2]
     assert all(c.text for c in r.choices)
     assert r.usage is not None and r.usage.completion_tokens >= 3

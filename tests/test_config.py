@@ -24,13 +24,19 @@ def test_openai_key_selects_openai(monkeypatch):
     h = prov.auth_headers()
     assert h["Authorization"] == "Bearer sk-test-abcdefghijklmnop"
     assert h["OpenAI-Organization"] == "org-1" and h["OpenAI-Project"] == "proj-1"
-    assert prov.endpoint("chat/completions", model) == ("https://api.openai.com/v1/chat/completions", {})
+    assert prov.endpoint("chat/completions", model) == (
+        "https://api.openai.com/v1/chat/completions",
+        {},
+    )
     assert "sk-test" not in repr(prov)
 
 
 def test_openai_base_url_env(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
-    assert config.get_profile("openai").endpoint("completions", "m")[0] == "http://127.0.0.1:9/v1/completions"
+    assert (
+        config.get_profile("openai").endpoint("completions", "m")[0]
+        == "http://127.0.0.1:9/v1/completions"
+    )
 
 
 def test_local_model_name_picks_local_even_with_key(monkeypatch):
@@ -80,7 +86,7 @@ def test_profiles_from_file(isolated_env):
         ('[profiles.x]\napi_key = "sk-abc"\n', "unknown key|must not hold a key"),
         ('[profiles.x]\nbase = "u"\n', "unknown key"),
         ('[profiles.x]\nkind = "weird"\n', "kind 'weird'"),
-        ('profiles = 3\n', "must be a table"),
+        ("profiles = 3\n", "must be a table"),
     ],
 )
 def test_bad_config_files(isolated_env, text, match):
@@ -92,7 +98,9 @@ def test_bad_config_files(isolated_env, text, match):
 
 
 def test_add_profile_and_unknown_profile(monkeypatch):
-    config.add_profile("mine", base_url="http://127.0.0.1:1/v1", default_model="m", api_key_env="MY_KEY")
+    config.add_profile(
+        "mine", base_url="http://127.0.0.1:1/v1", default_model="m", api_key_env="MY_KEY"
+    )
     monkeypatch.setenv("MY_KEY", "secret-value-123")
     p = config.get_profile("mine")
     assert p.auth_headers()["Authorization"] == "Bearer secret-value-123"
@@ -106,8 +114,14 @@ def test_add_profile_and_unknown_profile(monkeypatch):
 
 def test_prompted_key_stays_in_memory(monkeypatch):
     monkeypatch.setattr(config.getpass, "getpass", lambda prompt: "typed-key-98765")
-    p = config.add_profile("asky", kind="openai", base_url="http://127.0.0.1:1/v1", api_key_env="UNSET_VAR",
-                           prompt_key=True, default_model="m")
+    p = config.add_profile(
+        "asky",
+        kind="openai",
+        base_url="http://127.0.0.1:1/v1",
+        api_key_env="UNSET_VAR",
+        prompt_key=True,
+        default_model="m",
+    )
     assert p.api_key() == "typed-key-98765"
     monkeypatch.setattr(config.getpass, "getpass", lambda prompt: pytest.fail("asked twice"))
     assert p.api_key() == "typed-key-98765"

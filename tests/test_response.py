@@ -60,7 +60,12 @@ LEGACY = {
             "logprobs": {
                 "tokens": ["The", " sky", " is", " blue"],
                 "token_logprobs": [None, -1.0, -0.5, -0.25],
-                "top_logprobs": [None, {" sky": -1.0, " sea": -1.5}, {" is": -0.5}, {" blue": -0.25, " red": -3.0}],
+                "top_logprobs": [
+                    None,
+                    {" sky": -1.0, " sea": -1.5},
+                    {" is": -0.5},
+                    {" blue": -0.25, " red": -3.0},
+                ],
                 "text_offset": [0, 3, 7, 10],
             },
         }
@@ -71,7 +76,13 @@ LEGACY = {
 
 def test_chat_response():
     r = parse_response("chat", CHAT)
-    assert (r.text, r.finish_reason, r.model, r.id, r.system_fingerprint) == ("Hi!", "stop", "m", "chatcmpl-1", "fp")
+    assert (r.text, r.finish_reason, r.model, r.id, r.system_fingerprint) == (
+        "Hi!",
+        "stop",
+        "m",
+        "chatcmpl-1",
+        "fp",
+    )
     assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (9, 2, 11)
     assert r.usage.cached_tokens == 4 and r.usage.reasoning_tokens == 0
     lp = r.logprobs
@@ -102,8 +113,17 @@ def test_legacy_without_echo_keeps_all_tokens():
 
 def test_chat_form_from_completions_endpoint():
     # llama.cpp answers /v1/completions with chat-style logprobs; accept both.
-    body = {"choices": [{"index": 0, "text": "x", "finish_reason": "stop",
-                         "logprobs": CHAT["choices"][0]["logprobs"]}], "model": "m"}
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "text": "x",
+                "finish_reason": "stop",
+                "logprobs": CHAT["choices"][0]["logprobs"],
+            }
+        ],
+        "model": "m",
+    }
     r = parse_response("completion", body)
     assert [t.token for t in r.logprobs] == ["Hi", "!"]
 
@@ -146,41 +166,127 @@ def test_malformed_completion():
 
 
 def chunk(choices, **extra):
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "created": 2, "choices": choices, **extra}
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "created": 2,
+        "choices": choices,
+        **extra,
+    }
 
 
 def test_accumulate_chat_stream_two_choices_tools_and_usage():
     acc = Accumulator("chat")
-    assert acc.add(chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}},
-                          {"index": 1, "delta": {"role": "assistant", "content": ""}}])) == []
-    assert acc.add(chunk([{"index": 1, "delta": {"content": "B"},
-                           "logprobs": {"content": [{"token": "B", "logprob": -1.0, "top_logprobs": []}]}}])) == [(1, "B")]
+    assert (
+        acc.add(
+            chunk(
+                [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}},
+                    {"index": 1, "delta": {"role": "assistant", "content": ""}},
+                ]
+            )
+        )
+        == []
+    )
+    assert acc.add(
+        chunk(
+            [
+                {
+                    "index": 1,
+                    "delta": {"content": "B"},
+                    "logprobs": {"content": [{"token": "B", "logprob": -1.0, "top_logprobs": []}]},
+                }
+            ]
+        )
+    ) == [(1, "B")]
     assert acc.add(chunk([{"index": 0, "delta": {"content": "A1"}}])) == [(0, "A1")]
     acc.add(chunk([{"index": 0, "delta": {"content": "A2"}, "finish_reason": None}]))
-    acc.add(chunk([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t1", "type": "function",
-                                                          "function": {"name": "get", "arguments": "{\"a\""}}]}}]))
-    acc.add(chunk([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]))
+    acc.add(
+        chunk(
+            [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "t1",
+                                "type": "function",
+                                "function": {"name": "get", "arguments": '{"a"'},
+                            }
+                        ]
+                    },
+                }
+            ]
+        )
+    )
+    acc.add(
+        chunk(
+            [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]},
+                }
+            ]
+        )
+    )
     assert not acc.finished
-    acc.add(chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"},
-                   {"index": 1, "delta": {}, "finish_reason": "length"}]))
+    acc.add(
+        chunk(
+            [
+                {"index": 0, "delta": {}, "finish_reason": "tool_calls"},
+                {"index": 1, "delta": {}, "finish_reason": "length"},
+            ]
+        )
+    )
     assert acc.finished
     acc.add(chunk([], usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}))
     r = acc.result()
     assert [c.text for c in r.choices] == ["A1A2", "B"]
     assert [c.finish_reason for c in r.choices] == ["tool_calls", "length"]
-    assert r.choices[0].tool_calls == [{"id": "t1", "type": "function",
-                                        "function": {"name": "get", "arguments": "{\"a\": 1}"}}]
+    assert r.choices[0].tool_calls == [
+        {"id": "t1", "type": "function", "function": {"name": "get", "arguments": '{"a": 1}'}}
+    ]
     assert [t.token for t in r.choices[1].logprobs] == ["B"]
     assert r.usage.total_tokens == 7 and r.model == "m" and r.id == "c1"
 
 
 def test_accumulate_legacy_stream_with_echo():
     acc = Accumulator("completion", prompt_len=3)
-    acc.add({"choices": [{"index": 0, "text": "Hi ", "logprobs": {"tokens": ["Hi", " "], "token_logprobs": [None, -0.5],
-                                                                  "top_logprobs": [None, {" ": -0.5}], "text_offset": [0, 2]}}]})
-    acc.add({"choices": [{"index": 0, "text": "there", "finish_reason": "stop",
-                          "logprobs": {"tokens": ["there"], "token_logprobs": [-0.1],
-                                       "top_logprobs": [{"there": -0.1}], "text_offset": [3]}}]})
+    acc.add(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": "Hi ",
+                    "logprobs": {
+                        "tokens": ["Hi", " "],
+                        "token_logprobs": [None, -0.5],
+                        "top_logprobs": [None, {" ": -0.5}],
+                        "text_offset": [0, 2],
+                    },
+                }
+            ]
+        }
+    )
+    acc.add(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": "there",
+                    "finish_reason": "stop",
+                    "logprobs": {
+                        "tokens": ["there"],
+                        "token_logprobs": [-0.1],
+                        "top_logprobs": [{"there": -0.1}],
+                        "text_offset": [3],
+                    },
+                }
+            ]
+        }
+    )
     r = acc.result()
     assert r.text == "Hi there"
     assert [t.token for t in r.choices[0].prompt_logprobs] == ["Hi", " "]
@@ -192,7 +298,17 @@ def test_stream_and_whole_body_agree():
     acc = Accumulator("chat")
     c0 = CHAT["choices"][0]
     for entry in c0["logprobs"]["content"]:
-        acc.add(chunk([{"index": 0, "delta": {"content": entry["token"]}, "logprobs": {"content": [entry]}}]))
+        acc.add(
+            chunk(
+                [
+                    {
+                        "index": 0,
+                        "delta": {"content": entry["token"]},
+                        "logprobs": {"content": [entry]},
+                    }
+                ]
+            )
+        )
     acc.add(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}], usage=CHAT["usage"]))
     streamed = acc.result()
     assert streamed.text == whole.text and streamed.finish_reason == whole.finish_reason

@@ -81,7 +81,9 @@ def test_classification(error, retry):
 
 
 def test_quota_error_class():
-    e = err(429, body={"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}})
+    e = err(
+        429, body={"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}
+    )
     assert isinstance(e, QuotaExceededError) and isinstance(e, RateLimitError)
     assert e.code == "insufficient_quota"
 

@@ -4,11 +4,11 @@ import random
 
 import pytest
 
-from gptmagic.sse import SSEDecoder, ServerSentEvent
+from gptmagic.sse import ServerSentEvent, SSEDecoder
 
 STREAM = (
     b": keep-alive comment\n"
-    b"data: {\"a\": 1}\n\n"
+    b'data: {"a": 1}\n\n'
     b"event: error\ndata: line one\ndata: line two\n\n"
     b"id: 7\nretry: 1500\ndata:no-space\n\n"
     b"data: caf\xc3\xa9 \xe2\x82\xac\n\n"

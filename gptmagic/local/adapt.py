@@ -1,0 +1,420 @@
+"""Translate between the OpenAI API and the llama.cpp server inside xllamacpp.
+
+Pure functions, no I/O: :mod:`gptmagic.local.server` does the HTTP and calls
+these. Stream state machines live in :mod:`gptmagic.local.stream` and logprob
+conversions in :mod:`gptmagic.local.logprobs`; both are re-exported here.
+
+The adapter's contract (what any client of the local engine can rely on):
+
+* **model** -- any of :data:`~gptmagic.local.model.ALIASES` (any case) or the
+  GGUF path is accepted; anything else is a 404 ``model_not_found`` error.
+  Every response reports ``"model": "smollm2-135m-instruct"``; ``/v1/models``
+  lists exactly that model.
+* **errors** -- always ``{"error": {"message", "type", "param", "code"}}`` with
+  ``code`` a string or null and the HTTP status kept. An over-long prompt is
+  ``code: "context_length_exceeded"``.
+* **refused, never ignored** (400, ``param`` names the parameter):
+  ``suffix`` (the model has no fill-in-the-middle tokens), ``echo`` together
+  with ``logprobs`` (the engine cannot score prompt tokens), ``best_of`` with
+  ``stream`` or below ``n``, ``max_tokens`` < 1 (the engine always generates
+  one token), ``top_logprobs`` without ``logprobs: true``.
+* **emulated** -- ``echo`` without logprobs: the prompt is prepended to each
+  choice's text (streams send it as each choice's first chunk). ``best_of`` >
+  ``n``: ``best_of`` candidates are generated and the ``n`` with the highest
+  mean logprob per token returned; completion usage counts every candidate.
+  ``n`` > 1 without streaming: ``n`` single requests (seed ``s + i`` when a
+  seed is given), because the engine's own ``n`` reports the usage of one
+  choice only. Message ``name``: the template drops it, so the content is
+  prefixed with ``"{name}: "`` (string content, or the first text part).
+* **mapped or dropped** -- ``max_completion_tokens`` becomes ``max_tokens``;
+  ``user``, ``store``, ``metadata``, ``service_tier``, ``parallel_tool_calls``
+  (and ``stream_options`` without ``stream``) are dropped; unknown parameters
+  pass through to the engine. Chat roles are checked (the engine accepts any
+  role string and renders it into the prompt). Token-id prompts are
+  detokenised by the server when ``echo`` or ``text_offset`` needs their text.
+* **shapes** -- chat messages get ``refusal: null`` and choices ``logprobs``;
+  chat ``top_logprobs`` lists hold exactly the number asked for (``[]`` when
+  only ``logprobs: true``); legacy completions get ``cmpl-`` ids and legacy
+  logprobs (``tokens``, ``token_logprobs``, ``top_logprobs`` with exactly
+  ``logprobs`` alternatives, ``text_offset`` counted in characters of prompt +
+  completion); partial UTF-8 tokens read ``"bytes:\\xe2\\x80"``.
+* **usage** -- counts every choice (the engine counts one); in streams it is
+  sent once, as a final ``choices: []`` chunk, only with
+  ``stream_options.include_usage``. The engine's ``timings`` field is kept
+  when a response comes from one engine request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptmagic.errors import RequestError
+from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
+from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
+from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_usage
+
+__all__ = [
+    "DROPPED_PARAMS",
+    "ChatPlan",
+    "ChatStream",
+    "CompletionPlan",
+    "CompletionStream",
+    "LocalRequestError",
+    "error_body",
+    "legacy_id",
+    "merge_chat",
+    "merge_completions",
+    "models_list",
+    "normalise_error",
+    "prepare_chat",
+    "prepare_completion",
+]
+
+#: OpenAI parameters with no meaning for a local model; removed before forwarding.
+DROPPED_PARAMS = frozenset({"user", "store", "metadata", "service_tier", "parallel_tool_calls"})
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_MAX_N = 128  # OpenAI's own limit for n
+_MAX_BEST_OF = 20  # OpenAI's own limit for best_of
+_MAX_LOGPROBS = 20  # what the engine returns at most per token
+
+
+class LocalRequestError(RequestError):
+    """A request the local engine answers with an OpenAI-shaped HTTP error."""
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400,
+                 code: str | None = None, type: str = "invalid_request_error") -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.code = code
+        self.type = type
+
+    def body(self) -> dict[str, Any]:
+        """The error as OpenAI sends it."""
+        return error_body(str(self), type=self.type, param=self.param, code=self.code)
+
+
+def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
+               code: str | None = None) -> dict[str, Any]:
+    """``{"error": {...}}`` with OpenAI's four fields."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+_TYPE_MAP = {"not_found_error": "invalid_request_error", "unavailable_error": "server_error",
+             "not_supported_error": "invalid_request_error"}
+
+
+def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -> dict[str, Any]:
+    """Rewrite an engine error body (JSON or text) in OpenAI's shape.
+
+    The engine puts the HTTP status in ``code``; OpenAI's ``code`` is a string
+    or null, so numbers become null. ``prompt_param`` names the parameter an
+    over-long prompt is blamed on (``messages`` or ``prompt``).
+    """
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        text = err if isinstance(err, str) else body if isinstance(body, str) else None
+        message = (text or "").strip() or f"The local engine answered HTTP {status}."
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return error_body(message, type=kind)
+    message = str(err.get("message") or f"The local engine answered HTTP {status}.")
+    kind = str(err.get("type") or ("server_error" if status >= 500 else "invalid_request_error"))
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    param = err.get("param") if isinstance(err.get("param"), str) else None
+    if kind == "exceed_context_size_error":
+        kind, code, param = "invalid_request_error", "context_length_exceeded", prompt_param
+    kind = _TYPE_MAP.get(kind, kind)
+    if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
+        param = m.group(1)
+    return error_body(message, type=kind, param=param, code=code)
+
+
+def models_list(created: int) -> dict[str, Any]:
+    """The ``/v1/models`` answer: exactly one model, in OpenAI's shape."""
+    model = {"id": MODEL_ID, "object": "model", "created": created, "owned_by": "gptmagic-local",
+             "context_window": CONTEXT_WINDOW}
+    return {"object": "list", "data": [model]}
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def _bad(message: str, param: str) -> LocalRequestError:
+    return LocalRequestError(message, param=param)
+
+
+def _int(body: dict[str, Any], key: str, default: int | None, lo: int, hi: int) -> int | None:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _bad(f"'{key}' must be an integer from {lo} to {hi}, got {value!r}.", key)
+    return value
+
+
+def _bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise _bad(f"'{key}' must be true or false, got {value!r}.", key)
+    return bool(value)
+
+
+def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
+    """Checks and rewrites shared by both endpoints; returns the upstream body."""
+    if not isinstance(body, dict):
+        raise LocalRequestError("The request body must be a JSON object.")
+    model = body.get("model", MODEL_ID)
+    if not is_local_model(model, gguf_path):
+        raise LocalRequestError(
+            f"The model '{model}' does not exist on the local engine; use '{MODEL_ID}' "
+            "(alias 'local').", param="model", status=404, code="model_not_found")
+    req = {k: v for k, v in body.items() if k not in DROPPED_PARAMS}
+    req["model"] = MODEL_ID
+    if req.get("max_completion_tokens") is not None:
+        req["max_tokens"] = req.pop("max_completion_tokens")
+    req.pop("max_completion_tokens", None)
+    if req.get("max_tokens") is not None:
+        try:
+            _int(req, "max_tokens", None, 1, CONTEXT_WINDOW)
+        except LocalRequestError as exc:
+            raise _bad(f"{exc} The local engine always generates at least one token.",
+                       "max_tokens") from None
+    _int(req, "n", 1, 1, _MAX_N)
+    if not _bool(req, "stream"):
+        req.pop("stream_options", None)
+    return req
+
+
+def _with_seed(body: dict[str, Any], offset: int) -> dict[str, Any]:
+    seed = body.get("seed")
+    if offset and isinstance(seed, int) and not isinstance(seed, bool):
+        return {**body, "seed": seed + offset}
+    return dict(body)
+
+
+def _include_usage(req: dict[str, Any]) -> bool:
+    options = req.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+@dataclass
+class ChatPlan:
+    """How a chat request is sent: ``bodies`` go to the engine, the rest shapes the answer."""
+
+    bodies: list[dict[str, Any]]
+    n: int = 1
+    stream: bool = False
+    include_usage: bool = False
+    top_logprobs: int | None = None  # None: no logprobs asked for
+
+
+def _named(message: dict[str, Any]) -> dict[str, Any]:
+    """Emulate ``name`` (the chat template drops it) by prefixing the content."""
+    if "name" not in message:
+        return message
+    msg = {k: v for k, v in message.items() if k != "name"}
+    name = message["name"]
+    if not name:
+        return msg
+    content = msg.get("content")
+    prefix = f"{name}: "
+    if isinstance(content, str):
+        msg["content"] = prefix + content
+    elif isinstance(content, list):
+        parts = [dict(p) if isinstance(p, dict) else p for p in content]
+        for part in parts:
+            if isinstance(part, dict) and part.get("type") == "text":
+                part["text"] = prefix + str(part.get("text", ""))
+                break
+        else:
+            parts.insert(0, {"type": "text", "text": prefix.rstrip()})
+        msg["content"] = parts
+    return msg
+
+
+def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
+    """Check a ``/v1/chat/completions`` request and plan the engine requests."""
+    req = _common(body, gguf_path)
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty list of messages.", "messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
+            role = msg.get("role") if isinstance(msg, dict) else msg
+            raise _bad(f"messages[{i}].role must be one of {sorted(_ROLES)}, got {role!r}.",
+                       f"messages[{i}].role")
+    req["messages"] = [_named(m) for m in messages]
+    logprobs = _bool(req, "logprobs")
+    top = _int(req, "top_logprobs", None, 0, _MAX_LOGPROBS)
+    if top is not None and not logprobs:
+        raise _bad("'top_logprobs' requires 'logprobs': true.", "top_logprobs")
+    if logprobs:
+        # top_logprobs 0 switches the engine's logprobs off entirely, so ask for 1 and trim.
+        req["top_logprobs"] = max(top or 0, 1)
+    n = req.pop("n", None) or 1
+    stream = bool(req.get("stream"))
+    plan = ChatPlan(bodies=[], n=n, stream=stream, include_usage=stream and _include_usage(req),
+                    top_logprobs=(top or 0) if logprobs else None)
+    if stream:
+        plan.bodies = [{**req, "n": n} if n > 1 else req]
+    else:
+        plan.bodies = [_with_seed(req, i) for i in range(n)]
+    return plan
+
+
+@dataclass
+class CompletionPlan:
+    """How a legacy completion request is sent and how its answer is rebuilt.
+
+    ``groups[k]`` is ``(prompt index, candidate index)`` of ``bodies[k]`` when
+    not streaming. ``prompt_texts[i]`` is ``None`` for a token-id prompt until
+    the server fills it in (needed for ``echo`` and ``text_offset``).
+    """
+
+    bodies: list[dict[str, Any]]
+    prompts: list[str | list[int]]
+    prompt_texts: list[str | None]
+    groups: list[tuple[int, int]] = field(default_factory=list)
+    n: int = 1
+    best_of: int = 1
+    echo: bool = False
+    logprobs: int | None = None
+    stream: bool = False
+    include_usage: bool = False
+
+    @property
+    def needs_prompt_texts(self) -> bool:
+        """True when token-id prompts must be detokenised before answering."""
+        wanted = self.echo or self.logprobs is not None
+        return wanted and any(t is None for t in self.prompt_texts)
+
+
+def _is_tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def _prompts(prompt: Any) -> list[str | list[int]]:
+    if isinstance(prompt, str) or _is_tokens(prompt):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_tokens(p)
+                                                   for p in prompt):
+        return list(prompt)
+    raise _bad("'prompt' must be a string, a list of strings, a list of token ids, or a list "
+               "of lists of token ids.", "prompt")
+
+
+def prepare_completion(body: Any, *, gguf_path: str | None = None) -> CompletionPlan:
+    """Check a legacy ``/v1/completions`` request and plan the engine requests."""
+    req = _common(body, gguf_path)
+    if "prompt" not in req:
+        raise _bad("You must provide a 'prompt'.", "prompt")
+    prompts = _prompts(req["prompt"])
+    if req.get("suffix"):
+        raise _bad("The local model has no fill-in-the-middle support, so 'suffix' cannot be "
+                   "honoured. Use a hosted completion model (e.g. gpt-3.5-turbo-instruct) for "
+                   "insertions.", "suffix")
+    req.pop("suffix", None)
+    echo = _bool(req, "echo")
+    req.pop("echo", None)
+    logprobs = _int(req, "logprobs", None, 0, _MAX_LOGPROBS)
+    if echo and logprobs is not None:
+        raise _bad("'echo' with 'logprobs' needs the prompt tokens' logprobs, which the local "
+                   "engine cannot compute. Drop one of them.", "echo")
+    n = req.pop("n", None) or 1
+    best_of = _int(req, "best_of", None, 1, _MAX_BEST_OF) or n
+    req.pop("best_of", None)
+    stream = bool(req.get("stream"))
+    if best_of < n:
+        raise _bad(f"'best_of' ({best_of}) must be greater than or equal to 'n' ({n}).",
+                   "best_of")
+    if stream and best_of > n:
+        raise _bad("'best_of' cannot be used with 'stream'.", "best_of")
+    if logprobs is not None:
+        req["logprobs"] = max(logprobs, 1)  # the engine returns no logprobs at all for 0
+    elif best_of > n:
+        req["logprobs"] = 1  # needed to rank the candidates, stripped from the answer
+    plan = CompletionPlan(
+        bodies=[], prompts=prompts, n=n, best_of=best_of, echo=echo, logprobs=logprobs,
+        prompt_texts=[p if isinstance(p, str) else None for p in prompts], stream=stream,
+        include_usage=stream and _include_usage(req))
+    if stream:
+        plan.bodies = [{**req, "prompt": prompts if len(prompts) > 1 else prompts[0], "n": n}]
+        if n == 1:
+            del plan.bodies[0]["n"]
+        return plan
+    for i, prompt in enumerate(prompts):
+        for j in range(best_of):
+            plan.bodies.append(_with_seed({**req, "prompt": prompt}, j))
+            plan.groups.append((i, j))
+    return plan
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def _envelope(first: dict[str, Any], responses: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {k: first[k] for k in ("id", "object", "created", "system_fingerprint") if k in first}
+    out["model"] = MODEL_ID
+    if len(responses) == 1 and "timings" in first:
+        out["timings"] = first["timings"]
+    return out
+
+
+def merge_chat(plan: ChatPlan, responses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Build the OpenAI chat response from the engine answers to ``plan.bodies``."""
+    choices = []
+    for response in responses:
+        for choice in response.get("choices") or []:
+            choice = dict(choice)
+            message = dict(choice.get("message") or {"role": "assistant", "content": None})
+            message.setdefault("content", None)
+            message.setdefault("refusal", None)
+            choice["message"] = message
+            choice["index"] = len(choices)
+            if plan.top_logprobs is None:
+                choice["logprobs"] = None
+            else:
+                choice["logprobs"] = chat_logprobs(choice.get("logprobs"), plan.top_logprobs)
+            choices.append(choice)
+    out = _envelope(responses[0], responses)
+    out["object"] = "chat.completion"
+    out["choices"] = choices
+    out["usage"] = sum_usage([r.get("usage") or {} for r in responses])
+    return out
+
+
+def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Build the OpenAI completion response from the engine answers to ``plan.bodies``.
+
+    Applies ``best_of`` selection, ``echo``, legacy logprobs and usage over all
+    candidates (like OpenAI, discarded ``best_of`` candidates are billed).
+    """
+    by_prompt: dict[int, list[dict[str, Any]]] = {}
+    for (prompt_index, _), response in zip(plan.groups, responses, strict=True):
+        by_prompt.setdefault(prompt_index, []).extend(response.get("choices") or [])
+    choices = []
+    for prompt_index in range(len(plan.prompts)):
+        candidates = by_prompt.get(prompt_index, [])
+        if plan.best_of > plan.n:
+            candidates = sorted(candidates, key=lambda c: mean_logprob(c.get("logprobs")),
+                                reverse=True)[: plan.n]
+        prompt_text = plan.prompt_texts[prompt_index] or ""
+        for candidate in candidates:
+            choice = {"text": str(candidate.get("text") or ""), "index": len(choices),
+                      "logprobs": None, "finish_reason": candidate.get("finish_reason")}
+            if plan.logprobs is not None:
+                choice["logprobs"], _ = legacy_logprobs(candidate.get("logprobs"), plan.logprobs,
+                                                        len(prompt_text))
+            if plan.echo:
+                choice["text"] = prompt_text + choice["text"]
+            choices.append(choice)
+    out = _envelope(responses[0], responses)
+    out["id"] = legacy_id(out.get("id"))
+    out["object"] = "text_completion"
+    out["choices"] = choices
+    out["usage"] = sum_usage([r.get("usage") or {} for r in responses], prompts=len(plan.prompts))
+    return out
+

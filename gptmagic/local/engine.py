@@ -1,0 +1,236 @@
+"""Run the embedded model in a child process and hand out its URL.
+
+The engine (llama.cpp via xllamacpp) runs in ``python -m gptmagic.local.server``
+rather than in the notebook kernel: its C code logs to the process's stderr,
+holds a few hundred MB and is not interruptible, none of which belongs in a
+kernel. The child announces its URL on stdout as one JSON line and watches
+its stdin, so it exits on its own if this process dies without calling
+:meth:`LocalEngine.stop`. Its stderr goes to a log file in a temp directory,
+never to the notebook.
+
+Typical use::
+
+    url = ensure_started()          # "http://127.0.0.1:PORT/v1", started once per process
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from gptmagic.errors import ConfigError
+from gptmagic.local.model import INSTALL_HINT, model_path
+
+__all__ = ["DEFAULT_START_TIMEOUT", "LocalEngine", "ensure_started", "get_engine", "stop_engine"]
+
+#: Seconds to wait for the child's first line; loading takes ~1 s, more on a busy machine.
+DEFAULT_START_TIMEOUT = 60.0
+
+#: Seconds :meth:`LocalEngine.stop` waits after SIGTERM before it kills.
+_STOP_GRACE = 5.0
+
+_LOG_TAIL_LINES = 20
+
+
+def _check_installed() -> None:
+    """Fail fast, in this process, with an install hint (no child needed to find out)."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise ConfigError(f"The local engine needs the xllamacpp package. {INSTALL_HINT}")
+    model_path()
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, plus what the child needs to import and run well."""
+    env = dict(os.environ)
+    # The child must import this very gptmagic, even when it is not installed
+    # (e.g. a checkout put on sys.path by hand).
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see llama.prepare_environment
+    return env
+
+
+class LocalEngine:
+    """One child process serving the embedded model as an OpenAI-compatible API."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
+                 extra_args: list[str] | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.extra_args = list(extra_args or [])
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._url: str | None = None
+        self._log_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = threading.Lock()
+        #: Seconds the last :meth:`start` took, for diagnostics and benchmarks.
+        self.startup_seconds: float | None = None
+        #: Exit status of the last child stopped (0 after a clean SIGTERM shutdown).
+        self.last_returncode: int | None = None
+
+    def __repr__(self) -> str:
+        state = f"running at {self._url}" if self.running else "stopped"
+        return f"<LocalEngine {state}>"
+
+    @property
+    def url(self) -> str | None:
+        """Base URL ending in ``/v1`` while running, else ``None``."""
+        return self._url if self.running else None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while running."""
+        return self._proc.pid if self.running and self._proc else None
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The child's stderr log (kept until :meth:`stop`)."""
+        return Path(self._log_dir.name) / "engine.log" if self._log_dir else None
+
+    def command(self) -> list[str]:
+        """The child's command line."""
+        return [sys.executable, "-m", "gptmagic.local.server", "--host", self.host,
+                "--port", str(self.port), "--watch-stdin", *self.extra_args]
+
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> str:
+        """Start the child (if not running) and return its base URL (``.../v1``)."""
+        with self._lock:
+            if self.running and self._url:
+                return self._url
+            self._kill()  # a child that died since the last start
+            self._cleanup()
+            _check_installed()
+            began = time.monotonic()
+            self._log_dir = tempfile.TemporaryDirectory(prefix="gptmagic-engine-")
+            log_path = Path(self._log_dir.name) / "engine.log"
+            with open(log_path, "wb") as log:
+                # A new session: a Ctrl-C meant for the parent's work (say, a long
+                # evaluation) must not kill the engine; stdin EOF and atexit stop it.
+                self._proc = subprocess.Popen(
+                    self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                    env=_child_env(), close_fds=True, start_new_session=True)
+            try:
+                info = self._read_announcement(timeout)
+            except BaseException:
+                self._kill()
+                raise
+            self._url = str(info["url"])
+            self.startup_seconds = time.monotonic() - began
+            return self._url
+
+    def _read_announcement(self, timeout: float) -> dict[str, object]:
+        """Read the child's JSON line, bounded by ``timeout`` and by the child's death."""
+        assert self._proc is not None and self._proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ConfigError(f"The local engine did not start within {timeout:g} s."
+                                      f"{self._log_tail()}")
+                if not selector.select(min(left, 0.5)):
+                    if self._proc.poll() is not None:
+                        break
+                    continue
+                data = os.read(self._proc.stdout.fileno(), 4096)
+                if not data:
+                    break
+                buffer += data
+        line = buffer.split(b"\n", 1)[0].strip()
+        try:
+            info = json.loads(line) if line else None
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or "url" not in info:
+            try:  # let a dying child finish writing its log and report its exit code
+                code: int | None = self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise ConfigError(f"The local engine exited during start-up (exit code {code})."
+                              f"{self._log_tail()}")
+        return info
+
+    def _log_tail(self) -> str:
+        path = self.log_path
+        try:
+            lines = path.read_text(errors="replace").splitlines() if path else []
+        except OSError:
+            lines = []
+        if not lines:
+            return ""
+        tail = "\n".join(lines[-_LOG_TAIL_LINES:])
+        return f" Last lines of its log ({path}):\n{tail}"
+
+    def stop(self) -> None:
+        """Stop the child: SIGTERM, wait 5 s, then SIGKILL; remove its log. Idempotent."""
+        with self._lock:
+            self._kill()
+            self._cleanup()
+
+    def _kill(self) -> None:
+        proc, self._proc, self._url = self._proc, None, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()  # by PID; the child stops its engine on SIGTERM
+            try:
+                proc.wait(timeout=_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=_STOP_GRACE)
+        self.last_returncode = proc.returncode
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def _cleanup(self) -> None:
+        if self._proc is None and self._log_dir is not None:
+            self._log_dir.cleanup()
+            self._log_dir = None
+
+
+_engine: LocalEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> LocalEngine:
+    """The process-wide engine (created on first use, not started)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = LocalEngine()
+        return _engine
+
+
+def ensure_started(timeout: float = DEFAULT_START_TIMEOUT) -> str:
+    """Start the process-wide engine once and return its base URL; thread-safe."""
+    return get_engine().start(timeout=timeout)
+
+
+def stop_engine() -> None:
+    """Stop the process-wide engine if it runs (also registered with :mod:`atexit`)."""
+    with _engine_lock:
+        engine = _engine
+    if engine is not None:
+        engine.stop()
+
+
+atexit.register(stop_engine)
