@@ -175,6 +175,37 @@ class Client:
             raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
         return [str(m.get("id")) for m in items if isinstance(m, dict)]
 
+    async def local_tokenize(
+        self,
+        *,
+        text: str | None = None,
+        messages: Sequence[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> dict[str, Any]:
+        """The embedded model's own tokens for ``text`` or a chat ``messages`` list.
+
+        For messages the engine renders its chat template exactly as a chat
+        request would, so ``count`` equals that request's ``usage.prompt_tokens``.
+        """
+        prov, _ = resolve("local", None)
+        base = await self._base_url(prov)
+        body: dict[str, Any] = (
+            {"text": text}
+            if messages is None
+            else {"messages": list(messages), "add_generation_prompt": add_generation_prompt}
+        )
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        async with self.http.request("POST", f"{base}/tokenize", json_body=payload) as r:
+            raw = await r.read(MAX_RESPONSE_BYTES)
+            if r.status >= 400:
+                raise status_error(
+                    r.status, _json_or_text(raw), headers=r.headers, url=f"{base}/tokenize"
+                )
+        data = _json_or_text(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
+        return data
+
     # -- machinery --------------------------------------------------------
 
     async def _base_url(self, prov: Provider) -> str | None:

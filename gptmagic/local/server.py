@@ -196,6 +196,45 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return web.json_response(adapt.merge_completions(plan, answers))
 
 
+async def tokenize(request: web.Request) -> web.Response:
+    """``POST /v1/tokenize`` (a gptmagic extension): the engine's own token ids.
+
+    ``{"text": "..."}`` tokenizes plain text (special tokens as text);
+    ``{"messages": [...], "add_generation_prompt": true}`` renders the chat
+    template exactly as a chat request would (same message checks, same
+    ``name`` emulation) and tokenizes that, so ``count`` equals the
+    ``usage.prompt_tokens`` of the same chat request.
+    """
+    body = await _read_json(request)
+    if not isinstance(body, dict):
+        raise adapt.LocalRequestError("The request body must be a JSON object.")
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    prompt: str | None = None
+    if "messages" in body:
+        plan = adapt.prepare_chat({"model": body.get("model") or adapt.MODEL_ID,
+                                   "messages": body["messages"]}, gguf_path=engine.gguf_path)
+        status, payload = await _upstream_json(session, engine.url + "/apply-template", {
+            "messages": plan.bodies[0]["messages"],
+            "add_generation_prompt": bool(body.get("add_generation_prompt", True)),
+        })
+        if status != 200 or not isinstance(payload, dict) or "prompt" not in payload:
+            return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
+        text, special = str(payload["prompt"]), True
+        prompt = text
+    elif isinstance(body.get("text"), str):
+        text, special = body["text"], False
+    else:
+        raise adapt.LocalRequestError("Give 'text' (a string) or 'messages' (a list).",
+                                      param="text")
+    status, payload = await _upstream_json(session, engine.url + "/tokenize", {
+        "content": text, "parse_special": special, "add_special": False})
+    if status != 200 or not isinstance(payload, dict):
+        return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
+    tokens = payload.get("tokens") or []
+    return web.json_response({"model": adapt.MODEL_ID, "tokens": tokens, "count": len(tokens),
+                              "prompt": prompt})
+
+
 async def models(request: web.Request) -> web.Response:
     """``GET /v1/models``: the one local model."""
     return web.json_response(adapt.models_list(request.app[_CREATED]))
@@ -254,6 +293,7 @@ def create_app(engine: LlamaServer) -> web.Application:
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_get(prefix + "/models", models)
         app.router.add_get(prefix + "/health", health)
+    app.router.add_post("/v1/tokenize", tokenize)
     return app
 
 
