@@ -274,7 +274,10 @@ def _count_tiktoken(
 
 
 async def _count_local(
-    value: str | Sequence[Mapping[str, Any]], model: str, tools: Sequence[Mapping[str, Any]] | None
+    value: str | Sequence[Mapping[str, Any]],
+    model: str,
+    tools: Sequence[Mapping[str, Any]] | None,
+    breakdown: bool = True,
 ) -> TokenCount:
     import asyncio
 
@@ -289,27 +292,32 @@ async def _count_local(
         data = await client.local_tokenize(text=value)  # type: ignore[arg-type]
         return TokenCount(model, "smollm2 (engine)", int(data["count"]), True)
     plain = [dict(m) for m in msgs]
-    # Prefix templates give each message's share; contents give its content tokens.
-    prefixes = [client.local_tokenize(messages=plain[: k + 1], add_generation_prompt=False)
-                for k in range(len(plain))]
-    contents = [client.local_tokenize(text=_text_of(m.get("content"))[0]) for m in plain]
+    full = await client.local_tokenize(messages=plain)
+    ids = [int(t) for t in full["tokens"]]
+    total = len(ids)
+    if not breakdown:
+        return TokenCount(model, "smollm2 (engine)", total, True)
+    # The engine's template (ChatML) opens every message with the same special
+    # token: split there. Segments: [default system prompt], messages..., priming.
+    starts = [i for i, t in enumerate(ids) if ids and t == ids[0]]
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], total], strict=True)]
+    injected = len(sizes) - len(plain) - 1
+    if injected not in (0, 1):
+        raise ConfigError("the local engine's chat template changed shape; "
+                          "cannot split its tokens per message")
+    texts = [client.local_tokenize(text=_text_of(m.get("content"))[0]) for m in plain]
     names = [client.local_tokenize(text=f"{m['name']}: ") for m in plain if m.get("name")]
-    full = client.local_tokenize(messages=plain)
-    results = await asyncio.gather(full, *prefixes, *contents, *names)
-    total = int(results[0]["count"])
-    n = len(plain)
-    pre = [int(r["count"]) for r in results[1 : 1 + n]]
-    con = [int(r["count"]) for r in results[1 + n : 1 + 2 * n]]
-    name_counts = iter(int(r["count"]) for r in results[1 + 2 * n :])
-    counts, prev = [], 0
+    results = await asyncio.gather(*texts, *names)
+    content = [int(r["count"]) for r in results[: len(plain)]]
+    name_counts = iter(int(r["count"]) for r in results[len(plain) :])
+    counts = []
     for i, m in enumerate(plain):
-        share = pre[i] - prev
-        prev = pre[i]
+        share = sizes[injected + i] + (sizes[0] if injected and i == 0 else 0)
         nm = next(name_counts) if m.get("name") else 0
-        counts.append(MessageCount(i, str(m["role"]), con[i], nm, share - con[i] - nm))
-    note = "" if plain[0]["role"] in ("system", "developer") else (
+        counts.append(MessageCount(i, str(m["role"]), content[i], nm, share - content[i] - nm))
+    note = "" if not injected else (
         "the engine's chat template adds its default system prompt (counted in message 0)")
-    return TokenCount(model, "smollm2 (engine)", total, True, tuple(counts), total - prev,
+    return TokenCount(model, "smollm2 (engine)", total, True, tuple(counts), sizes[-1],
                       note=note)
 
 
@@ -318,6 +326,7 @@ async def acount_tokens(
     model: str | None = None,
     *,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
 ) -> TokenCount:
     """Async :func:`count_tokens` (the local model is counted by its engine)."""
     from .config import resolve
@@ -326,7 +335,7 @@ async def acount_tokens(
     if encoding_for(model) == "local":
         from ._portal import get_portal
 
-        return await get_portal().arun(_count_local(messages_or_text, model, tools))
+        return await get_portal().arun(_count_local(messages_or_text, model, tools, breakdown))
     return _count_tiktoken(messages_or_text, model, tools)
 
 
@@ -335,11 +344,13 @@ def count_tokens(
     model: str | None = None,
     *,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
 ) -> TokenCount:
     """Tokens a prompt costs for ``model``: text, or a chat message list (+ tools).
 
     Returns a :class:`TokenCount` with the total (what ``usage.prompt_tokens``
-    will say), whether it is exact, and a per-message breakdown.
+    will say), whether it is exact, and a per-message breakdown
+    (``breakdown=False`` skips the breakdown where it costs extra work).
     """
     from .config import resolve
 
@@ -347,5 +358,5 @@ def count_tokens(
     if encoding_for(model) == "local":
         from ._portal import get_portal
 
-        return get_portal().run(_count_local(messages_or_text, model, tools))
+        return get_portal().run(_count_local(messages_or_text, model, tools, breakdown))
     return _count_tiktoken(messages_or_text, model, tools)
