@@ -29,6 +29,8 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from .messages import CellSyntaxError, parse_cell, render_cell
+from .models import ModelInfo, model_info, register_model
 from .retry import RetryPolicy
 from .types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from ._http import Timeouts
     from .api import achat, acomplete, chat, complete, get_client, shutdown
     from .client import Client
+    from .context import FitResult, fit_messages
+    from .pricing import Cost, Estimate, cost_of, estimate, set_price
+    from .tokens import MessageCount, TokenCount, acount_tokens, count_tokens
 
 __version__ = "0.1.0"
 
@@ -49,6 +54,17 @@ _LAZY = {
     "complete": ".api",
     "get_client": ".api",
     "shutdown": ".api",
+    "FitResult": ".context",
+    "fit_messages": ".context",
+    "Cost": ".pricing",
+    "Estimate": ".pricing",
+    "cost_of": ".pricing",
+    "estimate": ".pricing",
+    "set_price": ".pricing",
+    "MessageCount": ".tokens",
+    "TokenCount": ".tokens",
+    "acount_tokens": ".tokens",
+    "count_tokens": ".tokens",
 }
 
 
@@ -68,13 +84,19 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CellSyntaxError",
     "Choice",
     "Client",
     "ConfigError",
     "ConflictError",
+    "Cost",
+    "Estimate",
+    "FitResult",
     "GptmagicError",
     "InternalServerError",
     "MalformedResponseError",
+    "MessageCount",
+    "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
     "Provider",
@@ -86,17 +108,28 @@ __all__ = [
     "StreamError",
     "Timeouts",
     "Timings",
+    "TokenCount",
     "TokenLogprob",
     "TopLogprob",
     "UnprocessableEntityError",
     "Usage",
     "achat",
     "acomplete",
+    "acount_tokens",
     "add_profile",
     "chat",
     "complete",
+    "cost_of",
+    "count_tokens",
+    "estimate",
+    "fit_messages",
     "get_client",
     "get_profile",
+    "model_info",
+    "parse_cell",
     "profiles",
+    "register_model",
+    "render_cell",
+    "set_price",
     "shutdown",
 ]

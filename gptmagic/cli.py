@@ -1,4 +1,4 @@
-"""The ``gptmagic`` command: ``serve``, ``demo``, ``models``."""
+"""The ``gptmagic`` command: ``serve``, ``demo``, ``tokens``, ``models``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,49 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import RequestError
+    from .pricing import estimate
+    from .tokens import count_tokens
+
+    if args.file in (None, "-"):
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise RequestError(f"cannot read {args.file}: {e.strerror}", param="FILE") from None
+    value: object = text
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise RequestError(
+                f"{args.file or 'stdin'} starts with '[' but is not a JSON message list: {e}",
+                param="FILE") from None
+        if not isinstance(value, list):
+            raise RequestError("a JSON input must be a list of messages", param="FILE")
+    c = count_tokens(value, args.model)  # type: ignore[arg-type]
+    kind = "exact" if c.exact else "approximate"
+    print(f"{c.total} tokens ({kind}; {c.encoding}; model {c.model})")
+    if c.note:
+        print(f"note: {c.note}")
+    for m in c.messages:
+        name = f" name={m.name}" if m.name else ""
+        print(f"  [{m.index}] {m.role:<9} {m.total:>7}  (content {m.content}{name}, "
+              f"format {m.overhead})")
+    if c.messages:
+        print(f"  reply priming {c.reply_priming}")
+    e = estimate(c.total, c.model, max_tokens=args.max_tokens)
+    print(f"cost: {e.low} prompt only; {e.expected} expected; {e.high} at most "
+          f"({e.low.source})")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from ._portal import get_portal
     from .api import get_client
@@ -80,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--model", default="local")
     d.add_argument("--profile", default=None)
     d.set_defaults(fn=_demo)
+    t = sub.add_parser("tokens", help="count the tokens (and cost) of text or a JSON message list")
+    t.add_argument("file", nargs="?", metavar="FILE", help="a file, or - / nothing for stdin")
+    t.add_argument("--model", default=None, help="default: the configured default model")
+    t.add_argument("--max-tokens", type=int, default=None, help="reply budget for the estimate")
+    t.set_defaults(fn=_tokens)
     m = sub.add_parser("models", help="list the models a provider offers")
     m.add_argument("--profile", default=None)
     m.set_defaults(fn=_models)

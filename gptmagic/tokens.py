@@ -21,18 +21,19 @@ template exactly as a chat request would: the total equals the
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import tiktoken
 
-from .config import LOCAL_ALIASES
+from .config import LOCAL_ALIASES, resolve
 from .errors import ConfigError, RequestError
 
 __all__ = ["MessageCount", "TokenCount", "count_tokens", "acount_tokens", "encoding_for"]
@@ -80,7 +81,6 @@ class TokenCount:
     reply_priming: int = 0
     tools: int = 0
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __int__(self) -> int:
         return self.total
@@ -152,6 +152,9 @@ def _build(name: str) -> tiktoken.Encoding:
 
 def get_encoding(name: str) -> tuple[tiktoken.Encoding, bool]:
     """``(encoding, exact)``; one not available offline falls back to cl100k_base."""
+    enc = _cache.get(name)
+    if enc is not None:
+        return enc, True
     with _lock:
         if name in _cache:
             return _cache[name], True
@@ -166,6 +169,7 @@ def get_encoding(name: str) -> tuple[tiktoken.Encoding, bool]:
     return fallback, False
 
 
+@functools.lru_cache(maxsize=1024)
 def encoding_for(model: str) -> str:
     """The encoding name a model uses (``"local"`` for the embedded model)."""
     if model.lower() in LOCAL_ALIASES:
@@ -298,11 +302,14 @@ async def _count_local(
     if not breakdown:
         return TokenCount(model, "smollm2 (engine)", total, True)
     # The engine's template (ChatML) opens every message with the same special
-    # token: split there. Segments: [default system prompt], messages..., priming.
-    starts = [i for i, t in enumerate(ids) if ids and t == ids[0]]
+    # token: split there. Segments: [its default system prompt, when the first
+    # message is not a system one], the messages, [the reply priming, absent
+    # when a final assistant message is continued rather than answered].
+    starts = [i for i, t in enumerate(ids) if t == ids[0]]
     sizes = [b - a for a, b in zip(starts, [*starts[1:], total], strict=True)]
-    injected = len(sizes) - len(plain) - 1
-    if injected not in (0, 1):
+    injected = int(plain[0]["role"] not in ("system", "developer"))
+    priming = len(sizes) - injected - len(plain)
+    if priming not in (0, 1):
         raise ConfigError("the local engine's chat template changed shape; "
                           "cannot split its tokens per message")
     texts = [client.local_tokenize(text=_text_of(m.get("content"))[0]) for m in plain]
@@ -317,8 +324,8 @@ async def _count_local(
         counts.append(MessageCount(i, str(m["role"]), content[i], nm, share - content[i] - nm))
     note = "" if not injected else (
         "the engine's chat template adds its default system prompt (counted in message 0)")
-    return TokenCount(model, "smollm2 (engine)", total, True, tuple(counts), sizes[-1],
-                      note=note)
+    return TokenCount(model, "smollm2 (engine)", total, True, tuple(counts),
+                      sizes[-1] if priming else 0, note=note)
 
 
 async def acount_tokens(
@@ -329,8 +336,6 @@ async def acount_tokens(
     breakdown: bool = True,
 ) -> TokenCount:
     """Async :func:`count_tokens` (the local model is counted by its engine)."""
-    from .config import resolve
-
     model = model or resolve(None, None)[1]
     if encoding_for(model) == "local":
         from ._portal import get_portal
@@ -352,8 +357,6 @@ def count_tokens(
     will say), whether it is exact, and a per-message breakdown
     (``breakdown=False`` skips the breakdown where it costs extra work).
     """
-    from .config import resolve
-
     model = model or resolve(None, None)[1]
     if encoding_for(model) == "local":
         from ._portal import get_portal

@@ -52,3 +52,40 @@ def test_cli_errors_are_one_clear_line(monkeypatch, isolated_env):
     assert p.returncode == 1
     assert p.stderr.startswith("gptmagic: error: ") and "kind 'weird'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def run_stdin(args: list[str], text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gptmagic", *args], input=text,
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+
+def test_tokens_for_text_and_messages(tmp_path):
+    p = run_stdin(["tokens", "--model", "gpt-4"], "tiktoken is great!")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("6 tokens (exact; cl100k_base; model gpt-4)")
+    assert "cost: $" in p.stdout and "genai-prices" in p.stdout
+    f = tmp_path / "msgs.json"
+    f.write_text(json.dumps([{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Hi", "name": "bob"}]))
+    p = run_cli("tokens", "--model", "gpt-4o-mini", "--max-tokens", "50", str(f))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("17 tokens (exact; o200k_base")
+    assert "[0] system" in lines[1] and "[1] user" in lines[2] and "name=2" in lines[2]
+    assert lines[3].strip() == "reply priming 3"
+
+
+def test_tokens_local_is_free_and_counted_by_the_engine():
+    p = run_stdin(["tokens", "--model", "local"], '[{"role": "user", "content": "Hi"}]')
+    assert p.returncode == 0, p.stderr
+    assert "smollm2 (engine)" in p.stdout and "$0.00 at most (local model (free))" in p.stdout
+
+
+def test_tokens_bad_input_is_one_clear_line(tmp_path):
+    for args, text, match in [
+        (["tokens", "--model", "gpt-4o"], "[1,", "not a JSON message list"),
+        (["tokens", "--model", "gpt-4o"], "[1]", "messages[0]"),
+        (["tokens", str(tmp_path / "missing.txt")], "", "cannot read"),
+    ]:
+        p = run_stdin(args, text)
+        assert p.returncode == 1 and match in p.stderr and "Traceback" not in p.stderr

@@ -149,7 +149,7 @@ def _random_conversation(rng: random.Random) -> list[dict]:
         if rng.random() < 0.25:
             m["name"] = rng.choice(["bob", "example_user", "Anna-2"])
         msgs.append(m)
-    if msgs[-1]["role"] != "user":
+    if msgs[-1]["role"] != "user" and rng.random() < 0.5:
         msgs.append({"role": "user", "content": "ok"})
     return msgs
 
@@ -164,6 +164,8 @@ def test_local_counts_equal_engine_usage_over_many_conversations():
             assert c.total == r.usage.prompt_tokens, msgs
             assert c.exact and sum(m.total for m in c.messages) + c.reply_priming == c.total
             assert all(m.content >= 0 and m.overhead > 0 for m in c.messages)
+            # A final assistant message is continued, not answered: no priming.
+            assert (c.reply_priming == 0) == (msgs[-1]["role"] == "assistant")
         text = "Bonjour le monde 😀"
         assert count_tokens(text, "local").total == gptmagic.complete(
             text, model="local", max_tokens=1).usage.prompt_tokens
