@@ -133,3 +133,17 @@ __all__ = [
     "set_price",
     "shutdown",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext gptmagic``: register ``%%chat``, ``%%complete``, ``%chat``, ``%gptmagic``."""
+    from . import _ipython
+
+    _ipython.load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext gptmagic``: remove the magics, close the client, stop the engine."""
+    from . import _ipython
+
+    _ipython.unload(ipython)

@@ -60,7 +60,8 @@ def test_public_all_matches_module():
     public = {
         n for n in dir(gptmagic)
         if not n.startswith("_") and not isinstance(getattr(gptmagic, n), types.ModuleType)
-    } - {"annotations", "TYPE_CHECKING", "Any"}
+    } - {"annotations", "TYPE_CHECKING", "Any", "load_ipython_extension",
+         "unload_ipython_extension"}
     assert sorted(gptmagic.__all__) == gptmagic.__all__
     for name in gptmagic.__all__:
         assert getattr(gptmagic, name) is not None

@@ -1,0 +1,307 @@
+"""What a ``%%chat`` / ``%%complete`` cell does, without IPython.
+
+:class:`Session` keeps the threads of one kernel and runs a cell: it builds
+the request (history + the cell's messages, fitted to the context window),
+streams the reply into a :class:`Sink` (the magic's live output), records
+the turn, prices it, and returns a :class:`Reply` that renders itself. The
+magics module only parses options and shows what this returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import display
+from ._portal import get_portal
+from .api import get_client
+from .config import Provider, get_profile, resolve
+from .context import fit_messages
+from .errors import GptmagicError, RequestError
+from .models import model_info
+from .pricing import Cost, cost_of, estimate
+from .threads import Thread, ThreadStore, Turn
+from .tokens import count_tokens
+from .types import Result
+
+__all__ = ["DryRun", "Reply", "Session", "Sink", "cell_key"]
+
+
+class Sink(Protocol):
+    """Where live output goes while a reply streams."""
+
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def cell_key(cell_id: str | None, source: str) -> str:
+    """A turn's key: Jupyter's cell id, else a hash of the cell's whole source."""
+    return cell_id or "src-" + hashlib.sha1(source.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Reply:
+    """The result of a chat or completion cell; renders itself in Jupyter."""
+
+    text: str
+    messages: list[dict[str, Any]]
+    result: Result | None
+    cost: Cost | None
+    request: dict[str, Any]
+    thread: str | None = None
+    note: str | None = None
+    results: dict[str, Result | str] = field(default_factory=dict)
+    costs: dict[str, Cost | None] = field(default_factory=dict)
+    moderation: str | None = None
+    bundle: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def usage(self) -> Any:
+        return self.result.usage if self.result else None
+
+    @property
+    def logprobs(self) -> Any:
+        return self.result.logprobs if self.result else None
+
+    @property
+    def raw(self) -> Any:
+        return self.result.raw if self.result else None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return self.bundle
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<gptmagic.Reply {len(self.results) or 1} model(s) cost={self.cost} text={text!r}>"
+
+
+@dataclass
+class DryRun:
+    """What would be sent: the request, its URL, the count and the estimate."""
+
+    request: dict[str, Any]
+    url: str
+    count: Any
+    estimate: Any
+    note: str | None = None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return display.dry_run_bundle(self.request, url=self.url, count=self.count,
+                                      estimate=self.estimate, note=self.note)
+
+
+def _provider(profile: str | None, key_env: str | None, model: str | None) -> tuple[Provider, str]:
+    prov, chosen = resolve(profile, model)
+    if key_env:
+        from dataclasses import replace
+
+        prov = replace(prov, api_key_env=key_env)
+    return prov, chosen
+
+
+class Session:
+    """The magics' state for one kernel: threads and the streaming loop."""
+
+    def __init__(self) -> None:
+        self.threads = ThreadStore()
+        self.stream_interval = 0.1  # seconds between live updates
+
+    # -- running on the portal, showing progress on the caller's thread ---------
+
+    def _run(self, make: Callable[[Callable[[int, str], None]], Any], sink: Sink,
+             model: str) -> Any:
+        q: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
+        fut = get_portal().submit(make(lambda i, t: q.put((i, t))))
+        texts: dict[int, str] = {}
+        t0 = time.monotonic()
+        last = 0.0
+        try:
+            while True:
+                try:
+                    i, t = q.get(timeout=0.02)
+                    texts[i] = texts.get(i, "") + t
+                    while True:
+                        i, t = q.get_nowait()
+                        texts[i] = texts.get(i, "") + t
+                except queue.Empty:
+                    pass
+                now = time.monotonic()
+                if fut.done() and q.empty():
+                    break
+                if texts and now - last >= self.stream_interval:
+                    sink.update(texts, model, now - t0)
+                    last = now
+            return fut.result()
+        except BaseException:
+            fut.cancel()
+            raise
+        finally:
+            sink.close()
+
+    # -- chat ------------------------------------------------------------------
+
+    def chat(
+        self,
+        cell_messages: list[dict[str, Any]],
+        *,
+        key: str,
+        models: Sequence[str | None],
+        params: dict[str, Any],
+        thread: str | None = "default",
+        system: str | None = None,
+        profile: str | None = None,
+        key_env: str | None = None,
+        dry_run: bool = False,
+        stream: bool = True,
+        fit: bool = True,
+        moderate: bool = False,
+        sink: Sink | None = None,
+    ) -> Reply | DryRun:
+        """Run one chat cell. ``thread=None`` sends the cell alone (no history)."""
+        sink = sink or NullSink()
+        th: Thread | None = self.threads.get(thread) if thread else None
+        if th is not None and system is not None:
+            th.system = system or None
+        history = th.context_for(key) if th else (
+            [{"role": "system", "content": system}] if system else [])
+        messages = history + cell_messages
+        prov, model = _provider(profile, key_env, models[0])
+        note = None
+        max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+        if fit and history and model_info(model).context_window:
+            fitted = fit_messages(messages, model, max_tokens=max_tokens or 256)
+            if fitted.changed:
+                messages, note = fitted.messages, fitted.note
+            elif not fitted.fits:
+                raise RequestError(fitted.note, param="--max-tokens")
+        if dry_run:
+            return self._dry_run(prov, model, messages, params, stream, note)
+        mod_lines = []
+        if moderate:
+            mod_lines.append(self._moderate(prov, "\n\n".join(
+                str(m.get("content", "")) for m in cell_messages), "input"))
+        if len(models) > 1:
+            reply = self._multi(models, profile, key_env, messages, params, sink)
+        else:
+            client = get_client()
+
+            def make(on_delta: Callable[[int, str], None]) -> Any:
+                return client.chat(messages, model=model, provider=prov, stream=stream,
+                                   on_delta=on_delta, **params)
+
+            result = self._run(make, sink, model)
+            cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+            reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
+                          {"model": model, "provider": prov.name, **params})
+            reply.bundle = display.reply_bundle(result, cost=cost, max_tokens=max_tokens,
+                                                note=note, request_summary=self._summary(
+                                                    prov, model, params, messages, th))
+        if moderate and reply.text:
+            mod_lines.append(self._moderate(prov, reply.text, "reply"))
+            reply.moderation = "; ".join(mod_lines)
+        if th is not None and reply.result is not None:
+            th.record(Turn(key, cell_messages, reply.result.choices[0].message, model))
+            reply.thread = th.name
+        reply.note = note
+        if reply.moderation and reply.bundle:
+            data, meta = reply.bundle
+            data = {k: (v + f"\n\n{reply.moderation}" if k in ("text/plain", "text/markdown")
+                        else v) for k, v in data.items()}
+            reply.bundle = (data, meta)
+        return reply
+
+    def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
+               messages: list[dict[str, Any]], params: dict[str, Any], sink: Sink) -> Reply:
+        client = get_client()
+        provs = [_provider(profile, key_env, m) for m in models]
+
+        async def one(prov: Provider, model: str) -> Result | str:
+            try:
+                return await client.chat(messages, model=model, provider=prov, **params)
+            except GptmagicError as e:
+                return str(e)
+
+        async def everything(on_delta: Callable[[int, str], None]) -> list[Result | str]:
+            return list(await asyncio.gather(*(one(p, m) for p, m in provs)))
+
+        outcomes = self._run(everything, sink, ", ".join(m for _, m in provs))
+        rows, results, costs = [], {}, {}
+        for (prov, model), out in zip(provs, outcomes, strict=True):
+            if isinstance(out, Result):
+                cost = cost_of(out.usage, out.model or model, provider=prov.kind)
+                rows.append(display.SideBySideRow(model, out, None, cost,
+                                                  params.get("max_tokens")))
+            else:
+                cost = None
+                rows.append(display.SideBySideRow(model, None, out, None))
+            results[model], costs[model] = out, cost
+        first = next((r for r in results.values() if isinstance(r, Result)), None)
+        reply = Reply(first.text if first else "", messages, first,
+                      costs.get(provs[0][1]), {"models": [m for _, m in provs], **params},
+                      results=results, costs=costs)
+        reply.bundle = display.side_by_side_bundle(rows)
+        return reply
+
+    def _moderate(self, prov: Provider, text: str, kind: str) -> str:
+        from .moderation import describe, moderate
+
+        res = get_portal().run(moderate(get_client(), text, kind=kind, provider=prov))
+        return describe([res])
+
+    def _summary(self, prov: Provider, model: str, params: Mapping[str, Any],
+                 messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
+        return {"provider": prov.name, "kind": prov.kind, "model": model,
+                "params": dict(params), "messages": len(messages),
+                "thread": th.name if th else None}
+
+    def _dry_run(self, prov: Provider, model: str, messages: list[dict[str, Any]],
+                 params: Mapping[str, Any], stream: bool, note: str | None) -> DryRun:
+        body: dict[str, Any] = {"model": model, "messages": messages, **params}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        url, _ = prov.endpoint("chat/completions", model, prov.base_url or "http://local-engine/v1")
+        count = count_tokens(messages, model)
+        est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
+                       provider=prov.kind)
+        return DryRun(body, url, count, est, note)
+
+    # -- history views -----------------------------------------------------------
+
+    def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        th = self.threads.get(name)
+        model = model or resolve(None, None)[1]
+        rows = []
+        msgs = th.messages()
+        counts = count_tokens(msgs, model) if msgs else None
+        i = 0
+        turn_of: list[tuple[int, str | None]] = []
+        if th.system:
+            turn_of.append((0, None))
+        for n, t in enumerate(th.turns, 1):
+            turn_of += [(n, t.key)] * len(t.all_messages())
+        for m, (turn, key) in zip(msgs, turn_of, strict=True):
+            tokens = counts.messages[i].total if counts else None
+            rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
+                                           str(m.get("content") or ""), tokens, key))
+            i += 1
+        return display.history_bundle(rows, thread=name,
+                                      context_window=model_info(model).context_window,
+                                      total=counts.total if counts else None)
+
+    def get_profile(self, name: str) -> Provider:
+        return get_profile(name)
