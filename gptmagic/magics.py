@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Bool, Dict, Unicode
@@ -41,6 +41,8 @@ _NUMERIC = {
 
 
 def _flag(name: str) -> str:
+    if name == "logprobs_n":
+        return "--logprobs"
     return "-n" if name == "n" else "--" + name.replace("_", "-")
 
 
@@ -244,6 +246,61 @@ class GptMagics(Magics):
         except GptmagicError as e:
             raise UsageError(str(e)) from None
         raise UsageError(f"unknown %chat command {cmd!r}; expected history, reset, threads, fork")
+
+    # -- %%complete ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--model", "-m")
+    @argument("--profile", "-p")
+    @argument("--key-env", help="name of the environment variable that holds the API key")
+    @argument("--max-tokens")
+    @argument("--temperature", "-t")
+    @argument("--top-p")
+    @argument("-n", help="number of choices")
+    @argument("--best-of", help="server-side candidates; the best n are returned")
+    @argument("--stop", action="append", help="stop sequence (repeatable)")
+    @argument("--echo", action="store_true", help="return the prompt with the completion")
+    @argument("--logprobs", dest="logprobs_n", help="top alternatives per token (0..20)")
+    @argument("--seed")
+    @argument("--presence-penalty")
+    @argument("--frequency-penalty")
+    @argument("--resample", help="sample up to K times; keep samples that end in 'stop'")
+    @argument("--marker", help="insertion marker splitting prompt and suffix (default [insert])")
+    @argument("--dry-run", action="store_true", help="show the request; send nothing")
+    @argument("--no-stream", action="store_true")
+    @argument("--moderate", action="store_true", help="moderate input and reply")
+    @argument("--out", "-o", help="store the result in this variable")
+    @cell_magic
+    def complete(self, line: str, cell: str) -> Any:
+        """Legacy completion of the cell's text: ``%%complete [options]``.
+
+        ``[insert]`` in the cell splits it into prompt and suffix (insertion).
+        """
+        try:
+            args = parse_argstring(self.complete, line)
+            params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
+                                         "presence_penalty", "frequency_penalty", "best_of",
+                                         "logprobs_n"))
+            if args.stop:
+                params["stop"] = args.stop
+            if args.echo:
+                params["echo"] = True
+            resample = None
+            if args.resample is not None:
+                if not str(args.resample).isdigit() or int(args.resample) < 1:
+                    raise UsageError(f"--resample must be a whole number >= 1, "
+                                     f"got {args.resample!r}")
+                resample = int(args.resample)
+            sink = self._sink()
+            reply = self.session.complete(
+                cell, model=args.model or self.default_model, params=params,
+                profile=args.profile or self.profile, key_env=args.key_env,
+                marker=args.marker, resample=resample, dry_run=args.dry_run,
+                stream=self.stream and not args.no_stream and not resample,
+                moderate=args.moderate, sink=sink)
+            return self._finish(reply, args, sink)
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
 
     # -- %gptmagic ------------------------------------------------------------------
 

@@ -280,6 +280,80 @@ class Session:
                        provider=prov.kind)
         return DryRun(body, url, count, est, note)
 
+    # -- complete ------------------------------------------------------------------
+
+    def complete(
+        self,
+        text: str,
+        *,
+        model: str | None,
+        params: dict[str, Any],
+        profile: str | None = None,
+        key_env: str | None = None,
+        marker: str | None = None,
+        resample: int | None = None,
+        dry_run: bool = False,
+        stream: bool = True,
+        moderate: bool = False,
+        sink: Sink | None = None,
+    ) -> Reply | DryRun:
+        """Run one ``%%complete`` cell: an insertion marker splits prompt and suffix."""
+        from .insertion import INSERT_MARKER, split_insertion
+        from .insertion import resample as resample_insertion
+
+        sink = sink or NullSink()
+        prompt, suffix = split_insertion(text, marker or INSERT_MARKER)
+        if not prompt.strip() and suffix is None:
+            raise RequestError("the cell is empty; write a prompt to complete", param="cell")
+        prov, model = _provider(profile, key_env, model)
+        params = dict(params)
+        if suffix is not None:
+            params["suffix"] = suffix
+        if dry_run:
+            body: dict[str, Any] = {"model": model, "prompt": prompt, **params}
+            if stream:
+                body["stream"] = True
+                body["stream_options"] = {"include_usage": True}
+            url, _ = prov.endpoint("completions", model,
+                                   prov.base_url or "http://local-engine/v1")
+            count = count_tokens(prompt + (suffix or ""), model)
+            est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
+                           provider=prov.kind)
+            return DryRun(body, url, count, est)
+        client = get_client()
+        mod_lines = [self._moderate(prov, text, "input")] if moderate else []
+        note = None
+        if resample:
+            rs = get_portal().run(resample_insertion(client, prompt, suffix=suffix, k=resample,
+                                                     model=model, provider=prov, **{
+                                                         k: v for k, v in params.items()
+                                                         if k != "suffix"}))
+            result = rs.results[-1]
+            if rs.kept:
+                result.choices = list(rs.kept)
+            result.usage = rs.usage_total
+            note = rs.advice or f"kept {len(rs.kept)} of {rs.attempts} sample(s) ending in 'stop'"
+        else:
+            def make(on_delta: Callable[[int, str], None]) -> Any:
+                return client.complete(prompt, model=model, provider=prov, stream=stream,
+                                       on_delta=on_delta, **params)
+
+            result = self._run(make, sink, model)
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+        reply = Reply(result.text, [], result, cost,
+                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
+                      note=note)
+        if moderate and result.text:
+            mod_lines.append(self._moderate(prov, result.text, "reply"))
+            reply.moderation = "; ".join(mod_lines)
+        note_all = "\n".join(x for x in (note, reply.moderation) if x) or None
+        reply.bundle = display.reply_bundle(
+            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
+            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
+                             "params": {k: v for k, v in params.items() if k != "suffix"},
+                             "suffix": suffix is not None, "resample": resample})
+        return reply
+
     # -- history views -----------------------------------------------------------
 
     def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:

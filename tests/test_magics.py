@@ -1,0 +1,192 @@
+"""%%chat, %chat and %gptmagic in-process (InteractiveShell), against the fake server
+and the embedded model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakeserver import Behaviour
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+import gptmagic
+from gptmagic.session import DryRun, Reply
+
+KEY = "sk-fake-magic-0123456789abcdef"
+
+
+@pytest.fixture
+def shell(fake_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY")
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "gptmagic")
+    yield sh
+    sh.run_line_magic("unload_ext", "gptmagic")
+    InteractiveShell.clear_instance()
+
+
+def chat(sh, line, cell):
+    with capture_output() as cap:
+        result = sh.run_cell_magic("chat", line, cell)
+    return result, cap
+
+
+def test_chat_returns_a_reply_with_metadata(shell, fake_server):
+    r, cap = chat(shell, "-p fake --temperature 0.5 --max-tokens 20 --seed 3", "user: hello there")
+    assert isinstance(r, Reply) and r.text == "echo: hello there"
+    body = fake_server.requests[-1].json
+    assert body["temperature"] == 0.5 and body["max_tokens"] == 20 and body["seed"] == 3
+    assert body["stream"] is True and body["messages"] == [{"role": "user", "content": "hello there"}]
+    data, meta = r._repr_mimebundle_()
+    assert "echo: hello there" in data["text/markdown"] and "finish" in data["text/markdown"]
+    resp = meta["gptmagic"]["response"]
+    assert resp["usage"]["prompt_tokens"] == 2 and resp["model"] == "fake-model"
+    assert KEY not in json.dumps(meta) and KEY not in json.dumps(data)
+    assert shell.user_ns["_chat"] is r
+
+
+def test_every_option_reaches_the_wire(shell, fake_server):
+    line = ("-p fake -m fake-model -t 0 --top-p 0.5 --max-tokens 9 -n 2 --stop END --stop STOP "
+            "--seed 1 --presence-penalty 0.5 --frequency-penalty -0.5 --json --top-logprobs 2 "
+            "--no-stream --no-history")
+    r, _ = chat(shell, line, "hi")
+    body = fake_server.requests[-1].json
+    assert body == {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}],
+                    "temperature": 0.0, "top_p": 0.5, "max_tokens": 9, "n": 2,
+                    "stop": ["END", "STOP"], "seed": 1, "presence_penalty": 0.5,
+                    "frequency_penalty": -0.5, "response_format": {"type": "json_object"},
+                    "top_logprobs": 2, "logprobs": True}
+    assert len(r.result.choices) == 2
+    md = r._repr_mimebundle_()[0]["text/markdown"]
+    assert "choice 1 of 2" in md and "choice 2 of 2" in md
+
+
+def test_threads_rerun_replaces_and_history(shell, fake_server):
+    chat(shell, "-p fake", "system: Be brief.\nuser: one")
+    chat(shell, "-p fake", "user: two")
+    sent = fake_server.requests[-1].json["messages"]
+    assert [m["content"] for m in sent] == ["Be brief.", "one", "echo: one", "two"]
+    # Re-running the first cell replaces its turn: its context is empty again.
+    chat(shell, "-p fake", "system: Be brief.\nuser: one")
+    assert [m["content"] for m in fake_server.requests[-1].json["messages"]] == ["Be brief.", "one"]
+    th = shell.magics_manager.registry["GptMagics"].session.threads.get()
+    assert len(th.turns) == 2
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history --model gpt-4o")
+    html = cap.outputs[0].data["text/html"]
+    assert "echo: two" in html and "Be brief." in html
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "fork side --turn 1")
+    assert "forked with 1 turn" in cap.stdout
+    chat(shell, "-p fake --thread side", "user: three")
+    assert [m["content"] for m in fake_server.requests[-1].json["messages"]] == [
+        "Be brief.", "one", "echo: one", "three"]
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "reset")
+    assert "2 turn(s) forgotten" in cap.stdout
+    chat(shell, "-p fake", "user: fresh")
+    assert fake_server.requests[-1].json["messages"] == [{"role": "user", "content": "fresh"}]
+
+
+def test_system_option_and_variables(shell, fake_server):
+    shell.user_ns["topic"] = "owls"
+    chat(shell, "-p fake --system 'You are terse.' --thread t2", "Tell me about {topic}.")
+    assert fake_server.requests[-1].json["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Tell me about owls."}]
+
+
+def test_dry_run_sends_nothing(shell, fake_server):
+    r, _ = chat(shell, "-p fake -m gpt-4o --dry-run --max-tokens 100", "user: count me")
+    assert isinstance(r, DryRun) and fake_server.requests == []
+    data, _ = r._repr_mimebundle_()
+    assert "nothing sent" in data["text/plain"].lower()
+    assert '"count me"' in data["text/plain"] and KEY not in json.dumps(data)
+    assert r.count.total == gptmagic.count_tokens([{"role": "user", "content": "count me"}],
+                                                  "gpt-4o").total
+
+
+def test_multi_model_side_by_side(shell, fake_server):
+    r, _ = chat(shell, "-p fake -m fake-a,fake-b", "user: compare")
+    assert set(r.results) == {"fake-a", "fake-b"}
+    html = r._repr_mimebundle_()[0]["text/html"]
+    assert "fake-a" in html and "fake-b" in html and "echo: compare" in html
+    assert sorted(q.json["model"] for q in fake_server.requests) == ["fake-a", "fake-b"]
+
+
+def test_out_variable(shell, fake_server):
+    r, _ = chat(shell, "-p fake --out answer", "hi")
+    assert shell.user_ns["answer"] is r
+
+
+@pytest.mark.parametrize(
+    ("line", "cell", "match"),
+    [
+        ("-p fake --temperature hot", "hi", "--temperature must be a float"),
+        ("-p fake --temperature 3", "hi", r"--temperature must be in 0.0..2.0"),
+        ("-p fake -n 0", "hi", "-n must be in"),
+        ("-p fake --bogus", "hi", "unrecognized arguments"),
+        ("-p nope", "hi", "unknown profile 'nope'"),
+        ("-p fake", "user: {missing}", "cell line 1: name 'missing'"),
+        ("-p fake", "hello\nuser: x", "cell line 1"),
+        ("-p fake --out 'not a name'", "hi", "--out needs a Python variable name"),
+        ("-m gpt-4o -p openai", "hi", "OPENAI_API_KEY"),
+    ],
+)
+def test_errors_are_usage_errors(shell, fake_server, line, cell, match):
+    with pytest.raises(UsageError, match=match):
+        shell.run_cell_magic("chat", line, cell)
+
+
+def test_server_errors_are_usage_errors(shell, fake_server):
+    fake_server.set_default(Behaviour(status=401))
+    with pytest.raises(UsageError, match="HTTP 401") as e:
+        shell.run_cell_magic("chat", "-p fake", "hi")
+    assert KEY not in str(e.value)
+
+
+def test_gptmagic_settings(shell, fake_server):
+    shell.run_line_magic("gptmagic", "profile fake")
+    shell.run_line_magic("gptmagic", "set temperature=0.2 max_tokens=7")
+    chat(shell, "", "hi")
+    body = fake_server.requests[-1].json
+    assert body["temperature"] == 0.2 and body["max_tokens"] == 7 and body["model"] == "fake-model"
+    shell.run_line_magic("gptmagic", "unset temperature")
+    chat(shell, "--max-tokens 3", "again")
+    assert "temperature" not in fake_server.requests[-1].json
+    assert fake_server.requests[-1].json["max_tokens"] == 3  # the cell wins
+    with pytest.raises(UsageError, match="expected name=value"):
+        shell.run_line_magic("gptmagic", "set colour=blue")
+    shell.run_line_magic("config", "GptMagics.default_model = 'fake-z'")
+    chat(shell, "", "x")
+    assert fake_server.requests[-1].json["model"] == "fake-z"
+
+
+def test_unload_removes_magics(fake_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
+    sh = InteractiveShell.instance()
+    try:
+        sh.run_line_magic("load_ext", "gptmagic")
+        assert "chat" in sh.magics_manager.magics["cell"]
+        sh.run_line_magic("unload_ext", "gptmagic")
+        assert "chat" not in sh.magics_manager.magics["cell"]
+        assert "gptmagic" not in sh.magics_manager.magics["line"]
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_local_model_streams_and_prices_at_zero(shell):
+    try:
+        r, cap = chat(shell, "-m local --max-tokens 8 --temperature 0 --top-logprobs 3",
+                      "user: Say hello.")
+        assert r.text and r.result.usage.completion_tokens <= 8
+        assert r.cost.total == 0 and len(r.logprobs[0].top) == 3
+        assert "smollm2-135m-instruct" in r._repr_mimebundle_()[0]["text/markdown"]
+        assert r.text.split()[0] in cap.stdout  # streamed to the terminal as it came
+    finally:
+        gptmagic.shutdown()

@@ -1,0 +1,62 @@
+"""Notebooks executed headless by a real kernel, with assertions on their outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@pytest.fixture
+def jupyter_env(tmp_path, monkeypatch):
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
+                "MPLCONFIGDIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    return tmp_path
+
+
+def run_notebook(name: str, tmp: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp)}}).execute()
+    nbformat.write(nb, tmp / name)
+    return nb
+
+
+def outputs_of(cell) -> list[dict]:
+    return [dict(o) for o in cell.get("outputs", [])]
+
+
+def test_magics_notebook(jupyter_env):
+    nb = run_notebook("magics.ipynb", jupyter_env)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    by_src = {c.source.splitlines()[0]: c for c in code}
+
+    first = outputs_of(by_src["%%chat --max-tokens 40"])
+    results = [o for o in first if o["output_type"] == "execute_result"]
+    assert results, first
+    md = results[-1]["data"]["text/markdown"]
+    assert "finish" in md and "smollm2-135m-instruct" in md
+    meta = results[-1]["metadata"]["gptmagic"]
+    assert meta["response"]["usage"]["prompt_tokens"] > 0 and meta["response"]["cost_usd"] == "0"
+
+    history = next(c for c in code if c.source.startswith("%chat history"))
+    html = "".join(o["data"].get("text/html", "") for o in outputs_of(history) if "data" in o)
+    assert "Name one primary colour." in html and "And another one?" in html
+
+    dry = next(c for c in code if "--dry-run" in c.source)
+    text = json.dumps(outputs_of(dry))
+    assert "Explain tides to a child." in text and "nothing sent" in text.lower()
+
+    probs = next(c for c in code if c.source.startswith("[(t.token"))
+    assert "Paris" in json.dumps(outputs_of(probs))
+
+    insert = code[-1]
+    errors = [o for o in outputs_of(insert) if o["output_type"] == "error"]
+    assert errors and "suffix" in errors[0]["evalue"]
+    assert "Traceback" not in "".join(errors[0]["traceback"])
