@@ -175,6 +175,35 @@ class Client:
             raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
         return [str(m.get("id")) for m in items if isinstance(m, dict)]
 
+    async def moderate(
+        self,
+        input: str | list[str],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+    ) -> dict[str, Any]:
+        """``POST /moderations``: the provider's moderation of ``input``."""
+        prov, _ = resolve(provider or self.provider, None)
+        if prov.kind == "local":
+            raise RequestError(
+                "the local model has no moderation endpoint; use --moderate with a provider "
+                "that has one (OpenAI)", param="moderate")
+        url, query = prov.endpoint("moderations", model or "omni-moderation-latest")
+        body: dict[str, Any] = {"input": input}
+        if model:
+            body["model"] = model
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        async with self.http.request("POST", url, params=query, headers=prov.auth_headers(),
+                                     json_body=payload) as r:
+            raw = await r.read(MAX_ERROR_BYTES)
+            if r.status >= 400:
+                raise status_error(r.status, _json_or_text(raw), request_id=_request_id(r.headers),
+                                   headers=r.headers, url=url)
+        data = _json_or_text(raw)
+        if not isinstance(data, dict):
+            raise MalformedResponseError(f"{url}: moderation response is not a JSON object")
+        return data
+
     async def local_tokenize(
         self,
         *,

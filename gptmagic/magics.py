@@ -58,6 +58,22 @@ def _check(name: str, value: Any) -> Any:
     return value
 
 
+def _unquote(value: Any) -> Any:
+    """magic_arguments keeps quotes (non-POSIX split): ``--system 'Be brief'``."""
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _parse(magic: Any, line: str) -> Any:
+    args = parse_argstring(magic, line)
+    for name, value in vars(args).items():
+        setattr(args, name, _unquote(value))
+    return args
+
+
 class _KernelSink:
     """Live output in a Jupyter front end: one display, updated in place."""
 
@@ -183,7 +199,7 @@ class GptMagics(Magics):
         if cell is None:
             return self._chat_command(line)
         try:
-            args = parse_argstring(self.chat, line)
+            args = _parse(self.chat, line)
             messages = parse_cell(cell, namespace=self.shell.user_ns)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "top_logprobs"))
@@ -277,7 +293,7 @@ class GptMagics(Magics):
         ``[insert]`` in the cell splits it into prompt and suffix (insertion).
         """
         try:
-            args = parse_argstring(self.complete, line)
+            args = _parse(self.complete, line)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "best_of",
                                          "logprobs_n"))

@@ -141,6 +141,8 @@ class Session:
                     pass
                 now = time.monotonic()
                 if fut.done() and q.empty():
+                    if texts and fut.exception() is None:
+                        sink.update(texts, model, now - t0)  # the tail since the last update
                     break
                 if texts and now - last >= self.stream_interval:
                     sink.update(texts, model, now - t0)

@@ -149,6 +149,21 @@ def _error(status: int, message: str | None = None, param: str | None = None) ->
     return {"error": {"message": message, "type": etype, "param": param, "code": code}}
 
 
+def _moderation(data: dict, n: int) -> dict:
+    """Flags ``violence`` for inputs containing "attack", ``harassment`` for "idiot"."""
+    inputs = data.get("input")
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    results = []
+    for text in inputs:
+        text = str(text).lower()
+        cats = {"violence": "attack" in text, "harassment": "idiot" in text}
+        scores = {k: (0.91 if v else 0.01) for k, v in cats.items()}
+        results.append({"flagged": any(cats.values()), "categories": cats,
+                        "category_scores": scores})
+    return {"id": f"modr-fake-{n}", "model": data.get("model") or "omni-moderation-latest",
+            "results": results}
+
+
 def _choices(texts: list[str], limit: int | None) -> list[tuple[list[str], str]]:
     """Per choice: its tokens (truncated to `limit`) and finish_reason."""
     out = []
@@ -379,6 +394,8 @@ class FakeServer:
         kind = next((k for k in _ROUTES if path.endswith("/" + k)), None)
         if kind == "models" and method == "GET":
             return await send(200, _MODELS)
+        if path.endswith("/moderations") and method == "POST" and isinstance(data, dict):
+            return await send(200, _moderation(data, n))
         if kind in (None, "models") or method != "POST":
             return await send(404, _error(404, f"Invalid URL ({method} {request.path})"))
         if not isinstance(data, dict):
