@@ -214,7 +214,10 @@ class Session:
                                                     prov, model, params, messages, th))
         if moderate and reply.text:
             mod_lines.append(self._moderate(prov, reply.text, "reply"))
-            reply.moderation = "; ".join(mod_lines)
+        if mod_lines:
+            from .moderation import describe
+
+            reply.moderation = describe(mod_lines)
         if th is not None and reply.result is not None:
             th.record(Turn(key, cell_messages, reply.result.choices[0].message, model))
             reply.thread = th.name
@@ -258,11 +261,10 @@ class Session:
         reply.bundle = display.side_by_side_bundle(rows)
         return reply
 
-    def _moderate(self, prov: Provider, text: str, kind: str) -> str:
-        from .moderation import describe, moderate
+    def _moderate(self, prov: Provider, text: str, kind: str) -> Any:
+        from .moderation import moderate
 
-        res = get_portal().run(moderate(get_client(), text, kind=kind, provider=prov))
-        return describe([res])
+        return get_portal().run(moderate(get_client(), text, kind=kind, provider=prov))
 
     def _summary(self, prov: Provider, model: str, params: Mapping[str, Any],
                  messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
@@ -347,7 +349,10 @@ class Session:
                       note=note)
         if moderate and result.text:
             mod_lines.append(self._moderate(prov, result.text, "reply"))
-            reply.moderation = "; ".join(mod_lines)
+        if mod_lines:
+            from .moderation import describe
+
+            reply.moderation = describe(mod_lines)
         note_all = "\n".join(x for x in (note, reply.moderation) if x) or None
         reply.bundle = display.reply_bundle(
             result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,

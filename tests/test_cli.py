@@ -12,8 +12,13 @@ import httpx
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gptmagic", *args], capture_output=True,
-                          text=True, timeout=timeout, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "gptmagic", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
 
 
 def test_demo_prints_a_streamed_chat_and_a_logprob_table():
@@ -29,17 +34,27 @@ def test_demo_prints_a_streamed_chat_and_a_logprob_table():
 
 
 def test_serve_is_an_openai_compatible_server():
-    proc = subprocess.Popen([sys.executable, "-m", "gptmagic", "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gptmagic", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         line = proc.stdout.readline()
         url = json.loads(line)["url"]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
         with httpx.Client(base_url=url, timeout=60) as c:
             assert c.get("/models").json()["data"][0]["id"] == "smollm2-135m-instruct"
-            r = c.post("/chat/completions", json={"model": "local", "max_tokens": 3,
-                                                  "messages": [{"role": "user", "content": "Hi"}]})
+            r = c.post(
+                "/chat/completions",
+                json={
+                    "model": "local",
+                    "max_tokens": 3,
+                    "messages": [{"role": "user", "content": "Hi"}],
+                },
+            )
             assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 3
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -55,8 +70,14 @@ def test_cli_errors_are_one_clear_line(monkeypatch, isolated_env):
 
 
 def run_stdin(args: list[str], text: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gptmagic", *args], input=text,
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "gptmagic", *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
 
 
 def test_tokens_for_text_and_messages(tmp_path):
@@ -65,8 +86,14 @@ def test_tokens_for_text_and_messages(tmp_path):
     assert p.stdout.startswith("6 tokens (exact; cl100k_base; model gpt-4)")
     assert "cost: $" in p.stdout and "genai-prices" in p.stdout
     f = tmp_path / "msgs.json"
-    f.write_text(json.dumps([{"role": "system", "content": "Be brief."},
-                             {"role": "user", "content": "Hi", "name": "bob"}]))
+    f.write_text(
+        json.dumps(
+            [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi", "name": "bob"},
+            ]
+        )
+    )
     p = run_cli("tokens", "--model", "gpt-4o-mini", "--max-tokens", "50", str(f))
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()

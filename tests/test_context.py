@@ -34,10 +34,10 @@ def test_drops_oldest_whole_turns_keeps_system_and_last(window):
     assert r.messages[1]["role"] == "user"  # no orphaned assistant reply first
     # Removed messages are the oldest ones, in order, and nothing else changed.
     assert r.removed == msgs[1 : 1 + len(r.removed)]
-    assert r.messages == [msgs[0]] + msgs[1 + len(r.removed):]
+    assert r.messages == [msgs[0]] + msgs[1 + len(r.removed) :]
     assert r.removed_indices == list(range(1, 1 + len(r.removed)))
     # Minimal: putting back the last removed turn would not fit.
-    back = [msgs[0]] + msgs[len(r.removed) - 1:]
+    back = [msgs[0]] + msgs[len(r.removed) - 1 :]
     assert count_tokens(back, "gpt-4o").total + 64 > window
     assert "dropped" in r.note
 
@@ -87,8 +87,7 @@ def test_local_model_fits_its_real_window():
         assert r.fits and r.context_window == 8192 and r.removed
         assert 8192 - 256 - 300 < r.prompt_tokens <= 8192 - 256
         # The engine agrees with the count (a small window keeps the prompt short).
-        small = fit_messages(conversation(12, words=12), "local", max_tokens=32,
-                             context_window=420)
+        small = fit_messages(conversation(12, words=12), "local", max_tokens=32, context_window=420)
         assert small.fits and small.removed
         reply = gptmagic.chat(small.messages, model="local", max_tokens=1)
         assert reply.usage.prompt_tokens == small.prompt_tokens <= 420 - 32

@@ -21,8 +21,9 @@ KEY = "sk-fake-magic-0123456789abcdef"
 def shell(fake_server, monkeypatch, tmp_path):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("FAKE_KEY", KEY)
-    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model",
-                         api_key_env="FAKE_KEY")
+    gptmagic.add_profile(
+        "fake", base_url=fake_server.url, default_model="fake-model", api_key_env="FAKE_KEY"
+    )
     sh = InteractiveShell.instance()
     sh.run_line_magic("load_ext", "gptmagic")
     yield sh
@@ -41,7 +42,9 @@ def test_chat_returns_a_reply_with_metadata(shell, fake_server):
     assert isinstance(r, Reply) and r.text == "echo: hello there"
     body = fake_server.requests[-1].json
     assert body["temperature"] == 0.5 and body["max_tokens"] == 20 and body["seed"] == 3
-    assert body["stream"] is True and body["messages"] == [{"role": "user", "content": "hello there"}]
+    assert body["stream"] is True and body["messages"] == [
+        {"role": "user", "content": "hello there"}
+    ]
     data, meta = r._repr_mimebundle_()
     assert "echo: hello there" in data["text/markdown"] and "finish" in data["text/markdown"]
     resp = meta["gptmagic"]["response"]
@@ -51,16 +54,28 @@ def test_chat_returns_a_reply_with_metadata(shell, fake_server):
 
 
 def test_every_option_reaches_the_wire(shell, fake_server):
-    line = ("-p fake -m fake-model -t 0 --top-p 0.5 --max-tokens 9 -n 2 --stop END --stop STOP "
-            "--seed 1 --presence-penalty 0.5 --frequency-penalty -0.5 --json --top-logprobs 2 "
-            "--no-stream --no-history")
+    line = (
+        "-p fake -m fake-model -t 0 --top-p 0.5 --max-tokens 9 -n 2 --stop END --stop STOP "
+        "--seed 1 --presence-penalty 0.5 --frequency-penalty -0.5 --json --top-logprobs 2 "
+        "--no-stream --no-history"
+    )
     r, _ = chat(shell, line, "hi")
     body = fake_server.requests[-1].json
-    assert body == {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}],
-                    "temperature": 0.0, "top_p": 0.5, "max_tokens": 9, "n": 2,
-                    "stop": ["END", "STOP"], "seed": 1, "presence_penalty": 0.5,
-                    "frequency_penalty": -0.5, "response_format": {"type": "json_object"},
-                    "top_logprobs": 2, "logprobs": True}
+    assert body == {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.0,
+        "top_p": 0.5,
+        "max_tokens": 9,
+        "n": 2,
+        "stop": ["END", "STOP"],
+        "seed": 1,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "response_format": {"type": "json_object"},
+        "top_logprobs": 2,
+        "logprobs": True,
+    }
     assert len(r.result.choices) == 2
     md = r._repr_mimebundle_()[0]["text/markdown"]
     assert "choice 1 of 2" in md and "choice 2 of 2" in md
@@ -85,7 +100,11 @@ def test_threads_rerun_replaces_and_history(shell, fake_server):
     assert "forked with 1 turn" in cap.stdout
     chat(shell, "-p fake --thread side", "user: three")
     assert [m["content"] for m in fake_server.requests[-1].json["messages"]] == [
-        "Be brief.", "one", "echo: one", "three"]
+        "Be brief.",
+        "one",
+        "echo: one",
+        "three",
+    ]
     with capture_output() as cap:
         shell.run_line_magic("chat", "reset")
     assert "2 turn(s) forgotten" in cap.stdout
@@ -98,7 +117,8 @@ def test_system_option_and_variables(shell, fake_server):
     chat(shell, "-p fake --system 'You are terse.' --thread t2", "Tell me about {topic}.")
     assert fake_server.requests[-1].json["messages"] == [
         {"role": "system", "content": "You are terse."},
-        {"role": "user", "content": "Tell me about owls."}]
+        {"role": "user", "content": "Tell me about owls."},
+    ]
 
 
 def test_dry_run_sends_nothing(shell, fake_server):
@@ -107,8 +127,10 @@ def test_dry_run_sends_nothing(shell, fake_server):
     data, _ = r._repr_mimebundle_()
     assert "nothing sent" in data["text/plain"].lower()
     assert '"count me"' in data["text/plain"] and KEY not in json.dumps(data)
-    assert r.count.total == gptmagic.count_tokens([{"role": "user", "content": "count me"}],
-                                                  "gpt-4o").total
+    assert (
+        r.count.total
+        == gptmagic.count_tokens([{"role": "user", "content": "count me"}], "gpt-4o").total
+    )
 
 
 def test_multi_model_side_by_side(shell, fake_server):
@@ -182,11 +204,95 @@ def test_unload_removes_magics(fake_server, tmp_path, monkeypatch):
 
 def test_local_model_streams_and_prices_at_zero(shell):
     try:
-        r, cap = chat(shell, "-m local --max-tokens 8 --temperature 0 --top-logprobs 3",
-                      "user: Say hello.")
+        r, cap = chat(
+            shell, "-m local --max-tokens 8 --temperature 0 --top-logprobs 3", "user: Say hello."
+        )
         assert r.text and r.result.usage.completion_tokens <= 8
         assert r.cost.total == 0 and len(r.logprobs[0].top) == 3
         assert "smollm2-135m-instruct" in r._repr_mimebundle_()[0]["text/markdown"]
         assert r.text.split()[0] in cap.stdout  # streamed to the terminal as it came
     finally:
         gptmagic.shutdown()
+
+
+def complete(sh, line, cell):
+    with capture_output() as cap:
+        result = sh.run_cell_magic("complete", line, cell)
+    return result, cap
+
+
+def test_complete_options_reach_the_wire(shell, fake_server):
+    r, _ = complete(
+        shell,
+        "-p fake --max-tokens 5 -t 0 --top-p 1 -n 2 --best-of 3 --stop X "
+        "--echo --logprobs 2 --seed 4 --presence-penalty 0 --frequency-penalty 0 "
+        "--no-stream",
+        "Once upon a time",
+    )
+    body = fake_server.requests[-1].json
+    assert body == {
+        "model": "fake-model",
+        "prompt": "Once upon a time",
+        "max_tokens": 5,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "n": 2,
+        "best_of": 3,
+        "stop": ["X"],
+        "echo": True,
+        "logprobs": 2,
+        "seed": 4,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+    }
+    assert len(r.result.choices) == 2 and r.result.choices[0].prompt_logprobs
+
+
+def test_complete_insertion_and_resample(shell, fake_server):
+    r, _ = complete(shell, "-p fake --max-tokens 50", "def f():\n    [insert]\nprint(f())")
+    body = fake_server.requests[-1].json
+    assert body["prompt"] == "def f():\n    " and body["suffix"] == "\nprint(f())"
+    fake_server.reset()
+    # Every sample hits max_tokens: resampling says so and suggests a fix.
+    r, _ = complete(shell, "-p fake --max-tokens 1 --resample 3 --seed 7", "a [insert] b c d")
+    assert len(fake_server.requests) == 3
+    assert [q.json["seed"] for q in fake_server.requests] == [7, 8, 9]
+    assert "raise --max-tokens" in r._repr_mimebundle_()[0]["text/markdown"]
+    fake_server.reset()
+    r, _ = complete(shell, "-p fake --max-tokens 50 --resample 3", "x [insert] y")
+    assert len(fake_server.requests) == 1 and r.result.choices[0].finish_reason == "stop"
+    with pytest.raises(UsageError, match="cell line 1 and cell line 2"):
+        shell.run_cell_magic("complete", "-p fake", "[insert]\n[insert]")
+    with pytest.raises(UsageError, match="--resample must be"):
+        shell.run_cell_magic("complete", "-p fake --resample 0", "x")
+
+
+def test_complete_dry_run(shell, fake_server):
+    r, _ = complete(
+        shell, "-p fake -m gpt-3.5-turbo-instruct --dry-run --max-tokens 9", "Hello [insert] world"
+    )
+    assert isinstance(r, DryRun) and fake_server.requests == []
+    assert r.request["prompt"] == "Hello " and r.request["suffix"] == " world"
+
+
+def test_moderation(shell, fake_server):
+    r, _ = chat(shell, "-p fake --moderate --no-history", "user: we attack at dawn")
+    assert "input flagged for violence (0.91)" in r.moderation
+    assert "reply flagged for violence" in r.moderation  # the fake echoes the input
+    assert "moderation:" in r._repr_mimebundle_()[0]["text/markdown"]
+    assert [q.path for q in fake_server.requests] == [
+        "/v1/moderations",
+        "/v1/chat/completions",
+        "/v1/moderations",
+    ]
+    r, _ = chat(shell, "-p fake --moderate --no-history", "user: hello")
+    assert r.moderation == "moderation: input not flagged; reply not flagged"
+    with pytest.raises(UsageError, match="no moderation endpoint"):
+        shell.run_cell_magic("chat", "-m local --moderate", "hi")
+
+
+def test_reply_html_payload_is_inert(shell, fake_server):
+    fake_server.plan(Behaviour(text="<script>alert(1)</script> <img src=x onerror=alert(2)>"))
+    r, _ = chat(shell, "-p fake --no-stream", "hi")
+    md = r._repr_mimebundle_()[0]["text/markdown"]
+    assert "<script>" not in md and "<img" not in md and "&lt;script&gt;" in md

@@ -17,13 +17,22 @@ def test_context_and_replacement_on_rerun():
     assert th.record(turn("c2", "q2", "a2")) is False
     assert th.record(turn("c3", "q3", "a3")) is False
     # A new cell sees everything; a re-run of c2 sees only what came before it.
-    assert [m["content"] for m in th.context_for("c4")] == ["Be brief.", "q1", "a1", "q2", "a2",
-                                                             "q3", "a3"]
+    assert [m["content"] for m in th.context_for("c4")] == [
+        "Be brief.",
+        "q1",
+        "a1",
+        "q2",
+        "a2",
+        "q3",
+        "a3",
+    ]
     assert [m["content"] for m in th.context_for("c2")] == ["Be brief.", "q1", "a1"]
     assert th.record(turn("c2", "q2 edited", "a2 new")) is True
     assert [t.key for t in th.turns] == ["c1", "c2", "c3"]  # replaced in place, no duplicate
-    assert th.messages()[3:5] == [{"role": "user", "content": "q2 edited"},
-                                  {"role": "assistant", "content": "a2 new"}]
+    assert th.messages()[3:5] == [
+        {"role": "user", "content": "q2 edited"},
+        {"role": "assistant", "content": "a2 new"},
+    ]
 
 
 def test_store_fork_reset_names():

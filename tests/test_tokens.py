@@ -15,29 +15,67 @@ from gptmagic.tokens import count_tokens, encoding_for, get_encoding
 # The OpenAI cookbook's example conversation and the prompt_tokens the API
 # reported for it ("How to count tokens with tiktoken").
 COOKBOOK = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that "
-     "translates corporate jargon into plain English."},
-    {"role": "system", "name": "example_user",
-     "content": "New synergies will help drive top-line growth."},
-    {"role": "system", "name": "example_assistant",
-     "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more "
-     "bandwidth to touch base on opportunities for increased leverage."},
-    {"role": "system", "name": "example_assistant",
-     "content": "Let's talk later when we're less busy about how to do better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean "
-     "for the client deliverable."},
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that "
+        "translates corporate jargon into plain English.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "New synergies will help drive top-line growth.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Things working well together will increase revenue.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more "
+        "bandwidth to touch base on opportunities for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean "
+        "for the client deliverable.",
+    },
 ]
-WEATHER_TOOLS = [{"type": "function", "function": {
-    "name": "get_current_weather", "description": "Get the current weather in a given location",
-    "parameters": {"type": "object", "properties": {
-        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
-        "unit": {"type": "string", "description": "The unit of temperature to return",
-                 "enum": ["celsius", "fahrenheit"]}},
-        "required": ["location"]}}}]
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": "The city and state, e.g. San Francisco, CA",
+                    },
+                    "unit": {
+                        "type": "string",
+                        "description": "The unit of temperature to return",
+                        "enum": ["celsius", "fahrenheit"],
+                    },
+                },
+                "required": ["location"],
+            },
+        },
+    }
+]
 WEATHER_MSGS = [
-    {"role": "system", "content": "You are a helpful assistant that can answer to questions "
-     "about the weather."},
+    {
+        "role": "system",
+        "content": "You are a helpful assistant that can answer to questions about the weather.",
+    },
     {"role": "user", "content": "What's the weather like in San Francisco?"},
 ]
 
@@ -59,9 +97,17 @@ def no_network(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     ("model", "expected"),
-    [("gpt-3.5-turbo-0301", 127), ("gpt-3.5-turbo-0613", 129), ("gpt-3.5-turbo", 129),
-     ("gpt-4-0314", 129), ("gpt-4-0613", 129), ("gpt-4", 129), ("gpt-4o", 124),
-     ("gpt-4o-mini", 124), ("gpt-4o-2024-08-06", 124)],
+    [
+        ("gpt-3.5-turbo-0301", 127),
+        ("gpt-3.5-turbo-0613", 129),
+        ("gpt-3.5-turbo", 129),
+        ("gpt-4-0314", 129),
+        ("gpt-4-0613", 129),
+        ("gpt-4", 129),
+        ("gpt-4o", 124),
+        ("gpt-4o-mini", 124),
+        ("gpt-4o-2024-08-06", 124),
+    ],
 )
 def test_chat_overhead_matches_api_figures(model, expected):
     c = count_tokens(COOKBOOK, model)
@@ -70,12 +116,14 @@ def test_chat_overhead_matches_api_figures(model, expected):
     assert c.reply_priming == 3
     named = c.messages[1]
     assert named.name == len(get_encoding(c.encoding)[0].encode("example_user")) + (
-        -1 if model.endswith("0301") else 1)
+        -1 if model.endswith("0301") else 1
+    )
 
 
-@pytest.mark.parametrize(("model", "expected"),
-                         [("gpt-3.5-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101),
-                          ("gpt-4o-mini", 101)])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("gpt-3.5-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101), ("gpt-4o-mini", 101)],
+)
 def test_tool_definitions_match_cookbook(model, expected):
     c = count_tokens(WEATHER_MSGS, model, tools=WEATHER_TOOLS)
     assert c.total == expected
@@ -94,12 +142,23 @@ def test_known_token_ids():
 
 @pytest.mark.parametrize(
     ("model", "encoding"),
-    [("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"),
-     ("gpt-4.1-nano", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"),
-     ("gpt-4", "cl100k_base"), ("gpt-4-turbo", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
-     ("davinci-002", "cl100k_base"), ("text-davinci-003", "p50k_base"),
-     ("gpt-oss-20b", "o200k_harmony"), ("openai/gpt-4o", "o200k_base"), ("local", "local"),
-     ("smollm2", "local"), ("llama-3-8b", "unknown")],
+    [
+        ("gpt-4o", "o200k_base"),
+        ("gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("gpt-4.1-nano", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("gpt-5", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-4-turbo", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("davinci-002", "cl100k_base"),
+        ("text-davinci-003", "p50k_base"),
+        ("gpt-oss-20b", "o200k_harmony"),
+        ("openai/gpt-4o", "o200k_base"),
+        ("local", "local"),
+        ("smollm2", "local"),
+        ("llama-3-8b", "unknown"),
+    ],
 )
 def test_encoding_for(model, encoding):
     assert encoding_for(model) == encoding
@@ -126,8 +185,15 @@ def test_special_token_text_is_counted_as_text():
 
 
 def test_non_text_parts_and_bad_messages():
-    parts = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
-                                         {"type": "image_url", "image_url": {"url": "x"}}]}]
+    parts = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+            ],
+        }
+    ]
     c = count_tokens(parts, "gpt-4o")
     assert not c.exact and c.messages[0].content == count_tokens("What is this?", "gpt-4o").total
     with pytest.raises(RequestError, match=r"messages\[0\]"):
@@ -137,12 +203,33 @@ def test_non_text_parts_and_bad_messages():
 
 
 def _random_conversation(rng: random.Random) -> list[dict]:
-    words = ["hello", "world", "Wie", "geht's?", "日本語", "😀", "code:", "def f(x):", "\n",
-             "  indented", "{json}", "<b>html</b>", "Paris", "ünïcödé", "12345", "—", ""]
+    words = [
+        "hello",
+        "world",
+        "Wie",
+        "geht's?",
+        "日本語",
+        "😀",
+        "code:",
+        "def f(x):",
+        "\n",
+        "  indented",
+        "{json}",
+        "<b>html</b>",
+        "Paris",
+        "ünïcödé",
+        "12345",
+        "—",
+        "",
+    ]
     msgs = []
     if rng.random() < 0.6:
-        msgs.append({"role": rng.choice(["system", "developer"]),
-                     "content": " ".join(rng.choices(words, k=rng.randint(1, 12)))})
+        msgs.append(
+            {
+                "role": rng.choice(["system", "developer"]),
+                "content": " ".join(rng.choices(words, k=rng.randint(1, 12))),
+            }
+        )
     for i in range(rng.randint(1, 5)):
         role = "user" if i % 2 == 0 else "assistant"
         m = {"role": role, "content": " ".join(rng.choices(words, k=rng.randint(1, 20))) or "x"}
@@ -167,8 +254,10 @@ def test_local_counts_equal_engine_usage_over_many_conversations():
             # A final assistant message is continued, not answered: no priming.
             assert (c.reply_priming == 0) == (msgs[-1]["role"] == "assistant")
         text = "Bonjour le monde 😀"
-        assert count_tokens(text, "local").total == gptmagic.complete(
-            text, model="local", max_tokens=1).usage.prompt_tokens
+        assert (
+            count_tokens(text, "local").total
+            == gptmagic.complete(text, model="local", max_tokens=1).usage.prompt_tokens
+        )
     finally:
         gptmagic.shutdown()
 
