@@ -124,30 +124,41 @@ class Session:
 
     def _run(self, make: Callable[[Callable[[int, str], None]], Any], sink: Sink,
              model: str) -> Any:
-        q: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
+        q: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
         fut = get_portal().submit(make(lambda i, t: q.put((i, t))))
+        fut.add_done_callback(lambda _: q.put(None))  # wakes the loop at once when done
         texts: dict[int, str] = {}
         t0 = time.monotonic()
         last = 0.0
+        dirty = False
         try:
             while True:
                 try:
-                    i, t = q.get(timeout=0.02)
-                    texts[i] = texts.get(i, "") + t
-                    while True:
-                        i, t = q.get_nowait()
-                        texts[i] = texts.get(i, "") + t
+                    item = q.get(timeout=self.stream_interval)
                 except queue.Empty:
-                    pass
-                now = time.monotonic()
-                if fut.done() and q.empty():
-                    if texts and fut.exception() is None:
-                        sink.update(texts, model, now - t0)  # the tail since the last update
+                    item = ()
+                if item is None:
                     break
-                if texts and now - last >= self.stream_interval:
+                if item:
+                    i, t = item
+                    texts[i] = texts.get(i, "") + t
+                    dirty = True
+                now = time.monotonic()
+                if dirty and now - last >= self.stream_interval:
                     sink.update(texts, model, now - t0)
-                    last = now
-            return fut.result()
+                    last, dirty = now, False
+            while True:  # deltas that arrived with the last chunk
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item:
+                    texts[item[0]] = texts.get(item[0], "") + item[1]
+                    dirty = True
+            result = fut.result()
+            if dirty:
+                sink.update(texts, model, time.monotonic() - t0)
+            return result
         except BaseException:
             fut.cancel()
             raise
