@@ -202,7 +202,8 @@ class Session:
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
         if dry_run:
-            return self._dry_run(prov, model, messages, params, stream, note)
+            return self._dry_run(prov, model, "chat/completions", {"messages": messages},
+                                 messages, params, stream, note)
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
@@ -283,14 +284,17 @@ class Session:
                 "params": dict(params), "messages": len(messages),
                 "thread": th.name if th else None}
 
-    def _dry_run(self, prov: Provider, model: str, messages: list[dict[str, Any]],
-                 params: Mapping[str, Any], stream: bool, note: str | None) -> DryRun:
-        body: dict[str, Any] = {"model": model, "messages": messages, **params}
+    def _dry_run(self, prov: Provider, model: str, path: str, payload: dict[str, Any],
+                 counted: Any, params: Mapping[str, Any], stream: bool,
+                 note: str | None = None) -> DryRun:
+        """The body the client would send (same fields, same stream options)."""
+        body: dict[str, Any] = {"model": model, **payload, **params}
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        url, _ = prov.endpoint("chat/completions", model, prov.base_url or "http://local-engine/v1")
-        count = count_tokens(messages, model)
+        # The embedded engine's URL is only known once it runs; say where it will be.
+        url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
+        count = count_tokens(counted, model)
         est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
                        provider=prov.kind)
         return DryRun(body, url, count, est, note)
@@ -325,16 +329,8 @@ class Session:
         if suffix is not None:
             params["suffix"] = suffix
         if dry_run:
-            body: dict[str, Any] = {"model": model, "prompt": prompt, **params}
-            if stream:
-                body["stream"] = True
-                body["stream_options"] = {"include_usage": True}
-            url, _ = prov.endpoint("completions", model,
-                                   prov.base_url or "http://local-engine/v1")
-            count = count_tokens(prompt + (suffix or ""), model)
-            est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
-                           provider=prov.kind)
-            return DryRun(body, url, count, est)
+            return self._dry_run(prov, model, "completions", {"prompt": prompt},
+                                 prompt + (suffix or ""), params, stream)
         client = get_client()
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []
         note = None
