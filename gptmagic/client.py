@@ -34,12 +34,15 @@ from .retry import RetryPolicy
 from .sse import SSEDecoder
 from .types import Result
 
-__all__ = ["Client", "DeltaCallback"]
+__all__ = ["Client", "DeltaCallback", "RetryCallback"]
 
 log = logging.getLogger("gptmagic.client")
 
 DeltaCallback = Callable[[int, str], None]
 """Called with ``(choice_index, text)`` for every piece of streamed text."""
+
+RetryCallback = Callable[[GptmagicError, float], None]
+"""Called with ``(error, wait)`` before each retry."""
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
@@ -124,13 +127,15 @@ class Client:
         stream: bool = False,
         on_delta: DeltaCallback | None = None,
         timeouts: Timeouts | None = None,
+        on_retry: RetryCallback | None = None,
         **params: Any,
     ) -> Result:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`."""
         prov, model = resolve(provider or self.provider, model)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(prov, "chat", body, stream, on_delta, timeouts, prompt_len=None)
+        return await self._call(prov, "chat", body, stream, on_delta, timeouts, prompt_len=None,
+                                on_retry=on_retry)
 
     async def complete(
         self,
@@ -141,6 +146,7 @@ class Client:
         stream: bool = False,
         on_delta: DeltaCallback | None = None,
         timeouts: Timeouts | None = None,
+        on_retry: RetryCallback | None = None,
         **params: Any,
     ) -> Result:
         """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…"""
@@ -153,7 +159,8 @@ class Client:
         body.update({k: v for k, v in params.items() if v is not None})
         # Echoed prompt tokens are told apart from generated ones by offset.
         prompt_len = len(prompt) if isinstance(prompt, str) and body.get("echo") else None
-        return await self._call(prov, "completion", body, stream, on_delta, timeouts, prompt_len)
+        return await self._call(prov, "completion", body, stream, on_delta, timeouts, prompt_len,
+                                on_retry=on_retry)
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
@@ -182,23 +189,36 @@ class Client:
         model: str | None = None,
         provider: str | Provider | None = None,
     ) -> dict[str, Any]:
-        """``POST /moderations``: the provider's moderation of ``input``."""
-        prov, _ = resolve(provider or self.provider, None)
+        """``POST /moderations``: the provider's JSON verdict on ``input``, unparsed.
+
+        The embedded model has none: a ``local`` provider raises
+        :class:`RequestError` without any HTTP.
+        """
+        # The profile's default_model is a chat model: never send it here.
+        prov, name = resolve(provider or self.provider, model or "omni-moderation-latest")
         if prov.kind == "local":
             raise RequestError(
                 "the local model has no moderation endpoint; use --moderate with a provider "
-                "that has one (OpenAI)", param="moderate")
-        url, query = prov.endpoint("moderations", model or "omni-moderation-latest")
+                "that has one (OpenAI)",
+                param="moderate",
+            )
+        url, query = prov.endpoint("moderations", name)
         body: dict[str, Any] = {"input": input}
         if model:
             body["model"] = model
         payload = json.dumps(body, ensure_ascii=False).encode()
-        async with self.http.request("POST", url, params=query, headers=prov.auth_headers(),
-                                     json_body=payload) as r:
+        async with self.http.request(
+            "POST", url, params=query, headers=prov.auth_headers(), json_body=payload
+        ) as r:
             raw = await r.read(MAX_ERROR_BYTES)
             if r.status >= 400:
-                raise status_error(r.status, _json_or_text(raw), request_id=_request_id(r.headers),
-                                   headers=r.headers, url=url)
+                raise status_error(
+                    r.status,
+                    _json_or_text(raw),
+                    request_id=_request_id(r.headers),
+                    headers=r.headers,
+                    url=url,
+                )
         data = _json_or_text(raw)
         if not isinstance(data, dict):
             raise MalformedResponseError(f"{url}: moderation response is not a JSON object")
@@ -255,6 +275,7 @@ class Client:
         on_delta: DeltaCallback | None,
         timeouts: Timeouts | None,
         prompt_len: int | None,
+        on_retry: RetryCallback | None = None,
     ) -> Result:
         if stream:
             body["stream"] = True
@@ -309,6 +330,8 @@ class Client:
             )
             if delay is None:
                 raise err
+            if on_retry is not None:
+                on_retry(err, delay)  # e.g. the runner's shared cooldown on 429
             log.debug(
                 "retrying %s after %s (attempt %d, waiting %.2fs)",
                 url,

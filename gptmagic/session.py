@@ -341,7 +341,10 @@ class Session:
                                                          if k != "suffix"}))
             result = rs.results[-1]
             if rs.kept:
-                result.choices = list(rs.kept)
+                from dataclasses import replace as _replace
+
+                # Kept choices come from different attempts, all index 0: renumber copies.
+                result.choices = [_replace(c, index=i) for i, c in enumerate(rs.kept)]
             result.usage = rs.usage_total
             note = rs.advice or f"kept {len(rs.kept)} of {rs.attempts} sample(s) ending in 'stop'"
         else:
