@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .client import Client
     from .context import FitResult, fit_messages
     from .pricing import Cost, Estimate, cost_of, estimate, set_price
+    from .results import EvalResults
+    from .runner import aevaluate, evaluate
     from .tokens import MessageCount, TokenCount, acount_tokens, count_tokens
 
 __version__ = "0.1.0"
@@ -65,6 +67,9 @@ _LAZY = {
     "TokenCount": ".tokens",
     "acount_tokens": ".tokens",
     "count_tokens": ".tokens",
+    "evaluate": ".runner",
+    "aevaluate": ".runner",
+    "EvalResults": ".results",
 }
 
 
@@ -91,6 +96,7 @@ __all__ = [
     "ConflictError",
     "Cost",
     "Estimate",
+    "EvalResults",
     "FitResult",
     "GptmagicError",
     "InternalServerError",
@@ -117,11 +123,13 @@ __all__ = [
     "acomplete",
     "acount_tokens",
     "add_profile",
+    "aevaluate",
     "chat",
     "complete",
     "cost_of",
     "count_tokens",
     "estimate",
+    "evaluate",
     "fit_messages",
     "get_client",
     "get_profile",

@@ -227,10 +227,29 @@ class _Found(NamedTuple):
 def _genai_lookup(model: str, provider: str | None = None,
                   base_url: str | None = None) -> _Found | None:
     """Find ``model`` in genai-prices' table (bundled, or fetched if the user asked)."""
-    import genai_prices
     from genai_prices.data_snapshot import get_snapshot
 
     snapshot = get_snapshot()
+    # A lookup walks the table (~0.6 ms for an unknown name); the batch runner prices
+    # thousands of calls of a few models. Keyed by the snapshot, which only an
+    # explicit price update replaces.
+    memo_key = (id(snapshot), model, provider, base_url)
+    if memo_key in _LOOKUPS:
+        return _LOOKUPS[memo_key]
+    found = _genai_find(snapshot, model, provider, base_url)
+    if len(_LOOKUPS) > 4096:
+        _LOOKUPS.clear()
+    _LOOKUPS[memo_key] = found
+    return found
+
+
+_LOOKUPS: dict[tuple[Any, ...], _Found | None] = {}
+
+
+def _genai_find(snapshot: Any, model: str, provider: str | None,
+                base_url: str | None) -> _Found | None:
+    import genai_prices
+
     attempts: list[tuple[str | None, str | None]] = [(provider, None)]  # (provider id, api url)
     if provider in (None, "compatible"):
         attempts = [(None, base_url)] if base_url else []

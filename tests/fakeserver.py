@@ -208,6 +208,8 @@ class FakeServer:
         self._default = Behaviour()
         self._chaos: tuple[random.Random, dict[str, float]] | None = None
         self._count = 0
+        self.in_flight = 0  # requests being handled now
+        self.max_in_flight = 0  # the most handled at once (for concurrency-limit tests)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
@@ -331,6 +333,7 @@ class FakeServer:
             self._plan.clear()
             self._chaos = None
             self._count = 0
+            self.max_in_flight = 0
             self._default = Behaviour()
 
     def _pick(self, stream: bool) -> tuple[Behaviour, str | None]:
@@ -361,6 +364,17 @@ class FakeServer:
         with self._lock:
             self._count += 1
             n = self._count
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._handle_counted(request, raw, data, n)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _handle_counted(self, request: web.BaseRequest, raw: bytes,
+                              data: Any, n: int) -> web.StreamResponse:
         rec = Recorded(request.method, request.path, dict(request.query.items()),
                        {k.lower(): v for k, v in request.headers.items()}, raw, data)
         self.requests.append(rec)

@@ -1,0 +1,93 @@
+"""The batch runner: throughput against the fake server, cached re-runs, memory.
+
+- throughput: N = 20 x C rows at concurrency C against the fake server (own
+  process) answering after L = 100 ms, as a fraction of the C/L limit; the
+  baseline is a bare aiohttp loop doing the same requests in the same run;
+- a fully cached re-run of 10,000 rows (target: under 2 s);
+- peak memory (ru_maxrss) after a cached 100,000-row run is left out here for
+  time; see the README for what was measured.
+
+Run: python benchmarks/bench_runner.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+FAKE = Path(__file__).resolve().parent.parent / "tests" / "fakeserver.py"
+
+
+def serve(delay: float) -> tuple[subprocess.Popen, str]:
+    p = subprocess.Popen([sys.executable, str(FAKE), "--delay", str(delay)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return p, p.stdout.readline().strip()
+
+
+async def bare(url: str, n: int, conc: int) -> float:
+    sem = asyncio.Semaphore(conc)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+        async def one(i: int) -> None:
+            body = {"model": "m", "messages": [{"role": "user", "content": f"case {i}"}]}
+            async with sem, s.post(url + "/chat/completions", data=json.dumps(body),
+                                   headers={"Content-Type": "application/json"}) as r:
+                await r.json()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    os.environ["GPTMAGIC_CACHE"] = str(Path(tempfile.mkdtemp()) / "bench.sqlite")
+    import gptmagic
+
+    proc, url = serve(0.1)
+    try:
+        gptmagic.add_profile("fake", base_url=url, default_model="m")
+        print("throughput, 100 ms latency, N = 20 x C (fraction of C/L; of bare aiohttp):")
+        for conc in ([64] if a.quick else [64, 256]):
+            n = 20 * conc
+            rows = [{"q": f"case {i}"} for i in range(n)]
+            t_bare = asyncio.run(bare(url, n, conc))
+            t0 = time.perf_counter()
+            gptmagic.evaluate(rows, "user: {q}", ["fake:m"], concurrency=conc, cache=False,
+                              progress=False)
+            t_ours = time.perf_counter() - t0
+            ideal = n * 0.1 / conc
+            print(f"  C={conc:>4}: evaluate {ideal / t_ours:.2f} of C/L, bare aiohttp "
+                  f"{ideal / t_bare:.2f}; evaluate/bare = {t_bare / t_ours:.2f}")
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    proc, url = serve(0.0)
+    try:
+        gptmagic.add_profile("fast", base_url=url, default_model="m")
+        rows = [{"q": f"case {i}"} for i in range(10_000)]
+        t0 = time.perf_counter()
+        gptmagic.evaluate(rows, "user: {q}", ["fast:m"], concurrency=256, progress=False)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = gptmagic.evaluate(rows, "user: {q}", ["fast:m"], concurrency=256, progress=False)
+        cached = time.perf_counter() - t0
+        assert res.df["cached"].all()
+        print(f"10,000 rows: first run {first:.1f} s (zero-latency server), fully cached "
+              f"re-run {cached:.2f} s")
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""Batch evaluation: prompts × models × parameter grid × repeats over a table of cases.
+
+:func:`evaluate` expands the grid, answers what it can from the SQLite store
+(never paying twice), sends the rest concurrently (a limit per provider, a
+shared cooldown when a provider says 429, a spending cap), stores each result
+as it completes (an interrupted run resumes with only the missing calls),
+scores every output, and returns :class:`~gptmagic.results.EvalResults`.
+The same call works in a script and in a notebook, where an event loop is
+already running; :func:`aevaluate` is the async form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .config import Provider, resolve
+from .errors import GptmagicError, QuotaExceededError, RateLimitError, RequestError
+from .messages import interpolate, parse_cell
+from .store import Store, call_key
+
+__all__ = ["Job", "aevaluate", "evaluate", "load_cases"]
+
+
+def load_cases(data: Any) -> list[dict[str, Any]]:
+    """Rows as dicts from a DataFrame, a list of dicts, or a CSV/JSONL path."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data.to_dict(orient="records")
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.exists():
+            raise RequestError(f"data file {path} does not exist", param="data")
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True).to_dict(orient="records")
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path).to_dict(orient="records")
+        raise RequestError(f"{path}: expected a .csv or .jsonl file", param="data")
+    rows = list(data)
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise RequestError(f"data row {i} is a {type(r).__name__}, not a dict", param="data")
+    return [dict(r) for r in rows]
+
+
+def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
+    try:
+        if isinstance(template, str):
+            return parse_cell(template, namespace=row)
+        return [{**m, "content": interpolate(str(m.get("content", "")), row)}
+                for m in template]
+    except GptmagicError as e:
+        raise RequestError(f"prompt {name!r}, data row {i}: {e}", param="prompt") from None
+
+
+@dataclass
+class Job:
+    """One call of the grid."""
+
+    row: int
+    prompt: str
+    model: str
+    provider: Provider
+    params: dict[str, Any]
+    grid: dict[str, Any]
+    repeat: int
+    messages: list[dict[str, Any]]
+    key: str = ""
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    cached: bool = False
+    cost: Decimal | None = None
+
+
+@dataclass
+class _Limiter:
+    """Concurrency per provider, shrunk on 429 and grown back on success."""
+
+    limit: int
+    active: int = 0
+    cooldown_until: float = 0.0
+    current: int = 0
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def __post_init__(self) -> None:
+        self.current = self.limit
+
+    async def __aenter__(self) -> None:
+        async with self.cond:
+            while self.active >= self.current:
+                await self.cond.wait()
+            self.active += 1
+        wait = self.cooldown_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self.cond:
+            self.active -= 1
+            if exc[0] is None and self.current < self.limit:
+                self.current += 1  # additive recovery
+            self.cond.notify_all()
+
+    def on_retry(self, err: GptmagicError, delay: float) -> None:
+        if isinstance(err, RateLimitError):
+            self.cooldown_until = max(self.cooldown_until, time.monotonic() + delay)
+            self.current = max(1, self.current // 2)  # multiplicative decrease
+
+
+def _split_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
+    if provider is None and ":" in spec and not spec.startswith("ft:"):
+        prof, _, model = spec.partition(":")
+        return resolve(prof, model)
+    return resolve(provider, spec)
+
+
+def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
+               provider: str | Provider | None, params: Mapping[str, Any],
+               grid: Mapping[str, Sequence[Any]], repeats: int) -> list[Job]:
+    """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
+    combos = [dict(zip(grid, values, strict=True))
+              for values in itertools.product(*grid.values())] or [{}]
+    resolved = [_split_model(m, provider) for m in models]
+    jobs = []
+    for i, row in enumerate(cases):
+        for pname, template in prompts.items():
+            msgs = _messages(template, row, pname, i)
+            for prov, model in resolved:
+                for combo in combos:
+                    for rep in range(repeats):
+                        p = {**params, **combo}
+                        jobs.append(Job(i, pname, model, prov, p, combo, rep, msgs))
+    return jobs
+
+
+async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, *,
+                    params: Mapping[str, Any] | None = None,
+                    grid: Mapping[str, Sequence[Any]] | None = None,
+                    scorers: Sequence[Any] = (), repeats: int = 1,
+                    provider: str | Provider | None = None, concurrency: int = 16,
+                    cache: bool | str | Path = True, refresh: bool = False,
+                    max_cost: float | Decimal | None = None, progress: bool = True) -> Any:
+    """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
+    from ._portal import get_portal
+
+    return await get_portal().arun(_run(
+        data, prompt, models, params=params, grid=grid, scorers=scorers, repeats=repeats,
+        provider=provider, concurrency=concurrency, cache=cache, refresh=refresh,
+        max_cost=max_cost, progress=progress))
+
+
+def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
+    """Run prompts × models × ``grid`` × ``repeats`` over ``data`` and score every output.
+
+    ``prompt`` is a cell-grammar template (``{column}`` filled from each row),
+    a list of message dicts, or a dict of named prompts to compare. ``models``
+    are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
+    ``params`` are sent with every call; ``grid`` maps a parameter to values
+    to try. Results are cached in SQLite (``cache=False`` to bypass,
+    ``refresh=True`` to re-ask); ``max_cost`` (USD) stops issuing calls
+    before the budget is exceeded.
+    """
+    from ._portal import get_portal
+
+    return get_portal().run(_run(data, prompt, models, **kwargs))
+
+
+async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
+               params: Mapping[str, Any] | None = None,
+               grid: Mapping[str, Sequence[Any]] | None = None,
+               scorers: Sequence[Any] = (), repeats: int = 1,
+               provider: str | Provider | None = None, concurrency: int = 16,
+               cache: bool | str | Path = True, refresh: bool = False,
+               max_cost: float | Decimal | None = None, progress: bool = True) -> Any:
+    from .api import get_client
+    from .pricing import cost_of, estimate
+    from .results import EvalResults
+    from .tokens import count_tokens
+
+    if repeats < 1 or concurrency < 1:
+        raise RequestError("repeats and concurrency must be >= 1", param="repeats")
+    models = [models] if isinstance(models, str) else list(models)
+    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+    cases = load_cases(data)
+    jobs = build_jobs(cases, prompts, models, provider, dict(params or {}), dict(grid or {}),
+                      repeats)
+    client = get_client()
+    store = Store(None if cache is True else cache) if cache else None
+    base_urls: dict[str, str] = {}
+    for job in jobs:
+        prov = job.provider
+        if prov.name not in base_urls:
+            base_urls[prov.name] = ("local-engine" if prov.kind == "local"
+                                    else prov.endpoint("chat/completions", job.model)[0])
+        body = {"model": job.model, "messages": job.messages, **job.params}
+        job.key = call_key(base_urls[prov.name], "chat", body, job.repeat)
+    if store is not None and not refresh:
+        hits = store.get_many([j.key for j in jobs])
+        for job in jobs:
+            if job.key in hits:
+                job.result, job.cached = hits[job.key], True
+    limiters: dict[str, _Limiter] = {}
+    budget = None if max_cost is None else Decimal(str(max_cost))
+    spent = Decimal(0)
+    reserved = Decimal(0)
+    errors = 0
+    exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
+    bar = _progress(len(jobs), progress)
+    todo = [j for j in jobs if not j.cached]
+    bar.update(len(jobs) - len(todo))
+
+    async def one(job: Job) -> None:
+        nonlocal spent, reserved, errors
+        lim = limiters.setdefault(job.provider.name, _Limiter(concurrency))
+        async with lim:
+            if job.provider.name in exhausted:
+                job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
+                                             "QuotaExceededError")
+                bar.update(1)
+                return
+            worst = Decimal(0)
+            if budget is not None:
+                n = count_tokens(job.messages, job.model, breakdown=False).total
+                high = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
+                                provider=job.provider.kind).high
+                worst = high.total if high.total is not None else Decimal(0)
+                if spent + reserved + worst > budget:
+                    job.error, job.error_type = (
+                        f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
+                    bar.update(1)
+                    return
+                reserved += worst
+            try:
+                job.result = await client.chat(job.messages, model=job.model,
+                                               provider=job.provider, on_retry=lim.on_retry,
+                                               **job.params)
+            except QuotaExceededError as e:
+                # More calls cannot succeed: stop issuing them to this provider.
+                exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")
+                job.error, job.error_type = str(e), type(e).__name__
+            except GptmagicError as e:
+                job.error, job.error_type = str(e), type(e).__name__
+            finally:
+                reserved -= worst
+        if job.result is not None:
+            c = cost_of(job.result.usage, job.result.model or job.model,
+                        provider=job.provider.kind)
+            job.cost = c.total
+            spent += c.total or Decimal(0)
+            if store is not None:
+                store.put(job.key, base_urls[job.provider.name], job.model,
+                          {"messages": job.messages, **job.params, "repeat": job.repeat},
+                          job.result)
+        errors += job.error is not None
+        bar.update(1)
+        if not bar.disable:
+            bar.set_postfix(errors=errors, cost=f"${spent:.4f}", refresh=False)
+
+    # A fixed pool of workers per provider pulls jobs, so waiting costs O(C), not O(jobs).
+    queues: dict[str, asyncio.Queue[Job]] = {}
+    for job in todo:
+        queues.setdefault(job.provider.name, asyncio.Queue()).put_nowait(job)
+
+    async def worker(q: asyncio.Queue[Job]) -> None:
+        while not q.empty():
+            await one(q.get_nowait())
+
+    try:
+        await asyncio.gather(*(worker(q) for q in queues.values()
+                               for _ in range(min(concurrency, q.qsize()))))
+    finally:
+        bar.close()
+        if store is not None:
+            store.close()
+    for job in jobs:
+        if job.cached and job.result is not None:
+            c = cost_of(job.result.usage, job.result.model or job.model,
+                        provider=job.provider.kind)
+            job.cost = c.total
+    return await EvalResults.build(jobs, cases, list(scorers))
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="gptmagic eval", unit="call")

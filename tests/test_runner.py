@@ -1,0 +1,222 @@
+"""evaluate() against the fake server (and once against the embedded model)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pandas as pd
+import pytest
+from fakeserver import Behaviour
+
+import gptmagic
+from gptmagic.errors import RateLimitError, RequestError
+from gptmagic.runner import _Limiter, evaluate
+from gptmagic.store import Store
+
+CASES = [
+    {"q": "two plus two", "expected": "echo: two plus two"},
+    {"q": "capital of France", "expected": "Paris"},
+    {"q": "colour of the sky", "expected": "echo: colour of the sky"},
+]
+
+
+class Exact:
+    """A minimal scorer (the scorers module has the full set)."""
+
+    name = "exact"
+    weight = 1.0
+    is_async = False
+
+    def __call__(self, case):
+        return float(case.output == case.row["expected"])
+
+
+@pytest.fixture
+def fake(fake_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
+    return fake_server
+
+
+def run(**kw):
+    kw.setdefault("progress", False)
+    return evaluate(CASES, "user: {q}", kw.pop("models", ["fake:m1"]), **kw)
+
+
+def test_grid_is_complete_and_ordered(fake):
+    res = evaluate(
+        CASES,
+        {"plain": "user: {q}", "polite": "system: Be polite.\nuser: {q}"},
+        ["fake:m1", "fake:m2"],
+        grid={"temperature": [0.0, 1.0]},
+        repeats=2,
+        progress=False,
+    )
+    df = res.df
+    assert len(df) == 3 * 2 * 2 * 2 * 2 == len(fake.requests)
+    first = df.iloc[:4]
+    assert list(first["row"]) == [0, 0, 0, 0] and list(first["prompt"]) == ["plain"] * 4
+    assert list(first["temperature"]) == [0.0, 0.0, 1.0, 1.0] and list(first["repeat"]) == [
+        0,
+        1,
+        0,
+        1,
+    ]
+    assert (df["output"] == "echo: " + df["input.q"]).all()
+    assert df["error"].isna().all() and (df["prompt_tokens"] > 0).all()
+    sent = {
+        (q.json["model"], q.json["temperature"], q.json["messages"][-1]["content"])
+        for q in fake.requests
+    }
+    assert len(sent) == 3 * 2 * 2  # repeats resend the same request, once per repeat
+    assert fake.requests[0].json["messages"][0] == {"role": "user", "content": "two plus two"}
+
+
+def test_cache_rerun_sends_nothing_and_refresh_resends(fake):
+    first = run(scorers=[Exact()])
+    assert len(fake.requests) == 3 and not first.df["cached"].any()
+    again = run(scorers=[Exact()])
+    assert len(fake.requests) == 3 and again.df["cached"].all()
+    pd.testing.assert_series_equal(first.df["output"], again.df["output"])
+    run(refresh=True)
+    assert len(fake.requests) == 6
+    run(cache=False)
+    assert len(fake.requests) == 9
+
+
+def test_errors_are_rows_not_cached_and_resume_only_missing(fake):
+    fake.plan(Behaviour(status=400), Behaviour(), Behaviour())
+    res = run(concurrency=1)
+    assert res.df["error"].notna().sum() == 1 and res.df.loc[0, "error_type"] == "BadRequestError"
+    n = len(fake.requests)
+    again = run(concurrency=1)
+    assert len(fake.requests) == n + 1  # only the failed call is re-sent
+    assert again.df["error"].isna().all() and again.df["cached"].sum() == 2
+
+
+def test_concurrency_limit_is_respected(fake):
+    fake.set_default(Behaviour(delay=0.15))
+    evaluate(
+        [{"q": f"q{i}"} for i in range(12)],
+        "user: {q}",
+        ["fake:m"],
+        concurrency=3,
+        progress=False,
+        cache=False,
+    )
+    assert fake.max_in_flight == 3
+
+
+def test_quota_error_stops_issuing_calls(fake):
+    quota = {
+        "error": {
+            "message": "You exceeded your quota",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    fake.set_default(Behaviour(status=429, body=quota))
+    res = evaluate(
+        [{"q": f"q{i}"} for i in range(10)], "user: {q}", ["fake:m"], concurrency=1, progress=False
+    )
+    assert len(fake.requests) == 1
+    assert (res.df["error_type"] == "QuotaExceededError").all()
+    assert res.df["error"].iloc[1].startswith("not sent: quota exhausted")
+
+
+def test_budget_stop(fake):
+    gptmagic.set_price("m-priced", input_per_mtok="1000000", output_per_mtok="1000000")
+    # Each call's worst case is 9 counted prompt + 5 max completion tokens at $1 a token
+    # = $14; the fake server bills 2 + 3 = $5. With $20: $0+14, $5+14 fit; $10+14 does not.
+    res = evaluate(
+        [{"q": f"question {i}"} for i in range(6)],
+        "user: {q}",
+        ["fake:m-priced"],
+        params={"max_tokens": 5},
+        max_cost=20,
+        concurrency=1,
+        progress=False,
+    )
+    assert len(fake.requests) == 2
+    assert (res.df["error_type"] == "BudgetExceeded").sum() == 4
+    assert res.df["cost"].sum() == 10 <= 20
+
+
+def test_limiter_cooldown_and_recovery():
+    async def go():
+        lim = _Limiter(8)
+        lim.on_retry(RateLimitError("slow down", status_code=429), 0.05)
+        assert lim.current == 4 and lim.cooldown_until > 0
+        t0 = asyncio.get_running_loop().time()
+        async with lim:
+            pass
+        assert asyncio.get_running_loop().time() - t0 >= 0.04
+        assert lim.current == 5  # one step back up after a success
+
+    asyncio.run(go())
+
+
+def test_scores_summary_pareto_and_rescore(fake):
+    res = evaluate(
+        CASES, "user: {q}", ["fake:cheap", "fake:pricey"], scorers=[Exact()], progress=False
+    )
+    assert list(res.df["score.exact"][:2]) == [1.0, 1.0] and res.df["score"].iloc[2] == 0.0
+    s = res.summary()
+    assert set(s["model"]) == {"cheap", "pricey"}
+    row = s[s["model"] == "cheap"].iloc[0]
+    assert row["calls"] == 3 and row["errors"] == 0
+    assert math.isclose(row["score"], 2 / 3) and math.isclose(row["pass_rate"], 2 / 3)
+    assert row["score_se"] > 0 and row["latency_p95"] >= row["latency_p50"]
+    n = len(fake.requests)
+
+    class Contains:
+        name, weight, is_async = "contains", 1.0, False
+
+        def __call__(self, case):
+            return float("echo" in case.output)
+
+    again = res.rescore([Contains()])
+    assert len(fake.requests) == n and again.df["score"].eq(1.0).all()
+    assert len(res.pareto()) >= 1
+
+
+def test_bad_input_is_a_clear_error(fake, tmp_path):
+    with pytest.raises(RequestError, match="data row 1"):
+        evaluate([{"q": "a"}, {"other": "b"}], "user: {q}", ["fake:m"], progress=False)
+    with pytest.raises(RequestError, match="does not exist"):
+        evaluate(str(tmp_path / "nope.csv"), "user: {q}", ["fake:m"], progress=False)
+    path = tmp_path / "cases.jsonl"
+    pd.DataFrame(CASES).to_json(path, orient="records", lines=True)
+    assert len(evaluate(str(path), "user: {q}", ["fake:m"], progress=False).df) == 3
+
+
+def test_store_survives_and_is_intact(fake, tmp_path):
+    run()
+    store = Store(tmp_path / "cache.sqlite")
+    assert store.count() == 3 and store.integrity() == "ok"
+    store.close()
+
+
+async def test_works_inside_a_running_event_loop(fake):
+    res = evaluate(CASES, "user: {q}", ["fake:m"], progress=False)  # notebook style
+    assert len(res.df) == 3
+    res2 = await gptmagic.runner.aevaluate(CASES, "user: {q}", ["fake:m"], progress=False)
+    assert res2.df["cached"].all()
+
+
+def test_end_to_end_on_the_embedded_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "c.sqlite"))
+    try:
+        res = evaluate(
+            [{"word": "cat"}, {"word": "dog"}],
+            "user: Say the word {word}.",
+            ["local"],
+            params={"max_tokens": 8, "temperature": 0, "seed": 1},
+            progress=False,
+        )
+        assert res.df["error"].isna().all() and (res.df["cost"] == 0).all()
+        assert (res.df["completion_tokens"] <= 8).all() and res.df["output"].str.len().gt(0).all()
+    finally:
+        gptmagic.shutdown()
