@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .context import FitResult, fit_messages
     from .pricing import Cost, Estimate, cost_of, estimate, set_price
     from .results import EvalResults
-    from .runner import aevaluate, evaluate
+    from .runner import aevaluate, estimate_run, evaluate
     from .tokens import MessageCount, TokenCount, acount_tokens, count_tokens
 
 __version__ = "0.1.0"
@@ -68,6 +68,7 @@ _LAZY = {
     "acount_tokens": ".tokens",
     "count_tokens": ".tokens",
     "evaluate": ".runner",
+    "estimate_run": ".runner",
     "aevaluate": ".runner",
     "EvalResults": ".results",
 }
@@ -129,6 +130,7 @@ __all__ = [
     "cost_of",
     "count_tokens",
     "estimate",
+    "estimate_run",
     "evaluate",
     "fit_messages",
     "get_client",

@@ -25,7 +25,7 @@ from .errors import GptmagicError, QuotaExceededError, RateLimitError, RequestEr
 from .messages import interpolate, parse_cell
 from .store import Store, call_key
 
-__all__ = ["Job", "aevaluate", "evaluate", "load_cases"]
+__all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
 
 
 def load_cases(data: Any) -> list[dict[str, Any]]:
@@ -286,6 +286,46 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                         provider=job.provider.kind)
             job.cost = c.total
     return await EvalResults.build(jobs, cases, list(scorers))
+
+
+def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
+                 params: Mapping[str, Any] | None = None,
+                 grid: Mapping[str, Sequence[Any]] | None = None, repeats: int = 1,
+                 provider: str | Provider | None = None) -> Any:
+    """What :func:`evaluate` with the same arguments would cost, before running it.
+
+    Per prompt × model: calls, prompt tokens (counted exactly where the
+    encoding is known), and the cost range (prompt only, expected, at most
+    ``max_tokens`` per reply) in USD; unknown prices stay unknown (NaN).
+    """
+    import pandas as pd
+
+    from .pricing import estimate
+    from .tokens import count_tokens
+
+    models = [models] if isinstance(models, str) else list(models)
+    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+    jobs = build_jobs(load_cases(data), prompts, models, provider, dict(params or {}),
+                      dict(grid or {}), repeats)
+    agg: dict[tuple[str, str], dict[str, Any]] = {}
+    counted: dict[tuple[str, int, str], int] = {}
+    for j in jobs:
+        ck = (j.prompt, j.row, j.model)
+        if ck not in counted:
+            counted[ck] = count_tokens(j.messages, j.model, breakdown=False).total
+        n = counted[ck]
+        e = estimate(n, j.model, max_tokens=j.params.get("max_tokens"),
+                     provider=j.provider.kind)
+        a = agg.setdefault((j.prompt, j.model), {"prompt": j.prompt, "model": j.model,
+                                                 "calls": 0, "prompt_tokens": 0,
+                                                 "cost_low": 0.0, "cost_expected": 0.0,
+                                                 "cost_high": 0.0})
+        a["calls"] += 1
+        a["prompt_tokens"] += n
+        for col, c in (("cost_low", e.low), ("cost_expected", e.expected),
+                       ("cost_high", e.high)):
+            a[col] = a[col] + float(c.total) if c.total is not None else float("nan")
+    return pd.DataFrame(list(agg.values()))
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -220,3 +220,20 @@ def test_end_to_end_on_the_embedded_model(tmp_path, monkeypatch):
         assert (res.df["completion_tokens"] <= 8).all() and res.df["output"].str.len().gt(0).all()
     finally:
         gptmagic.shutdown()
+
+
+def test_estimate_run_before_spending(fake):
+    gptmagic.set_price("m-est", input_per_mtok="1000000", output_per_mtok="2000000")
+    try:
+        est = gptmagic.estimate_run(CASES, "user: {q}", ["fake:m-est", "local", "fake:mystery"],
+                                    params={"max_tokens": 10}, repeats=2)
+    finally:
+        gptmagic.shutdown()
+    assert fake.requests == []  # nothing sent
+    row = est[est["model"] == "m-est"].iloc[0]
+    assert row["calls"] == 6 and row["prompt_tokens"] > 0
+    assert row["cost_low"] == row["prompt_tokens"]  # $1 per prompt token
+    assert row["cost_high"] == row["prompt_tokens"] + 6 * 10 * 2  # + max_tokens at $2
+    assert row["cost_low"] <= row["cost_expected"] <= row["cost_high"]
+    assert est[est["model"] == "smollm2-135m-instruct"].iloc[0]["cost_high"] == 0
+    assert math.isnan(est[est["model"] == "mystery"].iloc[0]["cost_high"])  # unknown, not 0
