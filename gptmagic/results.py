@@ -157,6 +157,49 @@ class EvalResults:
                 best = row["score"]
         return s.loc[keep].reset_index(drop=True)
 
+    def recommend(self, by: str, threshold: float) -> pd.DataFrame:
+        """Routing advice: per group of cases (column ``by`` of the data), the cheapest
+        prompt × model whose mean score reaches ``threshold``, and what that saves
+        against running the best configuration overall on every case."""
+        col = by if by in self.df else f"input.{by}"
+        if col not in self.df:
+            from .errors import RequestError
+
+            raise RequestError(f"no column {by!r} in the data; columns: "
+                               f"{', '.join(c[6:] for c in self.df if c.startswith('input.'))}",
+                               param="by")
+        if "score" not in self.df:
+            from .errors import RequestError
+
+            raise RequestError("recommend() needs scores: evaluate with scorers=[...]",
+                               param="scorers")
+        keys = self.group_cols
+        ok = self.df[self.df["error"].isna()]
+        overall = ok.groupby(keys, dropna=False)["score"].mean()
+        best_key = overall.idxmax() if len(overall) else None
+        rows = []
+        for group, g in ok.groupby(col, dropna=False):
+            stats = g.groupby(keys, dropna=False).agg(score=("score", "mean"),
+                                                      cost=("cost", "sum"), n=("score", "size"))
+            good = stats[stats["score"] >= threshold].sort_values(["cost", "score"],
+                                                                  ascending=[True, False])
+            best_cost = float(stats.loc[best_key, "cost"]) if best_key in stats.index else math.nan
+            rec: dict[str, Any] = {by: group, "cases": int(g["row"].nunique())}
+            if len(good):
+                pick = good.index[0]
+                pick = pick if isinstance(pick, tuple) else (pick,)
+                rec.update(dict(zip(keys, pick, strict=True)))
+                rec.update({"score": float(good.iloc[0]["score"]),
+                            "cost": float(good.iloc[0]["cost"]),
+                            "best_overall_cost": best_cost,
+                            "saving": best_cost - float(good.iloc[0]["cost"])})
+            else:
+                rec.update({k: None for k in keys})
+                rec.update({"score": math.nan, "cost": math.nan, "best_overall_cost": best_cost,
+                            "saving": math.nan, "note": f"no configuration reaches {threshold}"})
+            rows.append(rec)
+        return pd.DataFrame(rows)
+
     def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
         """Cost against quality with the Pareto frontier (needs matplotlib: ``gptmagic[plot]``)."""
         try:

@@ -237,3 +237,27 @@ def test_estimate_run_before_spending(fake):
     assert row["cost_low"] <= row["cost_expected"] <= row["cost_high"]
     assert est[est["model"] == "smollm2-135m-instruct"].iloc[0]["cost_high"] == 0
     assert math.isnan(est[est["model"] == "mystery"].iloc[0]["cost_high"])  # unknown, not 0
+
+
+def test_recommend_routes_each_group_to_the_cheapest_good_model(fake):
+    gptmagic.set_price("cheap", input_per_mtok="1", output_per_mtok="1")
+    gptmagic.set_price("pricey", input_per_mtok="100", output_per_mtok="100")
+    cases = [{"kind": "echo", "q": "alpha", "expected": "echo: alpha"},
+             {"kind": "echo", "q": "beta", "expected": "echo: beta"},
+             {"kind": "hard", "q": "gamma", "expected": "echo: gamma"}]
+
+    class ExactOnPricey:  # the cheap model is "wrong" on hard cases
+        name, weight, is_async = "ok", 1.0, False
+
+        def __call__(self, case):
+            if case.row["kind"] == "hard" and case.result.model == "cheap":
+                return 0.0
+            return float(case.output == case.row["expected"])
+
+    res = evaluate(cases, "user: {q}", ["fake:cheap", "fake:pricey"], scorers=[ExactOnPricey()],
+                   progress=False)
+    rec = res.recommend("kind", threshold=1.0).set_index("kind")
+    assert rec.loc["echo", "model"] == "cheap" and rec.loc["hard", "model"] == "pricey"
+    assert rec.loc["echo", "saving"] > 0 and rec.loc["hard", "saving"] == 0
+    with pytest.raises(RequestError, match="no column 'nope'"):
+        res.recommend("nope", threshold=1.0)
