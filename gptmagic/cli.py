@@ -1,4 +1,4 @@
-"""The ``gptmagic`` command: ``serve``, ``demo``, ``tokens``, ``models``."""
+"""The ``gptmagic`` command: ``serve``, ``demo``, ``tokens``, ``eval``, ``models``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,77 @@ def _tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    """``gptmagic eval CONFIG``: a run described in TOML or YAML, results to CSV."""
+    from pathlib import Path
+
+    from . import scorers as sc
+    from .errors import ConfigError
+    from .runner import evaluate
+
+    path = Path(args.config)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("YAML configs need pyyaml: pip install pyyaml") from None
+        try:
+            cfg = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    else:
+        import tomllib
+
+        try:
+            cfg = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected a table of settings")
+    known = {"data", "prompt", "prompts", "models", "params", "grid", "repeats", "scorers",
+             "concurrency", "max_cost", "output", "cache"}
+    unknown = set(cfg) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
+    for need in ("data", "models"):
+        if need not in cfg:
+            raise ConfigError(f"{path}: '{need}' is required")
+    prompt = cfg.get("prompts") or cfg.get("prompt")
+    if not prompt:
+        raise ConfigError(f"{path}: give 'prompt' (a template) or 'prompts' (a table of them)")
+    chosen = []
+    for spec in cfg.get("scorers", []):
+        spec = {"type": spec} if isinstance(spec, str) else dict(spec)
+        kind = spec.pop("type", None)
+        factory = getattr(sc, str(kind), None)
+        if kind in (None, "custom", "judge", "combine", "Case", "Scorer") or not callable(factory):
+            raise ConfigError(f"{path}: unknown scorer {kind!r}; use exact, contains, icontains, "
+                              "regex, json_valid, json_schema, numeric, choice, similarity, "
+                              "logprob_confidence")
+        try:
+            chosen.append(factory(**spec))
+        except TypeError as e:
+            raise ConfigError(f"{path}: scorer {kind!r}: {e}") from None
+    data = cfg["data"]
+    if isinstance(data, str) and not Path(data).is_absolute():
+        data = str(path.parent / data)
+    res = evaluate(data, prompt, cfg["models"], params=cfg.get("params"), grid=cfg.get("grid"),
+                   repeats=int(cfg.get("repeats", 1)), scorers=chosen,
+                   concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
+                   cache=cfg.get("cache", True), progress=sys.stderr.isatty())
+    out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
+    res.to_csv(str(out))
+    print(res.summary().to_string(index=False))
+    print(f"\n{len(res.df)} calls, {int(res.df['error'].notna().sum())} errors; "
+          f"results written to {out}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from ._portal import get_portal
     from .api import get_client
@@ -128,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--model", default=None, help="default: the configured default model")
     t.add_argument("--max-tokens", type=int, default=None, help="reply budget for the estimate")
     t.set_defaults(fn=_tokens)
+    e = sub.add_parser("eval", help="run a batch evaluation described in TOML or YAML")
+    e.add_argument("config", metavar="CONFIG")
+    e.add_argument("-o", "--output", help="results CSV (default: CONFIG.results.csv)")
+    e.set_defaults(fn=_eval)
     m = sub.add_parser("models", help="list the models a provider offers")
     m.add_argument("--profile", default=None)
     m.set_defaults(fn=_models)

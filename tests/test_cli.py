@@ -116,3 +116,30 @@ def test_tokens_bad_input_is_one_clear_line(tmp_path):
     ]:
         p = run_stdin(args, text)
         assert p.returncode == 1 and match in p.stderr and "Traceback" not in p.stderr
+
+
+def test_eval_from_a_toml_config(tmp_path, fake_server, isolated_env):
+    (tmp_path / "cases.csv").write_text("q,expected\nhello,echo: hello\nbye,nope\n")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("""
+data = "cases.csv"
+prompt = "user: {q}"
+models = ["fake-model"]
+params = { max_tokens = 20 }
+scorers = [{ type = "exact", column = "expected" }]
+""")
+    (isolated_env / "gptmagic.toml").write_text(
+        f'default_profile = "fake"\n[profiles.fake]\nbase_url = "{fake_server.url}"\n')
+    env = {**os.environ, "GPTMAGIC_CACHE": str(tmp_path / "c.sqlite")}
+    p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "2 calls, 0 errors" in p.stdout and "results written to" in p.stdout
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "run.results.csv")
+    assert list(df["score.exact"]) == [1.0, 0.0] and len(fake_server.requests) == 2
+    cfg.write_text('data = "cases.csv"\nmodels = ["m"]\nbogus = 1\n')
+    p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert p.returncode == 1 and "unknown setting(s) bogus" in p.stderr
