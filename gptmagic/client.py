@@ -394,6 +394,9 @@ class Client:
                     for ch in result.choices:
                         on_delta(ch.index, ch.text)
         result.request_id = rid
+        result.rate_limits = {
+            k.lower(): v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit-")
+        } or None
         result.timings.total = time.monotonic() - t0
         if isinstance(result.raw, dict) and isinstance(result.raw.get("timings"), dict):
             result.timings.engine = result.raw["timings"]

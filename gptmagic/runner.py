@@ -80,18 +80,66 @@ class Job:
     cost: Decimal | None = None
 
 
+class _Bucket:
+    """A token bucket refilled continuously at ``per_minute`` / 60 per second."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = float(per_minute)
+        self.level = self.per_minute
+        self.t = time.monotonic()
+
+    async def take(self, n: float) -> None:
+        n = min(n, self.per_minute)  # a request larger than the bucket waits for a full one
+        while True:
+            now = time.monotonic()
+            self.level = min(self.per_minute, self.level + (now - self.t) * self.per_minute / 60)
+            self.t = now
+            if self.level >= n:
+                self.level -= n
+                return
+            await asyncio.sleep((n - self.level) * 60 / self.per_minute)
+
+
 @dataclass
 class _Limiter:
     """Concurrency per provider, shrunk on 429 and grown back on success."""
 
     limit: int
+    rpm: float | None = None
+    tpm: float | None = None
     active: int = 0
     cooldown_until: float = 0.0
     current: int = 0
     cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    requests: _Bucket | None = None
+    tokens: _Bucket | None = None
+    learned: bool = False
 
     def __post_init__(self) -> None:
         self.current = self.limit
+        self.requests = _Bucket(self.rpm) if self.rpm else None
+        self.tokens = _Bucket(self.tpm) if self.tpm else None
+
+    async def pace(self, tokens: int) -> None:
+        """Wait for the per-minute budgets (configured or learned from headers)."""
+        if self.requests is not None:
+            await self.requests.take(1)
+        if self.tokens is not None:
+            await self.tokens.take(tokens)
+
+    def learn(self, headers: Mapping[str, str] | None) -> None:
+        """Adopt the provider's own limits (``x-ratelimit-limit-*``) once, if none were set."""
+        if not headers or self.learned:
+            return
+        self.learned = True
+        for name, attr in (("x-ratelimit-limit-requests", "requests"),
+                           ("x-ratelimit-limit-tokens", "tokens")):
+            try:
+                value = float(headers.get(name, ""))
+            except ValueError:
+                continue
+            if value > 0 and getattr(self, attr) is None:
+                setattr(self, attr, _Bucket(value))
 
     async def __aenter__(self) -> None:
         async with self.cond:
@@ -147,14 +195,15 @@ async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, *,
                     scorers: Sequence[Any] = (), repeats: int = 1,
                     provider: str | Provider | None = None, concurrency: int = 16,
                     cache: bool | str | Path = True, refresh: bool = False,
-                    max_cost: float | Decimal | None = None, progress: bool = True) -> Any:
+                    max_cost: float | Decimal | None = None, progress: bool = True,
+                    rpm: float | None = None, tpm: float | None = None) -> Any:
     """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
     from ._portal import get_portal
 
     return await get_portal().arun(_run(
         data, prompt, models, params=params, grid=grid, scorers=scorers, repeats=repeats,
         provider=provider, concurrency=concurrency, cache=cache, refresh=refresh,
-        max_cost=max_cost, progress=progress))
+        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm))
 
 
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
@@ -164,9 +213,11 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     a list of message dicts, or a dict of named prompts to compare. ``models``
     are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
     ``params`` are sent with every call; ``grid`` maps a parameter to values
-    to try. Results are cached in SQLite (``cache=False`` to bypass,
-    ``refresh=True`` to re-ask); ``max_cost`` (USD) stops issuing calls
-    before the budget is exceeded.
+    to try. ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
+    (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted).
+    Results are cached in SQLite (``cache=False`` to bypass, ``refresh=True``
+    to re-ask); ``max_cost`` (USD) stops issuing calls before the budget is
+    exceeded.
     """
     from ._portal import get_portal
 
@@ -179,7 +230,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                scorers: Sequence[Any] = (), repeats: int = 1,
                provider: str | Provider | None = None, concurrency: int = 16,
                cache: bool | str | Path = True, refresh: bool = False,
-               max_cost: float | Decimal | None = None, progress: bool = True) -> Any:
+               max_cost: float | Decimal | None = None, progress: bool = True,
+               rpm: float | None = None, tpm: float | None = None) -> Any:
     from .api import get_client
     from .pricing import cost_of, estimate
     from .results import EvalResults
@@ -219,7 +271,9 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
 
     async def one(job: Job) -> None:
         nonlocal spent, reserved, errors
-        lim = limiters.setdefault(job.provider.name, _Limiter(concurrency))
+        lim = limiters.get(job.provider.name)
+        if lim is None:
+            lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
         async with lim:
             if job.provider.name in exhausted:
                 job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
@@ -238,6 +292,11 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                     bar.update(1)
                     return
                 reserved += worst
+            if lim.requests is not None or lim.tokens is not None:
+                need = job.params.get("max_tokens") or 0
+                if lim.tokens is not None:
+                    need += count_tokens(job.messages, job.model, breakdown=False).total
+                await lim.pace(need)
             try:
                 job.result = await client.chat(job.messages, model=job.model,
                                                provider=job.provider, on_retry=lim.on_retry,
@@ -251,6 +310,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             finally:
                 reserved -= worst
         if job.result is not None:
+            lim.learn(job.result.rate_limits)
             c = cost_of(job.result.usage, job.result.model or job.model,
                         provider=job.provider.kind)
             job.cost = c.total

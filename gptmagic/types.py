@@ -125,6 +125,8 @@ class Result:
     request_id: str | None = None
     timings: Timings = field(default_factory=Timings)
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    #: The provider's ``x-ratelimit-*`` response headers (limits, remaining, reset).
+    rate_limits: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:

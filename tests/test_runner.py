@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pandas as pd
 import pytest
@@ -261,3 +262,29 @@ def test_recommend_routes_each_group_to_the_cheapest_good_model(fake):
     assert rec.loc["echo", "saving"] > 0 and rec.loc["hard", "saving"] == 0
     with pytest.raises(RequestError, match="no column 'nope'"):
         res.recommend("nope", threshold=1.0)
+
+
+def test_bucket_paces_and_headers_are_learned():
+    from gptmagic.runner import _Bucket
+
+    async def go():
+        b = _Bucket(600)  # 10 per second
+        b.level = 0
+        t0 = time.monotonic()
+        await b.take(2)
+        assert 0.15 <= time.monotonic() - t0 < 1.0
+        lim = _Limiter(4)
+        lim.learn({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "30000"})
+        assert lim.requests.per_minute == 500 and lim.tokens.per_minute == 30000
+        configured = _Limiter(4, rpm=60)
+        configured.learn({"x-ratelimit-limit-requests": "500"})
+        assert configured.requests.per_minute == 60  # what the user set wins
+    asyncio.run(go())
+
+
+def test_rate_limit_headers_reach_the_result(fake):
+    fake.set_default(Behaviour(headers={"x-ratelimit-limit-requests": "77",
+                                        "x-ratelimit-remaining-requests": "76"}))
+    res = evaluate(CASES[:1], "user: {q}", ["fake:m"], cache=False, progress=False)
+    assert res._jobs[0].result.rate_limits == {"x-ratelimit-limit-requests": "77",
+                                               "x-ratelimit-remaining-requests": "76"}
