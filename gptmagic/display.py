@@ -1,219 +1,511 @@
-"""Pure renderers of what the magics show: mime bundles, no IPython.
+"""Pure renderers of what the ``%%chat`` and ``%%complete`` magics show.
 
-A bundle is ``(data, metadata)``: ``data`` a Jupyter mime dict, ``metadata``
-JSON-safe facts about the request and response (never a key or header).
-Model output is untrusted: raw HTML in it is escaped outside code, and
-``javascript:`` links are defused, so a reply can never run script in a view.
+Every function returns plain data: a Jupyter mime dict (``text/plain``,
+``text/markdown``, some ``text/html``) and, for final outputs, JSON-safe
+metadata. Nothing here imports IPython.
+
+Model output is untrusted. :func:`safe_markdown` keeps its Markdown (headings,
+lists, emphasis, links, tables, code) but makes it inert in *any* renderer, not
+only a CommonMark-exact one: JupyterLab (marked), VS Code (markdown-it) and the
+classic notebook disagree on edge cases, and a disagreement about where a code
+block ends must never turn text into HTML.
+
+- Prose: ``&``, ``<``, ``>`` become entities (leading blockquote markers stay);
+  ``![`` becomes ``!`` + a link (an image loads its URL unasked: the classic way
+  injected output leaks data); a link destination whose scheme is not http,
+  https or mailto gets a ``#blocked:`` prefix; ``]:`` is broken, so no reference
+  definition forms (marked lets their titles run over blank lines).
+- Inline code becomes ``<code>`` with its punctuation as entities: shown
+  verbatim however it is parsed.
+- A fence at the left margin stays a fence, verbatim (so it is highlighted),
+  re-fenced with more backticks than any run inside and set off by blank lines,
+  so no renderer can end it early or miss its start. An indented fence (in a
+  list item) cannot be delimited as surely: it becomes a one-line ``<pre>``
+  with its text as entities (shown verbatim, not highlighted).
 """
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
+import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from .types import Result
+from .types import Choice, Result, Timings, Usage
 
-__all__ = [
-    "HistoryRow",
-    "SideBySideRow",
-    "dry_run_bundle",
-    "error_bundle",
-    "explain_finish",
-    "history_bundle",
-    "reply_bundle",
-    "safe_markdown",
-    "side_by_side_bundle",
-    "stream_bundle",
-    "summary_line",
-]
+if TYPE_CHECKING:
+    from .pricing import Cost, Estimate
+    from .tokens import TokenCount
 
-_FENCE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
-_JS_LINK = re.compile(r"\]\(\s*(javascript|data|vbscript):", re.I)
-_SECRET_NAMES = re.compile(r"(authorization|api[-_]?key|token|secret|sig|password)", re.I)
+__all__ = ["Bundle", "HistoryRow", "PREVIEW_CHARS", "SideBySideRow", "dry_run_bundle",
+           "error_bundle", "escape_markdown", "explain_finish", "history_bundle", "plain_footer",
+           "reply_bundle", "safe_markdown", "side_by_side_bundle", "stream_bundle", "summary_line"]
 
+#: ``(data, metadata)``: a Jupyter mime dict and JSON-safe output metadata.
+Bundle = tuple[dict[str, Any], dict[str, Any]]
 
-def safe_markdown(text: str) -> str:
-    """Markdown that shows raw HTML as text; code spans and fences stay verbatim."""
-    parts = _FENCE.split(text)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:  # inside code: Markdown already shows it literally
-            out.append(part)
-        else:
-            part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            out.append(_JS_LINK.sub(lambda m: "](#blocked-" + m.group(1).lower() + ":", part))
-    return "".join(out)
+#: Characters of a message shown in the history table.
+PREVIEW_CHARS = 200
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+# Key names are compared lower-case without "-", "_" and spaces; "...apikey" counts too.
+_CREDENTIAL_KEYS = frozenset({"authorization", "proxyauthorization", "apikey"})
+_DROPPED_KEYS = _CREDENTIAL_KEYS | {"headers", "extraheaders", "defaultheaders", "cookie"}
+_SECRET_PARAM = re.compile(r"key|token|sig|secret|passw|auth|cred", re.I)
+_CELL = "text-align: left; vertical-align: top; white-space: pre-wrap"
+
+_OPENER = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
+_LEADING_TICKS = re.compile(r"^[ \t]*(`+)", re.M)
+_TICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_QUOTE_MARKS = re.compile(r"^[ \t]*(?:&gt;[ \t]?)+", re.M)
+_FENCE_LIKE = re.compile(r"^( {0,3})([`~])(?=\2\2)", re.M)
+_PUNCT = r"!-/:-@\[-`{-~"  # every ASCII punctuation character, for a character class
+_ESCAPED = re.compile(rf"\\([{_PUNCT}])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # $: Jupyter's math; |: tables
+_AUTOLINK = re.compile(r"(?i)(?<=www)\.|@")
+_MD_LINE_START = re.compile(r"^([ \t]*\d*)([#+=.)-])", re.M)  # headings, lists, setext
+_DEST = re.compile(rf"(\]\(|\\(?:href|url)\{{)(\s*(?:&lt;)?)((?:[A-Za-z0-9+.\-]|\\[{_PUNCT}])+)"
+                   r"(?=\\?:)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+# -- finish reasons and the summary line ----------------------------------------------------
+
+_FINISH = {
+    "stop": "The model stopped on its own: it reached a natural end or a stop sequence.",
+    "length": "The reply was cut off: it hit max_tokens or the context window; raise "
+              "--max-tokens ({now}) or ask for a shorter answer.",
+    "content_filter": "The provider's content filter withheld part or all of the reply; "
+                      "rephrase the prompt, or (Azure) review the deployment's filter settings.",
+    "tool_calls": "The model asked to call a tool instead of answering; run it and send its "
+                  "result back in a 'tool' message to get the answer.",
+    "function_call": "The model asked to call a function (legacy function calling); run it "
+                     "and send its result back in a 'function' message to get the answer.",
+    None: "The stream ended without a finish reason: the reply may be incomplete.",
+}
+_FINISH_SHORT = {"length": "hit {limit}; raise --max-tokens",
+                 "content_filter": "filtered by the provider",
+                 "tool_calls": "the model called a tool",
+                 "function_call": "the model called a function",
+                 None: "the stream ended without a finish reason"}
 
 
 def explain_finish(reason: str | None, *, max_tokens: int | None = None) -> str:
-    """One plain sentence about why generation stopped, with a fix where there is one."""
-    if reason == "stop":
-        return "the model finished (natural end or a stop sequence)"
-    if reason == "length":
-        where = f"max_tokens={max_tokens}" if max_tokens else "the token limit"
-        return (f"cut off at {where}: raise --max-tokens"
-                f"{f' (now {max_tokens})' if max_tokens else ''} or ask for a shorter answer")
-    if reason == "content_filter":
-        return ("the provider's content filter removed output: rephrase the prompt, "
-                "or check the provider's content policy")
-    if reason in ("tool_calls", "function_call"):
-        return "the model asked to call a tool: run it and send the result back"
-    if reason is None:
-        return "the stream ended without a finish reason"
-    return f"finish reason {reason!r}"
+    """One plain sentence saying why a choice ended and, if it matters, what to do."""
+    if reason not in _FINISH:
+        return f"The provider gave the finish reason '{reason}', which is not a standard one."
+    return _FINISH[reason].format(now="not set" if max_tokens is None else f"now {max_tokens}")
 
 
-def _money(cost: Any) -> str:
-    if cost is None or getattr(cost, "total", None) is None:
-        return "cost unknown"
-    return f"cost {cost}"
+def _finish_text(result: Result, max_tokens: int | None) -> str:
+    """``stop``, or ``length — hit max_tokens=48; raise --max-tokens``."""
+    reasons = list(dict.fromkeys(c.finish_reason for c in result.choices))
+    if not reasons:
+        return "none — no choices returned"
+    limit = "the token limit" if max_tokens is None else f"max_tokens={max_tokens}"
+    why = "; ".join(_FINISH_SHORT[r].format(limit=limit) for r in reasons if r in _FINISH_SHORT)
+    text = ", ".join("none" if r is None else r for r in reasons)
+    return f"{text} — {why}" if why else text
 
 
-def summary_line(result: Result, cost: Any = None, *, max_tokens: int | None = None) -> str:
-    """``finish · tokens · cost · timings · model`` in one line."""
-    reason = result.finish_reason
-    finish = f"finish: {reason}" if reason == "stop" else (
-        f"finish: {reason} — {explain_finish(reason, max_tokens=max_tokens)}")
-    u = result.usage
-    tokens = (f"tokens: {u.prompt_tokens} prompt + {u.completion_tokens} completion"
-              if u else "tokens: not reported")
-    t = result.timings
-    timing = f"{t.total:.2f} s" if t.total is not None else "time n/a"
+def _tokens_text(usage: Usage | None) -> str:
+    if usage is None:
+        return "not reported"
+    cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
+    return (f"{usage.prompt_tokens:,} prompt{cached} + "
+            f"{usage.completion_tokens:,} completion{reasoning}")
+
+
+def _cost_text(cost: Cost | None) -> str:
+    return str(cost) if cost is not None and cost.known else "unknown"
+
+
+def _time_text(t: Timings) -> str | None:
+    parts = [] if t.total is None else [f"{t.total:.2f} s"]
     if t.ttft is not None:
-        timing += f", first token {t.ttft * 1000:.0f} ms"
-    return " · ".join([finish, tokens, _money(cost), timing, result.model or "?"])
+        parts.append("first token " + (f"{t.ttft * 1000:.0f} ms" if t.ttft < 1
+                                       else f"{t.ttft:.2f} s"))
+    if t.attempts > 1:
+        parts.append(f"{t.attempts} attempts")
+    return ", ".join(parts) or None
 
 
-def _response_meta(result: Result, cost: Any) -> dict[str, Any]:
-    u = result.usage
-    return {
-        "id": result.id,
-        "model": result.model,
-        "finish_reasons": [c.finish_reason for c in result.choices],
-        "usage": None if u is None else {
-            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens},
-        "cost_usd": None if cost is None or cost.total is None else str(cost.total),
-        "ttft_s": result.timings.ttft,
-        "total_s": result.timings.total,
-        "request_id": result.request_id,
-    }
+def summary_line(result: Result, cost: Cost | None = None, *,
+                 max_tokens: int | None = None) -> str:
+    """``finish: stop · tokens: 25 prompt + 48 completion · cost $0.000012 · 0.64 s · model``.
+
+    Unknown cost reads ``cost unknown``; missing usage ``tokens: not reported``.
+    """
+    parts = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
+             f"cost {_cost_text(cost)}", _time_text(result.timings), result.model]
+    return " · ".join(p for p in parts if p)
 
 
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+# -- Markdown that stays inert ----------------------------------------------------------------
 
 
-def _check_no_secrets(value: Any, where: str = "request") -> None:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(k, str) and re.fullmatch(r"(authorization|api[-_]?key)", k, re.I):
-                raise ValueError(f"{where} holds a {k!r} field; refusing to display it")
-            _check_no_secrets(v, where)
-    elif isinstance(value, list):
-        for v in value:
-            _check_no_secrets(v, where)
+def escape_markdown(text: str) -> str:
+    """Plain text (names, notes, errors) as Markdown that shows it literally."""
+    text = _MD_LINE_START.sub(r"\1\\\2", _MD_INLINE.sub(r"\\\1", text))
+    # & < > as entities (no HTML, no blockquote); no GFM autolink either: marked keeps
+    # the backslashes of escapes inside the links it makes.
+    return _AUTOLINK.sub(lambda m: f"&#{ord(m.group()[-1])};",
+                         html.escape(text, quote=False)).replace("://", ":&#47;/")
 
 
-def reply_bundle(
-    result: Result,
-    *,
-    cost: Any = None,
-    max_tokens: int | None = None,
-    note: str | None = None,
-    request_summary: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The final view of a chat or completion result."""
-    line = summary_line(result, cost, max_tokens=max_tokens)
+def _entities(text: str) -> str:
+    # Entities are neither Markdown syntax nor HTML markup: inert in any parse.
+    return "".join(c if c.isalnum() or c == " " else f"&#{ord(c)};" for c in text)
+
+
+def _fence(code: str, lang: str = "") -> str:
+    """A fenced block at the margin that nothing inside ``code`` can close."""
+    fence = "`" * max(3, 1 + max(map(len, _LEADING_TICKS.findall(code)), default=0))
+    return f"\n{fence}{lang}\n{code}\n{fence}\n" if code else f"\n{fence}{lang}\n{fence}\n"
+
+
+def _code_block(lines: list[str], info: str, indent: int) -> str:
+    lang = re.sub(r"[^\w+#.-]", "", info.split()[0])[:32] if info.split() else ""
+    code = "\n".join(line[min(indent, len(line) - len(line.lstrip(" "))):] for line in lines)
+    if indent == 0:
+        return _fence(code, lang)
+    cls = f' class="language-{lang}"' if lang else ""
+    return f"{' ' * indent}<pre><code{cls}>{_entities(code)}</code></pre>"
+
+
+def _code_spans(text: str) -> Iterator[tuple[bool, str]]:
+    """Split prose into (is_code, text) pieces by CommonMark's backtick-run rule."""
+    runs = [m.span() for m in _TICKS.finditer(text)]
+    by_len: dict[int, list[int]] = {}
+    for i, (a, b) in enumerate(runs):
+        by_len.setdefault(b - a, []).append(i)
+    pos = i = 0
+    while i < len(runs):
+        a, b = runs[i]
+        start = a
+        while start and text[start - 1] == "\\":  # an odd count escapes the backtick
+            start -= 1
+        same = by_len[b - a]
+        k = bisect.bisect_right(same, i)
+        close = same[k] if k < len(same) else None
+        if (a - start) % 2 or close is None or _BLANK_LINE.search(text, b, runs[close][0]):
+            i += 1
+            continue
+        yield False, text[pos:a]
+        yield True, text[b:runs[close][0]]
+        pos, i = runs[close][1], close + 1
+    yield False, text[pos:]
+
+
+def _block_scheme(m: re.Match[str]) -> str:
+    scheme = _ESCAPED.sub(r"\1", m.group(3))
+    if _SCHEME.fullmatch(scheme) and scheme.lower() not in _SAFE_SCHEMES:
+        return f"{m.group(1)}{m.group(2)}#blocked:{m.group(3)}"
+    return m.group()
+
+
+def _prose(text: str) -> str:
+    out = []
+    for is_code, part in _code_spans(text):
+        if is_code:
+            part = part.replace("\n", " ")
+            if len(part) > 2 and part[0] == part[-1] == " " and part.strip(" "):
+                part = part[1:-1]
+            out.append(f"<code>{_entities(part)}</code>")
+            continue
+        s = html.escape(part, quote=False)
+        s = _QUOTE_MARKS.sub(lambda q: q.group().replace("&gt;", ">"), s)
+        s = s.replace("![", "&#33;[").replace("]:", "]&#58;")
+        out.append(_DEST.sub(_block_scheme, s))
+    # A line the rewrite left looking like a fence (```x`y` became ```x<code>...) must not
+    # open one: the renderer would then see code where we see prose, and vice versa.
+    return _FENCE_LIKE.sub(lambda m: f"{m.group(1)}&#{ord(m.group(2))};", "".join(out))
+
+
+def safe_markdown(text: str) -> str:
+    """Untrusted Markdown (a model's reply) made inert: formatting kept, no active HTML."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out: list[str] = []
+    prose: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _OPENER.match(lines[i])
+        if m is None or (m.group(2)[0] == "`" and "`" in m.group(3)):
+            prose.append(lines[i])
+            i += 1
+            continue
+        indent, fence, info = m.groups()
+        closer = re.compile(rf"^ {{0,{len(indent) + 3}}}{fence[0]}{{{len(fence)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not closer.match(lines[j]):
+            j += 1
+        if prose:
+            out.append(_prose("\n".join(prose)))
+            prose = []
+        out.append(_code_block(lines[i + 1:j], info, len(indent)))
+        i = j + 1
+    if prose:
+        out.append(_prose("\n".join(prose)))
+    return "\n".join(out).strip("\n")
+
+
+def _small(text: str, style: str = "") -> str:
+    lines = "<br>".join(escape_markdown(t) for t in text.splitlines())
+    return f'<small style="{style}">{lines}</small>' if style else f"<small>{lines}</small>"
+
+
+# -- tables and simple documents, rendered three ways -----------------------------------------
+
+
+def _md_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(escape_markdown(c).replace("\n", " ") for c in cells) + " |"
+
+    return "\n".join([line(cols), "|---" * len(cols) + "|", *map(line, rows)])
+
+
+def _html_table(cols: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    def tr(cells: Sequence[str], tag: str) -> str:
+        return "<tr>" + "".join(f'<{tag} style="{_CELL}">{html.escape(c)}</{tag}>'
+                                for c in cells) + "</tr>"
+
+    return (f'<table class="{cls}"><thead>{tr(cols, "th")}</thead>'
+            f"<tbody>{''.join(tr(r, 'td') for r in rows)}</tbody></table>")
+
+
+def _plain_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]])
+                     .rstrip() for r in [cols, *rows])
+
+
+def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
+    """Render ``("title" | "p" | "small" | "json", text)`` and ``("table", (cols, rows))``."""
+    plain, md, page = [], [], []
+    for kind, x in blocks:
+        if kind == "table":
+            plain.append(_plain_table(*x))
+            md.append(_md_table(*x))
+            page.append(_html_table(*x))
+            continue
+        plain.append(x)
+        if kind == "json":
+            md.append(_fence(x, "json"))
+            page.append(f"<pre>{html.escape(x)}</pre>")
+        elif kind == "small":
+            md.append(_small(x))
+            page.append(f"<p><small>{html.escape(x)}</small></p>")
+        else:
+            text = "  \n".join(escape_markdown(line) for line in x.splitlines())
+            md.append(f"**{text}**" if kind == "title" else text)
+            body = html.escape(x)
+            page.append(f'<p style="white-space: pre-wrap">'
+                        f'{f"<strong>{body}</strong>" if kind == "title" else body}</p>')
+    return {"text/plain": "\n".join(plain), "text/markdown": "\n\n".join(md),
+            "text/html": f'<div class="{cls}">{"".join(page)}</div>'}
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+def _tool_calls_json(calls: Sequence[Any]) -> str:
+    shown = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(fn, Mapping):
+            shown.append(call)
+            continue
+        args = fn.get("arguments")
+        try:
+            args = json.loads(args) if isinstance(args, str) else args
+        except ValueError:
+            pass  # shown as the model wrote it
+        shown.append({"id": call.get("id"), "name": fn.get("name"), "arguments": args})
+    return json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+
+
+def _choice_views(c: Choice) -> tuple[str, str]:
+    """A choice as (markdown, plain): its text, refusal and tool calls."""
     md, plain = [], []
-    many = len(result.choices) > 1
-    for k, ch in enumerate(result.choices, 1):
-        if many:
-            head = f"choice {k} of {len(result.choices)} · finish: {ch.finish_reason}"
-            md.append(f"**{head}**\n")
-            plain.append(f"--- {head} ---")
-        md.append(safe_markdown(ch.text or "") + "\n")
-        plain.append(ch.text or "")
-    md.append(f"\n---\n<small>{html.escape(line)}</small>")
-    plain.append(f"[{line}]")
-    if note:
-        md.append(f"\n\n<small>{html.escape(note)}</small>")
-        plain.append(f"[{note}]")
-    meta = {"gptmagic": _json_safe({"request": dict(request_summary or {}),
-                                    "response": _response_meta(result, cost)})}
-    _check_no_secrets(meta)
-    return {"text/markdown": "\n".join(md), "text/plain": "\n".join(plain)}, meta
+    if c.text:
+        md.append(safe_markdown(c.text))
+        plain.append(c.text)
+    if c.refusal:
+        md += ["**refusal**", safe_markdown(c.refusal)]
+        plain.append(f"refusal: {c.refusal}")
+    if c.tool_calls:
+        calls = _tool_calls_json(c.tool_calls)
+        md += ["**tool calls**", _fence(calls, "json")]
+        plain.append(f"tool calls:\n{calls}")
+    if not md:
+        md, plain = ["*(empty reply)*"], ["(empty reply)"]
+    return "\n\n".join(md), "\n\n".join(plain)
 
 
-def stream_bundle(texts: Mapping[int, str], *, model: str, elapsed: float | None = None
-                  ) -> dict[str, Any]:
-    """The live view while a reply streams."""
-    parts = []
-    for i in sorted(texts):
-        if len(texts) > 1:
-            parts.append(f"**choice {i + 1}**\n")
-        parts.append(safe_markdown(texts[i]) + "\n")
-    size = sum(len(t) for t in texts.values())
-    when = f" · {elapsed:.1f} s" if elapsed is not None else ""
-    status = f"streaming… {model} · {size} chars{when}"
-    return {"text/markdown": "\n".join(parts) + f"\n<small>{html.escape(status)}</small>",
-            "text/plain": "\n".join(texts[i] for i in sorted(texts)) + f"\n[{status}]"}
+def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
+                 note: str | None = None) -> str:
+    """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the note."""
+    line = f"── {summary_line(result, cost, max_tokens=max_tokens)}"
+    return f"{line}\n{note}" if note else line
 
 
-@dataclass
+def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] | None:
+    """The listed fields only: never ``raw`` (it may echo what the request carried)."""
+    if result is None:
+        return None
+    usage = result.usage and {k: v if isinstance(v, int) else None
+                              for k, v in asdict(result.usage).items()}
+    usd = cost is not None and cost.total is not None and cost.currency == "USD"
+    t = result.timings
+    return {"id": _str(result.id), "model": _str(result.model),
+            "finish_reasons": [_str(c.finish_reason) for c in result.choices], "usage": usage,
+            "cost_usd": str(cost.total) if usd else None,  # type: ignore[union-attr]
+            "ttft_s": _jsonable(t.ttft), "total_s": _jsonable(t.total),
+            "request_id": _str(result.request_id)}
+
+
+def _str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def _key_name(key: Any) -> str:
+    return re.sub(r"[\s_-]", "", str(key).lower())
+
+
+def _is_credential(key: Any) -> bool:
+    name = _key_name(key)
+    return name in _CREDENTIAL_KEYS or name.endswith("apikey")
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy: Decimal as str, no bytes, header- and key-like entries dropped."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal | bytes | bytearray):
+        return str(value) if isinstance(value, Decimal) else f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()
+                if not _is_credential(k) and _key_name(k) not in _DROPPED_KEYS}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
+                 note: str | None = None,
+                 request_summary: Mapping[str, Any] | None = None) -> Bundle:
+    """The final view of a chat or completion: the reply, a summary line, the note.
+
+    ``text/plain`` is the reply, a blank line, then :func:`plain_footer`.
+    """
+    n = len(result.choices)
+    md, plain = [], []
+    for pos, c in enumerate(result.choices, 1):
+        if n > 1:
+            head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
+            md.append(f"#### {escape_markdown(head)}")
+            plain.append(f"── {head} ──")
+        body_md, body_plain = _choice_views(c)
+        md.append(body_md)
+        plain.append(body_plain)
+        if n > 1 and c.finish_reason != "stop":
+            why = explain_finish(c.finish_reason, max_tokens=max_tokens)
+            md.append(_small(why))
+            plain.append(why)
+    if not n:
+        md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
+    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens))]
+    md += [_small(note)] if note else []
+    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note))
+    meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
+                         "response": _response_meta(result, cost)}}
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}, meta
+
+
+def stream_bundle(texts: Mapping[int, str], *, model: str,
+                  elapsed: float | None = None) -> dict[str, Any]:
+    """The live view while a reply streams in: the text so far and a faint status line."""
+    n = max(len(texts), max(texts, default=-1) + 1)
+    md, plain = [], []
+    for index in sorted(texts):
+        if n > 1:
+            md.append(f"#### choice {index + 1} of {n}")
+            plain.append(f"── choice {index + 1} of {n} ──")
+        md.append(safe_markdown(texts[index]))
+        plain.append(texts[index])
+    status = f"streaming… {model} · {sum(map(len, texts.values())):,} chars"
+    status += "" if elapsed is None else f" · {elapsed:.1f} s"
+    md.append(_small(status, "opacity: 0.6"))
+    plain.append(status)
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}
+
+
+# -- several models side by side ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class SideBySideRow:
+    """One model's outcome in a side-by-side comparison: a result, or an error."""
+
     model: str
     result: Result | None
     error: str | None
-    cost: Any
+    cost: Cost | None
     max_tokens: int | None = None
 
 
-def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One column per model: reply, finish, tokens, cost, latency."""
-    e = html.escape
-    cells: dict[str, list[str]] = {"reply": [], "finish": [], "tokens": [], "cost": [],
-                                   "latency": []}
-    plain, md = [], []
-    for row in rows:
-        r = row.result
-        if r is None:
-            cells["reply"].append(f'<td style="color:#b00">{e(row.error or "error")}</td>')
-            for k in ("finish", "tokens", "cost", "latency"):
-                cells[k].append("<td>–</td>")
-            plain.append(f"== {row.model} ==\nerror: {row.error}")
-            md.append(f"### {e(row.model)}\n\n**error:** {e(row.error or '')}")
+def _reply_text(result: Result) -> str:
+    views = [_choice_views(c)[1] for c in result.choices]
+    if len(views) == 1:
+        return views[0]
+    return "\n\n".join(f"[choice {i} of {len(views)}]\n{v}" for i, v in enumerate(views, 1))
+
+
+def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
+    """One column per model: reply, finish, tokens, cost, latency; an error in its column."""
+    table = {k: ["" if k == "reply" else "—" for _ in rows]
+             for k in ("reply", "finish", "tokens", "cost", "latency")}
+    md, plain = [], []
+    for i, r in enumerate(rows):
+        md.append(f"#### {escape_markdown(r.model)}")
+        if r.result is None:
+            table["reply"][i] = f"error: {r.error or 'no result'}"
+            md.append(f"**error**: {escape_markdown(r.error or 'no result')}")
+            plain.append(f"== {r.model} ==\nerror: {r.error or 'no result'}")
             continue
-        u = r.usage
-        tok = f"{u.prompt_tokens} + {u.completion_tokens}" if u else "not reported"
-        lat = f"{r.timings.total:.2f} s" if r.timings.total is not None else "n/a"
-        cells["reply"].append(f'<td style="white-space:pre-wrap;vertical-align:top;'
-                              f'text-align:left">{e(r.text)}</td>')
-        cells["finish"].append(f"<td>{e(str(r.finish_reason))}</td>")
-        cells["tokens"].append(f"<td>{e(tok)}</td>")
-        cells["cost"].append(f"<td>{e(_money(row.cost))}</td>")
-        cells["latency"].append(f"<td>{e(lat)}</td>")
-        line = summary_line(r, row.cost, max_tokens=row.max_tokens)
-        plain.append(f"== {row.model} ==\n{r.text}\n[{line}]")
-        md.append(f"### {e(row.model)}\n\n{safe_markdown(r.text)}\n\n<small>{e(line)}</small>")
-    head = "".join(f"<th>{e(row.model)}</th>" for row in rows)
-    body = "".join(f"<tr><th>{k}</th>{''.join(v)}</tr>" for k, v in cells.items())
-    table = f'<table class="gptmagic-compare"><tr><th></th>{head}</tr>{body}</table>'
-    meta = {"gptmagic": _json_safe({"compare": [
-        {"model": row.model, "error": row.error,
-         "response": _response_meta(row.result, row.cost) if row.result else None}
-        for row in rows]})}
-    return {"text/html": table, "text/markdown": "\n\n".join(md),
-            "text/plain": "\n\n".join(plain)}, meta
+        res, text = r.result, _reply_text(r.result)
+        table["reply"][i] = text
+        table["finish"][i] = _finish_text(res, r.max_tokens)
+        table["tokens"][i] = _tokens_text(res.usage)
+        table["cost"][i] = _cost_text(r.cost)
+        table["latency"][i] = _time_text(res.timings) or "—"
+        line = summary_line(res, r.cost, max_tokens=r.max_tokens)
+        md += [_choice_views(res.choices[0])[0] if len(res.choices) == 1 else safe_markdown(text),
+               _small(line)]
+        plain.append(f"== {r.model} ==\n{text}\n── {line}")
+    page = _html_table(["", *(r.model for r in rows)], [[k, *v] for k, v in table.items()],
+                       "gptmagic-side-by-side")
+    meta = {"gptmagic": {"side_by_side": [
+        {"model": r.model, "error": r.error if r.result is None else None,
+         "response": _response_meta(r.result, r.cost)} for r in rows]}}
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md),
+            "text/html": page}, meta
 
 
-@dataclass
+# -- conversation history -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
+    """One message of a thread: turn, role, name, text, tokens and the cell it came from."""
+
     turn: int
     role: str
     name: str | None
@@ -222,67 +514,122 @@ class HistoryRow:
     cell: str | None
 
 
+def _preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def _fill(total: int | None, context_window: int | None) -> str:
+    if total is None:
+        return "tokens not counted"
+    if not context_window:
+        return f"{total:,} tokens (context window unknown)"
+    text = f"{total:,} of {context_window:,} tokens ({100 * total / context_window:.0f}%)"
+    return text + " — over the context window" if total > context_window else text
+
+
 def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: int | None,
-                   total: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The thread as a table with tokens per message and the context-window fill."""
-    e = html.escape
-    fill = ""
-    if total is not None:
-        fill = f"{total:,} tokens"
-        if context_window:
-            fill = f"{total:,} of {context_window:,} tokens ({100 * total / context_window:.0f}%)"
-    trs, plain = [], [f"thread {thread!r}: {len(rows)} message(s); {fill or 'empty'}"]
-    for r in rows:
-        preview = r.content if len(r.content) <= 200 else r.content[:197] + "…"
-        tok = "" if r.tokens is None else str(r.tokens)
-        trs.append(f"<tr><td>{r.turn}</td><td>{e(r.role)}</td><td>{e(r.name or '')}</td>"
-                   f"<td>{tok}</td><td style='white-space:pre-wrap;text-align:left'>"
-                   f"{e(preview)}</td></tr>")
-        plain.append(f"{r.turn:>3} {r.role:<9} {tok:>6}  {preview!r}")
-    table = (f"<p><b>thread {e(thread)}</b> · {len(rows)} message(s) · {e(fill or 'empty')}</p>"
-             "<table><tr><th>turn</th><th>role</th><th>name</th><th>tokens</th>"
-             f"<th>content</th></tr>{''.join(trs)}</table>")
-    meta = {"gptmagic": {"thread": thread, "messages": len(rows), "tokens": total,
-                         "context_window": context_window}}
-    return {"text/html": table, "text/plain": "\n".join(plain)}, meta
+                   total: int | None) -> Bundle:
+    """A table of a conversation thread, and how full the context window is."""
+    head = f"thread {thread!r}: {len(rows)} message(s) · {_fill(total, context_window)}"
+    cells = [[str(r.turn), r.role, r.name or "", "" if r.tokens is None else f"{r.tokens:,}",
+              _preview(r.content)] for r in rows]
+    blocks: list[tuple[str, Any]] = [("p", head)]
+    if rows:
+        blocks.append(("table", (["turn", "role", "name", "tokens", "content"], cells)))
+    meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
+                                     "total_tokens": total, "context_window": context_window}}}
+    return _render(blocks, "gptmagic-history"), meta
 
 
-def _clean_url(url: str) -> str:
+# -- dry runs and errors --------------------------------------------------------------------------
+
+
+def _check_no_credentials(value: Any, path: str = "request") -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _is_credential(key):
+                raise ValueError(f"{path}[{key!r}] looks like a credential: a dry run shows the "
+                                 "request body only, never headers or keys")
+            _check_no_credentials(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_no_credentials(item, f"{path}[{i}]")
+
+
+def _redact_url(url: str) -> tuple[str, list[str]]:
+    """The URL without user info, fragment and query parameters named like secrets."""
+    from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if not _SECRET_NAMES.search(k)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    kept, hidden = [], ["user info"] if "@" in parts.netloc else []
+    for piece in filter(None, parts.query.split("&")):
+        name = unquote_plus(piece.split("=", 1)[0])
+        if _SECRET_PARAM.search(name):
+            hidden.append(name)
+        else:
+            kept.append(piece)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), "")), hidden
 
 
-def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: Any, estimate: Any,
-                   note: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The exact request that would be sent, its token count and cost; nothing is sent."""
-    _check_no_secrets(request)
-    body = json.dumps(request, indent=2, ensure_ascii=False)
-    url = _clean_url(url)
-    kind = "exact" if count.exact else "approximate"
-    lines = [f"Dry run — nothing sent. POST {url}",
-             f"prompt tokens: {count.total} ({kind}, {count.encoding})"]
-    for m in count.messages:
-        lines.append(f"  [{m.index}] {m.role}: {m.total} (content {m.content}, name {m.name}, "
-                     f"format {m.overhead})")
-    if count.messages:
-        lines.append(f"  reply priming: {count.reply_priming}")
-    if count.note:
-        lines.append(f"note: {count.note}")
-    lines.append(f"cost: {estimate.low} prompt only · {estimate.expected} expected · "
-                 f"{estimate.high} at most")
-    if note:
-        lines.append(note)
-    text = "\n".join(lines)
-    md = f"**{html.escape(lines[0])}**\n\n```json\n{body}\n```\n\n" + "\n".join(
-        f"    {line}" for line in lines[1:])
-    meta = {"gptmagic": _json_safe({"dry_run": True, "url": url, "prompt_tokens": count.total,
-                                    "exact": count.exact})}
-    return {"text/plain": f"{text}\n{body}", "text/markdown": md}, meta
+def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
+    if count is None or isinstance(count, int):
+        return [("p", "Tokens: " + ("not counted" if count is None else f"{count:,}"))]
+    line = f"Tokens: {count.total:,} prompt tokens "
+    line += f"({'exact' if count.exact else 'approximate'}, {count.encoding})"
+    line += f": {count.note}" if count.note else ""
+    rows = [[str(m.index), m.role, str(m.content), str(m.name), str(m.overhead), str(m.total)]
+            for m in count.messages]
+    if count.reply_priming:
+        rows.append(["", "reply priming", "", "", *[str(count.reply_priming)] * 2])
+    if count.tools:
+        rows.append(["", "tools", str(count.tools), "", "", str(count.tools)])
+    cols = ["#", "role", "content", "name", "format", "total"]
+    return [("p", line), *([("table", (cols, rows))] if rows else [])]
+
+
+def _estimate_text(est: Estimate | None) -> str:
+    if est is None:
+        return "Cost estimate: not available"
+    high = (f"high {est.high} (with {est.max_completion_tokens:,} completion tokens)"
+            if est.high.known and est.max_completion_tokens is not None else "high unknown")
+    return (f"Cost estimate: expected {est.expected} (with {est.expected_completion_tokens:,} "
+            f"completion tokens) · low {est.low} (prompt only) · {high}")
+
+
+def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
+                   estimate: Estimate | None, note: str | None = None) -> Bundle:
+    """What a request would send: endpoint, exact JSON body, token count and cost estimate.
+
+    Raises ValueError if any key of ``request``, at any depth, is named like a
+    credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
+    """
+    _check_no_credentials(request)
+    shown_url, hidden = _redact_url(url)
+    blocks: list[tuple[str, Any]] = [("title", "Dry run — nothing sent"),
+                                     ("p", f"POST {shown_url}")]
+    if hidden:
+        blocks.append(("small", f"hidden from the URL: {', '.join(hidden)}"))
+    blocks += [("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)),
+               *_count_blocks(count), ("p", _estimate_text(estimate))]
+    blocks += [("small", note)] if note else []
+
+    def usd(c: Cost) -> str | None:
+        return None if c.total is None else str(c.total)
+
+    total = getattr(count, "total", count)
+    meta = {"gptmagic": {"dry_run": {
+        "url": shown_url, "model": _jsonable(request.get("model")),
+        "prompt_tokens": total if isinstance(total, int) else None,
+        "exact": getattr(count, "exact", None),
+        "cost_usd": estimate and {"low": usd(estimate.low), "expected": usd(estimate.expected),
+                                  "high": usd(estimate.high)}}}}
+    return _render(blocks, "gptmagic-dry-run"), meta
 
 
 def error_bundle(message: str, *, title: str = "gptmagic error") -> dict[str, Any]:
-    """A short readable error block (no traceback)."""
-    return {"text/plain": f"{title}: {message}",
-            "text/html": f"<div style='color:#b00'><b>{html.escape(title)}</b>: "
-                         f"{html.escape(message)}</div>"}
+    """A short, readable error block (no traceback)."""
+    data = _render([("title", title), ("p", message)], "gptmagic-error")
+    data["text/plain"] = f"{title}: {message}"
+    return data

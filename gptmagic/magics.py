@@ -180,10 +180,9 @@ class GptMagics(Magics):
             self.shell.user_ns[args.out] = reply
         if isinstance(reply, Reply):
             self.shell.user_ns["_chat"] = reply
-            if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle:
+            if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle and reply.footer:
                 data, meta = reply.bundle  # the text is on screen already: show the rest
-                plain = data.get("text/plain", "")
-                reply.bundle = ({**data, "text/plain": plain[plain.rfind("\n") + 1 :]}, meta)
+                reply.bundle = ({**data, "text/plain": reply.footer}, meta)
         return reply
 
     # -- %%chat / %chat --------------------------------------------------------

@@ -68,6 +68,9 @@ class Reply:
     costs: dict[str, Cost | None] = field(default_factory=dict)
     moderation: str | None = None
     bundle: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    #: The text/plain footer (summary line and notes), shown alone in a terminal
+    #: where the reply itself has already streamed.
+    footer: str | None = field(default=None, repr=False)
 
     @property
     def usage(self) -> Any:
@@ -221,23 +224,28 @@ class Session:
             cost = cost_of(result.usage, result.model or model, provider=prov.kind)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
-            reply.bundle = display.reply_bundle(result, cost=cost, max_tokens=max_tokens,
-                                                note=note, request_summary=self._summary(
-                                                    prov, model, params, messages, th))
         if moderate and reply.text:
             mod_lines.append(self._moderate(prov, reply.text, "reply"))
         if mod_lines:
             from .moderation import describe
 
             reply.moderation = describe(mod_lines)
+        if len(models) == 1 and reply.result is not None:
+            shown = "\n".join(x for x in (note, reply.moderation) if x) or None
+            reply.bundle = display.reply_bundle(
+                reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
+                request_summary=self._summary(prov, model, params, messages, th))
+            reply.footer = display.plain_footer(reply.result, reply.cost,
+                                                max_tokens=max_tokens, note=shown)
         if th is not None and reply.result is not None:
             th.record(Turn(key, cell_messages, reply.result.choices[0].message, model))
             reply.thread = th.name
         reply.note = note
-        if reply.moderation and reply.bundle:
+        if reply.moderation and reply.bundle and len(models) > 1:
             data, meta = reply.bundle
-            data = {k: (v + f"\n\n{reply.moderation}" if k in ("text/plain", "text/markdown")
-                        else v) for k, v in data.items()}
+            extra = {"text/plain": reply.moderation,
+                     "text/markdown": display.escape_markdown(reply.moderation)}
+            data = {k: (f"{v}\n\n{extra[k]}" if k in extra else v) for k, v in data.items()}
             reply.bundle = (data, meta)
         return reply
 
@@ -369,6 +377,8 @@ class Session:
             request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
                              "params": {k: v for k, v in params.items() if k != "suffix"},
                              "suffix": suffix is not None, "resample": resample})
+        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
+                                            note=note_all)
         return reply
 
     # -- history views -----------------------------------------------------------

@@ -1,135 +1,402 @@
-"""Pure renderers: finish reasons, summaries, escaping, metadata without secrets."""
+"""Pure renderers: finish reasons, summary lines, inert Markdown, metadata without secrets."""
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
 
 from gptmagic import display
-from gptmagic.pricing import Cost
+from gptmagic.pricing import Cost, Estimate
+from gptmagic.tokens import MessageCount, TokenCount
 from gptmagic.types import Choice, Result, Timings, Usage
 
+SECRET = "sk-secret-0123456789"
 XSS = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
-    "</style><script>x()</script>",
-    "[click](javascript:alert(1))",
-    "<a href='data:text/html,x'>y</a>",
+    "</style><script>steal()</script>",
+    "<svg onload=alert(1)>",
+    "<a href='javascript:alert(1)'>x</a>",
+    "<!-- hidden --><iframe src=//evil>",
+    "<javascript:alert(1)>",
 ]
+BAD_LINKS = [
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x]( javascript:alert(1))",
+    "[x](javascript\\:alert(1))",
+    "[x](<javascript:alert(1)>)",
+    "[x](data:text/html;base64,PHNjcmlwdD4=)",
+    "[x](vbscript:msgbox(1))",
+    "$\\href{javascript:alert(1)}{x}$",
+]
+# Tags the renderers emit themselves; any other tag in a view came from the model.
+OWN_TAGS = {"code", "small", "pre", "br", "table", "thead", "tbody", "tr", "th", "td", "div",
+            "p", "strong"}
 
 
-def result(text="Hello", reasons=("stop",), usage="default", ttft=0.105, raw=None):
-    usage = Usage(5, 2, 7) if usage == "default" else usage
-    return Result(
-        "chat",
-        "m-1",
-        [Choice(i, text + (f" {i}" if len(reasons) > 1 else ""), r) for i, r in enumerate(reasons)],
-        usage,
-        id="c1",
-        timings=Timings(total=0.64, ttft=ttft),
-        raw=raw or {"k": "sk-secret-123456"},
-        request_id="req_1",
-    )
+def usd(x: str) -> Cost:
+    return Cost(Decimal(0), Decimal(x), Decimal(x), source="test")
 
 
-@pytest.mark.parametrize(
-    ("reason", "words"),
-    [
-        ("stop", "finished"),
-        ("length", "raise --max-tokens (now 48)"),
-        ("content_filter", "content filter"),
-        ("tool_calls", "tool"),
-        (None, "without a finish"),
-        ("weird", "'weird'"),
-    ],
-)
-def test_explain_finish(reason, words):
-    assert words in display.explain_finish(reason, max_tokens=48)
+UNKNOWN = Cost(None, None, None, source="unknown model 'm'")
 
 
-def test_summary_line_variants():
-    cost = Cost(Decimal("0.00001"), Decimal("0.000002"), Decimal("0.000012"), source="x")
-    line = display.summary_line(result(), cost)
-    assert line == (
-        "finish: stop · tokens: 5 prompt + 2 completion · cost $0.000012 · "
-        "0.64 s, first token 105 ms · m-1"
-    )
-    line = display.summary_line(
-        result(reasons=("length",), usage=None, ttft=None), None, max_tokens=8
-    )
-    assert "finish: length — cut off at max_tokens=8" in line
-    assert "tokens: not reported" in line and "cost unknown" in line and "first token" not in line
+def result(text: str = "Hello", reasons=("stop",), usage: Usage | None | str = "default",
+           total: float | None = 0.64, ttft: float | None = 0.105, **kw) -> Result:
+    usage = Usage(25, 48, 73) if usage == "default" else usage
+    choices = [Choice(i, f"{text} {i}" if len(reasons) > 1 else text, r)
+               for i, r in enumerate(reasons)]
+    return Result("chat", "smollm2-135m-instruct", choices, usage, id="chatcmpl-1",
+                  timings=Timings(total=total, ttft=ttft), request_id="req_1",
+                  raw={"id": "chatcmpl-1", "echo": {"Authorization": f"Bearer {SECRET}"}}, **kw)
 
 
-def test_reply_bundle_choices_and_metadata_without_secrets():
-    data, meta = display.reply_bundle(
-        result(reasons=("stop", "length")),
-        note="dropped 2",
-        request_summary={"model": "m-1", "params": {"n": 2}},
-    )
-    assert "choice 1 of 2" in data["text/markdown"] and "choice 2 of 2" in data["text/plain"]
-    assert "dropped 2" in data["text/plain"]
-    text = json.dumps(meta)  # JSON-serialisable
-    assert "sk-secret" not in text and "sk-secret" not in json.dumps(data)
-    assert meta["gptmagic"]["response"]["finish_reasons"] == ["stop", "length"]
-    assert meta["gptmagic"]["response"]["usage"]["prompt_tokens"] == 5
+def tags(view: str) -> set[str]:
+    return {t.lower() for t in re.findall(r"<\s*/?\s*([a-zA-Z][\w:-]*)", view)}
+
+
+def every_view(text: str) -> list[str]:
+    """Every place a model's text reaches: reply, stream, side by side, history."""
+    r = result(text)
+    sbs = display.side_by_side_bundle([display.SideBySideRow("a<b>", r, None, None)])[0]
+    hist = display.history_bundle([display.HistoryRow(1, "assistant", None, text, 3, None)],
+                                  thread="t", context_window=100, total=3)[0]
+    return [display.reply_bundle(r)[0]["text/markdown"],
+            display.stream_bundle({0: text, 1: text}, model="m")["text/markdown"],
+            sbs["text/markdown"], sbs["text/html"], hist["text/markdown"], hist["text/html"]]
+
+
+# -- finish reasons and the summary line ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reason", "max_tokens", "words"), [
+    ("stop", None, "natural end or a stop sequence"),
+    ("length", 48, "raise --max-tokens (now 48) or ask for a shorter answer"),
+    ("length", None, "raise --max-tokens (not set)"),
+    ("content_filter", None, "content filter withheld"),
+    ("tool_calls", None, "asked to call a tool"),
+    ("function_call", None, "asked to call a function"),
+    (None, None, "stream ended without a finish reason"),
+    ("eos_token", None, "'eos_token'"),
+])
+def test_explain_finish(reason, max_tokens, words):
+    text = display.explain_finish(reason, max_tokens=max_tokens)
+    assert words in text and text.endswith(".") and "\n" not in text
+
+
+def test_summary_line_full():
+    line = display.summary_line(result(reasons=("length",)), usd("0.000012"), max_tokens=48)
+    assert line == ("finish: length — hit max_tokens=48; raise --max-tokens · tokens: 25 prompt "
+                    "+ 48 completion · cost $0.000012 · 0.64 s, first token 105 ms · "
+                    "smollm2-135m-instruct")
+
+
+def test_summary_line_explains_only_what_is_not_stop():
+    assert display.summary_line(result(), usd("0.01")).startswith("finish: stop · tokens:")
+    line = display.summary_line(result(reasons=("stop", "length", "stop")))
+    assert line.startswith("finish: stop, length — hit the token limit; raise --max-tokens ·")
+    assert "finish: none — the stream ended without a finish reason" in display.summary_line(
+        result(reasons=(None,)))
+    assert "finish: content_filter — filtered by the provider" in display.summary_line(
+        result(reasons=("content_filter",)))
+
+
+def test_summary_line_unknowns():
+    line = display.summary_line(result(usage=None, ttft=None), UNKNOWN)
+    assert "tokens: not reported · cost unknown · 0.64 s · smollm2" in line
+    assert "first token" not in line
+    assert "cost unknown" in display.summary_line(result())  # no cost given at all
+    line = display.summary_line(result(total=None, ttft=None))
+    assert line.endswith("cost unknown · smollm2-135m-instruct")
+    assert "first token 1.50 s" in display.summary_line(result(ttft=1.5))
+
+
+def test_summary_line_cached_reasoning_and_retries():
+    r = result(usage=Usage(1200, 300, 1500, cached_tokens=1024, reasoning_tokens=256))
+    r.timings.attempts = 3
+    line = display.summary_line(r)
+    assert "tokens: 1,200 prompt (1,024 cached) + 300 completion (256 reasoning)" in line
+    assert "0.64 s, first token 105 ms, 3 attempts" in line
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+def test_reply_single_choice_layout():
+    data, _ = display.reply_bundle(result("**Hi** there"), cost=usd("0.000012"),
+                                   note="dropped 4 oldest messages to fit the context window")
+    md = data["text/markdown"]
+    assert md.startswith("**Hi** there\n\n---\n\n<small>finish: stop")
+    assert "choice 1" not in md and "natural end" not in md
+    assert md.endswith("<small>dropped 4 oldest messages to fit the context window</small>")
+    plain = data["text/plain"]
+    assert plain.startswith("**Hi** there\n\n── finish: stop · tokens: 25 prompt")
+    assert plain.endswith("\ndropped 4 oldest messages to fit the context window")
+    footer = display.plain_footer(result(), usd("0.000012"),
+                                  note="dropped 4 oldest messages to fit the context window")
+    assert plain == "**Hi** there\n\n" + footer
+
+
+def test_reply_several_choices_each_under_a_heading():
+    r = result("Answer", reasons=("stop", "length", "content_filter"))
+    data, meta = display.reply_bundle(r, max_tokens=16)
+    md, plain = data["text/markdown"], data["text/plain"]
+    for i, reason in enumerate(("stop", "length", "content_filter"), 1):
+        assert f"#### {display.escape_markdown(f'choice {i} of 3 · finish: {reason}')}" in md
+        assert f"── choice {i} of 3 · finish: {reason} ──" in plain
+    assert md.index("choice 1 of 3") < md.index("Answer 0") < md.index("choice 2 of 3")
+    assert "<small>The reply was cut off: it hit max\\_tokens" in md  # its own explanation
+    assert "raise --max-tokens (now 16)" in plain and "content filter withheld" in plain
+    assert "natural end" not in plain  # stop needs no explanation
+    assert meta["gptmagic"]["response"]["finish_reasons"] == ["stop", "length", "content_filter"]
+
+
+def test_reply_refusal_tool_calls_and_empty():
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "get<weather>", "arguments": '{"city": "</pre><script>"}'}}
+    r = Result("chat", "m", [Choice(0, "", "tool_calls", tool_calls=[call])])
+    md = display.reply_bundle(r)[0]["text/markdown"]
+    assert "**tool calls**" in md and '"name": "get<weather>"' in md  # verbatim, in a fence
+    assert re.search(r'\n```json\n\[\n  \{\n    "id": "call_1"', md)
+    r = Result("chat", "m", [Choice(0, "", "stop", refusal="I can't <b>help</b>")])
+    md = display.reply_bundle(r)[0]["text/markdown"]
+    assert "**refusal**\n\nI can't &lt;b&gt;help&lt;/b&gt;" in md
+    assert "(empty reply)" in display.reply_bundle(result(""))[0]["text/plain"]
+    assert "no choices returned" in display.reply_bundle(result(reasons=()))[0]["text/plain"]
+
+
+def test_metadata_is_json_and_has_no_secret():
+    summary = {"model": "m", "params": {"temperature": Decimal("0.5"), "logit_bias": {1: -100}},
+               "headers": {"Authorization": f"Bearer {SECRET}"}, "api_key": SECRET,
+               "Api-Key": SECRET, "blob": b"\x00\x01", "nan": float("nan")}
+    r = result(usage=Usage(25, 48, 73))
+    r.timings.ttft = float("inf")
+    data, meta = display.reply_bundle(r, cost=usd("0.000012"), request_summary=summary)
+    dumped = json.dumps(meta, allow_nan=False)  # plain JSON: no Decimal, bytes or NaN
+    assert SECRET not in dumped and "Authorization" not in dumped
+    assert all(SECRET not in v for v in data.values())
+    assert meta["gptmagic"]["request"] == {"model": "m", "nan": None, "blob": "<2 bytes>",
+                                           "params": {"temperature": "0.5",
+                                                      "logit_bias": {"1": -100}}}
+    assert meta["gptmagic"]["response"] == {
+        "id": "chatcmpl-1", "model": "smollm2-135m-instruct", "finish_reasons": ["stop"],
+        "usage": {"prompt_tokens": 25, "completion_tokens": 48, "total_tokens": 73,
+                  "cached_tokens": None, "reasoning_tokens": None},
+        "cost_usd": "0.000012", "ttft_s": None, "total_s": 0.64, "request_id": "req_1"}
+    _, meta = display.reply_bundle(result(usage=None), cost=UNKNOWN)
+    assert meta["gptmagic"] == {"request": {}, "response": {**meta["gptmagic"]["response"],
+                                                            "usage": None, "cost_usd": None}}
+
+
+def test_stream_bundle():
+    data = display.stream_bundle({0: "Hel<b>"}, model="gpt-4o", elapsed=1.25)
+    assert data["text/markdown"] == (
+        'Hel&lt;b&gt;\n\n<small style="opacity: 0.6">streaming… gpt-4o · 6 chars · 1.2 s</small>')
+    assert data["text/plain"] == "Hel<b>\n\nstreaming… gpt-4o · 6 chars · 1.2 s"
+    data = display.stream_bundle({1: "b", 0: "aa"}, model="m")
+    md = data["text/markdown"]
+    assert md.index("choice 1 of 2") < md.index("aa") < md.index("choice 2 of 2")
+    assert "3 chars" in md and " s<" not in md
+    half = display.stream_bundle({0: "Code:\n```python\nx = 1"}, model="m")["text/markdown"]
+    assert "```python\nx = 1\n```\n\n<small" in half  # the open fence is closed before the status
+
+
+# -- untrusted output stays inert ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("payload", XSS)
-def test_untrusted_output_is_inert(payload):
-    md = display.reply_bundle(result(text=payload))[0]["text/markdown"]
-    live = display.stream_bundle({0: payload}, model="m")["text/markdown"]
-    html = display.side_by_side_bundle(
-        [display.SideBySideRow("m", result(text=payload), None, None)]
-    )[0]["text/html"]
-    for view in (md, live, html):
-        assert "<script" not in view and "<img" not in view and "<a " not in view
-    for view in (md, live):  # in HTML the link syntax is plain text already
-        assert "](javascript:" not in view
+def test_raw_html_from_the_model_is_inert(payload):
+    for view in every_view(f"Hi {payload} there\n\n- item {payload}\n> {payload}"):
+        assert tags(view) <= OWN_TAGS, view
 
 
-def test_code_fences_stay_verbatim():
-    text = "Use this:\n```html\n<b>bold</b>\n```\nand `<i>` inline, but <u>not</u> here."
-    md = display.safe_markdown(text)
-    assert "```html\n<b>bold</b>\n```" in md and "`<i>`" in md and "&lt;u&gt;" in md
+@pytest.mark.parametrize("link", BAD_LINKS)
+def test_dangerous_links_are_neutralised(link):
+    md = display.safe_markdown(f"see {link} now")
+    assert "#blocked:" in md
+    assert not re.search(r"(\]\(|\{)\s*(&lt;)?(javascript|vbscript|data)", md, re.I)
 
 
-def test_history_fill_and_side_by_side_error():
-    rows = [
-        display.HistoryRow(1, "user", None, "hi <b>", 10, "c1"),
-        display.HistoryRow(1, "assistant", None, "x" * 300, 90, "c1"),
-    ]
-    data, meta = display.history_bundle(rows, thread="t", context_window=1000, total=103)
-    assert "103 of 1,000 tokens (10%)" in data["text/html"] and "hi &lt;b&gt;" in data["text/html"]
-    assert "…" in data["text/html"] and meta["gptmagic"]["tokens"] == 103
-    data, _ = display.side_by_side_bundle(
-        [
-            display.SideBySideRow("a", result(), None, None),
-            display.SideBySideRow("b", None, "HTTP 404: no such model", None),
-        ]
-    )
-    assert "HTTP 404: no such model" in data["text/html"] and "error:" in data["text/plain"]
+def test_safe_links_images_and_definitions():
+    md = display.safe_markdown("[docs](https://x.org/a_b?q=1&r=2) [m](mailto:a@b.c) [r](#top)")
+    assert md == "[docs](https://x.org/a_b?q=1&amp;r=2) [m](mailto:a@b.c) [r](#top)"
+    # Images would load their URL unasked (a data leak): they become links.
+    assert display.safe_markdown("![i](https://evil/x.png?d=secret)") == (
+        "&#33;[i](https://evil/x.png?d=secret)")
+    # No reference definition can form (nor smuggle a scheme or a multi-line title).
+    assert display.safe_markdown("[r]: javascript:alert(1)") == "[r]&#58; javascript:alert(1)"
 
 
-def test_dry_run_refuses_secrets_and_cleans_urls():
-    from gptmagic.pricing import estimate
-    from gptmagic.tokens import count_tokens
+def test_markdown_formatting_survives():
+    text = "# Title\n\nSome **bold**, *em* and ~~old~~.\n\n- one\n  1. two\n\n> quote\n> > deeper\n"
+    assert display.safe_markdown(text) == text.strip("\n")
+    table = "| a | b |\n|---|---|\n| 1 | 2 |"
+    assert display.safe_markdown(table) == table
+    assert display.safe_markdown("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
 
-    c = count_tokens([{"role": "user", "content": "hi"}], "gpt-4o")
-    e = estimate(c.total, "gpt-4o", max_tokens=10)
-    data, meta = display.dry_run_bundle(
-        {"model": "gpt-4o", "messages": []},
-        url="https://x/v1/chat?api-version=1&api-key=S&sig=T",
-        count=c,
-        estimate=e,
-    )
-    assert (
-        "api-version=1" in data["text/plain"] and "S" not in meta["gptmagic"]["url"].split("?")[1]
-    )
-    assert "sig=" not in data["text/plain"] and "api-key" not in data["text/plain"]
-    with pytest.raises(ValueError, match="Authorization"):
-        display.dry_run_bundle(
-            {"headers": {"Authorization": "Bearer x"}}, url="u", count=c, estimate=e
-        )
+
+def test_code_fences_keep_their_content_verbatim():
+    code = '<script>alert(1)</script>\nif a < b and c > d: print("&amp;")\n</style>'
+    md = display.safe_markdown(f"Run:\n```html title=x\n{code}\n```\nafter <b>")
+    assert md == f"Run:\n\n```html\n{code}\n```\n\nafter &lt;b&gt;"
+    md = display.safe_markdown("~~~\nA ``` inside\n````\n~~~")  # re-fenced: nothing closes it
+    assert md == "`````\nA ``` inside\n````\n`````"
+    md = display.safe_markdown("```\nnever closed <b>")  # streaming: closed by us
+    assert md == "```\nnever closed <b>\n```"
+
+
+def test_inline_code_shows_verbatim_as_inert_html():
+    md = display.safe_markdown("Use `Vec<T>` and ``a ` <b>`` but \\`<i>\\`")
+    assert md == ("Use <code>Vec&#60;T&#62;</code> and <code>a &#96; &#60;b&#62;</code> "
+                  "but \\`&lt;i&gt;\\`")
+
+
+def test_indented_fences_become_one_line_pre():
+    md = display.safe_markdown("1. Install:\n   ```bash\n   echo '<b>' > x\n   ```\n2. Run")
+    assert md == ("1. Install:\n   <pre><code class=\"language-bash\">echo &#39;&#60;b&#62;&#39; "
+                  "&#62; x</code></pre>\n2. Run")
+
+
+def test_a_line_rewritten_into_a_fence_does_not_open_one():
+    # "```js`x`" is no fence (backtick in the info string), but "```js<code>" would be one.
+    md = display.safe_markdown("```js`x`\n<script>alert(1)</script>\n```\n<img src=x>\n```")
+    assert not re.search(r"^ {0,3}(```|~~~)js", md, re.M)
+    assert tags(md.split("\n```\n")[0]) <= OWN_TAGS
+
+
+def test_escape_markdown_shows_text_literally():
+    assert display.escape_markdown("a_b *c* [d](e) <f> $1 | # ~x~ \\") == (
+        "a\\_b \\*c\\* \\[d\\](e) &lt;f&gt; \\$1 \\| # \\~x\\~ \\\\")
+    assert display.escape_markdown("# h\n- l\n1. n\n> q") == "\\# h\n\\- l\n1\\. n\n&gt; q"
+    # Our own text is never linkified (marked would keep escapes' backslashes in links).
+    assert display.escape_markdown("https://x.org/a_b www.y.org a@b.co") == (
+        "https:&#47;/x.org/a\\_b www&#46;y.org a&#64;b.co")
+
+
+# -- side by side, history ----------------------------------------------------------------------
+
+
+def test_side_by_side_with_an_error_column():
+    rows = [display.SideBySideRow("gpt-4o", result("x < y\n  indented"), None, usd("0.002"), 64),
+            display.SideBySideRow("bad<model>", None, "HTTP 404: model 'x' <not> found", None)]
+    data, meta = display.side_by_side_bundle(rows)
+    page = data["text/html"]
+    assert "<th" in page and "gpt-4o</th>" in page and "bad&lt;model&gt;</th>" in page
+    assert "x &lt; y\n  indented</td>" in page and "white-space: pre-wrap" in page
+    assert "error: HTTP 404: model &#x27;x&#x27; &lt;not&gt; found" in page
+    for row in ("reply", "finish", "tokens", "cost", "latency"):
+        assert f">{row}</td>" in page
+    assert ">25 prompt + 48 completion<" in page and ">$0.002<" in page
+    assert ">0.64 s, first token 105 ms<" in page and page.count(">—<") == 4
+    assert "#### bad&lt;model&gt;\n\n**error**: HTTP 404" in data["text/markdown"]
+    assert "== bad<model> ==\nerror: HTTP 404" in data["text/plain"]
+    a, b = meta["gptmagic"]["side_by_side"]
+    assert a["model"] == "gpt-4o" and a["error"] is None and a["response"]["cost_usd"] == "0.002"
+    assert b == {"model": "bad<model>", "error": "HTTP 404: model 'x' <not> found",
+                 "response": None}
+    json.dumps(meta)
+
+
+def test_history_table_and_context_fill():
+    rows = [display.HistoryRow(0, "system", None, "Be brief.", 12, None),
+            display.HistoryRow(1, "user", "ann", "hi <b>there</b>\n\n" + "x" * 400, 1100, "c-1"),
+            display.HistoryRow(1, "assistant", None, "ok", None, "c-1")]
+    data, meta = display.history_bundle(rows, thread="main", context_window=8192, total=1234)
+    assert "thread 'main': 3 message(s) · 1,234 of 8,192 tokens (15%)" in data["text/plain"]
+    page = data["text/html"]
+    assert "1,234 of 8,192 tokens (15%)" in page and "hi &lt;b&gt;there&lt;/b&gt; xxx" in page
+    preview = re.search(r"hi &lt;b&gt;there&lt;/b&gt; (x+)…<", page)
+    assert preview and len("hi <b>there</b> " + preview.group(1)) == display.PREVIEW_CHARS - 1
+    assert ">1,100<" in page and ">ann<" in page
+    assert "| 1 | user | ann | 1,100 | hi &lt;b&gt;there&lt;/b&gt; xxx" in data["text/markdown"]
+    assert meta == {"gptmagic": {"history": {"thread": "main", "messages": 3,
+                                             "total_tokens": 1234, "context_window": 8192}}}
+    over = display.history_bundle(rows, thread="t", context_window=1000, total=1234)[0]
+    assert "1,234 of 1,000 tokens (123%) — over the context window" in over["text/plain"]
+    unknown = display.history_bundle([], thread="t", context_window=None, total=0)[0]
+    assert "0 message(s) · 0 tokens (context window unknown)" in unknown["text/plain"]
+
+
+# -- dry runs and errors ------------------------------------------------------------------------
+
+
+def count(exact: bool = True) -> TokenCount:
+    return TokenCount("gpt-4o", "o200k_base", 27, exact,
+                      (MessageCount(0, "system", 5, 0, 4), MessageCount(1, "user", 9, 2, 4)), 3,
+                      note="" if exact else "unknown model: estimated with o200k_base")
+
+
+def estimate() -> Estimate:
+    return Estimate(usd("0.0001"), usd("0.0012"), UNKNOWN, 27, 256, None)
+
+
+REQUEST = {"model": "gpt-4o", "max_tokens": 10,
+           "messages": [{"role": "user", "content": "```\n</pre><script>x</script>"}],
+           "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}
+
+
+def test_dry_run_shows_the_exact_body_count_and_estimate():
+    url = "https://u:pw@res.openai.azure.com/openai/deployments/d/chat/completions" \
+          "?api-version=2024-10-21&api-key=S3CRET&sig=T0KEN#frag"
+    data, meta = display.dry_run_bundle(REQUEST, url=url, count=count(), estimate=estimate(),
+                                        note="dropped 2 turns")
+    clean = "https://res.openai.azure.com/openai/deployments/d/chat/completions" \
+            "?api-version=2024-10-21"
+    body = json.dumps(REQUEST, indent=2, ensure_ascii=False)
+    for view in data.values():
+        assert "Dry run — nothing sent" in view and "dropped 2 turns" in view
+        assert not any(s in view for s in ("S3CRET", "T0KEN", "pw", "frag"))
+        assert "high unknown" in view
+    for view in (data["text/plain"], data["text/html"]):
+        assert "27 prompt tokens (exact, o200k_base)" in view
+        assert "expected $0.0012" in view and "low $0.0001 (prompt only)" in view
+    md = data["text/markdown"]
+    assert "27 prompt tokens (exact, o200k\\_base)" in md and "expected \\$0.0012" in md
+    assert f"POST {clean}" in data["text/plain"] and f"\n{body}\n" in data["text/plain"]
+    assert "hidden from the URL: user info, api-key, sig" in data["text/plain"]
+    assert f"\n```json\n{body}\n```\n" in md  # verbatim in its fence
+    assert "POST https:&#47;/res.openai.azure.com/openai/deployments/d/chat/completions" in md
+    assert "<pre>{\n  &quot;model&quot;: &quot;gpt-4o&quot;" in data["text/html"]
+    assert tags(data["text/html"]) <= OWN_TAGS
+    assert "| 1 | user | 9 | 2 | 4 | 15 |" in md
+    assert "reply priming" in data["text/plain"]
+    assert meta == {"gptmagic": {"dry_run": {
+        "url": clean, "model": "gpt-4o", "prompt_tokens": 27, "exact": True,
+        "cost_usd": {"low": "0.0001", "expected": "0.0012", "high": None}}}}
+    json.dumps(meta)
+    approx = display.dry_run_bundle(REQUEST, url=clean, count=count(False), estimate=None)[0]
+    assert "27 prompt tokens (approximate, o200k_base): unknown model" in approx["text/plain"]
+    assert "Cost estimate: not available" in approx["text/plain"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"Authorization": "Bearer x"},
+    {"headers": {"authorization": "Bearer x"}},
+    {"extra": [{"api-key": "x"}]},
+    {"X-API-Key": "x"},
+    {"openai_api_key": "x"},
+    {"Proxy-Authorization": "x"},
+])
+def test_dry_run_refuses_credentials_anywhere(bad):
+    with pytest.raises(ValueError, match="looks like a credential"):
+        display.dry_run_bundle({**REQUEST, **bad}, url="https://x/v1", count=27, estimate=None)
+
+
+def test_error_bundle_is_short_and_escaped():
+    data = display.error_bundle("cell line 3: name 'x' is not defined\n<b>hint</b>")
+    assert data["text/plain"] == "gptmagic error: cell line 3: name 'x' is not defined\n<b>hint</b>"
+    assert data["text/markdown"].startswith("**gptmagic error**\n\ncell line 3")
+    assert "&lt;b&gt;hint&lt;/b&gt;" in data["text/markdown"]
+    assert tags(data["text/html"]) <= OWN_TAGS and "Traceback" not in data["text/plain"]
+    assert display.error_bundle("x", title="API error")["text/plain"] == "API error: x"
+
+
+def test_all_lists_the_public_names():
+    public = {n for n, v in vars(display).items()
+              if not n.startswith("_") and getattr(v, "__module__", "") == display.__name__}
+    assert public | {"Bundle", "PREVIEW_CHARS"} == set(display.__all__)
+    assert display.__all__ == sorted(display.__all__)

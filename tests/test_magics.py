@@ -296,3 +296,13 @@ def test_reply_html_payload_is_inert(shell, fake_server):
     r, _ = chat(shell, "-p fake --no-stream", "hi")
     md = r._repr_mimebundle_()[0]["text/markdown"]
     assert "<script>" not in md and "<img" not in md and "&lt;script&gt;" in md
+
+
+def test_terminal_shows_footer_with_notes_after_streaming(shell, fake_server):
+    r, cap = chat(shell, "-p fake --moderate --no-history", "user: hello world")
+    assert "echo: hello world" in cap.stdout  # streamed as it came
+    plain = r._repr_mimebundle_()[0]["text/plain"]
+    assert "echo: hello world" not in plain  # not printed twice
+    assert "finish: stop" in plain and plain.rstrip().endswith("reply not flagged")
+    md = r._repr_mimebundle_()[0]["text/markdown"]
+    assert "echo: hello world" in md and "moderation" in md
