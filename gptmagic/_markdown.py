@@ -1,0 +1,139 @@
+"""Model output as Markdown that stays inert in any renderer (marked, markdown-it).
+
+Used by :mod:`gptmagic.display`: raw HTML is shown as text, code fences stay
+verbatim (re-fenced so nothing inside can close them), inline code becomes
+``<code>`` with entities, images become links, and links with schemes other
+than http/https/mailto are blocked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import re
+from collections.abc import Iterator
+
+__all__ = ["escape_markdown", "safe_markdown"]
+
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_OPENER = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
+_LEADING_TICKS = re.compile(r"^[ \t]*(`+)", re.M)
+_TICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_QUOTE_MARKS = re.compile(r"^[ \t]*(?:&gt;[ \t]?)+", re.M)
+_FENCE_LIKE = re.compile(r"^( {0,3})([`~])(?=\2\2)", re.M)
+_PUNCT = r"!-/:-@\[-`{-~"  # every ASCII punctuation character, for a character class
+_ESCAPED = re.compile(rf"\\([{_PUNCT}])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # $: Jupyter's math; |: tables
+_AUTOLINK = re.compile(r"(?i)(?<=www)\.|@")
+_MD_LINE_START = re.compile(r"^([ \t]*\d*)([#+=.)-])", re.M)  # headings, lists, setext
+_DEST = re.compile(rf"(\]\(|\\(?:href|url)\{{)(\s*(?:&lt;)?)((?:[A-Za-z0-9+.\-]|\\[{_PUNCT}])+)"
+                   r"(?=\\?:)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def escape_markdown(text: str) -> str:
+    """Plain text (names, notes, errors) as Markdown that shows it literally."""
+    text = _MD_LINE_START.sub(r"\1\\\2", _MD_INLINE.sub(r"\\\1", text))
+    # & < > as entities (no HTML, no blockquote); no GFM autolink either: marked keeps
+    # the backslashes of escapes inside the links it makes.
+    return _AUTOLINK.sub(lambda m: f"&#{ord(m.group()[-1])};",
+                         html.escape(text, quote=False)).replace("://", ":&#47;/")
+
+
+def _entities(text: str) -> str:
+    # Entities are neither Markdown syntax nor HTML markup: inert in any parse.
+    return "".join(c if c.isalnum() or c == " " else f"&#{ord(c)};" for c in text)
+
+
+def _fence(code: str, lang: str = "") -> str:
+    """A fenced block at the margin that nothing inside ``code`` can close."""
+    fence = "`" * max(3, 1 + max(map(len, _LEADING_TICKS.findall(code)), default=0))
+    return f"\n{fence}{lang}\n{code}\n{fence}\n" if code else f"\n{fence}{lang}\n{fence}\n"
+
+
+def _code_block(lines: list[str], info: str, indent: int) -> str:
+    lang = re.sub(r"[^\w+#.-]", "", info.split()[0])[:32] if info.split() else ""
+    code = "\n".join(line[min(indent, len(line) - len(line.lstrip(" "))):] for line in lines)
+    if indent == 0:
+        return _fence(code, lang)
+    cls = f' class="language-{lang}"' if lang else ""
+    return f"{' ' * indent}<pre><code{cls}>{_entities(code)}</code></pre>"
+
+
+def _code_spans(text: str) -> Iterator[tuple[bool, str]]:
+    """Split prose into (is_code, text) pieces by CommonMark's backtick-run rule."""
+    runs = [m.span() for m in _TICKS.finditer(text)]
+    by_len: dict[int, list[int]] = {}
+    for i, (a, b) in enumerate(runs):
+        by_len.setdefault(b - a, []).append(i)
+    pos = i = 0
+    while i < len(runs):
+        a, b = runs[i]
+        start = a
+        while start and text[start - 1] == "\\":  # an odd count escapes the backtick
+            start -= 1
+        same = by_len[b - a]
+        k = bisect.bisect_right(same, i)
+        close = same[k] if k < len(same) else None
+        if (a - start) % 2 or close is None or _BLANK_LINE.search(text, b, runs[close][0]):
+            i += 1
+            continue
+        yield False, text[pos:a]
+        yield True, text[b:runs[close][0]]
+        pos, i = runs[close][1], close + 1
+    yield False, text[pos:]
+
+
+def _block_scheme(m: re.Match[str]) -> str:
+    scheme = _ESCAPED.sub(r"\1", m.group(3))
+    if _SCHEME.fullmatch(scheme) and scheme.lower() not in _SAFE_SCHEMES:
+        return f"{m.group(1)}{m.group(2)}#blocked:{m.group(3)}"
+    return m.group()
+
+
+def _prose(text: str) -> str:
+    out = []
+    for is_code, part in _code_spans(text):
+        if is_code:
+            part = part.replace("\n", " ")
+            if len(part) > 2 and part[0] == part[-1] == " " and part.strip(" "):
+                part = part[1:-1]
+            out.append(f"<code>{_entities(part)}</code>")
+            continue
+        s = html.escape(part, quote=False)
+        s = _QUOTE_MARKS.sub(lambda q: q.group().replace("&gt;", ">"), s)
+        s = s.replace("![", "&#33;[").replace("]:", "]&#58;")
+        out.append(_DEST.sub(_block_scheme, s))
+    # A line the rewrite left looking like a fence (```x`y` became ```x<code>...) must not
+    # open one: the renderer would then see code where we see prose, and vice versa.
+    return _FENCE_LIKE.sub(lambda m: f"{m.group(1)}&#{ord(m.group(2))};", "".join(out))
+
+
+def safe_markdown(text: str) -> str:
+    """Untrusted Markdown (a model's reply) made inert: formatting kept, no active HTML."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out: list[str] = []
+    prose: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _OPENER.match(lines[i])
+        if m is None or (m.group(2)[0] == "`" and "`" in m.group(3)):
+            prose.append(lines[i])
+            i += 1
+            continue
+        indent, fence, info = m.groups()
+        closer = re.compile(rf"^ {{0,{len(indent) + 3}}}{fence[0]}{{{len(fence)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not closer.match(lines[j]):
+            j += 1
+        if prose:
+            out.append(_prose("\n".join(prose)))
+            prose = []
+        out.append(_code_block(lines[i + 1:j], info, len(indent)))
+        i = j + 1
+    if prose:
+        out.append(_prose("\n".join(prose)))
+    return "\n".join(out).strip("\n")
+
+
