@@ -397,6 +397,7 @@ def test_error_bundle_is_short_and_escaped():
 
 def test_all_lists_the_public_names():
     public = {n for n, v in vars(display).items()
-              if not n.startswith("_") and getattr(v, "__module__", "") == display.__name__}
+              if not n.startswith("_") and getattr(v, "__module__", "") in (
+                  display.__name__, "gptmagic._markdown")}
     assert public | {"Bundle", "PREVIEW_CHARS"} == set(display.__all__)
     assert display.__all__ == sorted(display.__all__)
