@@ -56,6 +56,8 @@ def main() -> None:
     proc, url = serve(0.1)
     try:
         gptmagic.add_profile("fake", base_url=url, default_model="m")
+        # Warm up: first use imports the price table, pandas paths, tqdm.
+        gptmagic.evaluate([{"q": "warm"}], "user: {q}", ["fake:m"], cache=False, progress=False)
         print("throughput, 100 ms latency, N = 20 x C (fraction of C/L; of bare aiohttp):")
         for conc in ([64] if a.quick else [64, 256]):
             n = 20 * conc
