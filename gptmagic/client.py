@@ -134,8 +134,9 @@ class Client:
         prov, model = resolve(provider or self.provider, model)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(prov, "chat", body, stream, on_delta, timeouts, prompt_len=None,
-                                on_retry=on_retry)
+        return await self._call(
+            prov, "chat", body, stream, on_delta, timeouts, prompt_len=None, on_retry=on_retry
+        )
 
     async def complete(
         self,
@@ -159,24 +160,15 @@ class Client:
         body.update({k: v for k, v in params.items() if v is not None})
         # Echoed prompt tokens are told apart from generated ones by offset.
         prompt_len = len(prompt) if isinstance(prompt, str) and body.get("echo") else None
-        return await self._call(prov, "completion", body, stream, on_delta, timeouts, prompt_len,
-                                on_retry=on_retry)
+        return await self._call(
+            prov, "completion", body, stream, on_delta, timeouts, prompt_len, on_retry=on_retry
+        )
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
         prov, model = resolve(provider or self.provider, None)
         url, query = prov.endpoint("models", model, await self._base_url(prov))
-        async with self.http.request("GET", url, params=query, headers=prov.auth_headers()) as r:
-            raw = await r.read(MAX_ERROR_BYTES)
-            if r.status >= 400:
-                raise status_error(
-                    r.status,
-                    _json_or_text(raw),
-                    request_id=_request_id(r.headers),
-                    headers=r.headers,
-                    url=url,
-                )
-        data = _json_or_text(raw)
+        data = await self._small_json("GET", url, query, prov.auth_headers(), None)
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
@@ -206,20 +198,7 @@ class Client:
         body: dict[str, Any] = {"input": input}
         if model:
             body["model"] = model
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        async with self.http.request(
-            "POST", url, params=query, headers=prov.auth_headers(), json_body=payload
-        ) as r:
-            raw = await r.read(MAX_ERROR_BYTES)
-            if r.status >= 400:
-                raise status_error(
-                    r.status,
-                    _json_or_text(raw),
-                    request_id=_request_id(r.headers),
-                    headers=r.headers,
-                    url=url,
-                )
-        data = _json_or_text(raw)
+        data = await self._small_json("POST", url, query, prov.auth_headers(), body)
         if not isinstance(data, dict):
             raise MalformedResponseError(f"{url}: moderation response is not a JSON object")
         return data
@@ -243,19 +222,45 @@ class Client:
             if messages is None
             else {"messages": list(messages), "add_generation_prompt": add_generation_prompt}
         )
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        async with self.http.request("POST", f"{base}/tokenize", json_body=payload) as r:
-            raw = await r.read(MAX_RESPONSE_BYTES)
-            if r.status >= 400:
-                raise status_error(
-                    r.status, _json_or_text(raw), headers=r.headers, url=f"{base}/tokenize"
-                )
-        data = _json_or_text(raw)
+        # Token lists of long conversations are megabytes: allow a full response's size.
+        data = await self._small_json(
+            "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+        )
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
         return data
 
     # -- machinery --------------------------------------------------------
+
+    async def _small_json(
+        self,
+        method: str,
+        url: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+        limit: int = MAX_ERROR_BYTES,
+    ) -> Any:
+        """One request to a JSON side endpoint (models, moderation, tokenize); no retries."""
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        async with self.http.request(
+            method, url, params=query, headers=headers, json_body=payload
+        ) as r:
+            try:
+                raw = await r.read(limit)
+            except TooLarge as e:
+                raise MalformedResponseError(
+                    f"{url}: response over {limit} bytes ({e.size} read); refusing it"
+                ) from None
+            if r.status >= 400:
+                raise status_error(
+                    r.status,
+                    _json_or_text(raw),
+                    request_id=_request_id(r.headers),
+                    headers=r.headers,
+                    url=url,
+                )
+        return _json_or_text(raw)
 
     async def _base_url(self, prov: Provider) -> str | None:
         if prov.kind != "local":
