@@ -46,9 +46,36 @@ async def bare(url: str, n: int, conc: int) -> float:
         return time.perf_counter() - t0
 
 
+OPENAI_LOOP = r"""
+import asyncio, sys, time
+from openai import AsyncOpenAI
+url, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def main():
+    client = AsyncOpenAI(base_url=url, api_key="x", max_retries=0)
+    sem = asyncio.Semaphore(conc)
+    async def one(i):
+        async with sem:
+            r = await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": f"case {i}"}])
+            assert r.choices[0].message.content
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    print(time.perf_counter() - t0)
+asyncio.run(main())
+"""
+
+
+def openai_loop(python: str, url: str, n: int, conc: int) -> float:
+    out = subprocess.run([python, "-c", OPENAI_LOOP, url, str(n), str(conc)],
+                         capture_output=True, text=True, timeout=1800, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--openai-python", metavar="PY",
+                    help="an interpreter with the openai package, for the comparison")
     a = ap.parse_args()
     os.environ["GPTMAGIC_CACHE"] = str(Path(tempfile.mkdtemp()) / "bench.sqlite")
     import gptmagic
@@ -68,8 +95,13 @@ def main() -> None:
                               progress=False)
             t_ours = time.perf_counter() - t0
             ideal = n * 0.1 / conc
-            print(f"  C={conc:>4}: evaluate {ideal / t_ours:.2f} of C/L, bare aiohttp "
-                  f"{ideal / t_bare:.2f}; evaluate/bare = {t_bare / t_ours:.2f}")
+            line = (f"  C={conc:>4}: evaluate {ideal / t_ours:.2f} of C/L, bare aiohttp "
+                    f"{ideal / t_bare:.2f}; evaluate/bare = {t_bare / t_ours:.2f}")
+            if a.openai_python:
+                t_oai = openai_loop(a.openai_python, url, n, conc)
+                line += (f"; openai AsyncOpenAI {ideal / t_oai:.2f}, "
+                         f"evaluate/openai = {t_oai / t_ours:.2f}x")
+            print(line)
     finally:
         proc.stdin.close()
         proc.wait(10)

@@ -288,3 +288,28 @@ def test_rate_limit_headers_reach_the_result(fake):
     res = evaluate(CASES[:1], "user: {q}", ["fake:m"], cache=False, progress=False)
     assert res._jobs[0].result.rate_limits == {"x-ratelimit-limit-requests": "77",
                                                "x-ratelimit-remaining-requests": "76"}
+
+
+async def test_interrupted_run_resumes_with_only_the_missing_calls(fake, tmp_path):
+    rows = [{"q": f"q{i}"} for i in range(10)]
+    fake.set_default(Behaviour(delay=0.2))
+    with pytest.raises(TimeoutError):  # like a kernel interrupt mid-run
+        await asyncio.wait_for(gptmagic.aevaluate(rows, "user: {q}", ["fake:m"],
+                                                  concurrency=2, progress=False), 0.5)
+    await asyncio.sleep(0.3)  # in-flight calls end (cancelled) on the portal loop
+    store = Store(tmp_path / "cache.sqlite")
+    done = store.count()
+    assert store.integrity() == "ok" and 0 < done < 10
+    store.close()
+    first = len(fake.requests)
+    fake.set_default(Behaviour())
+    res = await gptmagic.aevaluate(rows, "user: {q}", ["fake:m"], progress=False)
+    assert len(fake.requests) - first == 10 - done  # nothing paid twice
+    assert res.df["cached"].sum() == done and res.df["error"].isna().all()
+
+
+def test_progress_bar_reports_calls_errors_and_cost(fake, capsys):
+    fake.plan(Behaviour(status=400))
+    evaluate(CASES, "user: {q}", ["fake:m"], concurrency=1, progress=True, cache=False)
+    err = capsys.readouterr().err
+    assert "gptmagic eval" in err and "3/3" in err and "errors=1" in err
