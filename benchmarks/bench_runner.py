@@ -4,8 +4,7 @@
   process) answering after L = 100 ms, as a fraction of the C/L limit; the
   baseline is a bare aiohttp loop doing the same requests in the same run;
 - a fully cached re-run of 10,000 rows (target: under 2 s);
-- peak memory (ru_maxrss) after a cached 100,000-row run is left out here for
-  time; see the README for what was measured.
+- with ``--memory``: peak memory (ru_maxrss) of a 100,000-row run.
 
 Run: python benchmarks/bench_runner.py [--quick]
 """
@@ -74,6 +73,8 @@ def openai_loop(python: str, url: str, n: int, conc: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--memory", action="store_true",
+                    help="also run 100,000 rows and report peak memory (slow)")
     ap.add_argument("--openai-python", metavar="PY",
                     help="an interpreter with the openai package, for the comparison")
     a = ap.parse_args()
@@ -118,6 +119,17 @@ def main() -> None:
         assert res.df["cached"].all()
         print(f"10,000 rows: first run {first:.1f} s (zero-latency server), fully cached "
               f"re-run {cached:.2f} s")
+        if a.memory:
+            import resource
+
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            big = [{"q": f"row {i}"} for i in range(100_000)]
+            t0 = time.perf_counter()
+            res = gptmagic.evaluate(big, "user: {q}", ["fast:m"], concurrency=256,
+                                    progress=False, cache=False)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"100,000 rows: {time.perf_counter() - t0:.0f} s, peak RSS {peak:.0f} MB "
+                  f"(before the run {before:.0f} MB); {len(res.df)} result rows")
     finally:
         proc.stdin.close()
         proc.wait(10)

@@ -310,6 +310,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             finally:
                 reserved -= worst
         if job.result is not None:
+            # The raw body is not needed past this point; 100k of them cost ~0.5 GB.
+            job.result.raw = None
             lim.learn(job.result.rate_limits)
             c = cost_of(job.result.usage, job.result.model or job.model,
                         provider=job.provider.kind)
