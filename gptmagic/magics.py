@@ -67,8 +67,18 @@ def _unquote(value: Any) -> Any:
     return value
 
 
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as e:  # an unclosed quote
+        raise UsageError(f"cannot read the options {line!r}: {e}") from None
+
+
 def _parse(magic: Any, line: str) -> Any:
-    args = parse_argstring(magic, line)
+    try:
+        args = parse_argstring(magic, line)
+    except ValueError as e:  # shlex: an unclosed quote
+        raise UsageError(f"cannot read the options {line!r}: {e}") from None
     for name, value in vars(args).items():
         setattr(args, name, _unquote(value))
     return args
@@ -226,7 +236,7 @@ class GptMagics(Magics):
             raise UsageError(str(e)) from None
 
     def _chat_command(self, line: str) -> Any:
-        argv = shlex.split(line)
+        argv = _split(line)
         if not argv:
             raise UsageError("%chat needs a command: history, reset, threads or fork "
                              "(use %%chat for a message)")
@@ -323,7 +333,7 @@ class GptMagics(Magics):
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
         ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``."""
-        argv = shlex.split(line)
+        argv = _split(line)
         if not argv:
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
