@@ -196,14 +196,15 @@ async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, *,
                     provider: str | Provider | None = None, concurrency: int = 16,
                     cache: bool | str | Path = True, refresh: bool = False,
                     max_cost: float | Decimal | None = None, progress: bool = True,
-                    rpm: float | None = None, tpm: float | None = None) -> Any:
+                    rpm: float | None = None, tpm: float | None = None,
+                    timeouts: Any = None) -> Any:
     """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
     from ._portal import get_portal
 
     return await get_portal().arun(_run(
         data, prompt, models, params=params, grid=grid, scorers=scorers, repeats=repeats,
         provider=provider, concurrency=concurrency, cache=cache, refresh=refresh,
-        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm))
+        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm, timeouts=timeouts))
 
 
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
@@ -214,7 +215,8 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
     ``params`` are sent with every call; ``grid`` maps a parameter to values
     to try. ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
-    (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted).
+    (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted);
+    ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's.
     Results are cached in SQLite (``cache=False`` to bypass, ``refresh=True``
     to re-ask); ``max_cost`` (USD) stops issuing calls before the budget is
     exceeded.
@@ -231,7 +233,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                provider: str | Provider | None = None, concurrency: int = 16,
                cache: bool | str | Path = True, refresh: bool = False,
                max_cost: float | Decimal | None = None, progress: bool = True,
-               rpm: float | None = None, tpm: float | None = None) -> Any:
+               rpm: float | None = None, tpm: float | None = None,
+               timeouts: Any = None) -> Any:
     from .api import get_client
     from .pricing import cost_of, estimate
     from .results import EvalResults
@@ -300,7 +303,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             try:
                 job.result = await client.chat(job.messages, model=job.model,
                                                provider=job.provider, on_retry=lim.on_retry,
-                                               **job.params)
+                                               timeouts=timeouts, **job.params)
             except QuotaExceededError as e:
                 # More calls cannot succeed: stop issuing them to this provider.
                 exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")

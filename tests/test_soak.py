@@ -1,0 +1,59 @@
+"""Fault soak: evaluate() through a seeded storm of faults on loopback.
+
+Every row comes back exactly once, with a result or a final error of the right
+class; no request is repeated after a success; no connection leaks. The CI
+size is small; benchmarks/bench_soak.py runs 5,000 requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import gptmagic
+from gptmagic import Timeouts
+from gptmagic.api import get_client
+
+FAULTS = {"ok": 0.70, "429": 0.05, "429_retry_after": 0.05, "500": 0.04, "502": 0.03,
+          "503": 0.03, "drop": 0.04, "slow": 0.03, "malformed": 0.03}
+FINAL = {"MalformedResponseError", "APITimeoutError", "APIConnectionError", "RateLimitError",
+         "InternalServerError"}
+
+
+def soak(server, n: int, seed: int, tmp_path, faults=FAULTS) -> tuple[object, float]:
+    server.reset()
+    server.chaos_slow_delay = 1.0
+    if faults:
+        server.set_chaos(seed, faults)
+    rows = [{"q": f"case number {i}"} for i in range(n)]
+    t0 = time.monotonic()
+    res = gptmagic.evaluate(rows, "user: {q}", ["soak:m"], concurrency=32, progress=False,
+                            cache=tmp_path / f"soak-{seed}-{bool(faults)}.sqlite",
+                            timeouts=Timeouts(connect=2, read=0.3, write=2, pool=5,
+                                              deadline=10))
+    return res, time.monotonic() - t0
+
+
+def test_fault_soak(fake_server, tmp_path):
+    gptmagic.add_profile("soak", base_url=fake_server.url, default_model="m")
+    n = 400
+    _, clean_time = soak(fake_server, n, 1, tmp_path, faults=None)
+    res, chaos_time = soak(fake_server, n, 7, tmp_path)
+    df = res.df
+    # Every row exactly once, in order.
+    assert list(df["row"]) == list(range(n))
+    ok = df["error"].isna()
+    assert (df.loc[ok, "output"] == "echo: " + df.loc[ok, "input.q"]).all()
+    assert set(df.loc[~ok, "error_type"]) <= FINAL, set(df["error_type"])
+    assert ok.mean() > 0.9
+    # No request repeated after a success: one accepted ("ok") answer per good row,
+    # none for rows that ended in an error.
+    accepted = Counter(r.json["messages"][0]["content"] for r in fake_server.requests
+                       if r.chaos == "ok")
+    assert all(accepted[q] == 1 for q in df.loc[ok, "input.q"])
+    assert all(accepted[q] == 0 for q in df.loc[~ok, "input.q"])
+    kinds = Counter(r.chaos for r in fake_server.requests)
+    assert kinds["drop"] and kinds["slow"] and kinds["429"] and kinds["malformed"]
+    # No leaked connections; bounded time against the fault-free run.
+    assert get_client().http.in_use() == 0
+    assert chaos_time < 10 * clean_time + 15, (chaos_time, clean_time)
