@@ -197,14 +197,15 @@ async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, *,
                     cache: bool | str | Path = True, refresh: bool = False,
                     max_cost: float | Decimal | None = None, progress: bool = True,
                     rpm: float | None = None, tpm: float | None = None,
-                    timeouts: Any = None) -> Any:
+                    timeouts: Any = None, stream: bool = False) -> Any:
     """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
     from ._portal import get_portal
 
     return await get_portal().arun(_run(
         data, prompt, models, params=params, grid=grid, scorers=scorers, repeats=repeats,
         provider=provider, concurrency=concurrency, cache=cache, refresh=refresh,
-        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm, timeouts=timeouts))
+        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm, timeouts=timeouts,
+        stream=stream))
 
 
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
@@ -216,7 +217,8 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     ``params`` are sent with every call; ``grid`` maps a parameter to values
     to try. ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
     (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted);
-    ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's.
+    ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's;
+    ``stream=True`` streams each call (time to first token is then measured).
     Results are cached in SQLite (``cache=False`` to bypass, ``refresh=True``
     to re-ask); ``max_cost`` (USD) stops issuing calls before the budget is
     exceeded.
@@ -234,7 +236,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                cache: bool | str | Path = True, refresh: bool = False,
                max_cost: float | Decimal | None = None, progress: bool = True,
                rpm: float | None = None, tpm: float | None = None,
-               timeouts: Any = None) -> Any:
+               timeouts: Any = None, stream: bool = False) -> Any:
     from .api import get_client
     from .pricing import cost_of, estimate
     from .results import EvalResults
@@ -303,7 +305,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             try:
                 job.result = await client.chat(job.messages, model=job.model,
                                                provider=job.provider, on_retry=lim.on_retry,
-                                               timeouts=timeouts, **job.params)
+                                               timeouts=timeouts, stream=stream,
+                                               **job.params)
             except QuotaExceededError as e:
                 # More calls cannot succeed: stop issuing them to this provider.
                 exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")

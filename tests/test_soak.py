@@ -16,11 +16,12 @@ from gptmagic.api import get_client
 
 FAULTS = {"ok": 0.70, "429": 0.05, "429_retry_after": 0.05, "500": 0.04, "502": 0.03,
           "503": 0.03, "drop": 0.04, "slow": 0.03, "malformed": 0.03}
-FINAL = {"MalformedResponseError", "APITimeoutError", "APIConnectionError", "RateLimitError",
-         "InternalServerError"}
+FINAL = {"MalformedResponseError", "StreamError", "APITimeoutError", "APIConnectionError",
+         "RateLimitError", "InternalServerError"}
 
 
-def soak(server, n: int, seed: int, tmp_path, faults=FAULTS) -> tuple[object, float]:
+def soak(server, n: int, seed: int, tmp_path, faults=FAULTS,
+         stream: bool = False) -> tuple[object, float]:
     server.reset()
     server.chaos_slow_delay = 1.0
     if faults:
@@ -30,7 +31,7 @@ def soak(server, n: int, seed: int, tmp_path, faults=FAULTS) -> tuple[object, fl
     res = gptmagic.evaluate(rows, "user: {q}", ["soak:m"], concurrency=32, progress=False,
                             cache=tmp_path / f"soak-{seed}-{bool(faults)}.sqlite",
                             timeouts=Timeouts(connect=2, read=0.3, write=2, pool=5,
-                                              deadline=10))
+                                              deadline=10), stream=stream)
     return res, time.monotonic() - t0
 
 
@@ -57,3 +58,21 @@ def test_fault_soak(fake_server, tmp_path):
     # No leaked connections; bounded time against the fault-free run.
     assert get_client().http.in_use() == 0
     assert chaos_time < 10 * clean_time + 15, (chaos_time, clean_time)
+
+
+def test_streaming_fault_soak(fake_server, tmp_path):
+    """Streams cut mid-way and malformed SSE end as StreamError, never retried."""
+    gptmagic.add_profile("soak", base_url=fake_server.url, default_model="m")
+    faults = {**FAULTS, "stream_cut": 0.05}
+    res, _ = soak(fake_server, 200, 11, tmp_path, faults=faults, stream=True)
+    df = res.df
+    assert list(df["row"]) == list(range(200))
+    ok = df["error"].isna()
+    assert (df.loc[ok, "output"] == "echo: " + df.loc[ok, "input.q"]).all()
+    assert df.loc[ok, "ttft"].notna().all()
+    assert set(df.loc[~ok, "error_type"]) <= FINAL
+    cut = [r.json["messages"][0]["content"] for r in fake_server.requests
+           if r.chaos in ("stream_cut", "malformed")]
+    assert cut and set(cut) <= set(df.loc[~ok, "input.q"])  # final, not retried
+    assert all(n == 1 for n in Counter(cut).values())
+    assert get_client().http.in_use() == 0
