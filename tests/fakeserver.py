@@ -78,6 +78,7 @@ class Recorded:
     body: bytes = field(repr=False)
     json: Any = field(repr=False)  # parsed body, or None
     chaos: str | None = None  # the chaos kind applied, if chaos picked the behaviour
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
 
 
 def _tokens(text: str) -> list[str]:

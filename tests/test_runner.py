@@ -313,3 +313,19 @@ def test_progress_bar_reports_calls_errors_and_cost(fake, capsys):
     evaluate(CASES, "user: {q}", ["fake:m"], concurrency=1, progress=True, cache=False)
     err = capsys.readouterr().err
     assert "gptmagic eval" in err and "3/3" in err and "errors=1" in err
+
+
+def test_429_puts_the_whole_provider_in_a_cooldown(fake):
+    # Two workers; the first answer is a 429 asking for 0.5 s. The other worker must
+    # not start new requests during that cooldown, and concurrency then recovers.
+    fake.set_default(Behaviour(delay=0.05))
+    fake.plan(Behaviour(status=429, headers={"retry-after-ms": "500"}))
+    res = evaluate([{"q": f"q{i}"} for i in range(8)], "user: {q}", ["fake:m"], concurrency=2,
+                   progress=False, cache=False)
+    assert res.df["error"].isna().all() and len(fake.requests) == 9
+    t429 = fake.requests[0].at
+    started_in_cooldown = [r for r in fake.requests[1:] if t429 + 0.01 < r.at < t429 + 0.45]
+    assert started_in_cooldown == []
+    # Concurrency recovers afterwards: later requests overlap again (each takes 50 ms).
+    later = sorted(r.at for r in fake.requests if r.at > t429 + 0.45)
+    assert any(b - a < 0.04 for a, b in zip(later, later[1:], strict=False))
