@@ -189,23 +189,12 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
     return jobs
 
 
-async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, *,
-                    params: Mapping[str, Any] | None = None,
-                    grid: Mapping[str, Sequence[Any]] | None = None,
-                    scorers: Sequence[Any] = (), repeats: int = 1,
-                    provider: str | Provider | None = None, concurrency: int = 16,
-                    cache: bool | str | Path = True, refresh: bool = False,
-                    max_cost: float | Decimal | None = None, progress: bool = True,
-                    rpm: float | None = None, tpm: float | None = None,
-                    timeouts: Any = None, stream: bool = False) -> Any:
+async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str,
+                    **kwargs: Any) -> Any:
     """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
     from ._portal import get_portal
 
-    return await get_portal().arun(_run(
-        data, prompt, models, params=params, grid=grid, scorers=scorers, repeats=repeats,
-        provider=provider, concurrency=concurrency, cache=cache, refresh=refresh,
-        max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm, timeouts=timeouts,
-        stream=stream))
+    return await get_portal().arun(_run(data, prompt, models, **kwargs))
 
 
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
@@ -237,6 +226,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                max_cost: float | Decimal | None = None, progress: bool = True,
                rpm: float | None = None, tpm: float | None = None,
                timeouts: Any = None, stream: bool = False) -> Any:
+    # The one place evaluate()'s keywords are declared (see evaluate() for their meaning).
     from .api import get_client
     from .pricing import cost_of, estimate
     from .results import EvalResults
