@@ -317,6 +317,10 @@ class GptMagics(Magics):
                                      f"got {args.resample!r}")
                 resample = int(args.resample)
             sink = self._sink()
+            # IPython hands a cell magic its body with a trailing newline the user
+            # never typed; for a completion prompt that newline changes the answer.
+            if cell.endswith("\n"):
+                cell = cell[:-1]
             reply = self.session.complete(
                 cell, model=args.model or self.default_model, params=params,
                 profile=args.profile or self.profile, key_env=args.key_env,

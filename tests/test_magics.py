@@ -306,3 +306,10 @@ def test_terminal_shows_footer_with_notes_after_streaming(shell, fake_server):
     assert "finish: stop" in plain and plain.rstrip().endswith("reply not flagged")
     md = r._repr_mimebundle_()[0]["text/markdown"]
     assert "echo: hello world" in md and "moderation" in md
+
+
+def test_complete_prompt_has_no_trailing_newline_from_ipython(shell, fake_server):
+    # Run as a real cell: IPython appends a newline to the body the user typed.
+    with capture_output():
+        shell.run_cell("%%complete -p fake --no-stream\nThe capital of France is")
+    assert fake_server.requests[-1].json["prompt"] == "The capital of France is"

@@ -60,7 +60,9 @@ def test_magics_notebook(jupyter_env):
     assert "Explain tides to a child." in text and "nothing sent" in text.lower()
 
     probs = next(c for c in code if c.source.startswith("[(t.token"))
-    assert "Paris" in json.dumps(outputs_of(probs))
+    # The prompt is sent as typed (no trailing newline): the first token is " Paris".
+    shown = "".join(outputs_of(probs)[0]["data"]["text/plain"])
+    assert shown.startswith("[(' Paris'"), shown
 
     # The embedded model cannot insert: one clear line, no traceback.
     insert = outputs_of(code[-1])
