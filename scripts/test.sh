@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Set up with the test tools, then run the whole test suite.
+# The browser tests need Debian's chromium (never `playwright install`: it
+# downloads a browser, which fails offline); it is installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "gptmagic: installing Debian chromium for the browser tests ..."
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser tests need chromium: run 'sudo apt-get install -y chromium'." >&2
+    exit 1
+  fi
+fi
 bash scripts/setup.sh "local,dev"
 exec .venv/bin/python -m pytest "$@"
