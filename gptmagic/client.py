@@ -209,11 +209,14 @@ class Client:
         text: str | None = None,
         messages: Sequence[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        pieces: bool = False,
     ) -> dict[str, Any]:
         """The embedded model's own tokens for ``text`` or a chat ``messages`` list.
 
         For messages the engine renders its chat template exactly as a chat
         request would, so ``count`` equals that request's ``usage.prompt_tokens``.
+        ``pieces=True`` adds ``pieces``: per token, a string (its bytes are the
+        string's UTF-8) or a list of byte values (a part of a character).
         """
         prov, _ = resolve("local", None)
         base = await self._base_url(prov)
@@ -222,12 +225,17 @@ class Client:
             if messages is None
             else {"messages": list(messages), "add_generation_prompt": add_generation_prompt}
         )
+        if pieces:
+            body["pieces"] = True
         # Token lists of long conversations are megabytes: allow a full response's size.
         data = await self._small_json(
             "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
         )
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
+        if pieces and (not isinstance(data.get("pieces"), list)
+                       or len(data["pieces"]) != len(data["tokens"])):
+            raise MalformedResponseError(f"{base}/tokenize: expected one piece per token")
         return data
 
     # -- machinery --------------------------------------------------------

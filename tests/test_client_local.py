@@ -116,3 +116,16 @@ def test_default_path_starts_the_engine_on_first_use():
     finally:
         gptmagic.shutdown()
     assert not engine.get_engine().running
+
+
+async def test_local_tokenize_pieces(client):
+    from gptmagic.widgets.pieces import piece_bytes
+
+    text = "Café 😀 ok"
+    try:
+        plain = await client.local_tokenize(text=text)
+        data = await client.local_tokenize(text=text, pieces=True)
+    finally:
+        gptmagic.shutdown()  # local_tokenize started the shared engine
+    assert data["tokens"] == plain["tokens"] and "pieces" not in plain
+    assert b"".join(piece_bytes(p) for p in data["pieces"]) == text.encode()

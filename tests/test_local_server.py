@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from conftest_local import local_client, local_engine, local_url  # noqa: F401
 
 from gptmagic.local.llama import LlamaServer
 from gptmagic.local.server import create_app
@@ -132,3 +133,39 @@ async def test_method_not_allowed_is_openai_shaped() -> None:
         resp = await client.get("/v1/chat/completions")
         assert resp.status == 405
         assert (await resp.json())["error"]["message"] == "Invalid URL (GET /v1/chat/completions)"
+
+
+# -- /v1/tokenize with pieces, against the real engine -------------------------
+
+TEXTS = ["Hello, world!", "Bonjour 😀 日本語 é\n\tx", "<|im_start|> not special", ""]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_tokenize_pieces_rebuild_exact_bytes(local_client, text: str) -> None:  # noqa: F811
+    from gptmagic.widgets.pieces import piece_bytes
+
+    plain = local_client.post("/tokenize", json={"text": text}).json()
+    got = local_client.post("/tokenize", json={"text": text, "pieces": True}).json()
+    assert got["tokens"] == plain["tokens"] and got["count"] == plain["count"]
+    assert len(got["pieces"]) == len(got["tokens"])
+    assert all(isinstance(p, str) or all(isinstance(b, int) for b in p) for p in got["pieces"])
+    assert b"".join(piece_bytes(p) for p in got["pieces"]).decode() == text
+    if "😀" in text:  # a character split across tokens arrives as byte values
+        assert any(isinstance(p, list) for p in got["pieces"])
+
+
+def test_tokenize_pieces_of_messages_show_special_tokens(local_client) -> None:  # noqa: F811
+    got = local_client.post("/tokenize", json={
+        "messages": [{"role": "user", "content": "hi"}], "pieces": True}).json()
+    assert got["pieces"][0] == "<|im_start|>" and len(got["pieces"]) == got["count"]
+    assert "".join(p for p in got["pieces"] if isinstance(p, str)) == got["prompt"]
+
+
+async def test_tokenize_pieces_of_the_wrong_shape_are_502() -> None:
+    async def bad(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"tokens": [{"id": 1, "piece": {"x": 1}}]})
+
+    async with adapter_for({"/tokenize": bad}) as client:
+        resp = await client.post("/v1/tokenize", json={"text": "a", "pieces": True})
+        assert resp.status == 502
+        assert "pieces" in (await resp.json())["error"]["message"]

@@ -204,6 +204,10 @@ async def tokenize(request: web.Request) -> web.Response:
     template exactly as a chat request would (same message checks, same
     ``name`` emulation) and tokenizes that, so ``count`` equals the
     ``usage.prompt_tokens`` of the same chat request.
+
+    ``"pieces": true`` adds ``pieces``, each token's exact bytes: a string
+    when they are valid UTF-8 on their own (its UTF-8 encoding is the bytes),
+    else a list of byte values (part of a character split across tokens).
     """
     body = await _read_json(request)
     if not isinstance(body, dict):
@@ -226,13 +230,34 @@ async def tokenize(request: web.Request) -> web.Response:
     else:
         raise adapt.LocalRequestError("Give 'text' (a string) or 'messages' (a list).",
                                       param="text")
+    with_pieces = bool(body.get("pieces", False))
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
-        "content": text, "parse_special": special, "add_special": False})
+        "content": text, "parse_special": special, "add_special": False,
+        "with_pieces": with_pieces})
     if status != 200 or not isinstance(payload, dict):
         return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
     tokens = payload.get("tokens") or []
-    return web.json_response({"model": adapt.MODEL_ID, "tokens": tokens, "count": len(tokens),
-                              "prompt": prompt})
+    answer: dict[str, Any] = {"model": adapt.MODEL_ID, "count": len(tokens), "prompt": prompt}
+    if with_pieces:
+        # The engine sends [{"id": n, "piece": "text" | [byte, ...]}]; keep ids as ids.
+        try:
+            answer["tokens"] = [int(t["id"]) for t in tokens]
+            answer["pieces"] = [_piece(t["piece"]) for t in tokens]
+        except (KeyError, TypeError, ValueError):
+            return _error(502, adapt.normalise_error(502, "the engine's token pieces are "
+                                                          "not in the expected shape"))
+    else:
+        answer["tokens"] = tokens
+    return web.json_response(answer)
+
+
+def _piece(piece: Any) -> str | list[int]:
+    """An engine piece as it came (text, or byte values), checked."""
+    if isinstance(piece, str):
+        return piece
+    if isinstance(piece, list) and all(isinstance(b, int) and 0 <= b < 256 for b in piece):
+        return piece
+    raise ValueError(piece)
 
 
 async def models(request: web.Request) -> web.Response:
