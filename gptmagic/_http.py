@@ -1,23 +1,28 @@
-"""The one place the HTTP library is imported.
+"""The one place the HTTP libraries are imported.
 
-Today: the httpx API over the aiohttp transport (``httpx-aiohttp``), because
-httpx's own pool collapses at 64+ concurrent requests on small machines
-(DESIGN.md). Switching library means changing this module only. Library
-exceptions are turned into gptmagic's here, so nothing else sees them.
+Requests go straight through aiohttp by default: httpx's own pool collapses at
+64+ concurrent requests on small machines (DESIGN.md), and even over the
+aiohttp transport (``httpx-aiohttp``) httpx's request and header objects cost
+about half of a batch row's CPU, which caps the runner when client and server
+share two cores (README, runner figures). ``transport="httpx"`` or any httpx
+transport object (``httpx.MockTransport`` in tests) selects the httpx client
+instead; both give the same :class:`Reply`. Library exceptions are turned into
+gptmagic's here, so nothing else sees them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+import os
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from . import _defaults as D
 from .errors import APIConnectionError, APITimeoutError
@@ -42,17 +47,17 @@ class Timeouts:
 
 @dataclass(slots=True)
 class Reply:
-    """Status and headers of a response whose body is read separately."""
+    """Status and headers (lower-case names) of a response whose body is read separately."""
 
     status: int
     headers: dict[str, str]
-    _resp: Any
+    _body: Callable[[], AsyncIterator[bytes]]
 
     async def read(self, limit: int) -> bytes:
         """The whole body, refusing more than ``limit`` bytes."""
         buf = bytearray()
         with _mapped():
-            async for chunk in self._resp.aiter_raw():
+            async for chunk in self._body():
                 buf += chunk
                 if len(buf) > limit:
                     raise _TooLarge(len(buf))
@@ -61,8 +66,17 @@ class Reply:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive."""
         with _mapped():
-            async for chunk in self._resp.aiter_raw():
+            async for chunk in self._body():
                 yield chunk
+
+
+def _lower_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    # Repeated fields are joined with ", " as RFC 9110 allows (and httpx does).
+    out: dict[str, str] = {}
+    for k, v in items:
+        k = k.lower()
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
 
 
 class _TooLarge(Exception):
@@ -87,8 +101,8 @@ def _mapped() -> _Mapped:
 def _translate(exc: BaseException) -> APIConnectionError:
     """A library exception as gptmagic's connection or timeout error.
 
-    httpx-aiohttp maps every aiohttp connection error to httpx.ConnectTimeout,
-    so the original aiohttp exception (``__cause__``) decides when present.
+    An httpx transport over aiohttp may wrap aiohttp's error, so the original
+    (``__cause__``) decides when present.
     """
     cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else None
     origin = cause or exc
@@ -108,6 +122,40 @@ def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
     return httpx.URL(url, params=params) if params else httpx.URL(url)
 
 
+_PROXY_VARS = tuple(f"{n}_proxy{c}" for n in ("http", "https", "all", "no") for c in ("", "!"))
+
+
+@functools.lru_cache(maxsize=256)
+def _proxy_for_origin(scheme: str, host: str, env: tuple[str | None, ...]) -> str | None:
+    # ``env`` is only the cache key: a changed proxy variable is a new entry.
+    if urllib.request.proxy_bypass_environment(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(scheme) or proxies.get("all")
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY (read once per origin)."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    env = tuple(os.environ.get(v.rstrip("!").upper() if v.endswith("!") else v)
+                for v in _PROXY_VARS)
+    return _proxy_for_origin(scheme.lower(), host.strip("[]"), env)
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, free for responses that set no cookie.
+
+    httpx wraps every response in urllib adapters to look for cookies, about a
+    sixth of a request's CPU in the batch runner; most API responses set none.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
 class HTTP:
     """One shared connection pool. Create it once; close it with :meth:`aclose`."""
 
@@ -119,25 +167,51 @@ class HTTP:
         transport: str | httpx.AsyncBaseTransport = "aiohttp",
     ) -> None:
         self.timeouts = timeouts or Timeouts()
-        limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=D.KEEPALIVE_EXPIRY,
-        )
+        self._max_connections = max_connections
+        # aiohttp binds a session to the running loop: it is made on first use.
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._client: httpx.AsyncClient | None = None
         if transport == "aiohttp":
-            tr: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=True)
-        elif transport == "httpx":
-            tr = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
+            return
+        if transport == "httpx":
+            limits = httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=D.KEEPALIVE_EXPIRY,
+            )
+            tr: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
         elif isinstance(transport, httpx.AsyncBaseTransport):
             tr = transport
         else:
             raise ValueError(f"unknown transport {transport!r}")
-        self._transport = tr
         self._client = httpx.AsyncClient(transport=tr, timeout=self._httpx_timeout(self.timeouts))
+        self._client._cookies = _Cookies()  # no public way to choose the jar's class
 
     @staticmethod
     def _httpx_timeout(t: Timeouts) -> httpx.Timeout:
         return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _aiohttp_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+        # aiohttp's "connect" covers waiting for a pooled connection and opening one.
+        return aiohttp.ClientTimeout(total=None, connect=t.pool + t.connect,
+                                     sock_connect=t.connect, sock_read=t.read)
+
+    def _aiohttp_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if self._closed:
+                raise APIConnectionError("the HTTP client is closed")
+            connector = aiohttp.TCPConnector(limit=self._max_connections,
+                                             keepalive_timeout=D.KEEPALIVE_EXPIRY)
+            # Proxies come from the environment once (_proxy_for), not per
+            # request: aiohttp's trust_env re-reads os.environ on every call.
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False,
+                timeout=self._aiohttp_timeout(self.timeouts),
+            )
+        return self._session
 
     @asynccontextmanager
     async def request(
@@ -159,6 +233,31 @@ class HTTP:
         if json_body is not None:
             hdrs["Content-Type"] = "application/json"
         hdrs.update(headers or {})
+        if self._client is not None:
+            async with self._httpx_request(method, url, params, hdrs, json_body,
+                                           timeouts) as reply:
+                yield reply
+            return
+        session = self._aiohttp_session()
+        with _mapped():
+            resp = await session.request(
+                method, url, params=params or None, headers=hdrs, data=json_body,
+                allow_redirects=False, proxy=_proxy_for(url),
+                timeout=self._aiohttp_timeout(timeouts) if timeouts else None,
+            )
+        try:
+            yield Reply(status=resp.status, headers=_lower_headers(resp.headers.items()),
+                        _body=resp.content.iter_any)
+        finally:
+            # release() returns a fully read connection to the pool and closes
+            # one whose body was left unread.
+            resp.release()
+
+    @asynccontextmanager
+    async def _httpx_request(self, method: str, url: str, params: dict[str, str] | None,
+                             hdrs: dict[str, str], json_body: bytes | None,
+                             timeouts: Timeouts | None) -> AsyncIterator[Reply]:
+        assert self._client is not None
         timeout = self._httpx_timeout(timeouts) if timeouts else httpx.USE_CLIENT_DEFAULT
         with _mapped():
             req = self._client.build_request(
@@ -167,29 +266,34 @@ class HTTP:
             )
             resp = await self._client.send(req, stream=True)
         try:
-            yield Reply(status=resp.status_code, headers=dict(resp.headers.items()), _resp=resp)
+            yield Reply(status=resp.status_code, headers=dict(resp.headers.items()),
+                        _body=resp.aiter_raw)
         finally:
             with _mapped():
                 await resp.aclose()
 
     def in_use(self) -> int:
         """Connections currently checked out of the pool (for leak checks)."""
-        tr = self._transport
-        if isinstance(tr, AiohttpTransport):
-            session = tr.client
-            if isinstance(session, aiohttp.ClientSession) and session.connector is not None:
-                return len(getattr(session.connector, "_acquired", ()))
-            return 0
-        pool = getattr(tr, "_pool", None)
+        if self._client is None:
+            if self._session is None or self._session.connector is None:
+                return 0
+            return len(getattr(self._session.connector, "_acquired", ()))
+        pool = getattr(self._client._transport, "_pool", None)
         conns = getattr(pool, "connections", [])
         return sum(1 for c in conns if not c.is_idle())
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        if self._client is not None:
+            return self._client.is_closed
+        return self._closed
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        self._closed = True
+        if self._client is not None:
+            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 TooLarge = _TooLarge
