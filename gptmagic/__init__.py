@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from .results import EvalResults
     from .runner import aevaluate, estimate_run, evaluate
     from .tokens import MessageCount, TokenCount, acount_tokens, count_tokens
+    from .widgets import (
+        LogprobHeatmap,
+        TokenCounter,
+        TokenView,
+        logprob_heatmap,
+        token_counter,
+        token_view,
+    )
 
 __version__ = "0.1.0"
 
@@ -71,6 +79,13 @@ _LAZY = {
     "estimate_run": ".runner",
     "aevaluate": ".runner",
     "EvalResults": ".results",
+    # Widgets: anywidget and ipywidgets are imported only when one is made.
+    "LogprobHeatmap": ".widgets",
+    "TokenCounter": ".widgets",
+    "TokenView": ".widgets",
+    "logprob_heatmap": ".widgets",
+    "token_counter": ".widgets",
+    "token_view": ".widgets",
 }
 
 
@@ -101,6 +116,7 @@ __all__ = [
     "FitResult",
     "GptmagicError",
     "InternalServerError",
+    "LogprobHeatmap",
     "MalformedResponseError",
     "MessageCount",
     "ModelInfo",
@@ -116,7 +132,9 @@ __all__ = [
     "Timeouts",
     "Timings",
     "TokenCount",
+    "TokenCounter",
     "TokenLogprob",
+    "TokenView",
     "TopLogprob",
     "UnprocessableEntityError",
     "Usage",
@@ -135,6 +153,7 @@ __all__ = [
     "fit_messages",
     "get_client",
     "get_profile",
+    "logprob_heatmap",
     "model_info",
     "parse_cell",
     "profiles",
@@ -142,6 +161,8 @@ __all__ = [
     "render_cell",
     "set_price",
     "shutdown",
+    "token_counter",
+    "token_view",
 ]
 
 

@@ -1,0 +1,163 @@
+"""The widgets: anywidget front ends drawing one synced JSON state.
+
+Each widget's ``data`` trait holds a state from :mod:`.state` (the contract
+in ``docs/widgets.md``). Its MIME bundle carries the widget view *and* the
+static HTML and plain text of the same state, so a front end without widget
+support (nbconvert, GitHub, the terminal) still shows the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..errors import GptmagicError
+from . import state as st
+from . import static
+
+__all__ = ["LogprobHeatmap", "TokenCounter", "TokenView"]
+
+_JS = Path(__file__).parent / "js"
+
+
+def _default_model(model: str | None) -> str:
+    """The model the magics would use: the one given, else the active profile's default."""
+    from ..config import resolve
+
+    return resolve(None, model)[1]
+
+
+class _StateWidget(anywidget.AnyWidget):
+    """A widget whose whole view is drawn from its ``data`` state."""
+
+    _css = _JS / "gptmagic.css"
+    data = traitlets.Dict().tag(sync=True)
+
+    def to_html(self) -> str:
+        """The static HTML of the current state."""
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        """The plain-text form of the current state."""
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        return {**data, "text/plain": self.to_text(), "text/html": self.to_html()}, meta
+
+    def _summary(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        summary = self._summary()
+        return f"<{type(self).__name__}{' ' + summary if summary else ''}>"
+
+
+class TokenCounter(_StateWidget):
+    """Tokens, context-window fill and cost of a prompt; live over a text area when no prompt.
+
+    The live form counts what is typed into ``text`` (the cell grammar:
+    ``system:`` / ``user:`` markers) and recounts whenever ``text``, ``model``
+    or ``max_tokens`` change. A count that fails shows its message in
+    ``data["error"]``; an observer never raises.
+    """
+
+    _esm = _JS / "counter.js"
+    text = traitlets.Unicode("").tag(sync=True)
+    model = traitlets.Unicode("").tag(sync=True)
+    max_tokens = traitlets.Int(None, allow_none=True).tag(sync=True)
+    live = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(
+        self,
+        messages_or_text: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ready = False  # no recount while traitlets sets the initial values
+        self._content = messages_or_text
+        self._mode = mode or ("chat" if messages_or_text is None else None)
+        super().__init__(model=_default_model(model), max_tokens=max_tokens,
+                         live=messages_or_text is None, **kwargs)
+        self._ready = True
+        if messages_or_text is None:
+            self._recount()
+        else:  # a given prompt: errors are the caller's to see
+            self.data = st.counter_state(messages_or_text, self.model,
+                                         max_tokens=max_tokens, mode=mode)
+
+    @traitlets.observe("text", "model", "max_tokens")
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if self._ready:
+            self._recount()
+
+    def _recount(self) -> None:
+        content = self.text if self.live else self._content
+        mode = self._mode or ("text" if isinstance(content, str) else "chat")
+        try:
+            self.data = st.counter_state(content or "", self.model, max_tokens=self.max_tokens,
+                                         mode=mode)
+        except GptmagicError as exc:
+            self.data = st.error_counter_state(self.model, str(exc), mode)
+        except Exception as exc:  # noqa: BLE001 - an observer must not raise into the kernel
+            self.data = st.error_counter_state(self.model, f"{type(exc).__name__}: {exc}", mode)
+
+    def to_html(self) -> str:
+        return static.counter_html(self.data)
+
+    def to_text(self) -> str:
+        return static.counter_text(self.data)
+
+    def _summary(self) -> str:
+        if self.data.get("error"):
+            return f"{self.model}: error"
+        return f"{self.model}: {self.data.get('total', 0)} tokens"
+
+
+class TokenView(_StateWidget):
+    """A text cut into tokens, under one model or encoding or two side by side."""
+
+    _esm = _JS / "tokenview.js"
+
+    def __init__(self, text: str, *, model: str | None = None, compare: str | None = None,
+                 **kwargs: Any) -> None:
+        names = [_default_model(model)] + ([compare] if compare else [])
+        super().__init__(data=st.tokenview_state(text, names), **kwargs)
+
+    def to_html(self) -> str:
+        return static.tokenview_html(self.data)
+
+    def to_text(self) -> str:
+        return static.tokenview_text(self.data)
+
+    def _summary(self) -> str:
+        return ", ".join(f"{p['label']}: {p['count']} tokens" for p in self.data.get("panes", []))
+
+
+class LogprobHeatmap(_StateWidget):
+    """Tokens coloured by probability, with their top-k alternatives on hover or focus."""
+
+    _esm = _JS / "heatmap.js"
+
+    def __init__(self, result: Any, *, threshold: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(data=st.heatmap_state(result, threshold=threshold), **kwargs)
+
+    def to_html(self) -> str:
+        return static.heatmap_html(self.data)
+
+    def to_text(self) -> str:
+        return static.heatmap_text(self.data)
+
+    def _summary(self) -> str:
+        choices = self.data.get("choices", [])
+        return f"{len(choices)} choice(s), {sum(len(c['t']) for c in choices)} tokens"
