@@ -236,7 +236,8 @@ def test_heatmap_html_colours_tooltips_prompt_and_threshold() -> None:
     assert "linear-gradient(to right,#000004 0%" in html and "below 10.0%" in html
     summary = next(t for t in page.text if "generated tokens" in t)
     assert summary.startswith("4 generated tokens · mean logprob") and "perplexity" in summary
-    assert 'least likely: " Paris" 5.0%' in summary and "finish: stop" in summary
+    assert 'least likely: " Paris" 5.0%, "🌊" 81.9%, ⟨f0 9f⟩ 90.5%' in summary
+    assert "finish: stop" in summary
     assert "Choice 0" not in html
 
 

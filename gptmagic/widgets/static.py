@@ -247,6 +247,14 @@ def _token_title(choice: dict[str, Any], i: int, partial: dict[int, str]) -> str
     return "\n".join(lines + _top_lines(choice["top"][i] if i < len(choice["top"]) else []))
 
 
+def _label(choice: dict[str, Any], i: int) -> str:
+    """A token quoted, or its bytes when it completes no character."""
+    for index, hexed in choice.get("partial") or []:
+        if index == i:
+            return f"⟨{hexed}⟩"
+    return _show(choice["t"][i])
+
+
 def _summary_text(choice: dict[str, Any], sep: str = " · ") -> str:
     s = choice.get("summary") or {}
     parts = [f"{s.get('tokens', 0):,} generated tokens"]
@@ -254,7 +262,7 @@ def _summary_text(choice: dict[str, Any], sep: str = " · ") -> str:
         parts.append(f"mean logprob {s['mean_logprob']}")
     if s.get("perplexity") is not None:
         parts.append(f"perplexity {s['perplexity']}")
-    least = [f"{_show(choice['t'][i])} {_pct(math.exp(lp))}" for i, lp in s.get("least") or []]
+    least = [f"{_label(choice, i)} {_pct(math.exp(lp))}" for i, lp in s.get("least") or []]
     if least:
         parts.append("least likely: " + ", ".join(least))
     return sep.join(parts)
@@ -343,6 +351,6 @@ def heatmap_text(state: dict[str, Any]) -> str:
             cover = sum(math.exp(a_lp) for _, a_lp in top if a_lp is not None)
             alts = ", ".join(f"{_show(a)} {_pct(math.exp(a_lp))}" for a, a_lp in top
                              if a_lp is not None)
-            out.append(f"  {i:>5}  {_show(c['t'][i]):<16} {_pct(math.exp(lp)):>7}  {alts}"
-                       + (f" ({_pct(cover)})" if top else ""))
+            row = f"  {i:>5}  {_label(c, i):<16} {_pct(math.exp(lp)):>7}  {alts}"
+            out.append((row + (f" ({_pct(cover)})" if top else "")).rstrip())
     return "\n".join(out)
