@@ -5,7 +5,7 @@ Ratios against a baseline measured in the same run (these machines are noisy):
   aiohttp.ClientSession posting the same body (baseline = 1.0);
 - throughput: N = 20 x C chat requests to a server answering after 100 ms,
   C at a time; the figure is the fraction of the ideal rate C / 0.1 s reached,
-  for gptmagic.Client (httpx API over aiohttp), the same client over httpx's
+  for gptmagic.Client (over aiohttp), the same client over httpx's
   own pool, and bare aiohttp.
 
 Run: python benchmarks/bench_client.py [--quick]
