@@ -1,0 +1,506 @@
+"""The widget front ends (gptmagic/widgets/js) in chromium, without Jupyter.
+
+A static harness page (tests/browser/harness.html) imports each ES module and
+calls ``render({model, el})`` with a fake anywidget model that records
+``set``/``save_changes`` calls. States come from tests/browser/states.py.
+Screenshots go to ``artifacts_dir()``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser.states import XSS, big_heatmap_state, fixture
+from browser_support import artifacts_dir, chromium, serve_dir
+
+from gptmagic.widgets import _scale
+
+REPO = Path(__file__).resolve().parent.parent
+JS_DIR = REPO / "gptmagic" / "widgets" / "js"
+HARNESS = Path(__file__).resolve().parent / "browser"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Page:
+    """A harness page and the errors it logged."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    def mount(self, name: str, data: Any, *, text: str | None = None, **opts: Any) -> int:
+        """Render view ``name`` for state ``data`` (plus a synced ``text`` for the live counter)."""
+        model = {"data": data} if text is None else {"data": data, "text": text}
+        result = self.page.evaluate("([n, s, o]) => gm.mount(n, s, o)", [name, model, opts])
+        return result["id"]
+
+    def js(self, expr: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expr, arg)
+
+    def shot(self, name: str, **kw: Any) -> Path:
+        path = artifacts_dir() / f"harness-{name}.png"
+        self.page.screenshot(path=str(path), **kw)
+        return path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("harness")
+    for src in [*JS_DIR.glob("*.js"), *JS_DIR.glob("*.css"), HARNESS / "harness.html",
+                HARNESS / "harness.js"]:
+        shutil.copy(src, root / src.name)
+    with serve_dir(root) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def hp(browser: Any, site: str) -> Iterator[Page]:
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    p = Page(page)
+    page.on("pageerror", lambda e: p.errors.append(f"pageerror: {e}"))
+    page.on("console",
+            lambda m: p.errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.goto(f"{site}harness.html")
+    page.wait_for_function("window.gm && window.gm.ready")
+    yield p
+    pwned = page.evaluate("window.__pwned")
+    ctx.close()
+    assert pwned is None, "a payload in the state ran as code"
+    assert p.errors == []
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    inner = css[css.index("(") + 1 : css.index(")")]
+    return tuple(int(float(x)) for x in inner.split(",")[:3])
+
+
+def _inside(inner: dict[str, float], outer: dict[str, float], slack: float = 0.5) -> bool:
+    return (inner["left"] >= outer["left"] - slack and inner["top"] >= outer["top"] - slack
+            and inner["right"] <= outer["right"] + slack
+            and inner["bottom"] <= outer["bottom"] + slack)
+
+
+RECTS = """(i) => {
+  const r = (n) => { const b = n.getBoundingClientRect();
+    return {left: b.left, top: b.top, right: b.right, bottom: b.bottom}; };
+  const host = gm.mounts[i].host;
+  const tip = host.querySelector('.gm-tip');
+  return {tip: tip.hidden ? null : r(tip), host: r(host),
+          view: {left: 0, top: 0, right: document.documentElement.clientWidth,
+                 bottom: window.innerHeight},
+          text: tip.hidden ? '' : tip.textContent};
+}"""
+
+
+def _tip_fully_visible(hp: Page, mid: int) -> dict[str, Any]:
+    rects = hp.js(RECTS, mid)
+    assert rects["tip"] is not None, "no tooltip shown"
+    assert _inside(rects["tip"], rects["view"]), rects
+    assert _inside(rects["tip"], rects["host"]), rects
+    return rects
+
+
+# ---------------------------------------------------------------- heatmap
+
+
+def test_heatmap_tokens_and_colours_match_the_python_scale(hp: Page) -> None:
+    state = fixture("heatmap")
+    c = state["choices"][0]
+    hp.mount("heatmap", state)
+    toks = hp.js("""() => [...document.querySelectorAll('.gm-heatmap .gm-tok')].map(s => ({
+        i: Number(s.dataset.i), bg: getComputedStyle(s).backgroundColor,
+        fg: getComputedStyle(s).color, cls: s.className, text: s.textContent}))""")
+    assert len(toks) == len(c["t"])
+    for tok in toks:
+        lp = c["lp"][tok["i"]]
+        if lp is None:
+            assert "gm-nolp" in tok["cls"]
+            continue
+        want_bg = _scale.colour(math.exp(lp))
+        want = tuple(int(want_bg[k : k + 2], 16) for k in (1, 3, 5))
+        got = _rgb(tok["bg"])
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1, (tok, want_bg)
+        want_fg = (0, 0, 0) if _scale.text_colour(want_bg) == "#000" else (255, 255, 255)
+        assert _rgb(tok["fg"]) == want_fg, tok
+    # Echoed prompt tokens are styled apart; the rest are not.
+    prompt = [t["i"] for t in toks if "gm-prompt" in t["cls"]]
+    assert prompt == list(range(c["n_prompt"]))
+    # Dark stops get white text.
+    assert any(_rgb(t["fg"]) == (255, 255, 255) for t in toks)
+    # Summary.
+    summary = hp.js("() => document.querySelector('.gm-summary').textContent")
+    assert f"tokens {c['summary']['tokens']}" in summary
+    assert f"perplexity {c['summary']['perplexity']:.2f}" in summary
+    chips = hp.js("() => document.querySelectorAll('.gm-chip').length")
+    assert chips == len(c["summary"]["least"])
+    # Legend with ticks.
+    assert hp.js("() => document.querySelectorAll('.gm-legend-tick').length") == 5
+
+
+def test_payloads_in_every_view_stay_text(hp: Page) -> None:
+    for name in ("heatmap", "tokenview", "counter"):
+        hp.mount(name, fixture({"tokenview": "tokens"}.get(name, name)))
+    hp.mount("counter", fixture("counter"), text=XSS[1])
+    found = hp.js("""() => ({
+        elements: document.querySelectorAll('#mounts script, #mounts img, #mounts style').length
+            + [...document.querySelectorAll('#mounts b')]
+                .filter(b => b.textContent === 'bold').length,
+        text: document.getElementById('mounts').textContent,
+        area: document.querySelector('textarea').value})""")
+    assert found["elements"] == 0
+    for payload in XSS:
+        assert payload in found["text"] or payload.replace(" ", "·") in found["text"]
+    assert found["area"] == XSS[1]
+    # Alternatives in a tooltip are text too.
+    hp.page.hover(".gm-heatmap .gm-tok[data-i='5']")
+    tip = hp.js("() => document.querySelector('.gm-heatmap .gm-tip').textContent")
+    assert "<img·src=x·onerror=alert(1)>" in tip
+    assert hp.js("() => document.querySelectorAll('#mounts img').length") == 0
+
+
+def test_heatmap_hover_shows_alternatives_fully_visible(hp: Page) -> None:
+    state = fixture("heatmap")
+    c = state["choices"][0]
+    mid = hp.mount("heatmap", state, clip=True)
+    hp.page.hover(".gm-tok[data-i='5']")
+    rects = _tip_fully_visible(hp, mid)
+    text = rects["text"]
+    assert "·Paris" in text and "p = 93.0%" in text
+    alts = c["top"][5]
+    cover = sum(math.exp(lp) for _, lp in alts)
+    assert f"top-{len(alts)} cover {cover * 100:.1f}%" in text
+    rows = hp.js("() => [...document.querySelectorAll('.gm-alts tr')].map(r => r.className)")
+    assert len(rows) == len(alts) and rows[0] == "gm-chosen"
+    bars = hp.js("() => [...document.querySelectorAll('.gm-alt-bar')].map(b => b.style.width)")
+    assert bars[0] == f"{math.exp(alts[0][1]) * 100:.4g}%".replace("%", "") + "%" or bars[0]
+    hp.shot("heatmap-hover", full_page=True)
+    # Moving out hides it.
+    hp.page.mouse.move(5, 5)
+    assert hp.js("() => document.querySelector('.gm-tip').hidden")
+
+
+@pytest.mark.parametrize("where", ["right", "bottom", "bottom-clipped"])
+def test_heatmap_tooltip_stays_inside_viewport_and_output_area(hp: Page, where: str) -> None:
+    state = big_heatmap_state(150, top_k=5, seed=3)  # fits without scrolling the text box
+    if where == "bottom-clipped":
+        # The widget is the last thing on the page and its host clips (an output area).
+        mid = hp.mount("heatmap", state, clip=True, style="margin-top: 30px")
+    else:
+        mid = hp.mount("heatmap", state, clip=True)
+    # Tokens drawn in one box (a token may wrap over two lines).
+    spans = hp.js("""(i) => [...gm.mounts[i].host.querySelectorAll('.gm-tok')]
+        .filter(s => s.getClientRects().length === 1).map(s => {
+        const b = s.getBoundingClientRect(); return [Number(s.dataset.i), b.right, b.bottom]; })""",
+                  mid)
+    if where == "right":
+        idx = max(spans, key=lambda s: (s[1], -s[2]))[0]
+    else:
+        idx = max(spans, key=lambda s: (s[2], s[1]))[0]
+        if where == "bottom":
+            # Bring the last line of tokens to the bottom edge of the viewport.
+            hp.js("""([m, i]) => { const s = document.querySelector(`.gm-tok[data-i="${i}"]`);
+                const b = s.getBoundingClientRect();
+                document.body.style.paddingBottom = '2000px';
+                gm.mounts[m].host.style.marginTop = `${window.innerHeight - b.bottom - 8}px`;
+                }""", [mid, idx])
+        else:
+            hp.js("""(i) => document.querySelector(`.gm-tok[data-i="${i}"]`)
+                .scrollIntoView({block: 'center'})""", idx)
+    hp.page.hover(f".gm-tok[data-i='{idx}']", timeout=5000)
+    rects = _tip_fully_visible(hp, mid)
+    side = hp.js("() => document.querySelector('.gm-tip').dataset.side")
+    if where == "bottom":
+        assert side == "above", rects
+    hp.shot(f"heatmap-edge-{where}")
+
+
+def test_heatmap_keyboard_focus_and_arrows(hp: Page) -> None:
+    mid = hp.mount("heatmap", big_heatmap_state(300, top_k=3, seed=1))
+    tabbable = hp.js("() => document.querySelectorAll('.gm-tok[tabindex=\"0\"]').length")
+    assert tabbable == 1  # one tab stop (roving tabindex); arrows move inside
+    hp.page.keyboard.press("Tab")  # the slider comes first
+    for _ in range(3):
+        if hp.js("() => document.activeElement.classList.contains('gm-tok')"):
+            break
+        hp.page.keyboard.press("Tab")
+    assert hp.js("() => document.activeElement.dataset.i") == "0"
+    _tip_fully_visible(hp, mid)
+    hp.page.keyboard.press("ArrowRight")
+    hp.page.keyboard.press("ArrowRight")
+    assert hp.js("() => document.activeElement.dataset.i") == "2"
+    text = _tip_fully_visible(hp, mid)["text"]
+    assert "#2" in text and "cover" in text
+    top_before = hp.js("() => document.activeElement.getBoundingClientRect().top")
+    hp.page.keyboard.press("ArrowDown")
+    after = hp.js("""() => ({i: Number(document.activeElement.dataset.i),
+        top: document.activeElement.getBoundingClientRect().top})""")
+    assert after["i"] > 2 and after["top"] > top_before
+    hp.page.keyboard.press("ArrowUp")
+    assert hp.js("() => Number(document.activeElement.dataset.i)") < after["i"]
+    hp.page.keyboard.press("End")
+    assert hp.js("() => Number(document.activeElement.dataset.i)") == 299
+    _tip_fully_visible(hp, mid)
+    hp.page.keyboard.press("Escape")
+    assert hp.js("() => document.querySelector('.gm-tip').hidden")
+
+
+def test_heatmap_threshold_outlines_tokens_below(hp: Page) -> None:
+    state = fixture("heatmap")
+    c = state["choices"][0]
+    hp.mount("heatmap", state)
+
+    def expected(t: float) -> list[int]:
+        return [i for i, lp in enumerate(c["lp"])
+                if i >= c["n_prompt"] and lp is not None and math.exp(lp) < t]
+
+    def outlined() -> list[int]:
+        return hp.js("() => [...document.querySelectorAll('.gm-tok.gm-below')]"
+                     ".map(s => Number(s.dataset.i))")
+
+    assert outlined() == expected(state["threshold"])
+    for t in (0.5, 0.01, 1e-4, 1.0):
+        hp.js("""(v) => { const s = document.querySelector('.gm-threshold input');
+            s.value = String(Math.log10(v)); s.dispatchEvent(new Event('input')); }""", t)
+        want = expected(t)
+        assert outlined() == want, t
+        count = hp.js("() => document.querySelector('.gm-count').textContent")
+        assert count.startswith(f"{len(want)} of {c['summary']['tokens']} generated"), count
+    # A drag with the mouse works too (the slider is a real control).
+    hp.page.locator(".gm-threshold input").focus()
+    hp.page.keyboard.press("Home")
+    assert outlined() == []
+
+
+def test_heatmap_choice_switch_chips_and_redraw(hp: Page) -> None:
+    state = fixture("heatmap")
+    hp.mount("heatmap", state)
+    n0, n1 = (len(ch["t"]) for ch in state["choices"])
+    assert hp.js("() => document.querySelectorAll('.gm-tok').length") == n0
+    hp.page.click(".gm-choices button[data-choice='1']")
+    assert hp.js("() => document.querySelectorAll('.gm-tok').length") == n1
+    assert hp.js("() => document.querySelector('.gm-choices button[data-choice=\"1\"]')"
+                 ".getAttribute('aria-pressed')") == "true"
+    # The least likely chips focus their token (and show its tooltip).
+    least = state["choices"][1]["summary"]["least"][0][0]
+    hp.page.click(".gm-chip >> nth=0")
+    assert hp.js("() => Number(document.activeElement.dataset.i)") == least
+    assert not hp.js("() => document.querySelector('.gm-tip').hidden")
+    # A new state from the kernel redraws; the chosen choice is kept.
+    state2 = json.loads(json.dumps(state))
+    state2["choices"][1]["t"] = state2["choices"][1]["t"][:5]
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", state2)
+    assert hp.js("() => document.querySelectorAll('.gm-tok').length") == 5
+    # Cleanup removes every listener it added.
+    assert hp.js("() => { gm.mounts[0].cleanup(); return gm.mounts[0].model.listeners(); }") == 0
+
+
+def test_heatmap_partial_tokens_and_newlines(hp: Page) -> None:
+    state = fixture("heatmap")
+    c = state["choices"][0]
+    hp.mount("heatmap", state)
+    parts = hp.js("""() => [...document.querySelectorAll('.gm-tok.gm-partial')].map(s =>
+        [Number(s.dataset.i), s.querySelector('.gm-hex').textContent])""")
+    assert parts == c["partial"]
+    hp.page.hover(f".gm-tok[data-i='{c['partial'][0][0]}']")
+    tip = hp.js("() => document.querySelector('.gm-tip').textContent")
+    assert f"bytes {c['partial'][0][1]}" in tip
+    # Joining the drawn tokens gives the text back (the newline marker aside).
+    text = hp.js("""() => [...document.querySelectorAll('.gm-tok')].map(s =>
+        s.classList.contains('gm-partial') ? '' : s.textContent.replace('↵', '')).join('')""")
+    assert text == "".join(c["t"])
+
+
+@pytest.mark.parametrize(("state", "why"), [
+    ({"v": 2, "kind": "heatmap", "choices": []}, "version 2"),
+    ({"v": 1, "kind": "counter"}, "kind counter"),
+    (None, "no state"),
+])
+@pytest.mark.parametrize("name", ["heatmap", "tokenview", "counter"])
+def test_unknown_state_is_refused(hp: Page, name: str, state: Any, why: str) -> None:
+    if name == "counter" and state and state["kind"] == "counter":
+        state = {"v": 1, "kind": "heatmap"}
+        why = "kind heatmap"
+    hp.mount(name, state)
+    msg = hp.js("() => document.querySelector('.gm-refuse').textContent")
+    assert why in msg
+
+
+# ---------------------------------------------------------------- token view
+
+
+def test_tokenview_panes_hover_partial_and_whitespace(hp: Page) -> None:
+    state = fixture("tokens")
+    mid = hp.mount("tokenview", state, clip=True)
+    panes = hp.js("""() => [...document.querySelectorAll('.gm-pane')].map(p => {
+        const b = p.getBoundingClientRect();
+        return {left: b.left, right: b.right, top: b.top,
+                label: p.querySelector('.gm-pane-label').textContent,
+                count: p.querySelector('.gm-count').textContent,
+                toks: p.querySelectorAll('.gm-tok').length}; })""")
+    assert len(panes) == 2
+    assert panes[1]["left"] >= panes[0]["right"] and panes[1]["top"] == panes[0]["top"]
+    for pane, got in zip(state["panes"], panes, strict=True):
+        assert got["label"] == pane["label"]
+        assert got["count"] == f"{pane['count']} tokens"
+        assert got["toks"] == len(pane["pieces"])
+    colours = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0]
+        .querySelectorAll('.gm-tok')].slice(0, 4).map(s => getComputedStyle(s).backgroundColor)""")
+    assert colours[0] == colours[2] != colours[1] == colours[3]
+    # Multi-byte pieces and the partial token's hex.
+    first = state["panes"][0]
+    drawn = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0].querySelectorAll('.gm-tok')]
+        .map(s => s.textContent)""")
+    assert drawn[4] == "🙂" and drawn[11] == " 日本語" and drawn[3] == "f0 9f"
+    # Hover shows the id; focus (keyboard) too; partial tokens show their bytes.
+    hp.page.hover(".gm-pane[data-pane='0'] .gm-tok[data-i='2']")
+    tip = _tip_fully_visible(hp, mid)["text"]
+    assert f"id {first['ids'][2]}" in tip
+    hp.page.focus(".gm-pane[data-pane='1'] .gm-tok[data-i='4']")
+    hp.page.mouse.move(1, 1)
+    tip = _tip_fully_visible(hp, mid)["text"]
+    assert "id 104" in tip and "bytes 99" in tip
+    hp.page.keyboard.press("ArrowRight")
+    assert "id 105" in _tip_fully_visible(hp, mid)["text"]
+    hp.shot("tokenview", full_page=True)
+    # Whitespace toggle: · for space, → for tab, ↵ before a line break.
+    hp.page.check(".gm-ws-toggle")
+    drawn = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0].querySelectorAll('.gm-tok')]
+        .map(s => s.textContent)""")
+    assert drawn[2] == "·world" and drawn[5] == "→\tTab" and drawn[6] == "↵\n"
+    assert drawn[7] == "··two"
+    hp.shot("tokenview-whitespace", full_page=True)
+    hp.page.uncheck(".gm-ws-toggle")
+    assert hp.js("() => document.querySelectorAll('.gm-pane')[0]"
+                 ".querySelectorAll('.gm-tok')[2].textContent") == " world"
+
+
+# ---------------------------------------------------------------- counter
+
+
+def test_counter_static_table_fill_and_cost(hp: Page) -> None:
+    data = fixture("counter")
+    hp.mount("counter", data)
+    got = hp.js("""() => ({
+        area: document.querySelectorAll('textarea').length,
+        rows: [...document.querySelectorAll('.gm-table tbody tr')].map(r =>
+            [...r.children].map(td => td.textContent)),
+        total: document.querySelector('.gm-total').textContent,
+        fill: document.querySelector('.gm-fill-label').textContent,
+        bar: document.querySelector('.gm-fill-bar').style.width,
+        cost: document.querySelector('.gm-cost').textContent,
+        source: document.querySelector('.gm-source').textContent})""")
+    assert got["area"] == 0
+    assert got["total"] == f"{data['total']} tokens"
+    assert [r[:7] for r in got["rows"][: len(data["rows"])]] == [
+        [role, name or "", str(c), str(n), str(o), str(c + n + o), preview]
+        for role, name, c, n, o, preview in data["rows"]
+    ]
+    assert got["rows"][-2][0] == "reply priming" and got["rows"][-2][5] == "3"
+    assert got["rows"][-1][0] == "total" and got["rows"][-1][5] == str(data["total"])
+    assert "72 of 128,000 context tokens (0.06%)" in got["fill"]
+    assert "max output 16,384" in got["fill"]
+    assert got["bar"].endswith("%")
+    for key in ("low", "expected", "high"):
+        assert f"${data['cost'][key]}" in got["cost"]
+    assert "+256 completion" in got["cost"]
+    assert data["cost"]["source"] in got["source"]
+    # Error and approximation note.
+    bad = dict(data, error="model 'foo' is unknown; pass encoding=", exact=False,
+               note="cl100k_base used as an approximation")
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", bad)
+    shown = hp.js("() => [document.querySelector('.gm-error').textContent,"
+                  " document.querySelector('.gm-approx').textContent]")
+    assert shown[0] == bad["error"]
+    assert "approximate" in shown[1] and bad["note"] in shown[1]
+    hp.shot("counter-static", full_page=True)
+
+
+def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
+    text_state = dict(fixture("counter"), mode="text", rows=[], total=0, fill=0.0)
+    hp.mount("counter", text_state, text="")
+    area = hp.page.locator("textarea")
+    area.click()
+    typed = "user: hello there, how many tokens is this?"
+    # Type in the page, one character every 20 ms (faster than the 150 ms debounce),
+    # as real input events that move the caret.
+    hp.js("""(t) => new Promise((done) => { let k = 0; const id = setInterval(() => {
+        document.execCommand('insertText', false, t[k++]);
+        if (k === t.length) { clearInterval(id); done(); } }, 20); })""", typed)
+    calls = hp.js("() => ({sets: gm.mounts[0].model.sets.length, saves: gm.mounts[0].model.saves})")
+    assert calls == {"sets": 0, "saves": 0}, calls
+    assert hp.js("() => document.querySelector('.gm-status').textContent") == "counting…"
+    hp.page.wait_for_function("gm.mounts[0].model.saves >= 1", timeout=3000)
+    hp.page.wait_for_timeout(300)
+    model = hp.js("() => ({sets: gm.mounts[0].model.sets, saves: gm.mounts[0].model.saves})")
+    assert model["saves"] == 1 and model["sets"] == [["text", typed]]
+    assert hp.js("() => document.querySelector('.gm-root').classList.contains('gm-counting')")
+    # The kernel recounts and replaces data: the count updates, focus and caret stay.
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", dict(text_state, total=11))
+    got = hp.js("""() => ({total: document.querySelector('.gm-total').textContent,
+        status: document.querySelector('.gm-status').textContent,
+        focused: document.activeElement === document.querySelector('textarea'),
+        caret: document.querySelector('textarea').selectionStart})""")
+    assert got == {"total": "11 tokens", "status": "", "focused": True, "caret": len(typed)}
+    # Editing in the middle keeps the caret where it is through a redraw.
+    area.press("Home")
+    area.press("ArrowRight")
+    area.type("X")
+    hp.page.wait_for_function("gm.mounts[0].model.saves >= 2", timeout=3000)
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", dict(text_state, total=12))
+    assert hp.js("() => document.querySelector('textarea').selectionStart") == 2
+    hp.shot("counter-live")
+
+
+def test_live_counter_large_text_is_smooth(hp: Page) -> None:
+    text_state = dict(fixture("counter"), mode="text", rows=[], total=0)
+    hp.mount("counter", text_state, text="")
+    big = "The quick brown fox jumps over the lazy dog. " * 1200  # ~12k tokens
+    hp.js("""(t) => { const a = document.querySelector('textarea'); a.focus();
+        a.value = t; a.dispatchEvent(new Event('input')); }""", big)
+    hp.page.wait_for_function("gm.mounts[0].model.saves === 1", timeout=3000)
+    ms = hp.js("""() => { const a = document.querySelector('textarea');
+        const t0 = performance.now();
+        for (let k = 0; k < 50; k++) { a.value += 'x'; a.dispatchEvent(new Event('input')); }
+        return performance.now() - t0; }""")
+    assert ms < 250, f"50 inputs on a 54k-character text took {ms:.0f} ms"
+    assert len(hp.js("() => gm.mounts[0].model.get('text')")) == len(big)
+
+
+# ---------------------------------------------------------------- scale and themes
+
+
+def test_large_heatmap_renders_fast_and_hovers(hp: Page) -> None:
+    state = big_heatmap_state(16_000, top_k=5, seed=7)
+    ms = hp.js("([s]) => gm.time('heatmap', s)", [state])
+    assert ms < 3000, f"16k tokens took {ms:.0f} ms"
+    mid = hp.mount("heatmap", state, clip=True)
+    assert hp.js("() => document.querySelectorAll('.gm-tok').length") == 16_000
+    hp.page.hover(".gm-tok[data-i='3']")
+    _tip_fully_visible(hp, mid)
+
+
+def test_dark_theme_screenshot(hp: Page) -> None:
+    hp.js("() => document.body.classList.add('gm-dark')")
+    hp.mount("heatmap", fixture("heatmap"), clip=True)
+    hp.mount("tokenview", fixture("tokens"))
+    hp.mount("counter", fixture("counter"))
+    hp.page.hover(".gm-heatmap .gm-tok[data-i='8']")
+    colour = hp.js("() => getComputedStyle(document.querySelector('.gm-total')).color")
+    assert _rgb(colour) == (230, 230, 230)  # --jp-content-font-color1 of the dark theme
+    hp.shot("dark", full_page=True)
