@@ -476,8 +476,12 @@ def _estimate_text(est: Estimate | None) -> str:
 
 
 def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
-                   estimate: Estimate | None, note: str | None = None) -> Bundle:
+                   estimate: Estimate | None, note: str | None = None,
+                   counts_below: bool = False) -> Bundle:
     """What a request would send: endpoint, exact JSON body, token count and cost estimate.
+
+    With ``counts_below`` the count and estimate are left to the token counter
+    widget shown under it (the metadata keeps them).
 
     Raises ValueError if any key of ``request``, at any depth, is named like a
     credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
@@ -488,8 +492,11 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
                                      ("p", f"POST {shown_url}")]
     if hidden:
         blocks.append(("small", f"hidden from the URL: {', '.join(hidden)}"))
-    blocks += [("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)),
-               *_count_blocks(count), ("p", _estimate_text(estimate))]
+    blocks.append(("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)))
+    if counts_below:
+        blocks.append(("small", "Tokens and cost: see the counter below."))
+    else:
+        blocks += [*_count_blocks(count), ("p", _estimate_text(estimate))]
     blocks += [("small", note)] if note else []
 
     def usd(c: Cost) -> str | None:

@@ -1,4 +1,6 @@
-"""``%%chat``, ``%%complete``, ``%chat`` and ``%gptmagic``: thin glue over :mod:`gptmagic.session`.
+"""``%%chat``, ``%%complete``, ``%%tokens``, ``%chat`` and ``%gptmagic``.
+
+Thin glue over :mod:`gptmagic.session` and :mod:`gptmagic.cellviews`.
 
 Options are parsed with IPython's ``magic_arguments``; every gptmagic error
 becomes a one-paragraph ``UsageError`` (no traceback). Settings are traitlets
@@ -19,6 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Dict, Unicode
 
+from . import cellviews
 from .errors import GptmagicError
 from .messages import parse_cell
 from .session import DryRun, Reply, Session, cell_key
@@ -193,6 +196,13 @@ class GptMagics(Magics):
             if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle and reply.footer:
                 data, meta = reply.bundle  # the text is on screen already: show the rest
                 reply.bundle = ({**data, "text/plain": reply.footer}, meta)
+            if reply.result is not None and not reply.results:
+                reply.heatmap = cellviews.heatmap_for(reply.result)
+                cellviews.show_after_cell(self.shell, [reply.heatmap] if reply.heatmap else [])
+        elif isinstance(reply, DryRun) and isinstance(sink, _KernelSink):
+            # In a terminal the dry run's own table already has the counts.
+            reply.counter = cellviews.counter_for_request(reply.request)
+            cellviews.show_after_cell(self.shell, [reply.counter])
         return reply
 
     # -- %%chat / %chat --------------------------------------------------------
@@ -328,6 +338,33 @@ class GptMagics(Magics):
                 stream=self.stream and not args.no_stream and not resample,
                 moderate=args.moderate, sink=sink)
             return self._finish(reply, args, sink)
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+
+    # -- %%tokens / %tokens -------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--model", "-m", help="model or tiktoken encoding (default: the magics' model)")
+    @argument("--compare", "-c", help="a second model or encoding for the token view")
+    @argument("--max-tokens", type=int, help="completion budget for the cost estimate")
+    @line_cell_magic
+    def tokens(self, line: str, cell: str | None = None) -> Any:
+        """Count before sending: ``%%tokens [-m MODEL] [--compare M2]`` shows the cell's
+        messages (``%%chat`` grammar) in a token counter and their text cut into
+        tokens; ``%tokens`` alone gives a live counter to type into."""
+        from .widgets import token_counter, token_view
+
+        try:
+            args = _parse(self.tokens, line)
+            model = args.model or self.default_model
+            if cell is None:
+                return token_counter(model=model, max_tokens=args.max_tokens)
+            messages = parse_cell(cell, namespace=self.shell.user_ns)
+            counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
+            text = "\n\n".join(str(m.get("content") or "") for m in messages)
+            cellviews.show_after_cell(self.shell, [token_view(text, model=counter.model,
+                                                              compare=args.compare)])
+            return counter
         except GptmagicError as e:
             raise UsageError(str(e)) from None
 

@@ -71,6 +71,8 @@ class Reply:
     #: The text/plain footer (summary line and notes), shown alone in a terminal
     #: where the reply itself has already streamed.
     footer: str | None = field(default=None, repr=False)
+    #: The logprob heatmap the magic showed under the reply (when logprobs were asked for).
+    heatmap: Any = field(default=None, repr=False)
 
     @property
     def usage(self) -> Any:
@@ -101,10 +103,13 @@ class DryRun:
     count: Any
     estimate: Any
     note: str | None = None
+    #: The token counter widget shown under the dry run; it then carries the counts.
+    counter: Any = field(default=None, repr=False)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,
-                                      estimate=self.estimate, note=self.note)
+                                      estimate=self.estimate, note=self.note,
+                                      counts_below=self.counter is not None)
 
 
 def _provider(profile: str | None, key_env: str | None, model: str | None) -> tuple[Provider, str]:

@@ -313,3 +313,85 @@ def test_complete_prompt_has_no_trailing_newline_from_ipython(shell, fake_server
     with capture_output():
         shell.run_cell("%%complete -p fake --no-stream\nThe capital of France is")
     assert fake_server.requests[-1].json["prompt"] == "The capital of France is"
+
+
+# -- widgets under the cell ------------------------------------------------------------------
+
+
+def _widget_outputs(cap):
+    return [o.data for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+
+
+def _state(widget):
+    from ipywidgets import Widget
+
+    return Widget.get_manager_state(drop_defaults=True)["state"][widget.model_id]["state"]
+
+
+def test_logprobs_add_a_heatmap_under_the_reply(shell, fake_server):
+    with capture_output() as cap:
+        out = shell.run_cell("%%chat -p fake --top-logprobs 3 --no-stream\nuser: colour me")
+    reply = out.result
+    assert isinstance(reply, Reply) and reply.heatmap is not None
+    widgets = _widget_outputs(cap)
+    assert len(widgets) == 1
+    assert widgets[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == \
+        reply.heatmap.model_id
+    state = _state(reply.heatmap)["data"]
+    assert state["kind"] == "heatmap"
+    assert "".join(state["choices"][0]["t"]) == reply.text
+    assert all(len(alts) == 3 for alts in state["choices"][0]["top"])
+    assert "gm-" in widgets[0]["text/html"] and KEY not in json.dumps(state)
+
+
+def test_no_heatmap_without_logprobs(shell, fake_server):
+    with capture_output() as cap:
+        out = shell.run_cell("%%chat -p fake --no-stream\nuser: plain")
+    assert out.result.heatmap is None and _widget_outputs(cap) == []
+
+
+def test_magic_outside_a_cell_does_not_leak_widgets_into_the_next(shell, fake_server):
+    r, _ = chat(shell, "-p fake --logprobs --no-stream", "user: direct call")
+    assert r.heatmap is not None  # built, but there is no cell to show it under
+    with capture_output() as cap:
+        shell.run_cell("1 + 1")
+    assert _widget_outputs(cap) == []
+    for event in ("pre_run_cell", "post_run_cell"):
+        assert not [cb for cb in shell.events.callbacks[event]
+                    if getattr(cb, "__module__", "") == "gptmagic.cellviews"]
+
+
+def test_dry_run_in_a_kernel_shows_a_token_counter(shell, fake_server, monkeypatch):
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    with capture_output() as cap:
+        out = shell.run_cell("%%chat -p fake -m gpt-4o --dry-run --max-tokens 100\n"
+                             "system: be brief\nuser: count me")
+    dry = out.result
+    assert isinstance(dry, DryRun) and dry.counter is not None and fake_server.requests == []
+    state = _state(dry.counter)["data"]
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "count me"}]
+    assert state["total"] == gptmagic.count_tokens(messages, "gpt-4o").total == dry.count.total
+    assert [r[0] for r in state["rows"]] == ["system", "user"]
+    assert state["cost"]["expected_completion_tokens"] <= 100
+    assert "see the counter below" in dry._repr_mimebundle_()[0]["text/plain"]
+    assert len(_widget_outputs(cap)) == 1
+
+
+def test_tokens_magic_counts_and_cuts(shell):
+    with capture_output() as cap:
+        out = shell.run_cell("%%tokens -m gpt-4o --compare gpt-4\nsystem: hi\nuser: Grüße 👋")
+    counter = out.result
+    messages = [{"role": "system", "content": "hi"}, {"role": "user", "content": "Grüße 👋"}]
+    assert _state(counter)["data"]["total"] == gptmagic.count_tokens(messages, "gpt-4o").total
+    (view,) = _widget_outputs(cap)
+    text = view["text/plain"]
+    assert "o200k_base" in text and "cl100k_base" in text
+
+
+def test_tokens_magic_live_and_errors(shell):
+    live = shell.run_line_magic("tokens", "-m gpt-4o")
+    live.text = "user: hello there"
+    assert _state(live)["data"]["total"] == gptmagic.count_tokens(
+        [{"role": "user", "content": "hello there"}], "gpt-4o").total
+    with pytest.raises(UsageError, match="line 2"):
+        shell.run_cell_magic("tokens", "", "user: hi\nuser(bad name!): x")

@@ -34,6 +34,12 @@ def run_notebook(name: str, tmp: Path) -> nbformat.NotebookNode:
     return nb
 
 
+def widget_state(output: dict, state: dict) -> dict:
+    """The ``data`` state of the widget an output shows (from the saved notebook state)."""
+    model_id = output["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    return state[model_id]["state"]["data"]
+
+
 def outputs_of(cell) -> list[dict]:
     return [dict(o) for o in cell.get("outputs", [])]
 
@@ -58,6 +64,34 @@ def test_magics_notebook(jupyter_env):
     dry = next(c for c in code if "--dry-run" in c.source)
     text = json.dumps(outputs_of(dry))
     assert "Explain tides to a child." in text and "nothing sent" in text.lower()
+    # The reply (or dry run) first, then the widget under it, with its state saved.
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert [o["output_type"] for o in outputs_of(dry)] == ["execute_result", "display_data"]
+    counter = widget_state(outputs_of(dry)[1], state)
+    assert counter["kind"] == "counter" and counter["rows"][-1][0] == "user"
+    assert counter["rows"][-1][5] == "Explain tides to a child."
+    assert counter["cost"]["low"] == "0" and counter["total"] > 0
+
+    paris_cell = next(c for c in code if c.source.startswith("%%complete --max-tokens 6"))
+    kinds = [o["output_type"] for o in outputs_of(paris_cell)]
+    assert kinds[-2:] == ["execute_result", "display_data"], kinds
+    heat = widget_state(outputs_of(paris_cell)[-1], state)
+    assert heat["kind"] == "heatmap" and heat["choices"][0]["t"][0] == " Paris"
+    assert all(len(alts) == 3 for alts in heat["choices"][0]["top"])
+
+    tokens_cell = next(c for c in code if c.source.startswith("%%tokens"))
+    views = [widget_state(o, state) for o in outputs_of(tokens_cell)]
+    assert [v["kind"] for v in views] == ["counter", "tokens"]
+    assert [p["encoding"] for p in views[1]["panes"]] == ["o200k_base", "cl100k_base"]
+    typed = "Grüße aus Köln! 👋 How many tokens is this?"
+    assert "".join(views[1]["panes"][0]["pieces"]).endswith(typed)
+
+    # nbconvert keeps every widget's view and state in the static HTML page.
+    from nbconvert import HTMLExporter
+
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    assert page.count("application/vnd.jupyter.widget-view+json") >= 4
+    assert '"kind": "heatmap"' in page or '"kind":"heatmap"' in page
 
     probs = next(c for c in code if c.source.startswith("[(t.token"))
     # The prompt is sent as typed (no trailing newline): the first token is " Paris".
