@@ -2,7 +2,7 @@
 
 A static harness page (tests/browser/harness.html) imports each ES module and
 calls ``render({model, el})`` with a fake anywidget model that records
-``set``/``save_changes`` calls. States come from tests/browser/states.py.
+``set``/``save_changes`` calls. States come from gptmagic's own builders (tests/browser/states.py).
 Screenshots go to ``artifacts_dir()``.
 """
 
@@ -21,6 +21,7 @@ from browser.states import XSS, big_heatmap_state, fixture
 from browser_support import artifacts_dir, chromium, serve_dir
 
 from gptmagic.widgets import _scale
+from gptmagic.widgets import state as st
 
 REPO = Path(__file__).resolve().parent.parent
 JS_DIR = REPO / "gptmagic" / "widgets" / "js"
@@ -36,9 +37,12 @@ class Page:
     page: Any
     errors: list[str] = field(default_factory=list)
 
-    def mount(self, name: str, data: Any, *, text: str | None = None, **opts: Any) -> int:
-        """Render view ``name`` for state ``data`` (plus a synced ``text`` for the live counter)."""
-        model = {"data": data} if text is None else {"data": data, "text": text}
+    def mount(self, name: str, data: Any, *, text: str | None = None, live: bool | None = None,
+              **opts: Any) -> int:
+        """Render view ``name`` for state ``data`` (``text``/``live``: the counter's traits)."""
+        model: dict[str, Any] = {"data": data}
+        if text is not None:
+            model.update(text=text, live=True if live is None else live)
         result = self.page.evaluate("([n, s, o]) => gm.mount(n, s, o)", [name, model, opts])
         return result["id"]
 
@@ -156,6 +160,7 @@ def test_heatmap_tokens_and_colours_match_the_python_scale(hp: Page) -> None:
 def test_payloads_in_every_view_stay_text(hp: Page) -> None:
     for name in ("heatmap", "tokenview", "counter"):
         hp.mount(name, fixture({"tokenview": "tokens"}.get(name, name)))
+    # The token view cuts payloads into tokens: each token is its own text node.
     hp.mount("counter", fixture("counter"), text=XSS[1])
     found = hp.js("""() => ({
         elements: document.querySelectorAll('#mounts script, #mounts img, #mounts style').length
@@ -344,6 +349,14 @@ def test_unknown_state_is_refused(hp: Page, name: str, state: Any, why: str) -> 
 # ---------------------------------------------------------------- token view
 
 
+def _ws(piece: str) -> str:
+    return piece.replace(" ", "·").replace("\t", "→\t").replace("\n", "↵\n")
+
+
+PANE_TEXT = """(k) => [...document.querySelectorAll('.gm-pane')[k].querySelectorAll('.gm-tok')]
+    .map(s => s.textContent)"""
+
+
 def test_tokenview_panes_hover_partial_and_whitespace(hp: Page) -> None:
     state = fixture("tokens")
     mid = hp.mount("tokenview", state, clip=True)
@@ -351,43 +364,50 @@ def test_tokenview_panes_hover_partial_and_whitespace(hp: Page) -> None:
         const b = p.getBoundingClientRect();
         return {left: b.left, right: b.right, top: b.top,
                 label: p.querySelector('.gm-pane-label').textContent,
-                count: p.querySelector('.gm-count').textContent,
-                toks: p.querySelectorAll('.gm-tok').length}; })""")
+                count: p.querySelector('.gm-count').textContent}; })""")
     assert len(panes) == 2
     assert panes[1]["left"] >= panes[0]["right"] and panes[1]["top"] == panes[0]["top"]
-    for pane, got in zip(state["panes"], panes, strict=True):
+    for k, (pane, got) in enumerate(zip(state["panes"], panes, strict=True)):
         assert got["label"] == pane["label"]
         assert got["count"] == f"{pane['count']} tokens"
-        assert got["toks"] == len(pane["pieces"])
+        # Every piece drawn as it is (multi-byte characters whole); partial ones as hex.
+        hexes = dict(pane["partial"])
+        want = [hexes.get(i, p) for i, p in enumerate(pane["pieces"])]
+        want = [w.replace("\n", "↵\n") for w in want]
+        assert hp.js(PANE_TEXT, k) == want
     colours = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0]
         .querySelectorAll('.gm-tok')].slice(0, 4).map(s => getComputedStyle(s).backgroundColor)""")
     assert colours[0] == colours[2] != colours[1] == colours[3]
-    # Multi-byte pieces and the partial token's hex.
-    first = state["panes"][0]
-    drawn = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0].querySelectorAll('.gm-tok')]
-        .map(s => s.textContent)""")
-    assert drawn[4] == "🙂" and drawn[11] == " 日本語" and drawn[3] == "f0 9f"
-    # Hover shows the id; focus (keyboard) too; partial tokens show their bytes.
+    assert " 🙂" in state["panes"][0]["pieces"] and "本" in state["panes"][1]["pieces"]
+    # Hover shows the id; keyboard focus too; a partial token shows its bytes.
+    first, second = state["panes"]
     hp.page.hover(".gm-pane[data-pane='0'] .gm-tok[data-i='2']")
     tip = _tip_fully_visible(hp, mid)["text"]
     assert f"id {first['ids'][2]}" in tip
-    hp.page.focus(".gm-pane[data-pane='1'] .gm-tok[data-i='4']")
+    part, hexed = second["partial"][0]
+    hp.page.focus(f".gm-pane[data-pane='1'] .gm-tok[data-i='{part}']")
     hp.page.mouse.move(1, 1)
     tip = _tip_fully_visible(hp, mid)["text"]
-    assert "id 104" in tip and "bytes 99" in tip
+    assert f"id {second['ids'][part]}" in tip and f"bytes {hexed}" in tip
     hp.page.keyboard.press("ArrowRight")
-    assert "id 105" in _tip_fully_visible(hp, mid)["text"]
+    assert f"id {second['ids'][part + 1]}" in _tip_fully_visible(hp, mid)["text"]
     hp.shot("tokenview", full_page=True)
     # Whitespace toggle: · for space, → for tab, ↵ before a line break.
     hp.page.check(".gm-ws-toggle")
-    drawn = hp.js("""() => [...document.querySelectorAll('.gm-pane')[0].querySelectorAll('.gm-tok')]
-        .map(s => s.textContent)""")
-    assert drawn[2] == "·world" and drawn[5] == "→\tTab" and drawn[6] == "↵\n"
-    assert drawn[7] == "··two"
+    drawn = hp.js(PANE_TEXT, 0)
+    assert drawn == [_ws(p) for p in first["pieces"]]
+    assert "→\t" in drawn and "↵\n" in drawn and "·world" in drawn
     hp.shot("tokenview-whitespace", full_page=True)
     hp.page.uncheck(".gm-ws-toggle")
-    assert hp.js("() => document.querySelectorAll('.gm-pane')[0]"
-                 ".querySelectorAll('.gm-tok')[2].textContent") == " world"
+    assert hp.js(PANE_TEXT, 0)[2] == first["pieces"][2]
+
+
+def test_tokenview_approximate_pane_shows_its_note(hp: Page) -> None:
+    state = fixture("tokens")
+    state["panes"][1].update(exact=False, note="unknown model 'x': estimated with o200k_base")
+    hp.mount("tokenview", state)
+    head = hp.js("() => document.querySelectorAll('.gm-pane-head')[1].textContent")
+    assert "approximate" in head and "estimated with o200k_base" in head
 
 
 # ---------------------------------------------------------------- counter
@@ -395,7 +415,7 @@ def test_tokenview_panes_hover_partial_and_whitespace(hp: Page) -> None:
 
 def test_counter_static_table_fill_and_cost(hp: Page) -> None:
     data = fixture("counter")
-    hp.mount("counter", data)
+    hp.mount("counter", data, text="", live=False)  # a counter of a given prompt
     got = hp.js("""() => ({
         area: document.querySelectorAll('textarea').length,
         rows: [...document.querySelectorAll('.gm-table tbody tr')].map(r =>
@@ -413,7 +433,7 @@ def test_counter_static_table_fill_and_cost(hp: Page) -> None:
     ]
     assert got["rows"][-2][0] == "reply priming" and got["rows"][-2][5] == "3"
     assert got["rows"][-1][0] == "total" and got["rows"][-1][5] == str(data["total"])
-    assert "72 of 128,000 context tokens (0.06%)" in got["fill"]
+    assert f"{data['total']} of 128,000 context tokens ({data['fill'] * 100:.2f}%)" in got["fill"]
     assert "max output 16,384" in got["fill"]
     assert got["bar"].endswith("%")
     for key in ("low", "expected", "high"):
@@ -429,10 +449,15 @@ def test_counter_static_table_fill_and_cost(hp: Page) -> None:
     assert shown[0] == bad["error"]
     assert "approximate" in shown[1] and bad["note"] in shown[1]
     hp.shot("counter-static", full_page=True)
+    # The state of a failed count (the builder's own): the message, no number.
+    failed = st.error_counter_state("gpt-4o", "line 2: unknown role 'usr:'; use user: or system:")
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", failed)
+    assert hp.js("() => document.querySelector('.gm-error').textContent") == failed["error"]
+    assert hp.js("() => document.querySelector('.gm-total').textContent") == "– tokens"
 
 
 def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
-    text_state = dict(fixture("counter"), mode="text", rows=[], total=0, fill=0.0)
+    text_state = st.counter_state("", "gpt-4o", mode="chat")  # what the live form starts with
     hp.mount("counter", text_state, text="")
     area = hp.page.locator("textarea")
     area.click()
@@ -451,12 +476,15 @@ def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
     assert model["saves"] == 1 and model["sets"] == [["text", typed]]
     assert hp.js("() => document.querySelector('.gm-root').classList.contains('gm-counting')")
     # The kernel recounts and replaces data: the count updates, focus and caret stay.
-    hp.js("(s) => gm.mounts[0].model.push('data', s)", dict(text_state, total=11))
+    recount = st.counter_state(typed, "gpt-4o", mode="chat")
+    hp.js("(s) => gm.mounts[0].model.push('data', s)", recount)
     got = hp.js("""() => ({total: document.querySelector('.gm-total').textContent,
+        rows: document.querySelectorAll('.gm-table tr.gm-row').length,
         status: document.querySelector('.gm-status').textContent,
         focused: document.activeElement === document.querySelector('textarea'),
         caret: document.querySelector('textarea').selectionStart})""")
-    assert got == {"total": "11 tokens", "status": "", "focused": True, "caret": len(typed)}
+    assert got == {"total": f"{recount['total']} tokens", "rows": 1, "status": "",
+                   "focused": True, "caret": len(typed)}
     # Editing in the middle keeps the caret where it is through a redraw.
     area.press("Home")
     area.press("ArrowRight")
@@ -468,7 +496,7 @@ def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
 
 
 def test_live_counter_large_text_is_smooth(hp: Page) -> None:
-    text_state = dict(fixture("counter"), mode="text", rows=[], total=0)
+    text_state = st.counter_state("", "gpt-4o")
     hp.mount("counter", text_state, text="")
     big = "The quick brown fox jumps over the lazy dog. " * 1200  # ~12k tokens
     hp.js("""(t) => { const a = document.querySelector('textarea'); a.focus();

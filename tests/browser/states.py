@@ -1,24 +1,22 @@
-"""Widget states for the browser tests and the benchmark.
+"""Widget states for the browser tests and the benchmark, made by gptmagic's own builders.
 
-Small hand-written states (``fixtures/*.json``, written to the contract in
-docs/widgets.md, with markup payloads in the model text) and synthetic large
-ones. Large states come from gptmagic's own state builders when they exist.
+Every state comes from :mod:`gptmagic.widgets.state` (the contract in
+docs/widgets.md), fed with synthetic results and prompts: model text with
+markup payloads, characters split across tokens, echoed prompt tokens, two
+choices. Nothing calls a model.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from gptmagic.widgets import _scale
+from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
+from gptmagic.widgets import state as st
 
-__all__ = ["XSS", "big_heatmap_state", "big_tokens_state", "fixture"]
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+__all__ = ["XSS", "big_heatmap_state", "big_tokens_state", "fixture", "heatmap_result",
+           "logprob_tokens"]
 
 #: Model text that would run or restyle the page if it were treated as markup.
 XSS = (
@@ -27,59 +25,112 @@ XSS = (
     "</style><b>bold</b>",
 )
 
+#: An alternative offered at every position: markup again, and a line break.
+_ALTS = ((" city", 0.6), (" capital", 0.2), ("<img src=x onerror=alert(1)>", 0.1), ("\n", 0.05))
+
+# (token bytes, probability or None); the first 4 are the echoed prompt.
+_CHOICE0: list[tuple[bytes, float | None]] = [
+    (b"The", None), (b" capital", 0.02), (b" of", 0.9), (b" France", 0.5),
+    (b" is", 0.97), (b" Paris", 0.93), (b".", 0.6), (b"\n", 0.3),
+    (XSS[0].encode(), 0.004), (b" and", 0.45), (b" ", 0.08), (XSS[1].encode(), 0.0009),
+    (b" then", 0.7), (XSS[2].encode(), 0.2),
+    (" 日本".encode(), 0.35), (b"\xe8\xaa", 0.999), (b"\x9e", 0.998),  # 語 split in two
+    (b" ok", 0.03), (b" emoji", 0.12), (b" ", 0.4),
+    (b"\xf0\x9f", 0.99), (b"\x99\x82", 0.97),  # 🙂 split in two
+    (b" fin", 0.25), (b".", 0.85),
+]
+_CHOICE1: list[tuple[bytes, float | None]] = [
+    (b"The", None), (b" capital", 0.02), (b" of", 0.9), (b" France", 0.5),
+    (b" is", 0.97), (b" Lyon", 0.01), (b"?", 0.05), (b" No", 0.3), (b",", 0.6),
+    (b" Paris", 0.8), (b".", 0.9),
+]
+N_PROMPT = 4
+
+
+def logprob_tokens(spec: list[tuple[bytes, float | None]], n_prompt: int = 0,
+                   alts: tuple[tuple[str, float], ...] = _ALTS) -> list[TokenLogprob]:
+    """TokenLogprobs for ``(bytes, prob)`` pairs; each gets the chosen token plus ``alts``."""
+    out = []
+    for i, (raw, p) in enumerate(spec):
+        lp = None if p is None else math.log(p)
+        top: tuple[TopLogprob, ...] = ()
+        if lp is not None:
+            rest = 1 - p
+            top = (TopLogprob(raw.decode("utf-8", "replace"), lp, raw),
+                   *(TopLogprob(a, math.log(rest * share), a.encode())
+                     for a, share in alts if rest * share > 0))
+            top = top[:5]
+        out.append(TokenLogprob(raw.decode("utf-8", "replace"), lp, raw, top,
+                                prompt=i < n_prompt))
+    return out
+
+
+def heatmap_result() -> Result:
+    """A completion with echo, two choices and logprobs (see the module doc)."""
+    choices = []
+    for index, spec, finish in ((0, _CHOICE0, "stop"), (1, _CHOICE1, "length")):
+        toks = logprob_tokens(spec, N_PROMPT)
+        text = b"".join(raw for raw, _ in spec[N_PROMPT:]).decode("utf-8")
+        choices.append(Choice(index=index, text=text, finish_reason=finish,
+                              prompt_logprobs=toks[:N_PROMPT], logprobs=toks[N_PROMPT:]))
+    return Result(kind="completion", model="test-model", choices=choices)
+
+
+#: The token view's text: markup, tabs, line breaks, an emoji and CJK.
+TOKENS_TEXT = ("Hello, world 🙂\tTab\n  two " + XSS[0] + XSS[1] + XSS[2] + " 日本語 ok")
+
+#: The counter's prompt: markup in every message.
+COUNTER_MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant. " + XSS[0]},
+    {"role": "user", "name": "alice", "content": "Summarise " + XSS[1] + " please"},
+    {"role": "assistant", "content": XSS[2]},
+]
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A fresh state: ``"heatmap"``, ``"tokens"`` or ``"counter"``."""
+    if name == "heatmap":
+        return st.heatmap_state(heatmap_result(), threshold=0.1)
+    if name == "tokens":
+        return st.tokenview_state(TOKENS_TEXT, ["gpt-4o", "cl100k_base"])
+    if name == "counter":
+        return st.counter_state(COUNTER_MESSAGES, "gpt-4o", max_tokens=16384)
+    raise ValueError(f"no fixture {name!r}")
+
+
 _WORDS = ("the", "model", "token", "Paris", "is", "a", "city", "of", "light", "and", "code",
           "logprob", "über", "日本", "naïve", "🙂", "\n", "\t", "<b>", "&amp;")
 
 
-@cache
-def _load(name: str) -> str:
-    return (FIXTURES / f"{name}.json").read_text(encoding="utf-8")
-
-
-def fixture(name: str) -> dict[str, Any]:
-    """A fresh copy of ``fixtures/<name>.json`` (heatmap, tokens, counter)."""
-    return json.loads(_load(name))
-
-
-def _summary(lp: list[float | None], n_prompt: int) -> dict[str, Any]:
-    gen = [(i, v) for i, v in enumerate(lp) if i >= n_prompt and v is not None]
-    mean = sum(v for _, v in gen) / len(gen) if gen else 0.0
-    return {"tokens": len(gen), "mean_logprob": round(mean, 4),
-            "perplexity": round(math.exp(-mean), 4),
-            "least": [[i, v] for i, v in sorted(gen, key=lambda x: x[1])[:5]]}
-
-
-def big_heatmap_state(n: int, *, top_k: int = 5, seed: int = 0,
-                      n_prompt: int = 0) -> dict[str, Any]:
-    """A heatmap state of ``n`` tokens, each with ``top_k`` alternatives."""
+def big_logprob_tokens(n: int, *, top_k: int = 5, seed: int = 0) -> list[TokenLogprob]:
+    """``n`` generated tokens with ``top_k`` alternatives each (random, reproducible)."""
     rng = random.Random(seed)
-    t: list[str] = []
-    lp: list[float | None] = []
-    top: list[list[list[Any]]] = []
+    out = []
     for i in range(n):
         word = rng.choice(_WORDS)
         piece = word if word in ("\n", "\t") or i == 0 else " " + word
         p = min(0.9999, max(1e-5, rng.random() ** 3 if rng.random() < 0.3 else rng.random()))
-        v = round(math.log(p), 4)
-        t.append(piece)
-        lp.append(v)
-        rest = 1 - p
-        alts = [[piece, v]]
+        lp = math.log(p)
+        top = [TopLogprob(piece, lp, piece.encode())]
         for k in range(top_k - 1):
-            q = rest * (0.5 ** (k + 1))
-            alts.append([" " + rng.choice(_WORDS), round(math.log(max(q, 1e-9)), 4)])
-        top.append(alts[:top_k])
-    return {"v": 1, "kind": "heatmap", "scale": _scale.STOPS, "threshold": 0.1,
-            "choices": [{"index": 0, "finish_reason": "length", "t": t, "lp": lp,
-                         "n_prompt": n_prompt, "top": top, "partial": [],
-                         "summary": _summary(lp, n_prompt)}]}
+            alt = " " + rng.choice(_WORDS)
+            top.append(TopLogprob(alt, math.log(max((1 - p) * 0.5 ** (k + 1), 1e-9)),
+                                  alt.encode()))
+        out.append(TokenLogprob(piece, lp, piece.encode(), tuple(top[:top_k])))
+    return out
 
 
-def big_tokens_state(n: int, *, seed: int = 0) -> dict[str, Any]:
-    """A token view state of one pane of ``n`` tokens."""
+def big_heatmap_state(n: int, *, top_k: int = 5, seed: int = 0) -> dict[str, Any]:
+    """A heatmap state of ``n`` tokens, each with ``top_k`` alternatives."""
+    return st.heatmap_state(big_logprob_tokens(n, top_k=top_k, seed=seed))
+
+
+def big_text(n_tokens: int, *, seed: int = 0) -> str:
+    """A text of roughly ``n_tokens`` o200k tokens."""
     rng = random.Random(seed)
-    pieces = [(" " if i else "") + rng.choice(_WORDS) for i in range(n)]
-    return {"v": 1, "kind": "tokens", "panes": [
-        {"label": "synthetic", "model": None, "encoding": "o200k_base", "exact": True,
-         "count": n, "ids": [rng.randrange(200_000) for _ in range(n)], "pieces": pieces,
-         "partial": []}]}
+    return "".join((" " if i else "") + rng.choice(_WORDS) for i in range(n_tokens))
+
+
+def big_tokens_state(n_tokens: int, *, seed: int = 0) -> dict[str, Any]:
+    """A token view state of one pane (gpt-4o) of roughly ``n_tokens`` tokens."""
+    return st.tokenview_state(big_text(n_tokens, seed=seed), "gpt-4o")

@@ -1,8 +1,8 @@
 // gptmagic token counter: draws a "counter" state (docs/widgets.md).
 // Plain ES module, no imports. Model text is data: DOM is built with
 // createElement/textContent only, never innerHTML.
-// The live form (a synced `text` trait) adds a textarea: typing is debounced,
-// then written to `text`; the kernel recounts and replaces `data`.
+// The live form (`live: true`) adds a textarea: typing is debounced, then
+// written to `text`; the kernel recounts and replaces `data`.
 
 const KIND = "counter";
 const VERSION = 1;
@@ -51,7 +51,9 @@ function drawState(out, data) {
     return;
   }
   const head = h("div", "gm-headline");
-  const total = h("span", "gm-total", `${int(data.total)} token${data.total === 1 ? "" : "s"}`);
+  // A failed count keeps the shape with total 0: show no number, the error says why.
+  const total = h("span", "gm-total", data.error ? "– tokens"
+    : `${int(data.total)} token${data.total === 1 ? "" : "s"}`);
   total.dataset.total = String(data.total ?? "");
   head.append(total);
   const where = [data.model, data.encoding].filter((x) => x !== null && x !== undefined && x !== "");
@@ -153,7 +155,9 @@ function drawState(out, data) {
 
 function render({ model, el }) {
   const root = h("div", "gm-root gm-counter");
-  const live = model.get("text") !== undefined;
+  // Every TokenCounter syncs `text`; the live form (no prompt given) has `live: true`.
+  const flag = model.get("live");
+  const live = flag === undefined ? model.get("text") !== undefined : flag === true;
   const out = h("div", "gm-out");
   let area = null;
   let status = null;

@@ -181,6 +181,7 @@ function drawTokens(root, data, ui) {
     cnt.dataset.count = String(count);
     head.append(cnt);
     if (pane.exact === false) head.append(h("span", "gm-badge", "approximate"));
+    if (pane.note) head.append(h("span", "gm-note gm-pane-note", String(pane.note)));
     const partial = new Map();
     if (Array.isArray(pane.partial)) {
       for (const p of pane.partial) if (Array.isArray(p)) partial.set(Number(p[0]), String(p[1]));
