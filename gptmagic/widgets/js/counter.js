@@ -195,6 +195,17 @@ function render({ model, el }) {
     clearTimeout(timer);
     timer = setTimeout(send, DEBOUNCE_MS);
   };
+  const onKeyDown = (ev) => {
+    // JupyterLab cancels a line break typed anywhere inside a cell (its Shift+Enter
+    // guard), so the text area inserts its own.
+    if (ev.key !== "Enter" || ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+    ev.preventDefault();
+    // insertText keeps the browser's undo history and fires an input event.
+    if (!document.execCommand || !document.execCommand("insertText", false, "\n")) {
+      area.setRangeText("\n", area.selectionStart, area.selectionEnd, "end");
+      onInput();
+    }
+  };
   const onText = () => {
     // The kernel (or another view) changed `text`: follow it unless the user is typing here.
     const v = model.get("text");
@@ -209,11 +220,14 @@ function render({ model, el }) {
     area.spellcheck = false;
     area.placeholder = "Type or paste text to count (lines like 'user:' or 'system:' start chat messages)";
     area.setAttribute("aria-label", "text to count");
+    // Keys typed here are text, not JupyterLab shortcuts (Enter, arrows, a, b, ...).
+    area.setAttribute("data-lm-suppress-shortcuts", "true");
     const v = model.get("text");
     area.value = typeof v === "string" ? v : "";
     status = h("span", "gm-status");
     status.setAttribute("aria-live", "polite");
     area.addEventListener("input", onInput);
+    area.addEventListener("keydown", onKeyDown);
     model.on("change:text", onText);
     const top = h("div", "gm-bar");
     top.append(status);
@@ -231,6 +245,7 @@ function render({ model, el }) {
     if (live) {
       model.off("change:text", onText);
       area.removeEventListener("input", onInput);
+      area.removeEventListener("keydown", onKeyDown);
     }
     el.replaceChildren();
   };

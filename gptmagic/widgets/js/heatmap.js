@@ -122,12 +122,15 @@ function visible(s) {
 // ---- tooltip placement: fully visible, inside the widget and the viewport ----
 
 function clipRect(node) {
-  // The viewport intersected with every ancestor that clips overflow.
+  // The viewport intersected with every ancestor that clips: overflow other than
+  // visible, or paint containment (JupyterLab's panels use contain: strict). The
+  // body's overflow applies to the viewport, so the walk stops below it.
   let r = { left: 0, top: 0, right: document.documentElement.clientWidth || window.innerWidth,
     bottom: window.innerHeight };
-  for (let a = node.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+  for (let a = node.parentElement; a && a !== document.body && a !== document.documentElement;
+    a = a.parentElement) {
     const cs = getComputedStyle(a);
-    if (cs.overflowX !== "visible" || cs.overflowY !== "visible") {
+    if (cs.overflowX !== "visible" || cs.overflowY !== "visible" || /paint|strict|content/.test(cs.contain || "")) {
       const b = a.getBoundingClientRect();
       r = { left: Math.max(r.left, b.left), top: Math.max(r.top, b.top),
         right: Math.min(r.right, b.right), bottom: Math.max(Math.min(r.bottom, b.bottom), r.top) };
@@ -366,6 +369,8 @@ function drawHeatmap(root, data, ui) {
   const text = h("div", "gm-text");
   text.setAttribute("role", "group");
   text.setAttribute("aria-label", "tokens coloured by probability; arrow keys move between tokens");
+  // Arrow keys here move between tokens, not between Jupyter's cells (see drawChoice).
+  text.setAttribute("data-lm-suppress-shortcuts", "");
   let hovered = -1;
   let active = -1; // the token with tabindex=0 (roving tab stop)
 
@@ -513,6 +518,8 @@ function drawHeatmap(root, data, ui) {
       span.className = cls;
       span.dataset.i = String(i);
       span.tabIndex = -1;
+      // Lumino matches shortcuts from the focused element up; the mark must be on it.
+      span.setAttribute("data-lm-suppress-shortcuts", "");
       const hex = partial.get(i);
       const piece = t[i];
       if (hex !== undefined) {

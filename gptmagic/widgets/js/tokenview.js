@@ -33,11 +33,15 @@ function visible(s) {
 
 // Tooltip placement: the same rules as the heatmap's (inside the widget and the viewport).
 function clipRect(node) {
+  // The viewport intersected with every ancestor that clips: overflow other than
+  // visible, or paint containment (JupyterLab's panels use contain: strict). The
+  // body's overflow applies to the viewport, so the walk stops below it.
   let r = { left: 0, top: 0, right: document.documentElement.clientWidth || window.innerWidth,
     bottom: window.innerHeight };
-  for (let a = node.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+  for (let a = node.parentElement; a && a !== document.body && a !== document.documentElement;
+    a = a.parentElement) {
     const cs = getComputedStyle(a);
-    if (cs.overflowX !== "visible" || cs.overflowY !== "visible") {
+    if (cs.overflowX !== "visible" || cs.overflowY !== "visible" || /paint|strict|content/.test(cs.contain || "")) {
       const b = a.getBoundingClientRect();
       r = { left: Math.max(r.left, b.left), top: Math.max(r.top, b.top),
         right: Math.min(r.right, b.right), bottom: Math.max(Math.min(r.bottom, b.bottom), r.top) };
@@ -197,6 +201,9 @@ function drawTokens(root, data, ui) {
       span.className = `gm-tok ${i % 2 ? "gm-b" : "gm-a"}${partial.has(i) ? " gm-partial" : ""}`;
       span.dataset.i = String(i);
       span.tabIndex = i === 0 ? 0 : -1;
+      // Arrow keys move between tokens, not between Jupyter's cells: Lumino matches
+      // shortcuts from the focused element up, so the mark is on each token.
+      span.setAttribute("data-lm-suppress-shortcuts", "");
       fillPiece(span, pieces[i], partial.get(i), ui.ws);
       spans[i] = span;
       frag.append(span);
