@@ -12,6 +12,8 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.report is not None:
+        return _demo_report(args)
     from .api import chat, complete
     from .logprobs import perplexity
 
@@ -51,6 +53,22 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"{t.token!r:>14} {p:>6}   {alts}")
     ppl = perplexity(c.logprobs or [])
     print(f"-- finish_reason={c.finish_reason}  perplexity {ppl:.2f}" if ppl else "")
+    return 0
+
+
+def _demo_report(args: argparse.Namespace) -> int:
+    """``gptmagic demo --report DIR``: run the quickstart and batch-evaluation notebooks."""
+    import time
+
+    from . import report
+
+    if args.model != "local" or args.profile:
+        print("gptmagic: --report runs the notebooks as written (MODEL = \"local\"); "
+              "--model/--profile are ignored", file=sys.stderr)
+    t = time.monotonic()
+    rep = report.build(args.report, html=not args.no_html)
+    print(report.describe(rep))
+    print(f"\nDone in {time.monotonic() - t:.0f} s.")
     return 0
 
 
@@ -190,9 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     s.set_defaults(fn=_serve)
-    d = sub.add_parser("demo", help="a streamed chat and a completion with logprobs")
+    d = sub.add_parser("demo", help="a streamed chat and a completion with logprobs; with "
+                       "--report, run the quickstart and batch-evaluation notebooks")
     d.add_argument("--model", default="local")
     d.add_argument("--profile", default=None)
+    d.add_argument("--report", nargs="?", const="report", default=None, metavar="DIR",
+                   help="execute notebooks 01 and 06 into DIR (default: report) with an "
+                   "offline HTML report (needs the 'notebooks' extra)")
+    d.add_argument("--no-html", action="store_true",
+                   help="with --report: executed notebooks only (no npm needed)")
     d.set_defaults(fn=_demo)
     t = sub.add_parser("tokens", help="count the tokens (and cost) of text or a JSON message list")
     t.add_argument("file", nargs="?", metavar="FILE", help="a file, or - / nothing for stdin")

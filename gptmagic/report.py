@@ -7,7 +7,8 @@ nbconvert's pages load that manager, require.js and MathJax from CDNs, which
 fails offline, so the report uses local copies instead: ``require.js``,
 ``embed-amd.js`` (``@jupyter-widgets/html-manager``) and ``anywidget.js`` (the
 anywidget front end, same version as the Python package), installed once with
-npm into ``~/.cache/gptmagic/report-js/<versions>/`` and copied beside the HTML.
+npm into ``~/.cache/gptmagic/report-js/<versions>/`` and copied into a
+``widgets-js/`` folder beside the HTML.
 The notebooks use no maths, so MathJax is left out.
 
 Needs the ``notebooks`` extra (``pip install 'gptmagic[notebooks]'``) and, for
@@ -23,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,12 +89,21 @@ def execute(src: Path, dst: Path, *, timeout: float = 600, cwd: Path | None = No
     client = nbclient.NotebookClient(
         nb, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(cwd or src.parent)}})
-    kwargs = {"env": env} if env is not None else {}
-    try:
-        client.execute(**kwargs)
-    finally:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, dst)
+    # The kernel's own stderr (a warning about TCP transport on every start) goes to a
+    # temporary file, shown only if the run fails.
+    with tempfile.TemporaryFile("w+") as log:
+        kwargs: dict[str, Any] = {"stderr": log}
+        if env is not None:
+            kwargs["env"] = env
+        try:
+            client.execute(**kwargs)
+        except Exception:
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise
+        finally:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, dst)
     return nb
 
 
@@ -148,13 +159,22 @@ def widget_js(cache: Path | None = None, log: Callable[[str], None] = print) -> 
     return ready
 
 
-# The lab template without its MathJax <script> (a CDN URL; the notebooks use no maths).
+#: Folder beside the HTML pages holding the widget JavaScript (and the manager's fonts).
+JS_FOLDER = "widgets-js"
+
+# The lab template, without its MathJax <script> (a CDN URL; the notebooks use no maths),
+# and with require.js told where anywidget's front end is (by default it would look for
+# ./anywidget.js, then fall back to a CDN).
 _TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n"
-             "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n")
+             "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
+             "{%- block html_head_js_requirejs -%}{{ super() }}\n"
+             "<script>require.config({paths: {anywidget: '" + JS_FOLDER + "/anywidget'}});"
+             "</script>\n{%- endblock html_head_js_requirejs -%}\n")
 
 
-def export_html(nb: Any, dst: Path, js: Path) -> Path:
-    """Write ``nb`` as HTML to ``dst`` with the widget JavaScript in ``js`` copied beside it."""
+def export_html(nb: Any, dst: Path, js: Path, title: str | None = None) -> Path:
+    """Write ``nb`` as HTML to ``dst``; the widget JavaScript in ``js`` is copied to the
+    folder :data:`JS_FOLDER` beside it."""
     _need("nbconvert")
     import jinja2
     from nbconvert import HTMLExporter
@@ -162,12 +182,16 @@ def export_html(nb: Any, dst: Path, js: Path) -> Path:
     exporter = HTMLExporter(
         extra_loaders=[jinja2.DictLoader({"gptmagic_report.html.j2": _TEMPLATE})],
         template_file="gptmagic_report.html.j2",
-        require_js_url="require.js", widget_renderer_url="embed-amd.js")
-    body, _ = exporter.from_notebook_node(nb)
+        require_js_url=f"{JS_FOLDER}/require.js",
+        widget_renderer_url=f"{JS_FOLDER}/embed-amd.js")
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": title or _title(nb, dst.stem)}})
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(body, encoding="utf-8")
+    folder = dst.parent / JS_FOLDER
+    folder.mkdir(exist_ok=True)
     for f in js.iterdir():
-        target = dst.parent / f.name
+        target = folder / f.name
         if not target.exists() or target.stat().st_size != f.stat().st_size:
             shutil.copy(f, target)
     return dst
