@@ -71,8 +71,12 @@ def executed(name: str, js_cache: Path | None = None) -> Any:
 
 
 def js_cache(request: pytest.FixtureRequest) -> Path:
-    """Where the report's npm files are kept between test runs (pytest's cache dir)."""
-    return Path(request.config.cache.mkdir("gptmagic-report-js"))
+    """Where the report's npm files are kept between test runs: pytest's cache folder,
+    or a temporary one when the cache plugin is off (then npm runs once per session)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return ROOT / "report-js"
+    return Path(cache.mkdir("gptmagic-report-js"))
 
 
 # -- reading outputs ------------------------------------------------------------------

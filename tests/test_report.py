@@ -9,7 +9,6 @@ pages are opened in headless chromium from a loopback server and from
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import urlparse
 
 import nbformat
@@ -155,7 +154,7 @@ def test_demo_report_prints_paths_and_how_to_open(built, monkeypatch, capsys, tm
     assert calls[-1] == ("elsewhere", False)
 
 
-def test_widget_js_is_cached_by_version(built, request, monkeypatch):
+def test_widget_js_is_cached_by_version(built, request, monkeypatch, tmp_path):
     cache = js_cache(request)
     folder = rp.widget_js(cache, log=lambda _: None)
     assert folder.parent.name.startswith(f"html-manager-{rp.HTML_MANAGER_VERSION}_anywidget-")
@@ -163,4 +162,4 @@ def test_widget_js_is_cached_by_version(built, request, monkeypatch):
     monkeypatch.setattr(rp.shutil, "which", lambda _: None)
     assert rp.widget_js(cache, log=lambda _: None) == folder
     with pytest.raises(rp.ConfigError, match="needs npm once"):
-        rp.widget_js(Path(request.config.cache.mkdir("gptmagic-empty-js")), log=lambda _: None)
+        rp.widget_js(tmp_path / "empty", log=lambda _: None)
