@@ -35,6 +35,7 @@ __all__ = [
     "chromium",
     "chromium_path",
     "free_port",
+    "harness_site",
     "jupyter_server",
     "serve_dir",
 ]
@@ -158,6 +159,23 @@ def serve_dir(path: str | os.PathLike[str]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def harness_site() -> Iterator[str]:
+    """Serve the widget harness (tests/browser/harness.*) with the front ends; yield its URL.
+
+    The page at ``<url>harness.html`` exposes ``window.gm`` (``mount``, ``time``,
+    ``clear``): it imports ``<view>.js`` and renders it with a fake anywidget model.
+    """
+    js_dir = REPO / "gptmagic" / "widgets" / "js"
+    harness = REPO / "tests" / "browser"
+    with tempfile.TemporaryDirectory(prefix="gm-harness-") as tmp:
+        for src in [*js_dir.glob("*.js"), *js_dir.glob("*.css"), harness / "harness.html",
+                    harness / "harness.js"]:
+            shutil.copy(src, Path(tmp) / src.name)
+        with serve_dir(tmp) as url:
+            yield url
 
 
 def _write_settings(config_dir: Path) -> None:

@@ -64,19 +64,21 @@ async function mount(name, state, opts = {}) {
   return { id: mounts.length - 1, ms };
 }
 
-// Render time including layout (forced by reading offsetHeight).
-async function time(name, state) {
+// Render time of a `data` state, including the first layout (forced by reading
+// offsetHeight); also how many tokens were drawn, so a refusal cannot pass as fast.
+async function time(name, data) {
   const mod = await import(`./${name}.js`);
   const el = document.createElement("div");
   document.getElementById("mounts").append(el);
-  const model = new FakeModel(state);
+  const model = new FakeModel({ data });
   const t0 = performance.now();
   const cleanup = mod.default.render({ model, el });
   void el.offsetHeight;
   const ms = performance.now() - t0;
+  const tokens = el.querySelectorAll(".gm-tok").length;
   if (typeof cleanup === "function") cleanup();
   el.remove();
-  return ms;
+  return { ms, tokens };
 }
 
 function clear() {
