@@ -197,6 +197,18 @@ def _check_widgets(page: Any, kind: str, expected_live: int) -> None:
     assert live.locator(".gm-table tr.gm-row").count() == 2
     assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
     assert area.input_value() == TYPED  # Enter typed a line break, not a Jupyter shortcut
+    # A recount that changes nothing: "counting…" ends when the kernel is idle again,
+    # well before the front end's 5 s fallback.
+    assert st.counter_state(TYPED + "\n", "gpt-4o", mode="chat") == st.counter_state(
+        TYPED, "gpt-4o", mode="chat")
+    page.keyboard.press("Enter")
+    status = live.locator(".gm-status")
+    page.wait_for_function("s => s.textContent === 'counting…'", arg=status.element_handle(),
+                           timeout=2_000)
+    t0 = time.monotonic()
+    page.wait_for_function("s => s.textContent === ''", arg=status.element_handle(),
+                           timeout=4_000)
+    assert time.monotonic() - t0 < 4
     static = page.locator(".gm-counter").nth(0)
     assert static.locator("textarea").count() == 0
     assert static.locator(".gm-total").text_content().endswith("tokens")

@@ -478,11 +478,20 @@ def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
         caret: document.querySelector('textarea').selectionStart})""")
     assert got == {"total": f"{recount['total']} tokens", "rows": 1, "status": "",
                    "focused": True, "caret": len(typed)}
+    # A recount that changes nothing sends no data: the kernel going idle ends "counting…".
+    area.press("End")
+    area.type(" ")
+    hp.page.wait_for_function("gm.mounts[0].model.saves >= 2", timeout=3000)
+    status = "() => document.querySelector('.gm-status').textContent"
+    hp.js("() => gm.mounts[0].model.kernelStatus('busy')")
+    assert hp.js(status) == "counting…"
+    hp.js("() => gm.mounts[0].model.kernelStatus('idle')")
+    assert hp.js(status) == ""
     # Editing in the middle keeps the caret where it is through a redraw.
     area.press("Home")
     area.press("ArrowRight")
     area.type("X")
-    hp.page.wait_for_function("gm.mounts[0].model.saves >= 2", timeout=3000)
+    hp.page.wait_for_function("gm.mounts[0].model.saves >= 3", timeout=3000)
     hp.js("(s) => gm.mounts[0].model.push('data', s)", dict(text_state, total=12))
     assert hp.js("() => document.querySelector('textarea').selectionStart") == 2
     hp.shot("counter-live")

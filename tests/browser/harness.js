@@ -18,8 +18,14 @@ class FakeModel {
     this.state[key] = value;
     if (old !== value) this.emit(`change:${key}`);
   }
-  save_changes() {
+  save_changes(callbacks) {
     this.saves += 1;
+    this.callbacks = callbacks;
+  }
+  // What ipywidgets does when the kernel reports on the last update.
+  kernelStatus(state) {
+    const status = this.callbacks && this.callbacks.iopub && this.callbacks.iopub.status;
+    if (status) status({ content: { execution_state: state } });
   }
   on(event, cb) {
     if (!this.handlers.has(event)) this.handlers.set(event, new Set());

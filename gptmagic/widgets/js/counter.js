@@ -7,9 +7,10 @@
 const KIND = "counter";
 const VERSION = 1;
 const DEBOUNCE_MS = 150;
-// If a recount leaves `data` unchanged, no change event comes: stop showing
-// "counting…" after this long anyway.
-const COUNTING_GIVE_UP_MS = 4000;
+// A recount that leaves `data` unchanged sends no change event; the kernel going
+// idle after our update ends "counting…" then. Front ends that do not report
+// that (a save_changes without callbacks) end it after this long.
+const COUNTING_GIVE_UP_MS = 5000;
 
 function h(tag, cls, text) {
   const node = document.createElement(tag);
@@ -182,10 +183,17 @@ function render({ model, el }) {
     redraw();
   };
 
+  let sent = 0;
   const send = () => {
     timer = null;
+    const mine = ++sent;
     model.set("text", area.value);
-    model.save_changes();
+    // ipywidgets calls these for the kernel's replies to this update; `data`
+    // (if it changed) arrives before the kernel reports idle.
+    model.save_changes({ iopub: { status: (msg) => {
+      const state = msg && msg.content && msg.content.execution_state;
+      if (state === "idle" && mine === sent && timer === null) settle();
+    } } });
     clearTimeout(giveUp);
     giveUp = setTimeout(settle, COUNTING_GIVE_UP_MS);
   };
