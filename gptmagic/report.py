@@ -229,12 +229,16 @@ def build(out: Path | str = "report", notebooks: Sequence[str] = DEFAULT_NOTEBOO
     """Execute ``notebooks`` (names in ``source``, default :func:`notebooks_dir`) into
     ``out``, export each to HTML unless ``html=False``, and write ``out/index.html``.
 
-    The kernels run in the source folder, so notebooks find their ``data/``.
+    The kernels run in the source folder, so notebooks find their ``data/``; it is
+    copied to ``out`` as well, so the executed copies can be run again from there.
     """
     source = Path(source) if source is not None else notebooks_dir()
     out = Path(out)
     report = Report(out.resolve())
     js = widget_js(js_cache, log) if html else None
+    if (source / "data").is_dir():
+        # The executed copies read data/ too when they are run again from `out`.
+        shutil.copytree(source / "data", out / "data", dirs_exist_ok=True)
     entries = []
     for name in notebooks:
         src = source / name

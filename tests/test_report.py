@@ -32,6 +32,7 @@ def test_report_files(built):
     assert [p.name for p in built.notebooks] == list(rp.DEFAULT_NOTEBOOKS)
     assert [p.name for p in built.html] == ["01-quickstart.html", "06-batch-evaluation.html"]
     assert built.index == out / "index.html"
+    assert (out / "data" / "geography.csv").is_file()  # the copies can be run again there
     for name in ("require.js", "embed-amd.js", "anywidget.js"):
         assert (out / rp.JS_FOLDER / name).stat().st_size > 1000, name
     index = built.index.read_text()
