@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +178,9 @@ def harness_site() -> Iterator[str]:
             yield url
 
 
-def _write_settings(config_dir: Path) -> None:
+def _write_settings(config_dir: Path, extra: Mapping[str, dict[str, Any]] | None) -> None:
     """User settings read by both JupyterLab and Notebook 7 (``lab/user-settings``)."""
-    for key, value in JUPYTER_SETTINGS.items():
+    for key, value in {**JUPYTER_SETTINGS, **(extra or {})}.items():
         package, plugin = key.rsplit("/", 1)
         target = config_dir / "lab" / "user-settings" / package / f"{plugin}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -200,14 +200,21 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 @contextlib.contextmanager
 def jupyter_server(
-    kind: str, root_dir: str | os.PathLike[str], *, timeout: float = 60
+    kind: str,
+    root_dir: str | os.PathLike[str],
+    *,
+    timeout: float = 60,
+    settings: Mapping[str, dict[str, Any]] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Run ``jupyter lab`` or ``jupyter notebook`` on loopback; yield ``(url, token)``.
 
     ``kind`` is ``"lab"`` or ``"notebook"``. Config, data, runtime, IPython and
     matplotlib directories live in a temporary directory (nothing touches
-    ``$HOME``); the settings in :data:`JUPYTER_SETTINGS` are written there. Waits
-    for ``/api/status`` at most ``timeout`` seconds; stops the server by PID.
+    ``$HOME``); the settings in :data:`JUPYTER_SETTINGS` and ``settings`` (keyed
+    ``"@jupyterlab/<package>/<plugin>"``, e.g. the theme:
+    ``{"@jupyterlab/apputils-extension/themes": {"theme": "JupyterLab Dark"}}``)
+    are written there. Waits for ``/api/status`` at most ``timeout`` seconds;
+    stops the server by PID.
     """
     modules = {"lab": "jupyterlab", "notebook": "notebook"}
     if kind not in modules:
@@ -218,7 +225,7 @@ def jupyter_server(
         dirs = {name: tmp_path / name for name in ("config", "data", "runtime", "ipython", "mpl")}
         for d in dirs.values():
             d.mkdir()
-        _write_settings(dirs["config"])
+        _write_settings(dirs["config"], settings)
         env = {
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(dirs["config"]),

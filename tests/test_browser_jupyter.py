@@ -130,12 +130,16 @@ def browser() -> Iterator[Any]:
         yield b
 
 
-@pytest.mark.parametrize("kind", ["lab", "notebook"])
+DARK = {"@jupyterlab/apputils-extension/themes": {"theme": "JupyterLab Dark"}}
+
+
+@pytest.mark.parametrize("kind", ["lab", "notebook", "lab-dark"])
 def test_widgets_in_jupyter(kind: str, browser: Any, tmp_path: Path) -> None:
     _write_notebook(tmp_path)
     expected_live = st.counter_state(TYPED, "gpt-4o", mode="chat")["total"]
-    path = "lab/tree" if kind == "lab" else "notebooks"
-    with jupyter_server(kind, tmp_path) as (url, token):
+    app, _, theme = kind.partition("-")
+    path = "lab/tree" if app == "lab" else "notebooks"
+    with jupyter_server(app, tmp_path, settings=DARK if theme else None) as (url, token):
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         page = ctx.new_page()
         page.set_default_timeout(30_000)
@@ -146,22 +150,35 @@ def test_widgets_in_jupyter(kind: str, browser: Any, tmp_path: Path) -> None:
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
             _wait_kernel_settled(url, token)
             _run_all(page)
+            if theme:
+                # The theme's CSS has loaded: the layout colour is dark.
+                page.wait_for_function("""() => {
+                    const c = getComputedStyle(document.body)
+                        .getPropertyValue('--jp-layout-color0').trim();
+                    const m = /^#([0-9a-f]{2})/i.exec(c);
+                    return m !== null && parseInt(m[1], 16) < 0x60; }""", timeout=20_000)
             _check_widgets(page, kind, expected_live)
+            if theme:  # the views take the theme's colours
+                colour = page.locator(".gm-counter .gm-total").first.evaluate(
+                    "e => getComputedStyle(e).color")
+                rgb = [int(c) for c in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+                assert min(rgb) > 150, colour
         except Exception:
             page.screenshot(path=str(artifacts_dir() / f"jupyter-{kind}-failure.png"))
             raise
         finally:
             ctx.close()
-    unexpected = [e for e in errors if not any(k in e for k in KNOWN_ERRORS[kind])]
+    unexpected = [e for e in errors if not any(k in e for k in KNOWN_ERRORS[app])]
     assert unexpected == [], unexpected
 
 
 def _check_widgets(page: Any, kind: str, expected_live: int) -> None:
     shots = artifacts_dir()
     # Every view renders its gm- root (the widget, not the static fallback).
-    for root in (".gm-heatmap", ".gm-tokenview", ".gm-counter"):
+    for root in (".gm-heatmap", ".gm-tokenview", ".gm-counter >> nth=1"):
         page.locator(root).first.wait_for(state="visible", timeout=45_000)
     assert page.locator(".gm-counter").count() == 2
+    assert page.locator(".gm-root").count() == 4
     assert page.evaluate("window.__pwned") is None
     heat = page.locator(".gm-heatmap")
     assert heat.locator(".gm-tok").count() == 23
