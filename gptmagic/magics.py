@@ -10,6 +10,7 @@ an IPython profile) and can be changed with ``%gptmagic``.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -59,6 +60,14 @@ def _check(name: str, value: Any) -> Any:
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise UsageError(f"{_flag(name)} must be in {rng}, got {value}")
     return value
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def _unescape(value: str) -> str:
+    r"""``\n``, ``\t``, ``\r`` and ``\\`` in an option are the characters (``--stop "\n"``)."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], value)
 
 
 def _unquote(value: Any) -> Any:
@@ -223,7 +232,7 @@ class GptMagics(Magics):
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "top_logprobs"))
             if args.stop:
-                params["stop"] = args.stop
+                params["stop"] = [_unescape(v) for v in args.stop]
             if args.json:
                 params["response_format"] = {"type": "json_object"}
             if args.logprobs or "top_logprobs" in params:
@@ -317,7 +326,7 @@ class GptMagics(Magics):
                                          "presence_penalty", "frequency_penalty", "best_of",
                                          "logprobs_n"))
             if args.stop:
-                params["stop"] = args.stop
+                params["stop"] = [_unescape(v) for v in args.stop]
             if args.echo:
                 params["echo"] = True
             resample = None

@@ -20,8 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ._defaults import LOCAL_MODEL
 from .config import Provider, resolve
-from .errors import GptmagicError, QuotaExceededError, RateLimitError, RequestError
+from .errors import ConfigError, GptmagicError, QuotaExceededError, RateLimitError, RequestError
+from .local.model import is_local_model
 from .messages import interpolate, parse_cell
 from .store import Store, call_key
 
@@ -166,8 +168,19 @@ class _Limiter:
 def _split_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
     if provider is None and ":" in spec and not spec.startswith("ft:"):
         prof, _, model = spec.partition(":")
-        return resolve(prof, model)
-    return resolve(provider, spec)
+        prov, model = resolve(prof, model)
+    else:
+        prov, model = resolve(provider, spec)
+    if prov.kind == "local" and not is_local_model(model) and not model.endswith(".gguf"):
+        # Every call would be a 404, and an estimate would price a hosted model at $0.
+        why = ("no hosted provider is configured (no OPENAI_API_KEY, no default profile), "
+               "so it went to the embedded model" if provider is None and ":" not in spec
+               else f"profile {prov.name!r} is the embedded model")
+        raise ConfigError(
+            f"model {spec!r}: {why}, which serves only {LOCAL_MODEL!r} ('local'). "
+            f"Name the provider ('openai:{model}', a profile, provider=...) or set "
+            "OPENAI_API_KEY.")
+    return prov, model
 
 
 def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],

@@ -395,3 +395,18 @@ def test_tokens_magic_live_and_errors(shell):
         [{"role": "user", "content": "hello there"}], "gpt-4o").total
     with pytest.raises(UsageError, match="line 2"):
         shell.run_cell_magic("tokens", "", "user: hi\nuser(bad name!): x")
+
+
+def test_stop_option_understands_newline_escapes(shell, fake_server):
+    chat(shell, r'-p fake --no-stream --stop "\n3." --stop "a\\n"', "user: x")
+    assert fake_server.requests[-1].json["stop"] == ["\n3.", "a\\n"]
+    complete(shell, r'-p fake --no-stream --stop "\n\t"', "x")
+    assert fake_server.requests[-1].json["stop"] == ["\n\t"]
+
+
+def test_heatmap_of_a_reply(shell, fake_server):
+    from gptmagic.widgets import logprob_heatmap
+
+    r, _ = chat(shell, "-p fake --logprobs --no-stream", "user: from a reply")
+    state = logprob_heatmap(r).data
+    assert "".join(state["choices"][0]["t"]) == r.text

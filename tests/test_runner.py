@@ -329,3 +329,17 @@ def test_429_puts_the_whole_provider_in_a_cooldown(fake):
     # Concurrency recovers afterwards: later requests overlap again (each takes 50 ms).
     later = sorted(r.at for r in fake.requests if r.at > t429 + 0.45)
     assert any(b - a < 0.04 for a, b in zip(later, later[1:], strict=False))
+
+
+def test_a_hosted_model_name_without_a_provider_is_a_clear_error(monkeypatch):
+    """Without a key it would go to the embedded model: 404s, and an estimate of $0."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GPTMAGIC_PROFILE", raising=False)
+    for run in (gptmagic.evaluate, gptmagic.estimate_run):
+        with pytest.raises(gptmagic.ConfigError, match=r"openai:gpt-4o-mini.*OPENAI_API_KEY"):
+            run([{"q": "x"}], "user: {q}", ["gpt-4o-mini"])
+    with pytest.raises(gptmagic.ConfigError, match="profile 'local' is the embedded model"):
+        gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["local:gpt-4o"])
+    est = gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["openai:gpt-4o-mini", "local"])
+    assert est.set_index("model").loc["gpt-4o-mini", "cost_low"] > 0
+    assert est.set_index("model").loc["smollm2-135m-instruct", "cost_low"] == 0

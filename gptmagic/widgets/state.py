@@ -228,6 +228,8 @@ def _has_logprobs(c: Choice) -> bool:
 
 
 def _choices(source: Any) -> list[Choice]:
+    if isinstance(getattr(source, "result", None), Result):  # a magic's Reply
+        source = source.result
     if isinstance(source, Result):
         if not any(_has_logprobs(c) for c in source.choices):
             raise NoLogprobsError(f"this {source.kind} result")
@@ -246,8 +248,9 @@ def _choices(source: Any) -> list[Choice]:
             return [Choice(index=0, logprobs=items)]
         if not items:
             raise NoLogprobsError("an empty list")
-    raise RequestError("logprob_heatmap takes a Result, a Choice, a list of choices or a list "
-                       f"of TokenLogprob, not {type(source).__name__}", param="result")
+    raise RequestError("logprob_heatmap takes a Result (or a magic's Reply), a Choice, a list "
+                       f"of choices or a list of TokenLogprob, not {type(source).__name__}",
+                       param="result")
 
 
 def _lp(value: float | None) -> float | None:
