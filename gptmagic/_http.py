@@ -125,23 +125,31 @@ def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
 _PROXY_VARS = tuple(f"{n}_proxy{c}" for n in ("http", "https", "all", "no") for c in ("", "!"))
 
 
-@functools.lru_cache(maxsize=256)
-def _proxy_for_origin(scheme: str, host: str, env: tuple[str | None, ...]) -> str | None:
-    # ``env`` is only the cache key: a changed proxy variable is a new entry.
-    if urllib.request.proxy_bypass_environment(host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    return proxies.get(scheme) or proxies.get("all")
+def _proxy_env() -> tuple[str | None, ...]:
+    """The proxy variables now (lower and upper case)."""
+    return tuple(os.environ.get(v[:-1].upper() if v.endswith("!") else v) for v in _PROXY_VARS)
 
 
-def _proxy_for(url: str) -> str | None:
-    """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY (read once per origin)."""
+@functools.lru_cache(maxsize=512)
+def _proxy_cached(url: str, env: tuple[str | None, ...]) -> str | None:
+    # ``env`` is only part of the key: a changed proxy variable is a new entry.
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    env = tuple(os.environ.get(v.rstrip("!").upper() if v.endswith("!") else v)
-                for v in _PROXY_VARS)
-    return _proxy_for_origin(scheme.lower(), host.strip("[]"), env)
+    if urllib.request.proxy_bypass_environment(host.strip("[]")):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(scheme.lower()) or proxies.get("all")
+
+
+def _proxy_for(url: str, env: tuple[str | None, ...] | None = None) -> str | None:
+    """The proxy for ``url`` from HTTP(S)_PROXY / ALL_PROXY / NO_PROXY.
+
+    ``env`` is a snapshot from :func:`_proxy_env`; the client takes one when it
+    opens its pool, since reading ``os.environ`` on every request was a tenth of
+    a batch row's CPU.
+    """
+    return _proxy_cached(url, _proxy_env() if env is None else env)
 
 
 class _Cookies(httpx.Cookies):
@@ -170,6 +178,7 @@ class HTTP:
         self._max_connections = max_connections
         # aiohttp binds a session to the running loop: it is made on first use.
         self._session: aiohttp.ClientSession | None = None
+        self._proxy_env: tuple[str | None, ...] = ()
         self._closed = False
         self._client: httpx.AsyncClient | None = None
         if transport == "aiohttp":
@@ -205,8 +214,9 @@ class HTTP:
                 raise APIConnectionError("the HTTP client is closed")
             connector = aiohttp.TCPConnector(limit=self._max_connections,
                                              keepalive_timeout=D.KEEPALIVE_EXPIRY)
-            # Proxies come from the environment once (_proxy_for), not per
-            # request: aiohttp's trust_env re-reads os.environ on every call.
+            # Proxies come from the environment when the pool opens (_proxy_for),
+            # not per request: aiohttp's trust_env re-reads os.environ every call.
+            self._proxy_env = _proxy_env()
             self._session = aiohttp.ClientSession(
                 connector=connector, trust_env=False,
                 timeout=self._aiohttp_timeout(self.timeouts),
@@ -242,7 +252,7 @@ class HTTP:
         with _mapped():
             resp = await session.request(
                 method, url, params=params or None, headers=hdrs, data=json_body,
-                allow_redirects=False, proxy=_proxy_for(url),
+                allow_redirects=False, proxy=_proxy_for(url, self._proxy_env),
                 timeout=self._aiohttp_timeout(timeouts) if timeouts else None,
             )
         try:
@@ -271,6 +281,21 @@ class HTTP:
         finally:
             with _mapped():
                 await resp.aclose()
+
+    async def reserve(self, n: int) -> None:
+        """Room for ``n`` requests at once (the batch runner's concurrency).
+
+        The aiohttp pool is rebuilt with the larger limit when nothing is in
+        flight (otherwise at the next call that finds it idle); the httpx
+        backend keeps its limits.
+        """
+        if n > self._max_connections:
+            self._max_connections = n
+        session = self._session
+        if (self._client is None and session is not None and session.connector is not None
+                and session.connector.limit < self._max_connections and self.in_use() == 0):
+            self._session = None
+            await session.close()
 
     def in_use(self) -> int:
         """Connections currently checked out of the pool (for leak checks)."""

@@ -253,6 +253,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     jobs = build_jobs(cases, prompts, models, provider, dict(params or {}), dict(grid or {}),
                       repeats)
     client = get_client()
+    await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
     store = Store(None if cache is True else cache) if cache else None
     base_urls: dict[str, str] = {}
     for job in jobs:

@@ -109,6 +109,19 @@ def test_concurrency_limit_is_respected(fake):
     assert fake.max_in_flight == 3
 
 
+def test_concurrency_above_the_default_pool_is_reached(fake):
+    """The shared pool (256 connections) grows to the run's concurrency."""
+    from gptmagic import _defaults as D
+
+    conc = D.MAX_CONNECTIONS + 44
+    gptmagic.evaluate([{"q": "warm"}], "user: {q}", ["fake:m"], progress=False, cache=False)
+    fake.set_default(Behaviour(delay=0.5))
+    res = evaluate([{"q": f"q{i}"} for i in range(conc)], "user: {q}", ["fake:m"],
+                   concurrency=conc, progress=False, cache=False)
+    assert res.df["error"].isna().all()
+    assert D.MAX_CONNECTIONS < fake.max_in_flight <= conc
+
+
 def test_quota_error_stops_issuing_calls(fake):
     quota = {
         "error": {
