@@ -167,13 +167,20 @@ def harness_site() -> Iterator[str]:
 
     The page at ``<url>harness.html`` exposes ``window.gm`` (``mount``, ``time``,
     ``clear``): it imports ``<view>.js`` and renders it with a fake anywidget model.
+    Each ``<view>.js`` served is the module Jupyter gets, built by
+    :func:`gptmagic.widgets.views.esm_source` (``common.js`` then the view), not
+    the raw file; ``common.js`` itself is not served.
     """
+    from gptmagic.widgets.views import esm_source
+
     js_dir = REPO / "gptmagic" / "widgets" / "js"
     harness = REPO / "tests" / "browser"
     with tempfile.TemporaryDirectory(prefix="gm-harness-") as tmp:
-        for src in [*js_dir.glob("*.js"), *js_dir.glob("*.css"), harness / "harness.html",
-                    harness / "harness.js"]:
+        for src in [*js_dir.glob("*.css"), harness / "harness.html", harness / "harness.js"]:
             shutil.copy(src, Path(tmp) / src.name)
+        for view in js_dir.glob("*.js"):
+            if view.stem != "common":
+                (Path(tmp) / view.name).write_text(esm_source(view.stem), encoding="utf-8")
         with serve_dir(tmp) as url:
             yield url
 

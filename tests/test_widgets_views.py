@@ -27,6 +27,7 @@ from gptmagic.widgets import (
     token_view,
 )
 from gptmagic.widgets.static import counter_html, heatmap_text, tokenview_html
+from gptmagic.widgets.views import esm_source
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 JS = Path(gptmagic.__file__).parent / "widgets" / "js"
@@ -83,7 +84,10 @@ def test_public_names() -> None:
 def test_state_bundle_and_manager_state(make, kind, esm) -> None:
     w = make()
     assert w.data["v"] == 1 and w.data["kind"] == kind
-    assert w._esm == (JS / esm).read_text() and w._css == (JS / "gptmagic.css").read_text()
+    assert w._esm == esm_source(esm.removesuffix(".js"))
+    assert w._esm.startswith((JS / "common.js").read_text()) and w._esm.endswith(
+        (JS / esm).read_text())
+    assert w._css == (JS / "gptmagic.css").read_text()
     data, meta = w._repr_mimebundle_()
     assert data[WIDGET_MIME]["model_id"] == w.model_id and data[WIDGET_MIME]["version_major"] == 2
     assert data["text/html"] == w.to_html() and data["text/plain"] == w.to_text()

@@ -8,6 +8,7 @@ support (nbconvert, GitHub, the terminal) still shows the view.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,22 @@ from . import static
 __all__ = ["LogprobHeatmap", "TokenCounter", "TokenView"]
 
 _JS = Path(__file__).parent / "js"
+
+
+@functools.cache
+def esm_source(name: str) -> str:
+    """The ES module a widget ships as ``_esm``: ``js/common.js`` then ``js/<name>.js``.
+
+    anywidget loads each ``_esm`` on its own, from a blob URL, so a view cannot
+    ``import`` a sibling file (a relative specifier has nothing to resolve
+    against, and the package's files are not served). The code the views share
+    therefore lives in ``common.js`` as plain top-level declarations (no
+    ``export``), and each widget's module is that text followed by its view's
+    file, which uses the shared names directly and ends in ``export default
+    { render }``. The browser test harness serves these same strings.
+    """
+    parts = [(_JS / f"{part}.js").read_text(encoding="utf-8") for part in ("common", name)]
+    return f"{parts[0].rstrip()}\n\n// ---- {name}.js ----\n\n{parts[1]}"
 
 
 def _default_model(model: str | None) -> str:
@@ -69,7 +86,7 @@ class TokenCounter(_StateWidget):
     ``data["error"]``; an observer never raises.
     """
 
-    _esm = _JS / "counter.js"
+    _esm = esm_source("counter")
     text = traitlets.Unicode("").tag(sync=True)
     model = traitlets.Unicode("").tag(sync=True)
     max_tokens = traitlets.Int(None, allow_none=True).tag(sync=True)
@@ -127,7 +144,7 @@ class TokenCounter(_StateWidget):
 class TokenView(_StateWidget):
     """A text cut into tokens, under one model or encoding or two side by side."""
 
-    _esm = _JS / "tokenview.js"
+    _esm = esm_source("tokenview")
 
     def __init__(self, text: str, *, model: str | None = None, compare: str | None = None,
                  **kwargs: Any) -> None:
@@ -147,7 +164,7 @@ class TokenView(_StateWidget):
 class LogprobHeatmap(_StateWidget):
     """Tokens coloured by probability, with their top-k alternatives on hover or focus."""
 
-    _esm = _JS / "heatmap.js"
+    _esm = esm_source("heatmap")
 
     def __init__(self, result: Any, *, threshold: float = 0.1, **kwargs: Any) -> None:
         super().__init__(data=st.heatmap_state(result, threshold=threshold), **kwargs)

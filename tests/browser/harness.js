@@ -1,6 +1,8 @@
 // Test harness: mounts a gptmagic front end with a fake anywidget model.
 // The fake model keeps what anywidget's model offers a view (get, set,
 // save_changes, on, off) and records the calls so tests can count them.
+// `<name>.js` is served as the module Jupyter gets: common.js followed by the view
+// (tests/browser_support.harness_site writes gptmagic.widgets.views.esm_source).
 
 class FakeModel {
   constructor(state) {

@@ -1,6 +1,5 @@
 // gptmagic token counter: draws a "counter" state (docs/widgets.md).
-// Plain ES module, no imports. Model text is data: DOM is built with
-// createElement/textContent only, never innerHTML.
+// Shipped after common.js (h, refusal, ...: see views.esm_source).
 // The live form (`live: true`) adds a textarea: typing is debounced, then
 // written to `text`; the kernel recounts and replaces `data`.
 
@@ -11,22 +10,6 @@ const DEBOUNCE_MS = 150;
 // idle after our update ends "counting…" then. Front ends that do not report
 // that (a save_changes without callbacks) end it after this long.
 const COUNTING_GIVE_UP_MS = 5000;
-
-function h(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function refusal(data) {
-  if (!data || typeof data !== "object") return "gptmagic: no state to draw yet.";
-  if (data.v !== VERSION || data.kind !== KIND) {
-    return `gptmagic: cannot draw this state (kind ${String(data.kind)}, version ${String(data.v)}; `
-      + `this view draws ${KIND} v${VERSION}). Are gptmagic and its front end the same version?`;
-  }
-  return null;
-}
 
 const int = (x) => (typeof x === "number" && Number.isFinite(x) ? x.toLocaleString("en-US") : "–");
 
@@ -46,7 +29,7 @@ function money(cost, key) {
 }
 
 function drawState(out, data) {
-  const why = refusal(data);
+  const why = refusal(data, KIND, VERSION);
   if (why) {
     out.append(h("div", "gm-refuse", why));
     return;

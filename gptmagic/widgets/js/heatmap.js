@@ -1,6 +1,5 @@
 // gptmagic logprob heatmap: draws a "heatmap" state (docs/widgets.md).
-// Plain ES module, no imports. Model text is data: DOM is built with
-// createElement/textContent only, never innerHTML.
+// Shipped after common.js (h, stateView, tokenNav, ...: see views.esm_source).
 
 const KIND = "heatmap";
 const VERSION = 1;
@@ -10,22 +9,6 @@ const DEFAULT_STOPS = ["#000004", "#1d1146", "#50127c", "#822681", "#b63779",
 const HEX = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
 const LOG_MIN = -4; // threshold slider: log10(p) from 1e-4 ...
 const LOG_MAX = 0; // ... to 1
-
-function h(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function refusal(data) {
-  if (!data || typeof data !== "object") return "gptmagic: no state to draw yet.";
-  if (data.v !== VERSION || data.kind !== KIND) {
-    return `gptmagic: cannot draw this state (kind ${String(data.kind)}, version ${String(data.v)}; `
-      + `this view draws ${KIND} v${VERSION}). Are gptmagic and its front end the same version?`;
-  }
-  return null;
-}
 
 // ---- colour scale (same arithmetic as _scale.py, so JS and static HTML agree) ----
 
@@ -108,104 +91,11 @@ function pct(p) {
   return `${v.toPrecision(2)}%`;
 }
 
-function visible(s) {
-  // Whitespace and control characters made visible for tooltips and chips.
-  return String(s).replace(/[\u0000-\u001f\u007f ]/g, (c) => {
-    if (c === " ") return "·";
-    if (c === "\t") return "→";
-    if (c === "\n") return "↵";
-    if (c === "\r") return "␍";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-  });
-}
-
-// ---- tooltip placement: fully visible, inside the widget and the viewport ----
-
-function clipRect(node) {
-  // The viewport intersected with every ancestor that clips: overflow other than
-  // visible, or paint containment (JupyterLab's panels use contain: strict). The
-  // body's overflow applies to the viewport, so the walk stops below it.
-  let r = { left: 0, top: 0, right: document.documentElement.clientWidth || window.innerWidth,
-    bottom: window.innerHeight };
-  for (let a = node.parentElement; a && a !== document.body && a !== document.documentElement;
-    a = a.parentElement) {
-    const cs = getComputedStyle(a);
-    if (cs.overflowX !== "visible" || cs.overflowY !== "visible" || /paint|strict|content/.test(cs.contain || "")) {
-      const b = a.getBoundingClientRect();
-      r = { left: Math.max(r.left, b.left), top: Math.max(r.top, b.top),
-        right: Math.min(r.right, b.right), bottom: Math.max(Math.min(r.bottom, b.bottom), r.top) };
-    }
-  }
-  return r;
-}
-
-function placeTip(tip, anchor, root, spacer) {
-  const GAP = 4;
-  const M = 4;
-  tip.style.left = "0px";
-  tip.style.top = "0px";
-  tip.hidden = false;
-  const w = tip.offsetWidth;
-  const th = tip.offsetHeight;
-  // A token wrapped over two lines has several boxes: go below its last, above its first.
-  const boxes = () => {
-    const list = anchor.getClientRects();
-    return list.length ? [list[0], list[list.length - 1]] : [anchor.getBoundingClientRect(), anchor.getBoundingClientRect()];
-  };
-  let [first, last] = boxes();
-  let rr = root.getBoundingClientRect();
-  // Output areas clip overflow: grow the widget (a spacer at its bottom) so a
-  // tooltip below the token stays inside it.
-  const need = last.bottom + GAP + th + M - rr.bottom;
-  if (need > 0) {
-    spacer.style.height = `${spacer.offsetHeight + Math.ceil(need)}px`;
-    [first, last] = boxes();
-    rr = root.getBoundingClientRect();
-  }
-  const clip = clipRect(root);
-  const below = last.bottom + GAP;
-  const above = first.top - GAP - th;
-  const fitsBelow = below + th <= clip.bottom - M;
-  const fitsAbove = above >= Math.max(clip.top, rr.top) + M;
-  let top;
-  if (fitsBelow) top = below;
-  else if (fitsAbove) top = above;
-  else top = clip.bottom - last.bottom >= first.top - clip.top ? below : Math.max(above, rr.top);
-  const x = top === below ? last.left : first.left;
-  const lo = Math.max(clip.left, rr.left) + M;
-  const hi = Math.min(clip.right, rr.right) - M - w;
-  tip.style.left = `${Math.round(Math.max(lo, Math.min(x, hi)) - rr.left)}px`;
-  tip.style.top = `${Math.round(top - rr.top)}px`;
-  tip.dataset.side = top === below ? "below" : "above";
-}
-
 // ---- the view ----
 
 function render({ model, el }) {
-  const ui = { choice: 0, threshold: null, root: null, cleanup: null };
-
-  const draw = () => {
-    if (ui.cleanup) ui.cleanup();
-    ui.cleanup = null;
-    const root = h("div", "gm-root gm-heatmap");
-    const data = model.get("data");
-    const why = refusal(data);
-    if (why) {
-      root.append(h("div", "gm-refuse", why));
-    } else {
-      ui.cleanup = drawHeatmap(root, data, ui);
-    }
-    el.replaceChildren(root);
-    ui.root = root;
-  };
-
-  draw();
-  model.on("change:data", draw);
-  return () => {
-    model.off("change:data", draw);
-    if (ui.cleanup) ui.cleanup();
-    el.replaceChildren();
-  };
+  const ui = { choice: 0, threshold: null };
+  return stateView(model, el, "gm-heatmap", KIND, VERSION, (root, data) => drawHeatmap(root, data, ui));
 }
 
 function drawHeatmap(root, data, ui) {
@@ -223,11 +113,8 @@ function drawHeatmap(root, data, ui) {
 
   const bar = h("div", "gm-bar");
   const body = h("div", "gm-hm-body");
-  const tip = h("div", "gm-tip");
-  tip.hidden = true;
-  tip.setAttribute("role", "tooltip");
+  const [tip, spacer] = tipParts();
   tip.id = `gm-tip-${Math.random().toString(36).slice(2)}`;
-  const spacer = h("div", "gm-spacer");
   root.append(bar, body, tip, spacer);
 
   let view = null; // the drawn choice: {spans, lp, nPrompt, ...}
@@ -317,15 +204,15 @@ function drawHeatmap(root, data, ui) {
   legend.append(scaleBox, keyBelow, keyPrompt);
 
   // Tooltip contents.
-  function showTip(i, anchor) {
-    const c = view.choice;
-    const lpv = view.lp[i];
-    const piece = view.t[i];
-    const hex = view.partial.get(i);
+  const fill = (v, i) => {
+    const c = v.choice;
+    const lpv = v.lp[i];
+    const piece = v.t[i];
+    const hex = v.partial.get(i);
     tip.replaceChildren();
     const head = h("div", "gm-tip-head");
-    head.append(h("span", "gm-tip-tok", hex !== undefined ? `‹${hex}›` : visible(piece)));
-    if (i < view.nPrompt) head.append(h("span", "gm-badge", "prompt"));
+    head.append(h("span", "gm-tip-tok", tokenLabel(piece, hex)));
+    if (i < v.nPrompt) head.append(h("span", "gm-badge", "prompt"));
     head.append(h("span", "gm-muted", `#${i}`));
     tip.append(head);
     if (typeof lpv === "number") {
@@ -357,109 +244,24 @@ function drawHeatmap(root, data, ui) {
     } else {
       tip.append(h("div", "gm-tip-line", "no alternatives at this position"));
     }
-    anchor.setAttribute("aria-describedby", tip.id);
-    placeTip(tip, anchor, root, spacer);
-  }
+    v.spans[i].setAttribute("aria-describedby", tip.id);
+  };
 
-  function hideTip() {
-    tip.hidden = true;
-  }
-
-  // The token text and its listeners (delegated: one per widget, not per token).
+  // The token text; its listeners are delegated (one set per widget, not per token).
   const text = h("div", "gm-text");
   text.setAttribute("role", "group");
   text.setAttribute("aria-label", "tokens coloured by probability; arrow keys move between tokens");
   // Arrow keys here move between tokens, not between Jupyter's cells (see drawChoice).
   text.setAttribute("data-lm-suppress-shortcuts", "");
-  let hovered = -1;
-  let active = -1; // the token with tabindex=0 (roving tab stop)
-
-  const indexOf = (node) => {
+  const locate = (node) => {
     const tok = node && node.closest ? node.closest(".gm-tok") : null;
-    return tok && text.contains(tok) ? Number(tok.dataset.i) : -1;
+    return tok && view && text.contains(tok) ? { v: view, i: Number(tok.dataset.i) } : null;
   };
-  const focusedIndex = () => (text.contains(document.activeElement) ? indexOf(document.activeElement) : -1);
+  const nav = tokenNav({ root, box: text, texts: [text], tip, spacer, locate, fill, lineStep });
 
-  const onOver = (ev) => {
-    const i = indexOf(ev.target);
-    if (i < 0 || i === hovered) return;
-    hovered = i;
-    showTip(i, view.spans[i]);
-  };
-  const onOut = (ev) => {
-    if (ev.relatedTarget && text.contains(ev.relatedTarget) && indexOf(ev.relatedTarget) >= 0) return;
-    hovered = -1;
-    const f = focusedIndex();
-    if (f >= 0) showTip(f, view.spans[f]);
-    else hideTip();
-  };
-  const onFocusIn = (ev) => {
-    const i = indexOf(ev.target);
-    if (i < 0) return;
-    setActive(i);
-    showTip(i, view.spans[i]);
-  };
-  const onFocusOut = (ev) => {
-    if (ev.relatedTarget && text.contains(ev.relatedTarget)) return;
-    if (hovered < 0) hideTip();
-  };
-  const onKey = (ev) => {
-    const i = indexOf(ev.target);
-    if (i < 0) return;
-    const n = view.spans.length;
-    let j = -1;
-    if (ev.key === "ArrowRight") j = Math.min(n - 1, i + 1);
-    else if (ev.key === "ArrowLeft") j = Math.max(0, i - 1);
-    else if (ev.key === "ArrowDown") j = lineStep(i, 1);
-    else if (ev.key === "ArrowUp") j = lineStep(i, -1);
-    else if (ev.key === "Home") j = 0;
-    else if (ev.key === "End") j = n - 1;
-    else if (ev.key === "Escape") {
-      hideTip();
-      return;
-    }
-    if (j < 0) return;
-    ev.preventDefault();
-    focusToken(j);
-  };
-  text.addEventListener("mouseover", onOver);
-  text.addEventListener("mouseout", onOut);
-  text.addEventListener("focusin", onFocusIn);
-  text.addEventListener("focusout", onFocusOut);
-  text.addEventListener("keydown", onKey);
-  const onScroll = () => {
-    // Keep the tooltip on its token while it stays in view; hide it otherwise.
-    if (tip.hidden) return;
-    const i = hovered >= 0 ? hovered : focusedIndex();
-    const span = i >= 0 ? view.spans[i] : null;
-    const r = span && span.getBoundingClientRect();
-    const box = text.getBoundingClientRect();
-    if (r && r.bottom > box.top && r.top < box.bottom) placeTip(tip, span, root, spacer);
-    else {
-      hovered = -1;
-      hideTip();
-    }
-  };
-  text.addEventListener("scroll", onScroll, { passive: true });
-
-  function setActive(i) {
-    if (active === i) return;
-    if (active >= 0 && view.spans[active]) view.spans[active].tabIndex = -1;
-    active = i;
-    view.spans[i].tabIndex = 0;
-  }
-
-  function focusToken(i) {
-    const span = view.spans[i];
-    if (!span) return;
-    setActive(i);
-    span.scrollIntoView({ block: "nearest", inline: "nearest" });
-    span.focus({ preventScroll: true });
-  }
-
-  function lineStep(i, dir) {
+  function lineStep(v, i, dir) {
     // The token on the next/previous visual line closest in x.
-    const spans = view.spans;
+    const spans = v.spans;
     const r0 = spans[i].getBoundingClientRect();
     const x = r0.left + r0.width / 2;
     let j = i + dir;
@@ -491,13 +293,10 @@ function drawHeatmap(root, data, ui) {
         b.setAttribute("aria-pressed", String(Number(b.dataset.choice) === ui.choice));
       });
     }
-    const t = Array.isArray(c.t) ? c.t.map((x) => (typeof x === "string" ? x : String(x ?? ""))) : [];
+    const t = strings(c.t);
     const lp = Array.isArray(c.lp) ? c.lp : [];
     const nPrompt = Math.max(0, Math.min(t.length, Number(c.n_prompt) || 0));
-    const partial = new Map();
-    if (Array.isArray(c.partial)) {
-      for (const p of c.partial) if (Array.isArray(p)) partial.set(Number(p[0]), String(p[1]));
-    }
+    const partial = partialMap(c.partial);
     const frag = document.createDocumentFragment();
     const spans = new Array(t.length);
     let scored = 0;
@@ -515,36 +314,21 @@ function drawHeatmap(root, data, ui) {
         cls += " gm-nolp";
       }
       if (i < nPrompt) cls += " gm-prompt";
-      span.className = cls;
       span.dataset.i = String(i);
       span.tabIndex = -1;
       // Lumino matches shortcuts from the focused element up; the mark must be on it.
       span.setAttribute("data-lm-suppress-shortcuts", "");
       const hex = partial.get(i);
-      const piece = t[i];
-      if (hex !== undefined) {
-        span.classList.add("gm-partial");
-        span.append(h("span", "gm-hex", hex));
-      } else if (piece === "") {
-        span.append(h("span", "gm-hex", "∅"));
-      } else if (piece.indexOf("\n") >= 0) {
-        const parts = piece.split("\n");
-        parts.forEach((part, k) => {
-          if (part) span.append(part);
-          if (k < parts.length - 1) span.append(h("span", "gm-ws", "↵"), "\n");
-        });
-      } else {
-        span.textContent = piece;
-      }
+      if (hex !== undefined) cls += " gm-partial";
+      span.className = cls;
+      fillPlain(span, t[i], hex);
       spans[i] = span;
       frag.append(span);
     }
     text.replaceChildren(frag);
-    view = { choice: c, t, lp, nPrompt, partial, spans, scored };
-    hovered = -1;
-    active = -1;
-    if (spans.length) setActive(0);
-    hideTip();
+    view = { choice: c, t, lp, nPrompt, partial, spans, scored, text, active: -1 };
+    nav.reset();
+    if (spans.length) nav.activate(view, 0);
     spacer.style.height = "0px";
     applyThreshold();
     drawSummary(c);
@@ -577,10 +361,10 @@ function drawHeatmap(root, data, ui) {
         chip.type = "button";
         chip.dataset.i = String(i);
         const hex = view.partial.get(i);
-        chip.append(hex !== undefined ? `‹${hex}›` : visible(view.t[i]));
+        chip.append(tokenLabel(view.t[i], hex));
         chip.append(h("span", "gm-chip-p", pct(Math.exp(Number(item[1])))));
         chip.title = `go to token #${i}`;
-        chip.addEventListener("click", () => focusToken(i));
+        chip.addEventListener("click", () => nav.focus(view, i));
         chips.append(chip);
       }
       summary.append(chips);
@@ -592,12 +376,7 @@ function drawHeatmap(root, data, ui) {
 
   return () => {
     slider.removeEventListener("input", onSlide);
-    text.removeEventListener("mouseover", onOver);
-    text.removeEventListener("mouseout", onOut);
-    text.removeEventListener("focusin", onFocusIn);
-    text.removeEventListener("focusout", onFocusOut);
-    text.removeEventListener("keydown", onKey);
-    text.removeEventListener("scroll", onScroll);
+    nav.destroy();
   };
 }
 
