@@ -22,7 +22,7 @@ __all__ = ["EvalResults"]
 
 async def _score(scorers: Sequence[Any], output: str, row: dict[str, Any],
                  result: Any) -> tuple[dict[str, float], str | None]:
-    from .scorers import Case, score_async
+    from ._scoring import Case, score_async
 
     case = Case(output=output, row=row, result=result)
     scores: dict[str, float] = {}
