@@ -10,6 +10,10 @@ from .errors import GptmagicError
 
 __all__ = ["main"]
 
+#: Scorers a config file may name (judge, custom and combine need Python objects).
+_CONFIG_SCORERS = ("exact", "contains", "icontains", "regex", "json_valid", "json_schema",
+                   "numeric", "choice", "similarity", "logprob_confidence")
+
 
 def _demo(args: argparse.Namespace) -> int:
     if args.report is not None:
@@ -162,13 +166,11 @@ def _eval(args: argparse.Namespace) -> int:
     for spec in cfg.get("scorers", []):
         spec = {"type": spec} if isinstance(spec, str) else dict(spec)
         kind = spec.pop("type", None)
-        factory = getattr(sc, str(kind), None)
-        if kind in (None, "custom", "judge", "combine", "Case", "Scorer") or not callable(factory):
-            raise ConfigError(f"{path}: unknown scorer {kind!r}; use exact, contains, icontains, "
-                              "regex, json_valid, json_schema, numeric, choice, similarity, "
-                              "logprob_confidence")
+        if kind not in _CONFIG_SCORERS:
+            raise ConfigError(f"{path}: unknown scorer {kind!r}; use "
+                              f"{', '.join(_CONFIG_SCORERS)}")
         try:
-            chosen.append(factory(**spec))
+            chosen.append(getattr(sc, kind)(**spec))
         except TypeError as e:
             raise ConfigError(f"{path}: scorer {kind!r}: {e}") from None
     data = cfg["data"]

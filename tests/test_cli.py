@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -143,3 +144,15 @@ scorers = [{ type = "exact", column = "expected" }]
     p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
                        text=True, timeout=60, env=env)
     assert p.returncode == 1 and "unknown setting(s) bogus" in p.stderr
+
+
+@pytest.mark.parametrize("kind", ["judge", "score_async", "ScorerError", "dataclass", "nope"])
+def test_eval_config_names_only_config_scorers(tmp_path, isolated_env, kind):
+    (tmp_path / "cases.csv").write_text("q\nhello\n")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'data = "cases.csv"\nprompt = "user: {{q}}"\nmodels = ["local"]\n'
+                   f'scorers = [{{ type = "{kind}" }}]\n')
+    p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1 and f"unknown scorer '{kind}'; use exact," in p.stderr
+    assert "Traceback" not in p.stderr
