@@ -16,7 +16,7 @@ from typing import Any
 
 from IPython.display import display
 
-__all__ = ["counter_for_request", "heatmap_for", "show_after_cell"]
+__all__ = ["counter_for_request", "heatmap_for", "heatmaps_for", "show_after_cell"]
 
 
 def show_after_cell(shell: Any, objects: Sequence[Any]) -> None:
@@ -48,6 +48,31 @@ def heatmap_for(result: Any) -> Any | None:
     from .widgets import logprob_heatmap
 
     return logprob_heatmap(result)
+
+
+def heatmaps_for(reply: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Heatmaps of a reply's results that carry logprobs, by model, and what to show.
+
+    With several models (``--model a,b``) each heatmap is shown under a line
+    naming its model.
+    """
+    results = getattr(reply, "results", None) or {}
+    if not results:
+        single = getattr(reply, "result", None)
+        hm = heatmap_for(single) if single is not None else None
+        return ({single.model or "": hm} if hm is not None else {}), ([hm] if hm else [])
+    from IPython.display import Markdown
+
+    from .display import escape_markdown
+
+    maps: dict[str, Any] = {}
+    shown: list[Any] = []
+    for model, result in results.items():
+        hm = heatmap_for(result) if not isinstance(result, str) else None
+        if hm is not None:
+            maps[model] = hm
+            shown += [Markdown(f"**{escape_markdown(model)}**"), hm]
+    return maps, shown
 
 
 def counter_for_request(request: Mapping[str, Any], *,

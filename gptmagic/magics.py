@@ -205,9 +205,9 @@ class GptMagics(Magics):
             if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle and reply.footer:
                 data, meta = reply.bundle  # the text is on screen already: show the rest
                 reply.bundle = ({**data, "text/plain": reply.footer}, meta)
-            if reply.result is not None and not reply.results:
-                reply.heatmap = cellviews.heatmap_for(reply.result)
-                cellviews.show_after_cell(self.shell, [reply.heatmap] if reply.heatmap else [])
+            reply.heatmaps, shown = cellviews.heatmaps_for(reply)
+            reply.heatmap = next(iter(reply.heatmaps.values()), None)
+            cellviews.show_after_cell(self.shell, shown)
         elif isinstance(reply, DryRun) and isinstance(sink, _KernelSink):
             # In a terminal the dry run's own table already has the counts.
             reply.counter = cellviews.counter_for_request(reply.request)

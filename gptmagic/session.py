@@ -71,8 +71,10 @@ class Reply:
     #: The text/plain footer (summary line and notes), shown alone in a terminal
     #: where the reply itself has already streamed.
     footer: str | None = field(default=None, repr=False)
-    #: The logprob heatmap the magic showed under the reply (when logprobs were asked for).
+    #: The logprob heatmap the magic showed under the reply (when logprobs were asked
+    #: for); with several models, ``heatmaps`` has one per model and this is the first.
     heatmap: Any = field(default=None, repr=False)
+    heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def usage(self) -> Any:

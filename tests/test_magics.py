@@ -410,3 +410,15 @@ def test_heatmap_of_a_reply(shell, fake_server):
     r, _ = chat(shell, "-p fake --logprobs --no-stream", "user: from a reply")
     state = logprob_heatmap(r).data
     assert "".join(state["choices"][0]["t"]) == r.text
+
+
+def test_side_by_side_models_each_get_a_labelled_heatmap(shell, fake_server):
+    with capture_output() as cap:
+        out = shell.run_cell("%%chat -p fake -m fake-a,fake-b --top-logprobs 2\nuser: both")
+    reply = out.result
+    assert set(reply.heatmaps) == {"fake-a", "fake-b"}
+    assert reply.heatmap is reply.heatmaps["fake-a"]
+    shown = [o.data for o in cap.outputs]
+    labels = [d["text/markdown"] for d in shown if "text/markdown" in d]
+    assert labels == ["**fake-a**", "**fake-b**"]
+    assert len(_widget_outputs(cap)) == 2
