@@ -226,7 +226,18 @@ def _check_widgets(page: Any, kind: str, expected_live: int) -> None:
     page.wait_for_function("s => s.textContent === ''", arg=status.element_handle(),
                            timeout=4_000)
     assert time.monotonic() - t0 < 4
+    # The toolbar: a model entered in the widget makes the kernel recount with its encoding.
+    field = live.locator(".gm-model-input")
+    assert field.input_value() == "gpt-4o"
+    field.fill("gpt-4")
+    field.press("Enter")
+    gpt4 = st.counter_state(TYPED, "gpt-4", mode="chat")
+    assert gpt4["encoding"] == "cl100k_base"
+    live.locator(".gm-headline").filter(has_text="gpt-4 · cl100k_base").filter(
+        has_text=f"{gpt4['total']} tokens").wait_for(timeout=10_000)
+    assert page.evaluate("document.activeElement.classList.contains('gm-model-input')")
     static = page.locator(".gm-counter").nth(0)
     assert static.locator("textarea").count() == 0
+    assert static.locator(".gm-tools").count() == 0
     assert static.locator(".gm-total").text_content().endswith("tokens")
     page.screenshot(path=str(shots / f"jupyter-{kind}-counter.png"))

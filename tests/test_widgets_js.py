@@ -33,11 +33,12 @@ class Page:
     errors: list[str] = field(default_factory=list)
 
     def mount(self, name: str, data: Any, *, text: str | None = None, live: bool | None = None,
-              **opts: Any) -> int:
-        """Render view ``name`` for state ``data`` (``text``/``live``: the counter's traits)."""
+              traits: dict[str, Any] | None = None, **opts: Any) -> int:
+        """Render view ``name`` for state ``data`` (``text``/``live``/``traits``: the counter's)."""
         model: dict[str, Any] = {"data": data}
         if text is not None:
             model.update(text=text, live=True if live is None else live)
+        model.update(traits or {})
         # A JSON string crosses to the page far faster than playwright's own serialisation.
         result = self.page.evaluate("([n, j, o]) => gm.mount(n, JSON.parse(j), o)",
                                     [name, json.dumps(model), opts])
@@ -410,7 +411,7 @@ def test_counter_static_table_fill_and_cost(hp: Page) -> None:
     data = fixture("counter")
     hp.mount("counter", data, text="", live=False)  # a counter of a given prompt
     got = hp.js("""() => ({
-        area: document.querySelectorAll('textarea').length,
+        area: document.querySelectorAll('textarea, .gm-tools, input').length,
         rows: [...document.querySelectorAll('.gm-table tbody tr')].map(r =>
             [...r.children].map(td => td.textContent)),
         total: document.querySelector('.gm-total').textContent,
@@ -497,6 +498,90 @@ def test_live_counter_debounces_and_keeps_focus(hp: Page) -> None:
     hp.shot("counter-live")
 
 
+SAVES = "() => ({sets: gm.mounts[0].model.sets, saves: gm.mounts[0].model.saves})"
+
+
+def test_live_counter_toolbar_writes_model_and_max_tokens(hp: Page) -> None:
+    start = st.counter_state("user: hi", "gpt-4o", mode="chat")
+    hp.mount("counter", start, text="user: hi", traits={"model": "gpt-4o", "max_tokens": None})
+    field = hp.page.locator(".gm-model-input")
+    budget = hp.page.locator(".gm-max-input")
+    got = hp.js("""() => { const m = document.querySelector('.gm-model-input');
+        const n = document.querySelector('.gm-max-input');
+        return {model: m.value, max: n.value, type: n.type,
+          labels: [m, n].map(i => i.labels[0].textContent),
+          options: [...m.list.options].map(o => o.value)}; }""")
+    assert got["model"] == "gpt-4o" and got["max"] == "" and got["type"] == "number"
+    assert got["labels"] == ["model", "max_tokens"]
+    assert got["options"] == ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini",
+                              "gpt-4", "gpt-3.5-turbo", "local"]
+    # A model typed and entered: exactly one set and one save; focus stays; counting shows.
+    field.click()
+    field.fill("gpt-4")
+    hp.page.wait_for_timeout(250)  # typing alone sends nothing
+    assert hp.js(SAVES) == {"sets": [], "saves": 0}
+    field.press("Enter")
+    assert hp.js(SAVES) == {"sets": [["model", "gpt-4"]], "saves": 1}
+    assert hp.js("() => document.activeElement.className").endswith("gm-model-input")
+    assert hp.js("() => document.querySelector('.gm-status').textContent") == "counting…"
+    field.press("Tab")  # blur: the same name again sends nothing
+    assert hp.js("() => gm.mounts[0].model.saves") == 1
+    hp.js("(s) => gm.mounts[0].model.push('data', s)",
+          st.counter_state("user: hi", "gpt-4", mode="chat"))
+    assert hp.js("() => document.querySelector('.gm-status').textContent") == ""
+    assert "cl100k_base" in hp.js("() => document.querySelector('.gm-headline').textContent")
+    # Python changes the model: the field follows, and the list offers it.
+    hp.js("() => gm.mounts[0].model.push('model', 'my-finetune')")
+    assert field.input_value() == "my-finetune"
+    assert "my-finetune" in hp.js("() => [...document.querySelector('.gm-model-input')"
+                                  ".list.options].map(o => o.value)")
+    # An unknown model is counted approximately; the note says so.
+    hp.js("(s) => gm.mounts[0].model.push('data', s)",
+          st.counter_state("user: hi", "my-finetune", mode="chat"))
+    note = hp.js("() => document.querySelector('.gm-approx').textContent")
+    assert "approximate" in note and "unknown model 'my-finetune'" in note, note
+    # An empty model is not sent: a message says why.
+    field.fill("")
+    field.press("Enter")
+    assert hp.js("() => gm.mounts[0].model.saves") == 1
+    assert "model name" in hp.js("() => document.querySelector('.gm-field-msg').textContent")
+    field.press("Escape")
+    assert field.input_value() == "my-finetune"
+    # A bad max_tokens sends nothing and says what is wanted.
+    budget.click()
+    for bad in ("-3", "2.5", "0"):
+        budget.fill(bad)
+        hp.page.wait_for_timeout(300)
+        assert hp.js("() => gm.mounts[0].model.saves") == 1, bad
+        msg = hp.js("""() => ({text: document.querySelector('.gm-field-msg').textContent,
+            shown: document.querySelector('.gm-field-msg').offsetHeight > 0,
+            invalid: document.querySelector('.gm-max-input').getAttribute('aria-invalid')})""")
+        assert msg == {"text": "max_tokens: a whole number above 0, or empty for none",
+                       "shown": True, "invalid": "true"}, bad
+    hp.shot("counter-toolbar-invalid")
+    # A good one is sent as a number (debounced), the message goes, focus stays.
+    budget.fill("500")
+    hp.page.wait_for_function("gm.mounts[0].model.saves === 2", timeout=3000)
+    hp.page.wait_for_timeout(300)
+    model = hp.js(SAVES)
+    assert model["saves"] == 2 and model["sets"][-1] == ["max_tokens", 500]
+    assert hp.js("() => typeof gm.mounts[0].model.get('max_tokens')") == "number"
+    assert hp.js("() => document.querySelector('.gm-field-msg').textContent") == ""
+    assert hp.js("() => document.activeElement.className").endswith("gm-max-input")
+    # Emptied: none (null).
+    budget.fill("")
+    hp.page.wait_for_function("gm.mounts[0].model.saves === 3", timeout=3000)
+    assert hp.js(SAVES)["sets"][-1] == ["max_tokens", None]
+    # Python sets max_tokens: the field follows.
+    hp.page.locator("textarea").focus()
+    hp.js("() => gm.mounts[0].model.push('max_tokens', 1000)")
+    assert budget.input_value() == "1000"
+    hp.js("() => gm.mounts[0].model.push('max_tokens', null)")
+    assert budget.input_value() == ""
+    hp.shot("counter-toolbar")
+    assert hp.js("() => { gm.mounts[0].cleanup(); return gm.mounts[0].model.listeners(); }") == 0
+
+
 def test_live_counter_large_text_is_smooth(hp: Page) -> None:
     text_state = st.counter_state("", "gpt-4o")
     hp.mount("counter", text_state, text="")
@@ -531,6 +616,8 @@ def test_dark_theme_screenshot(hp: Page) -> None:
     hp.mount("heatmap", fixture("heatmap"), clip=True)
     hp.mount("tokenview", fixture("tokens"))
     hp.mount("counter", fixture("counter"))
+    hp.mount("counter", fixture("counter"), text="user: hi", traits={"model": "gpt-4o"})
+    hp.page.locator(".gm-max-input").fill("-1")  # the toolbar's message, in the dark
     hp.page.hover(".gm-heatmap .gm-tok[data-i='8']")
     colour = hp.js("() => getComputedStyle(document.querySelector('.gm-total')).color")
     assert _rgb(colour) == (230, 230, 230)  # --jp-content-font-color1 of the dark theme

@@ -1,7 +1,8 @@
 // gptmagic token counter: draws a "counter" state (docs/widgets.md).
 // Shipped after common.js (h, refusal, ...: see views.esm_source).
 // The live form (`live: true`) adds a textarea: typing is debounced, then
-// written to `text`; the kernel recounts and replaces `data`.
+// written to `text`; the kernel recounts and replaces `data`. A toolbar above it
+// writes `model` (on Enter or blur) and `max_tokens` (debounced; empty = none).
 
 const KIND = "counter";
 const VERSION = 1;
@@ -10,6 +11,10 @@ const DEBOUNCE_MS = 150;
 // idle after our update ends "counting…" then. Front ends that do not report
 // that (a save_changes without callbacks) end it after this long.
 const COUNTING_GIVE_UP_MS = 5000;
+// Offered by the model field (plus the current model); any name may be typed.
+const COMMON_MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "gpt-4",
+  "gpt-3.5-turbo", "local"];
+const MAX_TOKENS_HINT = "max_tokens: a whole number above 0, or empty for none";
 
 const int = (x) => (typeof x === "number" && Number.isFinite(x) ? x.toLocaleString("en-US") : "–");
 
@@ -137,6 +142,22 @@ function drawState(out, data) {
   }
 }
 
+// `max_tokens` as typed: {ok: true, value: int|null} or {ok: false}.
+function parseMaxTokens(input) {
+  if (input.validity && input.validity.badInput) return { ok: false };
+  const raw = input.value.trim();
+  if (raw === "") return { ok: true, value: null };
+  if (!/^[0-9]+$/.test(raw)) return { ok: false };
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n > 0 ? { ok: true, value: n } : { ok: false };
+}
+
+function field(labelText, input, cls) {
+  const label = h("label", `gm-group ${cls}`);
+  label.append(h("span", "gm-label", labelText), input);
+  return label;
+}
+
 function render({ model, el }) {
   const root = h("div", "gm-root gm-counter");
   // Every TokenCounter syncs `text`; the live form (no prompt given) has `live: true`.
@@ -145,8 +166,10 @@ function render({ model, el }) {
   const out = h("div", "gm-out");
   let area = null;
   let status = null;
-  let timer = null;
+  let timer = null; // text typed, not yet sent
+  let numTimer = null; // max_tokens typed, not yet sent
   let giveUp = null;
+  let tools = null;
 
   const redraw = () => {
     const frag = document.createDocumentFragment();
@@ -155,34 +178,45 @@ function render({ model, el }) {
     frag.append(...box.childNodes);
     out.replaceChildren(frag);
   };
+  const pending = () => timer !== null || numTimer !== null;
+  // Nothing typed and unsent, and no update waiting for the kernel.
+  const idle = () => !pending() && giveUp === null;
   const settle = () => {
     clearTimeout(giveUp);
     giveUp = null;
     root.classList.remove("gm-counting");
     if (status) status.textContent = "";
   };
+  const counting = () => {
+    root.classList.add("gm-counting");
+    status.textContent = "counting…";
+  };
   const onData = () => {
-    if (timer === null) settle();
+    if (!pending()) settle();
     redraw();
   };
 
   let sent = 0;
-  const send = () => {
-    timer = null;
+  // Write traits to the kernel, which recounts; "counting…" ends with its reply.
+  const write = (pairs) => {
     const mine = ++sent;
-    model.set("text", area.value);
+    counting();
+    for (const [key, value] of pairs) model.set(key, value);
     // ipywidgets calls these for the kernel's replies to this update; `data`
     // (if it changed) arrives before the kernel reports idle.
     model.save_changes({ iopub: { status: (msg) => {
       const state = msg && msg.content && msg.content.execution_state;
-      if (state === "idle" && mine === sent && timer === null) settle();
+      if (state === "idle" && mine === sent && !pending()) settle();
     } } });
     clearTimeout(giveUp);
     giveUp = setTimeout(settle, COUNTING_GIVE_UP_MS);
   };
+  const send = () => {
+    timer = null;
+    write([["text", area.value]]);
+  };
   const onInput = () => {
-    root.classList.add("gm-counting");
-    status.textContent = "counting…";
+    counting();
     clearTimeout(timer);
     timer = setTimeout(send, DEBOUNCE_MS);
   };
@@ -205,6 +239,163 @@ function render({ model, el }) {
     }
   };
 
+  // ---- the toolbar: model and max_tokens ----
+  const makeTools = () => {
+    const uid = Math.random().toString(36).slice(2, 10);
+    const bar = h("div", "gm-bar gm-tools");
+    const modelIn = h("input", "gm-field gm-model-input");
+    modelIn.type = "text";
+    modelIn.spellcheck = false;
+    modelIn.autocomplete = "off";
+    modelIn.placeholder = "model";
+    const list = h("datalist");
+    list.id = `gm-models-${uid}`;
+    modelIn.setAttribute("list", list.id);
+    const maxIn = h("input", "gm-field gm-max-input");
+    maxIn.type = "number";
+    maxIn.min = "1";
+    maxIn.step = "1";
+    maxIn.placeholder = "none";
+    maxIn.title = "completion budget (max_tokens); empty for none";
+    const msg = h("span", "gm-field-msg");
+    msg.id = `gm-max-msg-${uid}`;
+    msg.setAttribute("aria-live", "polite");
+    for (const input of [modelIn, maxIn]) {
+      // Keys typed here are input, not JupyterLab shortcuts.
+      input.setAttribute("data-lm-suppress-shortcuts", "true");
+    }
+    bar.append(field("model", modelIn, "gm-model-field"), list,
+      field("max_tokens", maxIn, "gm-max-field"), msg);
+
+    const currentModel = () => {
+      const v = model.get("model");
+      return typeof v === "string" ? v : "";
+    };
+    const currentMax = () => {
+      const v = model.get("max_tokens");
+      return typeof v === "number" ? v : null;
+    };
+    const fillList = () => {
+      const names = [...COMMON_MODELS];
+      const cur = currentModel();
+      if (cur && !names.includes(cur)) names.unshift(cur);
+      list.replaceChildren(...names.map((n) => {
+        const opt = h("option");
+        opt.value = n;
+        return opt;
+      }));
+    };
+    const showMsg = (text, input) => {
+      msg.textContent = text;
+      if (text) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", msg.id);
+      } else {
+        for (const i of [modelIn, maxIn]) {
+          i.removeAttribute("aria-invalid");
+          i.removeAttribute("aria-describedby");
+        }
+      }
+    };
+    let shownModel = currentModel(); // the trait value the field last showed
+    modelIn.value = shownModel;
+    maxIn.value = currentMax() === null ? "" : String(currentMax());
+    fillList();
+
+    const commitModel = () => {
+      const name = modelIn.value.trim();
+      if (name === "") {
+        showMsg("model: enter a model name (e.g. gpt-4o)", modelIn);
+        return;
+      }
+      if (modelIn.getAttribute("aria-invalid")) showMsg("", modelIn);
+      if (name === currentModel()) {
+        modelIn.value = name;
+        return;
+      }
+      modelIn.value = name;
+      shownModel = name;
+      write([["model", name]]);
+    };
+    const sendMax = () => {
+      numTimer = null;
+      const got = parseMaxTokens(maxIn);
+      if (!got.ok) return;
+      if (got.value !== currentMax()) write([["max_tokens", got.value]]);
+      else if (idle()) settle();
+    };
+    const onModelKey = (ev) => {
+      if (ev.isComposing) return;
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        commitModel();
+      } else if (ev.key === "Escape") {
+        modelIn.value = currentModel();
+        if (modelIn.getAttribute("aria-invalid")) showMsg("", modelIn);
+      }
+    };
+    const onModelInput = (ev) => {
+      // Picking a suggestion from the list commits it at once.
+      if (typeof InputEvent !== "undefined" && ev instanceof InputEvent
+        && ev.inputType === "insertReplacementText") commitModel();
+    };
+    const onMaxInput = () => {
+      clearTimeout(numTimer);
+      numTimer = null;
+      const got = parseMaxTokens(maxIn);
+      if (!got.ok) {
+        showMsg(MAX_TOKENS_HINT, maxIn);
+        if (idle()) settle();
+        return;
+      }
+      showMsg("", maxIn);
+      if (got.value === currentMax()) {
+        if (idle()) settle();
+        return;
+      }
+      counting();
+      numTimer = setTimeout(sendMax, DEBOUNCE_MS);
+    };
+    const onMaxKey = (ev) => {
+      if (ev.key !== "Enter" || ev.isComposing) return;
+      ev.preventDefault();
+      if (numTimer !== null) {
+        clearTimeout(numTimer);
+        sendMax();
+      }
+    };
+    const onModel = () => {
+      // Python (or another view) changed `model`: show it unless the user is editing it here.
+      fillList();
+      const v = currentModel();
+      const editing = document.activeElement === modelIn && modelIn.value.trim() !== shownModel;
+      if (!editing) modelIn.value = v;
+      shownModel = v;
+    };
+    const onMax = () => {
+      const v = currentMax();
+      const got = parseMaxTokens(maxIn);
+      const dirty = numTimer !== null || !(got.ok && got.value === v);
+      if (dirty && document.activeElement === maxIn) return;
+      maxIn.value = v === null ? "" : String(v);
+      showMsg("", maxIn);
+    };
+    const on = [[modelIn, "keydown", onModelKey], [modelIn, "change", commitModel],
+      [modelIn, "input", onModelInput], [maxIn, "input", onMaxInput], [maxIn, "keydown", onMaxKey]];
+    for (const [node, type, fn] of on) node.addEventListener(type, fn);
+    model.on("change:model", onModel);
+    model.on("change:max_tokens", onMax);
+    return {
+      bar,
+      destroy() {
+        clearTimeout(numTimer);
+        for (const [node, type, fn] of on) node.removeEventListener(type, fn);
+        model.off("change:model", onModel);
+        model.off("change:max_tokens", onMax);
+      },
+    };
+  };
+
   if (live) {
     area = h("textarea", "gm-input");
     area.rows = 5;
@@ -220,9 +411,10 @@ function render({ model, el }) {
     area.addEventListener("input", onInput);
     area.addEventListener("keydown", onKeyDown);
     model.on("change:text", onText);
+    tools = makeTools();
     const top = h("div", "gm-bar");
     top.append(status);
-    root.append(area, top);
+    root.append(tools.bar, area, top);
   }
   root.append(out);
   redraw();
@@ -234,6 +426,7 @@ function render({ model, el }) {
     clearTimeout(giveUp);
     model.off("change:data", onData);
     if (live) {
+      tools.destroy();
       model.off("change:text", onText);
       area.removeEventListener("input", onInput);
       area.removeEventListener("keydown", onKeyDown);
