@@ -4,7 +4,8 @@ One :class:`Client` owns one connection pool and talks to any provider
 (a per-call ``provider=`` picks another). Every standard parameter of
 ``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
 as is; unknown keywords are passed through, ``None`` means "not set".
-This module holds the program's only retry loop (policy: :mod:`gptmagic.retry`).
+This module holds the program's only retry loop (policy: :mod:`gptmagic.retry`);
+one attempt (sending, reading JSON or an SSE stream) is :mod:`gptmagic._attempt`.
 """
 
 from __future__ import annotations
@@ -17,35 +18,34 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ._attempt import (
+    MAX_ERROR_BYTES,
+    MAX_RESPONSE_BYTES,
+    DeltaCallback,
+    _json_or_text,
+    _request_id,
+    _StreamAbort,
+    request_once,
+)
 from ._http import HTTP, Timeouts, TooLarge
 from .config import Provider, resolve
 from .errors import (
-    APIConnectionError,
     APIError,
     APITimeoutError,
     GptmagicError,
     MalformedResponseError,
     RequestError,
-    StreamError,
     status_error,
 )
-from .response import Accumulator, parse_response
 from .retry import RetryPolicy
-from .sse import SSEDecoder
 from .types import Result
 
 __all__ = ["Client", "DeltaCallback", "RetryCallback"]
 
 log = logging.getLogger("gptmagic.client")
 
-DeltaCallback = Callable[[int, str], None]
-"""Called with ``(choice_index, text)`` for every piece of streamed text."""
-
 RetryCallback = Callable[[GptmagicError, float], None]
 """Called with ``(error, wait)`` before each retry."""
-
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-MAX_ERROR_BYTES = 1024 * 1024
 
 
 def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,13 +62,6 @@ def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     if not out:
         raise RequestError("messages is empty: give at least one message", param="messages")
     return out
-
-
-def _request_id(headers: dict[str, str]) -> str | None:
-    for name in ("x-request-id", "apim-request-id", "request-id"):
-        if headers.get(name):
-            return headers[name]
-    return None
 
 
 class Client:
@@ -312,7 +305,8 @@ class Client:
             started: dict[str, Callable[[str], _StreamAbort]] = {}
             try:
                 async with asyncio.timeout(t.deadline):
-                    result = await self._attempt(
+                    result = await request_once(
+                        self.http,
                         kind,
                         url,
                         query,
@@ -323,6 +317,8 @@ class Client:
                         t,
                         prompt_len,
                         started,
+                        # Read at call time: gptmagic.client.MAX_RESPONSE_BYTES is the knob.
+                        max_bytes=MAX_RESPONSE_BYTES,
                     )
                 result.timings.attempts = attempt
                 return result
@@ -353,142 +349,3 @@ class Client:
                 delay,
             )
             await self._sleep(delay)
-
-    async def _attempt(
-        self,
-        kind: str,
-        url: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-        payload: bytes,
-        stream: bool,
-        on_delta: DeltaCallback | None,
-        t: Timeouts,
-        prompt_len: int | None,
-        started: dict[str, Any],
-    ) -> Result:
-        t0 = time.monotonic()
-        async with self.http.request(
-            "POST", url, params=query, headers=headers, json_body=payload, timeouts=t
-        ) as r:
-            rid = _request_id(r.headers)
-            if r.status >= 400:
-                try:
-                    raw = await r.read(MAX_ERROR_BYTES)
-                except TooLarge:
-                    raw = b"(error body too large)"
-                raise status_error(
-                    r.status, _json_or_text(raw), request_id=rid, headers=r.headers, url=url
-                )
-            ctype = r.headers.get("content-type", "")
-            if stream and "text/event-stream" in ctype:
-                result = await self._read_stream(
-                    kind, r, on_delta, t0, prompt_len, rid, url, started
-                )
-            else:
-                try:
-                    raw = await r.read(MAX_RESPONSE_BYTES)
-                except TooLarge as e:
-                    raise MalformedResponseError(
-                        f"{url}: response body over {MAX_RESPONSE_BYTES // 2**20} MiB "
-                        f"({e.size} bytes read); refusing it",
-                        request_id=rid,
-                    ) from None
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    raise MalformedResponseError(
-                        f"{url}: response is not JSON (HTTP {r.status}, {len(raw)} bytes, "
-                        f"starts {raw[:80]!r})",
-                        request_id=rid,
-                    ) from None
-                result = parse_response(kind, data, prompt_len=prompt_len)
-                if on_delta:
-                    for ch in result.choices:
-                        on_delta(ch.index, ch.text)
-        result.request_id = rid
-        result.rate_limits = {
-            k.lower(): v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit-")
-        } or None
-        result.timings.total = time.monotonic() - t0
-        if isinstance(result.raw, dict) and isinstance(result.raw.get("timings"), dict):
-            result.timings.engine = result.raw["timings"]
-        return result
-
-    async def _read_stream(
-        self,
-        kind: str,
-        r: Any,
-        on_delta: DeltaCallback | None,
-        t0: float,
-        prompt_len: int | None,
-        rid: str | None,
-        url: str,
-        started: dict[str, Any],
-    ) -> Result:
-        acc = Accumulator(kind, prompt_len=prompt_len)
-        decoder = SSEDecoder()
-        ttft: float | None = None
-        done = False
-        engine_timings: dict[str, Any] | None = None
-
-        def abort(msg: str) -> _StreamAbort:
-            partial = acc.result()
-            partial.request_id = rid
-            partial.timings.ttft = ttft
-            partial.timings.total = time.monotonic() - t0
-            return _StreamAbort(StreamError(msg, partial=partial, request_id=rid))
-
-        started["abort"] = abort
-        try:
-            async for chunk in r.chunks():
-                for ev in decoder.feed(chunk):
-                    if ev.data == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        data = json.loads(ev.data)
-                    except ValueError:
-                        raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
-                    if ev.event == "error" or (isinstance(data, dict) and "error" in data):
-                        err = data.get("error") if isinstance(data, dict) else data
-                        msg = err.get("message") if isinstance(err, dict) else err
-                        raise abort(f"{url}: the server sent an error mid-stream: {msg}")
-                    if isinstance(data, dict) and isinstance(data.get("timings"), dict):
-                        engine_timings = data["timings"]
-                    try:
-                        deltas = acc.add(data)
-                    except MalformedResponseError as e:
-                        raise abort(f"{url}: {e}") from None
-                    if deltas and ttft is None:
-                        ttft = time.monotonic() - t0
-                    if on_delta:
-                        for idx, text in deltas:
-                            on_delta(idx, text)
-                if done:
-                    break
-        except (APITimeoutError, APIConnectionError) as e:
-            raise abort(f"{url}: stream interrupted after {acc.chunks} chunks: {e}") from None
-        if not done and not acc.finished:
-            raise abort(f"{url}: stream ended after {acc.chunks} chunks without [DONE]")
-        result = acc.result()
-        if not result.choices:
-            raise abort(f"{url}: stream carried no choices")
-        result.timings.ttft = ttft
-        result.timings.engine = engine_timings
-        return result
-
-
-class _StreamAbort(APIError):
-    """Carries a final stream error through the retry loop untouched."""
-
-    def __init__(self, error: APIError) -> None:
-        super().__init__(str(error), request_id=error.request_id)
-        self.error = error
-
-
-def _json_or_text(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", errors="replace")
