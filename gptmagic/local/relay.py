@@ -1,0 +1,142 @@
+"""Talking to the engine for the adapter app: upstream calls and the SSE relay.
+
+The app's keys (the engine, the shared upstream session, the creation time),
+one JSON call to the engine (:func:`_upstream_json`), a plan's engine requests
+sent at once (:func:`_fan_out`), filling in the text of token-id prompts
+(:func:`_detokenize`), and :func:`_relay_stream`, which passes one engine SSE
+stream through a :mod:`gptmagic.local.stream` state machine to our client,
+event by event, flushed as they come. Errors leave in OpenAI's shape
+(:func:`_error`). The handlers in :mod:`gptmagic.local.routes` build on these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gptmagic.local import adapt
+from gptmagic.local.llama import LlamaServer
+
+_ENGINE = web.AppKey("engine", LlamaServer)
+_SESSION = web.AppKey("session", aiohttp.ClientSession)
+_CREATED = web.AppKey("created", int)
+_UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+
+
+class _ClientGone(Exception):
+    """Our client closed its connection mid-stream."""
+
+
+def _error(status: int, body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+async def _upstream_json(session: aiohttp.ClientSession, url: str,
+                         body: dict[str, Any]) -> tuple[int, Any]:
+    async with session.post(url, json=body) as resp:
+        text = await resp.text()
+    try:
+        return resp.status, json.loads(text)
+    except ValueError:
+        return resp.status, text
+
+
+async def _fan_out(request: web.Request, path: str, bodies: list[dict[str, Any]],
+                   prompt_param: str) -> list[dict[str, Any]] | web.Response:
+    """Send ``bodies`` concurrently; the first engine error becomes the answer."""
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    results = await asyncio.gather(*(_upstream_json(session, engine.url + path, b)
+                                     for b in bodies))
+    for status, payload in results:
+        if status != 200 or not isinstance(payload, dict):
+            return _error(status if status != 200 else 502,
+                          adapt.normalise_error(status, payload, prompt_param=prompt_param))
+    return [payload for _, payload in results]
+
+
+async def _detokenize(request: web.Request, plan: adapt.CompletionPlan) -> None:
+    """Fill in the text of token-id prompts (needed for echo and text_offset)."""
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    for i, prompt in enumerate(plan.prompts):
+        if plan.prompt_texts[i] is None:
+            status, payload = await _upstream_json(session, engine.url + "/detokenize",
+                                                   {"tokens": prompt})
+            if status == 200 and isinstance(payload, dict):
+                plan.prompt_texts[i] = str(payload.get("content", ""))
+
+
+async def _relay_stream(request: web.Request, path: str, body: dict[str, Any],
+                        feed: Callable[[Any], list[dict[str, Any]]],
+                        finish: Callable[[], list[dict[str, Any]]],
+                        prompt_param: str) -> web.StreamResponse:
+    """Relay one engine SSE stream through the adapter, event by event."""
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    async with session.post(engine.url + path, json=body) as upstream:
+        if upstream.status != 200:
+            text = await upstream.text()
+            try:
+                payload: Any = json.loads(text)
+            except ValueError:
+                payload = text
+            return _error(upstream.status, adapt.normalise_error(upstream.status, payload,
+                                                                 prompt_param=prompt_param))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+
+        async def send(chunks: list[dict[str, Any]], done: bool = False) -> None:
+            try:
+                for chunk in chunks:
+                    await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                if done:
+                    await response.write(b"data: [DONE]\n\n")
+                    await response.write_eof()
+            except ConnectionResetError as exc:
+                raise _ClientGone from exc
+
+        def engine_error(payload: Any) -> dict[str, Any]:
+            if not (isinstance(payload, dict) and "error" in payload):
+                payload = {"error": payload}  # `error:` lines carry the bare error object
+            return adapt.normalise_error(500, payload, prompt_param=prompt_param)
+
+        errored = False
+        try:
+            async for raw in upstream.content:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith("error:"):  # llama.cpp's own error event
+                    await send([engine_error(json.loads(line[6:] or "null"))])
+                    errored = True
+                    continue
+                if not line.startswith("data:"):
+                    continue  # blank separators and ": ping" comments
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    await send(finish(), done=True)
+                    return response
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and "error" in chunk:
+                    await send([engine_error(chunk)])
+                    errored = True
+                    continue
+                await send(feed(chunk))
+            if errored:
+                return response
+            problem = "ended without [DONE]"
+        except _ClientGone:
+            # Our client went away; leaving the block closes the upstream
+            # connection, which makes the engine stop generating.
+            return response
+        except (aiohttp.ClientError, ValueError) as exc:
+            problem = f"broke off: {exc}"
+        # Say so in-band, as OpenAI does, and end without [DONE].
+        message = f"The local engine's stream {problem}"
+        try:
+            await send([adapt.error_body(message, type="server_error")])
+        except _ClientGone:
+            pass
+        return response

@@ -1,0 +1,146 @@
+"""The adapter app's request handlers: chat, completions, tokenize, models, health.
+
+Each turns an OpenAI-shaped request into engine requests through
+:mod:`gptmagic.local.adapt` and sends the answer back in OpenAI's shape; the
+upstream calls and the SSE relay are :mod:`gptmagic.local.relay`'s.
+:func:`gptmagic.local.server.create_app` routes to these.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gptmagic.local import adapt
+from gptmagic.local.relay import (
+    _CREATED,
+    _ENGINE,
+    _SESSION,
+    _detokenize,
+    _error,
+    _fan_out,
+    _relay_stream,
+    _upstream_json,
+)
+
+__all__ = ["chat_completions", "completions", "health", "models", "tokenize"]
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise adapt.LocalRequestError(f"The request body is not valid JSON: {exc}") from None
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/chat/completions``."""
+    plan = adapt.prepare_chat(await _read_json(request),
+                              gguf_path=request.app[_ENGINE].gguf_path)
+    if plan.stream:
+        stream = adapt.ChatStream(plan)
+        return await _relay_stream(request, "/v1/chat/completions", plan.bodies[0], stream.feed,
+                                   stream.finish, "messages")
+    answers = await _fan_out(request, "/v1/chat/completions", plan.bodies, "messages")
+    if isinstance(answers, web.Response):
+        return answers
+    return web.json_response(adapt.merge_chat(plan, answers))
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/completions`` (legacy)."""
+    plan = adapt.prepare_completion(await _read_json(request),
+                                    gguf_path=request.app[_ENGINE].gguf_path)
+    if plan.needs_prompt_texts:
+        await _detokenize(request, plan)
+    if plan.stream:
+        stream = adapt.CompletionStream(plan)
+        return await _relay_stream(request, "/v1/completions", plan.bodies[0], stream.feed,
+                                   stream.finish, "prompt")
+    answers = await _fan_out(request, "/v1/completions", plan.bodies, "prompt")
+    if isinstance(answers, web.Response):
+        return answers
+    return web.json_response(adapt.merge_completions(plan, answers))
+
+
+async def tokenize(request: web.Request) -> web.Response:
+    """``POST /v1/tokenize`` (a gptmagic extension): the engine's own token ids.
+
+    ``{"text": "..."}`` tokenizes plain text (special tokens as text);
+    ``{"messages": [...], "add_generation_prompt": true}`` renders the chat
+    template exactly as a chat request would (same message checks, same
+    ``name`` emulation) and tokenizes that, so ``count`` equals the
+    ``usage.prompt_tokens`` of the same chat request.
+
+    ``"pieces": true`` adds ``pieces``, each token's exact bytes: a string
+    when they are valid UTF-8 on their own (its UTF-8 encoding is the bytes),
+    else a list of byte values (part of a character split across tokens).
+    """
+    body = await _read_json(request)
+    if not isinstance(body, dict):
+        raise adapt.LocalRequestError("The request body must be a JSON object.")
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    prompt: str | None = None
+    if "messages" in body:
+        plan = adapt.prepare_chat({"model": body.get("model") or adapt.MODEL_ID,
+                                   "messages": body["messages"]}, gguf_path=engine.gguf_path)
+        status, payload = await _upstream_json(session, engine.url + "/apply-template", {
+            "messages": plan.bodies[0]["messages"],
+            "add_generation_prompt": bool(body.get("add_generation_prompt", True)),
+        })
+        if status != 200 or not isinstance(payload, dict) or "prompt" not in payload:
+            return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
+        text, special = str(payload["prompt"]), True
+        prompt = text
+    elif isinstance(body.get("text"), str):
+        text, special = body["text"], False
+    else:
+        raise adapt.LocalRequestError("Give 'text' (a string) or 'messages' (a list).",
+                                      param="text")
+    with_pieces = bool(body.get("pieces", False))
+    status, payload = await _upstream_json(session, engine.url + "/tokenize", {
+        "content": text, "parse_special": special, "add_special": False,
+        "with_pieces": with_pieces})
+    if status != 200 or not isinstance(payload, dict):
+        return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
+    tokens = payload.get("tokens") or []
+    answer: dict[str, Any] = {"model": adapt.MODEL_ID, "count": len(tokens), "prompt": prompt}
+    if with_pieces:
+        # The engine sends [{"id": n, "piece": "text" | [byte, ...]}]; keep ids as ids.
+        try:
+            answer["tokens"] = [int(t["id"]) for t in tokens]
+            answer["pieces"] = [_piece(t["piece"]) for t in tokens]
+        except (KeyError, TypeError, ValueError):
+            return _error(502, adapt.normalise_error(502, "the engine's token pieces are "
+                                                          "not in the expected shape"))
+    else:
+        answer["tokens"] = tokens
+    return web.json_response(answer)
+
+
+def _piece(piece: Any) -> str | list[int]:
+    """An engine piece as it came (text, or byte values), checked."""
+    if isinstance(piece, str):
+        return piece
+    if isinstance(piece, list) and all(isinstance(b, int) and 0 <= b < 256 for b in piece):
+        return piece
+    raise ValueError(piece)
+
+
+async def models(request: web.Request) -> web.Response:
+    """``GET /v1/models``: the one local model."""
+    return web.json_response(adapt.models_list(request.app[_CREATED]))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: the engine's own health, passed through."""
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    async with session.get(engine.url + "/health") as resp:
+        text = await resp.text()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = {"status": "ok" if resp.status == 200 else "error"}
+    return web.json_response(payload, status=resp.status)
