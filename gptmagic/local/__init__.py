@@ -5,7 +5,8 @@ until the engine starts (in a child process, see :mod:`.engine`).
 
 * :mod:`.model` -- the weights' path, the model id and its aliases;
 * :mod:`.engine` -- the parent side: :func:`ensure_started` returns the URL;
-* :mod:`.server` -- the child: an OpenAI-compatible aiohttp app over llama.cpp;
+* :mod:`.server` -- the child: an OpenAI-compatible aiohttp app over llama.cpp,
+  with its handlers in :mod:`.routes` and the engine relay in :mod:`.relay`;
 * :mod:`.adapt`, :mod:`.stream`, :mod:`.logprobs` -- pure OpenAI <-> llama.cpp translation;
 * :mod:`.llama` -- starting xllamacpp's in-process server.
 """

@@ -3,7 +3,7 @@
 Feed each parsed ``data:`` payload to :meth:`feed`; it returns the chunks to
 send (zero, one or two). At ``data: [DONE]`` call :meth:`finish` for the
 closing chunks, then send ``[DONE]``. No I/O here; see
-:mod:`gptmagic.local.server` for the SSE plumbing.
+:mod:`gptmagic.local.relay` for the SSE plumbing.
 
 Engine habits handled (measured with xllamacpp 2026.10):
 
