@@ -1,7 +1,8 @@
 """Token counter, token view and logprob heatmap: widgets with static fallbacks.
 
 Each function returns a widget that displays itself as a cell's last
-expression: live in JupyterLab, Notebook 7 and VS Code; as static HTML in
+expression: live in JupyterLab and Notebook 7 (tested in a browser) and other
+anywidget front ends; as static HTML in
 nbconvert, GitHub and front ends without widgets; as text in IPython. The
 widget classes (and anywidget) are imported on first use. See
 ``docs/widgets.md`` for the state every form draws.
