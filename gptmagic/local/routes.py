@@ -9,6 +9,7 @@ upstream calls and the SSE relay are :mod:`gptmagic.local.relay`'s.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -35,18 +36,25 @@ async def _read_json(request: web.Request) -> Any:
         raise adapt.LocalRequestError(f"The request body is not valid JSON: {exc}") from None
 
 
+async def _answer(request: web.Request, path: str, plan: Any, stream: Any,
+                  merge: Callable[[Any, list[Any]], Any], param: str) -> web.StreamResponse:
+    """Relay ``plan`` to the engine: one stream, or every body fanned out and merged."""
+    if plan.stream:
+        return await _relay_stream(request, path, plan.bodies[0], stream.feed, stream.finish,
+                                   param)
+    answers = await _fan_out(request, path, plan.bodies, param)
+    if isinstance(answers, web.Response):
+        return answers
+    return web.json_response(merge(plan, answers))
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
     plan = adapt.prepare_chat(await _read_json(request),
                               gguf_path=request.app[_ENGINE].gguf_path)
-    if plan.stream:
-        stream = adapt.ChatStream(plan)
-        return await _relay_stream(request, "/v1/chat/completions", plan.bodies[0], stream.feed,
-                                   stream.finish, "messages")
-    answers = await _fan_out(request, "/v1/chat/completions", plan.bodies, "messages")
-    if isinstance(answers, web.Response):
-        return answers
-    return web.json_response(adapt.merge_chat(plan, answers))
+    stream = adapt.ChatStream(plan) if plan.stream else None
+    return await _answer(request, "/v1/chat/completions", plan, stream, adapt.merge_chat,
+                         "messages")
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -55,14 +63,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
                                     gguf_path=request.app[_ENGINE].gguf_path)
     if plan.needs_prompt_texts:
         await _detokenize(request, plan)
-    if plan.stream:
-        stream = adapt.CompletionStream(plan)
-        return await _relay_stream(request, "/v1/completions", plan.bodies[0], stream.feed,
-                                   stream.finish, "prompt")
-    answers = await _fan_out(request, "/v1/completions", plan.bodies, "prompt")
-    if isinstance(answers, web.Response):
-        return answers
-    return web.json_response(adapt.merge_completions(plan, answers))
+    stream = adapt.CompletionStream(plan) if plan.stream else None
+    return await _answer(request, "/v1/completions", plan, stream, adapt.merge_completions,
+                         "prompt")
 
 
 async def tokenize(request: web.Request) -> web.Response:
