@@ -152,18 +152,6 @@ def _proxy_for(url: str, env: tuple[str | None, ...] | None = None) -> str | Non
     return _proxy_cached(url, _proxy_env() if env is None else env)
 
 
-class _Cookies(httpx.Cookies):
-    """httpx's cookie jar, free for responses that set no cookie.
-
-    httpx wraps every response in urllib adapters to look for cookies, about a
-    sixth of a request's CPU in the batch runner; most API responses set none.
-    """
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
 class HTTP:
     """One shared connection pool. Create it once; close it with :meth:`aclose`."""
 
@@ -195,7 +183,6 @@ class HTTP:
         else:
             raise ValueError(f"unknown transport {transport!r}")
         self._client = httpx.AsyncClient(transport=tr, timeout=self._httpx_timeout(self.timeouts))
-        self._client._cookies = _Cookies()  # no public way to choose the jar's class
 
     @staticmethod
     def _httpx_timeout(t: Timeouts) -> httpx.Timeout:
@@ -285,9 +272,9 @@ class HTTP:
     async def reserve(self, n: int) -> None:
         """Room for ``n`` requests at once (the batch runner's concurrency).
 
-        The aiohttp pool is rebuilt with the larger limit when nothing is in
-        flight (otherwise at the next call that finds it idle); the httpx
-        backend keeps its limits.
+        The aiohttp pool is rebuilt with the larger limit if nothing is in
+        flight; a busy pool keeps its limit (closing it would cut live
+        requests). The httpx backend keeps its limits.
         """
         if n > self._max_connections:
             self._max_connections = n
