@@ -4,13 +4,17 @@
 # downloads a browser, which fails offline); it is installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null 2>&1; then
+# The report tests fetch the widget manager's JavaScript with npm (once, cached).
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "gptmagic: installing Debian chromium for the browser tests ..."
+    echo "gptmagic: installing Debian packages for the browser tests: ${need[*]} ..."
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "The browser tests need chromium: run 'sudo apt-get install -y chromium'." >&2
+    echo "The browser tests need: ${need[*]} (sudo apt-get install -y ${need[*]})." >&2
     exit 1
   fi
 fi
