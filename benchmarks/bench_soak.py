@@ -19,7 +19,7 @@ from fakeserver import FakeServer  # noqa: E402
 from test_soak import FAULTS, soak  # noqa: E402
 
 import gptmagic  # noqa: E402
-from gptmagic.api import get_client  # noqa: E402
+from gptmagic.client.facade import get_client  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import random
 import time
 
-from gptmagic.tokens import count_tokens, get_encoding
+from gptmagic.catalog.tokens import get_encoding
+from gptmagic.tokens import count_tokens
 
 WORDS = ("the quick brown fox jumps over a lazy dog while prompts tokens cost money "
          "Größe naïve café 日本語 emoji 😀 code: def f(x): return x**2 {json: [1, 2]}").split()

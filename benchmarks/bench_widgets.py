@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from browser.states import big_logprob_tokens, big_text  # noqa: E402
 from browser_support import chromium, harness_site  # noqa: E402
 
-from gptmagic.widgets import state as st  # noqa: E402
-from gptmagic.widgets import static  # noqa: E402
+from gptmagic.views.widgets import state as st  # noqa: E402
+from gptmagic.views.widgets import static  # noqa: E402
 
 SIZES = (1_000, 4_000, 16_000)
 RUNS = 5

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import Provider, add_profile, get_profile, profiles
-from .errors import (
+from gptmagic.catalog.models import ModelInfo, model_info, register_model
+from gptmagic.client.config import Provider, add_profile, get_profile, profiles
+from gptmagic.core.messages import CellSyntaxError, parse_cell, render_cell
+from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -29,21 +33,25 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
-from .messages import CellSyntaxError, parse_cell, render_cell
-from .models import ModelInfo, model_info, register_model
-from .retry import RetryPolicy
-from .types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
 
 if TYPE_CHECKING:
-    from ._http import Timeouts
-    from .api import achat, acomplete, chat, complete, get_client, shutdown
-    from .client import Client
-    from .context import FitResult, fit_messages
-    from .pricing import Cost, Estimate, cost_of, estimate, set_price
-    from .results import EvalResults
-    from .runner import aevaluate, estimate_run, evaluate
-    from .tokens import MessageCount, TokenCount, acount_tokens, count_tokens
-    from .widgets import (
+    from gptmagic.catalog.context import FitResult
+    from gptmagic.catalog.pricing import Cost, Estimate, cost_of, estimate, set_price
+    from gptmagic.client.client import Client
+    from gptmagic.client.facade import (
+        achat,
+        acomplete,
+        chat,
+        complete,
+        fit_messages,
+        get_client,
+        shutdown,
+    )
+    from gptmagic.client.http import Timeouts
+    from gptmagic.eval.results import EvalResults
+    from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
+    from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
+    from gptmagic.widgets import (
         LogprobHeatmap,
         TokenCounter,
         TokenView,
@@ -56,36 +64,36 @@ __version__ = "0.1.0"
 
 # Names whose modules pull in the HTTP stack (~0.9 s): imported on first use.
 _LAZY = {
-    "Timeouts": "._http",
-    "Client": ".client",
-    "achat": ".api",
-    "acomplete": ".api",
-    "chat": ".api",
-    "complete": ".api",
-    "get_client": ".api",
-    "shutdown": ".api",
-    "FitResult": ".context",
-    "fit_messages": ".context",
-    "Cost": ".pricing",
-    "Estimate": ".pricing",
-    "cost_of": ".pricing",
-    "estimate": ".pricing",
-    "set_price": ".pricing",
-    "MessageCount": ".tokens",
-    "TokenCount": ".tokens",
-    "acount_tokens": ".tokens",
-    "count_tokens": ".tokens",
-    "evaluate": ".runner",
-    "estimate_run": ".runner",
-    "aevaluate": ".runner",
-    "EvalResults": ".results",
+    "Timeouts": "gptmagic.client.http",
+    "Client": "gptmagic.client.client",
+    "achat": "gptmagic.client.facade",
+    "acomplete": "gptmagic.client.facade",
+    "chat": "gptmagic.client.facade",
+    "complete": "gptmagic.client.facade",
+    "get_client": "gptmagic.client.facade",
+    "shutdown": "gptmagic.client.facade",
+    "FitResult": "gptmagic.catalog.context",
+    "fit_messages": "gptmagic.client.facade",
+    "Cost": "gptmagic.catalog.pricing",
+    "Estimate": "gptmagic.catalog.pricing",
+    "cost_of": "gptmagic.catalog.pricing",
+    "estimate": "gptmagic.catalog.pricing",
+    "set_price": "gptmagic.catalog.pricing",
+    "MessageCount": "gptmagic.tokens",
+    "TokenCount": "gptmagic.tokens",
+    "acount_tokens": "gptmagic.tokens",
+    "count_tokens": "gptmagic.tokens",
+    "evaluate": "gptmagic.eval.runner",
+    "estimate_run": "gptmagic.eval.runner",
+    "aevaluate": "gptmagic.eval.runner",
+    "EvalResults": "gptmagic.eval.results",
     # Widgets: anywidget and ipywidgets are imported only when one is made.
-    "LogprobHeatmap": ".widgets",
-    "TokenCounter": ".widgets",
-    "TokenView": ".widgets",
-    "logprob_heatmap": ".widgets",
-    "token_counter": ".widgets",
-    "token_view": ".widgets",
+    "LogprobHeatmap": "gptmagic.widgets",
+    "TokenCounter": "gptmagic.widgets",
+    "TokenView": "gptmagic.widgets",
+    "logprob_heatmap": "gptmagic.widgets",
+    "token_counter": "gptmagic.widgets",
+    "token_view": "gptmagic.widgets",
 }
 
 
@@ -93,7 +101,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'gptmagic' has no attribute {name!r}")
@@ -168,13 +176,13 @@ __all__ = [
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext gptmagic``: register ``%%chat``, ``%%complete``, ``%chat``, ``%gptmagic``."""
-    from . import _ipython
+    from gptmagic.notebook import extension
 
-    _ipython.load(ipython)
+    extension.load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext gptmagic``: remove the magics, close the client, stop the engine."""
-    from . import _ipython
+    from gptmagic.notebook import extension
 
-    _ipython.unload(ipython)
+    extension.unload(ipython)

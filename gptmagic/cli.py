@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import GptmagicError
+from gptmagic.errors import GptmagicError
 
 __all__ = ["main"]
 
@@ -18,8 +18,8 @@ _CONFIG_SCORERS = ("exact", "contains", "icontains", "regex", "json_valid", "jso
 def _demo(args: argparse.Namespace) -> int:
     if args.report is not None:
         return _demo_report(args)
-    from .api import chat, complete
-    from .logprobs import perplexity
+    from gptmagic.client.facade import chat, complete
+    from gptmagic.core.logprobs import perplexity
 
     model = args.model
     print(f"== chat ({model}), streamed ==")
@@ -64,7 +64,7 @@ def _demo_report(args: argparse.Namespace) -> int:
     """``gptmagic demo --report DIR``: run the quickstart and batch-evaluation notebooks."""
     import time
 
-    from . import report
+    from gptmagic import report
 
     if args.model != "local" or args.profile:
         print("gptmagic: --report runs the notebooks as written (MODEL = \"local\"); "
@@ -79,9 +79,9 @@ def _demo_report(args: argparse.Namespace) -> int:
 def _tokens(args: argparse.Namespace) -> int:
     import json
 
-    from .errors import RequestError
-    from .pricing import estimate
-    from .tokens import count_tokens
+    from gptmagic.catalog.pricing import estimate
+    from gptmagic.client.facade import count_tokens
+    from gptmagic.errors import RequestError
 
     if args.file in (None, "-"):
         text = sys.stdin.read()
@@ -113,9 +113,9 @@ def _tokens(args: argparse.Namespace) -> int:
               f"format {m.overhead})")
     if c.messages:
         print(f"  reply priming {c.reply_priming}")
-    e = estimate(c.total, c.model, max_tokens=args.max_tokens)
-    print(f"cost: {e.low} prompt only; {e.expected} expected; {e.high} at most "
-          f"({e.low.source})")
+    est = estimate(c.total, c.model, max_tokens=args.max_tokens)
+    print(f"cost: {est.low} prompt only; {est.expected} expected; {est.high} at most "
+          f"({est.low.source})")
     return 0
 
 
@@ -123,9 +123,9 @@ def _eval(args: argparse.Namespace) -> int:
     """``gptmagic eval CONFIG``: a run described in TOML or YAML, results to CSV."""
     from pathlib import Path
 
-    from . import scorers as sc
-    from .errors import ConfigError
-    from .runner import evaluate
+    from gptmagic import scorers as sc
+    from gptmagic.errors import ConfigError
+    from gptmagic.eval.runner import evaluate
 
     path = Path(args.config)
     try:
@@ -189,8 +189,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from ._portal import get_portal
-    from .api import get_client
+    from gptmagic.client.facade import get_client
+    from gptmagic.client.portal import get_portal
 
     for m in get_portal().run(get_client().models(provider=args.profile)):
         print(m)
@@ -198,7 +198,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .local.server import main as serve_main
+    from gptmagic.local.server import main as serve_main
 
     return serve_main(["--host", args.host, "--port", str(args.port)])
 

@@ -6,6 +6,10 @@ catches anything gptmagic raises on purpose::
     GptmagicError
     ├── ConfigError                 bad settings, unknown profile, missing key or extra
     ├── RequestError                a request gptmagic refuses to send (bad parameter)
+    │   ├── CellSyntaxError         a cell that does not parse (gptmagic.core.messages)
+    │   ├── NoLogprobsError         a heatmap of a result without logprobs (views.widgets)
+    │   └── LocalRequestError       a request the embedded engine refuses (local.adapt)
+    ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)
     └── APIError                    something went wrong talking to a provider
         ├── APIConnectionError      could not connect, or the connection dropped
         │   └── APITimeoutError     connect/read/write/pool timeout or overall deadline
@@ -28,8 +32,9 @@ from every text an error carries.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
+
+from gptmagic.state import current
 
 __all__ = [
     "APIConnectionError",
@@ -55,21 +60,19 @@ __all__ = [
     "status_error",
 ]
 
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
 def register_secret(value: str | None) -> None:
     """Remember a secret (an API key) so :func:`redact` removes it from text."""
     if value and len(value) >= 4:
-        with _secrets_lock:
-            _secrets.add(value)
+        state = current()
+        with state.lock:
+            state.secrets.add(value)
 
 
 def redact(text: str) -> str:
     """Replace every registered secret in ``text`` with ``[REDACTED]``."""
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
+    state = current()
+    with state.lock:
+        secrets = sorted(state.secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "[REDACTED]")

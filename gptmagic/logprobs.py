@@ -1,143 +1,17 @@
-"""Logprobs of both endpoints, normalised to :class:`~gptmagic.types.TokenLogprob`.
-
-Chat completions send ``{"content": [{"token", "logprob", "bytes",
-"top_logprobs": [...]}, ...]}``. Legacy completions send parallel arrays
-``tokens`` / ``token_logprobs`` / ``top_logprobs`` (a dict per position) /
-``text_offset``; with ``echo`` the prompt's tokens come first (the very first
-has a null logprob). Some OpenAI-compatible servers (llama.cpp) send the chat
-form from the legacy endpoint; both forms are accepted on both endpoints.
-
-Legacy tokens that are not valid UTF-8 on their own arrive as
-``"bytes:\\xe2\\x80"``; their bytes are recovered here.
-"""
+"""Public face of logprob normalisation and statistics (:mod:`gptmagic.core.logprobs`)."""
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Sequence
-from typing import Any
+from gptmagic.core.logprobs import (
+    FLOOR,
+    clamp,
+    from_wire,
+    mean_logprob,
+    mean_of,
+    perplexity,
+    perplexity_of,
+    token_bytes,
+)
 
-from .types import TokenLogprob, TopLogprob
-
-__all__ = ["from_wire", "mean_logprob", "perplexity", "token_bytes"]
-
-_BYTES_TOKEN = re.compile(r"^bytes:((?:\\x[0-9a-fA-F]{2})+)$")
-
-
-def token_bytes(token: str, raw: Any = None) -> bytes:
-    """The bytes of a token: the provider's list if given, else from the string."""
-    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
-        return bytes(raw)
-    m = _BYTES_TOKEN.match(token)
-    if m:
-        return bytes(int(h, 16) for h in m.group(1).split("\\x")[1:])
-    return token.encode("utf-8")
-
-
-def _float(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _chat_entries(entries: Sequence[Any], prompt: bool = False) -> list[TokenLogprob]:
-    out: list[TokenLogprob] = []
-    for e in entries:
-        if not isinstance(e, dict):
-            continue
-        token = str(e.get("token", ""))
-        tops = tuple(
-            TopLogprob(
-                token=str(t.get("token", "")),
-                logprob=_float(t.get("logprob")) or 0.0,
-                bytes=token_bytes(str(t.get("token", "")), t.get("bytes")),
-            )
-            for t in (e.get("top_logprobs") or [])
-            if isinstance(t, dict)
-        )
-        out.append(
-            TokenLogprob(
-                token=token,
-                logprob=_float(e.get("logprob")),
-                bytes=token_bytes(token, e.get("bytes")),
-                top=tops,
-                prompt=prompt,
-            )
-        )
-    return out
-
-
-def _legacy_entries(lp: dict[str, Any]) -> list[TokenLogprob]:
-    tokens = lp.get("tokens") or []
-    lps = lp.get("token_logprobs") or []
-    tops = lp.get("top_logprobs") or []
-    offsets = lp.get("text_offset") or []
-    out: list[TokenLogprob] = []
-    for i, tok in enumerate(tokens):
-        tok = str(tok)
-        top_d = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
-        top = tuple(
-            sorted(
-                (
-                    TopLogprob(token=str(t), logprob=_float(v) or 0.0, bytes=token_bytes(str(t)))
-                    for t, v in top_d.items()
-                ),
-                key=lambda a: -a.logprob,
-            )
-        )
-        off = offsets[i] if i < len(offsets) else None
-        out.append(
-            TokenLogprob(
-                token=tok,
-                logprob=_float(lps[i]) if i < len(lps) else None,
-                bytes=token_bytes(tok),
-                top=top,
-                offset=int(off) if isinstance(off, int | float) else None,
-            )
-        )
-    return out
-
-
-def from_wire(
-    lp: Any, *, prompt_len: int | None = None
-) -> tuple[list[TokenLogprob] | None, list[TokenLogprob] | None]:
-    """Normalise one choice's ``logprobs`` field.
-
-    Returns ``(completion_tokens, prompt_tokens)``; ``prompt_tokens`` is not
-    None only for echoed legacy completions, split from the completion by
-    ``text_offset < prompt_len``.
-    """
-    if not isinstance(lp, dict):
-        return None, None
-    if "content" in lp or "refusal" in lp:
-        content = _chat_entries(lp.get("content") or [])
-        refusal = _chat_entries(lp.get("refusal") or [])
-        return (content + refusal), None
-    if "tokens" in lp:
-        entries = _legacy_entries(lp)
-        if prompt_len is None:
-            return entries, None
-        prompt = [_as_prompt(e) for e in entries if e.offset is not None and e.offset < prompt_len]
-        rest = [e for e in entries if e.offset is None or e.offset >= prompt_len]
-        return rest, prompt
-    return None, None
-
-
-def _as_prompt(e: TokenLogprob) -> TokenLogprob:
-    return TokenLogprob(e.token, e.logprob, e.bytes, e.top, e.offset, True)
-
-
-def mean_logprob(tokens: Sequence[TokenLogprob]) -> float | None:
-    """Mean logprob over tokens that have one (None if none do)."""
-    vals = [t.logprob for t in tokens if t.logprob is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def perplexity(tokens: Sequence[TokenLogprob]) -> float | None:
-    """exp(-mean logprob): 1.0 means the model was certain of every token."""
-    m = mean_logprob(tokens)
-    return None if m is None else math.exp(-m)
+__all__ = ["FLOOR", "clamp", "from_wire", "mean_logprob", "mean_of", "perplexity",
+           "perplexity_of", "token_bytes"]

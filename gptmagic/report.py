@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from gptmagic.errors import ConfigError
 
 __all__ = ["DEFAULT_NOTEBOOKS", "Report", "build", "execute", "export_html", "main",
            "notebooks_dir", "widget_js"]

@@ -26,8 +26,8 @@ this module is the public face.
 
 from __future__ import annotations
 
-from ._scorers_model import combine, custom, judge, logprob_confidence
-from ._scorers_text import (
+from gptmagic.eval.scorers_model import combine, custom, judge, logprob_confidence
+from gptmagic.eval.scorers_text import (
     choice,
     contains,
     exact,
@@ -38,7 +38,7 @@ from ._scorers_text import (
     regex,
     similarity,
 )
-from ._scoring import Case, Scorer, ScorerError, score_async
+from gptmagic.eval.scoring import Case, Scorer, ScorerError, score_async
 
 __all__ = [
     "Case",

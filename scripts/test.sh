@@ -19,4 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 bash scripts/setup.sh "local,dev"
+# The layers hold (docs/architecture.md) and the types check: a wrong import or a
+# type error fails here, before any test.
+.venv/bin/lint-imports --no-cache
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -3,7 +3,7 @@
 Everything here binds to loopback only, is bounded in time, and stops what it
 started by PID. A missing chromium or playwright is an error, not a skip: the
 browser tests are part of the normal suite and CI must fail when a dependency
-is missing (see /work/shared/TESTING.md for the recipe these follow).
+is missing (see the project notes on browser tests for the recipe these follow).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ JUPYTER_SETTINGS: dict[str, dict[str, Any]] = {
 _INSTALL_HINT = (
     "The browser tests need Debian's chromium and the playwright package: "
     "'apt-get install -y chromium' and 'pip install -e .[dev]' (never "
-    "'playwright install'); see /work/shared/TESTING.md."
+    "'playwright install'); see the project notes on browser tests."
 )
 
 
@@ -171,9 +171,9 @@ def harness_site() -> Iterator[str]:
     :func:`gptmagic.widgets.views.esm_source` (``common.js`` then the view), not
     the raw file; ``common.js`` itself is not served.
     """
-    from gptmagic.widgets.views import esm_source
+    from gptmagic.views.widgets.views import esm_source
 
-    js_dir = REPO / "gptmagic" / "widgets" / "js"
+    js_dir = REPO / "gptmagic" / "views" / "widgets" / "js"
     harness = REPO / "tests" / "browser"
     with tempfile.TemporaryDirectory(prefix="gm-harness-") as tmp:
         for src in [*js_dir.glob("*.css"), harness / "harness.html", harness / "harness.js"]:

@@ -24,6 +24,16 @@ _ENV_VARS = (
 
 
 @pytest.fixture(autouse=True)
+def fresh_state() -> None:
+    """Every test starts with gptmagic's process-wide settings as a new process has them
+    (profiles, registered models, prices, prompted keys, notices); the live client, portal
+    and engine carry over (tests that start them call gptmagic.shutdown())."""
+    from gptmagic import state
+
+    state.reset()
+
+
+@pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point HOME and config at a temp dir; no real keys or proxies leak in."""
     home = tmp_path / "home"
@@ -45,3 +55,29 @@ def fake_server():
 
     with FakeServer().start() as server:
         yield server
+
+
+# -- marks: the fast lane (scripts/test.sh -m "not slow") and what each test needs ------------
+
+_ENGINE_FIXTURES = {"local_engine", "local_url", "local_client"}
+_ENGINE_MODULES = {"test_client_local", "test_local_engine", "test_local_server",
+                   "test_insertion"}
+_BROWSER_MODULES = {"test_browser_jupyter", "test_widgets_js", "test_report"}
+_NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}
+#: Minutes, not seconds: a browser, a kernel, or a long load.
+_SLOW_MODULES = _BROWSER_MODULES | _NOTEBOOK_MODULES | {"test_soak"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by what it needs: ``engine``, ``browser``, ``notebook``, ``slow``."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in _ENGINE_MODULES or fixtures & _ENGINE_FIXTURES:
+            item.add_marker(pytest.mark.engine)
+        if module in _BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
+        if module in _NOTEBOOK_MODULES:
+            item.add_marker(pytest.mark.notebook)
+        if module in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -1,4 +1,4 @@
-"""Validate JSON against OpenAI's published OpenAPI spec (``shared/openai-openapi.yaml``).
+"""Validate JSON against OpenAI's published OpenAPI spec (its schemas, vendored).
 
 Usage in tests::
 
@@ -8,14 +8,16 @@ Usage in tests::
 The spec is OpenAPI 3.1 but still marks some fields ``nullable: true`` (an
 OpenAPI 3.0 keyword JSON Schema ignores), so each such schema is rewritten as
 ``anyOf: [schema, {"type": "null"}]`` before validating; otherwise valid stream
-chunks (``finish_reason: null``) would fail. The spec is found next to the
-project (``../shared``) or at ``$GPTMAGIC_OPENAPI_SPEC``; a missing spec fails
-the test rather than skipping it.
+chunks (``finish_reason: null``) would fail. The schemas are vendored in
+``tests/data/openai-openapi-schemas.json`` (MIT; ``scripts/vendor_openapi.py``
+makes it from the full spec); ``$GPTMAGIC_OPENAPI_SPEC`` points at a full
+spec (YAML or JSON) instead.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ __all__ = ["SPEC_PATH", "load_spec", "schema_names", "validate"]
 
 SPEC_PATH = Path(os.environ.get(
     "GPTMAGIC_OPENAPI_SPEC",
-    Path(__file__).resolve().parents[2] / "shared" / "openai-openapi.yaml"))
+    Path(__file__).resolve().parent / "data" / "openai-openapi-schemas.json"))
 
 _URI = "urn:openai-openapi"
 
@@ -50,8 +52,10 @@ def _denullable(node: Any) -> Any:
 @functools.lru_cache(maxsize=1)
 def load_spec() -> dict[str, Any]:
     """The spec with ``nullable`` rewritten (parsed once per process)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(SPEC_PATH, encoding="utf-8") as f:
+        if SPEC_PATH.suffix == ".json":
+            return _denullable(json.load(f))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         return _denullable(yaml.load(f, Loader=loader))
 
 

@@ -3,7 +3,7 @@
 A notebook written into a temporary root builds a logprob heatmap (from a
 synthetic Result, no model call), a token view, a counter of a given prompt
 and a live counter. The server and browser recipes are in browser_support and
-/work/shared/TESTING.md (cold-server race: kernel auto-start, wait for an idle
+the project notes on browser tests (cold-server race: kernel auto-start, wait for an idle
 kernel that stays the same, retry Run All).
 """
 
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from browser_support import api_get, artifacts_dir, chromium, jupyter_server
 
-from gptmagic.widgets import state as st
+from gptmagic.views.widgets import state as st
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -36,7 +36,7 @@ CELLS = [
     """\
     import math
     import gptmagic
-    from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
+    from gptmagic import Choice, Result, TokenLogprob, TopLogprob
 
     def tok(text, p, prompt=False):
         lp = math.log(p)

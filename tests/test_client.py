@@ -12,7 +12,7 @@ from fakeserver import Behaviour
 
 import gptmagic
 from gptmagic import Client, Provider, RetryPolicy, Timeouts
-from gptmagic import client as client_mod
+from gptmagic.client import client as client_mod
 from gptmagic.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -229,6 +229,17 @@ async def test_retryable_failures_then_success(client, fake_server, behaviour, c
     with pytest.raises(cls):
         await client.chat("hi")
     assert len(fake_server.requests) == RetryPolicy().max_attempts
+
+
+async def test_one_idempotency_key_across_the_retries_of_one_request(client, fake_server):
+    """A retried POST carries the same Idempotency-Key, so the provider bills it once."""
+    fake_server.plan(Behaviour(status=500), Behaviour(drop=True))
+    await client.chat("hi")
+    await client.complete("hi")
+    keys = [r.headers.get("idempotency-key") for r in fake_server.requests]
+    assert len(keys) == 4 and all(keys)
+    assert keys[0] == keys[1] == keys[2]  # one logical chat request, three attempts
+    assert keys[3] != keys[0]  # the next request is a new one
 
 
 async def test_retry_after_headers_are_honoured(client, fake_server):

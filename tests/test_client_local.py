@@ -119,7 +119,7 @@ def test_default_path_starts_the_engine_on_first_use():
 
 
 async def test_local_tokenize_pieces(client):
-    from gptmagic.widgets.pieces import piece_bytes
+    from gptmagic.views.widgets.pieces import piece_bytes
 
     text = "Café 😀 ok"
     try:
@@ -129,3 +129,94 @@ async def test_local_tokenize_pieces(client):
         gptmagic.shutdown()  # local_tokenize started the shared engine
     assert data["tokens"] == plain["tokens"] and "pieces" not in plain
     assert b"".join(piece_bytes(p) for p in data["pieces"]) == text.encode()
+
+
+# -- an engine that comes back (issue 9 bug 2) ----------------------------------------
+
+
+def _wait_dead(engine, seconds: float = 10.0) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while engine.running and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not engine.running
+
+
+@pytest.fixture
+def own_engine():
+    """A fresh engine of this test's own, so killing it disturbs no other test."""
+    from gptmagic.local.engine import LocalEngine
+
+    engine = LocalEngine()
+    yield engine
+    engine.stop()
+
+
+async def test_a_killed_engine_is_restarted_once_with_a_notice(own_engine):
+    import os
+    import signal
+
+    notes: list[str] = []
+    async with Client("local", engine=own_engine, on_notice=notes.append) as c:
+        first = await c.chat("Hi", max_tokens=3, temperature=0)
+        pid = own_engine.pid
+        os.kill(pid, signal.SIGKILL)
+        _wait_dead(own_engine)
+        again = await c.chat("Hi", max_tokens=3, temperature=0)
+        counted = await c.count_tokens("Hi there", "local")
+    assert first.text and again.text and counted.total > 0
+    assert notes == ["local engine exited (signal 9, SIGKILL); restarted"]
+    assert own_engine.running and own_engine.pid != pid
+
+
+async def test_a_kill_the_client_has_not_noticed_yet_is_survived(own_engine):
+    """The connection is refused before the death is seen: the retry restarts the engine."""
+    import os
+    import signal
+
+    notes: list[str] = []
+    async with Client("local", engine=own_engine, on_notice=notes.append) as c:
+        await c.chat("Hi", max_tokens=2)
+        os.kill(own_engine.pid, signal.SIGKILL)  # no wait: the next call races the death
+        r = await c.chat("Hi", max_tokens=2)
+    assert r.text and len(notes) == 1 and "restarted" in notes[0]
+
+
+async def test_a_stream_cut_by_the_engine_dying_keeps_its_text_and_says_why(own_engine):
+    import os
+    import signal
+
+    from gptmagic.errors import StreamError
+
+    got: list[str] = []
+
+    def on_delta(i: int, text: str) -> None:
+        got.append(text)
+        if len(got) == 3:
+            os.kill(own_engine.pid, signal.SIGKILL)
+
+    async with Client("local", engine=own_engine, on_notice=lambda _: None) as c:
+        with pytest.raises(StreamError) as e:
+            await c.chat("Tell me a long story about a dragon.", max_tokens=200,
+                         temperature=0, seed=1, stream=True, on_delta=on_delta)
+        assert "the local engine exited: signal 9" in str(e.value)
+        assert e.value.partial is not None and e.value.partial.text == "".join(got)
+        assert len(got) >= 3
+        after = await c.chat("Hi", max_tokens=2)  # and the next call works again
+    assert after.text
+
+
+def test_stop_engine_then_the_next_call_starts_it_again():
+    """gptmagic.local.stop_engine() used to leave the shared client on a dead port."""
+    from gptmagic.local import engine, stop_engine
+
+    try:
+        gptmagic.chat("Hi", model="local", max_tokens=2)
+        first = engine.get_engine().pid
+        stop_engine()
+        assert not engine.get_engine().running
+        r = gptmagic.chat("Hi", model="local", max_tokens=2)
+        assert r.text and engine.get_engine().running and engine.get_engine().pid != first
+    finally:
+        gptmagic.shutdown()

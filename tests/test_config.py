@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from gptmagic import config
+from gptmagic.client import config
 from gptmagic.errors import ConfigError
 
 
 def test_no_key_defaults_to_local_with_one_notice(capsys, monkeypatch):
-    monkeypatch.setattr(config, "_notice_given", False)
     prov, model = config.resolve()
     assert (prov.kind, model) == ("local", "smollm2-135m-instruct")
     config.resolve()
@@ -125,3 +124,41 @@ def test_prompted_key_stays_in_memory(monkeypatch):
     assert p.api_key() == "typed-key-98765"
     monkeypatch.setattr(config.getpass, "getpass", lambda prompt: pytest.fail("asked twice"))
     assert p.api_key() == "typed-key-98765"
+
+
+def test_a_prompted_key_is_asked_on_the_callers_thread(monkeypatch, fake_server):
+    """Issue 9 bug 3: getpass ran on the background loop's thread, inside the request
+    path, stalling every request in flight. Now it runs before the call is scheduled."""
+    import threading
+
+    import gptmagic
+
+    asked_on: list[str] = []
+
+    def fake_getpass(prompt: str) -> str:
+        asked_on.append(threading.current_thread().name)
+        return "typed-key-thread-123"
+
+    monkeypatch.setattr(config.getpass, "getpass", fake_getpass)
+    config.add_profile("asky-thread", kind="compatible", base_url=fake_server.url,
+                       api_key_env="UNSET_VAR_2", prompt_key=True, default_model="m")
+    try:
+        r = gptmagic.chat("hi", provider="asky-thread")
+    finally:
+        gptmagic.shutdown()
+    assert asked_on == [threading.current_thread().name] and "loop" not in asked_on[0]
+    assert r.text and fake_server.requests[-1].headers["authorization"] == (
+        "Bearer typed-key-thread-123")
+
+
+async def test_the_request_path_never_prompts(monkeypatch, fake_server):
+    """A client used directly with a prompt_key profile whose key is unknown says what to do."""
+    from gptmagic.client.client import Client
+
+    monkeypatch.setattr(config.getpass, "getpass", lambda prompt: pytest.fail("prompted"))
+    config.add_profile("asky-never", kind="openai", base_url=fake_server.url,
+                       api_key_env="UNSET_VAR_3", prompt_key=True, default_model="m")
+    async with Client("asky-never") as c:
+        with pytest.raises(ConfigError, match=r"get_profile\('asky-never'\)\.api_key\(\)"):
+            await c.chat("hi")
+    assert not fake_server.requests

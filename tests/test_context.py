@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 import gptmagic
-from gptmagic.context import SUMMARY_PREFIX, fit_messages
+from gptmagic import fit_messages
+from gptmagic.catalog.context import SUMMARY_PREFIX
 from gptmagic.errors import RequestError
 from gptmagic.tokens import count_tokens
 
@@ -80,6 +81,7 @@ def test_bad_budgets_are_clear_errors():
         fit_messages(conversation(1), "my-custom-model", max_tokens=10)
 
 
+@pytest.mark.engine
 def test_local_model_fits_its_real_window():
     try:
         # Counting only: a conversation well over SmolLM2's 8,192-token window.

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from gptmagic import display
-from gptmagic.pricing import Cost, Estimate
-from gptmagic.tokens import MessageCount, TokenCount
-from gptmagic.types import Choice, Result, Timings, Usage
+from gptmagic.catalog.pricing import Cost, Estimate
+from gptmagic.catalog.tokens import MessageCount, TokenCount
+from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.views import reply as display
 
 SECRET = "sk-secret-0123456789"
 XSS = [
@@ -386,18 +386,9 @@ def test_dry_run_refuses_credentials_anywhere(bad):
         display.dry_run_bundle({**REQUEST, **bad}, url="https://x/v1", count=27, estimate=None)
 
 
-def test_error_bundle_is_short_and_escaped():
-    data = display.error_bundle("cell line 3: name 'x' is not defined\n<b>hint</b>")
-    assert data["text/plain"] == "gptmagic error: cell line 3: name 'x' is not defined\n<b>hint</b>"
-    assert data["text/markdown"].startswith("**gptmagic error**\n\ncell line 3")
-    assert "&lt;b&gt;hint&lt;/b&gt;" in data["text/markdown"]
-    assert tags(data["text/html"]) <= OWN_TAGS and "Traceback" not in data["text/plain"]
-    assert display.error_bundle("x", title="API error")["text/plain"] == "API error: x"
-
-
 def test_all_lists_the_public_names():
     public = {n for n, v in vars(display).items()
               if not n.startswith("_") and getattr(v, "__module__", "") in (
-                  display.__name__, "gptmagic._markdown")}
+                  display.__name__, "gptmagic.views.markdown")}
     assert public | {"Bundle", "PREVIEW_CHARS"} == set(display.__all__)
     assert display.__all__ == sorted(display.__all__)

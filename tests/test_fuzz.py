@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import gptmagic
-from gptmagic import config
+from gptmagic.client import config
 from gptmagic.errors import GptmagicError
 
 OPTIONS = [
@@ -77,12 +77,17 @@ LINE = st.lists(st.tuples(st.sampled_from(OPTIONS), VALUES), max_size=5).map(
 )
 
 
+@pytest.fixture(autouse=True)
+def nowhere_profile():
+    # Every test starts from fresh settings (conftest's fresh_state): add it each time.
+    gptmagic.add_profile("nowhere", base_url="http://127.0.0.1:9/v1", default_model="m")
+
+
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory):
     import os
 
     os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipy"))
-    gptmagic.add_profile("nowhere", base_url="http://127.0.0.1:9/v1", default_model="m")
     sh = InteractiveShell.instance()
     sh.run_line_magic("load_ext", "gptmagic")
     yield sh

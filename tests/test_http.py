@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gptmagic._http import HTTP, _lower_headers, _proxy_for
+from gptmagic.client.http import HTTP, _lower_headers, _proxy_for
 
 
 def test_lower_headers_folds_repeats_and_case():

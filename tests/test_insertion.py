@@ -7,10 +7,10 @@ from conftest_local import local_engine, local_url  # noqa: F401
 from fakeserver import Behaviour
 
 from gptmagic import Client, Provider
+from gptmagic.client.insertion import INSERT_MARKER, ResampleResult, resample, split_insertion
+from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.types import Choice, Result, Usage
 from gptmagic.errors import BadRequestError, InternalServerError, RequestError
-from gptmagic.insertion import INSERT_MARKER, ResampleResult, resample, split_insertion
-from gptmagic.retry import RetryPolicy
-from gptmagic.types import Choice, Result, Usage
 
 # -- split_insertion -------------------------------------------------------------
 

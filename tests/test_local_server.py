@@ -142,7 +142,7 @@ TEXTS = ["Hello, world!", "Bonjour 😀 日本語 é\n\tx", "<|im_start|> not sp
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_tokenize_pieces_rebuild_exact_bytes(local_client, text: str) -> None:  # noqa: F811
-    from gptmagic.widgets.pieces import piece_bytes
+    from gptmagic.views.widgets.pieces import piece_bytes
 
     plain = local_client.post("/tokenize", json={"text": text}).json()
     got = local_client.post("/tokenize", json={"text": text, "pieces": True}).json()

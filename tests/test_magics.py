@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import gptmagic
-from gptmagic.session import DryRun, Reply
+from gptmagic.notebook.session import DryRun, Reply
 
 KEY = "sk-fake-magic-0123456789abcdef"
 
@@ -193,15 +193,23 @@ def test_unload_removes_magics(fake_server, tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
     sh = InteractiveShell.instance()
     try:
+        before = {k: set(v) for k, v in sh.magics_manager.magics.items()}
         sh.run_line_magic("load_ext", "gptmagic")
-        assert "chat" in sh.magics_manager.magics["cell"]
+        added = {k: set(v) - before[k] for k, v in sh.magics_manager.magics.items()}
+        assert {"chat", "complete", "tokens"} <= added["cell"]
+        assert {"chat", "gptmagic", "tokens"} <= added["line"]
         sh.run_line_magic("unload_ext", "gptmagic")
-        assert "chat" not in sh.magics_manager.magics["cell"]
-        assert "gptmagic" not in sh.magics_manager.magics["line"]
+        # Issue 9 bug 4: %tokens / %%tokens stayed registered. Every magic goes.
+        after = {k: set(v) for k, v in sh.magics_manager.magics.items()}
+        assert after == before
+        assert "GptMagics" not in sh.magics_manager.registry
+        sh.run_line_magic("load_ext", "gptmagic")  # and it loads again cleanly
+        assert "tokens" in sh.magics_manager.magics["line"]
     finally:
         InteractiveShell.clear_instance()
 
 
+@pytest.mark.engine
 def test_local_model_streams_and_prices_at_zero(shell):
     try:
         r, cap = chat(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptmagic import messages as messages_module
+from gptmagic.core import messages as messages_module
+from gptmagic.core.messages import ROLES, CellSyntaxError, interpolate, parse_cell, render_cell
 from gptmagic.errors import GptmagicError, RequestError
-from gptmagic.messages import ROLES, CellSyntaxError, interpolate, parse_cell, render_cell
 
 
 def U(content, **kw):  # noqa: N802 - reads like a message literal

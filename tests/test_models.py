@@ -1,20 +1,17 @@
-"""Tests of gptmagic.models: context windows and output limits by model name."""
+"""Tests of gptmagic.catalog.models: context windows and output limits by model name."""
 
 from __future__ import annotations
 
 import pytest
 
-from gptmagic import models
+from gptmagic.catalog import models
+from gptmagic.catalog.models import ModelInfo, model_info, register_model
 from gptmagic.errors import ConfigError
 from gptmagic.local.model import ALIASES, CONTEXT_WINDOW
-from gptmagic.models import ModelInfo, model_info, register_model
 
 TABLE = "OpenAI model docs (gptmagic table, 2025)"
 
 
-@pytest.fixture(autouse=True)
-def no_registered_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_registered", {})
 
 
 def test_all_lists_the_public_names() -> None:
@@ -139,7 +136,7 @@ def test_table_lookup_does_not_import_genai_prices() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from gptmagic.models import model_info; "
+    code = ("import sys; from gptmagic.catalog.models import model_info; "
             "model_info('gpt-4o-2024-08-06'); model_info('local'); "
             "assert 'genai_prices' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

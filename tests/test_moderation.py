@@ -7,8 +7,8 @@ import pytest
 from fakeserver import Behaviour
 
 from gptmagic import Client, Provider
+from gptmagic.client.moderation import ModerationResult, describe, moderate
 from gptmagic.errors import AuthenticationError, MalformedResponseError, RequestError
-from gptmagic.moderation import ModerationResult, describe, moderate
 
 KEY = "sk-fake-moderation-0123456789"
 
@@ -104,7 +104,7 @@ async def test_local_provider_raises_without_any_http():
         with pytest.raises(RequestError, match="no moderation endpoint") as e:
             await moderate(c, "hi", kind="input")
         assert e.value.param == "moderate"
-        assert c._local_url is None  # the embedded engine was not started either
+        assert c.engine.url is None  # the embedded engine was not started either
 
 
 async def test_kind_is_checked(client, fake_server):

@@ -1,4 +1,4 @@
-"""Tests of gptmagic.pricing: exact Decimal money, offline, never zero for unknown."""
+"""Tests of gptmagic.catalog.pricing: exact Decimal money, offline, never zero for unknown."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from gptmagic import pricing
-from gptmagic.errors import ConfigError
-from gptmagic.local.model import ALIASES, MODEL_ID
-from gptmagic.pricing import (
+from gptmagic.catalog import pricing
+from gptmagic.catalog.pricing import (
     DEFAULT_EXPECTED_COMPLETION_TOKENS,
     Cost,
     Estimate,
@@ -24,14 +22,13 @@ from gptmagic.pricing import (
     estimate,
     set_price,
 )
-from gptmagic.types import Usage
+from gptmagic.core.types import Usage
+from gptmagic.errors import ConfigError
+from gptmagic.local.model import ALIASES, MODEL_ID
 
 M = 1_000_000
 
 
-@pytest.fixture(autouse=True)
-def no_user_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pricing, "_user_prices", {})
 
 
 @pytest.fixture
@@ -367,7 +364,7 @@ def test_fresh_process_offline_and_lazy() -> None:
             raise OSError("network used")
         socket.socket.connect = refuse
         socket.getaddrinfo = refuse
-        import gptmagic.pricing as p
+        import gptmagic.catalog.pricing as p
         assert "genai_prices" not in sys.modules, "genai-prices imported eagerly"
         t = time.perf_counter()
         c = p.cost_of({"prompt_tokens": 10, "completion_tokens": 5}, "gpt-4o-mini")

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from gptmagic.core.logprobs import from_wire, mean_logprob, perplexity, token_bytes
+from gptmagic.core.response import Accumulator, parse_response
+from gptmagic.core.types import TokenLogprob
 from gptmagic.errors import MalformedResponseError
-from gptmagic.logprobs import from_wire, mean_logprob, perplexity, token_bytes
-from gptmagic.response import Accumulator, parse_response
 
 CHAT = {
     "id": "chatcmpl-1",
@@ -141,6 +142,25 @@ def test_perplexity_and_mean():
     assert mean_logprob(r.logprobs) == pytest.approx(-0.4)
     assert perplexity(r.logprobs) == pytest.approx(math.exp(0.4))
     assert perplexity([]) is None
+
+
+def test_statistics_at_the_api_floor_are_one_rule_everywhere():
+    """Issue 9 bug 5: perplexity raised OverflowError at -9999; the widget clamped; the
+    engine's best_of ranking had a third rule. Now one clamped module serves all three."""
+    from gptmagic.core.logprobs import FLOOR, mean_of
+    from gptmagic.local.logprobs import mean_logprob as engine_mean
+    from gptmagic.views.widgets.state import heatmap_state
+
+    floor = [TokenLogprob("x", -9999.0), TokenLogprob("y", -float("inf")),
+             TokenLogprob("z", None), TokenLogprob("w", float("nan"))]
+    assert mean_logprob(floor) == FLOOR  # -inf clamped, None and NaN left out
+    assert perplexity(floor) == math.inf  # no OverflowError
+    summary = heatmap_state(floor)["choices"][0]["summary"]
+    assert summary["mean_logprob"] == FLOOR and summary["perplexity"] is None  # JSON: no inf
+    mixed = [TokenLogprob("a", -0.5), TokenLogprob("b", -1.5)]
+    wire = {"content": [{"token": t.token, "logprob": t.logprob} for t in mixed]}
+    assert mean_logprob(mixed) == engine_mean(wire) == mean_of([-0.5, -1.5]) == -1.0
+    assert heatmap_state(mixed)["choices"][0]["summary"]["perplexity"] == round(math.e, 4)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from gptmagic.core.retry import RetryPolicy, is_retryable, parse_retry_after
 from gptmagic.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -15,7 +16,6 @@ from gptmagic.errors import (
     StreamError,
     status_error,
 )
-from gptmagic.retry import RetryPolicy, is_retryable, parse_retry_after
 
 NOW = 1_800_000_000.0  # a frozen wall clock
 

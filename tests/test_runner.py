@@ -12,8 +12,8 @@ from fakeserver import Behaviour
 
 import gptmagic
 from gptmagic.errors import RateLimitError, RequestError
-from gptmagic.runner import _Limiter, evaluate
-from gptmagic.store import Store
+from gptmagic.eval.runner import _Limiter, evaluate
+from gptmagic.eval.store import Store
 
 CASES = [
     {"q": "two plus two", "expected": "echo: two plus two"},
@@ -111,7 +111,7 @@ def test_concurrency_limit_is_respected(fake):
 
 def test_concurrency_above_the_default_pool_is_reached(fake):
     """The shared pool (256 connections) grows to the run's concurrency."""
-    from gptmagic import _defaults as D
+    from gptmagic.core import defaults as D
 
     conc = D.MAX_CONNECTIONS + 44
     gptmagic.evaluate([{"q": "warm"}], "user: {q}", ["fake:m"], progress=False, cache=False)
@@ -216,10 +216,11 @@ def test_store_survives_and_is_intact(fake, tmp_path):
 async def test_works_inside_a_running_event_loop(fake):
     res = evaluate(CASES, "user: {q}", ["fake:m"], progress=False)  # notebook style
     assert len(res.df) == 3
-    res2 = await gptmagic.runner.aevaluate(CASES, "user: {q}", ["fake:m"], progress=False)
+    res2 = await gptmagic.aevaluate(CASES, "user: {q}", ["fake:m"], progress=False)
     assert res2.df["cached"].all()
 
 
+@pytest.mark.engine
 def test_end_to_end_on_the_embedded_model(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "c.sqlite"))
     try:
@@ -278,7 +279,7 @@ def test_recommend_routes_each_group_to_the_cheapest_good_model(fake):
 
 
 def test_bucket_paces_and_headers_are_learned():
-    from gptmagic.runner import _Bucket
+    from gptmagic.eval.runner import _Bucket
 
     async def go():
         b = _Bucket(600)  # 10 per second
@@ -356,3 +357,42 @@ def test_a_hosted_model_name_without_a_provider_is_a_clear_error(monkeypatch):
     est = gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["openai:gpt-4o-mini", "local"])
     assert est.set_index("model").loc["gpt-4o-mini", "cost_low"] > 0
     assert est.set_index("model").loc["smollm2-135m-instruct", "cost_low"] == 0
+
+
+@pytest.mark.engine
+def test_budget_and_token_pacing_count_on_the_engine_without_deadlock(tmp_path, monkeypatch):
+    """Issue 9 bug 1: max_cost / tpm on the embedded model made the runner call the sync
+    counter inside the loop (``Portal.run called from the portal's own loop``)."""
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "c.sqlite"))
+    rows = [{"q": "cat"}, {"q": "dog"}]
+    try:
+        res = evaluate(rows, "user: {q}", ["local"], max_cost=1, tpm=100_000,
+                       params={"max_tokens": 4, "temperature": 0, "seed": 1}, progress=False)
+    finally:
+        gptmagic.shutdown()
+    assert res.df["error"].isna().all(), res.df["error"].tolist()
+    assert (res.df["cost"] == 0).all() and len(res.df) == 2
+
+
+def test_evaluate_takes_a_client(fake):
+    """evaluate(..., client=...) sends with the given client, not the shared one."""
+
+    from gptmagic.client.portal import get_portal
+
+    async def make():
+        return gptmagic.Client()
+
+    mine = get_portal().run(make())
+    sent: list[object] = []
+    original = mine.chat
+
+    async def spy(*a, **kw):
+        sent.append(kw.get("model"))
+        return await original(*a, **kw)
+
+    mine.chat = spy  # type: ignore[method-assign]
+    try:
+        res = run(client=mine)
+    finally:
+        get_portal().run(mine.aclose())
+    assert sent == ["m1"] * len(CASES) and res.df["error"].isna().all()

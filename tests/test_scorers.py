@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import gptmagic.scorers as sc
+from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
 from gptmagic.errors import ConfigError, GptmagicError
 from gptmagic.scorers import Case, Scorer, ScorerError, score_async
-from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
 
 
 def case(output: str, **row: Any) -> Case:

@@ -12,7 +12,7 @@ from collections import Counter
 
 import gptmagic
 from gptmagic import Timeouts
-from gptmagic.api import get_client
+from gptmagic.client.facade import get_client
 
 FAULTS = {"ok": 0.70, "429": 0.05, "429_retry_after": 0.05, "500": 0.04, "502": 0.03,
           "503": 0.03, "drop": 0.04, "slow": 0.03, "malformed": 0.03}

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from gptmagic.sse import ServerSentEvent, SSEDecoder
+from gptmagic.core.sse import ServerSentEvent, SSEDecoder
 
 STREAM = (
     b": keep-alive comment\n"
@@ -64,7 +64,14 @@ def test_unterminated_event_is_not_dispatched():
     d = SSEDecoder()
     assert list(d.feed(b"data: partial")) == []
     assert d.pending
-    assert d.flush() is None
+    assert list(d.feed(b"\n")) == [] and d.pending  # still no blank line after it
+
+
+def test_llama_cpp_error_lines_are_error_events():
+    # llama.cpp's server sends stream errors as `error: {...}` lines.
+    events = decode([b'data: {"a": 1}\n\nerror: {"message": "boom"}\n\n'])
+    assert events == [ServerSentEvent(data='{"a": 1}'),
+                      ServerSentEvent(data='{"message": "boom"}', event="error")]
 
 
 def test_blank_lines_without_data_dispatch_nothing():

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from gptmagic.core.threads import Thread, ThreadStore, Turn
 from gptmagic.errors import RequestError
-from gptmagic.threads import Thread, ThreadStore, Turn
 
 
 def turn(key, q, a):

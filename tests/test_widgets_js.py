@@ -1,4 +1,4 @@
-"""The widget front ends (gptmagic/widgets/js) in chromium, without Jupyter.
+"""The widget front ends (gptmagic/views/widgets/js) in chromium, without Jupyter.
 
 A static harness page (tests/browser/harness.html) imports each ES module and
 calls ``render({model, el})`` with a fake anywidget model that records
@@ -19,8 +19,8 @@ import pytest
 from browser.states import XSS, big_heatmap_state, fixture
 from browser_support import artifacts_dir, chromium, harness_site
 
-from gptmagic.widgets import _scale
-from gptmagic.widgets import state as st
+from gptmagic.views.widgets import scale as _scale
+from gptmagic.views.widgets import state as st
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptmagic.tokens import get_encoding
-from gptmagic.widgets.pieces import (
+from gptmagic.catalog.tokens import get_encoding
+from gptmagic.views.widgets.pieces import (
     alternative_piece,
     decode_tokens,
     display_pieces,

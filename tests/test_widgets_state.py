@@ -11,13 +11,14 @@ from decimal import Decimal
 import pytest
 
 import gptmagic
-from gptmagic import pricing
-from gptmagic.messages import CellSyntaxError
-from gptmagic.tokens import count_tokens, get_encoding
-from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
-from gptmagic.widgets import NoLogprobsError
-from gptmagic.widgets._scale import STOPS
-from gptmagic.widgets.state import (
+from gptmagic.catalog.tokens import get_encoding
+from gptmagic.core.messages import CellSyntaxError
+from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
+from gptmagic.notebook.widgets import engine_tokens
+from gptmagic.tokens import count_tokens
+from gptmagic.views.widgets import NoLogprobsError
+from gptmagic.views.widgets.scale import STOPS
+from gptmagic.views.widgets.state import (
     counter_state,
     error_counter_state,
     heatmap_state,
@@ -79,7 +80,6 @@ def test_counter_prices_unknown_is_null_user_and_local(monkeypatch) -> None:
     unknown = counter_state("hi", "mystery-model-9")
     assert unknown["cost"] is None and unknown["context_window"] is None
     assert unknown["fill"] is None and not unknown["exact"] and "mystery" in unknown["note"]
-    monkeypatch.setattr(pricing, "_user_prices", {})
     gptmagic.set_price("mystery-model-9", input_per_mtok="1", output_per_mtok="2")
     priced = counter_state("hi", "mystery-model-9", max_tokens=10)
     assert priced["cost"]["low"] == "0.000001" and priced["cost"]["source"] == "user price"
@@ -252,6 +252,7 @@ def test_heatmap_state_is_compact_and_fast() -> None:
     assert all(len(str(v)) <= 7 for v in s["choices"][0]["lp"])  # 4 decimals
 
 
+@pytest.mark.engine
 def test_heatmap_and_token_view_of_the_local_engine() -> None:
     """Real logprobs from the embedded model, chat and legacy completions."""
     try:
@@ -259,7 +260,8 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
                              seed=1, logprobs=True, top_logprobs=5)
         legacy = gptmagic.complete("The capital of France is", model="local", max_tokens=6,
                                    temperature=0, logprobs=5, echo=False)
-        view = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "gpt-4o"])
+        view = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "gpt-4o"],
+                               engine_tokens=engine_tokens)
         local_count = count_tokens("Bonjour 😀 日本語\n\tok", "local").total
     finally:
         gptmagic.shutdown()
@@ -274,6 +276,9 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
         compact(s)
     local = view["panes"][0]
     assert local["label"] == "local · smollm2 (engine)" and local["exact"]
+    # The state builder does no I/O of its own: without a way to reach the engine it says so.
+    with pytest.raises(gptmagic.RequestError, match="tokenized by its engine"):
+        tokenview_state("hi", "local")
     assert "".join(local["pieces"]) == "Bonjour 😀 日本語\n\tok"
     assert local["count"] == local_count == len(local["ids"])
     assert local["partial"] and all(local["pieces"][i] == "" for i, _ in local["partial"])

@@ -9,11 +9,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
-from gptmagic.widgets import _scale
-from gptmagic.widgets._scale import STOPS, colour, contrast, is_hex_colour, text_colour
-from gptmagic.widgets.state import counter_state, heatmap_state, tokenview_state
-from gptmagic.widgets.static import (
+from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
+from gptmagic.views.widgets import scale as _scale
+from gptmagic.views.widgets.scale import STOPS, colour, contrast, is_hex_colour, text_colour
+from gptmagic.views.widgets.state import counter_state, heatmap_state, tokenview_state
+from gptmagic.views.widgets.static import (
     counter_html,
     counter_text,
     heatmap_html,

@@ -14,9 +14,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from test_widgets_static import tok
 
 import gptmagic
-from gptmagic import config
-from gptmagic._defaults import DEFAULT_OPENAI_MODEL
-from gptmagic.types import Result
+from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
+from gptmagic.core.types import Result
+from gptmagic.views.widgets.static import counter_html, heatmap_text, tokenview_html
+from gptmagic.views.widgets.views import esm_source
 from gptmagic.widgets import (
     LogprobHeatmap,
     NoLogprobsError,
@@ -26,11 +27,9 @@ from gptmagic.widgets import (
     token_counter,
     token_view,
 )
-from gptmagic.widgets.static import counter_html, heatmap_text, tokenview_html
-from gptmagic.widgets.views import esm_source
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-JS = Path(gptmagic.__file__).parent / "widgets" / "js"
+JS = Path(gptmagic.__file__).parent / "views" / "widgets" / "js"
 KEY = "sk-proj-WIDGETSECRETabcdefghijklmnopqrstuvwxyz0123"
 
 
@@ -39,7 +38,7 @@ def manager_state(w: ipywidgets.Widget) -> dict:
 
 
 def _result_of_two_choices() -> Result:
-    from gptmagic.types import Choice
+    from gptmagic.core.types import Choice
 
     return Result("chat", "m", [Choice(0, logprobs=[tok("a", -0.1)]),
                                 Choice(1, logprobs=[tok("b", -2.0)])])
@@ -55,7 +54,7 @@ def test_import_gptmagic_leaves_widgets_unloaded() -> None:
         heavy = ("anywidget", "ipywidgets", "gptmagic.widgets", "tiktoken")
         assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
         assert callable(gptmagic.token_counter) and "anywidget" not in sys.modules
-        import gptmagic.widgets.state, gptmagic.widgets.static
+        import gptmagic.views.widgets.state, gptmagic.views.widgets.static
         assert "anywidget" not in sys.modules
         assert gptmagic.TokenView.__name__ == "TokenView" and "anywidget" in sys.modules
     """)
@@ -162,7 +161,6 @@ def test_errors_of_given_inputs_are_raised() -> None:
 
 
 def test_default_model_follows_the_active_profile_and_no_secret_leaks(monkeypatch) -> None:
-    monkeypatch.setattr(config, "_user_profiles", {})
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("WIDGET_KEY", KEY)
     counter = token_counter("hi")

@@ -17,13 +17,6 @@ from gptmagic.local.engine import LocalEngine, ensure_started, get_engine, stop_
 from gptmagic.local.model import ALIASES, CONTEXT_WINDOW, MODEL_ID, is_local_model, model_path
 
 __all__ = [
-    "ALIASES",
-    "CONTEXT_WINDOW",
-    "MODEL_ID",
-    "LocalEngine",
-    "ensure_started",
-    "get_engine",
-    "is_local_model",
-    "model_path",
-    "stop_engine",
+    "ALIASES", "CONTEXT_WINDOW", "LocalEngine", "MODEL_ID", "ensure_started", "get_engine",
+    "is_local_model", "model_path", "stop_engine"
 ]

@@ -47,29 +47,18 @@ The adapter's contract (what any client of the local engine can rely on):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.errors import RequestError
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
 from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
+from gptmagic.local.plans import ChatPlan, CompletionPlan
 from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_usage
 
 __all__ = [
-    "DROPPED_PARAMS",
-    "ChatPlan",
-    "ChatStream",
-    "CompletionPlan",
-    "CompletionStream",
-    "LocalRequestError",
-    "error_body",
-    "legacy_id",
-    "merge_chat",
-    "merge_completions",
-    "models_list",
-    "normalise_error",
-    "prepare_chat",
-    "prepare_completion",
+    "ChatPlan", "ChatStream", "CompletionPlan", "CompletionStream", "DROPPED_PARAMS",
+    "LocalRequestError", "error_body", "legacy_id", "merge_chat", "merge_completions",
+    "models_list", "normalise_error", "prepare_chat", "prepare_completion"
 ]
 
 #: OpenAI parameters with no meaning for a local model; removed before forwarding.
@@ -199,17 +188,6 @@ def _include_usage(req: dict[str, Any]) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-@dataclass
-class ChatPlan:
-    """How a chat request is sent: ``bodies`` go to the engine, the rest shapes the answer."""
-
-    bodies: list[dict[str, Any]]
-    n: int = 1
-    stream: bool = False
-    include_usage: bool = False
-    top_logprobs: int | None = None  # None: no logprobs asked for
-
-
 def _named(message: dict[str, Any]) -> dict[str, Any]:
     """Emulate ``name`` (the chat template drops it) by prefixing the content."""
     if "name" not in message:
@@ -262,33 +240,6 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     else:
         plan.bodies = [_with_seed(req, i) for i in range(n)]
     return plan
-
-
-@dataclass
-class CompletionPlan:
-    """How a legacy completion request is sent and how its answer is rebuilt.
-
-    ``groups[k]`` is ``(prompt index, candidate index)`` of ``bodies[k]`` when
-    not streaming. ``prompt_texts[i]`` is ``None`` for a token-id prompt until
-    the server fills it in (needed for ``echo`` and ``text_offset``).
-    """
-
-    bodies: list[dict[str, Any]]
-    prompts: list[str | list[int]]
-    prompt_texts: list[str | None]
-    groups: list[tuple[int, int]] = field(default_factory=list)
-    n: int = 1
-    best_of: int = 1
-    echo: bool = False
-    logprobs: int | None = None
-    stream: bool = False
-    include_usage: bool = False
-
-    @property
-    def needs_prompt_texts(self) -> bool:
-        """True when token-id prompts must be detokenised before answering."""
-        wanted = self.echo or self.logprobs is not None
-        return wanted and any(t is None for t in self.prompt_texts)
 
 
 def _is_tokens(value: Any) -> bool:
@@ -356,7 +307,8 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
 
 
 def _envelope(first: dict[str, Any], responses: list[dict[str, Any]]) -> dict[str, Any]:
-    out = {k: first[k] for k in ("id", "object", "created", "system_fingerprint") if k in first}
+    out: dict[str, Any] = {k: first[k] for k in ("id", "object", "created",
+                                                 "system_fingerprint") if k in first}
     out["model"] = MODEL_ID
     if len(responses) == 1 and "timings" in first:
         out["timings"] = first["timings"]
@@ -365,7 +317,7 @@ def _envelope(first: dict[str, Any], responses: list[dict[str, Any]]) -> dict[st
 
 def merge_chat(plan: ChatPlan, responses: list[dict[str, Any]]) -> dict[str, Any]:
     """Build the OpenAI chat response from the engine answers to ``plan.bodies``."""
-    choices = []
+    choices: list[dict[str, Any]] = []
     for response in responses:
         for choice in response.get("choices") or []:
             choice = dict(choice)
@@ -395,7 +347,7 @@ def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> 
     by_prompt: dict[int, list[dict[str, Any]]] = {}
     for (prompt_index, _), response in zip(plan.groups, responses, strict=True):
         by_prompt.setdefault(prompt_index, []).extend(response.get("choices") or [])
-    choices = []
+    choices: list[dict[str, Any]] = []
     for prompt_index in range(len(plan.prompts)):
         candidates = by_prompt.get(prompt_index, [])
         if plan.best_of > plan.n:
@@ -403,7 +355,8 @@ def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> 
                                 reverse=True)[: plan.n]
         prompt_text = plan.prompt_texts[prompt_index] or ""
         for candidate in candidates:
-            choice = {"text": str(candidate.get("text") or ""), "index": len(choices),
+            choice: dict[str, Any] = {"text": str(candidate.get("text") or ""),
+                                      "index": len(choices),
                       "logprobs": None, "finish_reason": candidate.get("finish_reason")}
             if plan.logprobs is not None:
                 choice["logprobs"], _ = legacy_logprobs(candidate.get("logprobs"), plan.logprobs,

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from gptmagic.errors import ConfigError
 from gptmagic.local.model import INSTALL_HINT, model_path
+from gptmagic.state import current
 
 __all__ = ["DEFAULT_START_TIMEOUT", "LocalEngine", "ensure_started", "get_engine", "stop_engine"]
 
@@ -70,7 +72,7 @@ class LocalEngine:
         self._proc: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
         self._log_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         #: Seconds the last :meth:`start` took, for diagnostics and benchmarks.
         self.startup_seconds: float | None = None
         #: Exit status of the last child stopped (0 after a clean SIGTERM shutdown).
@@ -130,6 +132,40 @@ class LocalEngine:
             self._url = str(info["url"])
             self.startup_seconds = time.monotonic() - began
             return self._url
+
+    def ensure(self, timeout: float = DEFAULT_START_TIMEOUT) -> tuple[str, str | None]:
+        """Start the child if it is not running; ``(url, note)``.
+
+        ``note`` is one line when a child that had been running died (killed,
+        crashed) and was restarted: ``local engine exited (signal 9); restarted``.
+        A child stopped on purpose (:meth:`stop`) starts again without a note.
+        """
+        with self._lock:
+            exited = self.exit_description()
+            url = self.start(timeout)
+        return url, (f"local engine exited ({exited}); restarted" if exited else None)
+
+    def exit_description(self, wait: float = 0.0) -> str | None:
+        """How the child ended, if it died on its own (``"signal 9, SIGKILL"``, ``"exit code 1"``).
+
+        ``wait`` seconds are given to a child that is dying right now (a broken
+        connection can arrive before the kernel has reaped the process).
+        """
+        proc = self._proc
+        code = proc.poll() if proc is not None else None
+        if code is None and proc is not None and wait > 0:
+            try:
+                code = proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"signal {-code}, {signal.Signals(-code).name}"
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit code {code}"
 
     def _read_announcement(self, timeout: float) -> dict[str, object]:
         """Read the child's JSON line, bounded by ``timeout`` and by the child's death."""
@@ -207,17 +243,14 @@ class LocalEngine:
             self._log_dir = None
 
 
-_engine: LocalEngine | None = None
-_engine_lock = threading.Lock()
-
-
 def get_engine() -> LocalEngine:
     """The process-wide engine (created on first use, not started)."""
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            _engine = LocalEngine()
-        return _engine
+    state = current()
+    with state.lock:
+        if state.engine is None:
+            state.engine = LocalEngine()
+        engine: LocalEngine = state.engine
+        return engine
 
 
 def ensure_started(timeout: float = DEFAULT_START_TIMEOUT) -> str:
@@ -227,8 +260,7 @@ def ensure_started(timeout: float = DEFAULT_START_TIMEOUT) -> str:
 
 def stop_engine() -> None:
     """Stop the process-wide engine if it runs (also registered with :mod:`atexit`)."""
-    with _engine_lock:
-        engine = _engine
+    engine = current().engine
     if engine is not None:
         engine.stop()
 

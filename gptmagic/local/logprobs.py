@@ -21,6 +21,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from gptmagic.core.logprobs import mean_of
+
 __all__ = [
     "chat_logprobs",
     "legacy_logprobs",
@@ -94,14 +96,14 @@ def legacy_logprobs(logprobs: Any, top_n: int, offset: int) -> tuple[dict[str, A
     """
     tokens: list[str] = []
     token_logprobs: list[float | None] = []
-    top: list[dict[str, float]] = []
+    top: list[dict[str, float | None]] = []
     offsets: list[int] = []
     for entry in _entries(logprobs):
         raw = entry.get("bytes")
         token = str(entry.get("token", ""))
         tokens.append(token_text(token, raw))
         token_logprobs.append(entry.get("logprob"))
-        alternatives: dict[str, float] = {}
+        alternatives: dict[str, float | None] = {}
         for alt in (entry.get("top_logprobs") or [])[:top_n]:
             if isinstance(alt, dict):
                 # setdefault: two ids rendering to one string keep the likelier one.
@@ -122,7 +124,5 @@ def mean_logprob(logprobs: Any) -> float:
     highest log probability per token.
     """
     values = [e.get("logprob") for e in _entries(logprobs)]
-    numbers = [float(v) for v in values if isinstance(v, int | float)]
-    if not numbers:
-        return -math.inf
-    return math.fsum(numbers) / len(numbers)
+    mean = mean_of(float(v) for v in values if isinstance(v, int | float))
+    return -math.inf if mean is None else mean

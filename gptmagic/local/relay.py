@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gptmagic.core.sse import SSEDecoder
 from gptmagic.local import adapt
 from gptmagic.local.llama import LlamaServer
 
@@ -105,25 +106,24 @@ async def _relay_stream(request: web.Request, path: str, body: dict[str, Any],
             return adapt.normalise_error(500, payload, prompt_param=prompt_param)
 
         errored = False
+        decoder = SSEDecoder()
         try:
-            async for raw in upstream.content:
-                line = raw.decode("utf-8", "replace").strip()
-                if line.startswith("error:"):  # llama.cpp's own error event
-                    await send([engine_error(json.loads(line[6:] or "null"))])
-                    errored = True
-                    continue
-                if not line.startswith("data:"):
-                    continue  # blank separators and ": ping" comments
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    await send(finish(), done=True)
-                    return response
-                chunk = json.loads(data)
-                if isinstance(chunk, dict) and "error" in chunk:
-                    await send([engine_error(chunk)])
-                    errored = True
-                    continue
-                await send(feed(chunk))
+            async for raw in upstream.content.iter_any():
+                for event in decoder.feed(raw):
+                    data = event.data.strip()
+                    if event.event == "error":  # llama.cpp's own error event
+                        await send([engine_error(json.loads(data or "null"))])
+                        errored = True
+                        continue
+                    if data == "[DONE]":
+                        await send(finish(), done=True)
+                        return response
+                    chunk = json.loads(data)
+                    if isinstance(chunk, dict) and "error" in chunk:
+                        await send([engine_error(chunk)])
+                        errored = True
+                        continue
+                    await send(feed(chunk))
             if errored:
                 return response
             problem = "ended without [DONE]"

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gptmagic.catalog.embedded import MODEL_ID
 from gptmagic.local import adapt
 from gptmagic.local.relay import (
     _CREATED,
@@ -87,7 +88,7 @@ async def tokenize(request: web.Request) -> web.Response:
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     prompt: str | None = None
     if "messages" in body:
-        plan = adapt.prepare_chat({"model": body.get("model") or adapt.MODEL_ID,
+        plan = adapt.prepare_chat({"model": body.get("model") or MODEL_ID,
                                    "messages": body["messages"]}, gguf_path=engine.gguf_path)
         status, payload = await _upstream_json(session, engine.url + "/apply-template", {
             "messages": plan.bodies[0]["messages"],
@@ -109,7 +110,7 @@ async def tokenize(request: web.Request) -> web.Response:
     if status != 200 or not isinstance(payload, dict):
         return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
     tokens = payload.get("tokens") or []
-    answer: dict[str, Any] = {"model": adapt.MODEL_ID, "count": len(tokens), "prompt": prompt}
+    answer: dict[str, Any] = {"model": MODEL_ID, "count": len(tokens), "prompt": prompt}
     if with_pieces:
         # The engine sends [{"id": n, "piece": "text" | [byte, ...]}]; keep ids as ids.
         try:

@@ -22,7 +22,7 @@ from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs
 from gptmagic.local.model import MODEL_ID
 
 if TYPE_CHECKING:
-    from gptmagic.local.adapt import ChatPlan, CompletionPlan
+    from gptmagic.local.plans import ChatPlan, CompletionPlan
 
 __all__ = ["ChatStream", "CompletionStream", "legacy_id", "sum_usage"]
 

@@ -1,22 +1,23 @@
-"""Token counter, token view and logprob heatmap: widgets with static fallbacks.
+"""Token counter, token view and logprob heatmap (public face).
 
-Each function returns a widget that displays itself as a cell's last
-expression: live in JupyterLab and Notebook 7 (tested in a browser) and other
-anywidget front ends; as static HTML in
-nbconvert, GitHub and front ends without widgets; as text in IPython. The
-widget classes (and anywidget) are imported on first use. See
+The widgets render in :mod:`gptmagic.views.widgets`; these functions wire
+them to the shared client (:mod:`gptmagic.notebook.widgets`). See
 ``docs/widgets.md`` for the state every form draws.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .state import NoLogprobsError
+from gptmagic.notebook.widgets import (
+    NoLogprobsError,
+    logprob_heatmap,
+    token_counter,
+    token_view,
+)
 
 if TYPE_CHECKING:
-    from .views import LogprobHeatmap, TokenCounter, TokenView
+    from gptmagic.views.widgets.views import LogprobHeatmap, TokenCounter, TokenView
 
 __all__ = ["LogprobHeatmap", "NoLogprobsError", "TokenCounter", "TokenView", "logprob_heatmap",
            "token_counter", "token_view"]
@@ -26,48 +27,7 @@ _VIEWS = ("LogprobHeatmap", "TokenCounter", "TokenView")
 
 def __getattr__(name: str) -> Any:
     if name in _VIEWS:
-        from . import views
+        from gptmagic.views.widgets import views
 
         return getattr(views, name)
     raise AttributeError(f"module 'gptmagic.widgets' has no attribute {name!r}")
-
-
-def token_counter(
-    messages_or_text: str | Sequence[Mapping[str, Any]] | None = None,
-    *,
-    model: str | None = None,
-    max_tokens: int | None = None,
-) -> TokenCounter:
-    """Count a prompt's tokens, context-window fill and cost.
-
-    ``messages_or_text`` is a prompt string or a chat message list; None gives
-    the live form, a text area recounted as you type (``user:`` / ``system:``
-    markers as in ``%%chat`` cells). ``model`` defaults to the one the magics
-    use. ``max_tokens`` bounds the completion in the cost estimate.
-    """
-    from .views import TokenCounter
-
-    return TokenCounter(messages_or_text, model=model, max_tokens=max_tokens)
-
-
-def token_view(text: str, *, model: str | None = None, compare: str | None = None) -> TokenView:
-    """Show ``text`` cut into the tokens of ``model`` (or a tiktoken encoding name).
-
-    ``compare`` adds a second pane with another model or encoding, side by side.
-    """
-    from .views import TokenView
-
-    return TokenView(text, model=model, compare=compare)
-
-
-def logprob_heatmap(result: Any, *, threshold: float = 0.1) -> LogprobHeatmap:
-    """Colour a result's tokens by probability; hover or focus one for its alternatives.
-
-    ``result`` is a :class:`~gptmagic.Result`, a :class:`~gptmagic.Choice`, a
-    list of choices or a list of :class:`~gptmagic.TokenLogprob`, requested
-    with logprobs (``logprobs=True, top_logprobs=5`` or ``--logprobs``).
-    Tokens below ``threshold`` probability are outlined.
-    """
-    from .views import LogprobHeatmap
-
-    return LogprobHeatmap(result, threshold=threshold)

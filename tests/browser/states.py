@@ -12,8 +12,8 @@ import math
 import random
 from typing import Any
 
-from gptmagic.types import Choice, Result, TokenLogprob, TopLogprob
-from gptmagic.widgets import state as st
+from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
+from gptmagic.views.widgets import state as st
 
 __all__ = ["XSS", "big_heatmap_state", "big_tokens_state", "fixture", "heatmap_result",
            "logprob_tokens"]

@@ -1,0 +1,243 @@
+"""One logical request, and one attempt at it.
+
+:class:`Request` carries a chat or completion call through the client's retry
+loop (:mod:`gptmagic.client.client`): the provider, the body, the streaming
+choice, the callbacks, the timeouts, and an idempotency key made once and sent
+with every retry, so a retried POST is not billed twice where the provider
+honours ``Idempotency-Key``. :func:`attempt` sends it once, turns an HTTP error
+status into its error class, and reads the body: JSON through
+:func:`~gptmagic.core.response.parse_response`, or an SSE stream event by
+event into an :class:`~gptmagic.core.response.Accumulator`, calling
+``on_delta`` as text arrives. A stream that fails once started raises
+:class:`~gptmagic.errors.StreamError` with the partial result (never
+retried); :class:`Progress` lets the retry loop end a stream that passes its
+deadline the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.response import Accumulator, parse_response
+from gptmagic.core.sse import SSEDecoder
+from gptmagic.core.types import Result
+from gptmagic.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    GptmagicError,
+    MalformedResponseError,
+    RequestError,
+    StreamError,
+    status_error,
+)
+
+if TYPE_CHECKING:
+    from gptmagic.client.config import Provider
+
+__all__ = [
+    "DeltaCallback", "MAX_ERROR_BYTES", "MAX_RESPONSE_BYTES", "Progress", "Request",
+    "RetryCallback", "attempt", "json_or_text", "request_id"
+]
+
+DeltaCallback = Callable[[int, str], None]
+"""Called with ``(choice_index, text)`` for every piece of streamed text."""
+
+RetryCallback = Callable[[GptmagicError, float], None]
+"""Called with ``(error, wait)`` before each retry."""
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_ERROR_BYTES = 1024 * 1024
+
+_PATHS = {"chat": "chat/completions", "completion": "completions"}
+
+
+@dataclass(slots=True)
+class Request:
+    """One logical chat or completion request, as the retry loop carries it."""
+
+    kind: str  #: "chat" or "completion"
+    provider: Provider
+    body: dict[str, Any]
+    headers: dict[str, str] = field(repr=False)  #: auth included: never log or show
+    stream: bool = False
+    on_delta: DeltaCallback | None = None
+    on_retry: RetryCallback | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Echoed prompt tokens of a legacy completion are told apart by offset.
+    prompt_len: int | None = None
+    #: Sent as ``Idempotency-Key`` with every attempt of this request.
+    idempotency_key: str = field(default_factory=lambda: f"gptmagic-retry-{uuid.uuid4()}")
+
+    def __post_init__(self) -> None:
+        if self.stream:
+            self.body["stream"] = True
+            self.body.setdefault("stream_options", {"include_usage": True})
+        else:
+            self.body.pop("stream", None)
+
+    @property
+    def path(self) -> str:
+        return _PATHS[self.kind]
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
+
+    def payload(self) -> bytes:
+        try:
+            return json.dumps(self.body, ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as e:
+            raise RequestError(f"request body is not JSON-serialisable: {e}") from None
+
+    def send_headers(self) -> dict[str, str]:
+        return {**self.headers, "Idempotency-Key": self.idempotency_key}
+
+
+@dataclass(slots=True)
+class Progress:
+    """What one attempt has done so far: once a stream has started, how to end it."""
+
+    abort: Callable[[str], StreamError] | None = None
+
+
+def request_id(headers: dict[str, str]) -> str | None:
+    """The provider's request id from a response's headers."""
+    for name in ("x-request-id", "apim-request-id", "request-id"):
+        if headers.get(name):
+            return headers[name]
+    return None
+
+
+async def attempt(
+    http: HTTP,
+    req: Request,
+    url: str,
+    query: dict[str, str],
+    progress: Progress,
+    *,
+    max_bytes: int,
+) -> Result:
+    """Send ``req`` once and read its answer (JSON, or SSE when streamed) into a Result."""
+    t0 = time.monotonic()
+    kind, on_delta, prompt_len = req.kind, req.on_delta, req.prompt_len
+    async with http.request("POST", url, params=query, headers=req.send_headers(),
+                            json_body=req.payload(), timeouts=req.timeouts) as r:
+        rid = request_id(r.headers)
+        if r.status >= 400:
+            try:
+                raw = await r.read(MAX_ERROR_BYTES)
+            except TooLarge:
+                raw = b"(error body too large)"
+            raise status_error(
+                r.status, json_or_text(raw), request_id=rid, headers=r.headers, url=url
+            )
+        ctype = r.headers.get("content-type", "")
+        if req.stream and "text/event-stream" in ctype:
+            result = await _read_stream(kind, r, on_delta, t0, prompt_len, rid, url, progress)
+        else:
+            try:
+                raw = await r.read(max_bytes)
+            except TooLarge as e:
+                raise MalformedResponseError(
+                    f"{url}: response body over {max_bytes // 2**20} MiB "
+                    f"({e.size} bytes read); refusing it",
+                    request_id=rid,
+                ) from None
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise MalformedResponseError(
+                    f"{url}: response is not JSON (HTTP {r.status}, {len(raw)} bytes, "
+                    f"starts {raw[:80]!r})",
+                    request_id=rid,
+                ) from None
+            result = parse_response(kind, data, prompt_len=prompt_len)
+            if on_delta:
+                for ch in result.choices:
+                    on_delta(ch.index, ch.text)
+    result.request_id = rid
+    result.rate_limits = {
+        k.lower(): v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit-")
+    } or None
+    result.timings.total = time.monotonic() - t0
+    if isinstance(result.raw, dict) and isinstance(result.raw.get("timings"), dict):
+        result.timings.engine = result.raw["timings"]
+    return result
+
+
+async def _read_stream(
+    kind: str,
+    r: Any,
+    on_delta: DeltaCallback | None,
+    t0: float,
+    prompt_len: int | None,
+    rid: str | None,
+    url: str,
+    progress: Progress,
+) -> Result:
+    """Read an SSE stream into a Result, calling ``on_delta`` as text arrives."""
+    acc = Accumulator(kind, prompt_len=prompt_len)
+    decoder = SSEDecoder()
+    ttft: float | None = None
+    done = False
+    engine_timings: dict[str, Any] | None = None
+
+    def abort(msg: str) -> StreamError:
+        partial = acc.result()
+        partial.request_id = rid
+        partial.timings.ttft = ttft
+        partial.timings.total = time.monotonic() - t0
+        return StreamError(msg, partial=partial, request_id=rid)
+
+    progress.abort = abort
+    try:
+        async for chunk in r.chunks():
+            for ev in decoder.feed(chunk):
+                if ev.data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    data = json.loads(ev.data)
+                except ValueError:
+                    raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
+                if ev.event == "error" or (isinstance(data, dict) and "error" in data):
+                    err = data.get("error") if isinstance(data, dict) else data
+                    msg = err.get("message") if isinstance(err, dict) else err
+                    raise abort(f"{url}: the server sent an error mid-stream: {msg}")
+                if isinstance(data, dict) and isinstance(data.get("timings"), dict):
+                    engine_timings = data["timings"]
+                try:
+                    deltas = acc.add(data)
+                except MalformedResponseError as e:
+                    raise abort(f"{url}: {e}") from None
+                if deltas and ttft is None:
+                    ttft = time.monotonic() - t0
+                if on_delta:
+                    for idx, text in deltas:
+                        on_delta(idx, text)
+            if done:
+                break
+    except (APITimeoutError, APIConnectionError) as e:
+        raise abort(f"{url}: stream interrupted after {acc.chunks} chunks: {e}") from None
+    if not done and not acc.finished:
+        raise abort(f"{url}: stream ended after {acc.chunks} chunks without [DONE]")
+    result = acc.result()
+    if not result.choices:
+        raise abort(f"{url}: stream carried no choices")
+    result.timings.ttft = ttft
+    result.timings.engine = engine_timings
+    return result
+
+
+def json_or_text(raw: bytes) -> Any:
+    """A body as JSON if it parses, else as text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")

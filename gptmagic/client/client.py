@@ -1,0 +1,414 @@
+"""The async OpenAI-compatible client: chat, completions, streaming, retries.
+
+One :class:`Client` owns one connection pool and talks to any provider
+(a per-call ``provider=`` picks another). Every standard parameter of
+``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
+as is; unknown keywords are passed through, ``None`` means "not set".
+This module holds the program's only retry loop (policy:
+:mod:`gptmagic.core.retry`); one logical request is a
+:class:`~gptmagic.client.attempt.Request`, one attempt at it
+:func:`~gptmagic.client.attempt.attempt`.
+
+The embedded model's engine is asked for its URL on every attempt, so a
+client outlives the engine: one that died is restarted once per call, with
+a one-line notice (``local engine exited (signal 9); restarted``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.catalog.tokens import TokenCount, count, encoding_for
+from gptmagic.client.attempt import (
+    MAX_ERROR_BYTES,
+    MAX_RESPONSE_BYTES,
+    DeltaCallback,
+    Progress,
+    Request,
+    RetryCallback,
+    attempt,
+    json_or_text,
+    request_id,
+)
+from gptmagic.client.config import Provider, resolve
+from gptmagic.client.engine_count import count_on_engine
+from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.types import Result
+from gptmagic.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    GptmagicError,
+    MalformedResponseError,
+    RequestError,
+    StreamError,
+    status_error,
+)
+
+if TYPE_CHECKING:
+    from gptmagic.local.engine import LocalEngine
+
+__all__ = ["Client", "DeltaCallback", "RetryCallback"]
+
+log = logging.getLogger("gptmagic.client")
+
+
+def _stderr_notice(text: str) -> None:
+    print(f"gptmagic: {text}", file=sys.stderr)
+
+
+def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            raise RequestError(
+                f"messages[{i}] must be a dict with a 'role' (got {type(m).__name__})",
+                param="messages",
+            )
+        out.append(dict(m))
+    if not out:
+        raise RequestError("messages is empty: give at least one message", param="messages")
+    return out
+
+
+class Client:
+    """Async client for OpenAI-compatible chat and completion endpoints.
+
+    >>> client = Client()                                  # doctest: +SKIP
+    >>> r = await client.chat("Say hi", model="local", max_tokens=5)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        max_connections: int | None = None,
+        transport: Any = "aiohttp",
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        engine: LocalEngine | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        kwargs: dict[str, Any] = {"transport": transport}
+        if max_connections:
+            kwargs["max_connections"] = max_connections
+        self.http = HTTP(self.timeouts, **kwargs)
+        # Tests swap both for a virtual clock, so retry waits take no time.
+        self._sleep = sleep or asyncio.sleep
+        self._clock = clock
+        self._rng = random.Random()
+        # The embedded engine: given, or the process-wide one (gptmagic.local).
+        self._engine = engine
+        #: One-line notices for the user (an engine restarted); stderr by default.
+        self.on_notice = on_notice or _stderr_notice
+
+    def __repr__(self) -> str:
+        name = self.provider.name if isinstance(self.provider, Provider) else self.provider
+        return f"<gptmagic.Client provider={name or 'default'!r}>"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    # -- public calls -----------------------------------------------------
+
+    async def chat(
+        self,
+        messages: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        on_retry: RetryCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`."""
+        prov, model = resolve(provider or self.provider, model)
+        body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        return await self._call(Request(
+            "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
+            on_delta=on_delta, on_retry=on_retry, timeouts=timeouts or self.timeouts))
+
+    async def complete(
+        self,
+        prompt: str | list[Any],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        on_retry: RetryCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…"""
+        prov, model = resolve(provider or self.provider, model)
+        if not isinstance(prompt, str | list):
+            raise RequestError(
+                f"prompt must be a string or a list, not {type(prompt).__name__}", param="prompt"
+            )
+        body: dict[str, Any] = {"model": model, "prompt": prompt}
+        body.update({k: v for k, v in params.items() if v is not None})
+        # Echoed prompt tokens are told apart from generated ones by offset.
+        prompt_len = len(prompt) if isinstance(prompt, str) and body.get("echo") else None
+        return await self._call(Request(
+            "completion", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
+            on_delta=on_delta, on_retry=on_retry, timeouts=timeouts or self.timeouts,
+            prompt_len=prompt_len))
+
+    async def models(self, *, provider: str | Provider | None = None) -> list[str]:
+        """Model ids the provider lists at ``/models``."""
+        prov, model = resolve(provider or self.provider, None)
+        url, query = prov.endpoint("models", model, await self._base_url(prov))
+        data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
+        return [str(m.get("id")) for m in items if isinstance(m, dict)]
+
+    async def moderate(
+        self,
+        input: str | list[str],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+    ) -> dict[str, Any]:
+        """``POST /moderations``: the provider's JSON verdict on ``input``, unparsed.
+
+        The embedded model has none: a ``local`` provider raises
+        :class:`RequestError` without any HTTP.
+        """
+        # The profile's default_model is a chat model: never send it here.
+        prov, name = resolve(provider or self.provider, model or "omni-moderation-latest")
+        if prov.kind == "local":
+            raise RequestError(
+                "the local model has no moderation endpoint; use --moderate with a provider "
+                "that has one (OpenAI)",
+                param="moderate",
+            )
+        url, query = prov.endpoint("moderations", name)
+        body: dict[str, Any] = {"input": input}
+        if model:
+            body["model"] = model
+        data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError(f"{url}: moderation response is not a JSON object")
+        return data
+
+    async def count_tokens(
+        self,
+        messages_or_text: str | Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        *,
+        provider: str | Provider | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        breakdown: bool = True,
+    ) -> TokenCount:
+        """Tokens a prompt costs for ``model``: text, or a chat message list (+ tools).
+
+        Hosted models are counted with tiktoken, here and now, with no I/O; the
+        embedded model by its engine's own tokenizer (its chat template
+        applied exactly as a chat request would), so the total equals the
+        ``usage.prompt_tokens`` the call will report. ``breakdown=False`` skips
+        the per-message breakdown where it costs extra requests.
+        """
+        model = model or resolve(provider or self.provider, None)[1]
+        if encoding_for(model) != "local":
+            return count(messages_or_text, model, tools=tools)
+        return await count_on_engine(self.local_tokenize, messages_or_text, model, tools,
+                                     breakdown)
+
+    async def local_tokenize(
+        self,
+        *,
+        text: str | None = None,
+        messages: Sequence[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        pieces: bool = False,
+    ) -> dict[str, Any]:
+        """The embedded model's own tokens for ``text`` or a chat ``messages`` list.
+
+        For messages the engine renders its chat template exactly as a chat
+        request would, so ``count`` equals that request's ``usage.prompt_tokens``.
+        ``pieces=True`` adds ``pieces``: per token, a string (its bytes are the
+        string's UTF-8) or a list of byte values (a part of a character).
+        """
+        body: dict[str, Any] = (
+            {"text": text}
+            if messages is None
+            else {"messages": list(messages), "add_generation_prompt": add_generation_prompt}
+        )
+        if pieces:
+            body["pieces"] = True
+        # Token lists of long conversations are megabytes: allow a full response's size.
+        base = await self._local_base()
+        try:
+            data = await self._small_json(
+                "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+            )
+        except APIConnectionError:
+            if self.engine.running:
+                raise
+            base = await self._local_base()  # it died in between: restarted once
+            data = await self._small_json(
+                "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+            )
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
+        if pieces and (not isinstance(data.get("pieces"), list)
+                       or len(data["pieces"]) != len(data["tokens"])):
+            raise MalformedResponseError(f"{base}/tokenize: expected one piece per token")
+        return data
+
+    # -- machinery --------------------------------------------------------
+
+    async def _small_json(
+        self,
+        method: str,
+        url: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+        limit: int = MAX_ERROR_BYTES,
+    ) -> Any:
+        """One request to a JSON side endpoint (models, moderation, tokenize); no retries."""
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        async with self.http.request(
+            method, url, params=query, headers=headers, json_body=payload
+        ) as r:
+            try:
+                raw = await r.read(limit)
+            except TooLarge as e:
+                raise MalformedResponseError(
+                    f"{url}: response over {limit} bytes ({e.size} read); refusing it"
+                ) from None
+            if r.status >= 400:
+                raise status_error(
+                    r.status,
+                    json_or_text(raw),
+                    request_id=request_id(r.headers),
+                    headers=r.headers,
+                    url=url,
+                )
+        return json_or_text(raw)
+
+    @property
+    def engine(self) -> LocalEngine:
+        """The embedded model's engine this client starts and talks to."""
+        if self._engine is None:
+            from gptmagic.local.engine import get_engine
+
+            self._engine = get_engine()
+        return self._engine
+
+    async def _local_base(self, *, restart: bool = True) -> str:
+        """The engine's URL, started (or restarted, with a notice) if it is not running.
+
+        ``restart=False``: an engine that died is an error instead (a call
+        restarts it at most once).
+        """
+        engine = self.engine
+        running = engine.url
+        if running is not None:
+            return running
+        exited = engine.exit_description()
+        if exited and not restart:
+            raise APIConnectionError(
+                f"the local engine exited again ({exited}) after a restart; its log: "
+                f"{engine.log_path}")
+        url, note = await asyncio.to_thread(engine.ensure)
+        if note:
+            log.warning("%s", note)
+            self.on_notice(note)
+        return url
+
+    async def _base_url(self, prov: Provider, *, restart: bool = True) -> str | None:
+        if prov.kind != "local":
+            return prov.base_url
+        return await self._local_base(restart=restart)
+
+    async def _call(self, req: Request) -> Result:
+        t = req.timeouts
+        start = self._clock()
+        tries = 0
+        restarts = 0
+        while True:
+            tries += 1
+            # Asked every time: an engine that died since the last attempt is
+            # restarted, once per call.
+            if req.provider.kind == "local" and self.engine.exit_description():
+                restarts += 1
+            base = await self._base_url(req.provider, restart=restarts <= 1)
+            url, query = req.provider.endpoint(req.path, req.model, base)
+            progress = Progress()
+            try:
+                async with asyncio.timeout(t.deadline):
+                    result = await attempt(
+                        self.http, req, url, query, progress,
+                        # Read at call time: gptmagic.client.client.MAX_RESPONSE_BYTES is the knob.
+                        max_bytes=MAX_RESPONSE_BYTES,
+                    )
+                result.timings.attempts = tries
+                return result
+            except TimeoutError:
+                if progress.abort is not None:
+                    # A stream that started ends with its partial text, never retried.
+                    raise await self._why(req, progress.abort(
+                        f"{url}: stream passed its {t.deadline:g} s deadline")) from None
+                err: GptmagicError = APITimeoutError(
+                    f"no complete response within the {t.deadline:g} s deadline from {url}"
+                )
+            except StreamError as e:
+                raise await self._why(req, e) from None
+            except (APIError, RequestError) as e:
+                err = e
+            delay = self.retry.delay(
+                err, tries, self._clock() - start, now=time.time(), rng=self._rng
+            )
+            if delay is None:
+                raise err
+            if req.provider.kind == "local" and not self.engine.running:
+                delay = 0.0  # the engine died: the next attempt restarts it, no backoff
+            elif req.on_retry is not None:
+                req.on_retry(err, delay)  # e.g. the runner's shared cooldown on 429
+            log.debug(
+                "retrying %s after %s (attempt %d, waiting %.2fs)",
+                url,
+                type(err).__name__,
+                tries,
+                delay,
+            )
+            await self._sleep(delay)
+
+    async def _why(self, req: Request, error: StreamError) -> StreamError:
+        """A cut stream from the embedded model says when its engine died."""
+        if req.provider.kind == "local":
+            exited = await asyncio.to_thread(self.engine.exit_description, 1.0)
+            if exited:
+                error.args = (f"{error.args[0]} (the local engine exited: {exited}; "
+                              "it restarts on the next call)",)
+        return error

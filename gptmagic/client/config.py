@@ -1,0 +1,346 @@
+"""Providers, named profiles and API keys.
+
+A :class:`Provider` says where requests go and how they authenticate:
+
+- ``openai``: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID`` /
+  ``OPENAI_PROJECT_ID`` headers;
+- ``azure``: Azure OpenAI deployment URLs
+  (``{endpoint}/openai/deployments/{model}/...?api-version=``), ``api-key``
+  header; ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``;
+- ``compatible``: any OpenAI-compatible ``base_url`` (vLLM, Ollama, llama.cpp,
+  LM Studio), key optional;
+- ``local``: the embedded model, started on first use.
+
+Profiles are named providers defined once, in code (:func:`add_profile`) or in
+``~/.config/gptmagic/config.toml`` (or ``$GPTMAGIC_CONFIG``)::
+
+    default_profile = "work"
+    [profiles.work]
+    kind = "azure"
+    base_url = "https://my-resource.openai.azure.com"
+    api_key_env = "WORK_AZURE_KEY"
+    default_model = "gpt-4o"
+
+A profile names the *environment variable* holding its key, never the key.
+With ``prompt_key = true`` a missing key is asked for with getpass and kept in
+memory only. With no profile chosen and no ``OPENAI_API_KEY``, the default is
+the embedded local model, said once in a short notice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from gptmagic.catalog.embedded import is_local_model
+from gptmagic.core import defaults as D
+from gptmagic.errors import ConfigError, register_secret
+from gptmagic.state import current
+
+__all__ = [
+    "Provider",
+    "add_profile",
+    "ask_key",
+    "config_path",
+    "get_profile",
+    "load_config",
+    "profiles",
+    "resolve",
+]
+
+KINDS = ("openai", "azure", "compatible", "local")
+
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """Where requests go and how they authenticate. Holds no secret."""
+
+    name: str
+    kind: str = "compatible"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    default_model: str | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=())
+    prompt_key: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(
+                f"profile {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}"
+            )
+        for k, _ in self.headers:
+            if k.lower() in ("authorization", "api-key"):
+                raise ConfigError(
+                    f"profile {self.name!r}: put the key in an environment variable "
+                    f"(api_key_env), not in header {k!r}"
+                )
+
+    def api_key(self, *, prompt: bool = True) -> str | None:
+        """The key from ``api_key_env`` (or a getpass prompt); None if not needed.
+
+        ``prompt=False`` never asks: the request path runs on the background
+        loop, where a prompt would stall every request in flight, so keys are
+        asked for on the caller's thread (:func:`ask_key`) before a request
+        is scheduled.
+        """
+        if self.kind == "local":
+            return None
+        env = self.api_key_env
+        key = os.environ.get(env) if env else None
+        if not key:
+            key = current().prompted_keys.get(self.name)
+        if not key and self.prompt_key:
+            if not prompt:
+                raise ConfigError(
+                    f"profile {self.name!r} asks for its key (prompt_key), which is never done "
+                    f"inside a request: enter it first with "
+                    f"gptmagic.get_profile({self.name!r}).api_key()"
+                    + (f", or set {env}" if env else "")
+                )
+            key = getpass.getpass(f"API key for gptmagic profile {self.name!r}: ").strip()
+            if key:
+                current().prompted_keys[self.name] = key
+        if key:
+            register_secret(key)
+            return key
+        if self.kind in ("openai", "azure"):
+            where = f"environment variable {env}" if env else "an api_key_env setting"
+            raise ConfigError(
+                f"profile {self.name!r} ({self.kind}) needs an API key: set {where}, "
+                f"or use model 'local' for the embedded model"
+            )
+        return None
+
+    def auth_headers(self, *, prompt: bool = True) -> dict[str, str]:
+        """Headers to send, including the key. Never log or display them."""
+        h = dict(self.headers)
+        key = self.api_key(prompt=prompt)
+        if key:
+            if self.kind == "azure":
+                h["api-key"] = key
+            else:
+                h["Authorization"] = f"Bearer {key}"
+        if self.organization:
+            h["OpenAI-Organization"] = self.organization
+        if self.project:
+            h["OpenAI-Project"] = self.project
+        return h
+
+    def endpoint(
+        self, path: str, model: str, base_url: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """URL and query parameters for ``path`` ("chat/completions", "completions", "models")."""
+        base = (base_url or self.base_url or "").rstrip("/")
+        if not base:
+            raise ConfigError(f"profile {self.name!r} has no base_url")
+        if self.kind == "azure" and self.api_version:
+            root = base.split("/openai")[0]
+            if path == "models":
+                return f"{root}/openai/models", {"api-version": self.api_version}
+            return (
+                f"{root}/openai/deployments/{quote(model, safe='')}/{path}",
+                {"api-version": self.api_version},
+            )
+        return f"{base}/{path}", {}
+
+    def __repr__(self) -> str:
+        return f"Provider(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+
+
+def _builtin() -> dict[str, Provider]:
+    env = os.environ
+    return {
+        "openai": Provider(
+            name="openai",
+            kind="openai",
+            base_url=env.get("OPENAI_BASE_URL") or D.OPENAI_BASE_URL,
+            api_key_env="OPENAI_API_KEY",
+            organization=env.get("OPENAI_ORG_ID") or None,
+            project=env.get("OPENAI_PROJECT_ID") or None,
+            default_model=D.DEFAULT_OPENAI_MODEL,
+        ),
+        "azure": Provider(
+            name="azure",
+            kind="azure",
+            base_url=env.get("AZURE_OPENAI_ENDPOINT") or None,
+            api_key_env="AZURE_OPENAI_API_KEY",
+            api_version=env.get("OPENAI_API_VERSION") or D.AZURE_API_VERSION,
+        ),
+        "local": Provider(name="local", kind="local", default_model=D.LOCAL_MODEL),
+    }
+
+
+def config_path() -> Path:
+    """Where the config file is read from."""
+    if os.environ.get("GPTMAGIC_CONFIG"):
+        return Path(os.environ["GPTMAGIC_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "gptmagic" / "config.toml"
+
+
+_PROFILE_KEYS = {
+    "kind",
+    "base_url",
+    "api_key_env",
+    "api_version",
+    "organization",
+    "project",
+    "default_model",
+    "headers",
+    "prompt_key",
+}
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    """Parse the config file (``{}`` if absent); errors name the file and key."""
+    p = path or config_path()
+    try:
+        mtime = p.stat().st_mtime
+    except FileNotFoundError:
+        return {}
+    cached = current().config_file
+    if path is None and cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    profs = data.get("profiles", {})
+    if not isinstance(profs, dict):
+        raise ConfigError(f"{p}: 'profiles' must be a table")
+    for name, spec in profs.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{p}: [profiles.{name}] must be a table")
+        unknown = set(spec) - _PROFILE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{p}: [profiles.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(_PROFILE_KEYS))}"
+            )
+        for key in ("api_key", "key", "token"):
+            if key in spec:
+                raise ConfigError(f"{p}: [profiles.{name}] must not hold a key; use api_key_env")
+    if path is None:
+        current().config_file = (mtime, data)
+    return data
+
+
+def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
+    try:
+        headers = tuple((str(k), str(v)) for k, v in dict(spec.get("headers") or {}).items())
+        return Provider(
+            name=name,
+            kind=str(spec.get("kind", "compatible")),
+            base_url=spec.get("base_url"),
+            api_key_env=spec.get("api_key_env"),
+            api_version=spec.get("api_version"),
+            organization=spec.get("organization"),
+            project=spec.get("project"),
+            default_model=spec.get("default_model"),
+            headers=headers,
+            prompt_key=bool(spec.get("prompt_key", False)),
+        )
+    except (TypeError, ValueError, ConfigError) as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def add_profile(name: str, **settings: Any) -> Provider:
+    """Define (or replace) a named profile for this session; returns it."""
+    unknown = set(settings) - _PROFILE_KEYS
+    if unknown:
+        raise ConfigError(f"add_profile({name!r}): unknown setting(s) {', '.join(sorted(unknown))}")
+    prof = _from_spec(name, settings, "add_profile")
+    state = current()
+    with state.lock:
+        state.user_profiles[name] = prof
+    return prof
+
+
+def profiles() -> dict[str, Provider]:
+    """All known profiles: built-in, then the config file, then :func:`add_profile`."""
+    out = _builtin()
+    src = str(config_path())
+    for name, spec in load_config().get("profiles", {}).items():
+        base = out.get(name)
+        prof = _from_spec(name, spec, src)
+        out[name] = replace(base, **{k: getattr(prof, k) for k in spec}) if base else prof
+    state = current()
+    with state.lock:
+        out.update(state.user_profiles)
+    return out
+
+
+def get_profile(name: str) -> Provider:
+    """The profile called ``name`` or a ConfigError listing the known ones."""
+    profs = profiles()
+    if name not in profs:
+        raise ConfigError(f"unknown profile {name!r}; known profiles: {', '.join(sorted(profs))}")
+    return profs[name]
+
+
+def _notice(text: str) -> None:
+    state = current()
+    if not state.notice_given:
+        state.notice_given = True
+        print(f"gptmagic: {text}", file=sys.stderr)
+
+
+def resolve(
+    provider: str | Provider | None = None, model: str | None = None
+) -> tuple[Provider, str]:
+    """Choose the provider and model for a call.
+
+    Order: an explicit provider; a local model name; the config file's
+    ``default_profile`` or ``$GPTMAGIC_PROFILE``; OpenAI when
+    ``OPENAI_API_KEY`` is set; else the embedded local model.
+    """
+    if isinstance(provider, Provider):
+        prov = provider
+    elif provider:
+        prov = get_profile(provider)
+    elif model and is_local_model(model):
+        prov = get_profile("local")
+    else:
+        default = os.environ.get("GPTMAGIC_PROFILE") or load_config().get("default_profile")
+        if default:
+            prov = get_profile(str(default))
+        elif os.environ.get("OPENAI_API_KEY"):
+            prov = get_profile("openai")
+        else:
+            prov = get_profile("local")
+            if not model:
+                _notice(
+                    "no API key configured; using the embedded local model "
+                    f"{D.LOCAL_MODEL} (set OPENAI_API_KEY or a profile to use a hosted model)"
+                )
+    chosen = model or prov.default_model
+    if not chosen:
+        raise ConfigError(
+            f"no model given and profile {prov.name!r} has no default_model; pass model=..."
+        )
+    if prov.kind == "local" and chosen.lower() == "local":
+        chosen = D.LOCAL_MODEL
+    return prov, chosen
+
+
+def ask_key(provider: str | Provider | None = None, model: str | None = None) -> Provider:
+    """Resolve the provider of a call and make sure its key is at hand; returns it.
+
+    Call on the caller's thread before a request is scheduled on the
+    background loop: a ``prompt_key`` profile asks (getpass) here, once.
+    """
+    prov, _ = resolve(provider, model)
+    prov.api_key()
+    return prov

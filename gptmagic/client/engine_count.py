@@ -1,0 +1,76 @@
+"""Counting a prompt's tokens on the embedded engine, with its per-message breakdown.
+
+The engine renders its own chat template exactly as a chat request would, so
+its total equals the ``usage.prompt_tokens`` a chat request reports. This is
+I/O (HTTP to the engine's ``/tokenize``), so it lives with the client:
+:meth:`gptmagic.client.Client.count_tokens` calls :func:`count_on_engine`
+with its own ``local_tokenize``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from gptmagic.catalog.tokens import MessageCount, TokenCount, as_messages, text_of
+from gptmagic.errors import ConfigError, RequestError
+
+__all__ = ["ENGINE_ENCODING", "count_on_engine"]
+
+#: The encoding name a count of the embedded model carries.
+ENGINE_ENCODING = "smollm2 (engine)"
+
+Tokenize = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def count_on_engine(
+    tokenize: Tokenize,
+    value: str | Sequence[Mapping[str, Any]],
+    model: str,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
+) -> TokenCount:
+    """Count ``value`` (text or chat messages) with the engine's tokenizer.
+
+    ``tokenize`` is the client's ``local_tokenize`` (keyword ``text=`` or
+    ``messages=``).
+    """
+    if tools:
+        raise RequestError("counting tool definitions is not supported for the local model",
+                           param="tools")
+    msgs = as_messages(value)
+    if msgs is None:
+        data = await tokenize(text=value)
+        return TokenCount(model, ENGINE_ENCODING, int(data["count"]), True)
+    plain = [dict(m) for m in msgs]
+    full = await tokenize(messages=plain)
+    ids = [int(t) for t in full["tokens"]]
+    total = len(ids)
+    if not breakdown or not ids:
+        return TokenCount(model, ENGINE_ENCODING, total, True)
+    # The engine's template (ChatML) opens every message with the same special
+    # token: split there. Segments: [its default system prompt, when the first
+    # message is not a system one], the messages, [the reply priming, absent
+    # when a final assistant message is continued rather than answered].
+    starts = [i for i, t in enumerate(ids) if t == ids[0]]
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], total], strict=True)]
+    injected = int(plain[0]["role"] not in ("system", "developer"))
+    priming = len(sizes) - injected - len(plain)
+    if priming not in (0, 1):
+        raise ConfigError("the local engine's chat template changed shape; "
+                          "cannot split its tokens per message")
+    texts = [tokenize(text=text_of(m.get("content"))[0]) for m in plain]
+    names = [tokenize(text=f"{m['name']}: ") for m in plain if m.get("name")]
+    results = await asyncio.gather(*texts, *names)
+    content = [int(r["count"]) for r in results[: len(plain)]]
+    name_counts = iter(int(r["count"]) for r in results[len(plain):])
+    counts = []
+    for i, m in enumerate(plain):
+        share = sizes[injected + i] + (sizes[0] if injected and i == 0 else 0)
+        nm = next(name_counts) if m.get("name") else 0
+        counts.append(MessageCount(i, str(m["role"]), content[i], nm, share - content[i] - nm))
+    note = "" if not injected else (
+        "the engine's chat template adds its default system prompt (counted in message 0)")
+    return TokenCount(model, ENGINE_ENCODING, total, True, tuple(counts),
+                      sizes[-1] if priming else 0, note=note)

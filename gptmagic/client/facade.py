@@ -1,0 +1,128 @@
+"""The convenience API: ``gptmagic.chat()`` / ``complete()`` / ``count_tokens()`` and async forms.
+
+All calls share one :class:`~gptmagic.client.client.Client` (one connection
+pool) living on the portal loop, so the same code works in a script, in a
+notebook (where a loop is already running) and under asyncio. This is the one
+module that fetches the shared client (:func:`get_client`); everything else
+is given a client.
+
+Keys are made ready on the caller's thread before a call is scheduled on the
+loop (:func:`~gptmagic.client.config.ask_key`): a profile that asks for its
+key never stalls the requests already in flight.
+"""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gptmagic.catalog import context
+from gptmagic.catalog.tokens import TokenCount, count, encoding_for
+from gptmagic.client.client import Client
+from gptmagic.client.config import ask_key, resolve
+from gptmagic.client.portal import get_portal
+from gptmagic.core.types import Result
+from gptmagic.state import current
+
+__all__ = ["achat", "acomplete", "acount_tokens", "chat", "complete", "count_tokens",
+           "fit_messages", "get_client", "shutdown"]
+
+def get_client() -> Client:
+    """The shared client (created on first use; closed at exit)."""
+    state = current()
+    with state.lock:
+        if state.client is None or state.client.http.closed:
+            state.client = Client()
+        client: Client = state.client
+        return client
+
+
+def _ready(kwargs: Mapping[str, Any]) -> Client:
+    client = get_client()
+    ask_key(kwargs.get("provider") or client.provider, kwargs.get("model"))
+    return client
+
+
+def chat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
+    """Send a chat request and wait for the result (see :meth:`Client.chat`)."""
+    return get_portal().run(_ready(kwargs).chat(messages, **kwargs))
+
+
+def complete(prompt: str | list[Any], **kwargs: Any) -> Result:
+    """Send a legacy completion request and wait (see :meth:`Client.complete`)."""
+    return get_portal().run(_ready(kwargs).complete(prompt, **kwargs))
+
+
+async def achat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
+    """Async :func:`chat`, awaitable from any event loop."""
+    return await get_portal().arun(_ready(kwargs).chat(messages, **kwargs))
+
+
+async def acomplete(prompt: str | list[Any], **kwargs: Any) -> Result:
+    """Async :func:`complete`, awaitable from any event loop."""
+    return await get_portal().arun(_ready(kwargs).complete(prompt, **kwargs))
+
+
+def count_tokens(
+    messages_or_text: str | Sequence[Mapping[str, Any]],
+    model: str | None = None,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
+) -> TokenCount:
+    """Tokens a prompt costs for ``model``: text, or a chat message list (+ tools).
+
+    Returns a :class:`~gptmagic.catalog.tokens.TokenCount` with the total
+    (what ``usage.prompt_tokens`` will say), whether it is exact, and a
+    per-message breakdown (``breakdown=False`` skips the breakdown where it
+    costs extra work). Hosted models are counted here with tiktoken; the
+    embedded model by its engine (:meth:`Client.count_tokens`).
+    """
+    model = model or resolve(None, None)[1]
+    if encoding_for(model) != "local":
+        return count(messages_or_text, model, tools=tools)
+    return get_portal().run(get_client().count_tokens(messages_or_text, model, tools=tools,
+                                                      breakdown=breakdown))
+
+
+async def acount_tokens(
+    messages_or_text: str | Sequence[Mapping[str, Any]],
+    model: str | None = None,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
+) -> TokenCount:
+    """Async :func:`count_tokens`, awaitable from any event loop."""
+    model = model or resolve(None, None)[1]
+    if encoding_for(model) != "local":
+        return count(messages_or_text, model, tools=tools)
+    return await get_portal().arun(get_client().count_tokens(
+        messages_or_text, model, tools=tools, breakdown=breakdown))
+
+
+def fit_messages(messages: Sequence[Mapping[str, Any]], model: str, **kwargs: Any
+                 ) -> context.FitResult:
+    """:func:`gptmagic.catalog.context.fit_messages`, counting the embedded model on its engine."""
+    kwargs.setdefault("count_tokens", count_tokens)
+    return context.fit_messages(messages, model, **kwargs)
+
+
+def shutdown() -> None:
+    """Close the shared client and the local engine if gptmagic started it."""
+    state = current()
+    with state.lock:
+        client, state.client = state.client, None
+    if client is not None and not client.http.closed:
+        try:
+            get_portal().run(client.aclose(), timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+    import sys
+
+    engine = sys.modules.get("gptmagic.local.engine")
+    if engine is not None:
+        engine.stop_engine()
+
+
+atexit.register(shutdown)

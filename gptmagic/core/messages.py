@@ -1,0 +1,289 @@
+"""Chat messages from the text of a notebook cell, and back.
+
+A cell is a list of messages, each opened by a *role marker* (user reference with
+examples: ``docs/cell-grammar.md``)::
+
+    %% a comment: never sent
+    system: You are a terse assistant.
+    user (alice):
+    # Task
+    Summarise {doc} in one line.
+
+Grammar. Lines are split on ``\\n``; ``\\r\\n`` and a lone ``\\r`` count as ``\\n``.
+
+- **Marker**: a line starting at column 0 with ``system``, ``developer``, ``user`` or
+  ``assistant`` (ASCII letters, any case), an optional ``(name)``, then ``:``. Spaces
+  or tabs may separate the parts; the canonical form is ``user (alice):``. A name
+  must match ``[a-zA-Z0-9_-]{1,64}`` (OpenAI's rule). A marker-shaped line with any
+  other name (``User (see above): ...``) is an error, never silently text.
+- **Content**: the rest of the marker line (one space after the colon removed, the
+  rest literal: no comment or escape handling there) and every following line up to
+  the next marker. Whole blank lines (empty or only whitespace) at the start and end
+  of a message are dropped; blank lines inside, indentation and trailing spaces are
+  kept.
+- **Comment**: a line starting with ``%%`` at column 0 is dropped. Not ``#``: a
+  markdown heading is prompt content and must be sendable as is. Not ``//``: a
+  comment line of pasted C/JS/Go code would vanish. ``%%`` is rare in prompts and
+  echoes the ``%%chat`` line: it speaks to the notebook, not to the model.
+- **Escape**: a backslash at column 0 is removed only when it protects something:
+  a marker-shaped line, a comment, or another backslash. ``\\user: hi`` sends
+  ``user: hi``; ``\\%% x`` sends ``%% x``; ``\\\\x`` sends ``\\x``. Any other line
+  keeps its backslash, so LaTeX such as ``\\begin{document}`` needs no care.
+- **Cell**: with no marker at all, the whole cell is one user message. With markers,
+  text before the first one is an error (blank and comment lines are fine): it is
+  almost always a stray ``User:`` line in a one-message prompt, or a forgotten
+  ``system:``, and silently sending an extra message would be worse. A message with
+  no content and a cell with no message are errors.
+- **Interpolation** (only when a ``namespace`` is given; with ``None`` every brace is
+  literal): ``{name}`` inserts ``str(namespace[name])`` for a plain ASCII identifier
+  not starting with ``__``; ``{{`` and ``}}`` give literal braces; anything else in
+  braces (``{a.b}``, ``{a[0]}``, ``{f()}``, ``{a!r}``, ``{a:>9}``, ``{0}``, ``{}``) and a
+  lone ``{`` or ``}`` is an error. A placeholder cannot span lines. Markers, names,
+  blank-line trimming and comments are decided on the text as written; inserted
+  values are never re-read. No ``str.format``: its attribute access and format specs
+  reach any object (``{0.__class__.__init__.__globals__}``); a small scanner does it.
+
+:func:`render_cell` writes messages back so that ``parse_cell(render_cell(m)) == m``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gptmagic.errors import RequestError
+
+__all__ = ["CellSyntaxError", "ROLES", "interpolate", "parse_cell", "render_cell"]
+
+#: The roles a cell can hold, in marker order.
+ROLES = ("system", "developer", "user", "assistant")
+
+# re.ASCII: under Unicode case folding "ſystem" (long s) would match "system".
+_MARKER = re.compile(
+    r"(?P<role>system|developer|user|assistant)[ \t]*(?:\((?P<name>[^)\n]*)\)[ \t]*)?:",
+    re.ASCII | re.IGNORECASE,
+)
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_COMMENT = "%%"
+_TOKEN = re.compile(r"\{\{|\}\}|\{[^}\n]*\}|[{}]")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NOT_ALLOWED = {
+    ".": "attribute access",
+    "[": "indexing",
+    "(": "a call",
+    "!": "a conversion",
+    ":": "a format spec",
+}
+_BRACES_HINT = "{name} with a plain variable name such as {x}, or {{ and }} for literal braces"
+
+
+class CellSyntaxError(RequestError):
+    """The text of a cell is not valid message syntax.
+
+    ``line`` is the 1-based line of the original cell text (``None`` only for an
+    empty cell); ``param`` is ``"cell"``. The message reads
+    ``"cell line 3: <what is wrong>; expected <what was expected>"``.
+    """
+
+    def __init__(self, problem: str, expected: str, *, line: int | None) -> None:
+        where = "" if line is None else f"cell line {line}: "
+        super().__init__(f"{where}{problem}; expected {expected}", param="cell")
+        self.line = line
+        self.problem = problem
+        self.expected = expected
+
+
+def _show(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _placeholder(expr: str, namespace: Mapping[str, Any], line: int) -> str:
+    shown = _show("{" + expr + "}")
+    if _IDENT.fullmatch(expr):
+        if expr.startswith("__"):
+            raise CellSyntaxError(
+                f"{shown} names a special variable (starting with '__'), which is not allowed",
+                "an ordinary variable name such as {x}",
+                line=line,
+            )
+        if expr not in namespace:
+            raise CellSyntaxError(
+                f"name {expr!r} is not defined in the notebook",
+                "a variable name that exists",
+                line=line,
+            )
+        try:
+            return str(namespace[expr])
+        except Exception as exc:  # the value's own __str__ failed: report, don't crash
+            raise CellSyntaxError(
+                f"str({expr}) failed with {type(exc).__name__}: {exc}",
+                "a variable whose value converts to text",
+                line=line,
+            ) from exc
+    ident = _IDENT.match(expr)
+    after = expr[ident.end() : ident.end() + 1] if ident else ""
+    if not expr or expr[0].isdigit():
+        why = "is a positional placeholder"
+    elif after in _NOT_ALLOWED:
+        why = f"uses {_NOT_ALLOWED[after]}, which is not allowed (compute it into a variable)"
+    else:
+        why = "is not a variable name"
+    raise CellSyntaxError(f"{shown} {why}", _BRACES_HINT, line=line)
+
+
+def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1) -> str:
+    """Fill ``{name}`` placeholders of ``template`` from ``namespace``.
+
+    ``{{`` and ``}}`` are literal braces; only plain identifiers are looked up (see
+    the module docstring). ``line`` is the cell line of the template's first line,
+    used in errors; each ``\\n`` in the template advances it. Raises
+    :class:`CellSyntaxError`. Never uses ``str.format`` or ``eval``.
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _TOKEN.finditer(template):
+        line += template.count("\n", pos, m.start())
+        out.append(template[pos : m.start()])
+        pos = m.end()
+        token = m.group()
+        if token in ("{{", "}}"):
+            out.append(token[0])
+        elif token == "{":
+            raise CellSyntaxError(
+                "'{' has no closing '}' on its line", "{name} or {{ for a literal '{'", line=line
+            )
+        elif token == "}":
+            raise CellSyntaxError("'}' has no opening '{'", "}} for a literal '}'", line=line)
+        else:
+            out.append(_placeholder(token[1:-1], namespace, line))
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def _protected(line: str) -> bool:
+    """Whether ``line`` needs a leading backslash to be read as plain content."""
+    return bool(_MARKER.match(line)) or line.startswith((_COMMENT, "\\"))
+
+
+def _trim(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    start, end = 0, len(parts)
+    while start < end and not parts[start][1].strip():
+        start += 1
+    while end > start and not parts[end - 1][1].strip():
+        end -= 1
+    return parts[start:end]
+
+
+def parse_cell(text: str, namespace: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Parse cell text into OpenAI chat messages ``{"role", "content", "name"?}``.
+
+    With a ``namespace``, ``{name}`` placeholders in content are filled from it;
+    with ``None`` the content is literal. Raises :class:`CellSyntaxError` naming
+    the line of ``text`` at fault.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # (role, name, marker line, [(line number, content line), ...])
+    blocks: list[tuple[str, str | None, int, list[tuple[int, str]]]] = []
+    before: list[tuple[int, str]] = []
+    for number, raw in enumerate(lines, 1):
+        marker = _MARKER.match(raw)
+        if marker:
+            role, name = marker["role"].lower(), marker["name"]
+            if name is not None and not _NAME.fullmatch(name):
+                raise CellSyntaxError(
+                    f"{_show(name)} is not a valid message name",
+                    "1 to 64 letters, digits, '_' or '-' as in 'user (alice):',"
+                    " or a backslash at the start of the line to send it as text",
+                    line=number,
+                )
+            rest = raw[marker.end() :]
+            blocks.append((role, name, number, [(number, rest.removeprefix(" "))]))
+            continue
+        if raw.startswith(_COMMENT):
+            continue
+        if raw.startswith("\\") and _protected(raw[1:]):
+            raw = raw[1:]
+        (blocks[-1][3] if blocks else before).append((number, raw))
+
+    if not blocks:
+        if not _trim(before):
+            raise CellSyntaxError("cell is empty", "a message", line=None)
+        blocks.append(("user", None, 1, before))
+    else:
+        stray = next((number for number, content in before if content.strip()), None)
+        if stray is not None:
+            role, _, first, _ = blocks[0]
+            raise CellSyntaxError(
+                f"text before the first role marker (line {first} starts a {role} message)",
+                f"a role marker such as 'user:' above it, or a backslash before the marker"
+                f" on line {first} to send that line as text",
+                line=stray,
+            )
+
+    messages: list[dict[str, Any]] = []
+    for role, name, first, parts in blocks:
+        parts = _trim(parts)
+        if not parts:
+            head = role if name is None else f"{role} ({name})"
+            raise CellSyntaxError(
+                f"the {role} message is empty",
+                f"text after '{head}:' or on the lines below it",
+                line=first,
+            )
+        if namespace is not None:
+            parts = [(number, interpolate(s, namespace, line=number)) for number, s in parts]
+        message: dict[str, Any] = {"role": role, "content": "\n".join(s for _, s in parts)}
+        if name is not None:
+            message["name"] = name
+        messages.append(message)
+    return messages
+
+
+def _refuse(index: int, problem: str, expected: str) -> RequestError:
+    return RequestError(f"messages[{index}] {problem}; expected {expected}", param="messages")
+
+
+def render_cell(messages: Sequence[Mapping[str, Any]], *, escape_braces: bool = False) -> str:
+    """Write messages as cell text that :func:`parse_cell` reads back unchanged.
+
+    Every message gets its own marker line; content lines that would read as a
+    marker, a comment or an escape get a leading backslash. ``parse_cell(text)``
+    returns exactly ``messages``; with ``escape_braces=True`` braces are doubled
+    so that ``parse_cell(text, namespace=...)`` (as ``%%chat`` does) returns them.
+
+    Raises :class:`~gptmagic.errors.RequestError` (``param="messages"``) for what a
+    cell cannot hold: no messages, other keys than role/content/name, a role other
+    than the four lowercase ones, a non-string or empty content, content starting or
+    ending with a blank line or holding ``\\r``, an invalid name.
+    """
+    if not messages:
+        raise RequestError("no messages to write; expected at least one", param="messages")
+    chunks = []
+    for index, message in enumerate(messages):
+        extra = sorted(set(message) - {"role", "content", "name"})
+        if extra:
+            raise _refuse(index, f"has keys a cell cannot hold: {extra}", "role, content, name")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise _refuse(index, f"has role {role!r}", "one of " + ", ".join(ROLES))
+        if not isinstance(content, str):
+            raise _refuse(index, f"content is {type(content).__name__}", "a string")
+        lines = content.split("\n")
+        if "\r" in content or not lines[0].strip() or not lines[-1].strip():
+            raise _refuse(
+                index,
+                "content is empty, starts or ends with a blank line, or holds '\\r'",
+                "content a cell can hold (strip blank lines, use '\\n' line ends)",
+            )
+        head = role
+        if "name" in message:
+            name = message["name"]
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise _refuse(index, f"has name {name!r}", "1 to 64 letters, digits, '_' or '-'")
+            head += f" ({name})"
+        if escape_braces:
+            lines = [s.replace("{", "{{").replace("}", "}}") for s in lines]
+        body = "\n".join("\\" + s if _protected(s) else s for s in lines)
+        chunks.append(f"{head}:\n{body}")
+    return "\n\n".join(chunks)

@@ -1,0 +1,114 @@
+"""Conversation threads kept across cells (pure, no IPython).
+
+A :class:`Thread` is a list of turns; a turn is what one cell sent (its
+messages) and the reply it got. Each turn carries the key of the cell that
+made it (Jupyter's cell id, or a hash of the cell's source where there is
+none), so running a cell again *replaces* its turn instead of appending a
+duplicate, and its context is the turns before it. Threads can be forked
+from any turn and reset.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptmagic.errors import RequestError
+
+__all__ = ["DEFAULT_THREAD", "Thread", "ThreadStore", "Turn"]
+
+DEFAULT_THREAD = "default"
+
+
+@dataclass
+class Turn:
+    """What one cell sent and what came back."""
+
+    key: str
+    messages: list[dict[str, Any]]
+    reply: dict[str, Any] | None = None
+    model: str | None = None
+
+    def all_messages(self) -> list[dict[str, Any]]:
+        return [*self.messages, *([self.reply] if self.reply else [])]
+
+
+@dataclass
+class Thread:
+    """A named conversation. ``system`` (if set) is sent first on every turn."""
+
+    name: str
+    system: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+
+    def index_of(self, key: str) -> int | None:
+        for i, t in enumerate(self.turns):
+            if t.key == key:
+                return i
+        return None
+
+    def context_for(self, key: str) -> list[dict[str, Any]]:
+        """Messages to send before a cell's own: the system message and earlier turns.
+
+        A cell already in the thread (a re-run) sees only the turns before it.
+        """
+        i = self.index_of(key)
+        turns = self.turns if i is None else self.turns[:i]
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + [m for t in turns for m in t.all_messages()]
+
+    def record(self, turn: Turn) -> bool:
+        """Store a turn; returns True if it replaced the same cell's earlier turn."""
+        i = self.index_of(turn.key)
+        if i is None:
+            self.turns.append(turn)
+            return False
+        self.turns[i] = turn
+        return True
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The whole conversation as it would be sent after the last turn."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + [m for t in self.turns for m in t.all_messages()]
+
+
+class ThreadStore:
+    """All threads of one kernel (one notebook)."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, Thread] = {}
+
+    def get(self, name: str = DEFAULT_THREAD) -> Thread:
+        """The thread called ``name``, created empty on first use."""
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise RequestError(
+                f"thread name {name!r} must be letters, digits, '-' or '_'", param="--thread")
+        return self._threads.setdefault(name, Thread(name))
+
+    def names(self) -> list[str]:
+        return sorted(self._threads)
+
+    def reset(self, name: str = DEFAULT_THREAD) -> int:
+        """Forget a thread's turns (and system message); returns how many turns went."""
+        thread = self._threads.pop(name, None)
+        return len(thread.turns) if thread else 0
+
+    def fork(self, source: str, new: str, *, upto: int | None = None) -> Thread:
+        """Copy ``source``'s first ``upto`` turns (all if None) into a new thread."""
+        if source not in self._threads:
+            raise RequestError(
+                f"no thread {source!r} to fork; threads: {', '.join(self.names()) or 'none'}",
+                param="--from")
+        src = self._threads[source]
+        if upto is not None and not 0 <= upto <= len(src.turns):
+            raise RequestError(
+                f"thread {source!r} has {len(src.turns)} turn(s); "
+                f"--turn must be 0..{len(src.turns)}", param="--turn")
+        if new in self._threads and new != source:
+            raise RequestError(f"thread {new!r} exists; reset it first or pick another name",
+                               param="fork")
+        forked = Thread(new, src.system, copy.deepcopy(src.turns[:upto]))
+        self.get(new)  # validates the name
+        self._threads[new] = forked
+        return forked

@@ -1,0 +1,242 @@
+"""The outcome of :func:`gptmagic.evaluate`: a tidy table and views over it.
+
+One row per case × prompt × model × grid point × repeat, with the output,
+finish reason, tokens, cost, latency, every score and the error if any.
+:meth:`EvalResults.summary` aggregates per prompt × model (× grid), and
+:meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
+other scorers uses the stored outputs and never calls a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from gptmagic.core.logprobs import mean_logprob
+
+__all__ = ["EvalResults"]
+
+
+async def _score(scorers: Sequence[Any], output: str, row: dict[str, Any],
+                 result: Any) -> tuple[dict[str, float], str | None]:
+    from gptmagic.eval.scoring import Case, score_async
+
+    case = Case(output=output, row=row, result=result)
+    scores: dict[str, float] = {}
+    errors = []
+    for s in scorers:
+        try:
+            scores[s.name] = float(await score_async(s, case))
+        except Exception as e:  # noqa: BLE001 - a scorer's failure is recorded, not fatal
+            scores[s.name] = math.nan
+            errors.append(f"{s.name}: {e}")
+    return scores, "; ".join(errors) or None
+
+
+class EvalResults:
+    """Results of a run: ``.df`` (one row per call) plus summaries and plots."""
+
+    def __init__(self, df: pd.DataFrame, jobs: list[Any], cases: list[dict[str, Any]],
+                 scorers: list[Any], group_cols: list[str]) -> None:
+        self.df = df
+        self._jobs = jobs
+        self._cases = cases
+        self.scorers = scorers
+        self.group_cols = group_cols
+
+    @classmethod
+    async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
+                    scorers: list[Any]) -> EvalResults:
+        grid_cols = sorted({k for j in jobs for k in j.grid})
+        records = []
+        for j in jobs:
+            r = j.result
+            rec: dict[str, Any] = {f"input.{k}": v for k, v in cases[j.row].items()}
+            rec.update({"row": j.row, "prompt": j.prompt, "model": j.model,
+                        **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
+            if r is not None:
+                u = r.usage
+                lps = r.logprobs
+                rec.update({
+                    "output": r.text, "finish_reason": r.finish_reason,
+                    "prompt_tokens": u.prompt_tokens if u else None,
+                    "completion_tokens": u.completion_tokens if u else None,
+                    "cost": None if j.cost is None else float(j.cost),
+                    "latency": r.timings.total, "ttft": r.timings.ttft,
+                    "mean_logprob": mean_logprob(lps) if lps else None,
+                    "cached": j.cached, "error": None, "error_type": None})
+            else:
+                rec.update({"output": None, "finish_reason": None, "prompt_tokens": None,
+                            "completion_tokens": None, "cost": None, "latency": None,
+                            "ttft": None, "mean_logprob": None, "cached": False,
+                            "error": j.error, "error_type": j.error_type})
+            records.append(rec)
+        self = cls(pd.DataFrame.from_records(records), jobs, cases, scorers,
+                   ["prompt", "model", *grid_cols])
+        await self._apply_scores(scorers)
+        return self
+
+    async def _apply_scores(self, scorers: Sequence[Any]) -> None:
+        if not scorers:
+            return
+        cols: dict[str, list[float]] = {f"score.{s.name}": [] for s in scorers}
+        errs: list[str | None] = []
+        for j in self._jobs:
+            if j.result is None:
+                for c in cols.values():
+                    c.append(math.nan)
+                errs.append(None)
+                continue
+            scores, err = await _score(scorers, j.result.text, self._cases[j.row], j.result)
+            for s in scorers:
+                cols[f"score.{s.name}"].append(scores[s.name])
+            errs.append(err)
+        for name, values in cols.items():
+            self.df[name] = values
+        weights = [float(getattr(s, "weight", 1.0)) for s in scorers]
+        parts = self.df[list(cols)].to_numpy()
+        total = sum(weights)
+        self.df["score"] = [
+            math.nan if any(math.isnan(v) for v in row) else
+            sum(v * w for v, w in zip(row, weights, strict=True)) / total
+            for row in parts]
+        self.df["score_error"] = errs
+
+    async def _rescored(self, scorers: Sequence[Any]) -> EvalResults:
+        new = EvalResults(self.df.drop(columns=[c for c in self.df if c.startswith("score")]),
+                          self._jobs, self._cases, list(scorers), self.group_cols)
+        await new._apply_scores(scorers)
+        return new
+
+    def rescore(self, scorers: Sequence[Any]) -> EvalResults:
+        """The same outputs scored again with ``scorers`` (no model is called)."""
+        from gptmagic.client.portal import get_portal
+
+        return get_portal().run(self._rescored(scorers))
+
+    def summary(self, threshold: float = 0.5) -> pd.DataFrame:
+        """Per prompt × model (× grid): score mean and standard error, pass rate
+        (score >= ``threshold``), total cost, cost per correct answer, p50/p95
+        latency, errors."""
+        df = self.df
+        out = []
+        for key, g in df.groupby(self.group_cols, dropna=False, sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            ok = g[g["error"].isna()]
+            scores = ok["score"].dropna() if "score" in ok else pd.Series(dtype=float)
+            passed = int((scores >= threshold).sum())
+            cost = float(ok["cost"].sum(min_count=1)) if ok["cost"].notna().any() else math.nan
+            rec = dict(zip(self.group_cols, key, strict=True))
+            rec.update({
+                "calls": len(g), "errors": int(g["error"].notna().sum()),
+                "score": scores.mean() if len(scores) else math.nan,
+                "score_se": (scores.std(ddof=1) / math.sqrt(len(scores))
+                             if len(scores) > 1 else math.nan),
+                "pass_rate": passed / len(scores) if len(scores) else math.nan,
+                "total_cost": cost,
+                "cost_per_correct": cost / passed if passed and not math.isnan(cost)
+                else math.nan,
+                "latency_p50": ok["latency"].quantile(0.5) if len(ok) else math.nan,
+                "latency_p95": ok["latency"].quantile(0.95) if len(ok) else math.nan,
+            })
+            out.append(rec)
+        return pd.DataFrame(out)
+
+    def pareto(self, threshold: float = 0.5) -> pd.DataFrame:
+        """The configurations no other beats on both cost (lower) and score (higher)."""
+        s = self.summary(threshold).dropna(subset=["score"]).copy()
+        s["total_cost"] = s["total_cost"].fillna(math.inf)
+        s = s.sort_values(["total_cost", "score"], ascending=[True, False])
+        best, keep = -math.inf, []
+        for idx, row in s.iterrows():
+            if row["score"] > best:
+                keep.append(idx)
+                best = row["score"]
+        return s.loc[keep].reset_index(drop=True)
+
+    def recommend(self, by: str, threshold: float) -> pd.DataFrame:
+        """Routing advice: per group of cases (column ``by`` of the data), the cheapest
+        prompt × model whose mean score reaches ``threshold``, and what that saves
+        against running the best configuration overall on every case."""
+        col = by if by in self.df else f"input.{by}"
+        if col not in self.df:
+            from gptmagic.errors import RequestError
+
+            raise RequestError(f"no column {by!r} in the data; columns: "
+                               f"{', '.join(c[6:] for c in self.df if c.startswith('input.'))}",
+                               param="by")
+        if "score" not in self.df:
+            from gptmagic.errors import RequestError
+
+            raise RequestError("recommend() needs scores: evaluate with scorers=[...]",
+                               param="scorers")
+        keys = self.group_cols
+        ok = self.df[self.df["error"].isna()]
+        overall = ok.groupby(keys, dropna=False)["score"].mean()
+        best_key = overall.idxmax() if len(overall) else None
+        rows = []
+        for group, g in ok.groupby(col, dropna=False):
+            stats = g.groupby(keys, dropna=False).agg(score=("score", "mean"),
+                                                      cost=("cost", "sum"), n=("score", "size"))
+            good = stats[stats["score"] >= threshold].sort_values(["cost", "score"],
+                                                                  ascending=[True, False])
+            best_cost = float(stats.loc[best_key, "cost"]) if best_key in stats.index else math.nan
+            rec: dict[str, Any] = {by: group, "cases": int(g["row"].nunique())}
+            if len(good):
+                pick = good.index[0]
+                pick = pick if isinstance(pick, tuple) else (pick,)
+                rec.update(dict(zip(keys, pick, strict=True)))
+                rec.update({"score": float(good.iloc[0]["score"]),
+                            "cost": float(good.iloc[0]["cost"]),
+                            "best_overall_cost": best_cost,
+                            "saving": best_cost - float(good.iloc[0]["cost"])})
+            else:
+                rec.update({k: None for k in keys})
+                rec.update({"score": math.nan, "cost": math.nan, "best_overall_cost": best_cost,
+                            "saving": math.nan, "note": f"no configuration reaches {threshold}"})
+            rows.append(rec)
+        return pd.DataFrame(rows)
+
+    def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
+        """Cost against quality with the Pareto frontier (needs matplotlib: ``gptmagic[plot]``)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            from gptmagic.errors import ConfigError
+
+            raise ConfigError("plot() needs matplotlib: pip install 'gptmagic[plot]'") from None
+        s = self.summary(threshold)
+        front = self.pareto(threshold)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        labels = s[self.group_cols].astype(str).agg(" · ".join, axis=1)
+        ax.scatter(s["total_cost"].fillna(0), s["score"], zorder=3)
+        for x, y, label in zip(s["total_cost"].fillna(0), s["score"], labels, strict=True):
+            ax.annotate(label, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        ax.step(front["total_cost"].replace(math.inf, math.nan), front["score"], where="post",
+                color="tab:red", label="Pareto frontier")
+        ax.set_xlabel("total cost (USD)")
+        ax.set_ylabel("mean score")
+        ax.legend(loc="lower right")
+        return ax.figure
+
+    def to_csv(self, path: str, **kwargs: Any) -> None:
+        self.df.to_csv(path, index=False, **kwargs)
+
+    def to_parquet(self, path: str, **kwargs: Any) -> None:
+        try:
+            self.df.to_parquet(path, index=False, **kwargs)
+        except ImportError as e:
+            from gptmagic.errors import ConfigError
+
+            raise ConfigError(f"to_parquet needs pyarrow: pip install pyarrow ({e})") from None
+
+    def _repr_html_(self) -> str:
+        return self.summary().to_html(index=False)
+
+    def __repr__(self) -> str:
+        return (f"<EvalResults {len(self.df)} calls, {int(self.df['error'].notna().sum())} "
+                f"errors, models {sorted(self.df['model'].unique())}>")

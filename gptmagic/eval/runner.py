@@ -1,0 +1,427 @@
+"""Batch evaluation: prompts × models × parameter grid × repeats over a table of cases.
+
+:func:`evaluate` expands the grid, answers what it can from the SQLite store
+(never paying twice), sends the rest concurrently (a limit per provider, a
+shared cooldown when a provider says 429, a spending cap), stores each result
+as it completes (an interrupted run resumes with only the missing calls),
+scores every output, and returns :class:`~gptmagic.results.EvalResults`.
+The same call works in a script and in a notebook, where an event loop is
+already running; :func:`aevaluate` is the async form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.catalog.embedded import is_local_model
+from gptmagic.client.config import Provider, resolve
+from gptmagic.core.defaults import LOCAL_MODEL
+from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.errors import (
+    ConfigError,
+    GptmagicError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestError,
+)
+from gptmagic.eval.store import Store, call_key
+
+if TYPE_CHECKING:
+    from gptmagic.client.client import Client
+
+__all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
+
+
+def load_cases(data: Any) -> list[dict[str, Any]]:
+    """Rows as dicts from a DataFrame, a list of dicts, or a CSV/JSONL path."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data.to_dict(orient="records")
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.exists():
+            raise RequestError(f"data file {path} does not exist", param="data")
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True).to_dict(orient="records")
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path).to_dict(orient="records")
+        raise RequestError(f"{path}: expected a .csv or .jsonl file", param="data")
+    rows = list(data)
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise RequestError(f"data row {i} is a {type(r).__name__}, not a dict", param="data")
+    return [dict(r) for r in rows]
+
+
+def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
+    try:
+        if isinstance(template, str):
+            return parse_cell(template, namespace=row)
+        return [{**m, "content": interpolate(str(m.get("content", "")), row)}
+                for m in template]
+    except GptmagicError as e:
+        raise RequestError(f"prompt {name!r}, data row {i}: {e}", param="prompt") from None
+
+
+@dataclass
+class Job:
+    """One call of the grid."""
+
+    row: int
+    prompt: str
+    model: str
+    provider: Provider
+    params: dict[str, Any]
+    grid: dict[str, Any]
+    repeat: int
+    messages: list[dict[str, Any]]
+    key: str = ""
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    cached: bool = False
+    cost: Decimal | None = None
+
+
+class _Bucket:
+    """A token bucket refilled continuously at ``per_minute`` / 60 per second."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = float(per_minute)
+        self.level = self.per_minute
+        self.t = time.monotonic()
+
+    async def take(self, n: float) -> None:
+        n = min(n, self.per_minute)  # a request larger than the bucket waits for a full one
+        while True:
+            now = time.monotonic()
+            self.level = min(self.per_minute, self.level + (now - self.t) * self.per_minute / 60)
+            self.t = now
+            if self.level >= n:
+                self.level -= n
+                return
+            await asyncio.sleep((n - self.level) * 60 / self.per_minute)
+
+
+@dataclass
+class _Limiter:
+    """Concurrency per provider, shrunk on 429 and grown back on success."""
+
+    limit: int
+    rpm: float | None = None
+    tpm: float | None = None
+    active: int = 0
+    cooldown_until: float = 0.0
+    current: int = 0
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    requests: _Bucket | None = None
+    tokens: _Bucket | None = None
+    learned: bool = False
+
+    def __post_init__(self) -> None:
+        self.current = self.limit
+        self.requests = _Bucket(self.rpm) if self.rpm else None
+        self.tokens = _Bucket(self.tpm) if self.tpm else None
+
+    async def pace(self, tokens: int) -> None:
+        """Wait for the per-minute budgets (configured or learned from headers)."""
+        if self.requests is not None:
+            await self.requests.take(1)
+        if self.tokens is not None:
+            await self.tokens.take(tokens)
+
+    def learn(self, headers: Mapping[str, str] | None) -> None:
+        """Adopt the provider's own limits (``x-ratelimit-limit-*``) once, if none were set."""
+        if not headers or self.learned:
+            return
+        self.learned = True
+        for name, attr in (("x-ratelimit-limit-requests", "requests"),
+                           ("x-ratelimit-limit-tokens", "tokens")):
+            try:
+                value = float(headers.get(name, ""))
+            except ValueError:
+                continue
+            if value > 0 and getattr(self, attr) is None:
+                setattr(self, attr, _Bucket(value))
+
+    async def __aenter__(self) -> None:
+        async with self.cond:
+            while self.active >= self.current:
+                await self.cond.wait()
+            self.active += 1
+        wait = self.cooldown_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self.cond:
+            self.active -= 1
+            if exc[0] is None and self.current < self.limit:
+                self.current += 1  # additive recovery
+            self.cond.notify_all()
+
+    def on_retry(self, err: GptmagicError, delay: float) -> None:
+        if isinstance(err, RateLimitError):
+            self.cooldown_until = max(self.cooldown_until, time.monotonic() + delay)
+            self.current = max(1, self.current // 2)  # multiplicative decrease
+
+
+def _split_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
+    if provider is None and ":" in spec and not spec.startswith("ft:"):
+        prof, _, model = spec.partition(":")
+        prov, model = resolve(prof, model)
+    else:
+        prov, model = resolve(provider, spec)
+    if prov.kind == "local" and not is_local_model(model) and not model.endswith(".gguf"):
+        # Every call would be a 404, and an estimate would price a hosted model at $0.
+        why = ("no hosted provider is configured (no OPENAI_API_KEY, no default profile), "
+               "so it went to the embedded model" if provider is None and ":" not in spec
+               else f"profile {prov.name!r} is the embedded model")
+        raise ConfigError(
+            f"model {spec!r}: {why}, which serves only {LOCAL_MODEL!r} ('local'). "
+            f"Name the provider ('openai:{model}', a profile, provider=...) or set "
+            "OPENAI_API_KEY.")
+    return prov, model
+
+
+def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
+               provider: str | Provider | None, params: Mapping[str, Any],
+               grid: Mapping[str, Sequence[Any]], repeats: int) -> list[Job]:
+    """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
+    combos = [dict(zip(grid, values, strict=True))
+              for values in itertools.product(*grid.values())] or [{}]
+    resolved = [_split_model(m, provider) for m in models]
+    jobs = []
+    for i, row in enumerate(cases):
+        for pname, template in prompts.items():
+            msgs = _messages(template, row, pname, i)
+            for prov, model in resolved:
+                for combo in combos:
+                    for rep in range(repeats):
+                        p = {**params, **combo}
+                        jobs.append(Job(i, pname, model, prov, p, combo, rep, msgs))
+    return jobs
+
+
+def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """On the caller's thread: the client to use, and every provider's key at hand."""
+    from gptmagic.client.facade import get_client
+
+    for spec in [models] if isinstance(models, str) else list(models):
+        _split_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
+    if kwargs.get("client") is None:
+        kwargs["client"] = get_client()
+    return kwargs
+
+
+async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str,
+                    **kwargs: Any) -> Any:
+    """Async :func:`evaluate` (runs on the portal loop, awaitable from any loop)."""
+    from gptmagic.client.portal import get_portal
+
+    kwargs = _prepare(models, kwargs)
+    return await get_portal().arun(_run(data, prompt, models, **kwargs))
+
+
+def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
+    """Run prompts × models × ``grid`` × ``repeats`` over ``data`` and score every output.
+
+    ``prompt`` is a cell-grammar template (``{column}`` filled from each row),
+    a list of message dicts, or a dict of named prompts to compare. ``models``
+    are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
+    ``params`` are sent with every call; ``grid`` maps a parameter to values
+    to try. ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
+    (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted);
+    ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's;
+    ``stream=True`` streams each call (time to first token is then measured).
+    Results are cached in SQLite (``cache=False`` to bypass, ``refresh=True``
+    to re-ask); ``max_cost`` (USD) stops issuing calls before the budget is
+    exceeded. ``client`` (a :class:`gptmagic.Client`) sends the calls; by
+    default the shared one.
+    """
+    from gptmagic.client.portal import get_portal
+
+    kwargs = _prepare(models, kwargs)
+    return get_portal().run(_run(data, prompt, models, **kwargs))
+
+
+async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
+               params: Mapping[str, Any] | None = None,
+               grid: Mapping[str, Sequence[Any]] | None = None,
+               scorers: Sequence[Any] = (), repeats: int = 1,
+               provider: str | Provider | None = None, concurrency: int = 16,
+               cache: bool | str | Path = True, refresh: bool = False,
+               max_cost: float | Decimal | None = None, progress: bool = True,
+               rpm: float | None = None, tpm: float | None = None,
+               timeouts: Any = None, stream: bool = False, client: Client) -> Any:
+    # The one place evaluate()'s keywords are declared (see evaluate() for their meaning).
+    from gptmagic.catalog.pricing import cost_of, estimate
+    from gptmagic.eval.results import EvalResults
+
+    if repeats < 1 or concurrency < 1:
+        raise RequestError("repeats and concurrency must be >= 1", param="repeats")
+    models = [models] if isinstance(models, str) else list(models)
+    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+    cases = load_cases(data)
+    jobs = build_jobs(cases, prompts, models, provider, dict(params or {}), dict(grid or {}),
+                      repeats)
+    await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
+    store = Store(None if cache is True else cache) if cache else None
+    base_urls: dict[str, str] = {}
+    for job in jobs:
+        prov = job.provider
+        if prov.name not in base_urls:
+            base_urls[prov.name] = ("local-engine" if prov.kind == "local"
+                                    else prov.endpoint("chat/completions", job.model)[0])
+        body = {"model": job.model, "messages": job.messages, **job.params}
+        job.key = call_key(base_urls[prov.name], "chat", body, job.repeat)
+    if store is not None and not refresh:
+        hits = store.get_many([j.key for j in jobs])
+        for job in jobs:
+            if job.key in hits:
+                job.result, job.cached = hits[job.key], True
+    limiters: dict[str, _Limiter] = {}
+    budget = None if max_cost is None else Decimal(str(max_cost))
+    spent = Decimal(0)
+    reserved = Decimal(0)
+    errors = 0
+    exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
+    bar = _progress(len(jobs), progress)
+    todo = [j for j in jobs if not j.cached]
+    bar.update(len(jobs) - len(todo))
+
+    async def one(job: Job) -> None:
+        nonlocal spent, reserved, errors
+        lim = limiters.get(job.provider.name)
+        if lim is None:
+            lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
+        async with lim:
+            if job.provider.name in exhausted:
+                job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
+                                             "QuotaExceededError")
+                bar.update(1)
+                return
+            worst = Decimal(0)
+            if budget is not None:
+                n = (await client.count_tokens(job.messages, job.model, breakdown=False)).total
+                high = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
+                                provider=job.provider.kind).high
+                worst = high.total if high.total is not None else Decimal(0)
+                if spent + reserved + worst > budget:
+                    job.error, job.error_type = (
+                        f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
+                    bar.update(1)
+                    return
+                reserved += worst
+            if lim.requests is not None or lim.tokens is not None:
+                need = job.params.get("max_tokens") or 0
+                if lim.tokens is not None:
+                    need += (await client.count_tokens(job.messages, job.model,
+                                                       breakdown=False)).total
+                await lim.pace(need)
+            try:
+                job.result = await client.chat(job.messages, model=job.model,
+                                               provider=job.provider, on_retry=lim.on_retry,
+                                               timeouts=timeouts, stream=stream,
+                                               **job.params)
+            except QuotaExceededError as e:
+                # More calls cannot succeed: stop issuing them to this provider.
+                exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")
+                job.error, job.error_type = str(e), type(e).__name__
+            except GptmagicError as e:
+                job.error, job.error_type = str(e), type(e).__name__
+            finally:
+                reserved -= worst
+        if job.result is not None:
+            # The raw body is not needed past this point; 100k of them cost ~0.5 GB.
+            job.result.raw = None
+            lim.learn(job.result.rate_limits)
+            c = cost_of(job.result.usage, job.result.model or job.model,
+                        provider=job.provider.kind)
+            job.cost = c.total
+            spent += c.total or Decimal(0)
+            if store is not None:
+                store.put(job.key, base_urls[job.provider.name], job.model,
+                          {"messages": job.messages, **job.params, "repeat": job.repeat},
+                          job.result)
+        errors += job.error is not None
+        bar.update(1)
+        if not bar.disable:
+            bar.set_postfix(errors=errors, cost=f"${spent:.4f}", refresh=False)
+
+    # A fixed pool of workers per provider pulls jobs, so waiting costs O(C), not O(jobs).
+    queues: dict[str, asyncio.Queue[Job]] = {}
+    for job in todo:
+        queues.setdefault(job.provider.name, asyncio.Queue()).put_nowait(job)
+
+    async def worker(q: asyncio.Queue[Job]) -> None:
+        while not q.empty():
+            await one(q.get_nowait())
+
+    try:
+        await asyncio.gather(*(worker(q) for q in queues.values()
+                               for _ in range(min(concurrency, q.qsize()))))
+    finally:
+        bar.close()
+        if store is not None:
+            store.close()
+    for job in jobs:
+        if job.cached and job.result is not None:
+            c = cost_of(job.result.usage, job.result.model or job.model,
+                        provider=job.provider.kind)
+            job.cost = c.total
+    return await EvalResults.build(jobs, cases, list(scorers))
+
+
+def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
+                 params: Mapping[str, Any] | None = None,
+                 grid: Mapping[str, Sequence[Any]] | None = None, repeats: int = 1,
+                 provider: str | Provider | None = None) -> Any:
+    """What :func:`evaluate` with the same arguments would cost, before running it.
+
+    Per prompt × model: calls, prompt tokens (counted exactly where the
+    encoding is known), and the cost range (prompt only, expected, at most
+    ``max_tokens`` per reply) in USD; unknown prices stay unknown (NaN).
+    """
+    import pandas as pd
+
+    from gptmagic.catalog.pricing import estimate
+    from gptmagic.client.facade import count_tokens
+
+    models = [models] if isinstance(models, str) else list(models)
+    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+    jobs = build_jobs(load_cases(data), prompts, models, provider, dict(params or {}),
+                      dict(grid or {}), repeats)
+    agg: dict[tuple[str, str], dict[str, Any]] = {}
+    counted: dict[tuple[str, int, str], int] = {}
+    for j in jobs:
+        ck = (j.prompt, j.row, j.model)
+        if ck not in counted:
+            counted[ck] = count_tokens(j.messages, j.model, breakdown=False).total
+        n = counted[ck]
+        e = estimate(n, j.model, max_tokens=j.params.get("max_tokens"),
+                     provider=j.provider.kind)
+        a = agg.setdefault((j.prompt, j.model), {"prompt": j.prompt, "model": j.model,
+                                                 "calls": 0, "prompt_tokens": 0,
+                                                 "cost_low": 0.0, "cost_expected": 0.0,
+                                                 "cost_high": 0.0})
+        a["calls"] += 1
+        a["prompt_tokens"] += n
+        for col, c in (("cost_low", e.low), ("cost_expected", e.expected),
+                       ("cost_high", e.high)):
+            a[col] = a[col] + float(c.total) if c.total is not None else float("nan")
+    return pd.DataFrame(list(agg.values()))
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="gptmagic eval", unit="call")

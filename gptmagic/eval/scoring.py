@@ -1,0 +1,128 @@
+"""The scorer base: :class:`Scorer`, :class:`Case`, :class:`ScorerError` and :func:`score_async`.
+
+Also the helpers every scorer shares: turning a return value into a score in
+``[0, 1]``, reading a row's column, and finding numbers in text. The concrete
+scorers live in :mod:`gptmagic._scorers_text` and :mod:`gptmagic._scorers_model`;
+users import them all from :mod:`gptmagic.scorers`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gptmagic.core.types import Result
+from gptmagic.errors import GptmagicError
+
+__all__ = ["Case", "Scorer", "ScorerError", "score_async"]
+
+
+class ScorerError(GptmagicError):
+    """A scorer could not grade a case (or was built with bad arguments)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """What a scorer sees: the output, its data row and the full result if any.
+
+    ``result`` is None when re-scoring stored text (no logprobs available).
+    """
+
+    output: str
+    row: Mapping[str, Any]
+    result: Result | None = None
+
+
+class Scorer:
+    """Base class: ``name``, ``weight`` and a sync ``__call__`` or async ``ascore``."""
+
+    name: str
+    weight: float
+    is_async: bool = False
+
+    def __init__(self, name: str, weight: float = 1.0) -> None:
+        if not isinstance(weight, numbers.Real) or weight < 0 or math.isnan(weight):
+            raise ScorerError(f"scorer {name!r}: weight must be a number >= 0, got {weight!r}")
+        self.name = name
+        self.weight = float(weight)
+
+    def __call__(self, case: Case) -> float:
+        """Score ``case`` synchronously."""
+        if self.is_async:
+            raise ScorerError(
+                f"scorer {self.name!r} is async: use `await score_async(scorer, case)`"
+            )
+        raise NotImplementedError
+
+    async def ascore(self, case: Case) -> float:
+        """Score ``case``; sync scorers just call themselves."""
+        return self(case)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} weight={self.weight:g}>"
+
+
+async def score_async(scorer: Scorer, case: Case) -> float:
+    """Score ``case`` with a sync or async scorer; the result is checked to be in [0, 1]."""
+    # Duck-typed scorers (a class with name, weight and __call__) work too.
+    if isinstance(scorer, Scorer) or getattr(scorer, "is_async", False):
+        value: Any = await scorer.ascore(case)
+    else:
+        value = scorer(case)
+    return _to_score(value, getattr(scorer, "name", "scorer"))
+
+
+class _FnScorer(Scorer):
+    """A sync scorer from a function of the case."""
+
+    def __init__(self, fn: Callable[[Case], Any], name: str, weight: float) -> None:
+        super().__init__(name, weight)
+        self._fn = fn
+
+    def __call__(self, case: Case) -> float:
+        return _to_score(self._fn(case), self.name)
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _to_score(value: Any, name: str) -> float:
+    """bool → 0/1; a real number in [0, 1] → float; anything else is an error."""
+    if not isinstance(value, bool | numbers.Real) and callable(getattr(value, "item", None)):
+        value = value.item()  # numpy/pandas scalars (np.bool_ is not a bool)
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, numbers.Real):
+        raise ScorerError(f"scorer {name!r} returned {type(value).__name__}, not a number or bool")
+    score = float(value)
+    if math.isnan(score) or not 0.0 <= score <= 1.0:
+        raise ScorerError(f"scorer {name!r} returned {score!r}, outside [0, 1]")
+    return score
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _value(case: Case, column: str, name: str) -> Any:
+    """The row's value in ``column``; a missing column or empty cell is a ScorerError."""
+    if column not in case.row:
+        cols = ", ".join(repr(str(c)) for c in case.row) or "none"
+        raise ScorerError(
+            f"scorer {name!r}: the row has no column {column!r} (columns: {cols}); "
+            "pass column=... to pick one"
+        )
+    value = case.row[column]
+    if _is_empty(value):
+        raise ScorerError(f"scorer {name!r}: column {column!r} is empty in this row")
+    return value
+
+
+# A number as people write it: thousands separators, decimals, exponents.
+_NUMBER = re.compile(
+    r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
+)

@@ -1,0 +1,447 @@
+"""``%%chat``, ``%%complete``, ``%%tokens``, ``%chat`` and ``%gptmagic``.
+
+Thin glue over :mod:`gptmagic.session` and :mod:`gptmagic.cellviews`.
+
+Options are parsed with IPython's ``magic_arguments``; every gptmagic error
+becomes a one-paragraph ``UsageError`` (no traceback). Settings are traitlets
+(``%config GptMagics.default_model = "gpt-4o-mini"`` or ``c.GptMagics...`` in
+an IPython profile) and can be changed with ``%gptmagic``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Bool, Dict, Unicode
+
+from gptmagic.client.config import get_profile
+from gptmagic.core.messages import parse_cell
+from gptmagic.errors import GptmagicError
+from gptmagic.notebook import cellviews
+from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
+
+__all__ = ["GptMagics"]
+
+# option -> (wire name, type, lower bound, upper bound)
+_NUMERIC = {
+    "temperature": ("temperature", float, 0.0, 2.0),
+    "top_p": ("top_p", float, 0.0, 1.0),
+    "max_tokens": ("max_tokens", int, 1, None),
+    "n": ("n", int, 1, 128),
+    "seed": ("seed", int, None, None),
+    "presence_penalty": ("presence_penalty", float, -2.0, 2.0),
+    "frequency_penalty": ("frequency_penalty", float, -2.0, 2.0),
+    "top_logprobs": ("top_logprobs", int, 0, 20),
+    "best_of": ("best_of", int, 1, 128),
+    "logprobs_n": ("logprobs", int, 0, 20),
+}
+
+
+def _flag(name: str) -> str:
+    if name == "logprobs_n":
+        return "--logprobs"
+    return "-n" if name == "n" else "--" + name.replace("_", "-")
+
+
+def _check(name: str, value: Any) -> Any:
+    wire, typ, lo, hi = _NUMERIC[name]
+    try:
+        value = typ(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{_flag(name)} must be a {typ.__name__}, got {value!r}") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise UsageError(f"{_flag(name)} must be in {rng}, got {value}")
+    return value
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def _unescape(value: str) -> str:
+    r"""``\n``, ``\t``, ``\r`` and ``\\`` in an option are the characters (``--stop "\n"``)."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], value)
+
+
+def _unquote(value: Any) -> Any:
+    """magic_arguments keeps quotes (non-POSIX split): ``--system 'Be brief'``."""
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as e:  # an unclosed quote
+        raise UsageError(f"cannot read the options {line!r}: {e}") from None
+
+
+def _parse(magic: Any, line: str) -> Any:
+    try:
+        args = parse_argstring(magic, line)
+    except ValueError as e:  # shlex: an unclosed quote
+        raise UsageError(f"cannot read the options {line!r}: {e}") from None
+    for name, value in vars(args).items():
+        setattr(args, name, _unquote(value))
+    return args
+
+
+class _KernelSink:
+    """Live output in a Jupyter front end: one display, updated in place."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+        from gptmagic.views import reply as views
+
+        data = views.stream_bundle(texts, model=model, elapsed=elapsed)
+        if self.handle is None:
+            self.handle = display(data, raw=True, display_id=True)
+        else:
+            self.handle.update(data, raw=True)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            # The final answer is the cell's output; the live view goes away.
+            self.handle.update({"text/plain": ""}, raw=True)
+
+
+class _TerminalSink:
+    """Live output in a terminal: print what is new as it arrives (choice 0)."""
+
+    def __init__(self) -> None:
+        self.printed = 0
+
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+        text = texts.get(0, "")
+        sys.stdout.write(text[self.printed :])
+        sys.stdout.flush()
+        self.printed = len(text)
+
+    def close(self) -> None:
+        if self.printed:
+            sys.stdout.write("\n")
+
+
+def _chat_args(func: Any) -> Any:
+    for dec in reversed([
+        magic_arguments(),
+        argument("--model", "-m", help="model, or several separated by commas (side by side)"),
+        argument("--profile", "-p", help="provider profile (see gptmagic.profiles())"),
+        argument("--key-env", help="name of the environment variable that holds the API key"),
+        argument("--temperature", "-t"),
+        argument("--top-p"),
+        argument("--max-tokens"),
+        argument("-n", help="number of choices"),
+        argument("--stop", action="append", help="stop sequence (repeatable)"),
+        argument("--seed"),
+        argument("--presence-penalty"),
+        argument("--frequency-penalty"),
+        argument("--json", action="store_true", help="response_format json_object"),
+        argument("--logprobs", action="store_true", help="return token logprobs"),
+        argument("--top-logprobs", help="alternatives per token (implies --logprobs)"),
+        argument("--system", "-s", help="system message for this thread"),
+        argument("--thread", default=None, help="conversation thread (default: 'default')"),
+        argument("--no-history", action="store_true", help="send this cell alone"),
+        argument("--dry-run", action="store_true", help="show the request; send nothing"),
+        argument("--no-stream", action="store_true"),
+        argument("--no-fit", action="store_true", help="do not fit history to the window"),
+        argument("--moderate", action="store_true", help="moderate input and reply"),
+        argument("--out", "-o", help="store the result in this variable"),
+    ]):
+        func = dec(func)
+    return func
+
+
+@magics_class
+class GptMagics(Magics):
+    """The gptmagic magics. Settings are traitlets: ``%config GptMagics``."""
+
+    default_model = Unicode(None, allow_none=True, help="model used when a cell names none").tag(
+        config=True)
+    profile = Unicode(None, allow_none=True, help="provider profile used by default").tag(
+        config=True)
+    defaults = Dict(help="default option values, e.g. {'temperature': 0}").tag(config=True)
+    stream = Bool(True, help="stream replies as they arrive").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.session = Session()
+        self.cell_id: str | None = None
+        #: The pre_run_cell hook that feeds ``cell_id`` (set by the extension's load).
+        self.pre_run_cell_hook: Any = None
+
+    # -- helpers -------------------------------------------------------------
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("gptmagic's magics need an IPython shell (%load_ext gptmagic)")
+        ns: dict[str, Any] = self.shell.user_ns
+        return ns
+
+    def _sink(self) -> Any:
+        return _KernelSink() if getattr(self.shell, "kernel", None) is not None else _TerminalSink()
+
+    def _params(self, args: Any, names: tuple[str, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for name in names:
+            value = getattr(args, name, None)
+            if value is None:
+                value = self.defaults.get(name)
+            if value is not None:
+                params[_NUMERIC[name][0]] = _check(name, value)
+        return params
+
+    def _finish(self, reply: Reply | DryRun, args: Any, sink: Any) -> Reply | DryRun:
+        if getattr(args, "out", None):
+            if not args.out.isidentifier():
+                raise UsageError(f"--out needs a Python variable name, got {args.out!r}")
+            self._user_ns[args.out] = reply
+        if isinstance(reply, Reply):
+            self._user_ns["_chat"] = reply
+            if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle and reply.footer:
+                data, meta = reply.bundle  # the text is on screen already: show the rest
+                reply.bundle = ({**data, "text/plain": reply.footer}, meta)
+            reply.heatmaps, shown = cellviews.heatmaps_for(reply)
+            reply.heatmap = next(iter(reply.heatmaps.values()), None)
+            cellviews.show_after_cell(self.shell, shown)
+        elif isinstance(reply, DryRun) and isinstance(sink, _KernelSink):
+            # In a terminal the dry run's own table already has the counts.
+            reply.counter = cellviews.counter_for_request(reply.request)
+            cellviews.show_after_cell(self.shell, [reply.counter])
+        return reply
+
+    # -- %%chat / %chat --------------------------------------------------------
+
+    @_chat_args
+    @line_cell_magic
+    def chat(self, line: str, cell: str | None = None) -> Any:
+        """Chat with a model: ``%%chat [options]`` + messages in the cell.
+
+        As a line magic: ``%chat history|reset|threads [--thread T]``,
+        ``%chat fork NEW [--from T] [--turn N]``.
+        """
+        if cell is None:
+            return self._chat_command(line)
+        try:
+            args = _parse(self.chat, line)
+            messages = parse_cell(cell, namespace=self._user_ns)
+            params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
+                                         "presence_penalty", "frequency_penalty", "top_logprobs"))
+            if args.stop:
+                params["stop"] = [_unescape(v) for v in args.stop]
+            if args.json:
+                params["response_format"] = {"type": "json_object"}
+            if args.logprobs or "top_logprobs" in params:
+                params["logprobs"] = True
+            models = [m.strip() for m in (args.model or self.default_model or "").split(",")
+                      if m.strip()] or [None]
+            sink = self._sink()
+            reply = self.session.chat(
+                messages,
+                key=cell_key(self.cell_id, line + "\n" + cell),
+                models=models, params=params,
+                thread=None if args.no_history else (args.thread or "default"),
+                system=args.system, profile=args.profile or self.profile,
+                key_env=args.key_env, dry_run=args.dry_run,
+                stream=self.stream and not args.no_stream and len(models) == 1,
+                fit=not args.no_fit, moderate=args.moderate, sink=sink,
+            )
+            return self._finish(reply, args, sink)
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+
+    def _chat_command(self, line: str) -> Any:
+        argv = _split(line)
+        if not argv:
+            raise UsageError("%chat needs a command: history, reset, threads or fork "
+                             "(use %%chat for a message)")
+        cmd, rest = argv[0], argv[1:]
+        opts = _options(rest, {"--thread", "--from", "--turn", "--model"})
+        thread = opts.get("--thread", "default")
+        try:
+            if cmd == "history":
+                data, meta = self.session.history(thread, opts.get("--model") or
+                                                  self.default_model)
+                display(data, raw=True, metadata=meta)
+                return None
+            if cmd == "reset":
+                n = self.session.threads.reset(thread)
+                print(f"thread {thread!r}: {n} turn(s) forgotten")
+                return None
+            if cmd == "threads":
+                for name in self.session.threads.names():
+                    print(f"{name}: {len(self.session.threads.get(name).turns)} turn(s)")
+                return None
+            if cmd == "fork":
+                if not opts.get("_args"):
+                    raise UsageError("%chat fork NEW [--from THREAD] [--turn N]")
+                turn = opts.get("--turn")
+                if turn is not None and not turn.isdigit():
+                    raise UsageError(f"--turn must be a whole number, got {turn!r}")
+                new = self.session.threads.fork(opts.get("--from", "default"), opts["_args"][0],
+                                                upto=int(turn) if turn else None)
+                print(f"thread {new.name!r} forked with {len(new.turns)} turn(s); "
+                      f"use %%chat --thread {new.name}")
+                return None
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+        raise UsageError(f"unknown %chat command {cmd!r}; expected history, reset, threads, fork")
+
+    # -- %%complete ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--model", "-m")
+    @argument("--profile", "-p")
+    @argument("--key-env", help="name of the environment variable that holds the API key")
+    @argument("--max-tokens")
+    @argument("--temperature", "-t")
+    @argument("--top-p")
+    @argument("-n", help="number of choices")
+    @argument("--best-of", help="server-side candidates; the best n are returned")
+    @argument("--stop", action="append", help="stop sequence (repeatable)")
+    @argument("--echo", action="store_true", help="return the prompt with the completion")
+    @argument("--logprobs", dest="logprobs_n", help="top alternatives per token (0..20)")
+    @argument("--seed")
+    @argument("--presence-penalty")
+    @argument("--frequency-penalty")
+    @argument("--resample", help="sample up to K times; keep samples that end in 'stop'")
+    @argument("--marker", help="insertion marker splitting prompt and suffix (default [insert])")
+    @argument("--dry-run", action="store_true", help="show the request; send nothing")
+    @argument("--no-stream", action="store_true")
+    @argument("--moderate", action="store_true", help="moderate input and reply")
+    @argument("--out", "-o", help="store the result in this variable")
+    @cell_magic
+    def complete(self, line: str, cell: str) -> Any:
+        """Legacy completion of the cell's text: ``%%complete [options]``.
+
+        ``[insert]`` in the cell splits it into prompt and suffix (insertion).
+        """
+        try:
+            args = _parse(self.complete, line)
+            params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
+                                         "presence_penalty", "frequency_penalty", "best_of",
+                                         "logprobs_n"))
+            if args.stop:
+                params["stop"] = [_unescape(v) for v in args.stop]
+            if args.echo:
+                params["echo"] = True
+            resample = None
+            if args.resample is not None:
+                if not str(args.resample).isdigit() or int(args.resample) < 1:
+                    raise UsageError(f"--resample must be a whole number >= 1, "
+                                     f"got {args.resample!r}")
+                resample = int(args.resample)
+            sink = self._sink()
+            # IPython hands a cell magic its body with a trailing newline the user
+            # never typed; for a completion prompt that newline changes the answer.
+            if cell.endswith("\n"):
+                cell = cell[:-1]
+            reply = self.session.complete(
+                cell, model=args.model or self.default_model, params=params,
+                profile=args.profile or self.profile, key_env=args.key_env,
+                marker=args.marker, resample=resample, dry_run=args.dry_run,
+                stream=self.stream and not args.no_stream and not resample,
+                moderate=args.moderate, sink=sink)
+            return self._finish(reply, args, sink)
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+
+    # -- %%tokens / %tokens -------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--model", "-m", help="model or tiktoken encoding (default: the magics' model)")
+    @argument("--compare", "-c", help="a second model or encoding for the token view")
+    @argument("--max-tokens", type=int, help="completion budget for the cost estimate")
+    @line_cell_magic
+    def tokens(self, line: str, cell: str | None = None) -> Any:
+        """Count before sending: ``%%tokens [-m MODEL] [--compare M2]`` shows the cell's
+        messages (``%%chat`` grammar) in a token counter and their text cut into
+        tokens; ``%tokens`` alone gives a live counter to type into."""
+        from gptmagic.notebook.widgets import token_counter, token_view
+
+        try:
+            args = _parse(self.tokens, line)
+            model = args.model or self.default_model
+            if cell is None:
+                return token_counter(model=model, max_tokens=args.max_tokens)
+            messages = parse_cell(cell, namespace=self._user_ns)
+            counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
+            text = "\n\n".join(str(m.get("content") or "") for m in messages)
+            cellviews.show_after_cell(self.shell, [token_view(text, model=counter.model,
+                                                              compare=args.compare)])
+            return counter
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+
+    # -- %gptmagic ------------------------------------------------------------------
+
+    @line_magic
+    def gptmagic(self, line: str) -> None:
+        """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
+        ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``."""
+        argv = _split(line)
+        if not argv:
+            print(f"default model: {self.default_model or '(automatic)'}\n"
+                  f"profile: {self.profile or '(automatic)'}\n"
+                  f"stream: {self.stream}\n"
+                  f"defaults: {dict(self.defaults) or '{}'}\n"
+                  f"threads: {', '.join(self.session.threads.names()) or 'none'}")
+            return
+        cmd, rest = argv[0], argv[1:]
+        if cmd in ("model", "profile") and len(rest) == 1:
+            if cmd == "profile":
+                try:
+                    get_profile(rest[0])
+                except GptmagicError as e:
+                    raise UsageError(str(e)) from None
+            setattr(self, "default_model" if cmd == "model" else "profile", rest[0])
+            return
+        if cmd == "stream" and rest in (["on"], ["off"]):
+            self.stream = rest == ["on"]
+            return
+        if cmd == "set" and rest:
+            new = dict(self.defaults)
+            for item in rest:
+                key, sep, value = item.partition("=")
+                key = key.strip().replace("-", "_")
+                if not sep or key not in _NUMERIC:
+                    raise UsageError(f"%gptmagic set: expected name=value with a name from "
+                                     f"{', '.join(sorted(_NUMERIC))}; got {item!r}")
+                new[key] = _check(key, value)
+            self.defaults = new
+            return
+        if cmd == "unset" and rest:
+            self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
+            return
+        raise UsageError("usage: %gptmagic [model M | profile P | stream on|off | "
+                         "set name=value ... | unset name ...]")
+
+
+def _options(argv: list[str], known: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"_args": []}
+    it = iter(argv)
+    for tok in it:
+        if tok in known:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"{tok} needs a value")
+            out[tok] = value
+        elif tok.startswith("--"):
+            raise UsageError(f"unknown option {tok!r}; expected one of {', '.join(sorted(known))}")
+        else:
+            out["_args"].append(tok)
+    return out

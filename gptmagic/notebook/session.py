@@ -1,0 +1,444 @@
+"""What a ``%%chat`` / ``%%complete`` cell does, without IPython.
+
+:class:`Session` keeps the threads of one kernel and runs a cell: it builds
+the request (history + the cell's messages, fitted to the context window),
+streams the reply into a :class:`Sink` (the magic's live output), records
+the turn, prices it, and returns a :class:`Reply` that renders itself. The
+magics module only parses options and shows what this returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gptmagic.catalog.context import fit_messages
+from gptmagic.catalog.models import model_info
+from gptmagic.catalog.pricing import Cost, cost_of, estimate
+from gptmagic.catalog.tokens import TokenCount, count, encoding_for
+from gptmagic.client.config import Provider, resolve
+from gptmagic.client.facade import get_client
+from gptmagic.client.portal import Portal, get_portal
+from gptmagic.core.threads import Thread, ThreadStore, Turn
+from gptmagic.core.types import Result
+from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.views import reply as display
+
+if TYPE_CHECKING:
+    from gptmagic.client.client import Client
+
+__all__ = ["DryRun", "Reply", "Session", "Sink", "cell_key"]
+
+
+class Sink(Protocol):
+    """Where live output goes while a reply streams."""
+
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def cell_key(cell_id: str | None, source: str) -> str:
+    """A turn's key: Jupyter's cell id, else a hash of the cell's whole source."""
+    return cell_id or "src-" + hashlib.sha1(source.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Reply:
+    """The result of a chat or completion cell; renders itself in Jupyter."""
+
+    text: str
+    messages: list[dict[str, Any]]
+    result: Result | None
+    cost: Cost | None
+    request: dict[str, Any]
+    thread: str | None = None
+    note: str | None = None
+    results: dict[str, Result | str] = field(default_factory=dict)
+    costs: dict[str, Cost | None] = field(default_factory=dict)
+    moderation: str | None = None
+    bundle: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    #: The text/plain footer (summary line and notes), shown alone in a terminal
+    #: where the reply itself has already streamed.
+    footer: str | None = field(default=None, repr=False)
+    #: The logprob heatmap the magic showed under the reply (when logprobs were asked
+    #: for); with several models, ``heatmaps`` has one per model and this is the first.
+    heatmap: Any = field(default=None, repr=False)
+    heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def usage(self) -> Any:
+        return self.result.usage if self.result else None
+
+    @property
+    def logprobs(self) -> Any:
+        return self.result.logprobs if self.result else None
+
+    @property
+    def raw(self) -> Any:
+        return self.result.raw if self.result else None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return self.bundle
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<gptmagic.Reply {len(self.results) or 1} model(s) cost={self.cost} text={text!r}>"
+
+
+@dataclass
+class DryRun:
+    """What would be sent: the request, its URL, the count and the estimate."""
+
+    request: dict[str, Any]
+    url: str
+    count: Any
+    estimate: Any
+    note: str | None = None
+    #: The token counter widget shown under the dry run; it then carries the counts.
+    counter: Any = field(default=None, repr=False)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return display.dry_run_bundle(self.request, url=self.url, count=self.count,
+                                      estimate=self.estimate, note=self.note,
+                                      counts_below=self.counter is not None)
+
+
+def _provider(profile: str | None, key_env: str | None, model: str | None) -> tuple[Provider, str]:
+    prov, chosen = resolve(profile, model)
+    if key_env:
+        from dataclasses import replace
+
+        prov = replace(prov, api_key_env=key_env)
+    return prov, chosen
+
+
+class Session:
+    """The magics' state for one kernel: threads and the streaming loop.
+
+    ``client`` sends the requests and ``portal`` runs them off the caller's
+    thread; by default the shared ones of :mod:`gptmagic.client.facade`.
+    """
+
+    def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
+        self.threads = ThreadStore()
+        self.stream_interval = 0.1  # seconds between live updates
+        self._client = client
+        self._portal = portal
+
+    @property
+    def client(self) -> Client:
+        """The client this session sends with (the shared one unless one was given)."""
+        return self._client if self._client is not None else get_client()
+
+    @property
+    def portal(self) -> Portal:
+        return self._portal if self._portal is not None else get_portal()
+
+    def count_tokens(self, value: Any, model: str, *, tools: Any = None,
+                     breakdown: bool = True) -> TokenCount:
+        """Count for ``model``: tiktoken here, or the embedded engine through the client."""
+        if encoding_for(model) != "local":
+            return count(value, model, tools=tools)
+        return self.portal.run(self.client.count_tokens(value, model, tools=tools,
+                                                        breakdown=breakdown))
+
+    # -- running on the portal, showing progress on the caller's thread ---------
+
+    def _run(self, make: Callable[[Callable[[int, str], None]], Any], sink: Sink,
+             model: str) -> Any:
+        q: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
+        fut = self.portal.submit(make(lambda i, t: q.put((i, t))))
+        fut.add_done_callback(lambda _: q.put(None))  # wakes the loop at once when done
+        texts: dict[int, str] = {}
+        t0 = time.monotonic()
+        last = 0.0
+        dirty = False
+        item: tuple[int, str] | tuple[()] | None
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=self.stream_interval)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    break
+                if item:
+                    i, t = item
+                    texts[i] = texts.get(i, "") + t
+                    dirty = True
+                now = time.monotonic()
+                if dirty and now - last >= self.stream_interval:
+                    sink.update(texts, model, now - t0)
+                    last, dirty = now, False
+            while True:  # deltas that arrived with the last chunk
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item:
+                    texts[item[0]] = texts.get(item[0], "") + item[1]
+                    dirty = True
+            result = fut.result()
+            if dirty:
+                sink.update(texts, model, time.monotonic() - t0)
+            return result
+        except BaseException:
+            fut.cancel()
+            raise
+        finally:
+            sink.close()
+
+    # -- chat ------------------------------------------------------------------
+
+    def chat(
+        self,
+        cell_messages: list[dict[str, Any]],
+        *,
+        key: str,
+        models: Sequence[str | None],
+        params: dict[str, Any],
+        thread: str | None = "default",
+        system: str | None = None,
+        profile: str | None = None,
+        key_env: str | None = None,
+        dry_run: bool = False,
+        stream: bool = True,
+        fit: bool = True,
+        moderate: bool = False,
+        sink: Sink | None = None,
+    ) -> Reply | DryRun:
+        """Run one chat cell. ``thread=None`` sends the cell alone (no history)."""
+        sink = sink or NullSink()
+        th: Thread | None = self.threads.get(thread) if thread else None
+        if th is not None and system is not None:
+            th.system = system or None
+        history = th.context_for(key) if th else (
+            [{"role": "system", "content": system}] if system else [])
+        messages = history + cell_messages
+        prov, model = _provider(profile, key_env, models[0])
+        note = None
+        max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+        if fit and history and model_info(model).context_window:
+            fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
+                                  count_tokens=self.count_tokens)
+            if fitted.changed:
+                messages, note = fitted.messages, fitted.note
+            elif not fitted.fits:
+                raise RequestError(fitted.note, param="--max-tokens")
+        if dry_run:
+            return self._dry_run(prov, model, "chat/completions", {"messages": messages},
+                                 messages, params, stream, note)
+        prov.api_key()  # asked here, on the caller's thread, never inside the request
+        mod_lines = []
+        if moderate:
+            mod_lines.append(self._moderate(prov, "\n\n".join(
+                str(m.get("content", "")) for m in cell_messages), "input"))
+        if len(models) > 1:
+            reply = self._multi(models, profile, key_env, messages, params, sink)
+        else:
+            client = self.client
+
+            def make(on_delta: Callable[[int, str], None]) -> Any:
+                return client.chat(messages, model=model, provider=prov, stream=stream,
+                                   on_delta=on_delta, **params)
+
+            result = self._run(make, sink, model)
+            cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+            reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
+                          {"model": model, "provider": prov.name, **params})
+        if moderate and reply.text:
+            mod_lines.append(self._moderate(prov, reply.text, "reply"))
+        if mod_lines:
+            from gptmagic.client.moderation import describe
+
+            reply.moderation = describe(mod_lines)
+        if len(models) == 1 and reply.result is not None:
+            shown = "\n".join(x for x in (note, reply.moderation) if x) or None
+            reply.bundle = display.reply_bundle(
+                reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
+                request_summary=self._summary(prov, model, params, messages, th))
+            reply.footer = display.plain_footer(reply.result, reply.cost,
+                                                max_tokens=max_tokens, note=shown)
+        if th is not None and reply.result is not None:
+            th.record(Turn(key, cell_messages, reply.result.choices[0].message, model))
+            reply.thread = th.name
+        reply.note = note
+        if reply.moderation and reply.bundle and len(models) > 1:
+            data, meta = reply.bundle
+            extra = {"text/plain": reply.moderation,
+                     "text/markdown": display.escape_markdown(reply.moderation)}
+            data = {k: (f"{v}\n\n{extra[k]}" if k in extra else v) for k, v in data.items()}
+            reply.bundle = (data, meta)
+        return reply
+
+    def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
+               messages: list[dict[str, Any]], params: dict[str, Any], sink: Sink) -> Reply:
+        client = self.client
+        provs = [_provider(profile, key_env, m) for m in models]
+        for prov, _ in provs:
+            prov.api_key()
+
+        async def one(prov: Provider, model: str) -> Result | str:
+            try:
+                return await client.chat(messages, model=model, provider=prov, **params)
+            except GptmagicError as e:
+                return str(e)
+
+        async def everything(on_delta: Callable[[int, str], None]) -> list[Result | str]:
+            return list(await asyncio.gather(*(one(p, m) for p, m in provs)))
+
+        outcomes = self._run(everything, sink, ", ".join(m for _, m in provs))
+        rows, results, costs = [], {}, {}
+        for (prov, model), out in zip(provs, outcomes, strict=True):
+            if isinstance(out, Result):
+                cost = cost_of(out.usage, out.model or model, provider=prov.kind)
+                rows.append(display.SideBySideRow(model, out, None, cost,
+                                                  params.get("max_tokens")))
+            else:
+                cost = None
+                rows.append(display.SideBySideRow(model, None, out, None))
+            results[model], costs[model] = out, cost
+        first = next((r for r in results.values() if isinstance(r, Result)), None)
+        reply = Reply(first.text if first else "", messages, first,
+                      costs.get(provs[0][1]), {"models": [m for _, m in provs], **params},
+                      results=results, costs=costs)
+        reply.bundle = display.side_by_side_bundle(rows)
+        return reply
+
+    def _moderate(self, prov: Provider, text: str, kind: str) -> Any:
+        from gptmagic.client.moderation import moderate
+
+        return self.portal.run(moderate(self.client, text, kind=kind, provider=prov))
+
+    def _summary(self, prov: Provider, model: str, params: Mapping[str, Any],
+                 messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
+        return {"provider": prov.name, "kind": prov.kind, "model": model,
+                "params": dict(params), "messages": len(messages),
+                "thread": th.name if th else None}
+
+    def _dry_run(self, prov: Provider, model: str, path: str, payload: dict[str, Any],
+                 counted: Any, params: Mapping[str, Any], stream: bool,
+                 note: str | None = None) -> DryRun:
+        """The body the client would send (same fields, same stream options)."""
+        body: dict[str, Any] = {"model": model, **payload, **params}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        # The embedded engine's URL is only known once it runs; say where it will be.
+        url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
+        count = self.count_tokens(counted, model)
+        est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
+                       provider=prov.kind)
+        return DryRun(body, url, count, est, note)
+
+    # -- complete ------------------------------------------------------------------
+
+    def complete(
+        self,
+        text: str,
+        *,
+        model: str | None,
+        params: dict[str, Any],
+        profile: str | None = None,
+        key_env: str | None = None,
+        marker: str | None = None,
+        resample: int | None = None,
+        dry_run: bool = False,
+        stream: bool = True,
+        moderate: bool = False,
+        sink: Sink | None = None,
+    ) -> Reply | DryRun:
+        """Run one ``%%complete`` cell: an insertion marker splits prompt and suffix."""
+        from gptmagic.client.insertion import INSERT_MARKER, split_insertion
+        from gptmagic.client.insertion import resample as resample_insertion
+
+        sink = sink or NullSink()
+        prompt, suffix = split_insertion(text, marker or INSERT_MARKER)
+        if not prompt.strip() and suffix is None:
+            raise RequestError("the cell is empty; write a prompt to complete", param="cell")
+        prov, model = _provider(profile, key_env, model)
+        params = dict(params)
+        if suffix is not None:
+            params["suffix"] = suffix
+        if dry_run:
+            return self._dry_run(prov, model, "completions", {"prompt": prompt},
+                                 prompt + (suffix or ""), params, stream)
+        prov.api_key()  # asked here, on the caller's thread, never inside the request
+        client = self.client
+        mod_lines = [self._moderate(prov, text, "input")] if moderate else []
+        note = None
+        if resample:
+            rs = self.portal.run(resample_insertion(client, prompt, suffix=suffix, k=resample,
+                                                     model=model, provider=prov, **{
+                                                         k: v for k, v in params.items()
+                                                         if k != "suffix"}))
+            result = rs.results[-1]
+            if rs.kept:
+                from dataclasses import replace as _replace
+
+                # Kept choices come from different attempts, all index 0: renumber copies.
+                result.choices = [_replace(c, index=i) for i, c in enumerate(rs.kept)]
+            result.usage = rs.usage_total
+            note = rs.advice or f"kept {len(rs.kept)} of {rs.attempts} sample(s) ending in 'stop'"
+        else:
+            def make(on_delta: Callable[[int, str], None]) -> Any:
+                return client.complete(prompt, model=model, provider=prov, stream=stream,
+                                       on_delta=on_delta, **params)
+
+            result = self._run(make, sink, model)
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+        reply = Reply(result.text, [], result, cost,
+                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
+                      note=note)
+        if moderate and result.text:
+            mod_lines.append(self._moderate(prov, result.text, "reply"))
+        if mod_lines:
+            from gptmagic.client.moderation import describe
+
+            reply.moderation = describe(mod_lines)
+        note_all = "\n".join(x for x in (note, reply.moderation) if x) or None
+        reply.bundle = display.reply_bundle(
+            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
+            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
+                             "params": {k: v for k, v in params.items() if k != "suffix"},
+                             "suffix": suffix is not None, "resample": resample})
+        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
+                                            note=note_all)
+        return reply
+
+    # -- history views -----------------------------------------------------------
+
+    def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        th = self.threads.get(name)
+        model = model or resolve(None, None)[1]
+        rows = []
+        msgs = th.messages()
+        counts = self.count_tokens(msgs, model) if msgs else None
+        i = 0
+        turn_of: list[tuple[int, str | None]] = []
+        if th.system:
+            turn_of.append((0, None))
+        for n, t in enumerate(th.turns, 1):
+            turn_of += [(n, t.key)] * len(t.all_messages())
+        for m, (turn, key) in zip(msgs, turn_of, strict=True):
+            tokens = counts.messages[i].total if counts else None
+            rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
+                                           str(m.get("content") or ""), tokens, key))
+            i += 1
+        return display.history_bundle(rows, thread=name,
+                                      context_window=model_info(model).context_window,
+                                      total=counts.total if counts else None)

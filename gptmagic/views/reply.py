@@ -1,0 +1,298 @@
+"""Pure renderers of what the ``%%chat`` and ``%%complete`` magics show.
+
+Every function returns plain data: a Jupyter mime dict (``text/plain``,
+``text/markdown``, some ``text/html``) and, for final outputs, JSON-safe
+metadata. Nothing here imports IPython.
+
+Model output is untrusted. :func:`safe_markdown` keeps its Markdown (headings,
+lists, emphasis, links, tables, code) but makes it inert in *any* renderer, not
+only a CommonMark-exact one: JupyterLab (marked), VS Code (markdown-it) and the
+classic notebook disagree on edge cases, and a disagreement about where a code
+block ends must never turn text into HTML.
+
+- Prose: ``&``, ``<``, ``>`` become entities (leading blockquote markers stay);
+  ``![`` becomes ``!`` + a link (an image loads its URL unasked: the classic way
+  injected output leaks data); a link destination whose scheme is not http,
+  https or mailto gets a ``#blocked:`` prefix; ``]:`` is broken, so no reference
+  definition forms (marked lets their titles run over blank lines).
+- Inline code becomes ``<code>`` with its punctuation as entities: shown
+  verbatim however it is parsed.
+- A fence at the left margin stays a fence, verbatim (so it is highlighted),
+  re-fenced with more backticks than any run inside and set off by blank lines,
+  so no renderer can end it early or miss its start. An indented fence (in a
+  list item) cannot be delimited as surely: it becomes a one-line ``<pre>``
+  with its text as entities (shown verbatim, not highlighted).
+
+The reply views (a reply, a stream, models side by side) live here; the tables
+(history, dry run, error) and the secret-free metadata in
+:mod:`gptmagic._display_tables`, re-exported here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
+from gptmagic.views.tables import (
+    PREVIEW_CHARS,
+    Bundle,
+    HistoryRow,
+    _html_table,
+    _jsonable,
+    _small,
+    dry_run_bundle,
+    history_bundle,
+)
+
+if TYPE_CHECKING:
+    from gptmagic.catalog.pricing import Cost
+
+__all__ = ["Bundle", "HistoryRow", "PREVIEW_CHARS", "SideBySideRow", "dry_run_bundle",
+           "escape_markdown", "explain_finish", "history_bundle", "plain_footer",
+           "reply_bundle", "safe_markdown", "side_by_side_bundle", "stream_bundle", "summary_line"]
+
+# Re-exported names belong to this module, as httpx does (see gptmagic.scorers).
+for _view in (HistoryRow, dry_run_bundle, history_bundle):
+    _view.__module__ = __name__
+del _view
+
+
+# -- finish reasons and the summary line ----------------------------------------------------
+
+_FINISH = {
+    "stop": "The model stopped on its own: it reached a natural end or a stop sequence.",
+    "length": "The reply was cut off: it hit max_tokens or the context window; raise "
+              "--max-tokens ({now}) or ask for a shorter answer.",
+    "content_filter": "The provider's content filter withheld part or all of the reply; "
+                      "rephrase the prompt, or (Azure) review the deployment's filter settings.",
+    "tool_calls": "The model asked to call a tool instead of answering; run it and send its "
+                  "result back in a 'tool' message to get the answer.",
+    "function_call": "The model asked to call a function (legacy function calling); run it "
+                     "and send its result back in a 'function' message to get the answer.",
+    None: "The stream ended without a finish reason: the reply may be incomplete.",
+}
+_FINISH_SHORT = {"length": "hit {limit}; raise --max-tokens",
+                 "content_filter": "filtered by the provider",
+                 "tool_calls": "the model called a tool",
+                 "function_call": "the model called a function",
+                 None: "the stream ended without a finish reason"}
+
+
+def explain_finish(reason: str | None, *, max_tokens: int | None = None) -> str:
+    """One plain sentence saying why a choice ended and, if it matters, what to do."""
+    if reason not in _FINISH:
+        return f"The provider gave the finish reason '{reason}', which is not a standard one."
+    return _FINISH[reason].format(now="not set" if max_tokens is None else f"now {max_tokens}")
+
+
+def _finish_text(result: Result, max_tokens: int | None) -> str:
+    """``stop``, or ``length — hit max_tokens=48; raise --max-tokens``."""
+    reasons = list(dict.fromkeys(c.finish_reason for c in result.choices))
+    if not reasons:
+        return "none — no choices returned"
+    limit = "the token limit" if max_tokens is None else f"max_tokens={max_tokens}"
+    why = "; ".join(_FINISH_SHORT[r].format(limit=limit) for r in reasons if r in _FINISH_SHORT)
+    text = ", ".join("none" if r is None else r for r in reasons)
+    return f"{text} — {why}" if why else text
+
+
+def _tokens_text(usage: Usage | None) -> str:
+    if usage is None:
+        return "not reported"
+    cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
+    return (f"{usage.prompt_tokens:,} prompt{cached} + "
+            f"{usage.completion_tokens:,} completion{reasoning}")
+
+
+def _cost_text(cost: Cost | None) -> str:
+    return str(cost) if cost is not None and cost.known else "unknown"
+
+
+def _time_text(t: Timings) -> str | None:
+    parts = [] if t.total is None else [f"{t.total:.2f} s"]
+    if t.ttft is not None:
+        parts.append("first token " + (f"{t.ttft * 1000:.0f} ms" if t.ttft < 1
+                                       else f"{t.ttft:.2f} s"))
+    if t.attempts > 1:
+        parts.append(f"{t.attempts} attempts")
+    return ", ".join(parts) or None
+
+
+def summary_line(result: Result, cost: Cost | None = None, *,
+                 max_tokens: int | None = None) -> str:
+    """``finish: stop · tokens: 25 prompt + 48 completion · cost $0.000012 · 0.64 s · model``.
+
+    Unknown cost reads ``cost unknown``; missing usage ``tokens: not reported``.
+    """
+    parts = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
+             f"cost {_cost_text(cost)}", _time_text(result.timings), result.model]
+    return " · ".join(p for p in parts if p)
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+def _tool_calls_json(calls: Sequence[Any]) -> str:
+    shown = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(fn, Mapping):
+            shown.append(call)
+            continue
+        args = fn.get("arguments")
+        try:
+            args = json.loads(args) if isinstance(args, str) else args
+        except ValueError:
+            pass  # shown as the model wrote it
+        shown.append({"id": call.get("id"), "name": fn.get("name"), "arguments": args})
+    return json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+
+
+def _choice_views(c: Choice) -> tuple[str, str]:
+    """A choice as (markdown, plain): its text, refusal and tool calls."""
+    md, plain = [], []
+    if c.text:
+        md.append(safe_markdown(c.text))
+        plain.append(c.text)
+    if c.refusal:
+        md += ["**refusal**", safe_markdown(c.refusal)]
+        plain.append(f"refusal: {c.refusal}")
+    if c.tool_calls:
+        calls = _tool_calls_json(c.tool_calls)
+        md += ["**tool calls**", _fence(calls, "json")]
+        plain.append(f"tool calls:\n{calls}")
+    if not md:
+        md, plain = ["*(empty reply)*"], ["(empty reply)"]
+    return "\n\n".join(md), "\n\n".join(plain)
+
+
+def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
+                 note: str | None = None) -> str:
+    """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the note."""
+    line = f"── {summary_line(result, cost, max_tokens=max_tokens)}"
+    return f"{line}\n{note}" if note else line
+
+
+def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] | None:
+    """The listed fields only: never ``raw`` (it may echo what the request carried)."""
+    if result is None:
+        return None
+    usage = result.usage and {k: v if isinstance(v, int) else None
+                              for k, v in asdict(result.usage).items()}
+    usd = cost is not None and cost.total is not None and cost.currency == "USD"
+    t = result.timings
+    return {"id": _str(result.id), "model": _str(result.model),
+            "finish_reasons": [_str(c.finish_reason) for c in result.choices], "usage": usage,
+            "cost_usd": str(cost.total) if usd else None,  # type: ignore[union-attr]
+            "ttft_s": _jsonable(t.ttft), "total_s": _jsonable(t.total),
+            "request_id": _str(result.request_id)}
+
+
+def _str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
+                 note: str | None = None,
+                 request_summary: Mapping[str, Any] | None = None) -> Bundle:
+    """The final view of a chat or completion: the reply, a summary line, the note.
+
+    ``text/plain`` is the reply, a blank line, then :func:`plain_footer`.
+    """
+    n = len(result.choices)
+    md, plain = [], []
+    for pos, c in enumerate(result.choices, 1):
+        if n > 1:
+            head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
+            md.append(f"#### {escape_markdown(head)}")
+            plain.append(f"── {head} ──")
+        body_md, body_plain = _choice_views(c)
+        md.append(body_md)
+        plain.append(body_plain)
+        if n > 1 and c.finish_reason != "stop":
+            why = explain_finish(c.finish_reason, max_tokens=max_tokens)
+            md.append(_small(why))
+            plain.append(why)
+    if not n:
+        md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
+    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens))]
+    md += [_small(note)] if note else []
+    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note))
+    meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
+                         "response": _response_meta(result, cost)}}
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}, meta
+
+
+def stream_bundle(texts: Mapping[int, str], *, model: str,
+                  elapsed: float | None = None) -> dict[str, Any]:
+    """The live view while a reply streams in: the text so far and a faint status line."""
+    n = max(len(texts), max(texts, default=-1) + 1)
+    md, plain = [], []
+    for index in sorted(texts):
+        if n > 1:
+            md.append(f"#### choice {index + 1} of {n}")
+            plain.append(f"── choice {index + 1} of {n} ──")
+        md.append(safe_markdown(texts[index]))
+        plain.append(texts[index])
+    status = f"streaming… {model} · {sum(map(len, texts.values())):,} chars"
+    status += "" if elapsed is None else f" · {elapsed:.1f} s"
+    md.append(_small(status, "opacity: 0.6"))
+    plain.append(status)
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}
+
+
+# -- several models side by side ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SideBySideRow:
+    """One model's outcome in a side-by-side comparison: a result, or an error."""
+
+    model: str
+    result: Result | None
+    error: str | None
+    cost: Cost | None
+    max_tokens: int | None = None
+
+
+def _reply_text(result: Result) -> str:
+    views = [_choice_views(c)[1] for c in result.choices]
+    if len(views) == 1:
+        return views[0]
+    return "\n\n".join(f"[choice {i} of {len(views)}]\n{v}" for i, v in enumerate(views, 1))
+
+
+def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
+    """One column per model: reply, finish, tokens, cost, latency; an error in its column."""
+    table = {k: ["" if k == "reply" else "—" for _ in rows]
+             for k in ("reply", "finish", "tokens", "cost", "latency")}
+    md, plain = [], []
+    for i, r in enumerate(rows):
+        md.append(f"#### {escape_markdown(r.model)}")
+        if r.result is None:
+            table["reply"][i] = f"error: {r.error or 'no result'}"
+            md.append(f"**error**: {escape_markdown(r.error or 'no result')}")
+            plain.append(f"== {r.model} ==\nerror: {r.error or 'no result'}")
+            continue
+        res, text = r.result, _reply_text(r.result)
+        table["reply"][i] = text
+        table["finish"][i] = _finish_text(res, r.max_tokens)
+        table["tokens"][i] = _tokens_text(res.usage)
+        table["cost"][i] = _cost_text(r.cost)
+        table["latency"][i] = _time_text(res.timings) or "—"
+        line = summary_line(res, r.cost, max_tokens=r.max_tokens)
+        md += [_choice_views(res.choices[0])[0] if len(res.choices) == 1 else safe_markdown(text),
+               _small(line)]
+        plain.append(f"== {r.model} ==\n{text}\n── {line}")
+    page = _html_table(["", *(r.model for r in rows)], [[k, *v] for k, v in table.items()],
+                       "gptmagic-side-by-side")
+    meta = {"gptmagic": {"side_by_side": [
+        {"model": r.model, "error": r.error if r.result is None else None,
+         "response": _response_meta(r.result, r.cost)} for r in rows]}}
+    return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md),
+            "text/html": page}, meta

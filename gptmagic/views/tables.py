@@ -1,0 +1,260 @@
+"""Pure renderers of tables and short documents: history, dry runs, errors.
+
+Each is rendered three ways (``text/plain``, ``text/markdown``, ``text/html``)
+from one list of blocks. Also what keeps output metadata free of secrets:
+:func:`_jsonable` drops header- and key-like entries, and a dry run refuses a
+request body holding a credential and hides secret-looking URL parameters.
+The reply views in :mod:`gptmagic.display` build on these; users import
+everything from there.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.views.markdown import _fence, escape_markdown
+
+if TYPE_CHECKING:
+    from gptmagic.catalog.pricing import Cost, Estimate
+    from gptmagic.catalog.tokens import TokenCount
+
+__all__ = ["Bundle", "HistoryRow", "PREVIEW_CHARS", "dry_run_bundle",
+           "history_bundle"]
+
+#: ``(data, metadata)``: a Jupyter mime dict and JSON-safe output metadata.
+Bundle = tuple[dict[str, Any], dict[str, Any]]
+
+#: Characters of a message shown in the history table.
+PREVIEW_CHARS = 200
+# Key names are compared lower-case without "-", "_" and spaces; "...apikey" counts too.
+_CREDENTIAL_KEYS = frozenset({"authorization", "proxyauthorization", "apikey"})
+_DROPPED_KEYS = _CREDENTIAL_KEYS | {"headers", "extraheaders", "defaultheaders", "cookie"}
+_SECRET_PARAM = re.compile(r"key|token|sig|secret|passw|auth|cred", re.I)
+_CELL = "text-align: left; vertical-align: top; white-space: pre-wrap"
+
+
+def _small(text: str, style: str = "") -> str:
+    lines = "<br>".join(escape_markdown(t) for t in text.splitlines())
+    return f'<small style="{style}">{lines}</small>' if style else f"<small>{lines}</small>"
+
+
+# -- tables and simple documents, rendered three ways -----------------------------------------
+
+
+def _md_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(escape_markdown(c).replace("\n", " ") for c in cells) + " |"
+
+    return "\n".join([line(cols), "|---" * len(cols) + "|", *map(line, rows)])
+
+
+def _html_table(cols: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    def tr(cells: Sequence[str], tag: str) -> str:
+        return "<tr>" + "".join(f'<{tag} style="{_CELL}">{html.escape(c)}</{tag}>'
+                                for c in cells) + "</tr>"
+
+    return (f'<table class="{cls}"><thead>{tr(cols, "th")}</thead>'
+            f"<tbody>{''.join(tr(r, 'td') for r in rows)}</tbody></table>")
+
+
+def _plain_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]])
+                     .rstrip() for r in [cols, *rows])
+
+
+def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
+    """Render ``("title" | "p" | "small" | "json", text)`` and ``("table", (cols, rows))``."""
+    plain, md, page = [], [], []
+    for kind, x in blocks:
+        if kind == "table":
+            plain.append(_plain_table(*x))
+            md.append(_md_table(*x))
+            page.append(_html_table(*x))
+            continue
+        plain.append(x)
+        if kind == "json":
+            md.append(_fence(x, "json"))
+            page.append(f"<pre>{html.escape(x)}</pre>")
+        elif kind == "small":
+            md.append(_small(x))
+            page.append(f"<p><small>{html.escape(x)}</small></p>")
+        else:
+            text = "  \n".join(escape_markdown(line) for line in x.splitlines())
+            md.append(f"**{text}**" if kind == "title" else text)
+            body = html.escape(x)
+            page.append(f'<p style="white-space: pre-wrap">'
+                        f'{f"<strong>{body}</strong>" if kind == "title" else body}</p>')
+    return {"text/plain": "\n".join(plain), "text/markdown": "\n\n".join(md),
+            "text/html": f'<div class="{cls}">{"".join(page)}</div>'}
+
+
+# -- metadata without secrets -----------------------------------------------------------------
+
+
+def _key_name(key: Any) -> str:
+    return re.sub(r"[\s_-]", "", str(key).lower())
+
+
+def _is_credential(key: Any) -> bool:
+    name = _key_name(key)
+    return name in _CREDENTIAL_KEYS or name.endswith("apikey")
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy: Decimal as str, no bytes, header- and key-like entries dropped."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal | bytes | bytearray):
+        return str(value) if isinstance(value, Decimal) else f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()
+                if not _is_credential(k) and _key_name(k) not in _DROPPED_KEYS}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+# -- conversation history -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One message of a thread: turn, role, name, text, tokens and the cell it came from."""
+
+    turn: int
+    role: str
+    name: str | None
+    content: str
+    tokens: int | None
+    cell: str | None
+
+
+def _preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def _fill(total: int | None, context_window: int | None) -> str:
+    if total is None:
+        return "tokens not counted"
+    if not context_window:
+        return f"{total:,} tokens (context window unknown)"
+    text = f"{total:,} of {context_window:,} tokens ({100 * total / context_window:.0f}%)"
+    return text + " — over the context window" if total > context_window else text
+
+
+def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: int | None,
+                   total: int | None) -> Bundle:
+    """A table of a conversation thread, and how full the context window is."""
+    head = f"thread {thread!r}: {len(rows)} message(s) · {_fill(total, context_window)}"
+    cells = [[str(r.turn), r.role, r.name or "", "" if r.tokens is None else f"{r.tokens:,}",
+              _preview(r.content)] for r in rows]
+    blocks: list[tuple[str, Any]] = [("p", head)]
+    if rows:
+        blocks.append(("table", (["turn", "role", "name", "tokens", "content"], cells)))
+    meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
+                                     "total_tokens": total, "context_window": context_window}}}
+    return _render(blocks, "gptmagic-history"), meta
+
+
+# -- dry runs and errors --------------------------------------------------------------------------
+
+
+def _check_no_credentials(value: Any, path: str = "request") -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _is_credential(key):
+                raise ValueError(f"{path}[{key!r}] looks like a credential: a dry run shows the "
+                                 "request body only, never headers or keys")
+            _check_no_credentials(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_no_credentials(item, f"{path}[{i}]")
+
+
+def _redact_url(url: str) -> tuple[str, list[str]]:
+    """The URL without user info, fragment and query parameters named like secrets."""
+    from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    kept, hidden = [], ["user info"] if "@" in parts.netloc else []
+    for piece in filter(None, parts.query.split("&")):
+        name = unquote_plus(piece.split("=", 1)[0])
+        if _SECRET_PARAM.search(name):
+            hidden.append(name)
+        else:
+            kept.append(piece)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), "")), hidden
+
+
+def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
+    if count is None or isinstance(count, int):
+        return [("p", "Tokens: " + ("not counted" if count is None else f"{count:,}"))]
+    line = f"Tokens: {count.total:,} prompt tokens "
+    line += f"({'exact' if count.exact else 'approximate'}, {count.encoding})"
+    line += f": {count.note}" if count.note else ""
+    rows = [[str(m.index), m.role, str(m.content), str(m.name), str(m.overhead), str(m.total)]
+            for m in count.messages]
+    if count.reply_priming:
+        rows.append(["", "reply priming", "", "", *[str(count.reply_priming)] * 2])
+    if count.tools:
+        rows.append(["", "tools", str(count.tools), "", "", str(count.tools)])
+    cols = ["#", "role", "content", "name", "format", "total"]
+    return [("p", line), *([("table", (cols, rows))] if rows else [])]
+
+
+def _estimate_text(est: Estimate | None) -> str:
+    if est is None:
+        return "Cost estimate: not available"
+    high = (f"high {est.high} (with {est.max_completion_tokens:,} completion tokens)"
+            if est.high.known and est.max_completion_tokens is not None else "high unknown")
+    return (f"Cost estimate: expected {est.expected} (with {est.expected_completion_tokens:,} "
+            f"completion tokens) · low {est.low} (prompt only) · {high}")
+
+
+def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
+                   estimate: Estimate | None, note: str | None = None,
+                   counts_below: bool = False) -> Bundle:
+    """What a request would send: endpoint, exact JSON body, token count and cost estimate.
+
+    With ``counts_below`` the count and estimate are left to the token counter
+    widget shown under it (the metadata keeps them).
+
+    Raises ValueError if any key of ``request``, at any depth, is named like a
+    credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
+    """
+    _check_no_credentials(request)
+    shown_url, hidden = _redact_url(url)
+    blocks: list[tuple[str, Any]] = [("title", "Dry run — nothing sent"),
+                                     ("p", f"POST {shown_url}")]
+    if hidden:
+        blocks.append(("small", f"hidden from the URL: {', '.join(hidden)}"))
+    blocks.append(("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)))
+    if counts_below:
+        blocks.append(("small", "Tokens and cost: see the counter below."))
+    else:
+        blocks += [*_count_blocks(count), ("p", _estimate_text(estimate))]
+    blocks += [("small", note)] if note else []
+
+    def usd(c: Cost) -> str | None:
+        return None if c.total is None else str(c.total)
+
+    total = getattr(count, "total", count)
+    meta = {"gptmagic": {"dry_run": {
+        "url": shown_url, "model": _jsonable(request.get("model")),
+        "prompt_tokens": total if isinstance(total, int) else None,
+        "exact": getattr(count, "exact", None),
+        "cost_usd": estimate and {"low": usd(estimate.low), "expected": usd(estimate.expected),
+                                  "high": usd(estimate.high)}}}}
+    return _render(blocks, "gptmagic-dry-run"), meta

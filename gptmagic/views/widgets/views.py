@@ -1,0 +1,176 @@
+"""The widgets: anywidget front ends drawing one synced JSON state.
+
+Each widget's ``data`` trait holds a state from :mod:`.state` (the contract
+in ``docs/widgets.md``). Its MIME bundle carries the widget view *and* the
+static HTML and plain text of the same state, so a front end without widget
+support (nbconvert, GitHub, the terminal) still shows the view.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from gptmagic.errors import GptmagicError
+from gptmagic.views.widgets import state as st
+from gptmagic.views.widgets import static
+
+__all__ = ["LogprobHeatmap", "TokenCounter", "TokenView"]
+
+_JS = Path(__file__).parent / "js"
+
+
+@functools.cache
+def esm_source(name: str) -> str:
+    """The ES module a widget ships as ``_esm``: ``js/common.js`` then ``js/<name>.js``.
+
+    anywidget loads each ``_esm`` on its own, from a blob URL, so a view cannot
+    ``import`` a sibling file (a relative specifier has nothing to resolve
+    against, and the package's files are not served). The code the views share
+    therefore lives in ``common.js`` as plain top-level declarations (no
+    ``export``), and each widget's module is that text followed by its view's
+    file, which uses the shared names directly and ends in ``export default
+    { render }``. The browser test harness serves these same strings.
+    """
+    parts = [(_JS / f"{part}.js").read_text(encoding="utf-8") for part in ("common", name)]
+    return f"{parts[0].rstrip()}\n\n// ---- {name}.js ----\n\n{parts[1]}"
+
+
+class _StateWidget(anywidget.AnyWidget):
+    """A widget whose whole view is drawn from its ``data`` state."""
+
+    _css = _JS / "gptmagic.css"
+    data = traitlets.Dict().tag(sync=True)
+
+    def to_html(self) -> str:
+        """The static HTML of the current state."""
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        """The plain-text form of the current state."""
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        return {**data, "text/plain": self.to_text(), "text/html": self.to_html()}, meta
+
+    def _summary(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        summary = self._summary()
+        return f"<{type(self).__name__}{' ' + summary if summary else ''}>"
+
+
+class TokenCounter(_StateWidget):
+    """Tokens, context-window fill and cost of a prompt; live over a text area when no prompt.
+
+    The live form counts what is typed into ``text`` (the cell grammar:
+    ``system:`` / ``user:`` markers) and recounts whenever ``text``, ``model``
+    or ``max_tokens`` change. A count that fails shows its message in
+    ``data["error"]``; an observer never raises.
+    """
+
+    _esm = esm_source("counter")
+    text = traitlets.Unicode("").tag(sync=True)
+    model = traitlets.Unicode("").tag(sync=True)
+    max_tokens = traitlets.Int(None, allow_none=True).tag(sync=True)
+    live = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(
+        self,
+        messages_or_text: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        model: str,
+        max_tokens: int | None = None,
+        mode: str | None = None,
+        count: st.Counter | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ready = False  # no recount while traitlets sets the initial values
+        self._content = messages_or_text
+        self._mode = mode or ("chat" if messages_or_text is None else None)
+        self._count = count
+        super().__init__(model=model, max_tokens=max_tokens,
+                         live=messages_or_text is None, **kwargs)
+        self._ready = True
+        if messages_or_text is None:
+            self._recount()
+        else:  # a given prompt: errors are the caller's to see
+            self.data = st.counter_state(messages_or_text, self.model,
+                                         max_tokens=max_tokens, mode=mode, count=count)
+
+    @traitlets.observe("text", "model", "max_tokens")
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if self._ready:
+            self._recount()
+
+    def _recount(self) -> None:
+        content = self.text if self.live else self._content
+        mode = self._mode or ("text" if isinstance(content, str) else "chat")
+        try:
+            self.data = st.counter_state(content or "", self.model, max_tokens=self.max_tokens,
+                                         mode=mode, count=self._count)
+        except GptmagicError as exc:
+            self.data = st.error_counter_state(self.model, str(exc), mode)
+        except Exception as exc:  # noqa: BLE001 - an observer must not raise into the kernel
+            self.data = st.error_counter_state(self.model, f"{type(exc).__name__}: {exc}", mode)
+
+    def to_html(self) -> str:
+        return static.counter_html(self.data)
+
+    def to_text(self) -> str:
+        return static.counter_text(self.data)
+
+    def _summary(self) -> str:
+        if self.data.get("error"):
+            return f"{self.model}: error"
+        return f"{self.model}: {self.data.get('total', 0)} tokens"
+
+
+class TokenView(_StateWidget):
+    """A text cut into tokens, under one model or encoding or two side by side."""
+
+    _esm = esm_source("tokenview")
+
+    def __init__(self, text: str, *, model: str, compare: str | None = None,
+                 engine_tokens: st.EngineTokens | None = None, **kwargs: Any) -> None:
+        names = [model] + ([compare] if compare else [])
+        super().__init__(data=st.tokenview_state(text, names, engine_tokens=engine_tokens),
+                         **kwargs)
+
+    def to_html(self) -> str:
+        return static.tokenview_html(self.data)
+
+    def to_text(self) -> str:
+        return static.tokenview_text(self.data)
+
+    def _summary(self) -> str:
+        return ", ".join(f"{p['label']}: {p['count']} tokens" for p in self.data.get("panes", []))
+
+
+class LogprobHeatmap(_StateWidget):
+    """Tokens coloured by probability, with their top-k alternatives on hover or focus."""
+
+    _esm = esm_source("heatmap")
+
+    def __init__(self, result: Any, *, threshold: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(data=st.heatmap_state(result, threshold=threshold), **kwargs)
+
+    def to_html(self) -> str:
+        return static.heatmap_html(self.data)
+
+    def to_text(self) -> str:
+        return static.heatmap_text(self.data)
+
+    def _summary(self) -> str:
+        choices = self.data.get("choices", [])
+        return f"{len(choices)} choice(s), {sum(len(c['t']) for c in choices)} tokens"

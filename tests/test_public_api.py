@@ -1,0 +1,77 @@
+"""The public names: every module's ``__all__`` is sorted and true; old import paths work."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+
+import pytest
+
+import gptmagic
+import gptmagic.errors
+
+
+def _modules() -> list[str]:
+    names = ["gptmagic"]
+    for info in pkgutil.walk_packages(gptmagic.__path__, "gptmagic."):
+        if not info.name.endswith("__main__"):
+            names.append(info.name)
+    return names
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_all_is_sorted_and_every_name_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    if exported is None:
+        return
+    assert list(exported) == sorted(exported), f"{name}.__all__ is not sorted"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert missing == [], f"{name}.__all__ names what it lacks: {missing}"
+
+
+@pytest.mark.parametrize(("module", "names"), [
+    ("gptmagic.messages", ["parse_cell", "render_cell", "CellSyntaxError", "interpolate"]),
+    ("gptmagic.tokens", ["count_tokens", "acount_tokens", "encoding_for", "get_encoding",
+                         "TokenCount", "MessageCount"]),
+    ("gptmagic.logprobs", ["from_wire", "mean_logprob", "perplexity", "token_bytes"]),
+    ("gptmagic.scorers", ["exact", "contains", "judge", "combine", "Case", "ScorerError"]),
+    ("gptmagic.widgets", ["token_counter", "token_view", "logprob_heatmap", "TokenCounter",
+                          "TokenView", "LogprobHeatmap", "NoLogprobsError"]),
+    ("gptmagic.local", ["ensure_started", "stop_engine", "get_engine", "LocalEngine",
+                        "MODEL_ID", "model_path"]),
+    ("gptmagic.client", ["Client"]),
+])
+def test_the_module_paths_users_import_still_work(module: str, names: list[str]) -> None:
+    m = importlib.import_module(module)
+    assert [n for n in names if not hasattr(m, n)] == []
+
+
+def test_every_error_class_is_drawn_in_the_tree() -> None:
+    """The errors module's docstring draws the whole tree, wherever a class is defined."""
+    doc = gptmagic.errors.__doc__ or ""
+    found = []
+    for name in _modules():
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and issubclass(obj, gptmagic.errors.GptmagicError)
+                    and obj.__module__.startswith("gptmagic")):
+                found.append(obj)
+    assert len(set(found)) >= 22
+    missing = sorted({c.__name__ for c in found
+                      if not re.search(rf"^\s*(?:[│├└─ ]+)?{c.__name__}\b", doc, re.M)})
+    assert missing == [], f"not in the tree in gptmagic/errors.py: {missing}"
+
+
+def test_one_class_per_name() -> None:
+    """No two different classes share a name across the package (there were two Replys)."""
+    seen: dict[str, set[str]] = {}
+    for name in _modules():
+        tree = ast.parse(inspect.getsource(importlib.import_module(name)))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                seen.setdefault(node.name, set()).add(name)
+    assert {n: m for n, m in seen.items() if len(m) > 1} == {}
