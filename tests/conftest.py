@@ -65,7 +65,8 @@ _ENGINE_MODULES = {"test_client_local", "test_local_engine", "test_local_server"
 _BROWSER_MODULES = {"test_browser_jupyter", "test_widgets_js", "test_report"}
 _NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}
 #: Minutes, not seconds: a browser, a kernel, or a long load.
-_SLOW_MODULES = _BROWSER_MODULES | _NOTEBOOK_MODULES | {"test_soak"}
+_SLOW_MODULES = (_BROWSER_MODULES | _NOTEBOOK_MODULES
+                 | {"test_soak", "test_crash", "test_cli"})  # processes of their own
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,10 +23,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from lazy import lazy
 
 from gptmagic import report as rp
+
+nbformat = lazy("nbformat")
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ROOT = Path(tempfile.mkdtemp(prefix="gptmagic-notebooks-"))

@@ -22,10 +22,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from lazy import lazy
+
+# ~2 s to import: loaded when a test first validates, not when tests are collected.
+jsonschema = lazy("jsonschema")
+yaml = lazy("yaml")
 
 __all__ = ["SPEC_PATH", "load_spec", "schema_names", "validate"]
 
@@ -60,13 +61,16 @@ def load_spec() -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=1)
-def _registry() -> Registry:
+def _registry() -> Any:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resource = Resource.from_contents(load_spec(), default_specification=DRAFT202012)
     return Registry().with_resource(_URI, resource)
 
 
 @functools.cache
-def _validator(schema_name: str) -> jsonschema.protocols.Validator:
+def _validator(schema_name: str) -> Any:
     if schema_name not in load_spec()["components"]["schemas"]:
         raise KeyError(f"{schema_name} is not a schema in {SPEC_PATH}")
     schema = {"$ref": f"{_URI}#/components/schemas/{schema_name}"}

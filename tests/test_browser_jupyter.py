@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from browser_support import api_get, artifacts_dir, chromium, jupyter_server
+from lazy import lazy
 
 from gptmagic.views.widgets import state as st
+
+nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -153,6 +153,7 @@ def own_engine():
     engine.stop()
 
 
+@pytest.mark.slow
 async def test_a_killed_engine_is_restarted_once_with_a_notice(own_engine):
     import os
     import signal
@@ -170,6 +171,7 @@ async def test_a_killed_engine_is_restarted_once_with_a_notice(own_engine):
     assert own_engine.running and own_engine.pid != pid
 
 
+@pytest.mark.slow
 async def test_a_kill_the_client_has_not_noticed_yet_is_survived(own_engine):
     """The connection is refused before the death is seen: the retry restarts the engine."""
     import os
@@ -183,6 +185,7 @@ async def test_a_kill_the_client_has_not_noticed_yet_is_survived(own_engine):
     assert r.text and len(notes) == 1 and "restarted" in notes[0]
 
 
+@pytest.mark.slow
 async def test_a_stream_cut_by_the_engine_dying_keeps_its_text_and_says_why(own_engine):
     import os
     import signal
@@ -207,6 +210,7 @@ async def test_a_stream_cut_by_the_engine_dying_keeps_its_text_and_says_why(own_
     assert after.text
 
 
+@pytest.mark.slow
 def test_stop_engine_then_the_next_call_starts_it_again():
     """gptmagic.local.stop_engine() used to leave the shared client on a dead port."""
     from gptmagic.local import engine, stop_engine

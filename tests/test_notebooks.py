@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from lazy import lazy
+
+nbformat = lazy("nbformat")
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -27,7 +28,7 @@ def jupyter_env(tmp_path, monkeypatch):
 
 def run_notebook(name: str, tmp: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(
+    lazy("nbclient").NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}
     ).execute()
     nbformat.write(nb, tmp / name)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-import nbformat
 import pytest
 from browser_support import artifacts_dir, chromium, serve_dir
+from lazy import lazy
 from notebook_support import js_cache, report
 
 from gptmagic import cli
 from gptmagic import report as rp
+
+nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.engine
 

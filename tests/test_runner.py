@@ -286,7 +286,7 @@ def test_bucket_paces_and_headers_are_learned():
         b.level = 0
         t0 = time.monotonic()
         await b.take(2)
-        assert 0.15 <= time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 >= 0.15  # it waited for the second token
         lim = _Limiter(4)
         lim.learn({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "30000"})
         assert lim.requests.per_minute == 500 and lim.tokens.per_minute == 30000

@@ -7,15 +7,16 @@ import json
 import logging
 from pathlib import Path
 
-import nbformat
 import pytest
 from fakeserver import Behaviour
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from nbclient import NotebookClient
+from lazy import lazy
 
 import gptmagic
+
+nbformat = lazy("nbformat")
 
 KEY = "sk-proj-SECRETabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -84,6 +85,8 @@ def test_key_never_leaves_through_magics_runner_cache_or_logs(keyed, tmp_path, c
         assert_clean(f.read_bytes())
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_saved_notebook_holds_no_key(keyed, tmp_path, monkeypatch):
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
@@ -100,7 +103,7 @@ def test_saved_notebook_holds_no_key(keyed, tmp_path, monkeypatch):
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    lazy("nbclient").NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     path = tmp_path / "saved.ipynb"
     nbformat.write(nb, path)

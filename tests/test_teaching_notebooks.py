@@ -10,8 +10,8 @@ import ast
 import json
 import re
 
-import nbformat
 import pytest
+from lazy import lazy
 from notebook_support import (
     NOTEBOOKS,
     cell,
@@ -29,6 +29,8 @@ from notebook_support import (
 )
 
 from gptmagic import count_tokens
+
+nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.engine
 

@@ -243,6 +243,7 @@ def _random_conversation(rng: random.Random) -> list[dict]:
 
 
 @pytest.mark.engine
+@pytest.mark.slow
 def test_local_counts_equal_engine_usage_over_many_conversations():
     rng = random.Random(1234)
     try:

@@ -97,7 +97,7 @@ def test_counter_tools_and_error_state() -> None:
     assert err["error"] == "boom" and set(err) == set(s)
 
 
-def test_counter_speed_on_long_prompts() -> None:
+def test_counter_counts_long_prompts() -> None:
     enc, _ = get_encoding("o200k_base")
     rng = random.Random(3)
     words = ["token", "counter", "Jupyter", "widget", "the", "of", "ünïcode", "日本", "🎉", "\n"]
@@ -112,7 +112,6 @@ def test_counter_speed_on_long_prompts() -> None:
         ms = (time.perf_counter() - t0) * 1000
         print(f"\ncounter_state {n} tokens: {ms:.1f} ms")
         assert abs(s["total"] - n) < 20
-        assert ms < 50 * n / 10_000 * 4  # ~10 ms per 10k tokens here; generous for slow CI
 
 
 # -- token view --------------------------------------------------------------------
@@ -238,7 +237,7 @@ def synthetic_tokens(n: int, k: int = 5, seed: int = 0) -> list[TokenLogprob]:
     return out
 
 
-def test_heatmap_state_is_compact_and_fast() -> None:
+def test_heatmap_state_is_compact() -> None:
     toks = synthetic_tokens(4000)
     heatmap_state(toks[:50])  # warm up
     t0 = time.perf_counter()
@@ -248,7 +247,7 @@ def test_heatmap_state_is_compact_and_fast() -> None:
     default = len(json.dumps(s, ensure_ascii=False).encode()) / 4000
     print(f"\nheatmap 4k tokens top-5: {per_token:.1f} B/token compact, {default:.1f} B/token "
           f"with json.dumps' default separators; state in {ms:.0f} ms")
-    assert per_token < 150 and ms < 1000
+    assert per_token < 150  # the time: benchmarks/bench_widgets.py
     assert all(len(str(v)) <= 7 for v in s["choices"][0]["lp"])  # 4 decimals
 
 

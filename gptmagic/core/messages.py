@@ -52,6 +52,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gptmagic.core.text import preview as _preview
 from gptmagic.errors import RequestError
 
 __all__ = ["CellSyntaxError", "ROLES", "interpolate", "parse_cell", "render_cell"]
@@ -95,7 +96,7 @@ class CellSyntaxError(RequestError):
 
 
 def _show(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+    return repr(_preview(text, limit + 1, flatten=False))
 
 
 def _placeholder(expr: str, namespace: Mapping[str, Any], line: int) -> str:

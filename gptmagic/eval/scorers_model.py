@@ -12,6 +12,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from gptmagic.core.text import preview
 from gptmagic.eval.scoring import (
     _NUMBER,
     Case,
@@ -106,7 +107,7 @@ class _Judge(Scorer):
             value = float(m.group().replace(",", ""))
             if lo <= value <= hi:
                 return (value - lo) / (hi - lo)
-        quoted = text if len(text) <= _REPLY_PREVIEW else text[:_REPLY_PREVIEW] + "…"
+        quoted = preview(text, _REPLY_PREVIEW + 1, flatten=False)
         raise ScorerError(
             f"scorer {self.name!r}: the judge's reply has no number from {lo:g} to {hi:g}: "
             f"{quoted!r}"

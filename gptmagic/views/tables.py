@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.core.text import preview
 from gptmagic.views.markdown import _fence, escape_markdown
 
 if TYPE_CHECKING:
@@ -140,8 +141,7 @@ class HistoryRow:
 
 
 def _preview(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+    return preview(text, PREVIEW_CHARS)
 
 
 def _fill(total: int | None, context_window: int | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from gptmagic.catalog.tokens import TokenCount
 from gptmagic.catalog.tokens import count as count_tiktoken
 from gptmagic.core.logprobs import clamp, mean_of, perplexity_of, token_bytes
+from gptmagic.core.text import preview
 from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
 from gptmagic.errors import RequestError
 from gptmagic.views.widgets.pieces import alternative_piece, decode_tokens, piece_bytes
@@ -132,11 +133,7 @@ def _name(value: Any) -> str | None:
 
 
 def _preview(content: Any) -> str:
-    if isinstance(content, list):
-        content = " ".join(str(p.get("text", "")) if isinstance(p, Mapping) else "[part]"
-                           for p in content)
-    text = " ".join(str(content or "").split())
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+    return preview(content, PREVIEW_CHARS)
 
 
 def _money(amount: Decimal | None) -> str | None:
