@@ -452,3 +452,27 @@ def test_body_is_json_with_unicode(prov, fake_server):
     gptmagic.chat("héllo ☃", provider=prov)
     raw = fake_server.requests[-1].body
     assert "héllo ☃".encode() in raw and json.loads(raw)["messages"][0]["content"] == "héllo ☃"
+
+
+async def test_a_bare_error_event_keeps_its_message(client, fake_server):
+    """llama.cpp's server sends stream errors as bare `error: {...}` events."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
+    raw = (f"data: {json.dumps(chunk)}\n\n"
+           'error: {"code": 500, "message": "the slot ran out of context", '
+           '"type": "server_error"}\n\n')
+    fake_server.plan(Behaviour(body=raw, headers={"Content-Type": "text/event-stream"}))
+    with pytest.raises(StreamError, match="mid-stream: the slot ran out of context") as e:
+        await client.chat("hi", stream=True)
+    assert e.value.partial.text == "Hel"
+
+
+async def test_a_closed_client_fails_at_once_and_starts_no_engine():
+    from gptmagic.local.engine import LocalEngine
+
+    engine = LocalEngine()
+    c = Client("local", engine=engine)
+    await c.aclose()
+    with pytest.raises(APIConnectionError, match="this gptmagic.Client is closed"):
+        await c.chat("hi")
+    assert not engine.running and engine.pid is None

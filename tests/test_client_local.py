@@ -172,17 +172,21 @@ async def test_a_killed_engine_is_restarted_once_with_a_notice(own_engine):
 
 
 @pytest.mark.slow
-async def test_a_kill_the_client_has_not_noticed_yet_is_survived(own_engine):
-    """The connection is refused before the death is seen: the retry restarts the engine."""
+async def test_a_kill_the_client_has_not_noticed_yet_is_survived(own_engine, capfd):
+    """The connection is refused before the death is seen: the retry restarts the engine,
+    and the user reads exactly one line about it on stderr."""
     import os
     import signal
 
-    notes: list[str] = []
-    async with Client("local", engine=own_engine, on_notice=notes.append) as c:
+    async with Client("local", engine=own_engine) as c:
         await c.chat("Hi", max_tokens=2)
+        capfd.readouterr()
         os.kill(own_engine.pid, signal.SIGKILL)  # no wait: the next call races the death
         r = await c.chat("Hi", max_tokens=2)
-    assert r.text and len(notes) == 1 and "restarted" in notes[0]
+    err = capfd.readouterr().err
+    assert r.text
+    assert [ln for ln in err.splitlines() if "restarted" in ln] == [
+        "gptmagic: local engine exited (signal 9, SIGKILL); restarted"]
 
 
 @pytest.mark.slow

@@ -162,3 +162,50 @@ async def test_the_request_path_never_prompts(monkeypatch, fake_server):
         with pytest.raises(ConfigError, match=r"get_profile\('asky-never'\)\.api_key\(\)"):
             await c.chat("hi")
     assert not fake_server.requests
+
+
+def test_a_judges_prompted_key_is_asked_before_the_run_not_on_the_loop(monkeypatch, fake_server):
+    """A judge scorer on a prompt_key profile: asked on the caller's thread by evaluate();
+    the loop itself never prompts (the judge's own call goes through the facade there)."""
+    import threading
+
+    import gptmagic
+    from gptmagic import scorers
+
+    asked_on: list[str] = []
+
+    def fake_getpass(prompt: str) -> str:
+        asked_on.append(threading.current_thread().name)
+        return "typed-judge-key-123"
+
+    monkeypatch.setattr(config.getpass, "getpass", fake_getpass)
+    gptmagic.add_profile("plain", base_url=fake_server.url, default_model="m")
+    config.add_profile("judgy", kind="compatible", base_url=fake_server.url,
+                       api_key_env="UNSET_VAR_4", prompt_key=True, default_model="m")
+    grade = scorers.judge("Is it polite?", model="m", provider="judgy", scale=(0, 1))
+    try:
+        res = gptmagic.evaluate([{"q": "hi"}], "user: {q}", ["plain:m"], scorers=[grade],
+                                progress=False, cache=False)
+        again = res.rescore([scorers.combine(grade, name="mix")])
+    finally:
+        gptmagic.shutdown()
+    assert asked_on == [threading.current_thread().name]  # once, here, never on the loop
+    judged = [r for r in fake_server.requests
+              if r.headers.get("authorization") == "Bearer typed-judge-key-123"]
+    assert len(judged) == 2  # the judge asked its model in the run and in the rescore
+    assert len(res.df) == 1 and len(again.df) == 1
+
+
+def test_the_facade_never_prompts_on_the_loop_thread(monkeypatch):
+    from gptmagic.client import facade
+    from gptmagic.client.portal import get_portal
+
+    monkeypatch.setattr(config.getpass, "getpass", lambda prompt: pytest.fail("prompted"))
+    config.add_profile("loopy", kind="openai", base_url="http://127.0.0.1:9/v1",
+                       api_key_env="UNSET_VAR_5", prompt_key=True, default_model="m")
+
+    async def on_the_loop():
+        return facade._ready({"provider": "loopy"})
+
+    with pytest.raises(ConfigError, match="never done inside a request"):
+        get_portal().run(on_the_loop())

@@ -12,9 +12,9 @@ import pytest
 
 import gptmagic
 from gptmagic.catalog.tokens import get_encoding
+from gptmagic.client.facade import engine_tokens
 from gptmagic.core.messages import CellSyntaxError
 from gptmagic.core.types import Choice, Result, TokenLogprob, TopLogprob
-from gptmagic.notebook.widgets import engine_tokens
 from gptmagic.tokens import count_tokens
 from gptmagic.views.widgets import NoLogprobsError
 from gptmagic.views.widgets.scale import STOPS

@@ -176,3 +176,20 @@ def test_default_model_follows_the_active_profile_and_no_secret_leaks(monkeypatc
         blob = json.dumps([manager_state(w), w._repr_mimebundle_()[0], repr(w)])
         assert KEY not in blob and "llm.example" not in blob
         w.close()
+
+
+@pytest.mark.engine
+def test_the_public_classes_count_the_embedded_model_on_its_engine() -> None:
+    """gptmagic.TokenCounter / TokenView made directly work for the local model, as before."""
+    try:
+        counter = gptmagic.TokenCounter("user: hello there", model="local")
+        view = gptmagic.TokenView("hello there", model="local")
+        default = gptmagic.TokenView("hi")  # no key configured: the embedded model
+        via_function = gptmagic.token_counter("user: hello there", model="local")
+    finally:
+        gptmagic.shutdown()
+    assert counter.data["encoding"] == "smollm2 (engine)" and counter.data["error"] is None
+    assert counter.data["total"] == via_function.data["total"] > 0
+    assert view.data["panes"][0]["encoding"] == "smollm2 (engine)"
+    assert default.data["panes"][0]["model"] == "smollm2-135m-instruct"
+    assert isinstance(counter, gptmagic.widgets.TokenCounter)

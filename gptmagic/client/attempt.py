@@ -73,6 +73,7 @@ class Request:
     prompt_len: int | None = None
     #: Sent as ``Idempotency-Key`` with every attempt of this request.
     idempotency_key: str = field(default_factory=lambda: f"gptmagic-retry-{uuid.uuid4()}")
+    _payload: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.stream:
@@ -90,10 +91,14 @@ class Request:
         return str(self.body["model"])
 
     def payload(self) -> bytes:
-        try:
-            return json.dumps(self.body, ensure_ascii=False, allow_nan=False).encode()
-        except (TypeError, ValueError) as e:
-            raise RequestError(f"request body is not JSON-serialisable: {e}") from None
+        """The body as JSON bytes, serialised once for all attempts."""
+        if self._payload is None:
+            try:
+                self._payload = json.dumps(self.body, ensure_ascii=False,
+                                           allow_nan=False).encode()
+            except (TypeError, ValueError) as e:
+                raise RequestError(f"request body is not JSON-serialisable: {e}") from None
+        return self._payload
 
     def send_headers(self) -> dict[str, str]:
         return {**self.headers, "Idempotency-Key": self.idempotency_key}
@@ -104,6 +109,8 @@ class Progress:
     """What one attempt has done so far: once a stream has started, how to end it."""
 
     abort: Callable[[str], StreamError] | None = None
+    #: The connection broke mid-stream (not a timeout): the server may have died.
+    connection_lost: bool = False
 
 
 def request_id(headers: dict[str, str]) -> str | None:
@@ -207,7 +214,8 @@ async def _read_stream(
                 except ValueError:
                     raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
                 if ev.event == "error" or (isinstance(data, dict) and "error" in data):
-                    err = data.get("error") if isinstance(data, dict) else data
+                    # OpenAI wraps it ({"error": {...}}); llama.cpp's `error:` event is bare.
+                    err = data.get("error", data) if isinstance(data, dict) else data
                     msg = err.get("message") if isinstance(err, dict) else err
                     raise abort(f"{url}: the server sent an error mid-stream: {msg}")
                 if isinstance(data, dict) and isinstance(data.get("timings"), dict):
@@ -224,6 +232,7 @@ async def _read_stream(
             if done:
                 break
     except (APITimeoutError, APIConnectionError) as e:
+        progress.connection_lost = not isinstance(e, APITimeoutError)
         raise abort(f"{url}: stream interrupted after {acc.chunks} chunks: {e}") from None
     if not done and not acc.finished:
         raise abort(f"{url}: stream ended after {acc.chunks} chunks without [DONE]")

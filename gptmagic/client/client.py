@@ -50,6 +50,7 @@ from gptmagic.errors import (
     MalformedResponseError,
     RequestError,
     StreamError,
+    redact,
     status_error,
 )
 
@@ -183,7 +184,7 @@ class Client:
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
         prov, model = resolve(provider or self.provider, None)
-        url, query = prov.endpoint("models", model, await self._base_url(prov))
+        url, query = prov.endpoint("models", model, (await self._base_url(prov))[0])
         data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
@@ -265,18 +266,12 @@ class Client:
         if pieces:
             body["pieces"] = True
         # Token lists of long conversations are megabytes: allow a full response's size.
-        base = await self._local_base()
-        try:
-            data = await self._small_json(
-                "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
-            )
-        except APIConnectionError:
-            if self.engine.running:
-                raise
-            base = await self._local_base()  # it died in between: restarted once
-            data = await self._small_json(
-                "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
-            )
+        # An engine found dead is restarted first (once: concurrent calls share the
+        # restart); one that dies during the request is an error, restarted next time.
+        base, _ = await self._local_base()
+        data = await self._small_json(
+            "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+        )
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
         if pieces and (not isinstance(data.get("pieces"), list)
@@ -325,8 +320,9 @@ class Client:
             self._engine = get_engine()
         return self._engine
 
-    async def _local_base(self, *, restart: bool = True) -> str:
-        """The engine's URL, started (or restarted, with a notice) if it is not running.
+    async def _local_base(self, *, restart: bool = True) -> tuple[str, bool]:
+        """The engine's URL, started (or restarted, with a notice) if it is not running;
+        and whether this call restarted one that had died.
 
         ``restart=False``: an engine that died is an error instead (a call
         restarts it at most once).
@@ -334,7 +330,7 @@ class Client:
         engine = self.engine
         running = engine.url
         if running is not None:
-            return running
+            return running, False
         exited = engine.exit_description()
         if exited and not restart:
             raise APIConnectionError(
@@ -342,27 +338,31 @@ class Client:
                 f"{engine.log_path}")
         url, note = await asyncio.to_thread(engine.ensure)
         if note:
-            log.warning("%s", note)
+            log.debug("%s", note)  # the user sees it once, through on_notice
             self.on_notice(note)
-        return url
+        return url, note is not None
 
-    async def _base_url(self, prov: Provider, *, restart: bool = True) -> str | None:
+    async def _base_url(self, prov: Provider, *, restart: bool = True) -> tuple[str | None, bool]:
         if prov.kind != "local":
-            return prov.base_url
+            return prov.base_url, False
         return await self._local_base(restart=restart)
 
     async def _call(self, req: Request) -> Result:
+        req.payload()  # a body that is not JSON fails here, before anything is sent
         t = req.timeouts
         start = self._clock()
         tries = 0
-        restarts = 0
+        restarted = False
         while True:
             tries += 1
+            if self.http.closed:
+                # Never retried: and never a reason to start the engine again.
+                raise APIConnectionError("this gptmagic.Client is closed; make a new one "
+                                         "(gptmagic.shutdown() closes the shared client)")
             # Asked every time: an engine that died since the last attempt is
             # restarted, once per call.
-            if req.provider.kind == "local" and self.engine.exit_description():
-                restarts += 1
-            base = await self._base_url(req.provider, restart=restarts <= 1)
+            base, now = await self._base_url(req.provider, restart=not restarted)
+            restarted = restarted or now
             url, query = req.provider.endpoint(req.path, req.model, base)
             progress = Progress()
             try:
@@ -383,7 +383,7 @@ class Client:
                     f"no complete response within the {t.deadline:g} s deadline from {url}"
                 )
             except StreamError as e:
-                raise await self._why(req, e) from None
+                raise await self._why(req, e, wait=progress.connection_lost) from None
             except (APIError, RequestError) as e:
                 err = e
             delay = self.retry.delay(
@@ -404,11 +404,15 @@ class Client:
             )
             await self._sleep(delay)
 
-    async def _why(self, req: Request, error: StreamError) -> StreamError:
-        """A cut stream from the embedded model says when its engine died."""
+    async def _why(self, req: Request, error: StreamError, wait: bool = False) -> StreamError:
+        """A cut stream from the embedded model says when its engine died.
+
+        ``wait``: the connection was lost, so the engine may be dying right
+        now; give the kernel a moment to reap it before asking.
+        """
         if req.provider.kind == "local":
-            exited = await asyncio.to_thread(self.engine.exit_description, 1.0)
+            exited = await asyncio.to_thread(self.engine.exit_description, 1.0 if wait else 0.0)
             if exited:
-                error.args = (f"{error.args[0]} (the local engine exited: {exited}; "
-                              "it restarts on the next call)",)
+                error.args = (redact(f"{error.args[0]} (the local engine exited: {exited}; "
+                                     "it restarts on the next call)"),)
         return error

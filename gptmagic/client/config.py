@@ -335,12 +335,14 @@ def resolve(
     return prov, chosen
 
 
-def ask_key(provider: str | Provider | None = None, model: str | None = None) -> Provider:
+def ask_key(provider: str | Provider | None = None, model: str | None = None, *,
+            prompt: bool = True) -> Provider:
     """Resolve the provider of a call and make sure its key is at hand; returns it.
 
     Call on the caller's thread before a request is scheduled on the
     background loop: a ``prompt_key`` profile asks (getpass) here, once.
+    ``prompt=False`` (on the loop's own thread) raises instead of asking.
     """
     prov, _ = resolve(provider, model)
-    prov.api_key()
+    prov.api_key(prompt=prompt)
     return prov

@@ -26,7 +26,7 @@ from gptmagic.core.types import Result
 from gptmagic.state import current
 
 __all__ = ["achat", "acomplete", "acount_tokens", "chat", "complete", "count_tokens",
-           "fit_messages", "get_client", "shutdown"]
+           "engine_tokens", "fit_messages", "get_client", "shutdown"]
 
 def get_client() -> Client:
     """The shared client (created on first use; closed at exit)."""
@@ -40,7 +40,9 @@ def get_client() -> Client:
 
 def _ready(kwargs: Mapping[str, Any]) -> Client:
     client = get_client()
-    ask_key(kwargs.get("provider") or client.provider, kwargs.get("model"))
+    # Called from the loop itself (a judge scorer, a callback): never prompt there.
+    prompt = not get_portal().owns_current_thread()
+    ask_key(kwargs.get("provider") or client.provider, kwargs.get("model"), prompt=prompt)
     return client
 
 
@@ -99,6 +101,11 @@ async def acount_tokens(
         return count(messages_or_text, model, tools=tools)
     return await get_portal().arun(get_client().count_tokens(
         messages_or_text, model, tools=tools, breakdown=breakdown))
+
+
+def engine_tokens(text: str) -> dict[str, Any]:
+    """The embedded engine's tokens and pieces of ``text`` (through the shared client)."""
+    return get_portal().run(get_client().local_tokenize(text=text, pieces=True))
 
 
 def fit_messages(messages: Sequence[Mapping[str, Any]], model: str, **kwargs: Any

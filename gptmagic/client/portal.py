@@ -33,6 +33,10 @@ class Portal:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    def owns_current_thread(self) -> bool:
+        """True when called on the portal loop's own thread."""
+        return threading.current_thread() is self._thread
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 

@@ -114,7 +114,9 @@ class EvalResults:
     def rescore(self, scorers: Sequence[Any]) -> EvalResults:
         """The same outputs scored again with ``scorers`` (no model is called)."""
         from gptmagic.client.portal import get_portal
+        from gptmagic.eval.scoring import ask_scorer_keys
 
+        ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         return get_portal().run(self._rescored(scorers))
 
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from gptmagic.errors import (
     RateLimitError,
     RequestError,
 )
+from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import Store, call_key
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, A
 
     for spec in [models] if isinstance(models, str) else list(models):
         _split_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
+    ask_scorer_keys(kwargs.get("scorers") or ())
     if kwargs.get("client") is None:
         kwargs["client"] = get_client()
     return kwargs
@@ -310,8 +312,17 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                 bar.update(1)
                 return
             worst = Decimal(0)
+            n = 0
+            if budget is not None or lim.tokens is not None:
+                try:
+                    n = (await client.count_tokens(job.messages, job.model,
+                                                   breakdown=False)).total
+                except GptmagicError as e:  # a row with its error, never a failed run
+                    job.error, job.error_type = (f"not sent: its prompt could not be counted "
+                                                 f"for the budget or tpm: {e}", type(e).__name__)
+                    bar.update(1)
+                    return
             if budget is not None:
-                n = (await client.count_tokens(job.messages, job.model, breakdown=False)).total
                 high = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
                                 provider=job.provider.kind).high
                 worst = high.total if high.total is not None else Decimal(0)
@@ -324,8 +335,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             if lim.requests is not None or lim.tokens is not None:
                 need = job.params.get("max_tokens") or 0
                 if lim.tokens is not None:
-                    need += (await client.count_tokens(job.messages, job.model,
-                                                       breakdown=False)).total
+                    need += n
                 await lim.pace(need)
             try:
                 job.result = await client.chat(job.messages, model=job.model,

@@ -80,6 +80,7 @@ class _Judge(Scorer):
         if not lo < hi:
             raise ScorerError(f"judge(): scale must be (low, high) with low < high, got {scale!r}")
         self.rubric, self.model, self.provider = rubric, model, provider
+        self.is_judge = True
         self.scale, self.column, self.max_tokens = (lo, hi), column, max_tokens
         self._client = client
 
@@ -112,6 +113,11 @@ class _Judge(Scorer):
             f"scorer {self.name!r}: the judge's reply has no number from {lo:g} to {hi:g}: "
             f"{quoted!r}"
         )
+
+    @property
+    def uses_shared_client(self) -> bool:
+        """True when the judge calls through the shared client (its key is asked up front)."""
+        return self._client is None
 
     async def _chat(self, messages: list[dict[str, str]]) -> Any:
         kwargs = {"model": self.model, "provider": self.provider, "temperature": 0,

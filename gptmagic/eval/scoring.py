@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gptmagic.core.types import Result
 from gptmagic.errors import GptmagicError
 
-__all__ = ["Case", "Scorer", "ScorerError", "score_async"]
+__all__ = ["Case", "Scorer", "ScorerError", "ask_scorer_keys", "score_async"]
 
 
 class ScorerError(GptmagicError):
@@ -126,3 +126,13 @@ def _value(case: Case, column: str, name: str) -> Any:
 _NUMBER = re.compile(
     r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 )
+
+
+def ask_scorer_keys(scorers: Sequence[Any]) -> None:
+    """On the caller's thread: the keys of the providers that judge scorers call."""
+    for scorer in scorers:
+        ask_scorer_keys(getattr(scorer, "parts", ()))
+        if getattr(scorer, "is_judge", False) and getattr(scorer, "uses_shared_client", False):
+            from gptmagic.client.config import ask_key
+
+            ask_key(scorer.provider, scorer.model)

@@ -142,6 +142,11 @@ class LocalEngine:
         """
         with self._lock:
             exited = self.exit_description()
+            if exited and exited.startswith("exit code"):
+                # A crash says why in its log, which the restart removes: keep the last line.
+                last = [ln for ln in self._log_tail().splitlines() if ln.strip()][-1:]
+                if last:
+                    exited += f": {last[0].strip()[:200]}"
             url = self.start(timeout)
         return url, (f"local engine exited ({exited}); restarted" if exited else None)
 

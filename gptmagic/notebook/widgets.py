@@ -11,31 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.client.config import resolve
-from gptmagic.client.facade import count_tokens, get_client
-from gptmagic.client.portal import get_portal
 from gptmagic.views.widgets.state import NoLogprobsError
 
 if TYPE_CHECKING:
-    from gptmagic.views.widgets.views import LogprobHeatmap, TokenCounter, TokenView
+    from gptmagic.notebook.widget_classes import LogprobHeatmap, TokenCounter, TokenView
 
-__all__ = ["LogprobHeatmap", "NoLogprobsError", "TokenCounter", "TokenView", "engine_tokens",
-           "logprob_heatmap", "token_counter", "token_view"]
+__all__ = ["LogprobHeatmap", "NoLogprobsError", "TokenCounter", "TokenView", "logprob_heatmap",
+           "token_counter", "token_view"]
 
 _VIEWS = ("LogprobHeatmap", "TokenCounter", "TokenView")
 
 
 def __getattr__(name: str) -> Any:
     if name in _VIEWS:
-        from gptmagic.views.widgets import views
+        from gptmagic.notebook import widget_classes
 
-        return getattr(views, name)
+        return getattr(widget_classes, name)
     raise AttributeError(f"module 'gptmagic.widgets' has no attribute {name!r}")
-
-
-def engine_tokens(text: str) -> dict[str, Any]:
-    """The embedded engine's tokens and pieces of ``text`` (through the shared client)."""
-    return get_portal().run(get_client().local_tokenize(text=text, pieces=True))
 
 
 def token_counter(
@@ -51,10 +43,9 @@ def token_counter(
     markers as in ``%%chat`` cells). ``model`` defaults to the one the magics
     use. ``max_tokens`` bounds the completion in the cost estimate.
     """
-    from gptmagic.views.widgets.views import TokenCounter
+    from gptmagic.notebook.widget_classes import TokenCounter
 
-    return TokenCounter(messages_or_text, model=resolve(None, model)[1], max_tokens=max_tokens,
-                        count=count_tokens)
+    return TokenCounter(messages_or_text, model=model, max_tokens=max_tokens)
 
 
 def token_view(text: str, *, model: str | None = None, compare: str | None = None) -> TokenView:
@@ -62,10 +53,9 @@ def token_view(text: str, *, model: str | None = None, compare: str | None = Non
 
     ``compare`` adds a second pane with another model or encoding, side by side.
     """
-    from gptmagic.views.widgets.views import TokenView
+    from gptmagic.notebook.widget_classes import TokenView
 
-    return TokenView(text, model=resolve(None, model)[1], compare=compare,
-                     engine_tokens=engine_tokens)
+    return TokenView(text, model=model, compare=compare)
 
 
 def logprob_heatmap(result: Any, *, threshold: float = 0.1) -> LogprobHeatmap:

@@ -17,7 +17,7 @@ from gptmagic.notebook.widgets import (
 )
 
 if TYPE_CHECKING:
-    from gptmagic.views.widgets.views import LogprobHeatmap, TokenCounter, TokenView
+    from gptmagic.notebook.widget_classes import LogprobHeatmap, TokenCounter, TokenView
 
 __all__ = ["LogprobHeatmap", "NoLogprobsError", "TokenCounter", "TokenView", "logprob_heatmap",
            "token_counter", "token_view"]
@@ -27,7 +27,7 @@ _VIEWS = ("LogprobHeatmap", "TokenCounter", "TokenView")
 
 def __getattr__(name: str) -> Any:
     if name in _VIEWS:
-        from gptmagic.views.widgets import views
+        from gptmagic.notebook import widget_classes
 
-        return getattr(views, name)
+        return getattr(widget_classes, name)
     raise AttributeError(f"module 'gptmagic.widgets' has no attribute {name!r}")
