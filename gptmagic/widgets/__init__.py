@@ -22,12 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["LogprobHeatmap", "NoLogprobsError", "TokenCounter", "TokenView", "logprob_heatmap",
            "token_counter", "token_view"]
 
-_VIEWS = ("LogprobHeatmap", "TokenCounter", "TokenView")
-
-
 def __getattr__(name: str) -> Any:
-    if name in _VIEWS:
-        from gptmagic.notebook import widget_classes
+    # The classes import anywidget: they load on first use, from the notebook layer.
+    from gptmagic.notebook import widgets
 
-        return getattr(widget_classes, name)
+    if name in __all__:
+        return getattr(widgets, name)
     raise AttributeError(f"module 'gptmagic.widgets' has no attribute {name!r}")
