@@ -430,3 +430,13 @@ def test_side_by_side_models_each_get_a_labelled_heatmap(shell, fake_server):
     labels = [d["text/markdown"] for d in shown if "text/markdown" in d]
     assert labels == ["**fake-a**", "**fake-b**"]
     assert len(_widget_outputs(cap)) == 2
+
+
+def test_a_cut_stream_keeps_its_text_on_screen_and_says_why(shell, fake_server, monkeypatch):
+    """The live view goes when the cell ends; the text that had arrived must not go with it."""
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a notebook, not a terminal
+    fake_server.plan(Behaviour(stream_cut_after=3))
+    with capture_output() as cap, pytest.raises(UsageError, match="stream interrupted"):
+        shell.run_cell_magic("chat", "-p fake", "user: a long story please")
+    kept = [o.data for o in cap.outputs if "cut short" in o.data.get("text/markdown", "")]
+    assert len(kept) == 1 and kept[0]["text/plain"] == "echo: a"  # what had streamed

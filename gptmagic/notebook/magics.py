@@ -24,7 +24,7 @@ from traitlets import Bool, Dict, Unicode
 
 from gptmagic.client.config import get_profile
 from gptmagic.core.messages import parse_cell
-from gptmagic.errors import GptmagicError
+from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
 
@@ -185,6 +185,21 @@ class GptMagics(Magics):
 
     # -- helpers -------------------------------------------------------------
 
+    def _show_partial(self, error: GptmagicError) -> None:
+        """A stream cut short (the engine died, the connection broke) keeps its text on screen.
+
+        The live view goes away when a cell ends; the text that had arrived is shown
+        again above the error, which says why it stopped. A terminal printed it already.
+        """
+        partial = getattr(error, "partial", None)
+        text = getattr(partial, "text", "") if isinstance(error, StreamError) else ""
+        if text and getattr(self.shell, "kernel", None) is not None:
+            from gptmagic.views.reply import escape_markdown
+
+            display({"text/plain": text,
+                     "text/markdown": escape_markdown(text) + "\n\n*(cut short: see below)*"},
+                    raw=True)
+
     @property
     def _user_ns(self) -> dict[str, Any]:
         if self.shell is None:
@@ -262,6 +277,7 @@ class GptMagics(Magics):
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:
+            self._show_partial(e)
             raise UsageError(str(e)) from None
 
     def _chat_command(self, line: str) -> Any:
@@ -358,6 +374,7 @@ class GptMagics(Magics):
                 moderate=args.moderate, sink=sink)
             return self._finish(reply, args, sink)
         except GptmagicError as e:
+            self._show_partial(e)
             raise UsageError(str(e)) from None
 
     # -- %%tokens / %tokens -------------------------------------------------------------
