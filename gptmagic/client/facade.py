@@ -2,9 +2,9 @@
 
 All calls share one :class:`~gptmagic.client.client.Client` (one connection
 pool) living on the portal loop, so the same code works in a script, in a
-notebook (where a loop is already running) and under asyncio. This is the one
-module that fetches the shared client (:func:`get_client`); everything else
-is given a client.
+notebook (where a loop is already running) and under asyncio. The shared
+client is made here (:func:`get_client`); only the entry points a user calls
+take it by default, and below them a client is an argument.
 
 Keys are made ready on the caller's thread before a call is scheduled on the
 loop (:func:`~gptmagic.client.config.ask_key`): a profile that asks for its
@@ -14,19 +14,19 @@ key never stalls the requests already in flight.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gptmagic.catalog import context
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.client import Client
 from gptmagic.client.config import ask_key, resolve
-from gptmagic.client.portal import get_portal
+from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.types import Result
 from gptmagic.state import current
 
 __all__ = ["achat", "acomplete", "acount_tokens", "chat", "complete", "count_tokens",
-           "engine_tokens", "fit_messages", "get_client", "shutdown"]
+           "count_with", "engine_tokens", "fit_messages", "get_client", "shutdown"]
 
 def get_client() -> Client:
     """The shared client (created on first use; closed at exit)."""
@@ -81,11 +81,25 @@ def count_tokens(
     costs extra work). Hosted models are counted here with tiktoken; the
     embedded model by its engine (:meth:`Client.count_tokens`).
     """
-    model = model or resolve(None, None)[1]
+    return count_with(get_client, get_portal(), messages_or_text,
+                      model or resolve(None, None)[1], tools=tools, breakdown=breakdown)
+
+
+def count_with(
+    client: Callable[[], Client],
+    portal: Portal,
+    messages_or_text: str | Sequence[Mapping[str, Any]],
+    model: str,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    breakdown: bool = True,
+) -> TokenCount:
+    """Count from sync code: hosted models here with tiktoken (no loop hop, no client
+    made); the embedded model by ``client()``'s engine, run on ``portal``."""
     if encoding_for(model) != "local":
         return count(messages_or_text, model, tools=tools)
-    return get_portal().run(get_client().count_tokens(messages_or_text, model, tools=tools,
-                                                      breakdown=breakdown))
+    return portal.run(client().count_tokens(messages_or_text, model, tools=tools,
+                                            breakdown=breakdown))
 
 
 async def acount_tokens(

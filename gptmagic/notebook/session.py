@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gptmagic.catalog.context import fit_messages
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.pricing import Cost, cost_of, estimate
-from gptmagic.catalog.tokens import TokenCount, count, encoding_for
+from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, resolve
-from gptmagic.client.facade import get_client
+from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn
 from gptmagic.core.types import Result
@@ -151,10 +151,8 @@ class Session:
     def count_tokens(self, value: Any, model: str, *, tools: Any = None,
                      breakdown: bool = True) -> TokenCount:
         """Count for ``model``: tiktoken here, or the embedded engine through the client."""
-        if encoding_for(model) != "local":
-            return count(value, model, tools=tools)
-        return self.portal.run(self.client.count_tokens(value, model, tools=tools,
-                                                        breakdown=breakdown))
+        return count_with(lambda: self.client, self.portal, value, model, tools=tools,
+                          breakdown=breakdown)
 
     # -- running on the portal, showing progress on the caller's thread ---------
 
