@@ -136,8 +136,61 @@ def test_request_body_is_not_mutated() -> None:
     (prepare_completion, comp(logprobs=True), "logprobs"),
     (prepare_completion, comp(logprobs=-1), "logprobs"),
     (prepare_completion, {"model": "local"}, "prompt"),
-    (prepare_completion, comp(prompt=[]), "prompt"),
     (prepare_completion, comp(prompt=[1, "a"]), "prompt"),
+    (prepare_completion, comp(suffix={}), "suffix"),
+    (prepare_completion, comp(suffix=3), "suffix"),
+    # every malformed field is a 400 naming it (the engine answered 500 to some)
+    (prepare_chat, chat(messages=[{"role": ["user"], "content": "hi"}]), "messages[0].role"),
+    (prepare_chat, chat(messages=[{"role": {"x": 1}, "content": "hi"}]), "messages[0].role"),
+    (prepare_chat, chat(messages=["hi"]), "messages[0]"),
+    (prepare_chat, chat(messages=[{"role": "user"}]), "messages[0].content"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": 3}]), "messages[0].content"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": []}]), "messages[0].content"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": "hi", "name": 7}]),
+     "messages[0].name"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]),
+     "messages[0].content[1]"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]),
+     "messages[0].content[0]"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "f"}}]}]), "messages[0].content[0]"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": [{"type": "text", "text": 1}]}]),
+     "messages[0].content[0].text"),
+    (prepare_chat, chat(messages=[{"role": "user", "content": ["hi"]}]),
+     "messages[0].content[0]"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "custom", "custom": {"name": "f", "input": "x"}}]}]),
+     "messages[1].tool_calls[0].type"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {}}}]}]),
+     "messages[1].tool_calls[0].function"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": None,
+                                          "audio": {"id": "audio_1"}}]), "messages[1].audio"),
+    (prepare_chat, chat(messages=[{"role": "tool", "content": "42"}]),
+     "messages[0].tool_call_id"),
+    (prepare_chat, chat(tool_choice="required"), "tool_choice"),
+    (prepare_chat, chat(tool_choice={"type": "function", "function": {"name": "f"}}),
+     "tool_choice"),
+    (prepare_chat, chat(tool_choice="sometimes"), "tool_choice"),
+    (prepare_chat, chat(model=["local"]), "model"),
+    (prepare_chat, chat(temperature="hot"), "temperature"),
+    (prepare_chat, chat(temperature=2.5), "temperature"),
+    (prepare_chat, chat(top_p=1.5), "top_p"),
+    (prepare_chat, chat(presence_penalty=-3), "presence_penalty"),
+    (prepare_chat, chat(frequency_penalty=True), "frequency_penalty"),
+    (prepare_chat, chat(seed=1.5), "seed"),
+    (prepare_chat, chat(seed=2**64), "seed"),
+    (prepare_chat, chat(stop=["a", "b", "c", "d", "e"]), "stop"),
+    (prepare_chat, chat(stop=[""]), "stop"),
+    (prepare_chat, chat(stop=3), "stop"),
+    (prepare_chat, chat(logit_bias=[1]), "logit_bias"),
+    (prepare_chat, chat(logit_bias={"abc": 1}), "logit_bias"),
+    (prepare_chat, chat(logit_bias={"12": 500}), "logit_bias"),
+    (prepare_chat, chat(n=1.5), "n"),
+    (prepare_chat, chat(max_tokens=float("inf")), "max_tokens"),
     (prepare_completion, [1, 2], None),
 ])
 def test_unsupported_or_invalid_parameters_are_400(prepare: Any, body: Any,
@@ -148,6 +201,64 @@ def test_unsupported_or_invalid_parameters_are_400(prepare: Any, body: Any,
     err = info.value.body()["error"]
     assert err["param"] == param and err["type"] == "invalid_request_error"
     assert err["code"] is None and err["message"]
+
+
+def test_integer_valued_floats_are_integers() -> None:
+    """JSON has one number type: OpenAI takes ``"n": 1.0``; the engine needs an int."""
+    sent = prepare_chat(chat(n=1.0, max_tokens=232.0, seed=7.0, logprobs=True,
+                             top_logprobs=2.0)).bodies[0]
+    assert sent["max_tokens"] == 232 and type(sent["max_tokens"]) is int
+    assert sent["seed"] == 7 and type(sent["seed"]) is int
+    assert sent["top_logprobs"] == 2 and type(sent["top_logprobs"]) is int
+    plan = prepare_completion(comp(n=2.0, best_of=3.0, logprobs=1.0))
+    assert (plan.n, plan.best_of, plan.logprobs) == (2, 3, 1)
+    assert all(type(b["logprobs"]) is int for b in plan.bodies)
+
+
+def test_a_refusal_without_content_is_sent_as_the_assistant_text() -> None:
+    """The template renders ``content: null`` as nothing; the model did say the refusal."""
+    body = chat(messages=[*USER, {"role": "assistant", "content": None,
+                                  "refusal": "I can't help with that."}, *USER])
+    sent = prepare_chat(body).bodies[0]["messages"]
+    assert sent[1]["content"] == "I can't help with that."
+    assert body["messages"][1]["content"] is None  # the caller's body is untouched
+
+
+def test_text_parts_and_function_tool_calls_pass() -> None:
+    body = chat(messages=[
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}],
+        tool_choice="auto")
+    sent = prepare_chat(body).bodies[0]
+    assert sent["messages"] == body["messages"] and sent["tool_choice"] == "auto"
+
+
+def test_empty_and_null_prompts_start_a_document() -> None:
+    """OpenAI reads an empty or null prompt as ``<|endoftext|>``: the start of a document."""
+    for prompt in ("", None):
+        plan = prepare_completion(comp(prompt=prompt, n=2))
+        assert plan.empty_prompts and plan.prompt_texts == [""]
+        plan.start_documents([0])
+        assert [b["prompt"] for b in plan.bodies] == [[0], [0]]
+    plan = prepare_completion(comp(prompt=["", "Hi"], stream=True))
+    plan.start_documents([0])
+    assert plan.bodies[0]["prompt"] == [[0], "Hi"]
+    plan = prepare_completion(comp(prompt=[5, 6]))
+    assert not plan.empty_prompts
+
+
+def test_no_prompts_is_no_choices() -> None:
+    plan = prepare_completion(comp(prompt=[]))
+    assert plan.prompts == [] and plan.bodies == []
+    answer = adapt.no_completions(plan, 123)
+    assert answer[0]["choices"] == [] and answer[0]["usage"]["total_tokens"] == 0
+    assert adapt.no_completions(prepare_completion(comp(prompt=[], stream=True)), 1) == []
+    streamed = prepare_completion(comp(prompt=[], stream=True,
+                                       stream_options={"include_usage": True}))
+    assert adapt.no_completions(streamed, 1)[0]["usage"]["prompt_tokens"] == 0
 
 
 def test_suffix_message_explains_and_suggests() -> None:

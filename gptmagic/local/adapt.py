@@ -13,19 +13,27 @@ The adapter's contract (what any client of the local engine can rely on):
 * **errors** -- always ``{"error": {"message", "type", "param", "code"}}`` with
   ``code`` a string or null and the HTTP status kept. An over-long prompt is
   ``code: "context_length_exceeded"``.
-* **refused, never ignored** (400, ``param`` names the parameter):
-  ``suffix`` (the model has no fill-in-the-middle tokens), ``echo`` together
-  with ``logprobs`` (the engine cannot score prompt tokens), ``best_of`` with
-  ``stream`` or below ``n``, ``max_tokens`` < 1 (the engine always generates
-  one token), ``top_logprobs`` without ``logprobs: true``.
+* **refused, never ignored** (400, ``param`` names the field, e.g.
+  ``messages[0].content[1]``; see :mod:`.checks`): ``suffix`` (the model has
+  no fill-in-the-middle tokens), ``echo`` together with ``logprobs`` (the
+  engine cannot score prompt tokens), ``best_of`` with ``stream`` or below
+  ``n``, ``max_tokens`` < 1 (the engine always generates one token),
+  ``top_logprobs`` without ``logprobs: true``, image, audio and file parts
+  (the model reads text), ``custom`` tool calls, an assistant ``audio``
+  reference, ``tool_choice`` ``"required"`` or a named tool (the engine
+  cannot force a call), and every field of the wrong type or out of OpenAI's
+  range. Integer-valued floats (``"n": 2.0``) are integers.
 * **emulated** -- ``echo`` without logprobs: the prompt is prepended to each
-  choice's text (streams send it as each choice's first chunk). ``best_of`` >
-  ``n``: ``best_of`` candidates are generated and the ``n`` with the highest
+  choice's text (streams send it as each choice's first chunk). An empty or
+  null ``prompt`` is the start of a document (``<|endoftext|>``), as on
+  OpenAI; ``"prompt": []`` is no choices. ``best_of`` > ``n``: ``best_of`` candidates are generated and the ``n`` with the highest
   mean logprob per token returned; completion usage counts every candidate.
   ``n`` > 1 without streaming: ``n`` single requests (seed ``s + i`` when a
   seed is given), because the engine's own ``n`` reports the usage of one
   choice only. Message ``name``: the template drops it, so the content is
-  prefixed with ``"{name}: "`` (string content, or the first text part).
+  prefixed with ``"{name}: "`` (string content, or the first text part). An
+  assistant ``refusal`` with null content is sent as that message's text. A
+  final assistant message is a finished turn (the engine's prefill is off).
 * **mapped or dropped** -- ``max_completion_tokens`` becomes ``max_tokens``;
   ``user``, ``store``, ``metadata``, ``service_tier``, ``parallel_tool_calls``
   (and ``stream_options`` without ``stream``) are dropped; unknown parameters
@@ -38,6 +46,10 @@ The adapter's contract (what any client of the local engine can rely on):
   logprobs (``tokens``, ``token_logprobs``, ``top_logprobs`` with exactly
   ``logprobs`` alternatives, ``text_offset`` counted in characters of prompt +
   completion); partial UTF-8 tokens read ``"bytes:\\xe2\\x80"``.
+* **clients that leave** -- every generation is streamed from the engine
+  (collected when the client wants JSON), admitted only when a slot is free,
+  and cancelled the moment its client goes (see :mod:`.collect`, :mod:`.gate`
+  and the watchdog in :mod:`.server`).
 * **usage** -- counts every choice (the engine counts one); in streams it is
   sent once, as a final ``choices: []`` chunk, only with
   ``stream_options.include_usage``. The engine's ``timings`` field is kept
@@ -49,7 +61,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gptmagic.errors import RequestError
+from gptmagic.local.checks import (
+    LocalRequestError,
+    bad,
+    boolean,
+    check_messages,
+    check_tool_choice,
+    error_body,
+    integer,
+    number,
+    optional_string,
+)
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
 from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
 from gptmagic.local.plans import ChatPlan, CompletionPlan
@@ -58,37 +80,15 @@ from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_u
 __all__ = [
     "ChatPlan", "ChatStream", "CompletionPlan", "CompletionStream", "DROPPED_PARAMS",
     "LocalRequestError", "error_body", "legacy_id", "merge_chat", "merge_completions",
-    "models_list", "normalise_error", "prepare_chat", "prepare_completion"
+    "models_list", "no_completions", "normalise_error", "prepare_chat", "prepare_completion"
 ]
 
 #: OpenAI parameters with no meaning for a local model; removed before forwarding.
 DROPPED_PARAMS = frozenset({"user", "store", "metadata", "service_tier", "parallel_tool_calls"})
 
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _MAX_N = 128  # OpenAI's own limit for n
 _MAX_BEST_OF = 20  # OpenAI's own limit for best_of
 _MAX_LOGPROBS = 20  # what the engine returns at most per token
-
-
-class LocalRequestError(RequestError):
-    """A request the local engine answers with an OpenAI-shaped HTTP error."""
-
-    def __init__(self, message: str, *, param: str | None = None, status: int = 400,
-                 code: str | None = None, type: str = "invalid_request_error") -> None:
-        super().__init__(message, param=param)
-        self.status = status
-        self.code = code
-        self.type = type
-
-    def body(self) -> dict[str, Any]:
-        """The error as OpenAI sends it."""
-        return error_body(str(self), type=self.type, param=self.param, code=self.code)
-
-
-def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
-    """``{"error": {...}}`` with OpenAI's four fields."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 _TYPE_MAP = {"not_found_error": "invalid_request_error", "unavailable_error": "server_error",
@@ -130,31 +130,13 @@ def models_list(created: int) -> dict[str, Any]:
 # --- requests -------------------------------------------------------------------------------
 
 
-def _bad(message: str, param: str) -> LocalRequestError:
-    return LocalRequestError(message, param=param)
-
-
-def _int(body: dict[str, Any], key: str, default: int | None, lo: int, hi: int) -> int | None:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _bad(f"'{key}' must be an integer from {lo} to {hi}, got {value!r}.", key)
-    return value
-
-
-def _bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise _bad(f"'{key}' must be true or false, got {value!r}.", key)
-    return bool(value)
-
-
 def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
     """Checks and rewrites shared by both endpoints; returns the upstream body."""
     if not isinstance(body, dict):
         raise LocalRequestError("The request body must be a JSON object.")
     model = body.get("model", MODEL_ID)
+    if not isinstance(model, str):
+        raise bad(f"'model' must be a string, got {model!r:.60}.", "model")
     if not is_local_model(model, gguf_path):
         raise LocalRequestError(
             f"The model '{model}' does not exist on the local engine; use '{MODEL_ID}' "
@@ -166,14 +148,45 @@ def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
     req.pop("max_completion_tokens", None)
     if req.get("max_tokens") is not None:
         try:
-            _int(req, "max_tokens", None, 1, CONTEXT_WINDOW)
+            integer(req, "max_tokens", None, 1, CONTEXT_WINDOW)
         except LocalRequestError as exc:
-            raise _bad(f"{exc} The local engine always generates at least one token.",
+            raise bad(f"{exc} The local engine always generates at least one token.",
                        "max_tokens") from None
-    _int(req, "n", 1, 1, _MAX_N)
-    if not _bool(req, "stream"):
+    integer(req, "n", 1, 1, _MAX_N)
+    integer(req, "seed", None, -2**63, 2**63 - 1)
+    number(req, "temperature", 0, 2)
+    number(req, "top_p", 0, 1)
+    number(req, "presence_penalty", -2, 2)
+    number(req, "frequency_penalty", -2, 2)
+    _stop(req)
+    _logit_bias(req)
+    if not boolean(req, "stream"):
         req.pop("stream_options", None)
     return req
+
+
+def _stop(req: dict[str, Any]) -> None:
+    stop = req.get("stop")
+    if stop is None or isinstance(stop, str):
+        return
+    if not isinstance(stop, list) or len(stop) > 4 or \
+            not all(isinstance(s, str) and s for s in stop):
+        raise bad(f"'stop' must be a string or a list of up to 4 non-empty strings, got "
+                   f"{stop!r:.60}.", "stop")
+
+
+def _logit_bias(req: dict[str, Any]) -> None:
+    bias = req.get("logit_bias")
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise bad(f"'logit_bias' must be an object mapping token ids to numbers, got "
+                   f"{bias!r:.60}.", "logit_bias")
+    for key, value in bias.items():
+        if not key.lstrip("-").isdigit() or isinstance(value, bool) or \
+                not isinstance(value, int | float) or not -100 <= value <= 100:
+            raise bad(f"'logit_bias' maps token ids to numbers from -100 to 100; "
+                       f"{key!r:.30}: {value!r:.30} is not one.", "logit_bias")
 
 
 def _with_seed(body: dict[str, Any], offset: int) -> dict[str, Any]:
@@ -216,18 +229,12 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     """Check a ``/v1/chat/completions`` request and plan the engine requests."""
     req = _common(body, gguf_path)
     messages = req.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _bad("'messages' must be a non-empty list of messages.", "messages")
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
-            role = msg.get("role") if isinstance(msg, dict) else msg
-            raise _bad(f"messages[{i}].role must be one of {sorted(_ROLES)}, got {role!r}.",
-                       f"messages[{i}].role")
-    req["messages"] = [_named(m) for m in messages]
-    logprobs = _bool(req, "logprobs")
-    top = _int(req, "top_logprobs", None, 0, _MAX_LOGPROBS)
+    req["messages"] = [_named(m) for m in check_messages(messages)]
+    check_tool_choice(req)
+    logprobs = boolean(req, "logprobs")
+    top = integer(req, "top_logprobs", None, 0, _MAX_LOGPROBS)
     if top is not None and not logprobs:
-        raise _bad("'top_logprobs' requires 'logprobs': true.", "top_logprobs")
+        raise bad("'top_logprobs' requires 'logprobs': true.", "top_logprobs")
     if logprobs:
         # top_logprobs 0 switches the engine's logprobs off entirely, so ask for 1 and trim.
         req["top_logprobs"] = max(top or 0, 1)
@@ -248,41 +255,49 @@ def _is_tokens(value: Any) -> bool:
 
 
 def _prompts(prompt: Any) -> list[str | list[int]]:
+    """The prompts of a request; null is OpenAI's default (the start of a document)."""
+    if prompt is None:
+        return [""]
     if isinstance(prompt, str) or _is_tokens(prompt):
         return [prompt]
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_tokens(p)
-                                                   for p in prompt):
-        return list(prompt)
-    raise _bad("'prompt' must be a string, a list of strings, a list of token ids, or a list "
+    if isinstance(prompt, list) and all(isinstance(p, str) or _is_tokens(p) for p in prompt):
+        return list(prompt)  # [] is a batch of no prompts: no choices
+    raise bad("'prompt' must be a string, a list of strings, a list of token ids, or a list "
                "of lists of token ids.", "prompt")
 
 
 def prepare_completion(body: Any, *, gguf_path: str | None = None) -> CompletionPlan:
-    """Check a legacy ``/v1/completions`` request and plan the engine requests."""
+    """Check a legacy ``/v1/completions`` request and plan the engine requests.
+
+    An empty prompt (``""`` or null) means the start of a document, as on
+    OpenAI: the route puts the engine's document-start token there
+    (:meth:`CompletionPlan.start_documents`); the engine alone generates
+    nothing for it, or hangs when streaming with ``n`` > 1.
+    """
     req = _common(body, gguf_path)
     if "prompt" not in req:
-        raise _bad("You must provide a 'prompt'.", "prompt")
+        raise bad("You must provide a 'prompt'.", "prompt")
     prompts = _prompts(req["prompt"])
-    if req.get("suffix"):
-        raise _bad("The local model has no fill-in-the-middle support, so 'suffix' cannot be "
+    if optional_string(req, "suffix"):
+        raise bad("The local model has no fill-in-the-middle support, so 'suffix' cannot be "
                    "honoured. Use a hosted completion model (e.g. gpt-3.5-turbo-instruct) for "
                    "insertions.", "suffix")
     req.pop("suffix", None)
-    echo = _bool(req, "echo")
+    echo = boolean(req, "echo")
     req.pop("echo", None)
-    logprobs = _int(req, "logprobs", None, 0, _MAX_LOGPROBS)
+    logprobs = integer(req, "logprobs", None, 0, _MAX_LOGPROBS)
     if echo and logprobs is not None:
-        raise _bad("'echo' with 'logprobs' needs the prompt tokens' logprobs, which the local "
+        raise bad("'echo' with 'logprobs' needs the prompt tokens' logprobs, which the local "
                    "engine cannot compute. Drop one of them.", "echo")
     n = req.pop("n", None) or 1
-    best_of = _int(req, "best_of", None, 1, _MAX_BEST_OF) or n
+    best_of = integer(req, "best_of", None, 1, _MAX_BEST_OF) or n
     req.pop("best_of", None)
     stream = bool(req.get("stream"))
     if best_of < n:
-        raise _bad(f"'best_of' ({best_of}) must be greater than or equal to 'n' ({n}).",
+        raise bad(f"'best_of' ({best_of}) must be greater than or equal to 'n' ({n}).",
                    "best_of")
     if stream and best_of > n:
-        raise _bad("'best_of' cannot be used with 'stream'.", "best_of")
+        raise bad("'best_of' cannot be used with 'stream'.", "best_of")
     if logprobs is not None:
         req["logprobs"] = max(logprobs, 1)  # the engine returns no logprobs at all for 0
     elif best_of > n:
@@ -291,6 +306,8 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
         bodies=[], prompts=prompts, n=n, best_of=best_of, echo=echo, logprobs=logprobs,
         prompt_texts=[p if isinstance(p, str) else None for p in prompts], stream=stream,
         include_usage=stream and _include_usage(req))
+    if not prompts:
+        return plan  # nothing to send: see no_completions()
     if stream:
         plan.bodies = [{**req, "prompt": prompts if len(prompts) > 1 else prompts[0], "n": n}]
         if n == 1:
@@ -336,6 +353,20 @@ def merge_chat(plan: ChatPlan, responses: list[dict[str, Any]]) -> dict[str, Any
     out["choices"] = choices
     out["usage"] = sum_usage([r.get("usage") or {} for r in responses])
     return out
+
+
+def no_completions(plan: CompletionPlan, created: int) -> list[dict[str, Any]]:
+    """The answer to a batch of no prompts (``"prompt": []``): no choices, no tokens.
+
+    One ``text_completion`` object; when streaming, the events to send before
+    ``[DONE]`` (the usage chunk only with ``include_usage``).
+    """
+    answer = {"id": legacy_id(f"empty{created}"), "object": "text_completion",
+              "created": created, "model": MODEL_ID, "choices": [],
+              "usage": sum_usage([])}
+    if plan.stream and not plan.include_usage:
+        return []
+    return [answer]
 
 
 def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> dict[str, Any]:

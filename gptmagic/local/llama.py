@@ -53,6 +53,7 @@ class LlamaServer:
 
     url: str  # e.g. "http://127.0.0.1:34563", no trailing slash
     gguf_path: str
+    parallel: int = DEFAULT_PARALLEL  # slots: requests decoded at once
     _server: Any = field(repr=False, default=None)
 
     @property
@@ -88,6 +89,10 @@ def start_llama(*, threads: int | None = None, n_ctx: int = CONTEXT_WINDOW,
     params.n_parallel = parallel
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or default_threads()
     params.model_alias = {MODEL_ID}
+    # A final assistant message is a finished turn, as on OpenAI, not a prefix to
+    # continue (llama.cpp's default, which also drops the header of an empty one).
+    params.prefill_assistant = False
+    params.endpoint_slots = True  # the adapter's /slots reports which slots are busy
     params.verbosity = _VERBOSITY
     try:
         server = xllamacpp.Server(params)
@@ -96,4 +101,4 @@ def start_llama(*, threads: int | None = None, n_ctx: int = CONTEXT_WINDOW,
     url = str(server.listening_address).rstrip("/")
     if not url.startswith("http"):
         url = "http://" + url
-    return LlamaServer(url=url, gguf_path=gguf, _server=server)
+    return LlamaServer(url=url, gguf_path=gguf, parallel=parallel, _server=server)

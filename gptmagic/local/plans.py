@@ -44,6 +44,23 @@ class CompletionPlan:
     include_usage: bool = False
 
     @property
+    def empty_prompts(self) -> bool:
+        """True when some prompt is empty (see :meth:`start_documents`)."""
+        return "" in self.prompts
+
+    def start_documents(self, tokens: list[int]) -> None:
+        """Send ``tokens`` (the document-start token) for every empty prompt.
+
+        The prompt's text stays ``""`` for ``echo`` and ``text_offset``.
+        """
+        for body in self.bodies:
+            prompt = body.get("prompt")
+            if prompt == "":
+                body["prompt"] = list(tokens)
+            elif isinstance(prompt, list):
+                body["prompt"] = [list(tokens) if p == "" else p for p in prompt]
+
+    @property
     def needs_prompt_texts(self) -> bool:
         """True when token-id prompts must be detokenised before answering."""
         wanted = self.echo or self.logprobs is not None

@@ -21,11 +21,22 @@ from aiohttp import web
 
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.local import adapt
+from gptmagic.local.collect import Collector
+from gptmagic.local.gate import SlotGate
 from gptmagic.local.llama import LlamaServer
 
 _ENGINE = web.AppKey("engine", LlamaServer)
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
 _CREATED = web.AppKey("created", int)
+#: Handler tasks in flight and their requests (for the watchdog in :mod:`.server`).
+_IN_FLIGHT: web.AppKey[dict[asyncio.Task[Any], web.Request]] = web.AppKey("in_flight", dict)
+#: Facts asked of the engine once and kept for the app's life (the document-start token).
+#: Admits generation requests to the engine no faster than it has slots.
+_GATE = web.AppKey("gate", SlotGate)
+_MEMO: web.AppKey[dict[str, Any]] = web.AppKey("memo", dict)
+
+#: OpenAI's name for the start of a document, the meaning of an empty prompt.
+DOCUMENT_START = "<|endoftext|>"
 _UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
 
 
@@ -47,12 +58,52 @@ async def _upstream_json(session: aiohttp.ClientSession, url: str,
         return resp.status, text
 
 
+def _slots_needed(body: dict[str, Any]) -> int:
+    """Engine slots one request takes: one per choice of each prompt."""
+    n = body.get("n") or 1
+    prompt = body.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and \
+        all(isinstance(p, str | list) for p in prompt) else 1
+    return int(n) * prompts
+
+
+async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """One non-streamed generation: ``(status, the engine's JSON answer)``.
+
+    Sent once the engine has a slot for it, and asked for as a stream, then
+    collected (:mod:`gptmagic.local.collect` says why): a client that goes
+    away stops the generation at the next token.
+    """
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    async with request.app[_GATE].admit(_slots_needed(body)), \
+            session.post(engine.url + path, json=streamed) as upstream:
+        if upstream.status != 200:
+            text = await upstream.text()
+            try:
+                return upstream.status, json.loads(text)
+            except ValueError:
+                return upstream.status, text
+        collector = Collector(chat=path.endswith("/chat/completions"))
+        decoder = SSEDecoder()
+        async for raw in upstream.content.iter_any():
+            for event in decoder.feed(raw):
+                data = event.data.strip()
+                if event.event == "error":  # llama.cpp's own error event
+                    return 500, {"error": json.loads(data or "null")}
+                if data == "[DONE]":
+                    return 200, collector.answer()
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and "error" in chunk:
+                    return 500, chunk
+                collector.feed(chunk)
+    raise aiohttp.ClientPayloadError("the engine's stream ended without [DONE]")
+
+
 async def _fan_out(request: web.Request, path: str, bodies: list[dict[str, Any]],
                    prompt_param: str) -> list[dict[str, Any]] | web.Response:
     """Send ``bodies`` concurrently; the first engine error becomes the answer."""
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
-    results = await asyncio.gather(*(_upstream_json(session, engine.url + path, b)
-                                     for b in bodies))
+    results = await asyncio.gather(*(_generate(request, path, b) for b in bodies))
     for status, payload in results:
         if status != 200 or not isinstance(payload, dict):
             return _error(status if status != 200 else 502,
@@ -71,11 +122,47 @@ async def _detokenize(request: web.Request, plan: adapt.CompletionPlan) -> None:
                 plan.prompt_texts[i] = str(payload.get("content", ""))
 
 
+async def _document_start(request: web.Request) -> list[int]:
+    """The engine's token ids for :data:`DOCUMENT_START` (asked once per app)."""
+    memo = request.app[_MEMO]
+    if "document_start" not in memo:
+        engine, session = request.app[_ENGINE], request.app[_SESSION]
+        status, payload = await _upstream_json(session, engine.url + "/tokenize", {
+            "content": DOCUMENT_START, "parse_special": True, "add_special": False})
+        tokens = payload.get("tokens") if status == 200 and isinstance(payload, dict) else None
+        if not (isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int)):
+            raise adapt.LocalRequestError(
+                f"An empty prompt means the start of a document, but the local model has no "
+                f"single {DOCUMENT_START} token. Give a non-empty 'prompt'.", param="prompt")
+        memo["document_start"] = tokens
+    return list(memo["document_start"])
+
+
+async def _send_events(request: web.Request, events: list[dict[str, Any]]) -> web.StreamResponse:
+    """A complete SSE answer made of ``events`` and ``[DONE]``."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    for event in events:
+        await response.write(f"data: {json.dumps(event)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
 async def _relay_stream(request: web.Request, path: str, body: dict[str, Any],
                         feed: Callable[[Any], list[dict[str, Any]]],
                         finish: Callable[[], list[dict[str, Any]]],
                         prompt_param: str) -> web.StreamResponse:
     """Relay one engine SSE stream through the adapter, event by event."""
+    async with request.app[_GATE].admit(_slots_needed(body)):
+        return await _relay_admitted(request, path, body, feed, finish, prompt_param)
+
+
+async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
+                          feed: Callable[[Any], list[dict[str, Any]]],
+                          finish: Callable[[], list[dict[str, Any]]],
+                          prompt_param: str) -> web.StreamResponse:
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     async with session.post(engine.url + path, json=body) as upstream:
         if upstream.status != 200:

@@ -21,13 +21,15 @@ from gptmagic.local.relay import (
     _ENGINE,
     _SESSION,
     _detokenize,
+    _document_start,
     _error,
     _fan_out,
     _relay_stream,
+    _send_events,
     _upstream_json,
 )
 
-__all__ = ["chat_completions", "completions", "health", "models", "tokenize"]
+__all__ = ["chat_completions", "completions", "health", "models", "slots", "tokenize"]
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -62,6 +64,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/completions`` (legacy)."""
     plan = adapt.prepare_completion(await _read_json(request),
                                     gguf_path=request.app[_ENGINE].gguf_path)
+    if not plan.prompts:
+        answer = adapt.no_completions(plan, request.app[_CREATED])
+        return await _send_events(request, answer) if plan.stream else \
+            web.json_response(answer[0])
+    if plan.empty_prompts:
+        plan.start_documents(await _document_start(request))
     if plan.needs_prompt_texts:
         await _detokenize(request, plan)
     stream = adapt.CompletionStream(plan) if plan.stream else None
@@ -136,6 +144,25 @@ def _piece(piece: Any) -> str | list[int]:
 async def models(request: web.Request) -> web.Response:
     """``GET /v1/models``: the one local model."""
     return web.json_response(adapt.models_list(request.app[_CREATED]))
+
+
+async def slots(request: web.Request) -> web.Response:
+    """``GET /slots`` (a gptmagic extension): which of the engine's slots are busy.
+
+    ``{"slots": [{"id": 0, "busy": false}, ...], "busy": 0}``, from the
+    engine's own view; a busy slot with no client is what the watchdog of
+    :mod:`gptmagic.local.server` exists to prevent.
+    """
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    async with session.get(engine.url + "/slots") as resp:
+        text = await resp.text()
+    try:
+        payload = json.loads(text)
+        listed = [{"id": int(s["id"]), "busy": bool(s["is_processing"])} for s in payload]
+    except (ValueError, TypeError, KeyError):
+        return _error(502, adapt.normalise_error(502, "the engine's slots are not in the "
+                                                      "expected shape"))
+    return web.json_response({"slots": listed, "busy": sum(s["busy"] for s in listed)})
 
 
 async def health(request: web.Request) -> web.Response:

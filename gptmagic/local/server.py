@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -36,12 +37,25 @@ import aiohttp
 from aiohttp import web
 
 from gptmagic.local import adapt
+from gptmagic.local.gate import SlotGate
 from gptmagic.local.llama import DEFAULT_PARALLEL, LlamaServer, start_llama
 from gptmagic.local.model import MODEL_ID
-from gptmagic.local.relay import _CREATED, _ENGINE, _SESSION, _UPSTREAM_TIMEOUT, _error
-from gptmagic.local.routes import chat_completions, completions, health, models, tokenize
+from gptmagic.local.relay import (
+    _CREATED,
+    _ENGINE,
+    _GATE,
+    _IN_FLIGHT,
+    _MEMO,
+    _SESSION,
+    _UPSTREAM_TIMEOUT,
+    _error,
+)
+from gptmagic.local.routes import chat_completions, completions, health, models, slots, tokenize
 
-__all__ = ["create_app", "main", "run"]
+__all__ = ["WATCH_INTERVAL", "create_app", "main", "run"]
+
+#: Seconds the server waits for open connections when it stops.
+_SHUTDOWN_GRACE = 1.0
 
 
 @web.middleware
@@ -58,17 +72,77 @@ async def _openai_errors(request: web.Request,
             raise
         message = f"Invalid URL ({request.method} {request.path})" if exc.status in (404, 405) \
             else exc.reason
-        return _error(exc.status, adapt.error_body(message))
+        response = _error(exc.status, adapt.error_body(message))
+        if "Allow" in exc.headers:  # a 405 says which methods the path takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except aiohttp.ClientError as exc:
         body = adapt.error_body(f"The local engine did not answer: {exc}", type="server_error")
         return _error(502, body)
+    except Exception as exc:  # a bug of ours: still OpenAI's shape, and said in the log
+        traceback.print_exc(file=sys.stderr)
+        body = adapt.error_body(f"The local adapter failed on this request "
+                                f"({type(exc).__name__}); its log has the details.",
+                                type="server_error")
+        return _error(500, body)
+
+
+#: Seconds between the watchdog's looks for requests whose client has gone.
+WATCH_INTERVAL = 0.5
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@web.middleware
+async def _track_client(request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                        ) -> web.StreamResponse:
+    """Register the request's task while it runs, so the watchdog can stop it."""
+    task = asyncio.current_task()
+    in_flight = request.app[_IN_FLIGHT]
+    if task is not None:
+        in_flight[task] = request
+    try:
+        return await handler(request)
+    finally:
+        if task is not None:
+            in_flight.pop(task, None)
+
+
+async def _watchdog(app: web.Application) -> Any:
+    """Cancel every request whose client has gone, every :data:`WATCH_INTERVAL` seconds.
+
+    Cancelling a handler closes its upstream connections, and the engine frees
+    a slot whose connection closes. The runner's ``handler_cancellation`` does
+    this at once when the disconnect is seen; the watchdog also catches what
+    that misses (a runner without it, a request that never writes).
+    """
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            for task, request in list(app[_IN_FLIGHT].items()):
+                if _client_gone(request) and not task.done():
+                    task.cancel()
+
+    watcher = asyncio.create_task(watch(), name="gptmagic-slot-watchdog")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
 
 
 def create_app(engine: LlamaServer) -> web.Application:
     """The adapter app for a running engine (the engine is not stopped with the app)."""
-    app = web.Application(middlewares=[_openai_errors], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[_openai_errors, _track_client],
+                          client_max_size=64 * 1024 * 1024)
     app[_ENGINE] = engine
     app[_CREATED] = int(time.time())
+    app[_IN_FLIGHT] = {}
+    app[_MEMO] = {}
+    app[_GATE] = SlotGate(engine.parallel)
 
     async def session_context(app: web.Application) -> Any:
         # A fresh upstream connection per request: after a stream the engine may
@@ -80,12 +154,14 @@ def create_app(engine: LlamaServer) -> web.Application:
             yield
 
     app.cleanup_ctx.append(session_context)
+    app.cleanup_ctx.append(_watchdog)
     for prefix in ("/v1", ""):
         app.router.add_post(prefix + "/chat/completions", chat_completions)
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_get(prefix + "/models", models)
         app.router.add_get(prefix + "/health", health)
     app.router.add_post("/v1/tokenize", tokenize)
+    app.router.add_get("/slots", slots)
     return app
 
 
@@ -128,7 +204,11 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
     loop = asyncio.get_running_loop()
     engine = await loop.run_in_executor(None, lambda: start_llama(threads=threads,
                                                                   parallel=parallel))
-    runner = web.AppRunner(create_app(engine), access_log=None, handle_signals=False)
+    app = create_app(engine)
+    # handler_cancellation: a client that goes away cancels its handler, which
+    # closes the upstream request, so the engine stops generating for nobody.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -146,6 +226,11 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
             _watch_stdin(stop)
         await stop.wait()
     finally:
+        # Requests in flight are cancelled, not waited for: their upstream
+        # connections close and the engine can stop at once.
+        in_flight = app[_IN_FLIGHT]
+        for task in list(in_flight):
+            task.cancel()
         await runner.cleanup()
         engine.stop()
 

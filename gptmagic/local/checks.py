@@ -1,0 +1,213 @@
+"""Checks on OpenAI requests for the embedded engine: every bad field is a 400 naming it.
+
+Pure, no I/O. The engine (llama.cpp) answers some malformed or unsupported
+requests with a 500 (an image part, a ``custom`` tool call, a non-string
+role), which clients retry; others it takes in silently (``tool_choice:
+"required"``). These checks run first, so such a request gets OpenAI's 400
+``invalid_request_error`` with ``param`` naming the field
+(``messages[0].content[1]``), and the messages sent on are what the
+template can render faithfully.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gptmagic.errors import RequestError
+
+__all__ = [
+    "LocalRequestError",
+    "bad",
+    "check_messages",
+    "check_tool_choice",
+    "error_body",
+    "integer",
+    "boolean",
+    "number",
+    "optional_string",
+]
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+#: Content part types the text-only model can read, per role (OpenAI's spec).
+_TEXT_PARTS = {"user": {"text"}, "system": {"text"}, "developer": {"text"}, "tool": {"text"},
+               "assistant": {"text", "refusal"}}
+_NOT_TEXT = {"image_url": "an image", "input_audio": "audio", "file": "a file"}
+
+
+class LocalRequestError(RequestError):
+    """A request the local engine answers with an OpenAI-shaped HTTP error."""
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400,
+                 code: str | None = None, type: str = "invalid_request_error") -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.code = code
+        self.type = type
+
+    def body(self) -> dict[str, Any]:
+        """The error as OpenAI sends it."""
+        return error_body(str(self), type=self.type, param=self.param, code=self.code)
+
+
+def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
+               code: str | None = None) -> dict[str, Any]:
+    """``{"error": {...}}`` with OpenAI's four fields."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def bad(message: str, param: str) -> LocalRequestError:
+    """A 400 ``invalid_request_error`` naming ``param``."""
+    return LocalRequestError(message, param=param)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def integer(body: dict[str, Any], key: str, default: int | None, lo: int,
+            hi: int) -> int | None:
+    """``body[key]`` as an int in ``lo..hi`` (``default`` when absent or null).
+
+    JSON has one number type, so ``2.0`` is the integer 2 (OpenAI accepts it);
+    the value is written back as an int, which the engine requires.
+    """
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise bad(f"'{key}' must be an integer from {lo} to {hi}, got {_short(value)}.", key)
+    body[key] = value
+    return value
+
+
+def number(body: dict[str, Any], key: str, lo: float, hi: float) -> None:
+    """``body[key]``, when present and not null, must be a finite number in ``lo..hi``."""
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or not lo <= value <= hi:
+        raise bad(f"'{key}' must be a number from {lo:g} to {hi:g}, got {_short(value)}.", key)
+
+
+def boolean(body: dict[str, Any], key: str) -> bool:
+    """``body[key]`` as a bool (absent or null: false)."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise bad(f"'{key}' must be true or false, got {_short(value)}.", key)
+    return bool(value)
+
+
+def optional_string(body: dict[str, Any], key: str) -> str | None:
+    """``body[key]`` when it is a string, ``None`` when absent or null; else a 400."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise bad(f"'{key}' must be a string or null, got {_short(value)}.", key)
+    return value
+
+
+def _content(role: str, content: Any, where: str) -> None:
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list) or not content:
+        raise bad(f"{where} must be a string or a non-empty list of content parts, got "
+                   f"{_short(content)}.", where)
+    allowed = _TEXT_PARTS.get(role, {"text"})
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str):
+            raise bad(f"{at} must be an object with a 'type', got {_short(part)}.", at)
+        if kind in _NOT_TEXT:
+            raise bad(f"{at} is {_NOT_TEXT[kind]} ('{kind}'), but the local model reads text "
+                       "only. Send text, or use a hosted model that accepts "
+                       f"{_NOT_TEXT[kind].removeprefix('an ').removeprefix('a ')} input.", at)
+        if kind not in allowed:
+            raise bad(f"{at} has type {kind!r}; a {role} message may hold "
+                       f"{' or '.join(sorted(allowed))} parts.", at)
+        field = "refusal" if kind == "refusal" else "text"
+        if not isinstance(part.get(field), str):
+            raise bad(f"{at}.{field} must be a string, got {_short(part.get(field))}.",
+                       f"{at}.{field}")
+
+
+def _tool_calls(calls: Any, where: str) -> None:
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise bad(f"{where} must be a list of tool calls, got {_short(calls)}.", where)
+    for j, call in enumerate(calls):
+        at = f"{where}[{j}]"
+        if not isinstance(call, dict):
+            raise bad(f"{at} must be an object, got {_short(call)}.", at)
+        if call.get("type") != "function":
+            raise bad(f"{at} has type {_short(call.get('type'))}; the local model's chat "
+                       "template can render only 'function' tool calls.", f"{at}.type")
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) \
+                or not isinstance(function.get("arguments"), str):
+            raise bad(f"{at}.function must be an object with string 'name' and "
+                       "'arguments'.", f"{at}.function")
+
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """Check chat ``messages`` and return them as the engine should get them.
+
+    An assistant message whose ``content`` is null but which has a ``refusal``
+    is sent with the refusal as its text (the template would render it empty,
+    and the model said those words). ``audio`` (a reference to an earlier
+    audio reply) cannot be rendered by a text model: a 400.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise bad("'messages' must be a non-empty list of messages.", "messages")
+    out = []
+    for i, msg in enumerate(messages):
+        at = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise bad(f"{at} must be an object with a 'role', got {_short(msg)}.", at)
+        role = msg.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            raise bad(f"{at}.role must be one of {sorted(ROLES)}, got {_short(role)}.",
+                       f"{at}.role")
+        if "content" not in msg and role != "assistant":
+            raise bad(f"{at} ({role}) needs 'content'.", f"{at}.content")
+        _content(role, msg.get("content"), f"{at}.content")
+        name = msg.get("name")
+        if name is not None and not isinstance(name, str):
+            raise bad(f"{at}.name must be a string, got {_short(name)}.", f"{at}.name")
+        if role == "assistant":
+            _tool_calls(msg.get("tool_calls"), f"{at}.tool_calls")
+            if msg.get("audio") is not None:
+                raise bad(f"{at}.audio refers to an earlier audio reply, which the local "
+                           "model cannot read; send the reply's transcript as content.",
+                           f"{at}.audio")
+            refusal = msg.get("refusal")
+            if refusal is not None and not isinstance(refusal, str):
+                raise bad(f"{at}.refusal must be a string or null.", f"{at}.refusal")
+            if msg.get("content") is None and refusal:
+                msg = {**msg, "content": refusal}
+        if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
+            raise bad(f"{at}.tool_call_id must be a string.", f"{at}.tool_call_id")
+        out.append(msg)
+    return out
+
+
+def check_tool_choice(body: dict[str, Any]) -> None:
+    """Refuse a ``tool_choice`` the engine would ignore: it cannot force a tool call.
+
+    ``"none"`` and ``"auto"`` are honoured (the model may answer in text).
+    """
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("none", "auto"):
+        return
+    if choice == "required" or isinstance(choice, dict):
+        raise bad("The local model cannot be made to call a tool, so 'tool_choice' "
+                   f"{_short(choice)} cannot be honoured. Use 'auto' (the model may answer "
+                   "in text), or a hosted model.", "tool_choice")
+    raise bad(f"'tool_choice' must be 'none', 'auto', 'required' or an object, got "
+               f"{_short(choice)}.", "tool_choice")
