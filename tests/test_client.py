@@ -476,3 +476,134 @@ async def test_a_closed_client_fails_at_once_and_starts_no_engine():
     with pytest.raises(APIConnectionError, match="this gptmagic.Client is closed"):
         await c.chat("hi")
     assert not engine.running and engine.pid is None
+
+
+# -- "profile:model" through the facade and the client (issue 18, item 6) ----------------------
+
+
+def test_the_facade_reads_profile_model(fake_server, monkeypatch):
+    """gptmagic.chat(model="myprofile:model") went to the embedded engine; evaluate() read it."""
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    gptmagic.add_profile("myprofile", base_url=fake_server.url, api_key_env="FAKE_KEY")
+    r = gptmagic.chat("hi", model="myprofile:llama3:8b", max_tokens=5)
+    c = gptmagic.complete("p", model="myprofile:ft:base:org::id", max_tokens=3)
+    assert r.text == "echo: hi" and c.text.startswith(" echo")
+    sent = [(q.path, q.json["model"], q.headers["authorization"]) for q in fake_server.requests]
+    assert sent == [("/v1/chat/completions", "llama3:8b", f"Bearer {KEY}"),
+                    ("/v1/completions", "ft:base:org::id", f"Bearer {KEY}")]
+
+
+async def test_the_async_facade_reads_profile_model(fake_server):
+    gptmagic.add_profile("myprofile", base_url=fake_server.url)
+    r = await gptmagic.achat("hi", model="myprofile:m1")
+    c = await gptmagic.acomplete("p", model="myprofile:m2", stream=True)
+    assert r.text == "echo: hi" and c.text.startswith(" echo")
+    assert [q.json["model"] for q in fake_server.requests] == ["m1", "m2"]
+
+
+async def test_an_unknown_profile_is_an_error_and_starts_no_engine(fake_server):
+    from gptmagic.local.engine import LocalEngine
+
+    gptmagic.add_profile("myprofile", base_url=fake_server.url)
+    engine = LocalEngine()
+    async with Client(engine=engine) as c:
+        with pytest.raises(gptmagic.ConfigError,
+                           match="unknown profile 'myprofle'; known profiles: .*myprofile"):
+            await c.chat("hi", model="myprofle:m1")
+    with pytest.raises(gptmagic.ConfigError, match="unknown profile 'myprofle'"):
+        gptmagic.chat("hi", model="myprofle:m1")
+    assert not engine.running and engine.pid is None and not fake_server.requests
+
+
+async def test_a_clients_provider_gives_way_to_a_named_profile(prov, fake_server):
+    from fakeserver import FakeServer
+
+    with FakeServer() as other:
+        gptmagic.add_profile("other", base_url=other.url)
+        async with Client(prov) as c:
+            await c.chat("hi", model="other:m2")
+            await c.chat("hi", model="m1:tag")  # no profile 'm1': the client's provider
+            await c.chat("hi", model="other:m3", provider=prov)  # explicit: taken whole
+        assert [q.json["model"] for q in other.requests] == ["m2"]
+    assert [q.json["model"] for q in fake_server.requests] == ["m1:tag", "other:m3"]
+
+
+# -- usage a server under-reports, parameters it ignores (issue 18, item 6) --------------------
+
+# What llama.cpp's own server answers (seen on it): n=3 choices that each used all
+# max_tokens=8 tokens, and usage counting one of them.
+def _llama_chat(n=3, tokens=8, completion_tokens=8, finish="length", logprobs=False):
+    words = [f" w{j}" for j in range(tokens)]
+    lp = ({"content": [{"token": w, "logprob": -0.5, "bytes": list(w.encode()),
+                        "top_logprobs": []} for w in words]} if logprobs else None)
+    return {"id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": i, "finish_reason": finish, "logprobs": lp,
+                         "message": {"role": "assistant", "content": "".join(words)}}
+                        for i in range(n)],
+            "usage": {"prompt_tokens": 33, "completion_tokens": completion_tokens,
+                      "total_tokens": 33 + completion_tokens}}
+
+
+def _llama_completion(text, completion_tokens, n=1, finish="length"):
+    return {"id": "cmpl-x", "object": "text_completion", "created": 1, "model": "m",
+            "choices": [{"index": i, "text": text, "finish_reason": finish, "logprobs": None}
+                        for i in range(n)],
+            "usage": {"prompt_tokens": 3, "completion_tokens": completion_tokens,
+                      "total_tokens": 3 + completion_tokens}}
+
+
+async def test_n_choices_under_reported_are_said_and_the_usage_kept(client, fake_server):
+    fake_server.plan(Behaviour(body=_llama_chat()))
+    r = await client.chat("hi", n=3, max_tokens=8)
+    assert r.usage.completion_tokens == 8  # the server's figure, never replaced
+    [w] = r.warnings
+    assert "n=3" in w and "8 completion tokens" in w and "at least 24" in w
+    assert "max_tokens=8" in w
+    # Exact counts from logprobs, choices that stopped on their own.
+    fake_server.plan(Behaviour(body=_llama_chat(n=2, tokens=4, completion_tokens=4,
+                                                finish="stop", logprobs=True)))
+    r = await client.chat("hi", n=2, logprobs=True)
+    assert len(r.warnings) == 1 and "at least 8" in r.warnings[0]
+
+
+async def test_streamed_n_choices_under_reported_are_said(client, fake_server):
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    events = [{**head, "choices": [{"index": i, "delta": {"content": " a b c"},
+                                    "finish_reason": "length"}]} for i in range(2)]
+    events.append({**head, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3,
+                                                     "total_tokens": 8}})
+    raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    fake_server.plan(Behaviour(body=raw, headers={"Content-Type": "text/event-stream"}))
+    r = await client.chat("hi", n=2, max_tokens=3, stream=True)
+    assert r.usage.completion_tokens == 3 and len(r.warnings) == 1
+    assert "n=2" in r.warnings[0] and "at least 6" in r.warnings[0]
+
+
+async def test_echo_and_best_of_a_server_ignored_are_said(client, fake_server):
+    fake_server.plan(
+        Behaviour(body=_llama_completion(" a canvas of endless possibilities", 5)),
+        Behaviour(body=_llama_completion(" a reflection of the human", 5)),
+        Behaviour(body=_llama_completion(" a", 1, finish="stop")),
+    )
+    r = await client.complete("The sky is", echo=True, max_tokens=5)
+    assert r.text == " a canvas of endless possibilities" and len(r.warnings) == 1
+    assert "echo" in r.warnings[0] and "does not start with the prompt" in r.warnings[0]
+    r = await client.complete("The sky is", best_of=3, max_tokens=5)
+    assert r.usage.completion_tokens == 5 and len(r.warnings) == 1
+    assert "best_of=3" in r.warnings[0] and "5 completion tokens" in r.warnings[0]
+    r = await client.complete("The sky is", best_of=3, max_tokens=5)  # 1 token + 2 candidates
+    assert len(r.warnings) == 1 and "best_of=3" in r.warnings[0]
+
+
+async def test_honest_usage_and_honoured_parameters_say_nothing(client, fake_server):
+    """OpenAI's own behaviour (the fake server's): no note."""
+    r = await client.chat("a b c", n=3, max_tokens=2)
+    assert r.usage.completion_tokens == 6 and r.warnings == []
+    r = await client.chat("a b c", n=2, logprobs=True, top_logprobs=2, stream=True)
+    assert r.warnings == []
+    r = await client.complete("The sky is", echo=True, n=2, max_tokens=2, logprobs=1)
+    assert r.warnings == []
+    fake_server.plan(Behaviour(body=_llama_completion(" a canvas", 15)),
+                     Behaviour(body=_llama_chat(completion_tokens=24)))
+    assert (await client.complete("The sky is", best_of=3, max_tokens=5)).warnings == []
+    assert (await client.chat("hi", n=3, max_tokens=8)).warnings == []

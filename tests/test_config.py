@@ -209,3 +209,62 @@ def test_the_facade_never_prompts_on_the_loop_thread(monkeypatch):
 
     with pytest.raises(ConfigError, match="never done inside a request"):
         get_portal().run(on_the_loop())
+
+
+# -- "profile:model" names (issue 18, item 6) ---------------------------------------------------
+
+
+def test_a_profile_prefix_splits_only_when_it_names_a_known_profile(monkeypatch):
+    """'vllm:llama3:8b' is profile vllm + model 'llama3:8b'; 'llama3:8b' and fine-tune ids
+    keep their colons when the part before the first one names no profile."""
+    config.add_profile("vllm", base_url="http://127.0.0.1:1/v1", default_model="qwen")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    assert [(p.name, m) for p, m in (
+        config.resolve(model="vllm:llama3:8b"),
+        config.resolve(model="openai:gpt-4o"),
+        config.resolve(model="local:local"),
+        config.resolve(model="ft:gpt-4o-mini:my-org::abc123"),
+        config.resolve(model="llama3:8b"),
+        config.resolve(model="vllm:"),  # the profile's default model
+    )] == [("vllm", "llama3:8b"), ("openai", "gpt-4o"), ("local", "smollm2-135m-instruct"),
+           ("openai", "ft:gpt-4o-mini:my-org::abc123"), ("openai", "llama3:8b"),
+           ("vllm", "qwen")]
+    assert config.split_model("vllm:llama3:8b") == (config.get_profile("vllm"), "llama3:8b")
+    assert config.split_model("llama3:8b") == (None, "llama3:8b")
+
+
+def test_an_explicit_provider_takes_the_model_whole_and_a_default_gives_way(monkeypatch):
+    config.add_profile("ollama", base_url="http://127.0.0.1:1/v1")
+    config.add_profile("llama3", base_url="http://127.0.0.1:2/v1")  # a clash, on purpose
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    # provider= (or %%chat -p): never split, so a clashing name is still reachable.
+    assert config.resolve("ollama", "llama3:8b")[0].name == "ollama"
+    assert config.resolve("ollama", "llama3:8b")[1] == "llama3:8b"
+    # A default (a Client's provider, %gptmagic profile) gives way to a named profile...
+    assert config.resolve(None, "openai:gpt-4o", default="ollama")[0].name == "openai"
+    # ... and applies otherwise, local model names included, as an explicit one did.
+    assert config.resolve(None, "qwen:7b", default="ollama")[0].name == "ollama"
+    assert config.resolve(None, "local", default="ollama") == (
+        config.get_profile("ollama"), "local")
+
+
+def test_an_unknown_profile_prefix_never_falls_back_to_the_embedded_model(isolated_env):
+    """No key, no default profile: 'myprofile:m' went to the embedded engine as model
+    'myprofile:m'. Now it is an error naming the profile and the known ones."""
+    config.add_profile("mine", base_url="http://127.0.0.1:1/v1")
+    with pytest.raises(ConfigError, match=r"unknown profile 'myprofile'; known profiles: "
+                                          r"azure, local, mine, openai") as e:
+        config.resolve(model="myprofile:gpt-4o")
+    assert "'myprofile:gpt-4o'" in str(e.value) and "embedded model" in str(e.value)
+    with pytest.raises(ConfigError, match="unknown profile 'ft'"):
+        config.resolve(model="ft:gpt-4o-mini:my-org::abc123")
+    (isolated_env / "gptmagic.toml").write_text('default_profile = "local"\n')
+    with pytest.raises(ConfigError, match="unknown profile 'myprofile'"):
+        config.resolve(model="myprofile:gpt-4o")
+    # A profile with no model after its name, and no default model, says so.
+    with pytest.raises(ConfigError, match="'mine:'.*default_model"):
+        config.resolve(model="mine:")
+    # Counting and pricing read the name without choosing a provider: no error there.
+    assert config.model_name("ft:gpt-4o-mini:my-org::abc123") == "ft:gpt-4o-mini:my-org::abc123"
+    assert config.model_name("mine:gpt-4o") == "gpt-4o"
+    assert config.model_name(None) == "smollm2-135m-instruct"

@@ -186,7 +186,8 @@ def test_metadata_is_json_and_has_no_secret():
         "id": "chatcmpl-1", "model": "smollm2-135m-instruct", "finish_reasons": ["stop"],
         "usage": {"prompt_tokens": 25, "completion_tokens": 48, "total_tokens": 73,
                   "cached_tokens": None, "reasoning_tokens": None},
-        "cost_usd": "0.000012", "ttft_s": None, "total_s": 0.64, "request_id": "req_1"}
+        "cost_usd": "0.000012", "ttft_s": None, "total_s": 0.64, "request_id": "req_1",
+        "warnings": []}
     _, meta = display.reply_bundle(result(usage=None), cost=UNKNOWN)
     assert meta["gptmagic"] == {"request": {}, "response": {**meta["gptmagic"]["response"],
                                                             "usage": None, "cost_usd": None}}
@@ -299,6 +300,25 @@ def test_side_by_side_with_an_error_column():
     assert b == {"model": "bad<model>", "error": "HTTP 404: model 'x' <not> found",
                  "response": None}
     json.dumps(meta)
+
+
+def test_a_results_warnings_are_shown_under_it_everywhere():
+    """Issue 18 item 6: what a server under-reported is said under the reply, in every form,
+    and kept in the saved metadata; the usage shown stays the server's."""
+    w = "usage looks under-reported: the server counts 8 completion tokens, but <3> ..."
+    r = result(reasons=("length", "length"), warnings=[w])
+    data, meta = display.reply_bundle(r, note="fitted: 2 turns dropped")
+    assert f"warning: {w}\nfitted: 2 turns dropped" in data["text/plain"]
+    assert data["text/plain"].endswith(display.plain_footer(r, note="fitted: 2 turns dropped"))
+    assert "warning: usage looks under-reported" in data["text/markdown"]
+    assert "&lt;3&gt;" in data["text/markdown"] and "<3>" not in data["text/markdown"]
+    assert "25 prompt + 48 completion" in data["text/markdown"]
+    assert meta["gptmagic"]["response"]["warnings"] == [w]
+    sbs, sbs_meta = display.side_by_side_bundle([display.SideBySideRow("m", r, None, None)])
+    assert f"warning: {w}" in sbs["text/plain"] and "warning: usage looks" in sbs["text/markdown"]
+    assert "warning: usage looks under-reported" in sbs["text/html"]
+    assert sbs_meta["gptmagic"]["side_by_side"][0]["response"]["warnings"] == [w]
+    assert "warning" not in display.reply_bundle(result())[0]["text/plain"]
 
 
 def test_history_table_and_context_fill():

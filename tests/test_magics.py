@@ -440,3 +440,65 @@ def test_a_cut_stream_keeps_its_text_on_screen_and_says_why(shell, fake_server, 
         shell.run_cell_magic("chat", "-p fake", "user: a long story please")
     kept = [o.data for o in cap.outputs if "cut short" in o.data.get("text/markdown", "")]
     assert len(kept) == 1 and kept[0]["text/plain"] == "echo: a"  # what had streamed
+
+
+# -- "profile:model" in -m, and what a server under-reports (issue 18, item 6) -----------------
+
+
+def test_model_option_reads_profile_model(shell, fake_server):
+    """-m fake:llama3:8b went to the embedded engine as model 'fake:llama3:8b'."""
+    r, _ = chat(shell, "-m fake:llama3:8b --no-history", "hi")
+    assert r.text == "echo: hi" and r.request["provider"] == "fake"
+    r, _ = complete(shell, "-m fake:ft:base:org::id --max-tokens 3", "Once")
+    assert r.request["provider"] == "fake"
+    r, _ = chat(shell, "-m fake:a,fake:b:c --no-history", "hi")
+    assert list(r.results) == ["fake:a", "fake:b:c"]  # as typed, one column each
+    assert [q.json["model"] for q in fake_server.requests][:2] == ["llama3:8b", "ft:base:org::id"]
+    assert sorted(q.json["model"] for q in fake_server.requests[2:]) == ["a", "b:c"]
+    assert all(q.headers["authorization"] == f"Bearer {KEY}" for q in fake_server.requests)
+
+
+def test_a_set_profile_gives_way_to_a_named_one_and_p_takes_the_name_whole(shell, fake_server):
+    from fakeserver import FakeServer
+
+    with FakeServer() as other:
+        gptmagic.add_profile("other", base_url=other.url)
+        shell.run_line_magic("gptmagic", "profile fake")
+        chat(shell, "-m other:m2 --no-history", "hi")
+        chat(shell, "-m m1:tag --no-history", "hi")
+        chat(shell, "-p fake -m other:m3 --no-history", "hi")
+        complete(shell, "-m other:m4", "Once")
+        assert [q.json["model"] for q in other.requests] == ["m2", "m4"]
+    assert [q.json["model"] for q in fake_server.requests] == ["m1:tag", "other:m3"]
+
+
+@pytest.mark.parametrize("magic", ["chat", "complete"])
+def test_an_unknown_profile_in_model_is_a_usage_error(shell, fake_server, magic):
+    with pytest.raises(UsageError, match="unknown profile 'fak'; known profiles: .*fake"):
+        shell.run_cell_magic(magic, "-m fak:fake-model", "hi")
+    if magic == "chat":  # side by side: refused before anything is sent
+        with pytest.raises(UsageError, match="unknown profile 'fak'"):
+            shell.run_cell_magic(magic, "-m fake:a,fak:b", "hi")
+    assert fake_server.requests == []
+
+
+def test_the_reply_note_says_usage_is_under_reported(shell, fake_server):
+    """llama.cpp's server counts one of n choices; the note says so, the figure stays."""
+    words = "".join(f" w{j}" for j in range(4))
+    body = {"id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": i, "finish_reason": "length", "logprobs": None,
+                         "message": {"role": "assistant", "content": words}} for i in range(3)],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}
+    fake_server.plan(Behaviour(body=body))
+    r, _ = chat(shell, "-p fake -n 3 --max-tokens 4 --no-stream --no-history", "hi")
+    data, _ = r._repr_mimebundle_()
+    for shown in (data["text/markdown"], data["text/plain"], r.footer):
+        assert "n=3" in shown and "at least 12" in shown and "4 completion" in shown
+    assert r.usage.completion_tokens == 4 and r.result.warnings
+    fake_server.plan(Behaviour(body={
+        "id": "cmpl-x", "object": "text_completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "text": " a canvas", "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
+    r, _ = complete(shell, "-p fake --echo --no-stream", "The sky is")
+    assert "echo" in r._repr_mimebundle_()[0]["text/markdown"]
+    assert "does not start with the prompt" in r._repr_mimebundle_()[0]["text/plain"]

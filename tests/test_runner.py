@@ -396,3 +396,15 @@ def test_evaluate_takes_a_client(fake):
     finally:
         get_portal().run(mine.aclose())
     assert sent == ["m1"] * len(CASES) and res.df["error"].isna().all()
+
+
+def test_colons_in_a_model_name_split_only_on_a_known_profile(fake, monkeypatch):
+    """'llama3:8b' on a default profile was read as profile 'llama3' (unknown): an error."""
+    monkeypatch.setenv("GPTMAGIC_PROFILE", "fake")
+    res = evaluate([{"q": "x"}], "user: {q}", ["llama3:8b", "fake:ft:m:org::id"],
+                   progress=False, cache=False)
+    assert res.df["error"].isna().all()
+    assert sorted(q.json["model"] for q in fake.requests) == ["ft:m:org::id", "llama3:8b"]
+    monkeypatch.delenv("GPTMAGIC_PROFILE")
+    with pytest.raises(gptmagic.ConfigError, match="unknown profile 'llama3'; known profiles"):
+        gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["llama3:8b"])

@@ -8,7 +8,9 @@ honours ``Idempotency-Key``. :func:`attempt` sends it once, turns an HTTP error
 status into its error class, and reads the body: JSON through
 :func:`~gptmagic.core.response.parse_response`, or an SSE stream event by
 event into an :class:`~gptmagic.core.response.Accumulator`, calling
-``on_delta`` as text arrives. A stream that fails once started raises
+``on_delta`` as text arrives; what the reply shows its server did not do
+(usage under-reported, ``echo`` or ``best_of`` ignored) goes into
+``Result.warnings``. A stream that fails once started raises
 :class:`~gptmagic.errors.StreamError` with the partial result (never
 retried); :class:`Progress` lets the retry loop end a stream that passes its
 deadline the same way.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.response import Accumulator, parse_response
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.core.types import Result
@@ -175,6 +178,7 @@ async def attempt(
     result.timings.total = time.monotonic() - t0
     if isinstance(result.raw, dict) and isinstance(result.raw.get("timings"), dict):
         result.timings.engine = result.raw["timings"]
+    result.warnings = check_reply(kind, req.body, result)
     return result
 
 

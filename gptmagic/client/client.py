@@ -1,7 +1,8 @@
 """The async OpenAI-compatible client: chat, completions, streaming, retries.
 
 One :class:`Client` owns one connection pool and talks to any provider
-(a per-call ``provider=`` picks another). Every standard parameter of
+(a per-call ``provider=``, or a ``"profile:model"`` name, picks another than
+the client's own: :func:`~gptmagic.client.config.resolve`). Every standard parameter of
 ``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
 as is; unknown keywords are passed through, ``None`` means "not set".
 This module holds the program's only retry loop (policy:
@@ -37,7 +38,7 @@ from gptmagic.client.attempt import (
     json_or_text,
     request_id,
 )
-from gptmagic.client.config import Provider, resolve
+from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
 from gptmagic.core.retry import RetryPolicy
@@ -147,7 +148,7 @@ class Client:
         **params: Any,
     ) -> Result:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`."""
-        prov, model = resolve(provider or self.provider, model)
+        prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
         return await self._call(Request(
@@ -167,7 +168,7 @@ class Client:
         **params: Any,
     ) -> Result:
         """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…"""
-        prov, model = resolve(provider or self.provider, model)
+        prov, model = resolve(provider, model, default=self.provider)
         if not isinstance(prompt, str | list):
             raise RequestError(
                 f"prompt must be a string or a list, not {type(prompt).__name__}", param="prompt"
@@ -183,7 +184,7 @@ class Client:
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
-        prov, model = resolve(provider or self.provider, None)
+        prov, model = resolve(provider, None, default=self.provider)
         url, query = prov.endpoint("models", model, (await self._base_url(prov))[0])
         data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
         items = data.get("data") if isinstance(data, dict) else None
@@ -204,7 +205,8 @@ class Client:
         :class:`RequestError` without any HTTP.
         """
         # The profile's default_model is a chat model: never send it here.
-        prov, name = resolve(provider or self.provider, model or "omni-moderation-latest")
+        prov, name = resolve(provider, model or "omni-moderation-latest",
+                             default=self.provider)
         if prov.kind == "local":
             raise RequestError(
                 "the local model has no moderation endpoint; use --moderate with a provider "
@@ -214,7 +216,7 @@ class Client:
         url, query = prov.endpoint("moderations", name)
         body: dict[str, Any] = {"input": input}
         if model:
-            body["model"] = model
+            body["model"] = name
         data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
         if not isinstance(data, dict):
             raise MalformedResponseError(f"{url}: moderation response is not a JSON object")
@@ -237,7 +239,10 @@ class Client:
         ``usage.prompt_tokens`` the call will report. ``breakdown=False`` skips
         the per-message breakdown where it costs extra requests.
         """
-        model = model or resolve(provider or self.provider, None)[1]
+        if model:
+            model = model_name(model)  # counted, not sent: no provider is chosen
+        else:
+            model = resolve(provider, None, default=self.provider)[1]
         if encoding_for(model) != "local":
             return count(messages_or_text, model, tools=tools)
         return await count_on_engine(self.local_tokenize, messages_or_text, model, tools,

@@ -25,6 +25,11 @@ A profile names the *environment variable* holding its key, never the key.
 With ``prompt_key = true`` a missing key is asked for with getpass and kept in
 memory only. With no profile chosen and no ``OPENAI_API_KEY``, the default is
 the embedded local model, said once in a short notice.
+
+A model may name its profile: ``"vllm:llama3:8b"`` is model ``llama3:8b`` on
+profile ``vllm`` (:func:`split_model`). Only a part before the first ``:``
+that names a known profile splits, so ``llama3:8b`` and fine-tune ids such as
+``ft:gpt-4o-mini:org::id`` keep their colons.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ __all__ = [
     "config_path",
     "get_profile",
     "load_config",
+    "model_name",
     "profiles",
     "resolve",
+    "split_model",
 ]
 
 KINDS = ("openai", "azure", "compatible", "local")
@@ -297,34 +304,72 @@ def _notice(text: str) -> None:
         print(f"gptmagic: {text}", file=sys.stderr)
 
 
+def split_model(spec: str) -> tuple[Provider | None, str]:
+    """Read ``"profile:model"``: ``(the profile, the model)`` when the part before the
+    first ``:`` names a known profile (:func:`profiles`), else ``(None, spec)``.
+
+    The one place such names are parsed. Model names may hold colons of their
+    own (``llama3:8b``, ``ft:gpt-4o-mini:org::id``): they split only on a
+    profile's name. ``"vllm:"`` alone is the profile's ``default_model``.
+    """
+    prefix, colon, rest = spec.partition(":")
+    if not colon:
+        return None, spec
+    prov = profiles().get(prefix)
+    if prov is None:
+        return None, spec
+    if not rest:
+        if not prov.default_model:
+            raise ConfigError(f"model {spec!r} names profile {prefix!r} but no model, and the "
+                              "profile has no default_model; write it as 'profile:model'")
+        rest = prov.default_model
+    return prov, rest
+
+
+def model_name(model: str | None = None) -> str:
+    """The model ``model`` names, its profile prefix read off; the default one if None.
+
+    For counting and pricing, where no request is sent and so no provider is chosen.
+    """
+    return split_model(model)[1] if model else resolve()[1]
+
+
 def resolve(
-    provider: str | Provider | None = None, model: str | None = None
+    provider: str | Provider | None = None,
+    model: str | None = None,
+    *,
+    default: str | Provider | None = None,
 ) -> tuple[Provider, str]:
     """Choose the provider and model for a call.
 
-    Order: an explicit provider; a local model name; the config file's
+    Order: an explicit ``provider`` (the model name is then taken whole);
+    a ``"profile:model"`` name (:func:`split_model`); ``default`` (a client's
+    or a notebook's profile); a local model name; the config file's
     ``default_profile`` or ``$GPTMAGIC_PROFILE``; OpenAI when
     ``OPENAI_API_KEY`` is set; else the embedded local model.
+
+    A name whose prefix is no known profile is a model name; should it reach
+    the embedded model, which could not serve it, it is an error naming the
+    prefix and the known profiles, never a call to the wrong model.
     """
     if isinstance(provider, Provider):
         prov = provider
     elif provider:
         prov = get_profile(provider)
-    elif model and is_local_model(model):
-        prov = get_profile("local")
     else:
-        default = os.environ.get("GPTMAGIC_PROFILE") or load_config().get("default_profile")
-        if default:
-            prov = get_profile(str(default))
-        elif os.environ.get("OPENAI_API_KEY"):
-            prov = get_profile("openai")
-        else:
+        named, model = split_model(model) if model else (None, model)
+        if named is not None:
+            prov = named
+        elif isinstance(default, Provider):
+            prov = default
+        elif default:
+            prov = get_profile(default)
+        elif model and is_local_model(model):
             prov = get_profile("local")
-            if not model:
-                _notice(
-                    "no API key configured; using the embedded local model "
-                    f"{D.LOCAL_MODEL} (set OPENAI_API_KEY or a profile to use a hosted model)"
-                )
+        else:
+            prov = _fallback(model)
+        if named is None and prov.kind == "local" and model:
+            _refuse_unknown_prefix(model)
     chosen = model or prov.default_model
     if not chosen:
         raise ConfigError(
@@ -335,14 +380,42 @@ def resolve(
     return prov, chosen
 
 
+def _fallback(model: str | None) -> Provider:
+    default = os.environ.get("GPTMAGIC_PROFILE") or load_config().get("default_profile")
+    if default:
+        return get_profile(str(default))
+    if os.environ.get("OPENAI_API_KEY"):
+        return get_profile("openai")
+    if not model:
+        _notice(
+            "no API key configured; using the embedded local model "
+            f"{D.LOCAL_MODEL} (set OPENAI_API_KEY or a profile to use a hosted model)"
+        )
+    return get_profile("local")
+
+
+def _refuse_unknown_prefix(model: str) -> None:
+    """``"myprofile:m"`` with no profile ``myprofile`` must not become a call to the
+    embedded model (which serves one model): say which profile is unknown."""
+    prefix, colon, _ = model.partition(":")
+    if not colon or is_local_model(model) or model.endswith(".gguf"):
+        return
+    known = ", ".join(sorted(profiles()))
+    raise ConfigError(
+        f"model {model!r}: unknown profile {prefix!r}; known profiles: {known}. Read whole, "
+        f"the name would go to the embedded model, which serves only {D.LOCAL_MODEL!r} "
+        f"('local'). Define the profile (in {config_path()} or with gptmagic.add_profile), "
+        "name a known one ('openai:gpt-4o-mini'), or pass provider=...")
+
+
 def ask_key(provider: str | Provider | None = None, model: str | None = None, *,
-            prompt: bool = True) -> Provider:
+            prompt: bool = True, default: str | Provider | None = None) -> Provider:
     """Resolve the provider of a call and make sure its key is at hand; returns it.
 
     Call on the caller's thread before a request is scheduled on the
     background loop: a ``prompt_key`` profile asks (getpass) here, once.
     ``prompt=False`` (on the loop's own thread) raises instead of asking.
     """
-    prov, _ = resolve(provider, model)
+    prov, _ = resolve(provider, model, default=default)
     prov.api_key(prompt=prompt)
     return prov

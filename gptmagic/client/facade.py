@@ -6,6 +6,9 @@ notebook (where a loop is already running) and under asyncio. The shared
 client is made here (:func:`get_client`); only the entry points a user calls
 take it by default, and below them a client is an argument.
 
+``model="profile:model"`` picks a profile the way ``evaluate()`` does
+(:func:`~gptmagic.client.config.split_model`).
+
 Keys are made ready on the caller's thread before a call is scheduled on the
 loop (:func:`~gptmagic.client.config.ask_key`): a profile that asks for its
 key never stalls the requests already in flight.
@@ -20,7 +23,7 @@ from typing import Any
 from gptmagic.catalog import context
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.client import Client
-from gptmagic.client.config import ask_key, resolve
+from gptmagic.client.config import ask_key, model_name
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.types import Result
 from gptmagic.state import current
@@ -42,7 +45,7 @@ def _ready(kwargs: Mapping[str, Any]) -> Client:
     client = get_client()
     # Called from the loop itself (a judge scorer, a callback): never prompt there.
     prompt = not get_portal().owns_current_thread()
-    ask_key(kwargs.get("provider") or client.provider, kwargs.get("model"), prompt=prompt)
+    ask_key(kwargs.get("provider"), kwargs.get("model"), prompt=prompt, default=client.provider)
     return client
 
 
@@ -82,7 +85,7 @@ def count_tokens(
     embedded model by its engine (:meth:`Client.count_tokens`).
     """
     return count_with(get_client, get_portal(), messages_or_text,
-                      model or resolve(None, None)[1], tools=tools, breakdown=breakdown)
+                      model_name(model), tools=tools, breakdown=breakdown)
 
 
 def count_with(
@@ -110,7 +113,7 @@ async def acount_tokens(
     breakdown: bool = True,
 ) -> TokenCount:
     """Async :func:`count_tokens`, awaitable from any event loop."""
-    model = model or resolve(None, None)[1]
+    model = model_name(model)
     if encoding_for(model) != "local":
         return count(messages_or_text, model, tools=tools)
     return await get_portal().arun(get_client().count_tokens(
@@ -126,7 +129,7 @@ def fit_messages(messages: Sequence[Mapping[str, Any]], model: str, **kwargs: An
                  ) -> context.FitResult:
     """:func:`gptmagic.catalog.context.fit_messages`, counting the embedded model on its engine."""
     kwargs.setdefault("count_tokens", count_tokens)
-    return context.fit_messages(messages, model, **kwargs)
+    return context.fit_messages(messages, model_name(model), **kwargs)
 
 
 def shutdown() -> None:

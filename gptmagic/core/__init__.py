@@ -3,7 +3,8 @@
 Owns the result types (:mod:`.types`), the cell grammar (:mod:`.messages`),
 conversation threads (:mod:`.threads`), logprob normalisation and statistics
 (:mod:`.logprobs`), building a result from JSON or stream chunks
-(:mod:`.response`), the one SSE parser (:mod:`.sse`), the retry policy
+(:mod:`.response`), what a reply shows its server did not do
+(:mod:`.reply_checks`), the one SSE parser (:mod:`.sse`), the retry policy
 (:mod:`.retry`) and the named defaults (:mod:`.defaults`).
 
 May import: the standard library and :mod:`gptmagic.errors`. No I/O, no

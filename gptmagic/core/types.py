@@ -127,6 +127,10 @@ class Result:
     raw: dict[str, Any] | None = field(default=None, repr=False)
     #: The provider's ``x-ratelimit-*`` response headers (limits, remaining, reset).
     rate_limits: dict[str, str] | None = field(default=None, repr=False)
+    #: What the reply shows its server did not do: usage it under-reported, a parameter
+    #: it ignored (:func:`gptmagic.core.reply_checks.check_reply`). The usage is kept
+    #: as the server gave it; the views show these under the reply.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:

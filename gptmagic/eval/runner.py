@@ -175,12 +175,10 @@ class _Limiter:
             self.current = max(1, self.current // 2)  # multiplicative decrease
 
 
-def _split_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
-    if provider is None and ":" in spec and not spec.startswith("ft:"):
-        prof, _, model = spec.partition(":")
-        prov, model = resolve(prof, model)
-    else:
-        prov, model = resolve(provider, spec)
+def _resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
+    """A model of the run (``"profile:model"`` read by :func:`resolve`) and its provider;
+    a hosted model name that would reach the embedded model is an error here."""
+    prov, model = resolve(provider, spec)
     if prov.kind == "local" and not is_local_model(model) and not model.endswith(".gguf"):
         # Every call would be a 404, and an estimate would price a hosted model at $0.
         why = ("no hosted provider is configured (no OPENAI_API_KEY, no default profile), "
@@ -199,7 +197,7 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
     """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
     combos = [dict(zip(grid, values, strict=True))
               for values in itertools.product(*grid.values())] or [{}]
-    resolved = [_split_model(m, provider) for m in models]
+    resolved = [_resolve_model(m, provider) for m in models]
     jobs = []
     for i, row in enumerate(cases):
         for pname, template in prompts.items():
@@ -217,7 +215,7 @@ def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, A
     from gptmagic.client.facade import get_client
 
     for spec in [models] if isinstance(models, str) else list(models):
-        _split_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
+        _resolve_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
     ask_scorer_keys(kwargs.get("scorers") or ())
     if kwargs.get("client") is None:
         kwargs["client"] = get_client()

@@ -138,8 +138,10 @@ class _TerminalSink:
 def _chat_args(func: Any) -> Any:
     for dec in reversed([
         magic_arguments(),
-        argument("--model", "-m", help="model, or several separated by commas (side by side)"),
-        argument("--profile", "-p", help="provider profile (see gptmagic.profiles())"),
+        argument("--model", "-m", help="model or profile:model, or several separated by "
+                                        "commas (side by side)"),
+        argument("--profile", "-p", help="provider profile (see gptmagic.profiles()); "
+                                         "model names are then taken whole"),
         argument("--key-env", help="name of the environment variable that holds the API key"),
         argument("--temperature", "-t"),
         argument("--top-p"),
@@ -270,7 +272,7 @@ class GptMagics(Magics):
                 key=cell_key(self.cell_id, line + "\n" + cell),
                 models=models, params=params,
                 thread=None if args.no_history else (args.thread or "default"),
-                system=args.system, profile=args.profile or self.profile,
+                system=args.system, profile=args.profile, default_profile=self.profile,
                 key_env=args.key_env, dry_run=args.dry_run,
                 stream=self.stream and not args.no_stream and len(models) == 1,
                 fit=not args.no_fit, moderate=args.moderate, sink=sink,
@@ -320,8 +322,8 @@ class GptMagics(Magics):
     # -- %%complete ------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("--model", "-m")
-    @argument("--profile", "-p")
+    @argument("--model", "-m", help="model or profile:model")
+    @argument("--profile", "-p", help="provider profile; the model name is then taken whole")
     @argument("--key-env", help="name of the environment variable that holds the API key")
     @argument("--max-tokens")
     @argument("--temperature", "-t")
@@ -368,7 +370,7 @@ class GptMagics(Magics):
                 cell = cell[:-1]
             reply = self.session.complete(
                 cell, model=args.model or self.default_model, params=params,
-                profile=args.profile or self.profile, key_env=args.key_env,
+                profile=args.profile, default_profile=self.profile, key_env=args.key_env,
                 marker=args.marker, resample=resample, dry_run=args.dry_run,
                 stream=self.stream and not args.no_stream and not resample,
                 moderate=args.moderate, sink=sink)

@@ -21,7 +21,7 @@ from gptmagic.catalog.context import fit_messages
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.pricing import Cost, cost_of, estimate
 from gptmagic.catalog.tokens import TokenCount
-from gptmagic.client.config import Provider, resolve
+from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn
@@ -117,8 +117,11 @@ class DryRun:
                                       counts_below=self.counter is not None)
 
 
-def _provider(profile: str | None, key_env: str | None, model: str | None) -> tuple[Provider, str]:
-    prov, chosen = resolve(profile, model)
+def _provider(profile: str | None, key_env: str | None, model: str | None,
+              default: str | None = None) -> tuple[Provider, str]:
+    """``-p`` is ``profile`` (the model name taken whole); ``%gptmagic profile`` is
+    ``default``, which a ``-m profile:model`` overrides (:func:`resolve`)."""
+    prov, chosen = resolve(profile, model, default=default)
     if key_env:
         from dataclasses import replace
 
@@ -213,13 +216,18 @@ class Session:
         system: str | None = None,
         profile: str | None = None,
         key_env: str | None = None,
+        default_profile: str | None = None,
         dry_run: bool = False,
         stream: bool = True,
         fit: bool = True,
         moderate: bool = False,
         sink: Sink | None = None,
     ) -> Reply | DryRun:
-        """Run one chat cell. ``thread=None`` sends the cell alone (no history)."""
+        """Run one chat cell. ``thread=None`` sends the cell alone (no history).
+
+        ``profile`` (``-p``) takes every model name whole; ``default_profile``
+        (``%gptmagic profile``) applies to names that do not start with a
+        profile (``-m vllm:qwen``)."""
         sink = sink or NullSink()
         th: Thread | None = self.threads.get(thread) if thread else None
         if th is not None and system is not None:
@@ -227,7 +235,7 @@ class Session:
         history = th.context_for(key) if th else (
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
-        prov, model = _provider(profile, key_env, models[0])
+        prov, model = _provider(profile, key_env, models[0], default_profile)
         note = None
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         if fit and history and model_info(model).context_window:
@@ -246,7 +254,8 @@ class Session:
             mod_lines.append(self._moderate(prov, "\n\n".join(
                 str(m.get("content", "")) for m in cell_messages), "input"))
         if len(models) > 1:
-            reply = self._multi(models, profile, key_env, messages, params, sink)
+            reply = self._multi(models, profile, key_env, default_profile, messages, params,
+                                sink)
         else:
             client = self.client
 
@@ -284,9 +293,10 @@ class Session:
         return reply
 
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
-               messages: list[dict[str, Any]], params: dict[str, Any], sink: Sink) -> Reply:
+               default_profile: str | None, messages: list[dict[str, Any]],
+               params: dict[str, Any], sink: Sink) -> Reply:
         client = self.client
-        provs = [_provider(profile, key_env, m) for m in models]
+        provs = [_provider(profile, key_env, m, default_profile) for m in models]
         for prov, _ in provs:
             prov.api_key()
 
@@ -300,19 +310,21 @@ class Session:
             return list(await asyncio.gather(*(one(p, m) for p, m in provs)))
 
         outcomes = self._run(everything, sink, ", ".join(m for _, m in provs))
+        # Shown and keyed as typed: "-m vllm:qwen,ollama:qwen" are two columns, not one.
+        labels = [m or model for m, (_, model) in zip(models, provs, strict=True)]
         rows, results, costs = [], {}, {}
-        for (prov, model), out in zip(provs, outcomes, strict=True):
+        for label, (prov, model), out in zip(labels, provs, outcomes, strict=True):
             if isinstance(out, Result):
                 cost = cost_of(out.usage, out.model or model, provider=prov.kind)
-                rows.append(display.SideBySideRow(model, out, None, cost,
+                rows.append(display.SideBySideRow(label, out, None, cost,
                                                   params.get("max_tokens")))
             else:
                 cost = None
-                rows.append(display.SideBySideRow(model, None, out, None))
-            results[model], costs[model] = out, cost
+                rows.append(display.SideBySideRow(label, None, out, None))
+            results[label], costs[label] = out, cost
         first = next((r for r in results.values() if isinstance(r, Result)), None)
         reply = Reply(first.text if first else "", messages, first,
-                      costs.get(provs[0][1]), {"models": [m for _, m in provs], **params},
+                      costs.get(labels[0]), {"models": labels, **params},
                       results=results, costs=costs)
         reply.bundle = display.side_by_side_bundle(rows)
         return reply
@@ -353,6 +365,7 @@ class Session:
         params: dict[str, Any],
         profile: str | None = None,
         key_env: str | None = None,
+        default_profile: str | None = None,
         marker: str | None = None,
         resample: int | None = None,
         dry_run: bool = False,
@@ -368,7 +381,7 @@ class Session:
         prompt, suffix = split_insertion(text, marker or INSERT_MARKER)
         if not prompt.strip() and suffix is None:
             raise RequestError("the cell is empty; write a prompt to complete", param="cell")
-        prov, model = _provider(profile, key_env, model)
+        prov, model = _provider(profile, key_env, model, default_profile)
         params = dict(params)
         if suffix is not None:
             params["suffix"] = suffix
@@ -391,6 +404,8 @@ class Session:
                 # Kept choices come from different attempts, all index 0: renumber copies.
                 result.choices = [_replace(c, index=i) for i, c in enumerate(rs.kept)]
             result.usage = rs.usage_total
+            # The kept choices come from every attempt: so do the warnings about them.
+            result.warnings = list(dict.fromkeys(w for r in rs.results for w in r.warnings))
             note = rs.advice or f"kept {len(rs.kept)} of {rs.attempts} sample(s) ending in 'stop'"
         else:
             def make(on_delta: Callable[[int, str], None]) -> Any:
@@ -422,7 +437,7 @@ class Session:
 
     def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
         th = self.threads.get(name)
-        model = model or resolve(None, None)[1]
+        model = model_name(model)
         rows = []
         msgs = th.messages()
         counts = self.count_tokens(msgs, model) if msgs else None

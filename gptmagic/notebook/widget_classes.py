@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gptmagic.client.config import resolve
+from gptmagic.client.config import model_name
 from gptmagic.client.facade import count_tokens, engine_tokens
 from gptmagic.views.widgets import views
 from gptmagic.views.widgets.views import LogprobHeatmap
@@ -32,7 +32,7 @@ class TokenCounter(views.TokenCounter):
         count: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(messages_or_text, model=resolve(None, model)[1], max_tokens=max_tokens,
+        super().__init__(messages_or_text, model=model_name(model), max_tokens=max_tokens,
                          mode=mode, count=count or count_tokens, **kwargs)
 
 
@@ -41,5 +41,5 @@ class TokenView(views.TokenView):
 
     def __init__(self, text: str, *, model: str | None = None, compare: str | None = None,
                  engine_tokens: Any = engine_tokens, **kwargs: Any) -> None:
-        super().__init__(text, model=resolve(None, model)[1], compare=compare,
+        super().__init__(text, model=model_name(model), compare=compare,
                          engine_tokens=engine_tokens, **kwargs)

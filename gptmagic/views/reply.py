@@ -171,11 +171,20 @@ def _choice_views(c: Choice) -> tuple[str, str]:
     return "\n\n".join(md), "\n\n".join(plain)
 
 
+def _notes(result: Result, note: str | None) -> str | None:
+    """The result's warnings (usage a server under-reported, a parameter it ignored),
+    one ``warning:`` line each, then the caller's note."""
+    lines = [f"warning: {w}" for w in result.warnings]
+    return "\n".join([*lines, note] if note else lines) or None
+
+
 def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
                  note: str | None = None) -> str:
-    """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the note."""
+    """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the
+    result's warnings and the note."""
     line = f"── {summary_line(result, cost, max_tokens=max_tokens)}"
-    return f"{line}\n{note}" if note else line
+    notes = _notes(result, note)
+    return f"{line}\n{notes}" if notes else line
 
 
 def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] | None:
@@ -190,7 +199,8 @@ def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] |
             "finish_reasons": [_str(c.finish_reason) for c in result.choices], "usage": usage,
             "cost_usd": str(cost.total) if usd else None,  # type: ignore[union-attr]
             "ttft_s": _jsonable(t.ttft), "total_s": _jsonable(t.total),
-            "request_id": _str(result.request_id)}
+            "request_id": _str(result.request_id),
+            "warnings": [str(w) for w in result.warnings]}
 
 
 def _str(x: Any) -> str | None:
@@ -200,7 +210,8 @@ def _str(x: Any) -> str | None:
 def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
                  note: str | None = None,
                  request_summary: Mapping[str, Any] | None = None) -> Bundle:
-    """The final view of a chat or completion: the reply, a summary line, the note.
+    """The final view of a chat or completion: the reply, a summary line, the result's
+    warnings and the note.
 
     ``text/plain`` is the reply, a blank line, then :func:`plain_footer`.
     """
@@ -221,7 +232,8 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     if not n:
         md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
     md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens))]
-    md += [_small(note)] if note else []
+    notes = _notes(result, note)
+    md += [_small(notes)] if notes else []
     plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note))
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
@@ -286,9 +298,13 @@ def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
         table["cost"][i] = _cost_text(r.cost)
         table["latency"][i] = _time_text(res.timings) or "—"
         line = summary_line(res, r.cost, max_tokens=r.max_tokens)
+        notes = _notes(res, None)
+        if notes:
+            table["tokens"][i] += f"\n{notes}"
         md += [_choice_views(res.choices[0])[0] if len(res.choices) == 1 else safe_markdown(text),
-               _small(line)]
-        plain.append(f"== {r.model} ==\n{text}\n── {line}")
+               _small(f"{line}\n{notes}" if notes else line)]
+        plain.append(f"== {r.model} ==\n{text}\n"
+                     f"{plain_footer(res, r.cost, max_tokens=r.max_tokens)}")
     page = _html_table(["", *(r.model for r in rows)], [[k, *v] for k, v in table.items()],
                        "gptmagic-side-by-side")
     meta = {"gptmagic": {"side_by_side": [
