@@ -3,8 +3,10 @@
 Usage: python scripts/vendor_openapi.py PATH/TO/openai-openapi.yaml
 
 Writes ``tests/data/openai-openapi-schemas.json``: the named component schemas
-below and every schema they reference, unchanged, with the spec's title,
-version and MIT licence. Re-run it when OpenAI publishes a new spec.
+below and every schema they reference, unchanged, and the operations the
+embedded server implements (``PATHS``, their 200 answers only, without
+OpenAI's ``x-`` documentation fields), with the spec's title, version and MIT
+licence. Re-run it when OpenAI publishes a new spec.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ ROOTS = [
     "TokenCountsBody", "TokenCountsResource",
     "Batch", "CreateBatchRequest", "OpenAIFile",
 ]
+# The operations the embedded server implements: schemathesis tests them from the spec.
+PATHS = {"/chat/completions": "post", "/completions": "post", "/models": "get"}
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "openai-openapi-schemas.json"
 
 
@@ -44,8 +48,18 @@ def main(spec_path: str) -> None:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     spec = yaml.load(Path(spec_path).read_text(encoding="utf-8"), Loader=loader)
     schemas = spec["components"]["schemas"]
+    paths: dict[str, Any] = {}
+    for path, method in PATHS.items():
+        operation = {k: v for k, v in spec["paths"][path][method].items()
+                     if not k.startswith("x-")}
+        # Only the 200 answer: the adapter's errors are checked against OpenAI's
+        # error shape by the tests themselves.
+        operation["responses"] = {"200": operation["responses"]["200"]}
+        paths[path] = {method: operation}
     keep: set[str] = set()
-    todo = list(ROOTS)
+    roots: set[str] = set()
+    _refs(paths, roots)
+    todo = sorted(set(ROOTS) | roots | {"ErrorResponse"})
     while todo:
         name = todo.pop()
         if name in keep:
@@ -59,7 +73,9 @@ def main(spec_path: str) -> None:
         "info": {**spec["info"], "x-gptmagic-note": (
             "A subset of OpenAI's published OpenAPI description (MIT licence, "
             "https://github.com/openai/openai-openapi): the component schemas gptmagic's "
-            "tests use, unchanged. Made by scripts/vendor_openapi.py.")},
+            "tests use and the operations its embedded server implements, unchanged. Made by scripts/vendor_openapi.py.")},
+        "servers": spec["servers"],
+        "paths": paths,
         "components": {"schemas": {name: schemas[name] for name in sorted(keep)}},
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

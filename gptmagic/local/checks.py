@@ -19,11 +19,11 @@ from gptmagic.errors import RequestError
 __all__ = [
     "LocalRequestError",
     "bad",
+    "boolean",
     "check_messages",
     "check_tool_choice",
     "error_body",
     "integer",
-    "boolean",
     "number",
     "optional_string",
 ]

@@ -1,0 +1,137 @@
+"""Requests generated from OpenAI's spec by schemathesis, and what the answers must be.
+
+Shared by ``tests/test_local_spec_fuzz.py`` (a short run in the suite) and
+``benchmarks/bench_spec_fuzz.py`` (a long one). The operations are the
+embedded server's (``paths`` of the vendored spec, see
+``scripts/vendor_openapi.py``). The rules for every answer:
+
+* never a 5xx;
+* a 4xx is OpenAI's error shape (``ErrorResponse``);
+* a 200 is valid against the operation's response schema, and a stream is
+  ``data:`` events each valid against the chunk schema, ending in ``[DONE]``.
+
+Generated bodies are *tamed* so a run is bounded: the model is the local one
+(any other name is a quick 404, which says nothing about the adapter), and
+token counts and choice counts are capped (and set when absent). Nothing
+else is changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from lazy import lazy
+from openapi_schema import SPEC_PATH, validate
+
+schemathesis = lazy("schemathesis")
+
+#: (path, method, invalid requests?) for every operation the embedded server implements
+#: (``GET /models`` takes no input, so it has no invalid requests).
+OPERATIONS = [("/chat/completions", "POST", False), ("/chat/completions", "POST", True),
+              ("/completions", "POST", False), ("/completions", "POST", True),
+              ("/models", "GET", False)]
+
+#: The stream chunk schema per operation (the legacy endpoint streams its own shape).
+CHUNK_SCHEMA = {"/chat/completions": "CreateChatCompletionStreamResponse",
+                "/completions": "CreateCompletionResponse"}
+ANSWER_SCHEMA = {"/chat/completions": "CreateChatCompletionResponse",
+                 "/completions": "CreateCompletionResponse", "/models": "ListModelsResponse"}
+
+#: Caps that keep one request to a fraction of a second on the 135M model.
+CAPS = {"max_tokens": 4, "max_completion_tokens": 4, "n": 3, "best_of": 3}
+
+
+def operation(path: str, method: str) -> Any:
+    """The schemathesis operation for ``method path`` from the vendored spec."""
+    raw = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    return schemathesis.openapi.from_dict(raw)[path][method]
+
+
+def strategy(path: str, method: str, negative: bool = False) -> Any:
+    """A hypothesis strategy of schemathesis cases (valid, or deliberately invalid)."""
+    mode = schemathesis.GenerationMode.NEGATIVE if negative else \
+        schemathesis.GenerationMode.POSITIVE
+    return operation(path, method).as_strategy(generation_mode=mode)
+
+
+def tame(body: Any) -> Any:
+    """``body`` with the local model and capped counts (other fields untouched)."""
+    if not isinstance(body, dict):
+        return body
+    body = dict(body)
+    if "model" in body:
+        body["model"] = "local"
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body["max_tokens"] = CAPS["max_tokens"]  # else the model may write 8,192 tokens
+    for key, cap in CAPS.items():
+        value = body.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > cap:
+            body[key] = cap
+    if isinstance(body.get("best_of"), int | float) and isinstance(body.get("n"), int | float):
+        body["best_of"] = max(body["best_of"], min(body["n"], CAPS["best_of"]))
+    return body
+
+
+@dataclass
+class Tally:
+    """What a run saw: answers by status, and every rule broken."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    broken: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        shown = ", ".join(f"{status}: {count}" for status, count in sorted(self.statuses.items()))
+        return f"{sum(self.statuses.values())} requests ({shown}); {len(self.broken)} broken"
+
+
+def _plain(value: Any) -> Any:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def send(client: httpx.Client, path: str, method: str, body: Any) -> httpx.Response:
+    """One request as a client would send it (a JSON body, or none for a GET)."""
+    if method == "GET":
+        return client.get(path)
+    content = body if isinstance(body, bytes) else b"" if body is None else \
+        json.dumps(body, default=_plain).encode()  # NaN goes out as NaN: a bad request
+    return client.post(path, content=content, headers={"Content-Type": "application/json"})
+
+
+def judge(path: str, body: Any, response: httpx.Response) -> str | None:
+    """The rule an answer breaks (with the request, to reproduce), or ``None``."""
+    shown = json.dumps(body, default=_plain)[:400]
+    status = response.status_code
+    try:
+        if status >= 500:
+            return f"{status} for {shown}: {response.text[:300]}"
+        if status >= 400:
+            validate(response.json(), "ErrorResponse")
+            return None
+        if status != 200:
+            return f"unexpected {status} for {shown}"
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            datas = [ln[6:] for ln in response.text.splitlines() if ln.startswith("data: ")]
+            if not datas or datas[-1] != "[DONE]":
+                return f"stream without [DONE] for {shown}: {response.text[-300:]}"
+            for data in datas[:-1]:
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    return f"in-stream error for {shown}: {data[:300]}"
+                if path == "/completions":
+                    # The spec shares this schema with whole answers and allows only a
+                    # string finish_reason; OpenAI streams null until the last chunk.
+                    for choice in chunk.get("choices", []):
+                        if choice.get("finish_reason") is None:
+                            choice["finish_reason"] = "stop"
+                validate(chunk, CHUNK_SCHEMA[path])
+            return None
+        validate(response.json(), ANSWER_SCHEMA[path])
+        return None
+    except (ValueError, KeyError) as exc:
+        return f"{status} not JSON for {shown}: {exc}: {response.text[:300]}"
+    except Exception as exc:  # a jsonschema.ValidationError: say where
+        return f"{status} off the spec for {shown}: {str(exc)[:500]}"
