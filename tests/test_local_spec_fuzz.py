@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spec_fuzz import OPERATIONS, Tally, judge, send, strategy, tame
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.slow]  # about 30 s: a few hundred requests
 
 EXAMPLES = 30
 
