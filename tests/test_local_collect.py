@@ -1,4 +1,4 @@
-"""Pure tests of the stream collector and the slot gate of the local adapter."""
+"""Pure tests of the local adapter's stream collector, slot gate and merged logprob entries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from openapi_schema import validate
 
 from gptmagic.local.adapt import merge_chat, merge_completions, prepare_chat, prepare_completion
 from gptmagic.local.collect import Collector
+from gptmagic.local.fragments import Scored, find_splits, generated_ids, rebuild
 from gptmagic.local.gate import SlotGate
+from gptmagic.local.logprobs import chat_logprobs
 
 ENVELOPE = {"created": 1, "id": "chatcmpl-x", "model": "smollm2-135m-instruct",
             "system_fingerprint": "b0"}
@@ -123,3 +125,48 @@ def test_a_request_cancelled_while_queued_gives_its_slots_back() -> None:
 def test_a_gate_needs_a_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         SlotGate(0)
+
+
+# --- merged logprob entries (pure) -------------------------------------------------------------
+
+#: How the engine sends "おa": one entry for the two tokens of お (the last one's id,
+#: logprob and alternatives, the whole character's bytes), then "a".
+OH = "お".encode()  # e3 81 8a
+MERGED = [
+    {"id": 228, "token": "お", "bytes": list(OH), "logprob": -0.7,
+     "top_logprobs": [{"id": 228, "token": "", "bytes": [0x8A], "logprob": -0.7}]},
+    {"id": 64, "token": "a", "bytes": [97], "logprob": -0.1,
+     "top_logprobs": [{"id": 64, "token": "a", "bytes": [97], "logprob": -0.1}]},
+]
+PIECES = {"お": [(7365, OH[:2]), (228, OH[2:])]}
+
+
+def test_a_merged_character_is_found_and_rebuilt() -> None:
+    splits = find_splits(MERGED, PIECES)
+    assert [(s.index, s.dropped, s.last) for s in splits] == [(0, ((7365, OH[:2]),),
+                                                               (228, OH[2:]))]
+    assert generated_ids(MERGED, splits) == [7365, 228, 64]
+    top = [{"id": 7365, "token": "", "bytes": list(OH[:2]), "logprob": -0.3}]
+    out = rebuild(MERGED, splits, {(0, 0): Scored(-0.3, top)})
+    assert [e["id"] for e in out] == [7365, 228, 64]
+    assert [bytes(e["bytes"]) for e in out] == [OH[:2], OH[2:], b"a"]
+    assert [e["logprob"] for e in out] == [-0.3, -0.7, -0.1]
+    assert out[0]["top_logprobs"] == top and out[1]["top_logprobs"] == MERGED[0]["top_logprobs"]
+    assert out[0]["token"] == "" and out[2] is MERGED[1]
+    chat = chat_logprobs({"content": out}, 1)
+    assert [e["token"] for e in chat["content"]] == ["bytes:\\xe3\\x81", "bytes:\\x8a", "a"]
+
+
+@pytest.mark.parametrize("pieces", [
+    {"お": [(228, OH)]},  # one token: nothing was merged
+    {"お": [(7365, OH[:2]), (999, OH[2:])]},  # another last token: the model wrote it otherwise
+    {},  # no tokenization known
+])
+def test_entries_that_were_not_merged_are_left_alone(pieces: dict[str, Any]) -> None:
+    assert find_splits(MERGED, pieces) == []
+    assert rebuild(MERGED, [], {}) == MERGED
+
+
+def test_a_split_without_its_scores_stays_merged() -> None:
+    splits = find_splits(MERGED, PIECES)
+    assert rebuild(MERGED, splits, {}) == MERGED

@@ -26,8 +26,9 @@ The adapter's contract (what any client of the local engine can rely on):
 * **emulated** -- ``echo`` without logprobs: the prompt is prepended to each
   choice's text (streams send it as each choice's first chunk). An empty or
   null ``prompt`` is the start of a document (``<|endoftext|>``), as on
-  OpenAI; ``"prompt": []`` is no choices. ``best_of`` > ``n``: ``best_of`` candidates are generated and the ``n`` with the highest
-  mean logprob per token returned; completion usage counts every candidate.
+  OpenAI; ``"prompt": []`` is no choices. ``best_of`` > ``n``: ``best_of``
+  candidates are generated and the ``n`` with the highest mean logprob per
+  token returned; completion usage counts every candidate.
   ``n`` > 1 without streaming: ``n`` single requests (seed ``s + i`` when a
   seed is given), because the engine's own ``n`` reports the usage of one
   choice only. Message ``name``: the template drops it, so the content is
@@ -45,7 +46,11 @@ The adapter's contract (what any client of the local engine can rely on):
   only ``logprobs: true``); legacy completions get ``cmpl-`` ids and legacy
   logprobs (``tokens``, ``token_logprobs``, ``top_logprobs`` with exactly
   ``logprobs`` alternatives, ``text_offset`` counted in characters of prompt +
-  completion); partial UTF-8 tokens read ``"bytes:\\xe2\\x80"``.
+  completion); partial UTF-8 tokens read ``"bytes:\\xe2\\x80"``. One entry per
+  token, as many as ``completion_tokens``: the engine merges the tokens of one
+  character into one entry, and the adapter rebuilds them (see
+  :mod:`.fragments`, :mod:`.rescore`); a character cut off by ``max_tokens``
+  gets its entries back when decoding was greedy (``temperature: 0``).
 * **clients that leave** -- every generation is streamed from the engine
   (collected when the client wants JSON), admitted only when a slot is free,
   and cancelled the moment its client goes (see :mod:`.collect`, :mod:`.gate`

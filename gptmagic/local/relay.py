@@ -24,6 +24,7 @@ from gptmagic.local import adapt
 from gptmagic.local.collect import Collector
 from gptmagic.local.gate import SlotGate
 from gptmagic.local.llama import LlamaServer
+from gptmagic.local.rescore import Splitter
 
 _ENGINE = web.AppKey("engine", LlamaServer)
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -108,7 +109,24 @@ async def _fan_out(request: web.Request, path: str, bodies: list[dict[str, Any]]
         if status != 200 or not isinstance(payload, dict):
             return _error(status if status != 200 else 502,
                           adapt.normalise_error(status, payload, prompt_param=prompt_param))
-    return [payload for _, payload in results]
+    answers = [payload for _, payload in results]
+    for body, answer in zip(bodies, answers, strict=True):
+        splitter = _splitter(request, body)
+        if splitter is not None:
+            await splitter.chunk(answer)
+    return answers
+
+
+def _splitter(request: web.Request, body: dict[str, Any]) -> Splitter | None:
+    """A :class:`Splitter` for ``body`` when it asks for logprobs, else ``None``."""
+    if "messages" in body:
+        top = body.get("top_logprobs") if body.get("logprobs") else None
+    else:
+        top = body.get("logprobs")
+    if top is None:
+        return None
+    return Splitter(request.app[_SESSION], request.app[_ENGINE].url, body, int(top),
+                    request.app[_MEMO])
 
 
 async def _detokenize(request: web.Request, plan: adapt.CompletionPlan) -> None:
@@ -194,6 +212,7 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
 
         errored = False
         decoder = SSEDecoder()
+        splitter = _splitter(request, body)
         try:
             async for raw in upstream.content.iter_any():
                 for event in decoder.feed(raw):
@@ -210,6 +229,8 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
                         await send([engine_error(chunk)])
                         errored = True
                         continue
+                    if splitter is not None:
+                        chunk = await splitter.chunk(chunk)
                     await send(feed(chunk))
             if errored:
                 return response

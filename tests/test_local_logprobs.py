@@ -1,0 +1,169 @@
+"""One logprob entry per token from the embedded engine, for text in any script.
+
+llama.cpp merges the tokens of a character that takes several (most CJK,
+emoji, many accented letters) into one entry; the adapter rebuilds one entry
+per token (``gptmagic.local.fragments``, ``gptmagic.local.rescore``). These
+tests hold it to OpenAI's rule: as many entries as ``completion_tokens``,
+streamed or not, chat or legacy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from conftest_local import local_client, local_engine, local_url  # noqa: F401
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openapi_schema import validate
+
+pytestmark = pytest.mark.engine
+
+JAPANESE = [{"role": "user", "content": "Translate to Japanese: Good morning, how are you? "
+                                        "Answer in Japanese only."}]
+#: Characters that take one, two, three and four tokens in this model's vocabulary.
+MULTILINGUAL = list("日本語のテキスト中文字符한국어éàüñçøßœÀÉ😀🎉🙂ĳŁΩжщ") + [" ", "a", "."]
+
+
+def chat_entries(client: httpx.Client, stream: bool, **kw: Any) -> tuple[list[Any], int, str]:
+    """(logprob entries, completion tokens, text) of a chat reply with logprobs."""
+    body = {"model": "local", "messages": JAPANESE, "logprobs": True, "top_logprobs": 3,
+            "temperature": 0, **kw}
+    if not stream:
+        answer = client.post("/chat/completions", json=body).json()
+        validate(answer, "CreateChatCompletionResponse")
+        choice = answer["choices"][0]
+        return (choice["logprobs"]["content"], answer["usage"]["completion_tokens"],
+                choice["message"]["content"] or "")
+    body.update(stream=True, stream_options={"include_usage": True})
+    entries: list[Any] = []
+    text, usage = "", 0
+    with client.stream("POST", "/chat/completions", json=body) as resp:
+        for line in resp.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            validate(chunk, "CreateChatCompletionStreamResponse")
+            usage = (chunk.get("usage") or {}).get("completion_tokens", usage)
+            for choice in chunk["choices"]:
+                text += choice["delta"].get("content") or ""
+                entries += (choice.get("logprobs") or {}).get("content") or []
+    return entries, usage, text
+
+
+def legacy_entries(client: httpx.Client, stream: bool, prompt: Any,
+                   **kw: Any) -> tuple[list[str], list[float], int]:
+    """(tokens, token logprobs, completion tokens) of a legacy completion with logprobs."""
+    body = {"model": "local", "prompt": prompt, "logprobs": 2, "temperature": 0, **kw}
+    if not stream:
+        answer = client.post("/completions", json=body).json()
+        validate(answer, "CreateCompletionResponse")
+        lp = answer["choices"][0]["logprobs"]
+        return lp["tokens"], lp["token_logprobs"], answer["usage"]["completion_tokens"]
+    body.update(stream=True, stream_options={"include_usage": True})
+    tokens: list[str] = []
+    logprobs: list[float] = []
+    usage = 0
+    with client.stream("POST", "/completions", json=body) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[6:])
+                usage = (chunk.get("usage") or {}).get("completion_tokens", usage)
+                for choice in chunk["choices"]:
+                    if choice.get("logprobs"):
+                        tokens += choice["logprobs"]["tokens"]
+                        logprobs += choice["logprobs"]["token_logprobs"]
+    return tokens, logprobs, usage
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_japanese_reply_has_one_entry_per_token(local_client: httpx.Client,  # noqa: F811
+                                                  stream: bool) -> None:
+    entries, used, text = chat_entries(local_client, stream, max_tokens=20)
+    assert len(entries) == used == 20
+    assert any(e["token"].startswith("bytes:\\x") for e in entries)  # partial characters
+    joined = b"".join(bytes(e["bytes"]) for e in entries)
+    assert joined.decode("utf-8", errors="ignore").startswith(text)
+    for entry in entries:  # greedy: each chosen token heads its own list
+        assert entry["top_logprobs"][0]["token"] == entry["token"]
+        assert entry["top_logprobs"][0]["logprob"] == pytest.approx(entry["logprob"])
+        assert len(entry["top_logprobs"]) == 3
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("cut", [1, 3])
+def test_a_character_cut_by_max_tokens_keeps_its_entries(local_client: httpx.Client,  # noqa: F811
+                                                         stream: bool, cut: int) -> None:
+    """The engine sends neither text nor logprobs for an unfinished last character."""
+    entries, used, text = chat_entries(local_client, stream, max_tokens=cut)
+    assert len(entries) == used == cut
+    assert entries[-1]["token"].startswith("bytes:\\x")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_legacy_completions_have_one_entry_per_token(local_client: httpx.Client,  # noqa: F811
+                                                     stream: bool) -> None:
+    prompt = "English: Thank you very much.\nJapanese:"
+    tokens, logprobs, used = legacy_entries(local_client, stream, prompt, max_tokens=16)
+    assert len(tokens) == len(logprobs) == used == 16
+    assert any(t.startswith("bytes:\\x") for t in tokens)
+
+
+def test_a_rebuilt_entry_is_the_engines_own_distribution(local_client: httpx.Client) -> None:  # noqa: F811
+    """The first token of a merged character, scored apart, is what the engine reports there.
+
+    The engine reports a position's distribution only for a whole-character
+    token, so the reference forces one (a logit bias changes the choice, not the
+    reported probabilities) after the same prompt ids and reads the partial
+    token among the alternatives.
+    """
+    prompt = "English: Thank you very much.\nJapanese:"
+    whole = local_client.post("/completions", json={
+        "model": "local", "prompt": prompt, "max_tokens": 16, "temperature": 0,
+        "logprobs": 5}).json()["choices"][0]["logprobs"]
+    # This reply opens with " お" in two tokens, the first a partial character.
+    assert whole["tokens"][0].startswith("bytes:\\x20\\xe3")
+    ids = local_client.post("/tokenize", json={"text": prompt}).json()["tokens"]
+    plain = local_client.post("/tokenize", json={"text": "."}).json()["tokens"][0]
+    reference = local_client.post("/completions", json={
+        "model": "local", "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 5,
+        "logit_bias": {str(plain): 100}}).json()
+    assert reference["choices"][0]["text"] == "."  # the bias chose, the engine reported
+    alternatives = reference["choices"][0]["logprobs"]["top_logprobs"][0]
+    first = 0
+    token = whole["tokens"][first]
+    assert alternatives[token] == pytest.approx(whole["token_logprobs"][first], abs=1e-3)
+    assert whole["top_logprobs"][first] == pytest.approx(alternatives, abs=1e-3)
+
+
+@settings(max_examples=16, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(text=st.text(alphabet=st.sampled_from(MULTILINGUAL), min_size=1, max_size=10),
+       max_tokens=st.integers(1, 24), stream=st.booleans(), legacy=st.booleans())
+def test_entries_equal_completion_tokens_for_any_script(local_url: str, text: str,  # noqa: F811
+                                                        max_tokens: int, stream: bool,
+                                                        legacy: bool) -> None:
+    with httpx.Client(base_url=local_url, timeout=httpx.Timeout(120, connect=5)) as client:
+        if legacy:
+            tokens, _, used = legacy_entries(client, stream, f"Say: {text}\n{text}",
+                                             max_tokens=max_tokens)
+            assert len(tokens) == used
+        else:
+            messages = [{"role": "user", "content": f"Repeat exactly: {text}"}]
+            entries, used, _ = chat_entries(client, stream, max_tokens=max_tokens,
+                                            messages=messages)
+            assert len(entries) == used
+    assert 1 <= used <= max_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_reply_that_ends_itself_has_its_end_token_entry(local_client: httpx.Client,  # noqa: F811
+                                                          stream: bool) -> None:
+    """The engine counts the end-of-text token; its stream sends no entry for it."""
+    entries, used, text = chat_entries(local_client, stream, max_tokens=60, messages=[
+        {"role": "user", "content": "What is 2+2?"}])
+    assert text and len(entries) == used < 60
+    assert entries[-1]["bytes"] == [] and entries[-1]["token"] == ""
+    assert b"".join(bytes(e["bytes"]) for e in entries).decode() == text
