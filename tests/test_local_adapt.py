@@ -190,6 +190,20 @@ def test_request_body_is_not_mutated() -> None:
     (prepare_chat, chat(logit_bias={"abc": 1}), "logit_bias"),
     (prepare_chat, chat(logit_bias={"12": 500}), "logit_bias"),
     (prepare_chat, chat(n=1.5), "n"),
+    # found by schemathesis: the engine answered these with 500 "Failed to parse ..."
+    (prepare_chat, chat(tools={"a": 1}), "tools"),
+    (prepare_chat, chat(tools=[{"type": "custom", "custom": {"name": "f"}}]), "tools[0].type"),
+    (prepare_chat, chat(tools=[{"x": [1]}]), "tools[0].type"),
+    (prepare_chat, chat(tools=[{"type": "function", "function": {"name": "a b"}}]),
+     "tools[0].function.name"),
+    (prepare_chat, chat(tools=[{"type": "function", "function": {"name": "f",
+                                                                 "parameters": []}}]),
+     "tools[0].function.parameters"),
+    (prepare_chat, chat(messages=[{"role": "developer", "content": "x", "tool_calls": [
+        {"type": False}]}]), "messages[0].tool_calls"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": "x",
+                                          "function_call": {"name": 1}}]),
+     "messages[1].function_call"),
     (prepare_chat, chat(max_tokens=float("inf")), "max_tokens"),
     (prepare_completion, [1, 2], None),
 ])

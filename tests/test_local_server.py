@@ -169,3 +169,15 @@ async def test_tokenize_pieces_of_the_wrong_shape_are_502() -> None:
         resp = await client.post("/v1/tokenize", json={"text": "a", "pieces": True})
         assert resp.status == 502
         assert "pieces" in (await resp.json())["error"]["message"]
+
+
+async def test_a_request_the_engine_cannot_read_is_a_400() -> None:
+    """llama.cpp answers 500 "Failed to parse ..."; that is the client's request, not a fault."""
+    body = {"error": {"code": 500, "message": "Failed to parse messages: Missing tool call type",
+                      "type": "server_error"}}
+    async with adapter_for({"/v1/chat/completions": fixed(500, json.dumps(body))}) as client:
+        for stream in (False, True):
+            resp = await client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+            assert resp.status == 400, await resp.text()
+            err = (await resp.json())["error"]
+            assert err["type"] == "invalid_request_error" and "Failed to parse" in err["message"]

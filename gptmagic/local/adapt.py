@@ -72,6 +72,7 @@ from gptmagic.local.checks import (
     boolean,
     check_messages,
     check_tool_choice,
+    check_tools,
     error_body,
     integer,
     number,
@@ -235,6 +236,7 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     req = _common(body, gguf_path)
     messages = req.get("messages")
     req["messages"] = [_named(m) for m in check_messages(messages)]
+    check_tools(req)
     check_tool_choice(req)
     logprobs = boolean(req, "logprobs")
     top = integer(req, "top_logprobs", None, 0, _MAX_LOGPROBS)

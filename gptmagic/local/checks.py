@@ -12,6 +12,7 @@ template can render faithfully.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from gptmagic.errors import RequestError
@@ -22,6 +23,7 @@ __all__ = [
     "boolean",
     "check_messages",
     "check_tool_choice",
+    "check_tools",
     "error_body",
     "integer",
     "number",
@@ -180,8 +182,16 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
         name = msg.get("name")
         if name is not None and not isinstance(name, str):
             raise bad(f"{at}.name must be a string, got {_short(name)}.", f"{at}.name")
+        if role != "assistant" and msg.get("tool_calls") is not None:
+            raise bad(f"{at} ({role}) has 'tool_calls'; only assistant messages carry them.",
+                      f"{at}.tool_calls")
         if role == "assistant":
             _tool_calls(msg.get("tool_calls"), f"{at}.tool_calls")
+            call = msg.get("function_call")
+            if call is not None and not (isinstance(call, dict) and isinstance(
+                    call.get("name"), str) and isinstance(call.get("arguments"), str)):
+                raise bad(f"{at}.function_call must be an object with string 'name' and "
+                          "'arguments'.", f"{at}.function_call")
             if msg.get("audio") is not None:
                 raise bad(f"{at}.audio refers to an earlier audio reply, which the local "
                            "model cannot read; send the reply's transcript as content.",
@@ -195,6 +205,37 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
             raise bad(f"{at}.tool_call_id must be a string.", f"{at}.tool_call_id")
         out.append(msg)
     return out
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_tools(body: dict[str, Any]) -> None:
+    """``tools``: function tools only, each named as OpenAI requires, with object parameters."""
+    tools = body.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise bad(f"'tools' must be a list of tools, got {_short(tools)}.", "tools")
+    for j, tool in enumerate(tools):
+        at = f"tools[{j}]"
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "custom":
+            raise bad(f"{at} is a custom tool; the local model can use function tools only.",
+                      f"{at}.type")
+        if kind != "function":
+            raise bad(f"{at} must be an object with type 'function', got {_short(tool)}.",
+                      f"{at}.type")
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or \
+                not _TOOL_NAME.fullmatch(function["name"]):
+            raise bad(f"{at}.function.name must be 1 to 64 letters, digits, '_' or '-'.",
+                      f"{at}.function.name")
+        for key, kinds, what in (("description", str, "a string"),
+                                 ("parameters", dict, "an object (a JSON schema)"),
+                                 ("strict", bool, "true or false")):
+            if function.get(key) is not None and not isinstance(function[key], kinds):
+                raise bad(f"{at}.function.{key} must be {what}.", f"{at}.function.{key}")
 
 
 def check_tool_choice(body: dict[str, Any]) -> None:

@@ -45,7 +45,17 @@ class _ClientGone(Exception):
     """Our client closed its connection mid-stream."""
 
 
+#: How llama.cpp begins the message of a request it could not read (it answers 500).
+_UNREADABLE = "Failed to parse"
+
+
 def _error(status: int, body: dict[str, Any]) -> web.Response:
+    """An OpenAI-shaped error answer; a request the engine could not read is the client's 400."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if status >= 500 and isinstance(error, dict) and \
+            str(error.get("message", "")).startswith(_UNREADABLE):
+        status = 400
+        body = {"error": {**error, "type": "invalid_request_error"}}
     return web.json_response(body, status=status)
 
 
