@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from browser.states import XSS, big_heatmap_state, fixture
 from browser_support import artifacts_dir, chromium, harness_site
+from conftest_local import local_engine, local_url  # noqa: F401
 
 from gptmagic.views.widgets import scale as _scale
 from gptmagic.views.widgets import state as st
@@ -621,3 +622,20 @@ def test_dark_theme_screenshot(hp: Page) -> None:
     colour = hp.js("() => getComputedStyle(document.querySelector('.gm-total')).color")
     assert _rgb(colour) == (230, 230, 230)  # --jp-content-font-color1 of the dark theme
     hp.shot("dark", full_page=True)
+
+
+@pytest.mark.engine
+def test_heatmap_of_a_japanese_reply_has_one_cell_per_token(hp: Page, local_url: str) -> None:  # noqa: F811
+    """From the real engine: each token of a multi-token character is its own cell."""
+    import gptmagic
+
+    result = gptmagic.chat([{"role": "user", "content": "Translate to Japanese: Good morning, "
+                                                        "how are you? Answer in Japanese only."}],
+                           model="local", max_tokens=20, temperature=0, logprobs=True,
+                           top_logprobs=3)
+    assert result.usage.completion_tokens == 20 == len(result.logprobs)
+    hp.mount("heatmap", st.heatmap_state(result))
+    cells = hp.js("() => document.querySelectorAll('.gm-tok').length")
+    partial = hp.js("() => document.querySelectorAll('.gm-tok.gm-partial').length")
+    assert cells == 20 and partial >= 2
+    hp.shot("heatmap-japanese", full_page=True)
