@@ -6,8 +6,11 @@ until the engine starts (in a child process, see :mod:`.engine`).
 * :mod:`.model` -- the weights' path, the model id and its aliases;
 * :mod:`.engine` -- the parent side: :func:`ensure_started` returns the URL;
 * :mod:`.server` -- the child: an OpenAI-compatible aiohttp app over llama.cpp,
-  with its handlers in :mod:`.routes` and the engine relay in :mod:`.relay`;
-* :mod:`.adapt`, :mod:`.stream`, :mod:`.logprobs` -- pure OpenAI <-> llama.cpp translation;
+  with its handlers in :mod:`.routes`, the engine relay in :mod:`.relay`, the
+  slot gate in :mod:`.gate` and a watchdog for clients that leave;
+* :mod:`.adapt`, :mod:`.checks`, :mod:`.plans`, :mod:`.stream`, :mod:`.collect`,
+  :mod:`.logprobs`, :mod:`.fragments` -- pure OpenAI <-> llama.cpp translation;
+* :mod:`.rescore` -- asks the engine for the logprobs it drops (one entry per token);
 * :mod:`.llama` -- starting xllamacpp's in-process server.
 """
 
