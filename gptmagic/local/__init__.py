@@ -11,6 +11,8 @@ until the engine starts (in a child process, see :mod:`.engine`).
 * :mod:`.adapt`, :mod:`.checks`, :mod:`.plans`, :mod:`.stream`, :mod:`.collect`,
   :mod:`.logprobs`, :mod:`.fragments` -- pure OpenAI <-> llama.cpp translation;
 * :mod:`.rescore` -- asks the engine for the logprobs it drops (one entry per token);
+* :mod:`.verbatim` (pure), :mod:`.verbatim_engine`, :mod:`.vocab` -- control-token text
+  in a message sent to the model as text, and counted as text;
 * :mod:`.llama` -- starting xllamacpp's in-process server.
 """
 

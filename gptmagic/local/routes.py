@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gptmagic.catalog.embedded import MODEL_ID
-from gptmagic.local import adapt
+from gptmagic.local import adapt, verbatim
 from gptmagic.local.relay import (
     _CREATED,
     _ENGINE,
@@ -28,6 +28,7 @@ from gptmagic.local.relay import (
     _send_events,
     _upstream_json,
 )
+from gptmagic.local.verbatim_engine import verbatim_prompt
 
 __all__ = ["chat_completions", "completions", "health", "models", "slots", "tokenize"]
 
@@ -56,6 +57,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     plan = adapt.prepare_chat(await _read_json(request),
                               gguf_path=request.app[_ENGINE].gguf_path)
     stream = adapt.ChatStream(plan) if plan.stream else None
+    spliced = await verbatim_prompt(request, plan.bodies[0])
+    if spliced is not None:  # control-token text in a message: see gptmagic.local.verbatim
+        token_plan, token_stream = verbatim.over_completions(plan, stream, spliced)
+        return await _answer(request, "/v1/completions", token_plan, token_stream,
+                             verbatim.merge_chat, "messages")
     return await _answer(request, "/v1/chat/completions", plan, stream, adapt.merge_chat,
                          "messages")
 
@@ -84,7 +90,9 @@ async def tokenize(request: web.Request) -> web.Response:
     ``{"messages": [...], "add_generation_prompt": true}`` renders the chat
     template exactly as a chat request would (same message checks, same
     ``name`` emulation) and tokenizes that, so ``count`` equals the
-    ``usage.prompt_tokens`` of the same chat request.
+    ``usage.prompt_tokens`` of the same chat request. Control-token text in a
+    message is tokenized as text, as the chat request sends it
+    (:mod:`gptmagic.local.verbatim`).
 
     ``"pieces": true`` adds ``pieces``, each token's exact bytes: a string
     when they are valid UTF-8 on their own (its UTF-8 encoding is the bytes),
@@ -95,13 +103,19 @@ async def tokenize(request: web.Request) -> web.Response:
         raise adapt.LocalRequestError("The request body must be a JSON object.")
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     prompt: str | None = None
+    with_pieces = bool(body.get("pieces", False))
     if "messages" in body:
         plan = adapt.prepare_chat({"model": body.get("model") or MODEL_ID,
                                    "messages": body["messages"]}, gguf_path=engine.gguf_path)
-        status, payload = await _upstream_json(session, engine.url + "/apply-template", {
-            "messages": plan.bodies[0]["messages"],
-            "add_generation_prompt": bool(body.get("add_generation_prompt", True)),
-        })
+        render = {"messages": plan.bodies[0]["messages"],
+                  "add_generation_prompt": bool(body.get("add_generation_prompt", True))}
+        spliced = await verbatim_prompt(request, render, pieces=with_pieces)
+        if spliced is not None:
+            return web.json_response({
+                "model": MODEL_ID, "count": len(spliced.ids), "prompt": spliced.text,
+                "tokens": spliced.ids,
+                **({"pieces": spliced.pieces} if spliced.pieces is not None else {})})
+        status, payload = await _upstream_json(session, engine.url + "/apply-template", render)
         if status != 200 or not isinstance(payload, dict) or "prompt" not in payload:
             return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
         text, special = str(payload["prompt"]), True
@@ -111,7 +125,6 @@ async def tokenize(request: web.Request) -> web.Response:
     else:
         raise adapt.LocalRequestError("Give 'text' (a string) or 'messages' (a list).",
                                       param="text")
-    with_pieces = bool(body.get("pieces", False))
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
         "content": text, "parse_special": special, "add_special": False,
         "with_pieces": with_pieces})
