@@ -40,7 +40,8 @@ def test_answers_follow_the_spec(local_url: str, path: str, method: str,  # noqa
             try:
                 response = send(client, path, method, body)
             except httpx.TimeoutException:
-                tally.broken.append(f"no answer within 60 s for {json.dumps(body, default=str)[:400]}")
+                shown = json.dumps(body, default=str)[:400]
+                tally.broken.append(f"no answer within 60 s for {shown}")
                 return
         tally.statuses[response.status_code] += 1
         problem = judge(path, body, response)
