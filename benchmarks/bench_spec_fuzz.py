@@ -16,41 +16,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import httpx  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from spec_fuzz import OPERATIONS, Tally, judge, send, strategy, tame  # noqa: E402
+from spec_fuzz import OPERATIONS, run_cases  # noqa: E402
 
 from gptmagic.local.engine import LocalEngine  # noqa: E402
-
-
-def run_operation(url: str, path: str, method: str, negative: bool, examples: int) -> Tally:
-    tally = Tally()
-    cases = strategy(path, method, negative)
-
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.data())
-    def run(data: Any) -> None:
-        case = data.draw(cases)
-        body = tame(case.body) if method == "POST" else None
-        with httpx.Client(base_url=url, timeout=httpx.Timeout(60, connect=5)) as client:
-            try:
-                response = send(client, path, method, body)
-            except httpx.TimeoutException:
-                tally.broken.append(f"no answer within 60 s for {str(body)[:300]}")
-                return
-        tally.statuses[response.status_code] += 1
-        problem = judge(path, body, response)
-        if problem:
-            tally.broken.append(problem)
-
-    run()
-    return tally
 
 
 def main() -> None:
@@ -65,7 +37,7 @@ def main() -> None:
         for path, method, negative in OPERATIONS:
             start = time.monotonic()
             count = args.examples if method == "POST" else min(args.examples, 20)
-            tally = run_operation(url, path, method, negative, count)
+            tally = run_cases(url, path, method, negative, count, derandomize=False)
             mode = "invalid" if negative else "valid"
             print(f"{method} {path} ({mode}): {tally.line()} in {time.monotonic() - start:.0f} s")
             for problem in tally.broken[:10]:

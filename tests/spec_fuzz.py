@@ -101,6 +101,37 @@ def send(client: httpx.Client, path: str, method: str, body: Any) -> httpx.Respo
     return client.post(path, content=content, headers={"Content-Type": "application/json"})
 
 
+def run_cases(url: str, path: str, method: str, negative: bool, examples: int, *,
+              derandomize: bool) -> Tally:
+    """Send ``examples`` generated requests to the server at ``url``; what it answered."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    tally = Tally()
+    cases = strategy(path, method, negative)
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data: Any) -> None:
+        case = data.draw(cases)
+        body = tame(case.body) if method == "POST" else None
+        with httpx.Client(base_url=url, timeout=httpx.Timeout(60, connect=5)) as client:
+            try:
+                response = send(client, path, method, body)
+            except httpx.TimeoutException:
+                shown = json.dumps(body, default=_plain)[:400]
+                tally.broken.append(f"no answer within 60 s for {shown}")
+                return
+        tally.statuses[response.status_code] += 1
+        problem = judge(path, body, response)
+        if problem:
+            tally.broken.append(problem)
+
+    run()
+    return tally
+
+
 def judge(path: str, body: Any, response: httpx.Response) -> str | None:
     """The rule an answer breaks (with the request, to reproduce), or ``None``."""
     shown = json.dumps(body, default=_plain)[:400]

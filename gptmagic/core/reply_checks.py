@@ -114,13 +114,3 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
                    f"({least + unseen} in all): it ignored best_of or left those candidates "
                    f"out of usage, where OpenAI counts every one. {low}")
     return out
-    best_of = _int(body.get("best_of")) if kind == "completion" else None
-    unseen = (best_of or 0) * _prompts(prompt) - len(choices)
-    if best_of and unseen > 0 and got < least + unseen:
-        out.append(f"best_of={best_of}: the server counts {_plural(got, 'completion token')}, "
-                   f"but {held} "
-                   f"at least {least} and the {_plural(unseen, 'candidate')} not returned "
-                   f"cost 1 or more each ({least + unseen} in all): it ignored best_of or left "
-                   "those candidates out of usage, where OpenAI counts every one. Tokens and "
-                   "cost shown are the server's figures, so too low.")
-    return out
