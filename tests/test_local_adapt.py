@@ -190,6 +190,14 @@ def test_request_body_is_not_mutated() -> None:
     (prepare_chat, chat(logit_bias={"abc": 1}), "logit_bias"),
     (prepare_chat, chat(logit_bias={"12": 500}), "logit_bias"),
     (prepare_chat, chat(n=1.5), "n"),
+    (prepare_chat, chat(stop=""), "stop"),
+    (prepare_chat, chat(response_format="json"), "response_format"),
+    (prepare_chat, chat(response_format={"type": "xml"}), "response_format"),
+    (prepare_chat, chat(response_format={"type": "json_schema"}),
+     "response_format.json_schema"),
+    (prepare_chat, chat(modalities=["text", "audio"]), "modalities"),
+    (prepare_chat, chat(audio={"voice": "alloy", "format": "wav"}), "audio"),
+    (prepare_chat, chat(stream=True, stream_options="x"), "stream_options"),
     # found by schemathesis: the engine answered these with 500 "Failed to parse ..."
     (prepare_chat, chat(tools={"a": 1}), "tools"),
     (prepare_chat, chat(tools=[{"type": "custom", "custom": {"name": "f"}}]), "tools[0].type"),
@@ -247,7 +255,17 @@ def test_text_parts_and_function_tool_calls_pass() -> None:
         {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}],
         tool_choice="auto")
     sent = prepare_chat(body).bodies[0]
-    assert sent["messages"] == body["messages"] and sent["tool_choice"] == "auto"
+    assert sent["messages"][:3] == body["messages"][:3] and sent["tool_choice"] == "auto"
+    # The engine reads text parts only: a refusal part goes as the text the model said.
+    assert sent["messages"][3]["content"] == [{"type": "text", "text": "no"}]
+    assert body["messages"][3]["content"][0]["type"] == "refusal"  # the caller's is untouched
+
+
+def test_legacy_completions_default_to_16_tokens() -> None:
+    """OpenAI's default for ``max_tokens`` on completions; the engine alone has no limit."""
+    assert prepare_completion(comp()).bodies[0]["max_tokens"] == 16
+    assert prepare_completion(comp(max_tokens=3)).bodies[0]["max_tokens"] == 3
+    assert "max_tokens" not in prepare_chat(chat()).bodies[0]  # chat: up to the window
 
 
 def test_empty_and_null_prompts_start_a_document() -> None:
@@ -397,7 +415,7 @@ def test_token_text(token: str, raw: list[int] | None, expected: str) -> None:
 ENGINE_LP = {"content": [
     entry(" Paris", -0.25, [(" Paris", -0.25), (" the", -2.7), (" a", -3.0)]),
     entry("", -1.5, [("", -1.5, [226, 128]), (".", -1.6)], raw=[226, 128]),
-    entry("’", -0.5, [("’", -0.5)], raw=[226, 128, 153]),
+    entry("", -0.5, [("", -0.5, [153])], raw=[153]),  # ’ = e2 80 99, in two tokens
     entry(".", -0.4, [(".", -0.4), (",", -1.5)]),
 ]}
 
@@ -414,18 +432,24 @@ def test_chat_logprobs_trim_and_shape(top_n: int, sizes: list[int]) -> None:
 
 
 def test_legacy_logprobs_shape_and_offsets() -> None:
-    legacy, end = legacy_logprobs(ENGINE_LP, 2, offset=5)
-    assert legacy["tokens"] == [" Paris", "bytes:\\xe2\\x80", "’", "."]
+    legacy, end, _ = legacy_logprobs(ENGINE_LP, 2, offset=5)
+    assert legacy["tokens"] == [" Paris", "bytes:\\xe2\\x80", "bytes:\\x99", "."]
     assert legacy["token_logprobs"] == [-0.25, -1.5, -0.5, -0.4]
     assert legacy["top_logprobs"][0] == {" Paris": -0.25, " the": -2.7}
     assert legacy["top_logprobs"][1] == {"bytes:\\xe2\\x80": -1.5, ".": -1.6}
-    # A partial character adds no text; the completed one adds one character.
+    # The tokens of one character share its offset; the next starts one character on.
     assert legacy["text_offset"] == [5, 11, 11, 12]
     assert end == 13
+    # Across chunks of a stream, the unfinished character's bytes carry over.
+    first, mid, pending = legacy_logprobs({"content": ENGINE_LP["content"][:2]}, 1, offset=5)
+    assert pending == bytes([226, 128]) and mid == 11
+    rest, end, pending = legacy_logprobs({"content": ENGINE_LP["content"][2:]}, 1, mid, pending)
+    assert first["text_offset"] + rest["text_offset"] == [5, 11, 11, 12]
+    assert (end, pending) == (13, b"")
 
 
 def test_legacy_logprobs_zero_gives_no_alternatives() -> None:
-    legacy, _ = legacy_logprobs(ENGINE_LP, 0, offset=0)
+    legacy, _, _ = legacy_logprobs(ENGINE_LP, 0, offset=0)
     assert legacy["top_logprobs"] == [{}, {}, {}, {}]
     assert len(legacy["token_logprobs"]) == 4
 

@@ -235,3 +235,55 @@ def test_a_refusal_reaches_the_model(local_client: httpx.Client) -> None:  # noq
     assert answer.status_code == 200
     shown = local_client.post("/tokenize", json={"messages": messages}).json()["prompt"]
     assert "<|im_start|>assistant\nI will not.<|im_end|>" in shown
+
+
+def test_an_empty_reply_is_empty_text(local_client: httpx.Client) -> None:  # noqa: F811
+    answer = local_client.post("/chat/completions", json={
+        "model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+        "logit_bias": {"2": 100}}).json()  # 2 is <|im_end|>: the reply ends at once
+    assert answer["choices"][0]["message"]["content"] == ""
+    assert answer["choices"][0]["finish_reason"] == "stop"
+
+
+def test_an_assistant_refusal_part_reaches_the_model(local_client: httpx.Client) -> None:  # noqa: F811
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "refusal", "refusal": "I refuse."}]},
+                {"role": "user", "content": "why"}]
+    answer = local_client.post("/chat/completions", json={
+        "model": "local", "messages": messages, "max_tokens": 2})
+    assert answer.status_code == 200, answer.text
+    shown = local_client.post("/tokenize", json={"messages": messages}).json()["prompt"]
+    assert "<|im_start|>assistant\nI refuse.<|im_end|>" in shown
+
+
+def test_legacy_completions_stop_at_16_tokens_by_default(local_client: httpx.Client) -> None:  # noqa: F811
+    """OpenAI's default; the engine alone would write until the context is full."""
+    answer = local_client.post("/completions", json={
+        "model": "local", "prompt": "1, 2, 3, 4, 5,", "ignore_eos": True}).json()
+    assert answer["usage"]["completion_tokens"] == 16
+
+
+@pytest.mark.slow  # an engine of its own, and a long prompt: seconds
+def test_stopping_during_a_long_prompt_is_clean() -> None:
+    """llama.cpp finishes the batch it is decoding before it stops; the child does not wait."""
+    engine = LocalEngine()
+    url = engine.start()
+    worker = threading.Thread(target=lambda: _quietly(lambda: httpx.post(
+        url + "/chat/completions", timeout=120, json={
+            "model": "local", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hello " * 7000}]})))
+    worker.start()
+    try:
+        assert wait_for_busy(url) == 1
+        engine.stop()
+        assert engine.last_returncode == 0  # not killed after the 5 s grace
+    finally:
+        engine.stop()
+        worker.join(timeout=30)
+
+
+def _quietly(call: Any) -> None:
+    try:
+        call()
+    except httpx.HTTPError:
+        pass

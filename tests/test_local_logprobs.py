@@ -174,3 +174,64 @@ def test_a_reply_that_ends_itself_has_its_end_token_entry(local_client: httpx.Cl
     assert text and len(entries) == used < 60
     assert entries[-1]["bytes"] == [] and entries[-1]["token"] == ""
     assert b"".join(bytes(e["bytes"]) for e in entries).decode() == text
+
+
+def test_a_stream_with_logprobs_keeps_streaming_its_text(local_client: httpx.Client) -> None:  # noqa: F811
+    """The rebuilt entries come at a choice's end; its text is never held up for them."""
+    body = {"model": "local", "messages": JAPANESE, "logprobs": True, "top_logprobs": 1,
+            "temperature": 0, "max_tokens": 30, "stream": True}
+    kinds = []
+    entries: list[Any] = []
+    with local_client.stream("POST", "/chat/completions", json=body) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data: {"):
+                choice = json.loads(line[6:])["choices"][0]
+                lp = (choice.get("logprobs") or {}).get("content") or []
+                entries += lp
+                kinds.append("finish" if choice["finish_reason"] else
+                             "text" if choice["delta"].get("content") else
+                             "entries" if lp else "other")
+    assert kinds.count("text") >= 10 and kinds[-1] == "finish"
+    assert kinds[-2] == "entries" and len(entries) == 30  # in one chunk, just before the end
+
+
+def test_tools_with_logprobs_and_no_stream(local_client: httpx.Client) -> None:  # noqa: F811
+    """llama.cpp refuses logprobs with tools in a stream; a whole answer is asked for whole."""
+    answer = local_client.post("/chat/completions", json={
+        "model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+        "logprobs": True, "tools": [{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["choices"][0]["logprobs"]["content"]) == \
+        answer.json()["usage"]["completion_tokens"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_text_offsets_advance_by_character(local_client: httpx.Client,  # noqa: F811
+                                           stream: bool) -> None:
+    """The tokens of one character share its offset; each character moves it on by one."""
+    prompt = "English: Thank you very much.\nJapanese:"
+    body = {"model": "local", "prompt": prompt, "max_tokens": 16, "temperature": 0,
+            "logprobs": 1}
+    offsets: list[int] = []
+    text = ""
+    if not stream:
+        choice = local_client.post("/completions", json=body).json()["choices"][0]
+        offsets, text = choice["logprobs"]["text_offset"], choice["text"]
+    else:
+        with local_client.stream("POST", "/completions", json={**body, "stream": True}) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data: {"):
+                    choice = json.loads(line[6:])["choices"][0]
+                    text += choice["text"]
+                    offsets += (choice.get("logprobs") or {}).get("text_offset") or []
+    assert len(offsets) == 16 and offsets == sorted(offsets) and offsets[0] == len(prompt)
+    started = len(set(offsets))  # one offset per character begun
+    assert len(text) <= started <= len(text) + 1 and started < 16
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_reply_of_only_the_end_token(local_client: httpx.Client, stream: bool) -> None:  # noqa: F811
+    entries, used, text = chat_entries(local_client, stream, max_tokens=5,
+                                       logit_bias={"2": 100})  # 2 is <|im_end|>
+    assert text == "" and used == len(entries) == 1 and entries[0]["bytes"] == []

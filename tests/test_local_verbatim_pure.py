@@ -156,7 +156,6 @@ def test_response_format_becomes_the_engine_s_json_schema(response_format: dict[
 @pytest.mark.parametrize(("field", "value"), [
     ("tools", [{"type": "function", "function": {"name": "f"}}]),
     ("functions", [{"name": "f"}]),
-    ("response_format", {"type": "xml"}),
 ])
 def test_what_the_token_path_cannot_carry_is_a_400_naming_it(field: str, value: Any) -> None:
     with pytest.raises(LocalRequestError) as caught:

@@ -71,6 +71,7 @@ from gptmagic.local.checks import (
     bad,
     boolean,
     check_messages,
+    check_output,
     check_tool_choice,
     check_tools,
     error_body,
@@ -166,6 +167,7 @@ def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
     number(req, "frequency_penalty", -2, 2)
     _stop(req)
     _logit_bias(req)
+    check_output(req)
     if not boolean(req, "stream"):
         req.pop("stream_options", None)
     return req
@@ -173,7 +175,7 @@ def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
 
 def _stop(req: dict[str, Any]) -> None:
     stop = req.get("stop")
-    if stop is None or isinstance(stop, str):
+    if stop is None or (isinstance(stop, str) and stop):
         return
     if not isinstance(stop, list) or len(stop) > 4 or \
             not all(isinstance(s, str) and s for s in stop):
@@ -284,6 +286,8 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
     req = _common(body, gguf_path)
     if "prompt" not in req:
         raise bad("You must provide a 'prompt'.", "prompt")
+    if req.get("max_tokens") is None:
+        req["max_tokens"] = 16  # OpenAI's default for completions (the engine has none)
     prompts = _prompts(req["prompt"])
     if optional_string(req, "suffix"):
         raise bad("The local model has no fill-in-the-middle support, so 'suffix' cannot be "
@@ -397,7 +401,7 @@ def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> 
                                       "index": len(choices),
                       "logprobs": None, "finish_reason": candidate.get("finish_reason")}
             if plan.logprobs is not None:
-                choice["logprobs"], _ = legacy_logprobs(candidate.get("logprobs"), plan.logprobs,
+                choice["logprobs"], _, _ = legacy_logprobs(candidate.get("logprobs"), plan.logprobs,
                                                         len(prompt_text))
             if plan.echo:
                 choice["text"] = prompt_text + choice["text"]

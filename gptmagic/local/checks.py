@@ -22,6 +22,7 @@ __all__ = [
     "bad",
     "boolean",
     "check_messages",
+    "check_output",
     "check_tool_choice",
     "check_tools",
     "error_body",
@@ -201,6 +202,10 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
                 raise bad(f"{at}.refusal must be a string or null.", f"{at}.refusal")
             if msg.get("content") is None and refusal:
                 msg = {**msg, "content": refusal}
+            if isinstance(msg.get("content"), list):  # the engine reads text parts only
+                msg = {**msg, "content": [
+                    {"type": "text", "text": p["refusal"]} if p.get("type") == "refusal" else p
+                    for p in msg["content"]]}
         if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
             raise bad(f"{at}.tool_call_id must be a string.", f"{at}.tool_call_id")
         out.append(msg)
@@ -236,6 +241,36 @@ def check_tools(body: dict[str, Any]) -> None:
                                  ("strict", bool, "true or false")):
             if function.get(key) is not None and not isinstance(function[key], kinds):
                 raise bad(f"{at}.function.{key} must be {what}.", f"{at}.function.{key}")
+
+
+def check_output(body: dict[str, Any]) -> None:
+    """``response_format``, ``modalities``, ``audio``, ``stream_options``: shapes the engine reads.
+
+    Anything else would be ignored by the engine, so it is a 400.
+    """
+    fmt = body.get("response_format")
+    if fmt is not None:
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            raise bad("'response_format' must be an object with type 'text', 'json_object' or "
+                      f"'json_schema', got {_short(fmt)}.", "response_format")
+        if kind == "json_schema":
+            spec = fmt.get("json_schema")
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or \
+                    not isinstance(spec.get("schema", {}), dict):
+                raise bad("'response_format.json_schema' must be an object with a 'name' and "
+                          "a 'schema' object.", "response_format.json_schema")
+    modalities = body.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise bad(f"'modalities' {_short(modalities)}: the local model answers in text only "
+                  "(['text']).", "modalities")
+    if body.get("audio") is not None:
+        raise bad("'audio' output needs a model that speaks; the local model answers in text.",
+                  "audio")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad(f"'stream_options' must be an object, got {_short(options)}.",
+                  "stream_options")
 
 
 def check_tool_choice(body: dict[str, Any]) -> None:

@@ -98,6 +98,10 @@ class Collector:
         choices = []
         for index in sorted(self.choices):
             choice = dict(self.choices[index])
+            message = choice.get("message")
+            if isinstance(message, dict) and message.get("content") is None \
+                    and not message.get("tool_calls"):
+                choice["message"] = {**message, "content": ""}  # an empty reply, as the engine says
             if index in self.logprobs:
                 choice["logprobs"] = {"content": self.logprobs[index]}
             choices.append(choice)

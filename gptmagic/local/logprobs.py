@@ -85,14 +85,29 @@ def chat_logprobs(logprobs: Any, top_n: int) -> dict[str, Any] | None:
     return {"content": content, "refusal": None}
 
 
-def legacy_logprobs(logprobs: Any, top_n: int, offset: int) -> tuple[dict[str, Any], int]:
+def _complete(buffer: bytes) -> tuple[int, bytes]:
+    """Characters ``buffer`` completes, and the bytes of an unfinished one at its end."""
+    try:
+        return len(buffer.decode("utf-8")), b""
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data":
+            return len(buffer.decode("utf-8", errors="replace")), b""
+        head = buffer[: exc.start]
+        return len(head.decode("utf-8", errors="replace")), buffer[exc.start:]
+
+
+def legacy_logprobs(logprobs: Any, top_n: int, offset: int,
+                    pending: bytes = b"") -> tuple[dict[str, Any], int, bytes]:
     """Convert engine logprobs to the legacy completions shape.
 
     ``offset`` is the character offset of the first token in prompt + completion
-    text (``len(prompt)`` when the prompt is not echoed). Returns the legacy
-    object and the offset after the last token, so a stream can carry it on.
-    ``top_n == 0`` gives one empty mapping per token: the sampled token's logprob
-    is in ``token_logprobs`` and there are no alternatives.
+    text (``len(prompt)`` when the prompt is not echoed), and ``pending`` the
+    bytes of a character the tokens before began but did not finish. Returns the
+    legacy object, the offset and pending bytes after the last token, so a
+    stream can carry them on. A token's offset is that of the character it
+    begins or continues: the tokens of one character share it. ``top_n == 0``
+    gives one empty mapping per token: the sampled token's logprob is in
+    ``token_logprobs`` and there are no alternatives.
     """
     tokens: list[str] = []
     token_logprobs: list[float | None] = []
@@ -111,10 +126,12 @@ def legacy_logprobs(logprobs: Any, top_n: int, offset: int) -> tuple[dict[str, A
                                         alt.get("logprob"))
         top.append(alternatives)
         offsets.append(offset)
-        offset += len(token_piece(token, raw) or "")
+        own = bytes(raw) if isinstance(raw, list) else token.encode()
+        chars, pending = _complete(pending + own)
+        offset += chars
     legacy = {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top,
               "text_offset": offsets}
-    return legacy, offset
+    return legacy, offset, pending
 
 
 def mean_logprob(logprobs: Any) -> float:

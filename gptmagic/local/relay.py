@@ -31,9 +31,9 @@ _SESSION = web.AppKey("session", aiohttp.ClientSession)
 _CREATED = web.AppKey("created", int)
 #: Handler tasks in flight and their requests (for the watchdog in :mod:`.server`).
 _IN_FLIGHT: web.AppKey[dict[asyncio.Task[Any], web.Request]] = web.AppKey("in_flight", dict)
-#: Facts asked of the engine once and kept for the app's life (the document-start token).
 #: Admits generation requests to the engine no faster than it has slots.
 _GATE = web.AppKey("gate", SlotGate)
+#: Facts asked of the engine once and kept for the app's life (the document-start token).
 _MEMO: web.AppKey[dict[str, Any]] = web.AppKey("memo", dict)
 
 #: OpenAI's name for the start of a document, the meaning of an empty prompt.
@@ -83,12 +83,27 @@ async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tu
 
     Sent once the engine has a slot for it, and asked for as a stream, then
     collected (:mod:`gptmagic.local.collect` says why): a client that goes
-    away stops the generation at the next token.
+    away stops the generation at the next token. With ``tools`` it is asked
+    for whole (llama.cpp refuses logprobs with tools in a stream). Logprob
+    entries are rebuilt while the slot is still this request's.
     """
+    async with request.app[_GATE].admit(_slots_needed(body)):
+        if body.get("tools"):
+            engine, session = request.app[_ENGINE], request.app[_SESSION]
+            status, answer = await _upstream_json(session, engine.url + path, body)
+        else:
+            status, answer = await _collect(request, path, body)
+        splitter = _splitter(request, body)
+        if status == 200 and splitter is not None:
+            await splitter.chunk(answer)
+        return status, answer
+
+
+async def _collect(request: web.Request, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """Stream ``body`` from the engine and collect the chunks into its JSON answer."""
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
-    async with request.app[_GATE].admit(_slots_needed(body)), \
-            session.post(engine.url + path, json=streamed) as upstream:
+    async with session.post(engine.url + path, json=streamed) as upstream:
         if upstream.status != 200:
             text = await upstream.text()
             try:
@@ -114,17 +129,18 @@ async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tu
 async def _fan_out(request: web.Request, path: str, bodies: list[dict[str, Any]],
                    prompt_param: str) -> list[dict[str, Any]] | web.Response:
     """Send ``bodies`` concurrently; the first engine error becomes the answer."""
-    results = await asyncio.gather(*(_generate(request, path, b) for b in bodies))
+    # A task group: if one generation fails, the others are cancelled, not left running.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_generate(request, path, b)) for b in bodies]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure says what went wrong
+    results = [task.result() for task in tasks]
     for status, payload in results:
         if status != 200 or not isinstance(payload, dict):
             return _error(status if status != 200 else 502,
                           adapt.normalise_error(status, payload, prompt_param=prompt_param))
-    answers = [payload for _, payload in results]
-    for body, answer in zip(bodies, answers, strict=True):
-        splitter = _splitter(request, body)
-        if splitter is not None:
-            await splitter.chunk(answer)
-    return answers
+    return [payload for _, payload in results]
 
 
 def _splitter(request: web.Request, body: dict[str, Any]) -> Splitter | None:
@@ -239,9 +255,8 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
                         await send([engine_error(chunk)])
                         errored = True
                         continue
-                    if splitter is not None:
-                        chunk = await splitter.chunk(chunk)
-                    await send(feed(chunk))
+                    for part in await splitter.stream(chunk) if splitter else [chunk]:
+                        await send(feed(part))
             if errored:
                 return response
             problem = "ended without [DONE]"

@@ -40,6 +40,13 @@ _TOP_FIRST, _TOP_WIDE = 50, 1000
 #: A token that is a whole character, forced at the scored position.
 _PLAIN = "."
 
+#: The model's end-of-text tokens (the chat template's end of turn, the document end).
+_ENDS = ("<|im_end|>", "<|endoftext|>")
+
+#: Chat request fields that change the rendered prompt.
+_TEMPLATE_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs",
+                    "reasoning_format")
+
 
 class Splitter:
     """Per-token logprob entries for one engine request (``body``) and its choices."""
@@ -52,6 +59,7 @@ class Splitter:
         self.top_n = top_n
         self.memo = memo  # facts kept for the app's life (the plain token's id)
         self.before: dict[int, list[int]] = {}  # choice index -> ids generated so far
+        self.held: dict[int, list[Any]] = {}  # choice index -> entries not yet passed on
         self._prompt_ids: dict[int, list[int]] = {}
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
@@ -87,8 +95,10 @@ class Splitter:
         if index in self._prompt_ids:
             return self._prompt_ids[index]
         if "messages" in self.body:
+            # What shapes the rendered prompt besides the messages goes along.
+            shaping = {k: self.body[k] for k in _TEMPLATE_FIELDS if k in self.body}
             rendered = await self._post("/apply-template", {
-                "messages": self.body["messages"], "add_generation_prompt": True})
+                **shaping, "messages": self.body["messages"], "add_generation_prompt": True})
             ids = await self._ids_of(str(rendered["prompt"]))
         else:
             prompt = self.body.get("prompt")
@@ -182,18 +192,31 @@ class Splitter:
         """The entry of the end-of-text token that ended choice ``index``.
 
         It has no text (``bytes: []``); the stream leaves its entry out. Among
-        the likeliest tokens at that position it is the likeliest without
-        bytes (sampling picks only among those).
+        the likeliest tokens at that position it is the likeliest of the
+        model's end tokens (sampling picks only among the likeliest).
         """
         before = self.before.setdefault(index, [])
+        ends = await self._end_ids()
+        if before and before[-1] in ends:
+            return []  # the engine sent this one (it does when nothing came before it)
         prompt = await self.prompt_ids(index)
         top = await self._top(prompt + before, max(self.top_n, _TOP_FIRST))
         for alt in top:
-            if alt.get("bytes") == [] and isinstance(alt.get("id"), int):
+            if alt.get("id") in ends:
                 before.append(int(alt["id"]))
                 return [partial_entry(int(alt["id"]), b"", float(alt["logprob"]),
                                       top[: self.top_n])]
         return []
+
+    async def _end_ids(self) -> set[int]:
+        if "end_tokens" not in self.memo:
+            ids = set()
+            for text in _ENDS:
+                pieces = await self._tokenize(text, True)
+                if len(pieces) == 1:
+                    ids.add(pieces[0][0])
+            self.memo["end_tokens"] = ids
+        return set(self.memo["end_tokens"])
 
     async def choice(self, choice: Any) -> None:
         """Rebuild a choice's ``logprobs.content`` in place (chat or legacy engine shape).
@@ -218,6 +241,48 @@ class Splitter:
             if not isinstance(logprobs, dict) or not isinstance(logprobs.get("content"), list):
                 logprobs = choice["logprobs"] = {"content": []}
             logprobs["content"].extend(extra)
+
+    async def stream(self, chunk: Any) -> list[Any]:
+        """The chunks to pass on for one engine stream chunk (it, maybe a logprobs chunk first).
+
+        Entries are rebuilt only when a choice has ended, so the stream's text is
+        never held up: the rebuilding asks the engine about positions of this very
+        request, which is fast once its slot is free and holds the whole prefix
+        (during the generation it would wait for another slot and process the
+        prompt again). So from a choice's first non-ASCII entry on, its text goes
+        on at once and its entries follow, in order, in one chunk just before
+        the chunk that ends the choice. An ASCII reply's entries are not held.
+        """
+        if not isinstance(chunk, dict):
+            return [chunk]
+        first: list[Any] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            index = int(choice.get("index") or 0)
+            logprobs = choice.get("logprobs")
+            content = logprobs.get("content") if isinstance(logprobs, dict) else None
+            if isinstance(content, list) and content:
+                if index in self.held or any(wants_split(e) for e in content):
+                    self.held.setdefault(index, []).extend(content)
+                    choice["logprobs"] = None
+                else:
+                    self.before.setdefault(index, []).extend(
+                        int(e["id"]) for e in content if isinstance(e, dict) and "id" in e)
+            if choice.get("finish_reason") is not None:
+                late: dict[str, Any] = {
+                    "index": index, "logprobs": {"content": self.held.pop(index, [])},
+                    "finish_reason": choice["finish_reason"]}
+                await self.choice(late)  # rebuilt, and the entries a finish adds
+                late["finish_reason"] = None
+                if late["logprobs"]["content"]:
+                    if "delta" in choice:
+                        late["delta"] = {}
+                    else:
+                        late["text"] = ""
+                    first.append({**{k: v for k, v in chunk.items() if k != "usage"},
+                                  "choices": [late]})
+        return [*first, chunk]
 
     async def chunk(self, chunk: Any) -> Any:
         """An engine stream chunk (or whole answer) with its choices' entries rebuilt."""

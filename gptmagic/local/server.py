@@ -58,6 +58,7 @@ __all__ = ["WATCH_INTERVAL", "create_app", "main", "run"]
 _SHUTDOWN_GRACE = 1.0
 
 
+
 @web.middleware
 async def _openai_errors(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -193,12 +194,16 @@ def _watch_stdin(stop: asyncio.Event) -> None:
 async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = False,
               threads: int | None = None, parallel: int = DEFAULT_PARALLEL,
               announce: Callable[[dict[str, Any]], None] | None = None,
-              stop: asyncio.Event | None = None) -> None:
+              stop: asyncio.Event | None = None,
+              leave_busy_engine: bool = False) -> bool:
     """Start the engine and the adapter, serve until stopped, then stop both.
 
     ``announce`` receives ``{"url", "pid", "model"}`` once the port is bound
     (default: print it as one JSON line on stdout). Stops on SIGTERM/SIGINT,
-    when ``stop`` is set, or at end of stdin with ``watch_stdin``.
+    when ``stop`` is set, or at end of stdin with ``watch_stdin``. With
+    ``leave_busy_engine``, a busy engine is not stopped (llama.cpp would finish
+    the batch it is decoding first, seconds for a long prompt): False is
+    returned and the caller exits the process without it.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -209,6 +214,7 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
     # closes the upstream request, so the engine stops generating for nobody.
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE)
+    busy = False
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -227,12 +233,28 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
         await stop.wait()
     finally:
         # Requests in flight are cancelled, not waited for: their upstream
-        # connections close and the engine can stop at once.
+        # connections close. llama.cpp still finishes the batch it is decoding
+        # (a long prompt: seconds), and stopping it waits for that while holding
+        # the GIL, so nothing else could run; a busy engine is left to the exit.
+        busy = leave_busy_engine and await _engine_busy(app)
         in_flight = app[_IN_FLIGHT]
         for task in list(in_flight):
             task.cancel()
         await runner.cleanup()
-        engine.stop()
+        if not busy:
+            engine.stop()
+    return not busy
+
+
+async def _engine_busy(app: web.Application) -> bool:
+    """True when a slot of the engine is working (or the engine does not say)."""
+    try:
+        async with app[_SESSION].get(app[_ENGINE].url + "/slots",
+                                     timeout=aiohttp.ClientTimeout(total=1)) as resp:
+            slots = await resp.json(content_type=None)
+        return any(bool(slot.get("is_processing")) for slot in slots)
+    except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError):
+        return True
 
 
 def _print_line(info: dict[str, Any]) -> None:
@@ -283,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with _stdout_for_announcement_only() as announce:
-            asyncio.run(run(args.host, args.port, watch_stdin=args.watch_stdin,
-                            threads=args.threads, parallel=args.parallel, announce=announce))
+            clean = asyncio.run(run(args.host, args.port, watch_stdin=args.watch_stdin,
+                                    threads=args.threads, parallel=args.parallel,
+                                    announce=announce, leave_busy_engine=True))
+        if not clean:  # llama.cpp is still in a long batch: the OS frees what it holds
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

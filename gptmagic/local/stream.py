@@ -124,6 +124,7 @@ class CompletionStream(_Stream):
         self.echo = plan.echo
         self.prompt_texts = plan.prompt_texts
         self.offsets: dict[int, int] = {}  # choice index -> text_offset of its next token
+        self.pending: dict[int, bytes] = {}  # choice index -> bytes of an unfinished character
         self.started: set[int] = set()
 
     def _prompt_text(self, index: int) -> str:
@@ -154,8 +155,9 @@ class CompletionStream(_Stream):
             if self.logprobs is None or choice.get("logprobs") is None:
                 choice["logprobs"] = None
             else:
-                choice["logprobs"], self.offsets[index] = legacy_logprobs(
-                    choice["logprobs"], self.logprobs, self.offsets[index])
+                choice["logprobs"], self.offsets[index], self.pending[index] = legacy_logprobs(
+                    choice["logprobs"], self.logprobs, self.offsets[index],
+                    self.pending.get(index, b""))
             choices.append(choice)
         if not choices:
             return out
