@@ -51,8 +51,9 @@ async def count_on_engine(
         return TokenCount(model, ENGINE_ENCODING, total, True)
     # The engine's template (ChatML) opens every message with the same special
     # token: split there. Segments: [its default system prompt, when the first
-    # message is not a system one], the messages, [the reply priming, absent
-    # when a final assistant message is continued rather than answered].
+    # message is not a system one], the messages, the reply priming (present
+    # after a final assistant message too: the embedded server does not prefill;
+    # a server that continues such a message has none).
     starts = [i for i, t in enumerate(ids) if t == ids[0]]
     sizes = [b - a for a, b in zip(starts, [*starts[1:], total], strict=True)]
     injected = int(plain[0]["role"] not in ("system", "developer"))
