@@ -145,6 +145,7 @@ def test_a_rebuilt_entry_is_the_engines_own_distribution(local_client: httpx.Cli
         assert whole["top_logprobs"][first][key] == pytest.approx(alternatives[key], abs=0.02)
 
 
+@pytest.mark.slow  # 16 generations
 @settings(max_examples=16, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(text=st.text(alphabet=st.sampled_from(MULTILINGUAL), min_size=1, max_size=10),
