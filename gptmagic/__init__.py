@@ -97,13 +97,20 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+#: Public submodules, reachable as attributes after a bare ``import gptmagic``.
+_SUBMODULES = frozenset({"client", "local", "logprobs", "messages", "scorers", "tokens",
+                         "widgets"})
 
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:  # gptmagic.scorers.exact works without importing gptmagic.scorers
+        return importlib.import_module(f"gptmagic.{name}")
     raise AttributeError(f"module 'gptmagic' has no attribute {name!r}")
 
 __all__ = [

@@ -7,6 +7,8 @@ import importlib
 import inspect
 import pkgutil
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -85,3 +87,13 @@ def test_one_class_per_name() -> None:
         if len(roots) > 1:
             clashes[n] = sorted(f"{c.__module__}.{c.__qualname__}" for c in roots)
     assert clashes == {}
+
+
+@pytest.mark.parametrize("module, name", [("scorers", "exact"), ("tokens", "count_tokens"),
+                                          ("messages", "parse_cell"), ("logprobs", "perplexity")])
+def test_public_submodules_after_a_bare_import(module: str, name: str) -> None:
+    """``import gptmagic`` then ``gptmagic.scorers.exact`` (issue 13, item 16), in a new process."""
+    code = f"import gptmagic; print(callable(gptmagic.{module}.{name}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-500:]
