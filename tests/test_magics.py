@@ -256,6 +256,17 @@ def test_complete_options_reach_the_wire(shell, fake_server):
     assert len(r.result.choices) == 2 and r.result.choices[0].prompt_logprobs
 
 
+def test_complete_best_of_is_sent_unstreamed_and_says_so(shell, fake_server):
+    """The API refuses best_of with stream (issue 13, item 13): streaming is switched off."""
+    r, _ = complete(shell, "-p fake --max-tokens 5 --best-of 3", "Once upon a time")
+    body = fake_server.requests[-1].json
+    assert body["best_of"] == 3 and not body.get("stream")
+    shown = r._repr_mimebundle_()[0]["text/markdown"]
+    assert "not streamed: best\\_of=3" in shown  # Markdown escapes the underscore
+    r, _ = complete(shell, "-p fake --max-tokens 5 -n 2 --best-of 2", "Once upon a time")
+    assert fake_server.requests[-1].json.get("stream") is True  # best_of = n: nothing to pick
+
+
 def test_complete_insertion_and_resample(shell, fake_server):
     r, _ = complete(shell, "-p fake --max-tokens 50", "def f():\n    [insert]\nprint(f())")
     body = fake_server.requests[-1].json

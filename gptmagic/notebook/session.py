@@ -385,13 +385,20 @@ class Session:
         params = dict(params)
         if suffix is not None:
             params["suffix"] = suffix
+        best_of, n = params.get("best_of") or 1, params.get("n") or 1
+        unstreamed = None
+        if stream and best_of > n:
+            # The API refuses best_of with stream: the best is known only at the end.
+            stream = False
+            unstreamed = (f"not streamed: best_of={best_of} picks the best of the candidates "
+                          "once all are done, which the API cannot stream")
         if dry_run:
             return self._dry_run(prov, model, "completions", {"prompt": prompt},
                                  prompt + (suffix or ""), params, stream)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         client = self.client
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []
-        note = None
+        note = unstreamed
         if resample:
             rs = self.portal.run(resample_insertion(client, prompt, suffix=suffix, k=resample,
                                                      model=model, provider=prov, **{
