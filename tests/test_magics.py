@@ -513,3 +513,28 @@ def test_the_reply_note_says_usage_is_under_reported(shell, fake_server):
     r, _ = complete(shell, "-p fake --echo --no-stream", "The sky is")
     assert "echo" in r._repr_mimebundle_()[0]["text/markdown"]
     assert "does not start with the prompt" in r._repr_mimebundle_()[0]["text/plain"]
+
+
+def test_a_hosted_model_without_a_key_says_so_and_sends_nothing(shell, fake_server, monkeypatch):
+    """Issue 13, item 12: not a 404 from the embedded model, the reason and the way out."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GPTMAGIC_PROFILE", raising=False)
+    before = len(fake_server.requests)
+    for magic in ("chat", "complete"):
+        with pytest.raises(UsageError,
+                           match="no hosted provider is configured.*openai:gpt-4o-mini"):
+            shell.run_cell_magic(magic, "-m gpt-4o-mini --max-tokens 3", "user: hi")
+    assert len(fake_server.requests) == before
+    assert gptmagic.local.get_engine().running is False  # the engine was not even started
+
+
+def test_key_env_selects_the_hosted_provider(shell, fake_server, monkeypatch):
+    """``--key-env MY_KEY -m gpt-4o-mini`` means OpenAI with that key, not the embedded model."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GPTMAGIC_PROFILE", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.url)
+    monkeypatch.setenv("MY_KEY", KEY)
+    r, _ = chat(shell, "--key-env MY_KEY -m gpt-4o-mini --max-tokens 3", "user: hi")
+    sent = fake_server.requests[-1]
+    assert sent.json["model"] == "gpt-4o-mini" and r.text == "echo: hi"
+    assert sent.headers["authorization"] == f"Bearer {KEY}"

@@ -408,6 +408,23 @@ def _refuse_unknown_prefix(model: str) -> None:
         "name a known one ('openai:gpt-4o-mini'), or pass provider=...")
 
 
+def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> None:
+    """A hosted model name that resolved to the embedded model is an error, said up front.
+
+    The embedded model serves one model, so every such call would be a 404 (and
+    an estimate would price a hosted model at $0). ``named``: the provider was
+    chosen by the caller (a profile, ``-p``), not fallen back to.
+    """
+    if prov.kind != "local" or is_local_model(model) or model.endswith(".gguf"):
+        return
+    why = (f"profile {prov.name!r} is the embedded model" if named else
+           "no hosted provider is configured (no OPENAI_API_KEY, no default profile), so it "
+           "went to the embedded model")
+    raise ConfigError(
+        f"model {spec!r}: {why}, which serves only {D.LOCAL_MODEL!r} ('local'). Name the "
+        f"provider ('openai:{model}', a profile, provider=...) or set OPENAI_API_KEY.")
+
+
 def ask_key(provider: str | Provider | None = None, model: str | None = None, *,
             prompt: bool = True, default: str | Provider | None = None) -> Provider:
     """Resolve the provider of a call and make sure its key is at hand; returns it.

@@ -20,12 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.catalog.embedded import is_local_model
-from gptmagic.client.config import Provider, resolve
-from gptmagic.core.defaults import LOCAL_MODEL
+from gptmagic.client.config import Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
 from gptmagic.errors import (
-    ConfigError,
     GptmagicError,
     QuotaExceededError,
     RateLimitError,
@@ -179,15 +176,7 @@ def _resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider
     """A model of the run (``"profile:model"`` read by :func:`resolve`) and its provider;
     a hosted model name that would reach the embedded model is an error here."""
     prov, model = resolve(provider, spec)
-    if prov.kind == "local" and not is_local_model(model) and not model.endswith(".gguf"):
-        # Every call would be a 404, and an estimate would price a hosted model at $0.
-        why = ("no hosted provider is configured (no OPENAI_API_KEY, no default profile), "
-               "so it went to the embedded model" if provider is None and ":" not in spec
-               else f"profile {prov.name!r} is the embedded model")
-        raise ConfigError(
-            f"model {spec!r}: {why}, which serves only {LOCAL_MODEL!r} ('local'). "
-            f"Name the provider ('openai:{model}', a profile, provider=...) or set "
-            "OPENAI_API_KEY.")
+    refuse_misrouted(prov, model, spec, named=provider is not None or ":" in spec)
     return prov, model
 
 

@@ -21,7 +21,7 @@ from gptmagic.catalog.context import fit_messages
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.pricing import Cost, cost_of, estimate
 from gptmagic.catalog.tokens import TokenCount
-from gptmagic.client.config import Provider, model_name, resolve
+from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn
@@ -125,7 +125,13 @@ def _provider(profile: str | None, key_env: str | None, model: str | None,
     if key_env:
         from dataclasses import replace
 
+        if prov.kind == "local" and profile is None:
+            # --key-env names a hosted key: without a profile, it is OpenAI's.
+            prov, chosen = resolve("openai", chosen)
         prov = replace(prov, api_key_env=key_env)
+    if model:
+        refuse_misrouted(prov, chosen, model, named=profile is not None or (
+            ":" in model and prov.name == model.partition(":")[0]))
     return prov, chosen
 
 
