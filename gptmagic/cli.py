@@ -81,6 +81,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
     from gptmagic.catalog.pricing import estimate
     from gptmagic.client.facade import count_tokens
+    from gptmagic.core.text import count_of
     from gptmagic.errors import RequestError
 
     if args.file in (None, "-"):
@@ -104,7 +105,7 @@ def _tokens(args: argparse.Namespace) -> int:
             raise RequestError("a JSON input must be a list of messages", param="FILE")
     c = count_tokens(value, args.model)  # type: ignore[arg-type]
     kind = "exact" if c.exact else "approximate"
-    print(f"{c.total} tokens ({kind}; {c.encoding}; model {c.model})")
+    print(f"{count_of(c.total, 'token')} ({kind}; {c.encoding}; model {c.model})")
     if c.note:
         print(f"note: {c.note}")
     for m in c.messages:
@@ -227,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.set_defaults(fn=_tokens)
     e = sub.add_parser("eval", help="run a batch evaluation described in TOML or YAML")
     e.add_argument("config", metavar="CONFIG")
-    e.add_argument("-o", "--output", help="results CSV (default: CONFIG.results.csv)")
+    e.add_argument("-o", "--output", help="results CSV (default: the config's name with .results.csv, "
+                   "e.g. run.toml -> run.results.csv)")
     e.set_defaults(fn=_eval)
     m = sub.add_parser("models", help="list the models a provider offers")
     m.add_argument("--profile", default=None)

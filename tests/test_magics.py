@@ -149,7 +149,8 @@ def test_out_variable(shell, fake_server):
 @pytest.mark.parametrize(
     ("line", "cell", "match"),
     [
-        ("-p fake --temperature hot", "hi", "--temperature must be a float"),
+        ("-p fake --temperature hot", "hi", "--temperature must be a number, got 'hot'"),
+        ("-p fake -n two", "hi", "-n must be a whole number, got 'two'"),
         ("-p fake --temperature 3", "hi", r"--temperature must be in 0.0..2.0"),
         ("-p fake -n 0", "hi", "-n must be in"),
         ("-p fake --bogus", "hi", "unrecognized arguments"),

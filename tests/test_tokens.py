@@ -274,3 +274,9 @@ async def test_async_count_from_a_running_loop():
         assert (await gptmagic.acount_tokens("hi", "gpt-4o")).total == 1
     finally:
         gptmagic.shutdown()
+
+
+def test_one_token_is_singular() -> None:
+    """Issue 13, item 16: not "1 tokens"."""
+    assert str(count_tokens("a", "gpt-4o-mini")).startswith("1 token (")
+    assert str(count_tokens("a b", "gpt-4o-mini")).startswith("2 tokens (")

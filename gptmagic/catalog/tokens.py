@@ -34,6 +34,7 @@ from typing import Any
 import tiktoken
 
 from gptmagic.catalog.embedded import is_local_model
+from gptmagic.core.text import count_of
 from gptmagic.errors import ConfigError, RequestError
 
 __all__ = ["MessageCount", "TokenCount", "as_messages", "count", "encoding_for", "get_encoding",
@@ -91,7 +92,7 @@ class TokenCount:
 
     def __str__(self) -> str:
         approx = "" if self.exact else "~"
-        return f"{approx}{self.total} tokens ({self.encoding}, {self.model})"
+        return f"{approx}{count_of(self.total, 'token')} ({self.encoding}, {self.model})"
 
 
 class _NotOffline(Exception):

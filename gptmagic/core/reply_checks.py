@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gptmagic.core.text import count_of
 from gptmagic.core.types import Choice, Result
 
 __all__ = ["check_reply"]
@@ -34,10 +35,6 @@ __all__ = ["check_reply"]
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _plural(k: int, word: str) -> str:
-    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
 def _prompts(prompt: Any) -> int:
@@ -64,12 +61,12 @@ def _least_tokens(choices: list[Choice], max_tokens: int | None,
             other += 1
     basis = []
     if lp_choices:
-        basis.append(f"{_plural(by_lp, 'token')} in the logprobs of "
-                     f"{_plural(lp_choices, 'choice')}")
+        basis.append(f"{count_of(by_lp, 'token')} in the logprobs of "
+                     f"{count_of(lp_choices, 'choice')}")
     if at_limit:
-        basis.append(f"{_plural(at_limit, 'choice')} ended at max_tokens={max_tokens}")
+        basis.append(f"{count_of(at_limit, 'choice')} ended at max_tokens={max_tokens}")
     if other:
-        basis.append(f"{_plural(other, 'other choice')} with text, 1 token or more each")
+        basis.append(f"{count_of(other, 'other choice')} with text, 1 token or more each")
     return total, "; ".join(basis)
 
 
@@ -98,7 +95,7 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
     least, basis = _least_tokens(choices, max_tokens,
                                  count_logprobs=not echo or isinstance(prompt, str))
     got, n = usage.completion_tokens, _int(body.get("n")) or 1
-    counts = f"the server counts {_plural(got, 'completion token')}"
+    counts = f"the server counts {count_of(got, 'completion token')}"
     held = "the reply holds" if len(choices) == 1 else f"the {len(choices)} choices received hold"
     low = "Tokens and cost shown are the server's figures, so too low."
     if got < least:
@@ -110,7 +107,7 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
     unseen = (best_of or 0) * _prompts(prompt) - len(choices)
     if best_of and unseen > 0 and got < least + unseen:
         out.append(f"best_of={best_of}: {counts}, but {held} at least {least} and the "
-                   f"{_plural(unseen, 'candidate')} not returned cost 1 or more each "
+                   f"{count_of(unseen, 'candidate')} not returned cost 1 or more each "
                    f"({least + unseen} in all): it ignored best_of or left those candidates "
                    f"out of usage, where OpenAI counts every one. {low}")
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["preview"]
+__all__ = ["count_of", "preview"]
 
 
 def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
@@ -22,3 +22,8 @@ def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
     if flatten:
         text = " ".join(text.split())
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def count_of(k: int, word: str) -> str:
+    """``"1 token"``, ``"3 tokens"``: a count with its noun, singular for one."""
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"

@@ -56,7 +56,8 @@ def _check(name: str, value: Any) -> Any:
     try:
         value = typ(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{_flag(name)} must be a {typ.__name__}, got {value!r}") from None
+        kind = "a whole number" if typ is int else "a number"
+        raise UsageError(f"{_flag(name)} must be {kind}, got {value!r}") from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise UsageError(f"{_flag(name)} must be in {rng}, got {value}")
