@@ -228,8 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.set_defaults(fn=_tokens)
     e = sub.add_parser("eval", help="run a batch evaluation described in TOML or YAML")
     e.add_argument("config", metavar="CONFIG")
-    e.add_argument("-o", "--output", help="results CSV (default: the config's name with .results.csv, "
-                   "e.g. run.toml -> run.results.csv)")
+    e.add_argument("-o", "--output", help="results CSV (default: the config's name with "
+                   ".results.csv, e.g. run.toml -> run.results.csv)")
     e.set_defaults(fn=_eval)
     m = sub.add_parser("models", help="list the models a provider offers")
     m.add_argument("--profile", default=None)
