@@ -108,6 +108,11 @@ def test_threads_rerun_replaces_and_history(shell, fake_server):
     with capture_output() as cap:
         shell.run_line_magic("chat", "reset")
     assert "2 turn(s) forgotten" in cap.stdout
+    # A typo'd thread is an error naming the threads, not a new empty one (issue 13, item 16).
+    session = shell.magics_manager.registry["GptMagics"].session
+    with pytest.raises(UsageError, match="no thread 'sied'; threads: .*side"):
+        shell.run_line_magic("chat", "history --thread sied")
+    assert "sied" not in session.threads.names()
     chat(shell, "-p fake", "user: fresh")
     assert fake_server.requests[-1].json["messages"] == [{"role": "user", "content": "fresh"}]
 

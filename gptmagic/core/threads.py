@@ -89,6 +89,14 @@ class ThreadStore:
     def names(self) -> list[str]:
         return sorted(self._threads)
 
+    def existing(self, name: str = DEFAULT_THREAD) -> Thread:
+        """The thread called ``name`` if it exists (the default one always does); else an
+        error naming the threads there are (a typo must not look like an empty thread)."""
+        if name == DEFAULT_THREAD or name in self._threads:
+            return self.get(name)
+        known = ", ".join(self.names()) or "none yet"
+        raise RequestError(f"no thread {name!r}; threads: {known}", param="--thread")
+
     def reset(self, name: str = DEFAULT_THREAD) -> int:
         """Forget a thread's turns (and system message); returns how many turns went."""
         thread = self._threads.pop(name, None)

@@ -449,7 +449,7 @@ class Session:
     # -- history views -----------------------------------------------------------
 
     def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        th = self.threads.get(name)
+        th = self.threads.existing(name)
         model = model_name(model)
         rows = []
         msgs = th.messages()
