@@ -197,8 +197,13 @@ def test_scores_summary_pareto_and_rescore(fake):
 
 
 def test_bad_input_is_a_clear_error(fake, tmp_path):
-    with pytest.raises(RequestError, match="data row 1"):
+    with pytest.raises(RequestError, match="data row 1") as caught:
         evaluate([{"q": "a"}, {"other": "b"}], "user: {q}", ["fake:m"], progress=False)
+    # The data's columns, not "the notebook" (issue 13, item 16: the CLI has no notebook).
+    assert "name 'q' is not defined in the data (its columns: other)" in str(caught.value)
+    with pytest.raises(RequestError, match=r"not defined in the data \(its columns: q\)"):
+        evaluate([{"q": "a"}], [{"role": "user", "content": "{qq}"}], ["fake:m"],
+                 progress=False)
     with pytest.raises(RequestError, match="does not exist"):
         evaluate(str(tmp_path / "nope.csv"), "user: {q}", ["fake:m"], progress=False)
     path = tmp_path / "cases.jsonl"

@@ -99,7 +99,8 @@ def _show(text: str, limit: int = 40) -> str:
     return repr(_preview(text, limit + 1, flatten=False))
 
 
-def _placeholder(expr: str, namespace: Mapping[str, Any], line: int) -> str:
+def _placeholder(expr: str, namespace: Mapping[str, Any], line: int,
+                 where: str = "the notebook") -> str:
     shown = _show("{" + expr + "}")
     if _IDENT.fullmatch(expr):
         if expr.startswith("__"):
@@ -110,7 +111,7 @@ def _placeholder(expr: str, namespace: Mapping[str, Any], line: int) -> str:
             )
         if expr not in namespace:
             raise CellSyntaxError(
-                f"name {expr!r} is not defined in the notebook",
+                f"name {expr!r} is not defined in {where}",
                 "a variable name that exists",
                 line=line,
             )
@@ -133,7 +134,8 @@ def _placeholder(expr: str, namespace: Mapping[str, Any], line: int) -> str:
     raise CellSyntaxError(f"{shown} {why}", _BRACES_HINT, line=line)
 
 
-def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1) -> str:
+def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1,
+                where: str = "the notebook") -> str:
     """Fill ``{name}`` placeholders of ``template`` from ``namespace``.
 
     ``{{`` and ``}}`` are literal braces; only plain identifiers are looked up (see
@@ -157,7 +159,7 @@ def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1) -
         elif token == "}":
             raise CellSyntaxError("'}' has no opening '{'", "}} for a literal '}'", line=line)
         else:
-            out.append(_placeholder(token[1:-1], namespace, line))
+            out.append(_placeholder(token[1:-1], namespace, line, where))
     out.append(template[pos:])
     return "".join(out)
 
@@ -176,7 +178,8 @@ def _trim(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return parts[start:end]
 
 
-def parse_cell(text: str, namespace: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
+               where: str = "the notebook") -> list[dict[str, Any]]:
     """Parse cell text into OpenAI chat messages ``{"role", "content", "name"?}``.
 
     With a ``namespace``, ``{name}`` placeholders in content are filled from it;
@@ -233,7 +236,8 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None) -> list[di
                 line=first,
             )
         if namespace is not None:
-            parts = [(number, interpolate(s, namespace, line=number)) for number, s in parts]
+            parts = [(number, interpolate(s, namespace, line=number, where=where))
+                     for number, s in parts]
         message: dict[str, Any] = {"role": role, "content": "\n".join(s for _, s in parts)}
         if name is not None:
             message["name"] = name

@@ -60,10 +60,11 @@ def load_cases(data: Any) -> list[dict[str, Any]]:
 
 
 def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
+    where = f"the data (its columns: {', '.join(map(str, row)) or 'none'})"
     try:
         if isinstance(template, str):
-            return parse_cell(template, namespace=row)
-        return [{**m, "content": interpolate(str(m.get("content", "")), row)}
+            return parse_cell(template, namespace=row, where=where)
+        return [{**m, "content": interpolate(str(m.get("content", "")), row, where=where)}
                 for m in template]
     except GptmagicError as e:
         raise RequestError(f"prompt {name!r}, data row {i}: {e}", param="prompt") from None
