@@ -280,3 +280,18 @@ def test_one_token_is_singular() -> None:
     """Issue 13, item 16: not "1 tokens"."""
     assert str(count_tokens("a", "gpt-4o-mini")).startswith("1 token (")
     assert str(count_tokens("a b", "gpt-4o-mini")).startswith("2 tokens (")
+
+
+@pytest.mark.engine
+def test_an_empty_assistant_reply_is_counted():
+    """Issue 13, item 14: ``%chat history`` after an empty reply; counting raised."""
+    try:
+        for msgs in ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}],
+                     [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+                      {"role": "user", "content": "again"}]):
+            c = count_tokens(msgs, "local")
+            assert c.exact and len(c.messages) == len(msgs)
+            assert c.messages[1].content == 0 and c.messages[1].overhead > 0
+            assert c.total == gptmagic.chat(msgs, model="local", max_tokens=1).usage.prompt_tokens
+    finally:
+        gptmagic.shutdown()
