@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -59,14 +59,43 @@ def _error(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
+async def _payload(resp: aiohttp.ClientResponse) -> Any:
+    """An engine answer's body: its JSON, or its text when it is not JSON."""
+    text = await resp.text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 async def _upstream_json(session: aiohttp.ClientSession, url: str,
                          body: dict[str, Any]) -> tuple[int, Any]:
     async with session.post(url, json=body) as resp:
-        text = await resp.text()
-    try:
-        return resp.status, json.loads(text)
-    except ValueError:
-        return resp.status, text
+        return resp.status, await _payload(resp)
+
+
+async def _events(upstream: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
+    """An engine SSE stream as ``("chunk", chunk)``, ``("error", payload)``, ``("done", None)``.
+
+    An error is llama.cpp's own ``error:`` event (its bare error object) or a
+    ``data:`` chunk holding ``error``. Bad JSON raises ``ValueError``.
+    """
+    decoder = SSEDecoder()
+    async for raw in upstream.content.iter_any():
+        for event in decoder.feed(raw):
+            data = event.data.strip()
+            if event.event == "error":
+                payload = json.loads(data or "null")
+                if not (isinstance(payload, dict) and "error" in payload):
+                    payload = {"error": payload}  # `error:` lines carry the bare error object
+                yield "error", payload
+            elif data == "[DONE]":
+                yield "done", None
+                return
+            else:
+                chunk = json.loads(data)
+                yield ("error", chunk) if isinstance(chunk, dict) and "error" in chunk \
+                    else ("chunk", chunk)
 
 
 def _slots_needed(body: dict[str, Any]) -> int:
@@ -105,24 +134,14 @@ async def _collect(request: web.Request, path: str, body: dict[str, Any]) -> tup
     streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
     async with session.post(engine.url + path, json=streamed) as upstream:
         if upstream.status != 200:
-            text = await upstream.text()
-            try:
-                return upstream.status, json.loads(text)
-            except ValueError:
-                return upstream.status, text
+            return upstream.status, await _payload(upstream)
         collector = Collector(chat=path.endswith("/chat/completions"))
-        decoder = SSEDecoder()
-        async for raw in upstream.content.iter_any():
-            for event in decoder.feed(raw):
-                data = event.data.strip()
-                if event.event == "error":  # llama.cpp's own error event
-                    return 500, {"error": json.loads(data or "null")}
-                if data == "[DONE]":
-                    return 200, collector.answer()
-                chunk = json.loads(data)
-                if isinstance(chunk, dict) and "error" in chunk:
-                    return 500, chunk
-                collector.feed(chunk)
+        async for kind, item in _events(upstream):
+            if kind == "error":
+                return 500, item
+            if kind == "done":
+                return 200, collector.answer()
+            collector.feed(item)
     raise aiohttp.ClientPayloadError("the engine's stream ended without [DONE]")
 
 
@@ -210,11 +229,7 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     async with session.post(engine.url + path, json=body) as upstream:
         if upstream.status != 200:
-            text = await upstream.text()
-            try:
-                payload: Any = json.loads(text)
-            except ValueError:
-                payload = text
+            payload = await _payload(upstream)
             return _error(upstream.status, adapt.normalise_error(upstream.status, payload,
                                                                  prompt_param=prompt_param))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -231,31 +246,18 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
             except ConnectionResetError as exc:
                 raise _ClientGone from exc
 
-        def engine_error(payload: Any) -> dict[str, Any]:
-            if not (isinstance(payload, dict) and "error" in payload):
-                payload = {"error": payload}  # `error:` lines carry the bare error object
-            return adapt.normalise_error(500, payload, prompt_param=prompt_param)
-
         errored = False
-        decoder = SSEDecoder()
         splitter = _splitter(request, body)
         try:
-            async for raw in upstream.content.iter_any():
-                for event in decoder.feed(raw):
-                    data = event.data.strip()
-                    if event.event == "error":  # llama.cpp's own error event
-                        await send([engine_error(json.loads(data or "null"))])
-                        errored = True
-                        continue
-                    if data == "[DONE]":
-                        await send(finish(), done=True)
-                        return response
-                    chunk = json.loads(data)
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        await send([engine_error(chunk)])
-                        errored = True
-                        continue
-                    for part in await splitter.stream(chunk) if splitter else [chunk]:
+            async for kind, item in _events(upstream):
+                if kind == "error":
+                    await send([adapt.normalise_error(500, item, prompt_param=prompt_param)])
+                    errored = True
+                elif kind == "done":
+                    await send(finish(), done=True)
+                    return response
+                else:
+                    for part in await splitter.stream(item) if splitter else [item]:
                         await send(feed(part))
             if errored:
                 return response
