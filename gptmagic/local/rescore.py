@@ -30,6 +30,7 @@ from gptmagic.local.fragments import (
     rebuild,
     wants_split,
 )
+from gptmagic.local.verbatim import token_pieces
 
 __all__ = ["Splitter"]
 
@@ -73,12 +74,9 @@ class Splitter:
     async def _tokenize(self, text: str, special: bool) -> list[Piece]:
         answer = await self._post("/tokenize", {"content": text, "parse_special": special,
                                                 "add_special": False, "with_pieces": True})
-        pieces = []
-        for token in answer.get("tokens") or []:
-            piece = token["piece"]
-            raw = piece.encode() if isinstance(piece, str) else bytes(piece)
-            pieces.append((int(token["id"]), raw))
-        return pieces
+        ids, pieces = token_pieces(answer.get("tokens") or [])
+        return [(token_id, piece.encode() if isinstance(piece, str) else bytes(piece))
+                for token_id, piece in zip(ids, pieces, strict=True)]
 
     async def _plain_id(self) -> int:
         if "plain_token" not in self.memo:

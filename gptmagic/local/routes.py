@@ -135,23 +135,13 @@ async def tokenize(request: web.Request) -> web.Response:
     if with_pieces:
         # The engine sends [{"id": n, "piece": "text" | [byte, ...]}]; keep ids as ids.
         try:
-            answer["tokens"] = [int(t["id"]) for t in tokens]
-            answer["pieces"] = [_piece(t["piece"]) for t in tokens]
-        except (KeyError, TypeError, ValueError):
+            answer["tokens"], answer["pieces"] = verbatim.token_pieces(tokens)
+        except ValueError:
             return _error(502, adapt.normalise_error(502, "the engine's token pieces are "
                                                           "not in the expected shape"))
     else:
         answer["tokens"] = tokens
     return web.json_response(answer)
-
-
-def _piece(piece: Any) -> str | list[int]:
-    """An engine piece as it came (text, or byte values), checked."""
-    if isinstance(piece, str):
-        return piece
-    if isinstance(piece, list) and all(isinstance(b, int) and 0 <= b < 256 for b in piece):
-        return piece
-    raise ValueError(piece)
 
 
 async def models(request: web.Request) -> web.Response:
