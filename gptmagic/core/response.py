@@ -13,7 +13,7 @@ from gptmagic.core.logprobs import from_wire
 from gptmagic.core.types import Choice, Result, Usage
 from gptmagic.errors import MalformedResponseError
 
-__all__ = ["Accumulator", "parse_response"]
+__all__ = ["Accumulator", "fold_tool_call", "parse_response"]
 
 def _require_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -99,6 +99,26 @@ class _ChoiceState:
         self.lp_legacy: dict[str, list[Any]] | None = None
 
 
+def fold_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Fold one streamed ``tool_calls`` delta into ``calls`` (by the delta's ``index``).
+
+    Name and arguments arrive in pieces and are joined; id and type are kept.
+    """
+    i = delta.get("index", len(calls))
+    cur = calls.setdefault(
+        i, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    if delta.get("id"):
+        cur["id"] = delta["id"]
+    if delta.get("type"):
+        cur["type"] = delta["type"]
+    fn = delta.get("function") or {}
+    if fn.get("name"):
+        cur["function"]["name"] += fn["name"]
+    if fn.get("arguments"):
+        cur["function"]["arguments"] += fn["arguments"]
+
+
 class Accumulator:
     """Fold streamed chunks into a :class:`Result`.
 
@@ -157,7 +177,7 @@ class Accumulator:
                 st.refusal.append(delta["refusal"])
             for tc in delta.get("tool_calls") or []:
                 if isinstance(tc, dict):
-                    self._fold_tool(st, tc)
+                    fold_tool_call(st.tools, tc)
         else:
             text = c.get("text")
             if isinstance(text, str):
@@ -180,22 +200,6 @@ class Accumulator:
                     acc[k].extend(lp.get(k) or [])
                 st.lp_legacy = acc
         return piece
-
-    @staticmethod
-    def _fold_tool(st: _ChoiceState, tc: dict[str, Any]) -> None:
-        i = tc.get("index", len(st.tools))
-        cur = st.tools.setdefault(
-            i, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-        )
-        if tc.get("id"):
-            cur["id"] = tc["id"]
-        if tc.get("type"):
-            cur["type"] = tc["type"]
-        fn = tc.get("function") or {}
-        if fn.get("name"):
-            cur["function"]["name"] += fn["name"]
-        if fn.get("arguments"):
-            cur["function"]["arguments"] += fn["arguments"]
 
     @property
     def finished(self) -> bool:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gptmagic.core.response import fold_tool_call
+
 __all__ = ["Collector"]
 
 _ENVELOPE = ("id", "created", "model", "system_fingerprint")
@@ -30,6 +32,7 @@ class Collector:
         self.envelope: dict[str, Any] = {}
         self.choices: dict[int, dict[str, Any]] = {}
         self.logprobs: dict[int, list[Any]] = {}
+        self.tool_calls: dict[int, dict[int, dict[str, Any]]] = {}  # choice -> call index -> call
         self.usages: list[dict[str, Any]] = []
         self.timings: Any = None
 
@@ -73,23 +76,7 @@ class Collector:
                 message[key] = (message.get(key) or "") + delta[key]
         for call in delta.get("tool_calls") or []:
             if isinstance(call, dict):
-                self._tool_call(message, call)
-
-    @staticmethod
-    def _tool_call(message: dict[str, Any], part: dict[str, Any]) -> None:
-        calls = message.setdefault("tool_calls", [])
-        index = int(part.get("index") or 0)
-        while len(calls) <= index:
-            calls.append({"id": None, "type": "function",
-                          "function": {"name": "", "arguments": ""}})
-        call = calls[index]
-        if part.get("id"):
-            call["id"] = part["id"]
-        function = part.get("function") or {}
-        if function.get("name"):
-            call["function"]["name"] += function["name"]
-        if function.get("arguments"):
-            call["function"]["arguments"] += function["arguments"]
+                fold_tool_call(self.tool_calls.setdefault(index, {}), call)
 
     def answer(self) -> dict[str, Any]:
         """The engine's non-streamed answer: choices in index order, usage, timings."""
@@ -98,6 +85,10 @@ class Collector:
         choices = []
         for index in sorted(self.choices):
             choice = dict(self.choices[index])
+            if index in self.tool_calls:
+                calls = self.tool_calls[index]
+                choice["message"] = {**choice["message"],
+                                     "tool_calls": [calls[k] for k in sorted(calls)]}
             message = choice.get("message")
             if isinstance(message, dict) and message.get("content") is None \
                     and not message.get("tool_calls"):
