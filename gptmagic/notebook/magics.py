@@ -249,7 +249,8 @@ class GptMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` + messages in the cell.
 
-        As a line magic: ``%chat history|reset|threads [--thread T]``,
+        As a line magic: ``%chat history|reset|threads [--thread T]``, ``%chat keep``
+        (add the reply you stopped to its thread),
         ``%chat fork NEW [--from T] [--turn N]``.
         """
         if cell is None:
@@ -282,11 +283,13 @@ class GptMagics(Magics):
         except GptmagicError as e:
             self._show_partial(e)
             raise UsageError(str(e)) from None
+        except KeyboardInterrupt:  # stopped before anything streamed: one line, no traceback
+            raise UsageError("stopped (Kernel ▸ Interrupt) before a reply arrived") from None
 
     def _chat_command(self, line: str) -> Any:
         argv = _split(line)
         if not argv:
-            raise UsageError("%chat needs a command: history, reset, threads or fork "
+            raise UsageError("%chat needs a command: history, keep, reset, threads or fork "
                              "(use %%chat for a message)")
         cmd, rest = argv[0], argv[1:]
         opts = _options(rest, {"--thread", "--from", "--turn", "--model"})
@@ -296,6 +299,9 @@ class GptMagics(Magics):
                 data, meta = self.session.history(thread, opts.get("--model") or
                                                   self.default_model)
                 display(data, raw=True, metadata=meta)
+                return None
+            if cmd == "keep":
+                print(self.session.keep())
                 return None
             if cmd == "reset":
                 n = self.session.threads.reset(thread)
@@ -318,7 +324,8 @@ class GptMagics(Magics):
                 return None
         except GptmagicError as e:
             raise UsageError(str(e)) from None
-        raise UsageError(f"unknown %chat command {cmd!r}; expected history, reset, threads, fork")
+        raise UsageError(f"unknown %chat command {cmd!r}; expected history, keep, reset, threads, "
+                         "fork")
 
     # -- %%complete ------------------------------------------------------------------
 
@@ -379,6 +386,8 @@ class GptMagics(Magics):
         except GptmagicError as e:
             self._show_partial(e)
             raise UsageError(str(e)) from None
+        except KeyboardInterrupt:  # stopped before anything streamed: one line, no traceback
+            raise UsageError("stopped (Kernel ▸ Interrupt) before a reply arrived") from None
 
     # -- %%tokens / %tokens -------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from gptmagic.client.config import Provider, model_name, refuse_misrouted, resol
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn
-from gptmagic.core.types import Result
+from gptmagic.core.types import Choice, Result
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.views import reply as display
 
@@ -41,6 +41,25 @@ class Sink(Protocol):
     def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None: ...
 
     def close(self) -> None: ...
+
+
+class _Interrupted(Exception):
+    """Kernel ▸ Interrupt (or Ctrl-C) while a reply streamed: the text that had arrived."""
+
+    def __init__(self, texts: dict[int, str], elapsed: float) -> None:
+        super().__init__("interrupted")
+        self.texts = texts
+        self.elapsed = elapsed
+
+
+@dataclass
+class _Stopped:
+    """A chat reply stopped by the user, kept aside until ``%chat keep`` adds it."""
+
+    thread: str
+    turn: Turn
+    #: The thread's turns when it stopped: keep refuses once the thread moved on.
+    turns: list[Turn]
 
 
 class NullSink:
@@ -145,6 +164,8 @@ class Session:
     def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
         self.threads = ThreadStore()
         self.stream_interval = 0.1  # seconds between live updates
+        #: The last chat reply the user stopped, for ``%chat keep``.
+        self.stopped: _Stopped | None = None
         self._client = client
         self._portal = portal
 
@@ -203,11 +224,32 @@ class Session:
             if dirty:
                 sink.update(texts, model, time.monotonic() - t0)
             return result
+        except KeyboardInterrupt:
+            # The user stopped it: cancel the request and keep what had arrived.
+            fut.cancel()
+            while True:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item:
+                    texts[item[0]] = texts.get(item[0], "") + item[1]
+            raise _Interrupted(texts, time.monotonic() - t0) from None
         except BaseException:
             fut.cancel()
             raise
         finally:
             sink.close()
+
+    def _partial(self, stop: _Interrupted, kind: str, model: str) -> Result:
+        """The reply as far as it had streamed, each choice marked ``interrupted``.
+
+        The server reports usage only at the end of a stream, so there is none."""
+        role = "assistant" if kind == "chat" else None
+        choices = [Choice(i, t, "interrupted", role=role) for i, t in sorted(stop.texts.items())]
+        result = Result(kind, model, choices or [Choice(0, "", "interrupted", role=role)])
+        result.timings.total = stop.elapsed
+        return result
 
     # -- chat ------------------------------------------------------------------
 
@@ -255,6 +297,7 @@ class Session:
             return self._dry_run(prov, model, "chat/completions", {"messages": messages},
                                  messages, params, stream, note)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
+        stopped: _Interrupted | None = None
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
@@ -269,10 +312,19 @@ class Session:
                 return client.chat(messages, model=model, provider=prov, stream=stream,
                                    on_delta=on_delta, **params)
 
-            result = self._run(make, sink, model)
+            try:
+                result = self._run(make, sink, model)
+            except _Interrupted as stop:
+                result = self._partial(stop, "chat", model)
+                stopped = stop
             cost = cost_of(result.usage, result.model or model, provider=prov.kind)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
+        if stopped is not None:
+            kept = (f"; not added to thread {th.name!r} (`%chat keep` adds it)"
+                    if th is not None else "")
+            note = "\n".join(x for x in (note, f"stopped after {stopped.elapsed:.1f} s: "
+                                               f"the reply is partial{kept}") if x)
         if moderate and reply.text:
             mod_lines.append(self._moderate(prov, reply.text, "reply"))
         if mod_lines:
@@ -287,8 +339,12 @@ class Session:
             reply.footer = display.plain_footer(reply.result, reply.cost,
                                                 max_tokens=max_tokens, note=shown)
         if th is not None and reply.result is not None:
-            th.record(Turn(key, cell_messages, reply.result.choices[0].message, model))
-            reply.thread = th.name
+            turn = Turn(key, cell_messages, reply.result.choices[0].message, model)
+            if stopped is None:
+                th.record(turn)
+                reply.thread = th.name
+            else:  # a half turn joins the thread only when the user asks
+                self.stopped = _Stopped(th.name, turn, list(th.turns))
         reply.note = note
         if reply.moderation and reply.bundle and len(models) > 1:
             data, meta = reply.bundle
@@ -306,16 +362,24 @@ class Session:
         for prov, _ in provs:
             prov.api_key()
 
-        async def one(prov: Provider, model: str) -> Result | str:
+        # Filled as each model answers, so a stop keeps the replies already paid for.
+        answers: list[Result | str | None] = [None] * len(provs)
+
+        async def one(i: int, prov: Provider, model: str) -> None:
             try:
-                return await client.chat(messages, model=model, provider=prov, **params)
+                answers[i] = await client.chat(messages, model=model, provider=prov, **params)
             except GptmagicError as e:
-                return str(e)
+                answers[i] = str(e)
 
-        async def everything(on_delta: Callable[[int, str], None]) -> list[Result | str]:
-            return list(await asyncio.gather(*(one(p, m) for p, m in provs)))
+        async def everything(on_delta: Callable[[int, str], None]) -> None:
+            await asyncio.gather(*(one(i, p, m) for i, (p, m) in enumerate(provs)))
 
-        outcomes = self._run(everything, sink, ", ".join(m for _, m in provs))
+        try:
+            self._run(everything, sink, ", ".join(m for _, m in provs))
+        except _Interrupted as stop:
+            why = f"stopped after {stop.elapsed:.1f} s, before this model answered"
+            answers = [why if a is None else a for a in answers]
+        outcomes = [a if a is not None else "no answer" for a in answers]
         # Shown and keyed as typed: "-m vllm:qwen,ollama:qwen" are two columns, not one.
         labels = [m or model for m, (_, model) in zip(models, provs, strict=True)]
         rows, results, costs = [], {}, {}
@@ -334,6 +398,23 @@ class Session:
                       results=results, costs=costs)
         reply.bundle = display.side_by_side_bundle(rows)
         return reply
+
+    def keep(self) -> str:
+        """Add the reply last stopped by the user to its thread, as it stood (``%chat keep``)."""
+        stopped = self.stopped
+        if stopped is None:
+            raise RequestError("there is no stopped reply to keep; %chat keep adds the reply "
+                               "of a %%chat cell you stopped with Kernel ▸ Interrupt",
+                               param="keep")
+        th = self.threads.get(stopped.thread)
+        if [id(t) for t in th.turns] != [id(t) for t in stopped.turns]:
+            raise RequestError(f"thread {stopped.thread!r} changed since that reply was "
+                               "stopped; run its cell again instead", param="keep")
+        th.record(stopped.turn)
+        self.stopped = None
+        text = str((stopped.turn.reply or {}).get("content") or "")
+        return (f"kept the stopped reply ({len(text):,} characters) as turn "
+                f"{len(th.turns)} of thread {th.name!r}")
 
     def _moderate(self, prov: Provider, text: str, kind: str) -> Any:
         from gptmagic.client.moderation import moderate
@@ -425,7 +506,12 @@ class Session:
                 return client.complete(prompt, model=model, provider=prov, stream=stream,
                                        on_delta=on_delta, **params)
 
-            result = self._run(make, sink, model)
+            try:
+                result = self._run(make, sink, model)
+            except _Interrupted as stop:
+                result = self._partial(stop, "completion", model)
+                note = "\n".join(x for x in (note, f"stopped after {stop.elapsed:.1f} s: "
+                                                   "the completion is partial") if x)
         cost = cost_of(result.usage, result.model or model, provider=prov.kind)
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},

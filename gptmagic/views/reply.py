@@ -73,12 +73,15 @@ _FINISH = {
                   "result back in a 'tool' message to get the answer.",
     "function_call": "The model asked to call a function (legacy function calling); run it "
                      "and send its result back in a 'function' message to get the answer.",
+    "interrupted": "You stopped the reply (Kernel ▸ Interrupt or Ctrl-C): the text is what "
+                   "had arrived; the server reports usage only at the end.",
     None: "The stream ended without a finish reason: the reply may be incomplete.",
 }
 _FINISH_SHORT = {"length": "hit {limit}; raise --max-tokens",
                  "content_filter": "filtered by the provider",
                  "tool_calls": "the model called a tool",
                  "function_call": "the model called a function",
+                 "interrupted": "stopped by you; the text is partial",
                  None: "the stream ended without a finish reason"}
 
 

@@ -1,0 +1,185 @@
+"""Kernel ▸ Interrupt while a reply streams, in a real IPython kernel (jupyter_client).
+
+The kernel talks to the fake server, which streams a long reply slowly; the test
+interrupts the kernel as the front end's menu does (SIGINT through the kernel
+manager) once streamed text has reached the front end, then reads what the user
+sees: the partial reply and one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fakeserver import Behaviour
+from lazy import lazy
+
+jupyter_client = lazy("jupyter_client")
+
+pytestmark = pytest.mark.timeout(120)
+
+KEY = "sk-fake-interrupt-0123456789abcdef"
+WORDS = " ".join(f"word{i}" for i in range(400))
+
+
+@pytest.fixture
+def kernel(fake_server: Any, tmp_path: Any) -> Iterator[tuple[Any, Any]]:
+    env = {**os.environ, "FAKE_KEY": KEY, "IPYTHONDIR": str(tmp_path / "ipython")}
+    km = jupyter_client.KernelManager(kernel_name="python3")
+    km.start_kernel(env=env, cwd=str(tmp_path))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        run(kc, "%load_ext gptmagic\nimport gptmagic\n"
+                f"gptmagic.add_profile('fake', base_url={fake_server.url!r}, "
+                "default_model='fake-model', api_key_env='FAKE_KEY')")
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _drain(kc: Any, msg_id: str, seen: list[dict[str, Any]], until: Any,
+           timeout: float = 60) -> None:
+    """Read iopub messages of ``msg_id`` into ``seen`` until ``until(msg)`` or idle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        seen.append(msg)
+        if until(msg):
+            return
+    raise AssertionError(f"timed out; last messages: {[m['msg_type'] for m in seen[-5:]]}")
+
+
+def _idle(msg: dict[str, Any]) -> bool:
+    return msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+
+
+def run(kc: Any, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    msg_id = kc.execute(code)
+    seen: list[dict[str, Any]] = []
+    _drain(kc, msg_id, seen, _idle)
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return reply, seen
+
+
+def _text(msgs: list[dict[str, Any]]) -> str:
+    parts = []
+    for m in msgs:
+        c = m["content"]
+        parts.append(c.get("text", ""))
+        parts.extend(str(v) for v in (c.get("data") or {}).values())
+        parts.extend(c.get("traceback") or [])
+    return "\n".join(parts)
+
+
+def _interrupted(km: Any, kc: Any, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run ``code``; interrupt the kernel once streamed text is on screen."""
+    msg_id = kc.execute(code)
+    seen: list[dict[str, Any]] = []
+    _drain(kc, msg_id, seen, lambda m: "word5 " in _text([m]))
+    km.interrupt_kernel()
+    _drain(kc, msg_id, seen, _idle)
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return reply, seen
+
+
+def _value(kc: Any, expr: str) -> str:
+    _, msgs = run(kc, f"print(repr({expr}))")
+    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream").strip()
+
+
+TURNS = ("get_ipython().magics_manager.registry['GptMagics'].session"
+         ".threads.get('default').turns")
+
+
+def test_an_interrupted_chat_keeps_its_partial_reply_and_only_keep_adds_it(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    reply, seen = _interrupted(km, kc, "%%chat -p fake\nuser: talk for a long time")
+    shown = _text(seen)
+    # No traceback, no error: the cell ends normally with the partial reply as its output.
+    assert reply["content"]["status"] == "ok", shown
+    assert not [m for m in seen if m["msg_type"] == "error"]
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
+    result = [m for m in seen if m["msg_type"] == "execute_result"]
+    assert len(result) == 1
+    md = result[0]["content"]["data"]["text/markdown"]
+    assert "word5" in md and "interrupted" in md and "%chat keep" in md
+    assert "word399" not in md  # partial: the stream was stopped
+    assert _value(kc, "_chat.result.finish_reason") == "'interrupted'"
+    text = _value(kc, "_chat.text")
+    assert text.startswith("'word0 word1 word2") and len(text) < len(WORDS)
+    # The request was cancelled: the server sees the connection go.
+    assert fake_server.wait_connections(0, timeout=10)
+    # Not in the thread unless asked; %chat keep adds it as it stood.
+    assert _value(kc, f"len({TURNS})") == "0"
+    _, msgs = run(kc, "%chat keep")
+    assert "kept the stopped reply" in _text(msgs) and "turn 1 of thread 'default'" in _text(
+        msgs)
+    assert _value(kc, f"{TURNS}[0].reply['content'] == _chat.text") == "True"
+    # Once kept there is nothing more to keep.
+    _, msgs = run(kc, "%chat keep")
+    assert "no stopped reply to keep" in _text(msgs)
+
+
+def test_keep_refuses_after_the_thread_moved_on(kernel: tuple[Any, Any],
+                                                fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    _interrupted(km, kc, "%%chat -p fake\nuser: first")
+    fake_server.set_default(Behaviour(text="short"))
+    run(kc, "%%chat -p fake\nuser: second")
+    assert _value(kc, f"len({TURNS})") == "1"
+    _, msgs = run(kc, "%chat keep")
+    assert "changed since that reply was stopped" in _text(msgs)
+    assert _value(kc, f"len({TURNS})") == "1"
+
+
+def test_an_interrupted_completion_keeps_its_partial_text(kernel: tuple[Any, Any],
+                                                          fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    reply, seen = _interrupted(km, kc, "%%complete -p fake\nOnce upon a time")
+    shown = _text(seen)
+    assert reply["content"]["status"] == "ok", shown
+    assert "Traceback" not in shown and not [m for m in seen if m["msg_type"] == "error"]
+    assert _value(kc, "_chat.result.finish_reason") == "'interrupted'"
+    assert "word5" in _value(kc, "_chat.text")
+    md = [m for m in seen if m["msg_type"] == "execute_result"][0]["content"]["data"][
+        "text/markdown"]
+    assert "the completion is partial" in md
+
+
+def test_an_interrupted_side_by_side_keeps_the_replies_that_came(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(delay=30))
+    fake_server.plan(Behaviour(text="quick answer"))
+    msg_id = kc.execute("%%chat -p fake -m fake-model,fake-model-2\nuser: hi")
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(fake_server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the quick one has answered; the other waits for 30 s
+    km.interrupt_kernel()
+    _drain(kc, msg_id, seen, _idle)
+    kc.get_shell_msg(timeout=30)
+    shown = _text(seen)
+    assert "Traceback" not in shown and not [m for m in seen if m["msg_type"] == "error"]
+    kinds = _value(kc, "sorted(type(r).__name__ for r in _chat.results.values())")
+    assert kinds == "['Result', 'str']"
+    assert "quick answer" in shown and "before this model answered" in shown
