@@ -296,3 +296,21 @@ def api_get(url: str, token: str, path: str) -> Any:
     request = urllib.request.Request(f"{url}{path}", headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+def wait_kernel_settled(url: str, token: str, notebook: str, timeout: float = 60) -> str:
+    """Poll ``/api/sessions`` until ``notebook``'s kernel is idle and the same for 3
+    polls (a cold server may restart the kernel it auto-started); its id."""
+    deadline = time.monotonic() + timeout
+    seen: list[tuple[str, str]] = []
+    while time.monotonic() < deadline:
+        sessions = [s for s in api_get(url, token, "api/sessions")
+                    if s.get("path", "").endswith(notebook) and s.get("kernel")]
+        if sessions:
+            k = sessions[0]["kernel"]
+            seen.append((k["id"], k.get("execution_state", "")))
+            last = seen[-3:]
+            if len(last) == 3 and all(s == (last[0][0], "idle") for s in last):
+                return last[0][0]
+        time.sleep(0.5)
+    raise AssertionError(f"the notebook's kernel did not settle in {timeout} s: {seen[-5:]}")

@@ -17,6 +17,10 @@ def U(content, **kw):  # noqa: N802 - reads like a message literal
     return {"role": "user", "content": content, **kw}
 
 
+def S(content):  # noqa: N802
+    return {"role": "system", "content": content}
+
+
 # (cell text, expected messages)
 GRAMMAR = [
     ("hello", [U("hello")]),
@@ -41,7 +45,16 @@ GRAMMAR = [
     ("%% note\nuser: hi\n%% another\nthere", [U("hi\nthere")]),
     ("%%\nhi", [U("hi")]),
     ("user:\n%% only a comment between\nhi\n%%\n", [U("hi")]),
-    (" %% indented is content", [U(" %% indented is content")]),
+    ("user: hi\n    %% indented: still a comment\nthere", [U("hi\nthere")]),
+    # an editor's auto-indent before a marker leaves the structure as typed
+    ("system: You are a pirate.\n    user: hi", [S("You are a pirate."), U("hi")]),
+    ("system:\n    You are a pirate.\n    user: hi\n\tassistant (ex): ahoy",
+     [S("    You are a pirate."), U("hi"), {"role": "assistant", "content": "ahoy",
+                                            "name": "ex"}]),
+    ("user:\n\\    user: written literally", [U("    user: written literally")]),
+    ("user:\n\\  %% not a comment", [U("  %% not a comment")]),
+    ("user:\n    \\user: a backslash after indentation is content",
+     [U("    \\user: a backslash after indentation is content")]),
     ("user: %% same-line text is literal", [U("%% same-line text is literal")]),
     # escapes
     ("user:\n\\user: hi", [U("user: hi")]),
@@ -74,7 +87,7 @@ def test_roles_any_case_and_order():
 
 
 def test_non_markers_are_content():
-    text = "users: x\nuser x: y\n user: z\nUser (the person) asks"
+    text = "users: x\nuser x: y\n  user z: y\nUser (the person) asks"
     assert parse_cell(text) == [U(text)]
 
 

@@ -11,9 +11,10 @@ examples: ``docs/cell-grammar.md``)::
 
 Grammar. Lines are split on ``\\n``; ``\\r\\n`` and a lone ``\\r`` count as ``\\n``.
 
-- **Marker**: a line starting at column 0 with ``system``, ``developer``, ``user`` or
+- **Marker**: a line starting with ``system``, ``developer``, ``user`` or
   ``assistant`` (ASCII letters, any case), an optional ``(name)``, then ``:``. Spaces
-  or tabs may separate the parts; the canonical form is ``user (alice):``. A name
+  or tabs may come before it (an editor's auto-indent) and separate the parts; the
+  canonical form is ``user (alice):``. A name
   must match ``[a-zA-Z0-9_-]{1,64}`` (OpenAI's rule). A marker-shaped line with any
   other name (``User (see above): ...``) is an error, never silently text.
 - **Content**: the rest of the marker line (one space after the colon removed, the
@@ -21,13 +22,14 @@ Grammar. Lines are split on ``\\n``; ``\\r\\n`` and a lone ``\\r`` count as ``\\
   the next marker. Whole blank lines (empty or only whitespace) at the start and end
   of a message are dropped; blank lines inside, indentation and trailing spaces are
   kept.
-- **Comment**: a line starting with ``%%`` at column 0 is dropped. Not ``#``: a
+- **Comment**: a line starting with ``%%`` (after any spaces or tabs) is dropped. Not ``#``: a
   markdown heading is prompt content and must be sendable as is. Not ``//``: a
   comment line of pasted C/JS/Go code would vanish. ``%%`` is rare in prompts and
   echoes the ``%%chat`` line: it speaks to the notebook, not to the model.
 - **Escape**: a backslash at column 0 is removed only when it protects something:
-  a marker-shaped line, a comment, or another backslash. ``\\user: hi`` sends
-  ``user: hi``; ``\\%% x`` sends ``%% x``; ``\\\\x`` sends ``\\x``. Any other line
+  a marker-shaped line, a comment (indented or not), or another backslash.
+  ``\\user: hi`` sends ``user: hi``; ``\\    user: hi`` sends ``    user: hi``;
+  ``\\%% x`` sends ``%% x``; ``\\\\x`` sends ``\\x``. Any other line
   keeps its backslash, so LaTeX such as ``\\begin{document}`` needs no care.
 - **Cell**: with no marker at all, the whole cell is one user message. With markers,
   text before the first one is an error (blank and comment lines are fine): it is
@@ -164,9 +166,15 @@ def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1,
     return "".join(out)
 
 
+def _indent(line: str) -> int:
+    """Where a line's text starts after its leading spaces and tabs."""
+    return len(line) - len(line.lstrip(" \t"))
+
+
 def _protected(line: str) -> bool:
     """Whether ``line`` needs a leading backslash to be read as plain content."""
-    return bool(_MARKER.match(line)) or line.startswith((_COMMENT, "\\"))
+    body = line[_indent(line):]
+    return bool(_MARKER.match(body)) or body.startswith(_COMMENT) or line.startswith("\\")
 
 
 def _trim(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -191,7 +199,8 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
     blocks: list[tuple[str, str | None, int, list[tuple[int, str]]]] = []
     before: list[tuple[int, str]] = []
     for number, raw in enumerate(lines, 1):
-        marker = _MARKER.match(raw)
+        # An editor's auto-indent must not turn a marker or a comment into content.
+        marker = _MARKER.match(raw, _indent(raw))
         if marker:
             role, name = marker["role"].lower(), marker["name"]
             if name is not None and not _NAME.fullmatch(name):
@@ -204,7 +213,7 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
             rest = raw[marker.end() :]
             blocks.append((role, name, number, [(number, rest.removeprefix(" "))]))
             continue
-        if raw.startswith(_COMMENT):
+        if raw.startswith(_COMMENT, _indent(raw)):
             continue
         if raw.startswith("\\") and _protected(raw[1:]):
             raw = raw[1:]

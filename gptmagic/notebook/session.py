@@ -321,7 +321,7 @@ class Session:
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
         if stopped is not None:
-            kept = (f"; not added to thread {th.name!r} (`%chat keep` adds it)"
+            kept = (f"; not added to thread {th.name!r} (%chat keep adds it)"
                     if th is not None else "")
             note = "\n".join(x for x in (note, f"stopped after {stopped.elapsed:.1f} s: "
                                                f"the reply is partial{kept}") if x)
