@@ -117,6 +117,35 @@ def test_threads_rerun_replaces_and_history(shell, fake_server):
     assert fake_server.requests[-1].json["messages"] == [{"role": "user", "content": "fresh"}]
 
 
+def test_rerunning_an_edited_turn_says_which_later_turns_are_stale(shell, fake_server):
+    magics = shell.magics_manager.registry["GptMagics"]
+    for cell_id, text in (("a", "one"), ("b", "two"), ("c", "three")):
+        magics.cell_id = cell_id  # Jupyter's cell ids: a re-run replaces the turn
+        chat(shell, "-p fake", f"user: {text}")
+    magics.cell_id = "a"
+    r, _ = chat(shell, "-p fake", "user: one, edited")
+    said = "turns 2, 3 after this one in thread 'default' answered its earlier version"
+    assert said in r.note
+    assert said in r._repr_mimebundle_()[0]["text/markdown"] and said in r.footer
+    magics.cell_id = "d"
+    r, _ = chat(shell, "-p fake", "user: four")
+    assert "the history sent holds turns 2, 3 of thread 'default'" in r.note
+    assert "%chat drop-stale" in r._repr_mimebundle_()[0]["text/markdown"]
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history --model gpt-4o")
+    html = cap.outputs[0].data["text/html"]
+    assert "2 (stale)" in html and "3 (stale)" in html and "4 (stale)" not in html
+    assert cap.outputs[0].metadata["gptmagic"]["history"]["stale_turns"] == [2, 3]
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "drop-stale")
+    assert "3 turn(s) dropped, from turn 2 on" in cap.stdout
+    magics.cell_id = "e"
+    r, _ = chat(shell, "-p fake", "user: five")
+    assert [m["content"] for m in fake_server.requests[-1].json["messages"]] == [
+        "one, edited", "echo: one, edited", "five"]
+    assert r.note is None
+
+
 def test_system_option_and_variables(shell, fake_server):
     shell.user_ns["topic"] = "owls"
     chat(shell, "-p fake --system 'You are terse.' --thread t2", "Tell me about {topic}.")

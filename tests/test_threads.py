@@ -63,3 +63,37 @@ def test_errors(call, match):
     store.get()
     with pytest.raises(RequestError, match=match):
         call(store)
+
+
+def test_turns_after_an_edited_turn_are_stale_until_dropped():
+    th = Thread("t", system="Be brief.")
+    for k in ("c1", "c2", "c3"):
+        th.record(turn(k, f"q{k}", f"a{k}"))
+    assert th.stale() == []
+    # The same content again (a Run All): nothing is stale.
+    th.record(turn("c1", "qc1", "ac1"))
+    assert th.stale() == []
+    # Turn 1 edited: turns 2 and 3 answered the old turn 1.
+    th.record(turn("c1", "q1 edited", "a1 new"))
+    assert th.stale() == [2, 3]
+    # Re-running turn 2 answers the new turn 1; turn 3 still answered the old turns.
+    th.record(turn("c2", "qc2", "a2 new"))
+    assert th.stale() == [3]
+    assert th.drop_stale() == 1
+    assert [t.key for t in th.turns] == ["c1", "c2"] and th.stale() == []
+    assert th.drop_stale() == 0
+    # A new system message: every turn was answered under the old one.
+    th.system = "Be verbose."
+    assert th.stale() == [1, 2]
+    assert th.drop_stale() == 2 and th.turns == []
+
+
+def test_a_forked_thread_keeps_what_its_turns_answered():
+    store = ThreadStore()
+    main = store.get()
+    for k in ("c1", "c2"):
+        main.record(turn(k, f"q{k}", f"a{k}"))
+    side = store.fork("default", "side")
+    assert side.stale() == []
+    side.record(turn("c1", "other", "reply"))
+    assert side.stale() == [2] and main.stale() == []

@@ -6,17 +6,24 @@ made it (Jupyter's cell id, or a hash of the cell's source where there is
 none), so running a cell again *replaces* its turn instead of appending a
 duplicate, and its context is the turns before it. Threads can be forked
 from any turn and reset.
+
+A turn also remembers a fingerprint of the context it was answered against.
+When an earlier turn is run again with new content (or the thread's system
+message changes), the later turns no longer follow from what precedes them:
+:meth:`Thread.stale` names them and :meth:`Thread.drop_stale` removes them.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.errors import RequestError
 
-__all__ = ["DEFAULT_THREAD", "Thread", "ThreadStore", "Turn"]
+__all__ = ["DEFAULT_THREAD", "Thread", "ThreadStore", "Turn", "describe_stale"]
 
 DEFAULT_THREAD = "default"
 
@@ -29,6 +36,8 @@ class Turn:
     messages: list[dict[str, Any]]
     reply: dict[str, Any] | None = None
     model: str | None = None
+    #: Fingerprint of the messages before this turn when it was answered (set by record).
+    basis: str | None = None
 
     def all_messages(self) -> list[dict[str, Any]]:
         return [*self.messages, *([self.reply] if self.reply else [])]
@@ -60,6 +69,7 @@ class Thread:
 
     def record(self, turn: Turn) -> bool:
         """Store a turn; returns True if it replaced the same cell's earlier turn."""
+        turn.basis = _fingerprint(self.context_for(turn.key))
         i = self.index_of(turn.key)
         if i is None:
             self.turns.append(turn)
@@ -67,10 +77,42 @@ class Thread:
         self.turns[i] = turn
         return True
 
+    def stale(self) -> list[int]:
+        """The turns (numbered from 1) answered against another version of what now
+        precedes them: an earlier turn run again with new content, or a new system
+        message. Sending the thread sends them as if they had answered this one."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        out, before = [], head
+        for n, t in enumerate(self.turns, 1):
+            if t.basis is not None and t.basis != _fingerprint(before):
+                out.append(n)
+            before = before + t.all_messages()
+        return out
+
+    def drop_stale(self) -> int:
+        """Drop the first stale turn and every turn after it (each was answered with it
+        in its context); returns how many turns went."""
+        stale = self.stale()
+        if not stale:
+            return 0
+        gone = len(self.turns) - stale[0] + 1
+        del self.turns[stale[0] - 1 :]
+        return gone
+
     def messages(self) -> list[dict[str, Any]]:
         """The whole conversation as it would be sent after the last turn."""
         head = [{"role": "system", "content": self.system}] if self.system else []
         return head + [m for t in self.turns for m in t.all_messages()]
+
+
+def _fingerprint(messages: list[dict[str, Any]]) -> str:
+    text = json.dumps(messages, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe_stale(turns: list[int]) -> str:
+    """``turns 2, 3`` / ``turn 2``, as the notes about stale turns say it."""
+    return ("turn " if len(turns) == 1 else "turns ") + ", ".join(map(str, turns))
 
 
 class ThreadStore:

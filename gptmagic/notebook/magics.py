@@ -249,7 +249,8 @@ class GptMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` + messages in the cell.
 
-        As a line magic: ``%chat history|reset|threads [--thread T]``, ``%chat keep``
+        As a line magic: ``%chat history|reset|threads|drop-stale [--thread T]``,
+        ``%chat keep``
         (add the reply you stopped to its thread),
         ``%chat fork NEW [--from T] [--turn N]``.
         """
@@ -289,8 +290,8 @@ class GptMagics(Magics):
     def _chat_command(self, line: str) -> Any:
         argv = _split(line)
         if not argv:
-            raise UsageError("%chat needs a command: history, keep, reset, threads or fork "
-                             "(use %%chat for a message)")
+            raise UsageError("%chat needs a command: history, keep, drop-stale, reset, threads "
+                             "or fork (use %%chat for a message)")
         cmd, rest = argv[0], argv[1:]
         opts = _options(rest, {"--thread", "--from", "--turn", "--model"})
         thread = opts.get("--thread", "default")
@@ -299,6 +300,14 @@ class GptMagics(Magics):
                 data, meta = self.session.history(thread, opts.get("--model") or
                                                   self.default_model)
                 display(data, raw=True, metadata=meta)
+                return None
+            if cmd == "drop-stale":
+                th = self.session.threads.existing(thread)
+                stale = th.stale()
+                n = th.drop_stale()
+                print(f"thread {thread!r}: {n} turn(s) dropped, from turn {stale[0]} on "
+                      f"(answered against an older version of an earlier turn)" if n else
+                      f"thread {thread!r}: no stale turns")
                 return None
             if cmd == "keep":
                 print(self.session.keep())
@@ -324,8 +333,8 @@ class GptMagics(Magics):
                 return None
         except GptmagicError as e:
             raise UsageError(str(e)) from None
-        raise UsageError(f"unknown %chat command {cmd!r}; expected history, keep, reset, threads, "
-                         "fork")
+        raise UsageError(f"unknown %chat command {cmd!r}; expected history, keep, drop-stale, "
+                         "reset, threads, fork")
 
     # -- %%complete ------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
-from gptmagic.core.threads import Thread, ThreadStore, Turn
+from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Choice, Result
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.views import reply as display
@@ -284,13 +284,14 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
-        note = None
+        note = self._stale_in_context(th, key)
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         if fit and history and model_info(model).context_window:
             fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
                                   count_tokens=self.count_tokens)
             if fitted.changed:
-                messages, note = fitted.messages, fitted.note
+                messages = fitted.messages
+                note = "\n".join(x for x in (note, fitted.note) if x)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
         if dry_run:
@@ -341,7 +342,14 @@ class Session:
         if th is not None and reply.result is not None:
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model)
             if stopped is None:
-                th.record(turn)
+                if th.record(turn):
+                    later = [n for n in th.stale() if n > (th.index_of(key) or 0) + 1]
+                    if later:
+                        said = (f"{describe_stale(later)} after this one in thread "
+                                f"{th.name!r} answered its earlier version; %chat history "
+                                "marks them, %chat drop-stale removes them")
+                        self._add_note(reply, said)
+                        note = "\n".join(x for x in (note, said) if x)
                 reply.thread = th.name
             else:  # a half turn joins the thread only when the user asks
                 self.stopped = _Stopped(th.name, turn, list(th.turns))
@@ -398,6 +406,32 @@ class Session:
                       results=results, costs=costs)
         reply.bundle = display.side_by_side_bundle(rows)
         return reply
+
+    @staticmethod
+    def _stale_in_context(th: Thread | None, key: str) -> str | None:
+        """Say so when the history a cell sends holds turns answered against an older
+        version of an earlier turn (that turn's cell was run again since)."""
+        if th is None:
+            return None
+        i = th.index_of(key)
+        stale = [n for n in th.stale() if i is None or n <= i]
+        if not stale:
+            return None
+        return (f"the history sent holds {describe_stale(stale)} of thread {th.name!r}, "
+                "answered against an older version of an earlier turn; %chat history marks "
+                "them, %chat drop-stale removes them")
+
+    @staticmethod
+    def _add_note(reply: Reply, note: str) -> None:
+        """Show a note decided after the reply's view was built (a replaced turn)."""
+        if reply.result is None or reply.bundle is None:
+            return
+        data, meta = reply.bundle
+        extra = {"text/plain": note, "text/markdown": display.escape_markdown(note)}
+        reply.bundle = ({k: (f"{v}\n\n{extra[k]}" if k in extra else v)
+                         for k, v in data.items()}, meta)
+        if reply.footer is not None:
+            reply.footer = f"{reply.footer}\n{note}"
 
     def keep(self) -> str:
         """Add the reply last stopped by the user to its thread, as it stood (``%chat keep``)."""
@@ -546,10 +580,12 @@ class Session:
             turn_of.append((0, None))
         for n, t in enumerate(th.turns, 1):
             turn_of += [(n, t.key)] * len(t.all_messages())
+        stale = set(th.stale())
         for m, (turn, key) in zip(msgs, turn_of, strict=True):
             tokens = counts.messages[i].total if counts else None
             rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
-                                           str(m.get("content") or ""), tokens, key))
+                                           str(m.get("content") or ""), tokens, key,
+                                           stale=turn in stale))
             i += 1
         return display.history_bundle(rows, thread=name,
                                       context_window=model_info(model).context_window,

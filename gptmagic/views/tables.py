@@ -138,6 +138,8 @@ class HistoryRow:
     content: str
     tokens: int | None
     cell: str | None
+    #: The turn answered against an older version of an earlier turn.
+    stale: bool = False
 
 
 def _preview(text: str) -> str:
@@ -157,13 +159,20 @@ def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: i
                    total: int | None) -> Bundle:
     """A table of a conversation thread, and how full the context window is."""
     head = f"thread {thread!r}: {len(rows)} message(s) · {_fill(total, context_window)}"
-    cells = [[str(r.turn), r.role, r.name or "", "" if r.tokens is None else f"{r.tokens:,}",
-              _preview(r.content)] for r in rows]
+    cells = [[f"{r.turn} (stale)" if r.stale else str(r.turn), r.role, r.name or "",
+              "" if r.tokens is None else f"{r.tokens:,}", _preview(r.content)] for r in rows]
     blocks: list[tuple[str, Any]] = [("p", head)]
     if rows:
         blocks.append(("table", (["turn", "role", "name", "tokens", "content"], cells)))
+    stale = sorted({r.turn for r in rows if r.stale})
+    if stale:
+        turns = ", ".join(map(str, stale))
+        blocks.append(("p", f"stale: turn(s) {turns} answered against an older version of an "
+                            "earlier turn (its cell was run again since); %chat drop-stale "
+                            f"--thread {thread} removes them"))
     meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
-                                     "total_tokens": total, "context_window": context_window}}}
+                                     "total_tokens": total, "context_window": context_window,
+                                     "stale_turns": stale}}}
     return _render(blocks, "gptmagic-history"), meta
 
 
