@@ -334,7 +334,8 @@ def test_history_table_and_context_fill():
     assert ">1,100<" in page and ">ann<" in page
     assert "| 1 | user | ann | 1,100 | hi &lt;b&gt;there&lt;/b&gt; xxx" in data["text/markdown"]
     assert meta == {"gptmagic": {"history": {"thread": "main", "messages": 3,
-                                             "total_tokens": 1234, "context_window": 8192}}}
+                                             "total_tokens": 1234, "context_window": 8192,
+                                             "stale_turns": []}}}
     over = display.history_bundle(rows, thread="t", context_window=1000, total=1234)[0]
     assert "1,234 of 1,000 tokens (123%) — over the context window" in over["text/plain"]
     unknown = display.history_bundle([], thread="t", context_window=None, total=0)[0]

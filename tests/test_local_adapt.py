@@ -110,6 +110,22 @@ def test_dropped_mapped_and_passed_through_parameters() -> None:
     assert sent["mirostat"] == 2 and sent["response_format"] == {"type": "json_object"}
 
 
+def test_names_are_written_in_except_on_the_models_own_turns() -> None:
+    plan = prepare_chat(chat(messages=[
+        {"role": "system", "content": "Translate.", "name": "rules"},
+        {"role": "user", "content": "Hello", "name": "example_user"},
+        {"role": "assistant", "content": "Bonjour", "name": "example_assistant"},
+        {"role": "user", "content": [{"type": "text", "text": "Thanks"}], "name": "bob"},
+    ]))
+    sent = plan.bodies[0]["messages"]
+    assert [m.get("content") for m in sent] == [
+        "rules: Translate.", "example_user: Hello", "Bonjour",
+        [{"type": "text", "text": "bob: Thanks"}]]
+    assert not any("name" in m for m in sent)
+    assert adapt.name_prefix({"role": "assistant", "name": "x"}) == ""
+    assert adapt.name_prefix({"role": "tool", "name": "f"}) == "f: "
+
+
 def test_request_body_is_not_mutated() -> None:
     body = chat(messages=[{"role": "user", "content": "hi", "name": "bob"}], n=2, user="x")
     before = copy.deepcopy(body)
@@ -308,7 +324,7 @@ def test_empty_suffix_and_echo_false_are_fine() -> None:
 
 @pytest.mark.parametrize("message, content", [
     ({"role": "user", "content": "hi", "name": "bob"}, "bob: hi"),
-    ({"role": "assistant", "content": "yes", "name": "ann"}, "ann: yes"),
+    ({"role": "assistant", "content": "yes", "name": "ann"}, "yes"),  # never on its own turns
     ({"role": "user", "content": "hi", "name": ""}, "hi"),
     ({"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "bob"},
      [{"type": "text", "text": "bob: hi"}]),

@@ -258,6 +258,33 @@ def test_local_model_streams_and_prices_at_zero(shell):
         gptmagic.shutdown()
 
 
+FEW_SHOT = """system: Translate the user's text to French.
+user (example_user): Hello
+assistant (example_assistant): Bonjour
+user (example_user): Thank you
+assistant (example_assistant): Merci
+user: Good night"""
+
+
+@pytest.mark.engine
+def test_few_shot_names_do_not_come_back_in_the_embedded_models_reply(shell):
+    """The name emulation once prefixed assistant turns too: the model then opened
+    every reply with 'example_assistant:' (8 of 8 seeds)."""
+    try:
+        for seed in range(4):
+            r, _ = chat(shell, f"-m local --no-history --max-tokens 12 -t 0.8 --seed {seed}",
+                        FEW_SHOT)
+            assert not r.text.lstrip().lower().startswith("example_"), (seed, r.text)
+        # The dry run shows the text the engine reads: names written in where they are.
+        d, _ = chat(shell, "-m local --no-history --dry-run", FEW_SHOT)
+        assert "example_user: Hello" in d.engine_prompt and "Bonjour" in d.engine_prompt
+        assert "example_assistant" not in d.engine_prompt
+        md = d._repr_mimebundle_()[0]["text/markdown"]
+        assert "The engine receives this text" in md and "example_user: Thank you" in md
+    finally:
+        gptmagic.shutdown()
+
+
 def complete(sh, line, cell):
     with capture_output() as cap:
         result = sh.run_cell_magic("complete", line, cell)

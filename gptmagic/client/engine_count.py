@@ -15,6 +15,7 @@ from typing import Any
 
 from gptmagic.catalog.tokens import MessageCount, TokenCount, as_messages, text_of
 from gptmagic.errors import ConfigError, RequestError
+from gptmagic.local.adapt import name_prefix
 
 __all__ = ["ENGINE_ENCODING", "count_on_engine"]
 
@@ -62,14 +63,16 @@ async def count_on_engine(
         raise ConfigError("the local engine's chat template changed shape; "
                           "cannot split its tokens per message")
     texts = [tokenize(text=text_of(m.get("content"))[0]) for m in plain]
-    names = [tokenize(text=f"{m['name']}: ") for m in plain if m.get("name")]
+    # A name is the prefix the server writes for it (none on assistant messages).
+    prefixes = [name_prefix(m) for m in plain]
+    names = [tokenize(text=p) for p in prefixes if p]
     results = await asyncio.gather(*texts, *names)
     content = [int(r["count"]) for r in results[: len(plain)]]
     name_counts = iter(int(r["count"]) for r in results[len(plain):])
     counts = []
     for i, m in enumerate(plain):
         share = sizes[injected + i] + (sizes[0] if injected and i == 0 else 0)
-        nm = next(name_counts) if m.get("name") else 0
+        nm = next(name_counts) if prefixes[i] else 0
         counts.append(MessageCount(i, str(m["role"]), content[i], nm, share - content[i] - nm))
     note = "" if not injected else (
         "the engine's chat template adds its default system prompt (counted in message 0)")

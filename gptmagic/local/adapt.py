@@ -31,8 +31,12 @@ The adapter's contract (what any client of the local engine can rely on):
   token returned; completion usage counts every candidate.
   ``n`` > 1 without streaming: ``n`` single requests (seed ``s + i`` when a
   seed is given), because the engine's own ``n`` reports the usage of one
-  choice only. Message ``name``: the template drops it, so the content is
-  prefixed with ``"{name}: "`` (string content, or the first text part). An
+  choice only. Message ``name``: the template drops it, so the content of a
+  system, developer, user or tool message is prefixed with ``"{name}: "``
+  (string content, or the first text part); an assistant message's name is
+  dropped, because a prefix on the model's own turns teaches it to open its
+  reply with one (few-shot ``assistant (example_assistant):`` turns made the
+  embedded model answer ``example_assistant: ...`` 8 times in 8). An
   assistant ``refusal`` with null content is sent as that message's text. A
   final assistant message is a finished turn (the engine's prefill is off).
 * **mapped or dropped** -- ``max_completion_tokens`` becomes ``max_tokens``;
@@ -64,6 +68,7 @@ The adapter's contract (what any client of the local engine can rely on):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.local.checks import (
@@ -87,7 +92,8 @@ from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_u
 __all__ = [
     "ChatPlan", "ChatStream", "CompletionPlan", "CompletionStream", "DROPPED_PARAMS",
     "LocalRequestError", "error_body", "legacy_id", "merge_chat", "merge_completions",
-    "models_list", "no_completions", "normalise_error", "prepare_chat", "prepare_completion"
+    "models_list", "name_prefix", "no_completions", "normalise_error", "prepare_chat",
+    "prepare_completion"
 ]
 
 #: OpenAI parameters with no meaning for a local model; removed before forwarding.
@@ -209,16 +215,28 @@ def _include_usage(req: dict[str, Any]) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
+def name_prefix(message: Mapping[str, Any]) -> str:
+    """The text that stands for a message's ``name`` in the engine's prompt.
+
+    ``"{name}: "`` before the content of a named message, except the
+    assistant's: the model reads its own earlier turns as the pattern of its
+    next one, so a prefix there comes back at the start of its reply.
+    """
+    name = message.get("name")
+    if not name or message.get("role") == "assistant":
+        return ""
+    return f"{name}: "
+
+
 def _named(message: dict[str, Any]) -> dict[str, Any]:
     """Emulate ``name`` (the chat template drops it) by prefixing the content."""
     if "name" not in message:
         return message
     msg = {k: v for k, v in message.items() if k != "name"}
-    name = message["name"]
-    if not name:
+    prefix = name_prefix(message)
+    if not prefix:
         return msg
     content = msg.get("content")
-    prefix = f"{name}: "
     if isinstance(content, str):
         msg["content"] = prefix + content
     elif isinstance(content, list):

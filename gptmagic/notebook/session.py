@@ -129,11 +129,14 @@ class DryRun:
     note: str | None = None
     #: The token counter widget shown under the dry run; it then carries the counts.
     counter: Any = field(default=None, repr=False)
+    #: The embedded model: the text its engine receives (chat template applied).
+    engine_prompt: str | None = None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,
                                       estimate=self.estimate, note=self.note,
-                                      counts_below=self.counter is not None)
+                                      counts_below=self.counter is not None,
+                                      engine_prompt=self.engine_prompt)
 
 
 def _provider(profile: str | None, key_env: str | None, model: str | None,
@@ -474,7 +477,12 @@ class Session:
         count = self.count_tokens(counted, model)
         est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
                        provider=prov.kind)
-        return DryRun(body, url, count, est, note)
+        engine_prompt = None
+        if prov.kind == "local" and isinstance(counted, list):
+            # What the model reads: names written in, the template's own tokens.
+            rendered = self.portal.run(self.client.local_tokenize(messages=counted))
+            engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+        return DryRun(body, url, count, est, note, engine_prompt=engine_prompt)
 
     # -- complete ------------------------------------------------------------------
 

@@ -72,7 +72,8 @@ def _plain_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
-    """Render ``("title" | "p" | "small" | "json", text)`` and ``("table", (cols, rows))``."""
+    """Render ``("title" | "p" | "small" | "json" | "text", text)`` (the last two
+    preformatted) and ``("table", (cols, rows))``."""
     plain, md, page = [], [], []
     for kind, x in blocks:
         if kind == "table":
@@ -81,8 +82,8 @@ def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
             page.append(_html_table(*x))
             continue
         plain.append(x)
-        if kind == "json":
-            md.append(_fence(x, "json"))
+        if kind in ("json", "text"):
+            md.append(_fence(x, kind))
             page.append(f"<pre>{html.escape(x)}</pre>")
         elif kind == "small":
             md.append(_small(x))
@@ -234,7 +235,7 @@ def _estimate_text(est: Estimate | None) -> str:
 
 def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
                    estimate: Estimate | None, note: str | None = None,
-                   counts_below: bool = False) -> Bundle:
+                   counts_below: bool = False, engine_prompt: str | None = None) -> Bundle:
     """What a request would send: endpoint, exact JSON body, token count and cost estimate.
 
     With ``counts_below`` the count and estimate are left to the token counter
@@ -250,6 +251,9 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     if hidden:
         blocks.append(("small", f"hidden from the URL: {', '.join(hidden)}"))
     blocks.append(("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)))
+    if engine_prompt is not None:
+        blocks += [("p", "The engine receives this text (its chat template applied):"),
+                   ("text", engine_prompt)]
     if counts_below:
         blocks.append(("small", "Tokens and cost: see the counter below."))
     else:
