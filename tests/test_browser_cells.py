@@ -37,8 +37,11 @@ def _write_notebook(root: Path, url: str) -> None:
         import gptmagic
         gptmagic.add_profile("fake", base_url={url!r}, default_model="fake-model",
                              api_key_env="FAKE_KEY")""")
+    dry_run = ("%%chat -m local --no-history --dry-run\n"
+               "user (example_user): Hello\nassistant (example_assistant): Bonjour\n"
+               "user: Good night")
     nb.cells = [nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(""),
-                nbformat.v4.new_code_cell("")]
+                nbformat.v4.new_code_cell(""), nbformat.v4.new_code_cell(dry_run)]
     nbformat.write(nb, root / NOTEBOOK)
 
 
@@ -111,6 +114,16 @@ def test_typed_cells_keep_their_structure_and_interrupt_keeps_the_reply(
             assert "stopped after" in text and "%chat keep" in text
             assert "Traceback" not in text and "KeyboardInterrupt" not in text
             assert out.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+
+            # 3. The dry run on the embedded model shows the text its engine reads.
+            _run_cell(page, 3)
+            out = _cell(page, 3).locator(".jp-OutputArea")
+            out.filter(has_text="The engine receives this text").wait_for(timeout=90_000)
+            out.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "jupyter-dry-run-engine-prompt.png"))
+            text = out.inner_text()
+            assert "example_user: Hello" in text and "<|im_start|>assistant" in text
+            assert "example_assistant:" not in text
         except Exception:
             page.screenshot(path=str(shots / "jupyter-typed-failure.png"))
             raise
