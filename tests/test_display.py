@@ -7,12 +7,12 @@ import re
 from decimal import Decimal
 
 import pytest
+from hostile_markdown import ENCODED_LINKS, SAFE_SCHEMES, browser_scheme, link_targets
 
 from gptmagic.catalog.pricing import Cost, Estimate
 from gptmagic.catalog.tokens import MessageCount, TokenCount
 from gptmagic.core.types import Choice, Result, Timings, Usage
 from gptmagic.views import reply as display
-from hostile_markdown import ENCODED_LINKS, SAFE_SCHEMES, browser_scheme, link_targets
 
 SECRET = "sk-secret-0123456789"
 XSS = [
