@@ -446,3 +446,31 @@ def test_decoded_schemes_keep_safe_and_relative_links():
     assert "#blocked" not in md
     md = display.safe_markdown("[a](a:b) [b](tel:123) [c](&#104;ttps&#58;//x.org)")
     assert md.count("#blocked:") == 2  # a:b is a scheme; an encoded https stays allowed
+
+
+# -- --json: pretty-printed and checked ----------------------------------------------------------
+
+JSON_REQUEST = {"params": {"response_format": {"type": "json_object"}}}
+
+
+def test_json_reply_is_pretty_printed_in_a_fence():
+    data, meta = display.reply_bundle(result('{"a": [1, "<b>"], "b": {"c": null}}'),
+                                      request_summary=JSON_REQUEST)
+    pretty = '{\n  "a": [\n    1,\n    "<b>"\n  ],\n  "b": {\n    "c": null\n  }\n}'
+    assert f"```json\n{pretty}\n```" in data["text/markdown"]
+    assert data["text/plain"].startswith(pretty)
+    assert meta["gptmagic"]["response"]["json_valid"] == [True]
+    # Without --json the same text is prose, as before.
+    assert "```json" not in display.reply_bundle(result('{"a": 1}'))[0]["text/markdown"]
+
+
+@pytest.mark.parametrize(("finish", "cut"), [("length", True), ("stop", False)])
+def test_invalid_json_says_where_and_whether_the_limit_cut_it(finish, cut):
+    data, meta = display.reply_bundle(result('{"a": [1, 2', reasons=(finish,)),
+                                      request_summary=JSON_REQUEST, max_tokens=5)
+    md = data["text/markdown"]
+    assert "```json\n{\"a\": [1, 2\n```" in md  # as written, verbatim
+    assert "the reply is not valid JSON: Expecting ',' delimiter at line 1, column 12" in md
+    assert ("cut off by the token limit" in md) is cut
+    assert ("cut off by the token limit" in data["text/plain"]) is cut
+    assert meta["gptmagic"]["response"]["json_valid"] == [False]
