@@ -287,7 +287,7 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
     if json_mode:
-        meta["gptmagic"]["response"]["json_valid"] = _json_valid(result)  # type: ignore[index]
+        meta["gptmagic"]["response"]["json_valid"] = _json_valid(result)
     return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}, meta
 
 
