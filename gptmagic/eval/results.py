@@ -36,6 +36,27 @@ async def _score(scorers: Sequence[Any], output: str, row: dict[str, Any],
     return scores, "; ".join(errors) or None
 
 
+def _plain_label(text: str) -> str:
+    """``text`` as matplotlib shows it literally: ``$`` would start mathtext (or raise),
+    and a leading ``_`` hides a legend entry."""
+    text = text.replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
+
+
+def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
+    """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
+    score (higher)."""
+    s = summary.dropna(subset=["score"]).copy()
+    s[x_col] = s[x_col].fillna(math.inf)
+    s = s.sort_values([x_col, "score"], ascending=[True, False])
+    best, keep = -math.inf, []
+    for idx, row in s.iterrows():
+        if row["score"] > best:
+            keep.append(idx)
+            best = row["score"]
+    return s.loc[keep].reset_index(drop=True)
+
+
 class EvalResults:
     """Results of a run: ``.df`` (one row per call) plus summaries and plots."""
 
@@ -149,15 +170,7 @@ class EvalResults:
 
     def pareto(self, threshold: float = 0.5) -> pd.DataFrame:
         """The configurations no other beats on both cost (lower) and score (higher)."""
-        s = self.summary(threshold).dropna(subset=["score"]).copy()
-        s["total_cost"] = s["total_cost"].fillna(math.inf)
-        s = s.sort_values(["total_cost", "score"], ascending=[True, False])
-        best, keep = -math.inf, []
-        for idx, row in s.iterrows():
-            if row["score"] > best:
-                keep.append(idx)
-                best = row["score"]
-        return s.loc[keep].reset_index(drop=True)
+        return _frontier(self.summary(threshold), "total_cost")
 
     def recommend(self, by: str, threshold: float) -> pd.DataFrame:
         """Routing advice: per group of cases (column ``by`` of the data), the cheapest
@@ -203,27 +216,44 @@ class EvalResults:
         return pd.DataFrame(rows)
 
     def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
-        """Cost against quality with the Pareto frontier (needs matplotlib: ``gptmagic[plot]``)."""
+        """Cost against quality with the Pareto frontier; returns the matplotlib Axes
+        (needs matplotlib: ``gptmagic[plot]``).
+
+        Returning the Axes, as pandas does, lets Jupyter draw the figure once (a
+        returned Figure was drawn twice: as the cell's value and by the inline
+        backend). When every configuration is free (or unpriced) the x axis is the
+        median latency instead, and the title says so. Each configuration has its
+        own marker, named in a legend beside the plot, so labels never overlap.
+        """
         try:
             import matplotlib.pyplot as plt
         except ImportError:
             from gptmagic.errors import ConfigError
 
             raise ConfigError("plot() needs matplotlib: pip install 'gptmagic[plot]'") from None
-        s = self.summary(threshold)
-        front = self.pareto(threshold)
+        s = self.summary(threshold).dropna(subset=["score"])
+        by_cost = bool((s["total_cost"].fillna(0) > 0).any())
+        x_col = "total_cost" if by_cost else "latency_p50"
+        front = _frontier(s, x_col)
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+            _, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+        markers = "osD^vP*Xph"
         labels = s[self.group_cols].astype(str).agg(" · ".join, axis=1)
-        ax.scatter(s["total_cost"].fillna(0), s["score"], zorder=3)
-        for x, y, label in zip(s["total_cost"].fillna(0), s["score"], labels, strict=True):
-            ax.annotate(label, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.step(front["total_cost"].replace(math.inf, math.nan), front["score"], where="post",
-                color="tab:red", label="Pareto frontier")
-        ax.set_xlabel("total cost (USD)")
+        for i, (x, y, label) in enumerate(zip(s[x_col].fillna(0), s["score"], labels,
+                                              strict=True)):
+            ax.scatter([x], [y], zorder=3, marker=markers[(i // 10) % len(markers)],
+                       color=f"C{i % 10}", label=_plain_label(label))
+        ax.step(front[x_col].replace(math.inf, math.nan), front["score"], where="post",
+                color="tab:red", alpha=0.6, label="Pareto frontier")
+        if by_cost:
+            ax.set_xlabel("total cost (USD)")
+        else:
+            ax.set_xlabel("median latency (s)")
+            ax.set_title("every model is free or unpriced: latency instead of cost", fontsize=9)
         ax.set_ylabel("mean score")
-        ax.legend(loc="lower right")
-        return ax.figure
+        ax.margins(x=0.08, y=0.08)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+        return ax
 
     def to_csv(self, path: str, **kwargs: Any) -> None:
         self.df.to_csv(path, index=False, **kwargs)
