@@ -107,3 +107,55 @@ def test_plot_draws_one_figure_in_a_real_kernel(fake, tmp_path):
     for c in ran.cells[1:]:
         images = [o for o in c.outputs if "image/png" in o.get("data", {})]
         assert len(images) == 1, (c.source, [o.get("data", {}).keys() for o in c.outputs])
+
+
+# -- summary() and recommend() ------------------------------------------------------------------
+
+
+def test_summary_is_rounded_and_has_a_column_per_scorer(fake):
+    res = free_run()
+    s = res.summary()
+    # Before: only the mean "score", and figures such as 0.6666666666666666.
+    assert {"score.exact", "score.short"} <= set(s.columns)
+    assert list(s.columns[:5]) == ["prompt", "model", "calls", "cached", "errors"]
+    for col in ("score", "score_se", "score.exact", "score.short", "pass_rate",
+                "latency_p50", "latency_p95"):
+        values = s[col].dropna()
+        assert (values == values.round(3)).all(), col
+    row = s.iloc[0]
+    whole = res.df[(res.df["prompt"] == row["prompt"]) & (res.df["model"] == row["model"])]
+    assert row["score.short"] == round(whole["score.short"].mean(), 3)
+    assert row["latency_p50"] == round(whole["latency"].quantile(0.5), 3)
+
+
+def test_summary_costs_keep_four_significant_figures(fake):
+    gptmagic.set_price("cheap", input_per_mtok="0.3333333", output_per_mtok="1.7777777")
+    res = gptmagic.evaluate(CASES, "user: {q}", ["fake:cheap"], scorers=[Exact()],
+                            progress=False)
+    cost = res.summary()["total_cost"].iloc[0]
+    exact = res.df["cost"].sum()
+    assert cost == float(f"{exact:.4g}") != exact  # rounded, yet a tiny cost stays visible
+    assert 0 < cost < 0.0001
+
+
+def test_recommend_has_scorer_columns_and_no_nan_note(fake):
+    cases = [{**c, "kind": "a" if i % 2 else "b"} for i, c in enumerate(CASES)]
+    res = gptmagic.evaluate(cases, "user: {q}", ["fake:one"], scorers=[Exact(), Short()],
+                            progress=False)
+    rec = res.recommend("kind", threshold=0.5)
+    assert "note" not in rec.columns  # every group has a pick: no column of NaN
+    assert {"score.exact", "score.short"} <= set(rec.columns)
+    low = res.recommend("kind", threshold=2.0)  # nothing reaches it
+    assert list(low["note"]) == ["no configuration reaches 2.0"] * 2
+    assert rec["score"].tolist() == rec["score"].round(3).tolist()
+
+
+def test_a_cached_run_says_so(fake, capsys):
+    first = gptmagic.evaluate(CASES, "user: {q}", ["fake:m"], progress=True)
+    assert first.describe() == "4 calls, 0 from cache, 0 errors"
+    assert "from cache" not in capsys.readouterr().err
+    again = gptmagic.evaluate(CASES, "user: {q}", ["fake:m"], progress=True)
+    assert again.describe() == "4 calls, 4 from cache, 0 errors" and len(fake.requests) == 4
+    assert "4 from cache" in capsys.readouterr().err  # the progress bar
+    assert "4 from cache" in repr(again)
+    assert again.summary()["cached"].tolist() == [4]

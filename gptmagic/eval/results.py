@@ -43,6 +43,30 @@ def _plain_label(text: str) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
+_COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving")
+_SECONDS = ("latency_p50", "latency_p95")
+
+
+def _significant(x: Any, digits: int = 4) -> Any:
+    """``x`` to ``digits`` significant figures (a cost of $0.0000123456 stays visible)."""
+    if not isinstance(x, float) or not math.isfinite(x) or x == 0:
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Summary figures rounded for reading: scores 3 decimals, seconds to the
+    millisecond, costs 4 significant figures."""
+    for col in table:
+        if col in _COSTS:
+            table[col] = table[col].map(_significant)
+        elif col in _SECONDS:
+            table[col] = table[col].round(3)
+        elif col == "score" or col.startswith(("score.", "score_")) or col == "pass_rate":
+            table[col] = table[col].round(3)
+    return table
+
+
 def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
     """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
     score (higher)."""
@@ -140,10 +164,18 @@ class EvalResults:
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         return get_portal().run(self._rescored(scorers))
 
+    def _scorer_cols(self) -> list[str]:
+        return [c for c in self.df if c.startswith("score.")]
+
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:
-        """Per prompt × model (× grid): score mean and standard error, pass rate
-        (score >= ``threshold``), total cost, cost per correct answer, p50/p95
-        latency, errors."""
+        """Per prompt × model (× grid): calls, how many came from the cache, errors, the
+        score's mean and standard error, each scorer's mean (``score.<name>``), pass
+        rate (score >= ``threshold``), total cost, cost per correct answer, p50/p95
+        latency.
+
+        Figures are rounded for reading: scores and rates to 3 decimals, latencies
+        to the millisecond, costs to 4 significant figures (``.df`` keeps them whole).
+        """
         df = self.df
         out = []
         for key, g in df.groupby(self.group_cols, dropna=False, sort=False):
@@ -154,10 +186,12 @@ class EvalResults:
             cost = float(ok["cost"].sum(min_count=1)) if ok["cost"].notna().any() else math.nan
             rec = dict(zip(self.group_cols, key, strict=True))
             rec.update({
-                "calls": len(g), "errors": int(g["error"].notna().sum()),
+                "calls": len(g), "cached": int(g["cached"].fillna(False).astype(bool).sum()),
+                "errors": int(g["error"].notna().sum()),
                 "score": scores.mean() if len(scores) else math.nan,
                 "score_se": (scores.std(ddof=1) / math.sqrt(len(scores))
                              if len(scores) > 1 else math.nan),
+                **{c: ok[c].mean() for c in self._scorer_cols()},
                 "pass_rate": passed / len(scores) if len(scores) else math.nan,
                 "total_cost": cost,
                 "cost_per_correct": cost / passed if passed and not math.isnan(cost)
@@ -166,7 +200,7 @@ class EvalResults:
                 "latency_p95": ok["latency"].quantile(0.95) if len(ok) else math.nan,
             })
             out.append(rec)
-        return pd.DataFrame(out)
+        return _rounded(pd.DataFrame(out))
 
     def pareto(self, threshold: float = 0.5) -> pd.DataFrame:
         """The configurations no other beats on both cost (lower) and score (higher)."""
@@ -174,8 +208,10 @@ class EvalResults:
 
     def recommend(self, by: str, threshold: float) -> pd.DataFrame:
         """Routing advice: per group of cases (column ``by`` of the data), the cheapest
-        prompt × model whose mean score reaches ``threshold``, and what that saves
-        against running the best configuration overall on every case."""
+        prompt × model whose mean score reaches ``threshold``, its per-scorer means,
+        and what that saves against running the best configuration overall on every
+        case. Rounded as :meth:`summary`; a ``note`` column appears only when some
+        group has no configuration that reaches ``threshold``."""
         col = by if by in self.df else f"input.{by}"
         if col not in self.df:
             from gptmagic.errors import RequestError
@@ -192,10 +228,12 @@ class EvalResults:
         ok = self.df[self.df["error"].isna()]
         overall = ok.groupby(keys, dropna=False)["score"].mean()
         best_key = overall.idxmax() if len(overall) else None
+        per_scorer = self._scorer_cols()
         rows = []
         for group, g in ok.groupby(col, dropna=False):
-            stats = g.groupby(keys, dropna=False).agg(score=("score", "mean"),
-                                                      cost=("cost", "sum"), n=("score", "size"))
+            stats = g.groupby(keys, dropna=False).agg(
+                score=("score", "mean"), cost=("cost", "sum"), n=("score", "size"),
+                **{c: (c, "mean") for c in per_scorer})
             good = stats[stats["score"] >= threshold].sort_values(["cost", "score"],
                                                                   ascending=[True, False])
             best_cost = float(stats.loc[best_key, "cost"]) if best_key in stats.index else math.nan
@@ -205,15 +243,26 @@ class EvalResults:
                 pick = pick if isinstance(pick, tuple) else (pick,)
                 rec.update(dict(zip(keys, pick, strict=True)))
                 rec.update({"score": float(good.iloc[0]["score"]),
+                            **{c: float(good.iloc[0][c]) for c in per_scorer},
                             "cost": float(good.iloc[0]["cost"]),
                             "best_overall_cost": best_cost,
                             "saving": best_cost - float(good.iloc[0]["cost"])})
             else:
                 rec.update({k: None for k in keys})
-                rec.update({"score": math.nan, "cost": math.nan, "best_overall_cost": best_cost,
+                rec.update({"score": math.nan, **{c: math.nan for c in per_scorer},
+                            "cost": math.nan, "best_overall_cost": best_cost,
                             "saving": math.nan, "note": f"no configuration reaches {threshold}"})
             rows.append(rec)
-        return pd.DataFrame(rows)
+        table = _rounded(pd.DataFrame(rows))
+        if "note" in table:  # only when some group has no configuration; blank elsewhere
+            table["note"] = table["note"].fillna("")
+        return table
+
+    def describe(self) -> str:
+        """``160 calls, 160 from cache, 0 errors``: what a run did, in one line."""
+        cached = int(self.df["cached"].fillna(False).astype(bool).sum())
+        errors = int(self.df["error"].notna().sum())
+        return f"{len(self.df)} calls, {cached} from cache, {errors} errors"
 
     def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
         """Cost against quality with the Pareto frontier; returns the matplotlib Axes
@@ -270,5 +319,4 @@ class EvalResults:
         return self.summary().to_html(index=False)
 
     def __repr__(self) -> str:
-        return (f"<EvalResults {len(self.df)} calls, {int(self.df['error'].notna().sum())} "
-                f"errors, models {sorted(self.df['model'].unique())}>")
+        return f"<EvalResults {self.describe()}, models {sorted(self.df['model'].unique())}>"
