@@ -290,8 +290,11 @@ class EvalResults:
         labels = s[self.group_cols].astype(str).agg(" · ".join, axis=1)
         for i, (x, y, label) in enumerate(zip(s[x_col].fillna(0), s["score"], labels,
                                               strict=True)):
-            ax.scatter([x], [y], zorder=3, marker=markers[(i // 10) % len(markers)],
-                       color=f"C{i % 10}", label=_plain_label(label))
+            # Hollow, each its own shape and colour: configurations at the same point
+            # stay visible on top of each other.
+            ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
+                       facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
+                       label=_plain_label(label))
         ax.step(front[x_col].replace(math.inf, math.nan), front["score"], where="post",
                 color="tab:red", alpha=0.6, label="Pareto frontier")
         if by_cost:
