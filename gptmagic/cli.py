@@ -184,8 +184,7 @@ def _eval(args: argparse.Namespace) -> int:
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))
     print(res.summary().to_string(index=False))
-    print(f"\n{len(res.df)} calls, {int(res.df['error'].notna().sum())} errors; "
-          f"results written to {out}")
+    print(f"\n{res.describe()}; results written to {out}")
     return 0
 
 

@@ -9,7 +9,8 @@ fails offline, so the report uses local copies instead: ``require.js``,
 anywidget front end, same version as the Python package), installed once with
 npm into ``~/.cache/gptmagic/report-js/<versions>/`` and copied into a
 ``widgets-js/`` folder beside the HTML.
-The notebooks use no maths, so MathJax is left out.
+The notebooks use no maths, so MathJax is left out. Markdown outputs (model
+replies) are rendered by nbconvert and then sanitised with ``nh3``.
 
 Needs the ``notebooks`` extra (``pip install 'gptmagic[notebooks]'``) and, for
 the HTML, ``npm`` the first time (or a filled cache).
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gptmagic.errors import ConfigError
+from gptmagic.views.markdown import clean_rendered_markdown
 
 __all__ = ["DEFAULT_NOTEBOOKS", "Report", "build", "execute", "export_html", "main",
            "notebooks_dir", "widget_js"]
@@ -169,7 +171,14 @@ _TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n"
              "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
              "{%- block html_head_js_requirejs -%}{{ super() }}\n"
              "<script>require.config({paths: {anywidget: '" + JS_FOLDER + "/anywidget'}});"
-             "</script>\n{%- endblock html_head_js_requirejs -%}\n")
+             "</script>\n{%- endblock html_head_js_requirejs -%}\n"
+             # A Markdown output is a model's text: what nbconvert renders from it goes
+             # through nh3 (views.markdown.clean_rendered_markdown) before the page.
+             "{% block data_markdown scoped -%}\n"
+             "<div class=\"jp-RenderedHTMLCommon jp-RenderedMarkdown jp-OutputArea-output "
+             "{{ extra_class }}\" data-mime-type=\"text/markdown\">\n"
+             "{{ output.data['text/markdown'] | markdown2html | gm_clean_markdown }}\n"
+             "</div>\n{%- endblock data_markdown %}\n")
 
 
 def export_html(nb: Any, dst: Path, js: Path, title: str | None = None) -> Path:
@@ -182,6 +191,7 @@ def export_html(nb: Any, dst: Path, js: Path, title: str | None = None) -> Path:
     exporter = HTMLExporter(
         extra_loaders=[jinja2.DictLoader({"gptmagic_report.html.j2": _TEMPLATE})],
         template_file="gptmagic_report.html.j2",
+        filters={"gm_clean_markdown": clean_rendered_markdown},
         require_js_url=f"{JS_FOLDER}/require.js",
         widget_renderer_url=f"{JS_FOLDER}/embed-amd.js")
     body, _ = exporter.from_notebook_node(

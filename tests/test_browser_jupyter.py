@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from browser_support import api_get, artifacts_dir, chromium, jupyter_server
+from hostile_markdown import ENCODED_LINKS
 from lazy import lazy
 
 from gptmagic.views.widgets import state as st
@@ -70,13 +71,14 @@ def _write_notebook(root: Path) -> None:
     nbformat.write(nb, root / NOTEBOOK)
 
 
-def _wait_kernel_settled(url: str, token: str, timeout: float = 60) -> str:
+def _wait_kernel_settled(url: str, token: str, timeout: float = 60,
+                         notebook: str = NOTEBOOK) -> str:
     """Poll /api/sessions until the notebook's kernel is idle and the same for 3 polls."""
     deadline = time.monotonic() + timeout
     seen: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
         sessions = [s for s in api_get(url, token, "api/sessions")
-                    if s.get("path", "").endswith(NOTEBOOK) and s.get("kernel")]
+                    if s.get("path", "").endswith(notebook) and s.get("kernel")]
         if sessions:
             k = sessions[0]["kernel"]
             seen.append((k["id"], k.get("execution_state", "")))
@@ -243,3 +245,64 @@ def _check_widgets(page: Any, kind: str, expected_live: int) -> None:
     assert static.locator(".gm-tools").count() == 0
     assert static.locator(".gm-total").text_content().endswith("tokens")
     page.screenshot(path=str(shots / f"jupyter-{kind}-counter.png"))
+
+
+# -- a hostile reply rendered by JupyterLab's own Markdown renderer ------------------------------
+
+HOSTILE = "hostile.ipynb"
+HOSTILE_CELL = """\
+from IPython.display import display
+from gptmagic.core.types import Choice, Result
+from gptmagic.views import reply, tables
+links = LINKS
+text = "\\n\\n".join(f"{i}. {link} after" for i, link in enumerate(links, 1))
+data, meta = reply.reply_bundle(Result("chat", "gpt-4o", [Choice(0, text, "length")]),
+                                note=text, max_tokens=9)
+display(data, raw=True, metadata=meta)
+display(reply.stream_bundle({0: text}, model="gpt-4o"), raw=True)
+hist, _ = tables.history_bundle([tables.HistoryRow(1, "assistant", None, text, 3, None)],
+                                thread="t", context_window=100, total=3)
+display({"text/markdown": hist["text/markdown"]}, raw=True)
+print("done")
+""".replace("LINKS", repr(ENCODED_LINKS))
+
+
+def test_hostile_reply_in_jupyterlab_has_no_live_link(browser: Any, tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(HOSTILE_CELL)]
+    nbformat.write(nb, tmp_path / HOSTILE)
+    shot = artifacts_dir() / "jupyter-lab-hostile-links.png"
+    with jupyter_server("lab", tmp_path) as (url, token):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"{url}lab/tree/{HOSTILE}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
+            _wait_kernel_settled(url, token, notebook=HOSTILE)
+            _run_all(page)
+            page.locator(".jp-OutputArea-output pre").filter(has_text="done").wait_for(
+                timeout=45_000)
+            outputs = page.locator(".jp-RenderedMarkdown")
+            assert outputs.count() == 3
+            links = page.locator(".jp-RenderedMarkdown a[href]")
+            assert links.count() >= 15  # the payloads are links, blocked ones
+            # The browser's own reading of every href, after marked and entity decoding.
+            seen = links.evaluate_all(
+                "as => as.map(a => [a.protocol, a.getAttribute('href')])")
+            live = [s for s in seen if s[0] not in ("http:", "https:", "mailto:")]
+            assert live == [], live
+            page.screenshot(path=str(shot), full_page=True)
+            for i in range(links.count()):  # a click on each (they point into the page)
+                link = links.nth(i)
+                if link.get_attribute("href").startswith("#"):
+                    link.scroll_into_view_if_needed()
+                    link.click()
+            assert page.evaluate("window.__pwned") is None
+        except Exception:
+            page.screenshot(path=str(artifacts_dir() / "jupyter-lab-hostile-failure.png"))
+            raise
+        finally:
+            ctx.close()

@@ -135,11 +135,15 @@ scorers = [{ type = "exact", column = "expected" }]
     p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
                        text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
-    assert "2 calls, 0 errors" in p.stdout and "results written to" in p.stdout
+    assert "2 calls, 0 from cache, 0 errors; results written to" in p.stdout
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "run.results.csv")
     assert list(df["score.exact"]) == [1.0, 0.0] and len(fake_server.requests) == 2
+    # Run again: every row is the cached one, and the run says so (issue 13, item 20).
+    p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert "2 calls, 2 from cache, 0 errors" in p.stdout and len(fake_server.requests) == 2
     cfg.write_text('data = "cases.csv"\nmodels = ["m"]\nbogus = 1\n')
     p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
                        text=True, timeout=60, env=env)

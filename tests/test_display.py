@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from hostile_markdown import ENCODED_LINKS, SAFE_SCHEMES, browser_scheme, link_targets
 
 from gptmagic.catalog.pricing import Cost, Estimate
 from gptmagic.catalog.tokens import MessageCount, TokenCount
@@ -413,3 +414,64 @@ def test_all_lists_the_public_names():
                   display.__name__, "gptmagic.views.markdown")}
     assert public | {"Bundle", "PREVIEW_CHARS"} == set(display.__all__)
     assert display.__all__ == sorted(display.__all__)
+
+
+# -- encoded schemes, judged after the renderer the report uses ----------------------------------
+
+
+def _nbconvert_html(markdown: str) -> str:
+    """The HTML nbconvert's report makes of a Markdown output (mistune, as HTMLExporter)."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    return markdown2html_mistune(markdown)
+
+
+@pytest.mark.parametrize("link", ENCODED_LINKS)
+def test_encoded_schemes_stay_dead_after_nbconvert_renders_them(link):
+    # Before: "[x](&#106;avascript:...)" became <a href="javascript:...">.
+    text = f"see {link} now\n\n- {link}\n> {link}"
+    markdown_views = every_view(text)[0::2] + [
+        display.dry_run_bundle({"messages": [{"role": "user", "content": text}]}, url="u",
+                               count=3, estimate=None, note=text)[0]["text/markdown"],
+        display.reply_bundle(result(text), note=text)[0]["text/markdown"]]
+    for md in markdown_views:
+        for tag, attr, value in link_targets(_nbconvert_html(md)):
+            assert browser_scheme(value) in SAFE_SCHEMES, (link, md, tag, attr, value)
+    for page in every_view(text)[1::2]:  # the HTML views hold no links at all
+        assert link_targets(page) == []
+
+
+def test_decoded_schemes_keep_safe_and_relative_links():
+    md = display.safe_markdown("[a](HTTPS://x.org/a:b) [b](/docs/x:y) [c](?q=a:b) [d](#s:1) "
+                               "[e](./a:b) [f](mailto:a@b.c)")
+    assert "#blocked" not in md
+    md = display.safe_markdown("[a](a:b) [b](tel:123) [c](&#104;ttps&#58;//x.org)")
+    assert md.count("#blocked:") == 2  # a:b is a scheme; an encoded https stays allowed
+
+
+# -- --json: pretty-printed and checked ----------------------------------------------------------
+
+JSON_REQUEST = {"params": {"response_format": {"type": "json_object"}}}
+
+
+def test_json_reply_is_pretty_printed_in_a_fence():
+    data, meta = display.reply_bundle(result('{"a": [1, "<b>"], "b": {"c": null}}'),
+                                      request_summary=JSON_REQUEST)
+    pretty = '{\n  "a": [\n    1,\n    "<b>"\n  ],\n  "b": {\n    "c": null\n  }\n}'
+    assert f"```json\n{pretty}\n```" in data["text/markdown"]
+    assert data["text/plain"].startswith(pretty)
+    assert meta["gptmagic"]["response"]["json_valid"] == [True]
+    # Without --json the same text is prose, as before.
+    assert "```json" not in display.reply_bundle(result('{"a": 1}'))[0]["text/markdown"]
+
+
+@pytest.mark.parametrize(("finish", "cut"), [("length", True), ("stop", False)])
+def test_invalid_json_says_where_and_whether_the_limit_cut_it(finish, cut):
+    data, meta = display.reply_bundle(result('{"a": [1, 2', reasons=(finish,)),
+                                      request_summary=JSON_REQUEST, max_tokens=5)
+    md = data["text/markdown"]
+    assert "```json\n{\"a\": [1, 2\n```" in md  # as written, verbatim
+    assert "the reply is not valid JSON: Expecting ',' delimiter at line 1, column 12" in md
+    assert ("cut off by the token limit" in md) is cut
+    assert ("cut off by the token limit" in data["text/plain"]) is cut
+    assert meta["gptmagic"]["response"]["json_valid"] == [False]

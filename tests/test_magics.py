@@ -600,3 +600,24 @@ def test_key_env_selects_the_hosted_provider(shell, fake_server, monkeypatch):
     sent = fake_server.requests[-1]
     assert sent.json["model"] == "gpt-4o-mini" and r.text == "echo: hi"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_json_replies_are_pretty_printed_and_checked(shell, fake_server, monkeypatch):
+    # issue 13, item 19: --json showed the JSON as one line of prose, and a reply cut by
+    # max_tokens looked like any other. In a kernel (not a terminal) the full view shows.
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    fake_server.plan(Behaviour(text='{"city": "Paris", "tags": ["a", "b"]}'))
+    r, _ = chat(shell, "-p fake --json --no-history", "user: JSON please")
+    data, meta = r._repr_mimebundle_()
+    assert '```json\n{\n  "city": "Paris",\n  "tags": [\n    "a",' in data["text/markdown"]
+    assert "not valid JSON" not in data["text/markdown"]
+    assert meta["gptmagic"]["response"]["json_valid"] == [True]
+    fake_server.plan(Behaviour(text='{"city": "Paris", "tags": ["a", "b"]}'))
+    r, _ = chat(shell, "-p fake --json --max-tokens 4 --no-history", "user: JSON please")
+    data, meta = r._repr_mimebundle_()
+    assert "finish: length" in data["text/markdown"]
+    assert ("the reply is not valid JSON: Expecting" in data["text/markdown"]
+            and "cut off by the token limit before the JSON was complete; raise "
+            "--max-tokens" in data["text/markdown"])
+    assert "the reply is not valid JSON" in data["text/plain"]
+    assert meta["gptmagic"]["response"]["json_valid"] == [False]

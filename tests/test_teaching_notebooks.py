@@ -365,7 +365,7 @@ def test_batch_evaluation(batch):
     # The evaluation's progress bar (a standard ipywidget) is saved with the notebook.
     ev = cell(nb, "res = gptmagic.evaluate(")
     assert any(widget_state(nb)[m]["model_name"] == "HBoxModel" for m in widget_views(ev))
-    assert "108 calls, 0 errors" in plain(ev)
+    assert "108 calls, 0 from cache, 0 errors" in plain(ev)
 
 
 def test_data_set_is_small_and_labelled():

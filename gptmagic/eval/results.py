@@ -36,6 +36,51 @@ async def _score(scorers: Sequence[Any], output: str, row: dict[str, Any],
     return scores, "; ".join(errors) or None
 
 
+def _plain_label(text: str) -> str:
+    """``text`` as matplotlib shows it literally: ``$`` would start mathtext (or raise),
+    and a leading ``_`` hides a legend entry."""
+    text = text.replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
+
+
+_COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving")
+_SECONDS = ("latency_p50", "latency_p95")
+
+
+def _significant(x: Any, digits: int = 4) -> Any:
+    """``x`` to ``digits`` significant figures (a cost of $0.0000123456 stays visible)."""
+    if not isinstance(x, float) or not math.isfinite(x) or x == 0:
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Summary figures rounded for reading: scores 3 decimals, seconds to the
+    millisecond, costs 4 significant figures."""
+    for col in table:
+        if col in _COSTS:
+            table[col] = table[col].map(_significant)
+        elif col in _SECONDS:
+            table[col] = table[col].round(3)
+        elif col == "score" or col.startswith(("score.", "score_")) or col == "pass_rate":
+            table[col] = table[col].round(3)
+    return table
+
+
+def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
+    """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
+    score (higher)."""
+    s = summary.dropna(subset=["score"]).copy()
+    s[x_col] = s[x_col].fillna(math.inf)
+    s = s.sort_values([x_col, "score"], ascending=[True, False])
+    best, keep = -math.inf, []
+    for idx, row in s.iterrows():
+        if row["score"] > best:
+            keep.append(idx)
+            best = row["score"]
+    return s.loc[keep].reset_index(drop=True)
+
+
 class EvalResults:
     """Results of a run: ``.df`` (one row per call) plus summaries and plots."""
 
@@ -119,10 +164,18 @@ class EvalResults:
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         return get_portal().run(self._rescored(scorers))
 
+    def _scorer_cols(self) -> list[str]:
+        return [c for c in self.df if c.startswith("score.")]
+
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:
-        """Per prompt × model (× grid): score mean and standard error, pass rate
-        (score >= ``threshold``), total cost, cost per correct answer, p50/p95
-        latency, errors."""
+        """Per prompt × model (× grid): calls, how many came from the cache, errors, the
+        score's mean and standard error, each scorer's mean (``score.<name>``), pass
+        rate (score >= ``threshold``), total cost, cost per correct answer, p50/p95
+        latency.
+
+        Figures are rounded for reading: scores and rates to 3 decimals, latencies
+        to the millisecond, costs to 4 significant figures (``.df`` keeps them whole).
+        """
         df = self.df
         out = []
         for key, g in df.groupby(self.group_cols, dropna=False, sort=False):
@@ -133,10 +186,12 @@ class EvalResults:
             cost = float(ok["cost"].sum(min_count=1)) if ok["cost"].notna().any() else math.nan
             rec = dict(zip(self.group_cols, key, strict=True))
             rec.update({
-                "calls": len(g), "errors": int(g["error"].notna().sum()),
+                "calls": len(g), "cached": int(g["cached"].fillna(False).astype(bool).sum()),
+                "errors": int(g["error"].notna().sum()),
                 "score": scores.mean() if len(scores) else math.nan,
                 "score_se": (scores.std(ddof=1) / math.sqrt(len(scores))
                              if len(scores) > 1 else math.nan),
+                **{c: ok[c].mean() for c in self._scorer_cols()},
                 "pass_rate": passed / len(scores) if len(scores) else math.nan,
                 "total_cost": cost,
                 "cost_per_correct": cost / passed if passed and not math.isnan(cost)
@@ -145,24 +200,18 @@ class EvalResults:
                 "latency_p95": ok["latency"].quantile(0.95) if len(ok) else math.nan,
             })
             out.append(rec)
-        return pd.DataFrame(out)
+        return _rounded(pd.DataFrame(out))
 
     def pareto(self, threshold: float = 0.5) -> pd.DataFrame:
         """The configurations no other beats on both cost (lower) and score (higher)."""
-        s = self.summary(threshold).dropna(subset=["score"]).copy()
-        s["total_cost"] = s["total_cost"].fillna(math.inf)
-        s = s.sort_values(["total_cost", "score"], ascending=[True, False])
-        best, keep = -math.inf, []
-        for idx, row in s.iterrows():
-            if row["score"] > best:
-                keep.append(idx)
-                best = row["score"]
-        return s.loc[keep].reset_index(drop=True)
+        return _frontier(self.summary(threshold), "total_cost")
 
     def recommend(self, by: str, threshold: float) -> pd.DataFrame:
         """Routing advice: per group of cases (column ``by`` of the data), the cheapest
-        prompt × model whose mean score reaches ``threshold``, and what that saves
-        against running the best configuration overall on every case."""
+        prompt × model whose mean score reaches ``threshold``, its per-scorer means,
+        and what that saves against running the best configuration overall on every
+        case. Rounded as :meth:`summary`; a ``note`` column appears only when some
+        group has no configuration that reaches ``threshold``."""
         col = by if by in self.df else f"input.{by}"
         if col not in self.df:
             from gptmagic.errors import RequestError
@@ -179,10 +228,12 @@ class EvalResults:
         ok = self.df[self.df["error"].isna()]
         overall = ok.groupby(keys, dropna=False)["score"].mean()
         best_key = overall.idxmax() if len(overall) else None
+        per_scorer = self._scorer_cols()
         rows = []
         for group, g in ok.groupby(col, dropna=False):
-            stats = g.groupby(keys, dropna=False).agg(score=("score", "mean"),
-                                                      cost=("cost", "sum"), n=("score", "size"))
+            stats = g.groupby(keys, dropna=False).agg(
+                score=("score", "mean"), cost=("cost", "sum"), n=("score", "size"),
+                **{c: (c, "mean") for c in per_scorer})
             good = stats[stats["score"] >= threshold].sort_values(["cost", "score"],
                                                                   ascending=[True, False])
             best_cost = float(stats.loc[best_key, "cost"]) if best_key in stats.index else math.nan
@@ -192,38 +243,69 @@ class EvalResults:
                 pick = pick if isinstance(pick, tuple) else (pick,)
                 rec.update(dict(zip(keys, pick, strict=True)))
                 rec.update({"score": float(good.iloc[0]["score"]),
+                            **{c: float(good.iloc[0][c]) for c in per_scorer},
                             "cost": float(good.iloc[0]["cost"]),
                             "best_overall_cost": best_cost,
                             "saving": best_cost - float(good.iloc[0]["cost"])})
             else:
                 rec.update({k: None for k in keys})
-                rec.update({"score": math.nan, "cost": math.nan, "best_overall_cost": best_cost,
+                rec.update({"score": math.nan, **{c: math.nan for c in per_scorer},
+                            "cost": math.nan, "best_overall_cost": best_cost,
                             "saving": math.nan, "note": f"no configuration reaches {threshold}"})
             rows.append(rec)
-        return pd.DataFrame(rows)
+        table = _rounded(pd.DataFrame(rows))
+        if "note" in table:  # only when some group has no configuration; blank elsewhere
+            table["note"] = table["note"].fillna("")
+        return table
+
+    def describe(self) -> str:
+        """``160 calls, 160 from cache, 0 errors``: what a run did, in one line."""
+        cached = int(self.df["cached"].fillna(False).astype(bool).sum())
+        errors = int(self.df["error"].notna().sum())
+        return f"{len(self.df)} calls, {cached} from cache, {errors} errors"
 
     def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
-        """Cost against quality with the Pareto frontier (needs matplotlib: ``gptmagic[plot]``)."""
+        """Cost against quality with the Pareto frontier; returns the matplotlib Axes
+        (needs matplotlib: ``gptmagic[plot]``).
+
+        Returning the Axes, as pandas does, lets Jupyter draw the figure once (a
+        returned Figure was drawn twice: as the cell's value and by the inline
+        backend). When every configuration is free (or unpriced) the x axis is the
+        median latency instead, and the title says so. Each configuration has its
+        own marker, named in a legend beside the plot, so labels never overlap.
+        """
         try:
             import matplotlib.pyplot as plt
         except ImportError:
             from gptmagic.errors import ConfigError
 
             raise ConfigError("plot() needs matplotlib: pip install 'gptmagic[plot]'") from None
-        s = self.summary(threshold)
-        front = self.pareto(threshold)
+        s = self.summary(threshold).dropna(subset=["score"])
+        by_cost = bool((s["total_cost"].fillna(0) > 0).any())
+        x_col = "total_cost" if by_cost else "latency_p50"
+        front = _frontier(s, x_col)
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+            _, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+        markers = "osD^vP*Xph"
         labels = s[self.group_cols].astype(str).agg(" · ".join, axis=1)
-        ax.scatter(s["total_cost"].fillna(0), s["score"], zorder=3)
-        for x, y, label in zip(s["total_cost"].fillna(0), s["score"], labels, strict=True):
-            ax.annotate(label, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.step(front["total_cost"].replace(math.inf, math.nan), front["score"], where="post",
-                color="tab:red", label="Pareto frontier")
-        ax.set_xlabel("total cost (USD)")
+        for i, (x, y, label) in enumerate(zip(s[x_col].fillna(0), s["score"], labels,
+                                              strict=True)):
+            # Hollow, each its own shape and colour: configurations at the same point
+            # stay visible on top of each other.
+            ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
+                       facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
+                       label=_plain_label(label))
+        ax.step(front[x_col].replace(math.inf, math.nan), front["score"], where="post",
+                color="tab:red", alpha=0.6, label="Pareto frontier")
+        if by_cost:
+            ax.set_xlabel("total cost (USD)")
+        else:
+            ax.set_xlabel("median latency (s)")
+            ax.set_title("every model is free or unpriced: latency instead of cost", fontsize=9)
         ax.set_ylabel("mean score")
-        ax.legend(loc="lower right")
-        return ax.figure
+        ax.margins(x=0.08, y=0.08)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+        return ax
 
     def to_csv(self, path: str, **kwargs: Any) -> None:
         self.df.to_csv(path, index=False, **kwargs)
@@ -240,5 +322,4 @@ class EvalResults:
         return self.summary().to_html(index=False)
 
     def __repr__(self) -> str:
-        return (f"<EvalResults {len(self.df)} calls, {int(self.df['error'].notna().sum())} "
-                f"errors, models {sorted(self.df['model'].unique())}>")
+        return f"<EvalResults {self.describe()}, models {sorted(self.df['model'].unique())}>"

@@ -286,6 +286,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
     bar = _progress(len(jobs), progress)
     todo = [j for j in jobs if not j.cached]
+    if len(todo) < len(jobs):  # say that these came from the cache, not from a model
+        bar.set_postfix_str(f"{len(jobs) - len(todo)} from cache", refresh=False)
     bar.update(len(jobs) - len(todo))
 
     async def one(job: Job) -> None:

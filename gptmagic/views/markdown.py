@@ -4,6 +4,14 @@ Used by :mod:`gptmagic.display`: raw HTML is shown as text, code fences stay
 verbatim (re-fenced so nothing inside can close them), inline code becomes
 ``<code>`` with entities, images become links, and links with schemes other
 than http/https/mailto are blocked.
+
+A link's scheme is judged as the browser finally sees it: renderers decode
+character references in a destination (nbconvert's mistune even decodes
+``&amp;#106;`` twice, to ``j``) and browsers drop tabs and newlines from a URL,
+so ``&#106;avascript:``, ``java&#x09;script:`` or ``javascript&colon;`` are
+``javascript:`` links. The destination is decoded until nothing changes, its
+whitespace and control characters dropped, and any colon before the first
+``/``, ``?`` or ``#`` must end an allowed scheme.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import html
 import re
 from collections.abc import Iterator
 
-__all__ = ["escape_markdown", "safe_markdown"]
+__all__ = ["clean_rendered_markdown", "escape_markdown", "safe_markdown"]
 
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _OPENER = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
@@ -27,9 +35,13 @@ _ESCAPED = re.compile(rf"\\([{_PUNCT}])")
 _MD_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # $: Jupyter's math; |: tables
 _AUTOLINK = re.compile(r"(?i)(?<=www)\.|@")
 _MD_LINE_START = re.compile(r"^([ \t]*\d*)([#+=.)-])", re.M)  # headings, lists, setext
-_DEST = re.compile(rf"(\]\(|\\(?:href|url)\{{)(\s*(?:&lt;)?)((?:[A-Za-z0-9+.\-]|\\[{_PUNCT}])+)"
-                   r"(?=\\?:)")
+# Where a link destination starts: an inline link, or MathJax's \href{...} / \url{...}.
+_DEST = re.compile(r"(\]\(|\\(?:href|url)\{)(\s*)(\S{0,512})")
+_DEST_END = re.compile(r"[)}]")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+# What a browser ignores in a URL (tabs, newlines, leading controls and spaces), plus
+# the '<' of a pointy destination: dropped before the scheme is read.
+_URL_IGNORED = re.compile(r"[\x00-\x20\x7f<]+")
 
 
 def escape_markdown(text: str) -> str:
@@ -85,10 +97,33 @@ def _code_spans(text: str) -> Iterator[tuple[bool, str]]:
     yield False, text[pos:]
 
 
+def _decoded(dest: str) -> str:
+    """``dest`` decoded as far as any renderer and browser would: character references
+    (repeatedly, as ``&amp;#106;`` is ``j`` to mistune), backslash escapes, and the
+    characters a URL parser skips."""
+    for _ in range(8):
+        plain = _ESCAPED.sub(r"\1", html.unescape(dest))
+        if plain == dest:
+            break
+        dest = plain
+    return _URL_IGNORED.sub("", dest)
+
+
+def _unsafe_destination(dest: str) -> bool:
+    """True if ``dest`` names a scheme (a colon before any ``/?#``) other than
+    http, https or mailto, or something that is no valid scheme at all."""
+    url = _decoded(dest)
+    head = re.split(r"[/?#]", url, maxsplit=1)[0]
+    if ":" not in head:
+        return False  # a relative link: no scheme
+    scheme = head.split(":", 1)[0]
+    return not (_SCHEME.fullmatch(scheme) and scheme.lower() in _SAFE_SCHEMES)
+
+
 def _block_scheme(m: re.Match[str]) -> str:
-    scheme = _ESCAPED.sub(r"\1", m.group(3))
-    if _SCHEME.fullmatch(scheme) and scheme.lower() not in _SAFE_SCHEMES:
-        return f"{m.group(1)}{m.group(2)}#blocked:{m.group(3)}"
+    dest = _DEST_END.split(m.group(3), maxsplit=1)[0]
+    if _unsafe_destination(dest):
+        return f"{m.group(1)}#blocked:{m.group(2)}{m.group(3)}"
     return m.group()
 
 
@@ -137,3 +172,27 @@ def safe_markdown(text: str) -> str:
     return "\n".join(out).strip("\n")
 
 
+
+
+#: Attributes kept on rendered Markdown: the renderer's own (heading anchors, code
+#: highlighting classes, table alignment) and the small style of our status lines.
+_KEPT_ATTRIBUTES = {"*": {"class"}, "a": {"href", "title"}, "code": {"class"},
+                    "small": {"style"}, "ol": {"start"}, "td": {"align", "style"},
+                    "th": {"align", "style"}, **{f"h{n}": {"id"} for n in range(1, 7)}}
+
+
+def clean_rendered_markdown(rendered: str) -> str:
+    """HTML that a Markdown renderer made from a model's text, through ``nh3`` (a
+    maintained sanitiser): known tags only, links http/https/mailto or relative, no
+    images (they load their URL unasked), no scripts, handlers or styles beyond
+    ``opacity`` and ``text-align``.
+
+    :func:`safe_markdown` already makes the Markdown inert in the renderers we know;
+    this is the second line wherever we run the renderer ourselves (the HTML report).
+    """
+    import nh3
+
+    return nh3.clean(rendered, tags=set(nh3.ALLOWED_TAGS) - {"img", "area", "map"},
+                     attributes=_KEPT_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+                     filter_style_properties={"opacity", "text-align"},
+                     clean_content_tags={"script", "style"})

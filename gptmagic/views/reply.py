@@ -156,10 +156,44 @@ def _tool_calls_json(calls: Sequence[Any]) -> str:
     return json.dumps(shown, indent=2, ensure_ascii=False, default=str)
 
 
-def _choice_views(c: Choice) -> tuple[str, str]:
-    """A choice as (markdown, plain): its text, refusal and tool calls."""
+def _json_mode(request_summary: Mapping[str, Any] | None) -> bool:
+    """Whether the request asked for JSON (``--json``: ``response_format`` json_object
+    or json_schema)."""
+    params = (request_summary or {}).get("params")
+    fmt = params.get("response_format") if isinstance(params, Mapping) else None
+    return isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def _json_views(c: Choice) -> tuple[str, str, str | None]:
+    """A JSON reply as (markdown, plain, problem): pretty-printed when it parses; as
+    written, with what is wrong and where, when it does not."""
+    try:
+        value = json.loads(c.text)
+    except ValueError as e:
+        where = f"line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) \
+            else "the reply"
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+        problem = f"the reply is not valid JSON: {msg} at {where}"
+        if c.finish_reason == "length":
+            problem += " — it was cut off by the token limit before the JSON was complete; " \
+                       "raise --max-tokens"
+        return _fence(c.text, "json"), c.text, problem
+    pretty = json.dumps(value, indent=2, ensure_ascii=False)
+    return _fence(pretty, "json"), pretty, None
+
+
+def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
+    """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
+    refusal and tool calls."""
     md, plain = [], []
-    if c.text:
+    if c.text and json_mode:
+        body_md, body_plain, problem = _json_views(c)
+        md.append(body_md)
+        plain.append(body_plain)
+        if problem:
+            md.append(f"**{escape_markdown(problem)}**")
+            plain.append(problem)
+    elif c.text:
         md.append(safe_markdown(c.text))
         plain.append(c.text)
     if c.refusal:
@@ -190,6 +224,17 @@ def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | 
     return f"{line}\n{notes}" if notes else line
 
 
+def _json_valid(result: Result) -> list[bool]:
+    valid = []
+    for c in result.choices:
+        try:
+            json.loads(c.text)
+            valid.append(True)
+        except ValueError:
+            valid.append(False)
+    return valid
+
+
 def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] | None:
     """The listed fields only: never ``raw`` (it may echo what the request carried)."""
     if result is None:
@@ -216,8 +261,12 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     """The final view of a chat or completion: the reply, a summary line, the result's
     warnings and the note.
 
-    ``text/plain`` is the reply, a blank line, then :func:`plain_footer`.
+    ``text/plain`` is the reply, a blank line, then :func:`plain_footer`. A request
+    for JSON (``--json``, seen in ``request_summary``) shows each reply
+    pretty-printed, or, if it does not parse, as written with the parser's
+    complaint and, when ``finish: length`` cut it, that the token limit did.
     """
+    json_mode = _json_mode(request_summary)
     n = len(result.choices)
     md, plain = [], []
     for pos, c in enumerate(result.choices, 1):
@@ -225,7 +274,7 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
             md.append(f"#### {escape_markdown(head)}")
             plain.append(f"── {head} ──")
-        body_md, body_plain = _choice_views(c)
+        body_md, body_plain = _choice_views(c, json_mode)
         md.append(body_md)
         plain.append(body_plain)
         if n > 1 and c.finish_reason != "stop":
@@ -240,6 +289,8 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note))
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
+    if json_mode:
+        meta["gptmagic"]["response"]["json_valid"] = _json_valid(result)
     return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}, meta
 
 
