@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import api_get, artifacts_dir, chromium, jupyter_server
+from browser_support import artifacts_dir, chromium, jupyter_server, wait_kernel_settled
 from hostile_markdown import ENCODED_LINKS
 from lazy import lazy
 
@@ -69,24 +69,6 @@ def _write_notebook(root: Path) -> None:
                                  "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(src)) for src in CELLS]
     nbformat.write(nb, root / NOTEBOOK)
-
-
-def _wait_kernel_settled(url: str, token: str, timeout: float = 60,
-                         notebook: str = NOTEBOOK) -> str:
-    """Poll /api/sessions until the notebook's kernel is idle and the same for 3 polls."""
-    deadline = time.monotonic() + timeout
-    seen: list[tuple[str, str]] = []
-    while time.monotonic() < deadline:
-        sessions = [s for s in api_get(url, token, "api/sessions")
-                    if s.get("path", "").endswith(notebook) and s.get("kernel")]
-        if sessions:
-            k = sessions[0]["kernel"]
-            seen.append((k["id"], k.get("execution_state", "")))
-            last = seen[-3:]
-            if len(last) == 3 and all(s == (last[0][0], "idle") for s in last):
-                return last[0][0]
-        time.sleep(0.5)
-    raise AssertionError(f"the notebook's kernel did not settle in {timeout} s: {seen[-5:]}")
 
 
 RAN = """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
@@ -152,7 +134,7 @@ def test_widgets_in_jupyter(kind: str, browser: Any, tmp_path: Path) -> None:
         try:
             page.goto(f"{url}{path}/{NOTEBOOK}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
-            _wait_kernel_settled(url, token)
+            wait_kernel_settled(url, token, NOTEBOOK)
             _run_all(page)
             if theme:
                 # The theme's CSS has loaded: the layout colour is dark.
@@ -281,7 +263,7 @@ def test_hostile_reply_in_jupyterlab_has_no_live_link(browser: Any, tmp_path: Pa
         try:
             page.goto(f"{url}lab/tree/{HOSTILE}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
-            _wait_kernel_settled(url, token, notebook=HOSTILE)
+            wait_kernel_settled(url, token, HOSTILE)
             _run_all(page)
             page.locator(".jp-OutputArea-output pre").filter(has_text="done").wait_for(
                 timeout=45_000)

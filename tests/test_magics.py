@@ -621,3 +621,10 @@ def test_json_replies_are_pretty_printed_and_checked(shell, fake_server, monkeyp
             "--max-tokens" in data["text/markdown"])
     assert "the reply is not valid JSON" in data["text/plain"]
     assert meta["gptmagic"]["response"]["json_valid"] == [False]
+    # In a terminal the reply streamed already and only the footer shows: it says so too.
+    monkeypatch.delattr(shell, "kernel")
+    fake_server.plan(Behaviour(text='{"city": "Paris", "tags": ["a", "b"]}'))
+    r, cap = chat(shell, "-p fake --json --max-tokens 4 --no-history", "user: JSON please")
+    footer = r._repr_mimebundle_()[0]["text/plain"]
+    assert '{"city":' in cap.stdout and footer.startswith("── finish: length")
+    assert "the reply is not valid JSON" in footer and "raise --max-tokens" in footer

@@ -337,11 +337,13 @@ class Session:
             reply.moderation = describe(mod_lines)
         if len(models) == 1 and reply.result is not None:
             shown = "\n".join(x for x in (note, reply.moderation) if x) or None
+            summary = self._summary(prov, model, params, messages, th)
             reply.bundle = display.reply_bundle(
                 reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
-                request_summary=self._summary(prov, model, params, messages, th))
+                request_summary=summary)
             reply.footer = display.plain_footer(reply.result, reply.cost,
-                                                max_tokens=max_tokens, note=shown)
+                                                max_tokens=max_tokens, note=shown,
+                                                request_summary=summary)
         if th is not None and reply.result is not None:
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model)
             if stopped is None:

@@ -216,11 +216,15 @@ def _notes(result: Result, note: str | None) -> str | None:
 
 
 def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
-                 note: str | None = None) -> str:
+                 note: str | None = None,
+                 request_summary: Mapping[str, Any] | None = None) -> str:
     """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the
-    result's warnings and the note."""
+    result's warnings and the note. A terminal shows only this under the streamed
+    reply, so a ``--json`` reply that does not parse says so here too."""
     line = f"── {summary_line(result, cost, max_tokens=max_tokens)}"
-    notes = _notes(result, note)
+    problems = [p for c in result.choices if c.text and _json_mode(request_summary)
+                for p in [_json_views(c)[2]] if p]
+    notes = "\n".join(x for x in (*problems, _notes(result, note)) if x)
     return f"{line}\n{notes}" if notes else line
 
 
