@@ -27,11 +27,14 @@ catches anything gptmagic raises on purpose::
         └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
 
 Messages never contain an API key: :func:`redact` scrubs registered secrets
-from every text an error carries.
+from every text an error carries, and an error keeps no credential header of
+the response. Every error pickles and unpickles with all its fields (a
+process pool or a saved result may carry one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.state import current
@@ -53,12 +56,20 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestError",
+    "SECRET_HEADERS",
     "StreamError",
     "UnprocessableEntityError",
     "redact",
     "register_secret",
     "status_error",
 ]
+
+#: Header names whose values are credentials, whatever they hold (lower case).
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie",
+    "x-goog-api-key", "ocp-apim-subscription-key",
+})
+
 
 def register_secret(value: str | None) -> None:
     """Remember a secret (an API key) so :func:`redact` removes it from text."""
@@ -89,11 +100,21 @@ def _redact_any(value: Any) -> Any:
     return value
 
 
+def _restore(cls: type[GptmagicError], args: tuple[Any, ...]) -> GptmagicError:
+    """An unpickled error, made without ``__init__`` (whose keywords pickle cannot pass)."""
+    return cls.__new__(cls, *args)
+
+
 class GptmagicError(Exception):
     """Base class of every error gptmagic raises on purpose."""
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*args), which fails on keyword-only
+        # fields (status_code); the attributes come back through __setstate__.
+        return _restore, (type(self), self.args), self.__dict__
 
     @property
     def message(self) -> str:
@@ -154,13 +175,14 @@ class APIStatusError(APIError):
         status_code: int,
         request_id: str | None = None,
         body: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
         self.body = _redact_any(body)
-        # Only response headers are kept; they never carry the request's key.
-        self.headers = dict(headers or {})
+        # Response headers only, without cookies or credentials, secrets redacted.
+        self.headers = {k: redact(v) for k, v in (headers or {}).items()
+                        if k.lower() not in SECRET_HEADERS}
 
     @property
     def code(self) -> str | None:
@@ -239,7 +261,7 @@ def status_error(
     body: Any,
     *,
     request_id: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     url: str = "",
 ) -> APIStatusError:
     """Build the status-specific error for an HTTP error response."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.headers import Headers
 from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.response import Accumulator, parse_response
 from gptmagic.core.sse import SSEDecoder
@@ -67,7 +68,7 @@ class Request:
     kind: str  #: "chat" or "completion"
     provider: Provider
     body: dict[str, Any]
-    headers: dict[str, str] = field(repr=False)  #: auth included: never log or show
+    headers: Headers  #: auth included; its repr hides the key
     stream: bool = False
     on_delta: DeltaCallback | None = None
     on_retry: RetryCallback | None = None
@@ -103,8 +104,8 @@ class Request:
                 raise RequestError(f"request body is not JSON-serialisable: {e}") from None
         return self._payload
 
-    def send_headers(self) -> dict[str, str]:
-        return {**self.headers, "Idempotency-Key": self.idempotency_key}
+    def send_headers(self) -> Headers:
+        return self.headers | {"Idempotency-Key": self.idempotency_key}
 
 
 @dataclass(slots=True)

@@ -41,6 +41,7 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.headers import Headers
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -275,7 +276,7 @@ class Client:
         # restart); one that dies during the request is an error, restarted next time.
         base, _ = await self._local_base()
         data = await self._small_json(
-            "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+            "POST", f"{base}/tokenize", {}, Headers(), body, limit=MAX_RESPONSE_BYTES
         )
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
@@ -291,7 +292,7 @@ class Client:
         method: str,
         url: str,
         query: dict[str, str],
-        headers: dict[str, str],
+        headers: Headers,
         body: dict[str, Any] | None,
         limit: int = MAX_ERROR_BYTES,
     ) -> Any:
