@@ -24,6 +24,8 @@ catches anything gptmagic raises on purpose::
         │   │   └── QuotaExceededError       429 insufficient_quota (final, never retried)
         │   └── InternalServerError          5xx
         ├── StreamError             an error event or a dropped stream; ``.partial`` keeps the text
+        │   └── MalformedStreamError    a stream event the protocol does not allow (bad JSON,
+        │                               impossible numbers); also a MalformedResponseError
         └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
 
 Messages never contain an API key: :func:`redact` scrubs registered secrets
@@ -51,6 +53,7 @@ __all__ = [
     "GptmagicError",
     "InternalServerError",
     "MalformedResponseError",
+    "MalformedStreamError",
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExceededError",
@@ -163,6 +166,15 @@ class StreamError(APIError):
     def __init__(self, message: str, *, partial: Any = None, request_id: str | None = None) -> None:
         super().__init__(message, request_id=request_id)
         self.partial = partial
+
+
+class MalformedStreamError(StreamError, MalformedResponseError):
+    """A stream event the protocol does not allow; ``partial`` keeps the text before it.
+
+    Both a :class:`StreamError` (the stream ended, never retried) and a
+    :class:`MalformedResponseError` (the server's fault), so either ``except``
+    catches it.
+    """
 
 
 class APIStatusError(APIError):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
 from gptmagic.core.headers import Headers
 from gptmagic.core.reply_checks import check_reply
-from gptmagic.core.response import Accumulator, parse_response
+from gptmagic.core.response import Accumulator, loads, parse_response
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -36,6 +36,7 @@ from gptmagic.errors import (
     APITimeoutError,
     GptmagicError,
     MalformedResponseError,
+    MalformedStreamError,
     RequestError,
     StreamError,
     status_error,
@@ -161,14 +162,18 @@ async def attempt(
                     request_id=rid,
                 ) from None
             try:
-                data = json.loads(raw)
-            except ValueError:
+                data = loads(raw)
+            except ValueError as e:
+                what = "JSON" if isinstance(e, json.JSONDecodeError) else f"standard JSON ({e})"
                 raise MalformedResponseError(
-                    f"{url}: response is not JSON (HTTP {r.status}, {len(raw)} bytes, "
-                    f"starts {raw[:80]!r})",
+                    f"{url}: response is not {what} (HTTP {r.status}, "
+                    f"{len(raw)} bytes, starts {raw[:80]!r})",
                     request_id=rid,
                 ) from None
-            result = parse_response(kind, data, prompt_len=prompt_len)
+            try:
+                result = parse_response(kind, data, prompt_len=prompt_len)
+            except MalformedResponseError as e:
+                raise MalformedResponseError(f"{url}: {e}", request_id=rid) from None
             if on_delta:
                 for ch in result.choices:
                     on_delta(ch.index, ch.text)
@@ -200,12 +205,13 @@ async def _read_stream(
     done = False
     engine_timings: dict[str, Any] | None = None
 
-    def abort(msg: str) -> StreamError:
+    def abort(msg: str, *, malformed: bool = False) -> StreamError:
         partial = acc.result()
         partial.request_id = rid
         partial.timings.ttft = ttft
         partial.timings.total = time.monotonic() - t0
-        return StreamError(msg, partial=partial, request_id=rid)
+        cls = MalformedStreamError if malformed else StreamError
+        return cls(msg, partial=partial, request_id=rid)
 
     progress.abort = abort
     try:
@@ -215,9 +221,12 @@ async def _read_stream(
                     done = True
                     break
                 try:
-                    data = json.loads(ev.data)
-                except ValueError:
-                    raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
+                    data = loads(ev.data)
+                except ValueError as e:
+                    what = ("JSON" if isinstance(e, json.JSONDecodeError)
+                            else f"standard JSON ({e})")
+                    raise abort(f"{url}: stream event is not {what}: {ev.data[:80]!r}",
+                                malformed=True) from None
                 if ev.event == "error" or (isinstance(data, dict) and "error" in data):
                     # OpenAI wraps it ({"error": {...}}); llama.cpp's `error:` event is bare.
                     err = data.get("error", data) if isinstance(data, dict) else data
@@ -228,7 +237,7 @@ async def _read_stream(
                 try:
                     deltas = acc.add(data)
                 except MalformedResponseError as e:
-                    raise abort(f"{url}: {e}") from None
+                    raise abort(f"{url}: {e}", malformed=True) from None
                 if deltas and ttft is None:
                     ttft = time.monotonic() - t0
                 if on_delta:
