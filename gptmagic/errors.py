@@ -12,7 +12,8 @@ catches anything gptmagic raises on purpose::
     ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)
     └── APIError                    something went wrong talking to a provider
         ├── APIConnectionError      could not connect, or the connection dropped
-        │   └── APITimeoutError     connect/read/write/pool timeout or overall deadline
+        │   └── APITimeoutError     connect/read/write/pool timeout
+        │       └── DeadlineExceededError  the call's deadline passed (all attempts); final
         ├── APIStatusError          the server answered with an HTTP error status
         │   ├── BadRequestError              400
         │   ├── AuthenticationError          401
@@ -24,8 +25,10 @@ catches anything gptmagic raises on purpose::
         │   │   └── QuotaExceededError       429 insufficient_quota (final, never retried)
         │   └── InternalServerError          5xx
         ├── StreamError             an error event or a dropped stream; ``.partial`` keeps the text
-        │   └── MalformedStreamError    a stream event the protocol does not allow (bad JSON,
-        │                               impossible numbers); also a MalformedResponseError
+        │   ├── MalformedStreamError    a stream event the protocol does not allow (bad JSON,
+        │   │                           impossible numbers); also a MalformedResponseError
+        │   └── StreamDeadlineError     a stream still running at the deadline; also a
+        │                               DeadlineExceededError
         └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
 
 Messages never contain an API key: :func:`redact` scrubs registered secrets
@@ -50,6 +53,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "DeadlineExceededError",
     "GptmagicError",
     "InternalServerError",
     "MalformedResponseError",
@@ -60,6 +64,7 @@ __all__ = [
     "RateLimitError",
     "RequestError",
     "SECRET_HEADERS",
+    "StreamDeadlineError",
     "StreamError",
     "UnprocessableEntityError",
     "redact",
@@ -152,6 +157,10 @@ class APITimeoutError(APIConnectionError):
     """A connect/read/write/pool timeout, or the request's overall deadline passed."""
 
 
+class DeadlineExceededError(APITimeoutError):
+    """The call's deadline passed: every attempt and wait together. Never retried."""
+
+
 class MalformedResponseError(APIError):
     """The server's body is not the JSON or SSE the OpenAI protocol promises."""
 
@@ -175,6 +184,10 @@ class MalformedStreamError(StreamError, MalformedResponseError):
     :class:`MalformedResponseError` (the server's fault), so either ``except``
     catches it.
     """
+
+
+class StreamDeadlineError(StreamError, DeadlineExceededError):
+    """A stream still running when the call's deadline passed; ``partial`` keeps its text."""
 
 
 class APIStatusError(APIError):

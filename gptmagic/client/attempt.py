@@ -113,7 +113,7 @@ class Request:
 class Progress:
     """What one attempt has done so far: once a stream has started, how to end it."""
 
-    abort: Callable[[str], StreamError] | None = None
+    abort: Callable[[str, type[StreamError]], StreamError] | None = None
     #: The connection broke mid-stream (not a timeout): the server may have died.
     connection_lost: bool = False
 
@@ -205,12 +205,11 @@ async def _read_stream(
     done = False
     engine_timings: dict[str, Any] | None = None
 
-    def abort(msg: str, *, malformed: bool = False) -> StreamError:
+    def abort(msg: str, cls: type[StreamError] = StreamError) -> StreamError:
         partial = acc.result()
         partial.request_id = rid
         partial.timings.ttft = ttft
         partial.timings.total = time.monotonic() - t0
-        cls = MalformedStreamError if malformed else StreamError
         return cls(msg, partial=partial, request_id=rid)
 
     progress.abort = abort
@@ -226,7 +225,7 @@ async def _read_stream(
                     what = ("JSON" if isinstance(e, json.JSONDecodeError)
                             else f"standard JSON ({e})")
                     raise abort(f"{url}: stream event is not {what}: {ev.data[:80]!r}",
-                                malformed=True) from None
+                                MalformedStreamError) from None
                 if ev.event == "error" or (isinstance(data, dict) and "error" in data):
                     # OpenAI wraps it ({"error": {...}}); llama.cpp's `error:` event is bare.
                     err = data.get("error", data) if isinstance(data, dict) else data
@@ -237,7 +236,7 @@ async def _read_stream(
                 try:
                     deltas = acc.add(data)
                 except MalformedResponseError as e:
-                    raise abort(f"{url}: {e}", malformed=True) from None
+                    raise abort(f"{url}: {e}", MalformedStreamError) from None
                 if deltas and ttft is None:
                     ttft = time.monotonic() - t0
                 if on_delta:

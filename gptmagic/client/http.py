@@ -36,7 +36,12 @@ _JSON_HEADERS = {**_BASE_HEADERS, "Content-Type": "application/json"}
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Per-phase timeouts plus an overall deadline per attempt (seconds).
+    """Per-phase timeouts plus an overall deadline for the whole call (seconds).
+
+    ``deadline`` bounds every attempt and every wait between them together:
+    once it passes, the call raises :class:`~gptmagic.errors.DeadlineExceededError`
+    (a stream that started: :class:`~gptmagic.errors.StreamDeadlineError`,
+    with the text so far) and is not retried.
 
     ``write`` is enforced by httpx's own transport; over the aiohttp transport
     a stuck write is bounded by ``deadline``.
