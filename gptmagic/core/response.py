@@ -30,7 +30,7 @@ from gptmagic.core.logprobs import from_wire
 from gptmagic.core.types import Choice, Result, TokenLogprob, Usage
 from gptmagic.errors import MalformedResponseError
 
-__all__ = ["MAX_TOKENS", "Accumulator", "fold_tool_call", "loads", "parse_response",
+__all__ = ["Accumulator", "MAX_TOKENS", "fold_tool_call", "loads", "parse_response",
            "usage_from_wire"]
 
 #: The largest token count a usage field may report. Context windows are at
