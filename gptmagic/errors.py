@@ -12,7 +12,8 @@ catches anything gptmagic raises on purpose::
     ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)
     └── APIError                    something went wrong talking to a provider
         ├── APIConnectionError      could not connect, or the connection dropped
-        │   └── APITimeoutError     connect/read/write/pool timeout or overall deadline
+        │   └── APITimeoutError     connect/read/write/pool timeout
+        │       └── DeadlineExceededError  the call's deadline passed (all attempts); final
         ├── APIStatusError          the server answered with an HTTP error status
         │   ├── BadRequestError              400
         │   ├── AuthenticationError          401
@@ -24,14 +25,21 @@ catches anything gptmagic raises on purpose::
         │   │   └── QuotaExceededError       429 insufficient_quota (final, never retried)
         │   └── InternalServerError          5xx
         ├── StreamError             an error event or a dropped stream; ``.partial`` keeps the text
+        │   ├── MalformedStreamError    a stream event the protocol does not allow (bad JSON,
+        │   │                           impossible numbers); also a MalformedResponseError
+        │   └── StreamDeadlineError     a stream still running at the deadline; also a
+        │                               DeadlineExceededError
         └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
 
 Messages never contain an API key: :func:`redact` scrubs registered secrets
-from every text an error carries.
+from every text an error carries, and an error keeps no credential header of
+the response. Every error pickles and unpickles with all its fields (a
+process pool or a saved result may carry one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.state import current
@@ -45,20 +53,31 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "DeadlineExceededError",
     "GptmagicError",
     "InternalServerError",
     "MalformedResponseError",
+    "MalformedStreamError",
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
     "RequestError",
+    "SECRET_HEADERS",
+    "StreamDeadlineError",
     "StreamError",
     "UnprocessableEntityError",
     "redact",
     "register_secret",
     "status_error",
 ]
+
+#: Header names whose values are credentials, whatever they hold (lower case).
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie",
+    "x-goog-api-key", "ocp-apim-subscription-key",
+})
+
 
 def register_secret(value: str | None) -> None:
     """Remember a secret (an API key) so :func:`redact` removes it from text."""
@@ -89,11 +108,21 @@ def _redact_any(value: Any) -> Any:
     return value
 
 
+def _restore(cls: type[GptmagicError], args: tuple[Any, ...]) -> GptmagicError:
+    """An unpickled error, made without ``__init__`` (whose keywords pickle cannot pass)."""
+    return cls.__new__(cls, *args)
+
+
 class GptmagicError(Exception):
     """Base class of every error gptmagic raises on purpose."""
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*args), which fails on keyword-only
+        # fields (status_code); the attributes come back through __setstate__.
+        return _restore, (type(self), self.args), self.__dict__
 
     @property
     def message(self) -> str:
@@ -128,6 +157,10 @@ class APITimeoutError(APIConnectionError):
     """A connect/read/write/pool timeout, or the request's overall deadline passed."""
 
 
+class DeadlineExceededError(APITimeoutError):
+    """The call's deadline passed: every attempt and wait together. Never retried."""
+
+
 class MalformedResponseError(APIError):
     """The server's body is not the JSON or SSE the OpenAI protocol promises."""
 
@@ -144,6 +177,19 @@ class StreamError(APIError):
         self.partial = partial
 
 
+class MalformedStreamError(StreamError, MalformedResponseError):
+    """A stream event the protocol does not allow; ``partial`` keeps the text before it.
+
+    Both a :class:`StreamError` (the stream ended, never retried) and a
+    :class:`MalformedResponseError` (the server's fault), so either ``except``
+    catches it.
+    """
+
+
+class StreamDeadlineError(StreamError, DeadlineExceededError):
+    """A stream still running when the call's deadline passed; ``partial`` keeps its text."""
+
+
 class APIStatusError(APIError):
     """The server answered with an HTTP error status."""
 
@@ -154,13 +200,14 @@ class APIStatusError(APIError):
         status_code: int,
         request_id: str | None = None,
         body: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
         self.body = _redact_any(body)
-        # Only response headers are kept; they never carry the request's key.
-        self.headers = dict(headers or {})
+        # Response headers only, without cookies or credentials, secrets redacted.
+        self.headers = {k: redact(v) for k, v in (headers or {}).items()
+                        if k.lower() not in SECRET_HEADERS}
 
     @property
     def code(self) -> str | None:
@@ -239,7 +286,7 @@ def status_error(
     body: Any,
     *,
     request_id: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     url: str = "",
 ) -> APIStatusError:
     """Build the status-specific error for an HTTP error response."""

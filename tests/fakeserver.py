@@ -27,6 +27,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,10 @@ class Behaviour:
     error_event: bool = False  # streaming: an error event after the first content event
     text: str | None = None  # reply text override
     trickle: bool = False  # send the body 1 byte at a time (SSE with \r\n line endings)
+    # Rewrites the reply (or each stream event) before it is sent: returns the new
+    # object, or the raw JSON text (for numbers json.dumps cannot write, like 1e400).
+    mangle: Callable[[dict], dict | str] | None = None
+    endless: bool = False  # streaming: after the reply's text, more text forever (no finish)
 
 
 @dataclass
@@ -420,6 +425,12 @@ class FakeServer:
             return await send(400, _error(400, f"Missing required parameter: '{field_}'.", field_))
         build = self._chat if kind == "chat/completions" else self._completion
         reply, events, first_content = build(data, b, n, request.path)
+        if b.mangle is not None:
+            reply = b.mangle(reply)
+            events = [e if e == "[DONE]" else _mangled(b.mangle, e) for e in events]
+        if b.endless:
+            # The last content event, repeated until the client goes away.
+            events = events[:first_content + 1]
         if not (data.get("stream") or b.malformed == "sse"):
             return await send(200, reply)
         if b.malformed == "sse":
@@ -470,6 +481,9 @@ class FakeServer:
             if k and b.stream_delay:
                 await asyncio.sleep(b.stream_delay)
             await self._write(resp, f"data: {event}{eol}{eol}".encode(), b.trickle)
+        while b.endless:  # ends when the client disconnects (a ConnectionError)
+            await asyncio.sleep(b.stream_delay or 0.01)
+            await self._write(resp, f"data: {events[-1]}{eol}{eol}".encode(), b.trickle)
         if cut is not None and request.transport is not None:
             request.transport.abort()  # no terminating chunk, no [DONE]
         return resp
@@ -561,6 +575,11 @@ class FakeServer:
         if (data.get("stream_options") or {}).get("include_usage"):
             events.append(json.dumps({**head, "choices": [], "usage": usage}))
         return reply, [*events, "[DONE]"], 1 if echo else 0
+
+
+def _mangled(mangle: Callable[[dict], dict | str], event: str) -> str:
+    out = mangle(json.loads(event))
+    return out if isinstance(out, str) else json.dumps(out)
 
 
 def _serve_main() -> None:

@@ -25,6 +25,7 @@ from gptmagic.errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RequestError,
     StreamError,
     UnprocessableEntityError,
 )
@@ -350,10 +351,13 @@ async def test_overall_deadline_ends_a_dripping_stream(prov, fake_server):
     with pytest.raises(StreamError, match="deadline") as e:
         await c.chat("a b c d e f g h", stream=True)
     assert e.value.partial.text.startswith("echo:") and len(fake_server.requests) == 1
-    # Before a stream starts the deadline is an ordinary (retryable) timeout.
+    # Before a stream starts the deadline is final too: it is the whole call's.
+    from gptmagic.errors import DeadlineExceededError
+
     fake_server.plan(Behaviour(delay=1.0), Behaviour())
-    r = await c.chat("hi")
-    assert r.timings.attempts == 2
+    with pytest.raises(DeadlineExceededError):
+        await c.chat("hi")
+    assert len(fake_server.requests) == 2  # the dripping stream, then this one attempt
     await c.aclose()
 
 
@@ -607,3 +611,61 @@ async def test_honest_usage_and_honoured_parameters_say_nothing(client, fake_ser
                      Behaviour(body=_llama_chat(completion_tokens=24)))
     assert (await client.complete("The sky is", best_of=3, max_tokens=5)).warnings == []
     assert (await client.chat("hi", n=3, max_tokens=8)).warnings == []
+
+
+# -- the deadline covers the whole call (issue 13, item 18) --------------------------------
+
+
+async def test_a_deadline_passed_is_final_not_retried(prov, fake_server):
+    from gptmagic.errors import DeadlineExceededError
+
+    sleeps = Sleeps()
+    c = Client(prov, sleep=sleeps, clock=sleeps.clock, timeouts=Timeouts(deadline=0.5))
+    fake_server.set_default(Behaviour(delay=5))  # the slow server: no answer in time
+    with pytest.raises(DeadlineExceededError, match="1 attempt\\b.*--timeout.*timeout="):
+        await c.chat("hi")
+    assert len(fake_server.requests) == 1 and sleeps.waits == []
+    await c.aclose()
+
+
+async def test_the_deadline_counts_earlier_attempts_and_waits(prov, fake_server):
+    from gptmagic.errors import DeadlineExceededError
+
+    sleeps = Sleeps()  # virtual waits (0.5 s then 1 s, less jitter) count on the call's clock
+    c = Client(prov, sleep=sleeps, clock=sleeps.clock, timeouts=Timeouts(deadline=2.5))
+    fake_server.plan(Behaviour(status=500), Behaviour(status=500), Behaviour(delay=5))
+    with pytest.raises(DeadlineExceededError, match="3 attempts"):
+        await c.chat("hi")
+    assert len(fake_server.requests) == 3 and len(sleeps.waits) == 2
+    await c.aclose()
+
+
+async def test_a_wait_that_would_pass_the_deadline_is_not_waited(prov, fake_server):
+    sleeps = Sleeps()
+    c = Client(prov, sleep=sleeps, clock=sleeps.clock, timeouts=Timeouts(deadline=1.0))
+    fake_server.set_default(Behaviour(status=503))
+    # 0.375..0.5 s, then 0.75..1 s more would end past 1 s: the 503 is the answer.
+    with pytest.raises(InternalServerError):
+        await c.chat("hi")
+    assert len(fake_server.requests) == 2 and len(sleeps.waits) == 1
+    await c.aclose()
+
+
+@pytest.mark.parametrize("kind", ["chat", "complete"])
+async def test_an_endless_stream_stops_at_the_deadline_with_its_text(client, fake_server, kind):
+    from gptmagic.errors import DeadlineExceededError, StreamDeadlineError
+
+    fake_server.plan(Behaviour(endless=True, stream_delay=0.02))
+    call = client.chat if kind == "chat" else client.complete
+    with pytest.raises(StreamDeadlineError) as e:
+        await call("on and on", stream=True, timeout=0.5)
+    assert isinstance(e.value, DeadlineExceededError) and isinstance(e.value, StreamError)
+    assert e.value.partial.text.count("echo:") > 3  # the stream kept coming until the deadline
+    assert len(fake_server.requests) == 1 and client.sleeps.waits == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "5", True])
+async def test_a_timeout_that_is_not_seconds_is_refused_before_sending(client, fake_server, bad):
+    with pytest.raises(RequestError, match="timeout"):
+        await client.chat("hi", timeout=bad)
+    assert fake_server.requests == []

@@ -66,3 +66,50 @@ def test_public_all_matches_module():
     for name in gptmagic.__all__:
         assert getattr(gptmagic, name) is not None
     assert public <= set(gptmagic.__all__)
+
+
+def _one_of_each() -> list[errors.GptmagicError]:
+    """An instance of every error class, with every field it has set."""
+    from gptmagic.core.types import Choice, Result
+
+    made: list[errors.GptmagicError] = []
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if not (isinstance(cls, type) and issubclass(cls, errors.GptmagicError)):
+            continue
+        if issubclass(cls, errors.APIStatusError):
+            made.append(cls("HTTP 429: slow down", status_code=429, request_id="req_9",
+                            body={"error": {"message": "slow", "code": "c"}},
+                            headers={"retry-after": "2"}))
+        elif issubclass(cls, errors.StreamError):
+            partial = Result(kind="chat", model="m", choices=[Choice(index=0, text="half")])
+            made.append(cls("cut", partial=partial, request_id="req_8"))
+        elif issubclass(cls, errors.APIError):
+            made.append(cls("no route", request_id="req_7"))
+        elif issubclass(cls, errors.RequestError):
+            made.append(cls("bad n", param="n"))
+        else:
+            made.append(cls("wrong"))
+    return made
+
+
+@pytest.mark.parametrize("err", _one_of_each(), ids=lambda e: type(e).__name__)
+def test_every_error_pickles_with_its_fields(err):
+    import pickle
+
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == str(err)
+    fields = {k: v for k, v in vars(err).items() if k != "partial"}
+    assert {k: v for k, v in vars(back).items() if k != "partial"} == fields
+    if isinstance(err, errors.StreamError):
+        assert back.partial.choices[0].text == "half"
+
+
+def test_status_error_keeps_no_credential_or_secret_response_header():
+    key = "sk-test-" + "y" * 30
+    register_secret(key)
+    e = status_error(401, {"error": {"message": "no"}}, headers={
+        "set-cookie": "session=abc", "www-authenticate": f"Bearer realm={key}",
+        "x-request-id": "req_1", "retry-after": "1"})
+    assert "set-cookie" not in e.headers and e.headers["retry-after"] == "1"
+    assert key not in repr(e.headers) and "[REDACTED]" in e.headers["www-authenticate"]

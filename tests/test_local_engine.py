@@ -457,3 +457,34 @@ def test_server_main_reports_config_errors(monkeypatch: pytest.MonkeyPatch,
     captured = capsys.readouterr()
     assert captured.out == "" and "weights missing" in captured.err
     assert os.environ.get("OMP_WAIT_POLICY")  # set before xllamacpp could load
+
+
+@pytest.mark.slow  # a process of its own: seconds
+def test_child_environment_holds_no_provider_key(monkeypatch, isolated_env) -> None:
+    import gptmagic
+    from gptmagic.errors import register_secret
+
+    keys = {"OPENAI_API_KEY": "sk-openai-aaaaaaaaaaaa", "AZURE_OPENAI_API_KEY": "azure-bbbbbbbbbb",
+            "MY_SERVICE_API_KEY": "svc-cccccccccc", "HF_TOKEN": "hf_dddddddddd",
+            # Named by profiles only: one added in the session, one in the config file.
+            "WORK_LLM": "work-eeeeeeeeee", "TEAM_LLM_CRED": "team-ffffffffff",
+            # A key the client has used, under a name that says nothing.
+            "SOMETHING": "used-gggggggggg"}
+    for name, value in keys.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GPTMAGIC_HARMLESS", "kept")
+    gptmagic.add_profile("work", base_url="http://127.0.0.1:9/v1", api_key_env="WORK_LLM")
+    (isolated_env / "gptmagic.toml").write_text(
+        '[profiles.team]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "TEAM_LLM_CRED"\n')
+    assert "team" in gptmagic.profiles()
+    register_secret("used-gggggggggg")
+    engine = LocalEngine()
+    engine.start()
+    try:
+        with open(f"/proc/{engine.pid}/environ", "rb") as f:
+            environ = f.read()
+    finally:
+        engine.stop()
+    assert b"GPTMAGIC_HARMLESS=kept" in environ  # the real child's environment was read
+    for name, value in keys.items():
+        assert name.encode() + b"=" not in environ and value.encode() not in environ, name

@@ -628,3 +628,38 @@ def test_json_replies_are_pretty_printed_and_checked(shell, fake_server, monkeyp
     footer = r._repr_mimebundle_()[0]["text/plain"]
     assert '{"city":' in cap.stdout and footer.startswith("── finish: length")
     assert "the reply is not valid JSON" in footer and "raise --max-tokens" in footer
+
+
+# -- --timeout: the deadline of the whole call (issue 13, item 18) -------------------------------
+
+
+@pytest.mark.parametrize(("magic", "cell"), [("chat", "user: go on"), ("complete", "go on")])
+def test_timeout_stops_an_endless_stream_and_keeps_its_text(shell, fake_server, monkeypatch,
+                                                            magic, cell):
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a notebook, not a terminal
+    fake_server.plan(Behaviour(endless=True, stream_delay=0.02))
+    with capture_output() as cap, pytest.raises(UsageError, match="0.5 s deadline"):
+        shell.run_cell_magic(magic, "-p fake --timeout 0.5", cell)
+    kept = [o.data for o in cap.outputs if "cut short" in o.data.get("text/markdown", "")]
+    assert len(kept) == 1 and kept[0]["text/plain"].count("echo:") > 3
+    assert len(fake_server.requests) == 1
+
+
+def test_timeout_covers_every_attempt_of_a_slow_server(shell, fake_server):
+    fake_server.set_default(Behaviour(delay=5))
+    with pytest.raises(UsageError, match=r"1 attempt\b"):
+        shell.run_cell_magic("chat", "-p fake --no-stream --timeout 0.5", "user: hi")
+    assert len(fake_server.requests) == 1
+
+
+def test_timeout_is_documented_checked_and_never_sent(shell, fake_server):
+    from gptmagic.notebook.magics import GptMagics
+
+    for magic in (GptMagics.chat, GptMagics.complete):
+        assert "--timeout" in magic.__doc__ and "retries" in magic.__doc__
+    with pytest.raises(UsageError, match="--timeout must be"):
+        shell.run_cell_magic("chat", "-p fake --timeout 0", "user: hi")
+    dry, _ = chat(shell, "-p fake --timeout 30 --dry-run", "user: hi")
+    assert "timeout" not in dry.request
+    reply, _ = chat(shell, "-p fake --timeout 30", "user: hi")
+    assert reply.text == "echo: hi" and "timeout" not in fake_server.requests[-1].json

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pytest
 
@@ -343,3 +345,148 @@ def test_malformed_chunks():
         acc.add({"choices": "nope"})
     with pytest.raises(MalformedResponseError):
         acc.add({"choices": [{"index": 0, "delta": "text"}]})
+
+
+# -- numbers no server can mean, over real HTTP (the fake server, streamed and not) -----
+
+
+def _literal(obj: dict, put, literal: str) -> str:
+    """``obj`` as JSON with ``put(obj, marker)`` done and the marker swapped for ``literal``
+    (for numbers json.dumps cannot write: 1e400)."""
+    put(obj, "@@LITERAL@@")
+    return json.dumps(obj).replace('"@@LITERAL@@"', literal)
+
+
+def _in_usage(field: str, value, literal: str | None = None):
+    def put(d: dict, v) -> None:
+        *path, last = field.split(".")
+        target = d["usage"]
+        for p in path:
+            target = target[p]
+        target[last] = v
+
+    def mangle(d: dict):
+        if not isinstance(d.get("usage"), dict):
+            return d
+        return _literal(d, put, literal) if literal else (put(d, value), d)[1]
+    return mangle
+
+
+def _in_logprobs(literal: str):
+    def put(d: dict, v) -> None:
+        for c in d.get("choices") or []:
+            content = (c.get("logprobs") or {}).get("content") or []
+            if content:
+                content[0]["logprob"] = v
+
+    def mangle(d: dict):
+        return _literal(d, put, literal)
+    return mangle
+
+
+def _indices(how: str):
+    def mangle(d: dict):
+        choices = d.get("choices") or []
+        if how == "duplicate":
+            d["choices"] = choices + [dict(c) for c in choices]
+        for c in choices:
+            if how == "negative":
+                c["index"] = -1
+            elif how == "merged":
+                c["index"] = 0
+        return d
+    return mangle
+
+
+BAD_NUMBERS = {
+    "negative usage": (_in_usage("prompt_tokens", -5), "usage.prompt_tokens"),
+    "huge usage": (_in_usage("completion_tokens", None, "1e400"), "1e400"),
+    "string usage": (_in_usage("total_tokens", "12"), "usage.total_tokens"),
+    "list usage": (_in_usage("completion_tokens", [3]), "usage.completion_tokens"),
+    "cached many": (_in_usage("prompt_tokens_details.cached_tokens", "many"), "cached_tokens"),
+    "NaN logprob": (_in_logprobs("NaN"), "NaN"),
+    "Infinity logprob": (_in_logprobs("Infinity"), "Infinity"),
+    "logprob 1000": (_in_logprobs("1000"), "logprob is 1000"),
+    "negative index": (_indices("negative"), "index"),
+    "duplicate index": (_indices("duplicate"), "index"),
+    "merged choices": (_indices("merged"), "index"),
+}
+
+
+@pytest.fixture
+async def plain_client(fake_server):
+    from gptmagic import Client, Provider, RetryPolicy
+
+    c = Client(Provider(name="fake", base_url=fake_server.url, default_model="m"),
+               retry=RetryPolicy(max_attempts=1))
+    yield c
+    await c.aclose()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("case", list(BAD_NUMBERS))
+async def test_bad_numbers_are_a_malformed_response_of_that_call(
+        plain_client, fake_server, case, stream):
+    from fakeserver import Behaviour
+
+    mangle, where = BAD_NUMBERS[case]
+    fake_server.plan(Behaviour(mangle=mangle))
+    with pytest.raises(MalformedResponseError, match=re.escape(where)):
+        await plain_client.chat("one two three", stream=stream, n=2, logprobs=True,
+                                top_logprobs=2)
+    # The client is fine, and the same call with sane numbers works.
+    r = await plain_client.chat("one two three", stream=stream, n=2, logprobs=True,
+                                top_logprobs=2)
+    assert [c.text for c in r.choices] == ["echo: one two three #0", "echo: one two three #1"]
+    assert len(fake_server.requests) == 2  # a malformed reply is not retried
+
+
+async def test_a_bad_stream_keeps_the_text_before_the_bad_event(plain_client, fake_server):
+    from fakeserver import Behaviour
+
+    from gptmagic.errors import StreamError
+
+    fake_server.plan(Behaviour(mangle=_in_usage("prompt_tokens", -1)))
+    with pytest.raises(StreamError) as e:
+        await plain_client.chat("one two three", stream=True)
+    assert isinstance(e.value, MalformedResponseError)
+    assert e.value.partial.text == "echo: one two three"
+
+
+def test_json_is_standard_and_minus_infinity_is_the_floor():
+    from gptmagic.core.response import loads
+
+    for bad in ('{"a": NaN}', '{"a": Infinity}', '{"a": 1e400}', '{"a": -1e400}'):
+        with pytest.raises(ValueError):
+            loads(bad)
+    body = loads(json.dumps(CHAT).replace('"logprob": -0.7', '"logprob": -Infinity'))
+    r = parse_response("chat", body)
+    assert r.choices[0].logprobs[1].logprob == -9999.0
+    assert json.loads(json.dumps([t.logprob for t in r.choices[0].logprobs]))  # valid JSON
+
+
+def test_a_logprob_rounded_above_zero_is_zero():
+    body = json.loads(json.dumps(CHAT).replace('"logprob": -0.7', '"logprob": 1e-7'))
+    assert parse_response("chat", body).choices[0].logprobs[1].prob == 1.0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_evaluate_gives_the_bad_row_its_error_and_the_others_their_results(
+        fake_server, stream):
+    from fakeserver import Behaviour
+
+    import gptmagic
+
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="m")
+    fake_server.plan(Behaviour(), Behaviour(mangle=_in_usage("completion_tokens", "many")),
+                     Behaviour(mangle=_in_logprobs("NaN")), Behaviour())
+    res = gptmagic.evaluate([{"q": q} for q in "abcd"], "user: {q}", ["fake:m"],
+                            progress=False, concurrency=1, cache=False, stream=stream,
+                            params={"logprobs": True})
+    df = res.df.set_index("input.q")
+    assert list(df.loc[["a", "d"], "output"]) == ["echo: a", "echo: d"]
+    assert df.loc[["a", "d"], "error"].isna().all()
+    assert "usage.completion_tokens is 'many'" in df.loc["b", "error"]
+    assert "NaN" in df.loc["c", "error"]
+    assert set(df.loc[["b", "c"], "error_type"]) <= {"MalformedResponseError",
+                                                      "MalformedStreamError"}

@@ -16,8 +16,8 @@ from gptmagic.client.facade import get_client
 
 FAULTS = {"ok": 0.70, "429": 0.05, "429_retry_after": 0.05, "500": 0.04, "502": 0.03,
           "503": 0.03, "drop": 0.04, "slow": 0.03, "malformed": 0.03}
-FINAL = {"MalformedResponseError", "StreamError", "APITimeoutError", "APIConnectionError",
-         "RateLimitError", "InternalServerError"}
+FINAL = {"MalformedResponseError", "MalformedStreamError", "StreamError", "APITimeoutError",
+         "DeadlineExceededError", "APIConnectionError", "RateLimitError", "InternalServerError"}
 
 
 def soak(server, n: int, seed: int, tmp_path, faults=FAULTS,

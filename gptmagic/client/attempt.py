@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.headers import Headers
 from gptmagic.core.reply_checks import check_reply
-from gptmagic.core.response import Accumulator, parse_response
+from gptmagic.core.response import Accumulator, loads, parse_response
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -35,6 +36,7 @@ from gptmagic.errors import (
     APITimeoutError,
     GptmagicError,
     MalformedResponseError,
+    MalformedStreamError,
     RequestError,
     StreamError,
     status_error,
@@ -67,7 +69,7 @@ class Request:
     kind: str  #: "chat" or "completion"
     provider: Provider
     body: dict[str, Any]
-    headers: dict[str, str] = field(repr=False)  #: auth included: never log or show
+    headers: Headers  #: auth included; its repr hides the key
     stream: bool = False
     on_delta: DeltaCallback | None = None
     on_retry: RetryCallback | None = None
@@ -103,15 +105,15 @@ class Request:
                 raise RequestError(f"request body is not JSON-serialisable: {e}") from None
         return self._payload
 
-    def send_headers(self) -> dict[str, str]:
-        return {**self.headers, "Idempotency-Key": self.idempotency_key}
+    def send_headers(self) -> Headers:
+        return self.headers | {"Idempotency-Key": self.idempotency_key}
 
 
 @dataclass(slots=True)
 class Progress:
     """What one attempt has done so far: once a stream has started, how to end it."""
 
-    abort: Callable[[str], StreamError] | None = None
+    abort: Callable[[str, type[StreamError]], StreamError] | None = None
     #: The connection broke mid-stream (not a timeout): the server may have died.
     connection_lost: bool = False
 
@@ -160,14 +162,18 @@ async def attempt(
                     request_id=rid,
                 ) from None
             try:
-                data = json.loads(raw)
-            except ValueError:
+                data = loads(raw)
+            except ValueError as e:
+                what = "JSON" if isinstance(e, json.JSONDecodeError) else f"standard JSON ({e})"
                 raise MalformedResponseError(
-                    f"{url}: response is not JSON (HTTP {r.status}, {len(raw)} bytes, "
-                    f"starts {raw[:80]!r})",
+                    f"{url}: response is not {what} (HTTP {r.status}, "
+                    f"{len(raw)} bytes, starts {raw[:80]!r})",
                     request_id=rid,
                 ) from None
-            result = parse_response(kind, data, prompt_len=prompt_len)
+            try:
+                result = parse_response(kind, data, prompt_len=prompt_len)
+            except MalformedResponseError as e:
+                raise MalformedResponseError(f"{url}: {e}", request_id=rid) from None
             if on_delta:
                 for ch in result.choices:
                     on_delta(ch.index, ch.text)
@@ -199,12 +205,12 @@ async def _read_stream(
     done = False
     engine_timings: dict[str, Any] | None = None
 
-    def abort(msg: str) -> StreamError:
+    def abort(msg: str, cls: type[StreamError] = StreamError) -> StreamError:
         partial = acc.result()
         partial.request_id = rid
         partial.timings.ttft = ttft
         partial.timings.total = time.monotonic() - t0
-        return StreamError(msg, partial=partial, request_id=rid)
+        return cls(msg, partial=partial, request_id=rid)
 
     progress.abort = abort
     try:
@@ -214,9 +220,12 @@ async def _read_stream(
                     done = True
                     break
                 try:
-                    data = json.loads(ev.data)
-                except ValueError:
-                    raise abort(f"{url}: stream event is not JSON: {ev.data[:80]!r}") from None
+                    data = loads(ev.data)
+                except ValueError as e:
+                    what = ("JSON" if isinstance(e, json.JSONDecodeError)
+                            else f"standard JSON ({e})")
+                    raise abort(f"{url}: stream event is not {what}: {ev.data[:80]!r}",
+                                MalformedStreamError) from None
                 if ev.event == "error" or (isinstance(data, dict) and "error" in data):
                     # OpenAI wraps it ({"error": {...}}); llama.cpp's `error:` event is bare.
                     err = data.get("error", data) if isinstance(data, dict) else data
@@ -227,7 +236,7 @@ async def _read_stream(
                 try:
                     deltas = acc.add(data)
                 except MalformedResponseError as e:
-                    raise abort(f"{url}: {e}") from None
+                    raise abort(f"{url}: {e}", MalformedStreamError) from None
                 if deltas and ttft is None:
                     ttft = time.monotonic() - t0
                 if on_delta:

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
@@ -41,15 +43,17 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.core.headers import Headers
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
     APIError,
-    APITimeoutError,
+    DeadlineExceededError,
     GptmagicError,
     MalformedResponseError,
     RequestError,
+    StreamDeadlineError,
     StreamError,
     redact,
     status_error,
@@ -144,16 +148,21 @@ class Client:
         stream: bool = False,
         on_delta: DeltaCallback | None = None,
         timeouts: Timeouts | None = None,
+        timeout: float | None = None,
         on_retry: RetryCallback | None = None,
         **params: Any,
     ) -> Result:
-        """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`."""
+        """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`.
+
+        ``timeout`` (seconds) is this call's deadline, retries included; it
+        overrides ``timeouts.deadline``.
+        """
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
         return await self._call(Request(
             "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
-            on_delta=on_delta, on_retry=on_retry, timeouts=timeouts or self.timeouts))
+            on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
 
     async def complete(
         self,
@@ -164,10 +173,14 @@ class Client:
         stream: bool = False,
         on_delta: DeltaCallback | None = None,
         timeouts: Timeouts | None = None,
+        timeout: float | None = None,
         on_retry: RetryCallback | None = None,
         **params: Any,
     ) -> Result:
-        """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…"""
+        """``POST /completions`` (legacy); ``suffix``, ``echo``, ``logprobs``, ``best_of``…
+
+        ``timeout`` (seconds) is this call's deadline, as for :meth:`chat`.
+        """
         prov, model = resolve(provider, model, default=self.provider)
         if not isinstance(prompt, str | list):
             raise RequestError(
@@ -179,7 +192,7 @@ class Client:
         prompt_len = len(prompt) if isinstance(prompt, str) and body.get("echo") else None
         return await self._call(Request(
             "completion", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
-            on_delta=on_delta, on_retry=on_retry, timeouts=timeouts or self.timeouts,
+            on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout),
             prompt_len=prompt_len))
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
@@ -275,7 +288,7 @@ class Client:
         # restart); one that dies during the request is an error, restarted next time.
         base, _ = await self._local_base()
         data = await self._small_json(
-            "POST", f"{base}/tokenize", {}, {}, body, limit=MAX_RESPONSE_BYTES
+            "POST", f"{base}/tokenize", {}, Headers(), body, limit=MAX_RESPONSE_BYTES
         )
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise MalformedResponseError(f"{base}/tokenize: expected {{'tokens': [...]}}")
@@ -286,12 +299,22 @@ class Client:
 
     # -- machinery --------------------------------------------------------
 
+    def _timeouts(self, timeouts: Timeouts | None, deadline: float | None) -> Timeouts:
+        t = timeouts or self.timeouts
+        if deadline is None:
+            return t
+        if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not (
+                0 < deadline < math.inf):
+            raise RequestError(f"timeout must be a number of seconds above 0, got {deadline!r}",
+                               param="timeout")
+        return replace(t, deadline=float(deadline))
+
     async def _small_json(
         self,
         method: str,
         url: str,
         query: dict[str, str],
-        headers: dict[str, str],
+        headers: Headers,
         body: dict[str, Any] | None,
         limit: int = MAX_ERROR_BYTES,
     ) -> Any:
@@ -353,6 +376,12 @@ class Client:
         return await self._local_base(restart=restart)
 
     async def _call(self, req: Request) -> Result:
+        """The retry loop: attempts and backoff waits, all within ``timeouts.deadline``.
+
+        The deadline is the call's, not an attempt's: an attempt gets what is
+        left of it, a wait that would end past it is not waited (the last
+        error is raised), and an attempt cut by it is not retried.
+        """
         req.payload()  # a body that is not JSON fails here, before anything is sent
         t = req.timeouts
         start = self._clock()
@@ -370,8 +399,11 @@ class Client:
             restarted = restarted or now
             url, query = req.provider.endpoint(req.path, req.model, base)
             progress = Progress()
+            left = t.deadline - (self._clock() - start)
             try:
-                async with asyncio.timeout(t.deadline):
+                if left <= 0:
+                    raise TimeoutError  # an engine (re)start took the whole deadline
+                async with asyncio.timeout(left):
                     result = await attempt(
                         self.http, req, url, query, progress,
                         # Read at call time: gptmagic.client.client.MAX_RESPONSE_BYTES is the knob.
@@ -380,21 +412,14 @@ class Client:
                 result.timings.attempts = tries
                 return result
             except TimeoutError:
-                if progress.abort is not None:
-                    # A stream that started ends with its partial text, never retried.
-                    raise await self._why(req, progress.abort(
-                        f"{url}: stream passed its {t.deadline:g} s deadline")) from None
-                err: GptmagicError = APITimeoutError(
-                    f"no complete response within the {t.deadline:g} s deadline from {url}"
-                )
+                raise await self._past_deadline(req, url, tries, progress) from None
             except StreamError as e:
                 raise await self._why(req, e, wait=progress.connection_lost) from None
             except (APIError, RequestError) as e:
-                err = e
-            delay = self.retry.delay(
-                err, tries, self._clock() - start, now=time.time(), rng=self._rng
-            )
-            if delay is None:
+                err: GptmagicError = e
+            elapsed = self._clock() - start
+            delay = self.retry.delay(err, tries, elapsed, now=time.time(), rng=self._rng)
+            if delay is None or elapsed + delay >= t.deadline:
                 raise err
             if req.provider.kind == "local" and not self.engine.running:
                 delay = 0.0  # the engine died: the next attempt restarts it, no backoff
@@ -408,6 +433,23 @@ class Client:
                 delay,
             )
             await self._sleep(delay)
+
+    async def _past_deadline(self, req: Request, url: str, tries: int,
+                             progress: Progress) -> DeadlineExceededError:
+        """The error of a call whose deadline passed during attempt ``tries``."""
+        d = req.timeouts.deadline
+        fix = "to wait longer, give a larger --timeout (magics) or timeout= (Python)"
+        if progress.abort is not None:
+            # A stream that started ends with its partial text.
+            cut = progress.abort(f"{url}: the stream was still running at the call's "
+                                 f"{d:g} s deadline, so it was stopped with its text so far "
+                                 f"kept; {fix}", StreamDeadlineError)
+            await self._why(req, cut)
+            assert isinstance(cut, StreamDeadlineError)
+            return cut
+        return DeadlineExceededError(
+            f"no complete response from {url} within the call's {d:g} s deadline "
+            f"({tries} attempt{'s' if tries != 1 else ''}); {fix}")
 
     async def _why(self, req: Request, error: StreamError, wait: bool = False) -> StreamError:
         """A cut stream from the embedded model says when its engine died.

@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 from gptmagic.catalog.embedded import is_local_model
 from gptmagic.core import defaults as D
+from gptmagic.core.headers import Headers
 from gptmagic.errors import ConfigError, register_secret
 from gptmagic.state import current
 
@@ -128,8 +129,8 @@ class Provider:
             )
         return None
 
-    def auth_headers(self, *, prompt: bool = True) -> dict[str, str]:
-        """Headers to send, including the key. Never log or display them."""
+    def auth_headers(self, *, prompt: bool = True) -> Headers:
+        """Headers to send, including the key, in a mapping whose repr hides it."""
         h = dict(self.headers)
         key = self.api_key(prompt=prompt)
         if key:
@@ -141,7 +142,7 @@ class Provider:
             h["OpenAI-Organization"] = self.organization
         if self.project:
             h["OpenAI-Project"] = self.project
-        return h
+        return Headers(h)
 
     def endpoint(
         self, path: str, model: str, base_url: str | None = None

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import os
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,14 +25,23 @@ import aiohttp
 import httpx
 
 from gptmagic.core import defaults as D
+from gptmagic.core.headers import Headers
 from gptmagic.errors import APIConnectionError, APITimeoutError
 
 __all__ = ["HTTP", "HTTPResponse", "Timeouts"]
 
+_BASE_HEADERS = {"Accept": "application/json, text/event-stream"}
+_JSON_HEADERS = {**_BASE_HEADERS, "Content-Type": "application/json"}
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Per-phase timeouts plus an overall deadline per attempt (seconds).
+    """Per-phase timeouts plus an overall deadline for the whole call (seconds).
+
+    ``deadline`` bounds every attempt and every wait between them together:
+    once it passes, the call raises :class:`~gptmagic.errors.DeadlineExceededError`
+    (a stream that started: :class:`~gptmagic.errors.StreamDeadlineError`,
+    with the text so far) and is not retried.
 
     ``write`` is enforced by httpx's own transport; over the aiohttp transport
     a stuck write is bounded by ``deadline``.
@@ -218,7 +227,7 @@ class HTTP:
         url: str,
         *,
         params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         json_body: bytes | None = None,
         timeouts: Timeouts | None = None,
     ) -> AsyncIterator[HTTPResponse]:
@@ -227,10 +236,9 @@ class HTTP:
         The response is always closed on exit, so a failure never leaks its
         connection.
         """
-        hdrs = {"Accept": "application/json, text/event-stream"}
-        if json_body is not None:
-            hdrs["Content-Type"] = "application/json"
-        hdrs.update(headers or {})
+        # Kept a Headers to the end: aiohttp and httpx copy it into their own
+        # objects, so no frame of ours holds the key in a plain dict.
+        hdrs = Headers(_BASE_HEADERS if json_body is None else _JSON_HEADERS) | (headers or {})
         if self._client is not None:
             async with self._httpx_request(method, url, params, hdrs, json_body,
                                            timeouts) as reply:
@@ -253,7 +261,7 @@ class HTTP:
 
     @asynccontextmanager
     async def _httpx_request(self, method: str, url: str, params: dict[str, str] | None,
-                             hdrs: dict[str, str], json_body: bytes | None,
+                             hdrs: Headers, json_body: bytes | None,
                              timeouts: Timeouts | None) -> AsyncIterator[HTTPResponse]:
         assert self._client is not None
         timeout = self._httpx_timeout(timeouts) if timeouts else httpx.USE_CLIENT_DEFAULT

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 # Timeouts (seconds). Connecting to a healthy server takes milliseconds; 10 s
 # covers a slow TLS handshake. A model may think for a long time before the
-# first byte, so reads get 120 s. The overall deadline bounds one attempt end
-# to end, including a long stream that trickles forever.
+# first byte, so reads get 120 s. The overall deadline bounds a whole call
+# (every attempt and every backoff wait), including a long stream that
+# trickles forever: ten minutes is past any real generation, and the magics'
+# --timeout sets a shorter one per cell.
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 WRITE_TIMEOUT = 30.0

@@ -16,6 +16,12 @@ results table and the engine's ``best_of`` ranking all use them. A logprob
 below the API's floor (:data:`FLOOR`, what OpenAI sends for an impossible
 token) counts as the floor; a missing or NaN one is left out; a perplexity
 too large for a float is ``math.inf``, never an ``OverflowError``.
+
+What a server sends is checked here, once (:func:`from_wire`): a logprob
+must be a number at most 0 (a rounding error up to :data:`ROUNDING` above
+it counts as 0), ``-Infinity`` becomes :data:`FLOOR`, and anything else (NaN,
++Infinity, 1000, a string) raises :class:`~gptmagic.errors.MalformedResponseError`,
+so every logprob a result holds is finite and a probability stays <= 1.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gptmagic.core.types import TokenLogprob, TopLogprob
+from gptmagic.errors import MalformedResponseError
 
 __all__ = ["FLOOR", "clamp", "from_wire", "mean_logprob", "mean_of", "perplexity", "perplexity_of",
            "token_bytes"]
 
 #: OpenAI's logprob for an impossible token; anything lower (-inf) is clamped to it.
 FLOOR = -9999.0
+
+#: A logprob this far above 0 is float rounding of a certain token, not a bad server.
+ROUNDING = 1e-4
 
 _BYTES_TOKEN = re.compile(r"^bytes:((?:\\x[0-9a-fA-F]{2})+)$")
 
@@ -46,34 +56,52 @@ def token_bytes(token: str, raw: Any = None) -> bytes:
     return token.encode("utf-8")
 
 
-def _float(v: Any) -> float | None:
+def _logprob(v: Any, where: str) -> float | None:
+    """A server's logprob checked: None if missing, finite and <= 0 if given."""
     if v is None:
         return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise MalformedResponseError(f"{where} is {v!r}, not a number")
+    v = float(v)
+    if v == -math.inf:
+        return FLOOR
+    if not v <= ROUNDING:  # NaN fails every comparison
+        raise MalformedResponseError(
+            f"{where} is {v!r}: a log probability is a number at most 0")
+    return min(v, 0.0)
+
+
+def _offset(v: Any, where: str) -> int | None:
+    if v is None:
         return None
+    if (isinstance(v, bool) or not isinstance(v, int | float) or v < 0
+            or (isinstance(v, float) and not v.is_integer())):
+        raise MalformedResponseError(f"{where} is {v!r}, not a character offset")
+    return int(v)
 
 
-def _chat_entries(entries: Sequence[Any], prompt: bool = False) -> list[TokenLogprob]:
+def _chat_entries(entries: Sequence[Any], where: str, prompt: bool = False
+                  ) -> list[TokenLogprob]:
     out: list[TokenLogprob] = []
-    for e in entries:
+    for i, e in enumerate(entries):
         if not isinstance(e, dict):
             continue
         token = str(e.get("token", ""))
+        logprob = _logprob(e.get("logprob"), f"{where}[{i}].logprob")
         tops = tuple(
             TopLogprob(
                 token=str(t.get("token", "")),
-                logprob=_float(t.get("logprob")) or 0.0,
+                logprob=_logprob(t.get("logprob"), f"{where}[{i}].top_logprobs[{j}].logprob")
+                or 0.0,
                 bytes=token_bytes(str(t.get("token", "")), t.get("bytes")),
             )
-            for t in (e.get("top_logprobs") or [])
+            for j, t in enumerate(e.get("top_logprobs") or [])
             if isinstance(t, dict)
         )
         out.append(
             TokenLogprob(
                 token=token,
-                logprob=_float(e.get("logprob")),
+                logprob=logprob,
                 bytes=token_bytes(token, e.get("bytes")),
                 top=tops,
                 prompt=prompt,
@@ -94,7 +122,9 @@ def _legacy_entries(lp: dict[str, Any]) -> list[TokenLogprob]:
         top = tuple(
             sorted(
                 (
-                    TopLogprob(token=str(t), logprob=_float(v) or 0.0, bytes=token_bytes(str(t)))
+                    TopLogprob(token=str(t),
+                               logprob=_logprob(v, f"logprobs.top_logprobs[{i}][{t!r}]") or 0.0,
+                               bytes=token_bytes(str(t)))
                     for t, v in top_d.items()
                 ),
                 key=lambda a: -a.logprob,
@@ -104,10 +134,11 @@ def _legacy_entries(lp: dict[str, Any]) -> list[TokenLogprob]:
         out.append(
             TokenLogprob(
                 token=tok,
-                logprob=_float(lps[i]) if i < len(lps) else None,
+                logprob=_logprob(lps[i], f"logprobs.token_logprobs[{i}]") if i < len(lps)
+                else None,
                 bytes=token_bytes(tok),
                 top=top,
-                offset=int(off) if isinstance(off, int | float) else None,
+                offset=_offset(off, f"logprobs.text_offset[{i}]"),
             )
         )
     return out
@@ -120,13 +151,14 @@ def from_wire(
 
     Returns ``(completion_tokens, prompt_tokens)``; ``prompt_tokens`` is not
     None only for echoed legacy completions, split from the completion by
-    ``text_offset < prompt_len``.
+    ``text_offset < prompt_len``. A value no server can mean (a logprob
+    above 0, NaN, a negative offset) raises :class:`MalformedResponseError`.
     """
     if not isinstance(lp, dict):
         return None, None
     if "content" in lp or "refusal" in lp:
-        content = _chat_entries(lp.get("content") or [])
-        refusal = _chat_entries(lp.get("refusal") or [])
+        content = _chat_entries(lp.get("content") or [], "logprobs.content")
+        refusal = _chat_entries(lp.get("refusal") or [], "logprobs.refusal")
         return (content + refusal), None
     if "tokens" in lp:
         entries = _legacy_entries(lp)

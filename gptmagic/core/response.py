@@ -3,17 +3,110 @@
 :func:`parse_response` reads a whole (non-streamed) body; :class:`Accumulator`
 folds stream chunks into the same result type, so callers never care whether
 a reply was streamed.
+
+Numbers a server sends are checked before anything counts, prices or draws
+them, and one it cannot mean is a :class:`~gptmagic.errors.MalformedResponseError`
+for that call (one row of a batch), never a built-in exception:
+
+- :func:`loads` reads standard JSON only. Python's ``json`` accepts ``NaN``
+  and ``Infinity``, which RFC 8259 does not; they are refused, as is a
+  number past a float's range (``1e400``). ``-Infinity`` is read (a logprob
+  of an impossible token, as some servers write it) and becomes
+  :data:`~gptmagic.core.logprobs.FLOOR` where a logprob is expected.
+- usage counts are whole numbers from 0 to :data:`MAX_TOKENS` (not negative,
+  not strings or lists, not 1e400);
+- logprobs are numbers at most 0 (:func:`~gptmagic.core.logprobs.from_wire`);
+- choice indices are whole numbers from 0, each once per response (or, in a
+  stream, once per chunk, and no text after that choice's ``finish_reason``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from gptmagic.core.logprobs import from_wire
-from gptmagic.core.types import Choice, Result, Usage
+from gptmagic.core.types import Choice, Result, TokenLogprob, Usage
 from gptmagic.errors import MalformedResponseError
 
-__all__ = ["Accumulator", "fold_tool_call", "parse_response"]
+__all__ = ["Accumulator", "MAX_TOKENS", "fold_tool_call", "loads", "parse_response",
+           "usage_from_wire"]
+
+#: The largest token count a usage field may report. Context windows are at
+#: most a few million tokens; a billion is no real call, and pricing it would
+#: put an absurd cost in a budget.
+MAX_TOKENS = 10**9
+
+
+def _constant(name: str) -> float:
+    if name == "-Infinity":
+        return -math.inf
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is past a float's range")
+    return value
+
+
+def loads(raw: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: ``NaN``, ``Infinity`` and ``1e400`` raise ValueError."""
+    return json.loads(raw, parse_constant=_constant, parse_float=_finite)
+
+
+def _count(value: Any, where: str) -> int | None:
+    """A token count checked: None if absent, else a whole number in 0..MAX_TOKENS."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not value.is_integer()):
+        raise MalformedResponseError(f"{where} is {value!r}, not a whole number of tokens")
+    if not 0 <= value <= MAX_TOKENS:
+        raise MalformedResponseError(
+            f"{where} is {value!r}, outside 0..{MAX_TOKENS:,} tokens")
+    return int(value)
+
+
+def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
+    d = usage.get(key)
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise MalformedResponseError(f"usage.{key} is {type(d).__name__}, not an object")
+    return d
+
+
+def usage_from_wire(raw: Any) -> Usage | None:
+    """A response's ``usage`` checked (see the module docstring); None if it has none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise MalformedResponseError(f"usage is {type(raw).__name__}, not an object")
+    prompt = _count(raw.get("prompt_tokens"), "usage.prompt_tokens") or 0
+    completion = _count(raw.get("completion_tokens"), "usage.completion_tokens") or 0
+    total = _count(raw.get("total_tokens"), "usage.total_tokens")
+    cached = _count(_details(raw, "prompt_tokens_details").get("cached_tokens"),
+                    "usage.prompt_tokens_details.cached_tokens")
+    reasoning = _count(_details(raw, "completion_tokens_details").get("reasoning_tokens"),
+                       "usage.completion_tokens_details.reasoning_tokens")
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 total_tokens=total or prompt + completion, cached_tokens=cached,
+                 reasoning_tokens=reasoning)
+
+
+def _index(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedResponseError(
+            f"{where} is not an integer from 0 ({value!r}), so not a choice index")
+    return value
+
+
+def _created(value: Any) -> int | None:
+    # Metadata only: a server's odd timestamp is dropped, not a failed call.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 def _require_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -34,12 +127,19 @@ def parse_response(kind: str, body: Any, *, prompt_len: int | None = None) -> Re
     if not choices_raw:
         raise MalformedResponseError(f"{kind} response has an empty 'choices' list")
     choices: list[Choice] = []
+    seen: set[int] = set()
     for pos, c in enumerate(choices_raw):
         c = _require_dict(c, f"{kind} response choices[{pos}]")
-        index = c.get("index", pos)
-        if not isinstance(index, int):
-            raise MalformedResponseError(f"choices[{pos}].index is not an integer")
-        logprobs, prompt_lp = from_wire(c.get("logprobs"), prompt_len=prompt_len)
+        index = _index(c.get("index", pos), f"choices[{pos}].index")
+        if index in seen:
+            raise MalformedResponseError(
+                f"choices[{pos}].index is {index}, which an earlier choice has: two answers "
+                "under one index cannot be told apart")
+        seen.add(index)
+        try:
+            logprobs, prompt_lp = from_wire(c.get("logprobs"), prompt_len=prompt_len)
+        except MalformedResponseError as e:
+            raise MalformedResponseError(f"choices[{pos}].{e}") from None
         if kind == "chat":
             msg = c.get("message")
             if not isinstance(msg, dict):
@@ -78,16 +178,16 @@ def parse_response(kind: str, body: Any, *, prompt_len: int | None = None) -> Re
         kind=kind,
         model=str(body.get("model") or ""),
         choices=choices,
-        usage=Usage.from_dict(body.get("usage")),
+        usage=usage_from_wire(body.get("usage")),
         id=body.get("id"),
-        created=body.get("created"),
+        created=_created(body.get("created")),
         system_fingerprint=body.get("system_fingerprint"),
         raw=body,
     )
 
 
 class _ChoiceState:
-    __slots__ = ("text", "role", "refusal", "finish", "tools", "lp_chat", "lp_legacy")
+    __slots__ = ("text", "role", "refusal", "finish", "tools", "logprobs", "prompt_logprobs")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -95,8 +195,10 @@ class _ChoiceState:
         self.refusal: list[str] = []
         self.finish: str | None = None
         self.tools: dict[int, dict[str, Any]] = {}
-        self.lp_chat: list[Any] | None = None
-        self.lp_legacy: dict[str, list[Any]] | None = None
+        # Checked and normalised chunk by chunk, so a bad value ends the stream
+        # where it arrives, with the text before it kept.
+        self.logprobs: list[TokenLogprob] | None = None
+        self.prompt_logprobs: list[TokenLogprob] | None = None
 
 
 def fold_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
@@ -131,7 +233,7 @@ class Accumulator:
         self.kind = kind
         self.prompt_len = prompt_len
         self._choices: dict[int, _ChoiceState] = {}
-        self._usage: dict[str, Any] | None = None
+        self._usage: Usage | None = None
         self._meta: dict[str, Any] = {}
         self.chunks = 0
 
@@ -141,21 +243,29 @@ class Accumulator:
         for key in ("id", "model", "created", "system_fingerprint"):
             if chunk.get(key) is not None and key not in self._meta:
                 self._meta[key] = chunk[key]
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = chunk["usage"]
+        if chunk.get("usage") is not None:
+            self._usage = usage_from_wire(chunk["usage"])
         choices = chunk.get("choices")
         if choices is None:
             choices = []
         if not isinstance(choices, list):
             raise MalformedResponseError("stream chunk 'choices' is not a list")
         deltas: list[tuple[int, str]] = []
+        here: set[int] = set()
         for pos, c in enumerate(choices):
             c = _require_dict(c, f"stream chunk choices[{pos}]")
-            idx = c.get("index", pos)
-            if not isinstance(idx, int):
-                raise MalformedResponseError("stream chunk choice index is not an integer")
+            idx = _index(c.get("index", pos), f"stream chunk choices[{pos}].index")
+            if idx in here:
+                raise MalformedResponseError(
+                    f"stream chunk {self.chunks} has choice index {idx} twice")
+            here.add(idx)
             st = self._choices.setdefault(idx, _ChoiceState())
+            finished = st.finish
             piece = self._fold(st, c)
+            if finished and (piece or c.get("finish_reason") is not None):
+                raise MalformedResponseError(
+                    f"stream chunk {self.chunks} continues choice {idx} after it finished "
+                    f"({finished}): two answers under one index cannot be told apart")
             if c.get("finish_reason") is not None:
                 st.finish = str(c["finish_reason"])
             if piece:
@@ -182,23 +292,15 @@ class Accumulator:
             text = c.get("text")
             if isinstance(text, str):
                 piece = text
+        lps, prompt_lps = from_wire(c.get("logprobs"), prompt_len=self.prompt_len)
         if piece:
             st.text.append(piece)
-        lp = c.get("logprobs")
-        if isinstance(lp, dict):
-            if "content" in lp or "refusal" in lp:
-                st.lp_chat = (st.lp_chat or []) + list(lp.get("content") or [])
-                st.lp_chat += list(lp.get("refusal") or [])
-            elif "tokens" in lp:
-                acc = st.lp_legacy or {
-                    "tokens": [],
-                    "token_logprobs": [],
-                    "top_logprobs": [],
-                    "text_offset": [],
-                }
-                for k in acc:
-                    acc[k].extend(lp.get(k) or [])
-                st.lp_legacy = acc
+        if lps is not None:
+            st.logprobs = st.logprobs or []
+            st.logprobs.extend(lps)
+        if prompt_lps is not None:
+            st.prompt_logprobs = st.prompt_logprobs or []
+            st.prompt_logprobs.extend(prompt_lps)
         return piece
 
     @property
@@ -210,12 +312,6 @@ class Accumulator:
         choices = []
         for idx in sorted(self._choices):
             st = self._choices[idx]
-            wire: Any = None
-            if st.lp_chat is not None:
-                wire = {"content": st.lp_chat}
-            elif st.lp_legacy is not None:
-                wire = st.lp_legacy
-            lps, prompt_lp = from_wire(wire, prompt_len=self.prompt_len)
             choices.append(
                 Choice(
                     index=idx,
@@ -224,17 +320,17 @@ class Accumulator:
                     role=(st.role or "assistant") if self.kind == "chat" else None,
                     refusal="".join(st.refusal) or None,
                     tool_calls=[st.tools[k] for k in sorted(st.tools)] or None,
-                    logprobs=lps,
-                    prompt_logprobs=prompt_lp,
+                    logprobs=st.logprobs,
+                    prompt_logprobs=st.prompt_logprobs,
                 )
             )
         return Result(
             kind=self.kind,
             model=str(self._meta.get("model") or ""),
             choices=choices,
-            usage=Usage.from_dict(self._usage),
+            usage=self._usage,
             id=self._meta.get("id"),
-            created=self._meta.get("created"),
+            created=_created(self._meta.get("created")),
             system_fingerprint=self._meta.get("system_fingerprint"),
             raw=None,
         )

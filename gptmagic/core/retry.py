@@ -3,7 +3,8 @@
 This is the program's only retry policy; :mod:`gptmagic.client` runs its only
 retry loop. Retried: connection errors, timeouts, 408, 409, 429 and 5xx.
 Never retried: a 429 whose body says ``insufficient_quota`` (more attempts
-cannot add credit), any other status, and anything after a stream started.
+cannot add credit), any other status, anything after a stream started, and a
+call past its deadline (the deadline bounds the whole call, retries included).
 A server's ``x-should-retry: true|false`` overrides the status rule.
 
 The wait honours ``retry-after-ms``, then ``retry-after`` (seconds or an
@@ -23,6 +24,7 @@ from gptmagic.core import defaults as D
 from gptmagic.errors import (
     APIConnectionError,
     APIStatusError,
+    DeadlineExceededError,
     GptmagicError,
     QuotaExceededError,
     StreamError,
@@ -80,7 +82,7 @@ class RetryPolicy:
 
 def is_retryable(error: GptmagicError) -> bool:
     """Whether an error is worth another attempt."""
-    if isinstance(error, StreamError | QuotaExceededError):
+    if isinstance(error, StreamError | QuotaExceededError | DeadlineExceededError):
         return False
     if isinstance(error, APIStatusError):
         should = _header(error.headers, "x-should-retry")

@@ -19,6 +19,7 @@ import atexit
 import importlib.util
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -50,9 +51,44 @@ def _check_installed() -> None:
     model_path()
 
 
+#: Variable names that hold credentials by convention (OPENAI_API_KEY, HF_TOKEN, ...).
+_CREDENTIAL_NAME = re.compile(
+    r"(API_?KEY|(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?))$", re.IGNORECASE)
+
+
+def _key_env_names() -> set[str]:
+    """The variables profiles name as holding a key (added ones and the config file read)."""
+    state = current()
+    with state.lock:
+        names = {getattr(p, "api_key_env", None) for p in state.user_profiles.values()}
+        parsed = state.config_file[1] if state.config_file else {}
+    profiles = parsed.get("profiles") if isinstance(parsed, dict) else None
+    for spec in (profiles or {}).values():
+        if isinstance(spec, dict):
+            names.add(spec.get("api_key_env"))
+    return {n for n in names if isinstance(n, str)}
+
+
+def _without_keys(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` minus every provider key.
+
+    The engine needs no key, and a child's environment is readable by the
+    user's other processes (``/proc/<pid>/environ``) and copied into crash
+    reports: a variable goes if its name says it holds a credential, if a
+    profile names it as its key, or if its value holds a key gptmagic has used.
+    """
+    named = _key_env_names()
+    state = current()
+    with state.lock:
+        secrets = list(state.secrets)
+    return {k: v for k, v in environ.items()
+            if not (_CREDENTIAL_NAME.search(k) or k in named
+                    or any(s in v for s in secrets))}
+
+
 def _child_env() -> dict[str, str]:
-    """The parent's environment, plus what the child needs to import and run well."""
-    env = dict(os.environ)
+    """The parent's environment without keys, plus what the child needs to run well."""
+    env = _without_keys(dict(os.environ))
     # The child must import this very gptmagic, even when it is not installed
     # (e.g. a checkout put on sys.path by hand).
     root = str(Path(__file__).resolve().parents[2])

@@ -42,7 +42,12 @@ _NUMERIC = {
     "top_logprobs": ("top_logprobs", int, 0, 20),
     "best_of": ("best_of", int, 1, 128),
     "logprobs_n": ("logprobs", int, 0, 20),
+    # Not a body field: the client's deadline for the whole call (Client.chat's timeout=).
+    "timeout": ("timeout", float, 0.1, None),
 }
+
+_TIMEOUT_HELP = ("seconds for the whole call, retries and waits included (default 600); "
+                 "a stream still running then stops and keeps its text")
 
 
 def _flag(name: str) -> str:
@@ -162,6 +167,7 @@ def _chat_args(func: Any) -> Any:
         argument("--no-stream", action="store_true"),
         argument("--no-fit", action="store_true", help="do not fit history to the window"),
         argument("--moderate", action="store_true", help="moderate input and reply"),
+        argument("--timeout", help=_TIMEOUT_HELP),
         argument("--out", "-o", help="store the result in this variable"),
     ]):
         func = dec(func)
@@ -260,7 +266,8 @@ class GptMagics(Magics):
             args = _parse(self.chat, line)
             messages = parse_cell(cell, namespace=self._user_ns)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
-                                         "presence_penalty", "frequency_penalty", "top_logprobs"))
+                                         "presence_penalty", "frequency_penalty", "top_logprobs",
+                                         "timeout"))
             if args.stop:
                 params["stop"] = [_unescape(v) for v in args.stop]
             if args.json:
@@ -358,6 +365,7 @@ class GptMagics(Magics):
     @argument("--dry-run", action="store_true", help="show the request; send nothing")
     @argument("--no-stream", action="store_true")
     @argument("--moderate", action="store_true", help="moderate input and reply")
+    @argument("--timeout", help=_TIMEOUT_HELP)
     @argument("--out", "-o", help="store the result in this variable")
     @cell_magic
     def complete(self, line: str, cell: str) -> Any:
@@ -369,7 +377,7 @@ class GptMagics(Magics):
             args = _parse(self.complete, line)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "best_of",
-                                         "logprobs_n"))
+                                         "logprobs_n", "timeout"))
             if args.stop:
                 params["stop"] = [_unescape(v) for v in args.stop]
             if args.echo:

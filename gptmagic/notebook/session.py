@@ -470,7 +470,8 @@ class Session:
                  counted: Any, params: Mapping[str, Any], stream: bool,
                  note: str | None = None) -> DryRun:
         """The body the client would send (same fields, same stream options)."""
-        body: dict[str, Any] = {"model": model, **payload, **params}
+        sent = {k: v for k, v in params.items() if k != "timeout"}  # the client's, not the body's
+        body: dict[str, Any] = {"model": model, **payload, **sent}
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
