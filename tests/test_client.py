@@ -337,11 +337,10 @@ async def test_read_timeout_against_slow_server(prov, fake_server):
         timeouts=Timeouts(connect=2, read=0.3, write=2, pool=2, deadline=30),
     )
     fake_server.plan(Behaviour(delay=1.5), Behaviour(delay=1.5))
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    # Both answers would come after 1.5 s: the call fails only if the read timeout fired.
     with pytest.raises(APITimeoutError):
         await c.chat("hi")
-    assert loop.time() - t0 < 1.4 and len(fake_server.requests) == 2
+    assert len(fake_server.requests) == 2
     await c.aclose()
 
 
