@@ -238,24 +238,29 @@ def _genai_price(found: Found, prompt: int, cached: int, completion: int,
                 source=source)
 
 
-@dataclass(frozen=True, slots=True)
 class _Linear:
-    """A price that is a sum over tokens: the cost of none, and of one token of each kind."""
+    """A price that is a sum over tokens: the cost of none, plus so much per token of each kind.
 
-    base: Cost  # no tokens at all (a per-request fee, usually zero)
-    uncached: Cost  # one more prompt token, not cached
-    cached: Cost  # one more prompt token, read from the cache
-    output: Cost  # one more completion token
+    Built from genai-prices' answers for no tokens and for one token of each
+    kind (uncached prompt, cached prompt, completion).
+    """
+
+    __slots__ = ("_rates", "_source")
+
+    def __init__(self, none: Cost, uncached: Cost, cached: Cost, output: Cost) -> None:
+        def rates(field: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+            base = getattr(none, field)
+            return (base, getattr(uncached, field) - base, getattr(cached, field) - base,
+                    getattr(output, field) - base)
+
+        self._rates = [rates("input"), rates("output"), rates("total")]
+        self._source = none.source
 
     def cost(self, prompt: int, cached: int, completion: int) -> Cost:
-        def part(field: str) -> Decimal:
-            base = getattr(self.base, field)
-            return (base + (prompt - cached) * (getattr(self.uncached, field) - base)
-                    + cached * (getattr(self.cached, field) - base)
-                    + completion * (getattr(self.output, field) - base))
-
-        return Cost(_tidy(part("input")), _tidy(part("output")), _tidy(part("total")),
-                    source=self.base.source)
+        uncached = prompt - cached
+        inp, out, total = (_tidy(base + uncached * u + cached * c + completion * o)
+                           for base, u, c, o in self._rates)
+        return Cost(inp, out, total, source=self._source)
 
 
 class PriceMemo:
@@ -310,11 +315,13 @@ def _linear(found: Found, at: datetime) -> _Linear | None:
         return None
     if any(isinstance(v, TieredPrices) for v in vars(rates).values()):
         return None
+    # No tokens, then one token of each kind: uncached prompt, cached prompt, completion.
     points = [_genai_price(found, *counts, at) for counts in
               ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 0, 1))]
-    if any(p is None or not p.known for p in points):
+    known = [p for p in points if p is not None and p.known]
+    if len(known) < len(points):
         return None
-    linear = _Linear(*points)  # type: ignore[arg-type]
+    linear = _Linear(*known)
     for counts in _PROBES:
         if linear.cost(*counts) != _genai_price(found, *counts, at):
             return None
