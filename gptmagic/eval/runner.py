@@ -254,6 +254,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                rpm: float | None = None, tpm: float | None = None,
                timeouts: Any = None, stream: bool = False, client: Client) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning).
+    from gptmagic.catalog.context import check_window, may_exceed
+    from gptmagic.catalog.models import model_info
     from gptmagic.catalog.pricing import PriceMemo, estimate
     from gptmagic.eval.results import EvalResults
 
@@ -303,13 +305,25 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                 return
             worst = Decimal(0)
             n = 0
-            if budget is not None or lim.tokens is not None:
+            # A hosted model's window is checked before sending (the engine checks its own).
+            window = (model_info(job.model).context_window if job.provider.kind != "local"
+                      else None)
+            oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
+            if budget is not None or lim.tokens is not None or oversized:
                 try:
                     n = (await client.count_tokens(job.messages, job.model,
                                                    breakdown=False)).total
                 except GptmagicError as e:  # a row with its error, never a failed run
                     job.error, job.error_type = (f"not sent: its prompt could not be counted "
                                                  f"for the budget or tpm: {e}", type(e).__name__)
+                    bar.update(1)
+                    return
+            if oversized:
+                try:
+                    check_window(n, job.model, context_window=window,
+                                 max_tokens=job.params.get("max_tokens"))
+                except RequestError as e:
+                    job.error, job.error_type = f"not sent: {e}", type(e).__name__
                     bar.update(1)
                     return
             if budget is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gptmagic.catalog.context import fit_messages
+from gptmagic.catalog.context import check_window, fit_messages, may_exceed
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.pricing import Cost, cost_of, estimate
 from gptmagic.catalog.tokens import TokenCount
@@ -254,6 +254,7 @@ class Session:
         if dry_run:
             return self._dry_run(prov, model, "chat/completions", {"messages": messages},
                                  messages, params, stream, note)
+        self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         mod_lines = []
         if moderate:
@@ -297,6 +298,15 @@ class Session:
             data = {k: (f"{v}\n\n{extra[k]}" if k in extra else v) for k, v in data.items()}
             reply.bundle = (data, meta)
         return reply
+
+    def _check_window(self, prov: Provider, model: str, messages: list[dict[str, Any]],
+                      max_tokens: int | None) -> None:
+        """Refuse a prompt larger than a hosted model's window before sending it (counted
+        here with tiktoken; the embedded engine refuses with the same advice itself)."""
+        window = model_info(model).context_window
+        if prov.kind != "local" and may_exceed(messages, window, max_tokens):
+            check_window(self.count_tokens(messages, model, breakdown=False).total, model,
+                         max_tokens=max_tokens, context_window=window)
 
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
                default_profile: str | None, messages: list[dict[str, Any]],
