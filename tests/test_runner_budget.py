@@ -79,3 +79,42 @@ def test_a_reply_under_another_model_name_is_priced_as_the_requested_model(fake)
     again = evaluate(ROWS[:3], "user: {q}", ["p:gpt-4o-mini"], params={"max_tokens": 5},
                      progress=False)
     assert len(fake.requests) == 3 and list(again.df["cost"]) == [float(each)] * 3
+
+
+def test_a_call_without_reported_usage_counts_its_worst_case(fake):
+    # Worst case per call: 9 counted prompt + 5 reply tokens at $1 a token = $14. The
+    # server reports no usage, so the cost is unknown: the budget counts $14, not $0.
+    gptmagic.set_price("m-priced", input_per_mtok="1000000", output_per_mtok="1000000")
+    body = _answer_as("m-priced", 1, 1)
+    del body["usage"]
+    fake.set_default(Behaviour(body=body))
+    res = evaluate(ROWS[:6], "user: {q}", ["p:m-priced"], params={"max_tokens": 5},
+                   max_cost=20, concurrency=1, progress=False)
+    assert len(fake.requests) == 1
+    assert res.df["cost"].isna().iloc[0]  # unknown stays unknown in the table
+    assert (res.df["error_type"].iloc[1:] == "BudgetExceeded").all()
+
+
+def test_a_cell_answered_under_another_model_name_shows_the_requested_price(fake, tmp_path,
+                                                                           monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    completion_body = _answer_as("deployment-7", 100_000, 10_000)
+    completion_body["object"] = "text_completion"
+    completion_body["choices"] = [{"index": 0, "text": "ok", "finish_reason": "stop",
+                                   "logprobs": None}]
+    fake.plan(Behaviour(body=_answer_as("deployment-7", 100_000, 10_000)),
+              Behaviour(body=completion_body))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "gptmagic")
+    try:
+        with capture_output():
+            reply = shell.run_cell_magic("chat", "-m p:gpt-4o-mini --no-stream", "hi")
+            completion = shell.run_cell_magic("complete", "-m p:gpt-4o-mini --no-stream", "hi")
+    finally:
+        shell.run_line_magic("unload_ext", "gptmagic")
+        InteractiveShell.clear_instance()
+    for r in (reply, completion):
+        assert r.cost.total == Decimal("0.021") and "as asked for" in r.cost.source

@@ -271,7 +271,8 @@ class Session:
                                    on_delta=on_delta, **params)
 
             result = self._run(make, sink, model)
-            cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+            cost = cost_of(result.usage, result.model or model, provider=prov.kind,
+                           requested=model)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
         if moderate and reply.text:
@@ -331,7 +332,8 @@ class Session:
         rows, results, costs = [], {}, {}
         for label, (prov, model), out in zip(labels, provs, outcomes, strict=True):
             if isinstance(out, Result):
-                cost = cost_of(out.usage, out.model or model, provider=prov.kind)
+                cost = cost_of(out.usage, out.model or model, provider=prov.kind,
+                               requested=model)
                 rows.append(display.SideBySideRow(label, out, None, cost,
                                                   params.get("max_tokens")))
             else:
@@ -436,7 +438,7 @@ class Session:
                                        on_delta=on_delta, **params)
 
             result = self._run(make, sink, model)
-        cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
                       note=note)
