@@ -5,10 +5,12 @@ embedded local model (exactly zero); genai-prices' bundled price table; else
 the cost is unknown: every amount None, never zero.
 
 genai-prices is used offline. Its table ships inside the wheel and is loaded on
-the first lookup (~0.2 s, mostly importing pydantic and httpx2); a lookup then
-takes ~0.1 ms. It only fetches newer prices from GitHub if someone starts its
-``UpdatePrices`` task, which gptmagic never does; if the user does, the fetched
-prices are used and ``Cost.source`` says so.
+the first lookup (~0.2 s, mostly importing pydantic and httpx2); pricing a
+call then takes ~0.25 ms, so a batch run prices through one :class:`PriceMemo`,
+which asks genai-prices once per model and gives the same amounts. It only
+fetches newer prices from GitHub if someone starts its ``UpdatePrices`` task,
+which gptmagic never does; if the user does, the fetched prices are used and
+``Cost.source`` says so.
 
 Provider hints: ``"openai"`` and ``"azure"`` select genai-prices' table of that
 name (Azure's falls back to OpenAI's prices for gpt-* models); ``"local"`` is
