@@ -583,8 +583,19 @@ def test_models_list() -> None:
     (400, {"error": {"code": 400, "message": "request (9001 tokens) exceeds the available "
                      "context size (8192 tokens)", "type": "exceed_context_size_error",
                      "n_prompt_tokens": 9001, "n_ctx": 8192}}, "prompt",
-     {"message": "request (9001 tokens) exceeds the available context size (8192 tokens)",
+     {"message": "Too long for the local model: the prompt is 9,001 tokens, more than the "
+                 "8,192-token context window of 'smollm2-135m-instruct'. Shorten it or use a "
+                 "model with a larger window (gpt-4o-mini: 128,000 tokens).",
       "type": "invalid_request_error", "param": "prompt", "code": "context_length_exceeded"}),
+    # Without the engine's numbers, the sizes are read from its message.
+    (400, {"error": {"code": 400, "message": "request (9031 tokens) exceeds the available "
+                     "context size (8192 tokens), try increasing it",
+                     "type": "exceed_context_size_error"}}, "messages",
+     {"message": "Too long for the local model: the prompt is 9,031 tokens, more than the "
+                 "8,192-token context window of 'smollm2-135m-instruct'. Shorten it (a "
+                 "conversation can be fitted with gptmagic.fit_messages), send fewer turns, or "
+                 "use a model with a larger window (gpt-4o-mini: 128,000 tokens).",
+      "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}),
     (404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}},
      "messages",
      {"message": "File Not Found", "type": "invalid_request_error", "param": None, "code": None}),

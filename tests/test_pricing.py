@@ -383,3 +383,74 @@ def test_fresh_process_offline_and_lazy() -> None:
     assert out.returncode == 0, out.stderr
     first, each = map(float, out.stdout.split())
     assert first > 0 and each > 0  # the timings themselves: benchmarks/bench_tokens.py
+
+
+# -- a run's price memo (issue 13, item 21) and the requested model's price (item 8) ----------
+
+_MEMO_MODELS = [("gpt-4o-mini", "openai"), ("gpt-4o-mini", "compatible"), ("o3", "openai"),
+                ("gpt-4o-2024-05-13", "openai"), ("gpt-4o-2030-01-01", "openai"),
+                ("gemini-2.5-pro", None), ("claude-sonnet-4-5", None),
+                ("sonar-pro", "perplexity"), ("no-such-model-xyz", None)]
+
+
+def _shapes() -> list[Usage]:
+    """Usage of many shapes: none cached, some, all; tiny, odd, past the 200k tiers."""
+    shapes = [Usage(0, 0), Usage(1, 0), Usage(0, 1), Usage(1, 1, cached_tokens=1)]
+    for prompt in (7, 999, 12_345, 199_999, 200_001, 987_654):
+        for completion in (0, 3, 4_096, 65_537):
+            for cached in (None, 0, 1, prompt // 3, prompt):
+                shapes.append(Usage(prompt, completion, cached_tokens=cached))
+    return shapes
+
+
+@pytest.mark.parametrize(("model", "provider"), _MEMO_MODELS)
+def test_a_memo_prices_exactly_as_each_call_alone(model: str, provider: str | None) -> None:
+    memo = pricing.PriceMemo()
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for usage in _shapes():
+        for when in (at, None):
+            direct = cost_of(usage, model, provider=provider, at=when)
+            memoised = cost_of(usage, model, provider=provider, at=when, memo=memo)
+            assert memoised == direct, (usage, when)
+            for field in ("input", "output", "total"):
+                assert str(getattr(memoised, field)) == str(getattr(direct, field))
+
+
+def test_a_memo_asks_genai_prices_a_few_times_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genai_prices
+
+    calls: list[str] = []
+    real = genai_prices.calc_price
+
+    def counting(usage: Any, model_ref: str, **kw: Any) -> Any:
+        calls.append(model_ref)
+        return real(usage, model_ref, **kw)
+
+    monkeypatch.setattr(genai_prices, "calc_price", counting)
+    memo = pricing.PriceMemo()
+    shapes = _shapes()
+    for usage in shapes:
+        cost_of(usage, "gpt-4o-mini", provider="openai", memo=memo)
+    assert 0 < len(calls) <= 6  # the empty call, one token of each kind, two checks
+    calls.clear()
+    for usage in shapes:  # tiered prices: call by call, each distinct shape once
+        cost_of(usage, "gemini-2.5-pro", memo=memo)
+        cost_of(usage, "gemini-2.5-pro", memo=memo)
+    distinct = {(u.prompt_tokens, min(u.cached_tokens or 0, u.prompt_tokens),
+                 u.completion_tokens) for u in shapes}
+    assert len(calls) == len(distinct)
+
+
+def test_an_unpriced_reported_model_is_priced_as_the_requested_one() -> None:
+    usage = Usage(1_000, 500, cached_tokens=200)
+    asked = cost_of(usage, "gpt-4o-mini", provider="compatible")
+    got = cost_of(usage, "my-deployment-7", provider="compatible", requested="gpt-4o-mini")
+    assert asked.known and got.total == asked.total and got.input == asked.input
+    assert "'gpt-4o-mini' as asked for" in got.source and "'my-deployment-7'" in got.source
+    # A reported model with a price of its own keeps it; two unknowns stay unknown.
+    snap = cost_of(usage, "gpt-4o", provider="openai", requested="gpt-4o-mini")
+    assert snap == cost_of(usage, "gpt-4o", provider="openai")
+    assert not cost_of(usage, "x-1", requested="x-2").known
+    set_price("my-finetune", input_per_mtok="2", output_per_mtok="4")
+    mine = cost_of(usage, "my-finetune-served-as-v3", requested="my-finetune")
+    assert mine.total == Decimal("0.004") and "user price" in mine.source

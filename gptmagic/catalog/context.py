@@ -16,9 +16,13 @@ from typing import Any
 from gptmagic.catalog.tokens import TokenCount, count
 from gptmagic.errors import RequestError
 
-__all__ = ["FitResult", "fit_messages"]
+__all__ = ["FitResult", "check_window", "fit_messages", "may_exceed", "too_long"]
 
 _PINNED = ("system", "developer")
+#: Models offered when a prompt outgrows a window, smallest window first.
+_LARGER = ("gpt-4o-mini", "gpt-5-mini", "gpt-4.1-mini")
+#: Tokens a chat message costs besides its content (3 on OpenAI, 4 with a name): a bound.
+_MESSAGE_OVERHEAD = 16
 SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
 
@@ -144,3 +148,57 @@ def fit_messages(
             return result
         dropped += turns[k]
         k += 1
+
+
+def too_long(prompt_tokens: int, context_window: int, model: str, *,
+             max_tokens: int | None = None, chat: bool = True) -> str:
+    """What to tell someone whose prompt does not fit ``model``'s window: both sizes, and
+    the ways out (shorten or fit it, fewer turns of a ``chat``, a larger window)."""
+    from gptmagic.catalog.models import model_info
+
+    need = prompt_tokens + (max_tokens or 0)
+    reply = f" + {max_tokens:,} reply tokens (max_tokens)" if max_tokens else ""
+    larger = [(name, info.context_window) for name in _LARGER
+              if (info := model_info(name)).context_window is not None
+              and info.context_window >= max(need, context_window + 1)]
+    bigger = (f"use a model with a larger window ({larger[0][0]}: {larger[0][1]:,} tokens)"
+              if larger else "split the text: no model gptmagic knows has a window that large")
+    shorten = ("Shorten it (a conversation can be fitted with gptmagic.fit_messages), send "
+               "fewer turns," if chat else "Shorten it")
+    return (f"the prompt is {prompt_tokens:,} tokens{reply}, more than the {context_window:,}"
+            f"-token context window of {model!r}. {shorten} or {bigger}.")
+
+
+def check_window(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
+                 context_window: int | None = None) -> None:
+    """Refuse, before it is sent, a prompt that cannot fit ``model``'s context window.
+
+    The server would refuse it too, after a round trip, and not every server
+    says how large the prompt was. A window nobody knows lets everything pass.
+    """
+    if context_window is None:
+        from gptmagic.catalog.models import model_info
+
+        context_window = model_info(model).context_window
+    if context_window is not None and prompt_tokens + (max_tokens or 0) > context_window:
+        raise RequestError(too_long(prompt_tokens, context_window, model, max_tokens=max_tokens),
+                           param="messages")
+
+
+def may_exceed(messages: Sequence[Mapping[str, Any]], context_window: int | None,
+               max_tokens: int | None = None) -> bool:
+    """False when ``messages`` surely fit the window, without counting them.
+
+    A token is at least one byte of UTF-8, so a text of n characters is at
+    most 4n tokens; most prompts are far below any window and need no count.
+    Content that is not plain text (images, tool calls) is always counted.
+    """
+    if context_window is None:
+        return False
+    bound = 3 + (max_tokens or 0)
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, str | None) or m.get("tool_calls"):
+            return True
+        bound += 4 * (len(content or "") + len(str(m.get("name") or ""))) + _MESSAGE_OVERHEAD
+    return bound > context_window

@@ -5,10 +5,12 @@ embedded local model (exactly zero); genai-prices' bundled price table; else
 the cost is unknown: every amount None, never zero.
 
 genai-prices is used offline. Its table ships inside the wheel and is loaded on
-the first lookup (~0.2 s, mostly importing pydantic and httpx2); a lookup then
-takes ~0.1 ms. It only fetches newer prices from GitHub if someone starts its
-``UpdatePrices`` task, which gptmagic never does; if the user does, the fetched
-prices are used and ``Cost.source`` says so.
+the first lookup (~0.2 s, mostly importing pydantic and httpx2); pricing a
+call then takes ~0.25 ms, so a batch run prices through one :class:`PriceMemo`,
+which asks genai-prices once per model and gives the same amounts. It only
+fetches newer prices from GitHub if someone starts its ``UpdatePrices`` task,
+which gptmagic never does; if the user does, the fetched prices are used and
+``Cost.source`` says so.
 
 Provider hints: ``"openai"`` and ``"azure"`` select genai-prices' table of that
 name (Azure's falls back to OpenAI's prices for gpt-* models); ``"local"`` is
@@ -22,20 +24,20 @@ A dated snapshot genai-prices does not list is priced as its family
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass
-from datetime import datetime
+from dataclasses import KW_ONLY, dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gptmagic.catalog.embedded import is_local_model
-from gptmagic.catalog.genai import lookup
+from gptmagic.catalog.genai import Found, lookup
 from gptmagic.catalog.models import model_info
 from gptmagic.core.types import Usage
 from gptmagic.errors import ConfigError
 from gptmagic.state import current
 
-__all__ = ["Cost", "DEFAULT_EXPECTED_COMPLETION_TOKENS", "Estimate", "cost_of", "estimate",
-           "set_price"]
+__all__ = ["Cost", "DEFAULT_EXPECTED_COMPLETION_TOKENS", "Estimate", "PriceMemo", "cost_of",
+           "estimate", "set_price"]
 
 #: Completion length :func:`estimate` expects when the caller gives none: a
 #: chat answer of a few paragraphs. It is capped by ``max_tokens``. Reasoning
@@ -131,14 +133,20 @@ def set_price(model: str, *, input_per_mtok: Decimal | str | float,
 
 
 def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: str | None = None,
-            base_url: str | None = None, at: datetime | None = None) -> Cost:
+            base_url: str | None = None, at: datetime | None = None,
+            requested: str | None = None, memo: PriceMemo | None = None) -> Cost:
     """Price a finished call from the usage the provider reported.
 
     ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object or a
-    flat mapping with ``cached_tokens``. Cached prompt tokens cost the cached
-    rate where the table has one. Reasoning tokens are already counted in
-    ``completion_tokens`` and are not added again. ``at`` prices a past call
-    with the prices of its day (default now).
+    flat mapping with ``cached_tokens``. ``model`` is the model the server
+    reported; when it has no price and ``requested`` (the model asked for)
+    has one, the call is priced as ``requested`` and the source says so (a
+    server may answer under a deployment or snapshot name of its own).
+    Cached prompt tokens cost the cached rate where the table has one.
+    Reasoning tokens are already counted in ``completion_tokens`` and are not
+    added again. ``at`` prices a past call with the prices of its day
+    (default now). ``memo`` (a :class:`PriceMemo`) makes pricing many calls
+    fast; the amounts are the same.
     """
     u = _as_usage(usage)
     if u is None:
@@ -146,7 +154,14 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
     prompt = _count(u.prompt_tokens, "prompt_tokens")
     completion = _count(u.completion_tokens, "completion_tokens")
     cached = min(_count(u.cached_tokens or 0, "cached_tokens"), prompt)
-    return _price(model, provider, base_url, prompt, cached, completion, at)
+    cost = _price(model, provider, base_url, prompt, cached, completion, at, memo)
+    if cost.known or not requested or requested == model:
+        return cost
+    asked = _price(requested, provider, base_url, prompt, cached, completion, at, memo)
+    if not asked.known:
+        return cost
+    return replace(asked, source=f"{asked.source}, the price of {requested!r} as asked for "
+                                 f"(the server reported {model!r}, which has no price)")
 
 
 def estimate(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
@@ -187,7 +202,7 @@ def _completion_ceiling(model: str, prompt: int, max_tokens: int | None) -> int 
 
 
 def _price(model: str, provider: str | None, base_url: str | None, prompt: int, cached: int,
-           completion: int, at: datetime | None) -> Cost:
+           completion: int, at: datetime | None, memo: PriceMemo | None = None) -> Cost:
     user = current().prices.get(model.lower())
     if user is not None:
         inp = ((prompt - cached) * user.input + cached * user.cached_input) / _MTOK
@@ -196,9 +211,18 @@ def _price(model: str, provider: str | None, base_url: str | None, prompt: int, 
     if provider == "local" or is_local_model(model):
         return Cost(_ZERO, _ZERO, _ZERO, source="local model (free)")
     found = lookup(model, provider, base_url)
-    unknown = Cost(None, None, None, source=f"unknown model {model!r}")
-    if found is None:
-        return unknown
+    priced = None
+    if found is not None:
+        priced = (memo.price(found, prompt, cached, completion, at) if memo is not None
+                  else _genai_price(found, prompt, cached, completion, at))
+    if priced is None:
+        return Cost(None, None, None, source=f"unknown model {model!r}")
+    return priced
+
+
+def _genai_price(found: Found, prompt: int, cached: int, completion: int,
+                 at: datetime | None) -> Cost | None:
+    """One call priced by genai-prices itself; None when it has no price for it."""
     import genai_prices
 
     # input_tokens counts cached tokens too; genai-prices subtracts them itself.
@@ -208,12 +232,102 @@ def _price(model: str, provider: str | None, base_url: str | None, prompt: int, 
         calc = genai_prices.calc_price(usage, found.ref, provider_id=found.provider.id,
                                        genai_request_timestamp=at)
     except (LookupError, ValueError):
-        return unknown
+        return None
     source = found.source
     if calc.auto_update_timestamp is not None:
         source += f", prices fetched {calc.auto_update_timestamp:%Y-%m-%d %H:%M}"
     return Cost(_tidy(calc.input_price), _tidy(calc.output_price), _tidy(calc.total_price),
                 source=source)
+
+
+class _Linear:
+    """A price that is a sum over tokens: the cost of none, plus so much per token of each kind.
+
+    Built from genai-prices' answers for no tokens and for one token of each
+    kind (uncached prompt, cached prompt, completion).
+    """
+
+    __slots__ = ("_rates", "_source")
+
+    def __init__(self, none: Cost, uncached: Cost, cached: Cost, output: Cost) -> None:
+        def rates(field: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+            base = getattr(none, field)
+            return (base, getattr(uncached, field) - base, getattr(cached, field) - base,
+                    getattr(output, field) - base)
+
+        self._rates = [rates("input"), rates("output"), rates("total")]
+        self._source = none.source
+
+    def cost(self, prompt: int, cached: int, completion: int) -> Cost:
+        uncached = prompt - cached
+        inp, out, total = (_tidy(base + uncached * u + cached * c + completion * o)
+                           for base, u, c, o in self._rates)
+        return Cost(inp, out, total, source=self._source)
+
+
+class PriceMemo:
+    """The genai-prices prices of one run, looked up once per (provider, model, time).
+
+    genai-prices re-derives the usage and re-validates its price units on every
+    call (~0.25 ms), and a batch run prices the same few models thousands of
+    times: 10,000 cached rows took 3 s, nearly all of it there. Its price is a
+    sum of price x count over the token kinds, so the memo asks it once per
+    model for the cost of no tokens and of one token of each kind (uncached
+    prompt, cached prompt, completion) and adds those up per call: the same
+    Decimal amounts, exactly. Before trusting that, it checks the sum against
+    genai-prices on two probe calls (with and without cached tokens); a model
+    with tiered prices (the rate depends on the prompt's length) or one that
+    fails the check is priced call by call, remembered by its exact counts.
+
+    Give each run its own memo: with ``at=None`` it keeps the prices in force
+    when it first met each model (genai-prices can change a price by date or
+    time of day).
+    """
+
+    def __init__(self) -> None:
+        self._linear: dict[tuple[Any, ...], _Linear | None] = {}
+        self._exact: dict[tuple[Any, ...], Cost | None] = {}
+
+    def price(self, found: Found, prompt: int, cached: int, completion: int,
+              at: datetime | None) -> Cost | None:
+        """What :func:`cost_of` would say for these counts of ``found``'s model."""
+        key = (found.provider.id, found.ref, at)
+        if key not in self._linear:
+            self._linear[key] = _linear(found, at or datetime.now(UTC))
+        linear = self._linear[key]
+        if linear is not None:
+            return linear.cost(prompt, cached, completion)
+        exact_key = (*key, prompt, cached, completion)
+        if exact_key not in self._exact:
+            self._exact[exact_key] = _genai_price(found, prompt, cached, completion, at)
+        return self._exact[exact_key]
+
+
+#: Counts the linear sum is checked against before it is trusted.
+_PROBES = ((123_457, 0, 7_891), (98_765, 43_210, 1_234))
+
+
+def _linear(found: Found, at: datetime) -> _Linear | None:
+    """``found``'s price as a :class:`_Linear` sum, or None where it is not one."""
+    from genai_prices.types import TieredPrices
+
+    try:
+        rates = found.model.get_prices(at)
+    except (LookupError, ValueError):
+        return None
+    if any(isinstance(v, TieredPrices) for v in vars(rates).values()):
+        return None
+    # No tokens, then one token of each kind: uncached prompt, cached prompt, completion.
+    points = [_genai_price(found, *counts, at) for counts in
+              ((0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 0, 1))]
+    known = [p for p in points if p is not None and p.known]
+    if len(known) < len(points):
+        return None
+    linear = _Linear(*known)
+    for counts in _PROBES:
+        if linear.cost(*counts) != _genai_price(found, *counts, at):
+            return None
+    return linear
 
 
 def _as_usage(usage: Usage | Mapping[str, Any] | None) -> Usage | None:

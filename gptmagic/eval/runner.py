@@ -32,6 +32,7 @@ from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import Store, call_key
 
 if TYPE_CHECKING:
+    from gptmagic.catalog.pricing import Estimate, PriceMemo
     from gptmagic.client.client import Client
 
 __all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
@@ -253,7 +254,9 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                rpm: float | None = None, tpm: float | None = None,
                timeouts: Any = None, stream: bool = False, client: Client) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning).
-    from gptmagic.catalog.pricing import cost_of, estimate
+    from gptmagic.catalog.context import check_window, may_exceed
+    from gptmagic.catalog.models import model_info
+    from gptmagic.catalog.pricing import PriceMemo, estimate
     from gptmagic.eval.results import EvalResults
 
     if repeats < 1 or concurrency < 1:
@@ -279,6 +282,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             if job.key in hits:
                 job.result, job.cached = hits[job.key], True
     limiters: dict[str, _Limiter] = {}
+    prices = PriceMemo()  # genai-prices asked once per model, not once per row
     budget = None if max_cost is None else Decimal(str(max_cost))
     spent = Decimal(0)
     reserved = Decimal(0)
@@ -303,7 +307,11 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                 return
             worst = Decimal(0)
             n = 0
-            if budget is not None or lim.tokens is not None:
+            # A hosted model's window is checked before sending (the engine checks its own).
+            window = (model_info(job.model).context_window if job.provider.kind != "local"
+                      else None)
+            oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
+            if budget is not None or lim.tokens is not None or oversized:
                 try:
                     n = (await client.count_tokens(job.messages, job.model,
                                                    breakdown=False)).total
@@ -312,10 +320,22 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                                                  f"for the budget or tpm: {e}", type(e).__name__)
                     bar.update(1)
                     return
+            if oversized:
+                try:
+                    check_window(n, job.model, context_window=window,
+                                 max_tokens=job.params.get("max_tokens"))
+                except RequestError as e:
+                    job.error, job.error_type = f"not sent: {e}", type(e).__name__
+                    bar.update(1)
+                    return
             if budget is not None:
-                high = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
-                                provider=job.provider.kind).high
-                worst = high.total if high.total is not None else Decimal(0)
+                est = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
+                               provider=job.provider.kind)
+                if est.high.total is None:  # a call without a price could spend anything
+                    job.error, job.error_type = _unbounded(job.model, est), "BudgetExceeded"
+                    bar.update(1)
+                    return
+                worst = est.high.total
                 if spent + reserved + worst > budget:
                     job.error, job.error_type = (
                         f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
@@ -344,10 +364,9 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             # The raw body is not needed past this point; 100k of them cost ~0.5 GB.
             job.result.raw = None
             lim.learn(job.result.rate_limits)
-            c = cost_of(job.result.usage, job.result.model or job.model,
-                        provider=job.provider.kind)
-            job.cost = c.total
-            spent += c.total or Decimal(0)
+            job.cost = _cost(job, prices)
+            # A call whose usage has no price (none reported) counts its worst case.
+            spent += job.cost if job.cost is not None else worst
             if store is not None:
                 store.put(job.key, base_urls[job.provider.name], job.model,
                           {"messages": job.messages, **job.params, "repeat": job.repeat},
@@ -375,10 +394,31 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             store.close()
     for job in jobs:
         if job.cached and job.result is not None:
-            c = cost_of(job.result.usage, job.result.model or job.model,
-                        provider=job.provider.kind)
-            job.cost = c.total
+            job.cost = _cost(job, prices)
     return await EvalResults.build(jobs, cases, list(scorers))
+
+
+def _cost(job: Job, prices: PriceMemo) -> Decimal | None:
+    """What a finished call cost: the reported model's price, else the requested one's."""
+    from gptmagic.catalog.pricing import cost_of
+
+    return cost_of(job.result.usage, job.result.model or job.model, provider=job.provider.kind,
+                   requested=job.model, memo=prices).total
+
+
+def _unbounded(model: str, est: Estimate) -> str:
+    """Why a call is not sent under ``max_cost`` when its cost has no upper bound, and the fix."""
+    if est.low.total is None:
+        why = f"the price of {model!r} is unknown"
+        fix = (f"price it with gptmagic.set_price({model!r}, input_per_mtok=..., "
+               "output_per_mtok=...) (USD per million tokens)")
+        if est.max_completion_tokens is None:
+            fix += " and bound its reply with params={'max_tokens': ...}"
+    else:
+        why = f"no output limit is known for {model!r}"
+        fix = (f"bound its reply with params={{'max_tokens': ...}} or "
+               f"gptmagic.register_model({model!r}, context_window=..., max_output_tokens=...)")
+    return f"not sent: max_cost is set but {why}, so this call could cost anything; {fix}"
 
 
 def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,

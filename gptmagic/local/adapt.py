@@ -71,6 +71,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gptmagic.catalog.context import too_long
 from gptmagic.local.checks import (
     LocalRequestError,
     bad,
@@ -127,10 +128,26 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
     param = err.get("param") if isinstance(err.get("param"), str) else None
     if kind == "exceed_context_size_error":
         kind, code, param = "invalid_request_error", "context_length_exceeded", prompt_param
+        message = _too_long(err, message, chat=prompt_param == "messages")
     kind = _TYPE_MAP.get(kind, kind)
     if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
         param = m.group(1)
     return error_body(message, type=kind, param=param, code=code)
+
+
+_CONTEXT_SIZES = re.compile(r"\((\d+) tokens\).*\((\d+) tokens\)")
+
+
+def _too_long(err: dict[str, Any], message: str, *, chat: bool) -> str:
+    """The engine's "request (N tokens) exceeds the available context size (M tokens),
+    try increasing it" (advice for whoever runs the engine) as advice for the user."""
+    prompt, window = err.get("n_prompt_tokens"), err.get("n_ctx")
+    if not (isinstance(prompt, int) and isinstance(window, int)):
+        found = _CONTEXT_SIZES.search(message)
+        if found is None:
+            return message
+        prompt, window = int(found[1]), int(found[2])
+    return "Too long for the local model: " + too_long(prompt, window, MODEL_ID, chat=chat)
 
 
 def models_list(created: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gptmagic.catalog.context import fit_messages
+from gptmagic.catalog.context import check_window, fit_messages, may_exceed
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.pricing import Cost, cost_of, estimate
 from gptmagic.catalog.tokens import TokenCount
@@ -300,6 +300,7 @@ class Session:
         if dry_run:
             return self._dry_run(prov, model, "chat/completions", {"messages": messages},
                                  messages, params, stream, note)
+        self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: _Interrupted | None = None
         mod_lines = []
@@ -321,7 +322,8 @@ class Session:
             except _Interrupted as stop:
                 result = self._partial(stop, "chat", model)
                 stopped = stop
-            cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+            cost = cost_of(result.usage, result.model or model, provider=prov.kind,
+                           requested=model)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
         if stopped is not None:
@@ -367,6 +369,15 @@ class Session:
             reply.bundle = (data, meta)
         return reply
 
+    def _check_window(self, prov: Provider, model: str, messages: list[dict[str, Any]],
+                      max_tokens: int | None) -> None:
+        """Refuse a prompt larger than a hosted model's window before sending it (counted
+        here with tiktoken; the embedded engine refuses with the same advice itself)."""
+        window = model_info(model).context_window
+        if prov.kind != "local" and may_exceed(messages, window, max_tokens):
+            check_window(self.count_tokens(messages, model, breakdown=False).total, model,
+                         max_tokens=max_tokens, context_window=window)
+
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
                default_profile: str | None, messages: list[dict[str, Any]],
                params: dict[str, Any], sink: Sink) -> Reply:
@@ -398,7 +409,8 @@ class Session:
         rows, results, costs = [], {}, {}
         for label, (prov, model), out in zip(labels, provs, outcomes, strict=True):
             if isinstance(out, Result):
-                cost = cost_of(out.usage, out.model or model, provider=prov.kind)
+                cost = cost_of(out.usage, out.model or model, provider=prov.kind,
+                               requested=model)
                 rows.append(display.SideBySideRow(label, out, None, cost,
                                                   params.get("max_tokens")))
             else:
@@ -557,7 +569,7 @@ class Session:
                 result = self._partial(stop, "completion", model)
                 note = "\n".join(x for x in (note, f"stopped after {stop.elapsed:.1f} s: "
                                                    "the completion is partial") if x)
-        cost = cost_of(result.usage, result.model or model, provider=prov.kind)
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
                       note=note)
