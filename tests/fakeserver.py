@@ -110,7 +110,9 @@ def _top(tok: str, lp: float, k: int) -> list[tuple[str, float]]:
 
     Alternatives get min(p, 1-p) / 2**j, so all probabilities sum to less than 1.
     """
-    m = math.log(min(math.exp(lp), 1 - math.exp(lp)))
+    # log(min(p, 1 - p)) without leaving log space: exp() of a long reply's last
+    # logprobs (-740 and below) is 0.0, whose log is a math domain error.
+    m = lp if lp < -math.log(2) else math.log1p(-math.exp(lp))
     ws = tok[: len(tok) - len(tok.lstrip())]
     alts = [(f"{ws}alt{j}", round(m - j * math.log(2), 6)) for j in range(1, k)]
     return [(tok, lp), *alts][:k]

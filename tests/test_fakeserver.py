@@ -63,6 +63,18 @@ def test_chat_shape(client: httpx.Client, srv: FakeServer) -> None:
     assert rec.headers["authorization"] == "Bearer k"
 
 
+def test_a_reply_of_thousands_of_tokens_streams(client: httpx.Client, srv: FakeServer) -> None:
+    """Logprobs of the ten-thousandth token are far below exp()'s range (-1000)."""
+    srv.plan(Behaviour(text=" ".join(["w"] * 10_000)))
+    r = client.post("/chat/completions", json={**CHAT, "stream": True, "logprobs": True,
+                                              "top_logprobs": 2})
+    assert r.status_code == 200
+    events = [json.loads(e) for e in sse_data(r.text) if e != "[DONE]"]
+    last = [e for e in events if e["choices"] and e["choices"][0]["logprobs"]][-1]
+    top = last["choices"][0]["logprobs"]["content"][-1]["top_logprobs"]
+    assert top[0]["logprob"] == -1000.0 and top[1]["logprob"] < -1000
+
+
 def test_chat_n_and_length(client: httpx.Client) -> None:
     out = client.post("/chat/completions", json={**CHAT, "n": 2, "max_tokens": 2}).json()
     assert [c["message"]["content"] for c in out["choices"]] == ["echo: hello"] * 2
