@@ -335,10 +335,10 @@ class Store:
 
     # -- failing softly -------------------------------------------------------------------
 
-    def _give_up(self, e: BaseException | str) -> None:
+    def _give_up(self, e: sqlite3.Error) -> None:
         """Stop writing for the rest of this store's life, with one warning."""
         self.writable = False
-        self._why_not = str(e)
+        self._why_not = f"{e}, {_code(e)}" if _code(e) else str(e)
         self._warn()
 
     def _warn(self) -> None:
@@ -475,7 +475,7 @@ class Store:
     def release(self, keys: list[str] | None = None) -> None:
         """Drop this run's claims on ``keys`` (all of them by default), so a waiting run
         asks for them itself. Best effort: a failure here loses nothing."""
-        if not self._claims or not self.writable:
+        if not self._claims:
             return
 
         def do(db: sqlite3.Connection) -> None:
@@ -485,7 +485,14 @@ class Store:
                 db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?",
                                [(k, self.owner) for k in keys])
 
-        self._write(do, None)
+        if self.writable:
+            self._write(do, None)
+            return
+        with self._lock:  # writing failed earlier; it may work now (a lock has gone)
+            try:
+                do(self._db)
+            except sqlite3.Error:
+                pass  # the claims go stale on their own (no heartbeat, and the pid ends)
 
     def heartbeat(self) -> None:
         """Tell other runs this one is still working on its claims."""
