@@ -223,6 +223,7 @@ class Store:
         self._why_not = ""
         self._warned = False
         self._claims = False  # whether the file has our claims table
+        self._closed = False
         self._lock = threading.Lock()
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="gptmagic-store")
@@ -547,8 +548,11 @@ class Store:
             return self._version(self._db)
 
     def close(self) -> None:
-        """Release this run's claims and close the file."""
+        """Release this run's claims and close the file (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._thread.shutdown(wait=True)  # the writes in flight land first
         self.release()
-        self._thread.shutdown(wait=True)
         with self._lock:
+            self._closed = True
             self._db.close()
