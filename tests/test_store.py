@@ -230,8 +230,8 @@ def test_a_read_only_cache_is_read_and_writes_are_skipped_with_one_warning(
         assert first.returncode == 0, first.stderr
         assert {p.name for p in place.iterdir()} == {"cache.sqlite"}  # closed cleanly
         cache.chmod(0o444)
-        if read_only == "directory":
-            place.chmod(0o555)
+        # "file": its folder is writable by the reader (it may make -wal and -shm there)
+        place.chmod(0o555 if read_only == "directory" else 0o777)
         cmd = [*_as_another_user(), sys.executable, "-c", RUN, fake_server.url, str(cache)]
         before = len(fake_server.requests)
         hit = subprocess.run([*cmd, "0", "6"], capture_output=True, text=True, env=env,
@@ -251,7 +251,7 @@ def test_a_read_only_cache_is_read_and_writes_are_skipped_with_one_warning(
         assert stored(cache) == 6
     finally:
         place.chmod(0o755)
-        for p in place.iterdir():
+        for p in place.iterdir():  # the reader may have left -wal/-shm files
             p.chmod(0o644)
             p.unlink()
         place.rmdir()

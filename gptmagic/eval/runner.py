@@ -369,15 +369,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 job.result, job.cached = hits[job.key], True
     todo = [j for j in jobs if not j.cached]
     waiting: list[Job] = []  # another run on the same store is asking for these
-    if store is not None and todo:
-        claim = await store.aclaim(sorted({j.key for j in todo}), since)
-        theirs = set(claim.theirs)
-        for job in todo:
-            if job.key in claim.stored:
-                job.result, job.cached = claim.stored[job.key], True
-            elif job.key in theirs:
-                waiting.append(job)
-    tally.hits = sum(j.cached for j in jobs)
+    tally.hits = len(jobs) - len(todo)
     limiters: dict[str, _Limiter] = {}
     budget = None if max_cost is None else Decimal(str(max_cost))
     spent = Decimal(0)
@@ -431,8 +423,22 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         finally:
             reserved -= worst
 
+    def reuse(job: Job, result: Any) -> None:
+        job.result, job.cached = result, True
+        tally.hits += 1
+        bar.update(1)
+
     async def one(job: Job) -> None:
         nonlocal spent, errors
+        if store is not None:
+            # Claimed just before sending: another run on the same file that needs the
+            # call waits for this one's result, and this one reuses a result it stored.
+            claim = await store.aclaim([job.key], since)
+            if claim.stored:
+                return reuse(job, claim.stored[job.key])
+            if claim.theirs:
+                waiting.append(job)
+                return
         lim = limiters.get(job.provider.name)
         if lim is None:
             lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
@@ -462,32 +468,22 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
 
     # A fixed pool of workers per provider pulls jobs, so waiting costs O(C), not O(jobs).
     queues: dict[str, asyncio.Queue[Job]] = {}
-    sizes: dict[str, int] = {}
-    later = {id(j) for j in waiting}
     for job in todo:
-        if not job.cached:
-            sizes[job.provider.name] = sizes.get(job.provider.name, 0) + 1
-            queue = queues.setdefault(job.provider.name, asyncio.Queue())
-            if id(job) not in later:
-                queue.put_nowait(job)
+        queues.setdefault(job.provider.name, asyncio.Queue()).put_nowait(job)
     poll = asyncio.Lock()
 
     async def look_at_waiting() -> None:
-        """One look at what the other run did: reuse its results, take over what it let go."""
+        """One look at what the other run did: reuse its results, ask for what it let go."""
         assert store is not None
         await asyncio.sleep(_POLL)
         done, free = await store.apoll(sorted({j.key for j in waiting}), since)
-        again = await store.aclaim(free, since) if free else None
-        ours = set(again.mine) if again else set()
+        let_go = set(free)
         still = []
         for job in waiting:
-            result = done.get(job.key) or (again.stored.get(job.key) if again else None)
-            if result is not None:
-                job.result, job.cached = result, True
-                tally.hits += 1
-                bar.update(1)
-            elif job.key in ours:
-                queues[job.provider.name].put_nowait(job)
+            if job.key in done:
+                reuse(job, done[job.key])
+            elif job.key in let_go:
+                queues[job.provider.name].put_nowait(job)  # one() claims it again
             else:
                 still.append(job)
         waiting[:] = still
@@ -511,8 +507,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
 
     beat = asyncio.create_task(heartbeat()) if store is not None and todo else None
     try:
-        await asyncio.gather(*(worker(q) for name, q in queues.items()
-                               for _ in range(min(concurrency, sizes[name]))))
+        await asyncio.gather(*(worker(q) for q in queues.values()
+                               for _ in range(min(concurrency, q.qsize()))))
     finally:
         if beat is not None:
             beat.cancel()

@@ -19,8 +19,8 @@ What can go wrong with the file, and what happens then:
   :class:`CacheWarning` naming the file, and the run carries on without
   storing. A failed write never costs a result that was paid for.
 
-Two processes on one file share the work: before sending, a run *claims*
-the keys it will ask for (``claims``: owner, pid, host, heartbeat time).
+Two processes on one file share the work: just before sending, a run *claims*
+the call it is about to ask for (``claims``: owner, pid, host, heartbeat time).
 Another run that needs a claimed key waits for the owner's result instead of
 paying for it again, and takes the claim over when the owner is gone (its
 pid is dead on this host, or its heartbeat stopped).
@@ -223,6 +223,7 @@ class Store:
         self._why_not = ""
         self._warned = False
         self._claims = False  # whether the file has our claims table
+        self._claimed = False  # whether this store ever claimed a key (so has any to drop)
         self._closed = False
         self._lock = threading.Lock()
         self._thread = concurrent.futures.ThreadPoolExecutor(
@@ -346,12 +347,14 @@ class Store:
         if self._warned:
             return
         self._warned = True
-        warnings.warn(
+        # warn_explicit without a registry: said once per store, so once per run, and
+        # again on the next run (plain warn() would stay silent after the first time).
+        warnings.warn_explicit(
             f"gptmagic: cannot write to the cache {self.path} ({self._why_not}); this run "
             f"carries on without storing its results (every result is still returned; a "
             f"re-run asks again for those not stored). To store them, make the file writable "
             f"(or free space) and run again, or pass cache= another file",
-            CacheWarning, stacklevel=2)
+            CacheWarning, __file__, 0, module=__name__)
 
     def _write(self, fn: Callable[[sqlite3.Connection], T], default: T) -> T:
         """Run ``fn`` in one write transaction; on any failure give up writing."""
@@ -447,6 +450,7 @@ class Store:
             out.theirs = [k for k in rest if k in held]
             out.mine = [k for k in rest if k not in held]
             now, pid, host = time.time(), os.getpid(), platform.node()
+            self._claimed = self._claimed or bool(out.mine)
             db.executemany(
                 "INSERT OR REPLACE INTO claims (key, owner, pid, host, at) VALUES (?,?,?,?,?)",
                 [(k, self.owner, pid, host, now) for k in out.mine])
@@ -476,7 +480,7 @@ class Store:
     def release(self, keys: list[str] | None = None) -> None:
         """Drop this run's claims on ``keys`` (all of them by default), so a waiting run
         asks for them itself. Best effort: a failure here loses nothing."""
-        if not self._claims:
+        if not self._claimed:
             return
 
         def do(db: sqlite3.Connection) -> None:
@@ -497,7 +501,7 @@ class Store:
 
     def heartbeat(self) -> None:
         """Tell other runs this one is still working on its claims."""
-        if not self._claims or not self.writable:
+        if not self._claimed or not self.writable:
             return
         self._write(lambda db: db.execute("UPDATE claims SET at = ? WHERE owner = ?",
                                           (time.time(), self.owner)), None)
