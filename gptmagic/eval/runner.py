@@ -288,6 +288,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
         await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
         store = await _open_store(cache)
         tally.store = store
+        tally.written_before = store.written if store is not None else 0
         try:
             await _answer(jobs, store, refresh=refresh, concurrency=concurrency,
                           max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm,
@@ -310,10 +311,13 @@ class _Tally:
     hits: int = 0  # answered from the store
     answered: int = 0  # results this run received
     store: Store | None = None
+    written_before: int = 0  # an injected store may have written for earlier runs
     finished: threading.Event = field(default_factory=threading.Event)
 
     def stored(self) -> int:
-        return self.hits + (self.store.written if self.store is not None else 0)
+        if self.store is None:
+            return self.hits
+        return self.hits + self.store.written - self.written_before
 
     def interrupted(self) -> RunInterrupted:
         if self.total is None:

@@ -1,10 +1,8 @@
 """SQLite store of finished calls: the runner's cache, its resume log, and its claims.
 
-A call's key hashes what decides its answer: the provider's base URL, the
-endpoint, the model, every parameter, the messages or prompt, and the repeat
-index (so repeats are distinct samples). Never a key or a header. Only
-successful results are stored, each as soon as it completes, so an
-interrupted run resumes with only the missing calls and never pays twice.
+Only successful results are stored (keyed and serialised by
+:mod:`gptmagic.eval.rows`), each as soon as it completes, so an interrupted
+run resumes with only the missing calls and never pays twice.
 
 What can go wrong with the file, and what happens then:
 
@@ -35,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -49,8 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.core.types import Result
 from gptmagic.errors import ConfigError
+from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
 
 __all__ = ["CacheWarning", "Claim", "Store", "call_key", "default_path", "result_from_dict",
            "result_to_dict"]
@@ -64,8 +62,6 @@ BUSY_TIMEOUT = 30.0
 #: stopped refreshing it is taken over (covers owners on another host and hung runs).
 HEARTBEAT = 10.0
 STALE_AFTER = 60.0
-#: The row format written by :func:`result_to_dict`; rows without one are format 1.
-ROW_FORMAT = 1
 
 _CALLS = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -104,72 +100,6 @@ def default_path() -> Path:
         return Path(os.environ["GPTMAGIC_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gptmagic" / "calls.sqlite"
-
-
-def call_key(base_url: str, kind: str, body: dict[str, Any], repeat: int) -> str:
-    """The cache key of one call (stable across runs and machines)."""
-    blob = json.dumps({"base_url": base_url.rstrip("/"), "kind": kind, "body": body,
-                       "repeat": repeat}, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _lp(t: TokenLogprob) -> dict[str, Any]:
-    return {"t": t.token, "l": t.logprob, "b": None if t.bytes is None else t.bytes.hex(),
-            "o": t.offset, "p": t.prompt,
-            "k": [[a.token, a.logprob, None if a.bytes is None else a.bytes.hex()]
-                  for a in t.top]}
-
-
-def _unlp(d: dict[str, Any]) -> TokenLogprob:
-    return TokenLogprob(
-        d["t"], d["l"], None if d["b"] is None else bytes.fromhex(d["b"]),
-        tuple(TopLogprob(a[0], a[1], None if a[2] is None else bytes.fromhex(a[2]))
-              for a in d["k"]), d["o"], d["p"])
-
-
-def result_to_dict(r: Result) -> dict[str, Any]:
-    """A JSON-safe copy of a result (the raw body is not kept)."""
-    u = r.usage
-    return {
-        "format": ROW_FORMAT,
-        "kind": r.kind, "model": r.model, "id": r.id, "created": r.created,
-        "request_id": r.request_id,
-        "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.total_tokens,
-                                         u.cached_tokens, u.reasoning_tokens],
-        "timings": [r.timings.total, r.timings.ttft, r.timings.attempts],
-        "choices": [{"i": c.index, "text": c.text, "finish": c.finish_reason, "role": c.role,
-                     "lp": None if c.logprobs is None else [_lp(t) for t in c.logprobs],
-                     "plp": None if c.prompt_logprobs is None else [
-                         _lp(t) for t in c.prompt_logprobs]}
-                    for c in r.choices],
-    }
-
-
-def result_from_dict(d: dict[str, Any]) -> Result:
-    """The result :func:`result_to_dict` made (raises on a row of another shape)."""
-    if d.get("format", 1) != ROW_FORMAT:
-        raise ValueError(f"row format {d.get('format')!r}, this version reads {ROW_FORMAT}")
-    u = d.get("usage")
-    t = d.get("timings") or [None, None, 1]
-    return Result(
-        kind=d["kind"], model=d["model"], id=d.get("id"), created=d.get("created"),
-        request_id=d.get("request_id"),
-        usage=None if u is None else Usage(*u),
-        timings=Timings(total=t[0], ttft=t[1], attempts=t[2]),
-        choices=[Choice(index=c["i"], text=c["text"], finish_reason=c["finish"], role=c["role"],
-                        logprobs=None if c["lp"] is None else [_unlp(x) for x in c["lp"]],
-                        prompt_logprobs=None if c["plp"] is None else [
-                            _unlp(x) for x in c["plp"]])
-                 for c in d["choices"]],
-    )
-
-
-def _row(blob: Any) -> Result | None:
-    """A stored row as a result, or None for a row this version cannot read (a miss)."""
-    try:
-        return result_from_dict(json.loads(blob))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return None
 
 
 def _alive(pid: int, host: str) -> bool:
@@ -255,6 +185,10 @@ class Store:
             if _read_only(e) and self.path.is_file():
                 return self._open_read_only(e)
             raise self._unreadable(e) from None
+        except ConfigError:  # a database, but not a cache of ours
+            if db is not None:
+                db.close()
+            raise
 
     def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
         return sqlite3.connect(target, uri=uri, timeout=self.busy_timeout,
@@ -269,11 +203,14 @@ class Store:
         for query in ("?mode=ro", "?mode=ro&immutable=1"):
             db = self._connect(base + query, uri=True)
             try:
-                self._check(db, self._version(db))
+                self._check(db)
                 return db
             except sqlite3.Error as e:
                 db.close()
                 last = e
+            except ConfigError:
+                db.close()
+                raise
         raise self._unreadable(last) from None
 
     def _version(self, db: sqlite3.Connection) -> int:
@@ -282,7 +219,7 @@ class Store:
     def _columns(self, db: sqlite3.Connection, table: str) -> set[str]:
         return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
-    def _check(self, db: sqlite3.Connection, version: int) -> None:
+    def _check(self, db: sqlite3.Connection) -> None:
         """Refuse a file that is a database but not one of ours (nothing is written)."""
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "calls" in tables and not _CALL_COLUMNS <= self._columns(db, "calls"):
@@ -296,7 +233,7 @@ class Store:
         """Bring the file to :data:`SCHEMA_VERSION` (one transaction; another process may
         be doing the same, so the version is read again under the write lock)."""
         version = self._version(db)
-        self._check(db, version)
+        self._check(db)
         if version >= SCHEMA_VERSION:
             return
         db.execute("BEGIN IMMEDIATE")
@@ -311,7 +248,7 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._check(db, SCHEMA_VERSION)
+        self._check(db)
 
     def _foreign(self, what: str) -> str:
         return (f"the cache file {self.path} is not a gptmagic cache ({what}). Run without "
@@ -398,7 +335,7 @@ class Store:
                 f"SELECT key, result FROM calls WHERE key IN ({','.join('?' * len(chunk))}) "
                 f"AND created >= ?", [*chunk, since or 0.0]).fetchall()
             for key, blob in rows:
-                result = _row(blob)
+                result = row_result(blob)
                 if result is not None:
                     out[key] = result
         return out
