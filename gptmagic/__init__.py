@@ -30,6 +30,7 @@ from gptmagic.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestError,
+    RunInterrupted,
     StreamError,
     UnprocessableEntityError,
 )
@@ -143,6 +144,7 @@ __all__ = [
     "RequestError",
     "Result",
     "RetryPolicy",
+    "RunInterrupted",
     "StreamError",
     "Timeouts",
     "Timings",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gptmagic.errors import GptmagicError
+from gptmagic.errors import GptmagicError, RunInterrupted
 
 __all__ = ["main"]
 
@@ -236,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))
+    except RunInterrupted as e:  # Ctrl-C in `gptmagic eval`: what is kept, and how to resume
+        print(f"gptmagic: interrupted: {e}", file=sys.stderr)
+        return 130
     except GptmagicError as e:
         print(f"gptmagic: error: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ catches anything gptmagic raises on purpose::
     │   ├── NoLogprobsError         a heatmap of a result without logprobs (views.widgets)
     │   └── LocalRequestError       a request the embedded engine refuses (local.adapt)
     ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)
+    ├── RunInterrupted              evaluate() stopped by Ctrl-C; what finished is stored
     └── APIError                    something went wrong talking to a provider
         ├── APIConnectionError      could not connect, or the connection dropped
         │   └── APITimeoutError     connect/read/write/pool timeout
@@ -63,6 +64,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestError",
+    "RunInterrupted",
     "SECRET_HEADERS",
     "StreamDeadlineError",
     "StreamError",
@@ -139,6 +141,16 @@ class RequestError(GptmagicError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class RunInterrupted(GptmagicError):
+    """A batch run stopped by Ctrl-C or Kernel ▸ Interrupt; the message says how much is
+    stored, and running it again resumes with only the missing calls."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the stack (the portal's wait) says
+        # nothing the user can act on, the message says everything.
+        return [f"{type(self).__name__}: {self}"]
 
 
 class APIError(GptmagicError):

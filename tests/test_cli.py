@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -148,6 +150,33 @@ scorers = [{ type = "exact", column = "expected" }]
     p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg)], capture_output=True,
                        text=True, timeout=60, env=env)
     assert p.returncode == 1 and "unknown setting(s) bogus" in p.stderr
+
+
+def test_eval_interrupted_says_what_is_stored(tmp_path, fake_server, isolated_env):
+    """Ctrl-C in `gptmagic eval`: one line saying what is stored, exit 130, no traceback."""
+    from fakeserver import Behaviour
+
+    fake_server.set_default(Behaviour(delay=0.1))
+    (tmp_path / "cases.csv").write_text("q\n" + "".join(f"row {i}\n" for i in range(40)))
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('data = "cases.csv"\nprompt = "user: {q}"\nmodels = ["fake-model"]\n'
+                   'concurrency = 2\n')
+    (isolated_env / "gptmagic.toml").write_text(
+        f'default_profile = "fake"\n[profiles.fake]\nbase_url = "{fake_server.url}"\n')
+    cache = tmp_path / "c.sqlite"
+    env = {**os.environ, "GPTMAGIC_CACHE": str(cache)}
+    p = subprocess.Popen([sys.executable, "-m", "gptmagic", "eval", str(cfg)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(fake_server.requests) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    db = sqlite3.connect(cache)
+    kept = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    db.close()
+    assert p.returncode == 130, err
+    assert err.strip() == f"gptmagic: interrupted: {kept}/40 stored; run again to resume"
 
 
 @pytest.mark.parametrize("kind", ["judge", "score_async", "ScorerError", "dataclass", "nope"])

@@ -68,6 +68,8 @@ def test_sigkill_at_random_points_then_resume(fake_server, tmp_path):
     db = sqlite3.connect(cache)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == n
+    # The killed runs' claims were taken over (their pids are dead) and released.
+    assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
     db.close()
     # Nothing stored before a kill was asked for again afterwards.
     for index, rows in kills:

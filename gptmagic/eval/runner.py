@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +28,10 @@ from gptmagic.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestError,
+    RunInterrupted,
 )
 from gptmagic.eval.scoring import ask_scorer_keys
-from gptmagic.eval.store import Store, call_key
+from gptmagic.eval.store import HEARTBEAT, Store, call_key
 
 if TYPE_CHECKING:
     from gptmagic.catalog.pricing import Estimate, PriceMemo
@@ -222,6 +224,10 @@ async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str,
     return await get_portal().arun(_run(data, prompt, models, **kwargs))
 
 
+#: Seconds an interrupted evaluate() waits for the run to stop and its writes to land.
+_SETTLE = 10.0
+
+
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
     """Run prompts × models × ``grid`` × ``repeats`` over ``data`` and score every output.
 
@@ -234,14 +240,26 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's;
     ``stream=True`` streams each call (time to first token is then measured).
     Results are cached in SQLite (``cache=False`` to bypass, ``refresh=True``
-    to re-ask); ``max_cost`` (USD) stops issuing calls before the budget is
-    exceeded. ``client`` (a :class:`gptmagic.Client`) sends the calls; by
-    default the shared one.
+    to re-ask, ``cache=PATH`` or a :class:`~gptmagic.eval.store.Store` for
+    another file); two runs on one file share their calls rather than pay
+    twice, and a file that cannot be written only costs a warning.
+    ``max_cost`` (USD) stops issuing calls before the budget is exceeded.
+    ``client`` (a :class:`gptmagic.Client`) sends the calls; by default the
+    shared one. Interrupted (Ctrl-C, Kernel ▸ Interrupt), it raises
+    :class:`~gptmagic.errors.RunInterrupted` saying how many calls are stored:
+    run it again to resume.
     """
     from gptmagic.client.portal import get_portal
 
     kwargs = _prepare(models, kwargs)
-    return get_portal().run(_run(data, prompt, models, **kwargs))
+    tally = _Tally()
+    try:
+        return get_portal().run(_run(data, prompt, models, tally=tally, **kwargs))
+    except KeyboardInterrupt:
+        # Ctrl-C / Kernel > Interrupt: the run is cancelled; say what was kept, once
+        # its store has finished the writes in flight, instead of a traceback.
+        tally.finished.wait(_SETTLE)
+        raise tally.interrupted() from None
 
 
 async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
@@ -249,25 +267,81 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                grid: Mapping[str, Sequence[Any]] | None = None,
                scorers: Sequence[Any] = (), repeats: int = 1,
                provider: str | Provider | None = None, concurrency: int = 16,
-               cache: bool | str | Path = True, refresh: bool = False,
+               cache: bool | str | Path | Store = True, refresh: bool = False,
                max_cost: float | Decimal | None = None, progress: bool = True,
                rpm: float | None = None, tpm: float | None = None,
-               timeouts: Any = None, stream: bool = False, client: Client) -> Any:
-    # The one place evaluate()'s keywords are declared (see evaluate() for their meaning).
-    from gptmagic.catalog.context import check_window, may_exceed
-    from gptmagic.catalog.models import model_info
-    from gptmagic.catalog.pricing import PriceMemo, estimate
+               timeouts: Any = None, stream: bool = False, client: Client,
+               tally: _Tally | None = None) -> Any:
+    # The one place evaluate()'s keywords are declared (see evaluate() for their meaning);
+    # ``tally`` is evaluate()'s own, to say what an interrupted run kept.
     from gptmagic.eval.results import EvalResults
 
-    if repeats < 1 or concurrency < 1:
-        raise RequestError("repeats and concurrency must be >= 1", param="repeats")
-    models = [models] if isinstance(models, str) else list(models)
-    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
-    cases = load_cases(data)
-    jobs = build_jobs(cases, prompts, models, provider, dict(params or {}), dict(grid or {}),
-                      repeats)
-    await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
-    store = Store(None if cache is True else cache) if cache else None
+    tally = tally or _Tally()
+    try:
+        if repeats < 1 or concurrency < 1:
+            raise RequestError("repeats and concurrency must be >= 1", param="repeats")
+        models = [models] if isinstance(models, str) else list(models)
+        prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+        cases = load_cases(data)
+        jobs = build_jobs(cases, prompts, models, provider, dict(params or {}),
+                          dict(grid or {}), repeats)
+        tally.total = len(jobs)
+        await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
+        store = await _open_store(cache)
+        tally.store = store
+        tally.written_before = store.written if store is not None else 0
+        try:
+            await _answer(jobs, store, refresh=refresh, concurrency=concurrency,
+                          max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm,
+                          timeouts=timeouts, stream=stream, client=client, tally=tally)
+        finally:
+            if store is not None and store is not cache:
+                await asyncio.to_thread(store.close)
+            elif store is not None:
+                await store.arelease()
+        return await EvalResults.build(jobs, cases, list(scorers))
+    finally:
+        tally.finished.set()
+
+
+@dataclass
+class _Tally:
+    """How far a run got, read by :func:`evaluate` when the user interrupts it."""
+
+    total: int | None = None
+    hits: int = 0  # answered from the store
+    answered: int = 0  # results this run received
+    store: Store | None = None
+    written_before: int = 0  # an injected store may have written for earlier runs
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def stored(self) -> int:
+        if self.store is None:
+            return self.hits
+        return self.hits + self.store.written - self.written_before
+
+    def interrupted(self) -> RunInterrupted:
+        if self.total is None:
+            return RunInterrupted("interrupted before any call was made")
+        if self.store is None:
+            return RunInterrupted(f"{self.answered}/{self.total} answered, none stored "
+                                  f"(cache=False): a re-run asks for all of them again")
+        prefix = "" if self.finished.is_set() else "at least "
+        return RunInterrupted(f"{prefix}{self.stored()}/{self.total} stored; "
+                              f"run again to resume")
+
+
+async def _open_store(cache: bool | str | Path | Store) -> Store | None:
+    """The store ``cache`` asks for, opened off the event loop (it may wait on a lock)."""
+    if isinstance(cache, Store):
+        return cache
+    if not cache:
+        return None
+    return await asyncio.to_thread(Store, None if cache is True else cache)
+
+
+def _keys(jobs: list[Job]) -> dict[str, str]:
+    """Set every job's cache key; returns each provider's base URL (as stored)."""
     base_urls: dict[str, str] = {}
     for job in jobs:
         prov = job.provider
@@ -276,11 +350,33 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                                     else prov.endpoint("chat/completions", job.model)[0])
         body = {"model": job.model, "messages": job.messages, **job.params}
         job.key = call_key(base_urls[prov.name], "chat", body, job.repeat)
+    return base_urls
+
+
+#: Seconds between looks at the store for calls another run is answering.
+_POLL = 0.2
+
+
+async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concurrency: int,
+                  max_cost: float | Decimal | None, progress: bool, rpm: float | None,
+                  tpm: float | None, timeouts: Any, stream: bool, client: Client,
+                  tally: _Tally) -> None:
+    """Give every job a result or an error: from the store, from another run on the same
+    store, or by sending it."""
+    from gptmagic.catalog.context import check_window, may_exceed
+    from gptmagic.catalog.models import model_info
+    from gptmagic.catalog.pricing import PriceMemo, estimate
+
+    base_urls = _keys(jobs)
+    since = time.time() if refresh else None  # what is stored from before is not wanted
     if store is not None and not refresh:
-        hits = store.get_many([j.key for j in jobs])
+        hits = await store.aget_many([j.key for j in jobs])
         for job in jobs:
             if job.key in hits:
                 job.result, job.cached = hits[job.key], True
+    todo = [j for j in jobs if not j.cached]
+    waiting: list[Job] = []  # another run on the same store is asking for these
+    tally.hits = len(jobs) - len(todo)
     limiters: dict[str, _Limiter] = {}
     prices = PriceMemo()  # genai-prices asked once per model, not once per row
     budget = None if max_cost is None else Decimal(str(max_cost))
@@ -289,78 +385,94 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     errors = 0
     exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
     bar = _progress(len(jobs), progress)
-    todo = [j for j in jobs if not j.cached]
-    if len(todo) < len(jobs):  # say that these came from the cache, not from a model
-        bar.set_postfix_str(f"{len(jobs) - len(todo)} from cache", refresh=False)
-    bar.update(len(jobs) - len(todo))
+    bar.update(tally.hits)
+    if tally.hits:  # say that these came from the cache, not from a model
+        bar.set_postfix_str(f"{tally.hits} from cache", refresh=False)
 
-    async def one(job: Job) -> None:
-        nonlocal spent, reserved, errors
-        lim = limiters.get(job.provider.name)
-        if lim is None:
-            lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
-        async with lim:
-            if job.provider.name in exhausted:
-                job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
-                                             "QuotaExceededError")
-                bar.update(1)
-                return
-            worst = Decimal(0)
-            n = 0
-            # A hosted model's window is checked before sending (the engine checks its own).
-            window = (model_info(job.model).context_window if job.provider.kind != "local"
-                      else None)
-            oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
-            if budget is not None or lim.tokens is not None or oversized:
-                try:
-                    n = (await client.count_tokens(job.messages, job.model,
-                                                   breakdown=False)).total
-                except GptmagicError as e:  # a row with its error, never a failed run
-                    job.error, job.error_type = (f"not sent: its prompt could not be counted "
-                                                 f"for the budget or tpm: {e}", type(e).__name__)
-                    bar.update(1)
-                    return
-            if oversized:
-                try:
-                    check_window(n, job.model, context_window=window,
-                                 max_tokens=job.params.get("max_tokens"))
-                except RequestError as e:
-                    job.error, job.error_type = f"not sent: {e}", type(e).__name__
-                    bar.update(1)
-                    return
-            if budget is not None:
-                est = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
-                               provider=job.provider.kind)
-                if est.high.total is None:  # a call without a price could spend anything
-                    job.error, job.error_type = _unbounded(job.model, est), "BudgetExceeded"
-                    bar.update(1)
-                    return
-                worst = est.high.total
-                if spent + reserved + worst > budget:
-                    job.error, job.error_type = (
-                        f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
-                    bar.update(1)
-                    return
-                reserved += worst
+    async def send(job: Job, lim: _Limiter) -> Decimal:
+        """Ask for one job (within its provider's limits); sets its result or error.
+        Returns the most the call could cost: the budget counts that when no usage
+        comes back to price it."""
+        nonlocal reserved
+        worst = Decimal(0)
+        if job.provider.name in exhausted:
+            job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
+                                         "QuotaExceededError")
+            return worst
+        n = 0
+        # A hosted model's window is checked before sending (the engine checks its own).
+        window = (model_info(job.model).context_window if job.provider.kind != "local"
+                  else None)
+        oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
+        if budget is not None or lim.tokens is not None or oversized:
+            try:
+                n = (await client.count_tokens(job.messages, job.model,
+                                               breakdown=False)).total
+            except GptmagicError as e:  # a row with its error, never a failed run
+                job.error, job.error_type = (f"not sent: its prompt could not be counted "
+                                             f"for the budget or tpm: {e}", type(e).__name__)
+                return worst
+        if oversized:
+            try:
+                check_window(n, job.model, context_window=window,
+                             max_tokens=job.params.get("max_tokens"))
+            except RequestError as e:
+                job.error, job.error_type = f"not sent: {e}", type(e).__name__
+                return worst
+        if budget is not None:
+            est = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
+                           provider=job.provider.kind)
+            if est.high.total is None:  # a call without a price could spend anything
+                job.error, job.error_type = _unbounded(job.model, est), "BudgetExceeded"
+                return worst
+            if spent + reserved + est.high.total > budget:
+                job.error, job.error_type = (
+                    f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
+                return worst
+            worst = est.high.total
+            reserved += worst
+        try:
             if lim.requests is not None or lim.tokens is not None:
                 need = job.params.get("max_tokens") or 0
                 if lim.tokens is not None:
                     need += n
                 await lim.pace(need)
-            try:
-                job.result = await client.chat(job.messages, model=job.model,
-                                               provider=job.provider, on_retry=lim.on_retry,
-                                               timeouts=timeouts, stream=stream,
-                                               **job.params)
-            except QuotaExceededError as e:
-                # More calls cannot succeed: stop issuing them to this provider.
-                exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")
-                job.error, job.error_type = str(e), type(e).__name__
-            except GptmagicError as e:
-                job.error, job.error_type = str(e), type(e).__name__
-            finally:
-                reserved -= worst
+            job.result = await client.chat(job.messages, model=job.model,
+                                           provider=job.provider, on_retry=lim.on_retry,
+                                           timeouts=timeouts, stream=stream, **job.params)
+        except QuotaExceededError as e:
+            # More calls cannot succeed: stop issuing them to this provider.
+            exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")
+            job.error, job.error_type = str(e), type(e).__name__
+        except GptmagicError as e:
+            job.error, job.error_type = str(e), type(e).__name__
+        finally:
+            reserved -= worst
+        return worst
+
+    def reuse(job: Job, result: Any) -> None:
+        job.result, job.cached = result, True
+        tally.hits += 1
+        bar.update(1)
+
+    async def one(job: Job) -> None:
+        nonlocal spent, errors
+        if store is not None:
+            # Claimed just before sending: another run on the same file that needs the
+            # call waits for this one's result, and this one reuses a result it stored.
+            claim = await store.aclaim([job.key], since)
+            if claim.stored:
+                return reuse(job, claim.stored[job.key])
+            if claim.theirs:
+                waiting.append(job)
+                return
+        lim = limiters.get(job.provider.name)
+        if lim is None:
+            lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
+        async with lim:
+            worst = await send(job, lim)
         if job.result is not None:
+            tally.answered += 1
             # The raw body is not needed past this point; 100k of them cost ~0.5 GB.
             job.result.raw = None
             lim.learn(job.result.rate_limits)
@@ -368,9 +480,13 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
             # A call whose usage has no price (none reported) counts its worst case.
             spent += job.cost if job.cost is not None else worst
             if store is not None:
-                store.put(job.key, base_urls[job.provider.name], job.model,
-                          {"messages": job.messages, **job.params, "repeat": job.repeat},
-                          job.result)
+                # Awaited, so at most `concurrency` paid results are ever unstored; a write
+                # that fails is a warning (the store gives up writing), never a lost result.
+                await store.aput(job.key, base_urls[job.provider.name], job.model,
+                                 {"messages": job.messages, **job.params, "repeat": job.repeat},
+                                 job.result)
+        elif store is not None:
+            await store.arelease([job.key])  # a waiting run asks for it itself
         errors += job.error is not None
         bar.update(1)
         if not bar.disable:
@@ -380,22 +496,52 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     queues: dict[str, asyncio.Queue[Job]] = {}
     for job in todo:
         queues.setdefault(job.provider.name, asyncio.Queue()).put_nowait(job)
+    poll = asyncio.Lock()
+
+    async def look_at_waiting() -> None:
+        """One look at what the other run did: reuse its results, ask for what it let go."""
+        assert store is not None
+        await asyncio.sleep(_POLL)
+        done, free = await store.apoll(sorted({j.key for j in waiting}), since)
+        let_go = set(free)
+        still = []
+        for job in waiting:
+            if job.key in done:
+                reuse(job, done[job.key])
+            elif job.key in let_go:
+                queues[job.provider.name].put_nowait(job)  # one() claims it again
+            else:
+                still.append(job)
+        waiting[:] = still
 
     async def worker(q: asyncio.Queue[Job]) -> None:
-        while not q.empty():
-            await one(q.get_nowait())
+        while True:
+            if not q.empty():
+                await one(q.get_nowait())
+            elif not waiting:
+                return
+            else:
+                async with poll:
+                    if q.empty() and waiting:
+                        await look_at_waiting()
 
+    async def heartbeat() -> None:
+        assert store is not None
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            await store.aheartbeat()
+
+    beat = asyncio.create_task(heartbeat()) if store is not None and todo else None
     try:
         await asyncio.gather(*(worker(q) for q in queues.values()
                                for _ in range(min(concurrency, q.qsize()))))
     finally:
+        if beat is not None:
+            beat.cancel()
         bar.close()
-        if store is not None:
-            store.close()
     for job in jobs:
         if job.cached and job.result is not None:
             job.cost = _cost(job, prices)
-    return await EvalResults.build(jobs, cases, list(scorers))
 
 
 def _cost(job: Job, prices: PriceMemo) -> Decimal | None:

@@ -1,27 +1,69 @@
-"""SQLite store of finished calls: the runner's cache and its resume log.
+"""SQLite store of finished calls: the runner's cache, its resume log, and its claims.
 
-A call's key hashes what decides its answer: the provider's base URL, the
-endpoint, the model, every parameter, the messages or prompt, and the repeat
-index (so repeats are distinct samples). Never a key or a header. Only
-successful results are stored, each as soon as it completes, so an
-interrupted run resumes with only the missing calls and never pays twice.
+Only successful results are stored (keyed and serialised by
+:mod:`gptmagic.eval.rows`), each as soon as it completes, so an interrupted
+run resumes with only the missing calls and never pays twice.
+
+What can go wrong with the file, and what happens then:
+
+- It cannot be read at all (not a database, truncated, a directory, another
+  program's tables, locked for longer than the busy timeout): a
+  :class:`~gptmagic.errors.ConfigError` naming the file and the ways out,
+  raised before anything is paid.
+- One row cannot be read (bad JSON, a format this version does not know):
+  a miss; the call is asked again and the row overwritten.
+- It cannot be written (read-only, disk full, file-size limit, locked for
+  longer than the busy timeout, a table that refuses the row): one
+  :class:`CacheWarning` naming the file, and the run carries on without
+  storing. A failed write never costs a result that was paid for.
+
+Two processes on one file share the work: just before sending, a run *claims*
+the call it is about to ask for (``claims``: owner, pid, host, heartbeat time).
+Another run that needs a claimed key waits for the owner's result instead of
+paying for it again, and takes the claim over when the owner is gone (its
+pid is dead on this host, or its heartbeat stopped).
+
+The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS`
+brings any older file up to date (version 0 is the unversioned file of
+gptmagic before claims, which is kept as it is and gains the claims table).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import concurrent.futures
+import functools
 import json
+import os
+import platform
 import sqlite3
 import threading
 import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.core.types import Result
+from gptmagic.errors import ConfigError
+from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
 
-__all__ = ["Store", "call_key", "default_path", "result_from_dict", "result_to_dict"]
+__all__ = ["CacheWarning", "Claim", "Store", "call_key", "default_path", "result_from_dict",
+           "result_to_dict"]
 
-_SCHEMA = """
+T = TypeVar("T")
+
+#: Seconds a read or write waits for another process's lock before giving up. Longer than
+#: any write of ours takes (milliseconds) by far, so only a stuck or slow holder trips it.
+BUSY_TIMEOUT = 30.0
+#: Seconds between refreshes of a run's claims, and the age at which a claim whose owner
+#: stopped refreshing it is taken over (covers owners on another host and hung runs).
+HEARTBEAT = 10.0
+STALE_AFTER = 60.0
+
+_CALLS = """
 CREATE TABLE IF NOT EXISTS calls (
     key TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -31,110 +73,407 @@ CREATE TABLE IF NOT EXISTS calls (
     result TEXT NOT NULL
 );
 """
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+#: Version -> the SQL that brings a file at version - 1 up to it.
+_MIGRATIONS: dict[int, str] = {1: _CALLS + _CLAIMS}
+SCHEMA_VERSION = max(_MIGRATIONS)
+_CALL_COLUMNS = {"key", "created", "base_url", "model", "request", "result"}
+_CLAIM_COLUMNS = {"key", "owner", "pid", "host", "at"}
+_CHUNK = 500  # keys per IN (...) query, under SQLite's variable limit
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be written; the run carried on without storing its results."""
 
 
 def default_path() -> Path:
     """``$GPTMAGIC_CACHE`` or ``~/.cache/gptmagic/calls.sqlite``."""
-    import os
-
     if os.environ.get("GPTMAGIC_CACHE"):
         return Path(os.environ["GPTMAGIC_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gptmagic" / "calls.sqlite"
 
 
-def call_key(base_url: str, kind: str, body: dict[str, Any], repeat: int) -> str:
-    """The cache key of one call (stable across runs and machines)."""
-    blob = json.dumps({"base_url": base_url.rstrip("/"), "kind": kind, "body": body,
-                       "repeat": repeat}, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def _alive(pid: int, host: str) -> bool:
+    """Whether a claim's owner may still be running (only a pid here can be checked)."""
+    if host != platform.node() or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: it exists
+        return True
+    return True
 
 
-def _lp(t: TokenLogprob) -> dict[str, Any]:
-    return {"t": t.token, "l": t.logprob, "b": None if t.bytes is None else t.bytes.hex(),
-            "o": t.offset, "p": t.prompt,
-            "k": [[a.token, a.logprob, None if a.bytes is None else a.bytes.hex()]
-                  for a in t.top]}
+def _code(e: sqlite3.Error) -> str:
+    return getattr(e, "sqlite_errorname", "") or ""
 
 
-def _unlp(d: dict[str, Any]) -> TokenLogprob:
-    return TokenLogprob(
-        d["t"], d["l"], None if d["b"] is None else bytes.fromhex(d["b"]),
-        tuple(TopLogprob(a[0], a[1], None if a[2] is None else bytes.fromhex(a[2]))
-              for a in d["k"]), d["o"], d["p"])
+def _read_only(e: sqlite3.Error) -> bool:
+    """An error that says the file can be read but not written here."""
+    name = _code(e)
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in str(e)
 
 
-def result_to_dict(r: Result) -> dict[str, Any]:
-    """A JSON-safe copy of a result (the raw body is not kept)."""
-    u = r.usage
-    return {
-        "kind": r.kind, "model": r.model, "id": r.id, "created": r.created,
-        "request_id": r.request_id,
-        "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.total_tokens,
-                                         u.cached_tokens, u.reasoning_tokens],
-        "timings": [r.timings.total, r.timings.ttft, r.timings.attempts],
-        "choices": [{"i": c.index, "text": c.text, "finish": c.finish_reason, "role": c.role,
-                     "lp": None if c.logprobs is None else [_lp(t) for t in c.logprobs],
-                     "plp": None if c.prompt_logprobs is None else [
-                         _lp(t) for t in c.prompt_logprobs]}
-                    for c in r.choices],
-    }
+@dataclass
+class Claim:
+    """What :meth:`Store.claim` found for each key asked."""
 
-
-def result_from_dict(d: dict[str, Any]) -> Result:
-    u = d.get("usage")
-    t = d.get("timings") or [None, None, 1]
-    return Result(
-        kind=d["kind"], model=d["model"], id=d.get("id"), created=d.get("created"),
-        request_id=d.get("request_id"),
-        usage=None if u is None else Usage(*u),
-        timings=Timings(total=t[0], ttft=t[1], attempts=t[2]),
-        choices=[Choice(index=c["i"], text=c["text"], finish_reason=c["finish"], role=c["role"],
-                        logprobs=None if c["lp"] is None else [_unlp(x) for x in c["lp"]],
-                        prompt_logprobs=None if c["plp"] is None else [
-                            _unlp(x) for x in c["plp"]])
-                 for c in d["choices"]],
-    )
+    mine: list[str] = field(default_factory=list)  # claimed by us: send these
+    theirs: list[str] = field(default_factory=list)  # another live run is asking: wait
+    stored: dict[str, Result] = field(default_factory=dict)  # answered meanwhile: reuse
 
 
 class Store:
-    """A thread-safe SQLite file of finished calls (WAL, one writer at a time)."""
+    """A SQLite file of finished calls (WAL), used from one thread at a time.
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    The sync methods lock; the ``a``-prefixed ones run the same work on the
+    store's own single thread, so the event loop never waits on the disk or
+    on another process's lock. ``busy_timeout`` is how long to wait for
+    another process's lock before a write is given up.
+    """
+
+    def __init__(self, path: str | Path | None = None, *,
+                 busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout = busy_timeout
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.writable = True
+        self.written = 0  # results this store wrote (an interrupted run reports them)
+        self._why_not = ""
+        self._warned = False
+        self._claims = False  # whether the file has our claims table
+        self._claimed = False  # whether this store ever claimed a key (so has any to drop)
+        self._closed = False
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="gptmagic-store")
+        self._db = self._open()
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise ConfigError(
+                f"the cache path {self.path} is a directory, not a file. Run without the "
+                f"cache (cache=False), or point cache= (or $GPTMAGIC_CACHE) at a file, "
+                f"e.g. {self.path / 'calls.sqlite'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a read-only place: opening says what can be done there
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect(str(self.path), uri=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(db)
+            return db
+        except sqlite3.Error as e:
+            if db is not None:
+                db.close()
+            if _read_only(e) and self.path.is_file():
+                return self._open_read_only(e)
+            raise self._unreadable(e) from None
+        except ConfigError:  # a database, but not a cache of ours
+            if db is not None:
+                db.close()
+            raise
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=uri, timeout=self.busy_timeout,
+                               check_same_thread=False, isolation_level=None)
+
+    def _open_read_only(self, why: sqlite3.Error) -> sqlite3.Connection:
+        """A cache in a place we cannot write is still read; writes are skipped."""
+        self.writable = False
+        self._why_not = f"read-only: {why}"
+        base = self.path.resolve().as_uri()
+        # immutable=1 reads a WAL file without creating its -shm (impossible here).
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = self._connect(base + query, uri=True)
+            try:
+                self._check(db)
+                return db
+            except sqlite3.Error as e:
+                db.close()
+                last = e
+            except ConfigError:
+                db.close()
+                raise
+        raise self._unreadable(last) from None
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _columns(self, db: sqlite3.Connection, table: str) -> set[str]:
+        return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+
+    def _check(self, db: sqlite3.Connection) -> None:
+        """Refuse a file that is a database but not one of ours (nothing is written)."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "calls" in tables and not _CALL_COLUMNS <= self._columns(db, "calls"):
+            raise ConfigError(self._foreign(
+                f"its calls table has the columns {sorted(self._columns(db, 'calls'))}"))
+        if "calls" not in tables and tables - {"claims"}:
+            raise ConfigError(self._foreign(f"it holds the tables {sorted(tables)}"))
+        self._claims = "claims" in tables and _CLAIM_COLUMNS <= self._columns(db, "claims")
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the file to :data:`SCHEMA_VERSION` (one transaction; another process may
+        be doing the same, so the version is read again under the write lock)."""
+        version = self._version(db)
+        self._check(db)
+        if version >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(db)
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={v}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._check(db)
+
+    def _foreign(self, what: str) -> str:
+        return (f"the cache file {self.path} is not a gptmagic cache ({what}). Run without "
+                f"the cache (cache=False), point cache= at another file, or delete this one "
+                f"if it is yours to delete")
+
+    def _unreadable(self, e: sqlite3.Error) -> ConfigError:
+        name = _code(e)
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return ConfigError(
+                f"the cache file {self.path} stayed locked by another process for over "
+                f"{self.busy_timeout:g} s ({e}). Wait for it and run again, or run without "
+                f"the cache (cache=False)")
+        if name.startswith("SQLITE_CANTOPEN") and not self.path.exists():
+            return ConfigError(
+                f"cannot create the cache file {self.path} ({e}): is its folder writable? "
+                f"Run without the cache (cache=False), or point cache= (or $GPTMAGIC_CACHE) "
+                f"at a writable place")
+        return ConfigError(
+            f"the cache file {self.path} cannot be read ({e}): it is damaged or not a "
+            f"database. Run without the cache (cache=False), or delete the file (the next "
+            f"run starts a new one and asks again for what it held)")
+
+    # -- failing softly -------------------------------------------------------------------
+
+    def _give_up(self, e: sqlite3.Error) -> None:
+        """Stop writing for the rest of this store's life, with one warning."""
+        self.writable = False
+        self._why_not = f"{e}, {_code(e)}" if _code(e) else str(e)
+        self._warn()
+
+    def _warn(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        # warn_explicit without a registry: said once per store, so once per run, and
+        # again on the next run (plain warn() would stay silent after the first time).
+        warnings.warn_explicit(
+            f"gptmagic: cannot write to the cache {self.path} ({self._why_not}); this run "
+            f"carries on without storing its results (every result is still returned; a "
+            f"re-run asks again for those not stored). To store them, make the file writable "
+            f"(or free space) and run again, or pass cache= another file",
+            CacheWarning, __file__, 0, module=__name__)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """Run ``fn`` in one write transaction; on any failure give up writing."""
+        if not self.writable:
+            self._warn()
+            return default
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(self._db)
+                    self._db.execute("COMMIT")
+                    return out
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                failure: sqlite3.Error = e
+        self._give_up(failure)
+        return default
+
+    # -- reading --------------------------------------------------------------------------
 
     def get_many(self, keys: list[str]) -> dict[str, Result]:
-        """Stored results for the keys that have one."""
-        out: dict[str, Result] = {}
+        """Stored results for the keys that have a readable one (a bad row is a miss).
+
+        Raises :class:`~gptmagic.errors.ConfigError` when the file cannot be read.
+        """
         with self._lock:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                rows = self._db.execute(
-                    f"SELECT key, result FROM calls WHERE key IN ({','.join('?' * len(chunk))})",
-                    chunk).fetchall()
-                for key, blob in rows:
-                    out[key] = result_from_dict(json.loads(blob))
+            try:
+                return self._get(keys)
+            except sqlite3.Error as e:
+                raise self._unreadable(e) from None
+
+    def _get(self, keys: list[str], since: float | None = None) -> dict[str, Result]:
+        out: dict[str, Result] = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            rows = self._db.execute(
+                f"SELECT key, result FROM calls WHERE key IN ({','.join('?' * len(chunk))}) "
+                f"AND created >= ?", [*chunk, since or 0.0]).fetchall()
+            for key, blob in rows:
+                result = row_result(blob)
+                if result is not None:
+                    out[key] = result
         return out
 
+    def _holders(self, db: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+        """Live claims of other runs on ``keys``: key -> (owner, pid, host, at)."""
+        if not self._claims:
+            return {}
+        now = time.time()
+        out = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            for key, owner, pid, host, at in db.execute(
+                    f"SELECT key, owner, pid, host, at FROM claims "
+                    f"WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                if owner != self.owner and at > now - STALE_AFTER and _alive(pid, host):
+                    out[key] = (owner, pid, host, at)
+        return out
+
+    def waiting(self, keys: list[str],
+                since: float | None = None) -> tuple[dict[str, Result], list[str]]:
+        """For keys another run claimed: the results it stored (``since`` then, if given),
+        and the keys it no longer holds (it failed, stopped, or died), which this run may
+        claim now."""
+        with self._lock:
+            try:
+                done = self._get(keys, since)
+                held = self._holders(self._db, [k for k in keys if k not in done])
+            except sqlite3.Error:  # cannot see the other run's work: do it ourselves
+                return {}, list(keys)
+        return done, [k for k in keys if k not in done and k not in held]
+
+    # -- writing --------------------------------------------------------------------------
+
+    def claim(self, keys: list[str], since: float | None = None) -> Claim:
+        """Claim the keys nobody else is asking for (one transaction).
+
+        A key stored since it was looked up (or ``since`` then, when a run asks
+        again for what is stored) comes back in ``stored``. When
+        claims cannot be written, every key is ours: the run goes on alone.
+        """
+        if not self._claims:  # a file we may only read: the run goes on alone
+            return Claim(mine=list(keys))
+
+        def do(db: sqlite3.Connection) -> Claim:
+            out = Claim(stored=self._get(keys, since))
+            rest = [k for k in keys if k not in out.stored]
+            held = self._holders(db, rest)
+            out.theirs = [k for k in rest if k in held]
+            out.mine = [k for k in rest if k not in held]
+            now, pid, host = time.time(), os.getpid(), platform.node()
+            self._claimed = self._claimed or bool(out.mine)
+            db.executemany(
+                "INSERT OR REPLACE INTO claims (key, owner, pid, host, at) VALUES (?,?,?,?,?)",
+                [(k, self.owner, pid, host, now) for k in out.mine])
+            return out
+
+        return self._write(do, Claim(mine=list(keys)))
+
     def put(self, key: str, base_url: str, model: str, request: dict[str, Any],
-            result: Result) -> None:
-        """Store one finished call now (durable before the next one starts)."""
+            result: Result) -> bool:
+        """Store one finished call now (durable before the next one starts) and drop its
+        claim; False when it could not be stored (the run goes on; one warning)."""
         blob = json.dumps(result_to_dict(result), ensure_ascii=False)
         req = json.dumps(request, ensure_ascii=False, default=str)
-        with self._lock:
-            self._db.execute(
+
+        def do(db: sqlite3.Connection) -> bool:
+            db.execute(
                 "INSERT OR REPLACE INTO calls (key, created, base_url, model, request, result) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (key, time.time(), base_url, model, req, blob))
+            if self._claims:
+                db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+            return True
+
+        stored = self._write(do, False)
+        self.written += stored
+        return stored
+
+    def release(self, keys: list[str] | None = None) -> None:
+        """Drop this run's claims on ``keys`` (all of them by default), so a waiting run
+        asks for them itself. Best effort: a failure here loses nothing."""
+        if not self._claimed:
+            return
+
+        def do(db: sqlite3.Connection) -> None:
+            if keys is None:
+                db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+            else:
+                db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?",
+                               [(k, self.owner) for k in keys])
+
+        if self.writable:
+            self._write(do, None)
+            return
+        with self._lock:  # writing failed earlier; it may work now (a lock has gone)
+            try:
+                do(self._db)
+            except sqlite3.Error:
+                pass  # the claims go stale on their own (no heartbeat, and the pid ends)
+
+    def heartbeat(self) -> None:
+        """Tell other runs this one is still working on its claims."""
+        if not self._claimed or not self.writable:
+            return
+        self._write(lambda db: db.execute("UPDATE claims SET at = ? WHERE owner = ?",
+                                          (time.time(), self.owner)), None)
 
     def delete(self, keys: list[str]) -> None:
-        with self._lock:
-            self._db.executemany("DELETE FROM calls WHERE key = ?", [(k,) for k in keys])
+        self._write(lambda db: db.executemany("DELETE FROM calls WHERE key = ?",
+                                              [(k,) for k in keys]), None)
+
+    # -- the same, off the event loop ------------------------------------------------------
+
+    async def _off(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(fn, *args))
+
+    async def aget_many(self, keys: list[str]) -> dict[str, Result]:
+        return await self._off(self.get_many, keys)
+
+    async def aclaim(self, keys: list[str], since: float | None = None) -> Claim:
+        return await self._off(self.claim, keys, since)
+
+    async def apoll(self, keys: list[str],
+                    since: float | None = None) -> tuple[dict[str, Result], list[str]]:
+        return await self._off(self.waiting, keys, since)
+
+    async def aput(self, key: str, base_url: str, model: str, request: dict[str, Any],
+                   result: Result) -> bool:
+        return await self._off(self.put, key, base_url, model, request, result)
+
+    async def arelease(self, keys: list[str] | None = None) -> None:
+        await self._off(self.release, keys)
+
+    async def aheartbeat(self) -> None:
+        await self._off(self.heartbeat)
+
+    # -- inspection and closing ----------------------------------------------------------------
 
     def count(self) -> int:
         with self._lock:
@@ -144,6 +483,17 @@ class Store:
         with self._lock:
             return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
-    def close(self) -> None:
+    def version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
         with self._lock:
+            return self._version(self._db)
+
+    def close(self) -> None:
+        """Release this run's claims and close the file (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._thread.shutdown(wait=True)  # the writes in flight land first
+        self.release()
+        with self._lock:
+            self._closed = True
             self._db.close()

@@ -1,0 +1,86 @@
+"""How one call is kept in the store: its key, and its result as a JSON row.
+
+The key hashes what decides a call's answer (the provider's base URL, the
+endpoint, the model, every parameter, the messages or prompt, and the repeat
+index); never a key or a header. A row carries its format number, so a row
+this version cannot read is a miss (asked again), never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+
+__all__ = ["ROW_FORMAT", "call_key", "result_from_dict", "result_to_dict", "row_result"]
+
+#: The row format written by :func:`result_to_dict`; rows without one are format 1.
+ROW_FORMAT = 1
+
+
+def call_key(base_url: str, kind: str, body: dict[str, Any], repeat: int) -> str:
+    """The cache key of one call (stable across runs and machines)."""
+    blob = json.dumps({"base_url": base_url.rstrip("/"), "kind": kind, "body": body,
+                       "repeat": repeat}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _lp(t: TokenLogprob) -> dict[str, Any]:
+    return {"t": t.token, "l": t.logprob, "b": None if t.bytes is None else t.bytes.hex(),
+            "o": t.offset, "p": t.prompt,
+            "k": [[a.token, a.logprob, None if a.bytes is None else a.bytes.hex()]
+                  for a in t.top]}
+
+
+def _unlp(d: dict[str, Any]) -> TokenLogprob:
+    return TokenLogprob(
+        d["t"], d["l"], None if d["b"] is None else bytes.fromhex(d["b"]),
+        tuple(TopLogprob(a[0], a[1], None if a[2] is None else bytes.fromhex(a[2]))
+              for a in d["k"]), d["o"], d["p"])
+
+
+def result_to_dict(r: Result) -> dict[str, Any]:
+    """A JSON-safe copy of a result (the raw body is not kept)."""
+    u = r.usage
+    return {
+        "format": ROW_FORMAT,
+        "kind": r.kind, "model": r.model, "id": r.id, "created": r.created,
+        "request_id": r.request_id,
+        "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.total_tokens,
+                                         u.cached_tokens, u.reasoning_tokens],
+        "timings": [r.timings.total, r.timings.ttft, r.timings.attempts],
+        "choices": [{"i": c.index, "text": c.text, "finish": c.finish_reason, "role": c.role,
+                     "lp": None if c.logprobs is None else [_lp(t) for t in c.logprobs],
+                     "plp": None if c.prompt_logprobs is None else [
+                         _lp(t) for t in c.prompt_logprobs]}
+                    for c in r.choices],
+    }
+
+
+def result_from_dict(d: dict[str, Any]) -> Result:
+    """The result :func:`result_to_dict` made (raises on a row of another shape)."""
+    if d.get("format", 1) != ROW_FORMAT:
+        raise ValueError(f"row format {d.get('format')!r}, this version reads {ROW_FORMAT}")
+    u = d.get("usage")
+    t = d.get("timings") or [None, None, 1]
+    return Result(
+        kind=d["kind"], model=d["model"], id=d.get("id"), created=d.get("created"),
+        request_id=d.get("request_id"),
+        usage=None if u is None else Usage(*u),
+        timings=Timings(total=t[0], ttft=t[1], attempts=t[2]),
+        choices=[Choice(index=c["i"], text=c["text"], finish_reason=c["finish"], role=c["role"],
+                        logprobs=None if c["lp"] is None else [_unlp(x) for x in c["lp"]],
+                        prompt_logprobs=None if c["plp"] is None else [
+                            _unlp(x) for x in c["plp"]])
+                 for c in d["choices"]],
+    )
+
+
+def row_result(blob: Any) -> Result | None:
+    """A stored row as a result, or None for a row this version cannot read (a miss)."""
+    try:
+        return result_from_dict(json.loads(blob))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
