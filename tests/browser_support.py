@@ -314,3 +314,24 @@ def wait_kernel_settled(url: str, token: str, notebook: str, timeout: float = 60
                 return last[0][0]
         time.sleep(0.5)
     raise AssertionError(f"the notebook's kernel did not settle in {timeout} s: {seen[-5:]}")
+
+
+@contextlib.contextmanager
+def notebook_page(browser: Any, url: str, token: str, notebook: str, *,
+                  path: str = "lab/tree", height: int = 900,
+                  failure: str = "jupyter-failure.png") -> Iterator[Any]:
+    """A page with ``notebook`` open and its kernel settled; a screenshot named
+    ``failure`` in the artifacts when the block fails; the context closed after."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": height})
+    page = ctx.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(f"{url}{path}/{notebook}?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
+        wait_kernel_settled(url, token, notebook)
+        yield page
+    except Exception:
+        page.screenshot(path=str(artifacts_dir() / failure))
+        raise
+    finally:
+        ctx.close()

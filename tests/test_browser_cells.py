@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, wait_kernel_settled
+from browser_support import artifacts_dir, chromium, jupyter_server, notebook_page
 from fakeserver import Behaviour
 from lazy import lazy
 
@@ -72,60 +72,49 @@ def test_typed_cells_keep_their_structure_and_interrupt_keeps_the_reply(
         browser: Any, fake_server: Any, tmp_path: Path) -> None:
     _write_notebook(tmp_path, fake_server.url)
     shots = artifacts_dir()
-    with jupyter_server("lab", tmp_path) as (url, token):
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = ctx.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            page.goto(f"{url}lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
-            wait_kernel_settled(url, token, NOTEBOOK)
-            _run_cell(page, 0)
-            _cell(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
+    with jupyter_server("lab", tmp_path) as (url, token), notebook_page(
+            browser, url, token, NOTEBOOK, failure="jupyter-typed-failure.png") as page:
+        _run_cell(page, 0)
+        _cell(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
 
-            # 1. system:, Enter, text, Enter, user: hi, typed into the cell.
-            _cell(page, 1).locator(".cm-content").click()
-            _type_lines(page, ["%%chat -p fake", "system:", "You are a pirate.", "user: hi"])
-            typed = _cell(page, 1).locator(".cm-content").inner_text()
-            print("typed:", repr(typed))
-            page.keyboard.press("Shift+Enter")
-            _cell(page, 1).locator(".jp-OutputArea").filter(has_text="echo: hi").wait_for()
-            page.screenshot(path=str(shots / "jupyter-typed-markers.png"))
-            sent = fake_server.requests[-1].json["messages"]
-            # Whatever the editor's indentation, two messages were sent: a system, a user.
-            assert [m["role"] for m in sent] == ["system", "user"], (typed, sent)
-            assert sent[0]["content"].strip() == "You are a pirate."
-            assert sent[1]["content"] == "hi", (typed, sent)
+        # 1. system:, Enter, text, Enter, user: hi, typed into the cell.
+        _cell(page, 1).locator(".cm-content").click()
+        _type_lines(page, ["%%chat -p fake", "system:", "You are a pirate.", "user: hi"])
+        typed = _cell(page, 1).locator(".cm-content").inner_text()
+        page.keyboard.press("Shift+Enter")
+        _cell(page, 1).locator(".jp-OutputArea").filter(has_text="echo: hi").wait_for()
+        page.screenshot(path=str(shots / "jupyter-typed-markers.png"))
+        sent = fake_server.requests[-1].json["messages"]
+        # Whatever the editor's indentation, two messages were sent: a system, a user.
+        assert [m["role"] for m in sent] == ["system", "user"], (typed, sent)
+        assert sent[0]["content"].strip() == "You are a pirate."
+        assert sent[1]["content"] == "hi", (typed, sent)
 
-            # 4. A long reply streams; Kernel ▸ Interrupt stops it and keeps the text.
-            fake_server.set_default(Behaviour(text=" ".join(f"w{i}" for i in range(600)),
-                                              stream_delay=0.02))
-            _cell(page, 2).locator(".cm-content").click()
-            _type_lines(page, ["%%chat -p fake --thread long", "user: talk at length"])
-            page.keyboard.press("Shift+Enter")
-            out = _cell(page, 2).locator(".jp-OutputArea")
-            out.filter(has_text="w20 ").wait_for()
-            page.locator(".lm-MenuBar-itemLabel:text-is('Kernel')").click()
-            page.locator(".lm-Menu-itemLabel:text-is('Interrupt Kernel')").click()
-            out.filter(has_text="interrupted").wait_for()
-            page.screenshot(path=str(shots / "jupyter-interrupted.png"))
-            text = out.inner_text()
-            assert "w20" in text and "w599" not in text
-            assert "stopped after" in text and "%chat keep" in text
-            assert "Traceback" not in text and "KeyboardInterrupt" not in text
-            assert out.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+        # 4. A long reply streams; Kernel ▸ Interrupt stops it and keeps the text.
+        fake_server.set_default(Behaviour(text=" ".join(f"w{i}" for i in range(600)),
+                                          stream_delay=0.02))
+        _cell(page, 2).locator(".cm-content").click()
+        _type_lines(page, ["%%chat -p fake --thread long", "user: talk at length"])
+        page.keyboard.press("Shift+Enter")
+        out = _cell(page, 2).locator(".jp-OutputArea")
+        out.filter(has_text="w20 ").wait_for()
+        page.locator(".lm-MenuBar-itemLabel:text-is('Kernel')").click()
+        page.locator(".lm-Menu-itemLabel:text-is('Interrupt Kernel')").click()
+        out.filter(has_text="interrupted").wait_for()
+        page.screenshot(path=str(shots / "jupyter-interrupted.png"))
+        text = out.inner_text()
+        assert "w20" in text and "w599" not in text
+        assert "stopped after" in text and "%chat keep" in text
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text
+        assert out.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
 
-            # 3. The dry run on the embedded model shows the text its engine reads.
-            _run_cell(page, 3)
-            out = _cell(page, 3).locator(".jp-OutputArea")
-            out.filter(has_text="The engine receives this text").wait_for(timeout=90_000)
-            out.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "jupyter-dry-run-engine-prompt.png"))
-            text = out.inner_text()
-            assert "example_user: Hello" in text and "<|im_start|>assistant" in text
-            assert "example_assistant:" not in text
-        except Exception:
-            page.screenshot(path=str(shots / "jupyter-typed-failure.png"))
-            raise
-        finally:
-            ctx.close()
+        # 3. The dry run on the embedded model shows the text its engine reads.
+        _run_cell(page, 3)
+        out = _cell(page, 3).locator(".jp-OutputArea")
+        out.filter(has_text="The engine receives this text").wait_for(timeout=90_000)
+        out.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "jupyter-dry-run-engine-prompt.png"))
+        text = out.inner_text()
+        assert "example_user: Hello" in text and "<|im_start|>assistant" in text
+        assert "example_assistant:" not in text
+

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, wait_kernel_settled
+from browser_support import (
+    artifacts_dir,
+    chromium,
+    jupyter_server,
+    notebook_page,
+    wait_kernel_settled,
+)
 from hostile_markdown import ENCODED_LINKS
 from lazy import lazy
 
@@ -256,14 +262,9 @@ def test_hostile_reply_in_jupyterlab_has_no_live_link(browser: Any, tmp_path: Pa
     nb.cells = [nbformat.v4.new_code_cell(HOSTILE_CELL)]
     nbformat.write(nb, tmp_path / HOSTILE)
     shot = artifacts_dir() / "jupyter-lab-hostile-links.png"
-    with jupyter_server("lab", tmp_path) as (url, token):
-        ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
-        page = ctx.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            page.goto(f"{url}lab/tree/{HOSTILE}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=45_000)
-            wait_kernel_settled(url, token, HOSTILE)
+    with jupyter_server("lab", tmp_path) as (url, token), notebook_page(
+            browser, url, token, HOSTILE, height=1400,
+            failure="jupyter-lab-hostile-failure.png") as page:
             _run_all(page)
             page.locator(".jp-OutputArea-output pre").filter(has_text="done").wait_for(
                 timeout=45_000)
@@ -283,8 +284,4 @@ def test_hostile_reply_in_jupyterlab_has_no_live_link(browser: Any, tmp_path: Pa
                     link.scroll_into_view_if_needed()
                     link.click()
             assert page.evaluate("window.__pwned") is None
-        except Exception:
-            page.screenshot(path=str(artifacts_dir() / "jupyter-lab-hostile-failure.png"))
-            raise
-        finally:
-            ctx.close()
+

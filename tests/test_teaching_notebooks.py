@@ -345,7 +345,7 @@ def test_batch_evaluation(batch):
         tokens["plain"]["completion_tokens"])
 
     # The plot and the Pareto frontier: non-empty, costs rising and scores rising along it.
-    assert data(cell(nb, "fig = res.plot()"), "image/png")
+    assert len(data(cell(nb, "ax = res.plot()"), "image/png")) == 1  # one figure, not two
     front = frame(cell(nb, "res.pareto()"))
     assert front
     costs = [float(r["total_cost"]) for r in front]

@@ -199,6 +199,19 @@ class Session:
         last = 0.0
         dirty = False
         item: tuple[int, str] | tuple[()] | None
+
+        def drain() -> bool:
+            """Add the deltas already queued; whether there were any."""
+            got = False
+            while True:
+                try:
+                    queued = q.get_nowait()
+                except queue.Empty:
+                    return got
+                if queued:
+                    texts[queued[0]] = texts.get(queued[0], "") + queued[1]
+                    got = True
+
         try:
             while True:
                 try:
@@ -215,14 +228,7 @@ class Session:
                 if dirty and now - last >= self.stream_interval:
                     sink.update(texts, model, now - t0)
                     last, dirty = now, False
-            while True:  # deltas that arrived with the last chunk
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item:
-                    texts[item[0]] = texts.get(item[0], "") + item[1]
-                    dirty = True
+            dirty = drain() or dirty  # deltas that arrived with the last chunk
             result = fut.result()
             if dirty:
                 sink.update(texts, model, time.monotonic() - t0)
@@ -230,13 +236,7 @@ class Session:
         except KeyboardInterrupt:
             # The user stopped it: cancel the request and keep what had arrived.
             fut.cancel()
-            while True:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item:
-                    texts[item[0]] = texts.get(item[0], "") + item[1]
+            drain()
             raise _Interrupted(texts, time.monotonic() - t0) from None
         except BaseException:
             fut.cancel()
