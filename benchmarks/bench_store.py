@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakeserver import Behaviour, FakeServer  # noqa: E402
+from store_support import stored  # noqa: E402
 
 HOLD = r"""
 import sqlite3, sys, time
@@ -47,20 +48,6 @@ res = gptmagic.evaluate([{"q": f"row {i}"} for i in range(lo, hi)], "user: {q}",
 print(json.dumps({"results": int(res.df["error"].isna().sum()),
                   "cached": int(res.df["cached"].sum())}))
 """
-
-
-def stored(cache: Path) -> int:
-    import sqlite3
-
-    if not cache.exists():
-        return 0
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
 
 
 def locked_run(srv: FakeServer, place: Path, n: int, hold: float | None,

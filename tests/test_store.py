@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fakeserver import Behaviour
+from store_support import stored
 
 import gptmagic
 from gptmagic.client.portal import get_portal
@@ -88,18 +89,6 @@ def run(rows=ROWS, **kw):
 
 def asked(fake) -> list[str]:
     return [r.json["messages"][-1]["content"] for r in fake.requests]
-
-
-def stored(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
 
 
 def cache_warnings(seen: list[warnings.WarningMessage]) -> list[str]:
