@@ -168,6 +168,39 @@ def test_a_bad_row_is_a_miss_asked_again_and_overwritten(fake, tmp_path):
     assert len(fake.requests) - before == 3 and again.df["cached"].all()
 
 
+def _mangled(row: dict, how: str) -> dict:
+    choice = row["choices"][0]
+    return {
+        "usage_text": {**row, "usage": ["a", "b", "c", None, None]},
+        "usage_negative": {**row, "usage": [-5, 3, -2, None, None]},
+        "timings_text": {**row, "timings": "xyz"},
+        "text_number": {**row, "choices": [{**choice, "text": 5}]},
+        "no_choices": {**row, "choices": []},
+        "logprob_positive": {**row, "choices": [{**choice, "lp": [
+            {"t": "a", "l": 3.0, "b": None, "o": None, "p": False, "k": []}]}]},
+    }[how]
+
+
+@pytest.mark.parametrize("how", ["usage_text", "usage_negative", "timings_text",
+                                 "text_number", "no_choices", "logprob_positive"])
+def test_a_row_with_values_of_another_type_is_a_miss(fake, tmp_path, how):
+    """Valid JSON of the right shape but wrong values was read as a hit, then crashed
+    pricing or the summary on every run, or came back as a wrongly typed output."""
+    cache = tmp_path / "cache.sqlite"
+    run(ROWS[:2])
+    db = sqlite3.connect(cache)
+    key, blob = db.execute("SELECT key, result FROM calls ORDER BY key").fetchone()
+    db.execute("UPDATE calls SET result = ? WHERE key = ?",
+               (json.dumps(_mangled(json.loads(blob), how)), key))
+    db.commit()
+    db.close()
+    before = len(fake.requests)
+    res = run(ROWS[:2])
+    assert len(fake.requests) - before == 1 and res.df["error"].isna().all()
+    assert res.df["cached"].sum() == 1 and all(isinstance(o, str) for o in res.df["output"])
+    res.summary()
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "foreign"])
 def test_a_file_that_cannot_be_read_is_a_clear_error_before_any_call(fake, tmp_path, damage):
     cache = tmp_path / "cache.sqlite"

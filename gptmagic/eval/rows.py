@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
@@ -59,10 +60,73 @@ def result_to_dict(r: Result) -> dict[str, Any]:
     }
 
 
-def result_from_dict(d: dict[str, Any]) -> Result:
-    """The result :func:`result_to_dict` made (raises on a row of another shape)."""
+def _whole(x: Any, *, optional: bool = False, least: int = 0) -> None:
+    if x is None and optional:
+        return
+    if isinstance(x, bool) or not isinstance(x, int) or x < least:
+        raise ValueError(f"{x!r} is not a whole number >= {least}")
+
+
+def _seconds(x: Any) -> None:
+    if x is not None and (isinstance(x, bool) or not isinstance(x, int | float)
+                          or not math.isfinite(x) or x < 0):
+        raise ValueError(f"{x!r} is not a time in seconds")
+
+
+def _logprob(x: Any, *, optional: bool = False) -> None:
+    if x is None and optional:
+        return
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x > 0:
+        raise ValueError(f"{x!r} is not a logprob")
+
+
+def _check_lps(lps: Any) -> None:
+    if lps is None:
+        return
+    for t in lps:
+        if not isinstance(t["t"], str):
+            raise ValueError("a logprob's token is not text")
+        _logprob(t["l"], optional=True)
+        for alt in t["k"]:
+            if not isinstance(alt[0], str):
+                raise ValueError("an alternative's token is not text")
+            _logprob(alt[1])
+
+
+def _check(d: dict[str, Any]) -> None:
+    """Every value of a row has the type and range it was written with, so a row
+    changed by hand or by another program is a miss, not a wrong result or a crash
+    later (pricing, summaries)."""
     if d.get("format", 1) != ROW_FORMAT:
         raise ValueError(f"row format {d.get('format')!r}, this version reads {ROW_FORMAT}")
+    if d["kind"] not in ("chat", "completion") or not isinstance(d["model"], str):
+        raise ValueError("kind or model of another type")
+    u = d.get("usage")
+    if u is not None:
+        if len(u) != 5:
+            raise ValueError("usage of another shape")
+        for i, x in enumerate(u):
+            _whole(x, optional=i >= 3)
+    t = d.get("timings")
+    if t is not None:
+        _seconds(t[0])
+        _seconds(t[1])
+        _whole(t[2], least=1)
+    if not d["choices"]:
+        raise ValueError("no choices")
+    for c in d["choices"]:
+        _whole(c["i"])
+        if not isinstance(c["text"], str) or not all(
+                x is None or isinstance(x, str) for x in (c["finish"], c["role"])):
+            raise ValueError("a choice's text, finish or role of another type")
+        _check_lps(c["lp"])
+        _check_lps(c["plp"])
+
+
+def result_from_dict(d: dict[str, Any]) -> Result:
+    """The result :func:`result_to_dict` made (raises on a row of another shape or with
+    values of another type or range)."""
+    _check(d)
     u = d.get("usage")
     t = d.get("timings") or [None, None, 1]
     return Result(
