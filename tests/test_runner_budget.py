@@ -118,3 +118,20 @@ def test_a_cell_answered_under_another_model_name_shows_the_requested_price(fake
         InteractiveShell.clear_instance()
     for r in (reply, completion):
         assert r.cost.total == Decimal("0.021") and "as asked for" in r.cost.source
+
+
+def test_calls_that_fail_after_the_server_generated_still_count_against_the_budget(fake):
+    """A 200 with a malformed body was billed by the server but counted as $0: a server
+    that always answered badly got every row, past any budget."""
+    gptmagic.set_price("my-finetune", input_per_mtok="1000000", output_per_mtok="1000000")
+    fake.set_default(Behaviour(malformed="json"))
+    res = evaluate(ROWS[:6], "user: {q}", ["p:my-finetune"], max_cost=35,
+                   params={"max_tokens": 5}, concurrency=1, progress=False)
+    assert len(fake.requests) == 2  # each failed call counts its worst case, $15
+    assert list(res.df["error_type"]) == ["MalformedResponseError"] * 2 + ["BudgetExceeded"] * 4
+    # An HTTP error status is not billed: it does not use the budget up.
+    fake.reset()
+    fake.set_default(Behaviour(status=400))
+    res = evaluate(ROWS[6:12], "user: {q}", ["p:my-finetune"], max_cost=20,
+                   params={"max_tokens": 5}, concurrency=1, progress=False)
+    assert len(fake.requests) == 6 and (res.df["error_type"] == "BadRequestError").all()

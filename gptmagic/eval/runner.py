@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING, Any
 from gptmagic.client.config import Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
 from gptmagic.errors import (
+    APITimeoutError,
     GptmagicError,
+    MalformedResponseError,
     QuotaExceededError,
     RateLimitError,
     RequestError,
     RunInterrupted,
+    StreamError,
 )
 from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import HEARTBEAT, Store, call_key
@@ -393,8 +396,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         """Ask for one job (within its provider's limits); sets its result or error.
         Returns the most the call could cost: the budget counts that when no usage
         comes back to price it."""
-        nonlocal reserved
-        worst = Decimal(0)
+        nonlocal reserved, spent
+        worst = charge = Decimal(0)
         if job.provider.name in exhausted:
             job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
                                          "QuotaExceededError")
@@ -440,13 +443,20 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             job.result = await client.chat(job.messages, model=job.model,
                                            provider=job.provider, on_retry=lim.on_retry,
                                            timeouts=timeouts, stream=stream, **job.params)
+            job.cost = _cost(job, prices)
+            # A call whose usage has no price (none reported) counts its worst case.
+            charge = job.cost if job.cost is not None else worst
         except QuotaExceededError as e:
             # More calls cannot succeed: stop issuing them to this provider.
             exhausted.setdefault(job.provider.name, f"quota exhausted ({e})")
             job.error, job.error_type = str(e), type(e).__name__
         except GptmagicError as e:
             job.error, job.error_type = str(e), type(e).__name__
+            charge = worst if _maybe_billed(e) else Decimal(0)
         finally:
+            # Spent before the reservation goes, with no await between: another call's
+            # check always sees one or the other.
+            spent += charge
             reserved -= worst
         return worst
 
@@ -456,7 +466,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         bar.update(1)
 
     async def one(job: Job) -> None:
-        nonlocal spent, errors
+        nonlocal errors
         if store is not None:
             # Claimed just before sending: another run on the same file that needs the
             # call waits for this one's result, and this one reuses a result it stored.
@@ -470,15 +480,12 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         if lim is None:
             lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
         async with lim:
-            worst = await send(job, lim)
+            await send(job, lim)
         if job.result is not None:
             tally.answered += 1
             # The raw body is not needed past this point; 100k of them cost ~0.5 GB.
             job.result.raw = None
             lim.learn(job.result.rate_limits)
-            job.cost = _cost(job, prices)
-            # A call whose usage has no price (none reported) counts its worst case.
-            spent += job.cost if job.cost is not None else worst
             if store is not None:
                 # Awaited, so at most `concurrency` paid results are ever unstored; a write
                 # that fails is a warning (the store gives up writing), never a lost result.
@@ -550,6 +557,14 @@ def _cost(job: Job, prices: PriceMemo) -> Decimal | None:
 
     return cost_of(job.result.usage, job.result.model or job.model, provider=job.provider.kind,
                    requested=job.model, memo=prices).total
+
+
+def _maybe_billed(error: GptmagicError) -> bool:
+    """Whether a failed call may still have been paid for: the server answered 200 and
+    generated (a malformed body, a stream cut or past its deadline), or the request went
+    out and no answer came in time (a timeout). An HTTP error status is not billed, nor
+    is a connection that could not be made; a request refused here was never sent."""
+    return isinstance(error, MalformedResponseError | StreamError | APITimeoutError)
 
 
 def _unbounded(model: str, est: Estimate) -> str:
