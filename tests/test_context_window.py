@@ -53,6 +53,25 @@ def test_check_window_refuses_past_the_window_and_passes_unknown_windows():
         check_window(127_001, "gpt-4o-mini", max_tokens=1_000)
     assert e.value.param == "messages"
     check_window(10**9, "my-own-model")  # nobody knows its window: the server decides
+    # An estimate (another tokenizer than the model's) is refused only well past it.
+    check_window(127_001, "gpt-4o-mini", max_tokens=1_000, exact=False)
+    check_window(140_800, "gpt-4o-mini", exact=False)
+    with pytest.raises(RequestError, match="140,801 tokens"):
+        check_window(140_801, "gpt-4o-mini", exact=False)
+
+
+def test_a_registered_models_estimated_count_near_its_window_is_sent(fake_server):
+    """A model behind a compatible server counted with tiktoken (not its own tokenizer)
+    was refused as soon as the estimate passed its window, with no way to send it."""
+    gptmagic.add_profile("p", base_url=fake_server.url, default_model="my-ft")
+    gptmagic.register_model("my-ft", context_window=1_000, max_output_tokens=100)
+    near, far = "word " * 1_020, "word " * 2_000  # ~1,027 and ~2,007 tiktoken tokens
+    assert not gptmagic.count_tokens(near, "my-ft").exact
+    res = evaluate([{"q": near}, {"q": far}], "user: {q}", ["p:my-ft"], cache=False,
+                   progress=False)
+    assert len(fake_server.requests) == 1
+    assert res.df["error"].isna().tolist() == [True, False]
+    assert "context window of 'my-ft'" in res.df["error"][1]
 
 
 def test_may_exceed_is_never_wrong_about_a_prompt_that_does_not_fit():

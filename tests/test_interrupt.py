@@ -189,3 +189,24 @@ def test_an_interrupted_side_by_side_keeps_the_replies_that_came(
     kinds = _value(kc, "sorted(type(r).__name__ for r in _chat.results.values())")
     assert kinds == "['Result', 'str']"
     assert "quick answer" in shown and "before this model answered" in shown
+
+
+def test_an_interrupt_before_any_text_is_one_line_and_nothing_to_keep(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(delay=30))
+    msg_id = kc.execute("%%chat -p fake\nuser: hi")
+    deadline = time.monotonic() + 30
+    while not fake_server.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    km.interrupt_kernel()
+    seen: list[dict[str, Any]] = []
+    _drain(kc, msg_id, seen, _idle)
+    _reply(kc, msg_id)
+    shown = _text(seen)
+    assert "before any of the reply arrived; nothing to keep" in shown
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
+    assert not [m for m in seen if m["msg_type"] == "execute_result"]
+    _, msgs = run(kc, "%chat keep")
+    assert "no stopped reply to keep" in _text(msgs)
+    assert _value(kc, f"len({TURNS})") == "0"

@@ -146,6 +146,20 @@ def test_rerunning_an_edited_turn_says_which_later_turns_are_stale(shell, fake_s
     assert r.note is None
 
 
+def test_an_indented_marker_is_said_with_its_line(shell, fake_server):
+    """Indented markers split the cell (JupyterLab's auto-indent must not merge
+    messages), so a transcript quoted with indentation is split too: the reply says so."""
+    cell = "user: Classify this:\n    user: my order is late"
+    dry, _ = chat(shell, "-p fake --dry-run --no-history", cell)
+    assert "cell line(s) 2 (user:): an indented role marker starts a new message" in (
+        dry._repr_mimebundle_()[0]["text/markdown"])
+    r, _ = chat(shell, "-p fake --no-history", cell)
+    assert "cell line(s) 2 (user:)" in r.note
+    assert len(fake_server.requests[-1].json["messages"]) == 2
+    r, _ = chat(shell, "-p fake --no-history", "user: Classify this:\n\\    user: late")
+    assert r.note is None and len(fake_server.requests[-1].json["messages"]) == 1
+
+
 def test_system_option_and_variables(shell, fake_server):
     shell.user_ns["topic"] = "owls"
     chat(shell, "-p fake --system 'You are terse.' --thread t2", "Tell me about {topic}.")

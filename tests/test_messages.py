@@ -381,3 +381,13 @@ def test_arbitrary_text_parses_or_raises_cell_syntax_error(text):
         _valid(got)
         if namespace is None:  # whatever parses, renders and parses back the same
             assert parse_cell(render_cell(got)) == got
+
+
+def test_indented_markers_are_named_with_their_lines():
+    from gptmagic.core.messages import indented_markers
+
+    assert indented_markers("system: x\nuser: hi") is None
+    note = indented_markers("user: Classify this:\n    user: my order is late\n\tassistant: ok")
+    assert note.startswith("cell line(s) 2 (user:), 3 (assistant:): an indented role marker")
+    assert "a backslash at column 0 keeps such a line as text" in note
+    assert indented_markers("user: quoted\n\\    user: as text") is None

@@ -169,18 +169,28 @@ def too_long(prompt_tokens: int, context_window: int, model: str, *,
             f"-token context window of {model!r}. {shorten} or {bigger}.")
 
 
+#: How far an estimated count (not the model's own tokenizer) must pass the window before
+#: it is refused: tokenizers of one language differ by about this much.
+ESTIMATE_MARGIN = 1.1
+
+
 def check_window(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
-                 context_window: int | None = None) -> None:
+                 context_window: int | None = None, exact: bool = True) -> None:
     """Refuse, before it is sent, a prompt that cannot fit ``model``'s context window.
 
     The server would refuse it too, after a round trip, and not every server
     says how large the prompt was. A window nobody knows lets everything pass.
+    A count that is an estimate (``exact=False``: another tokenizer than the
+    model's own) is refused only when it passes the window by
+    :data:`ESTIMATE_MARGIN`, so a prompt the server would take is never refused.
     """
     if context_window is None:
         from gptmagic.catalog.models import model_info
 
         context_window = model_info(model).context_window
-    if context_window is not None and prompt_tokens + (max_tokens or 0) > context_window:
+    limit = context_window if exact or context_window is None else int(
+        context_window * ESTIMATE_MARGIN)
+    if limit is not None and prompt_tokens + (max_tokens or 0) > limit:
         raise RequestError(too_long(prompt_tokens, context_window, model, max_tokens=max_tokens),
                            param="messages")
 

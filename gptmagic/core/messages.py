@@ -57,7 +57,8 @@ from typing import Any
 from gptmagic.core.text import preview as _preview
 from gptmagic.errors import RequestError
 
-__all__ = ["CellSyntaxError", "ROLES", "interpolate", "parse_cell", "render_cell"]
+__all__ = ["CellSyntaxError", "ROLES", "indented_markers", "interpolate", "parse_cell",
+           "render_cell"]
 
 #: The roles a cell can hold, in marker order.
 ROLES = ("system", "developer", "user", "assistant")
@@ -252,6 +253,23 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
             message["name"] = name
         messages.append(message)
     return messages
+
+
+def indented_markers(text: str) -> str | None:
+    """A note naming the lines where an indented role marker started a message, or None.
+
+    Indented markers count (an editor's auto-indent must not merge messages), so a
+    transcript quoted with indentation is split too: the note says so, and how to keep
+    such a line as text."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    found = [(n, m["role"]) for n, raw in enumerate(lines, 1)
+             if _indent(raw) and (m := _MARKER.match(raw, _indent(raw)))]
+    if not found:
+        return None
+    where = ", ".join(f"{n} ({role}:)" for n, role in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return (f"cell line(s) {where}{more}: an indented role marker starts a new message; "
+            "a backslash at column 0 keeps such a line as text")
 
 
 def _refuse(index: int, problem: str, expected: str) -> RequestError:

@@ -402,15 +402,15 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             job.error, job.error_type = (f"not sent: {exhausted[job.provider.name]}",
                                          "QuotaExceededError")
             return worst
-        n = 0
+        n, exact = 0, True
         # A hosted model's window is checked before sending (the engine checks its own).
         window = (model_info(job.model).context_window if job.provider.kind != "local"
                   else None)
         oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
         if budget is not None or lim.tokens is not None or oversized:
             try:
-                n = (await client.count_tokens(job.messages, job.model,
-                                               breakdown=False)).total
+                count = await client.count_tokens(job.messages, job.model, breakdown=False)
+                n, exact = count.total, count.exact
             except GptmagicError as e:  # a row with its error, never a failed run
                 job.error, job.error_type = (f"not sent: its prompt could not be counted "
                                              f"for the budget or tpm: {e}", type(e).__name__)
@@ -418,7 +418,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         if oversized:
             try:
                 check_window(n, job.model, context_window=window,
-                             max_tokens=job.params.get("max_tokens"))
+                             max_tokens=job.params.get("max_tokens"), exact=exact)
             except RequestError as e:
                 job.error, job.error_type = f"not sent: {e}", type(e).__name__
                 return worst

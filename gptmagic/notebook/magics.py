@@ -23,7 +23,7 @@ from IPython.display import display
 from traitlets import Bool, Dict, Unicode
 
 from gptmagic.client.config import get_profile
-from gptmagic.core.messages import parse_cell
+from gptmagic.core.messages import indented_markers, parse_cell
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
@@ -64,8 +64,8 @@ def _check(name: str, value: Any) -> Any:
         kind = "a whole number" if typ is int else "a number"
         raise UsageError(f"{_flag(name)} must be {kind}, got {value!r}") from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise UsageError(f"{_flag(name)} must be in {rng}, got {value}")
+        rng = f"in {lo}..{hi}" if hi is not None else f"at least {lo}"
+        raise UsageError(f"{_flag(name)} must be {rng}, got {value}")
     return value
 
 
@@ -286,6 +286,7 @@ class GptMagics(Magics):
                 key_env=args.key_env, dry_run=args.dry_run,
                 stream=self.stream and not args.no_stream and len(models) == 1,
                 fit=not args.no_fit, moderate=args.moderate, sink=sink,
+                cell_note=indented_markers(cell),
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:
@@ -313,8 +314,8 @@ class GptMagics(Magics):
                 stale = th.stale()
                 n = th.drop_stale()
                 print(f"thread {thread!r}: {n} turn(s) dropped, from turn {stale[0]} on "
-                      f"(answered against an older version of an earlier turn)" if n else
-                      f"thread {thread!r}: no stale turns")
+                      "(answered against an older version of what came before them)" if n
+                      else f"thread {thread!r}: no stale turns")
                 return None
             if cmd == "keep":
                 print(self.session.keep())

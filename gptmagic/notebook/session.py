@@ -70,6 +70,11 @@ class NullSink:
         return None
 
 
+def _lines(*notes: str | None) -> str | None:
+    """Notes shown under a reply, one a line; None when there are none."""
+    return "\n".join(x for x in notes if x) or None
+
+
 def cell_key(cell_id: str | None, source: str) -> str:
     """A turn's key: Jupyter's cell id, else a hash of the cell's whole source."""
     return cell_id or "src-" + hashlib.sha1(source.encode()).hexdigest()[:16]
@@ -236,7 +241,8 @@ class Session:
         except KeyboardInterrupt:
             # The user stopped it: cancel the request and keep what had arrived.
             fut.cancel()
-            drain()
+            if drain():
+                sink.update(texts, model, time.monotonic() - t0)
             raise _Interrupted(texts, time.monotonic() - t0) from None
         except BaseException:
             fut.cancel()
@@ -247,7 +253,11 @@ class Session:
     def _partial(self, stop: _Interrupted, kind: str, model: str) -> Result:
         """The reply as far as it had streamed, each choice marked ``interrupted``.
 
-        The server reports usage only at the end of a stream, so there is none."""
+        The server reports usage only at the end of a stream, so there is none.
+        Stopped before any text came, there is nothing to show or keep: one line."""
+        if not any(stop.texts.values()):
+            raise RequestError(f"stopped after {stop.elapsed:.1f} s, before any of the reply "
+                               "arrived; nothing to keep", param="interrupt")
         role = "assistant" if kind == "chat" else None
         choices = [Choice(i, t, "interrupted", role=role) for i, t in sorted(stop.texts.items())]
         result = Result(kind, model, choices or [Choice(0, "", "interrupted", role=role)])
@@ -273,12 +283,14 @@ class Session:
         fit: bool = True,
         moderate: bool = False,
         sink: Sink | None = None,
+        cell_note: str | None = None,
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
         ``profile`` (``-p``) takes every model name whole; ``default_profile``
         (``%gptmagic profile``) applies to names that do not start with a
-        profile (``-m vllm:qwen``)."""
+        profile (``-m vllm:qwen``). ``cell_note`` is what the cell's parsing has to
+        say (indented markers), shown with the reply or the dry run."""
         sink = sink or NullSink()
         th: Thread | None = self.threads.get(thread) if thread else None
         if th is not None and system is not None:
@@ -287,14 +299,14 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
-        note = self._stale_in_context(th, key)
+        note = _lines(cell_note, self._stale_in_context(th, key))
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         if fit and history and model_info(model).context_window:
             fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
                                   count_tokens=self.count_tokens)
             if fitted.changed:
                 messages = fitted.messages
-                note = "\n".join(x for x in (note, fitted.note) if x)
+                note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
         if dry_run:
@@ -329,8 +341,8 @@ class Session:
         if stopped is not None:
             kept = (f"; not added to thread {th.name!r} (%chat keep adds it)"
                     if th is not None else "")
-            note = "\n".join(x for x in (note, f"stopped after {stopped.elapsed:.1f} s: "
-                                               f"the reply is partial{kept}") if x)
+            note = _lines(note, f"stopped after {stopped.elapsed:.1f} s: "
+                                f"the reply is partial{kept}")
         if moderate and reply.text:
             mod_lines.append(self._moderate(prov, reply.text, "reply"))
         if mod_lines:
@@ -338,7 +350,7 @@ class Session:
 
             reply.moderation = describe(mod_lines)
         if len(models) == 1 and reply.result is not None:
-            shown = "\n".join(x for x in (note, reply.moderation) if x) or None
+            shown = _lines(note, reply.moderation)
             summary = self._summary(prov, model, params, messages, th)
             reply.bundle = display.reply_bundle(
                 reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
@@ -356,7 +368,7 @@ class Session:
                                 f"{th.name!r} answered its earlier version; %chat history "
                                 "marks them, %chat drop-stale removes them")
                         self._add_note(reply, said)
-                        note = "\n".join(x for x in (note, said) if x)
+                        note = _lines(note, said)
                 reply.thread = th.name
             else:  # a half turn joins the thread only when the user asks
                 self.stopped = _Stopped(th.name, turn, list(th.turns))
@@ -375,8 +387,9 @@ class Session:
         here with tiktoken; the embedded engine refuses with the same advice itself)."""
         window = model_info(model).context_window
         if prov.kind != "local" and may_exceed(messages, window, max_tokens):
-            check_window(self.count_tokens(messages, model, breakdown=False).total, model,
-                         max_tokens=max_tokens, context_window=window)
+            count = self.count_tokens(messages, model, breakdown=False)
+            check_window(count.total, model, max_tokens=max_tokens, context_window=window,
+                         exact=count.exact)
 
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
                default_profile: str | None, messages: list[dict[str, Any]],
@@ -435,8 +448,9 @@ class Session:
         if not stale:
             return None
         return (f"the history sent holds {describe_stale(stale)} of thread {th.name!r}, "
-                "answered against an older version of an earlier turn; %chat history marks "
-                "them, %chat drop-stale removes them")
+                "answered against an older version of what came before them (an earlier "
+                "turn run again, or a new system message); %chat history marks them, "
+                "%chat drop-stale removes them")
 
     @staticmethod
     def _add_note(reply: Reply, note: str) -> None:
@@ -461,11 +475,14 @@ class Session:
         if [id(t) for t in th.turns] != [id(t) for t in stopped.turns]:
             raise RequestError(f"thread {stopped.thread!r} changed since that reply was "
                                "stopped; run its cell again instead", param="keep")
-        th.record(stopped.turn)
+        replaced = th.record(stopped.turn)
         self.stopped = None
         text = str((stopped.turn.reply or {}).get("content") or "")
-        return (f"kept the stopped reply ({len(text):,} characters) as turn "
-                f"{len(th.turns)} of thread {th.name!r}")
+        at = (th.index_of(stopped.turn.key) or 0) + 1
+        later = [n for n in th.stale() if n > at] if replaced else []
+        return (f"kept the stopped reply ({len(text):,} characters) as turn {at} of thread "
+                f"{th.name!r}" + (f"; {describe_stale(later)} after it answered its earlier "
+                                  "version (%chat drop-stale removes them)" if later else ""))
 
     def _moderate(self, prov: Provider, text: str, kind: str) -> Any:
         from gptmagic.client.moderation import moderate
@@ -567,8 +584,8 @@ class Session:
                 result = self._run(make, sink, model)
             except _Interrupted as stop:
                 result = self._partial(stop, "completion", model)
-                note = "\n".join(x for x in (note, f"stopped after {stop.elapsed:.1f} s: "
-                                                   "the completion is partial") if x)
+                note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
+                                    "the completion is partial")
         cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
@@ -579,7 +596,7 @@ class Session:
             from gptmagic.client.moderation import describe
 
             reply.moderation = describe(mod_lines)
-        note_all = "\n".join(x for x in (note, reply.moderation) if x) or None
+        note_all = _lines(note, reply.moderation)
         reply.bundle = display.reply_bundle(
             result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
             request_summary={"provider": prov.name, "kind": prov.kind, "model": model,

@@ -168,9 +168,9 @@ def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: i
     stale = sorted({r.turn for r in rows if r.stale})
     if stale:
         turns = ", ".join(map(str, stale))
-        blocks.append(("p", f"stale: turn(s) {turns} answered against an older version of an "
-                            "earlier turn (its cell was run again since); %chat drop-stale "
-                            f"--thread {thread} removes them"))
+        blocks.append(("p", f"stale: turn(s) {turns} answered against an older version of "
+                            "what came before them (an earlier turn run again since, or a new "
+                            f"system message); %chat drop-stale --thread {thread} removes them"))
     meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
                                      "total_tokens": total, "context_window": context_window,
                                      "stale_turns": stale}}}
