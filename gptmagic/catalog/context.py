@@ -188,9 +188,10 @@ def check_window(prompt_tokens: int, model: str, *, max_tokens: int | None = Non
         from gptmagic.catalog.models import model_info
 
         context_window = model_info(model).context_window
-    limit = context_window if exact or context_window is None else int(
-        context_window * ESTIMATE_MARGIN)
-    if limit is not None and prompt_tokens + (max_tokens or 0) > limit:
+    if context_window is None:
+        return
+    limit = context_window if exact else int(context_window * ESTIMATE_MARGIN)
+    if prompt_tokens + (max_tokens or 0) > limit:
         raise RequestError(too_long(prompt_tokens, context_window, model, max_tokens=max_tokens),
                            param="messages")
 
