@@ -471,7 +471,7 @@ def test_invalid_json_says_where_and_whether_the_limit_cut_it(finish, cut):
                                       request_summary=JSON_REQUEST, max_tokens=5)
     md = data["text/markdown"]
     assert "```json\n{\"a\": [1, 2\n```" in md  # as written, verbatim
-    assert "the reply is not valid JSON: Expecting ',' delimiter at line 1, column 12" in md
+    assert "the reply is not valid JSON: Expecting ',' delimiter (line 1, column 12)" in md
     assert ("cut off by the token limit" in md) is cut
     assert ("cut off by the token limit" in data["text/plain"]) is cut
     assert meta["gptmagic"]["response"]["json_valid"] == [False]

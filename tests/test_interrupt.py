@@ -210,3 +210,22 @@ def test_an_interrupt_before_any_text_is_one_line_and_nothing_to_keep(
     _, msgs = run(kc, "%chat keep")
     assert "no stopped reply to keep" in _text(msgs)
     assert _value(kc, f"len({TURNS})") == "0"
+
+
+@pytest.mark.engine
+def test_an_interrupted_reply_of_the_embedded_model_costs_nothing(
+        kernel: tuple[Any, Any]) -> None:
+    km, kc = kernel
+    try:
+        msg_id = kc.execute("%%chat -m local --max-tokens 400 -t 0\n"
+                            "user: Write a long story about a lighthouse keeper.")
+        seen: list[dict[str, Any]] = []
+        _drain(kc, msg_id, seen, lambda m: "streaming" in _text([m]), timeout=90)
+        km.interrupt_kernel()
+        _drain(kc, msg_id, seen, _idle)
+        _reply(kc, msg_id)
+        assert _value(kc, "_chat.finish_reason") == "'interrupted'"
+        assert _value(kc, "str(_chat.cost)") == "'$0.00'"
+        assert "cost unknown" not in _text(seen)
+    finally:
+        run(kc, "gptmagic.shutdown()")

@@ -160,6 +160,19 @@ def test_an_indented_marker_is_said_with_its_line(shell, fake_server):
     assert r.note is None and len(fake_server.requests[-1].json["messages"]) == 1
 
 
+def test_history_counts_for_the_model_the_thread_talked_to(shell, fake_server):
+    """%chat history counted every thread with the embedded model (starting it)."""
+    chat(shell, "-p fake -m gpt-4o", "user: are you there?")
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history")
+    meta = cap.outputs[0].metadata["gptmagic"]["history"]
+    msgs = shell.magics_manager.registry["GptMagics"].session.threads.get().messages()
+    assert meta["total_tokens"] == gptmagic.count_tokens(msgs, "gpt-4o").total
+    assert meta["context_window"] == 128_000
+    assert gptmagic.local.get_engine().running is False
+    assert shell.user_ns["_chat"].finish_reason == "stop"
+
+
 def test_system_option_and_variables(shell, fake_server):
     shell.user_ns["topic"] = "owls"
     chat(shell, "-p fake --system 'You are terse.' --thread t2", "Tell me about {topic}.")
@@ -657,6 +670,12 @@ def test_timeout_stops_an_endless_stream_and_keeps_its_text(shell, fake_server, 
     kept = [o.data for o in cap.outputs if "cut short" in o.data.get("text/markdown", "")]
     assert len(kept) == 1 and kept[0]["text/plain"].count("echo:") > 3
     assert len(fake_server.requests) == 1
+    # The text kept is _chat's, as an interrupted reply's is; a chat one can be kept.
+    assert shell.user_ns["_chat"].text == kept[0]["text/plain"]
+    if magic == "chat":
+        with capture_output() as cap:
+            shell.run_line_magic("chat", "keep")
+        assert "kept the stopped reply" in cap.stdout
 
 
 def test_timeout_covers_every_attempt_of_a_slow_server(shell, fake_server):

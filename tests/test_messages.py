@@ -53,8 +53,10 @@ GRAMMAR = [
                                             "name": "ex"}]),
     ("user:\n\\    user: written literally", [U("    user: written literally")]),
     ("user:\n\\  %% not a comment", [U("  %% not a comment")]),
-    ("user:\n    \\user: a backslash after indentation is content",
-     [U("    \\user: a backslash after indentation is content")]),
+    ("user:\n    \\user: an editor indented the escape",
+     [U("    user: an editor indented the escape")]),
+    ("user:\n  \\%% kept\n  \\\\[2pt]\n  \\begin{x}",
+     [U("  %% kept\n  \\\\[2pt]\n  \\begin{x}")]),
     ("user: %% same-line text is literal", [U("%% same-line text is literal")]),
     # escapes
     ("user:\n\\user: hi", [U("user: hi")]),

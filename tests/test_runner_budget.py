@@ -135,3 +135,13 @@ def test_calls_that_fail_after_the_server_generated_still_count_against_the_budg
     res = evaluate(ROWS[6:12], "user: {q}", ["p:my-finetune"], max_cost=20,
                    params={"max_tokens": 5}, concurrency=1, progress=False)
     assert len(fake.requests) == 6 and (res.df["error_type"] == "BadRequestError").all()
+
+
+def test_a_run_whose_rows_failed_says_why_where_the_bar_is_seen(fake, capsys):
+    """The bar only counted errors=10: the reasons were in res.df alone."""
+    res = evaluate(ROWS[:10], "user: {q}", ["p:my-finetune"], max_cost=0.01, progress=True)
+    err = capsys.readouterr().err
+    assert "gptmagic: 10 of 10 calls failed: 10 BudgetExceeded (not sent: max_cost is set" in err
+    assert "gptmagic.set_price('my-finetune'" in err and res.failures() in err
+    evaluate(ROWS[:10], "user: {q}", ["p:my-finetune"], max_cost=0.01, progress=False)
+    assert "calls failed" not in capsys.readouterr().err  # quiet when asked to be

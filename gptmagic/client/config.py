@@ -420,7 +420,7 @@ def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> N
         return
     why = (f"profile {prov.name!r} is the embedded model" if named else
            "no hosted provider is configured (no OPENAI_API_KEY, no default profile), so it "
-           "went to the embedded model")
+           "would go to the embedded model; nothing was sent")
     raise ConfigError(
         f"model {spec!r}: {why}, which serves only {D.LOCAL_MODEL!r} ('local'). Name the "
         f"provider ('openai:{model}', a profile, provider=...) or set OPENAI_API_KEY.")

@@ -29,7 +29,9 @@ Grammar. Lines are split on ``\\n``; ``\\r\\n`` and a lone ``\\r`` count as ``\\
 - **Escape**: a backslash at column 0 is removed only when it protects something:
   a marker-shaped line, a comment (indented or not), or another backslash.
   ``\\user: hi`` sends ``user: hi``; ``\\    user: hi`` sends ``    user: hi``;
-  ``\\%% x`` sends ``%% x``; ``\\\\x`` sends ``\\x``. Any other line
+  ``\\%% x`` sends ``%% x``; ``\\\\x`` sends ``\\x``. After indentation a backslash
+  protects a marker or a comment only (``    \\user: hi`` sends ``    user: hi``:
+  the editor indented the escaped line). Any other line
   keeps its backslash, so LaTeX such as ``\\begin{document}`` needs no care.
 - **Cell**: with no marker at all, the whole cell is one user message. With markers,
   text before the first one is an error (blank and comment lines are fine): it is
@@ -172,10 +174,17 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
+def _notation(body: str) -> bool:
+    """Whether text after a line's indentation reads as a marker or a comment."""
+    return bool(_MARKER.match(body)) or body.startswith(_COMMENT)
+
+
 def _protected(line: str) -> bool:
     """Whether ``line`` needs a leading backslash to be read as plain content."""
-    body = line[_indent(line):]
-    return bool(_MARKER.match(body)) or body.startswith(_COMMENT) or line.startswith("\\")
+    i = _indent(line)
+    body = line[i:]
+    return (_notation(body) or line.startswith("\\")
+            or (i > 0 and body.startswith("\\") and _notation(body[1:])))
 
 
 def _trim(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -216,8 +225,12 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
             continue
         if raw.startswith(_COMMENT, _indent(raw)):
             continue
+        i = _indent(raw)
         if raw.startswith("\\") and _protected(raw[1:]):
             raw = raw[1:]
+        elif i and raw.startswith("\\", i) and _notation(raw[i + 1:]):
+            # The editor indented an escaped marker: the escape still holds.
+            raw = raw[:i] + raw[i + 1:]
         (blocks[-1][3] if blocks else before).append((number, raw))
 
     if not blocks:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gptmagic.core.logprobs import mean_logprob
+from gptmagic.core.text import preview
 
 __all__ = ["EvalResults"]
 
@@ -263,6 +264,17 @@ class EvalResults:
         cached = int(self.df["cached"].fillna(False).astype(bool).sum())
         errors = int(self.df["error"].notna().sum())
         return f"{len(self.df)} calls, {cached} from cache, {errors} errors"
+
+    def failures(self) -> str | None:
+        """The rows that failed, by kind, each with its first message; None if none did.
+
+        ``10 of 10 calls failed: 10 BudgetExceeded (not sent: max_cost is set but ...)``"""
+        failed = self.df[self.df["error"].notna()]
+        if failed.empty:
+            return None
+        kinds = [f"{len(rows):,} {kind} ({preview(str(rows['error'].iloc[0]), 240)})"
+                 for kind, rows in failed.groupby("error_type", sort=False, dropna=False)]
+        return f"{len(failed):,} of {len(self.df):,} calls failed: " + "; ".join(kinds)
 
     def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
         """Cost against quality with the Pareto frontier; returns the matplotlib Axes

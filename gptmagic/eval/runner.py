@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -302,7 +303,11 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                 await asyncio.to_thread(store.close)
             elif store is not None:
                 await store.arelease()
-        return await EvalResults.build(jobs, cases, list(scorers))
+        res = await EvalResults.build(jobs, cases, list(scorers))
+        failed = res.failures() if progress else None
+        if failed:  # the bar only counts them; say why, where it is seen
+            print(f"gptmagic: {failed}", file=sys.stderr)
+        return res
     finally:
         tally.finished.set()
 
@@ -497,7 +502,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         errors += job.error is not None
         bar.update(1)
         if not bar.disable:
-            bar.set_postfix(errors=errors, cost=f"${spent:.4f}", refresh=False)
+            bar.set_postfix(cached=tally.hits, errors=errors, cost=f"${spent:.4f}",
+                            refresh=False)
 
     # A fixed pool of workers per provider pulls jobs, so waiting costs O(C), not O(jobs).
     queues: dict[str, asyncio.Queue[Job]] = {}

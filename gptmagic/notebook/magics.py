@@ -202,6 +202,9 @@ class GptMagics(Magics):
         """
         partial = getattr(error, "partial", None)
         text = getattr(partial, "text", "") if isinstance(error, StreamError) else ""
+        if text:  # the work kept is in _chat, as an interrupted reply's is
+            self._user_ns["_chat"] = Reply(text, [], partial, None, {"partial": True},
+                                           note=str(error))
         if text and getattr(self.shell, "kernel", None) is not None:
             from gptmagic.views.reply import escape_markdown
 

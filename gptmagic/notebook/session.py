@@ -25,8 +25,8 @@ from gptmagic.client.config import Provider, model_name, refuse_misrouted, resol
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
-from gptmagic.core.types import Choice, Result
-from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.core.types import Choice, Result, Usage
+from gptmagic.errors import GptmagicError, RequestError, StreamError
 from gptmagic.views import reply as display
 
 if TYPE_CHECKING:
@@ -102,6 +102,11 @@ class Reply:
     #: for); with several models, ``heatmaps`` has one per model and this is the first.
     heatmap: Any = field(default=None, repr=False)
     heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the (first) reply ended: ``stop``, ``length``, ``interrupted``, ..."""
+        return self.result.finish_reason if self.result else None
 
     @property
     def usage(self) -> Any:
@@ -334,8 +339,17 @@ class Session:
             except _Interrupted as stop:
                 result = self._partial(stop, "chat", model)
                 stopped = stop
-            cost = cost_of(result.usage, result.model or model, provider=prov.kind,
-                           requested=model)
+            except StreamError as e:  # cut short (its deadline, the engine, the network)
+                if th is not None and e.partial is not None and e.partial.text:
+                    self.stopped = _Stopped(th.name, Turn(
+                        key, cell_messages, e.partial.choices[0].message, model),
+                        list(th.turns))
+                    e.args = (f"{e.args[0]} (the partial reply is in _chat; %chat keep adds "
+                              f"it to thread {th.name!r})",)
+                raise
+            # The embedded model is free, with or without usage; elsewhere a stop has none.
+            usage = result.usage or (Usage() if prov.kind == "local" else None)
+            cost = cost_of(usage, result.model or model, provider=prov.kind, requested=model)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, **params})
         if stopped is not None:
@@ -610,7 +624,9 @@ class Session:
 
     def history(self, name: str, model: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
         th = self.threads.existing(name)
-        model = model_name(model)
+        # Counted for the model the thread last talked to, unless another is named.
+        model = model_name(model or next((t.model for t in reversed(th.turns) if t.model),
+                                         None))
         rows = []
         msgs = th.messages()
         counts = self.count_tokens(msgs, model) if msgs else None

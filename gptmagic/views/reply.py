@@ -173,7 +173,7 @@ def _json_views(c: Choice) -> tuple[str, str, str | None]:
         where = f"line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) \
             else "the reply"
         msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-        problem = f"the reply is not valid JSON: {msg} at {where}"
+        problem = f"the reply is not valid JSON: {msg} ({where})"
         if c.finish_reason == "length":
             problem += " — it was cut off by the token limit before the JSON was complete; " \
                        "raise --max-tokens"

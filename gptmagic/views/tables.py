@@ -170,7 +170,8 @@ def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: i
         turns = ", ".join(map(str, stale))
         blocks.append(("p", f"stale: turn(s) {turns} answered against an older version of "
                             "what came before them (an earlier turn run again since, or a new "
-                            f"system message); %chat drop-stale --thread {thread} removes them"))
+                            f"system message); %chat drop-stale --thread {thread} removes turn "
+                            f"{stale[0]} and every turn after it"))
     meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
                                      "total_tokens": total, "context_window": context_window,
                                      "stale_turns": stale}}}
