@@ -12,7 +12,8 @@ from fakeserver import Behaviour
 
 import gptmagic
 from gptmagic.errors import RateLimitError, RequestError
-from gptmagic.eval.runner import _Limiter, evaluate
+from gptmagic.eval.limits import Limiter
+from gptmagic.eval.runner import evaluate
 from gptmagic.eval.store import Store
 
 CASES = [
@@ -160,7 +161,7 @@ def test_budget_stop(fake):
 
 def test_limiter_cooldown_and_recovery():
     async def go():
-        lim = _Limiter(8)
+        lim = Limiter(8)
         lim.on_retry(RateLimitError("slow down", status_code=429), 0.05)
         assert lim.current == 4 and lim.cooldown_until > 0
         t0 = asyncio.get_running_loop().time()
@@ -284,18 +285,18 @@ def test_recommend_routes_each_group_to_the_cheapest_good_model(fake):
 
 
 def test_bucket_paces_and_headers_are_learned():
-    from gptmagic.eval.runner import _Bucket
+    from gptmagic.eval.limits import Bucket
 
     async def go():
-        b = _Bucket(600)  # 10 per second
+        b = Bucket(600)  # 10 per second
         b.level = 0
         t0 = time.monotonic()
         await b.take(2)
         assert time.monotonic() - t0 >= 0.15  # it waited for the second token
-        lim = _Limiter(4)
+        lim = Limiter(4)
         lim.learn({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "30000"})
         assert lim.requests.per_minute == 500 and lim.tokens.per_minute == 30000
-        configured = _Limiter(4, rpm=60)
+        configured = Limiter(4, rpm=60)
         configured.learn({"x-ratelimit-limit-requests": "500"})
         assert configured.requests.per_minute == 60  # what the user set wins
     asyncio.run(go())

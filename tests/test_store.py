@@ -395,7 +395,8 @@ def _claim(cache: Path, keys: list[str], pid: int, at: float) -> None:
 
 
 def _keys_of(rows) -> list[str]:
-    from gptmagic.eval.runner import _keys, build_jobs
+    from gptmagic.eval.jobs import build_jobs
+    from gptmagic.eval.runner import _keys
 
     jobs = build_jobs(rows, {"prompt": "user: {q}"}, ["fake:m"], None, {}, {}, 1)
     _keys(jobs)

@@ -1,7 +1,9 @@
 """Evaluation: prompts × models × parameters over a table of cases.
 
-Owns the runner (:mod:`.runner`: grid, limits, budget, the run), the SQLite
-store of calls and results (:mod:`.store`), the results table and its plots
+Owns the runner (:mod:`.runner`: budget, claims, the run), the calls of a run
+(:mod:`.jobs`: cases and the grid), the rate limits (:mod:`.limits`), the SQLite
+store of calls and results (:mod:`.store`, its rows in :mod:`.rows`), the results
+table and its plots
 (:mod:`.results`) and scoring (:mod:`.scoring`, :mod:`.scorers_text`,
 :mod:`.scorers_model`; the public face is :mod:`gptmagic.scorers`).
 

@@ -12,7 +12,6 @@ already running; :func:`aevaluate` is the async form.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sys
 import threading
 import time
@@ -22,18 +21,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.client.config import Provider, refuse_misrouted, resolve
-from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.client.config import Provider
 from gptmagic.errors import (
     APITimeoutError,
     GptmagicError,
     MalformedResponseError,
     QuotaExceededError,
-    RateLimitError,
     RequestError,
     RunInterrupted,
     StreamError,
 )
+from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model
+from gptmagic.eval.limits import Limiter
 from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import HEARTBEAT, Store, call_key
 
@@ -44,175 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
 
 
-def load_cases(data: Any) -> list[dict[str, Any]]:
-    """Rows as dicts from a DataFrame, a list of dicts, or a CSV/JSONL path."""
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data.to_dict(orient="records")
-    if isinstance(data, str | Path):
-        path = Path(data)
-        if not path.exists():
-            raise RequestError(f"data file {path} does not exist", param="data")
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True).to_dict(orient="records")
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path).to_dict(orient="records")
-        raise RequestError(f"{path}: expected a .csv or .jsonl file", param="data")
-    rows = list(data)
-    for i, r in enumerate(rows):
-        if not isinstance(r, Mapping):
-            raise RequestError(f"data row {i} is a {type(r).__name__}, not a dict", param="data")
-    return [dict(r) for r in rows]
-
-
-def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
-    where = f"the data (its columns: {', '.join(map(str, row)) or 'none'})"
-    try:
-        if isinstance(template, str):
-            return parse_cell(template, namespace=row, where=where)
-        return [{**m, "content": interpolate(str(m.get("content", "")), row, where=where)}
-                for m in template]
-    except GptmagicError as e:
-        raise RequestError(f"prompt {name!r}, data row {i}: {e}", param="prompt") from None
-
-
-@dataclass
-class Job:
-    """One call of the grid."""
-
-    row: int
-    prompt: str
-    model: str
-    provider: Provider
-    params: dict[str, Any]
-    grid: dict[str, Any]
-    repeat: int
-    messages: list[dict[str, Any]]
-    key: str = ""
-    result: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    cached: bool = False
-    cost: Decimal | None = None
-
-
-class _Bucket:
-    """A token bucket refilled continuously at ``per_minute`` / 60 per second."""
-
-    def __init__(self, per_minute: float) -> None:
-        self.per_minute = float(per_minute)
-        self.level = self.per_minute
-        self.t = time.monotonic()
-
-    async def take(self, n: float) -> None:
-        n = min(n, self.per_minute)  # a request larger than the bucket waits for a full one
-        while True:
-            now = time.monotonic()
-            self.level = min(self.per_minute, self.level + (now - self.t) * self.per_minute / 60)
-            self.t = now
-            if self.level >= n:
-                self.level -= n
-                return
-            await asyncio.sleep((n - self.level) * 60 / self.per_minute)
-
-
-@dataclass
-class _Limiter:
-    """Concurrency per provider, shrunk on 429 and grown back on success."""
-
-    limit: int
-    rpm: float | None = None
-    tpm: float | None = None
-    active: int = 0
-    cooldown_until: float = 0.0
-    current: int = 0
-    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
-    requests: _Bucket | None = None
-    tokens: _Bucket | None = None
-    learned: bool = False
-
-    def __post_init__(self) -> None:
-        self.current = self.limit
-        self.requests = _Bucket(self.rpm) if self.rpm else None
-        self.tokens = _Bucket(self.tpm) if self.tpm else None
-
-    async def pace(self, tokens: int) -> None:
-        """Wait for the per-minute budgets (configured or learned from headers)."""
-        if self.requests is not None:
-            await self.requests.take(1)
-        if self.tokens is not None:
-            await self.tokens.take(tokens)
-
-    def learn(self, headers: Mapping[str, str] | None) -> None:
-        """Adopt the provider's own limits (``x-ratelimit-limit-*``) once, if none were set."""
-        if not headers or self.learned:
-            return
-        self.learned = True
-        for name, attr in (("x-ratelimit-limit-requests", "requests"),
-                           ("x-ratelimit-limit-tokens", "tokens")):
-            try:
-                value = float(headers.get(name, ""))
-            except ValueError:
-                continue
-            if value > 0 and getattr(self, attr) is None:
-                setattr(self, attr, _Bucket(value))
-
-    async def __aenter__(self) -> None:
-        async with self.cond:
-            while self.active >= self.current:
-                await self.cond.wait()
-            self.active += 1
-        wait = self.cooldown_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    async def __aexit__(self, *exc: object) -> None:
-        async with self.cond:
-            self.active -= 1
-            if exc[0] is None and self.current < self.limit:
-                self.current += 1  # additive recovery
-            self.cond.notify_all()
-
-    def on_retry(self, err: GptmagicError, delay: float) -> None:
-        if isinstance(err, RateLimitError):
-            self.cooldown_until = max(self.cooldown_until, time.monotonic() + delay)
-            self.current = max(1, self.current // 2)  # multiplicative decrease
-
-
-def _resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
-    """A model of the run (``"profile:model"`` read by :func:`resolve`) and its provider;
-    a hosted model name that would reach the embedded model is an error here."""
-    prov, model = resolve(provider, spec)
-    refuse_misrouted(prov, model, spec, named=provider is not None or ":" in spec)
-    return prov, model
-
-
-def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
-               provider: str | Provider | None, params: Mapping[str, Any],
-               grid: Mapping[str, Sequence[Any]], repeats: int) -> list[Job]:
-    """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
-    combos = [dict(zip(grid, values, strict=True))
-              for values in itertools.product(*grid.values())] or [{}]
-    resolved = [_resolve_model(m, provider) for m in models]
-    jobs = []
-    for i, row in enumerate(cases):
-        for pname, template in prompts.items():
-            msgs = _messages(template, row, pname, i)
-            for prov, model in resolved:
-                for combo in combos:
-                    for rep in range(repeats):
-                        p = {**params, **combo}
-                        jobs.append(Job(i, pname, model, prov, p, combo, rep, msgs))
-    return jobs
-
-
 def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """On the caller's thread: the client to use, and every provider's key at hand."""
     from gptmagic.client.facade import get_client
 
     for spec in [models] if isinstance(models, str) else list(models):
-        _resolve_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
+        resolve_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
     ask_scorer_keys(kwargs.get("scorers") or ())
     if kwargs.get("client") is None:
         kwargs["client"] = get_client()
@@ -385,7 +221,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
     todo = [j for j in jobs if not j.cached]
     waiting: list[Job] = []  # another run on the same store is asking for these
     tally.hits = len(jobs) - len(todo)
-    limiters: dict[str, _Limiter] = {}
+    limiters: dict[str, Limiter] = {}
     prices = PriceMemo()  # genai-prices asked once per model, not once per row
     budget = None if max_cost is None else Decimal(str(max_cost))
     spent = Decimal(0)
@@ -397,7 +233,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
     if tally.hits:  # say that these came from the cache, not from a model
         bar.set_postfix_str(f"{tally.hits} from cache", refresh=False)
 
-    async def send(job: Job, lim: _Limiter) -> Decimal:
+    async def send(job: Job, lim: Limiter) -> Decimal:
         """Ask for one job (within its provider's limits); sets its result or error.
         Returns the most the call could cost: the budget counts that when no usage
         comes back to price it."""
@@ -483,7 +319,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 return
         lim = limiters.get(job.provider.name)
         if lim is None:
-            lim = limiters[job.provider.name] = _Limiter(concurrency, rpm, tpm)
+            lim = limiters[job.provider.name] = Limiter(concurrency, rpm, tpm)
         async with lim:
             await send(job, lim)
         if job.result is not None:

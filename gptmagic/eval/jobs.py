@@ -1,0 +1,97 @@
+"""The calls of a run: cases read from a table, and the grid of prompts × models ×
+parameters × repeats expanded into :class:`Job` s (each one call, with its messages)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from gptmagic.client.config import Provider, refuse_misrouted, resolve
+from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.errors import GptmagicError, RequestError
+
+__all__ = ["Job", "build_jobs", "load_cases", "resolve_model"]
+
+
+def load_cases(data: Any) -> list[dict[str, Any]]:
+    """Rows as dicts from a DataFrame, a list of dicts, or a CSV/JSONL path."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data.to_dict(orient="records")
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.exists():
+            raise RequestError(f"data file {path} does not exist", param="data")
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True).to_dict(orient="records")
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path).to_dict(orient="records")
+        raise RequestError(f"{path}: expected a .csv or .jsonl file", param="data")
+    rows = list(data)
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise RequestError(f"data row {i} is a {type(r).__name__}, not a dict", param="data")
+    return [dict(r) for r in rows]
+
+
+def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
+    where = f"the data (its columns: {', '.join(map(str, row)) or 'none'})"
+    try:
+        if isinstance(template, str):
+            return parse_cell(template, namespace=row, where=where)
+        return [{**m, "content": interpolate(str(m.get("content", "")), row, where=where)}
+                for m in template]
+    except GptmagicError as e:
+        raise RequestError(f"prompt {name!r}, data row {i}: {e}", param="prompt") from None
+
+
+@dataclass
+class Job:
+    """One call of the grid."""
+
+    row: int
+    prompt: str
+    model: str
+    provider: Provider
+    params: dict[str, Any]
+    grid: dict[str, Any]
+    repeat: int
+    messages: list[dict[str, Any]]
+    key: str = ""
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    cached: bool = False
+    cost: Decimal | None = None
+
+
+def resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
+    """A model of the run (``"profile:model"`` read by :func:`resolve`) and its provider;
+    a hosted model name that would reach the embedded model is an error here."""
+    prov, model = resolve(provider, spec)
+    refuse_misrouted(prov, model, spec, named=provider is not None or ":" in spec)
+    return prov, model
+
+
+def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
+               provider: str | Provider | None, params: Mapping[str, Any],
+               grid: Mapping[str, Sequence[Any]], repeats: int) -> list[Job]:
+    """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
+    combos = [dict(zip(grid, values, strict=True))
+              for values in itertools.product(*grid.values())] or [{}]
+    resolved = [resolve_model(m, provider) for m in models]
+    jobs = []
+    for i, row in enumerate(cases):
+        for pname, template in prompts.items():
+            msgs = _messages(template, row, pname, i)
+            for prov, model in resolved:
+                for combo in combos:
+                    for rep in range(repeats):
+                        p = {**params, **combo}
+                        jobs.append(Job(i, pname, model, prov, p, combo, rep, msgs))
+    return jobs
