@@ -11,63 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import queue
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.context import check_window, fit_messages, may_exceed
 from gptmagic.catalog.models import model_info
-from gptmagic.catalog.pricing import Cost, cost_of, estimate
+from gptmagic.catalog.pricing import cost_of, estimate
 from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
-from gptmagic.core.types import Choice, Result, Usage
+from gptmagic.core.types import Result, Usage
 from gptmagic.errors import GptmagicError, RequestError, StreamError
+from gptmagic.notebook.replies import DryRun, Reply
+from gptmagic.notebook.streaming import (
+    Interrupted,
+    NullSink,
+    Sink,
+    partial_result,
+    stream_reply,
+)
 from gptmagic.views import reply as display
 
 if TYPE_CHECKING:
     from gptmagic.client.client import Client
 
 __all__ = ["DryRun", "Reply", "Session", "Sink", "cell_key"]
-
-
-class Sink(Protocol):
-    """Where live output goes while a reply streams."""
-
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _Interrupted(Exception):
-    """Kernel ▸ Interrupt (or Ctrl-C) while a reply streamed: the text that had arrived."""
-
-    def __init__(self, texts: dict[int, str], elapsed: float) -> None:
-        super().__init__("interrupted")
-        self.texts = texts
-        self.elapsed = elapsed
-
-
-@dataclass
-class _Stopped:
-    """A chat reply stopped by the user, kept aside until ``%chat keep`` adds it."""
-
-    thread: str
-    turn: Turn
-    #: The thread's turns when it stopped: keep refuses once the thread moved on.
-    turns: list[Turn]
-
-
-class NullSink:
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def _lines(*notes: str | None) -> str | None:
@@ -81,72 +52,13 @@ def cell_key(cell_id: str | None, source: str) -> str:
 
 
 @dataclass
-class Reply:
-    """The result of a chat or completion cell; renders itself in Jupyter."""
+class _Stopped:
+    """A chat reply stopped by the user, kept aside until ``%chat keep`` adds it."""
 
-    text: str
-    messages: list[dict[str, Any]]
-    result: Result | None
-    cost: Cost | None
-    request: dict[str, Any]
-    thread: str | None = None
-    note: str | None = None
-    results: dict[str, Result | str] = field(default_factory=dict)
-    costs: dict[str, Cost | None] = field(default_factory=dict)
-    moderation: str | None = None
-    bundle: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
-    #: The text/plain footer (summary line and notes), shown alone in a terminal
-    #: where the reply itself has already streamed.
-    footer: str | None = field(default=None, repr=False)
-    #: The logprob heatmap the magic showed under the reply (when logprobs were asked
-    #: for); with several models, ``heatmaps`` has one per model and this is the first.
-    heatmap: Any = field(default=None, repr=False)
-    heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Why the (first) reply ended: ``stop``, ``length``, ``interrupted``, ..."""
-        return self.result.finish_reason if self.result else None
-
-    @property
-    def usage(self) -> Any:
-        return self.result.usage if self.result else None
-
-    @property
-    def logprobs(self) -> Any:
-        return self.result.logprobs if self.result else None
-
-    @property
-    def raw(self) -> Any:
-        return self.result.raw if self.result else None
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        return self.bundle
-
-    def __repr__(self) -> str:
-        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return f"<gptmagic.Reply {len(self.results) or 1} model(s) cost={self.cost} text={text!r}>"
-
-
-@dataclass
-class DryRun:
-    """What would be sent: the request, its URL, the count and the estimate."""
-
-    request: dict[str, Any]
-    url: str
-    count: Any
-    estimate: Any
-    note: str | None = None
-    #: The token counter widget shown under the dry run; it then carries the counts.
-    counter: Any = field(default=None, repr=False)
-    #: The embedded model: the text its engine receives (chat template applied).
-    engine_prompt: str | None = None
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        return display.dry_run_bundle(self.request, url=self.url, count=self.count,
-                                      estimate=self.estimate, note=self.note,
-                                      counts_below=self.counter is not None,
-                                      engine_prompt=self.engine_prompt)
+    thread: str
+    turn: Turn
+    #: The thread's turns when it stopped: keep refuses once the thread moved on.
+    turns: list[Turn]
 
 
 def _provider(profile: str | None, key_env: str | None, model: str | None,
@@ -196,78 +108,6 @@ class Session:
         """Count for ``model``: tiktoken here, or the embedded engine through the client."""
         return count_with(lambda: self.client, self.portal, value, model, tools=tools,
                           breakdown=breakdown)
-
-    # -- running on the portal, showing progress on the caller's thread ---------
-
-    def _run(self, make: Callable[[Callable[[int, str], None]], Any], sink: Sink,
-             model: str) -> Any:
-        q: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
-        fut = self.portal.submit(make(lambda i, t: q.put((i, t))))
-        fut.add_done_callback(lambda _: q.put(None))  # wakes the loop at once when done
-        texts: dict[int, str] = {}
-        t0 = time.monotonic()
-        last = 0.0
-        dirty = False
-        item: tuple[int, str] | tuple[()] | None
-
-        def drain() -> bool:
-            """Add the deltas already queued; whether there were any."""
-            got = False
-            while True:
-                try:
-                    queued = q.get_nowait()
-                except queue.Empty:
-                    return got
-                if queued:
-                    texts[queued[0]] = texts.get(queued[0], "") + queued[1]
-                    got = True
-
-        try:
-            while True:
-                try:
-                    item = q.get(timeout=self.stream_interval)
-                except queue.Empty:
-                    item = ()
-                if item is None:
-                    break
-                if item:
-                    i, t = item
-                    texts[i] = texts.get(i, "") + t
-                    dirty = True
-                now = time.monotonic()
-                if dirty and now - last >= self.stream_interval:
-                    sink.update(texts, model, now - t0)
-                    last, dirty = now, False
-            dirty = drain() or dirty  # deltas that arrived with the last chunk
-            result = fut.result()
-            if dirty:
-                sink.update(texts, model, time.monotonic() - t0)
-            return result
-        except KeyboardInterrupt:
-            # The user stopped it: cancel the request and keep what had arrived.
-            fut.cancel()
-            if drain():
-                sink.update(texts, model, time.monotonic() - t0)
-            raise _Interrupted(texts, time.monotonic() - t0) from None
-        except BaseException:
-            fut.cancel()
-            raise
-        finally:
-            sink.close()
-
-    def _partial(self, stop: _Interrupted, kind: str, model: str) -> Result:
-        """The reply as far as it had streamed, each choice marked ``interrupted``.
-
-        The server reports usage only at the end of a stream, so there is none.
-        Stopped before any text came, there is nothing to show or keep: one line."""
-        if not any(stop.texts.values()):
-            raise RequestError(f"stopped after {stop.elapsed:.1f} s, before any of the reply "
-                               "arrived; nothing to keep", param="interrupt")
-        role = "assistant" if kind == "chat" else None
-        choices = [Choice(i, t, "interrupted", role=role) for i, t in sorted(stop.texts.items())]
-        result = Result(kind, model, choices or [Choice(0, "", "interrupted", role=role)])
-        result.timings.total = stop.elapsed
-        return result
 
     # -- chat ------------------------------------------------------------------
 
@@ -319,7 +159,7 @@ class Session:
                                  messages, params, stream, note)
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
-        stopped: _Interrupted | None = None
+        stopped: Interrupted | None = None
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
@@ -335,9 +175,9 @@ class Session:
                                    on_delta=on_delta, **params)
 
             try:
-                result = self._run(make, sink, model)
-            except _Interrupted as stop:
-                result = self._partial(stop, "chat", model)
+                result = stream_reply(self.portal, make, sink, model, self.stream_interval)
+            except Interrupted as stop:
+                result = partial_result(stop, "chat", model)
                 stopped = stop
             except StreamError as e:  # cut short (its deadline, the engine, the network)
                 if th is not None and e.partial is not None and e.partial.text:
@@ -426,8 +266,9 @@ class Session:
             await asyncio.gather(*(one(i, p, m) for i, (p, m) in enumerate(provs)))
 
         try:
-            self._run(everything, sink, ", ".join(m for _, m in provs))
-        except _Interrupted as stop:
+            stream_reply(self.portal, everything, sink, ", ".join(m for _, m in provs),
+                         self.stream_interval)
+        except Interrupted as stop:
             why = f"stopped after {stop.elapsed:.1f} s, before this model answered"
             answers = [why if a is None else a for a in answers]
         outcomes = [a if a is not None else "no answer" for a in answers]
@@ -595,9 +436,9 @@ class Session:
                                        on_delta=on_delta, **params)
 
             try:
-                result = self._run(make, sink, model)
-            except _Interrupted as stop:
-                result = self._partial(stop, "completion", model)
+                result = stream_reply(self.portal, make, sink, model, self.stream_interval)
+            except Interrupted as stop:
+                result = partial_result(stop, "completion", model)
                 note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
                                     "the completion is partial")
         cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)

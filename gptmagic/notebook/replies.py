@@ -1,0 +1,82 @@
+"""What a chat or completion cell returns: a :class:`Reply` (or a :class:`DryRun`) that
+renders itself in Jupyter and keeps the result, its cost and the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptmagic.catalog.pricing import Cost
+from gptmagic.core.types import Result
+from gptmagic.views import reply as display
+
+__all__ = ["DryRun", "Reply"]
+
+
+@dataclass
+class Reply:
+    """The result of a chat or completion cell; renders itself in Jupyter."""
+
+    text: str
+    messages: list[dict[str, Any]]
+    result: Result | None
+    cost: Cost | None
+    request: dict[str, Any]
+    thread: str | None = None
+    note: str | None = None
+    results: dict[str, Result | str] = field(default_factory=dict)
+    costs: dict[str, Cost | None] = field(default_factory=dict)
+    moderation: str | None = None
+    bundle: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    #: The text/plain footer (summary line and notes), shown alone in a terminal
+    #: where the reply itself has already streamed.
+    footer: str | None = field(default=None, repr=False)
+    #: The logprob heatmap the magic showed under the reply (when logprobs were asked
+    #: for); with several models, ``heatmaps`` has one per model and this is the first.
+    heatmap: Any = field(default=None, repr=False)
+    heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the (first) reply ended: ``stop``, ``length``, ``interrupted``, ..."""
+        return self.result.finish_reason if self.result else None
+
+    @property
+    def usage(self) -> Any:
+        return self.result.usage if self.result else None
+
+    @property
+    def logprobs(self) -> Any:
+        return self.result.logprobs if self.result else None
+
+    @property
+    def raw(self) -> Any:
+        return self.result.raw if self.result else None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return self.bundle
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<gptmagic.Reply {len(self.results) or 1} model(s) cost={self.cost} text={text!r}>"
+
+
+@dataclass
+class DryRun:
+    """What would be sent: the request, its URL, the count and the estimate."""
+
+    request: dict[str, Any]
+    url: str
+    count: Any
+    estimate: Any
+    note: str | None = None
+    #: The token counter widget shown under the dry run; it then carries the counts.
+    counter: Any = field(default=None, repr=False)
+    #: The embedded model: the text its engine receives (chat template applied).
+    engine_prompt: str | None = None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return display.dry_run_bundle(self.request, url=self.url, count=self.count,
+                                      estimate=self.estimate, note=self.note,
+                                      counts_below=self.counter is not None,
+                                      engine_prompt=self.engine_prompt)
