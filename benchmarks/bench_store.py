@@ -28,16 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakeserver import Behaviour, FakeServer  # noqa: E402
-from store_support import stored  # noqa: E402
-
-HOLD = r"""
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("COMMIT")
-"""
+from store_support import HOLD, stored  # noqa: E402
 
 RUN = r"""
 import json, sys, gptmagic
