@@ -56,6 +56,9 @@ class Usage:
     total_tokens: int = 0
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: Input tokens written to the provider's prompt cache (Responses API), priced at
+    #: the cache-write rate where one is published.
+    cache_write_tokens: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
@@ -115,7 +118,7 @@ class Choice:
 class Result:
     """The outcome of one chat or completion call (streamed or not)."""
 
-    kind: str  # "chat" or "completion"
+    kind: str  # "chat", "completion" or "response" (the Responses API)
     model: str
     choices: list[Choice]
     usage: Usage | None = None
@@ -131,6 +134,11 @@ class Result:
     #: it ignored (:func:`gptmagic.core.reply_checks.check_reply`). The usage is kept
     #: as the server gave it; the views show these under the reply.
     warnings: list[str] = field(default_factory=list)
+    #: The reasoning summary a reasoning model returned (Responses API), if asked for.
+    reasoning: str | None = None
+    #: The Responses API's ``status`` (``completed``, ``incomplete``, ``failed``...);
+    #: None for chat and completions. ``finish_reason`` carries the mapped reason.
+    status: str | None = None
 
     @property
     def text(self) -> str:
