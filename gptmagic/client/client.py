@@ -43,6 +43,7 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.client.lifecycle import Lifecycle, ListedModel, parse_models
 from gptmagic.core.headers import Headers
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
@@ -106,6 +107,7 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         engine: LocalEngine | None = None,
         on_notice: Callable[[str], None] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts or Timeouts()
@@ -122,6 +124,8 @@ class Client:
         self._engine = engine
         #: One-line notices for the user (an engine restarted); stderr by default.
         self.on_notice = on_notice or _stderr_notice
+        #: Shutdown dates (GET /models, a day's cache) and the once-per-model warning.
+        self.lifecycle = lifecycle or Lifecycle()
 
     def __repr__(self) -> str:
         name = self.provider.name if isinstance(self.provider, Provider) else self.provider
@@ -197,13 +201,31 @@ class Client:
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
+        return [m.id for m in await self.model_list(provider=provider)]
+
+    async def model_list(self, *, provider: str | Provider | None = None) -> list[ListedModel]:
+        """The provider's ``/models``, each with its ``shutdown_date`` (fetched now, no cache)."""
         prov, model = resolve(provider, None, default=self.provider)
-        url, query = prov.endpoint("models", model, (await self._base_url(prov))[0])
-        data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
-        return [str(m.get("id")) for m in items if isinstance(m, dict)]
+        base = (await self._base_url(prov))[0]
+        return await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+
+    async def _list_models(self, prov: Provider, model: str, base: str | None,
+                           headers: Headers) -> list[ListedModel]:
+        url, query = prov.endpoint("models", model, base)
+        return parse_models(await self._small_json("GET", url, query, headers, None), url)
+
+    async def _retiring(self, req: Request) -> None:
+        """Say once per model (``on_notice``) that it is near or past its shutdown date.
+
+        Hosted OpenAI only: see :mod:`gptmagic.client.lifecycle`.
+        """
+        prov = req.provider
+        if prov.kind != "openai" or not prov.base_url:
+            return
+        text = await self.lifecycle.warning(prov.base_url, req.model, lambda: self._list_models(
+            prov, req.model, prov.base_url, req.headers))
+        if text:
+            self.on_notice(text)
 
     async def moderate(
         self,
@@ -383,6 +405,7 @@ class Client:
         error is raised), and an attempt cut by it is not retried.
         """
         req.payload()  # a body that is not JSON fails here, before anything is sent
+        await self._retiring(req)
         t = req.timeouts
         start = self._clock()
         tries = 0
