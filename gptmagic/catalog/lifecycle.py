@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_CANDIDATES", "SHUTDOWNS", "WARN_DAYS", "Retirement", "Shutdown",
-           "cheapest_current", "retirement", "shutdown_of"]
+__all__ = ["DEFAULT_CANDIDATES", "SHUTDOWNS", "WARN_DAYS", "ModelRow", "Retirement", "Shutdown",
+           "cheapest_current", "model_rows", "retirement", "shutdown_of"]
 
 #: A call warns this many days before a model's shutdown date, and after it.
 WARN_DAYS = 30
 
-_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+# Only dated snapshots (-2024-08-06) take their family's date: the older -MMDD
+# names (gpt-4-0125, gpt-4-1106) are other models with lifecycles of their own.
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +181,38 @@ def cheapest_current(today: date, candidates: tuple[str, ...] = DEFAULT_CANDIDAT
         if cost.total is not None:
             priced.append((cost.total, model))
     return min(priced, key=lambda p: p[0])[1] if priced else None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One line of ``gptmagic models``: a model's window, prices per 1M tokens, shutdown date.
+
+    None is unknown (a price) or none announced (``shutdown_date``).
+    ``status`` is ``"retiring"`` (a shutdown is announced), ``"shut down"``
+    (the date has passed) or ``""``.
+    """
+
+    model: str
+    context_window: int | None
+    input: Decimal | None
+    cached_input: Decimal | None
+    output: Decimal | None
+    shutdown_date: dt.date | None
+    status: str
+
+
+def model_rows(models: Iterable[str], today: dt.date,
+               listed: Mapping[str, dt.date | None] | None = None, *,
+               provider: str | None = None) -> list[ModelRow]:
+    """The rows of ``models`` on ``today``, their dates from ``listed`` or the table."""
+    from gptmagic.catalog.models import model_info
+    from gptmagic.catalog.pricing import rates_per_mtok
+
+    rows = []
+    for model in models:
+        day, _ = shutdown_of(model, listed)
+        status = "" if day is None else "shut down" if today >= day else "retiring"
+        inp, cached, out = rates_per_mtok(model, provider=provider)
+        rows.append(ModelRow(model, model_info(model).context_window, inp, cached, out, day,
+                             status))
+    return rows

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.lifecycle import ModelRow, model_rows
+from gptmagic.catalog.models import openai_models
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.attempt import (
     MAX_ERROR_BYTES,
@@ -43,7 +45,7 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
-from gptmagic.client.lifecycle import Lifecycle, ListedModel, parse_models
+from gptmagic.client.lifecycle import Lifecycle, ListedModel, cache_key, parse_models, shutdown_map
 from gptmagic.core.headers import Headers
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
@@ -205,9 +207,45 @@ class Client:
 
     async def model_list(self, *, provider: str | Provider | None = None) -> list[ListedModel]:
         """The provider's ``/models``, each with its ``shutdown_date`` (fetched now, no cache)."""
-        prov, model = resolve(provider, None, default=self.provider)
+        prov, model = self._lister(provider)
         base = (await self._base_url(prov))[0]
         return await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+
+    def _lister(self, provider: str | Provider | None) -> tuple[Provider, str]:
+        # Listing needs no model: a profile without a default_model can still list
+        # (the name stands in for one; no URL of "models" uses it).
+        return resolve(provider, "models", default=self.provider)
+
+    async def model_table(self, *, provider: str | Provider | None = None
+                          ) -> tuple[list[ModelRow], str]:
+        """``gptmagic models``: the provider's models with context window, prices per 1M
+        tokens and shutdown date, and a line saying where the list came from.
+
+        Hosted OpenAI's list is the day's cached ``/models``; when it cannot be
+        reached (or has no key), the models of gptmagic's own table are listed.
+        """
+        prov, model = self._lister(provider)
+        today = self.lifecycle.now().date()
+        if prov.kind != "openai" or not prov.base_url:
+            base = (await self._base_url(prov))[0]
+            listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+            rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
+                              provider="local" if prov.kind == "local" else None)
+            return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+        base_url = prov.base_url
+        try:
+            headers = prov.auth_headers(prompt=False)
+        except GptmagicError:
+            got = None  # no key: the table still answers
+        else:
+            got = await self.lifecycle.listed(base_url, lambda: self._list_models(
+                prov, model, base_url, headers))
+        if got is None:
+            rows = model_rows(sorted(openai_models()), today, provider="openai")
+            return rows, (f"{cache_key(base_url)} could not be reached (or no key is set): "
+                          f"gptmagic's own table of {len(rows)} OpenAI models")
+        rows = model_rows(sorted(m.id for m in got), today, shutdown_map(got), provider="openai")
+        return rows, f"{len(rows)} models listed by {cache_key(base_url)} (kept for a day)"
 
     async def _list_models(self, prov: Provider, model: str, base: str | None,
                            headers: Headers) -> list[ListedModel]:
