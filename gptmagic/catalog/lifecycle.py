@@ -21,8 +21,8 @@ from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_CANDIDATES", "SHUTDOWNS", "WARN_DAYS", "ModelRow", "Retirement", "Shutdown",
-           "cheapest_current", "model_rows", "retirement", "shutdown_of"]
+__all__ = ["DEFAULT_CANDIDATES", "ModelRow", "REFERENCE_PROMPT_TOKENS", "Retirement", "SHUTDOWNS",
+           "Shutdown", "WARN_DAYS", "cheapest_current", "model_rows", "retirement", "shutdown_of"]
 
 #: A call warns this many days before a model's shutdown date, and after it.
 WARN_DAYS = 30

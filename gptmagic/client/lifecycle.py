@@ -35,7 +35,7 @@ from gptmagic.core import defaults as D
 from gptmagic.errors import GptmagicError, MalformedResponseError
 
 __all__ = ["Lifecycle", "ListedModel", "ModelsCache", "cache_key", "default_cache_path",
-           "parse_models"]
+           "parse_models", "shutdown_map"]
 
 log = logging.getLogger("gptmagic.client")
 
