@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 from fakeserver import Behaviour
@@ -428,3 +429,20 @@ async def test_chaos_gives_a_reply_or_an_error_never_a_crash(prov, fake_server):
     assert "ok" in outcomes and len(set(outcomes)) > 1
     assert {"stream_cut", "malformed", "drop"} <= kinds
     assert fake_server.wait_connections(0)  # nothing leaked, whatever the fault
+
+
+#: llama.cpp's own server (xllamacpp 2026.10, SmolLM2), ``POST /v1/responses`` streamed with
+#: ``max_output_tokens=8``, trimmed to two deltas: no output_index or sequence_number, and a
+#: done event with the text its deltas left out.
+LLAMA_STREAM = Path(__file__).parent / "data" / "llama-responses-stream.sse"
+
+
+async def test_llama_cpps_own_stream_is_read(client, fake_server):
+    fake_server.plan(Behaviour(body=LLAMA_STREAM.read_bytes(),
+                               headers={"Content-Type": "text/event-stream"}))
+    pieces = []
+    r = await client.respond("Say hi", stream=True, on_delta=lambda i, t: pieces.append(t))
+    assert pieces == ["I", "'m", " glad you're here! I"]
+    assert (r.text, r.status, r.finish_reason) == ("I'm glad you're here! I", "completed", "stop")
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.cached_tokens) == (32, 8, 31)
+    assert r.id == "resp_h7Vi0nSMbDICsSG42C8q9BlxssJE5pUe" and r.timings.engine["cache_n"] == 31

@@ -208,7 +208,7 @@ class ResponsesAccumulator:
         kind = event.get("type", name)
         if not isinstance(kind, str):
             raise MalformedResponseError(f"{where} has no 'type'")
-        if name and name != kind:
+        if name and name not in (kind, "message"):  # "message": SSE's generic name
             raise MalformedResponseError(
                 f"{where} is named {name!r} on its event line but has type {kind!r}")
         where = f"{where} ({kind})"
