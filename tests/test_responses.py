@@ -413,7 +413,7 @@ def test_reply_checks_still_see_under_reported_usage():
                     usage={**USAGE, "output_tokens": 3})
     cut["output"][0]["content"][0]["logprobs"] = []
     (warning,) = check_reply("response", _body(max_output_tokens=40), parse_responses(cut))
-    assert "max_tokens=40" in warning
+    assert "1 choice ended at max_output_tokens=40" in warning
 
 
 def test_odd_timestamps_are_dropped_not_fatal():
