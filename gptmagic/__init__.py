@@ -49,10 +49,12 @@ if TYPE_CHECKING:
     from gptmagic.client.facade import (
         achat,
         acomplete,
+        arespond,
         chat,
         complete,
         fit_messages,
         get_client,
+        respond,
         shutdown,
     )
     from gptmagic.client.http import Timeouts
@@ -76,6 +78,8 @@ _LAZY = {
     "Client": "gptmagic.client.client",
     "achat": "gptmagic.client.facade",
     "acomplete": "gptmagic.client.facade",
+    "arespond": "gptmagic.client.facade",
+    "respond": "gptmagic.client.facade",
     "chat": "gptmagic.client.facade",
     "complete": "gptmagic.client.facade",
     "get_client": "gptmagic.client.facade",
@@ -169,6 +173,7 @@ __all__ = [
     "acount_tokens",
     "add_profile",
     "aevaluate",
+    "arespond",
     "chat",
     "complete",
     "cost_of",
@@ -185,6 +190,7 @@ __all__ = [
     "profiles",
     "register_model",
     "render_cell",
+    "respond",
     "set_price",
     "shutdown",
     "token_counter",
