@@ -6,36 +6,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptmagic.catalog.pricing import Cost, cost_of
+from gptmagic.catalog.pricing import Cost
 from gptmagic.core.types import Result, Usage
 from gptmagic.views import reply as display
 
 __all__ = ["DryRun", "Reply", "price_parts"]
 
 
-def price_parts(usage: Usage | None, model: str, *, provider: str | None = None,
-                requested: str | None = None) -> dict[str, Cost | None]:
-    """What the reasoning, cached-input and cache-write tokens of a call cost, apiece.
-
-    Reasoning tokens are billed as output and cached input at the cached rate, so
-    each is priced as a call of only those tokens with :func:`cost_of`. No price
-    table here has a cache-write rate, so that part stays None (unknown, never zero).
-    """
+def price_parts(cost: Cost | None, usage: Usage | None) -> dict[str, Cost | None]:
+    """What the reasoning, cached-input and cache-write tokens of a call cost, apiece,
+    from the cost's breakdown (:class:`~gptmagic.catalog.pricing.CostBreakdown`): only
+    the parts the usage has, each None where its price is unknown (never zero)."""
     if usage is None:
         return {}
-
-    def price(u: Usage) -> Cost | None:
-        cost = cost_of(u, model, provider=provider, requested=requested)
-        return cost if cost.known else None
-
     parts: dict[str, Cost | None] = {}
-    if usage.reasoning_tokens:
-        parts["reasoning"] = price(Usage(completion_tokens=usage.reasoning_tokens))
-    if usage.cached_tokens:
-        parts["cached"] = price(Usage(prompt_tokens=usage.cached_tokens,
-                                      cached_tokens=usage.cached_tokens))
-    if usage.cache_write_tokens:
-        parts["cache_write"] = None
+    split = cost.breakdown if cost is not None else None
+    for key, tokens, field_name in (("reasoning", usage.reasoning_tokens, "reasoning"),
+                                    ("cached", usage.cached_tokens, "cached_input"),
+                                    ("cache_write", usage.cache_write_tokens, "cache_write")):
+        if not tokens:
+            continue
+        amount = getattr(split, field_name) if split is not None else None
+        parts[key] = None if amount is None or cost is None else Cost(
+            None, None, amount, currency=cost.currency, source=cost.source)
     return parts
 
 

@@ -236,8 +236,7 @@ class Session:
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
-            reply.cost_parts = price_parts(usage, result.model or model, provider=prov.kind,
-                                           requested=model)
+            reply.cost_parts = price_parts(cost, usage)
         if stopped is not None:
             kept = (f"; not added to thread {th.name!r} (%chat keep adds it)"
                     if th is not None else "")

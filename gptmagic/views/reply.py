@@ -135,15 +135,15 @@ _PARTS = (("reasoning", "reasoning_tokens", "reasoning"),
 
 def _parts_text(usage: Usage | None, parts: Mapping[str, Cost | None]) -> list[str]:
     """``reasoning 1,024 tok $0.0102``, ``cached input 512 tok $0.00004``, ``cache writes
-    64 tok``: each part the usage has, with what it cost where its price is known."""
+    64 tok (price unknown)``: each part the usage has, and what it cost."""
     out = []
     for key, attr, label in _PARTS:
         n = getattr(usage, attr, None) if usage is not None else None
         if not n:
             continue
         cost = parts.get(key)
-        out.append(f"{label} {n:,} tok" + (f" {cost}" if cost is not None and cost.known
-                                             else ""))
+        out.append(f"{label} {n:,} tok " + (str(cost) if cost is not None and cost.known
+                                              else "(price unknown)"))
     return out
 
 
