@@ -72,14 +72,14 @@ def test_the_options_accept_exactly_the_values_of_the_spec():
 
 
 def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server):
-    line = ("-p fake --api responses --reasoning-effort high --reasoning-summary detailed "
+    line = ("-p fake -m gpt-5-mini --api responses --reasoning-effort high --reasoning-summary detailed "
             "--verbosity low --service-tier flex --cache-key prefix-1 --max-tokens 50 -t 0.5 "
             "--top-p 0.9 --json --top-logprobs 2 --no-stream")
     r, _ = chat(shell, line, "system: Be brief.\nuser: hello there")
     body = sent(fake_server)
     validate(body, "CreateResponse")
     assert body == {
-        "model": "fake-model",
+        "model": "gpt-5-mini",
         "input": [{"role": "user", "content": "hello there"}],
         "instructions": "Be brief.",
         "reasoning": {"effort": "high", "summary": "detailed"},
@@ -96,6 +96,10 @@ def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server)
     assert isinstance(r, Reply) and r.result.kind == "response"
     assert "hello there" in r.text
     assert shell.user_ns["_chat"] is r and r.status == "completed"
+    # The fake reasoning model summarises when asked, and bills its reasoning as output.
+    assert r.reasoning and "hello there" in r.reasoning
+    assert r.usage.reasoning_tokens > 0 and r.cost_parts["reasoning"].known
+    assert r._repr_mimebundle_()[0]["text/markdown"].startswith("<details>")
     assert r.request["api"] == "responses"
     meta = r._repr_mimebundle_()[1]["gptmagic"]
     assert meta["request"]["api"] == "responses"
@@ -231,11 +235,15 @@ def test_a_stored_thread_chains_with_previous_response_id(shell, fake_server):
     assert "previous_response_id" not in sent(fake_server)
 
 
-def test_a_broken_chain_says_so_and_how_to_fall_back(shell, fake_server):
+@pytest.mark.parametrize("how", ["forgotten", "404"])
+def test_a_broken_chain_says_so_and_how_to_fall_back(shell, fake_server, how):
     r1, _ = chat(shell, "-p fake --api responses --store --no-stream", "user: one")
-    fake_server.plan(Behaviour(status=404, body={"error": {
-        "message": f"Previous response with id '{r1.result.id}' not found.",
-        "type": "invalid_request_error", "param": "previous_response_id", "code": None}}))
+    if how == "forgotten":  # the server no longer has it: a 400 naming the parameter
+        fake_server.reset()
+    else:
+        fake_server.plan(Behaviour(status=404, body={"error": {
+            "message": f"Previous response with id '{r1.result.id}' not found.",
+            "type": "invalid_request_error", "param": "previous_response_id", "code": None}}))
     with pytest.raises(UsageError) as e:
         chat(shell, "-p fake --api responses --store --no-stream", "user: two")
     said = str(e.value)
@@ -283,8 +291,11 @@ def test_exact_count_asks_the_server(shell, openai_fake, api):
     assert len(asked) == 1 and len(openai_fake.requests) == 1
     validate(asked[0].json, "TokenCountsBody")
     assert asked[0].json["model"] == "gpt-4o-mini"
-    assert asked[0].json["instructions"] == "Be brief."
-    assert asked[0].json["input"] == [{"role": "user", "content": "count these words please"}]
+    user = {"role": "user", "content": "count these words please"}
+    if api == "responses":  # as the cell would send it: the system message as instructions
+        assert asked[0].json["instructions"] == "Be brief." and asked[0].json["input"] == [user]
+    else:  # chat's messages, every one an input item
+        assert asked[0].json["input"] == [{"role": "system", "content": "Be brief."}, user]
     assert asked[0].headers["authorization"] == f"Bearer {KEY}"
     assert isinstance(r.exact_count, int) and r.exact_count > 0
     assert r.estimate.prompt_tokens == r.exact_count
@@ -365,7 +376,7 @@ def test_the_reasoning_summary_shows_collapsed_and_reasoning_is_priced(shell, fa
         genai_prices.Usage(input_tokens=1024, cache_read_tokens=1024), "gpt-5-mini",
         provider_id="openai")
     assert r.cost_parts["cached"].total == cached.input_price
-    assert f"reasoning 1,024 tok {reasoning}" in md and f"reasoning 1,024 tok {reasoning}" in plain
+    assert f"reasoning 1,024 tok \\{reasoning}" in md and f"reasoning 1,024 tok {reasoning}" in plain
     assert f"cached input 1,024 tok {r.cost_parts['cached']}" in plain
     assert meta["gptmagic"]["response"]["reasoning"] == r.reasoning
     assert meta["gptmagic"]["response"]["usage"]["reasoning_tokens"] == 1024
