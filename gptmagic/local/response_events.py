@@ -92,10 +92,11 @@ def _call(item_id: str, call: dict[str, Any], status: str) -> dict[str, Any]:
 
 
 def _skeleton(plan: ResponsePlan, resp_id: str, created: int) -> dict[str, Any]:
-    """A Response with no output yet, as ``response.created`` shows it."""
+    """A Response with no output yet, as ``response.created`` shows it (no usage: the
+    schema has no null for it)."""
     return {"id": resp_id, "object": "response", "created_at": created,
             "status": "in_progress", "completed_at": None, "error": None,
-            "incomplete_details": None, "model": MODEL_ID, "output": [], "usage": None,
+            "incomplete_details": None, "model": MODEL_ID, "output": [],
             **plan.echo}
 
 
