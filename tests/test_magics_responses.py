@@ -72,9 +72,9 @@ def test_the_options_accept_exactly_the_values_of_the_spec():
 
 
 def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server):
-    line = ("-p fake -m gpt-5-mini --api responses --reasoning-effort high --reasoning-summary detailed "
-            "--verbosity low --service-tier flex --cache-key prefix-1 --max-tokens 50 -t 0.5 "
-            "--top-p 0.9 --json --top-logprobs 2 --no-stream")
+    line = ("-p fake -m gpt-5-mini --api responses --reasoning-effort high "
+            "--reasoning-summary detailed --verbosity low --service-tier flex "
+            "--cache-key prefix-1 --max-tokens 50 -t 0.5 --top-p 0.9 --json --top-logprobs 2 --no-stream")
     r, _ = chat(shell, line, "system: Be brief.\nuser: hello there")
     body = sent(fake_server)
     validate(body, "CreateResponse")
@@ -376,8 +376,57 @@ def test_the_reasoning_summary_shows_collapsed_and_reasoning_is_priced(shell, fa
         genai_prices.Usage(input_tokens=1024, cache_read_tokens=1024), "gpt-5-mini",
         provider_id="openai")
     assert r.cost_parts["cached"].total == cached.input_price
-    assert f"reasoning 1,024 tok \\{reasoning}" in md and f"reasoning 1,024 tok {reasoning}" in plain
+    assert f"reasoning 1,024 tok \\{reasoning}" in md  # Markdown escapes the $
+    assert f"reasoning 1,024 tok {reasoning}" in plain
     assert f"cached input 1,024 tok {r.cost_parts['cached']}" in plain
     assert meta["gptmagic"]["response"]["reasoning"] == r.reasoning
     assert meta["gptmagic"]["response"]["usage"]["reasoning_tokens"] == 1024
     assert Decimal(meta["gptmagic"]["response"]["cost_usd"]) == r.cost.total
+
+
+def test_a_reply_the_server_did_not_store_is_not_chained_from(shell, fake_server):
+    def unstored(obj):
+        if obj.get("object") == "response":
+            obj["store"] = False
+        return obj
+
+    fake_server.plan(Behaviour(mangle=unstored))
+    r1, _ = chat(shell, "-p fake --api responses --store --no-stream", "user: one")
+    assert "the server did not store this reply" in r1.note
+    assert "did not store" in r1._repr_mimebundle_()[0]["text/markdown"]
+    chat(shell, "-p fake --api responses --store --no-stream", "user: two")
+    body = sent(fake_server)
+    assert "previous_response_id" not in body and len(body["input"]) == 3
+
+
+# -- the embedded model over the Responses API ---------------------------------------------------
+
+
+@pytest.mark.engine
+def test_the_embedded_model_answers_a_responses_cell(shell, monkeypatch):
+    from gptmagic.client.client import Client
+
+    try:
+        r, cap = chat(shell, "-m local --api responses --max-tokens 8 -t 0 --top-logprobs 2",
+                      "system: Be brief.\nuser: Say hello.")
+        assert r.result.kind == "response" and r.text and r.status in ("completed", "incomplete")
+        assert r.usage.completion_tokens <= 8 and r.cost.total == 0
+        assert len(r.logprobs[0].top) == 2
+        assert r.text.split()[0] in cap.stdout  # streamed to the terminal as it came
+        r2, _ = chat(shell, "-m local --api responses --max-tokens 4 -t 0", "user: Again.")
+        assert r2.text and r2.usage.prompt_tokens > r.usage.prompt_tokens  # history sent
+        # The engine keeps nothing (its Response says store: false): no chain is tried.
+        r3, _ = chat(shell, "-m local --api responses --store --max-tokens 4 -t 0", "user: Go.")
+        assert "did not store" in r3.note
+        # --exact-count never asks the engine's server: its own count is exact already.
+
+        async def refuse(*a, **k):
+            raise AssertionError("input_tokens was called for the embedded model")
+
+        monkeypatch.setattr(Client, "input_tokens", refuse)
+        d, _ = chat(shell, "-m local --api responses --dry-run --exact-count", "user: Hi.")
+        assert d.exact_count is None and "engine's own" in d.exact_note
+        assert d.request["input"][-1] == {"role": "user", "content": "Hi."}
+        assert "Hi." in d.engine_prompt
+    finally:
+        gptmagic.shutdown()

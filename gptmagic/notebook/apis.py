@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from gptmagic.client.client import Client
     from gptmagic.core.types import Result
 
-__all__ = ["APIS", "REASONING_EFFORTS", "REASONING_SUMMARIES", "SERVICE_TIERS", "VERBOSITIES",
-           "Outgoing", "api_options", "choose_api", "outgoing", "split_instructions",
+__all__ = ["APIS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES", "SERVICE_TIERS",
+           "VERBOSITIES", "api_options", "choose_api", "outgoing", "split_instructions",
            "to_responses"]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")

@@ -262,6 +262,13 @@ class Session:
                                 f"{reply.footer}")
         if th is not None and reply.result is not None:
             stored = api == "responses" and bool(params.get("store")) and stopped is None
+            if stored and (reply.result.raw or {}).get("store") is False:
+                stored = False
+                said = ("the server did not store this reply (its Response says store: "
+                        "false), so nothing can chain from it: the next cell sends the "
+                        "whole history")
+                self._add_note(reply, said)
+                note = _lines(note, said)
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api)
             if stopped is None:
