@@ -74,7 +74,8 @@ def test_the_options_accept_exactly_the_values_of_the_spec():
 def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server):
     line = ("-p fake -m gpt-5-mini --api responses --reasoning-effort high "
             "--reasoning-summary detailed --verbosity low --service-tier flex "
-            "--cache-key prefix-1 --max-tokens 50 -t 0.5 --top-p 0.9 --json --top-logprobs 2 --no-stream")
+            "--cache-key prefix-1 --max-tokens 50 -t 0.5 --top-p 0.9 --json --top-logprobs 2 "
+            "--no-stream")
     r, _ = chat(shell, line, "system: Be brief.\nuser: hello there")
     body = sent(fake_server)
     validate(body, "CreateResponse")
