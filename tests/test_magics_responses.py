@@ -431,3 +431,28 @@ def test_the_embedded_model_answers_a_responses_cell(shell, monkeypatch):
         assert "Hi." in d.engine_prompt
     finally:
         gptmagic.shutdown()
+
+
+def test_tokens_magic_asks_for_the_exact_count_only_when_it_can(shell, openai_fake,
+                                                                  monkeypatch):
+    with capture_output() as cap:
+        counter = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count",
+                                       "system: Be brief.\nuser: count these words")
+        shell.events.trigger("post_run_cell", None)  # what the cell's end shows
+    line = cap.outputs[0].data["text/plain"]
+    assert line.startswith(f"exact prompt tokens: {counter.exact_count:,} (counted by the server")
+    assert f"offline estimate ({counter.data['total']:,})" in line
+    asked = [q.json for q in openai_fake.requests]
+    assert [q.path for q in openai_fake.requests] == ["/v1/responses/input_tokens"]
+    validate(asked[0], "TokenCountsBody")
+    assert asked[0]["instructions"] == "Be brief."
+    assert isinstance(counter.exact_count, int) and counter.exact_count > 0
+    with capture_output():  # without --exact-count: the estimate alone, nothing sent
+        plain = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini", "user: hi")
+    assert plain.exact_count is None and len(openai_fake.requests) == 1
+    monkeypatch.delenv("FAKE_OPENAI_KEY")
+    with capture_output():
+        keyless = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count", "user: hi")
+    assert keyless.exact_count is None and len(openai_fake.requests) == 1
+    with pytest.raises(UsageError, match="use %%tokens"):
+        shell.run_line_magic("tokens", "--exact-count")

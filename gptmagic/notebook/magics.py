@@ -438,23 +438,39 @@ class GptMagics(Magics):
     @argument("--model", "-m", help="model or tiktoken encoding (default: the magics' model)")
     @argument("--compare", "-c", help="a second model or encoding for the token view")
     @argument("--max-tokens", type=int, help="completion budget for the cost estimate")
+    @argument("--exact-count", action="store_true", help="also the prompt count from OpenAI's "
+              "server (POST /v1/responses/input_tokens), for a hosted OpenAI model")
     @line_cell_magic
     def tokens(self, line: str, cell: str | None = None) -> Any:
         """Count before sending: ``%%tokens [-m MODEL] [--compare M2]`` shows the cell's
         messages (``%%chat`` grammar) in a token counter and their text cut into
-        tokens; ``%tokens`` alone gives a live counter to type into."""
+        tokens; ``%tokens`` alone gives a live counter to type into. With
+        ``--exact-count`` the server's own count is shown above the token view (the
+        counter keeps the offline estimate) and kept as ``counter.exact_count``."""
+        from IPython.display import Pretty
+
         from gptmagic.notebook.widgets import token_counter, token_view
 
         try:
             args = _parse(self.tokens, line)
             model = args.model or self.default_model
             if cell is None:
+                if args.exact_count:
+                    raise UsageError("--exact-count counts a cell's messages: use %%tokens")
                 return token_counter(model=model, max_tokens=args.max_tokens)
             messages = parse_cell(cell, namespace=self._user_ns)
             counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
             text = "\n\n".join(str(m.get("content") or "") for m in messages)
-            cellviews.show_after_cell(self.shell, [token_view(text, model=counter.model,
-                                                              compare=args.compare)])
+            shown: list[Any] = [token_view(text, model=counter.model, compare=args.compare)]
+            if args.exact_count:
+                exact, why = self.session.exact_count(messages, model,
+                                                      default_profile=self.profile)
+                counter.exact_count = exact
+                shown.insert(0, Pretty(
+                    f"exact prompt tokens: {exact:,} ({why}: POST /v1/responses/input_tokens); "
+                    f"the counter shows the offline estimate ({counter.data['total']:,})"
+                    if exact is not None else why))
+            cellviews.show_after_cell(self.shell, shown)
             return counter
         except GptmagicError as e:
             raise UsageError(str(e)) from None
