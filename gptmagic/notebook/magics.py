@@ -283,6 +283,9 @@ class GptMagics(Magics):
             return self._chat_command(line)
         try:
             args = _parse(self.chat, line)
+            if args.exact_count and not args.dry_run:
+                raise UsageError("--exact-count goes with --dry-run: a reply's usage has the "
+                                 "exact prompt count already")
             messages = parse_cell(cell, namespace=self._user_ns)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "top_logprobs",
