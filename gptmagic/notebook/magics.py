@@ -484,8 +484,11 @@ class GptMagics(Magics):
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
         ``%gptmagic api responses``,
-        ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``."""
+        ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``;
+        ``%gptmagic models [--provider P]`` lists models, prices and shutdown dates."""
         argv = _split(line)
+        if argv[:1] == ["models"]:
+            return self._models(argv[1:])
         if not argv:
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
@@ -527,8 +530,23 @@ class GptMagics(Magics):
             self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
             return
         raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
-                         "stream on|off | "
-                         "set name=value ... | unset name ...]")
+                         "stream on|off | set name=value ... | unset name ... | "
+                         "models [--provider P]]")
+
+    def _models(self, argv: list[str]) -> None:
+        from gptmagic.views.models import models_text
+
+        opts = _options(argv, {"--provider", "--profile", "-p"})
+        if opts["_args"]:
+            raise UsageError(f"%gptmagic models: unexpected {opts['_args'][0]!r}; "
+                             "usage: %gptmagic models [--provider P]")
+        provider = opts.get("--provider") or opts.get("--profile") or opts.get("-p")
+        try:
+            rows, note = self.session.portal.run(self.session.client.model_table(
+                provider=provider or self.profile or None))
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+        print(models_text(rows, note))
 
 
 def _options(argv: list[str], known: set[str]) -> dict[str, Any]:
