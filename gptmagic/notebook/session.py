@@ -190,7 +190,8 @@ class Session:
                 note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
-        out = outgoing(api, messages, cell_messages, params, chain=chain)
+        out = outgoing(api, messages, cell_messages, params, chain=chain,
+                       hosted=prov.kind in ("openai", "azure"))
         if dry_run:
             return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
                                          exact_count=exact_count)
