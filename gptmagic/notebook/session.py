@@ -223,7 +223,7 @@ class Session:
             except StreamError as e:  # cut short (its deadline, the engine, the network)
                 if th is not None and e.partial is not None and e.partial.text:
                     self.stopped = _Stopped(th.name, Turn(
-                        key, cell_messages, e.partial.choices[0].message, model),
+                        key, cell_messages, e.partial.choices[0].message, model, api=api),
                         list(th.turns))
                     e.args = (f"{e.args[0]} (the partial reply is in _chat; %chat keep adds "
                               f"it to thread {th.name!r})",)
