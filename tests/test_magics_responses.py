@@ -105,6 +105,8 @@ def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server)
     meta = r._repr_mimebundle_()[1]["gptmagic"]
     assert meta["request"]["api"] == "responses"
     assert meta["response"]["status"] == "completed"
+    assert meta["response"]["json_valid"] == [False]  # --json read from text.format
+    assert "the reply is not valid JSON" in r._repr_mimebundle_()[0]["text/markdown"]
 
 
 def test_responses_streams_by_default(shell, fake_server):
