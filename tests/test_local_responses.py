@@ -205,8 +205,8 @@ def test_an_over_long_input_is_context_length_exceeded(
     assert (error["code"], error["param"]) == ("context_length_exceeded", "input")
 
 
-def busy_slots(local_url: str) -> int:
-    return int(httpx.get(local_url.removesuffix("/v1") + "/slots", timeout=10).json()["busy"])
+def busy_slots(base: str) -> int:
+    return int(httpx.get(base.removesuffix("/v1") + "/slots", timeout=10).json()["busy"])
 
 
 def test_a_client_that_leaves_a_stream_frees_its_slot(local_url: str) -> None:  # noqa: F811
