@@ -1,4 +1,4 @@
-"""The teaching notebooks (notebooks/01-06), executed by a real kernel on the embedded model.
+"""The teaching notebooks (notebooks/01-07), executed by a real kernel on the embedded model.
 
 Each notebook runs once per session (``notebook_support``); the tests read its
 saved outputs and check the numbers and claims its text makes.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+from datetime import date
+from decimal import Decimal
 
 import pytest
 from lazy import lazy
@@ -28,13 +30,16 @@ from notebook_support import (
     widget_views,
 )
 
-from gptmagic import count_tokens
+from gptmagic import Usage, cost_of, count_tokens
+from gptmagic.catalog.lifecycle import cheapest_current, retirement, shutdown_of
+from gptmagic.catalog.pricing import rates_per_mtok
+from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
 
 nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.engine
 
-ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-6]-*.ipynb"))
+ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-7]-*.ipynb"))
 
 
 @pytest.fixture
@@ -60,8 +65,8 @@ def test_committed_without_outputs_and_switchable_in_one_line(name):
         assert '-m local' not in c.source and 'model="local"' not in c.source, c.source
 
 
-def test_six_notebooks():
-    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-"]
+def test_seven_notebooks():
+    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-"]
 
 
 # -- 1 quickstart ------------------------------------------------------------------------
@@ -378,3 +383,169 @@ def test_data_set_is_small_and_labelled():
     kinds = {r["kind"] for r in rows}
     assert kinds == {"capital", "country", "continent"}
     assert json.dumps(rows)  # plain strings only
+
+
+# -- 7 responses and reasoning -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def responses_nb():
+    return executed("07-responses-and-reasoning.ipynb")
+
+
+def _engine_text(markdown):
+    return re.search(r"```text\n(.*?)```", markdown, re.S)[1]
+
+
+def _request(markdown):
+    return json.loads(re.search(r"```json\n(.*?)```", markdown, re.S)[1])
+
+
+def test_same_prompt_two_requests(responses_nb):
+    nb = responses_nb
+    chat = data(cell(nb, "%%chat --dry-run --no-history"), "text/markdown")[-1]
+    resp = data(cell(nb, "%%chat --api responses --dry-run --no-history"), "text/markdown")[-1]
+    assert "/v1/chat/completions" in chat and "/v1/responses" in resp
+    sent, asked = _request(chat), _request(resp)
+    assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+    assert sent["max_tokens"] == 30 and sent["stream_options"] == {"include_usage": True}
+    # The table under them: system message as instructions, max_output_tokens, store: false.
+    assert asked["instructions"] == sent["messages"][0]["content"]
+    assert asked["input"] == sent["messages"][1:]
+    assert asked["max_output_tokens"] == 30 and asked["store"] is False
+    assert "messages" not in asked and "max_tokens" not in asked
+    assert "stream_options" not in asked
+    # "both requests become the same text for the engine"
+    assert _engine_text(chat) == _engine_text(resp)
+
+
+def test_both_endpoints_answer(responses_nb):
+    nb = responses_nb
+    replies = {}
+    for api, start in (("chat", "%%chat --no-history --max-tokens 30"),
+                       ("responses", "%%chat --api responses --no-history --max-tokens 30")):
+        c = cell(nb, start)
+        meta = outputs(c, "execute_result")[-1]["metadata"]["gptmagic"]
+        assert meta["request"]["api"] == api
+        assert meta["response"]["finish_reasons"] == ["stop"]
+        md = data(c, "text/markdown")[-1]
+        assert "finish: stop" in md and "smollm2-135m-instruct" in md
+        replies[api] = md.split("\n---")[0].strip()
+        assert replies[api]
+    assert replies["chat"] == replies["responses"]  # same model, same input, temperature 0
+
+    rows = {r[""]: r for r in frame(cell(nb, "system = "))}
+    assert rows["text"]["Chat Completions"] == rows["text"]["Responses"] == replies["chat"]
+    assert rows["status"]["Chat Completions"] == "None"
+    assert rows["status"]["Responses"] == "completed"
+    assert rows["of which reasoning"]["Responses"] == "0"
+    assert rows["prompt tokens"]["Chat Completions"] == rows["prompt tokens"]["Responses"]
+
+    raw = stdout(cell(nb, 'print("Chat Completions usage:"'))
+    chat_u, resp_u = (json.loads(b) for b in re.findall(r"(\{\n.*?\n\})", raw, re.S))
+    assert set(chat_u) >= {"prompt_tokens", "completion_tokens"}
+    assert set(resp_u) >= {"input_tokens", "output_tokens", "input_tokens_details",
+                           "output_tokens_details"}
+    assert str(resp_u["input_tokens"]) == rows["prompt tokens"]["Responses"]
+    assert str(resp_u["input_tokens_details"]["cached_tokens"]) == rows["of which cached"][
+        "Responses"]
+    assert resp_u["output_tokens_details"]["reasoning_tokens"] == 0
+
+    cut = stdout(cell(nb, "cut = gptmagic.respond("))
+    assert "status='incomplete'" in cut and "'reason': 'max_output_tokens'" in cut
+    assert "finish_reason='length'" in cut
+
+
+def test_reasoning_effort_is_refused_by_the_embedded_model(responses_nb):
+    c = cell(responses_nb, "%%chat --api responses --no-history --reasoning-effort high")
+    (err,) = outputs(c)
+    assert err["output_type"] == "stream" and err["name"] == "stderr"
+    assert err["text"].startswith("UsageError: HTTP 400") and "'reasoning.effort'" in err["text"]
+    assert "does not reason" in err["text"] and "Traceback" not in err["text"]
+
+
+def test_reasoning_and_cached_tokens_priced_by_the_pricing_api(responses_nb):
+    nb = responses_nb
+    c = cell(nb, "from gptmagic import Usage, cost_of")
+    out = stdout(c)
+    usage = eval(re.search(r"(Usage\(.*\))", out)[1], {"Usage": Usage})  # the repr it printed
+    assert usage.reasoning_tokens and usage.cached_tokens  # something to price
+    cost = cost_of(usage, "gpt-5-mini", provider="openai")
+    assert f"priced from: {cost.source}" in out and "genai-prices" in cost.source
+    rows = {r[""]: r for r in frame(c)}  # the index, "part"
+    parts = cost.breakdown
+    want = {"input, uncached": parts.input, "input, cached": parts.cached_input,
+            "output, all": parts.output, "  of which reasoning": parts.reasoning,
+            "total": cost.total}
+    assert {k.strip() for k in rows} == {k.strip() for k in want}
+    for part, amount in want.items():
+        assert Decimal(rows[part.strip()]["cost"]) == amount, part
+    # What the text says: reasoning at the output rate, cached input at the cached rate.
+    rate_in, rate_cached, rate_out = rates_per_mtok("gpt-5-mini", provider="openai")
+    mtok = Decimal(1_000_000)
+    assert parts.reasoning == usage.reasoning_tokens * rate_out / mtok
+    assert parts.cached_input == usage.cached_tokens * rate_cached / mtok
+    assert rate_cached * 10 == rate_in  # "a tenth of the input rate"
+    assert parts.reasoning > cost.total / 2  # "most of the money is ... reasoning"
+
+
+def test_cache_writes_priced_or_unknown(responses_nb):
+    c = cell(responses_nb, "prefix = 2048")
+    table = {r[""]: r for r in frame(c)}
+    common = {"prompt_tokens": 2400, "completion_tokens": 1500, "reasoning_tokens": 1216,
+              "total_tokens": 3900}
+    shapes = {"no caching": Usage(**common),
+              "first call (writes the prefix)": Usage(cache_write_tokens=2048, **common),
+              "later call (reads the prefix)": Usage(cached_tokens=2048, **common)}
+    assert set(table) == set(shapes)
+    totals = {}
+    for model in ("gpt-5-mini", "gpt-5.6"):
+        for shape, u in shapes.items():
+            total = cost_of(u, model, provider="openai").total
+            assert table[shape][model] == str(total or "unknown"), (model, shape)
+            totals[model, shape] = total
+    assert totals["gpt-5-mini", "first call (writes the prefix)"] is None
+    # "the first call costs more than no caching at all, and every later call less"
+    assert (totals["gpt-5.6", "first call (writes the prefix)"] > totals["gpt-5.6", "no caching"]
+            > totals["gpt-5.6", "later call (reads the prefix)"])
+
+
+def test_threads_over_responses_send_the_history(responses_nb):
+    nb = responses_nb
+    turns = [c for c in code_cells(nb) if c.source.startswith("%%chat --api responses --store")]
+    assert len(turns) == 2
+    for c in turns:
+        md = data(c, "text/markdown")[-1]
+        assert "finish: stop" in md and "did not store this reply" in md
+        assert outputs(c, "execute_result")[-1]["metadata"]["gptmagic"]["request"][
+            "previous_response_id"] is None
+    history = data(cell(nb, "%chat history --thread sky"), "text/markdown")[-1]
+    assert "thread 'sky': 5 message(s)" in history and "sent as: history" in history
+
+
+def test_shutdown_dates_and_the_warning(responses_nb):
+    nb = responses_nb
+    listing = stdout(cell(nb, "%gptmagic models --provider openai")).splitlines()
+    assert "gptmagic's own table" in listing[0]  # no key in the test kernel
+    row = next(line.split() for line in listing if line.startswith("gpt-4o-mini "))
+    day = shutdown_of("gpt-4o-mini")[0]
+    assert day == date(2027, 1, 14) and day.isoformat() in row
+    assert row[-1] == ("DOWN" if date.today() >= day else "RETIRING")
+    assert next(line.split() for line in listing if line.startswith("gpt-5-mini "))[-1] == "-"
+
+    out = stdout(cell(nb, "from datetime import date"))
+    for model in ("gpt-4o-mini", "gpt-4o-2024-08-06", "gpt-4.1-nano", "gpt-5-mini"):
+        when, source = shutdown_of(model)
+        assert re.search(rf"^{re.escape(model)}\s+{when or 'none announced'}\s+"
+                         rf"\({re.escape(source)}\)$", out, re.M), model
+    for day in (date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1)):
+        r = retirement("gpt-4o-mini", day)
+        line = f"a call to gpt-4o-mini on {day}: " + (f"gptmagic: {r.warning()}" if r
+                                                      else "no warning")
+        assert line in out.splitlines()
+    assert "shuts down on 2027-01-14 (in 13 days)" in out and "was shut down on" in out
+
+    default = stdout(cell(nb, "from gptmagic.catalog.lifecycle import cheapest_current"))
+    assert f"default hosted model: {DEFAULT_OPENAI_MODEL}\n" in default
+    assert f"cheapest current one today: {cheapest_current(date.today())}\n" in default
+    assert shutdown_of(DEFAULT_OPENAI_MODEL)[0] is None
