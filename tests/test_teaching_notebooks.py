@@ -472,6 +472,7 @@ def test_reasoning_and_cached_tokens_priced_by_the_pricing_api(responses_nb):
     assert usage.reasoning_tokens and usage.cached_tokens  # something to price
     cost = cost_of(usage, "gpt-5-mini", provider="openai")
     assert f"priced from: {cost.source}" in out and "genai-prices" in cost.source
+    assert f"{cost.breakdown!r}\n" in out  # the CostBreakdown itself, printed
     rows = {r[""]: r for r in frame(c)}  # the index, "part"
     parts = cost.breakdown
     want = {"input, uncached": parts.input, "input, cached": parts.cached_input,
