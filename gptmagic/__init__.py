@@ -37,15 +37,24 @@ from gptmagic.errors import (
 
 if TYPE_CHECKING:
     from gptmagic.catalog.context import FitResult
-    from gptmagic.catalog.pricing import Cost, Estimate, cost_of, estimate, set_price
+    from gptmagic.catalog.pricing import (
+        Cost,
+        CostBreakdown,
+        Estimate,
+        cost_of,
+        estimate,
+        set_price,
+    )
     from gptmagic.client.client import Client
     from gptmagic.client.facade import (
         achat,
         acomplete,
+        arespond,
         chat,
         complete,
         fit_messages,
         get_client,
+        respond,
         shutdown,
     )
     from gptmagic.client.http import Timeouts
@@ -69,6 +78,8 @@ _LAZY = {
     "Client": "gptmagic.client.client",
     "achat": "gptmagic.client.facade",
     "acomplete": "gptmagic.client.facade",
+    "arespond": "gptmagic.client.facade",
+    "respond": "gptmagic.client.facade",
     "chat": "gptmagic.client.facade",
     "complete": "gptmagic.client.facade",
     "get_client": "gptmagic.client.facade",
@@ -76,6 +87,7 @@ _LAZY = {
     "FitResult": "gptmagic.catalog.context",
     "fit_messages": "gptmagic.client.facade",
     "Cost": "gptmagic.catalog.pricing",
+    "CostBreakdown": "gptmagic.catalog.pricing",
     "Estimate": "gptmagic.catalog.pricing",
     "cost_of": "gptmagic.catalog.pricing",
     "estimate": "gptmagic.catalog.pricing",
@@ -127,6 +139,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Cost",
+    "CostBreakdown",
     "Estimate",
     "EvalResults",
     "FitResult",
@@ -160,6 +173,7 @@ __all__ = [
     "acount_tokens",
     "add_profile",
     "aevaluate",
+    "arespond",
     "chat",
     "complete",
     "cost_of",
@@ -176,6 +190,7 @@ __all__ = [
     "profiles",
     "register_model",
     "render_cell",
+    "respond",
     "set_price",
     "shutdown",
     "token_counter",

@@ -1,9 +1,9 @@
-"""The async OpenAI-compatible client: chat, completions, streaming, retries.
+"""The async OpenAI-compatible client: chat, completions, Responses, streaming, retries.
 
 One :class:`Client` owns one connection pool and talks to any provider
 (a per-call ``provider=``, or a ``"profile:model"`` name, picks another than
 the client's own: :func:`~gptmagic.client.config.resolve`). Every standard parameter of
-``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
+``/chat/completions``, ``/completions`` and ``/responses`` is accepted as a keyword and sent
 as is; unknown keywords are passed through, ``None`` means "not set".
 This module holds the program's only retry loop (policy:
 :mod:`gptmagic.core.retry`); one logical request is a
@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.lifecycle import ModelRow, model_rows
+from gptmagic.catalog.models import openai_models
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.attempt import (
     MAX_ERROR_BYTES,
@@ -43,7 +45,9 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.client.lifecycle import Lifecycle, ListedModel, cache_key, parse_models, shutdown_map
 from gptmagic.core.headers import Headers
+from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -87,6 +91,25 @@ def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _input(value: str | Sequence[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A Responses ``input``: text, or a list of items (chat messages are items too)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Sequence):
+        raise RequestError(f"input must be a string or a list of items, not "
+                           f"{type(value).__name__}", param="input")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not ("role" in item or "type" in item):
+            raise RequestError(
+                f"input[{i}] must be a dict with a 'role' (a message, as in chat) or a "
+                f"'type' (another input item), got {type(item).__name__}", param="input")
+        out.append(dict(item))
+    if not out:
+        raise RequestError("input is empty: give a string or at least one item", param="input")
+    return out
+
+
 class Client:
     """Async client for OpenAI-compatible chat and completion endpoints.
 
@@ -106,6 +129,7 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         engine: LocalEngine | None = None,
         on_notice: Callable[[str], None] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts or Timeouts()
@@ -122,6 +146,8 @@ class Client:
         self._engine = engine
         #: One-line notices for the user (an engine restarted); stderr by default.
         self.on_notice = on_notice or _stderr_notice
+        #: Shutdown dates (GET /models, a day's cache) and the once-per-model warning.
+        self.lifecycle = lifecycle or Lifecycle()
 
     def __repr__(self) -> str:
         name = self.provider.name if isinstance(self.provider, Provider) else self.provider
@@ -195,15 +221,136 @@ class Client:
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout),
             prompt_len=prompt_len))
 
+    async def respond(
+        self,
+        input: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        timeout: float | None = None,
+        on_retry: RetryCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
+
+        ``input`` is text or a list of input items (chat-style ``{"role",
+        "content"}`` dicts are items). Every other ``CreateResponse`` field is a
+        keyword sent as is (``instructions``, ``reasoning={"effort", "summary"}``,
+        ``max_output_tokens``, ``include=["message.output_text.logprobs"]``,
+        ``previous_response_id``, ``store``, ``prompt_cache_key``, ``tools``...);
+        ``None`` means "not set". Retries, deadline (``timeout``) and errors are
+        :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text.
+        """
+        prov, model = resolve(provider, model, default=self.provider)
+        body: dict[str, Any] = {"model": model, "input": _input(input)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        return await self._call(Request(
+            "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
+            on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
+
+    async def input_tokens(
+        self,
+        input: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        **params: Any,
+    ) -> int:
+        """``POST /responses/input_tokens``: the provider's exact count of a prompt's tokens.
+
+        Takes :meth:`respond`'s ``input`` and fields (``instructions``,
+        ``tools``, ``reasoning``...), so the count is what that call's
+        ``usage.prompt_tokens`` will say, chat overhead and all. One request,
+        not retried (as :meth:`models`); offline estimates are
+        :meth:`count_tokens`. The embedded model has no such endpoint: a
+        ``local`` provider raises :class:`RequestError` without any I/O (its
+        :meth:`count_tokens` is exact).
+        """
+        prov, model = resolve(provider, model, default=self.provider)
+        if prov.kind == "local":
+            raise RequestError(
+                "the local model has no /responses/input_tokens endpoint; its count_tokens() "
+                "is exact already (counted by the engine's own tokenizer)", param="model")
+        body: dict[str, Any] = {"model": model, "input": _input(input)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        url, query = prov.endpoint("responses/input_tokens", model, prov.base_url)
+        data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError(f"{url}: expected a JSON object with 'input_tokens'")
+        try:
+            n = token_count(data.get("input_tokens"), "input_tokens")
+        except MalformedResponseError as e:
+            raise MalformedResponseError(f"{url}: {e}") from None
+        if n is None:
+            raise MalformedResponseError(f"{url}: the answer has no 'input_tokens'")
+        return n
+
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
-        prov, model = resolve(provider, None, default=self.provider)
-        url, query = prov.endpoint("models", model, (await self._base_url(prov))[0])
-        data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
-        return [str(m.get("id")) for m in items if isinstance(m, dict)]
+        return [m.id for m in await self.model_list(provider=provider)]
+
+    async def model_list(self, *, provider: str | Provider | None = None) -> list[ListedModel]:
+        """The provider's ``/models``, each with its ``shutdown_date`` (fetched now, no cache)."""
+        prov, model = self._lister(provider)
+        base = (await self._base_url(prov))[0]
+        return await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+
+    def _lister(self, provider: str | Provider | None) -> tuple[Provider, str]:
+        # Listing needs no model: a profile without a default_model can still list
+        # (the name stands in for one; no URL of "models" uses it).
+        return resolve(provider, "models", default=self.provider)
+
+    async def model_table(self, *, provider: str | Provider | None = None
+                          ) -> tuple[list[ModelRow], str]:
+        """``gptmagic models``: the provider's models with context window, prices per 1M
+        tokens and shutdown date, and a line saying where the list came from.
+
+        Hosted OpenAI's list is the day's cached ``/models``; when it cannot be
+        reached (or has no key), the models of gptmagic's own table are listed.
+        """
+        prov, model = self._lister(provider)
+        today = self.lifecycle.now().date()
+        if prov.kind != "openai" or not prov.base_url:
+            base = (await self._base_url(prov))[0]
+            listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+            rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
+                              provider="local" if prov.kind == "local" else None)
+            return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+        base_url = prov.base_url
+        try:
+            headers = prov.auth_headers(prompt=False)
+        except GptmagicError:
+            got = None  # no key: the table still answers
+        else:
+            got = await self.lifecycle.listed(base_url, lambda: self._list_models(
+                prov, model, base_url, headers))
+        if got is None:
+            rows = model_rows(sorted(openai_models()), today, provider="openai")
+            return rows, (f"{cache_key(base_url)} could not be reached (or no key is set): "
+                          f"gptmagic's own table of {len(rows)} OpenAI models")
+        rows = model_rows(sorted(m.id for m in got), today, shutdown_map(got), provider="openai")
+        return rows, f"{len(rows)} models listed by {cache_key(base_url)} (kept for a day)"
+
+    async def _list_models(self, prov: Provider, model: str, base: str | None,
+                           headers: Headers) -> list[ListedModel]:
+        url, query = prov.endpoint("models", model, base)
+        return parse_models(await self._small_json("GET", url, query, headers, None), url)
+
+    async def _retiring(self, req: Request) -> None:
+        """Say once per model (``on_notice``) that it is near or past its shutdown date.
+
+        Hosted OpenAI only: see :mod:`gptmagic.client.lifecycle`.
+        """
+        prov = req.provider
+        if prov.kind != "openai" or not prov.base_url:
+            return
+        text = await self.lifecycle.warning(prov.base_url, req.model, lambda: self._list_models(
+            prov, req.model, prov.base_url, req.headers))
+        if text:
+            self.on_notice(text)
 
     async def moderate(
         self,
@@ -383,6 +530,7 @@ class Client:
         error is raised), and an attempt cut by it is not retried.
         """
         req.payload()  # a body that is not JSON fails here, before anything is sent
+        await self._retiring(req)
         t = req.timeouts
         start = self._clock()
         tries = 0

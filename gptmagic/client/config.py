@@ -5,8 +5,10 @@ A :class:`Provider` says where requests go and how they authenticate:
 - ``openai``: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID`` /
   ``OPENAI_PROJECT_ID`` headers;
 - ``azure``: Azure OpenAI deployment URLs
-  (``{endpoint}/openai/deployments/{model}/...?api-version=``), ``api-key``
-  header; ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``;
+  (``{endpoint}/openai/deployments/{model}/...?api-version=``); the Responses
+  API at Azure's v1 path (``{endpoint}/openai/v1/responses``, no api-version,
+  the deployment named by ``model`` in the body); ``api-key`` header;
+  ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``;
 - ``compatible``: any OpenAI-compatible ``base_url`` (vLLM, Ollama, llama.cpp,
   LM Studio), key optional;
 - ``local``: the embedded model, started on first use.
@@ -20,6 +22,7 @@ Profiles are named providers defined once, in code (:func:`add_profile`) or in
     base_url = "https://my-resource.openai.azure.com"
     api_key_env = "WORK_AZURE_KEY"
     default_model = "gpt-4o"
+    api = "responses"   # %%chat sends to /responses unless a cell says --api chat
 
 A profile names the *environment variable* holding its key, never the key.
 With ``prompt_key = true`` a missing key is asked for with getpass and kept in
@@ -50,6 +53,7 @@ from gptmagic.errors import ConfigError, register_secret
 from gptmagic.state import current
 
 __all__ = [
+    "APIS",
     "Provider",
     "add_profile",
     "ask_key",
@@ -63,6 +67,8 @@ __all__ = [
 ]
 
 KINDS = ("openai", "azure", "compatible", "local")
+#: The endpoints a ``%%chat`` cell can send to: Chat Completions or the Responses API.
+APIS = ("chat", "responses")
 
 
 
@@ -80,11 +86,18 @@ class Provider:
     default_model: str | None = None
     headers: tuple[tuple[str, str], ...] = field(default=())
     prompt_key: bool = False
+    #: The endpoint ``%%chat`` uses with this profile when a cell names none
+    #: (``"chat"`` or ``"responses"``); None leaves it to the magics' setting.
+    api: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(
                 f"profile {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}"
+            )
+        if self.api is not None and self.api not in APIS:
+            raise ConfigError(
+                f"profile {self.name!r}: api {self.api!r} is not one of {', '.join(APIS)}"
             )
         for k, _ in self.headers:
             if k.lower() in ("authorization", "api-key"):
@@ -147,7 +160,8 @@ class Provider:
     def endpoint(
         self, path: str, model: str, base_url: str | None = None
     ) -> tuple[str, dict[str, str]]:
-        """URL and query parameters for ``path`` ("chat/completions", "completions", "models")."""
+        """URL and query parameters for ``path`` ("chat/completions", "completions", "models",
+        "responses", "responses/input_tokens", "moderations")."""
         base = (base_url or self.base_url or "").rstrip("/")
         if not base:
             raise ConfigError(f"profile {self.name!r} has no base_url")
@@ -155,6 +169,11 @@ class Provider:
             root = base.split("/openai")[0]
             if path == "models":
                 return f"{root}/openai/models", {"api-version": self.api_version}
+            if path.split("/")[0] == "responses":
+                # Azure's GA Responses API is on its v1 path: no api-version (the
+                # profile's dates name the deployments API), no deployment in the
+                # path (the body's model names the deployment).
+                return f"{root}/openai/v1/{path}", {}
             return (
                 f"{root}/openai/deployments/{quote(model, safe='')}/{path}",
                 {"api-version": self.api_version},
@@ -206,6 +225,7 @@ _PROFILE_KEYS = {
     "default_model",
     "headers",
     "prompt_key",
+    "api",
 }
 
 
@@ -259,6 +279,7 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
             default_model=spec.get("default_model"),
             headers=headers,
             prompt_key=bool(spec.get("prompt_key", False)),
+            api=spec.get("api"),
         )
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{source}: {e}") from None

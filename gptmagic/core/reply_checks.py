@@ -11,7 +11,8 @@ What is a proof:
 
 - ``usage.completion_tokens`` below a lower bound on the tokens received.
   Per choice: its logprob entries (one per token) when it has them; else
-  ``max_tokens`` when it ended with ``finish_reason == "length"`` (the one
+  ``max_tokens`` (a Response's ``max_output_tokens``) when it ended with
+  ``finish_reason == "length"`` (the one
   case where a server reports fewer is a reply cut by the context window,
   which OpenAI and vLLM refuse up front); else 1 if it holds any text;
 - ``best_of`` larger than the choices returned: every candidate not returned
@@ -45,7 +46,7 @@ def _prompts(prompt: Any) -> int:
 
 
 def _least_tokens(choices: list[Choice], max_tokens: int | None,
-                  count_logprobs: bool) -> tuple[int, str]:
+                  count_logprobs: bool, limit: str = "max_tokens") -> tuple[int, str]:
     """A lower bound on the completion tokens of ``choices``, and what it rests on."""
     total, by_lp, lp_choices, at_limit, other = 0, 0, 0, 0, 0
     for c in choices:
@@ -64,7 +65,7 @@ def _least_tokens(choices: list[Choice], max_tokens: int | None,
         basis.append(f"{count_of(by_lp, 'token')} in the logprobs of "
                      f"{count_of(lp_choices, 'choice')}")
     if at_limit:
-        basis.append(f"{count_of(at_limit, 'choice')} ended at max_tokens={max_tokens}")
+        basis.append(f"{count_of(at_limit, 'choice')} ended at {limit}={max_tokens}")
     if other:
         basis.append(f"{count_of(other, 'other choice')} with text, 1 token or more each")
     return total, "; ".join(basis)
@@ -73,8 +74,8 @@ def _least_tokens(choices: list[Choice], max_tokens: int | None,
 def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]:
     """Sentences saying what ``result`` shows its server did not do of ``body``.
 
-    ``kind`` is ``"chat"`` or ``"completion"``; ``body`` is the request as sent.
-    Empty when nothing can be shown (or nothing is wrong).
+    ``kind`` is ``"chat"``, ``"completion"`` or ``"response"``; ``body`` is the
+    request as sent. Empty when nothing can be shown (or nothing is wrong).
     """
     out: list[str] = []
     choices = result.choices
@@ -90,10 +91,14 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
     usage = result.usage
     if usage is None or not choices:
         return out
-    max_tokens = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens"))
+    # A Response's limit is max_output_tokens, and its output_tokens include the
+    # reasoning tokens that limit counts, so "length" proves as much there too.
+    max_tokens = (_int(body.get("max_output_tokens")) if kind == "response" else
+                  _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens")))
     # Echoed prompt tokens are told apart by offset only for a text prompt.
-    least, basis = _least_tokens(choices, max_tokens,
-                                 count_logprobs=not echo or isinstance(prompt, str))
+    least, basis = _least_tokens(
+        choices, max_tokens, count_logprobs=not echo or isinstance(prompt, str),
+        limit="max_output_tokens" if kind == "response" else "max_tokens")
     got, n = usage.completion_tokens, _int(body.get("n")) or 1
     counts = f"the server counts {count_of(got, 'completion token')}"
     held = "the reply holds" if len(choices) == 1 else f"the {len(choices)} choices received hold"
