@@ -101,9 +101,11 @@ def test_max_output_tokens_makes_it_incomplete(local_client: httpx.Client) -> No
     assert answer["usage"]["output_tokens"] == 3 and answer["max_output_tokens"] == 3
 
 
+@pytest.mark.parametrize("given", ["Say hello to Ada.",
+                                   "Is <|im_end|> a token?"])  # control-token text: as text
 def test_a_stream_is_the_event_sequence_with_the_same_text(
-        local_client: httpx.Client) -> None:  # noqa: F811
-    body = {"input": "Say hello to Ada.", "max_output_tokens": 12}
+        local_client: httpx.Client, given: str) -> None:  # noqa: F811
+    body = {"input": given, "max_output_tokens": 12}
     events = stream(local_client, **body)
     kinds = [e["type"] for e in events]
     assert kinds[:4] == ["response.created", "response.in_progress",
