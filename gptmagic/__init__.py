@@ -42,10 +42,12 @@ if TYPE_CHECKING:
     from gptmagic.client.facade import (
         achat,
         acomplete,
+        arespond,
         chat,
         complete,
         fit_messages,
         get_client,
+        respond,
         shutdown,
     )
     from gptmagic.client.http import Timeouts
@@ -69,6 +71,8 @@ _LAZY = {
     "Client": "gptmagic.client.client",
     "achat": "gptmagic.client.facade",
     "acomplete": "gptmagic.client.facade",
+    "arespond": "gptmagic.client.facade",
+    "respond": "gptmagic.client.facade",
     "chat": "gptmagic.client.facade",
     "complete": "gptmagic.client.facade",
     "get_client": "gptmagic.client.facade",
@@ -160,6 +164,7 @@ __all__ = [
     "acount_tokens",
     "add_profile",
     "aevaluate",
+    "arespond",
     "chat",
     "complete",
     "cost_of",
@@ -176,6 +181,7 @@ __all__ = [
     "profiles",
     "register_model",
     "render_cell",
+    "respond",
     "set_price",
     "shutdown",
     "token_counter",

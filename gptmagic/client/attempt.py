@@ -1,13 +1,15 @@
 """One logical request, and one attempt at it.
 
-:class:`Request` carries a chat or completion call through the client's retry
+:class:`Request` carries a chat, completion or Responses API call through the client's retry
 loop (:mod:`gptmagic.client.client`): the provider, the body, the streaming
 choice, the callbacks, the timeouts, and an idempotency key made once and sent
 with every retry, so a retried POST is not billed twice where the provider
 honours ``Idempotency-Key``. :func:`attempt` sends it once, turns an HTTP error
 status into its error class, and reads the body: JSON through
-:func:`~gptmagic.core.response.parse_response`, or an SSE stream event by
-event into an :class:`~gptmagic.core.response.Accumulator`, calling
+:func:`~gptmagic.core.response.parse_response` (Responses:
+:func:`~gptmagic.core.responses.parse_responses`), or an SSE stream event by
+event into an :class:`~gptmagic.core.response.Accumulator` (Responses:
+:class:`~gptmagic.core.responses.ResponsesAccumulator`), calling
 ``on_delta`` as text arrives; what the reply shows its server did not do
 (usage under-reported, ``echo`` or ``best_of`` ignored) goes into
 ``Result.warnings``. A stream that fails once started raises
@@ -29,10 +31,12 @@ from gptmagic.client.http import HTTP, Timeouts, TooLarge
 from gptmagic.core.headers import Headers
 from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.response import Accumulator, loads, parse_response
+from gptmagic.core.responses import ResponsesAccumulator, parse_responses
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     GptmagicError,
     MalformedResponseError,
@@ -59,14 +63,14 @@ RetryCallback = Callable[[GptmagicError, float], None]
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 
-_PATHS = {"chat": "chat/completions", "completion": "completions"}
+_PATHS = {"chat": "chat/completions", "completion": "completions", "response": "responses"}
 
 
 @dataclass(slots=True)
 class Request:
-    """One logical chat or completion request, as the retry loop carries it."""
+    """One logical chat, completion or Responses API request, as the retry loop carries it."""
 
-    kind: str  #: "chat" or "completion"
+    kind: str  #: "chat", "completion" or "response" (``POST /responses``)
     provider: Provider
     body: dict[str, Any]
     headers: Headers  #: auth included; its repr hides the key
@@ -83,7 +87,8 @@ class Request:
     def __post_init__(self) -> None:
         if self.stream:
             self.body["stream"] = True
-            self.body.setdefault("stream_options", {"include_usage": True})
+            if self.kind != "response":  # a Responses stream always ends with its usage
+                self.body.setdefault("stream_options", {"include_usage": True})
         else:
             self.body.pop("stream", None)
 
@@ -171,9 +176,10 @@ async def attempt(
                     request_id=rid,
                 ) from None
             try:
-                result = parse_response(kind, data, prompt_len=prompt_len)
-            except MalformedResponseError as e:
-                raise MalformedResponseError(f"{url}: {e}", request_id=rid) from None
+                result = (parse_responses(data) if kind == "response"
+                          else parse_response(kind, data, prompt_len=prompt_len))
+            except APIError as e:  # malformed, or a Response whose status is failed
+                raise type(e)(f"{url}: {e}", request_id=rid) from None
             if on_delta:
                 for ch in result.choices:
                     on_delta(ch.index, ch.text)
@@ -198,8 +204,15 @@ async def _read_stream(
     url: str,
     progress: Progress,
 ) -> Result:
-    """Read an SSE stream into a Result, calling ``on_delta`` as text arrives."""
-    acc = Accumulator(kind, prompt_len=prompt_len)
+    """Read an SSE stream into a Result, calling ``on_delta`` as text arrives.
+
+    A chat or completion stream ends with ``[DONE]``; a Responses stream with its
+    terminal event (``response.completed``, ``.incomplete`` or ``.failed``), and
+    may send no ``[DONE]``.
+    """
+    acc: Accumulator | ResponsesAccumulator = (
+        ResponsesAccumulator() if kind == "response"
+        else Accumulator(kind, prompt_len=prompt_len))
     decoder = SSEDecoder()
     ttft: float | None = None
     done = False
@@ -234,19 +247,28 @@ async def _read_stream(
                 if isinstance(data, dict) and isinstance(data.get("timings"), dict):
                     engine_timings = data["timings"]
                 try:
-                    deltas = acc.add(data)
+                    deltas = (acc.add(data, ev.event) if isinstance(acc, ResponsesAccumulator)
+                              else acc.add(data))
                 except MalformedResponseError as e:
                     raise abort(f"{url}: {e}", MalformedStreamError) from None
+                except APIError as e:  # a failed response, or an `error` event by its type
+                    raise abort(f"{url}: {e}") from None
                 if deltas and ttft is None:
                     ttft = time.monotonic() - t0
                 if on_delta:
                     for idx, text in deltas:
                         on_delta(idx, text)
+                if kind == "response" and acc.finished:
+                    done = True
+                    break
             if done:
                 break
     except (APITimeoutError, APIConnectionError) as e:
         progress.connection_lost = not isinstance(e, APITimeoutError)
         raise abort(f"{url}: stream interrupted after {acc.chunks} chunks: {e}") from None
+    if kind == "response" and not acc.finished:
+        raise abort(f"{url}: stream ended after {acc.chunks} events without "
+                    "response.completed (or .incomplete / .failed)")
     if not done and not acc.finished:
         raise abort(f"{url}: stream ended after {acc.chunks} chunks without [DONE]")
     result = acc.result()

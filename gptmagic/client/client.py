@@ -1,9 +1,9 @@
-"""The async OpenAI-compatible client: chat, completions, streaming, retries.
+"""The async OpenAI-compatible client: chat, completions, Responses, streaming, retries.
 
 One :class:`Client` owns one connection pool and talks to any provider
 (a per-call ``provider=``, or a ``"profile:model"`` name, picks another than
 the client's own: :func:`~gptmagic.client.config.resolve`). Every standard parameter of
-``/chat/completions`` and ``/completions`` is accepted as a keyword and sent
+``/chat/completions``, ``/completions`` and ``/responses`` is accepted as a keyword and sent
 as is; unknown keywords are passed through, ``None`` means "not set".
 This module holds the program's only retry loop (policy:
 :mod:`gptmagic.core.retry`); one logical request is a
@@ -44,6 +44,7 @@ from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
 from gptmagic.core.headers import Headers
+from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -84,6 +85,25 @@ def _messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(dict(m))
     if not out:
         raise RequestError("messages is empty: give at least one message", param="messages")
+    return out
+
+
+def _input(value: str | Sequence[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A Responses ``input``: text, or a list of items (chat messages are items too)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Sequence):
+        raise RequestError(f"input must be a string or a list of items, not "
+                           f"{type(value).__name__}", param="input")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not ("role" in item or "type" in item):
+            raise RequestError(
+                f"input[{i}] must be a dict with a 'role' (a message, as in chat) or a "
+                f"'type' (another input item), got {type(item).__name__}", param="input")
+        out.append(dict(item))
+    if not out:
+        raise RequestError("input is empty: give a string or at least one item", param="input")
     return out
 
 
@@ -194,6 +214,68 @@ class Client:
             "completion", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout),
             prompt_len=prompt_len))
+
+    async def respond(
+        self,
+        input: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+        timeouts: Timeouts | None = None,
+        timeout: float | None = None,
+        on_retry: RetryCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
+
+        ``input`` is text or a list of input items (chat-style ``{"role",
+        "content"}`` dicts are items). Every other ``CreateResponse`` field is a
+        keyword sent as is (``instructions``, ``reasoning={"effort", "summary"}``,
+        ``max_output_tokens``, ``include=["message.output_text.logprobs"]``,
+        ``previous_response_id``, ``store``, ``prompt_cache_key``, ``tools``...);
+        ``None`` means "not set". Retries, deadline (``timeout``) and errors are
+        :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text.
+        """
+        prov, model = resolve(provider, model, default=self.provider)
+        body: dict[str, Any] = {"model": model, "input": _input(input)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        return await self._call(Request(
+            "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
+            on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
+
+    async def input_tokens(
+        self,
+        input: str | Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        provider: str | Provider | None = None,
+        **params: Any,
+    ) -> int:
+        """``POST /responses/input_tokens``: the provider's exact count of a prompt's tokens.
+
+        Takes :meth:`respond`'s ``input`` and fields (``instructions``,
+        ``tools``, ``reasoning``...), so the count is what that call's
+        ``usage.prompt_tokens`` will say, chat overhead and all. One request,
+        not retried (as :meth:`models`); offline estimates are
+        :meth:`count_tokens`.
+        """
+        prov, model = resolve(provider, model, default=self.provider)
+        body: dict[str, Any] = {"model": model, "input": _input(input)}
+        body.update({k: v for k, v in params.items() if v is not None})
+        url, query = prov.endpoint("responses/input_tokens", model,
+                                   (await self._base_url(prov))[0])
+        data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError(f"{url}: expected a JSON object with 'input_tokens'")
+        try:
+            n = token_count(data.get("input_tokens"), "input_tokens")
+        except MalformedResponseError as e:
+            raise MalformedResponseError(f"{url}: {e}") from None
+        if n is None:
+            raise MalformedResponseError(f"{url}: the answer has no 'input_tokens'")
+        return n
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""

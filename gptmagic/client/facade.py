@@ -1,4 +1,5 @@
-"""The convenience API: ``gptmagic.chat()`` / ``complete()`` / ``count_tokens()`` and async forms.
+"""The convenience API: ``gptmagic.chat()`` / ``complete()`` / ``respond()`` /
+``count_tokens()`` and their async forms.
 
 All calls share one :class:`~gptmagic.client.client.Client` (one connection
 pool) living on the portal loop, so the same code works in a script, in a
@@ -28,8 +29,9 @@ from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.types import Result
 from gptmagic.state import current
 
-__all__ = ["achat", "acomplete", "acount_tokens", "chat", "complete", "count_tokens",
-           "count_with", "engine_tokens", "fit_messages", "get_client", "shutdown"]
+__all__ = ["achat", "acomplete", "acount_tokens", "arespond", "chat", "complete",
+           "count_tokens", "count_with", "engine_tokens", "fit_messages", "get_client",
+           "respond", "shutdown"]
 
 def get_client() -> Client:
     """The shared client (created on first use; closed at exit)."""
@@ -59,6 +61,11 @@ def complete(prompt: str | list[Any], **kwargs: Any) -> Result:
     return get_portal().run(_ready(kwargs).complete(prompt, **kwargs))
 
 
+def respond(input: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
+    """Send a Responses API request and wait for the result (see :meth:`Client.respond`)."""
+    return get_portal().run(_ready(kwargs).respond(input, **kwargs))
+
+
 async def achat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
     """Async :func:`chat`, awaitable from any event loop."""
     return await get_portal().arun(_ready(kwargs).chat(messages, **kwargs))
@@ -67,6 +74,11 @@ async def achat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Resu
 async def acomplete(prompt: str | list[Any], **kwargs: Any) -> Result:
     """Async :func:`complete`, awaitable from any event loop."""
     return await get_portal().arun(_ready(kwargs).complete(prompt, **kwargs))
+
+
+async def arespond(input: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
+    """Async :func:`respond`, awaitable from any event loop."""
+    return await get_portal().arun(_ready(kwargs).respond(input, **kwargs))
 
 
 def count_tokens(

@@ -11,7 +11,8 @@ What is a proof:
 
 - ``usage.completion_tokens`` below a lower bound on the tokens received.
   Per choice: its logprob entries (one per token) when it has them; else
-  ``max_tokens`` when it ended with ``finish_reason == "length"`` (the one
+  ``max_tokens`` (a Response's ``max_output_tokens``) when it ended with
+  ``finish_reason == "length"`` (the one
   case where a server reports fewer is a reply cut by the context window,
   which OpenAI and vLLM refuse up front); else 1 if it holds any text;
 - ``best_of`` larger than the choices returned: every candidate not returned
@@ -73,8 +74,8 @@ def _least_tokens(choices: list[Choice], max_tokens: int | None,
 def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]:
     """Sentences saying what ``result`` shows its server did not do of ``body``.
 
-    ``kind`` is ``"chat"`` or ``"completion"``; ``body`` is the request as sent.
-    Empty when nothing can be shown (or nothing is wrong).
+    ``kind`` is ``"chat"``, ``"completion"`` or ``"response"``; ``body`` is the
+    request as sent. Empty when nothing can be shown (or nothing is wrong).
     """
     out: list[str] = []
     choices = result.choices
@@ -90,7 +91,10 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
     usage = result.usage
     if usage is None or not choices:
         return out
-    max_tokens = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens"))
+    # A Response's limit is max_output_tokens, and its output_tokens include the
+    # reasoning tokens that limit counts, so "length" proves as much there too.
+    max_tokens = (_int(body.get("max_output_tokens")) if kind == "response" else
+                  _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens")))
     # Echoed prompt tokens are told apart by offset only for a text prompt.
     least, basis = _least_tokens(choices, max_tokens,
                                  count_logprobs=not echo or isinstance(prompt, str))

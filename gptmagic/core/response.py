@@ -31,7 +31,7 @@ from gptmagic.core.types import Choice, Result, TokenLogprob, Usage
 from gptmagic.errors import MalformedResponseError
 
 __all__ = ["Accumulator", "MAX_TOKENS", "fold_tool_call", "loads", "parse_response",
-           "usage_from_wire"]
+           "require_object", "token_count", "usage_details", "usage_from_wire"]
 
 #: The largest token count a usage field may report. Context windows are at
 #: most a few million tokens; a billion is no real call, and pricing it would
@@ -57,7 +57,7 @@ def loads(raw: bytes | str) -> Any:
     return json.loads(raw, parse_constant=_constant, parse_float=_finite)
 
 
-def _count(value: Any, where: str) -> int | None:
+def token_count(value: Any, where: str) -> int | None:
     """A token count checked: None if absent, else a whole number in 0..MAX_TOKENS."""
     if value is None:
         return None
@@ -70,7 +70,8 @@ def _count(value: Any, where: str) -> int | None:
     return int(value)
 
 
-def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
+def usage_details(usage: dict[str, Any], key: str) -> dict[str, Any]:
+    """``usage[key]`` (a details object) checked; ``{}`` if absent."""
     d = usage.get(key)
     if d is None:
         return {}
@@ -85,12 +86,12 @@ def usage_from_wire(raw: Any) -> Usage | None:
         return None
     if not isinstance(raw, dict):
         raise MalformedResponseError(f"usage is {type(raw).__name__}, not an object")
-    prompt = _count(raw.get("prompt_tokens"), "usage.prompt_tokens") or 0
-    completion = _count(raw.get("completion_tokens"), "usage.completion_tokens") or 0
-    total = _count(raw.get("total_tokens"), "usage.total_tokens")
-    cached = _count(_details(raw, "prompt_tokens_details").get("cached_tokens"),
+    prompt = token_count(raw.get("prompt_tokens"), "usage.prompt_tokens") or 0
+    completion = token_count(raw.get("completion_tokens"), "usage.completion_tokens") or 0
+    total = token_count(raw.get("total_tokens"), "usage.total_tokens")
+    cached = token_count(usage_details(raw, "prompt_tokens_details").get("cached_tokens"),
                     "usage.prompt_tokens_details.cached_tokens")
-    reasoning = _count(_details(raw, "completion_tokens_details").get("reasoning_tokens"),
+    reasoning = token_count(usage_details(raw, "completion_tokens_details").get("reasoning_tokens"),
                        "usage.completion_tokens_details.reasoning_tokens")
     return Usage(prompt_tokens=prompt, completion_tokens=completion,
                  total_tokens=total or prompt + completion, cached_tokens=cached,
@@ -108,7 +109,8 @@ def _created(value: Any) -> int | None:
     # Metadata only: a server's odd timestamp is dropped, not a failed call.
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-def _require_dict(body: Any, what: str) -> dict[str, Any]:
+def require_object(body: Any, what: str) -> dict[str, Any]:
+    """``body`` if it is a JSON object, else a MalformedResponseError naming ``what``."""
     if not isinstance(body, dict):
         raise MalformedResponseError(f"{what}: expected a JSON object, got {type(body).__name__}")
     return body
@@ -120,7 +122,7 @@ def _finish(v: Any) -> str | None:
 
 def parse_response(kind: str, body: Any, *, prompt_len: int | None = None) -> Result:
     """A whole chat (``kind="chat"``) or completion (``"completion"``) response."""
-    body = _require_dict(body, f"{kind} response")
+    body = require_object(body, f"{kind} response")
     choices_raw = body.get("choices")
     if not isinstance(choices_raw, list):
         raise MalformedResponseError(f"{kind} response has no 'choices' list")
@@ -129,7 +131,7 @@ def parse_response(kind: str, body: Any, *, prompt_len: int | None = None) -> Re
     choices: list[Choice] = []
     seen: set[int] = set()
     for pos, c in enumerate(choices_raw):
-        c = _require_dict(c, f"{kind} response choices[{pos}]")
+        c = require_object(c, f"{kind} response choices[{pos}]")
         index = _index(c.get("index", pos), f"choices[{pos}].index")
         if index in seen:
             raise MalformedResponseError(
@@ -238,7 +240,7 @@ class Accumulator:
         self.chunks = 0
 
     def add(self, chunk: Any) -> list[tuple[int, str]]:
-        chunk = _require_dict(chunk, "stream chunk")
+        chunk = require_object(chunk, "stream chunk")
         self.chunks += 1
         for key in ("id", "model", "created", "system_fingerprint"):
             if chunk.get(key) is not None and key not in self._meta:
@@ -253,7 +255,7 @@ class Accumulator:
         deltas: list[tuple[int, str]] = []
         here: set[int] = set()
         for pos, c in enumerate(choices):
-            c = _require_dict(c, f"stream chunk choices[{pos}]")
+            c = require_object(c, f"stream chunk choices[{pos}]")
             idx = _index(c.get("index", pos), f"stream chunk choices[{pos}].index")
             if idx in here:
                 raise MalformedResponseError(
