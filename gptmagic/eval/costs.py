@@ -12,10 +12,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from gptmagic.core.types import Usage
-
 if TYPE_CHECKING:
     from gptmagic.catalog.pricing import PriceMemo
+    from gptmagic.core.types import Usage
 
 __all__ = ["PARTS", "cost_parts"]
 
@@ -25,22 +24,14 @@ PARTS = ("reasoning", "cached_input", "cache_write")
 
 def cost_parts(usage: Usage | None, model: str, *, provider: str, requested: str,
                memo: PriceMemo) -> tuple[Decimal | None, dict[str, Decimal | None]]:
-    """The total cost of a call with ``usage`` and its parts (see :data:`PARTS`)."""
+    """The total cost of a call with ``usage`` and its parts (see :data:`PARTS`), from
+    the price's own breakdown (:class:`~gptmagic.catalog.pricing.CostBreakdown`)."""
     from gptmagic.catalog.pricing import cost_of
 
-    def price(u: Usage) -> tuple[Decimal | None, Decimal | None]:
-        c = cost_of(u, model, provider=provider, requested=requested, memo=memo)
-        return c.input, c.output
-
-    total = cost_of(usage, model, provider=provider, requested=requested, memo=memo).total
-    parts: dict[str, Decimal | None] = dict.fromkeys(PARTS)
-    if usage is None:
-        return total, parts
-    if usage.reasoning_tokens is not None:
-        r = usage.reasoning_tokens
-        parts["reasoning"] = price(Usage(0, r, r))[1]  # at the output rate
-    if usage.cached_tokens is not None:
-        c = usage.cached_tokens
-        parts["cached_input"] = price(Usage(c, 0, c, cached_tokens=c))[0]  # at the cached rate
-    # TODO(lifecycle): cache writes at their rate, from the price breakdown.
-    return total, parts
+    cost = cost_of(usage, model, provider=provider, requested=requested, memo=memo)
+    reported = {"reasoning": None if usage is None else usage.reasoning_tokens,
+                "cached_input": None if usage is None else usage.cached_tokens,
+                "cache_write": None if usage is None else usage.cache_write_tokens}
+    b = cost.breakdown
+    return cost.total, {part: None if b is None or reported[part] is None
+                        else getattr(b, part) for part in PARTS}
