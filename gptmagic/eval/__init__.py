@@ -1,7 +1,9 @@
 """Evaluation: prompts × models × parameters over a table of cases.
 
 Owns the runner (:mod:`.runner`: budget, claims, the run), the calls of a run
-(:mod:`.jobs`: cases and the grid), the rate limits (:mod:`.limits`), the SQLite
+(:mod:`.jobs`: cases and the grid; :mod:`.apis`: which API each goes to and its
+request there), what each cost and its parts (:mod:`.costs`), the rate limits
+(:mod:`.limits`), the SQLite
 store of calls and results (:mod:`.store`, its rows in :mod:`.rows`), the results
 table and its plots
 (:mod:`.results`) and scoring (:mod:`.scoring`, :mod:`.scorers_text`,
