@@ -9,7 +9,9 @@ import json
 import math
 import re
 
+import pandas as pd
 import pytest
+from fakeresponses import EFFORT_TOKENS
 from fakeserver import Behaviour
 from openapi_schema import validate
 
@@ -22,8 +24,8 @@ from gptmagic.eval.rows import result_from_dict, result_to_dict, row_result
 from gptmagic.eval.runner import estimate_run, evaluate
 
 CASES = [{"q": "two plus two"}, {"q": "capital of France"}, {"q": "colour of the sky"}]
-#: Hidden reasoning the fake "model" does per effort level (added to its usage below).
-THINKS = {"low": 3, "high": 40}
+#: The fake's Responses API reasons when the model is a reasoning model's name.
+THINKER = "gpt-5-mini"
 
 
 @pytest.fixture
@@ -42,25 +44,23 @@ def api_of(request) -> str:
     return "responses" if request.path.endswith("/responses") else "chat"
 
 
-def thinking(fake):
-    """A Behaviour whose usage reports reasoning, cached and cache-written tokens, as a
-    reasoning model with a prompt cache would: reasoning by the request's effort (runs
-    with concurrency=1, so the last request is the one being answered)."""
+def effort_of(request) -> str:
+    body = request.json
+    return body.get("reasoning_effort") or body["reasoning"]["effort"]
+
+
+def thinking_chat(fake):
+    """Chat replies whose usage reports reasoning by the request's ``reasoning_effort``, as
+    the fake's Responses API does for a reasoning model (its chat does not reason). Runs
+    with concurrency=1: the last request is the one being answered."""
 
     def mangle(reply: dict) -> dict:
-        body = fake.requests[-1].json
-        effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort")
-        think = THINKS.get(effort, 0)
-        u = reply["usage"]
-        if "input_tokens" in u:  # Responses
-            u["output_tokens"] += think
-            u["output_tokens_details"]["reasoning_tokens"] = think
-            u["input_tokens_details"].update(cached_tokens=2, cache_write_tokens=1)
-        else:
+        u = reply.get("usage") or {}
+        if "completion_tokens" in u:
+            think = EFFORT_TOKENS[fake.requests[-1].json.get("reasoning_effort", "none")]
             u["completion_tokens"] += think
+            u["total_tokens"] += think
             u["completion_tokens_details"]["reasoning_tokens"] = think
-            u["prompt_tokens_details"]["cached_tokens"] = 2
-        u["total_tokens"] += think
         return reply
 
     return Behaviour(mangle=mangle)
@@ -102,56 +102,66 @@ def test_the_api_per_model_and_the_default_chat(fake):
 
 def test_a_grid_over_reasoning_effort_is_one_variant_per_level_on_both_apis(fake):
     gptmagic.set_price("m1", input_per_mtok="1000000", output_per_mtok="2000000")
-    gptmagic.set_price("m2", input_per_mtok="1000000", output_per_mtok="2000000",
+    gptmagic.set_price(THINKER, input_per_mtok="1000000", output_per_mtok="2000000",
                        cached_input_per_mtok="500000", cache_write_per_mtok="1250000")
-    fake.set_default(thinking(fake))
-    res = run(models=["fake:m1", "fake:m2"], api={"fake:m2": "responses"},
-              grid={"reasoning_effort": ["low", "high"]}, concurrency=1)
-    bodies = {(r.json["model"], api_of(r)): r.json for r in fake.requests}
-    assert bodies["m1", "chat"]["reasoning_effort"] in THINKS
-    assert "reasoning" not in bodies["m1", "chat"]
-    assert bodies["m2", "responses"]["reasoning"]["effort"] in THINKS
-    assert "reasoning_effort" not in bodies["m2", "responses"]
-    assert sorted((r.json["model"], r.json.get("reasoning_effort")
-                   or r.json["reasoning"]["effort"]) for r in fake.requests) == sorted(
-        (m, e) for m in ("m1", "m2") for e in THINKS for _ in CASES)
+    fake.set_default(thinking_chat(fake))
+    res = run(models=["fake:m1", f"fake:{THINKER}"], api={f"fake:{THINKER}": "responses"},
+              grid={"reasoning_effort": ["low", "high"]}, params={"prompt_cache_key": "k"},
+              concurrency=1)
+    sent = sorted((r.json["model"], api_of(r), effort_of(r)) for r in fake.requests)
+    assert sent == sorted((m, api, e) for m, api in (("m1", "chat"), (THINKER, "responses"))
+                          for e in ("low", "high") for _ in CASES)
+    for r in fake.requests:  # each API's own name for it, and only that
+        assert ("reasoning" in r.json) == (api_of(r) == "responses")
+        assert ("reasoning_effort" in r.json) == (api_of(r) == "chat")
+
+    df = res.df
+    assert (df["reasoning_tokens"] == df["reasoning_effort"].map(EFFORT_TOKENS)).all()
+    assert (df["reasoning_cost"] == df["reasoning_tokens"] * 2).all()  # the output rate
+    thinker = df[df["model"] == THINKER]
+    # The first call with the cache key wrote its prompt; every later one read its own.
+    assert list(thinker["cache_write_tokens"]) == [3] + [0] * 5
+    assert list(thinker["cached_tokens"]) == [0, 3, 3, 3, 4, 4]  # prompts of 3, 3 and 4 words
+    assert (thinker["cached_input_cost"] == thinker["cached_tokens"] * 0.5).all()
+    assert (thinker["cache_write_cost"] == thinker["cache_write_tokens"] * 1.25).all()
+    assert df.loc[df["model"] == "m1", "cache_write_tokens"].isna().all()  # chat: not reported
 
     s = res.summary().set_index(["model", "reasoning_effort"])
     assert len(s) == 4 and (s["calls"] == 3).all()
-    for (model, effort), row in s.iterrows():
-        assert row["reasoning_tokens"] == 3 * THINKS[effort]
-        # Reasoning is output: at m's output rate of $2 a token.
-        assert row["reasoning_cost"] == 3 * THINKS[effort] * 2
-        assert row["cached_tokens"] == 6
-        assert row["cached_input_cost"] == (6 * 0.5 if model == "m2" else 6 * 1)
-    assert s.loc[("m2", "low"), "cache_write_tokens"] == 3
-    assert s.loc[("m2", "low"), "cache_write_cost"] == 3 * 1.25
-    # Chat reports no cache writes: unknown, not zero.
-    assert math.isnan(s.loc[("m1", "low"), "cache_write_tokens"])
-    df = res.df.set_index(["model", "reasoning_effort", "row"])
-    one = df.loc[("m2", "high", 0)]
-    assert one["reasoning_tokens"] == 40 and one["cost"] > one["reasoning_cost"] > 0
+    sums = df.groupby(["model", "reasoning_effort"])[
+        ["reasoning_tokens", "reasoning_cost", "cached_tokens", "cached_input_cost",
+         "cache_write_tokens", "cache_write_cost"]].sum(min_count=1)
+    for col in sums:
+        pd.testing.assert_series_equal(s[col].sort_index(), sums[col].sort_index(),
+                                       check_dtype=False)
+    assert s.loc[(THINKER, "high"), "reasoning_tokens"] == 3 * EFFORT_TOKENS["high"]
+    assert s.loc[(THINKER, "low"), "cache_write_cost"] == 3 * 1.25
+    assert math.isnan(s.loc[("m1", "low"), "cache_write_cost"])
+    # More effort, more money: the table to weigh it against the scores.
+    assert s.loc[(THINKER, "high"), "total_cost"] > s.loc[(THINKER, "low"), "total_cost"]
 
 
 def test_cache_reuses_within_an_api_and_never_across(fake):
-    fake.set_default(thinking(fake))
-    chat = run(concurrency=1)
-    run(concurrency=1)
+    same = {"models": [f"fake:{THINKER}"], "params": {"prompt_cache_key": "k"},
+            "concurrency": 1}
+    chat = run(**same)
+    run(**same)
     assert len(fake.requests) == 3  # the second run came from the cache
-    first = run(api="responses", concurrency=1)
+    first = run(api="responses", **same)  # the same calls, but to the other API
     assert len(fake.requests) == 6 and not first.df["cached"].any()
     assert [api_of(r) for r in fake.requests[3:]] == ["responses"] * 3
-    again = run(api="responses", concurrency=1)
+    again = run(api="responses", **same)
     assert len(fake.requests) == 6 and again.df["cached"].all()
     cols = ["output", "prompt_tokens", "completion_tokens", "cached_tokens",
             "cache_write_tokens", "reasoning_tokens", "finish_reason", "api"]
     assert again.df[cols].equals(first.df[cols])
-    assert (again.df["cache_write_tokens"] == 1).all()
+    assert list(again.df["cache_write_tokens"]) == [3, 0, 0]
+    assert (again.df["reasoning_tokens"] == EFFORT_TOKENS["medium"]).all()
     assert chat.df["cache_write_tokens"].isna().all()
     # The chat results are still there, and still chat's.
-    third = run(concurrency=1)
+    third = run(**same)
     assert len(fake.requests) == 6 and (third.df["api"] == "chat").all()
-    assert third.df["cached"].all()
+    assert third.df["cached"].all() and third.df["output"].equals(chat.df["output"])
 
 
 def test_a_grid_over_the_api_compares_chat_and_responses(fake):
@@ -166,15 +176,16 @@ def test_a_grid_over_the_api_compares_chat_and_responses(fake):
 
 
 def test_a_stored_response_comes_back_equal(fake):
-    fake.set_default(thinking(fake))
-    r = gptmagic.respond([{"role": "user", "content": "hello there"}], model="fake:m",
-                         reasoning={"effort": "high"})
-    assert r.kind == "response" and r.usage.reasoning_tokens == 40
-    assert r.usage.cache_write_tokens == 1 and r.status == "completed"
+    r = gptmagic.respond([{"role": "user", "content": "hello there"}],
+                         model=f"fake:{THINKER}", reasoning={"effort": "high", "summary": "auto"},
+                         include=["message.output_text.logprobs"], top_logprobs=2,
+                         prompt_cache_key="k")
+    assert r.kind == "response" and r.usage.reasoning_tokens == EFFORT_TOKENS["high"]
+    assert r.usage.cache_write_tokens == 2 and r.status == "completed" and r.reasoning
+    assert r.logprobs and r.logprobs[0].top
     kept = Result(**{f: getattr(r, f) for f in Result.__slots__})
     kept.raw = kept.rate_limits = None  # not stored: the body, and headers of the moment
     kept.timings = Timings(r.timings.total, r.timings.ttft, r.timings.attempts)
-    kept.reasoning = "Thought about it."  # a reasoning summary, as a reasoning model sends
     back = result_from_dict(json.loads(json.dumps(result_to_dict(kept))))
     assert back == kept
     # A row of the format before the Responses API still reads.
@@ -270,11 +281,19 @@ def test_a_profiles_api_setting_is_the_default(fake):
 
 
 def test_cost_parts_are_unknown_not_zero_without_a_price(fake):
-    fake.set_default(thinking(fake))
-    res = run(api="responses", grid={"reasoning_effort": ["high"]}, models=["fake:mystery"],
-              concurrency=1)
+    res = run(api="responses", grid={"reasoning_effort": ["high"]},
+              models=["fake:gpt-5-unpriced-fake"], params={"prompt_cache_key": "k"})
     df = res.df
-    assert (df["reasoning_tokens"] == 40).all() and df["cost"].isna().all()
-    assert df["reasoning_cost"].isna().all() and df["cached_input_cost"].isna().all()
+    assert (df["reasoning_tokens"] == EFFORT_TOKENS["high"]).all() and df["cost"].isna().all()
+    for part in ("reasoning_cost", "cached_input_cost", "cache_write_cost"):
+        assert df[part].isna().all(), part
     s = res.summary()
-    assert s.loc[0, "reasoning_tokens"] == 120 and math.isnan(s.loc[0, "reasoning_cost"])
+    assert s.loc[0, "reasoning_tokens"] == 3 * EFFORT_TOKENS["high"]
+    assert math.isnan(s.loc[0, "reasoning_cost"]) and math.isnan(s.loc[0, "total_cost"])
+    # A price without a cache-write rate: the writes, and so the total, stay unknown.
+    gptmagic.set_price("gpt-5-nano", input_per_mtok="1", output_per_mtok="2")
+    res = run(api="responses", models=["fake:gpt-5-nano"], params={"prompt_cache_key": "k2"},
+              concurrency=1)
+    first, later = res.df.iloc[0], res.df.iloc[1]
+    assert first["cache_write_tokens"] == 3 and math.isnan(first["cache_write_cost"])
+    assert math.isnan(first["cost"]) and later["cost"] > 0 and later["cache_write_cost"] == 0
