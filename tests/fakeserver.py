@@ -11,9 +11,10 @@ daemon thread with its own event loop so sync and async tests can share it::
 
 Each request takes the next planned `Behaviour`, else a chaos pick (when
 `set_chaos` is on), else the default. Replies are deterministic: the reply text
-is ``"echo: " + last user message`` (chat) or ``" echo: " + prompt``
-(completions), tokens are whitespace-separated words (each keeping its leading
-whitespace, so tokens concatenate to the text), and logprobs are
+is ``"echo: " + last user message`` (chat, and the Responses API of
+:mod:`fakeresponses`) or ``" echo: " + prompt`` (completions), tokens are
+whitespace-separated words (each keeping its leading whitespace, so tokens
+concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
 """
 
@@ -46,7 +47,8 @@ _ERROR_TYPES = {
     429: ("requests", "rate_limit_exceeded"),
 }
 _TOKEN = re.compile(r"\s*\S+")  # a word-token keeps its leading whitespace
-_ROUTES = {"chat/completions": "messages", "completions": "prompt", "models": ""}
+_ROUTES = {"chat/completions": "messages", "completions": "prompt", "models": "",
+           "responses": "model", "responses/input_tokens": ""}
 _MODELS = {"object": "list",
            "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]}
 
@@ -70,6 +72,7 @@ class Behaviour:
     # object, or the raw JSON text (for numbers json.dumps cannot write, like 1e400).
     mangle: Callable[[dict], dict | str] | None = None
     endless: bool = False  # streaming: after the reply's text, more text forever (no finish)
+    failed: str | None = None  # Responses API: the response fails with this message
 
 
 @dataclass
@@ -222,6 +225,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
         self._listener: asyncio.Server | None = None
+        self._memory: Any = None  # the Responses API's stored responses and cache keys
 
     def __repr__(self) -> str:
         return f"<FakeServer {self.url if self.port else 'stopped'}>"
@@ -343,6 +347,8 @@ class FakeServer:
             self._count = 0
             self.max_in_flight = 0
             self._default = Behaviour()
+        if self._memory is not None:
+            self._memory.clear()
 
     def _pick(self, stream: bool) -> tuple[Behaviour, str | None]:
         with self._lock:
@@ -422,6 +428,8 @@ class FakeServer:
             return await send(404, _error(404, f"Invalid URL ({method} {request.path})"))
         if not isinstance(data, dict):
             return await send(400, _error(400, "We could not parse the JSON body of your request."))
+        if kind.startswith("responses"):
+            return await self._responses(request, kind, data, b, n, send, headers)
         if _ROUTES[kind] not in data:
             field_ = _ROUTES[kind]
             return await send(400, _error(400, f"Missing required parameter: '{field_}'.", field_))
@@ -442,6 +450,39 @@ class FakeServer:
                              "code": None}}
             events = [*events[: first_content + 1], json.dumps(err)]
         return await self._stream(request, headers, events, b)
+
+    async def _responses(self, request: web.BaseRequest, kind: str, data: dict, b: Behaviour,
+                         n: int, send: Callable[..., Any],
+                         headers: dict[str, str]) -> web.StreamResponse:
+        """``/responses`` and ``/responses/input_tokens`` (:mod:`fakeresponses`)."""
+        import fakeresponses as fr  # it imports this module's helpers
+
+        if self._memory is None:
+            self._memory = fr.Memory()
+        if _ROUTES[kind] and _ROUTES[kind] not in data:
+            field_ = _ROUTES[kind]
+            return await send(400, _error(400, f"Missing required parameter: '{field_}'.", field_))
+        try:
+            if kind == "responses/input_tokens":
+                count = fr.count_input(data, self._memory)
+                reply: Any = {"object": "response.input_tokens", "input_tokens": count}
+                return await send(200, reply if b.mangle is None else b.mangle(reply))
+            reply, events, first = fr.build(data, b.text, n, self._memory, b.failed)
+        except fr.Refused as e:
+            return await send(400, _error(400, str(e), e.param))
+        if b.mangle is not None:
+            reply = b.mangle(reply)
+            events = [(name, _mangled(b.mangle, e)) for name, e in events]
+        if b.endless:
+            events = events[:first + 1]
+        if not (data.get("stream") or b.malformed == "sse"):
+            return await send(200, reply)
+        sent: list[str | tuple[str, str]] = list(events)
+        if b.malformed == "sse":
+            sent.insert(1, "this is not json {")
+        if b.error_event:
+            sent = [*events[: first + 1], fr.error_event(events[: first + 1])]
+        return await self._stream(request, headers, sent, b)
 
     async def _write(self, resp: web.StreamResponse, data: bytes, trickle: bool) -> None:
         if not trickle:
@@ -467,8 +508,11 @@ class FakeServer:
         await self._write(resp, body, True)
         return resp
 
-    async def _stream(self, request: web.BaseRequest, headers: dict[str, str], events: list[str],
+    async def _stream(self, request: web.BaseRequest, headers: dict[str, str],
+                      events: list[str] | list[str | tuple[str, str]],
                       b: Behaviour) -> web.StreamResponse:
+        """Send SSE events: a string is a ``data:`` line; ``(name, data)`` adds an ``event:``
+        line (the Responses API's)."""
         resp = web.StreamResponse(status=200, headers={
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
             **headers})
@@ -477,15 +521,26 @@ class FakeServer:
         cut = b.stream_cut_after
         if cut is not None and events and events[-1] == "[DONE]":
             cut = min(cut, len(events) - 1)
+        def frame(event: str | tuple[str, str]) -> bytes:
+            if isinstance(event, tuple):
+                return f"event: {event[0]}{eol}data: {event[1]}{eol}{eol}".encode()
+            return f"data: {event}{eol}{eol}".encode()
+
         for k, event in enumerate(events):
             if k == cut:
                 break
             if k and b.stream_delay:
                 await asyncio.sleep(b.stream_delay)
-            await self._write(resp, f"data: {event}{eol}{eol}".encode(), b.trickle)
+            await self._write(resp, frame(event), b.trickle)
+        last, k = events[-1], len(events)
         while b.endless:  # ends when the client disconnects (a ConnectionError)
             await asyncio.sleep(b.stream_delay or 0.01)
-            await self._write(resp, f"data: {events[-1]}{eol}{eol}".encode(), b.trickle)
+            if isinstance(last, tuple):  # the Responses API numbers its events
+                import fakeresponses
+
+                last = fakeresponses.renumbered(last, k)
+                k += 1
+            await self._write(resp, frame(last), b.trickle)
         if cut is not None and request.transport is not None:
             request.transport.abort()  # no terminating chunk, no [DONE]
         return resp

@@ -194,6 +194,9 @@ class ResponsesAccumulator:
         self._meta: dict[str, Any] = {}
         self._usage: Usage | None = None
         self._raw: dict[str, Any] | None = None
+        #: Output index of each item id the events named: the final Response's items
+        #: are matched to what streamed by id, whatever order it lists them in.
+        self._ids: dict[str, int] = {}
 
     # -- events ---------------------------------------------------------------------------
 
@@ -221,6 +224,10 @@ class ResponsesAccumulator:
             return self._response(require_object(event.get("response"), f"{where}.response"),
                                   where, terminal=kind in TERMINAL_EVENTS)
         o = _index(event.get("output_index"), f"{where}.output_index")
+        item = event.get("item")
+        item_id = event.get("item_id", item.get("id") if isinstance(item, dict) else None)
+        if isinstance(item_id, str) and item_id:
+            self._ids.setdefault(item_id, o)
         if kind == "response.output_text.delta":
             part = self._part(self._text, (o, _index(event.get("content_index"),
                                                      f"{where}.content_index")), where)
@@ -258,7 +265,7 @@ class ResponsesAccumulator:
             if isinstance(event.get("name"), str):
                 call["function"]["name"] = event["name"]
         elif kind in ("response.output_item.added", "response.output_item.done"):
-            item = require_object(event.get("item"), f"{where}.item")
+            item = require_object(item, f"{where}.item")
             return self._item(o, item, f"{where}.item", done=kind.endswith(".done"))
         # Other events (content_part.*, annotations, built-in tools' progress) carry
         # nothing a Result holds, or repeat what the events above already gave.
@@ -354,8 +361,9 @@ class ResponsesAccumulator:
             raise MalformedResponseError(f"{where}.output is not a list")
         out: list[tuple[int, str]] = []
         for o, item in enumerate(output):
-            out += self._item(o, require_object(item, f"{where}.output[{o}]"),
-                              f"{where}.output[{o}]", done=True)
+            item = require_object(item, f"{where}.output[{o}]")
+            at = self._ids.get(item["id"], o) if isinstance(item.get("id"), str) else o
+            out += self._item(at, item, f"{where}.output[{o}]", done=True)
         text = response.get("output_text")
         if isinstance(text, str) and text and not self._text:
             # A server that sends only the SDKs' convenience field.
