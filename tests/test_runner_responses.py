@@ -257,13 +257,15 @@ def test_chat_params_in_responses_terms(chat, responses):
 def test_eval_config_names_the_api(fake, tmp_path, capsys):
     (tmp_path / "cases.csv").write_text("q\nhello\nbye\n")
     cfg = tmp_path / "run.toml"
-    cfg.write_text('data = "cases.csv"\nprompt = "user: {q}"\nmodels = ["fake:m1", "fake:m2"]\n'
+    cfg.write_text('data = "cases.csv"\nprompt = "user: {q}"\n'
+                   f'models = ["fake:m1", "fake:{THINKER}"]\n'
                    'grid = { reasoning_effort = ["low", "high"] }\n'
-                   '[api]\n"fake:m2" = "responses"\n')
+                   f'[api]\n"fake:{THINKER}" = "responses"\n')
     assert cli_main(["eval", str(cfg)]) == 0
-    assert "8 calls, 0 from cache, 0 errors" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8 calls, 0 from cache, 0 errors" in out and "reasoning_tokens" in out
     assert sorted({(r.json["model"], api_of(r)) for r in fake.requests}) == [
-        ("m1", "chat"), ("m2", "responses")]
+        (THINKER, "responses"), ("m1", "chat")]
     cfg.write_text('data = "cases.csv"\nprompt = "user: {q}"\nmodels = ["fake:m1"]\n'
                    'api = "graphql"\n')
     assert cli_main(["eval", str(cfg)]) == 1

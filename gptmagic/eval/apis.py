@@ -19,7 +19,7 @@ from typing import Any
 from gptmagic.client.config import Provider
 from gptmagic.errors import RequestError
 
-__all__ = ["APIS", "call_body", "choose_api", "check_api", "response_params"]
+__all__ = ["APIS", "call_body", "check_api", "choose_api", "response_params"]
 
 #: The APIs a run can send to.
 APIS = ("chat", "responses")
