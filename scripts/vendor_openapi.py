@@ -28,7 +28,8 @@ ROOTS = [
     "Batch", "CreateBatchRequest", "OpenAIFile",
 ]
 # The operations the embedded server implements: schemathesis tests them from the spec.
-PATHS = {"/chat/completions": "post", "/completions": "post", "/models": "get"}
+PATHS = {"/chat/completions": "post", "/completions": "post", "/models": "get",
+         "/responses": "post", "/responses/input_tokens": "post"}
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "openai-openapi-schemas.json"
 
 

@@ -12,8 +12,9 @@ embedded server's (``paths`` of the vendored spec, see
 
 Generated bodies are *tamed* so a run is bounded: the model is the local one
 (any other name is a quick 404, which says nothing about the adapter), and
-token counts and choice counts are capped (and set when absent). Nothing
-else is changed.
+token counts and choice counts are capped (and set when absent). Responses
+bodies also lose keys their schema does not name and get an ``input`` when
+they have none (see :func:`tame`). Nothing else is changed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 from lazy import lazy
-from openapi_schema import SPEC_PATH, validate
+from openapi_schema import SPEC_PATH, load_spec, validate
 
 schemathesis = lazy("schemathesis")
 
@@ -33,16 +34,25 @@ schemathesis = lazy("schemathesis")
 #: (``GET /models`` takes no input, so it has no invalid requests).
 OPERATIONS = [("/chat/completions", "POST", False), ("/chat/completions", "POST", True),
               ("/completions", "POST", False), ("/completions", "POST", True),
+              ("/responses", "POST", False), ("/responses", "POST", True),
+              ("/responses/input_tokens", "POST", False),
+              ("/responses/input_tokens", "POST", True),
               ("/models", "GET", False)]
 
 #: The stream chunk schema per operation (the legacy endpoint streams its own shape).
 CHUNK_SCHEMA = {"/chat/completions": "CreateChatCompletionStreamResponse",
-                "/completions": "CreateCompletionResponse"}
+                "/completions": "CreateCompletionResponse", "/responses": "ResponseStreamEvent"}
 ANSWER_SCHEMA = {"/chat/completions": "CreateChatCompletionResponse",
-                 "/completions": "CreateCompletionResponse", "/models": "ListModelsResponse"}
+                 "/completions": "CreateCompletionResponse", "/models": "ListModelsResponse",
+                 "/responses": "Response", "/responses/input_tokens": "TokenCountsResource"}
 
 #: Caps that keep one request to a fraction of a second on the 135M model.
-CAPS = {"max_tokens": 4, "max_completion_tokens": 4, "n": 3, "best_of": 3}
+CAPS = {"max_tokens": 4, "max_completion_tokens": 4, "max_output_tokens": 4, "n": 3,
+        "best_of": 3}
+#: The request schema of the operations whose bodies :func:`tame` trims to named fields.
+REQUEST_SCHEMA = {"/responses": "CreateResponse", "/responses/input_tokens": "TokenCountsBody"}
+#: The Responses API's streams: named events, no ``[DONE]``; these types say it failed.
+_FAILED_EVENTS = {"error", "response.failed"}
 
 
 def operation(path: str, method: str) -> Any:
@@ -58,14 +68,40 @@ def strategy(path: str, method: str, negative: bool = False) -> Any:
     return operation(path, method).as_strategy(generation_mode=mode)
 
 
-def tame(body: Any) -> Any:
+def _request_fields(name: str) -> set[str]:
+    """The property names of a request schema, through its ``allOf`` parts."""
+    schemas = load_spec()["components"]["schemas"]
+    found: set[str] = set()
+    todo = [schemas[name]]
+    while todo:
+        node = todo.pop()
+        found |= set(node.get("properties", {}))
+        todo += [schemas[part["$ref"].rsplit("/", 1)[1]] if "$ref" in part else part
+                 for part in node.get("allOf", [])]
+    return found
+
+
+def tame(body: Any, path: str = "/chat/completions") -> Any:
     """``body`` with the local model and capped counts (other fields untouched)."""
     if not isinstance(body, dict):
         return body
     body = dict(body)
     if "model" in body:
         body["model"] = "local"
-    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+    if path.startswith("/responses"):
+        # The spec allows any extra key, OpenAI (and the engine) refuse unknown ones: drop
+        # them; and 'input' is optional only because a stored prompt or conversation can
+        # stand for it, which the engine has not: give one when nothing else is there.
+        named = _request_fields(REQUEST_SCHEMA[path])
+        body = {k: v for k, v in body.items() if k in named}
+        if body.get("input") is None and body.get("instructions") is None:
+            body["input"] = "Say hello."
+    if path == "/responses":
+        if body.get("max_output_tokens") is None:
+            body["max_output_tokens"] = CAPS["max_output_tokens"]
+    elif path.startswith("/responses"):
+        pass  # counted, never generated
+    elif body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
         body["max_tokens"] = CAPS["max_tokens"]  # else the model may write 8,192 tokens
     for key, cap in CAPS.items():
         value = body.get(key)
@@ -115,7 +151,7 @@ def run_cases(url: str, path: str, method: str, negative: bool, examples: int, *
     @given(st.data())
     def run(data: Any) -> None:
         case = data.draw(cases)
-        body = tame(case.body) if method == "POST" else None
+        body = tame(case.body, path) if method == "POST" else None
         with httpx.Client(base_url=url, timeout=httpx.Timeout(60, connect=5)) as client:
             try:
                 response = send(client, path, method, body)
@@ -144,6 +180,9 @@ def judge(path: str, body: Any, response: httpx.Response) -> str | None:
             return None
         if status != 200:
             return f"unexpected {status} for {shown}"
+        if response.headers.get("content-type", "").startswith("text/event-stream") and \
+                path == "/responses":
+            return _judge_events(shown, response.text)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             datas = [ln[6:] for ln in response.text.splitlines() if ln.startswith("data: ")]
             if not datas or datas[-1] != "[DONE]":
@@ -166,3 +205,23 @@ def judge(path: str, body: Any, response: httpx.Response) -> str | None:
         return f"{status} not JSON for {shown}: {exc}: {response.text[:300]}"
     except Exception as exc:  # a jsonschema.ValidationError: say where
         return f"{status} off the spec for {shown}: {str(exc)[:500]}"
+
+
+def _judge_events(shown: str, text: str) -> str | None:
+    """A Responses stream: named events, each valid, numbered 0, 1, ..., ending finished."""
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    events = []
+    for block in blocks:
+        lines = dict(ln.split(": ", 1) for ln in block.splitlines() if ": " in ln)
+        event = json.loads(lines.get("data", "null"))
+        if not isinstance(event, dict) or lines.get("event") != event.get("type"):
+            return f"event line does not name the event for {shown}: {block[:300]}"
+        if event["type"] in _FAILED_EVENTS:
+            return f"in-stream failure for {shown}: {block[:300]}"
+        validate(event, "ResponseStreamEvent")
+        events.append(event)
+    if [e["sequence_number"] for e in events] != list(range(len(events))):
+        return f"sequence numbers out of order for {shown}"
+    if not events or events[-1]["type"] not in ("response.completed", "response.incomplete"):
+        return f"stream not finished for {shown}: {text[-300:]}"
+    return None

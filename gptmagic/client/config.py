@@ -22,6 +22,7 @@ Profiles are named providers defined once, in code (:func:`add_profile`) or in
     base_url = "https://my-resource.openai.azure.com"
     api_key_env = "WORK_AZURE_KEY"
     default_model = "gpt-4o"
+    api = "responses"   # %%chat sends to /responses unless a cell says --api chat
 
 A profile names the *environment variable* holding its key, never the key.
 With ``prompt_key = true`` a missing key is asked for with getpass and kept in
@@ -52,6 +53,7 @@ from gptmagic.errors import ConfigError, register_secret
 from gptmagic.state import current
 
 __all__ = [
+    "APIS",
     "Provider",
     "add_profile",
     "ask_key",
@@ -65,6 +67,8 @@ __all__ = [
 ]
 
 KINDS = ("openai", "azure", "compatible", "local")
+#: The endpoints a ``%%chat`` cell can send to: Chat Completions or the Responses API.
+APIS = ("chat", "responses")
 
 
 
@@ -82,11 +86,18 @@ class Provider:
     default_model: str | None = None
     headers: tuple[tuple[str, str], ...] = field(default=())
     prompt_key: bool = False
+    #: The endpoint ``%%chat`` uses with this profile when a cell names none
+    #: (``"chat"`` or ``"responses"``); None leaves it to the magics' setting.
+    api: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(
                 f"profile {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}"
+            )
+        if self.api is not None and self.api not in APIS:
+            raise ConfigError(
+                f"profile {self.name!r}: api {self.api!r} is not one of {', '.join(APIS)}"
             )
         for k, _ in self.headers:
             if k.lower() in ("authorization", "api-key"):
@@ -214,6 +225,7 @@ _PROFILE_KEYS = {
     "default_model",
     "headers",
     "prompt_key",
+    "api",
 }
 
 
@@ -267,6 +279,7 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
             default_model=spec.get("default_model"),
             headers=headers,
             prompt_key=bool(spec.get("prompt_key", False)),
+            api=spec.get("api"),
         )
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{source}: {e}") from None

@@ -11,6 +11,11 @@ A turn also remembers a fingerprint of the context it was answered against.
 When an earlier turn is run again with new content (or the thread's system
 message changes), the later turns no longer follow from what precedes them:
 :meth:`Thread.stale` names them and :meth:`Thread.drop_stale` removes them.
+
+Over the Responses API a turn answered with ``store`` on keeps its response
+id: the next stored turn then sends only its own messages with
+``previous_response_id`` (:meth:`Thread.chain_from`), and the server holds
+the rest. Any other turn sends the whole history, as chat does.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ class Turn:
     model: str | None = None
     #: Fingerprint of the messages before this turn when it was answered (set by record).
     basis: str | None = None
+    #: The stored response's id (Responses API with ``store``), which a later turn can
+    #: chain from with ``previous_response_id``; None where nothing was stored.
+    response_id: str | None = None
+    #: The endpoint that answered: ``"chat"`` or ``"responses"`` (None: not recorded).
+    api: str | None = None
 
     def all_messages(self) -> list[dict[str, Any]]:
         return [*self.messages, *([self.reply] if self.reply else [])]
@@ -88,6 +98,28 @@ class Thread:
                 out.append(n)
             before = before + t.all_messages()
         return out
+
+    def chain_from(self, key: str) -> str | None:
+        """The stored response a cell can chain from (``previous_response_id``): the id of
+        the turn just before its own, if that turn was stored and neither it nor any turn
+        before it is stale (the server would hold an older conversation than this one)."""
+        i = self.index_of(key)
+        before = self.turns if i is None else self.turns[:i]
+        if not before or before[-1].response_id is None:
+            return None
+        if any(n <= len(before) for n in self.stale()):
+            return None
+        return before[-1].response_id
+
+    def mode(self) -> str:
+        """How the thread's next turn is sent, in a sentence for ``%chat history``."""
+        last = self.turns[-1] if self.turns else None
+        if last is not None and last.response_id is not None:
+            return (f"chained: turn {len(self.turns)} is stored on the server (response "
+                    f"{last.response_id}); the next --store cell sends only its own messages "
+                    "with previous_response_id, any other cell the whole history")
+        api = f" ({last.api})" if last is not None and last.api else ""
+        return f"history{api}: each cell sends the whole conversation"
 
     def drop_stale(self) -> int:
         """Drop the first stale turn and every turn after it (each was answered with it

@@ -128,7 +128,7 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
     param = err.get("param") if isinstance(err.get("param"), str) else None
     if kind == "exceed_context_size_error":
         kind, code, param = "invalid_request_error", "context_length_exceeded", prompt_param
-        message = _too_long(err, message, chat=prompt_param == "messages")
+        message = _too_long(err, message, chat=prompt_param != "prompt")
     kind = _TYPE_MAP.get(kind, kind)
     if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
         param = m.group(1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,34 @@ _MEMO: web.AppKey[dict[str, Any]] = web.AppKey("memo", dict)
 #: OpenAI's name for the start of a document, the meaning of an empty prompt.
 DOCUMENT_START = "<|endoftext|>"
 _UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How a relayed stream is framed on the wire.
+
+    Chat and legacy completions: bare ``data:`` lines, errors sent as they
+    are, ``data: [DONE]`` last. The Responses API (``named``): each event
+    under ``event: <its type>``, no end marker (OpenAI sends none), and
+    errors turned into events by ``fail``.
+    """
+
+    named: bool = False
+    fail: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+
+    def frame(self, event: dict[str, Any]) -> bytes:
+        """One event as SSE bytes."""
+        data = f"data: {json.dumps(event)}\n\n"
+        if self.named and isinstance(event.get("type"), str):
+            data = f"event: {event['type']}\n" + data
+        return data.encode()
+
+    def errors(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events that say ``body`` (an OpenAI error) in this stream."""
+        return self.fail(body) if self.fail is not None else [body]
+
+
+_CHAT_WIRE = Wire()
 
 
 class _ClientGone(Exception):
@@ -217,16 +246,16 @@ async def _send_events(request: web.Request, events: list[dict[str, Any]]) -> we
 async def _relay_stream(request: web.Request, path: str, body: dict[str, Any],
                         feed: Callable[[Any], list[dict[str, Any]]],
                         finish: Callable[[], list[dict[str, Any]]],
-                        prompt_param: str) -> web.StreamResponse:
+                        prompt_param: str, wire: Wire = _CHAT_WIRE) -> web.StreamResponse:
     """Relay one engine SSE stream through the adapter, event by event."""
     async with request.app[_GATE].admit(_slots_needed(body)):
-        return await _relay_admitted(request, path, body, feed, finish, prompt_param)
+        return await _relay_admitted(request, path, body, feed, finish, prompt_param, wire)
 
 
 async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
                           feed: Callable[[Any], list[dict[str, Any]]],
                           finish: Callable[[], list[dict[str, Any]]],
-                          prompt_param: str) -> web.StreamResponse:
+                          prompt_param: str, wire: Wire) -> web.StreamResponse:
     engine, session = request.app[_ENGINE], request.app[_SESSION]
     async with session.post(engine.url + path, json=body) as upstream:
         if upstream.status != 200:
@@ -240,9 +269,10 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
         async def send(chunks: list[dict[str, Any]], done: bool = False) -> None:
             try:
                 for chunk in chunks:
-                    await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    await response.write(wire.frame(chunk))
                 if done:
-                    await response.write(b"data: [DONE]\n\n")
+                    if not wire.named:
+                        await response.write(b"data: [DONE]\n\n")
                     await response.write_eof()
             except ConnectionResetError as exc:
                 raise _ClientGone from exc
@@ -252,7 +282,8 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
         try:
             async for kind, item in _events(upstream):
                 if kind == "error":
-                    await send([adapt.normalise_error(500, item, prompt_param=prompt_param)])
+                    await send(wire.errors(adapt.normalise_error(500, item,
+                                                                 prompt_param=prompt_param)))
                     errored = True
                 elif kind == "done":
                     await send(finish(), done=True)
@@ -272,7 +303,7 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
         # Say so in-band, as OpenAI does, and end without [DONE].
         message = f"The local engine's stream {problem}"
         try:
-            await send([adapt.error_body(message, type="server_error")])
+            await send(wire.errors(adapt.error_body(message, type="server_error")))
         except _ClientGone:
             pass
         return response

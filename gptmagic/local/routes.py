@@ -1,4 +1,4 @@
-"""The adapter app's request handlers: chat, completions, tokenize, models, health.
+"""The adapter app's request handlers: chat, completions, responses, tokenize, models, health.
 
 Each turns an OpenAI-shaped request into engine requests through
 :mod:`gptmagic.local.adapt` and sends the answer back in OpenAI's shape; the
@@ -8,7 +8,9 @@ upstream calls and the SSE relay are :mod:`gptmagic.local.relay`'s.
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ from gptmagic.local.relay import (
     _CREATED,
     _ENGINE,
     _SESSION,
+    Wire,
     _detokenize,
     _document_start,
     _error,
@@ -28,9 +31,12 @@ from gptmagic.local.relay import (
     _send_events,
     _upstream_json,
 )
+from gptmagic.local.response_events import ResponseStream, build_response
+from gptmagic.local.responses import ResponsePlan, prepare_response, repoint
 from gptmagic.local.verbatim_engine import verbatim_prompt
 
-__all__ = ["chat_completions", "completions", "health", "models", "slots", "tokenize"]
+__all__ = ["chat_completions", "completions", "health", "models", "response_input_tokens",
+           "responses", "slots", "tokenize"]
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -52,18 +58,72 @@ async def _answer(request: web.Request, path: str, plan: Any, stream: Any,
     return web.json_response(merge(plan, answers))
 
 
+async def _chat_way(request: web.Request, plan: adapt.ChatPlan) -> tuple[
+        str, adapt.ChatPlan, Any, Callable[[Any, list[Any]], Any]]:
+    """The engine path, plan, stream machine and merge for a chat plan.
+
+    Control-token text in a message goes as token ids over the completion
+    endpoint (see :mod:`gptmagic.local.verbatim`); the rest as chat.
+    """
+    stream = adapt.ChatStream(plan) if plan.stream else None
+    spliced = await verbatim_prompt(request, plan.bodies[0])
+    if spliced is not None:
+        token_plan, token_stream = verbatim.over_completions(plan, stream, spliced)
+        return "/v1/completions", token_plan, token_stream, verbatim.merge_chat
+    return "/v1/chat/completions", plan, stream, adapt.merge_chat
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
     plan = adapt.prepare_chat(await _read_json(request),
                               gguf_path=request.app[_ENGINE].gguf_path)
-    stream = adapt.ChatStream(plan) if plan.stream else None
-    spliced = await verbatim_prompt(request, plan.bodies[0])
-    if spliced is not None:  # control-token text in a message: see gptmagic.local.verbatim
-        token_plan, token_stream = verbatim.over_completions(plan, stream, spliced)
-        return await _answer(request, "/v1/completions", token_plan, token_stream,
-                             verbatim.merge_chat, "messages")
-    return await _answer(request, "/v1/chat/completions", plan, stream, adapt.merge_chat,
-                         "messages")
+    path, plan, stream, merge = await _chat_way(request, plan)
+    return await _answer(request, path, plan, stream, merge, "messages")
+
+
+def _plan_response(request: web.Request, body: Any) -> ResponsePlan:
+    return prepare_response(body, functools.partial(adapt.prepare_chat,
+                                                    gguf_path=request.app[_ENGINE].gguf_path))
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/responses``: planned as chat (:mod:`gptmagic.local.responses` says why)."""
+    planned = _plan_response(request, await _read_json(request))
+    try:
+        path, plan, stream, merge = await _chat_way(request, planned.chat)
+    except adapt.LocalRequestError as exc:
+        raise repoint(exc, planned.sources) from None
+    if plan.stream:
+        events = ResponseStream(planned, stream.feed, stream.finish, time.time)
+        return await _relay_stream(request, path, plan.bodies[0], events.feed, events.finish,
+                                   "input", Wire(named=True, fail=events.fail))
+    answers = await _fan_out(request, path, plan.bodies, "input")
+    if isinstance(answers, web.Response):
+        return answers
+    return web.json_response(build_response(planned, merge(plan, answers), time.time()))
+
+
+async def response_input_tokens(request: web.Request) -> web.Response:
+    """``POST /v1/responses/input_tokens``: the exact prompt count of a Responses request.
+
+    The same translation as :func:`responses` (same checks), rendered with the
+    engine's chat template and tokenized as :func:`tokenize` does, so
+    ``input_tokens`` equals the ``usage.input_tokens`` of that request.
+    """
+    body = await _read_json(request)
+    if isinstance(body, dict):  # a count is asked of a request, never generated
+        body = {k: v for k, v in body.items() if k != "stream"}
+    planned = _plan_response(request, body)
+    chat = planned.chat.bodies[0]
+    render = {"messages": chat["messages"], "add_generation_prompt": True,
+              **({"tools": chat["tools"]} if chat.get("tools") else {})}
+    try:
+        counted = await _count_rendered(request, render, with_pieces=False)
+    except adapt.LocalRequestError as exc:
+        raise repoint(exc, planned.sources) from None
+    if isinstance(counted, web.Response):
+        return counted
+    return web.json_response({"object": "response.input_tokens", "input_tokens": counted["count"]})
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -101,30 +161,47 @@ async def tokenize(request: web.Request) -> web.Response:
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise adapt.LocalRequestError("The request body must be a JSON object.")
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
-    prompt: str | None = None
+    engine = request.app[_ENGINE]
     with_pieces = bool(body.get("pieces", False))
     if "messages" in body:
         plan = adapt.prepare_chat({"model": body.get("model") or MODEL_ID,
                                    "messages": body["messages"]}, gguf_path=engine.gguf_path)
         render = {"messages": plan.bodies[0]["messages"],
                   "add_generation_prompt": bool(body.get("add_generation_prompt", True))}
-        spliced = await verbatim_prompt(request, render, pieces=with_pieces)
-        if spliced is not None:
-            return web.json_response({
-                "model": MODEL_ID, "count": len(spliced.ids), "prompt": spliced.text,
-                "tokens": spliced.ids,
-                **({"pieces": spliced.pieces} if spliced.pieces is not None else {})})
-        status, payload = await _upstream_json(session, engine.url + "/apply-template", render)
-        if status != 200 or not isinstance(payload, dict) or "prompt" not in payload:
-            return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
-        text, special = str(payload["prompt"]), True
-        prompt = text
-    elif isinstance(body.get("text"), str):
-        text, special = body["text"], False
-    else:
+        counted = await _count_rendered(request, render, with_pieces=with_pieces)
+        return counted if isinstance(counted, web.Response) else web.json_response(counted)
+    if not isinstance(body.get("text"), str):
         raise adapt.LocalRequestError("Give 'text' (a string) or 'messages' (a list).",
                                       param="text")
+    counted = await _count_text(request, body["text"], special=False, with_pieces=with_pieces)
+    return counted if isinstance(counted, web.Response) else web.json_response(counted)
+
+
+async def _count_rendered(request: web.Request, render: dict[str, Any], *,
+                          with_pieces: bool) -> dict[str, Any] | web.Response:
+    """The tokens of chat messages rendered with the engine's template (``/v1/tokenize``'s answer).
+
+    Control-token text in a message is tokenized as text, as the chat request
+    sends it (:mod:`gptmagic.local.verbatim`).
+    """
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    spliced = await verbatim_prompt(request, render, pieces=with_pieces)
+    if spliced is not None:
+        return {"model": MODEL_ID, "count": len(spliced.ids), "prompt": spliced.text,
+                "tokens": spliced.ids,
+                **({"pieces": spliced.pieces} if spliced.pieces is not None else {})}
+    status, payload = await _upstream_json(session, engine.url + "/apply-template", render)
+    if status != 200 or not isinstance(payload, dict) or "prompt" not in payload:
+        return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
+    return await _count_text(request, str(payload["prompt"]), special=True,
+                             with_pieces=with_pieces)
+
+
+async def _count_text(request: web.Request, text: str, *, special: bool,
+                      with_pieces: bool) -> dict[str, Any] | web.Response:
+    """The engine's tokens of ``text`` (``special``: control-token text is control tokens)."""
+    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    prompt = text if special else None
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
         "content": text, "parse_special": special, "add_special": False,
         "with_pieces": with_pieces})
@@ -141,7 +218,7 @@ async def tokenize(request: web.Request) -> web.Response:
                                                           "not in the expected shape"))
     else:
         answer["tokens"] = tokens
-    return web.json_response(answer)
+    return answer
 
 
 async def models(request: web.Request) -> web.Response:

@@ -50,7 +50,16 @@ from gptmagic.local.relay import (
     _UPSTREAM_TIMEOUT,
     _error,
 )
-from gptmagic.local.routes import chat_completions, completions, health, models, slots, tokenize
+from gptmagic.local.routes import (
+    chat_completions,
+    completions,
+    health,
+    models,
+    response_input_tokens,
+    responses,
+    slots,
+    tokenize,
+)
 
 __all__ = ["WATCH_INTERVAL", "create_app", "main", "run"]
 
@@ -159,6 +168,8 @@ def create_app(engine: LlamaServer) -> web.Application:
     for prefix in ("/v1", ""):
         app.router.add_post(prefix + "/chat/completions", chat_completions)
         app.router.add_post(prefix + "/completions", completions)
+        app.router.add_post(prefix + "/responses", responses)
+        app.router.add_post(prefix + "/responses/input_tokens", response_input_tokens)
         app.router.add_get(prefix + "/models", models)
         app.router.add_get(prefix + "/health", health)
     app.router.add_post("/v1/tokenize", tokenize)

@@ -79,12 +79,19 @@ def heatmaps_for(reply: Any) -> tuple[dict[str, Any], list[Any]]:
 
 def counter_for_request(request: Mapping[str, Any], *,
                         counter: Callable[..., Any] | None = None) -> Any:
-    """A token counter of what a dry-run request would send (messages or prompt)."""
+    """A token counter of what a dry-run request would send: chat's messages, the
+    Responses API's instructions and input items (counted as messages), or a prompt."""
     from gptmagic.notebook.widgets import token_counter
 
     make = counter or token_counter
     content = request.get("messages")
+    if content is None and "input" in request:
+        items = request["input"]
+        items = [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
+        head = ([{"role": "system", "content": request["instructions"]}]
+                if request.get("instructions") else [])
+        content = head + items
     if content is None:
         content = request.get("prompt", "")
     return make(content, model=str(request.get("model") or ""),
-                max_tokens=request.get("max_tokens"))
+                max_tokens=request.get("max_tokens") or request.get("max_output_tokens"))

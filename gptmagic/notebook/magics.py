@@ -22,7 +22,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Dict, Unicode
 
-from gptmagic.client.config import get_profile
+from gptmagic.client.config import APIS, get_profile
 from gptmagic.core.messages import indented_markers, parse_cell
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
@@ -169,6 +169,17 @@ def _chat_args(func: Any) -> Any:
         argument("--moderate", action="store_true", help="moderate input and reply"),
         argument("--timeout", help=_TIMEOUT_HELP),
         argument("--out", "-o", help="store the result in this variable"),
+        argument("--api", help="endpoint: chat (Chat Completions) or responses (the "
+                               "Responses API); default from the model, profile or settings"),
+        argument("--reasoning-effort", help="none|minimal|low|medium|high|xhigh|max"),
+        argument("--reasoning-summary", help="auto|concise|detailed (needs --api responses)"),
+        argument("--verbosity", help="low|medium|high"),
+        argument("--service-tier", help="auto|default|flex|scale|priority|fast"),
+        argument("--cache-key", help="prompt_cache_key: requests sharing a prefix share it"),
+        argument("--store", action="store_true", help="store the reply on the server; on "
+                 "Responses a thread then chains with previous_response_id"),
+        argument("--exact-count", action="store_true", help="with --dry-run: the prompt "
+                 "count from OpenAI's server (POST /v1/responses/input_tokens)"),
     ]):
         func = dec(func)
     return func
@@ -184,6 +195,11 @@ class GptMagics(Magics):
         config=True)
     defaults = Dict(help="default option values, e.g. {'temperature': 0}").tag(config=True)
     stream = Bool(True, help="stream replies as they arrive").tag(config=True)
+    api = Unicode(None, allow_none=True, help="endpoint %%chat uses when neither the cell, "
+                  "model_api nor the profile names one: 'chat' (default) or 'responses'").tag(
+        config=True)
+    model_api = Dict(help="endpoint per model-name pattern, first match wins, e.g. "
+                          "{'gpt-5*': 'responses'}").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
@@ -289,7 +305,13 @@ class GptMagics(Magics):
                 key_env=args.key_env, dry_run=args.dry_run,
                 stream=self.stream and not args.no_stream and len(models) == 1,
                 fit=not args.no_fit, moderate=args.moderate, sink=sink,
-                cell_note=indented_markers(cell),
+                cell_note=indented_markers(cell), api=args.api,
+                api_defaults=(dict(self.model_api), self.api),
+                options={"reasoning_effort": args.reasoning_effort,
+                         "reasoning_summary": args.reasoning_summary,
+                         "verbosity": args.verbosity, "service_tier": args.service_tier,
+                         "cache_key": args.cache_key, "store": args.store},
+                exact_count=args.exact_count,
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:
@@ -442,12 +464,15 @@ class GptMagics(Magics):
     @line_magic
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
+        ``%gptmagic api responses``,
         ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``."""
         argv = _split(line)
         if not argv:
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
                   f"stream: {self.stream}\n"
+                  f"api: {self.api or 'chat'}"
+                  + (f" (by model: {dict(self.model_api)})" if self.model_api else "") + "\n"
                   f"defaults: {dict(self.defaults) or '{}'}\n"
                   f"threads: {', '.join(self.session.threads.names()) or 'none'}")
             return
@@ -459,6 +484,11 @@ class GptMagics(Magics):
                 except GptmagicError as e:
                     raise UsageError(str(e)) from None
             setattr(self, "default_model" if cmd == "model" else "profile", rest[0])
+            return
+        if cmd == "api" and len(rest) == 1:
+            if rest[0] not in APIS:
+                raise UsageError(f"%gptmagic api: expected {' or '.join(APIS)}, got {rest[0]!r}")
+            self.api = rest[0]
             return
         if cmd == "stream" and rest in (["on"], ["off"]):
             self.stream = rest == ["on"]
@@ -477,7 +507,8 @@ class GptMagics(Magics):
         if cmd == "unset" and rest:
             self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
             return
-        raise UsageError("usage: %gptmagic [model M | profile P | stream on|off | "
+        raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
+                         "stream on|off | "
                          "set name=value ... | unset name ...]")
 
 

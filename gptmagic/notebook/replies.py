@@ -7,10 +7,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.catalog.pricing import Cost
-from gptmagic.core.types import Result
+from gptmagic.core.types import Result, Usage
 from gptmagic.views import reply as display
 
-__all__ = ["DryRun", "Reply"]
+__all__ = ["DryRun", "Reply", "price_parts"]
+
+
+def price_parts(cost: Cost | None, usage: Usage | None) -> dict[str, Cost | None]:
+    """What the reasoning, cached-input and cache-write tokens of a call cost, apiece,
+    from the cost's breakdown (:class:`~gptmagic.catalog.pricing.CostBreakdown`): only
+    the parts the usage has, each None where its price is unknown (never zero)."""
+    if usage is None:
+        return {}
+    parts: dict[str, Cost | None] = {}
+    split = cost.breakdown if cost is not None else None
+    for key, tokens, field_name in (("reasoning", usage.reasoning_tokens, "reasoning"),
+                                    ("cached", usage.cached_tokens, "cached_input"),
+                                    ("cache_write", usage.cache_write_tokens, "cache_write")):
+        if not tokens:
+            continue
+        amount = getattr(split, field_name) if split is not None else None
+        parts[key] = None if amount is None or cost is None else Cost(
+            None, None, amount, currency=cost.currency, source=cost.source)
+    return parts
 
 
 @dataclass
@@ -35,11 +54,25 @@ class Reply:
     #: for); with several models, ``heatmaps`` has one per model and this is the first.
     heatmap: Any = field(default=None, repr=False)
     heatmaps: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: What the reply's reasoning, cached-input and cache-write tokens cost
+    #: (:func:`price_parts`); a part is None where its price is unknown.
+    cost_parts: dict[str, Cost | None] = field(default_factory=dict, repr=False)
 
     @property
     def finish_reason(self) -> str | None:
         """Why the (first) reply ended: ``stop``, ``length``, ``interrupted``, ..."""
         return self.result.finish_reason if self.result else None
+
+    @property
+    def reasoning(self) -> str | None:
+        """The reasoning summary the model returned (Responses API with
+        ``--reasoning-summary``), else None."""
+        return self.result.reasoning if self.result else None
+
+    @property
+    def status(self) -> str | None:
+        """The Responses API's ``status`` (``completed``, ``incomplete``...); None for chat."""
+        return self.result.status if self.result else None
 
     @property
     def usage(self) -> Any:
@@ -74,9 +107,14 @@ class DryRun:
     counter: Any = field(default=None, repr=False)
     #: The embedded model: the text its engine receives (chat template applied).
     engine_prompt: str | None = None
+    #: The server's exact prompt count (``--exact-count``), else None.
+    exact_count: int | None = None
+    #: Why ``count`` is an estimate, or why no exact count was asked for.
+    exact_note: str | None = None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,
                                       estimate=self.estimate, note=self.note,
                                       counts_below=self.counter is not None,
-                                      engine_prompt=self.engine_prompt)
+                                      engine_prompt=self.engine_prompt,
+                                      exact=self.exact_count, exact_note=self.exact_note)

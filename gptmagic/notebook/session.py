@@ -24,8 +24,9 @@ from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
-from gptmagic.errors import GptmagicError, RequestError, StreamError
-from gptmagic.notebook.replies import DryRun, Reply
+from gptmagic.errors import APIError, APIStatusError, GptmagicError, RequestError, StreamError
+from gptmagic.notebook.apis import Outgoing, api_options, choose_api, outgoing
+from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
     Interrupted,
     NullSink,
@@ -79,6 +80,26 @@ def _provider(profile: str | None, key_env: str | None, model: str | None,
     return prov, chosen
 
 
+def _max_out(params: Mapping[str, Any]) -> int | None:
+    """The completion bound of a request in either endpoint's name."""
+    return params.get("max_tokens") or params.get("max_output_tokens")
+
+
+def _chain_broken(error: APIStatusError) -> bool:
+    """A chained request refused because the server does not know the response it
+    continues: 404, or a 400 about ``previous_response_id``."""
+    said = f"{error} {error.body}".lower()
+    return error.status_code == 404 or (error.status_code == 400 and "previous_response" in said)
+
+
+def _broken_chain(th: Thread | None, chain: str, error: APIStatusError) -> str:
+    name = repr(th.name) if th is not None else "this"
+    return (f"thread {name} is chained to stored response {chain} (previous_response_id), "
+            f"which the server does not know ({error}): it may have expired or been deleted, "
+            "or the server keeps no responses. Run the cell without --store to send the whole "
+            "history instead; a later --store cell starts a new chain from that turn.")
+
+
 class Session:
     """The magics' state for one kernel: threads and the streaming loop.
 
@@ -129,13 +150,27 @@ class Session:
         moderate: bool = False,
         sink: Sink | None = None,
         cell_note: str | None = None,
+        api: str | None = None,
+        api_defaults: tuple[Mapping[str, str], str | None] = ({}, None),
+        options: Mapping[str, Any] | None = None,
+        exact_count: bool = False,
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
         ``profile`` (``-p``) takes every model name whole; ``default_profile``
         (``%gptmagic profile``) applies to names that do not start with a
         profile (``-m vllm:qwen``). ``cell_note`` is what the cell's parsing has to
-        say (indented markers), shown with the reply or the dry run."""
+        say (indented markers), shown with the reply or the dry run.
+
+        ``api`` (``--api``: ``"chat"`` or ``"responses"``) is chosen, when None, by
+        ``api_defaults`` (patterns of model names to an endpoint, and the magics'
+        default) and the profile's ``api`` (:func:`~gptmagic.notebook.apis.choose_api`).
+        ``params`` stay in chat's names (:func:`~gptmagic.notebook.apis.to_responses`
+        renames them); ``options`` are the reasoning, verbosity, tier, cache and store
+        options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
+        whose last turn was stored sends only the cell's messages, chained with
+        ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
+        for a dry run's prompt count."""
         sink = sink or NullSink()
         th: Thread | None = self.threads.get(thread) if thread else None
         if th is not None and system is not None:
@@ -144,9 +179,14 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
+        api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
+                         default=api_defaults[1])
+        params = {**params, **api_options(api, **(options or {}))}
         note = _lines(cell_note, self._stale_in_context(th, key))
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
-        if fit and history and model_info(model).context_window:
+        chain = (th.chain_from(key) if th is not None and api == "responses" and
+                 params.get("store") else None)
+        if fit and history and not chain and model_info(model).context_window:
             fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
                                   count_tokens=self.count_tokens)
             if fitted.changed:
@@ -154,9 +194,9 @@ class Session:
                 note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
+        out = outgoing(api, messages, cell_messages, params, chain=chain)
         if dry_run:
-            return self._dry_run(prov, model, "chat/completions", {"messages": messages},
-                                 messages, params, stream, note)
+            return self._dry_run_chat(prov, model, out, messages, stream, note, exact_count)
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: Interrupted | None = None
@@ -165,20 +205,23 @@ class Session:
             mod_lines.append(self._moderate(prov, "\n\n".join(
                 str(m.get("content", "")) for m in cell_messages), "input"))
         if len(models) > 1:
-            reply = self._multi(models, profile, key_env, default_profile, messages, params,
-                                sink)
+            reply = self._multi(models, profile, key_env, default_profile, out, sink)
         else:
             client = self.client
 
             def make(on_delta: Callable[[int, str], None]) -> Any:
-                return client.chat(messages, model=model, provider=prov, stream=stream,
-                                   on_delta=on_delta, **params)
+                return out.call(client, model=model, provider=prov, stream=stream,
+                                on_delta=on_delta)
 
             try:
                 result = stream_reply(self.portal, make, sink, model, self.stream_interval)
             except Interrupted as stop:
-                result = partial_result(stop, "chat", model)
+                result = partial_result(stop, "chat" if api == "chat" else "response", model)
                 stopped = stop
+            except APIStatusError as e:
+                if chain and _chain_broken(e):
+                    raise RequestError(_broken_chain(th, chain, e), param="--store") from None
+                raise
             except StreamError as e:  # cut short (its deadline, the engine, the network)
                 if th is not None and e.partial is not None and e.partial.text:
                     self.stopped = _Stopped(th.name, Turn(
@@ -191,7 +234,9 @@ class Session:
             usage = result.usage or (Usage() if prov.kind == "local" else None)
             cost = cost_of(usage, result.model or model, provider=prov.kind, requested=model)
             reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
-                          {"model": model, "provider": prov.name, **params})
+                          {"model": model, "provider": prov.name, "api": api,
+                           **({"previous_response_id": chain} if chain else {}), **out.params})
+            reply.cost_parts = price_parts(cost, usage)
         if stopped is not None:
             kept = (f"; not added to thread {th.name!r} (%chat keep adds it)"
                     if th is not None else "")
@@ -205,15 +250,27 @@ class Session:
             reply.moderation = describe(mod_lines)
         if len(models) == 1 and reply.result is not None:
             shown = _lines(note, reply.moderation)
-            summary = self._summary(prov, model, params, messages, th)
+            summary = self._summary(prov, model, out, messages, th)
             reply.bundle = display.reply_bundle(
                 reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
-                request_summary=summary)
+                request_summary=summary, parts=reply.cost_parts)
             reply.footer = display.plain_footer(reply.result, reply.cost,
                                                 max_tokens=max_tokens, note=shown,
-                                                request_summary=summary)
+                                                request_summary=summary, parts=reply.cost_parts)
+            if reply.result.reasoning:  # a terminal shows the footer alone under the reply
+                reply.footer = (f"── reasoning summary ──\n{reply.result.reasoning}\n"
+                                f"{reply.footer}")
         if th is not None and reply.result is not None:
-            turn = Turn(key, cell_messages, reply.result.choices[0].message, model)
+            stored = api == "responses" and bool(params.get("store")) and stopped is None
+            if stored and (reply.result.raw or {}).get("store") is False:
+                stored = False
+                said = ("the server did not store this reply (its Response says store: "
+                        "false), so nothing can chain from it: the next cell sends the "
+                        "whole history")
+                self._add_note(reply, said)
+                note = _lines(note, said)
+            turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
+                        response_id=reply.result.id if stored else None, api=api)
             if stopped is None:
                 if th.record(turn):
                     later = [n for n in th.stale() if n > (th.index_of(key) or 0) + 1]
@@ -246,8 +303,7 @@ class Session:
                          exact=count.exact)
 
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
-               default_profile: str | None, messages: list[dict[str, Any]],
-               params: dict[str, Any], sink: Sink) -> Reply:
+               default_profile: str | None, out: Outgoing, sink: Sink) -> Reply:
         client = self.client
         provs = [_provider(profile, key_env, m, default_profile) for m in models]
         for prov, _ in provs:
@@ -258,7 +314,7 @@ class Session:
 
         async def one(i: int, prov: Provider, model: str) -> None:
             try:
-                answers[i] = await client.chat(messages, model=model, provider=prov, **params)
+                answers[i] = await out.call(client, model=model, provider=prov)
             except GptmagicError as e:
                 answers[i] = str(e)
 
@@ -275,19 +331,20 @@ class Session:
         # Shown and keyed as typed: "-m vllm:qwen,ollama:qwen" are two columns, not one.
         labels = [m or model for m, (_, model) in zip(models, provs, strict=True)]
         rows, results, costs = [], {}, {}
-        for label, (prov, model), out in zip(labels, provs, outcomes, strict=True):
-            if isinstance(out, Result):
-                cost = cost_of(out.usage, out.model or model, provider=prov.kind,
+        for label, (prov, model), answer in zip(labels, provs, outcomes, strict=True):
+            if isinstance(answer, Result):
+                cost = cost_of(answer.usage, answer.model or model, provider=prov.kind,
                                requested=model)
-                rows.append(display.SideBySideRow(label, out, None, cost,
-                                                  params.get("max_tokens")))
+                rows.append(display.SideBySideRow(label, answer, None, cost,
+                                                  out.params.get("max_tokens") or
+                                                  out.params.get("max_output_tokens")))
             else:
                 cost = None
-                rows.append(display.SideBySideRow(label, None, out, None))
-            results[label], costs[label] = out, cost
+                rows.append(display.SideBySideRow(label, None, answer, None))
+            results[label], costs[label] = answer, cost
         first = next((r for r in results.values() if isinstance(r, Result)), None)
-        reply = Reply(first.text if first else "", messages, first,
-                      costs.get(labels[0]), {"models": labels, **params},
+        reply = Reply(first.text if first else "", out.input, first,
+                      costs.get(labels[0]), {"models": labels, "api": out.api, **out.params},
                       results=results, costs=costs)
         reply.bundle = display.side_by_side_bundle(rows)
         return reply
@@ -344,26 +401,64 @@ class Session:
 
         return self.portal.run(moderate(self.client, text, kind=kind, provider=prov))
 
-    def _summary(self, prov: Provider, model: str, params: Mapping[str, Any],
+    def _summary(self, prov: Provider, model: str, out: Outgoing,
                  messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
-        return {"provider": prov.name, "kind": prov.kind, "model": model,
-                "params": dict(params), "messages": len(messages),
-                "thread": th.name if th else None}
+        return {"provider": prov.name, "kind": prov.kind, "model": model, "api": out.api,
+                "params": dict(out.params), "messages": len(messages),
+                "previous_response_id": out.chained, "thread": th.name if th else None}
 
-    def _dry_run(self, prov: Provider, model: str, path: str, payload: dict[str, Any],
-                 counted: Any, params: Mapping[str, Any], stream: bool,
-                 note: str | None = None) -> DryRun:
-        """The body the client would send (same fields, same stream options)."""
-        sent = {k: v for k, v in params.items() if k != "timeout"}  # the client's, not the body's
-        body: dict[str, Any] = {"model": model, **payload, **sent}
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+    def _dry_run_chat(self, prov: Provider, model: str, out: Outgoing,
+                      messages: list[dict[str, Any]], stream: bool, note: str | None,
+                      exact_count: bool) -> DryRun:
+        """A chat cell's dry run on either endpoint; ``exact_count`` asks the server."""
+        dry = self._dry_run(prov, model, out.path, out.body(model, stream), messages,
+                            out.params, note)
+        if prov.kind == "local":
+            if exact_count:
+                dry.exact_note = ("--exact-count: nothing asked; the embedded model's count "
+                                  "is its engine's own, exact already")
+            return dry
+        if not exact_count:
+            dry.exact_note = "The prompt count is an offline estimate (tiktoken and the " \
+                             "published chat format)" + (
+                "; --exact-count asks OpenAI's server for the exact one." if prov.kind ==
+                "openai" else ".")
+            return dry
+        exact, why = self._exact_count(prov, model, out)
+        dry.exact_count, dry.exact_note = exact, why
+        if exact is not None:
+            dry.estimate = estimate(exact, model, max_tokens=_max_out(out.params),
+                                    provider=prov.kind)
+        return dry
+
+    def _exact_count(self, prov: Provider, model: str, out: Outgoing) -> tuple[int | None, str]:
+        """The server's count of the prompt (``POST /responses/input_tokens``), or None and
+        why not: only OpenAI's own API counts, and only with a key (nothing is sent
+        without one: the count stays the offline estimate)."""
+        estimated = "the prompt count is the offline estimate"
+        if prov.kind != "openai":
+            return None, (f"--exact-count: nothing asked; profile {prov.name!r} ({prov.kind}) "
+                          f"is not OpenAI's API, which alone counts input tokens; {estimated}")
+        try:
+            if not prov.api_key():
+                raise RequestError("no key")
+        except GptmagicError:
+            return None, (f"--exact-count: nothing asked; profile {prov.name!r} has no API key "
+                          f"({prov.api_key_env or 'api_key_env'} is not set); {estimated}")
+        try:
+            exact = self.portal.run(self.client.input_tokens(
+                out.input, model=model, provider=prov, **out.count_fields()))
+        except APIError as e:
+            return None, f"--exact-count: the server did not count ({e}); {estimated}"
+        return int(exact), "counted by the server"
+
+    def _dry_run(self, prov: Provider, model: str, path: str, body: dict[str, Any],
+                 counted: Any, params: Mapping[str, Any], note: str | None = None) -> DryRun:
+        """``body`` as the client would send it, to ``path``, with its count and estimate."""
         # The embedded engine's URL is only known once it runs; say where it will be.
         url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
         count = self.count_tokens(counted, model)
-        est = estimate(count.total, model, max_tokens=params.get("max_tokens"),
-                       provider=prov.kind)
+        est = estimate(count.total, model, max_tokens=_max_out(params), provider=prov.kind)
         engine_prompt = None
         if prov.kind == "local" and isinstance(counted, list):
             # What the model reads: names written in, the template's own tokens.
@@ -409,8 +504,12 @@ class Session:
             unstreamed = (f"not streamed: best_of={best_of} picks the best of the candidates "
                           "once all are done, which the API cannot stream")
         if dry_run:
-            return self._dry_run(prov, model, "completions", {"prompt": prompt},
-                                 prompt + (suffix or ""), params, stream)
+            sent = {k: v for k, v in params.items() if k != "timeout"}  # the client's
+            body = {"model": model, "prompt": prompt, **sent}
+            if stream:
+                body.update(stream=True, stream_options={"include_usage": True})
+            return self._dry_run(prov, model, "completions", body, prompt + (suffix or ""),
+                                 params)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         client = self.client
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []
@@ -486,4 +585,4 @@ class Session:
             i += 1
         return display.history_bundle(rows, thread=name,
                                       context_window=model_info(model).context_window,
-                                      total=counts.total if counts else None)
+                                      total=counts.total if counts else None, mode=th.mode())

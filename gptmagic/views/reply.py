@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Bundle", "HistoryRow", "PREVIEW_CHARS", "SideBySideRow", "dry_run_bundle",
            "escape_markdown", "explain_finish", "history_bundle", "plain_footer",
-           "reply_bundle", "safe_markdown", "side_by_side_bundle", "stream_bundle", "summary_line"]
+           "reasoning_views", "reply_bundle", "safe_markdown", "side_by_side_bundle",
+           "stream_bundle", "summary_line"]
 
 # Re-exported names belong to this module, as httpx does (see gptmagic.scorers).
 for _view in (HistoryRow, dry_run_bundle, history_bundle):
@@ -126,15 +127,40 @@ def _time_text(t: Timings) -> str | None:
     return ", ".join(parts) or None
 
 
+#: The parts of a usage priced on their own, as :func:`summary_line` names them.
+_PARTS = (("reasoning", "reasoning_tokens", "reasoning"),
+          ("cached", "cached_tokens", "cached input"),
+          ("cache_write", "cache_write_tokens", "cache writes"))
+
+
+def _parts_text(usage: Usage | None, parts: Mapping[str, Cost | None]) -> list[str]:
+    """``reasoning 1,024 tok $0.0102``, ``cached input 512 tok $0.00004``, ``cache writes
+    64 tok (price unknown)``: each part the usage has, and what it cost."""
+    out = []
+    for key, attr, label in _PARTS:
+        n = getattr(usage, attr, None) if usage is not None else None
+        if not n:
+            continue
+        cost = parts.get(key)
+        out.append(f"{label} {n:,} tok " + (str(cost) if cost is not None and cost.known
+                                              else "(price unknown)"))
+    return out
+
+
 def summary_line(result: Result, cost: Cost | None = None, *,
-                 max_tokens: int | None = None) -> str:
+                 max_tokens: int | None = None,
+                 parts: Mapping[str, Cost | None] | None = None) -> str:
     """``finish: stop · tokens: 25 prompt + 48 completion · cost $0.000012 · 0.64 s · model``.
 
     Unknown cost reads ``cost unknown``; missing usage ``tokens: not reported``.
+    With ``parts`` (the costs of the usage's ``reasoning``, ``cached`` and
+    ``cache_write`` tokens, None where unknown), each part the usage has is
+    shown after the tokens: ``reasoning 1,024 tok $0.0102``.
     """
-    parts = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
-             f"cost {_cost_text(cost)}", _time_text(result.timings), result.model]
-    return " · ".join(p for p in parts if p)
+    shown = _parts_text(result.usage, parts) if parts is not None else []
+    items = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
+             *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model]
+    return " · ".join(p for p in items if p)
 
 
 # -- replies ------------------------------------------------------------------------------------
@@ -160,7 +186,11 @@ def _json_mode(request_summary: Mapping[str, Any] | None) -> bool:
     """Whether the request asked for JSON (``--json``: ``response_format`` json_object
     or json_schema)."""
     params = (request_summary or {}).get("params")
-    fmt = params.get("response_format") if isinstance(params, Mapping) else None
+    if not isinstance(params, Mapping):
+        return False
+    text = params.get("text")  # the Responses API's text.format
+    fmt = params.get("response_format") or (text.get("format") if isinstance(text, Mapping)
+                                             else None)
     return isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema")
 
 
@@ -217,11 +247,12 @@ def _notes(result: Result, note: str | None) -> str | None:
 
 def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
                  note: str | None = None,
-                 request_summary: Mapping[str, Any] | None = None) -> str:
+                 request_summary: Mapping[str, Any] | None = None,
+                 parts: Mapping[str, Cost | None] | None = None) -> str:
     """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the
     result's warnings and the note. A terminal shows only this under the streamed
     reply, so a ``--json`` reply that does not parse says so here too."""
-    line = f"── {summary_line(result, cost, max_tokens=max_tokens)}"
+    line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts)}"
     problems = [p for c in result.choices if c.text and _json_mode(request_summary)
                 for p in [_json_views(c)[2]] if p]
     notes = "\n".join(x for x in (*problems, _notes(result, note)) if x)
@@ -247,7 +278,8 @@ def _response_meta(result: Result | None, cost: Cost | None) -> dict[str, Any] |
                               for k, v in asdict(result.usage).items()}
     usd = cost is not None and cost.total is not None and cost.currency == "USD"
     t = result.timings
-    return {"id": _str(result.id), "model": _str(result.model),
+    return {"id": _str(result.id), "model": _str(result.model), "status": _str(result.status),
+            "reasoning": _str(result.reasoning),
             "finish_reasons": [_str(c.finish_reason) for c in result.choices], "usage": usage,
             "cost_usd": str(cost.total) if usd else None,  # type: ignore[union-attr]
             "ttft_s": _jsonable(t.ttft), "total_s": _jsonable(t.total),
@@ -259,11 +291,23 @@ def _str(x: Any) -> str | None:
     return None if x is None else str(x)
 
 
+def reasoning_views(result: Result) -> tuple[str, str] | None:
+    """A reasoning summary as (markdown, plain): collapsed in a ``<details>`` element,
+    its text made inert (it is model output); in plain text, set off above the reply."""
+    if not result.reasoning:
+        return None
+    md = ("<details><summary>reasoning summary</summary>\n\n"
+          f"{safe_markdown(result.reasoning)}\n\n</details>")
+    return md, f"── reasoning summary ──\n{result.reasoning}\n── reply ──"
+
+
 def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
                  note: str | None = None,
-                 request_summary: Mapping[str, Any] | None = None) -> Bundle:
-    """The final view of a chat or completion: the reply, a summary line, the result's
-    warnings and the note.
+                 request_summary: Mapping[str, Any] | None = None,
+                 parts: Mapping[str, Cost | None] | None = None) -> Bundle:
+    """The final view of a chat or completion: a reasoning summary (collapsed), the
+    reply, a summary line (with ``parts``: what reasoning and cached tokens cost), the
+    result's warnings and the note.
 
     ``text/plain`` is the reply, a blank line, then :func:`plain_footer`. A request
     for JSON (``--json``, seen in ``request_summary``) shows each reply
@@ -273,6 +317,10 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     json_mode = _json_mode(request_summary)
     n = len(result.choices)
     md, plain = [], []
+    reasoning = reasoning_views(result)
+    if reasoning:
+        md.append(reasoning[0])
+        plain.append(reasoning[1])
     for pos, c in enumerate(result.choices, 1):
         if n > 1:
             head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
@@ -287,10 +335,10 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             plain.append(why)
     if not n:
         md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
-    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens))]
+    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens, parts=parts))]
     notes = _notes(result, note)
     md += [_small(notes)] if notes else []
-    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note))
+    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note, parts=parts))
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
     if json_mode:

@@ -157,9 +157,12 @@ def _fill(total: int | None, context_window: int | None) -> str:
 
 
 def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: int | None,
-                   total: int | None) -> Bundle:
-    """A table of a conversation thread, and how full the context window is."""
+                   total: int | None, mode: str | None = None) -> Bundle:
+    """A table of a conversation thread, how full the context window is and, with
+    ``mode``, how its next turn is sent (the whole history, or chained on the server)."""
     head = f"thread {thread!r}: {len(rows)} message(s) · {_fill(total, context_window)}"
+    if mode:
+        head += f"\nsent as: {mode}"
     cells = [[f"{r.turn} (stale)" if r.stale else str(r.turn), r.role, r.name or "",
               "" if r.tokens is None else f"{r.tokens:,}", _preview(r.content)] for r in rows]
     blocks: list[tuple[str, Any]] = [("p", head)]
@@ -175,6 +178,8 @@ def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: i
     meta = {"gptmagic": {"history": {"thread": thread, "messages": len(rows),
                                      "total_tokens": total, "context_window": context_window,
                                      "stale_turns": stale}}}
+    if mode:
+        meta["gptmagic"]["history"]["mode"] = mode
     return _render(blocks, "gptmagic-history"), meta
 
 
@@ -234,13 +239,23 @@ def _estimate_text(est: Estimate | None) -> str:
             f"completion tokens) · low {est.low} (prompt only) · {high}")
 
 
+def _exact_blocks(exact: int | None, exact_note: str | None) -> list[tuple[str, Any]]:
+    if exact is not None:
+        return [("p", f"Exact prompt tokens: {exact:,} (counted by the server: "
+                      "POST /v1/responses/input_tokens)")]
+    return [("small", exact_note)] if exact_note else []
+
+
 def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
                    estimate: Estimate | None, note: str | None = None,
-                   counts_below: bool = False, engine_prompt: str | None = None) -> Bundle:
+                   counts_below: bool = False, engine_prompt: str | None = None,
+                   exact: int | None = None, exact_note: str | None = None) -> Bundle:
     """What a request would send: endpoint, exact JSON body, token count and cost estimate.
 
     With ``counts_below`` the count and estimate are left to the token counter
-    widget shown under it (the metadata keeps them).
+    widget shown under it (the metadata keeps them). ``exact`` is the server's own
+    count of the prompt (``--exact-count``), shown either way; ``exact_note`` says
+    why the count is an estimate, or why no exact one was asked for.
 
     Raises ValueError if any key of ``request``, at any depth, is named like a
     credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
@@ -259,6 +274,7 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
         blocks.append(("small", "Tokens and cost: see the counter below."))
     else:
         blocks += [*_count_blocks(count), ("p", _estimate_text(estimate))]
+    blocks += _exact_blocks(exact, exact_note)
     blocks += [("small", note)] if note else []
 
     def usd(c: Cost) -> str | None:
@@ -271,4 +287,6 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
         "exact": getattr(count, "exact", None),
         "cost_usd": estimate and {"low": usd(estimate.low), "expected": usd(estimate.expected),
                                   "high": usd(estimate.high)}}}}
+    if exact is not None:  # the server's count (--exact-count)
+        meta["gptmagic"]["dry_run"]["exact_prompt_tokens"] = exact
     return _render(blocks, "gptmagic-dry-run"), meta

@@ -1,0 +1,240 @@
+"""Which endpoint a ``%%chat`` cell sends to, and its options on each (pure, no IPython).
+
+A cell speaks Chat Completions (``/chat/completions``) or the Responses API
+(``/responses``). The magics collect options in Chat Completions' names
+(``max_tokens``, ``response_format``, ``logprobs``); :func:`to_responses`
+renames them for ``CreateResponse`` and refuses, naming the option, what the
+Responses API has no field for. The reasoning, verbosity, tier and cache
+options exist on both, under different names (:func:`api_options`), except
+the reasoning summary, which only the Responses API returns.
+
+The accepted values are those of OpenAI's published spec (schemas
+``ReasoningEffort``, ``Reasoning.summary``, ``Verbosity``, ``ServiceTier``);
+a test checks them against the vendored copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.client.config import APIS, Provider
+from gptmagic.errors import RequestError
+
+if TYPE_CHECKING:
+    from gptmagic.client.client import Client
+    from gptmagic.core.types import Result
+
+__all__ = ["APIS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES", "SERVICE_TIERS",
+           "VERBOSITIES", "api_options", "choose_api", "outgoing", "split_instructions",
+           "to_responses"]
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+VERBOSITIES = ("low", "medium", "high")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+
+#: Chat Completions options CreateResponse has no field for: option -> its flag.
+_CHAT_ONLY = {"n": "-n", "stop": "--stop", "seed": "--seed",
+              "presence_penalty": "--presence-penalty",
+              "frequency_penalty": "--frequency-penalty"}
+
+_LOGPROBS_ITEM = "message.output_text.logprobs"
+
+
+def _pick(flag: str, value: str | None, allowed: Sequence[str]) -> str | None:
+    """``value`` if it is one of ``allowed`` (case ignored); an error naming them if not."""
+    if value is None:
+        return None
+    if value.lower() not in allowed:
+        raise RequestError(f"{flag} must be one of {', '.join(allowed)}; got {value!r}",
+                           param=flag)
+    return value.lower()
+
+
+def choose_api(option: str | None, *, model: str, profile_api: str | None = None,
+               model_api: Mapping[str, str] | None = None, default: str | None = None) -> str:
+    """The endpoint a cell uses: ``--api``; else the first ``model_api`` pattern
+    (``{"gpt-5*": "responses"}``, shell-style, case ignored) matching ``model``;
+    else the profile's ``api``; else ``default``; else ``"chat"``."""
+    if option is not None:
+        return str(_pick("--api", option, APIS))
+    for pattern, api in (model_api or {}).items():
+        if fnmatchcase(model.lower(), pattern.lower()):
+            return str(_pick(f"model_api[{pattern!r}]", api, APIS))
+    return str(_pick("api", profile_api or default or "chat", APIS))
+
+
+def api_options(api: str, *, reasoning_effort: str | None = None,
+                reasoning_summary: str | None = None, verbosity: str | None = None,
+                service_tier: str | None = None, cache_key: str | None = None,
+                store: bool = False) -> dict[str, Any]:
+    """The body fields of the reasoning, verbosity, tier, cache and store options on ``api``.
+
+    On Responses ``store`` is always sent: OpenAI stores a response unless told
+    ``false``, and a cell that sends its whole history has no need of that.
+    """
+    effort = _pick("--reasoning-effort", reasoning_effort, REASONING_EFFORTS)
+    summary = _pick("--reasoning-summary", reasoning_summary, REASONING_SUMMARIES)
+    verbose = _pick("--verbosity", verbosity, VERBOSITIES)
+    tier = _pick("--service-tier", service_tier, SERVICE_TIERS)
+    if cache_key is not None and not cache_key.strip():
+        raise RequestError("--cache-key needs a non-empty key (any string naming the prompt "
+                           "prefix requests share)", param="--cache-key")
+    out: dict[str, Any] = {}
+    if api == "chat":
+        if summary is not None:
+            raise RequestError("--reasoning-summary needs --api responses: Chat Completions "
+                               "returns no reasoning summary", param="--reasoning-summary")
+        fields = {"reasoning_effort": effort, "verbosity": verbose, "service_tier": tier,
+                  "prompt_cache_key": cache_key, "store": True if store else None}
+        return {k: v for k, v in fields.items() if v is not None}
+    reasoning = {k: v for k, v in (("effort", effort), ("summary", summary)) if v is not None}
+    if reasoning:
+        out["reasoning"] = reasoning
+    if verbose is not None:
+        out["text"] = {"verbosity": verbose}
+    if tier is not None:
+        out["service_tier"] = tier
+    if cache_key is not None:
+        out["prompt_cache_key"] = cache_key
+    out["store"] = store
+    return out
+
+
+def to_responses(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Chat-style cell options as ``CreateResponse`` fields.
+
+    ``max_tokens`` becomes ``max_output_tokens``, ``response_format``
+    ``text.format``, ``logprobs`` an ``include`` of the output text's logprobs;
+    ``n`` above 1, ``--stop``, ``--seed`` and the penalties have no Responses
+    field and are refused, naming the option.
+    """
+    out: dict[str, Any] = {}
+    text: dict[str, Any] = {}
+    include: list[str] = []
+    for key, value in params.items():
+        if key in _CHAT_ONLY:
+            if key == "n" and value == 1:
+                continue
+            flag = _CHAT_ONLY[key]
+            raise RequestError(f"{flag} has no Responses API equivalent (CreateResponse has no "
+                               f"{key!r}); drop it, or send this cell with --api chat",
+                               param=flag)
+        if key == "max_tokens":
+            out["max_output_tokens"] = value
+        elif key == "response_format":
+            text["format"] = value
+        elif key == "logprobs":
+            if value:
+                include.append(_LOGPROBS_ITEM)
+        elif key == "text":
+            text.update(value)
+        elif key == "include":
+            include += [i for i in value if i not in include]
+        else:
+            out[key] = value
+    if text:
+        out["text"] = text
+    if include:
+        out["include"] = list(dict.fromkeys(include))
+    return out
+
+
+def split_instructions(messages: Sequence[Mapping[str, Any]]
+                       ) -> tuple[str | None, list[dict[str, Any]]]:
+    """A leading system message as Responses ``instructions``, the rest as input items.
+
+    ``instructions`` are not carried over by ``previous_response_id``, so a
+    chained thread sends its system message again with every turn; chat-style
+    ``{"role", "content"}`` messages are valid input items as they are.
+    """
+    items = [dict(m) for m in messages]
+    if items and items[0].get("role") == "system" and isinstance(items[0].get("content"), str) \
+            and set(items[0]) <= {"role", "content"}:
+        return str(items[0]["content"]), items[1:]
+    return None, items
+
+
+@dataclass
+class Outgoing:
+    """One cell's request on its endpoint: the conversation part of the body and the
+    other fields, in that endpoint's names (``timeout`` is the client's, not the body's)."""
+
+    api: str
+    #: ``{"messages": [...]}``, or ``{"input": [...], "instructions"?, "previous_response_id"?}``.
+    payload: dict[str, Any]
+    params: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return "chat/completions" if self.api == "chat" else "responses"
+
+    @property
+    def chained(self) -> str | None:
+        """The stored response this request continues (``previous_response_id``)."""
+        return self.payload.get("previous_response_id")
+
+    def call(self, client: Client, *, model: str, provider: Provider, stream: bool = False,
+             on_delta: Callable[[int, str], None] | None = None) -> Awaitable[Result]:
+        """The client's coroutine that sends it (``Client.chat`` or ``Client.respond``)."""
+        if self.api == "chat":
+            return client.chat(self.payload["messages"], model=model, provider=provider,
+                               stream=stream, on_delta=on_delta, **self.params)
+        rest = {k: v for k, v in self.payload.items() if k != "input"}
+        return client.respond(self.payload["input"], model=model, provider=provider,
+                              stream=stream, on_delta=on_delta, **rest, **self.params)
+
+    def body(self, model: str, stream: bool) -> dict[str, Any]:
+        """The JSON body the client sends (what a dry run shows)."""
+        sent = {k: v for k, v in self.params.items() if k != "timeout"}
+        body: dict[str, Any] = {"model": model, **self.payload, **sent}
+        if stream:
+            body["stream"] = True
+            if self.api == "chat":  # Responses streams report usage in their last event
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def count_fields(self) -> dict[str, Any]:
+        """What ``POST /responses/input_tokens`` takes of it (schema ``TokenCountsBody``),
+        the ``input`` aside: the same prompt, chat's messages being valid input items."""
+        params = dict(self.params)
+        if self.api == "chat":  # the chat fields that change the prompt, in Responses' names
+            chat = params
+            params = {}
+            if chat.get("reasoning_effort"):
+                params["reasoning"] = {"effort": chat["reasoning_effort"]}
+            if chat.get("response_format"):
+                params["text"] = {"format": chat["response_format"]}
+        fields = {k: v for k, v in {**self.payload, **params}.items() if k in _COUNTED}
+        if isinstance(fields.get("text"), Mapping) and "format" not in fields["text"]:
+            del fields["text"]  # verbosity alone does not change the prompt
+        return fields
+
+    @property
+    def input(self) -> list[dict[str, Any]]:
+        return list(self.payload.get("messages") or self.payload.get("input") or [])
+
+
+#: TokenCountsBody's fields besides ``input`` and ``model``.
+_COUNTED = ("instructions", "previous_response_id", "reasoning", "text", "tools", "tool_choice",
+            "parallel_tool_calls", "truncation")
+
+
+def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
+             cell_messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
+             chain: str | None = None) -> Outgoing:
+    """The request a cell sends: on chat every message; on Responses the leading system
+    message as ``instructions`` and the rest as input items, or, chained on a stored
+    response (``chain``), only the cell's own messages with ``previous_response_id``."""
+    if api == "chat":
+        return Outgoing(api, {"messages": [dict(m) for m in messages]}, dict(params))
+    instructions, items = split_instructions(messages)
+    payload: dict[str, Any] = {"input": [dict(m) for m in cell_messages] if chain else items}
+    if instructions is not None:
+        payload["instructions"] = instructions
+    if chain:
+        payload["previous_response_id"] = chain
+    return Outgoing(api, payload, to_responses(params))

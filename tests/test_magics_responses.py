@@ -1,0 +1,433 @@
+"""%%chat over the Responses API in-process (InteractiveShell), against the fake server:
+every option's effect on the request the server received, threads sent whole or chained
+with previous_response_id, the reasoning summary and part costs, --exact-count."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from fakeserver import Behaviour
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from openapi_schema import load_spec, validate
+
+import gptmagic
+from gptmagic.notebook import apis
+from gptmagic.notebook.session import DryRun, Reply
+
+KEY = "sk-fake-responses-0123456789abcdef"
+
+
+@pytest.fixture
+def shell(fake_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY")
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "gptmagic")
+    yield sh
+    sh.run_line_magic("unload_ext", "gptmagic")
+    InteractiveShell.clear_instance()
+
+
+def chat(sh, line, cell):
+    with capture_output() as cap:
+        result = sh.run_cell_magic("chat", line, cell)
+    return result, cap
+
+
+def sent(fake_server, path="/v1/responses"):
+    reqs = [r for r in fake_server.requests if r.path == path]
+    assert reqs, f"nothing was sent to {path}: {[r.path for r in fake_server.requests]}"
+    return reqs[-1].json
+
+
+def magics(sh):
+    return sh.magics_manager.registry["GptMagics"]
+
+
+# -- the accepted values are the spec's -----------------------------------------------------
+
+
+def _enum(schema):
+    for branch in schema.get("anyOf", [schema]):
+        if "enum" in branch:
+            return tuple(branch["enum"])
+    raise AssertionError(f"no enum in {schema}")
+
+
+def test_the_options_accept_exactly_the_values_of_the_spec():
+    schemas = load_spec()["components"]["schemas"]
+    assert apis.REASONING_EFFORTS == _enum(schemas["ReasoningEffort"])
+    assert apis.REASONING_SUMMARIES == _enum(schemas["Reasoning"]["properties"]["summary"])
+    assert apis.VERBOSITIES == _enum(schemas["Verbosity"])
+    assert apis.SERVICE_TIERS == _enum(schemas["ServiceTier"])
+
+
+# -- one cell over the Responses API ------------------------------------------------------------
+
+
+def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server):
+    line = ("-p fake -m gpt-5-mini --api responses --reasoning-effort high "
+            "--reasoning-summary detailed --verbosity low --service-tier flex "
+            "--cache-key prefix-1 --max-tokens 50 -t 0.5 --top-p 0.9 --json --top-logprobs 2 "
+            "--no-stream")
+    r, _ = chat(shell, line, "system: Be brief.\nuser: hello there")
+    body = sent(fake_server)
+    validate(body, "CreateResponse")
+    assert body == {
+        "model": "gpt-5-mini",
+        "input": [{"role": "user", "content": "hello there"}],
+        "instructions": "Be brief.",
+        "reasoning": {"effort": "high", "summary": "detailed"},
+        "text": {"verbosity": "low", "format": {"type": "json_object"}},
+        "service_tier": "flex",
+        "prompt_cache_key": "prefix-1",
+        "store": False,
+        "max_output_tokens": 50,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_logprobs": 2,
+        "include": ["message.output_text.logprobs"],
+    }
+    assert isinstance(r, Reply) and r.result.kind == "response"
+    assert "hello there" in r.text
+    assert shell.user_ns["_chat"] is r and r.status == "completed"
+    # The fake reasoning model summarises when asked, and bills its reasoning as output.
+    assert r.reasoning and "hello there" in r.reasoning
+    assert r.usage.reasoning_tokens > 0 and r.cost_parts["reasoning"].known
+    assert r._repr_mimebundle_()[0]["text/markdown"].startswith("<details>")
+    assert r.request["api"] == "responses"
+    meta = r._repr_mimebundle_()[1]["gptmagic"]
+    assert meta["request"]["api"] == "responses"
+    assert meta["response"]["status"] == "completed"
+
+
+def test_responses_streams_by_default(shell, fake_server):
+    r, _ = chat(shell, "-p fake --api responses", "user: stream me")
+    body = sent(fake_server)
+    assert body["stream"] is True and "stream_options" not in body
+    validate(body, "CreateResponse")
+    assert "stream me" in r.text and r.usage.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("line,flag,words", [
+    ("--reasoning-effort extreme", "--reasoning-effort", "none, minimal, low, medium, high"),
+    ("--reasoning-summary short", "--reasoning-summary", "auto, concise, detailed"),
+    ("--verbosity loud", "--verbosity", "low, medium, high"),
+    ("--service-tier gold", "--service-tier", "auto, default, flex"),
+    ("--api completions", "--api", "chat, responses"),
+])
+def test_a_bad_value_says_which_option_and_what_it_takes(shell, fake_server, line, flag, words):
+    with pytest.raises(UsageError, match=f"{flag} must be one of {words}"):
+        chat(shell, f"-p fake --api responses {line}", "user: hi")
+    assert fake_server.requests == []
+
+
+@pytest.mark.parametrize("line,flag", [("--stop END", "--stop"), ("--seed 3", "--seed"),
+                                       ("-n 2", "-n"),
+                                       ("--presence-penalty 1", "--presence-penalty")])
+def test_chat_only_options_are_refused_on_responses(shell, fake_server, line, flag):
+    with pytest.raises(UsageError, match=f"{flag} has no Responses API equivalent.*--api chat"):
+        chat(shell, f"-p fake --api responses {line}", "user: hi")
+    assert fake_server.requests == []
+
+
+# -- the same options on Chat Completions --------------------------------------------------------
+
+
+def test_chat_maps_the_options_it_has(shell, fake_server):
+    line = ("-p fake --api chat --reasoning-effort minimal --verbosity high --service-tier "
+            "priority --cache-key k2 --store --no-stream")
+    chat(shell, line, "user: hi")
+    body = sent(fake_server, "/v1/chat/completions")
+    validate(body, "CreateChatCompletionRequest")
+    assert {k: body[k] for k in ("reasoning_effort", "verbosity", "service_tier",
+                                 "prompt_cache_key", "store")} == {
+        "reasoning_effort": "minimal", "verbosity": "high", "service_tier": "priority",
+        "prompt_cache_key": "k2", "store": True}
+
+
+def test_chat_refuses_a_reasoning_summary(shell, fake_server):
+    with pytest.raises(UsageError, match="--reasoning-summary needs --api responses"):
+        chat(shell, "-p fake --reasoning-summary auto", "user: hi")
+    assert fake_server.requests == []
+
+
+# -- choosing the endpoint: profile, model pattern, setting ------------------------------------
+
+
+def test_the_endpoint_comes_from_the_profile_the_model_or_the_setting(shell, fake_server):
+    gptmagic.add_profile("fresp", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY", api="responses")
+    chat(shell, "-p fresp --no-stream", "user: a")
+    assert fake_server.requests[-1].path == "/v1/responses"
+    chat(shell, "-p fresp --api chat --no-stream", "user: b")  # the cell wins
+    assert fake_server.requests[-1].path == "/v1/chat/completions"
+    m = magics(shell)
+    m.model_api = {"reasoner-*": "responses"}
+    chat(shell, "-p fake -m reasoner-1 --no-stream", "user: c")
+    assert fake_server.requests[-1].path == "/v1/responses"
+    chat(shell, "-p fake -m fake-model --no-stream", "user: d")
+    assert fake_server.requests[-1].path == "/v1/chat/completions"
+    shell.run_line_magic("gptmagic", "api responses")
+    chat(shell, "-p fake -m fake-model --no-stream", "user: e")
+    assert fake_server.requests[-1].path == "/v1/responses"
+    with pytest.raises(UsageError, match="expected chat or responses"):
+        shell.run_line_magic("gptmagic", "api completions")
+    with pytest.raises(gptmagic.ConfigError, match="api 'completion' is not one of chat"):
+        gptmagic.add_profile("bad", base_url=fake_server.url, api="completion")
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+
+def test_a_thread_over_responses_sends_its_whole_history(shell, fake_server):
+    chat(shell, "-p fake --api responses --no-stream", "system: Be brief.\nuser: one")
+    first = sent(fake_server)
+    assert first["store"] is False and "previous_response_id" not in first
+    chat(shell, "-p fake --api responses --no-stream", "user: two")
+    body = sent(fake_server)
+    validate(body, "CreateResponse")
+    assert body["instructions"] == "Be brief."
+    assert [m["role"] for m in body["input"]] == ["user", "assistant", "user"]
+    assert body["input"][0]["content"] == "one" and body["input"][2]["content"] == "two"
+    assert "previous_response_id" not in body
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history --model gpt-4o")
+    out = cap.outputs[0]
+    assert "history (responses): each cell sends the whole conversation" in out.data["text/html"]
+
+
+def test_a_stored_thread_chains_with_previous_response_id(shell, fake_server):
+    m = magics(shell)
+    m.cell_id = "a"
+    r1, _ = chat(shell, "-p fake --api responses --store --no-stream",
+                 "system: Be brief.\nuser: one")
+    assert sent(fake_server)["store"] is True and r1.result.id
+    m.cell_id = "b"
+    r2, _ = chat(shell, "-p fake --api responses --store --no-stream", "user: two")
+    body = sent(fake_server)
+    validate(body, "CreateResponse")
+    assert body["previous_response_id"] == r1.result.id
+    assert body["input"] == [{"role": "user", "content": "two"}]
+    assert body["instructions"] == "Be brief."  # instructions are not carried over
+    assert r2.request["previous_response_id"] == r1.result.id
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history --model gpt-4o")
+    page = cap.outputs[0].data["text/plain"]
+    assert f"chained: turn 2 is stored on the server (response {r2.result.id})" in page
+    # Re-running the first cell replaces it: the second no longer follows from it, so a
+    # stored cell after them sends the whole history, never a chain from an older answer.
+    m.cell_id = "a"
+    chat(shell, "-p fake --api responses --store --no-stream", "system: Be brief.\nuser: ONE")
+    m.cell_id = "c"
+    chat(shell, "-p fake --api responses --store --no-stream", "user: three")
+    body = sent(fake_server)
+    assert "previous_response_id" not in body
+    assert [i["content"] for i in body["input"]][-1] == "three" and len(body["input"]) == 5
+    # Without --store a cell sends the whole history, even after a stored turn.
+    m.cell_id = "d"
+    chat(shell, "-p fake --api responses --no-stream", "user: four")
+    assert "previous_response_id" not in sent(fake_server)
+
+
+@pytest.mark.parametrize("how", ["forgotten", "404"])
+def test_a_broken_chain_says_so_and_how_to_fall_back(shell, fake_server, how):
+    r1, _ = chat(shell, "-p fake --api responses --store --no-stream", "user: one")
+    if how == "forgotten":  # the server no longer has it: a 400 naming the parameter
+        fake_server.reset()
+    else:
+        fake_server.plan(Behaviour(status=404, body={"error": {
+            "message": f"Previous response with id '{r1.result.id}' not found.",
+            "type": "invalid_request_error", "param": "previous_response_id", "code": None}}))
+    with pytest.raises(UsageError) as e:
+        chat(shell, "-p fake --api responses --store --no-stream", "user: two")
+    said = str(e.value)
+    assert f"chained to stored response {r1.result.id}" in said
+    assert "does not know" in said and "without --store to send the whole history" in said
+    assert sent(fake_server)["previous_response_id"] == r1.result.id
+    r3, _ = chat(shell, "-p fake --api responses --no-stream", "user: two")  # the fallback
+    body = sent(fake_server)
+    assert "previous_response_id" not in body and len(body["input"]) == 3 and r3.text
+
+
+# -- dry runs and counting -----------------------------------------------------------------------
+
+
+def test_dry_run_shows_the_responses_request(shell, fake_server):
+    r, _ = chat(shell, "-p fake --api responses --dry-run --reasoning-effort low "
+                       "--max-tokens 30", "system: Be brief.\nuser: hi")
+    assert isinstance(r, DryRun) and fake_server.requests == []
+    validate(r.request, "CreateResponse")
+    assert r.url.endswith("/v1/responses")
+    assert r.request["input"] == [{"role": "user", "content": "hi"}]
+    assert r.request["instructions"] == "Be brief."
+    assert r.request["reasoning"] == {"effort": "low"} and r.request["max_output_tokens"] == 30
+    assert r.request["stream"] is True and "stream_options" not in r.request
+    text = r._repr_mimebundle_()[0]["text/plain"]
+    assert "POST " in text and '"instructions": "Be brief."' in text
+    assert "offline estimate" in text
+
+
+@pytest.fixture
+def openai_fake(fake_server, monkeypatch):
+    """OpenAI's own API (kind openai) at the fake server's address."""
+    monkeypatch.setenv("FAKE_OPENAI_KEY", KEY)
+    gptmagic.add_profile("oai", kind="openai", base_url=fake_server.url,
+                         api_key_env="FAKE_OPENAI_KEY", default_model="gpt-4o-mini")
+    return fake_server
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_exact_count_asks_the_server(shell, openai_fake, api):
+    r, _ = chat(shell, f"-p oai --api {api} --dry-run --exact-count",
+                "system: Be brief.\nuser: count these words please")
+    assert isinstance(r, DryRun)
+    asked = [q for q in openai_fake.requests if q.path == "/v1/responses/input_tokens"]
+    assert len(asked) == 1 and len(openai_fake.requests) == 1
+    validate(asked[0].json, "TokenCountsBody")
+    assert asked[0].json["model"] == "gpt-4o-mini"
+    user = {"role": "user", "content": "count these words please"}
+    if api == "responses":  # as the cell would send it: the system message as instructions
+        assert asked[0].json["instructions"] == "Be brief." and asked[0].json["input"] == [user]
+    else:  # chat's messages, every one an input item
+        assert asked[0].json["input"] == [{"role": "system", "content": "Be brief."}, user]
+    assert asked[0].headers["authorization"] == f"Bearer {KEY}"
+    assert isinstance(r.exact_count, int) and r.exact_count > 0
+    assert r.estimate.prompt_tokens == r.exact_count
+    data, meta = r._repr_mimebundle_()
+    assert f"Exact prompt tokens: {r.exact_count:,} (counted by the server" in data["text/plain"]
+    assert meta["gptmagic"]["dry_run"]["exact_prompt_tokens"] == r.exact_count
+    assert KEY not in json.dumps(meta) and all(KEY not in v for v in data.values())
+
+
+def test_exact_count_sends_nothing_without_a_key(shell, openai_fake, monkeypatch):
+    monkeypatch.delenv("FAKE_OPENAI_KEY")
+    r, _ = chat(shell, "-p oai --api responses --dry-run --exact-count", "user: hi")
+    assert openai_fake.requests == []
+    assert r.exact_count is None
+    assert "no API key" in r.exact_note and "offline estimate" in r.exact_note
+    assert "offline estimate" in r._repr_mimebundle_()[0]["text/plain"]
+
+
+def test_exact_count_is_not_asked_of_another_server(shell, fake_server):
+    r, _ = chat(shell, "-p fake --api responses --dry-run --exact-count", "user: hi")
+    assert fake_server.requests == [] and r.exact_count is None
+    assert "is not OpenAI's API" in r.exact_note
+
+
+def test_without_exact_count_the_count_is_an_estimate_and_nothing_is_sent(shell, openai_fake):
+    r, _ = chat(shell, "-p oai --api responses --dry-run", "user: hi")
+    assert openai_fake.requests == [] and r.exact_count is None
+    assert "offline estimate" in r.exact_note and "--exact-count" in r.exact_note
+
+
+# -- the reply view: reasoning summary and what the parts cost ---------------------------------
+
+
+def _response_body(model: str) -> dict:
+    """A reasoning model's Response, as OpenAI's spec shapes it."""
+    return {
+        "id": "resp_fake_reasoning", "object": "response", "created_at": 1_700_000_000,
+        "status": "completed", "model": model, "error": None, "incomplete_details": None,
+        "instructions": None, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+        "tools": [], "tool_choice": "auto", "parallel_tool_calls": True,
+        "output": [
+            {"type": "reasoning", "id": "rs_1", "summary": [
+                {"type": "summary_text", "text": "Weighed <b>two</b> options."}]},
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "Pick the second.",
+                          "annotations": [], "logprobs": []}]},
+        ],
+        "usage": {"input_tokens": 2048, "output_tokens": 1100, "total_tokens": 3148,
+                  "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
+                  "output_tokens_details": {"reasoning_tokens": 1024}},
+    }
+
+
+def test_the_reasoning_summary_shows_collapsed_and_reasoning_is_priced(shell, fake_server):
+    import genai_prices
+
+    body = _response_body("gpt-5-mini")
+    validate(body, "Response")
+    fake_server.plan(Behaviour(body=body))
+    r, _ = chat(shell, "-p fake -m gpt-5-mini --api responses --reasoning-summary auto "
+                       "--no-stream", "user: which?")
+    assert r.reasoning == "Weighed <b>two</b> options." and r.text == "Pick the second."
+    assert shell.user_ns["_chat"].reasoning == r.reasoning
+    assert r.usage.reasoning_tokens == 1024 and r.usage.cached_tokens == 1024
+    data, meta = r._repr_mimebundle_()
+    md = data["text/markdown"]
+    assert md.startswith("<details><summary>reasoning summary</summary>")
+    assert "Weighed &lt;b&gt;two&lt;/b&gt; options." in md  # model output made inert
+    assert md.index("</details>") < md.index("Pick the second.")
+    plain = data["text/plain"]
+    assert plain.startswith("── reasoning summary ──\nWeighed <b>two</b> options.")
+    # Reasoning tokens at the output rate, cached input at the cached rate: genai-prices'.
+    ref = genai_prices.calc_price(genai_prices.Usage(output_tokens=1024), "gpt-5-mini",
+                                  provider_id="openai")
+    reasoning = r.cost_parts["reasoning"]
+    assert reasoning.total == ref.output_price
+    cached = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1024, cache_read_tokens=1024), "gpt-5-mini",
+        provider_id="openai")
+    assert r.cost_parts["cached"].total == cached.input_price
+    assert f"reasoning 1,024 tok \\{reasoning}" in md  # Markdown escapes the $
+    assert f"reasoning 1,024 tok {reasoning}" in plain
+    assert f"cached input 1,024 tok {r.cost_parts['cached']}" in plain
+    assert meta["gptmagic"]["response"]["reasoning"] == r.reasoning
+    assert meta["gptmagic"]["response"]["usage"]["reasoning_tokens"] == 1024
+    assert Decimal(meta["gptmagic"]["response"]["cost_usd"]) == r.cost.total
+
+
+def test_a_reply_the_server_did_not_store_is_not_chained_from(shell, fake_server):
+    def unstored(obj):
+        if obj.get("object") == "response":
+            obj["store"] = False
+        return obj
+
+    fake_server.plan(Behaviour(mangle=unstored))
+    r1, _ = chat(shell, "-p fake --api responses --store --no-stream", "user: one")
+    assert "the server did not store this reply" in r1.note
+    assert "did not store" in r1._repr_mimebundle_()[0]["text/markdown"]
+    chat(shell, "-p fake --api responses --store --no-stream", "user: two")
+    body = sent(fake_server)
+    assert "previous_response_id" not in body and len(body["input"]) == 3
+
+
+# -- the embedded model over the Responses API ---------------------------------------------------
+
+
+@pytest.mark.engine
+def test_the_embedded_model_answers_a_responses_cell(shell, monkeypatch):
+    from gptmagic.client.client import Client
+
+    try:
+        r, cap = chat(shell, "-m local --api responses --max-tokens 8 -t 0 --top-logprobs 2",
+                      "system: Be brief.\nuser: Say hello.")
+        assert r.result.kind == "response" and r.text and r.status in ("completed", "incomplete")
+        assert r.usage.completion_tokens <= 8 and r.cost.total == 0
+        assert len(r.logprobs[0].top) == 2
+        assert r.text.split()[0] in cap.stdout  # streamed to the terminal as it came
+        r2, _ = chat(shell, "-m local --api responses --max-tokens 4 -t 0", "user: Again.")
+        assert r2.text and r2.usage.prompt_tokens > r.usage.prompt_tokens  # history sent
+        # The engine keeps nothing (its Response says store: false): no chain is tried.
+        r3, _ = chat(shell, "-m local --api responses --store --max-tokens 4 -t 0", "user: Go.")
+        assert "did not store" in r3.note
+        # --exact-count never asks the engine's server: its own count is exact already.
+
+        async def refuse(*a, **k):
+            raise AssertionError("input_tokens was called for the embedded model")
+
+        monkeypatch.setattr(Client, "input_tokens", refuse)
+        d, _ = chat(shell, "-m local --api responses --dry-run --exact-count", "user: Hi.")
+        assert d.exact_count is None and "engine's own" in d.exact_note
+        assert d.request["input"][-1] == {"role": "user", "content": "Hi."}
+        assert "Hi." in d.engine_prompt
+    finally:
+        gptmagic.shutdown()
