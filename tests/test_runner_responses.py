@@ -165,10 +165,11 @@ def test_cache_reuses_within_an_api_and_never_across(fake):
 
 
 def test_a_grid_over_the_api_compares_chat_and_responses(fake):
-    res = run(grid={"api": ["chat", "responses"]}, params={"max_tokens": 2})
+    res = run(grid={"api": ["chat", "responses"]}, params={"max_tokens": 2}, stream=True)
     assert sorted(api_of(r) for r in fake.requests) == ["chat"] * 3 + ["responses"] * 3
+    assert res.df["ttft"].notna().all()  # both streamed
     for r in fake.requests:
-        assert "api" not in r.json
+        assert "api" not in r.json and r.json["stream"] is True
         assert r.json.get("max_tokens" if api_of(r) == "chat" else "max_output_tokens") == 2
     s = res.summary()
     assert list(s["api"]) == ["chat", "responses"] and (s["calls"] == 3).all()
@@ -299,3 +300,22 @@ def test_cost_parts_are_unknown_not_zero_without_a_price(fake):
     first, later = res.df.iloc[0], res.df.iloc[1]
     assert first["cache_write_tokens"] == 3 and math.isnan(first["cache_write_cost"])
     assert math.isnan(first["cost"]) and later["cost"] > 0 and later["cache_write_cost"] == 0
+
+
+@pytest.mark.engine
+def test_chat_and_responses_on_the_embedded_model(tmp_path, monkeypatch):
+    """The embedded engine answers both APIs; greedy decoding gives the same reply on each."""
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "c.sqlite"))
+    try:
+        res = evaluate([{"word": "cat"}, {"word": "dog"}], "user: Say the word {word}.",
+                       ["local"], grid={"api": ["chat", "responses"]},
+                       params={"max_tokens": 8, "temperature": 0, "logprobs": True},
+                       progress=False)
+    finally:
+        gptmagic.shutdown()
+    df = res.df
+    assert df["error"].isna().all(), df["error"].tolist()
+    assert (df["cost"] == 0).all() and (df["completion_tokens"] <= 8).all()
+    by_api = df.pivot(index="row", columns="api", values="output")
+    assert (by_api["chat"] == by_api["responses"]).all() and by_api["chat"].str.len().gt(0).all()
+    assert df["mean_logprob"].notna().all()  # logprobs on both APIs

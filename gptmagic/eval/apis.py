@@ -16,13 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gptmagic.client.config import Provider
+from gptmagic.client.config import APIS, Provider
 from gptmagic.errors import RequestError
 
-__all__ = ["APIS", "call_body", "check_api", "choose_api", "response_params"]
-
-#: The APIs a run can send to.
-APIS = ("chat", "responses")
+__all__ = ["call_body", "check_api", "choose_api", "response_params"]
 
 #: Chat parameters the Responses API has no equivalent for, and what to do instead.
 _NO_EQUIVALENT = {
@@ -66,13 +63,11 @@ def _known(name: Any, where: str) -> str:
 
 
 def choose_api(api: str | Mapping[str, str] | None, spec: str, provider: Provider) -> str:
-    """The API of model ``spec`` (as written in ``models``): the ``api=`` argument's entry
-    for it, else its value when one name is given, else the profile's ``api``, else chat."""
-    if isinstance(api, Mapping):
-        api = api.get(spec)
-    if api is None:
-        api = getattr(provider, "api", None)  # a profile's default API, where it has one
-    return "chat" if api is None else _known(api, f"profile {provider.name!r}'s api")
+    """The API of model ``spec`` (as written in ``models``; ``api`` checked by
+    :func:`check_api`): the ``api=`` argument's entry for it, else its value when one
+    name is given, else the profile's ``api`` setting, else chat."""
+    chosen = api.get(spec) if isinstance(api, Mapping) else api
+    return chosen or provider.api or "chat"
 
 
 def response_params(params: Mapping[str, Any], model: str) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gptmagic.client.config import Provider, refuse_misrouted, resolve
+from gptmagic.client.config import APIS, Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
 from gptmagic.errors import GptmagicError, RequestError
-from gptmagic.eval.apis import APIS, call_body, check_api, choose_api
+from gptmagic.eval.apis import call_body, check_api, choose_api
 
 __all__ = ["Job", "build_jobs", "load_cases", "resolve_model"]
 
