@@ -112,6 +112,8 @@ def test_a_grid_over_reasoning_effort_is_one_variant_per_level_on_both_apis(fake
     assert sent == sorted((m, api, e) for m, api in (("m1", "chat"), (THINKER, "responses"))
                           for e in ("low", "high") for _ in CASES)
     for r in fake.requests:  # each API's own name for it, and only that
+        validate(r.json, "CreateResponse" if api_of(r) == "responses"
+                 else "CreateChatCompletionRequest")
         assert ("reasoning" in r.json) == (api_of(r) == "responses")
         assert ("reasoning_effort" in r.json) == (api_of(r) == "chat")
 
@@ -275,10 +277,14 @@ def test_eval_config_names_the_api(fake, tmp_path, capsys):
 
 def test_a_profiles_api_setting_is_the_default(fake):
     gptmagic.add_profile("fake-r", base_url=fake.url, api="responses")
-    res = evaluate(CASES[:1], "user: {q}", ["fake-r:m1", "fake:m2"], progress=False)
+    res = evaluate(CASES[:1], "user: {q}", ["fake-r:m1", "fake:m2", "fake:m1"], progress=False)
     assert sorted((r.json["model"], api_of(r)) for r in fake.requests) == [
-        ("m1", "responses"), ("m2", "chat")]
-    assert list(res.df["api"]) == ["responses", "chat"]
+        ("m1", "chat"), ("m1", "responses"), ("m2", "chat")]
+    assert list(res.df["api"]) == ["responses", "chat", "chat"]
+    # One model through two profiles, one on each API: two rows of the summary.
+    s = res.summary()
+    assert list(zip(s["model"], s["api"], strict=True)) == [
+        ("m1", "responses"), ("m2", "chat"), ("m1", "chat")]
     evaluate(CASES[:1], "user: {q}", ["fake-r:m1"], api="chat", progress=False)  # call wins
     assert api_of(fake.requests[-1]) == "chat"
 

@@ -56,10 +56,9 @@ def check_api(api: str | Mapping[str, str] | None, models: Sequence[str]) -> Non
         _known(name, f"api[{spec!r}]")
 
 
-def _known(name: Any, where: str) -> str:
+def _known(name: Any, where: str) -> None:
     if name not in APIS:
         raise RequestError(f"{where} is {name!r}; use 'chat' or 'responses'", param="api")
-    return str(name)
 
 
 def choose_api(api: str | Mapping[str, str] | None, spec: str, provider: Provider) -> str:

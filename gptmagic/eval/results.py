@@ -152,8 +152,11 @@ class EvalResults:
                             "ttft": None, "mean_logprob": None, "cached": False,
                             "error": j.error, "error_type": j.error_type})
             records.append(rec)
+        # A run over both APIs (not as a grid axis) groups by API too: one model can be
+        # asked through two profiles, one of them set to the Responses API.
+        by_api = ["api"] if len({j.api for j in jobs}) > 1 and "api" not in grid_cols else []
         self = cls(pd.DataFrame.from_records(records), jobs, cases, scorers,
-                   ["prompt", "model", *grid_cols])
+                   ["prompt", "model", *by_api, *grid_cols])
         await self._apply_scores(scorers)
         return self
 
@@ -205,7 +208,8 @@ class EvalResults:
         return [c for c in self.df if c.startswith("score.")]
 
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:
-        """Per prompt × model (× grid): calls, how many came from the cache, errors, the
+        """Per prompt × model (× API, when a run uses both × grid): calls, how many came
+        from the cache, errors, the
         score's mean and standard error, each scorer's mean (``score.<name>``), pass
         rate (score >= ``threshold``), total cost, cost per correct answer, the sums of
         reasoning, cached and cache-write tokens and of what each cost (those the
