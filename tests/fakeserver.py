@@ -493,8 +493,8 @@ class FakeServer:
             await asyncio.sleep(self.trickle_pause)
 
     async def _send(self, request: web.BaseRequest, status: int, headers: dict[str, str],
-                    body: bytes | str | dict, trickle: bool) -> web.StreamResponse:
-        if isinstance(body, dict):
+                    body: bytes | str | dict | list, trickle: bool) -> web.StreamResponse:
+        if isinstance(body, dict | list):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()

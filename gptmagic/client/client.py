@@ -259,13 +259,18 @@ class Client:
         ``tools``, ``reasoning``...), so the count is what that call's
         ``usage.prompt_tokens`` will say, chat overhead and all. One request,
         not retried (as :meth:`models`); offline estimates are
-        :meth:`count_tokens`.
+        :meth:`count_tokens`. The embedded model has no such endpoint: a
+        ``local`` provider raises :class:`RequestError` without any I/O (its
+        :meth:`count_tokens` is exact).
         """
         prov, model = resolve(provider, model, default=self.provider)
+        if prov.kind == "local":
+            raise RequestError(
+                "the local model has no /responses/input_tokens endpoint; its count_tokens() "
+                "is exact already (counted by the engine's own tokenizer)", param="model")
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
-        url, query = prov.endpoint("responses/input_tokens", model,
-                                   (await self._base_url(prov))[0])
+        url, query = prov.endpoint("responses/input_tokens", model, prov.base_url)
         data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
         if not isinstance(data, dict):
             raise MalformedResponseError(f"{url}: expected a JSON object with 'input_tokens'")

@@ -46,7 +46,7 @@ def _prompts(prompt: Any) -> int:
 
 
 def _least_tokens(choices: list[Choice], max_tokens: int | None,
-                  count_logprobs: bool) -> tuple[int, str]:
+                  count_logprobs: bool, limit: str = "max_tokens") -> tuple[int, str]:
     """A lower bound on the completion tokens of ``choices``, and what it rests on."""
     total, by_lp, lp_choices, at_limit, other = 0, 0, 0, 0, 0
     for c in choices:
@@ -65,7 +65,7 @@ def _least_tokens(choices: list[Choice], max_tokens: int | None,
         basis.append(f"{count_of(by_lp, 'token')} in the logprobs of "
                      f"{count_of(lp_choices, 'choice')}")
     if at_limit:
-        basis.append(f"{count_of(at_limit, 'choice')} ended at max_tokens={max_tokens}")
+        basis.append(f"{count_of(at_limit, 'choice')} ended at {limit}={max_tokens}")
     if other:
         basis.append(f"{count_of(other, 'other choice')} with text, 1 token or more each")
     return total, "; ".join(basis)
@@ -96,8 +96,9 @@ def check_reply(kind: str, body: Mapping[str, Any], result: Result) -> list[str]
     max_tokens = (_int(body.get("max_output_tokens")) if kind == "response" else
                   _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens")))
     # Echoed prompt tokens are told apart by offset only for a text prompt.
-    least, basis = _least_tokens(choices, max_tokens,
-                                 count_logprobs=not echo or isinstance(prompt, str))
+    least, basis = _least_tokens(
+        choices, max_tokens, count_logprobs=not echo or isinstance(prompt, str),
+        limit="max_output_tokens" if kind == "response" else "max_tokens")
     got, n = usage.completion_tokens, _int(body.get("n")) or 1
     counts = f"the server counts {count_of(got, 'completion token')}"
     held = "the reply holds" if len(choices) == 1 else f"the {len(choices)} choices received hold"

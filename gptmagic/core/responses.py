@@ -30,6 +30,7 @@ server's message; the client turns a streamed one into a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from gptmagic.core.logprobs import from_wire
@@ -208,7 +209,8 @@ class ResponsesAccumulator:
         kind = event.get("type", name)
         if not isinstance(kind, str):
             raise MalformedResponseError(f"{where} has no 'type'")
-        if name and name != kind:
+        event = {**event, "type": kind}
+        if name and name not in (kind, "message"):  # "message": SSE's generic name
             raise MalformedResponseError(
                 f"{where} is named {name!r} on its event line but has type {kind!r}")
         where = f"{where} ({kind})"
@@ -228,48 +230,81 @@ class ResponsesAccumulator:
         item_id = event.get("item_id", item.get("id") if isinstance(item, dict) else None)
         if isinstance(item_id, str) and item_id:
             self._ids.setdefault(item_id, o)
-        if kind == "response.output_text.delta":
-            part = self._part(self._text, (o, _index(event.get("content_index"),
-                                                     f"{where}.content_index")), where)
-            piece = _string(event.get("delta"), f"{where}.delta")
-            lps = _logprobs(event.get("logprobs"), f"{where}.logprobs")
-            if lps:
-                part.logprobs = (part.logprobs or []) + lps
-            if piece:
-                part.pieces.append(piece)
-                return [(0, piece)]
-            return []
-        if kind == "response.output_text.done":
-            key = (o, _index(event.get("content_index"), f"{where}.content_index"))
-            return self._settle_text(key, event.get("text"), event.get("logprobs"), where)
-        if kind in ("response.refusal.delta", "response.reasoning_summary_text.delta"):
-            parts, index = ((self._refusal, "content_index") if kind.startswith("response.ref")
-                            else (self._summary, "summary_index"))
-            part = self._part(parts, (o, _index(event.get(index), f"{where}.{index}")), where)
-            part.pieces.append(_string(event.get("delta"), f"{where}.delta"))
-        elif kind == "response.refusal.done":
-            key = (o, _index(event.get("content_index"), f"{where}.content_index"))
-            self._refusal.setdefault(key, _Part()).settle(
-                _string(event.get("refusal"), f"{where}.refusal"), f"{where}.refusal")
-        elif kind == "response.reasoning_summary_text.done":
-            key = (o, _index(event.get("summary_index"), f"{where}.summary_index"))
-            self._summary.setdefault(key, _Part()).settle(
-                _string(event.get("text"), f"{where}.text"), f"{where}.text")
-        elif kind == "response.function_call_arguments.delta":
-            call = self._calls.setdefault(o, _call(event.get("item_id")))
-            call["function"]["arguments"] += _string(event.get("delta"), f"{where}.delta")
-        elif kind == "response.function_call_arguments.done":
-            call = self._calls.setdefault(o, _call(event.get("item_id")))
-            call["function"]["arguments"] = _string(event.get("arguments"),
-                                                    f"{where}.arguments")
-            if isinstance(event.get("name"), str):
-                call["function"]["name"] = event["name"]
-        elif kind in ("response.output_item.added", "response.output_item.done"):
-            item = require_object(item, f"{where}.item")
-            return self._item(o, item, f"{where}.item", done=kind.endswith(".done"))
+        fold = self._FOLDS.get(kind)
         # Other events (content_part.*, annotations, built-in tools' progress) carry
-        # nothing a Result holds, or repeat what the events above already gave.
+        # nothing a Result holds, or repeat what the events folded here give.
+        return fold(self, event, o, where) if fold else []
+
+    def _key(self, event: dict[str, Any], o: int, index: str, where: str) -> tuple[int, int]:
+        return o, _index(event.get(index), f"{where}.{index}")
+
+    def _text_delta(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        part = self._part(self._text, self._key(event, o, "content_index", where), where)
+        piece = _string(event.get("delta"), f"{where}.delta")
+        lps = _logprobs(event.get("logprobs"), f"{where}.logprobs")
+        if lps:
+            part.logprobs = (part.logprobs or []) + lps
+        if not piece:
+            return []
+        part.pieces.append(piece)
+        return [(0, piece)]
+
+    def _text_done(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        return self._settle_text(self._key(event, o, "content_index", where),
+                                 event.get("text"), event.get("logprobs"), where)
+
+    def _refusal_delta(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        part = self._part(self._refusal, self._key(event, o, "content_index", where), where)
+        part.pieces.append(_string(event.get("delta"), f"{where}.delta"))
         return []
+
+    def _refusal_done(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        key = self._key(event, o, "content_index", where)
+        self._refusal.setdefault(key, _Part()).settle(
+            _string(event.get("refusal"), f"{where}.refusal"), f"{where}.refusal")
+        return []
+
+    def _summary_delta(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        part = self._part(self._summary, self._key(event, o, "summary_index", where), where)
+        part.pieces.append(_string(event.get("delta"), f"{where}.delta"))
+        return []
+
+    def _summary_done(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        key = self._key(event, o, "summary_index", where)
+        self._summary.setdefault(key, _Part()).settle(
+            _string(event.get("text"), f"{where}.text"), f"{where}.text")
+        return []
+
+    def _args_delta(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        call = self._calls.setdefault(o, _call(event.get("item_id")))
+        call["function"]["arguments"] += _string(event.get("delta"), f"{where}.delta")
+        return []
+
+    def _args_done(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        call = self._calls.setdefault(o, _call(event.get("item_id")))
+        call["function"]["arguments"] = _string(event.get("arguments"), f"{where}.arguments")
+        if isinstance(event.get("name"), str):
+            call["function"]["name"] = event["name"]
+        return []
+
+    def _item_event(self, event: dict[str, Any], o: int, where: str) -> list[tuple[int, str]]:
+        item = require_object(event.get("item"), f"{where}.item")
+        return self._item(o, item, f"{where}.item",
+                          done=event["type"] == "response.output_item.done")
+
+    _FOLDS: dict[str, Callable[[ResponsesAccumulator, dict[str, Any], int, str],
+                               list[tuple[int, str]]]] = {
+        "response.output_text.delta": _text_delta,
+        "response.output_text.done": _text_done,
+        "response.refusal.delta": _refusal_delta,
+        "response.refusal.done": _refusal_done,
+        "response.reasoning_summary_text.delta": _summary_delta,
+        "response.reasoning_summary_text.done": _summary_done,
+        "response.function_call_arguments.delta": _args_delta,
+        "response.function_call_arguments.done": _args_done,
+        "response.output_item.added": _item_event,
+        "response.output_item.done": _item_event,
+    }
 
     def _sequence(self, value: Any, where: str) -> None:
         if value is None:
