@@ -37,7 +37,14 @@ from gptmagic.errors import (
 
 if TYPE_CHECKING:
     from gptmagic.catalog.context import FitResult
-    from gptmagic.catalog.pricing import Cost, Estimate, cost_of, estimate, set_price
+    from gptmagic.catalog.pricing import (
+        Cost,
+        CostBreakdown,
+        Estimate,
+        cost_of,
+        estimate,
+        set_price,
+    )
     from gptmagic.client.client import Client
     from gptmagic.client.facade import (
         achat,
@@ -80,6 +87,7 @@ _LAZY = {
     "FitResult": "gptmagic.catalog.context",
     "fit_messages": "gptmagic.client.facade",
     "Cost": "gptmagic.catalog.pricing",
+    "CostBreakdown": "gptmagic.catalog.pricing",
     "Estimate": "gptmagic.catalog.pricing",
     "cost_of": "gptmagic.catalog.pricing",
     "estimate": "gptmagic.catalog.pricing",
@@ -131,6 +139,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Cost",
+    "CostBreakdown",
     "Estimate",
     "EvalResults",
     "FitResult",

@@ -191,9 +191,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from gptmagic.client.facade import get_client
     from gptmagic.client.portal import get_portal
+    from gptmagic.views.models import models_text
 
-    for m in get_portal().run(get_client().models(provider=args.profile)):
-        print(m)
+    rows, note = get_portal().run(get_client().model_table(provider=args.profile))
+    print(models_text(rows, note))
     return 0
 
 
@@ -230,8 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("-o", "--output", help="results CSV (default: the config's name with "
                    ".results.csv, e.g. run.toml -> run.results.csv)")
     e.set_defaults(fn=_eval)
-    m = sub.add_parser("models", help="list the models a provider offers")
-    m.add_argument("--profile", default=None)
+    m = sub.add_parser("models", help="list the models a provider offers: context window, "
+                       "prices per 1M tokens, shutdown date (retiring ones marked)")
+    m.add_argument("--provider", "--profile", dest="profile", default=None,
+                   help="a profile name (default: the configured provider)")
     m.set_defaults(fn=_models)
     args = ap.parse_args(argv)
     try:

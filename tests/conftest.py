@@ -20,6 +20,7 @@ _ENV_VARS = (
     "GPTMAGIC_PROFILE",
     "GPTMAGIC_CONFIG",
     "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",  # the models list and the eval cache go under the temp HOME
 )
 
 

@@ -368,6 +368,22 @@ class FakeServer:
             "malformed": Behaviour(malformed="sse" if stream else "json"),
         }.get(kind, Behaviour()), kind
 
+    # ---- GET /v1/models (issue 14): Model objects with shutdown_date ---------------------
+    listed_models: list[dict[str, Any]] | None = None  # set per server with set_models
+
+    def set_models(self, shutdowns: dict[str, object]) -> None:
+        """What ``GET /v1/models`` lists: model id -> ``shutdown_date`` (``"YYYY-MM-DD"``,
+        None for none announced, ``...`` to leave the field out as older servers do)."""
+        self.listed_models = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "openai",
+             **({} if day is ... else {"shutdown_date": day})} for m, day in shutdowns.items()]
+
+    def models_body(self) -> dict[str, Any]:
+        """The ``ListModelsResponse`` the server sends."""
+        if self.listed_models is None:
+            return _MODELS
+        return {"object": "list", "data": list(self.listed_models)}
+
     # ---- request handling ---------------------------------------------------------------
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw = await request.read()
@@ -421,7 +437,7 @@ class FakeServer:
         path, method = request.path.rstrip("/"), request.method
         kind = next((k for k in _ROUTES if path.endswith("/" + k)), None)
         if kind == "models" and method == "GET":
-            return await send(200, _MODELS)
+            return await send(200, self.models_body())
         if path.endswith("/moderations") and method == "POST" and isinstance(data, dict):
             return await send(200, _moderation(data, n))
         if kind in (None, "models") or method != "POST":

@@ -19,7 +19,7 @@ def test_openai_key_selects_openai(monkeypatch):
     monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
     prov, model = config.resolve()
-    assert (prov.name, model) == ("openai", "gpt-4o-mini")
+    assert (prov.name, model) == ("openai", "gpt-4.1-nano")  # not a retiring model
     h = prov.auth_headers()
     assert h["Authorization"] == "Bearer sk-test-abcdefghijklmnop"
     assert h["OpenAI-Organization"] == "org-1" and h["OpenAI-Project"] == "proj-1"

@@ -431,3 +431,63 @@ def test_the_embedded_model_answers_a_responses_cell(shell, monkeypatch):
         assert "Hi." in d.engine_prompt
     finally:
         gptmagic.shutdown()
+
+
+def test_tokens_magic_asks_for_the_exact_count_only_when_it_can(shell, openai_fake,
+                                                                  monkeypatch):
+    with capture_output() as cap:
+        counter = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count",
+                                       "system: Be brief.\nuser: count these words")
+        shell.events.trigger("post_run_cell", None)  # what the cell's end shows
+    line = cap.outputs[0].data["text/plain"]
+    assert line.startswith(f"exact prompt tokens: {counter.exact_count:,} (counted by the server")
+    assert f"offline estimate ({counter.data['total']:,})" in line
+    asked = [q.json for q in openai_fake.requests]
+    assert [q.path for q in openai_fake.requests] == ["/v1/responses/input_tokens"]
+    validate(asked[0], "TokenCountsBody")
+    assert asked[0]["instructions"] == "Be brief."
+    assert isinstance(counter.exact_count, int) and counter.exact_count > 0
+    with capture_output():  # without --exact-count: the estimate alone, nothing sent
+        plain = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini", "user: hi")
+    assert plain.exact_count is None and len(openai_fake.requests) == 1
+    monkeypatch.delenv("FAKE_OPENAI_KEY")
+    with capture_output():
+        keyless = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count", "user: hi")
+    assert keyless.exact_count is None and len(openai_fake.requests) == 1
+    with pytest.raises(UsageError, match="use %%tokens"):
+        shell.run_line_magic("tokens", "--exact-count")
+
+
+def test_exact_count_goes_with_a_dry_run(shell, openai_fake):
+    with pytest.raises(UsageError, match="--exact-count goes with --dry-run"):
+        chat(shell, "-p oai --api responses --exact-count", "user: hi")
+    assert openai_fake.requests == []
+
+
+def test_in_a_terminal_the_reasoning_summary_comes_with_the_footer(shell, fake_server):
+    r, cap = chat(shell, "-p fake -m gpt-5-mini --api responses --reasoning-summary concise",
+                  "user: think first")
+    assert "think first" in cap.stdout  # the reply streamed as text
+    plain = r._repr_mimebundle_()[0]["text/plain"]
+    assert plain.startswith(f"── reasoning summary ──\n{r.reasoning}\n── finish: stop")
+    assert f"reasoning {r.usage.reasoning_tokens:,} tok $" in plain
+
+
+def test_in_a_notebook_a_responses_dry_run_counts_instructions_and_input(shell, fake_server,
+                                                                        monkeypatch):
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a notebook
+    r, _ = chat(shell, "-p fake -m gpt-4o --api responses --dry-run --max-tokens 40",
+                "system: Be brief.\nuser: hi")
+    rows = r.counter.data["rows"]
+    assert [row[0] for row in rows] == ["system", "user"]
+    assert r.counter.max_tokens == 40 and fake_server.requests == []
+
+
+def test_several_models_answer_over_responses_side_by_side(shell, fake_server):
+    r, _ = chat(shell, "-p fake -m fake-model,gpt-5-mini --api responses --reasoning-effort "
+                       "low", "user: both")
+    paths = sorted((q.path, q.json["model"]) for q in fake_server.requests)
+    assert paths == [("/v1/responses", "fake-model"), ("/v1/responses", "gpt-5-mini")]
+    # One reasoning option for both: the model that does not reason refuses it, in its column.
+    assert "reasoning.effort" in r.results["fake-model"]
+    assert r.results["gpt-5-mini"].kind == "response" and r.request["api"] == "responses"

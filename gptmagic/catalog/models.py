@@ -25,7 +25,7 @@ from gptmagic.catalog.embedded import CONTEXT_WINDOW, MODEL_ID, is_local_model
 from gptmagic.errors import ConfigError
 from gptmagic.state import current
 
-__all__ = ["ModelInfo", "model_info", "register_model"]
+__all__ = ["ModelInfo", "model_info", "openai_models", "register_model"]
 
 #: The local engine may fill its whole context with output.
 LOCAL_MAX_OUTPUT_TOKENS = CONTEXT_WINDOW
@@ -122,6 +122,11 @@ def model_info(model: str) -> ModelInfo:
         context, output = _OPENAI[family]
         return ModelInfo(model, context, output, _TABLE_SOURCE)
     return _from_genai_prices(model) or ModelInfo(model, None, None, "unknown")
+
+
+def openai_models() -> tuple[str, ...]:
+    """The OpenAI model families this table knows (``gptmagic models`` offline)."""
+    return tuple(_OPENAI)
 
 
 def _normalise(model: str) -> str:

@@ -45,7 +45,7 @@ from gptmagic.errors import ConfigError
 from gptmagic.state import current
 
 __all__ = ["Cost", "CostBreakdown", "DEFAULT_EXPECTED_COMPLETION_TOKENS", "Estimate",
-           "PriceMemo", "cost_of", "estimate", "set_price"]
+           "PriceMemo", "cost_of", "estimate", "rates_per_mtok", "set_price"]
 
 #: Completion length :func:`estimate` expects when the caller gives none: a
 #: chat answer of a few paragraphs. It is capped by ``max_tokens``. Reasoning
@@ -250,6 +250,34 @@ def estimate(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
     high = (price(ceiling) if ceiling is not None else
             Cost(None, None, None, source=f"no output limit known for {model!r}"))
     return Estimate(price(0), price(expected), high, prompt, expected, ceiling)
+
+
+def rates_per_mtok(model: str, *, provider: str | None = None, base_url: str | None = None,
+                   at: datetime | None = None
+                   ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """USD per million input, cached input and output tokens of ``model``, for showing.
+
+    None is unknown (cached: no cache-read price, so cached input costs the
+    input rate). A tiered price shows its first tier (short prompts).
+    """
+    user = current().prices.get(model.lower())
+    if user is not None:
+        return user.input, user.cached_input, user.output
+    if provider == "local" or is_local_model(model):
+        return _ZERO, _ZERO, _ZERO
+    found = lookup(model, provider, base_url)
+    if found is None:
+        return None, None, None
+    try:
+        rates = found.model.get_prices(at or datetime.now(UTC))
+    except (LookupError, ValueError):
+        return None, None, None
+
+    def flat(key: str) -> Decimal | None:
+        value = getattr(rates, key, None)
+        return getattr(value, "base", value)
+
+    return flat("input_mtok"), flat("cache_read_mtok"), flat("output_mtok")
 
 
 def _completion_ceiling(model: str, prompt: int, max_tokens: int | None) -> int | None:

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.lifecycle import ModelRow, model_rows
+from gptmagic.catalog.models import openai_models
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.attempt import (
     MAX_ERROR_BYTES,
@@ -43,6 +45,7 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.client.lifecycle import Lifecycle, ListedModel, cache_key, parse_models, shutdown_map
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
@@ -126,6 +129,7 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         engine: LocalEngine | None = None,
         on_notice: Callable[[str], None] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.provider = provider
         self.timeouts = timeouts or Timeouts()
@@ -142,6 +146,8 @@ class Client:
         self._engine = engine
         #: One-line notices for the user (an engine restarted); stderr by default.
         self.on_notice = on_notice or _stderr_notice
+        #: Shutdown dates (GET /models, a day's cache) and the once-per-model warning.
+        self.lifecycle = lifecycle or Lifecycle()
 
     def __repr__(self) -> str:
         name = self.provider.name if isinstance(self.provider, Provider) else self.provider
@@ -284,13 +290,67 @@ class Client:
 
     async def models(self, *, provider: str | Provider | None = None) -> list[str]:
         """Model ids the provider lists at ``/models``."""
-        prov, model = resolve(provider, None, default=self.provider)
-        url, query = prov.endpoint("models", model, (await self._base_url(prov))[0])
-        data = await self._small_json("GET", url, query, prov.auth_headers(prompt=False), None)
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponseError(f"{url}: expected {{'data': [...]}}")
-        return [str(m.get("id")) for m in items if isinstance(m, dict)]
+        return [m.id for m in await self.model_list(provider=provider)]
+
+    async def model_list(self, *, provider: str | Provider | None = None) -> list[ListedModel]:
+        """The provider's ``/models``, each with its ``shutdown_date`` (fetched now, no cache)."""
+        prov, model = self._lister(provider)
+        base = (await self._base_url(prov))[0]
+        return await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+
+    def _lister(self, provider: str | Provider | None) -> tuple[Provider, str]:
+        # Listing needs no model: a profile without a default_model can still list
+        # (the name stands in for one; no URL of "models" uses it).
+        return resolve(provider, "models", default=self.provider)
+
+    async def model_table(self, *, provider: str | Provider | None = None
+                          ) -> tuple[list[ModelRow], str]:
+        """``gptmagic models``: the provider's models with context window, prices per 1M
+        tokens and shutdown date, and a line saying where the list came from.
+
+        Hosted OpenAI's list is the day's cached ``/models``; when it cannot be
+        reached (or has no key), the models of gptmagic's own table are listed.
+        """
+        prov, model = self._lister(provider)
+        today = self.lifecycle.now().date()
+        if prov.kind != "openai" or not prov.base_url:
+            base = (await self._base_url(prov))[0]
+            listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
+            rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
+                              provider="local" if prov.kind == "local" else None)
+            return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+        base_url = prov.base_url
+        try:
+            headers = prov.auth_headers(prompt=False)
+        except GptmagicError:
+            got = None  # no key: the table still answers
+        else:
+            got = await self.lifecycle.listed(base_url, lambda: self._list_models(
+                prov, model, base_url, headers))
+        if got is None:
+            rows = model_rows(sorted(openai_models()), today, provider="openai")
+            return rows, (f"{cache_key(base_url)} could not be reached (or no key is set): "
+                          f"gptmagic's own table of {len(rows)} OpenAI models")
+        rows = model_rows(sorted(m.id for m in got), today, shutdown_map(got), provider="openai")
+        return rows, f"{len(rows)} models listed by {cache_key(base_url)} (kept for a day)"
+
+    async def _list_models(self, prov: Provider, model: str, base: str | None,
+                           headers: Headers) -> list[ListedModel]:
+        url, query = prov.endpoint("models", model, base)
+        return parse_models(await self._small_json("GET", url, query, headers, None), url)
+
+    async def _retiring(self, req: Request) -> None:
+        """Say once per model (``on_notice``) that it is near or past its shutdown date.
+
+        Hosted OpenAI only: see :mod:`gptmagic.client.lifecycle`.
+        """
+        prov = req.provider
+        if prov.kind != "openai" or not prov.base_url:
+            return
+        text = await self.lifecycle.warning(prov.base_url, req.model, lambda: self._list_models(
+            prov, req.model, prov.base_url, req.headers))
+        if text:
+            self.on_notice(text)
 
     async def moderate(
         self,
@@ -470,6 +530,7 @@ class Client:
         error is raised), and an attempt cut by it is not retried.
         """
         req.payload()  # a body that is not JSON fails here, before anything is sent
+        await self._retiring(req)
         t = req.timeouts
         start = self._clock()
         tries = 0

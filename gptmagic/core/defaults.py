@@ -30,9 +30,20 @@ MAX_RETRY_AFTER = 60.0
 MAX_CONNECTIONS = 256
 KEEPALIVE_EXPIRY = 30.0
 
-# Models used when the user names none.
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# Models used when the user names none. The hosted default is chosen from data
+# (gptmagic.catalog.lifecycle.cheapest_current, checked by a test): the cheapest
+# OpenAI chat model that takes logprobs and temperature and has no announced
+# shutdown, priced by genai-prices for 1,000 prompt + 256 completion tokens
+# (2026-12-01: gpt-4.1-nano $0.0002024; gpt-4o-mini, retiring 2027-01-14, was the
+# default before). A profile's default_model overrides it.
+DEFAULT_OPENAI_MODEL = "gpt-4.1-nano"
 LOCAL_MODEL = "smollm2-135m-instruct"
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+# GET /models (its shutdown_date): asked once a day per provider, and given 5 s,
+# since the first call to each model waits for it; a provider that does not
+# answer in time is treated as unreachable (gptmagic's own table answers).
+MODELS_CACHE_TTL = 24 * 3600.0
+MODELS_LIST_TIMEOUT = 5.0
 AZURE_API_VERSION = "2024-10-21"

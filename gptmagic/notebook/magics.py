@@ -283,6 +283,9 @@ class GptMagics(Magics):
             return self._chat_command(line)
         try:
             args = _parse(self.chat, line)
+            if args.exact_count and not args.dry_run:
+                raise UsageError("--exact-count goes with --dry-run: a reply's usage has the "
+                                 "exact prompt count already")
             messages = parse_cell(cell, namespace=self._user_ns)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "top_logprobs",
@@ -438,23 +441,39 @@ class GptMagics(Magics):
     @argument("--model", "-m", help="model or tiktoken encoding (default: the magics' model)")
     @argument("--compare", "-c", help="a second model or encoding for the token view")
     @argument("--max-tokens", type=int, help="completion budget for the cost estimate")
+    @argument("--exact-count", action="store_true", help="also the prompt count from OpenAI's "
+              "server (POST /v1/responses/input_tokens), for a hosted OpenAI model")
     @line_cell_magic
     def tokens(self, line: str, cell: str | None = None) -> Any:
         """Count before sending: ``%%tokens [-m MODEL] [--compare M2]`` shows the cell's
         messages (``%%chat`` grammar) in a token counter and their text cut into
-        tokens; ``%tokens`` alone gives a live counter to type into."""
+        tokens; ``%tokens`` alone gives a live counter to type into. With
+        ``--exact-count`` the server's own count is shown above the token view (the
+        counter keeps the offline estimate) and kept as ``counter.exact_count``."""
+        from IPython.display import Pretty
+
         from gptmagic.notebook.widgets import token_counter, token_view
 
         try:
             args = _parse(self.tokens, line)
             model = args.model or self.default_model
             if cell is None:
+                if args.exact_count:
+                    raise UsageError("--exact-count counts a cell's messages: use %%tokens")
                 return token_counter(model=model, max_tokens=args.max_tokens)
             messages = parse_cell(cell, namespace=self._user_ns)
             counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
             text = "\n\n".join(str(m.get("content") or "") for m in messages)
-            cellviews.show_after_cell(self.shell, [token_view(text, model=counter.model,
-                                                              compare=args.compare)])
+            shown: list[Any] = [token_view(text, model=counter.model, compare=args.compare)]
+            if args.exact_count:
+                exact, why = self.session.exact_count(messages, model,
+                                                      default_profile=self.profile)
+                counter.exact_count = exact
+                shown.insert(0, Pretty(
+                    f"exact prompt tokens: {exact:,} ({why}: POST /v1/responses/input_tokens); "
+                    f"the counter shows the offline estimate ({counter.data['total']:,})"
+                    if exact is not None else why))
+            cellviews.show_after_cell(self.shell, shown)
             return counter
         except GptmagicError as e:
             raise UsageError(str(e)) from None
@@ -465,8 +484,11 @@ class GptMagics(Magics):
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
         ``%gptmagic api responses``,
-        ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``."""
+        ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``;
+        ``%gptmagic models [--provider P]`` lists models, prices and shutdown dates."""
         argv = _split(line)
+        if argv[:1] == ["models"]:
+            return self._models(argv[1:])
         if not argv:
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
@@ -508,8 +530,23 @@ class GptMagics(Magics):
             self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
             return
         raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
-                         "stream on|off | "
-                         "set name=value ... | unset name ...]")
+                         "stream on|off | set name=value ... | unset name ... | "
+                         "models [--provider P]]")
+
+    def _models(self, argv: list[str]) -> None:
+        from gptmagic.views.models import models_text
+
+        opts = _options(argv, {"--provider", "--profile", "-p"})
+        if opts["_args"]:
+            raise UsageError(f"%gptmagic models: unexpected {opts['_args'][0]!r}; "
+                             "usage: %gptmagic models [--provider P]")
+        provider = opts.get("--provider") or opts.get("--profile") or opts.get("-p")
+        try:
+            rows, note = self.session.portal.run(self.session.client.model_table(
+                provider=provider or self.profile or None))
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+        print(models_text(rows, note))
 
 
 def _options(argv: list[str], known: set[str]) -> dict[str, Any]:

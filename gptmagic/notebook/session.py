@@ -431,6 +431,20 @@ class Session:
                                     provider=prov.kind)
         return dry
 
+    def exact_count(self, messages: list[dict[str, Any]], model: str | None, *,
+                    default_profile: str | None = None) -> tuple[int | None, str]:
+        """The server's count of ``messages`` as a Responses prompt (``%%tokens
+        --exact-count``), or None and why none was asked for (never for the embedded
+        model, another server, or without a key)."""
+        try:
+            prov, chosen = _provider(None, None, model, default_profile)
+        except GptmagicError as e:
+            return None, f"--exact-count: nothing asked ({e})"
+        if prov.kind == "local":
+            return None, ("--exact-count: nothing asked; the embedded model's count is its "
+                          "engine's own, exact already")
+        return self._exact_count(prov, chosen, outgoing("responses", messages, messages, {}))
+
     def _exact_count(self, prov: Provider, model: str, out: Outgoing) -> tuple[int | None, str]:
         """The server's count of the prompt (``POST /responses/input_tokens``), or None and
         why not: only OpenAI's own API counts, and only with a key (nothing is sent

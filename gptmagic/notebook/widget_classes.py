@@ -34,6 +34,8 @@ class TokenCounter(views.TokenCounter):
     ) -> None:
         super().__init__(messages_or_text, model=model_name(model), max_tokens=max_tokens,
                          mode=mode, count=count or count_tokens, **kwargs)
+        #: The server's exact prompt count, when ``%%tokens --exact-count`` asked for it.
+        self.exact_count: int | None = None
 
 
 class TokenView(views.TokenView):
