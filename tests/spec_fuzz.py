@@ -81,11 +81,16 @@ def _request_fields(name: str) -> set[str]:
     return found
 
 
-def tame(body: Any, path: str = "/chat/completions") -> Any:
-    """``body`` with the local model and capped counts (other fields untouched)."""
+def tame(body: Any, path: str = "/chat/completions", stream: bool = False) -> Any:
+    """``body`` with the local model and capped counts (other fields untouched).
+
+    ``stream`` makes it a streamed request (generated bodies rarely are).
+    """
     if not isinstance(body, dict):
         return body
     body = dict(body)
+    if stream:
+        body["stream"] = True
     if "model" in body:
         body["model"] = "local"
     if path.startswith("/responses"):
@@ -138,8 +143,11 @@ def send(client: httpx.Client, path: str, method: str, body: Any) -> httpx.Respo
 
 
 def run_cases(url: str, path: str, method: str, negative: bool, examples: int, *,
-              derandomize: bool) -> Tally:
-    """Send ``examples`` generated requests to the server at ``url``; what it answered."""
+              derandomize: bool, stream: bool = False) -> Tally:
+    """Send ``examples`` generated requests to the server at ``url``; what it answered.
+
+    ``stream``: every request asks for a stream.
+    """
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -151,7 +159,7 @@ def run_cases(url: str, path: str, method: str, negative: bool, examples: int, *
     @given(st.data())
     def run(data: Any) -> None:
         case = data.draw(cases)
-        body = tame(case.body, path) if method == "POST" else None
+        body = tame(case.body, path, stream) if method == "POST" else None
         with httpx.Client(base_url=url, timeout=httpx.Timeout(60, connect=5)) as client:
             try:
                 response = send(client, path, method, body)

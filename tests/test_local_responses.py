@@ -213,7 +213,7 @@ def sdk_checks(client: openai.OpenAI) -> None:
                                      temperature=0, include=["message.output_text.logprobs"],
                                      top_logprobs=2)
     assert answer.output_text and answer.usage is not None
-    assert answer.usage.output_tokens == len(answer.output[0].content[0].logprobs)  # type: ignore[union-attr]
+    assert answer.usage.output_tokens == len(answer.output[0].content[0].logprobs)
     assert answer.usage.input_tokens == client.responses.input_tokens.count(
         model="local", input="Say hi.").input_tokens
     kinds, text = [], ""
@@ -229,7 +229,7 @@ def sdk_checks(client: openai.OpenAI) -> None:
     assert chat.choices[0].message.content and chat.usage is not None
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="local", input="hi", reasoning={"effort": "low"})
-    assert caught.value.param == "reasoning.effort"  # type: ignore[attr-defined]
+    assert caught.value.param == "reasoning.effort"
 
 
 def test_the_openai_sdk_against_the_server(local_url: str) -> None:  # noqa: F811

@@ -26,3 +26,11 @@ def test_answers_follow_the_spec(local_url: str, path: str, method: str,  # noqa
     assert sum(tally.statuses.values()) >= (1 if method == "GET" else 10)
     if method == "POST" and not negative:
         assert tally.statuses[200] > 0, tally.line()  # it reached the engine
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses"])
+def test_streams_follow_the_spec(local_url: str, path: str) -> None:  # noqa: F811
+    """Generated requests, each streamed: every event valid, in order, and finished."""
+    tally = run_cases(local_url, path, "POST", False, EXAMPLES, derandomize=True, stream=True)
+    assert not tally.broken, tally.line() + "\n" + "\n".join(tally.broken[:5])
+    assert tally.statuses[200] > 0, tally.line()

@@ -10,6 +10,8 @@ until the engine starts (in a child process, see :mod:`.engine`).
   slot gate in :mod:`.gate` and a watchdog for clients that leave;
 * :mod:`.adapt`, :mod:`.checks`, :mod:`.plans`, :mod:`.stream`, :mod:`.collect`,
   :mod:`.logprobs`, :mod:`.fragments` -- pure OpenAI <-> llama.cpp translation;
+* :mod:`.responses`, :mod:`.response_events` -- the Responses API planned as chat, and
+  the chat answer or stream rebuilt as a ``Response`` or its events;
 * :mod:`.rescore` -- asks the engine for the logprobs it drops (one entry per token);
 * :mod:`.verbatim` (pure), :mod:`.verbatim_engine`, :mod:`.vocab` -- control-token text
   in a message sent to the model as text, and counted as text;
