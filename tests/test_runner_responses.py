@@ -19,7 +19,7 @@ import gptmagic
 from gptmagic.cli import main as cli_main
 from gptmagic.core.types import Result, Timings
 from gptmagic.errors import RequestError
-from gptmagic.eval.apis import response_params
+from gptmagic.eval.apis import call_body, response_params
 from gptmagic.eval.rows import result_from_dict, result_to_dict, row_result
 from gptmagic.eval.runner import estimate_run, evaluate
 
@@ -78,8 +78,9 @@ def test_responses_run_sends_input_items_and_translated_params(fake):
     assert [r.path for r in fake.requests] == ["/v1/responses"] * 3
     body = fake.requests[0].json
     validate(body, "CreateResponse")
-    assert body["input"] == [{"role": "system", "content": "Be brief."},
-                             {"role": "user", "content": "two plus two"}]
+    # As a %%chat --api responses cell sends it: the leading system line as instructions.
+    assert body["instructions"] == "Be brief."
+    assert body["input"] == [{"role": "user", "content": "two plus two"}]
     assert body["max_output_tokens"] == 20 and body["top_logprobs"] == 2
     assert body["include"] == ["message.output_text.logprobs"] and body["temperature"] == 0.0
     assert body["text"] == {"format": {"type": "json_schema", "name": "a", "schema": schema,
@@ -250,11 +251,28 @@ def test_bad_api_settings_are_clear_errors_before_any_call(fake, kw, match):
       "tool_choice": {"type": "function", "function": {"name": "f"}}},
      {"tools": [{"type": "function", "name": "f", "parameters": {}}],
       "tool_choice": {"type": "function", "name": "f"}}),
-    ({"temperature": None, "store": False, "prompt_cache_key": "k"},
+    ({"temperature": None, "store": False, "prompt_cache_key": "k", "n": 1},
      {"store": False, "prompt_cache_key": "k"}),
 ])
 def test_chat_params_in_responses_terms(chat, responses):
     assert response_params(chat, "m") == responses
+
+
+SYS = {"role": "system", "content": "Be brief."}
+USER = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(("messages", "params", "body"), [
+    ([SYS, USER], {}, {"instructions": "Be brief.", "input": [USER]}),
+    ([SYS], {}, {"input": [SYS]}),  # nothing else to send: the system message is the input
+    ([SYS, USER], {"instructions": "Mine."}, {"input": [SYS, USER], "instructions": "Mine."}),
+    ([USER, SYS], {}, {"input": [USER, SYS]}),  # only a leading one is the instructions
+    ([{**SYS, "content": [{"type": "input_text", "text": "x"}]}, USER], {},
+     {"input": [{**SYS, "content": [{"type": "input_text", "text": "x"}]}, USER]}),
+])
+def test_a_leading_system_message_is_the_instructions(messages, params, body):
+    assert call_body("responses", messages, params, "m") == body
+    assert call_body("chat", messages, params, "m") == {"messages": messages, **params}
 
 
 def test_eval_config_names_the_api(fake, tmp_path, capsys):

@@ -4,9 +4,10 @@ A run speaks Chat Completions unless told otherwise: ``api="responses"`` for
 every model, ``api={"gpt-5-mini": "responses"}`` per model (named as in
 ``models``), ``grid={"api": ["chat", "responses"]}`` to compare the two, or a
 profile's own ``api`` setting. Prompts and parameters are written once, in
-chat terms; for the Responses API the messages become input items as they are
-(a ``system`` message stays a system item, as ``Client.respond`` sends it) and
-the parameters with another name or shape there are translated
+chat terms; for the Responses API a leading system message becomes
+``instructions`` and the other messages input items as they are (as a
+``%%chat --api responses`` cell sends them, so the same prompt is the same
+request), and the parameters with another name or shape there are translated
 (:func:`response_params`). A chat parameter the Responses API has no
 equivalent for is an error before anything is sent, never dropped silently.
 """
@@ -23,7 +24,7 @@ __all__ = ["call_body", "check_api", "choose_api", "response_params"]
 
 #: Chat parameters the Responses API has no equivalent for, and what to do instead.
 _NO_EQUIVALENT = {
-    "n": "repeat the call with repeats=N",
+    "n": "repeat the call with repeats=N",  # n=1 is no request for more, and passes
     "stop": "end the text with a scorer or post-processing instead",
     "seed": "the Responses API takes no seed",
     "frequency_penalty": "the Responses API takes no penalties",
@@ -83,6 +84,8 @@ def response_params(params: Mapping[str, Any], model: str) -> dict[str, Any]:
     reasoning: dict[str, Any] = dict(params.get("reasoning") or {})
     include = list(params.get("include") or [])
     for name, value in params.items():
+        if name == "n" and value in (None, 1):
+            continue
         if name in _NO_EQUIVALENT:
             raise RequestError(
                 f"parameter {name!r} has no equivalent in the Responses API (model {model!r} "
@@ -130,14 +133,20 @@ def _tool(tool: Any) -> Any:
 
 def call_body(api: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
               model: str) -> dict[str, Any]:
-    """What is sent besides the model: ``messages`` and ``params`` for chat, ``input``
-    and the translated parameters for the Responses API."""
-    if api == "responses":
-        for i, m in enumerate(messages):
-            if m.get("name"):
-                raise RequestError(
-                    f"message {i} ({m.get('role')}) has a name ({m['name']!r}), which the "
-                    f"Responses API does not take (model {model!r}): drop it from the prompt "
-                    f"or evaluate {model!r} with api='chat'", param="prompt")
-        return {"input": messages, **response_params(params, model)}
-    return {"messages": messages, **params}
+    """What is sent besides the model: ``messages`` and ``params`` for chat; for the
+    Responses API ``instructions`` (a leading system message, unless ``params`` give
+    their own), ``input`` (the other messages) and the translated parameters."""
+    if api != "responses":
+        return {"messages": messages, **params}
+    for i, m in enumerate(messages):
+        if m.get("name"):
+            raise RequestError(
+                f"message {i} ({m.get('role')}) has a name ({m['name']!r}), which the "
+                f"Responses API does not take (model {model!r}): drop it from the prompt "
+                f"or evaluate {model!r} with api='chat'", param="prompt")
+    body: dict[str, Any] = {"input": messages}
+    first = messages[0] if messages else {}
+    if (len(messages) > 1 and first.get("role") == "system"
+            and isinstance(first.get("content"), str) and "instructions" not in params):
+        body = {"instructions": first["content"], "input": messages[1:]}
+    return {**body, **response_params(params, model)}
