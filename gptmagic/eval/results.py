@@ -5,7 +5,7 @@ to, the output, finish reason, tokens (reasoning, cached and cache-write tokens
 as the provider reported them), cost and its parts, latency, every score and the
 error if any. (``cached`` says a row came from gptmagic's own store;
 ``cached_tokens`` are prompt tokens the provider read from its prompt cache.)
-:meth:`EvalResults.summary` aggregates per prompt × model (× grid), and
+:meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
 :meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
 other scorers uses the stored outputs and never calls a model.
 """
@@ -208,12 +208,12 @@ class EvalResults:
         return [c for c in self.df if c.startswith("score.")]
 
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:
-        """Per prompt × model (× API, when a run uses both × grid): calls, how many came
-        from the cache, errors, the
-        score's mean and standard error, each scorer's mean (``score.<name>``), pass
-        rate (score >= ``threshold``), total cost, cost per correct answer, the sums of
-        reasoning, cached and cache-write tokens and of what each cost (those the
-        provider reported; the costs are parts of ``total_cost``), p50/p95 latency.
+        """Per prompt × model (× API when a run uses both) × grid point: calls, how many
+        came from the cache, errors, the score's mean and standard error, each scorer's
+        mean (``score.<name>``), pass rate (score >= ``threshold``), total cost, cost
+        per correct answer, the sums of reasoning, cached and cache-write tokens and of
+        what each cost (the kinds some row reported; the costs are parts of
+        ``total_cost``), p50/p95 latency.
 
         Figures are rounded for reading: scores and rates to 3 decimals, latencies
         to the millisecond, costs to 4 significant figures (``.df`` keeps them whole).
