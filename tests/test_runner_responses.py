@@ -83,6 +83,7 @@ def test_responses_run_sends_input_items_and_translated_params(fake):
     assert body["input"] == [{"role": "user", "content": "two plus two"}]
     assert body["max_output_tokens"] == 20 and body["top_logprobs"] == 2
     assert body["include"] == ["message.output_text.logprobs"] and body["temperature"] == 0.0
+    assert body["store"] is False  # a run's calls are not kept by the provider
     assert body["text"] == {"format": {"type": "json_schema", "name": "a", "schema": schema,
                                        "strict": True}}
     assert not {"max_tokens", "logprobs", "response_format", "messages"} & set(body)
@@ -269,9 +270,10 @@ USER = {"role": "user", "content": "hi"}
     ([USER, SYS], {}, {"input": [USER, SYS]}),  # only a leading one is the instructions
     ([{**SYS, "content": [{"type": "input_text", "text": "x"}]}, USER], {},
      {"input": [{**SYS, "content": [{"type": "input_text", "text": "x"}]}, USER]}),
+    ([USER], {"store": True}, {"input": [USER], "store": True}),
 ])
 def test_a_leading_system_message_is_the_instructions(messages, params, body):
-    assert call_body("responses", messages, params, "m") == body
+    assert call_body("responses", messages, params, "m") == {"store": False, **body}
     assert call_body("chat", messages, params, "m") == {"messages": messages, **params}
 
 

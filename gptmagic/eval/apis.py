@@ -135,7 +135,8 @@ def call_body(api: str, messages: list[dict[str, Any]], params: Mapping[str, Any
               model: str) -> dict[str, Any]:
     """What is sent besides the model: ``messages`` and ``params`` for chat; for the
     Responses API ``instructions`` (a leading system message, unless ``params`` give
-    their own), ``input`` (the other messages) and the translated parameters."""
+    their own), ``input`` (the other messages), ``store: false`` (unless ``params``
+    say otherwise) and the translated parameters."""
     if api != "responses":
         return {"messages": messages, **params}
     for i, m in enumerate(messages):
@@ -144,9 +145,11 @@ def call_body(api: str, messages: list[dict[str, Any]], params: Mapping[str, Any
                 f"message {i} ({m.get('role')}) has a name ({m['name']!r}), which the "
                 f"Responses API does not take (model {model!r}): drop it from the prompt "
                 f"or evaluate {model!r} with api='chat'", param="prompt")
-    body: dict[str, Any] = {"input": messages}
+    # OpenAI keeps a response unless told not to; a run's calls are never chained, so
+    # they are not kept unless params say store=True (as a %%chat cell does).
+    body: dict[str, Any] = {"input": messages, "store": False}
     first = messages[0] if messages else {}
     if (len(messages) > 1 and first.get("role") == "system"
             and isinstance(first.get("content"), str) and "instructions" not in params):
-        body = {"instructions": first["content"], "input": messages[1:]}
+        body.update(instructions=first["content"], input=messages[1:])
     return {**body, **response_params(params, model)}
