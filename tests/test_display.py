@@ -476,3 +476,50 @@ def test_invalid_json_says_where_and_whether_the_limit_cut_it(finish, cut):
     assert ("cut off by the token limit" in md) is cut
     assert ("cut off by the token limit" in data["text/plain"]) is cut
     assert meta["gptmagic"]["response"]["json_valid"] == [False]
+
+
+# -- reasoning models: the summary collapsed, the parts priced (issue 14) -------------------------
+
+
+def test_a_reasoning_summary_is_collapsed_above_the_reply_and_inert():
+    hostile = ("Thought </details><img src=x onerror=alert(1)> then\n\n"
+               "<details open><summary>fake</summary>\n\n" + ENCODED_LINKS[0])
+    r = result("The answer.", reasoning=hostile)
+    md = display.reply_bundle(r)[0]["text/markdown"]
+    page = _nbconvert_html(md)
+    assert page.count("<details>") == 1 and page.count("</details>") == 1
+    assert "<img" not in page and "<details open" not in page
+    assert page.index("Thought") < page.index("</details>") < page.index("The answer.")
+    for tag, attr, value in link_targets(page):
+        assert browser_scheme(value) in SAFE_SCHEMES, (tag, attr, value)
+    plain = display.reply_bundle(r)[0]["text/plain"]
+    assert plain.startswith(f"── reasoning summary ──\n{hostile}\n── reply ──\n\nThe answer.")
+    assert "<details>" not in display.reply_bundle(result("x"))[0]["text/markdown"]
+
+
+def test_the_summary_line_prices_reasoning_cached_input_and_cache_writes():
+    usage = Usage(2048, 1100, 3148, cached_tokens=512, reasoning_tokens=1024,
+                  cache_write_tokens=64)
+    parts = {"reasoning": usd("0.0102"), "cached": usd("0.0001"), "cache_write": None}
+    line = display.summary_line(result(usage=usage), usd("0.02"), parts=parts)
+    assert ("reasoning 1,024 tok $0.0102 · cached input 512 tok $0.0001 · cache writes 64 tok "
+            "(price unknown) · cost $0.02") in line
+    # Parts the usage lacks are not shown; without parts the line is as before.
+    line = display.summary_line(result(usage=Usage(10, 5, 15)), usd("0.01"), parts={})
+    assert "reasoning" not in line and "cached" not in line
+    assert "reasoning 1,024 tok" not in display.summary_line(result(usage=usage), usd("0.02"))
+
+
+def test_history_says_how_the_next_turn_is_sent_and_a_dry_run_the_exact_count():
+    rows = [display.HistoryRow(1, "user", None, "hi", 1, None)]
+    data, meta = display.history_bundle(rows, thread="t", context_window=100, total=1,
+                                        mode="chained: turn 1 is stored")
+    assert "sent as: chained: turn 1 is stored" in data["text/plain"]
+    assert meta["gptmagic"]["history"]["mode"] == "chained: turn 1 is stored"
+    data, meta = display.dry_run_bundle({"model": "m", "input": "hi"}, url="u", count=3,
+                                        estimate=None, exact=1234, counts_below=True)
+    assert "Exact prompt tokens: 1,234 (counted by the server" in data["text/plain"]
+    assert meta["gptmagic"]["dry_run"]["exact_prompt_tokens"] == 1234
+    data, _ = display.dry_run_bundle({"model": "m"}, url="u", count=3, estimate=None,
+                                     exact_note="an offline estimate")
+    assert "an offline estimate" in data["text/plain"] and "Exact" not in data["text/plain"]

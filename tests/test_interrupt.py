@@ -142,6 +142,24 @@ def test_an_interrupted_chat_keeps_its_partial_reply_and_only_keep_adds_it(
     assert "no stopped reply to keep" in _text(msgs)
 
 
+def test_an_interrupted_responses_reply_is_kept_but_never_chained_from(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    reply, seen = _interrupted(km, kc, "%%chat -p fake --api responses --store\n"
+                                       "user: talk for a long time")
+    assert reply["content"]["status"] == "ok", _text(seen)
+    assert "Traceback" not in _text(seen)
+    assert _value(kc, "(_chat.result.kind, _chat.finish_reason)") == "('response', 'interrupted')"
+    run(kc, "%chat keep")
+    # A stopped reply was never stored whole: nothing may chain from it.
+    assert _value(kc, f"[(t.response_id, t.api) for t in {TURNS}]") == "[(None, 'responses')]"
+    fake_server.set_default(Behaviour())
+    run(kc, "%%chat -p fake --api responses --store\nuser: next")
+    body = fake_server.requests[-1].json
+    assert "previous_response_id" not in body and len(body["input"]) == 3
+
+
 def test_keep_refuses_after_the_thread_moved_on(kernel: tuple[Any, Any],
                                                 fake_server: Any) -> None:
     km, kc = kernel

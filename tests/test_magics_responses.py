@@ -105,6 +105,8 @@ def test_responses_cell_sends_every_option_in_the_spec_shape(shell, fake_server)
     meta = r._repr_mimebundle_()[1]["gptmagic"]
     assert meta["request"]["api"] == "responses"
     assert meta["response"]["status"] == "completed"
+    assert meta["response"]["json_valid"] == [False]  # --json read from text.format
+    assert "the reply is not valid JSON" in r._repr_mimebundle_()[0]["text/markdown"]
 
 
 def test_responses_streams_by_default(shell, fake_server):
@@ -435,13 +437,12 @@ def test_the_embedded_model_answers_a_responses_cell(shell, monkeypatch):
 
 def test_tokens_magic_asks_for_the_exact_count_only_when_it_can(shell, openai_fake,
                                                                   monkeypatch):
-    with capture_output() as cap:
+    with capture_output():
         counter = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count",
                                        "system: Be brief.\nuser: count these words")
-        shell.events.trigger("post_run_cell", None)  # what the cell's end shows
-    line = cap.outputs[0].data["text/plain"]
-    assert line.startswith(f"exact prompt tokens: {counter.exact_count:,} (counted by the server")
-    assert f"offline estimate ({counter.data['total']:,})" in line
+    said = f"exact prompt tokens: {counter.exact_count:,} (counted by the server"
+    assert said in counter.data["note"]  # the widget's state: its JS, HTML and text show it
+    assert said in counter.to_text() and said in counter.to_html()
     asked = [q.json for q in openai_fake.requests]
     assert [q.path for q in openai_fake.requests] == ["/v1/responses/input_tokens"]
     validate(asked[0], "TokenCountsBody")
@@ -454,6 +455,7 @@ def test_tokens_magic_asks_for_the_exact_count_only_when_it_can(shell, openai_fa
     with capture_output():
         keyless = shell.run_cell_magic("tokens", "-m oai:gpt-4o-mini --exact-count", "user: hi")
     assert keyless.exact_count is None and len(openai_fake.requests) == 1
+    assert "no API key" in keyless.to_text()
     with pytest.raises(UsageError, match="use %%tokens"):
         shell.run_line_magic("tokens", "--exact-count")
 

@@ -97,3 +97,23 @@ def test_a_forked_thread_keeps_what_its_turns_answered():
     assert side.stale() == []
     side.record(turn("c1", "other", "reply"))
     assert side.stale() == [2] and main.stale() == []
+
+
+def test_a_stored_turn_is_chained_from_unless_it_or_one_before_it_is_stale():
+    th = Thread("t")
+    th.record(Turn("a", [{"role": "user", "content": "1"}], {"role": "assistant", "content": "x"},
+                   response_id="resp_a", api="responses"))
+    assert th.chain_from("b") == "resp_a"  # a new cell continues the last stored turn
+    assert th.chain_from("a") is None  # a re-run of the first has nothing before it
+    assert "chained: turn 1 is stored on the server (response resp_a)" in th.mode()
+    th.record(Turn("b", [{"role": "user", "content": "2"}], {"role": "assistant", "content": "y"},
+                   api="responses"))
+    assert th.chain_from("c") is None  # the last turn was not stored: send the history
+    assert th.chain_from("b") == "resp_a"  # re-running b continues a
+    assert th.mode() == "history (responses): each cell sends the whole conversation"
+    th.record(Turn("b", [{"role": "user", "content": "2"}], {"role": "assistant", "content": "y"},
+                   response_id="resp_b", api="responses"))
+    assert th.chain_from("c") == "resp_b"
+    th.system = "new"  # every turn is now stale: the server holds an older conversation
+    assert th.chain_from("c") is None
+    assert Thread("empty").mode() == "history: each cell sends the whole conversation"

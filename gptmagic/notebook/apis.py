@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from gptmagic.client.client import Client
     from gptmagic.core.types import Result
 
-__all__ = ["APIS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES", "SERVICE_TIERS",
-           "VERBOSITIES", "api_options", "choose_api", "outgoing", "split_instructions",
-           "to_responses"]
+__all__ = ["APIS", "MIN_OUTPUT_TOKENS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES",
+           "SERVICE_TIERS", "VERBOSITIES", "api_options", "choose_api", "outgoing",
+           "split_instructions", "to_responses"]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -42,6 +42,9 @@ _CHAT_ONLY = {"n": "-n", "stop": "--stop", "seed": "--seed",
               "frequency_penalty": "--frequency-penalty"}
 
 _LOGPROBS_ITEM = "message.output_text.logprobs"
+
+#: ``CreateResponse.max_output_tokens``' minimum in OpenAI's spec (reasoning included).
+MIN_OUTPUT_TOKENS = 16
 
 
 def _pick(flag: str, value: str | None, allowed: Sequence[str]) -> str | None:
@@ -225,12 +228,21 @@ _COUNTED = ("instructions", "previous_response_id", "reasoning", "text", "tools"
 
 def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
              cell_messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
-             chain: str | None = None) -> Outgoing:
+             chain: str | None = None, hosted: bool = False) -> Outgoing:
     """The request a cell sends: on chat every message; on Responses the leading system
     message as ``instructions`` and the rest as input items, or, chained on a stored
-    response (``chain``), only the cell's own messages with ``previous_response_id``."""
+    response (``chain``), only the cell's own messages with ``previous_response_id``.
+
+    ``hosted`` (OpenAI's or Azure's API) refuses a ``--max-tokens`` below the
+    Responses API's minimum, which those servers would answer with a 400; other
+    servers (the embedded model) take what they take."""
     if api == "chat":
         return Outgoing(api, {"messages": [dict(m) for m in messages]}, dict(params))
+    limit = params.get("max_tokens")
+    if hosted and isinstance(limit, int) and limit < MIN_OUTPUT_TOKENS:
+        raise RequestError(f"--max-tokens must be at least {MIN_OUTPUT_TOKENS} on the "
+                           f"Responses API (max_output_tokens counts reasoning too); got "
+                           f"{limit}", param="--max-tokens")
     instructions, items = split_instructions(messages)
     payload: dict[str, Any] = {"input": [dict(m) for m in cell_messages] if chain else items}
     if instructions is not None:

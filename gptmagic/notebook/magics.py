@@ -448,10 +448,8 @@ class GptMagics(Magics):
         """Count before sending: ``%%tokens [-m MODEL] [--compare M2]`` shows the cell's
         messages (``%%chat`` grammar) in a token counter and their text cut into
         tokens; ``%tokens`` alone gives a live counter to type into. With
-        ``--exact-count`` the server's own count is shown above the token view (the
-        counter keeps the offline estimate) and kept as ``counter.exact_count``."""
-        from IPython.display import Pretty
-
+        ``--exact-count`` the server's own count is in the counter's note (its table
+        stays the offline estimate) and in ``counter.exact_count``."""
         from gptmagic.notebook.widgets import token_counter, token_view
 
         try:
@@ -464,16 +462,18 @@ class GptMagics(Magics):
             messages = parse_cell(cell, namespace=self._user_ns)
             counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
             text = "\n\n".join(str(m.get("content") or "") for m in messages)
-            shown: list[Any] = [token_view(text, model=counter.model, compare=args.compare)]
             if args.exact_count:
                 exact, why = self.session.exact_count(messages, model,
                                                       default_profile=self.profile)
                 counter.exact_count = exact
-                shown.insert(0, Pretty(
-                    f"exact prompt tokens: {exact:,} ({why}: POST /v1/responses/input_tokens); "
-                    f"the counter shows the offline estimate ({counter.data['total']:,})"
-                    if exact is not None else why))
-            cellviews.show_after_cell(self.shell, shown)
+                said = (f"exact prompt tokens: {exact:,} ({why}: POST /v1/responses/"
+                        f"input_tokens); the count above is the offline estimate"
+                        if exact is not None else why)
+                # The counter shows its note in every view (widget, HTML, text).
+                counter.data = {**counter.data, "note": "; ".join(
+                    x for x in (counter.data.get("note"), said) if x)}
+            cellviews.show_after_cell(self.shell, [token_view(text, model=counter.model,
+                                                              compare=args.compare)])
             return counter
         except GptmagicError as e:
             raise UsageError(str(e)) from None

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.context import check_window, fit_messages, may_exceed
 from gptmagic.catalog.models import model_info
-from gptmagic.catalog.pricing import cost_of, estimate
+from gptmagic.catalog.pricing import cost_of
 from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
-from gptmagic.errors import APIError, APIStatusError, GptmagicError, RequestError, StreamError
+from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
+from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, outgoing
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
@@ -78,11 +79,6 @@ def _provider(profile: str | None, key_env: str | None, model: str | None,
         refuse_misrouted(prov, chosen, model, named=profile is not None or (
             ":" in model and prov.name == model.partition(":")[0]))
     return prov, chosen
-
-
-def _max_out(params: Mapping[str, Any]) -> int | None:
-    """The completion bound of a request in either endpoint's name."""
-    return params.get("max_tokens") or params.get("max_output_tokens")
 
 
 def _chain_broken(error: APIStatusError) -> bool:
@@ -194,9 +190,11 @@ class Session:
                 note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
-        out = outgoing(api, messages, cell_messages, params, chain=chain)
+        out = outgoing(api, messages, cell_messages, params, chain=chain,
+                       hosted=prov.kind in ("openai", "azure"))
         if dry_run:
-            return self._dry_run_chat(prov, model, out, messages, stream, note, exact_count)
+            return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
+                                         exact_count=exact_count)
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: Interrupted | None = None
@@ -225,7 +223,7 @@ class Session:
             except StreamError as e:  # cut short (its deadline, the engine, the network)
                 if th is not None and e.partial is not None and e.partial.text:
                     self.stopped = _Stopped(th.name, Turn(
-                        key, cell_messages, e.partial.choices[0].message, model),
+                        key, cell_messages, e.partial.choices[0].message, model, api=api),
                         list(th.turns))
                     e.args = (f"{e.args[0]} (the partial reply is in _chat; %chat keep adds "
                               f"it to thread {th.name!r})",)
@@ -401,36 +399,6 @@ class Session:
 
         return self.portal.run(moderate(self.client, text, kind=kind, provider=prov))
 
-    def _summary(self, prov: Provider, model: str, out: Outgoing,
-                 messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
-        return {"provider": prov.name, "kind": prov.kind, "model": model, "api": out.api,
-                "params": dict(out.params), "messages": len(messages),
-                "previous_response_id": out.chained, "thread": th.name if th else None}
-
-    def _dry_run_chat(self, prov: Provider, model: str, out: Outgoing,
-                      messages: list[dict[str, Any]], stream: bool, note: str | None,
-                      exact_count: bool) -> DryRun:
-        """A chat cell's dry run on either endpoint; ``exact_count`` asks the server."""
-        dry = self._dry_run(prov, model, out.path, out.body(model, stream), messages,
-                            out.params, note)
-        if prov.kind == "local":
-            if exact_count:
-                dry.exact_note = ("--exact-count: nothing asked; the embedded model's count "
-                                  "is its engine's own, exact already")
-            return dry
-        if not exact_count:
-            dry.exact_note = "The prompt count is an offline estimate (tiktoken and the " \
-                             "published chat format)" + (
-                "; --exact-count asks OpenAI's server for the exact one." if prov.kind ==
-                "openai" else ".")
-            return dry
-        exact, why = self._exact_count(prov, model, out)
-        dry.exact_count, dry.exact_note = exact, why
-        if exact is not None:
-            dry.estimate = estimate(exact, model, max_tokens=_max_out(out.params),
-                                    provider=prov.kind)
-        return dry
-
     def exact_count(self, messages: list[dict[str, Any]], model: str | None, *,
                     default_profile: str | None = None) -> tuple[int | None, str]:
         """The server's count of ``messages`` as a Responses prompt (``%%tokens
@@ -440,45 +408,14 @@ class Session:
             prov, chosen = _provider(None, None, model, default_profile)
         except GptmagicError as e:
             return None, f"--exact-count: nothing asked ({e})"
-        if prov.kind == "local":
-            return None, ("--exact-count: nothing asked; the embedded model's count is its "
-                          "engine's own, exact already")
-        return self._exact_count(prov, chosen, outgoing("responses", messages, messages, {}))
+        return dry_runs.exact_count(self, prov, chosen,
+                                    outgoing("responses", messages, messages, {}))
 
-    def _exact_count(self, prov: Provider, model: str, out: Outgoing) -> tuple[int | None, str]:
-        """The server's count of the prompt (``POST /responses/input_tokens``), or None and
-        why not: only OpenAI's own API counts, and only with a key (nothing is sent
-        without one: the count stays the offline estimate)."""
-        estimated = "the prompt count is the offline estimate"
-        if prov.kind != "openai":
-            return None, (f"--exact-count: nothing asked; profile {prov.name!r} ({prov.kind}) "
-                          f"is not OpenAI's API, which alone counts input tokens; {estimated}")
-        try:
-            if not prov.api_key():
-                raise RequestError("no key")
-        except GptmagicError:
-            return None, (f"--exact-count: nothing asked; profile {prov.name!r} has no API key "
-                          f"({prov.api_key_env or 'api_key_env'} is not set); {estimated}")
-        try:
-            exact = self.portal.run(self.client.input_tokens(
-                out.input, model=model, provider=prov, **out.count_fields()))
-        except APIError as e:
-            return None, f"--exact-count: the server did not count ({e}); {estimated}"
-        return int(exact), "counted by the server"
-
-    def _dry_run(self, prov: Provider, model: str, path: str, body: dict[str, Any],
-                 counted: Any, params: Mapping[str, Any], note: str | None = None) -> DryRun:
-        """``body`` as the client would send it, to ``path``, with its count and estimate."""
-        # The embedded engine's URL is only known once it runs; say where it will be.
-        url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
-        count = self.count_tokens(counted, model)
-        est = estimate(count.total, model, max_tokens=_max_out(params), provider=prov.kind)
-        engine_prompt = None
-        if prov.kind == "local" and isinstance(counted, list):
-            # What the model reads: names written in, the template's own tokens.
-            rendered = self.portal.run(self.client.local_tokenize(messages=counted))
-            engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
-        return DryRun(body, url, count, est, note, engine_prompt=engine_prompt)
+    def _summary(self, prov: Provider, model: str, out: Outgoing,
+                 messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
+        return {"provider": prov.name, "kind": prov.kind, "model": model, "api": out.api,
+                "params": dict(out.params), "messages": len(messages),
+                "previous_response_id": out.chained, "thread": th.name if th else None}
 
     # -- complete ------------------------------------------------------------------
 
@@ -522,8 +459,8 @@ class Session:
             body = {"model": model, "prompt": prompt, **sent}
             if stream:
                 body.update(stream=True, stream_options={"include_usage": True})
-            return self._dry_run(prov, model, "completions", body, prompt + (suffix or ""),
-                                 params)
+            return dry_runs.dry_run(self, prov, model, "completions", body,
+                                    prompt + (suffix or ""), params)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         client = self.client
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []

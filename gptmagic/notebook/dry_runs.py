@@ -1,0 +1,115 @@
+"""What a cell would send, without sending it: a dry run's body, URL, count and estimate,
+and the server's exact prompt count when asked for (``--exact-count``).
+
+The count a dry run shows is an offline estimate for hosted models (tiktoken and
+the published chat format; reasoning models' own overhead is not published) and
+the engine's own for the embedded model. Only OpenAI's API counts a prompt
+exactly (``POST /responses/input_tokens``), so it alone is asked, and only with a
+key: without one nothing is sent and the dry run says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gptmagic.catalog.pricing import estimate
+from gptmagic.client.config import Provider
+from gptmagic.errors import APIError, GptmagicError
+from gptmagic.notebook.apis import Outgoing
+from gptmagic.notebook.replies import DryRun
+
+if TYPE_CHECKING:
+    from gptmagic.catalog.tokens import TokenCount
+    from gptmagic.client.client import Client
+    from gptmagic.client.portal import Portal
+
+__all__ = ["chat_dry_run", "dry_run", "exact_count"]
+
+_LOCAL = ("--exact-count: nothing asked; the embedded model's count is its engine's own, "
+          "exact already")
+_ESTIMATED = "the prompt count is the offline estimate"
+
+
+class Sender(Protocol):
+    """What a dry run needs of the session: its client, portal and counter."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def portal(self) -> Portal: ...
+
+    def count_tokens(self, value: Any, model: str, *, tools: Any = None,
+                     breakdown: bool = True) -> TokenCount: ...
+
+
+def max_out(params: Mapping[str, Any]) -> int | None:
+    """The completion bound of a request in either endpoint's name."""
+    return params.get("max_tokens") or params.get("max_output_tokens")
+
+
+def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[str, Any],
+            counted: Any, params: Mapping[str, Any], note: str | None = None) -> DryRun:
+    """``body`` as the client would send it, to ``path``, with its count and estimate."""
+    # The embedded engine's URL is only known once it runs; say where it will be.
+    url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
+    count = session.count_tokens(counted, model)
+    est = estimate(count.total, model, max_tokens=max_out(params), provider=prov.kind)
+    engine_prompt = None
+    if prov.kind == "local" and isinstance(counted, list):
+        # What the model reads: names written in, the template's own tokens.
+        rendered = session.portal.run(session.client.local_tokenize(messages=counted))
+        engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+    return DryRun(body, url, count, est, note, engine_prompt=engine_prompt)
+
+
+def chat_dry_run(session: Sender, prov: Provider, model: str, out: Outgoing,
+                 messages: list[dict[str, Any]], stream: bool, note: str | None, *,
+                 exact_count: bool = False) -> DryRun:
+    """A chat cell's dry run on either endpoint; ``exact_count`` asks the server."""
+    dry = dry_run(session, prov, model, out.path, out.body(model, stream), messages,
+                  out.params, note)
+    if prov.kind == "local":
+        dry.exact_note = _LOCAL if exact_count else None
+        return dry
+    if not exact_count:
+        hint = ("; --exact-count asks OpenAI's server for the exact one" if prov.kind == "openai"
+                else "")
+        dry.exact_note = ("The prompt count is an offline estimate (tiktoken and the published "
+                          f"chat format){hint}.")
+        return dry
+    exact, why = _ask(session, prov, model, out)
+    dry.exact_count, dry.exact_note = exact, why
+    if exact is not None:
+        dry.estimate = estimate(exact, model, max_tokens=max_out(out.params),
+                                provider=prov.kind)
+    return dry
+
+
+def exact_count(session: Sender, prov: Provider, model: str,
+                out: Outgoing) -> tuple[int | None, str]:
+    """The server's count of ``out``'s prompt, or None and why none was asked for."""
+    if prov.kind == "local":
+        return None, _LOCAL
+    return _ask(session, prov, model, out)
+
+
+def _ask(session: Sender, prov: Provider, model: str, out: Outgoing) -> tuple[int | None, str]:
+    """``POST /responses/input_tokens`` on OpenAI's API with a key; else nothing is sent."""
+    if prov.kind != "openai":
+        return None, (f"--exact-count: nothing asked; profile {prov.name!r} ({prov.kind}) is "
+                      f"not OpenAI's API, which alone counts input tokens; {_ESTIMATED}")
+    try:
+        key = prov.api_key()
+    except GptmagicError:
+        key = None
+    if not key:
+        return None, (f"--exact-count: nothing asked; profile {prov.name!r} has no API key "
+                      f"({prov.api_key_env or 'api_key_env'} is not set); {_ESTIMATED}")
+    try:
+        exact = session.portal.run(session.client.input_tokens(
+            out.input, model=model, provider=prov, **out.count_fields()))
+    except APIError as e:
+        return None, f"--exact-count: the server did not count ({e}); {_ESTIMATED}"
+    return int(exact), "counted by the server"
