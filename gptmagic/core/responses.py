@@ -15,7 +15,9 @@ endpoint or mode answered:
 - ``usage``: input and output tokens as prompt and completion tokens (output
   includes reasoning, as billed), with cached, cache-write and reasoning tokens;
 - logprobs (``include=["message.output_text.logprobs"]``) in the one
-  normalised form (:func:`~gptmagic.core.logprobs.from_wire`).
+  normalised form (:func:`~gptmagic.core.logprobs.from_wire`);
+- ``raw``: the ``Response`` itself (streamed: the terminal event's), e.g. for
+  its reasoning items' ``encrypted_content``.
 
 Numbers are checked as :mod:`gptmagic.core.response` checks chat's (usage
 counts, logprobs), and so are the stream's own: ``sequence_number`` rises,
