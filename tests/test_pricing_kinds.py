@@ -79,6 +79,9 @@ def test_cache_writes_without_a_published_rate_leave_the_input_cost_unknown(memo
     assert str(cost) == "unknown" and "no cache-write price" in cost.source
     assert cost.output == 100 * Decimal("0.6") / M  # what is known stays known
     assert cost.breakdown is not None and cost.breakdown.cache_write is None
+    # The parts with a price keep it: 500 uncached, 200 cached.
+    assert cost.breakdown.input == 500 * Decimal("0.15") / M
+    assert cost.breakdown.cached_input == 200 * Decimal("0.075") / M
     # No cache writes: the same model is priced in full.
     assert cost_of(Usage(prompt_tokens=1_000, completion_tokens=100), "gpt-4o-mini",
                    provider="openai", at=AT, memo=memo).known
@@ -109,3 +112,18 @@ def test_a_sum_of_costs_sums_the_breakdowns() -> None:
     local = cost_of(Usage(5, 5), "local")
     assert local.breakdown is not None and local.breakdown.total == 0
     assert (a + cost_of(None, "gpt-5-mini")).breakdown is None  # unknown stays unknown
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-5-mini", "gpt-6-cyber", "gpt-6-luna",
+                                   "o3-mini"])
+def test_a_memo_splits_exactly_as_each_call_alone(model) -> None:
+    memo = PriceMemo()
+    for prompt, cached, written, completion, reasoning in [
+            (0, 0, 0, 0, 0), (1, 0, 0, 1, 1), (5_000, 1_000, 0, 300, 0),
+            (300_000, 10_000, 20_000, 9_000, 8_000), (777, 0, 77, 7, 0)]:
+        usage = Usage(prompt, completion, cached_tokens=cached, cache_write_tokens=written,
+                      reasoning_tokens=reasoning)
+        alone = cost_of(usage, model, provider="openai", at=AT)
+        memoised = cost_of(usage, model, provider="openai", at=AT, memo=memo)
+        assert memoised == alone and memoised.breakdown == alone.breakdown, usage
+        assert alone.breakdown is not None

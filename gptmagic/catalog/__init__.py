@@ -2,8 +2,10 @@
 
 Owns model facts (context windows, families: :mod:`.models`), the embedded
 model's fixed facts (:mod:`.embedded`), prices and cost estimates from
-genai-prices (:mod:`.pricing`), tiktoken counting with the chat-format rule
-(:mod:`.tokens`) and fitting a conversation to a context window
+genai-prices (:mod:`.pricing`; money types in :mod:`.money`, genai-prices'
+arithmetic and the run memo in :mod:`.genai_cost`), OpenAI's shutdown dates
+and the default hosted model's choice (:mod:`.lifecycle`), tiktoken counting
+with the chat-format rule (:mod:`.tokens`) and fitting a conversation to a context window
 (:mod:`.context`).
 
 May import: :mod:`gptmagic.core`, :mod:`gptmagic.errors`, tiktoken and
