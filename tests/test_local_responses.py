@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -202,6 +203,33 @@ def test_an_over_long_input_is_context_length_exceeded(
     assert r.status_code == 400
     error = r.json()["error"]
     assert (error["code"], error["param"]) == ("context_length_exceeded", "input")
+
+
+def busy_slots(base: str) -> int:
+    return int(httpx.get(base.removesuffix("/v1") + "/slots", timeout=10).json()["busy"])
+
+
+def test_a_client_that_leaves_a_stream_frees_its_slot(local_url: str) -> None:  # noqa: F811
+    """A reply the grammar keeps going for ~10 s stops when its client goes."""
+    story = {"type": "object", "properties": {"story": {"type": "string", "minLength": 1500}},
+             "required": ["story"]}
+    body = {**BASE, "input": "Write a long story.", "max_output_tokens": 3000, "stream": True,
+            "text": {"format": {"type": "json_schema", "name": "s", "schema": story}}}
+    with httpx.Client(base_url=local_url, timeout=30) as client, \
+            client.stream("POST", "/responses", json=body) as resp:
+        deltas = 0
+        for chunk in resp.iter_bytes():
+            deltas += chunk.count(b"event: response.output_text.delta")
+            if deltas >= 5:
+                break
+        assert busy_slots(local_url) == 1  # generating, and then the client leaves
+    idle = busy_slots(local_url)
+    for _ in range(25):  # bounded: 5 s, half the reply's own time
+        if idle == 0:
+            break
+        time.sleep(0.2)
+        idle = busy_slots(local_url)
+    assert idle == 0
 
 
 # -- the official openai SDK ---------------------------------------------------------------

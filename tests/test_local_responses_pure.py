@@ -172,9 +172,12 @@ def test_a_reply_cut_by_max_output_tokens_is_incomplete_and_logprobs_only_when_i
 def test_tool_calls_are_function_call_items() -> None:
     calls = [{"id": "call_1", "type": "function",
               "function": {"name": "f", "arguments": "{\"x\": 1}"}}]
-    response = build_response(plan(), chat_answer("tool_calls", content=None, tool_calls=calls),
-                              now=1.0)
+    tools = [{"type": "function", "name": "f"}]  # as the SDK sends it: no strict, no parameters
+    response = build_response(plan(tools=tools),
+                              chat_answer("tool_calls", content=None, tool_calls=calls), now=1.0)
     validate(response, "Response")
+    assert response["tools"] == [{"type": "function", "name": "f", "strict": None,
+                                  "parameters": None}]
     assert [item["type"] for item in response["output"]] == ["function_call"]
     assert response["output"][0]["call_id"] == "call_1"
     assert response["output"][0]["arguments"] == "{\"x\": 1}"

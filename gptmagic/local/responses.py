@@ -351,7 +351,9 @@ def _echo(body: dict[str, Any]) -> dict[str, Any]:
         "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"},
                  "verbosity": "medium"},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
+        # A Response's function tool always has 'strict' and 'parameters' (null when not given).
+        "tools": [{**tool, "strict": tool.get("strict"), "parameters": tool.get("parameters")}
+                  for tool in body.get("tools") or []],
         "top_logprobs": body.get("top_logprobs") or 0,
         "top_p": 1.0 if top_p is None else top_p,
         "truncation": "disabled",
