@@ -493,3 +493,18 @@ def test_several_models_answer_over_responses_side_by_side(shell, fake_server):
     # One reasoning option for both: the model that does not reason refuses it, in its column.
     assert "reasoning.effort" in r.results["fake-model"]
     assert r.results["gpt-5-mini"].kind == "response" and r.request["api"] == "responses"
+
+
+def test_a_config_file_profile_sets_the_endpoint(shell, fake_server, monkeypatch, tmp_path):
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[profiles.filed]\nbase_url = "{fake_server.url}"\n'
+                    'default_model = "fake-model"\napi = "responses"\n', encoding="utf-8")
+    monkeypatch.setenv("GPTMAGIC_CONFIG", str(conf))
+    chat(shell, "-p filed --no-stream", "user: from the file")
+    assert fake_server.requests[-1].path == "/v1/responses"
+    conf.write_text(f'[profiles.filed]\nbase_url = "{fake_server.url}"\napi = "respones"\n',
+                    encoding="utf-8")
+    with pytest.raises(UsageError, match=r"config.toml: profile 'filed': api 'respones' is "
+                                         r"not one of chat, responses"):
+        chat(shell, "-p filed --no-stream", "user: typo")
+    assert len(fake_server.requests) == 1

@@ -203,7 +203,8 @@ class Session:
             mod_lines.append(self._moderate(prov, "\n\n".join(
                 str(m.get("content", "")) for m in cell_messages), "input"))
         if len(models) > 1:
-            reply = self._multi(models, profile, key_env, default_profile, out, sink)
+            reply = self._multi(models, profile, key_env, default_profile, messages, out,
+                                sink)
         else:
             client = self.client
 
@@ -301,7 +302,8 @@ class Session:
                          exact=count.exact)
 
     def _multi(self, models: Sequence[str | None], profile: str | None, key_env: str | None,
-               default_profile: str | None, out: Outgoing, sink: Sink) -> Reply:
+               default_profile: str | None, messages: list[dict[str, Any]], out: Outgoing,
+               sink: Sink) -> Reply:
         client = self.client
         provs = [_provider(profile, key_env, m, default_profile) for m in models]
         for prov, _ in provs:
@@ -341,7 +343,7 @@ class Session:
                 rows.append(display.SideBySideRow(label, None, answer, None))
             results[label], costs[label] = answer, cost
         first = next((r for r in results.values() if isinstance(r, Result)), None)
-        reply = Reply(first.text if first else "", out.input, first,
+        reply = Reply(first.text if first else "", messages, first,
                       costs.get(labels[0]), {"models": labels, "api": out.api, **out.params},
                       results=results, costs=costs)
         reply.bundle = display.side_by_side_bundle(rows)
