@@ -152,7 +152,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a table of settings")
     known = {"data", "prompt", "prompts", "models", "params", "grid", "repeats", "scorers",
-             "concurrency", "max_cost", "output", "cache"}
+             "concurrency", "max_cost", "output", "cache", "api"}
     unknown = set(cfg) - known
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
@@ -178,7 +178,7 @@ def _eval(args: argparse.Namespace) -> int:
     if isinstance(data, str) and not Path(data).is_absolute():
         data = str(path.parent / data)
     res = evaluate(data, prompt, cfg["models"], params=cfg.get("params"), grid=cfg.get("grid"),
-                   repeats=int(cfg.get("repeats", 1)), scorers=chosen,
+                   repeats=int(cfg.get("repeats", 1)), scorers=chosen, api=cfg.get("api"),
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
                    cache=cfg.get("cache", True), progress=sys.stderr.isatty())
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))

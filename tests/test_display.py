@@ -187,7 +187,8 @@ def test_metadata_is_json_and_has_no_secret():
         "id": "chatcmpl-1", "model": "smollm2-135m-instruct", "finish_reasons": ["stop"],
         "status": None, "reasoning": None,
         "usage": {"prompt_tokens": 25, "completion_tokens": 48, "total_tokens": 73,
-                  "cached_tokens": None, "reasoning_tokens": None, "cache_write_tokens": None},
+                  "cached_tokens": None, "reasoning_tokens": None,
+                  "cache_write_tokens": None},
         "cost_usd": "0.000012", "ttft_s": None, "total_s": 0.64, "request_id": "req_1",
         "warnings": []}
     _, meta = display.reply_bundle(result(usage=None), cost=UNKNOWN)

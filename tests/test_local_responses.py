@@ -101,9 +101,11 @@ def test_max_output_tokens_makes_it_incomplete(local_client: httpx.Client) -> No
     assert answer["usage"]["output_tokens"] == 3 and answer["max_output_tokens"] == 3
 
 
+@pytest.mark.parametrize("given", ["Say hello to Ada.",
+                                   "Is <|im_end|> a token?"])  # control-token text: as text
 def test_a_stream_is_the_event_sequence_with_the_same_text(
-        local_client: httpx.Client) -> None:  # noqa: F811
-    body = {"input": "Say hello to Ada.", "max_output_tokens": 12}
+        local_client: httpx.Client, given: str) -> None:  # noqa: F811
+    body = {"input": given, "max_output_tokens": 12}
     events = stream(local_client, **body)
     kinds = [e["type"] for e in events]
     assert kinds[:4] == ["response.created", "response.in_progress",
@@ -217,12 +219,14 @@ def test_a_client_that_leaves_a_stream_frees_its_slot(local_url: str) -> None:  
             "text": {"format": {"type": "json_schema", "name": "s", "schema": story}}}
     with httpx.Client(base_url=local_url, timeout=30) as client, \
             client.stream("POST", "/responses", json=body) as resp:
-        deltas = 0
+        assert resp.status_code == 200
+        seen, busy = b"", None
         for chunk in resp.iter_bytes():
-            deltas += chunk.count(b"event: response.output_text.delta")
-            if deltas >= 5:
+            seen += chunk
+            if seen.count(b"event: response.output_text.delta") >= 5:
+                busy = busy_slots(local_url)  # before leaving the loop, which may close it
                 break
-        assert busy_slots(local_url) == 1  # generating, and then the client leaves
+        assert busy == 1  # generating; then the client leaves
     idle = busy_slots(local_url)
     for _ in range(25):  # bounded: 5 s, half the reply's own time
         if idle == 0:

@@ -1,11 +1,13 @@
 """Evaluation: prompts × models × parameters over a table of cases.
 
 Owns the runner (:mod:`.runner`: budget, claims, the run), the calls of a run
-(:mod:`.jobs`: cases and the grid), the rate limits (:mod:`.limits`), the SQLite
-store of calls and results (:mod:`.store`, its rows in :mod:`.rows`), the results
-table and its plots
-(:mod:`.results`) and scoring (:mod:`.scoring`, :mod:`.scorers_text`,
-:mod:`.scorers_model`; the public face is :mod:`gptmagic.scorers`).
+(:mod:`.jobs`: cases and the grid; :mod:`.apis`: which API each goes to and its
+request there), what each cost and its parts (:mod:`.costs`), what a run would
+cost before it runs (:mod:`.estimate`), the rate limits (:mod:`.limits`), the
+SQLite store of calls and results (:mod:`.store`, its rows in :mod:`.rows`), the
+results table and its plots (:mod:`.results`) and scoring (:mod:`.scoring`,
+:mod:`.scorers_text`, :mod:`.scorers_model`; the public face is
+:mod:`gptmagic.scorers`).
 
 May import: :mod:`gptmagic.client` (a run takes a client), :mod:`gptmagic.local`
 facts, :mod:`gptmagic.catalog`, :mod:`gptmagic.core`, pandas, tqdm. Never the

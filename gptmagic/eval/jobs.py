@@ -1,18 +1,20 @@
 """The calls of a run: cases read from a table, and the grid of prompts × models ×
-parameters × repeats expanded into :class:`Job` s (each one call, with its messages)."""
+parameters × repeats expanded into :class:`Job` s (each one call, with its messages,
+its API and the body it sends there)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gptmagic.client.config import Provider, refuse_misrouted, resolve
+from gptmagic.client.config import APIS, Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
 from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.eval.apis import call_body, check_api, choose_api
 
 __all__ = ["Job", "build_jobs", "load_cases", "resolve_model"]
 
@@ -52,7 +54,9 @@ def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[
 
 @dataclass
 class Job:
-    """One call of the grid."""
+    """One call of the grid: ``params`` as the user wrote them (chat terms), ``body``
+    what is sent to ``api`` besides the model (``messages`` or ``input`` and the
+    parameters under that API's names)."""
 
     row: int
     prompt: str
@@ -62,12 +66,24 @@ class Job:
     grid: dict[str, Any]
     repeat: int
     messages: list[dict[str, Any]]
+    api: str = "chat"
+    body: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     result: Any = None
     error: str | None = None
     error_type: str | None = None
     cached: bool = False
     cost: Decimal | None = None
+    #: The cost's parts (``reasoning``, ``cached_input``, ``cache_write``): None where unknown.
+    parts: dict[str, Decimal | None] = field(default_factory=dict)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The reply's limit, under whichever name the user gave it."""
+        for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+            if self.params.get(name) is not None:
+                return int(self.params[name])
+        return None
 
 
 def resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider, str]:
@@ -80,18 +96,32 @@ def resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider,
 
 def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
                provider: str | Provider | None, params: Mapping[str, Any],
-               grid: Mapping[str, Sequence[Any]], repeats: int) -> list[Job]:
-    """Every call of the run, in a stable order (row, prompt, model, grid, repeat)."""
+               grid: Mapping[str, Sequence[Any]], repeats: int,
+               api: str | Mapping[str, str] | None = None) -> list[Job]:
+    """Every call of the run, in a stable order (row, prompt, model, grid, repeat).
+
+    ``api`` (see :mod:`gptmagic.eval.apis`) picks each model's API; a grid over
+    ``"api"`` sends every call to each API named there instead."""
+    if "api" in params:
+        raise RequestError("'api' is not a request parameter: give evaluate(..., api=...) "
+                           "or grid={'api': [...]}", param="params")
+    check_api(api, models)
+    for name in grid.get("api", ()):
+        if name not in APIS:
+            raise RequestError(f"grid 'api' has {name!r}; use 'chat' or 'responses'",
+                               param="grid")
     combos = [dict(zip(grid, values, strict=True))
               for values in itertools.product(*grid.values())] or [{}]
-    resolved = [resolve_model(m, provider) for m in models]
-    jobs = []
+    resolved = [(*resolve_model(m, provider), m) for m in models]
+    jobs: list[Job] = []
     for i, row in enumerate(cases):
         for pname, template in prompts.items():
             msgs = _messages(template, row, pname, i)
-            for prov, model in resolved:
+            for prov, model, spec in resolved:
                 for combo in combos:
-                    for rep in range(repeats):
-                        p = {**params, **combo}
-                        jobs.append(Job(i, pname, model, prov, p, combo, rep, msgs))
+                    p = {**params, **combo}
+                    how = p.pop("api", None) or choose_api(api, spec, prov)
+                    body = call_body(how, msgs, p, model)
+                    jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body)
+                                for rep in range(repeats))
     return jobs

@@ -1,8 +1,11 @@
 """The outcome of :func:`gptmagic.evaluate`: a tidy table and views over it.
 
-One row per case × prompt × model × grid point × repeat, with the output,
-finish reason, tokens, cost, latency, every score and the error if any.
-:meth:`EvalResults.summary` aggregates per prompt × model (× grid), and
+One row per case × prompt × model × grid point × repeat, with the API it went
+to, the output, finish reason, tokens (reasoning, cached and cache-write tokens
+as the provider reported them), cost and its parts, latency, every score and the
+error if any. (``cached`` says a row came from gptmagic's own store;
+``cached_tokens`` are prompt tokens the provider read from its prompt cache.)
+:meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
 :meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
 other scorers uses the stored outputs and never calls a model.
 """
@@ -44,7 +47,12 @@ def _plain_label(text: str) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
-_COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving")
+#: Token counts a provider reports besides prompt and completion, each with its cost
+#: (a part of ``cost``, not added to it): the summary sums them per configuration.
+_DETAILS = (("reasoning_tokens", "reasoning_cost"), ("cached_tokens", "cached_input_cost"),
+            ("cache_write_tokens", "cache_write_cost"))
+_COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving",
+          *(cost for _, cost in _DETAILS))
 _SECONDS = ("latency_p50", "latency_p95")
 
 
@@ -82,6 +90,28 @@ def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
     return s.loc[keep].reset_index(drop=True)
 
 
+def _money(amount: Any) -> float | None:
+    return None if amount is None else float(amount)
+
+
+def _details(usage: Any, parts: dict[str, Any]) -> dict[str, Any]:
+    """A row's reasoning, cached and cache-write tokens and what each cost (None: not
+    reported, or no price)."""
+    return {
+        "reasoning_tokens": getattr(usage, "reasoning_tokens", None),
+        "cached_tokens": getattr(usage, "cached_tokens", None),
+        "cache_write_tokens": getattr(usage, "cache_write_tokens", None),
+        "reasoning_cost": _money(parts.get("reasoning")),
+        "cached_input_cost": _money(parts.get("cached_input")),
+        "cache_write_cost": _money(parts.get("cache_write")),
+    }
+
+
+def _sum(col: pd.Series) -> float:
+    """A column's total; NaN when no row has a value (unknown is not zero)."""
+    return float(col.sum(min_count=1)) if col.notna().any() else math.nan
+
+
 class EvalResults:
     """Results of a run: ``.df`` (one row per call) plus summaries and plots."""
 
@@ -103,6 +133,7 @@ class EvalResults:
             rec: dict[str, Any] = {f"input.{k}": v for k, v in cases[j.row].items()}
             rec.update({"row": j.row, "prompt": j.prompt, "model": j.model,
                         **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
+            rec["api"] = j.api
             if r is not None:
                 u = r.usage
                 lps = r.logprobs
@@ -110,18 +141,22 @@ class EvalResults:
                     "output": r.text, "finish_reason": r.finish_reason,
                     "prompt_tokens": u.prompt_tokens if u else None,
                     "completion_tokens": u.completion_tokens if u else None,
-                    "cost": None if j.cost is None else float(j.cost),
+                    "cost": _money(j.cost), **_details(u, j.parts),
                     "latency": r.timings.total, "ttft": r.timings.ttft,
                     "mean_logprob": mean_logprob(lps) if lps else None,
                     "cached": j.cached, "error": None, "error_type": None})
             else:
                 rec.update({"output": None, "finish_reason": None, "prompt_tokens": None,
-                            "completion_tokens": None, "cost": None, "latency": None,
+                            "completion_tokens": None, "cost": None,
+                            **_details(None, {}), "latency": None,
                             "ttft": None, "mean_logprob": None, "cached": False,
                             "error": j.error, "error_type": j.error_type})
             records.append(rec)
+        # A run over both APIs (not as a grid axis) groups by API too: one model can be
+        # asked through two profiles, one of them set to the Responses API.
+        by_api = ["api"] if len({j.api for j in jobs}) > 1 and "api" not in grid_cols else []
         self = cls(pd.DataFrame.from_records(records), jobs, cases, scorers,
-                   ["prompt", "model", *grid_cols])
+                   ["prompt", "model", *by_api, *grid_cols])
         await self._apply_scores(scorers)
         return self
 
@@ -165,14 +200,20 @@ class EvalResults:
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         return get_portal().run(self._rescored(scorers))
 
+    def _details(self) -> list[tuple[str, str]]:
+        """The (tokens, cost) columns the summary sums: those some row reported."""
+        return [pair for pair in _DETAILS if pair[0] in self.df and self.df[pair[0]].notna().any()]
+
     def _scorer_cols(self) -> list[str]:
         return [c for c in self.df if c.startswith("score.")]
 
     def summary(self, threshold: float = 0.5) -> pd.DataFrame:
-        """Per prompt × model (× grid): calls, how many came from the cache, errors, the
-        score's mean and standard error, each scorer's mean (``score.<name>``), pass
-        rate (score >= ``threshold``), total cost, cost per correct answer, p50/p95
-        latency.
+        """Per prompt × model (× API when a run uses both) × grid point: calls, how many
+        came from the cache, errors, the score's mean and standard error, each scorer's
+        mean (``score.<name>``), pass rate (score >= ``threshold``), total cost, cost
+        per correct answer, the sums of reasoning, cached and cache-write tokens and of
+        what each cost (the kinds some row reported; the costs are parts of
+        ``total_cost``), p50/p95 latency.
 
         Figures are rounded for reading: scores and rates to 3 decimals, latencies
         to the millisecond, costs to 4 significant figures (``.df`` keeps them whole).
@@ -184,7 +225,7 @@ class EvalResults:
             ok = g[g["error"].isna()]
             scores = ok["score"].dropna() if "score" in ok else pd.Series(dtype=float)
             passed = int((scores >= threshold).sum())
-            cost = float(ok["cost"].sum(min_count=1)) if ok["cost"].notna().any() else math.nan
+            cost = _sum(ok["cost"])
             rec = dict(zip(self.group_cols, key, strict=True))
             rec.update({
                 "calls": len(g), "cached": int(g["cached"].fillna(False).astype(bool).sum()),
@@ -197,6 +238,7 @@ class EvalResults:
                 "total_cost": cost,
                 "cost_per_correct": cost / passed if passed and not math.isnan(cost)
                 else math.nan,
+                **{c: _sum(ok[c]) for pair in self._details() for c in pair},
                 "latency_p50": ok["latency"].quantile(0.5) if len(ok) else math.nan,
                 "latency_p95": ok["latency"].quantile(0.95) if len(ok) else math.nan,
             })

@@ -1,9 +1,13 @@
 """How one call is kept in the store: its key, and its result as a JSON row.
 
 The key hashes what decides a call's answer (the provider's base URL, the
-endpoint, the model, every parameter, the messages or prompt, and the repeat
-index); never a key or a header. A row carries its format number, so a row
-this version cannot read is a miss (asked again), never an error.
+endpoint or API (``chat``, ``completion``, ``response``: a chat answer is never
+reused for a Responses call), the model, every parameter, the messages, prompt or
+input, and the repeat index); never a key or a header. A row carries its format
+number, so a row this version cannot read is a miss (asked again), never an error.
+Format 2 adds what the Responses API returns (cache writes, status, reasoning
+summary) and what a reply said besides its text (refusal, tool calls, warnings);
+format 1 rows are still read.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogpro
 __all__ = ["ROW_FORMAT", "call_key", "result_from_dict", "result_to_dict", "row_result"]
 
 #: The row format written by :func:`result_to_dict`; rows without one are format 1.
-ROW_FORMAT = 1
+ROW_FORMAT = 2
+#: The formats :func:`result_from_dict` reads, and the length of each one's usage list.
+_USAGE_LENGTH = {1: 5, 2: 6}
+_KINDS = ("chat", "completion", "response")
 
 
 def call_key(base_url: str, kind: str, body: dict[str, Any], repeat: int) -> str:
@@ -48,11 +55,14 @@ def result_to_dict(r: Result) -> dict[str, Any]:
     return {
         "format": ROW_FORMAT,
         "kind": r.kind, "model": r.model, "id": r.id, "created": r.created,
-        "request_id": r.request_id,
+        "request_id": r.request_id, "fingerprint": r.system_fingerprint,
+        "status": r.status, "reasoning": r.reasoning, "warnings": list(r.warnings),
         "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.total_tokens,
-                                         u.cached_tokens, u.reasoning_tokens],
+                                         u.cached_tokens, u.reasoning_tokens,
+                                         u.cache_write_tokens],
         "timings": [r.timings.total, r.timings.ttft, r.timings.attempts],
         "choices": [{"i": c.index, "text": c.text, "finish": c.finish_reason, "role": c.role,
+                     "refusal": c.refusal, "tools": c.tool_calls,
                      "lp": None if c.logprobs is None else [_lp(t) for t in c.logprobs],
                      "plp": None if c.prompt_logprobs is None else [
                          _lp(t) for t in c.prompt_logprobs]}
@@ -93,17 +103,24 @@ def _check_lps(lps: Any) -> None:
             _logprob(alt[1])
 
 
+def _texts(*values: Any) -> None:
+    if not all(x is None or isinstance(x, str) for x in values):
+        raise ValueError("a text field of another type")
+
+
 def _check(d: dict[str, Any]) -> None:
     """Every value of a row has the type and range it was written with, so a row
     changed by hand or by another program is a miss, not a wrong result or a crash
     later (pricing, summaries)."""
-    if d.get("format", 1) != ROW_FORMAT:
-        raise ValueError(f"row format {d.get('format')!r}, this version reads {ROW_FORMAT}")
-    if d["kind"] not in ("chat", "completion") or not isinstance(d["model"], str):
+    fmt = d.get("format", 1)
+    if fmt not in _USAGE_LENGTH:
+        raise ValueError(f"row format {fmt!r}, this version reads {list(_USAGE_LENGTH)}")
+    if d["kind"] not in _KINDS or not isinstance(d["model"], str):
         raise ValueError("kind or model of another type")
+    _texts(d.get("fingerprint"), d.get("status"), d.get("reasoning"), *d.get("warnings", []))
     u = d.get("usage")
     if u is not None:
-        if len(u) != 5:
+        if len(u) != _USAGE_LENGTH[fmt]:
             raise ValueError("usage of another shape")
         for i, x in enumerate(u):
             _whole(x, optional=i >= 3)
@@ -116,9 +133,13 @@ def _check(d: dict[str, Any]) -> None:
         raise ValueError("no choices")
     for c in d["choices"]:
         _whole(c["i"])
-        if not isinstance(c["text"], str) or not all(
-                x is None or isinstance(x, str) for x in (c["finish"], c["role"])):
-            raise ValueError("a choice's text, finish or role of another type")
+        if not isinstance(c["text"], str):
+            raise ValueError("a choice's text of another type")
+        _texts(c["finish"], c["role"], c.get("refusal"))
+        tools = c.get("tools")
+        if tools is not None and not (isinstance(tools, list)
+                                      and all(isinstance(t, dict) for t in tools)):
+            raise ValueError("a choice's tool calls of another type")
         _check_lps(c["lp"])
         _check_lps(c["plp"])
 
@@ -131,10 +152,13 @@ def result_from_dict(d: dict[str, Any]) -> Result:
     t = d.get("timings") or [None, None, 1]
     return Result(
         kind=d["kind"], model=d["model"], id=d.get("id"), created=d.get("created"),
-        request_id=d.get("request_id"),
+        request_id=d.get("request_id"), system_fingerprint=d.get("fingerprint"),
+        status=d.get("status"), reasoning=d.get("reasoning"),
+        warnings=list(d.get("warnings", [])),
         usage=None if u is None else Usage(*u),
         timings=Timings(total=t[0], ttft=t[1], attempts=t[2]),
         choices=[Choice(index=c["i"], text=c["text"], finish_reason=c["finish"], role=c["role"],
+                        refusal=c.get("refusal"), tool_calls=c.get("tools"),
                         logprobs=None if c["lp"] is None else [_unlp(x) for x in c["lp"]],
                         prompt_logprobs=None if c["plp"] is None else [
                             _unlp(x) for x in c["plp"]])

@@ -31,6 +31,7 @@ from gptmagic.errors import (
     RunInterrupted,
     StreamError,
 )
+from gptmagic.eval.estimate import estimate_run
 from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model
 from gptmagic.eval.limits import Limiter
 from gptmagic.eval.scoring import ask_scorer_keys
@@ -75,7 +76,16 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     a list of message dicts, or a dict of named prompts to compare. ``models``
     are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
     ``params`` are sent with every call; ``grid`` maps a parameter to values
-    to try. ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
+    to try (``grid={"reasoning_effort": ["low", "high"]}`` gives one variant
+    per effort level, on either API). ``api`` sends calls to the Responses API
+    instead of Chat Completions: ``api="responses"`` for every model, or a dict
+    of model (as named in ``models``) -> ``"chat"`` / ``"responses"``; a model
+    it does not name uses its profile's ``api`` setting, else chat. Prompts
+    and ``params`` stay in chat terms and are translated (``max_tokens`` ->
+    ``max_output_tokens``, ``logprobs`` -> ``include``, ``response_format`` ->
+    ``text.format``, ``reasoning_effort`` -> ``reasoning.effort``);
+    ``grid={"api": ["chat", "responses"]}`` compares the two.
+    ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
     (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted);
     ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's;
     ``stream=True`` streams each call (time to first token is then measured).
@@ -110,7 +120,8 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                cache: bool | str | Path | Store = True, refresh: bool = False,
                max_cost: float | Decimal | None = None, progress: bool = True,
                rpm: float | None = None, tpm: float | None = None,
-               timeouts: Any = None, stream: bool = False, client: Client,
+               timeouts: Any = None, stream: bool = False,
+               api: str | Mapping[str, str] | None = None, client: Client,
                tally: _Tally | None = None) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning);
     # ``tally`` is evaluate()'s own, to say what an interrupted run kept.
@@ -124,7 +135,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
         prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
         cases = load_cases(data)
         jobs = build_jobs(cases, prompts, models, provider, dict(params or {}),
-                          dict(grid or {}), repeats)
+                          dict(grid or {}), repeats, api)
         tally.total = len(jobs)
         await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
         store = await _open_store(cache)
@@ -192,8 +203,10 @@ def _keys(jobs: list[Job]) -> dict[str, str]:
         if prov.name not in base_urls:
             base_urls[prov.name] = ("local-engine" if prov.kind == "local"
                                     else prov.endpoint("chat/completions", job.model)[0])
-        body = {"model": job.model, "messages": job.messages, **job.params}
-        job.key = call_key(base_urls[prov.name], "chat", body, job.repeat)
+        # The API is in the key (as its kind): a chat result is never a Responses answer.
+        kind = "response" if job.api == "responses" else "chat"
+        job.key = call_key(base_urls[prov.name], kind, {"model": job.model, **job.body},
+                           job.repeat)
     return base_urls
 
 
@@ -247,7 +260,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         # A hosted model's window is checked before sending (the engine checks its own).
         window = (model_info(job.model).context_window if job.provider.kind != "local"
                   else None)
-        oversized = may_exceed(job.messages, window, job.params.get("max_tokens"))
+        oversized = may_exceed(job.messages, window, job.max_tokens)
         if budget is not None or lim.tokens is not None or oversized:
             try:
                 count = await client.count_tokens(job.messages, job.model, breakdown=False)
@@ -259,12 +272,12 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         if oversized:
             try:
                 check_window(n, job.model, context_window=window,
-                             max_tokens=job.params.get("max_tokens"), exact=exact)
+                             max_tokens=job.max_tokens, exact=exact)
             except RequestError as e:
                 job.error, job.error_type = f"not sent: {e}", type(e).__name__
                 return worst
         if budget is not None:
-            est = estimate(n, job.model, max_tokens=job.params.get("max_tokens"),
+            est = estimate(n, job.model, max_tokens=job.max_tokens,
                            provider=job.provider.kind)
             if est.high.total is None:  # a call without a price could spend anything
                 job.error, job.error_type = _unbounded(job.model, est), "BudgetExceeded"
@@ -277,14 +290,13 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             reserved += worst
         try:
             if lim.requests is not None or lim.tokens is not None:
-                need = job.params.get("max_tokens") or 0
+                need = job.max_tokens or 0
                 if lim.tokens is not None:
                     need += n
                 await lim.pace(need)
-            job.result = await client.chat(job.messages, model=job.model,
-                                           provider=job.provider, on_retry=lim.on_retry,
-                                           timeouts=timeouts, stream=stream, **job.params)
-            job.cost = _cost(job, prices)
+            job.result = await _call(client, job, on_retry=lim.on_retry, timeouts=timeouts,
+                                     stream=stream)
+            _price_job(job, prices)
             # A call whose usage has no price (none reported) counts its worst case.
             charge = job.cost if job.cost is not None else worst
         except QuotaExceededError as e:
@@ -331,7 +343,7 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 # Awaited, so at most `concurrency` paid results are ever unstored; a write
                 # that fails is a warning (the store gives up writing), never a lost result.
                 await store.aput(job.key, base_urls[job.provider.name], job.model,
-                                 {"messages": job.messages, **job.params, "repeat": job.repeat},
+                                 {**job.body, "api": job.api, "repeat": job.repeat},
                                  job.result)
         elif store is not None:
             await store.arelease([job.key])  # a waiting run asks for it itself
@@ -390,15 +402,27 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         bar.close()
     for job in jobs:
         if job.cached and job.result is not None:
-            job.cost = _cost(job, prices)
+            _price_job(job, prices)
 
 
-def _cost(job: Job, prices: PriceMemo) -> Decimal | None:
-    """What a finished call cost: the reported model's price, else the requested one's."""
-    from gptmagic.catalog.pricing import cost_of
+async def _call(client: Client, job: Job, **kw: Any) -> Any:
+    """Send ``job`` to its API: ``client.chat`` or ``client.respond``."""
+    if job.api == "responses":
+        body = dict(job.body)
+        return await client.respond(body.pop("input"), model=job.model, provider=job.provider,
+                                    **kw, **body)
+    return await client.chat(job.messages, model=job.model, provider=job.provider, **kw,
+                             **job.params)
 
-    return cost_of(job.result.usage, job.result.model or job.model, provider=job.provider.kind,
-                   requested=job.model, memo=prices).total
+
+def _price_job(job: Job, prices: PriceMemo) -> None:
+    """What a finished call cost, and its parts: the reported model's price, else the
+    requested one's."""
+    from gptmagic.eval.costs import cost_parts
+
+    job.cost, job.parts = cost_parts(job.result.usage, job.result.model or job.model,
+                                     provider=job.provider.kind, requested=job.model,
+                                     memo=prices)
 
 
 def _maybe_billed(error: GptmagicError) -> bool:
@@ -422,46 +446,6 @@ def _unbounded(model: str, est: Estimate) -> str:
         fix = (f"bound its reply with params={{'max_tokens': ...}} or "
                f"gptmagic.register_model({model!r}, context_window=..., max_output_tokens=...)")
     return f"not sent: max_cost is set but {why}, so this call could cost anything; {fix}"
-
-
-def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
-                 params: Mapping[str, Any] | None = None,
-                 grid: Mapping[str, Sequence[Any]] | None = None, repeats: int = 1,
-                 provider: str | Provider | None = None) -> Any:
-    """What :func:`evaluate` with the same arguments would cost, before running it.
-
-    Per prompt × model: calls, prompt tokens (counted exactly where the
-    encoding is known), and the cost range (prompt only, expected, at most
-    ``max_tokens`` per reply) in USD; unknown prices stay unknown (NaN).
-    """
-    import pandas as pd
-
-    from gptmagic.catalog.pricing import estimate
-    from gptmagic.client.facade import count_tokens
-
-    models = [models] if isinstance(models, str) else list(models)
-    prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
-    jobs = build_jobs(load_cases(data), prompts, models, provider, dict(params or {}),
-                      dict(grid or {}), repeats)
-    agg: dict[tuple[str, str], dict[str, Any]] = {}
-    counted: dict[tuple[str, int, str], int] = {}
-    for j in jobs:
-        ck = (j.prompt, j.row, j.model)
-        if ck not in counted:
-            counted[ck] = count_tokens(j.messages, j.model, breakdown=False).total
-        n = counted[ck]
-        e = estimate(n, j.model, max_tokens=j.params.get("max_tokens"),
-                     provider=j.provider.kind)
-        a = agg.setdefault((j.prompt, j.model), {"prompt": j.prompt, "model": j.model,
-                                                 "calls": 0, "prompt_tokens": 0,
-                                                 "cost_low": 0.0, "cost_expected": 0.0,
-                                                 "cost_high": 0.0})
-        a["calls"] += 1
-        a["prompt_tokens"] += n
-        for col, c in (("cost_low", e.low), ("cost_expected", e.expected),
-                       ("cost_high", e.high)):
-            a[col] = a[col] + float(c.total) if c.total is not None else float("nan")
-    return pd.DataFrame(list(agg.values()))
 
 
 def _progress(total: int, enabled: bool) -> Any:
