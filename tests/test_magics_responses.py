@@ -134,7 +134,8 @@ def test_a_bad_value_says_which_option_and_what_it_takes(shell, fake_server, lin
                                        ("-n 2", "-n"),
                                        ("--presence-penalty 1", "--presence-penalty")])
 def test_chat_only_options_are_refused_on_responses(shell, fake_server, line, flag):
-    with pytest.raises(UsageError, match=f"{flag} has no Responses API equivalent.*--api chat"):
+    with pytest.raises(UsageError, match=f"^{flag} has no equivalent in the Responses API "
+                       r"\(model 'fake-model'\): .*, or send this cell with --api chat$"):
         chat(shell, f"-p fake --api responses {line}", "user: hi")
     assert fake_server.requests == []
 
