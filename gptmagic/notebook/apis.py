@@ -5,9 +5,10 @@ A cell speaks Chat Completions (``/chat/completions``) or the Responses API
 (``max_tokens``, ``response_format``, ``logprobs``);
 :mod:`gptmagic.core.to_responses`, the translation ``evaluate(api="responses")``
 uses too, renames them for ``CreateResponse`` and refuses, naming the option
-by its flag, what the Responses API has no field for. The reasoning, verbosity, tier and cache
-options exist on both, under different names (:func:`api_options`), except
-the reasoning summary, which only the Responses API returns.
+by its flag, what the Responses API has no field for. The reasoning,
+verbosity, tier and cache options exist on both, under different names
+(:func:`api_options`), except the reasoning summary, which only the Responses
+API returns.
 
 The accepted values are those of OpenAI's published spec (schemas
 ``ReasoningEffort``, ``Reasoning.summary``, ``Verbosity``, ``ServiceTier``);
