@@ -134,7 +134,8 @@ def test_a_bad_value_says_which_option_and_what_it_takes(shell, fake_server, lin
                                        ("-n 2", "-n"),
                                        ("--presence-penalty 1", "--presence-penalty")])
 def test_chat_only_options_are_refused_on_responses(shell, fake_server, line, flag):
-    with pytest.raises(UsageError, match=f"{flag} has no Responses API equivalent.*--api chat"):
+    with pytest.raises(UsageError, match=f"^{flag} has no equivalent in the Responses API "
+                       r"\(model 'fake-model'\): .*, or send this cell with --api chat$"):
         chat(shell, f"-p fake --api responses {line}", "user: hi")
     assert fake_server.requests == []
 
@@ -350,6 +351,69 @@ def _response_body(model: str) -> dict:
                   "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
                   "output_tokens_details": {"reasoning_tokens": 1024}},
     }
+
+
+# -- a cell and evaluate() send the same request ------------------------------------------------
+
+SAME_SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+               "additionalProperties": False}
+#: Chat parameters a cell can only give through its Session (no flag for them) and
+#: evaluate() takes as they are.
+SAME_PARAMS = {
+    "max_tokens": 50, "logprobs": True, "top_logprobs": 2, "temperature": 0.5,
+    "response_format": {"type": "json_schema",
+                        "json_schema": {"name": "a", "schema": SAME_SCHEMA, "strict": True}},
+    "tools": [{"type": "function",
+               "function": {"name": "lookup", "description": "Look a word up.",
+                            "parameters": SAME_SCHEMA}}],
+    "tool_choice": {"type": "function", "function": {"name": "lookup"}},
+}
+
+
+def _evaluated(fake_server, params):
+    from gptmagic.eval.runner import evaluate
+
+    evaluate([{"q": "hello there"}], "system: Be brief.\nuser: {q}", ["fake:gpt-5-mini"],
+             api="responses", params=params, progress=False)
+    return sent(fake_server)
+
+
+def test_a_cell_and_evaluate_send_the_same_responses_body(shell, fake_server, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
+    chat(shell, "-p fake -m gpt-5-mini --api responses --no-stream --no-history "
+                "--max-tokens 50 --top-logprobs 2 -t 0.5 --json --reasoning-effort high "
+                "--verbosity low --service-tier flex --cache-key k",
+         "system: Be brief.\nuser: hello there")
+    from_cell = sent(fake_server)
+    from_eval = _evaluated(fake_server, {
+        "max_tokens": 50, "top_logprobs": 2, "logprobs": True, "temperature": 0.5,
+        "response_format": {"type": "json_object"}, "reasoning_effort": "high",
+        "verbosity": "low", "service_tier": "flex", "prompt_cache_key": "k"})
+    assert len(fake_server.requests) == 2
+    validate(from_cell, "CreateResponse")
+    assert from_cell == from_eval
+    assert from_cell["reasoning"] == {"effort": "high"} and from_cell["max_output_tokens"] == 50
+
+
+def test_a_sessions_call_and_evaluate_send_the_same_schema_and_tools(shell, fake_server,
+                                                                    tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
+    # What %%chat hands its session for the cell "system: ...\nuser: ..." with these options.
+    magics(shell).session.chat(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+        key="k1", models=["gpt-5-mini"], params=dict(SAME_PARAMS), thread=None,
+        profile="fake", stream=False, api="responses",
+        options={"reasoning_effort": "low"})
+    from_cell = sent(fake_server)
+    from_eval = _evaluated(fake_server, {**SAME_PARAMS, "reasoning_effort": "low"})
+    assert len(fake_server.requests) == 2
+    validate(from_cell, "CreateResponse")
+    assert from_cell == from_eval
+    assert from_cell["text"]["format"] == {"type": "json_schema", "name": "a",
+                                           "schema": SAME_SCHEMA, "strict": True}
+    assert from_cell["tools"][0]["name"] == "lookup"
+    assert from_cell["tool_choice"] == {"type": "function", "name": "lookup"}
 
 
 def test_the_reasoning_summary_shows_collapsed_and_reasoning_is_priced(shell, fake_server):

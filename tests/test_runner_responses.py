@@ -19,7 +19,7 @@ import gptmagic
 from gptmagic.cli import main as cli_main
 from gptmagic.core.types import Result, Timings
 from gptmagic.errors import RequestError
-from gptmagic.eval.apis import call_body, response_params
+from gptmagic.eval.apis import call_body
 from gptmagic.eval.rows import result_from_dict, result_to_dict, row_result
 from gptmagic.eval.runner import estimate_run, evaluate
 
@@ -237,26 +237,6 @@ def test_bad_api_settings_are_clear_errors_before_any_call(fake, kw, match):
     with pytest.raises(RequestError, match=re.escape(match)):
         run(**kw)
     assert not fake.requests
-
-
-@pytest.mark.parametrize(("chat", "responses"), [
-    ({"max_completion_tokens": 5}, {"max_output_tokens": 5}),
-    ({"logprobs": False, "top_logprobs": 0}, {"top_logprobs": 0}),
-    ({"logprobs": True, "include": ["reasoning.encrypted_content"]},
-     {"include": ["reasoning.encrypted_content", "message.output_text.logprobs"]}),
-    ({"response_format": {"type": "json_object"}, "verbosity": "low"},
-     {"text": {"format": {"type": "json_object"}, "verbosity": "low"}}),
-    ({"reasoning_effort": "minimal", "reasoning": {"summary": "auto"}},
-     {"reasoning": {"summary": "auto", "effort": "minimal"}}),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
-      "tool_choice": {"type": "function", "function": {"name": "f"}}},
-     {"tools": [{"type": "function", "name": "f", "parameters": {}}],
-      "tool_choice": {"type": "function", "name": "f"}}),
-    ({"temperature": None, "store": False, "prompt_cache_key": "k", "n": 1},
-     {"store": False, "prompt_cache_key": "k"}),
-])
-def test_chat_params_in_responses_terms(chat, responses):
-    assert response_params(chat, "m") == responses
 
 
 SYS = {"role": "system", "content": "Be brief."}

@@ -49,6 +49,7 @@ from urllib.parse import quote
 from gptmagic.catalog.embedded import is_local_model
 from gptmagic.core import defaults as D
 from gptmagic.core.headers import Headers
+from gptmagic.core.to_responses import APIS
 from gptmagic.errors import ConfigError, register_secret
 from gptmagic.state import current
 
@@ -67,8 +68,6 @@ __all__ = [
 ]
 
 KINDS = ("openai", "azure", "compatible", "local")
-#: The endpoints a ``%%chat`` cell can send to: Chat Completions or the Responses API.
-APIS = ("chat", "responses")
 
 
 

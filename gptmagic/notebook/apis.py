@@ -2,11 +2,13 @@
 
 A cell speaks Chat Completions (``/chat/completions``) or the Responses API
 (``/responses``). The magics collect options in Chat Completions' names
-(``max_tokens``, ``response_format``, ``logprobs``); :func:`to_responses`
-renames them for ``CreateResponse`` and refuses, naming the option, what the
-Responses API has no field for. The reasoning, verbosity, tier and cache
-options exist on both, under different names (:func:`api_options`), except
-the reasoning summary, which only the Responses API returns.
+(``max_tokens``, ``response_format``, ``logprobs``);
+:mod:`gptmagic.core.to_responses`, the translation ``evaluate(api="responses")``
+uses too, renames them for ``CreateResponse`` and refuses, naming the option
+by its flag, what the Responses API has no field for. The reasoning,
+verbosity, tier and cache options exist on both, under different names
+(:func:`api_options`), except the reasoning summary, which only the Responses
+API returns.
 
 The accepted values are those of OpenAI's published spec (schemas
 ``ReasoningEffort``, ``Reasoning.summary``, ``Verbosity``, ``ServiceTier``);
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.client.config import APIS, Provider
+from gptmagic.client.config import Provider
+from gptmagic.core import to_responses
+from gptmagic.core.to_responses import APIS, response_fields, responses_body
 from gptmagic.errors import RequestError
 
 if TYPE_CHECKING:
@@ -28,20 +31,18 @@ if TYPE_CHECKING:
     from gptmagic.core.types import Result
 
 __all__ = ["APIS", "MIN_OUTPUT_TOKENS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES",
-           "SERVICE_TIERS", "VERBOSITIES", "api_options", "choose_api", "outgoing",
-           "split_instructions", "to_responses"]
+           "SERVICE_TIERS", "VERBOSITIES", "api_options", "choose_api", "outgoing"]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
 VERBOSITIES = ("low", "medium", "high")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 
-#: Chat Completions options CreateResponse has no field for: option -> its flag.
-_CHAT_ONLY = {"n": "-n", "stop": "--stop", "seed": "--seed",
-              "presence_penalty": "--presence-penalty",
-              "frequency_penalty": "--frequency-penalty"}
-
-_LOGPROBS_ITEM = "message.output_text.logprobs"
+#: The cell options CreateResponse has no field for, by their flags (errors name the flag).
+_FLAGS = {"n": "-n", "stop": "--stop", "seed": "--seed",
+          "presence_penalty": "--presence-penalty", "frequency_penalty": "--frequency-penalty"}
+#: A cell's way back to chat, said in a refusal.
+_INSTEAD = "send this cell with --api chat"
 
 #: ``CreateResponse.max_output_tokens``' minimum in OpenAI's spec (reasoning included).
 MIN_OUTPUT_TOKENS = 16
@@ -62,12 +63,9 @@ def choose_api(option: str | None, *, model: str, profile_api: str | None = None
     """The endpoint a cell uses: ``--api``; else the first ``model_api`` pattern
     (``{"gpt-5*": "responses"}``, shell-style, case ignored) matching ``model``;
     else the profile's ``api``; else ``default``; else ``"chat"``."""
-    if option is not None:
-        return str(_pick("--api", option, APIS))
-    for pattern, api in (model_api or {}).items():
-        if fnmatchcase(model.lower(), pattern.lower()):
-            return str(_pick(f"model_api[{pattern!r}]", api, APIS))
-    return str(_pick("api", profile_api or default or "chat", APIS))
+    return to_responses.choose_api(option, model=model, per_model=model_api,
+                                   profile=profile_api, default=default,
+                                   labels=("--api", "model_api"))
 
 
 def api_options(api: str, *, reasoning_effort: str | None = None,
@@ -105,60 +103,6 @@ def api_options(api: str, *, reasoning_effort: str | None = None,
         out["prompt_cache_key"] = cache_key
     out["store"] = store
     return out
-
-
-def to_responses(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Chat-style cell options as ``CreateResponse`` fields.
-
-    ``max_tokens`` becomes ``max_output_tokens``, ``response_format``
-    ``text.format``, ``logprobs`` an ``include`` of the output text's logprobs;
-    ``n`` above 1, ``--stop``, ``--seed`` and the penalties have no Responses
-    field and are refused, naming the option.
-    """
-    out: dict[str, Any] = {}
-    text: dict[str, Any] = {}
-    include: list[str] = []
-    for key, value in params.items():
-        if key in _CHAT_ONLY:
-            if key == "n" and value == 1:
-                continue
-            flag = _CHAT_ONLY[key]
-            raise RequestError(f"{flag} has no Responses API equivalent (CreateResponse has no "
-                               f"{key!r}); drop it, or send this cell with --api chat",
-                               param=flag)
-        if key == "max_tokens":
-            out["max_output_tokens"] = value
-        elif key == "response_format":
-            text["format"] = value
-        elif key == "logprobs":
-            if value:
-                include.append(_LOGPROBS_ITEM)
-        elif key == "text":
-            text.update(value)
-        elif key == "include":
-            include += [i for i in value if i not in include]
-        else:
-            out[key] = value
-    if text:
-        out["text"] = text
-    if include:
-        out["include"] = list(dict.fromkeys(include))
-    return out
-
-
-def split_instructions(messages: Sequence[Mapping[str, Any]]
-                       ) -> tuple[str | None, list[dict[str, Any]]]:
-    """A leading system message as Responses ``instructions``, the rest as input items.
-
-    ``instructions`` are not carried over by ``previous_response_id``, so a
-    chained thread sends its system message again with every turn; chat-style
-    ``{"role", "content"}`` messages are valid input items as they are.
-    """
-    items = [dict(m) for m in messages]
-    if items and items[0].get("role") == "system" and isinstance(items[0].get("content"), str) \
-            and set(items[0]) <= {"role", "content"}:
-        return str(items[0]["content"]), items[1:]
-    return None, items
 
 
 @dataclass
@@ -205,12 +149,7 @@ class Outgoing:
         the ``input`` aside: the same prompt, chat's messages being valid input items."""
         params = dict(self.params)
         if self.api == "chat":  # the chat fields that change the prompt, in Responses' names
-            chat = params
-            params = {}
-            if chat.get("reasoning_effort"):
-                params["reasoning"] = {"effort": chat["reasoning_effort"]}
-            if chat.get("response_format"):
-                params["text"] = {"format": chat["response_format"]}
+            params = response_fields({k: v for k, v in params.items() if k in _PROMPT_FIELDS})
         fields = {k: v for k, v in {**self.payload, **params}.items() if k in _COUNTED}
         if isinstance(fields.get("text"), Mapping) and "format" not in fields["text"]:
             del fields["text"]  # verbosity alone does not change the prompt
@@ -221,6 +160,9 @@ class Outgoing:
         return list(self.payload.get("messages") or self.payload.get("input") or [])
 
 
+#: The chat fields that change a prompt's count (the rest are the reply's).
+_PROMPT_FIELDS = ("reasoning_effort", "response_format", "tools", "tool_choice",
+                  "parallel_tool_calls")
 #: TokenCountsBody's fields besides ``input`` and ``model``.
 _COUNTED = ("instructions", "previous_response_id", "reasoning", "text", "tools", "tool_choice",
             "parallel_tool_calls", "truncation")
@@ -228,10 +170,12 @@ _COUNTED = ("instructions", "previous_response_id", "reasoning", "text", "tools"
 
 def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
              cell_messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
-             chain: str | None = None, hosted: bool = False) -> Outgoing:
-    """The request a cell sends: on chat every message; on Responses the leading system
-    message as ``instructions`` and the rest as input items, or, chained on a stored
-    response (``chain``), only the cell's own messages with ``previous_response_id``.
+             model: str, chain: str | None = None, hosted: bool = False) -> Outgoing:
+    """The request a cell sends: on chat every message; on Responses the translation
+    ``evaluate()`` sends too (:func:`gptmagic.core.to_responses.responses_body`: the
+    leading system message as ``instructions``, the rest as input items), or, chained
+    on a stored response (``chain``), only the cell's own messages as input, with
+    ``previous_response_id``.
 
     ``hosted`` (OpenAI's or Azure's API) refuses a ``--max-tokens`` below the
     Responses API's minimum, which those servers would answer with a 400; other
@@ -243,10 +187,10 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
         raise RequestError(f"--max-tokens must be at least {MIN_OUTPUT_TOKENS} on the "
                            f"Responses API (max_output_tokens counts reasoning too); got "
                            f"{limit}", param="--max-tokens")
-    instructions, items = split_instructions(messages)
-    payload: dict[str, Any] = {"input": [dict(m) for m in cell_messages] if chain else items}
-    if instructions is not None:
-        payload["instructions"] = instructions
+    fields = responses_body(messages, params, model=model, names=_FLAGS, instead=_INSTEAD)
+    payload: dict[str, Any] = {k: fields.pop(k) for k in ("input", "instructions")
+                               if k in fields}
     if chain:
+        payload["input"] = [dict(m) for m in cell_messages]
         payload["previous_response_id"] = chain
-    return Outgoing(api, payload, to_responses(params))
+    return Outgoing(api, payload, fields)

@@ -161,8 +161,8 @@ class Session:
         ``api`` (``--api``: ``"chat"`` or ``"responses"``) is chosen, when None, by
         ``api_defaults`` (patterns of model names to an endpoint, and the magics'
         default) and the profile's ``api`` (:func:`~gptmagic.notebook.apis.choose_api`).
-        ``params`` stay in chat's names (:func:`~gptmagic.notebook.apis.to_responses`
-        renames them); ``options`` are the reasoning, verbosity, tier, cache and store
+        ``params`` stay in chat's names (:func:`~gptmagic.notebook.apis.outgoing`
+        translates them); ``options`` are the reasoning, verbosity, tier, cache and store
         options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
         whose last turn was stored sends only the cell's messages, chained with
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
@@ -190,7 +190,7 @@ class Session:
                 note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
-        out = outgoing(api, messages, cell_messages, params, chain=chain,
+        out = outgoing(api, messages, cell_messages, params, model=model, chain=chain,
                        hosted=prov.kind in ("openai", "azure"))
         if dry_run:
             return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
@@ -411,7 +411,8 @@ class Session:
         except GptmagicError as e:
             return None, f"--exact-count: nothing asked ({e})"
         return dry_runs.exact_count(self, prov, chosen,
-                                    outgoing("responses", messages, messages, {}))
+                                    outgoing("responses", messages, messages, {},
+                                             model=chosen))
 
     def _summary(self, prov: Provider, model: str, out: Outgoing,
                  messages: list[dict[str, Any]], th: Thread | None) -> dict[str, Any]:
