@@ -105,6 +105,16 @@ async def test_models_lists_the_local_model(client):
     assert await client.models() == ["smollm2-135m-instruct"]
 
 
+async def test_input_tokens_on_the_local_provider_is_the_replys_prompt_count(local_engine):  # noqa: F811
+    """The ``local`` provider asks its engine's /responses/input_tokens: the count is exact."""
+    async with Client("local", engine=local_engine) as c:
+        n = await c.input_tokens("What is the capital of France?",
+                                 instructions="You are terse.")
+        r = await c.respond("What is the capital of France?", instructions="You are terse.",
+                            max_output_tokens=4)
+    assert r.usage is not None and n == r.usage.prompt_tokens > 10
+
+
 def test_default_path_starts_the_engine_on_first_use():
     """No key, no config: gptmagic.chat() reaches the embedded model by itself."""
     from gptmagic.local import engine

@@ -229,6 +229,10 @@ def test_request_body_is_not_mutated() -> None:
                                           "function_call": {"name": 1}}]),
      "messages[1].function_call"),
     (prepare_chat, chat(max_tokens=float("inf")), "max_tokens"),
+    # SmolLM2 does not reason: these were dropped in silence (a 200) before.
+    (prepare_chat, chat(reasoning_effort="high"), "reasoning_effort"),
+    (prepare_chat, chat(reasoning_effort="minimal"), "reasoning_effort"),
+    (prepare_chat, chat(verbosity="low"), "verbosity"),
     (prepare_completion, [1, 2], None),
 ])
 def test_unsupported_or_invalid_parameters_are_400(prepare: Any, body: Any,
@@ -239,6 +243,12 @@ def test_unsupported_or_invalid_parameters_are_400(prepare: Any, body: Any,
     err = info.value.body()["error"]
     assert err["param"] == param and err["type"] == "invalid_request_error"
     assert err["code"] is None and err["message"]
+
+
+def test_reasoning_options_the_model_honours_are_accepted_and_not_sent_on() -> None:
+    """``none`` effort and ``medium`` verbosity are what SmolLM2 does anyway."""
+    plan = prepare_chat(chat(reasoning_effort="none", verbosity="medium"))
+    assert "reasoning_effort" not in plan.bodies[0] and "verbosity" not in plan.bodies[0]
 
 
 def test_integer_valued_floats_are_integers() -> None:

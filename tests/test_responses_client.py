@@ -369,16 +369,6 @@ async def test_a_bad_input_token_count_is_malformed(client, fake_server, reply, 
         await client.input_tokens("x")
 
 
-async def test_input_tokens_on_the_local_model_is_refused_without_io(fake_server):
-    from gptmagic.local.engine import LocalEngine
-
-    engine = LocalEngine()
-    async with Client("local", engine=engine) as c:
-        with pytest.raises(RequestError, match="count_tokens.. is exact"):
-            await c.input_tokens("hi")
-    assert not engine.running and engine.pid is None
-
-
 async def test_input_tokens_errors_say_what(client, fake_server):
     with pytest.raises(BadRequestError, match="resp_gone"):
         await client.input_tokens("x", previous_response_id="resp_gone")

@@ -265,18 +265,15 @@ class Client:
         ``tools``, ``reasoning``...), so the count is what that call's
         ``usage.prompt_tokens`` will say, chat overhead and all. One request,
         not retried (as :meth:`models`); offline estimates are
-        :meth:`count_tokens`. The embedded model has no such endpoint: a
-        ``local`` provider raises :class:`RequestError` without any I/O (its
-        :meth:`count_tokens` is exact).
+        :meth:`count_tokens`. The embedded model's server answers it too,
+        counted by the engine's own tokenizer with its chat template applied
+        (the engine is started if it is not running).
         """
         prov, model = resolve(provider, model, default=self.provider)
-        if prov.kind == "local":
-            raise RequestError(
-                "the local model has no /responses/input_tokens endpoint; its count_tokens() "
-                "is exact already (counted by the engine's own tokenizer)", param="model")
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
-        url, query = prov.endpoint("responses/input_tokens", model, prov.base_url)
+        base = (await self._base_url(prov))[0]
+        url, query = prov.endpoint("responses/input_tokens", model, base)
         data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
         if not isinstance(data, dict):
             raise MalformedResponseError(f"{url}: expected a JSON object with 'input_tokens'")

@@ -77,6 +77,7 @@ from gptmagic.local.checks import (
     bad,
     boolean,
     check_messages,
+    check_no_reasoning,
     check_output,
     check_tool_choice,
     check_tools,
@@ -275,6 +276,7 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     req["messages"] = [_named(m) for m in check_messages(messages)]
     check_tools(req)
     check_tool_choice(req)
+    check_no_reasoning(req)
     logprobs = boolean(req, "logprobs")
     top = integer(req, "top_logprobs", None, 0, _MAX_LOGPROBS)
     if top is not None and not logprobs:

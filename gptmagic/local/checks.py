@@ -22,6 +22,7 @@ __all__ = [
     "bad",
     "boolean",
     "check_messages",
+    "check_no_reasoning",
     "check_output",
     "check_tool_choice",
     "check_tools",
@@ -287,3 +288,25 @@ def check_tool_choice(body: dict[str, Any]) -> None:
                    "in text), or a hosted model.", "tool_choice")
     raise bad(f"'tool_choice' must be 'none', 'auto', 'required' or an object, got "
                f"{_short(choice)}.", "tool_choice")
+
+
+def check_no_reasoning(body: dict[str, Any]) -> None:
+    """Chat's reasoning options, which the local model cannot honour, as clear 400s.
+
+    SmolLM2 does not reason and has one verbosity: ``reasoning_effort`` other
+    than ``none`` and ``verbosity`` other than ``medium`` would otherwise be
+    dropped in silence (the engine ignores unknown fields), as
+    ``/v1/responses`` already refuses them.
+    """
+    effort = body.get("reasoning_effort")
+    if effort not in (None, "none"):
+        raise bad(f"'reasoning_effort' {_short(effort)}: the local model (SmolLM2) does not "
+                  "reason. Leave it out or use 'none'.", "reasoning_effort")
+    verbosity = body.get("verbosity")
+    if verbosity not in (None, "medium"):
+        raise bad(f"'verbosity' {_short(verbosity)}: the local model has no verbosity "
+                  "control. Leave it out or use 'medium', and ask for a length in the "
+                  "prompt.", "verbosity")
+    body.pop("reasoning_effort", None)
+    body.pop("verbosity", None)
+
