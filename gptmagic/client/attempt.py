@@ -50,11 +50,13 @@ if TYPE_CHECKING:
     from gptmagic.client.config import Provider
 
 __all__ = [
-    "DeltaCallback", "MAX_ERROR_BYTES", "MAX_RESPONSE_BYTES", "Progress", "Request",
-    "RetryCallback", "attempt", "json_or_text", "request_id"
+    "DeltaCallback", "MAX_ERROR_BYTES", "MAX_RESPONSE_BYTES", "Progress", "ReasoningCallback",
+    "Request", "RetryCallback", "attempt", "json_or_text", "request_id"
 ]
 
 DeltaCallback = Callable[[int, str], None]
+#: Called with the reasoning summary so far ("" when reasoning begins with none yet).
+ReasoningCallback = Callable[[str], None]
 """Called with ``(choice_index, text)`` for every piece of streamed text."""
 
 RetryCallback = Callable[[GptmagicError, float], None]
@@ -77,6 +79,8 @@ class Request:
     stream: bool = False
     on_delta: DeltaCallback | None = None
     on_retry: RetryCallback | None = None
+    #: A Responses stream's reasoning, as it goes, until the reply's text begins.
+    on_reasoning: ReasoningCallback | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Echoed prompt tokens of a legacy completion are told apart by offset.
     prompt_len: int | None = None
@@ -156,7 +160,8 @@ async def attempt(
             )
         ctype = r.headers.get("content-type", "")
         if req.stream and "text/event-stream" in ctype:
-            result = await _read_stream(kind, r, on_delta, t0, prompt_len, rid, url, progress)
+            result = await _read_stream(kind, r, on_delta, t0, prompt_len, rid, url, progress,
+                                        req.on_reasoning)
         else:
             try:
                 raw = await r.read(max_bytes)
@@ -203,8 +208,10 @@ async def _read_stream(
     rid: str | None,
     url: str,
     progress: Progress,
+    on_reasoning: ReasoningCallback | None = None,
 ) -> Result:
-    """Read an SSE stream into a Result, calling ``on_delta`` as text arrives.
+    """Read an SSE stream into a Result, calling ``on_delta`` as text arrives (and
+    ``on_reasoning`` with a reasoning model's summary so far, while it reasons).
 
     A chat or completion stream ends with ``[DONE]``; a Responses stream with its
     terminal event (``response.completed``, ``.incomplete`` or ``.failed``), and
@@ -217,6 +224,7 @@ async def _read_stream(
     ttft: float | None = None
     done = False
     engine_timings: dict[str, Any] | None = None
+    reasoned: str | None = None  # the reasoning last told to on_reasoning
 
     def abort(msg: str, cls: type[StreamError] = StreamError) -> StreamError:
         partial = acc.result()
@@ -258,6 +266,11 @@ async def _read_stream(
                 if on_delta:
                     for idx, text in deltas:
                         on_delta(idx, text)
+                if (on_reasoning and isinstance(acc, ResponsesAccumulator)
+                        and acc.reasoning_started and not acc.has_text
+                        and acc.reasoning != reasoned):
+                    reasoned = acc.reasoning
+                    on_reasoning(reasoned)
                 if kind == "response" and acc.finished:
                     done = True
                     break

@@ -36,6 +36,7 @@ from gptmagic.client.attempt import (
     MAX_RESPONSE_BYTES,
     DeltaCallback,
     Progress,
+    ReasoningCallback,
     Request,
     RetryCallback,
     attempt,
@@ -232,6 +233,7 @@ class Client:
         timeouts: Timeouts | None = None,
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
+        on_reasoning: ReasoningCallback | None = None,
         **params: Any,
     ) -> Result:
         """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
@@ -242,14 +244,17 @@ class Client:
         ``max_output_tokens``, ``include=["message.output_text.logprobs"]``,
         ``previous_response_id``, ``store``, ``prompt_cache_key``, ``tools``...);
         ``None`` means "not set". Retries, deadline (``timeout``) and errors are
-        :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text.
+        :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text, and
+        ``on_reasoning(summary)`` the reasoning summary so far while a reasoning model
+        reasons (``""`` when it begins with no summary yet), until the text begins.
         """
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
         return await self._call(Request(
             "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
-            on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
+            on_delta=on_delta, on_retry=on_retry, on_reasoning=on_reasoning,
+            timeouts=self._timeouts(timeouts, timeout)))
 
     async def input_tokens(
         self,

@@ -200,6 +200,8 @@ class ResponsesAccumulator:
         #: Output index of each item id the events named: the final Response's items
         #: are matched to what streamed by id, whatever order it lists them in.
         self._ids: dict[str, int] = {}
+        #: A reasoning item has begun: the model is reasoning (or has reasoned).
+        self.reasoning_started = False
 
     # -- events ---------------------------------------------------------------------------
 
@@ -341,6 +343,8 @@ class ResponsesAccumulator:
               done: bool) -> list[tuple[int, str]]:
         """One output item (added, done, or in a whole Response): what it holds."""
         kind = item.get("type")
+        if kind == "reasoning":
+            self.reasoning_started = True
         if kind == "function_call":
             call = self._calls.setdefault(o, _call(item.get("id")))
             if isinstance(item.get("call_id"), str):
@@ -408,6 +412,18 @@ class ResponsesAccumulator:
         if self._meta.get("status") == "failed":
             raise _failure(response)
         return out
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning summary so far (its parts joined by a blank line), for live
+        display while a reasoning model reasons and before its reply's text comes."""
+        return "\n\n".join(t for t in (self._summary[k].text for k in sorted(self._summary))
+                           if t)
+
+    @property
+    def has_text(self) -> bool:
+        """Any of the reply's text has arrived."""
+        return any(p.pieces for p in self._text.values())
 
     # -- the result -----------------------------------------------------------------------
 

@@ -125,14 +125,17 @@ class Outgoing:
         return self.payload.get("previous_response_id")
 
     def call(self, client: Client, *, model: str, provider: Provider, stream: bool = False,
-             on_delta: Callable[[int, str], None] | None = None) -> Awaitable[Result]:
-        """The client's coroutine that sends it (``Client.chat`` or ``Client.respond``)."""
+             on_delta: Callable[[int, str], None] | None = None,
+             on_reasoning: Callable[[str], None] | None = None) -> Awaitable[Result]:
+        """The client's coroutine that sends it (``Client.chat`` or ``Client.respond``;
+        ``on_reasoning`` gets a reasoning model's summary so far, on Responses)."""
         if self.api == "chat":
             return client.chat(self.payload["messages"], model=model, provider=provider,
                                stream=stream, on_delta=on_delta, **self.params)
         rest = {k: v for k, v in self.payload.items() if k != "input"}
         return client.respond(self.payload["input"], model=model, provider=provider,
-                              stream=stream, on_delta=on_delta, **rest, **self.params)
+                              stream=stream, on_delta=on_delta, on_reasoning=on_reasoning,
+                              **rest, **self.params)
 
     def body(self, model: str, stream: bool) -> dict[str, Any]:
         """The JSON body the client sends (what a dry run shows)."""

@@ -109,10 +109,11 @@ class _KernelSink:
     def __init__(self) -> None:
         self.handle: Any = None
 
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float,
+               reasoning: str | None = None) -> None:
         from gptmagic.views import reply as views
 
-        data = views.stream_bundle(texts, model=model, elapsed=elapsed)
+        data = views.stream_bundle(texts, model=model, elapsed=elapsed, reasoning=reasoning)
         if self.handle is None:
             self.handle = display(data, raw=True, display_id=True)
         else:
@@ -129,8 +130,14 @@ class _TerminalSink:
 
     def __init__(self) -> None:
         self.printed = 0
+        self.reasoning = False  # "reasoning…" is on screen
 
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float,
+               reasoning: str | None = None) -> None:
+        # The summary itself comes with the footer, once the reply is whole.
+        if reasoning is not None and not self.reasoning:
+            sys.stdout.write(f"(reasoning… {model})\n")
+            self.reasoning = True
         text = texts.get(0, "")
         sys.stdout.write(text[self.printed :])
         sys.stdout.flush()
@@ -346,7 +353,7 @@ class GptMagics(Magics):
                       else f"thread {thread!r}: no stale turns")
                 return None
             if cmd == "keep":
-                print(self.session.keep())
+                print(self.session.keep(opts.get("--thread")))
                 return None
             if cmd == "reset":
                 n = self.session.threads.reset(thread)

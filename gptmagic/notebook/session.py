@@ -29,10 +29,12 @@ from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, outgoing
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
+    REASONING,
     Interrupted,
     NullSink,
     Sink,
     partial_result,
+    stopped_reasoning,
     stream_reply,
 )
 from gptmagic.views import reply as display
@@ -58,9 +60,11 @@ class _Stopped:
     """A chat reply stopped by the user, kept aside until ``%chat keep`` adds it."""
 
     thread: str
-    turn: Turn
+    #: None when nothing came that could be kept (``why`` says so).
+    turn: Turn | None
     #: The thread's turns when it stopped: keep refuses once the thread moved on.
     turns: list[Turn]
+    why: str | None = None
 
 
 def _provider(profile: str | None, key_env: str | None, model: str | None,
@@ -106,8 +110,10 @@ class Session:
     def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
         self.threads = ThreadStore()
         self.stream_interval = 0.1  # seconds between live updates
-        #: The last chat reply the user stopped, for ``%chat keep``.
-        self.stopped: _Stopped | None = None
+        #: Each thread's last stopped reply, for ``%chat keep --thread T``.
+        self.stops: dict[str, _Stopped] = {}
+        #: The thread whose cell was stopped last (what ``%chat keep`` alone keeps).
+        self.last_stopped: str | None = None
         self._client = client
         self._portal = portal
 
@@ -210,11 +216,15 @@ class Session:
 
             def make(on_delta: Callable[[int, str], None]) -> Any:
                 return out.call(client, model=model, provider=prov, stream=stream,
-                                on_delta=on_delta)
+                                on_delta=on_delta,
+                                on_reasoning=lambda text: on_delta(REASONING, text))
 
             try:
                 result = stream_reply(self.portal, make, sink, model, self.stream_interval)
             except Interrupted as stop:
+                if th is not None:  # whatever it left, it is this thread's last stop
+                    self._stop(_Stopped(th.name, None, list(th.turns), "it stopped before "
+                                        "any of the reply arrived"))
                 result = partial_result(stop, "chat" if api == "chat" else "response", model)
                 stopped = stop
             except APIStatusError as e:
@@ -223,9 +233,9 @@ class Session:
                 raise
             except StreamError as e:  # cut short (its deadline, the engine, the network)
                 if th is not None and e.partial is not None and e.partial.text:
-                    self.stopped = _Stopped(th.name, Turn(
+                    self._stop(_Stopped(th.name, Turn(
                         key, cell_messages, e.partial.choices[0].message, model, api=api),
-                        list(th.turns))
+                        list(th.turns)))
                     e.args = (f"{e.args[0]} (the partial reply is in _chat; %chat keep adds "
                               f"it to thread {th.name!r})",)
                 raise
@@ -236,9 +246,12 @@ class Session:
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
             reply.cost_parts = price_parts(cost, usage)
-        if stopped is not None:
-            kept = (f"; not added to thread {th.name!r} (%chat keep adds it)"
-                    if th is not None else "")
+        reasoned = stopped_reasoning(stopped) if stopped is not None else None
+        if reasoned is not None:
+            note = _lines(note, reasoned)
+        elif stopped is not None:
+            kept = (f"; not added to thread {th.name!r} (%chat keep --thread {th.name} "
+                    "adds it)" if th is not None else "")
             note = _lines(note, f"stopped after {stopped.elapsed:.1f} s: "
                                 f"the reply is partial{kept}")
         if moderate and reply.text:
@@ -280,8 +293,12 @@ class Session:
                         self._add_note(reply, said)
                         note = _lines(note, said)
                 reply.thread = th.name
+            elif reasoned is not None:  # no text: nothing %chat keep could add
+                self._stop(_Stopped(th.name, None, list(th.turns),
+                                    "it stopped while the model was reasoning, before any "
+                                    "of the reply's text"))
             else:  # a half turn joins the thread only when the user asks
-                self.stopped = _Stopped(th.name, turn, list(th.turns))
+                self._stop(_Stopped(th.name, turn, list(th.turns)))
         reply.note = note
         if reply.moderation and reply.bundle and len(models) > 1:
             data, meta = reply.bundle
@@ -337,7 +354,8 @@ class Session:
                                requested=model)
                 rows.append(display.SideBySideRow(label, answer, None, cost,
                                                   out.params.get("max_tokens") or
-                                                  out.params.get("max_output_tokens")))
+                                                  out.params.get("max_output_tokens"),
+                                                  price_parts(cost, answer.usage)))
             else:
                 cost = None
                 rows.append(display.SideBySideRow(label, None, answer, None))
@@ -376,19 +394,33 @@ class Session:
         if reply.footer is not None:
             reply.footer = f"{reply.footer}\n{note}"
 
-    def keep(self) -> str:
-        """Add the reply last stopped by the user to its thread, as it stood (``%chat keep``)."""
-        stopped = self.stopped
+    def _stop(self, stopped: _Stopped) -> None:
+        self.stops[stopped.thread] = stopped
+        self.last_stopped = stopped.thread
+
+    def keep(self, thread: str | None = None) -> str:
+        """Add a thread's stopped reply to it, as it stood (``%chat keep [--thread T]``);
+        without ``thread``, the reply of the cell stopped last. Only a thread's own
+        stopped reply: never one stopped in another thread."""
+        name = thread or self.last_stopped
+        stopped = self.stops.get(name) if name else None
         if stopped is None:
-            raise RequestError("there is no stopped reply to keep; %chat keep adds the reply "
-                               "of a %%chat cell you stopped with Kernel ▸ Interrupt",
-                               param="keep")
+            where = f" in thread {thread!r}" if thread else ""
+            others = sorted(n for n, s in self.stops.items() if s.turn is not None)
+            hint = (f" (thread {', '.join(map(repr, others))} has one: %chat keep --thread "
+                    f"{others[0]})" if others and thread else "")
+            raise RequestError(f"there is no stopped reply to keep{where}{hint}; %chat keep "
+                               "adds the reply of a %%chat cell you stopped with Kernel ▸ "
+                               "Interrupt", param="keep")
+        if stopped.turn is None:
+            raise RequestError(f"nothing to keep in thread {stopped.thread!r}: its last "
+                               f"stopped cell had no reply text ({stopped.why})", param="keep")
         th = self.threads.get(stopped.thread)
         if [id(t) for t in th.turns] != [id(t) for t in stopped.turns]:
             raise RequestError(f"thread {stopped.thread!r} changed since that reply was "
                                "stopped; run its cell again instead", param="keep")
         replaced = th.record(stopped.turn)
-        self.stopped = None
+        del self.stops[stopped.thread]
         text = str((stopped.turn.reply or {}).get("content") or "")
         at = (th.index_of(stopped.turn.key) or 0) + 1
         later = [n for n in th.stale() if n > at] if replaced else []

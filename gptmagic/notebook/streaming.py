@@ -16,28 +16,41 @@ from gptmagic.client.portal import Portal
 from gptmagic.core.types import Choice, Result
 from gptmagic.errors import RequestError
 
-__all__ = ["Interrupted", "NullSink", "Sink", "partial_result", "stream_reply"]
+__all__ = ["REASONING", "Interrupted", "NullSink", "Sink", "partial_result", "stopped_reasoning",
+           "stream_reply"]
+
+#: The index ``on_delta`` is given a reasoning model's summary so far under (whole, not a
+#: piece), while it reasons and before its text: ``make`` wires ``on_reasoning`` to it.
+REASONING = -1
 
 
 class Sink(Protocol):
-    """Where live output goes while a reply streams."""
+    """Where live output goes while a reply streams. ``reasoning`` is the reasoning
+    summary so far while a reasoning model reasons (``""``: reasoning, no summary yet;
+    None: not reasoning, or its text has begun)."""
 
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None: ...
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float,
+               reasoning: str | None = None) -> None: ...
 
     def close(self) -> None: ...
 
 
 class Interrupted(Exception):
-    """Kernel ▸ Interrupt (or Ctrl-C) while a reply streamed: the text that had arrived."""
+    """Kernel ▸ Interrupt (or Ctrl-C) while a reply streamed: the text that had arrived,
+    and the reasoning summary so far if a reasoning model was reasoning (``""`` when it
+    had sent none; None when it was not reasoning)."""
 
-    def __init__(self, texts: dict[int, str], elapsed: float) -> None:
+    def __init__(self, texts: dict[int, str], elapsed: float,
+                 reasoning: str | None = None) -> None:
         super().__init__("interrupted")
         self.texts = texts
         self.elapsed = elapsed
+        self.reasoning = reasoning
 
 
 class NullSink:
-    def update(self, texts: Mapping[int, str], model: str, elapsed: float) -> None:
+    def update(self, texts: Mapping[int, str], model: str, elapsed: float,
+               reasoning: str | None = None) -> None:
         return None
 
     def close(self) -> None:
@@ -47,16 +60,30 @@ class NullSink:
 def stream_reply(portal: Portal, make: Callable[[Callable[[int, str], None]], Any],
                  sink: Sink, model: str, interval: float) -> Any:
     """Run ``make(on_delta)`` on the portal and show its text in ``sink`` as it arrives,
-    every ``interval`` seconds, from the caller's thread. Kernel ▸ Interrupt (Ctrl-C)
+    every ``interval`` seconds, from the caller's thread (and, under index
+    :data:`REASONING`, the reasoning summary so far). Kernel ▸ Interrupt (Ctrl-C)
     cancels the call and raises :class:`Interrupted` with the text that had come."""
     q: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
     fut = portal.submit(make(lambda i, t: q.put((i, t))))
     fut.add_done_callback(lambda _: q.put(None))  # wakes the loop at once when done
     texts: dict[int, str] = {}
+    reasoning: str | None = None
     t0 = time.monotonic()
     last = 0.0
     dirty = False
     item: tuple[int, str] | tuple[()] | None
+
+    def take(i: int, t: str) -> None:
+        nonlocal reasoning
+        if i == REASONING:
+            reasoning = t
+        else:
+            texts[i] = texts.get(i, "") + t
+
+    def show() -> None:
+        # Once the text has begun, the reasoning is over: the live view shows the text.
+        sink.update(texts, model, time.monotonic() - t0,
+                    reasoning=None if any(texts.values()) else reasoning)
 
     def drain() -> bool:
         """Add the deltas already queued; whether there were any."""
@@ -67,7 +94,7 @@ def stream_reply(portal: Portal, make: Callable[[Callable[[int, str], None]], An
             except queue.Empty:
                 return got
             if queued:
-                texts[queued[0]] = texts.get(queued[0], "") + queued[1]
+                take(*queued)
                 got = True
 
     try:
@@ -79,24 +106,23 @@ def stream_reply(portal: Portal, make: Callable[[Callable[[int, str], None]], An
             if item is None:
                 break
             if item:
-                i, t = item
-                texts[i] = texts.get(i, "") + t
+                take(*item)
                 dirty = True
             now = time.monotonic()
             if dirty and now - last >= interval:
-                sink.update(texts, model, now - t0)
+                show()
                 last, dirty = now, False
         dirty = drain() or dirty  # deltas that arrived with the last chunk
         result = fut.result()
         if dirty:
-            sink.update(texts, model, time.monotonic() - t0)
+            show()
         return result
     except KeyboardInterrupt:
         # The user stopped it: cancel the request and keep what had arrived.
         fut.cancel()
         if drain():
-            sink.update(texts, model, time.monotonic() - t0)
-        raise Interrupted(texts, time.monotonic() - t0) from None
+            show()
+        raise Interrupted(texts, time.monotonic() - t0, reasoning) from None
     except BaseException:
         fut.cancel()
         raise
@@ -107,12 +133,25 @@ def partial_result(stop: Interrupted, kind: str, model: str) -> Result:
     """The reply as far as it had streamed, each choice marked ``interrupted``.
 
     The server reports usage only at the end of a stream, so there is none.
-    Stopped before any text came, there is nothing to show or keep: one line."""
-    if not any(stop.texts.values()):
+    Stopped while a reasoning model reasoned, the result has no text and the reasoning
+    summary so far (:func:`stopped_reasoning` says so). Stopped before anything came,
+    there is nothing to show or keep: one line."""
+    if not any(stop.texts.values()) and stop.reasoning is None:
         raise RequestError(f"stopped after {stop.elapsed:.1f} s, before any of the reply "
                            "arrived; nothing to keep", param="interrupt")
     role = "assistant" if kind == "chat" else None
     choices = [Choice(i, t, "interrupted", role=role) for i, t in sorted(stop.texts.items())]
     result = Result(kind, model, choices or [Choice(0, "", "interrupted", role=role)])
+    result.reasoning = stop.reasoning or None
     result.timings.total = stop.elapsed
     return result
+
+
+def stopped_reasoning(stop: Interrupted) -> str | None:
+    """What to say of a reply stopped while its model reasoned (no text yet), else None."""
+    if any(stop.texts.values()) or stop.reasoning is None:
+        return None
+    kept = ("its reasoning summary so far is in _chat.reasoning" if stop.reasoning
+            else "it had sent no reasoning summary")
+    return (f"stopped after {stop.elapsed:.1f} s while the model was reasoning, before any "
+            f"of the reply's text: {kept}; there is no reply to keep")

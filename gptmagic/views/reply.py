@@ -159,7 +159,8 @@ def summary_line(result: Result, cost: Cost | None = None, *,
     """
     shown = _parts_text(result.usage, parts) if parts is not None else []
     items = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
-             *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model]
+             *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model,
+             "responses" if result.kind == "response" else None]  # which API answered
     return " · ".join(p for p in items if p)
 
 
@@ -347,8 +348,20 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
 
 
 def stream_bundle(texts: Mapping[int, str], *, model: str,
-                  elapsed: float | None = None) -> dict[str, Any]:
-    """The live view while a reply streams in: the text so far and a faint status line."""
+                  elapsed: float | None = None, reasoning: str | None = None) -> dict[str, Any]:
+    """The live view while a reply streams in: the text so far and a faint status line.
+
+    While a reasoning model reasons (``reasoning`` not None, no text yet) the view says
+    so, with the reasoning summary so far, faint and collapsed, when one streams."""
+    if reasoning is not None and not any(texts.values()):
+        status = f"reasoning… {model}" + ("" if elapsed is None else f" · {elapsed:.1f} s")
+        md, plain = [_small(status, "opacity: 0.6")], [status]
+        if reasoning:
+            md.append(f'<details><summary>reasoning summary so far</summary>\n\n'
+                      f'<div style="opacity: 0.6">\n\n{safe_markdown(reasoning)}\n\n'
+                      "</div>\n\n</details>")
+            plain.append(reasoning)
+        return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}
     n = max(len(texts), max(texts, default=-1) + 1)
     md, plain = [], []
     for index in sorted(texts):
@@ -376,6 +389,8 @@ class SideBySideRow:
     error: str | None
     cost: Cost | None
     max_tokens: int | None = None
+    #: What the reasoning and cached tokens cost apiece (as the single reply view shows).
+    parts: Mapping[str, Cost | None] | None = None
 
 
 def _reply_text(result: Result) -> str:
@@ -403,14 +418,21 @@ def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
         table["tokens"][i] = _tokens_text(res.usage)
         table["cost"][i] = _cost_text(r.cost)
         table["latency"][i] = _time_text(res.timings) or "—"
-        line = summary_line(res, r.cost, max_tokens=r.max_tokens)
+        line = summary_line(res, r.cost, max_tokens=r.max_tokens, parts=r.parts)
         notes = _notes(res, None)
         if notes:
             table["tokens"][i] += f"\n{notes}"
+        reasoning = reasoning_views(res)
+        shown = _parts_text(res.usage, r.parts) if r.parts is not None else []
+        if shown:
+            table["cost"][i] += "\n" + "\n".join(shown)
+        if reasoning:
+            table["reply"][i] = f"{reasoning[1]}\n{text}"
+            md.append(reasoning[0])
         md += [_choice_views(res.choices[0])[0] if len(res.choices) == 1 else safe_markdown(text),
                _small(f"{line}\n{notes}" if notes else line)]
-        plain.append(f"== {r.model} ==\n{text}\n"
-                     f"{plain_footer(res, r.cost, max_tokens=r.max_tokens)}")
+        plain.append(f"== {r.model} ==\n" + (f"{reasoning[1]}\n" if reasoning else "") +
+                     f"{text}\n{plain_footer(res, r.cost, max_tokens=r.max_tokens, parts=r.parts)}")
     page = _html_table(["", *(r.model for r in rows)], [[k, *v] for k, v in table.items()],
                        "gptmagic-side-by-side")
     meta = {"gptmagic": {"side_by_side": [
