@@ -223,7 +223,8 @@ def test_a_stored_thread_chains_with_previous_response_id(shell, fake_server):
     with capture_output() as cap:
         shell.run_line_magic("chat", "history --model gpt-4o")
     page = cap.outputs[0].data["text/plain"]
-    assert f"chained: turn 2 is stored on the server (response {r2.result.id})" in page
+    assert (f"chained: turn 2 is stored on the server (response {r2.result.id}, on fake at "
+            f"{fake_server.url}") in page
     # Re-running the first cell replaces it: the second no longer follows from it, so a
     # stored cell after them sends the whole history, never a chain from an older answer.
     m.cell_id = "a"
@@ -257,6 +258,40 @@ def test_a_broken_chain_says_so_and_how_to_fall_back(shell, fake_server, how):
     r3, _ = chat(shell, "-p fake --api responses --no-stream", "user: two")  # the fallback
     body = sent(fake_server)
     assert "previous_response_id" not in body and len(body["input"]) == 3 and r3.text
+
+
+def test_a_thread_chains_only_to_the_provider_that_stored_its_last_turn(shell, fake_server,
+                                                                        monkeypatch):
+    from fakeserver import FakeServer
+
+    with FakeServer().start() as other:
+        gptmagic.add_profile("other", base_url=other.url, default_model="fake-model",
+                             api_key_env="FAKE_KEY")
+        m = magics(shell)
+        m.cell_id = "a"
+        r1, _ = chat(shell, "-p fake --api responses --store --no-stream --thread t",
+                     "user: one")
+        assert r1.result.id
+        m.cell_id = "b"
+        r2, _ = chat(shell, "-p other --api responses --store --no-stream --thread t",
+                     "user: two")
+        # The other server never saw r1's response: it gets the whole history.
+        body = sent(other)
+        assert "previous_response_id" not in body
+        assert [i["content"] for i in body["input"]] == ["one", r1.text, "two"]
+        assert "not chained: thread 't'\'s last turn is stored on fake at" in r2.note
+        assert f"not on other at {other.url}, which never saw it" in r2.note
+        assert "sent the whole history" in r2._repr_mimebundle_()[0]["text/plain"]
+        with capture_output() as cap:
+            shell.run_line_magic("chat", "history --thread t --model gpt-4o")
+        page = cap.outputs[0].data["text/plain"]
+        assert f"(response {r2.result.id}, on other at {other.url})" in page
+        # Back on the server that stored the last turn, a --store cell chains again.
+        m.cell_id = "c"
+        chat(shell, "-p other --api responses --store --no-stream --thread t", "user: three")
+        assert sent(other)["previous_response_id"] == r2.result.id
+        assert sent(other)["input"] == [{"role": "user", "content": "three"}]
+        assert len([q for q in fake_server.requests if q.path == "/v1/responses"]) == 1
 
 
 # -- dry runs and counting -----------------------------------------------------------------------

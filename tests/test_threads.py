@@ -105,7 +105,7 @@ def test_a_stored_turn_is_chained_from_unless_it_or_one_before_it_is_stale():
                    response_id="resp_a", api="responses"))
     assert th.chain_from("b") == "resp_a"  # a new cell continues the last stored turn
     assert th.chain_from("a") is None  # a re-run of the first has nothing before it
-    assert "chained: turn 1 is stored on the server (response resp_a)" in th.mode()
+    assert "chained: turn 1 is stored on the server (response resp_a, " in th.mode()
     th.record(Turn("b", [{"role": "user", "content": "2"}], {"role": "assistant", "content": "y"},
                    api="responses"))
     assert th.chain_from("c") is None  # the last turn was not stored: send the history
@@ -117,3 +117,16 @@ def test_a_stored_turn_is_chained_from_unless_it_or_one_before_it_is_stale():
     th.system = "new"  # every turn is now stale: the server holds an older conversation
     assert th.chain_from("c") is None
     assert Thread("empty").mode() == "history: each cell sends the whole conversation"
+
+
+def test_a_stored_turn_is_chained_from_only_by_a_cell_sent_where_it_is_stored():
+    th = Thread("t")
+    th.record(Turn("a", [{"role": "user", "content": "1"}], {"role": "assistant", "content": "x"},
+                   response_id="resp_a", api="responses", stored_at="oai at https://a/v1"))
+    assert th.chain_from("b", "oai at https://a/v1") == "resp_a"
+    # Another provider (or the same name at another address) never saw resp_a.
+    assert th.chain_from("b", "local") is None
+    assert th.chain_from("b", "oai at https://b/v1") is None
+    assert th.stored_before("b") is th.turns[0] and th.stored_before("a") is None
+    assert "(response resp_a, on oai at https://a/v1)" in th.mode()
+    assert "or one sent to another provider) the whole history" in th.mode()

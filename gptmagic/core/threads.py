@@ -13,9 +13,11 @@ message changes), the later turns no longer follow from what precedes them:
 :meth:`Thread.stale` names them and :meth:`Thread.drop_stale` removes them.
 
 Over the Responses API a turn answered with ``store`` on keeps its response
-id: the next stored turn then sends only its own messages with
+id and where it is stored (the provider's name and base URL): the next stored
+turn to that same provider then sends only its own messages with
 ``previous_response_id`` (:meth:`Thread.chain_from`), and the server holds
-the rest. Any other turn sends the whole history, as chat does.
+the rest. Any other turn, or one sent to another provider (which never saw
+that response), sends the whole history, as chat does.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class Turn:
     response_id: str | None = None
     #: The endpoint that answered: ``"chat"`` or ``"responses"`` (None: not recorded).
     api: str | None = None
+    #: Where the stored response lives (``"profile at base URL"``): only a cell sent
+    #: there can chain from it. None where nothing was stored.
+    stored_at: str | None = None
 
     def all_messages(self) -> list[dict[str, Any]]:
         return [*self.messages, *([self.reply] if self.reply else [])]
@@ -99,25 +104,35 @@ class Thread:
             before = before + t.all_messages()
         return out
 
-    def chain_from(self, key: str) -> str | None:
-        """The stored response a cell can chain from (``previous_response_id``): the id of
-        the turn just before its own, if that turn was stored and neither it nor any turn
-        before it is stale (the server would hold an older conversation than this one)."""
+    def chain_from(self, key: str, at: str | None = None) -> str | None:
+        """The stored response a cell sent to ``at`` (where the turn's response would be
+        stored, :attr:`Turn.stored_at`) can chain from (``previous_response_id``): the id
+        of the turn just before its own, if that turn was stored there and neither it nor
+        any turn before it is stale (the server would hold an older conversation than
+        this one). Another provider never saw that response: it gets the history."""
+        prev = self.stored_before(key)
+        if prev is None or prev.stored_at != at:
+            return None
+        i = self.index_of(key)
+        if any(n <= (len(self.turns) if i is None else i) for n in self.stale()):
+            return None
+        return prev.response_id
+
+    def stored_before(self, key: str) -> Turn | None:
+        """The turn just before a cell's own, if it was stored on a server."""
         i = self.index_of(key)
         before = self.turns if i is None else self.turns[:i]
-        if not before or before[-1].response_id is None:
-            return None
-        if any(n <= len(before) for n in self.stale()):
-            return None
-        return before[-1].response_id
+        return before[-1] if before and before[-1].response_id is not None else None
 
     def mode(self) -> str:
         """How the thread's next turn is sent, in a sentence for ``%chat history``."""
         last = self.turns[-1] if self.turns else None
         if last is not None and last.response_id is not None:
             return (f"chained: turn {len(self.turns)} is stored on the server (response "
-                    f"{last.response_id}); the next --store cell sends only its own messages "
-                    "with previous_response_id, any other cell the whole history")
+                    f"{last.response_id}, on {last.stored_at or 'an unrecorded provider'}); "
+                    "the next --store cell sent there sends only its own messages with "
+                    "previous_response_id, any other cell (or one sent to another provider) "
+                    "the whole history")
         api = f" ({last.api})" if last is not None and last.api else ""
         return f"history{api}: each cell sends the whole conversation"
 

@@ -85,6 +85,11 @@ def _provider(profile: str | None, key_env: str | None, model: str | None,
     return prov, chosen
 
 
+def _where(prov: Provider) -> str:
+    """Where a stored response lives, as a turn records it: the profile and its base URL."""
+    return f"{prov.name} at {prov.base_url}" if prov.base_url else prov.name
+
+
 def _chain_broken(error: APIStatusError) -> bool:
     """A chained request refused because the server does not know the response it
     continues: 404, or a 400 about ``previous_response_id``."""
@@ -186,8 +191,18 @@ class Session:
         params = {**params, **api_options(api, **(options or {}))}
         note = _lines(cell_note, self._stale_in_context(th, key))
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
-        chain = (th.chain_from(key) if th is not None and api == "responses" and
-                 params.get("store") else None)
+        at = _where(prov)
+        chain = None
+        if th is not None and api == "responses" and params.get("store"):
+            chain = th.chain_from(key, at)
+            if len(models) > 1 and any(_where(_provider(profile, key_env, m, default_profile)[0])
+                                       != at for m in models[1:]):
+                chain = None  # the others never saw that response
+            prev = th.stored_before(key)
+            if chain is None and prev is not None and prev.stored_at != at:
+                note = _lines(note, f"not chained: thread {th.name!r}'s last turn is stored "
+                                    f"on {prev.stored_at or 'an unrecorded provider'}, not "
+                                    f"on {at}, which never saw it; sent the whole history")
         if fit and history and not chain and model_info(model).context_window:
             fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
                                   count_tokens=self.count_tokens)
@@ -282,7 +297,8 @@ class Session:
                 self._add_note(reply, said)
                 note = _lines(note, said)
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
-                        response_id=reply.result.id if stored else None, api=api)
+                        response_id=reply.result.id if stored else None, api=api,
+                        stored_at=at if stored else None)
             if stopped is None:
                 if th.record(turn):
                     later = [n for n in th.stale() if n > (th.index_of(key) or 0) + 1]
