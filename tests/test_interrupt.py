@@ -173,6 +173,76 @@ def test_keep_refuses_after_the_thread_moved_on(kernel: tuple[Any, Any],
     assert _value(kc, f"len({TURNS})") == "1"
 
 
+def _turns(thread: str) -> str:
+    return TURNS.replace("'default'", repr(thread))
+
+
+def test_an_interrupt_while_the_model_reasons_keeps_its_summary_and_keep_stays_in_its_thread(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    # A stopped reply with text in thread 'story', not kept...
+    _interrupted(km, kc, "%%chat -p fake --thread story\nuser: talk for a long time")
+    # ...then, in thread 'fstory', a reasoning model stopped while its summary streams
+    # (the fake summarises the user's text: "Reasoning about: word0 word1 ...").
+    reply, seen = _interrupted(km, kc, "%%chat -p fake -m gpt-5-mini --api responses "
+                                       f"--reasoning-summary auto --thread fstory\nuser: {WORDS}")
+    shown = _text(seen)
+    assert reply["content"]["status"] == "ok", shown
+    assert "Traceback" not in shown and not [m for m in seen if m["msg_type"] == "error"]
+    # While it reasoned, the live view said so, with the summary so far, collapsed.
+    live = [m["content"]["data"] for m in seen
+            if m["msg_type"] in ("display_data", "update_display_data")
+            and "reasoning…" in m["content"]["data"].get("text/plain", "")]
+    assert live and "reasoning… gpt-5-mini" in live[-1]["text/plain"]
+    assert "<details><summary>reasoning summary so far</summary>" in live[-1]["text/markdown"]
+    assert "Reasoning about: word0 word1" in live[-1]["text/markdown"]
+    # The stop keeps the partial summary and says it stopped while reasoning.
+    md = [m for m in seen if m["msg_type"] == "execute_result"][0]["content"]["data"][
+        "text/markdown"]
+    assert "while the model was reasoning" in md and "_chat.reasoning" in md
+    assert "before any of the reply arrived" not in shown
+    summary = _value(kc, "_chat.reasoning")
+    assert summary.startswith("'Reasoning about: word0 word1") and "word399" not in summary
+    assert _value(kc, "(_chat.text, _chat.finish_reason)") == "('', 'interrupted')"
+    # Keep acts on the named thread's own stopped reply, never on another thread's.
+    for line in ("%chat keep --thread fstory", "%chat keep"):
+        _, msgs = run(kc, line)
+        said = _text(msgs)
+        assert "nothing to keep in thread 'fstory'" in said and "reasoning" in said, said
+    assert _value(kc, f"(len({_turns('story')}), len({_turns('fstory')}))") == "(0, 0)"
+    _, msgs = run(kc, "%chat keep --thread story")
+    assert "as turn 1 of thread 'story'" in _text(msgs)
+    assert _value(kc, f"(len({_turns('story')}), len({_turns('fstory')}))") == "(1, 0)"
+    _, msgs = run(kc, "%chat keep --thread story")
+    assert "no stopped reply to keep in thread 'story'" in _text(msgs)
+
+
+def test_keep_with_a_thread_never_keeps_another_threads_reply(kernel: tuple[Any, Any],
+                                                               fake_server: Any) -> None:
+    km, kc = kernel
+    fake_server.set_default(Behaviour(text=WORDS, stream_delay=0.02))
+    _interrupted(km, kc, "%%chat -p fake --thread story\nuser: talk for a long time")
+    # Later, a cell of thread 'other' stopped before anything came: nothing to keep there.
+    fake_server.set_default(Behaviour(delay=30))
+    msg_id = kc.execute("%%chat -p fake --thread other\nuser: hi")
+    deadline = time.monotonic() + 30
+    while len(fake_server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    km.interrupt_kernel()
+    _drain(kc, msg_id, [], _idle)
+    _reply(kc, msg_id)
+    _, msgs = run(kc, "%chat keep --thread other")
+    assert "nothing to keep in thread 'other'" in _text(msgs), _text(msgs)
+    _, msgs = run(kc, "%chat keep --thread third")
+    said = _text(msgs)
+    assert "no stopped reply to keep in thread 'third'" in said
+    assert "thread 'story' has one: %chat keep --thread story" in said
+    assert _value(kc, f"(len({_turns('story')}), len({_turns('other')}))") == "(0, 0)"
+    _, msgs = run(kc, "%chat keep --thread story")
+    assert "as turn 1 of thread 'story'" in _text(msgs)
+
+
 def test_an_interrupted_completion_keeps_its_partial_text(kernel: tuple[Any, Any],
                                                           fake_server: Any) -> None:
     km, kc = kernel
