@@ -296,7 +296,7 @@ def test_an_interrupt_before_any_text_is_one_line_and_nothing_to_keep(
     assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
     assert not [m for m in seen if m["msg_type"] == "execute_result"]
     _, msgs = run(kc, "%chat keep")
-    assert "no stopped reply to keep" in _text(msgs)
+    assert "nothing to keep in thread 'default'" in _text(msgs)
     assert _value(kc, f"len({TURNS})") == "0"
 
 
