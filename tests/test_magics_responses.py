@@ -584,6 +584,52 @@ def test_in_a_notebook_a_responses_dry_run_counts_instructions_and_input(shell, 
     assert r.counter.max_tokens == 40 and fake_server.requests == []
 
 
+def test_a_responses_dry_run_calls_its_count_an_estimate_even_for_a_verified_model(
+        shell, openai_fake, monkeypatch):
+    r, _ = chat(shell, "-p oai -m gpt-4o --api responses --dry-run", "user: hi")
+    text, meta = r._repr_mimebundle_()
+    assert "prompt tokens (approximate, o200k_base): the Responses API's prompt overhead is " \
+           "not published" in text["text/plain"]
+    assert "(exact," not in text["text/plain"] and meta["gptmagic"]["dry_run"]["exact"] is False
+    # The same model over chat keeps its verified count.
+    chat_run, _ = chat(shell, "-p oai -m gpt-4o --api chat --dry-run", "user: hi")
+    assert chat_run.count.exact is True
+    # In a notebook the counter under the dry run says so too.
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    r, _ = chat(shell, "-p oai -m gpt-4o --api responses --dry-run", "user: hi")
+    assert r.counter.data["exact"] is False
+    assert "Responses API's prompt overhead is not published" in r.counter.data["note"]
+    assert openai_fake.requests == []
+
+
+def test_a_chained_dry_run_says_the_chained_turns_are_not_counted_and_prices_the_exact_count(
+        shell, openai_fake, monkeypatch):
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a notebook
+    m = magics(shell)
+    m.cell_id = "a"
+    r1, _ = chat(shell, "-p oai -m gpt-5-mini --api responses --store --no-stream",
+                 "user: tell me a story about a fox and a crow in the woods")
+    m.cell_id = "b"
+    r, _ = chat(shell, "-p oai -m gpt-5-mini --api responses --store --dry-run",
+                "user: and then?")
+    assert r.request["previous_response_id"] == r1.result.id
+    # Counted as sent, the new input alone, and said plainly.
+    assert [row.role for row in r.count.messages] == ["user"]
+    assert f"chained on stored response {r1.result.id}" in r.note
+    assert "they are not in the count or the cost estimate" in r.note
+    assert "--exact-count asks OpenAI's server for the whole prompt, and prices it" in r.note
+    assert "not counting the chained turns the server holds" in r.counter.data["note"]
+    r, _ = chat(shell, "-p oai -m gpt-5-mini --api responses --store --dry-run --exact-count",
+                "user: and then?")
+    plain = r._repr_mimebundle_()[0]["text/plain"]
+    assert f"Exact prompt tokens: {r.exact_count:,} (counted by the server" in plain
+    assert r.estimate.prompt_tokens == r.exact_count
+    assert f"Cost estimate on the exact count: expected {r.estimate.expected}" in plain
+    assert "the server's exact count includes them" in plain
+    asked = [q for q in openai_fake.requests if q.path == "/v1/responses/input_tokens"]
+    assert asked[-1].json["previous_response_id"] == r1.result.id
+
+
 def test_several_models_answer_over_responses_side_by_side(shell, fake_server):
     r, _ = chat(shell, "-p fake -m fake-model,gpt-5-mini --api responses --reasoning-effort "
                        "low", "user: both")

@@ -78,9 +78,11 @@ def heatmaps_for(reply: Any) -> tuple[dict[str, Any], list[Any]]:
 
 
 def counter_for_request(request: Mapping[str, Any], *,
-                        counter: Callable[..., Any] | None = None) -> Any:
+                        counter: Callable[..., Any] | None = None,
+                        note: str | None = None) -> Any:
     """A token counter of what a dry-run request would send: chat's messages, the
-    Responses API's instructions and input items (counted as messages), or a prompt."""
+    Responses API's instructions and input items (counted as messages), or a prompt.
+    ``note`` (the dry run's ``counter_note``) marks its count an estimate, saying why."""
     from gptmagic.notebook.widgets import token_counter
 
     make = counter or token_counter
@@ -93,5 +95,9 @@ def counter_for_request(request: Mapping[str, Any], *,
         content = head + items
     if content is None:
         content = request.get("prompt", "")
-    return make(content, model=str(request.get("model") or ""),
+    made = make(content, model=str(request.get("model") or ""),
                 max_tokens=request.get("max_tokens") or request.get("max_output_tokens"))
+    if note:
+        made.data = {**made.data, "exact": False,
+                     "note": "; ".join(x for x in (made.data.get("note"), note) if x)}
+    return made

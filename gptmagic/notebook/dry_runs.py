@@ -11,6 +11,7 @@ key: without one nothing is sent and the dry run says why.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gptmagic.catalog.pricing import estimate
@@ -29,6 +30,8 @@ __all__ = ["chat_dry_run", "dry_run", "exact_count"]
 _LOCAL = ("--exact-count: nothing asked; the embedded model's count is its engine's own, "
           "exact already")
 _ESTIMATED = "the prompt count is the offline estimate"
+#: Why a Responses prompt's count is an estimate even where chat's format is verified.
+_RESPONSES = "the Responses API's prompt overhead is not published: counted in chat's format"
 
 
 class Sender(Protocol):
@@ -67,24 +70,58 @@ def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[s
 def chat_dry_run(session: Sender, prov: Provider, model: str, out: Outgoing,
                  messages: list[dict[str, Any]], stream: bool, note: str | None, *,
                  exact_count: bool = False) -> DryRun:
-    """A chat cell's dry run on either endpoint; ``exact_count`` asks the server."""
-    dry = dry_run(session, prov, model, out.path, out.body(model, stream), messages,
+    """A chat cell's dry run on either endpoint; ``exact_count`` asks the server.
+
+    A request chained on a stored response (``previous_response_id``) is counted as
+    sent, its instructions and new input: the server adds the turns it holds, which
+    no offline count sees, and the dry run says so."""
+    counted = messages
+    if out.chained:
+        counted = ([{"role": "system", "content": out.payload["instructions"]}]
+                   if out.payload.get("instructions") else []) + out.input
+    dry = dry_run(session, prov, model, out.path, out.body(model, stream), counted,
                   out.params, note)
     if prov.kind == "local":
         dry.exact_note = _LOCAL if exact_count else None
         return dry
+    said = []
+    if out.api == "responses":  # never "exact": only the server's own count is
+        dry.count = replace(dry.count, exact=False, note=_RESPONSES)
+        said.append(f"an estimate ({_RESPONSES})")
+    if out.chained:
+        said.append("not counting the chained turns the server holds")
+    dry.counter_note = "; ".join(said) or None
+    _ask_exact(session, prov, model, out, dry, exact_count)
+    if out.chained:
+        chained = (f"chained on stored response {out.chained} (previous_response_id): the "
+                   "server adds the thread's earlier turns it holds to this prompt; ")
+        if dry.exact_count is not None:
+            chained += ("the offline count covers only the input sent; the server's exact "
+                        "count includes them, and the cost estimate is priced on it")
+        else:
+            chained += ("they are not in the count or the cost estimate, which cover only "
+                        "the input sent")
+            if prov.kind == "openai":
+                chained += ("; --exact-count asks OpenAI's server for the whole prompt, and "
+                            "prices it")
+        dry.note = "\n".join(x for x in (dry.note, chained) if x)
+    return dry
+
+
+def _ask_exact(session: Sender, prov: Provider, model: str, out: Outgoing, dry: DryRun,
+               exact_count: bool) -> None:
+    """Ask the server for the count when asked to, and price it; else say why not."""
     if not exact_count:
         hint = ("; --exact-count asks OpenAI's server for the exact one" if prov.kind == "openai"
                 else "")
         dry.exact_note = ("The prompt count is an offline estimate (tiktoken and the published "
                           f"chat format){hint}.")
-        return dry
+        return
     exact, why = _ask(session, prov, model, out)
     dry.exact_count, dry.exact_note = exact, why
     if exact is not None:
         dry.estimate = estimate(exact, model, max_tokens=max_out(out.params),
                                 provider=prov.kind)
-    return dry
 
 
 def exact_count(session: Sender, prov: Provider, model: str,

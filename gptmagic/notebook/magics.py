@@ -270,7 +270,8 @@ class GptMagics(Magics):
             cellviews.show_after_cell(self.shell, shown)
         elif isinstance(reply, DryRun) and isinstance(sink, _KernelSink):
             # In a terminal the dry run's own table already has the counts.
-            reply.counter = cellviews.counter_for_request(reply.request)
+            reply.counter = cellviews.counter_for_request(reply.request,
+                                                          note=reply.counter_note)
             cellviews.show_after_cell(self.shell, [reply.counter])
         return reply
 

@@ -111,6 +111,9 @@ class DryRun:
     exact_count: int | None = None
     #: Why ``count`` is an estimate, or why no exact count was asked for.
     exact_note: str | None = None
+    #: What the token counter shown under it must say of its count (an estimate of a
+    #: Responses prompt; chained turns not in it), if anything.
+    counter_note: str | None = None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,

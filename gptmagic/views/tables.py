@@ -239,10 +239,14 @@ def _estimate_text(est: Estimate | None) -> str:
             f"completion tokens) · low {est.low} (prompt only) · {high}")
 
 
-def _exact_blocks(exact: int | None, exact_note: str | None) -> list[tuple[str, Any]]:
+def _exact_blocks(exact: int | None, exact_note: str | None,
+                  estimate: Estimate | None) -> list[tuple[str, Any]]:
+    """The server's count and the estimate priced on it; else why there is none."""
     if exact is not None:
         return [("p", f"Exact prompt tokens: {exact:,} (counted by the server: "
-                      "POST /v1/responses/input_tokens)")]
+                      "POST /v1/responses/input_tokens)"),
+                ("p", _estimate_text(estimate).replace("Cost estimate:",
+                                                       "Cost estimate on the exact count:", 1))]
     return [("small", exact_note)] if exact_note else []
 
 
@@ -271,10 +275,12 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
     if counts_below:
-        blocks.append(("small", "Tokens and cost: see the counter below."))
-    else:
-        blocks += [*_count_blocks(count), ("p", _estimate_text(estimate))]
-    blocks += _exact_blocks(exact, exact_note)
+        blocks.append(("small", "Tokens and cost: see the counter below (the offline estimate)."
+                       if exact is not None else "Tokens and cost: see the counter below."))
+    else:  # with the server's count, the estimate is priced on it (below)
+        blocks += [*_count_blocks(count),
+                   *([("p", _estimate_text(estimate))] if exact is None else [])]
+    blocks += _exact_blocks(exact, exact_note, estimate)
     blocks += [("small", note)] if note else []
 
     def usd(c: Cost) -> str | None:
