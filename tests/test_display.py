@@ -209,6 +209,21 @@ def test_stream_bundle():
     assert "```python\nx = 1\n```\n\n<small" in half  # the open fence is closed before the status
 
 
+def test_stream_bundle_while_the_model_reasons():
+    data = display.stream_bundle({}, model="gpt-5", elapsed=2.0, reasoning="")
+    assert data["text/plain"] == "reasoning… gpt-5 · 2.0 s"
+    assert "<details>" not in data["text/markdown"]
+    data = display.stream_bundle({}, model="gpt-5", reasoning="Weighing <b>two</b> options")
+    md = data["text/markdown"]
+    assert md.startswith('<small style="opacity: 0.6">reasoning… gpt-5</small>')
+    assert "<details><summary>reasoning summary so far</summary>" in md
+    assert '<div style="opacity: 0.6">' in md and "&lt;b&gt;two&lt;/b&gt;" in md
+    assert data["text/plain"] == "reasoning… gpt-5\n\nWeighing <b>two</b> options"
+    # Once the text has begun, the view is the text's.
+    data = display.stream_bundle({0: "Hi"}, model="gpt-5", reasoning="Weighing")
+    assert "reasoning" not in data["text/plain"] and data["text/plain"].startswith("Hi")
+
+
 # -- untrusted output stays inert ---------------------------------------------------------------
 
 

@@ -177,9 +177,16 @@ def test_the_endpoint_comes_from_the_profile_the_model_or_the_setting(shell, fak
     assert fake_server.requests[-1].path == "/v1/responses"
     chat(shell, "-p fake -m fake-model --no-stream", "user: d")
     assert fake_server.requests[-1].path == "/v1/chat/completions"
-    shell.run_line_magic("gptmagic", "api responses")
+    with capture_output() as cap:
+        shell.run_line_magic("gptmagic", "api responses")
+    assert cap.stdout == ("%%chat now uses the Responses API (responses) by default (was chat), "
+                          "unless a cell's --api, a model_api pattern or the profile's api says "
+                          "otherwise; %gptmagic api chat switches back\n")
     chat(shell, "-p fake -m fake-model --no-stream", "user: e")
     assert fake_server.requests[-1].path == "/v1/responses"
+    with capture_output() as cap:
+        shell.run_line_magic("gptmagic", "api responses")
+    assert cap.stdout == "%%chat already uses responses by default\n"
     with pytest.raises(UsageError, match="expected chat or responses"):
         shell.run_line_magic("gptmagic", "api completions")
     with pytest.raises(gptmagic.ConfigError, match="api 'completion' is not one of chat"):
@@ -638,6 +645,31 @@ def test_several_models_answer_over_responses_side_by_side(shell, fake_server):
     # One reasoning option for both: the model that does not reason refuses it, in its column.
     assert "reasoning.effort" in r.results["fake-model"]
     assert r.results["gpt-5-mini"].kind == "response" and r.request["api"] == "responses"
+
+
+def test_side_by_side_shows_each_reasoning_summary_and_what_reasoning_cost(shell, fake_server):
+    r, _ = chat(shell, "-p fake -m fake-model,gpt-5-mini --api responses "
+                       "--reasoning-summary auto", "user: both")
+    reasoned = r.results["gpt-5-mini"]
+    assert reasoned.reasoning and reasoned.usage.reasoning_tokens
+    data, _ = r._repr_mimebundle_()
+    n = reasoned.usage.reasoning_tokens
+    for mime in ("text/plain", "text/markdown", "text/html"):
+        assert "Reasoning about: both" in data[mime], mime
+        assert f"reasoning {n:,} tok " in data[mime], mime  # and its cost ($ marked up apiece)
+    assert f"reasoning {n:,} tok $0.0" in data["text/plain"]
+    assert "<details><summary>reasoning summary</summary>" in data["text/markdown"]
+    # The model that refused the summary shows none, and no reasoning cost.
+    plain_other = data["text/plain"].split("== gpt-5-mini ==")[0]
+    assert "reasoning summary" not in plain_other and " tok $" not in plain_other
+
+
+def test_the_summary_line_says_when_the_responses_api_answered(shell, fake_server):
+    r, _ = chat(shell, "-p fake --api responses --no-stream", "user: hi")
+    assert " · fake-model · responses" in r._repr_mimebundle_()[0]["text/plain"]
+    r, _ = chat(shell, "-p fake --api chat --no-stream", "user: hi")
+    plain = r._repr_mimebundle_()[0]["text/plain"]
+    assert "fake-model" in plain and "· responses" not in plain
 
 
 def test_a_config_file_profile_sets_the_endpoint(shell, fake_server, monkeypatch, tmp_path):

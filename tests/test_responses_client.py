@@ -138,6 +138,24 @@ async def test_a_reasoning_model_bills_reasoning_and_summarises(client, fake_ser
     assert e.value.body["error"]["param"] == "reasoning.effort"
 
 
+async def test_a_reasoning_models_summary_streams_to_on_reasoning_until_its_text(client):
+    said, pieces = [], []
+    r = await client.respond("why so", model="gpt-5-nano", stream=True,
+                             reasoning={"summary": "auto"},
+                             on_delta=lambda i, t: pieces.append(t),
+                             on_reasoning=said.append)
+    # "" when reasoning begins, then the summary so far, growing, never the reply's text.
+    assert said[0] == "" and said[-1] == r.reasoning == "Reasoning about: why so"
+    assert all(b.startswith(a) for a, b in zip(said, said[1:], strict=False))
+    assert len(said) > 2 and "".join(pieces) == r.text == "echo: why so"
+    quiet: list[str] = []  # reasoning with no summary asked: only that it reasons
+    await client.respond("why", model="o4-mini", stream=True, on_reasoning=quiet.append)
+    assert quiet == [""]
+    plain: list[str] = []  # a model that does not reason: never called
+    await client.respond("why", stream=True, on_reasoning=plain.append)
+    assert plain == []
+
+
 @pytest.mark.parametrize("stream", STREAM)
 async def test_prompt_caching_shows_in_usage(client, stream):
     first = await client.respond("the same long prompt", prompt_cache_key="k", stream=stream)

@@ -46,6 +46,9 @@ _NUMERIC = {
     "timeout": ("timeout", float, 0.1, None),
 }
 
+#: What ``%gptmagic api`` calls each endpoint.
+_API_NAMES = {"chat": "Chat Completions API (chat)", "responses": "Responses API (responses)"}
+
 _TIMEOUT_HELP = ("seconds for the whole call, retries and waits included (default 600); "
                  "a stream still running then stops and keeps its text")
 
@@ -518,7 +521,12 @@ class GptMagics(Magics):
         if cmd == "api" and len(rest) == 1:
             if rest[0] not in APIS:
                 raise UsageError(f"%gptmagic api: expected {' or '.join(APIS)}, got {rest[0]!r}")
-            self.api = rest[0]
+            before, self.api = self.api or "chat", rest[0]
+            other = "chat" if rest[0] == "responses" else "responses"
+            print(f"%%chat now uses the {_API_NAMES[rest[0]]} by default (was {before}), "
+                  "unless a cell's --api, a model_api pattern or the profile's api says "
+                  f"otherwise; %gptmagic api {other} switches back"
+                  if before != rest[0] else f"%%chat already uses {rest[0]} by default")
             return
         if cmd == "stream" and rest in (["on"], ["off"]):
             self.stream = rest == ["on"]
