@@ -435,7 +435,8 @@ def test_dry_run_shows_the_exact_body_count_and_estimate():
         assert "27 prompt tokens (exact, o200k_base)" in view
         assert "expected $0.0012" in view and "low $0.0001 (prompt only)" in view
     md = data["text/markdown"]
-    assert "27 prompt tokens (exact, o200k\\_base)" in md and "expected <span>\\$</span>0.0012" in md
+    assert "27 prompt tokens (exact, o200k\\_base)" in md
+    assert "expected <span>\\$</span>0.0012" in md
     assert f"POST {clean}" in data["text/plain"] and f"\n{body}\n" in data["text/plain"]
     assert "hidden from the URL: user info, api-key, sig" in data["text/plain"]
     assert f"\n```json\n{body}\n```\n" in md  # verbatim in its fence
