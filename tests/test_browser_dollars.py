@@ -5,7 +5,8 @@ maths: the summary line held two ``\\$`` amounts, marked turned both into ``$``,
 JupyterLab's MathJax 3 paired them. Here a real ``%%chat`` against the fake server
 (gpt-5-mini reasons, so its line has a reasoning part and a cost), a reply bundle
 with more amounts, a history table (text/html) and a counter's static HTML are
-rendered by the front end itself. A control output with ``$x^2$`` proves MathJax
+rendered by the front end itself, run in the page (trusted) and as outputs saved in
+the notebook (untrusted: JupyterLab's sanitiser runs first). A control output with ``$x^2$`` proves MathJax
 ran on the page, so finding no ``mjx-container`` in ours means something.
 """
 
@@ -29,8 +30,7 @@ NOTEBOOK = "dollars.ipynb"
 KEY = "sk-fake-dollars-0123456789abcdef"
 CHAT = ("%%chat -m fake:gpt-5-mini --api responses --reasoning-effort low "
         "--reasoning-summary auto\nuser: hi")
-VIEWS = """\
-from IPython.display import display
+BUNDLES = """\
 from decimal import Decimal
 from gptmagic.catalog.pricing import Cost
 from gptmagic.core.types import Choice, Result, Usage
@@ -40,18 +40,23 @@ from gptmagic.views.widgets import state, static
 def usd(x):
     return Cost(Decimal(0), Decimal(x), Decimal(x), source="test")
 
-display({"text/markdown": "control: $x^2$"}, raw=True)
-res = Result("chat", "gpt-5-mini", [Choice(0, "Hello", "stop")],
-             Usage(30, 20, 50, cached_tokens=19, reasoning_tokens=8))
-data, meta = reply.reply_bundle(res, cost=usd("0.000052"),
-                                parts={"reasoning": usd("0.000016"), "cached": usd("0.000001")},
-                                note="max_cost $0.50 would be exceeded: $0.49 spent")
-display(data, raw=True, metadata=meta)
-rows = [tables.HistoryRow(1, "user", None, "is $5 < $10?", 9, None)]
-display(tables.history_bundle(rows, thread="t", context_window=100, total=9)[0], raw=True)
-counted = state.counter_state("user: what do $5 or $10 buy?", "gpt-4o", mode="chat",
-                              max_tokens=100)
-display({"text/html": static.counter_html(counted)}, raw=True)
+def bundles():
+    res = Result("chat", "gpt-5-mini", [Choice(0, "Hello", "stop")],
+                 Usage(30, 20, 50, cached_tokens=19, reasoning_tokens=8))
+    parts = {"reasoning": usd("0.000016"), "cached": usd("0.000001")}
+    note = "max_cost $0.50 would be exceeded: $0.49 spent"
+    rows = [tables.HistoryRow(1, "user", None, "is $5 < $10?", 9, None)]
+    counted = state.counter_state("user: what do $5 or $10 buy?", "gpt-4o", mode="chat",
+                                  max_tokens=100)
+    return [{"text/markdown": "control: $x^2$"},
+            reply.reply_bundle(res, cost=usd("0.000052"), parts=parts, note=note)[0],
+            tables.history_bundle(rows, thread="t", context_window=100, total=9)[0],
+            {"text/html": static.counter_html(counted)}]
+"""
+VIEWS = BUNDLES + """
+from IPython.display import display
+for data in bundles():
+    display(data, raw=True)
 print("done")"""
 
 #: What each of our outputs must show, as text.
@@ -72,6 +77,11 @@ def _write_notebook(root: Path, url: str) -> None:
         gptmagic.add_profile("fake", base_url={url!r}, default_model="fake-model",
                              api_key_env="FAKE_KEY")""")
     nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, CHAT, VIEWS)]
+    saved = nbformat.v4.new_code_cell("# outputs saved earlier: untrusted, sanitised")
+    made: dict[str, Any] = {}
+    exec(BUNDLES, made)  # the same outputs, made here and saved in the file
+    saved.outputs = [nbformat.v4.new_output("display_data", data=d) for d in made["bundles"]()]
+    nb.cells.append(saved)
     nbformat.write(nb, root / NOTEBOOK)
 
 
@@ -106,8 +116,11 @@ def test_dollar_amounts_render_as_text_not_maths(app: str, browser: Any, fake_se
         page.wait_for_timeout(500)  # typesetting of the later outputs settles
         page.screenshot(path=str(artifacts_dir() / f"jupyter-{app}-dollars.png"),
                         full_page=True)
-        ours = [chat, *(views.nth(i) for i in range(1, views.count() - 1))]
-        assert len(ours) == 4
+        saved = page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".jp-OutputArea-output")
+        ours = [chat, *(views.nth(i) for i in range(1, views.count() - 1)),
+                *(saved.nth(i) for i in range(1, saved.count()))]
+        assert len(ours) == 7
+        assert saved.first.locator("mjx-container").count() == 1  # the control, sanitised
         ours[-1].scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts_dir() / f"jupyter-{app}-dollars-end.png"))
         for out in ours:
@@ -116,6 +129,7 @@ def test_dollar_amounts_render_as_text_not_maths(app: str, browser: Any, fake_se
         line = chat.inner_text()
         assert "reasoning 8 tok $0.000016" in line, line
         assert len(AMOUNT.findall(line)) >= 2 and re.search(r"cost \$0\.\d+", line), line
-        text = "\n".join(out.inner_text() for out in ours[1:])
-        missing = [s for s in LITERAL if s not in text]
-        assert missing == [], text
+        for group in (ours[1:4], ours[4:]):
+            text = "\n".join(out.inner_text() for out in group)
+            missing = [s for s in LITERAL if s not in text]
+            assert missing == [], text
