@@ -6,8 +6,8 @@ JupyterLab's MathJax 3 paired them. Here a real ``%%chat`` against the fake serv
 (gpt-5-mini reasons, so its line has a reasoning part and a cost), a reply bundle
 with more amounts, a history table (text/html) and a counter's static HTML are
 rendered by the front end itself, run in the page (trusted) and as outputs saved in
-the notebook (untrusted: JupyterLab's sanitiser runs first). A control output with ``$x^2$`` proves MathJax
-ran on the page, so finding no ``mjx-container`` in ours means something.
+the notebook (untrusted: JupyterLab's sanitiser runs first). A control output with
+``$x^2$`` proves MathJax ran on the page, so no ``mjx-container`` in ours means something.
 """
 
 from __future__ import annotations
