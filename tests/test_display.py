@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from decimal import Decimal
@@ -13,6 +14,7 @@ from gptmagic.catalog.pricing import Cost, Estimate
 from gptmagic.catalog.tokens import MessageCount, TokenCount
 from gptmagic.core.types import Choice, Result, Timings, Usage
 from gptmagic.views import reply as display
+from gptmagic.views.markdown import clean_rendered_markdown
 
 SECRET = "sk-secret-0123456789"
 XSS = [
@@ -36,7 +38,7 @@ BAD_LINKS = [
 ]
 # Tags the renderers emit themselves; any other tag in a view came from the model.
 OWN_TAGS = {"code", "small", "pre", "br", "table", "thead", "tbody", "tr", "th", "td", "div",
-            "p", "strong"}
+            "p", "strong", "span"}
 
 
 def usd(x: str) -> Cost:
@@ -289,12 +291,66 @@ def test_a_line_rewritten_into_a_fence_does_not_open_one():
 
 def test_escape_markdown_shows_text_literally():
     assert display.escape_markdown("a_b *c* [d](e) <f> $1 | # ~x~ \\") == (
-        "a\\_b \\*c\\* \\[d\\](e) &lt;f&gt; \\$1 \\| # \\~x\\~ \\\\")
+        "a\\_b \\*c\\* \\[d\\](e) &lt;f&gt; <span>\\$</span>1 \\| # \\~x\\~ \\\\")
     assert display.escape_markdown("# h\n- l\n1. n\n> q") == "\\# h\n\\- l\n1\\. n\n&gt; q"
     # Our own text is never linkified (marked would keep escapes' backslashes in links).
     assert display.escape_markdown("https://x.org/a_b www.y.org a@b.co") == (
         "https:&#47;/x.org/a\\_b www&#46;y.org a&#64;b.co")
 
+
+
+# -- money: "$0.01 · $0.02" stays literal, never MathJax's inline maths ---------------------------
+
+def _text_runs(page: str) -> list[str]:
+    """The text between tags: what MathJax (2 and 3) searches for delimiters, one run at a
+    time (it never pairs a ``$`` across an element boundary)."""
+    return [html.unescape(t) for t in re.split(r"<[^>]*>", page) if t]
+
+
+def _amounts_bundle() -> tuple[dict, str]:
+    usage = Usage(30, 20, 50, cached_tokens=19, reasoning_tokens=8)
+    parts = {"reasoning": usd("0.000016"), "cached": usd("0.000001")}
+    note = "max_cost $0.50 would be exceeded: $0.49 spent"
+    data, _ = display.reply_bundle(result("Hi", usage=usage), cost=usd("0.000052"),
+                                   parts=parts, note=note)
+    return data, note
+
+
+def test_dollar_amounts_are_literal_in_every_renderer():
+    # Before: "reasoning 8 tok \\$0.000016 · cost \\$0.000052": JupyterLab's marked made both
+    # "$", and MathJax set the text between them as italic maths.
+    from markdown_it import MarkdownIt
+
+    data, note = _amounts_bundle()
+    md = data["text/markdown"]
+    amounts = ["$0.000016", "$0.000001", "$0.000052", "$0.50", "$0.49"]
+    assert md.count("<span>\\$</span>") == md.count("$") == len(amounts)
+    assert all(a in data["text/plain"] for a in amounts) and note in data["text/plain"]
+    for page in (_nbconvert_html(md), clean_rendered_markdown(_nbconvert_html(md)),
+                 MarkdownIt("commonmark", {"html": True}).render(md)):  # VS Code's parser
+        text = "".join(_text_runs(page))
+        assert all(a in text for a in amounts), page
+        assert max(run.count("$") for run in _text_runs(page)) == 1, page
+
+
+def test_escape_markdown_keeps_a_literal_backslash_before_a_dollar():
+    md = display.escape_markdown("C:\\$x and $y")
+    assert md == "C:\\\\<span>\\$</span>x and <span>\\$</span>y"
+    assert "".join(_text_runs(_nbconvert_html(md))).strip() == "C:\\$x and $y"
+
+
+def test_html_views_tell_mathjax_to_leave_them_alone():
+    rows = [display.SideBySideRow("m", result("costs $1 or $2"), None, usd("0.002"), 64)]
+    history = [display.HistoryRow(1, "user", None, "is $5 < $10?", 3, None)]
+    pages = [display.side_by_side_bundle(rows)[0]["text/html"],
+             display.history_bundle(history, thread="t", context_window=9, total=3)[0][
+                 "text/html"],
+             display.dry_run_bundle(REQUEST, url="https://x/v1", count=27,
+                                    estimate=None)[0]["text/html"]]
+    for page in pages:
+        root = re.match(r'<(?:div|table) class="([^"]*)"', page)
+        assert root and {"mathjax_ignore", "tex2jax_ignore"} <= set(root[1].split()), page[:80]
+    assert "costs $1 or $2" in pages[0] and "is $5 &lt; $10?" in pages[1]
 
 # -- side by side, history ----------------------------------------------------------------------
 
@@ -394,7 +450,8 @@ def test_dry_run_shows_the_exact_body_count_and_estimate():
         assert "27 prompt tokens (exact, o200k_base)" in view
         assert "expected $0.0012" in view and "low $0.0001 (prompt only)" in view
     md = data["text/markdown"]
-    assert "27 prompt tokens (exact, o200k\\_base)" in md and "expected \\$0.0012" in md
+    assert "27 prompt tokens (exact, o200k\\_base)" in md
+    assert "expected <span>\\$</span>0.0012" in md
     assert f"POST {clean}" in data["text/plain"] and f"\n{body}\n" in data["text/plain"]
     assert "hidden from the URL: user info, api-key, sig" in data["text/plain"]
     assert f"\n```json\n{body}\n```\n" in md  # verbatim in its fence

@@ -21,7 +21,13 @@ import html
 import re
 from collections.abc import Iterator
 
-__all__ = ["clean_rendered_markdown", "escape_markdown", "safe_markdown"]
+__all__ = ["NO_MATH", "clean_rendered_markdown", "escape_markdown", "safe_markdown"]
+
+#: Classes that make MathJax leave an element's text alone: ``mathjax_ignore`` is
+#: MathJax 3's (JupyterLab, Notebook 7), ``tex2jax_ignore`` MathJax 2's (nbconvert's
+#: pages, the classic notebook). The root of every HTML output of ours carries both:
+#: its text is literal, and ``$0.01 · $0.02`` must not become italic maths.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
 
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _OPENER = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
@@ -33,6 +39,7 @@ _FENCE_LIKE = re.compile(r"^( {0,3})([`~])(?=\2\2)", re.M)
 _PUNCT = r"!-/:-@\[-`{-~"  # every ASCII punctuation character, for a character class
 _ESCAPED = re.compile(rf"\\([{_PUNCT}])")
 _MD_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # $: Jupyter's math; |: tables
+_LITERAL_DOLLAR = "<span>\\$</span>"  # see escape_markdown
 _AUTOLINK = re.compile(r"(?i)(?<=www)\.|@")
 _MD_LINE_START = re.compile(r"^([ \t]*\d*)([#+=.)-])", re.M)  # headings, lists, setext
 # Where a link destination starts: an inline link, or MathJax's \href{...} / \url{...}.
@@ -45,12 +52,20 @@ _URL_IGNORED = re.compile(r"[\x00-\x20\x7f<]+")
 
 
 def escape_markdown(text: str) -> str:
-    """Plain text (names, notes, errors) as Markdown that shows it literally."""
+    """Plain text (names, notes, errors) as Markdown that shows it literally.
+
+    Each ``$`` becomes ``<span>\\$</span>``. The escape alone keeps Markdown-level
+    maths (nbconvert's mistune, VS Code) away, but JupyterLab's marked turns ``\\$``
+    into ``$`` before MathJax reads the page, and MathJax pairs two of them:
+    ``$0.01 · cost $0.02`` became italic maths. MathJax (2 and 3) never pairs
+    delimiters across elements, and a bare ``<span>`` survives every sanitiser.
+    """
     text = _MD_LINE_START.sub(r"\1\\\2", _MD_INLINE.sub(r"\\\1", text))
     # & < > as entities (no HTML, no blockquote); no GFM autolink either: marked keeps
     # the backslashes of escapes inside the links it makes.
-    return _AUTOLINK.sub(lambda m: f"&#{ord(m.group()[-1])};",
+    text = _AUTOLINK.sub(lambda m: f"&#{ord(m.group()[-1])};",
                          html.escape(text, quote=False)).replace("://", ":&#47;/")
+    return text.replace("\\$", _LITERAL_DOLLAR)  # every $ is escaped by now
 
 
 def _entities(text: str) -> str:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.core.text import preview
-from gptmagic.views.markdown import _fence, escape_markdown
+from gptmagic.views.markdown import NO_MATH, _fence, escape_markdown
 
 if TYPE_CHECKING:
     from gptmagic.catalog.pricing import Cost, Estimate
@@ -61,7 +61,7 @@ def _html_table(cols: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "
         return "<tr>" + "".join(f'<{tag} style="{_CELL}">{html.escape(c)}</{tag}>'
                                 for c in cells) + "</tr>"
 
-    return (f'<table class="{cls}"><thead>{tr(cols, "th")}</thead>'
+    return (f'<table class="{f"{cls} {NO_MATH}".strip()}"><thead>{tr(cols, "th")}</thead>'
             f"<tbody>{''.join(tr(r, 'td') for r in rows)}</tbody></table>")
 
 
@@ -95,7 +95,7 @@ def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
             page.append(f'<p style="white-space: pre-wrap">'
                         f'{f"<strong>{body}</strong>" if kind == "title" else body}</p>')
     return {"text/plain": "\n".join(plain), "text/markdown": "\n\n".join(md),
-            "text/html": f'<div class="{cls}">{"".join(page)}</div>'}
+            "text/html": f'<div class="{cls} {NO_MATH}">{"".join(page)}</div>'}
 
 
 # -- metadata without secrets -----------------------------------------------------------------

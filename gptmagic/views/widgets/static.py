@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from gptmagic.catalog.pricing import _money
+from gptmagic.views.markdown import NO_MATH
 from gptmagic.views.widgets.scale import STOPS, colour, is_hex_colour, text_colour
 
 __all__ = ["counter_html", "counter_text", "heatmap_html", "heatmap_text", "tokenview_html",
@@ -82,7 +83,8 @@ def _dollars(amount: str | None, currency: str) -> str:
 
 
 def _wrap(body: str, cls: str) -> str:
-    return f'{STYLE}<div class="gm-root {cls}">{body}</div>'
+    # Literal text: a preview or a cost line with two "$" must not become maths.
+    return f'{STYLE}<div class="gm-root {cls} {NO_MATH}">{body}</div>'
 
 
 # -- counter -------------------------------------------------------------------------
