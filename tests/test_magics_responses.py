@@ -659,6 +659,7 @@ def test_side_by_side_shows_each_reasoning_summary_and_what_reasoning_cost(shell
         assert "Reasoning about: both" in data[mime], mime
         assert f"reasoning {n:,} tok " in data[mime], mime  # and its cost ($ marked up apiece)
     assert f"reasoning {n:,} tok $0.0" in data["text/plain"]
+    assert f"reasoning {n:,} tok <span>\\$</span>0.0" in data["text/markdown"]
     assert "<details><summary>reasoning summary</summary>" in data["text/markdown"]
     # The model that refused the summary shows none, and no reasoning cost.
     plain_other = data["text/plain"].split("== gpt-5-mini ==")[0]
