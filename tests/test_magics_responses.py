@@ -577,6 +577,9 @@ def test_in_a_terminal_the_reasoning_summary_comes_with_the_footer(shell, fake_s
     r, cap = chat(shell, "-p fake -m gpt-5-mini --api responses --reasoning-summary concise",
                   "user: think first")
     assert "think first" in cap.stdout  # the reply streamed as text
+    # While it reasoned, one line said so (the summary comes with the footer).
+    assert cap.stdout.startswith("(reasoning… gpt-5-mini)\n")
+    assert cap.stdout.count("reasoning…") == 1
     plain = r._repr_mimebundle_()[0]["text/plain"]
     assert plain.startswith(f"── reasoning summary ──\n{r.reasoning}\n── finish: stop")
     assert f"reasoning {r.usage.reasoning_tokens:,} tok $" in plain

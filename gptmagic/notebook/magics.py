@@ -286,8 +286,8 @@ class GptMagics(Magics):
         """Chat with a model: ``%%chat [options]`` + messages in the cell.
 
         As a line magic: ``%chat history|reset|threads|drop-stale [--thread T]``,
-        ``%chat keep``
-        (add the reply you stopped to its thread),
+        ``%chat keep [--thread T]``
+        (add the reply you stopped to its thread: the cell stopped last, or thread T's own),
         ``%chat fork NEW [--from T] [--turn N]``.
         """
         if cell is None:
