@@ -51,8 +51,9 @@ from gptmagic.catalog.money import (
     from_parts,
     money_text,
 )
+from gptmagic.core.responses import usage_from_responses
 from gptmagic.core.types import Usage
-from gptmagic.errors import ConfigError
+from gptmagic.errors import ConfigError, MalformedResponseError
 from gptmagic.state import current
 
 __all__ = ["Cost", "CostBreakdown", "DEFAULT_EXPECTED_COMPLETION_TOKENS", "Estimate",
@@ -102,9 +103,12 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
             requested: str | None = None, memo: PriceMemo | None = None) -> Cost:
     """Price a finished call from the usage the provider reported.
 
-    ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object or a
-    flat mapping with ``cached_tokens`` (and ``cache_write_tokens``,
-    ``reasoning_tokens``). ``model`` is the model the server
+    ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object of
+    either API (Chat Completions' ``prompt_tokens`` / ``completion_tokens`` or
+    the Responses API's ``input_tokens`` / ``output_tokens``, with their
+    details), or a flat mapping with ``cached_tokens`` (and
+    ``cache_write_tokens``, ``reasoning_tokens``); a mapping with no token
+    counts is a ValueError, never $0. ``model`` is the model the server
     reported; when it has no price and ``requested`` (the model asked for)
     has one, the call is priced as ``requested`` and the source says so (a
     server may answer under a deployment or snapshot name of its own).
@@ -226,16 +230,30 @@ def _user_cost(user: _UserPrice, c: Counts) -> Cost:
              c.completion * user.output / MTOK, c.reasoning * user.output / MTOK)
     return from_parts(parts, source="user price")
 
+#: The token counts a usage mapping must have one of: Chat Completions' or the Responses API's.
+_COUNT_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+
+
 def _as_usage(usage: Usage | Mapping[str, Any] | None) -> Usage | None:
+    """A :class:`Usage` from a usage object of either API (read as the client reads a
+    reply's, :func:`~gptmagic.core.responses.usage_from_responses`), or a flat mapping."""
     if usage is None or isinstance(usage, Usage):
         return usage
     if not isinstance(usage, Mapping):
         raise TypeError(f"usage must be a Usage or a mapping, not {type(usage).__name__}")
-    u = Usage.from_dict(dict(usage))
-    if u is not None:
-        for key in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
-            if getattr(u, key) is None and usage.get(key) is not None:
-                setattr(u, key, int(usage[key]))
+    if not any(usage.get(k) is not None for k in _COUNT_KEYS):
+        # Read as no tokens, it would cost a made-up $0.
+        raise ValueError(f"usage has no token counts (keys: {sorted(map(str, usage)) or 'none'}): "
+                         "give prompt_tokens and completion_tokens (Chat Completions) or "
+                         "input_tokens and output_tokens (the Responses API)")
+    try:
+        u = usage_from_responses(dict(usage))
+    except MalformedResponseError as e:
+        raise ValueError(f"usage: {e}") from None
+    assert u is not None
+    for key in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if getattr(u, key) is None and usage.get(key) is not None:
+            setattr(u, key, _count(usage[key], key))
     return u
 
 
