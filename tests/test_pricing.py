@@ -463,7 +463,7 @@ def test_a_memo_asks_genai_prices_a_few_times_per_model(monkeypatch: pytest.Monk
     shapes = _shapes()
     for usage in shapes:
         cost_of(usage, "gpt-4o-mini", provider="openai", memo=memo)
-    # the empty call, one token of each kind (a cache write only where it has a price), 3 checks
+    # the empty call, one token of each kind, 3 checks
     assert 0 < len(calls) <= 9
     calls.clear()
     for usage in shapes:  # tiered prices: call by call, each distinct shape once

@@ -299,13 +299,22 @@ def test_cost_parts_are_unknown_not_zero_without_a_price(fake):
     s = res.summary()
     assert s.loc[0, "reasoning_tokens"] == 3 * EFFORT_TOKENS["high"]
     assert math.isnan(s.loc[0, "reasoning_cost"]) and math.isnan(s.loc[0, "total_cost"])
-    # A price without a cache-write rate: the writes, and so the total, stay unknown.
-    gptmagic.set_price("gpt-5-nano", input_per_mtok="1", output_per_mtok="2")
+
+
+@pytest.mark.parametrize(("user_price", "input_rate"), [(False, 0.05), (True, 1.0)])
+def test_cache_writes_without_a_cache_write_rate_cost_the_input_rate(fake, user_price,
+                                                                     input_rate):
+    """gpt-5-nano has no cache-write price in genai-prices (nor the user's price here): the
+    first call's writes cost the input rate, so the run's totals are known, not NaN."""
+    if user_price:
+        gptmagic.set_price("gpt-5-nano", input_per_mtok=str(input_rate), output_per_mtok="2")
     res = run(api="responses", models=["fake:gpt-5-nano"], params={"prompt_cache_key": "k2"},
               concurrency=1)
     first, later = res.df.iloc[0], res.df.iloc[1]
-    assert first["cache_write_tokens"] == 3 and math.isnan(first["cache_write_cost"])
-    assert math.isnan(first["cost"]) and later["cost"] > 0 and later["cache_write_cost"] == 0
+    assert first["cache_write_tokens"] == 3
+    assert first["cache_write_cost"] == pytest.approx(3 * input_rate / 1e6)
+    assert not res.df["cost"].isna().any() and later["cache_write_cost"] == 0
+    assert not math.isnan(res.summary().loc[0, "total_cost"])
 
 
 @pytest.mark.engine

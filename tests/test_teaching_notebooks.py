@@ -490,7 +490,7 @@ def test_reasoning_and_cached_tokens_priced_by_the_pricing_api(responses_nb):
     assert parts.reasoning > cost.total / 2  # "most of the money is ... reasoning"
 
 
-def test_cache_writes_priced_or_unknown(responses_nb):
+def test_cache_writes_priced_at_their_rate_or_the_input_rate(responses_nb):
     c = cell(responses_nb, "prefix = 2048")
     table = {r[""]: r for r in frame(c)}
     common = {"prompt_tokens": 2400, "completion_tokens": 1500, "reasoning_tokens": 1216,
@@ -505,7 +505,16 @@ def test_cache_writes_priced_or_unknown(responses_nb):
             total = cost_of(u, model, provider="openai").total
             assert table[shape][model] == str(total or "unknown"), (model, shape)
             totals[model, shape] = total
-    assert totals["gpt-5-mini", "first call (writes the prefix)"] is None
+    # "for gpt-5-mini it publishes none, and there the writes cost the input rate":
+    # "the first call costs what no caching costs, and every later call less"
+    assert (totals["gpt-5-mini", "first call (writes the prefix)"]
+            == totals["gpt-5-mini", "no caching"] > totals["gpt-5-mini",
+                                                           "later call (reads the prefix)"])
+    said = cost_of(shapes["first call (writes the prefix)"], "gpt-5-mini", provider="openai")
+    assert said.source.endswith("cache writes at the input rate (no cache-write price "
+                                "published)")
+    text = "".join(c.source for c in responses_nb.cells if c.cell_type == "markdown")
+    assert "`cache writes at the input rate (no cache-write price published)`" in text
     # "the first call costs more than no caching at all, and every later call less"
     assert (totals["gpt-5.6", "first call (writes the prefix)"] > totals["gpt-5.6", "no caching"]
             > totals["gpt-5.6", "later call (reads the prefix)"])
