@@ -17,6 +17,7 @@ from openapi_schema import validate
 
 import gptmagic
 from gptmagic.cli import main as cli_main
+from gptmagic.client.config import Provider
 from gptmagic.core.types import Result, Timings
 from gptmagic.errors import RequestError
 from gptmagic.eval.apis import call_body
@@ -253,8 +254,32 @@ USER = {"role": "user", "content": "hi"}
     ([USER], {"store": True}, {"input": [USER], "store": True}),
 ])
 def test_a_leading_system_message_is_the_instructions(messages, params, body):
-    assert call_body("responses", messages, params, "m") == {"store": False, **body}
-    assert call_body("chat", messages, params, "m") == {"messages": messages, **params}
+    local = Provider("x", kind="local")
+    assert call_body("responses", messages, params, "m", local) == {"store": False, **body}
+    assert call_body("chat", messages, params, "m", local) == {"messages": messages, **params}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+def test_a_hosted_run_refuses_max_tokens_below_16_before_sending(fake, monkeypatch, kind):
+    """A user test: evaluate(api="responses", params={"max_tokens": 5}) on OpenAI sent
+    every row and got a 400 each time; a %%chat cell refused it up front."""
+    monkeypatch.setenv("HOSTED_KEY", "sk-test-hosted-0123456789")
+    extra = {"api_version": "2024-10-21"} if kind == "azure" else {}
+    gptmagic.add_profile("hosted", kind=kind, base_url=fake.url, api_key_env="HOSTED_KEY",
+                         **extra)
+    with pytest.raises(RequestError, match="^parameter 'max_tokens' must be at least 16 on "
+                                           "the Responses API \\(model 'gpt-5-mini'\\), "
+                                           "where max_output_tokens counts reasoning too; "
+                                           "got 5$") as e:
+        run(models=["hosted:gpt-5-mini"], api="responses", params={"max_tokens": 5})
+    assert e.value.param == "max_tokens" and fake.requests == []
+    # On chat, on another server, or from 16 on, it is sent as asked.
+    run(models=["hosted:gpt-5-mini"], api="chat", params={"max_tokens": 5})
+    run(models=["fake:gpt-5-mini"], api="responses", params={"max_tokens": 5})
+    run(models=["hosted:gpt-5-mini"], api="responses", params={"max_tokens": 16})
+    sent = [r.json.get("max_tokens") or r.json.get("max_output_tokens") for r in fake.requests
+            if r.json is not None]  # (not GET /models, asked for shutdown dates)
+    assert sent == [5] * len(CASES) * 2 + [16] * len(CASES)
 
 
 def test_eval_config_names_the_api(fake, tmp_path, capsys):
