@@ -60,9 +60,21 @@ def test_committed_without_outputs_and_switchable_in_one_line(name):
     first = code_cells(nb)[0].source.splitlines()[0]
     assert re.fullmatch(r'MODEL = "local"  # hosted instead: MODEL = "[\w.-]+".*OPENAI_API_KEY.*',
                         first), first
+    # The hosted model suggested is not one being retired (gpt-4o-mini shuts down 2027-01-14).
+    hosted = re.search(r'hosted instead: MODEL = "([\w.-]+)"', first)[1]
+    assert shutdown_of(hosted)[0] is None, f"{name} suggests {hosted}, which is retiring"
     # Every call goes through MODEL: no other model is hard-wired for calls.
     for c in code_cells(nb):
         assert '-m local' not in c.source and 'model="local"' not in c.source, c.source
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if not n.startswith("07-")] + ["magics.ipynb"])
+def test_no_notebook_steers_to_a_retiring_model(name):
+    """Notebook 7 teaches gpt-4o-mini's retirement; the others point to current models."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    retiring = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1\"", "gpt-5-chat-latest")
+    for c in nb.cells:
+        assert not any(m in c.source for m in retiring), (name, c.source)
 
 
 def test_seven_notebooks():
@@ -223,7 +235,7 @@ def test_cost_before_and_after(tokens_nb):
     nb = tokens_nb
     rows = {r["model"]: r for r in frame(cell(nb, "question = ["))}
     assert rows["local"]["low"] == rows["local"]["high"] == "$0.00"
-    for m in ("gpt-4o-mini", "gpt-4o", "gpt-4.1"):
+    for m in ("gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"):
         low, exp, high = (float(rows[m][k].lstrip("$")) for k in ("low", "expected", "high"))
         assert 0 < low < exp < high
     after = stdout(cell(nb, "r = gptmagic.chat(question"))
@@ -363,7 +375,7 @@ def test_batch_evaluation(batch):
     assert sorted(r["kind"] for r in routes) == ["capital", "continent", "country"]
 
     hosted = frame(cell(nb, "# \"openai:\" names the provider"))
-    assert {r["model"] for r in hosted} == {"gpt-4o-mini", "gpt-4.1-nano", "gpt-4o"}
+    assert {r["model"] for r in hosted} == {"gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"}
     assert all(0 < float(r["cost_low"]) <= float(r["cost_high"]) for r in hosted)
     totals = stdout(cell(nb, "totals = hosted_plan"))
     assert len(re.findall(r"108 calls: \$0\.\d+ to \$0\.\d+", totals)) == 3

@@ -445,7 +445,7 @@ def _refuse_unknown_prefix(model: str) -> None:
         f"model {model!r}: unknown profile {prefix!r}; known profiles: {known}. Read whole, "
         f"the name would go to the embedded model, which serves only {D.LOCAL_MODEL!r} "
         f"('local'). Define the profile (in {config_path()} or with gptmagic.add_profile), "
-        "name a known one ('openai:gpt-4o-mini'), or pass provider=...")
+        f"name a known one ('openai:{D.DEFAULT_OPENAI_MODEL}'), or pass provider=...")
 
 
 def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> None:

@@ -75,7 +75,7 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
 
     ``prompt`` is a cell-grammar template (``{column}`` filled from each row),
     a list of message dicts, or a dict of named prompts to compare. ``models``
-    are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
+    are names (``"local"``, ``"gpt-4.1-nano"``) or ``"profile:model"``.
     ``params`` are sent with every call; ``grid`` maps a parameter to values
     to try (``grid={"reasoning_effort": ["low", "high"]}`` gives one variant
     per effort level, on either API). ``api`` sends calls to the Responses API
