@@ -51,10 +51,11 @@ def genai_price(found: Found, counts: Counts, at: datetime | None) -> Cost | Non
                                        genai_request_timestamp=when)
     except (LookupError, ValueError):
         return None
-    source = found.source + (f", {INPUT_RATE_WRITES}" if counts.written and getattr(
-        rates, "cache_write_mtok", None) is None else "")
+    source = found.source
     if calc.auto_update_timestamp is not None:
         source += f", prices fetched {calc.auto_update_timestamp:%Y-%m-%d %H:%M}"
+    if counts.written and getattr(rates, "cache_write_mtok", None) is None:
+        source += f", {INPUT_RATE_WRITES}"  # as a memo adds it, after the table's name
     return Cost(tidy(calc.input_price), tidy(calc.output_price), tidy(calc.total_price),
                 source=source, breakdown=_split(calc.model_price, counts, calc))
 
