@@ -11,7 +11,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-__all__ = ["INPUT_RATE_WRITES", "Cost", "CostBreakdown", "Counts", "Estimate", "MTOK", "ZERO",
+__all__ = ["Cost", "CostBreakdown", "Counts", "Estimate", "INPUT_RATE_WRITES", "MTOK", "ZERO",
            "add_known", "from_parts", "money_text", "sum_known", "tidy"]
 
 #: Prices are per million tokens.
