@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import traceback
+
 import pytest
 
 from gptmagic.client import config
@@ -107,8 +109,27 @@ def test_add_profile_and_unknown_profile(monkeypatch):
         config.get_profile("nope")
     with pytest.raises(ConfigError, match="api_key_env"):
         config.add_profile("bad", headers={"Authorization": "Bearer x"})
-    with pytest.raises(ConfigError, match="unknown setting"):
-        config.add_profile("bad", api_key="x")
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\) colour; known settings: api, "
+                                          "api_key_env, api_version, base_url, "):
+        config.add_profile("bad", colour="x")
+
+
+@pytest.mark.parametrize("setting", ["api_key", "key", "token"])
+def test_a_key_given_to_add_profile_is_refused_with_the_way_to_give_one(setting):
+    key = "sk-proj-do-not-echo-0123456789"
+    with pytest.raises(ConfigError) as e:
+        config.add_profile("bad", base_url="http://127.0.0.1:1/v1", **{setting: key})
+    text = str(e.value)
+    assert text.startswith(f"add_profile('bad'): {setting} is not a setting: a profile never "
+                           "holds a key. ")
+    assert "api_key_env='MY_KEY_VAR'" in text and "prompt_key=True" in text
+    assert "known settings: api, api_key_env, api_version, base_url, default_model, " in text
+    # Not in the message, nor in a traceback that prints the frames' locals (%xmode Verbose).
+    frames = traceback.TracebackException.from_exception(e.value, capture_locals=True).stack
+    ours = [f for f in frames if "/gptmagic/" in f.filename]
+    assert ours and "settings" in ours[-1].locals  # add_profile's locals, as Verbose shows them
+    assert key not in text and not any(key in repr(f.locals) for f in ours)
+    assert "bad" not in config.profiles()
 
 
 def test_prompted_key_stays_in_memory(monkeypatch):

@@ -10,9 +10,10 @@ from decimal import Decimal
 import pytest
 from hostile_markdown import ENCODED_LINKS, SAFE_SCHEMES, browser_scheme, link_targets
 
-from gptmagic.catalog.pricing import Cost, Estimate
+from gptmagic.catalog.pricing import Cost, Estimate, cost_of
 from gptmagic.catalog.tokens import MessageCount, TokenCount
 from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.notebook.replies import price_parts
 from gptmagic.views import reply as display
 from gptmagic.views.markdown import clean_rendered_markdown
 
@@ -577,6 +578,12 @@ def test_the_summary_line_prices_reasoning_cached_input_and_cache_writes():
     line = display.summary_line(result(usage=usage), usd("0.02"), parts=parts)
     assert ("reasoning 1,024 tok $0.0102 · cached input 512 tok $0.0001 · cache writes 64 tok "
             "(price unknown) · cost $0.02") in line
+    # Cache writes priced at the input rate (no cache-write price published) say so.
+    at_input = cost_of(usage, "gpt-5-mini", provider="openai")
+    line = display.summary_line(result(usage=usage), at_input,
+                                parts=price_parts(at_input, usage))
+    assert ("cache writes 64 tok $0.000016 (at the input rate: no cache-write price "
+            "published) · cost $") in line
     # Parts the usage lacks are not shown; without parts the line is as before.
     line = display.summary_line(result(usage=Usage(10, 5, 15)), usd("0.01"), parts={})
     assert "reasoning" not in line and "cached" not in line

@@ -129,12 +129,42 @@ def test_reasoning_tokens_are_not_counted_twice() -> None:
          "prompt_tokens_details": {"cached_tokens": 400}},
         {"prompt_tokens": 1000, "completion_tokens": 10, "cached_tokens": 400},
         Usage(prompt_tokens=1000, completion_tokens=10, cached_tokens=400),
+        # The Responses API's names, as its usage object has them.
+        {"input_tokens": 1000, "output_tokens": 10, "total_tokens": 1010,
+         "input_tokens_details": {"cached_tokens": 400, "cache_write_tokens": 0},
+         "output_tokens_details": {"reasoning_tokens": 0}},
     ],
 )
 def test_usage_forms(usage: object) -> None:
     cost = cost_of(usage, "gpt-4o-mini")  # type: ignore[arg-type]
     assert cost.input == Decimal("0.00012")
     assert cost.output == Decimal("0.000006")
+
+
+def test_a_responses_usage_object_is_priced_in_full() -> None:
+    usage = {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500,
+             "input_tokens_details": {"cached_tokens": 400, "cache_write_tokens": 0},
+             "output_tokens_details": {"reasoning_tokens": 300}}
+    cost = cost_of(usage, "gpt-5-mini")
+    same = cost_of(Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=400,
+                         cache_write_tokens=0, reasoning_tokens=300), "gpt-5-mini")
+    assert cost == same and cost.breakdown == same.breakdown
+    # 600 uncached at $0.25, 400 cached at $0.025, 500 out at $2 (300 of them reasoning)
+    assert cost.total == Decimal("0.00116") and cost.breakdown is not None
+    assert cost.breakdown.reasoning == Decimal("0.0006")
+
+
+@pytest.mark.parametrize("usage", [{}, {"total_tokens": 10}, {"tokens": 5},
+                                   {"prompt_tokens": None, "input_tokens": None}])
+def test_a_usage_mapping_with_no_token_counts_is_an_error_not_zero(usage) -> None:
+    with pytest.raises(ValueError, match="usage has no token counts .*prompt_tokens and "
+                                         "completion_tokens .* input_tokens and output_tokens"):
+        cost_of(usage, "gpt-5-mini")
+
+
+def test_a_bad_count_in_a_responses_usage_says_which() -> None:
+    with pytest.raises(ValueError, match="usage.input_tokens_details.cached_tokens is -1"):
+        cost_of({"input_tokens": 5, "input_tokens_details": {"cached_tokens": -1}}, "gpt-5-mini")
 
 
 def test_no_usage_is_unknown() -> None:
@@ -433,7 +463,7 @@ def test_a_memo_asks_genai_prices_a_few_times_per_model(monkeypatch: pytest.Monk
     shapes = _shapes()
     for usage in shapes:
         cost_of(usage, "gpt-4o-mini", provider="openai", memo=memo)
-    # the empty call, one token of each kind (a cache write only where it has a price), 3 checks
+    # the empty call, one token of each kind, 3 checks
     assert 0 < len(calls) <= 9
     calls.clear()
     for usage in shapes:  # tiered prices: call by call, each distinct shape once

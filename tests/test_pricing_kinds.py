@@ -70,21 +70,39 @@ def test_cache_writes_cost_the_cache_write_rate(model, prompt, memo) -> None:
     assert cost.breakdown.cache_write > 0 and cost.breakdown.total == cost.total
 
 
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-5-mini", "gpt-4.1"])
 @pytest.mark.parametrize("memo", [None, PriceMemo()], ids=["direct", "memo"])
-def test_cache_writes_without_a_published_rate_leave_the_input_cost_unknown(memo) -> None:
+def test_cache_writes_without_a_published_rate_cost_the_input_rate(model, memo) -> None:
     usage = Usage(prompt_tokens=1_000, completion_tokens=100, cached_tokens=200,
-                  cache_write_tokens=300)
-    cost = cost_of(usage, "gpt-4o-mini", provider="openai", at=AT, memo=memo)
-    assert cost.input is None and cost.total is None and not cost.known
-    assert str(cost) == "unknown" and "no cache-write price" in cost.source
-    assert cost.output == 100 * Decimal("0.6") / M  # what is known stays known
-    assert cost.breakdown is not None and cost.breakdown.cache_write is None
-    # The parts with a price keep it: 500 uncached, 200 cached.
-    assert cost.breakdown.input == 500 * Decimal("0.15") / M
-    assert cost.breakdown.cached_input == 200 * Decimal("0.075") / M
-    # No cache writes: the same model is priced in full.
-    assert cost_of(Usage(prompt_tokens=1_000, completion_tokens=100), "gpt-4o-mini",
-                   provider="openai", at=AT, memo=memo).known
+                  cache_write_tokens=300, reasoning_tokens=40)
+    cost = cost_of(usage, model, provider="openai", at=AT, memo=memo)
+    want = _genai(model, 1_000, 200, 100, 40, written=300)
+    assert want.model_price.cache_write_mtok is None  # genai-prices publishes none
+    assert (cost.input, cost.output, cost.total) == (want.input_price, want.output_price,
+                                                     want.total_price)
+    assert cost.known and str(cost) != "unknown"
+    assert cost.source.endswith(", cache writes at the input rate (no cache-write price "
+                                "published)")
+    inp = want.model_price.input_mtok
+    assert cost.breakdown is not None and cost.breakdown.cache_write == 300 * inp / M
+    # The parts with a price of their own keep it: 500 uncached, 200 cached.
+    assert cost.breakdown.input == 500 * inp / M
+    assert cost.breakdown.cached_input == 200 * want.model_price.cache_read_mtok / M
+    # No cache writes: no note.
+    plain = cost_of(Usage(prompt_tokens=1_000, completion_tokens=100), model,
+                    provider="openai", at=AT, memo=memo)
+    assert plain.known and "cache writes" not in plain.source
+
+
+def test_a_cache_write_rate_that_is_published_says_no_input_rate() -> None:
+    cost = cost_of(Usage(prompt_tokens=1_000, cache_write_tokens=300), "gpt-6-cyber",
+                   provider="openai", at=AT)
+    assert cost.known and "input rate" not in cost.source
+
+
+def test_an_unknown_input_rate_stays_unknown_with_cache_writes() -> None:
+    cost = cost_of(Usage(prompt_tokens=1_000, cache_write_tokens=300), "no-such-model-xyz")
+    assert not cost.known and cost.input is None and str(cost) == "unknown"
 
 
 def test_user_prices_split_the_same_way() -> None:
@@ -97,9 +115,11 @@ def test_user_prices_split_the_same_way() -> None:
         output=Decimal("0.0004"), reasoning=Decimal("0.00024"), total=Decimal("0.001375"))
     assert cost.source == "user price" and cost.total == Decimal("0.001375")
     set_price("other", input_per_mtok="1", output_per_mtok="4")
-    unknown = cost_of({"prompt_tokens": 10, "cache_write_tokens": 5}, "other")
-    assert unknown.total is None and unknown.breakdown is not None
-    assert unknown.breakdown.input == Decimal("0.000005")
+    at_input = cost_of({"prompt_tokens": 10, "cache_write_tokens": 5}, "other")
+    assert at_input.total == Decimal("0.00001") and at_input.breakdown is not None
+    assert at_input.breakdown.input == at_input.breakdown.cache_write == Decimal("0.000005")
+    assert at_input.source == ("user price, cache writes at the input rate (no cache-write "
+                               "price published)")
 
 
 def test_a_sum_of_costs_sums_the_breakdowns() -> None:

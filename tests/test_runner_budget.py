@@ -7,6 +7,7 @@ that was asked for.
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
@@ -145,3 +146,33 @@ def test_a_run_whose_rows_failed_says_why_where_the_bar_is_seen(fake, capsys):
     assert "gptmagic.set_price('my-finetune'" in err and res.failures() in err
     evaluate(ROWS[:10], "user: {q}", ["p:my-finetune"], max_cost=0.01, progress=False)
     assert "calls failed" not in capsys.readouterr().err  # quiet when asked to be
+
+
+def test_a_refusal_over_budget_names_the_assumed_output_and_how_to_bound_it(fake):
+    """A user test: four tiny calls to gpt-5-mini under $0.10 were all refused with only
+    "max_cost $0.1 would be exceeded": the worst case assumed the model's whole output
+    limit (128,000 tokens, $0.256), which nothing said."""
+    rows = ROWS[:4]
+    res = evaluate(rows, "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
+                   progress=False)
+    assert len(fake.requests) == 0
+    assert (res.df["error_type"] == "BudgetExceeded").all()
+    message = res.df["error"].iloc[0]
+    worst = 128_000 * Decimal(2) / 1_000_000  # gpt-5-mini's output limit at $2 per 1M
+    assert message.startswith("not sent: max_cost $0.1 would be exceeded: this call was "
+                              "assumed to write 128,000 output tokens (the most the model "
+                              "may write")
+    assert "as no max_tokens was given" in message
+    assert f"at worst it costs ${worst:.3f} with its " in message
+    assert "$0.1 of the budget is left ($0 spent, $0 held for calls in flight)" in message
+    assert "bound the reply with params={'max_tokens': N} (1,000 output tokens cost $0.002;" \
+        in message
+    fits = int(re.search(r"N up to about ([\d,]+) fits", message)[1].replace(",", ""))
+    assert 49_000 < fits < 50_000  # ($0.10 - the prompt) / $2 per 1M
+    # Following the advice: every call is sent, and its max_tokens is named if still too big.
+    res = evaluate(rows, "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
+                   params={"max_tokens": 1000}, progress=False)
+    assert len(fake.requests) == 4 and res.df["error"].isna().all()
+    res = evaluate(ROWS[4:5], "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
+                   params={"max_tokens": 60_000}, progress=False)
+    assert "assumed to write 60,000 output tokens (its max_tokens=60000)" in res.df["error"][0]

@@ -17,6 +17,7 @@ from openapi_schema import validate
 
 import gptmagic
 from gptmagic.cli import main as cli_main
+from gptmagic.client.config import Provider
 from gptmagic.core.types import Result, Timings
 from gptmagic.errors import RequestError
 from gptmagic.eval.apis import call_body
@@ -253,8 +254,32 @@ USER = {"role": "user", "content": "hi"}
     ([USER], {"store": True}, {"input": [USER], "store": True}),
 ])
 def test_a_leading_system_message_is_the_instructions(messages, params, body):
-    assert call_body("responses", messages, params, "m") == {"store": False, **body}
-    assert call_body("chat", messages, params, "m") == {"messages": messages, **params}
+    local = Provider("x", kind="local")
+    assert call_body("responses", messages, params, "m", local) == {"store": False, **body}
+    assert call_body("chat", messages, params, "m", local) == {"messages": messages, **params}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+def test_a_hosted_run_refuses_max_tokens_below_16_before_sending(fake, monkeypatch, kind):
+    """A user test: evaluate(api="responses", params={"max_tokens": 5}) on OpenAI sent
+    every row and got a 400 each time; a %%chat cell refused it up front."""
+    monkeypatch.setenv("HOSTED_KEY", "sk-test-hosted-0123456789")
+    extra = {"api_version": "2024-10-21"} if kind == "azure" else {}
+    gptmagic.add_profile("hosted", kind=kind, base_url=fake.url, api_key_env="HOSTED_KEY",
+                         **extra)
+    with pytest.raises(RequestError, match="^parameter 'max_tokens' must be at least 16 on "
+                                           "the Responses API \\(model 'gpt-5-mini'\\), "
+                                           "where max_output_tokens counts reasoning too; "
+                                           "got 5$") as e:
+        run(models=["hosted:gpt-5-mini"], api="responses", params={"max_tokens": 5})
+    assert e.value.param == "max_tokens" and fake.requests == []
+    # On chat, on another server, or from 16 on, it is sent as asked.
+    run(models=["hosted:gpt-5-mini"], api="chat", params={"max_tokens": 5})
+    run(models=["fake:gpt-5-mini"], api="responses", params={"max_tokens": 5})
+    run(models=["hosted:gpt-5-mini"], api="responses", params={"max_tokens": 16})
+    sent = [r.json.get("max_tokens") or r.json.get("max_output_tokens") for r in fake.requests
+            if r.json is not None]  # (not GET /models, asked for shutdown dates)
+    assert sent == [5] * len(CASES) * 2 + [16] * len(CASES)
 
 
 def test_eval_config_names_the_api(fake, tmp_path, capsys):
@@ -299,13 +324,22 @@ def test_cost_parts_are_unknown_not_zero_without_a_price(fake):
     s = res.summary()
     assert s.loc[0, "reasoning_tokens"] == 3 * EFFORT_TOKENS["high"]
     assert math.isnan(s.loc[0, "reasoning_cost"]) and math.isnan(s.loc[0, "total_cost"])
-    # A price without a cache-write rate: the writes, and so the total, stay unknown.
-    gptmagic.set_price("gpt-5-nano", input_per_mtok="1", output_per_mtok="2")
+
+
+@pytest.mark.parametrize(("user_price", "input_rate"), [(False, 0.05), (True, 1.0)])
+def test_cache_writes_without_a_cache_write_rate_cost_the_input_rate(fake, user_price,
+                                                                     input_rate):
+    """gpt-5-nano has no cache-write price in genai-prices (nor the user's price here): the
+    first call's writes cost the input rate, so the run's totals are known, not NaN."""
+    if user_price:
+        gptmagic.set_price("gpt-5-nano", input_per_mtok=str(input_rate), output_per_mtok="2")
     res = run(api="responses", models=["fake:gpt-5-nano"], params={"prompt_cache_key": "k2"},
               concurrency=1)
     first, later = res.df.iloc[0], res.df.iloc[1]
-    assert first["cache_write_tokens"] == 3 and math.isnan(first["cache_write_cost"])
-    assert math.isnan(first["cost"]) and later["cost"] > 0 and later["cache_write_cost"] == 0
+    assert first["cache_write_tokens"] == 3
+    assert first["cache_write_cost"] == pytest.approx(3 * input_rate / 1e6)
+    assert not res.df["cost"].isna().any() and later["cache_write_cost"] == 0
+    assert not math.isnan(res.summary().loc[0, "total_cost"])
 
 
 @pytest.mark.engine

@@ -60,9 +60,21 @@ def test_committed_without_outputs_and_switchable_in_one_line(name):
     first = code_cells(nb)[0].source.splitlines()[0]
     assert re.fullmatch(r'MODEL = "local"  # hosted instead: MODEL = "[\w.-]+".*OPENAI_API_KEY.*',
                         first), first
+    # The hosted model suggested is not one being retired (gpt-4o-mini shuts down 2027-01-14).
+    hosted = re.search(r'hosted instead: MODEL = "([\w.-]+)"', first)[1]
+    assert shutdown_of(hosted)[0] is None, f"{name} suggests {hosted}, which is retiring"
     # Every call goes through MODEL: no other model is hard-wired for calls.
     for c in code_cells(nb):
         assert '-m local' not in c.source and 'model="local"' not in c.source, c.source
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if not n.startswith("07-")] + ["magics.ipynb"])
+def test_no_notebook_steers_to_a_retiring_model(name):
+    """Notebook 7 teaches gpt-4o-mini's retirement; the others point to current models."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    retiring = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1\"", "gpt-5-chat-latest")
+    for c in nb.cells:
+        assert not any(m in c.source for m in retiring), (name, c.source)
 
 
 def test_seven_notebooks():
@@ -223,7 +235,7 @@ def test_cost_before_and_after(tokens_nb):
     nb = tokens_nb
     rows = {r["model"]: r for r in frame(cell(nb, "question = ["))}
     assert rows["local"]["low"] == rows["local"]["high"] == "$0.00"
-    for m in ("gpt-4o-mini", "gpt-4o", "gpt-4.1"):
+    for m in ("gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"):
         low, exp, high = (float(rows[m][k].lstrip("$")) for k in ("low", "expected", "high"))
         assert 0 < low < exp < high
     after = stdout(cell(nb, "r = gptmagic.chat(question"))
@@ -363,7 +375,7 @@ def test_batch_evaluation(batch):
     assert sorted(r["kind"] for r in routes) == ["capital", "continent", "country"]
 
     hosted = frame(cell(nb, "# \"openai:\" names the provider"))
-    assert {r["model"] for r in hosted} == {"gpt-4o-mini", "gpt-4.1-nano", "gpt-4o"}
+    assert {r["model"] for r in hosted} == {"gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"}
     assert all(0 < float(r["cost_low"]) <= float(r["cost_high"]) for r in hosted)
     totals = stdout(cell(nb, "totals = hosted_plan"))
     assert len(re.findall(r"108 calls: \$0\.\d+ to \$0\.\d+", totals)) == 3
@@ -490,7 +502,7 @@ def test_reasoning_and_cached_tokens_priced_by_the_pricing_api(responses_nb):
     assert parts.reasoning > cost.total / 2  # "most of the money is ... reasoning"
 
 
-def test_cache_writes_priced_or_unknown(responses_nb):
+def test_cache_writes_priced_at_their_rate_or_the_input_rate(responses_nb):
     c = cell(responses_nb, "prefix = 2048")
     table = {r[""]: r for r in frame(c)}
     common = {"prompt_tokens": 2400, "completion_tokens": 1500, "reasoning_tokens": 1216,
@@ -505,7 +517,16 @@ def test_cache_writes_priced_or_unknown(responses_nb):
             total = cost_of(u, model, provider="openai").total
             assert table[shape][model] == str(total or "unknown"), (model, shape)
             totals[model, shape] = total
-    assert totals["gpt-5-mini", "first call (writes the prefix)"] is None
+    # "for gpt-5-mini it publishes none, and there the writes cost the input rate":
+    # "the first call costs what no caching costs, and every later call less"
+    assert (totals["gpt-5-mini", "first call (writes the prefix)"]
+            == totals["gpt-5-mini", "no caching"] > totals["gpt-5-mini",
+                                                           "later call (reads the prefix)"])
+    said = cost_of(shapes["first call (writes the prefix)"], "gpt-5-mini", provider="openai")
+    assert said.source.endswith("cache writes at the input rate (no cache-write price "
+                                "published)")
+    text = "".join(c.source for c in responses_nb.cells if c.cell_type == "markdown")
+    assert "`cache writes at the input rate (no cache-write price published)`" in text
     # "the first call costs more than no caching at all, and every later call less"
     assert (totals["gpt-5.6", "first call (writes the prefix)"] > totals["gpt-5.6", "no caching"]
             > totals["gpt-5.6", "later call (reads the prefix)"])

@@ -123,3 +123,17 @@ def test_choose_api_order_is_given_per_model_profile_default():
         choose_api("x", model="m", labels=("--api", "model_api"))
     with pytest.raises(RequestError, match=r"model_api\['o\*'\] must be one of chat"):
         choose_api(None, model="o3", per_model={"o*": "batch"}, labels=("--api", "model_api"))
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens", "max_output_tokens"])
+def test_openai_and_azure_refuse_fewer_output_tokens_than_the_spec_allows(name):
+    messages = [{"role": "user", "content": "a"}]
+    with pytest.raises(RequestError, match=f"^{name} must be at least 16 on the Responses API "
+                                           r"\(model 'gpt-5'\), where max_output_tokens counts "
+                                           "reasoning too; got 15$") as e:
+        responses_body(messages, {name: 15}, model="gpt-5", names={name: name}, hosted=True)
+    assert e.value.param == name
+    assert responses_body(messages, {name: 16}, model="gpt-5",
+                          hosted=True)["max_output_tokens"] == 16
+    # Another server (the embedded model) takes what it takes.
+    assert responses_body(messages, {name: 1}, model="m")["max_output_tokens"] == 1

@@ -514,8 +514,9 @@ def test_live_counter_toolbar_writes_model_and_max_tokens(hp: Page) -> None:
           options: [...m.list.options].map(o => o.value)}; }""")
     assert got["model"] == "gpt-4o" and got["max"] == "" and got["type"] == "number"
     assert got["labels"] == ["model", "max_tokens"]
-    assert got["options"] == ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini",
-                              "gpt-4", "gpt-3.5-turbo", "local"]
+    # The current model first (it is not among the common ones), then current models.
+    assert got["options"] == ["gpt-4o", "gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini", "gpt-5",
+                              "o3-mini", "gpt-4", "gpt-3.5-turbo", "local"]
     # A model typed and entered: exactly one set and one save; focus stays; counting shows.
     field.click()
     field.fill("gpt-4")

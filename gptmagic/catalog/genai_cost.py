@@ -4,6 +4,12 @@ genai-prices is used offline: its table ships inside the wheel. A price is
 split by kind of token (:class:`~gptmagic.catalog.money.CostBreakdown`) with
 genai-prices' per-unit function, and the split is trusted only where its
 parts add up to genai-prices' own input and output amounts exactly.
+
+Input written to the prompt cache costs the cache-write rate where genai-prices
+has one, and the input rate where it has none: what genai-prices' own
+``calc_price`` does, and what OpenAI bills on models that publish no
+cache-write surcharge. The cost's source says so
+(:data:`~gptmagic.catalog.money.INPUT_RATE_WRITES`), for the views to show.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ from decimal import Decimal
 from typing import Any
 
 from gptmagic.catalog.genai import Found
-from gptmagic.catalog.money import ZERO, Cost, CostBreakdown, Counts, from_parts, tidy
+from gptmagic.catalog.money import (
+    INPUT_RATE_WRITES,
+    ZERO,
+    Cost,
+    CostBreakdown,
+    Counts,
+    from_parts,
+    tidy,
+)
 
 __all__ = ["PriceMemo", "genai_price"]
 
@@ -27,15 +41,6 @@ def genai_price(found: Found, counts: Counts, at: datetime | None) -> Cost | Non
         rates = found.model.get_prices(when)
     except (LookupError, ValueError):
         return None
-    if counts.written and getattr(rates, "cache_write_mtok", None) is None:
-        # genai-prices would bill them at the input rate; the real rate is not known.
-        rest = genai_price(found, counts._replace(prompt=counts.prompt - counts.written,
-                                                  written=0), at)
-        if rest is None or rest.breakdown is None:
-            return None
-        b = rest.breakdown
-        return from_parts((b.input, b.cached_input, None, b.output, b.reasoning),
-                          source=rest.source)
     # input_tokens counts cached and written tokens too; genai-prices subtracts them itself.
     usage = genai_prices.Usage(input_tokens=counts.prompt, output_tokens=counts.completion,
                                cache_read_tokens=counts.cached or None,
@@ -49,6 +54,8 @@ def genai_price(found: Found, counts: Counts, at: datetime | None) -> Cost | Non
     source = found.source
     if calc.auto_update_timestamp is not None:
         source += f", prices fetched {calc.auto_update_timestamp:%Y-%m-%d %H:%M}"
+    if counts.written and getattr(rates, "cache_write_mtok", None) is None:
+        source += f", {INPUT_RATE_WRITES}"  # as a memo adds it, after the table's name
     return Cost(tidy(calc.input_price), tidy(calc.output_price), tidy(calc.total_price),
                 source=source, breakdown=_split(calc.model_price, counts, calc))
 
@@ -69,7 +76,7 @@ def _split(rates: Any, c: Counts, calc: Any) -> CostBreakdown | None:
     leaves = {  # (price, count); a priced kind is a leaf of its own, as genai-prices counts
         "uncached": (rate("input_mtok"), c.prompt - c.cached - c.written),
         "cached": (rate("cache_read_mtok") or rate("input_mtok"), c.cached),
-        "written": (rate("cache_write_mtok"), c.written),
+        "written": (rate("cache_write_mtok") or rate("input_mtok"), c.written),
         "plain": (output_rate, c.completion - (c.reasoning if reasoning_rate else 0)),
         "reasoning": (reasoning_rate or output_rate, c.reasoning),
     }
@@ -95,12 +102,14 @@ class _Linear:
 
     Built from genai-prices' answers for no tokens and for one token of each
     kind (uncached prompt, cached prompt, written to the cache, completion,
-    reasoning completion). ``written`` is None where there is no cache-write price.
+    reasoning completion). ``writes_published``: whether the model has a
+    cache-write price of its own (else a written token costs the input rate,
+    and a cost with such tokens says so).
     """
 
-    __slots__ = ("_base", "_rates", "_source")
+    __slots__ = ("_base", "_rates", "_source", "_writes_published")
 
-    def __init__(self, none: Cost, ones: list[Cost | None]) -> None:
+    def __init__(self, none: Cost, ones: list[Cost], writes_published: bool) -> None:
         def total(c: Cost) -> Decimal:
             assert c.total is not None
             return c.total
@@ -109,26 +118,22 @@ class _Linear:
         base = total(none)
         # Per token of each kind; the reasoning rate is the extra a reasoning token costs
         # over a plain output token (zero unless a reasoning price is published).
-        rates = [None if c is None else total(c) - base for c in ones]
-        if rates[4] is not None and rates[3] is not None:
-            rates[4] -= rates[3]
+        rates = [total(c) - base for c in ones]
+        rates[4] -= rates[3]
         self._rates = dict(zip(_KINDS, rates, strict=True))
         self._source = none.source
+        self._writes_published = writes_published
 
     def cost(self, c: Counts) -> Cost:
         r = self._rates
-        assert r["uncached"] is not None and r["cached"] is not None
-        assert r["output"] is not None and r["reasoning"] is not None
         base_in, base_out, _ = self._base
         assert base_in is not None and base_out is not None
-        write = None if r["written"] is None else c.written * r["written"]
-        if write is None and not c.written:
-            write = ZERO
         reasoning = c.reasoning * (r["output"] + r["reasoning"])
         parts = (base_in + (c.prompt - c.cached - c.written) * r["uncached"],
-                 c.cached * r["cached"], write,
+                 c.cached * r["cached"], c.written * r["written"],
                  base_out + c.completion * r["output"] + c.reasoning * r["reasoning"], reasoning)
-        return from_parts(parts, source=self._source)
+        note = "" if self._writes_published or not c.written else f", {INPUT_RATE_WRITES}"
+        return from_parts(parts, source=self._source + note)
 
 
 class PriceMemo:
@@ -183,17 +188,13 @@ def _linear(found: Found, at: datetime) -> _Linear | None:
         return None
     if any(isinstance(v, TieredPrices) for v in vars(rates).values()):
         return None
-    writes = getattr(rates, "cache_write_mtok", None) is not None
     none = genai_price(found, Counts(0), at)
-    ones = [genai_price(found, c, at) if writes or not c.written else None for c in _ONE]
-    needed = [none, *(c for c, one in zip(ones, _ONE, strict=True) if writes or not one.written)]
-    if any(c is None or not c.known for c in needed):
+    ones = [genai_price(found, c, at) for c in _ONE]
+    if none is None or not none.known or any(c is None or not c.known for c in ones):
         return None
-    assert none is not None
-    linear = _Linear(none, ones)
+    writes = getattr(rates, "cache_write_mtok", None) is not None
+    linear = _Linear(none, [c for c in ones if c is not None], writes)
     for counts in _PROBES:
-        if not writes:
-            counts = counts._replace(written=0)
         want = genai_price(found, counts, at)
         got = linear.cost(counts)
         if want is None or got != want or got.breakdown != want.breakdown:

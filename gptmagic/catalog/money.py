@@ -11,12 +11,16 @@ from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-__all__ = ["Cost", "CostBreakdown", "Counts", "Estimate", "MTOK", "ZERO", "add_known",
-           "from_parts", "money_text", "sum_known", "tidy"]
+__all__ = ["Cost", "CostBreakdown", "Counts", "Estimate", "INPUT_RATE_WRITES", "MTOK", "ZERO",
+           "add_known", "from_parts", "money_text", "sum_known", "tidy"]
 
 #: Prices are per million tokens.
 MTOK = Decimal(1_000_000)
 ZERO = Decimal(0)
+#: What a cost's ``source`` adds when its cache writes were priced at the input rate,
+#: the model having no cache-write price (genai-prices' own ``calc_price`` does the
+#: same, and OpenAI bills so where it publishes no cache-write surcharge).
+INPUT_RATE_WRITES = "cache writes at the input rate (no cache-write price published)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +130,7 @@ def from_parts(parts: tuple[Decimal | None, ...], *, source: str) -> Cost:
     inp = sum_known(uncached, cached, written)
     total = add_known(inp, out)
     inp, total = (None if a is None else tidy(a) for a in (inp, total))
-    note = "" if written is not None else ", no cache-write price: input cost unknown"
-    return Cost(inp, out, total, source=source + note,
+    return Cost(inp, out, total, source=source,
                 breakdown=CostBreakdown(uncached, cached, written, out, reasoning, total))
 
 

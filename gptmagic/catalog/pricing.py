@@ -22,8 +22,10 @@ A dated snapshot genai-prices does not list is priced as its family
 
 Token kinds: cached input costs the cache-read rate; input written to the
 prompt cache (``Usage.cache_write_tokens``) the cache-write rate where the
-table has one, and where it has none (and such tokens were billed) the input
-and the total are unknown, not guessed; reasoning tokens are part of
+table has one, and where it has none the input rate (what genai-prices' own
+``calc_price`` does, and what OpenAI bills where it publishes no cache-write
+surcharge), the source saying so (:data:`~gptmagic.catalog.money.INPUT_RATE_WRITES`);
+such a cost is unknown only where the input rate is; reasoning tokens are part of
 ``completion_tokens`` (OpenAI counts them there) and cost the output rate, or a
 reasoning rate where one is published, never counted twice. Every
 :class:`Cost` carries a :class:`CostBreakdown` of those parts.
@@ -42,6 +44,7 @@ from gptmagic.catalog.genai import lookup
 from gptmagic.catalog.genai_cost import PriceMemo, genai_price
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.money import (
+    INPUT_RATE_WRITES,
     MTOK,
     ZERO,
     Cost,
@@ -51,8 +54,9 @@ from gptmagic.catalog.money import (
     from_parts,
     money_text,
 )
+from gptmagic.core.responses import usage_from_responses
 from gptmagic.core.types import Usage
-from gptmagic.errors import ConfigError
+from gptmagic.errors import ConfigError, MalformedResponseError
 from gptmagic.state import current
 
 __all__ = ["Cost", "CostBreakdown", "DEFAULT_EXPECTED_COMPLETION_TOKENS", "Estimate",
@@ -85,9 +89,9 @@ def set_price(model: str, *, input_per_mtok: Decimal | str | float,
 
     User prices win over genai-prices and the local model. Floats are converted
     through their shortest ``repr`` (``0.15`` is ``Decimal('0.15')``). Cached
-    input costs the input price unless ``cached_input_per_mtok`` is given;
-    input written to the prompt cache has no price (its cost is unknown)
-    unless ``cache_write_per_mtok`` is given.
+    input costs the input price unless ``cached_input_per_mtok`` is given, and
+    so does input written to the prompt cache unless ``cache_write_per_mtok``
+    is given (the cost's source says so when a call wrote to the cache).
     """
     inp = _decimal(input_per_mtok, "input_per_mtok")
     cached = inp if cached_input_per_mtok is None else _decimal(cached_input_per_mtok,
@@ -102,14 +106,18 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
             requested: str | None = None, memo: PriceMemo | None = None) -> Cost:
     """Price a finished call from the usage the provider reported.
 
-    ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object or a
-    flat mapping with ``cached_tokens`` (and ``cache_write_tokens``,
-    ``reasoning_tokens``). ``model`` is the model the server
+    ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object of
+    either API (Chat Completions' ``prompt_tokens`` / ``completion_tokens`` or
+    the Responses API's ``input_tokens`` / ``output_tokens``, with their
+    details), or a flat mapping with ``cached_tokens`` (and
+    ``cache_write_tokens``, ``reasoning_tokens``); a mapping with no token
+    counts is a ValueError, never $0. ``model`` is the model the server
     reported; when it has no price and ``requested`` (the model asked for)
     has one, the call is priced as ``requested`` and the source says so (a
     server may answer under a deployment or snapshot name of its own).
     Cached prompt tokens cost the cached rate where the table has one;
-    cache writes the cache-write rate (unknown where there is none).
+    cache writes the cache-write rate, or the input rate where there is none
+    (and ``source`` says so).
     Reasoning tokens are already counted in ``completion_tokens`` and are not
     added again. ``at`` prices a past call with the prices of its day
     (default now). ``memo`` (a :class:`PriceMemo`) makes pricing many calls
@@ -220,22 +228,37 @@ def _price(model: str, provider: str | None, base_url: str | None, counts: Count
 def _user_cost(user: _UserPrice, c: Counts) -> Cost:
     """A call priced at the user's own rates (:func:`set_price`)."""
     uncached = c.prompt - c.cached - c.written
-    write = (None if user.cache_write is None and c.written else
-             c.written * (user.cache_write or ZERO) / MTOK)
-    parts = (uncached * user.input / MTOK, c.cached * user.cached_input / MTOK, write,
-             c.completion * user.output / MTOK, c.reasoning * user.output / MTOK)
-    return from_parts(parts, source="user price")
+    write_rate = user.input if user.cache_write is None else user.cache_write
+    parts = (uncached * user.input / MTOK, c.cached * user.cached_input / MTOK,
+             c.written * write_rate / MTOK, c.completion * user.output / MTOK,
+             c.reasoning * user.output / MTOK)
+    note = f", {INPUT_RATE_WRITES}" if user.cache_write is None and c.written else ""
+    return from_parts(parts, source="user price" + note)
+
+#: The token counts a usage mapping must have one of: Chat Completions' or the Responses API's.
+_COUNT_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+
 
 def _as_usage(usage: Usage | Mapping[str, Any] | None) -> Usage | None:
+    """A :class:`Usage` from a usage object of either API (read as the client reads a
+    reply's, :func:`~gptmagic.core.responses.usage_from_responses`), or a flat mapping."""
     if usage is None or isinstance(usage, Usage):
         return usage
     if not isinstance(usage, Mapping):
         raise TypeError(f"usage must be a Usage or a mapping, not {type(usage).__name__}")
-    u = Usage.from_dict(dict(usage))
-    if u is not None:
-        for key in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
-            if getattr(u, key) is None and usage.get(key) is not None:
-                setattr(u, key, int(usage[key]))
+    if not any(usage.get(k) is not None for k in _COUNT_KEYS):
+        # Read as no tokens, it would cost a made-up $0.
+        raise ValueError(f"usage has no token counts (keys: {sorted(map(str, usage)) or 'none'}): "
+                         "give prompt_tokens and completion_tokens (Chat Completions) or "
+                         "input_tokens and output_tokens (the Responses API)")
+    try:
+        u = usage_from_responses(dict(usage))
+    except MalformedResponseError as e:
+        raise ValueError(f"usage: {e}") from None
+    assert u is not None
+    for key in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if getattr(u, key) is None and usage.get(key) is not None:
+            setattr(u, key, _count(usage[key], key))
     return u
 
 

@@ -214,6 +214,9 @@ def config_path() -> Path:
     return Path(base) / "gptmagic" / "config.toml"
 
 
+#: Settings that would hold a key itself, refused with the way to give one.
+_KEY_SETTINGS = ("api_key", "key", "token")
+
 _PROFILE_KEYS = {
     "kind",
     "base_url",
@@ -256,7 +259,7 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
                 f"{p}: [profiles.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(_PROFILE_KEYS))}"
             )
-        for key in ("api_key", "key", "token"):
+        for key in _KEY_SETTINGS:
             if key in spec:
                 raise ConfigError(f"{p}: [profiles.{name}] must not hold a key; use api_key_env")
     if path is None:
@@ -285,10 +288,26 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
 
 
 def add_profile(name: str, **settings: Any) -> Provider:
-    """Define (or replace) a named profile for this session; returns it."""
+    """Define (or replace) a named profile for this session; returns it.
+
+    A profile never holds a key: ``api_key_env`` names the environment variable
+    that does, and ``prompt_key=True`` asks for it with getpass when it is unset."""
     unknown = set(settings) - _PROFILE_KEYS
     if unknown:
-        raise ConfigError(f"add_profile({name!r}): unknown setting(s) {', '.join(sorted(unknown))}")
+        keys = sorted(k for k in unknown if k in _KEY_SETTINGS)
+        for k in keys:  # the value must not reach a traceback's locals (%xmode Verbose)
+            if isinstance(settings[k], str):
+                register_secret(settings[k])
+            settings[k] = "[REDACTED]"
+        known = f"known settings: {', '.join(sorted(_PROFILE_KEYS))}"
+        if keys:
+            raise ConfigError(
+                f"add_profile({name!r}): {', '.join(keys)} is not a setting: a profile never "
+                f"holds a key. Put the key in an environment variable and name it with "
+                f"api_key_env='MY_KEY_VAR', or pass prompt_key=True to be asked for it "
+                f"(kept in memory only); {known}")
+        raise ConfigError(f"add_profile({name!r}): unknown setting(s) "
+                          f"{', '.join(sorted(unknown))}; {known}")
     prof = _from_spec(name, settings, "add_profile")
     state = current()
     with state.lock:
@@ -426,7 +445,7 @@ def _refuse_unknown_prefix(model: str) -> None:
         f"model {model!r}: unknown profile {prefix!r}; known profiles: {known}. Read whole, "
         f"the name would go to the embedded model, which serves only {D.LOCAL_MODEL!r} "
         f"('local'). Define the profile (in {config_path()} or with gptmagic.add_profile), "
-        "name a known one ('openai:gpt-4o-mini'), or pass provider=...")
+        f"name a known one ('openai:{D.DEFAULT_OPENAI_MODEL}'), or pass provider=...")
 
 
 def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> None:

@@ -18,7 +18,11 @@ same request from either (the embedded engine's adapter,
   unless given (OpenAI keeps a response unless told not to);
 - a chat parameter the Responses API has no equivalent for (``stop``, ``n``
   above 1, ``seed``, the penalties, ...) is an error naming it, the model, what
-  to do instead, and the caller's way back to chat; never dropped silently.
+  to do instead, and the caller's way back to chat; never dropped silently;
+- on OpenAI's and Azure's servers (``hosted``: the caller says which it sends
+  to), a max tokens below :data:`MIN_OUTPUT_TOKENS` is refused before it is
+  sent, as those servers would refuse it with a 400 (the embedded model and
+  other servers take what they take).
 
 Responses fields pass through unchanged. Callers name parameters their own way
 (the magics by flag, ``--stop``): ``names`` maps a chat parameter to that name.
@@ -32,11 +36,15 @@ from typing import Any
 
 from gptmagic.errors import RequestError
 
-__all__ = ["APIS", "LOGPROBS_INCLUDE", "choose_api", "response_fields", "responses_body",
-           "split_instructions"]
+__all__ = ["APIS", "LOGPROBS_INCLUDE", "MIN_OUTPUT_TOKENS", "choose_api", "response_fields",
+           "responses_body", "split_instructions"]
 
 #: The endpoints a chat-shaped call can go to: Chat Completions and the Responses API.
 APIS = ("chat", "responses")
+
+#: ``CreateResponse.max_output_tokens``' minimum in OpenAI's spec (reasoning included):
+#: OpenAI's and Azure's servers answer a smaller one with a 400.
+MIN_OUTPUT_TOKENS = 16
 
 #: The ``include`` value that asks for the output text's per-token logprobs.
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
@@ -98,12 +106,15 @@ def split_instructions(messages: Sequence[Mapping[str, Any]],
 
 def response_fields(params: Mapping[str, Any], *, model: str | None = None,
                     names: Mapping[str, str] | None = None,
-                    instead: str = "send it to the chat API") -> dict[str, Any]:
+                    instead: str = "send it to the chat API",
+                    hosted: bool = False) -> dict[str, Any]:
     """Chat-style ``params`` as Responses API fields (see the module's docstring).
 
     A parameter with no equivalent is a :class:`~gptmagic.errors.RequestError` naming
     it as ``names`` does (else ``parameter 'stop'``), the ``model``, and ``instead``,
-    the caller's way back to chat (``"send this cell with --api chat"``)."""
+    the caller's way back to chat (``"send this cell with --api chat"``). ``hosted``
+    (OpenAI's or Azure's server) also refuses a max tokens below
+    :data:`MIN_OUTPUT_TOKENS`."""
     out: dict[str, Any] = {}
     text: dict[str, Any] = dict(params.get("text") or {})
     reasoning: dict[str, Any] = dict(params.get("reasoning") or {})
@@ -120,6 +131,8 @@ def response_fields(params: Mapping[str, Any], *, model: str | None = None,
         if value is None or name in ("text", "reasoning", "include"):
             continue
         if name in _MAX_TOKENS:
+            if hosted:
+                _check_max_tokens(name, value, model, names)
             out["max_output_tokens"] = value
         elif name == "logprobs":
             if value and LOGPROBS_INCLUDE not in include:
@@ -139,6 +152,17 @@ def response_fields(params: Mapping[str, Any], *, model: str | None = None,
     out.update({k: v for k, v in (("text", text), ("reasoning", reasoning),
                                   ("include", include)) if v})
     return out
+
+
+def _check_max_tokens(name: str, value: Any, model: str | None,
+                      names: Mapping[str, str] | None) -> None:
+    """Refuse a max tokens OpenAI's and Azure's Responses API would answer with a 400."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < MIN_OUTPUT_TOKENS:
+        said = (names or {}).get(name) or f"parameter {name!r}"
+        where = f" (model {model!r})" if model else ""
+        raise RequestError(f"{said} must be at least {MIN_OUTPUT_TOKENS} on the Responses API"
+                           f"{where}, where max_output_tokens counts reasoning too; got {value}",
+                           param=(names or {}).get(name) or name)
 
 
 def _text_format(fmt: Any) -> Any:
@@ -172,10 +196,12 @@ def _tool_choice(choice: Any) -> Any:
 
 def responses_body(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
                    model: str, names: Mapping[str, str] | None = None,
-                   instead: str = "send it to the chat API") -> dict[str, Any]:
+                   instead: str = "send it to the chat API",
+                   hosted: bool = False) -> dict[str, Any]:
     """What a Responses request sends besides the model (and ``stream``): ``input``,
     ``instructions`` (:func:`split_instructions`), ``store: false`` unless ``params``
-    say otherwise, and :func:`response_fields` of ``params``."""
+    say otherwise, and :func:`response_fields` of ``params`` (``hosted``: sent to
+    OpenAI's or Azure's server)."""
     for i, m in enumerate(messages):
         if m.get("name"):
             raise RequestError(
@@ -186,4 +212,5 @@ def responses_body(messages: Sequence[Mapping[str, Any]], params: Mapping[str, A
     body: dict[str, Any] = {"input": items, "store": False}
     if instructions is not None:
         body["instructions"] = instructions
-    return {**body, **response_fields(params, model=model, names=names, instead=instead)}
+    return {**body, **response_fields(params, model=model, names=names, instead=instead,
+                                      hosted=hosted)}

@@ -49,7 +49,11 @@ class TokenLogprob:
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage as the provider reported it."""
+    """Token usage as the provider reported it.
+
+    Read from a reply by :func:`gptmagic.core.response.usage_from_wire` (Chat
+    Completions' names) or :func:`gptmagic.core.responses.usage_from_responses`
+    (the Responses API's, or chat's)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -59,22 +63,6 @@ class Usage:
     #: Input tokens written to the provider's prompt cache (Responses API), priced at
     #: the cache-write rate where one is published.
     cache_write_tokens: int | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
-        if not isinstance(d, dict):
-            return None
-        pt = d.get("prompt_tokens_details") or {}
-        ct = d.get("completion_tokens_details") or {}
-        prompt = int(d.get("prompt_tokens") or 0)
-        completion = int(d.get("completion_tokens") or 0)
-        return cls(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=int(d.get("total_tokens") or prompt + completion),
-            cached_tokens=pt.get("cached_tokens") if isinstance(pt, dict) else None,
-            reasoning_tokens=ct.get("reasoning_tokens") if isinstance(ct, dict) else None,
-        )
 
 
 @dataclass(slots=True)

@@ -57,12 +57,14 @@ def choose_api(api: str | Mapping[str, str] | None, spec: str, provider: Provide
 
 
 def call_body(api: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
-              model: str) -> dict[str, Any]:
+              model: str, provider: Provider) -> dict[str, Any]:
     """What is sent besides the model: ``messages`` and ``params`` for chat; for the
-    Responses API their translation (:func:`gptmagic.core.to_responses.responses_body`).
-    A run's calls are never chained, so they are not kept unless ``params`` say
-    ``store=True``."""
+    Responses API their translation (:func:`gptmagic.core.to_responses.responses_body`),
+    which refuses, before anything is sent, what the provider's server would answer
+    with a 400 (a ``max_tokens`` below 16 on OpenAI or Azure). A run's calls are
+    never chained, so they are not kept unless ``params`` say ``store=True``."""
     if api != "responses":
         return {"messages": messages, **params}
     return to_responses.responses_body(messages, params, model=model,
-                                       instead=f"evaluate {model!r} with api='chat'")
+                                       instead=f"evaluate {model!r} with api='chat'",
+                                       hosted=provider.kind in ("openai", "azure"))

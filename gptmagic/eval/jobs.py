@@ -121,7 +121,7 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
                 for combo in combos:
                     p = {**params, **combo}
                     how = p.pop("api", None) or choose_api(api, spec, prov)
-                    body = call_body(how, msgs, p, model)
+                    body = call_body(how, msgs, p, model, prov)
                     jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body)
                                 for rep in range(repeats))
     return jobs

@@ -31,6 +31,7 @@ from gptmagic.errors import (
     RunInterrupted,
     StreamError,
 )
+from gptmagic.eval.budget import over_budget, unbounded
 from gptmagic.eval.estimate import estimate_run
 from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model
 from gptmagic.eval.limits import Limiter
@@ -38,7 +39,7 @@ from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import HEARTBEAT, Store, call_key
 
 if TYPE_CHECKING:
-    from gptmagic.catalog.pricing import Estimate, PriceMemo
+    from gptmagic.catalog.pricing import PriceMemo
     from gptmagic.client.client import Client
 
 __all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
@@ -74,7 +75,7 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
 
     ``prompt`` is a cell-grammar template (``{column}`` filled from each row),
     a list of message dicts, or a dict of named prompts to compare. ``models``
-    are names (``"local"``, ``"gpt-4o-mini"``) or ``"profile:model"``.
+    are names (``"local"``, ``"gpt-4.1-nano"``) or ``"profile:model"``.
     ``params`` are sent with every call; ``grid`` maps a parameter to values
     to try (``grid={"reasoning_effort": ["low", "high"]}`` gives one variant
     per effort level, on either API). ``api`` sends calls to the Responses API
@@ -280,11 +281,11 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             est = estimate(n, job.model, max_tokens=job.max_tokens,
                            provider=job.provider.kind)
             if est.high.total is None:  # a call without a price could spend anything
-                job.error, job.error_type = _unbounded(job.model, est), "BudgetExceeded"
+                job.error, job.error_type = unbounded(job.model, est), "BudgetExceeded"
                 return worst
             if spent + reserved + est.high.total > budget:
-                job.error, job.error_type = (
-                    f"not sent: max_cost ${budget} would be exceeded", "BudgetExceeded")
+                job.error, job.error_type = (over_budget(budget, spent, reserved, est,
+                                                          job.max_tokens), "BudgetExceeded")
                 return worst
             worst = est.high.total
             reserved += worst
@@ -431,21 +432,6 @@ def _maybe_billed(error: GptmagicError) -> bool:
     out and no answer came in time (a timeout). An HTTP error status is not billed, nor
     is a connection that could not be made; a request refused here was never sent."""
     return isinstance(error, MalformedResponseError | StreamError | APITimeoutError)
-
-
-def _unbounded(model: str, est: Estimate) -> str:
-    """Why a call is not sent under ``max_cost`` when its cost has no upper bound, and the fix."""
-    if est.low.total is None:
-        why = f"the price of {model!r} is unknown"
-        fix = (f"price it with gptmagic.set_price({model!r}, input_per_mtok=..., "
-               "output_per_mtok=...) (USD per million tokens)")
-        if est.max_completion_tokens is None:
-            fix += " and bound its reply with params={'max_tokens': ...}"
-    else:
-        why = f"no output limit is known for {model!r}"
-        fix = (f"bound its reply with params={{'max_tokens': ...}} or "
-               f"gptmagic.register_model({model!r}, context_window=..., max_output_tokens=...)")
-    return f"not sent: max_cost is set but {why}, so this call could cost anything; {fix}"
 
 
 def _progress(total: int, enabled: bool) -> Any:

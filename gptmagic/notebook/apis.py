@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.config import Provider
 from gptmagic.core import to_responses
-from gptmagic.core.to_responses import APIS, response_fields, responses_body
+from gptmagic.core.to_responses import (
+    APIS,
+    MIN_OUTPUT_TOKENS,
+    response_fields,
+    responses_body,
+)
 from gptmagic.errors import RequestError
 
 if TYPE_CHECKING:
@@ -38,15 +43,13 @@ REASONING_SUMMARIES = ("auto", "concise", "detailed")
 VERBOSITIES = ("low", "medium", "high")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 
-#: The cell options CreateResponse has no field for, by their flags (errors name the flag).
+#: The cell options the translation may refuse, by their flags (errors name the flag):
+#: those CreateResponse has no field for, and a max tokens below its minimum.
 _FLAGS = {"n": "-n", "stop": "--stop", "seed": "--seed",
-          "presence_penalty": "--presence-penalty", "frequency_penalty": "--frequency-penalty"}
+          "presence_penalty": "--presence-penalty", "frequency_penalty": "--frequency-penalty",
+          "max_tokens": "--max-tokens"}
 #: A cell's way back to chat, said in a refusal.
 _INSTEAD = "send this cell with --api chat"
-
-#: ``CreateResponse.max_output_tokens``' minimum in OpenAI's spec (reasoning included).
-MIN_OUTPUT_TOKENS = 16
-
 
 def _pick(flag: str, value: str | None, allowed: Sequence[str]) -> str | None:
     """``value`` if it is one of ``allowed`` (case ignored); an error naming them if not."""
@@ -181,16 +184,13 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
     ``previous_response_id``.
 
     ``hosted`` (OpenAI's or Azure's API) refuses a ``--max-tokens`` below the
-    Responses API's minimum, which those servers would answer with a 400; other
-    servers (the embedded model) take what they take."""
+    Responses API's minimum (:data:`MIN_OUTPUT_TOKENS`), which those servers would
+    answer with a 400, in the translation ``evaluate()`` uses too; other servers
+    (the embedded model) take what they take."""
     if api == "chat":
         return Outgoing(api, {"messages": [dict(m) for m in messages]}, dict(params))
-    limit = params.get("max_tokens")
-    if hosted and isinstance(limit, int) and limit < MIN_OUTPUT_TOKENS:
-        raise RequestError(f"--max-tokens must be at least {MIN_OUTPUT_TOKENS} on the "
-                           f"Responses API (max_output_tokens counts reasoning too); got "
-                           f"{limit}", param="--max-tokens")
-    fields = responses_body(messages, params, model=model, names=_FLAGS, instead=_INSTEAD)
+    fields = responses_body(messages, params, model=model, names=_FLAGS, instead=_INSTEAD,
+                            hosted=hosted)
     payload: dict[str, Any] = {k: fields.pop(k) for k in ("input", "instructions")
                                if k in fields}
     if chain:

@@ -4,7 +4,7 @@ Thin glue over :mod:`gptmagic.session` and :mod:`gptmagic.cellviews`.
 
 Options are parsed with IPython's ``magic_arguments``; every gptmagic error
 becomes a one-paragraph ``UsageError`` (no traceback). Settings are traitlets
-(``%config GptMagics.default_model = "gpt-4o-mini"`` or ``c.GptMagics...`` in
+(``%config GptMagics.default_model = "gpt-4.1-nano"`` or ``c.GptMagics...`` in
 an IPython profile) and can be changed with ``%gptmagic``.
 """
 

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.money import INPUT_RATE_WRITES
 from gptmagic.core.types import Choice, Result, Timings, Usage
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
 from gptmagic.views.tables import (
@@ -135,15 +136,20 @@ _PARTS = (("reasoning", "reasoning_tokens", "reasoning"),
 
 def _parts_text(usage: Usage | None, parts: Mapping[str, Cost | None]) -> list[str]:
     """``reasoning 1,024 tok $0.0102``, ``cached input 512 tok $0.00004``, ``cache writes
-    64 tok (price unknown)``: each part the usage has, and what it cost."""
+    64 tok $0.000016 (at the input rate: no cache-write price published)``: each part
+    the usage has, what it cost, and ``(price unknown)`` where that is unknown."""
     out = []
     for key, attr, label in _PARTS:
         n = getattr(usage, attr, None) if usage is not None else None
         if not n:
             continue
         cost = parts.get(key)
-        out.append(f"{label} {n:,} tok " + (str(cost) if cost is not None and cost.known
-                                              else "(price unknown)"))
+        if cost is None or not cost.known:
+            out.append(f"{label} {n:,} tok (price unknown)")
+            continue
+        note = (" (at the input rate: no cache-write price published)"
+                if key == "cache_write" and INPUT_RATE_WRITES in cost.source else "")
+        out.append(f"{label} {n:,} tok {cost}{note}")
     return out
 
 

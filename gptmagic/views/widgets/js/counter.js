@@ -12,7 +12,9 @@ const DEBOUNCE_MS = 150;
 // that (a save_changes without callbacks) end it after this long.
 const COUNTING_GIVE_UP_MS = 5000;
 // Offered by the model field (plus the current model); any name may be typed.
-const COMMON_MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "gpt-4",
+// Current models first (gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini retire on 2027-01-14);
+// gpt-4 and gpt-3.5-turbo stay for their older encoding (cl100k_base).
+const COMMON_MODELS = ["gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini", "gpt-5", "o3-mini", "gpt-4",
   "gpt-3.5-turbo", "local"];
 const MAX_TOKENS_HINT = "max_tokens: a whole number above 0, or empty for none";
 

@@ -1,0 +1,60 @@
+"""Why a call of a run is not sent under ``max_cost``, and what to change (pure).
+
+The budget holds each call's worst case, the prompt plus the most it may write:
+``max_tokens`` where given, else the model's whole output limit (128,000 tokens
+on gpt-5-mini), which is far beyond what a short answer needs. A refusal names
+that assumption and its price, so the fix (``params={"max_tokens": N}``) is
+plain.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from gptmagic.catalog.money import money_text, tidy
+
+if TYPE_CHECKING:
+    from gptmagic.catalog.money import Estimate
+
+__all__ = ["over_budget", "unbounded"]
+
+
+def unbounded(model: str, est: Estimate) -> str:
+    """Why a call is not sent under ``max_cost`` when its cost has no upper bound, and the fix."""
+    if est.low.total is None:
+        why = f"the price of {model!r} is unknown"
+        fix = (f"price it with gptmagic.set_price({model!r}, input_per_mtok=..., "
+               "output_per_mtok=...) (USD per million tokens)")
+        if est.max_completion_tokens is None:
+            fix += " and bound its reply with params={'max_tokens': ...}"
+    else:
+        why = f"no output limit is known for {model!r}"
+        fix = (f"bound its reply with params={{'max_tokens': ...}} or "
+               f"gptmagic.register_model({model!r}, context_window=..., max_output_tokens=...)")
+    return f"not sent: max_cost is set but {why}, so this call could cost anything; {fix}"
+
+
+def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimate,
+                max_tokens: int | None) -> str:
+    """Why a priced call is not sent under ``max_cost``: the output it was assumed to
+    write, what that would cost at worst, and the ``max_tokens`` that would let it through."""
+    assert est.high.total is not None and est.low.total is not None
+    out = est.max_completion_tokens or 0
+    why = (f"its max_tokens={max_tokens}" if max_tokens is not None and out == max_tokens
+           else "the most the model may write: its output limit or the room left in its "
+                "context window, as no max_tokens was given" if max_tokens is None
+           else "the room left in the model's context window")
+    left = max(budget - spent - reserved, Decimal(0))
+    text = (f"not sent: max_cost ${budget} would be exceeded: this call was assumed to write "
+            f"{out:,} output tokens ({why}), so at worst it costs {est.high} with its "
+            f"{est.prompt_tokens:,} prompt tokens, and ${tidy(left)} of the budget is left "
+            f"(${tidy(spent)} spent, ${tidy(reserved)} held for calls in flight)")
+    per_token = (est.high.total - est.low.total) / out if out else Decimal(0)
+    fits = int((left - est.low.total) / per_token) if per_token > 0 else 0
+    if not 0 < fits < out:
+        return text + "; raise max_cost, or shorten the prompt"
+    return (text + f"; bound the reply with params={{'max_tokens': N}} (1,000 output tokens "
+                   f"cost {money_text(tidy(1000 * per_token), est.high.currency)}; N up to "
+                   f"about {fits:,} fits what is left for this call; a reasoning model counts "
+                   f"its reasoning in it), or raise max_cost")
