@@ -16,7 +16,7 @@ from gptmagic.client.portal import Portal
 from gptmagic.core.types import Choice, Result
 from gptmagic.errors import RequestError
 
-__all__ = ["REASONING", "Interrupted", "NullSink", "Sink", "partial_result", "stopped_reasoning",
+__all__ = ["Interrupted", "NullSink", "REASONING", "Sink", "partial_result", "stopped_reasoning",
            "stream_reply"]
 
 #: The index ``on_delta`` is given a reasoning model's summary so far under (whole, not a
