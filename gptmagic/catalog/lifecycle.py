@@ -22,7 +22,8 @@ from decimal import Decimal
 from types import MappingProxyType
 
 __all__ = ["DEFAULT_CANDIDATES", "ModelRow", "NOT_RECORDED", "REFERENCE_PROMPT_TOKENS",
-           "Retirement", "SHUTDOWNS", "Shutdown", "WARN_DAYS", "cheapest_current", "model_rows", "retirement", "shutdown_of"]
+           "Retirement", "SHUTDOWNS", "Shutdown", "WARN_DAYS", "cheapest_current", "model_rows",
+           "retirement", "shutdown_of"]
 
 #: A call warns this many days before a model's shutdown date, and after it.
 WARN_DAYS = 30
