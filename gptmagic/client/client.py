@@ -253,7 +253,16 @@ class Client:
         ``previous_response_id``, ``store``, ``prompt_cache_key``, ``tools``...);
         ``None`` means "not set". Retries, deadline (``timeout``) and errors are
         :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text.
+        ``background`` is refused: a background response answers ``queued``
+        with no reply, and this call waits for replies.
         """
+        if params.get("background"):
+            raise RequestError(
+                "background=True is not supported: a background response answers at once "
+                "with status 'queued' and no reply, and respond() waits for the reply; leave "
+                "background unset (use stream=True for a long reply), or create and poll "
+                "background responses (GET /responses/{id}) with another client",
+                param="background")
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})

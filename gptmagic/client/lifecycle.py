@@ -35,7 +35,7 @@ from gptmagic.catalog.lifecycle import retirement
 from gptmagic.core import defaults as D
 from gptmagic.errors import GptmagicError, MalformedResponseError
 
-__all__ = ["OPENAI_HOST", "Lifecycle", "ListedModel", "ModelsCache", "cache_key",
+__all__ = ["Lifecycle", "ListedModel", "ModelsCache", "OPENAI_HOST", "cache_key",
            "default_cache_path", "is_openai_host", "parse_models", "shutdown_map"]
 
 log = logging.getLogger("gptmagic.client")
