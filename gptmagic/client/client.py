@@ -372,8 +372,8 @@ class Client:
         :mod:`gptmagic.client.lifecycle`).
         """
         prov = req.provider
-        if prov.kind != "openai" or not prov.base_url:
-            return
+        if prov.kind != "openai" or not prov.base_url or self.http.closed:
+            return  # a closed client starts no fetch that aclose would not stop
         base_url = prov.base_url
         text = self.lifecycle.notice(base_url, req.model, lambda: self._list_models(
             prov, req.model, base_url, req.headers), table=is_openai_host(base_url))
