@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from gptmagic.errors import GptmagicError, RunInterrupted
 
@@ -188,12 +189,20 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
 def _models(args: argparse.Namespace) -> int:
     from gptmagic.client.facade import get_client
     from gptmagic.client.portal import get_portal
     from gptmagic.views.models import models_text
 
-    rows, note = get_portal().run(get_client().model_table(provider=args.profile))
+    rows, note = get_portal().run(get_client().model_table(provider=args.profile,
+                                                           today=args.today))
     print(models_text(rows, note))
     return 0
 
@@ -235,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "prices per 1M tokens, shutdown date (retiring ones marked)")
     m.add_argument("--provider", "--profile", dest="profile", default=None,
                    help="a profile name (default: the configured provider)")
+    # Hidden, for tests: the date the RETIRING / SHUT DOWN statuses are for, so a test
+    # frozen on one day passes on every day (YYYY-MM-DD; the default is today, UTC).
+    m.add_argument("--today", type=_iso_date, default=None, help=argparse.SUPPRESS)
     m.set_defaults(fn=_models)
     args = ap.parse_args(argv)
     try:

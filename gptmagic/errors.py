@@ -30,6 +30,8 @@ catches anything gptmagic raises on purpose::
         │   │                           impossible numbers); also a MalformedResponseError
         │   └── StreamDeadlineError     a stream still running at the deadline; also a
         │                               DeadlineExceededError
+        ├── ResponseFailedError     a Responses API response that ended ``failed``; ``code``
+        │                           says why (``server_error`` is retried, as a 5xx is)
         └── MalformedResponseError  the body is not the JSON/SSE the protocol promises
 
 Messages never contain an API key: :func:`redact` scrubs registered secrets
@@ -64,6 +66,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestError",
+    "ResponseFailedError",
     "RunInterrupted",
     "SECRET_HEADERS",
     "StreamDeadlineError",
@@ -175,6 +178,20 @@ class DeadlineExceededError(APITimeoutError):
 
 class MalformedResponseError(APIError):
     """The server's body is not the JSON or SSE the OpenAI protocol promises."""
+
+
+class ResponseFailedError(APIError):
+    """A Responses API response whose status is ``failed`` (or a stream's ``error`` event).
+
+    ``code`` is the response's ``error.code``; ``server_error`` is transient,
+    so the retry loop tries again as for a 5xx (:mod:`gptmagic.core.retry`),
+    unless a stream had already shown text (that one is a :class:`StreamError`).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.code = code
 
 
 class StreamError(APIError):

@@ -216,6 +216,9 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._plan: collections.deque[Behaviour] = collections.deque()
+        # GET /models' own queue: the client asks for it in the background, beside a
+        # call's POST, so the shared plan's order would be a race.
+        self._models_plan: collections.deque[Behaviour] = collections.deque()
         self._default = Behaviour()
         self._chaos: tuple[random.Random, dict[str, float]] | None = None
         self._count = 0
@@ -314,6 +317,11 @@ class FakeServer:
         with self._lock:
             self._plan.extend(behaviours)
 
+    def plan_models(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours for ``GET /models`` only (before ``plan``'s), one per request."""
+        with self._lock:
+            self._models_plan.extend(behaviours)
+
     def set_default(self, b: Behaviour) -> None:
         """The behaviour used when nothing is planned and chaos is off."""
         self._default = b
@@ -343,6 +351,7 @@ class FakeServer:
         with self._lock:
             self.requests.clear()
             self._plan.clear()
+            self._models_plan.clear()
             self._chaos = None
             self._count = 0
             self.max_in_flight = 0
@@ -409,7 +418,11 @@ class FakeServer:
                        {k.lower(): v for k, v in request.headers.items()}, raw, data)
         self.requests.append(rec)
         stream = isinstance(data, dict) and bool(data.get("stream"))
-        b, rec.chaos = self._pick(stream)
+        with self._lock:
+            listing = (request.method == "GET" and request.path.rstrip("/").endswith("/models")
+                       and bool(self._models_plan))
+            models_b = self._models_plan.popleft() if listing else None
+        b, rec.chaos = (models_b, None) if models_b is not None else self._pick(stream)
         try:
             return await self._respond(request, data, b, n)
         except ConnectionError:  # the client went away mid-reply

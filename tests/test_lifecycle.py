@@ -2,6 +2,10 @@
 
 The clock is frozen and injected (``Lifecycle(now=...)``); no test sleeps or
 reads the wall clock. The models endpoint is the fake server's, counted there.
+The list is fetched in the background, never on a call's path: a test that
+needs it known waits for that fetch (``_settle``), never for time to pass.
+The fake server is not OpenAI's host, so gptmagic's table of OpenAI notices
+does not apply to it: only its own ``shutdown_date`` fields count.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import gptmagic
 from gptmagic import state
 from gptmagic.catalog.lifecycle import (
     DEFAULT_CANDIDATES,
+    NOT_RECORDED,
     SHUTDOWNS,
     WARN_DAYS,
     cheapest_current,
@@ -33,7 +38,7 @@ from gptmagic.catalog.lifecycle import (
 )
 from gptmagic.client import config
 from gptmagic.client.client import Client
-from gptmagic.client.lifecycle import Lifecycle, ModelsCache, cache_key
+from gptmagic.client.lifecycle import Lifecycle, ModelsCache, cache_key, is_openai_host
 from gptmagic.client.portal import get_portal
 from gptmagic.core import defaults as D
 from gptmagic.views.models import models_text
@@ -89,6 +94,11 @@ def _chat(client: Client, model: str) -> None:
     get_portal().run(client.chat("hi", model=f"fk:{model}", max_tokens=3))
 
 
+def _settle(client: Client) -> None:
+    """Wait for the background GET /models (not for time: for that fetch to end)."""
+    get_portal().run(client.lifecycle.settled())
+
+
 # -- the table and the date arithmetic (catalog, pure) -------------------------------------------
 
 
@@ -119,20 +129,52 @@ def test_a_warning_30_days_before_the_shutdown_and_after_it(today: date, warns: 
         text = found.warning()
         assert "2027-01-14" in text and "gpt-4o-mini" in text and "\n" not in text
         assert ("was shut down on" in text) is (today >= RETIRE)
-        assert "gptmagic models" in text  # where to look for another
+        assert "`gptmagic models` (`%gptmagic models` in a notebook)" in text
 
 
 def test_the_warning_counts_the_days_left() -> None:
     found = retirement("gpt-4.1", date(2027, 1, 13))
-    assert found is not None and found.days_left == 1 and "(in 1 day)" in found.warning()
-    assert not found.retired
+    assert found is not None and found.days_left == 1 and not found.retired
+    # One clean line: model, date, days, source, and where to look (terminal and notebook).
+    assert found.warning() == (
+        "model 'gpt-4.1' shuts down on 2027-01-14, in 1 day (source: gptmagic's table of "
+        "OpenAI notices); for a current model see `gptmagic models` (`%gptmagic models` in a "
+        "notebook)")
+    gone = retirement("gpt-4.1", date(2027, 1, 20))
+    assert gone is not None and ", 6 days ago (source:" in gone.warning()
+    for day in (date(2026, 12, 25), date(2027, 1, 14), date(2027, 1, 15)):
+        text = retirement("gpt-4.1", day).warning()  # type: ignore[union-attr]
+        assert ") (" not in text and text.count("(") == text.count(")") == 2
 
 
 def test_snapshots_take_their_familys_date_and_old_names_do_not() -> None:
     day, source = shutdown_of("gpt-4o-2024-08-06")
     assert day == RETIRE and "as gpt-4o" in source
     assert shutdown_of("gpt-4-1106")[0] is None  # a different model, not "gpt-4"
-    assert shutdown_of("gpt-4.1-nano") == (None, "none announced (gptmagic's table)")
+    # Not in the table is "not recorded", not "none announced": the table only holds notices.
+    assert shutdown_of("gpt-4.1-nano") == (None, NOT_RECORDED)
+
+
+def test_long_retired_models_have_their_dates_and_sources() -> None:
+    for model, day in [("gpt-3.5-turbo-0613", "2024-09-13"), ("gpt-3.5-turbo-0301", "2024-09-13"),
+                       ("gpt-4-32k", "2025-06-06"), ("gpt-4-vision-preview", "2024-12-06")]:
+        entry = SHUTDOWNS[model]
+        assert entry.date == date.fromisoformat(day)
+        assert "openai/openai-cookbook" in entry.source and "deprecations" in entry.source
+    assert retirement("gpt-4-32k", date(2026, 12, 1)).retired  # type: ignore[union-attr]
+    # No source gptmagic can name for these: not recorded, never "none announced".
+    assert shutdown_of("o1-preview") == shutdown_of("o1-mini") == (None, NOT_RECORDED)
+
+
+def test_the_table_is_for_openais_host_only() -> None:
+    assert is_openai_host("https://api.openai.com/v1")
+    for url in ("http://127.0.0.1:8000/v1", "http://localhost:11434/v1",
+                "https://api.openai.com.evil.example/v1", "https://my-proxy.example/openai/v1"):
+        assert not is_openai_host(url)
+    assert shutdown_of("gpt-4o", table=False) == (None, NOT_RECORDED)
+    assert retirement("gpt-4o", date(2027, 1, 1), table=False) is None
+    assert retirement("gpt-4o", date(2027, 1, 1), {"gpt-4o": date(2027, 1, 2)},
+                      table=False) is not None  # the server's own date still counts
 
 
 def test_the_providers_list_wins_over_the_table_for_the_models_it_lists() -> None:
@@ -182,25 +224,66 @@ def test_the_fake_servers_models_follow_the_spec(hosted) -> None:
     assert "shutdown_date" not in by_id["gpt-5-mini"]
 
 
-# -- the client: once per model, a day's cache, the table when unreachable -------------------------
+# -- the client: once per model, in the background, a day's cache ------------------------------
 
 
 def test_a_retiring_model_warns_once_and_the_list_is_fetched_once(hosted, tmp_path,
                                                                   clients) -> None:
     notices: list[str] = []
     client = clients(_on(date(2026, 12, 15)), tmp_path / "models.json", notices)
-    for _ in range(3):
+    _chat(client, "gpt-4o-mini")
+    _settle(client)
+    for _ in range(2):
         _chat(client, "gpt-4o-mini")
     _chat(client, "gpt-4.1-nano")  # listed, none announced: silent
-    assert len(notices) == 1 and "'gpt-4o-mini' shuts down on 2027-01-14 (in 30 days)" in notices[0]
-    assert "the provider's /models" in notices[0]
+    assert notices == ["model 'gpt-4o-mini' shuts down on 2027-01-14, in 30 days (source: the "
+                       "provider's /models); for a current model see `gptmagic models` "
+                       "(`%gptmagic models` in a notebook)"]
     assert _gets(hosted) == 1  # one list for both models, the chats went through
     assert sum(r.method == "POST" for r in hosted.requests) == 4
+
+
+def test_a_models_list_that_never_answers_does_not_hold_up_a_call(hosted, tmp_path) -> None:
+    """Issue 14 review, items 1 and 5: /models is off the call's path; a cancelled fetch is
+    not remembered, so the warning still comes once the list answers."""
+    hosted.set_models({"gpt-5-mini": "2026-12-20"})  # in no table: only the server says
+    hosted.plan_models(Behaviour(delay=3600))  # hangs until the client gives up on it
+    notices: list[str] = []
+    waits: list[float] = []
+    ticks = iter(range(1_000))
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    lifecycle = Lifecycle(now=_on(date(2026, 12, 1)), cache=ModelsCache(tmp_path / "m.json"))
+    client = Client(lifecycle=lifecycle, on_notice=notices.append, sleep=sleep,
+                    clock=lambda: float(next(ticks)) * 0.001)
+    try:
+        r = get_portal().run(client.chat("hi", model="fk:gpt-5-mini", max_tokens=3,
+                                         timeout=1.0))
+        assert r.text and r.timings.attempts == 1 and waits == []
+        # The call ended while the list was still being fetched: it did not wait for it.
+        assert lifecycle.fetching and lifecycle.known(hosted.url) == (False, None)
+        assert notices == []
+    finally:
+        get_portal().run(client.aclose())  # cancels the fetch
+    assert not lifecycle.fetching and lifecycle.known(hosted.url) == (False, None)
+    # The model was not marked as checked: with a list that answers, it warns.
+    again = Client(lifecycle=lifecycle, on_notice=notices.append)
+    try:
+        _chat(again, "gpt-5-mini")
+        _settle(again)
+        _chat(again, "gpt-5-mini")
+    finally:
+        get_portal().run(again.aclose())
+    assert len(notices) == 1 and "'gpt-5-mini' shuts down on 2026-12-20" in notices[0]
 
 
 def test_31_days_before_nothing_is_said(hosted, tmp_path, clients) -> None:
     notices: list[str] = []
     client = clients(_on(date(2026, 12, 14)), tmp_path / "models.json", notices)
+    _chat(client, "gpt-4o-mini")
+    _settle(client)
     _chat(client, "gpt-4o-mini")
     assert notices == []
 
@@ -208,26 +291,48 @@ def test_31_days_before_nothing_is_said(hosted, tmp_path, clients) -> None:
 def test_the_providers_date_wins_over_the_table(hosted, tmp_path, clients) -> None:
     hosted.set_models({"gpt-4o-mini": "2026-12-20"})
     notices: list[str] = []
-    _chat(clients(_on(date(2026, 12, 1)), tmp_path / "m.json", notices), "gpt-4o-mini")
+    client = clients(_on(date(2026, 12, 1)), tmp_path / "m.json", notices)
+    _chat(client, "gpt-4o-mini")
+    _settle(client)
+    _chat(client, "gpt-4o-mini")
     assert len(notices) == 1 and "2026-12-20" in notices[0]
+
+
+def test_another_servers_models_are_not_judged_by_openais_table(hosted, tmp_path,
+                                                                clients) -> None:
+    """Issue 14 review, item 2: a kind="openai" profile on another host (Ollama, vLLM,
+    this fake) gets no warning from gptmagic's table of OpenAI notices."""
+    hosted.set_models({"gpt-4o": ..., "gpt-4.1": None})  # no field; explicit null
+    notices: list[str] = []
+    client = clients(_on(date(2027, 1, 1)), tmp_path / "m.json", notices)
+    for model in ("gpt-4o", "gpt-4.1", "gpt-4o-mini"):  # the table dates all three 2027-01-14
+        _chat(client, model)
+        _settle(client)
+        _chat(client, model)
+    assert notices == [] and _gets(hosted) == 1
 
 
 def test_the_list_is_kept_on_disk_for_a_day(hosted, tmp_path, clients) -> None:
     path = tmp_path / "cache" / "models.json"
     clock = _on(date(2026, 12, 15))
-    _chat(clients(clock, path, []), "gpt-4o-mini")
+    first = clients(clock, path, [])
+    _chat(first, "gpt-4o-mini")
+    _settle(first)
     assert _gets(hosted) == 1
     saved = path.read_text()
     assert KEY not in saved and "FAKE_KEY" not in saved  # keyed by URL, never by key
     assert list(json.loads(saved)["providers"]) == [cache_key(hosted.url)]
-    # Another session (a new client) 23 hours later: from the disk, no request.
+    # Another session (a new client) 23 hours later: from the disk, no request, and the
+    # warning with the first call (once per session).
     clock.at += timedelta(hours=23)
     notices: list[str] = []
     _chat(clients(clock, path, notices), "gpt-4o-mini")
-    assert _gets(hosted) == 1 and len(notices) == 1  # and it still warns, once per session
+    assert _gets(hosted) == 1 and len(notices) == 1
     # A day and more later: asked again.
     clock.at += timedelta(hours=2)
-    _chat(clients(clock, path, []), "gpt-4o-mini")
+    late = clients(clock, path, [])
+    _chat(late, "gpt-4o-mini")
+    _settle(late)
     assert _gets(hosted) == 2
 
 
@@ -235,17 +340,51 @@ def test_the_list_is_kept_on_disk_for_a_day(hosted, tmp_path, clients) -> None:
 @pytest.mark.parametrize("faults", [(Behaviour(status=500),),
                                     (Behaviour(drop=True), Behaviour(drop=True)),
                                     (Behaviour(body={"nope": 1}),)], ids=["500", "drop", "junk"])
-def test_an_unreachable_list_falls_back_to_the_table(hosted, tmp_path, faults, clients) -> None:
-    hosted.set_models({"gpt-4o-mini": None})  # would say "none announced", if it answered
-    hosted.plan(*faults)  # the first requests are the list's
+def test_a_failed_list_is_remembered_for_minutes(hosted, tmp_path, faults, clients) -> None:
+    """Issue 14 review, item 5: a failure is asked again after 10 minutes, not a day."""
+    hosted.plan_models(*faults)
     notices: list[str] = []
     path = tmp_path / "m.json"
-    client = clients(_on(date(2026, 12, 20)), path, notices)
+    clock = _on(date(2026, 12, 20))
+    client = clients(clock, path, notices)
     _chat(client, "gpt-4o-mini")
-    assert len(notices) == 1 and "2027-01-14" in notices[0] and "gptmagic's table" in notices[0]
+    _settle(client)
     assert not path.exists()  # a failure is not kept on disk
-    _chat(client, "gpt-4.1")  # ... but remembered for the session: no second try
-    assert _gets(hosted) == len(faults) and len(notices) == 2
+    clock.at += timedelta(minutes=9)
+    _chat(client, "gpt-4o-mini")  # remembered: no second try yet, and nothing to say
+    _settle(client)
+    assert _gets(hosted) == len(faults) and notices == []
+    clock.at += timedelta(minutes=2)  # 11 minutes on: asked again, and it answers
+    _chat(client, "gpt-4o-mini")
+    _settle(client)
+    _chat(client, "gpt-4o-mini")
+    assert _gets(hosted) == len(faults) + 1 and path.exists()
+    assert len(notices) == 1 and "2027-01-14, in 25 days (source: the provider's" in notices[0]
+
+
+def test_openais_host_answers_from_the_table_at_once(tmp_path) -> None:
+    """On api.openai.com the table answers the first call, before any list (which cannot be
+    fetched here: the test network is loopback only, so the fetch is a failing function)."""
+    fetched: list[str] = []
+
+    async def unreachable() -> list:
+        fetched.append("GET /models")
+        raise gptmagic.APIConnectionError("no network in tests")
+
+    lifecycle = Lifecycle(now=_on(date(2027, 1, 10)), cache=ModelsCache(tmp_path / "m.json"))
+    url = "https://api.openai.com/v1"
+
+    async def calls() -> list[str | None]:
+        said = [lifecycle.notice(url, "gpt-4o", unreachable, table=True),
+                lifecycle.notice(url, "gpt-4o", unreachable, table=True),
+                lifecycle.notice(url, "gpt-4.1-nano", unreachable, table=True)]
+        await lifecycle.settled()
+        return said
+
+    said = get_portal().run(calls())
+    assert said[0] is not None and "in 4 days (source: gptmagic's table" in said[0]
+    assert said[1:] == [None, None] and fetched == ["GET /models"]
+    assert lifecycle.known(url) == (True, None)  # the failure, remembered for minutes
 
 
 def test_other_providers_are_not_asked(fake_server, tmp_path, monkeypatch, clients) -> None:
@@ -253,6 +392,7 @@ def test_other_providers_are_not_asked(fake_server, tmp_path, monkeypatch, clien
     notices: list[str] = []
     client = clients(_on(date(2027, 2, 1)), tmp_path / "m.json", notices)
     get_portal().run(client.chat("hi", model="compat:gpt-4o-mini", max_tokens=3))
+    _settle(client)
     assert notices == [] and _gets(fake_server) == 0
 
 
@@ -260,20 +400,23 @@ def test_other_providers_are_not_asked(fake_server, tmp_path, monkeypatch, clien
 
 
 def test_gptmagic_chat_warns_once_on_stderr(hosted, tmp_path, capsys) -> None:
-    state.current().client = Client(lifecycle=Lifecycle(now=_on(date(2027, 1, 20)),
-                                                        cache=ModelsCache(tmp_path / "m.json")))
+    client = Client(lifecycle=Lifecycle(now=_on(date(2027, 1, 20)),
+                                        cache=ModelsCache(tmp_path / "m.json")))
+    state.current().client = client
     try:
         gptmagic.chat("hi", model="fk:gpt-4o-mini", max_tokens=3)
+        _settle(client)
         gptmagic.complete("hi", model="fk:gpt-4o-mini", max_tokens=3)
     finally:
         gptmagic.shutdown()
     err = capsys.readouterr().err
-    assert err.count("gptmagic: model 'gpt-4o-mini' was shut down on 2027-01-14") == 1
+    assert err.count("gptmagic: model 'gpt-4o-mini' was shut down on 2027-01-14, 6 days ago") == 1
 
 
 def test_evaluate_warns_once_for_many_rows(hosted, tmp_path, clients) -> None:
     notices: list[str] = []
     client = clients(_on(date(2027, 1, 1)), tmp_path / "m.json", notices)
+    get_portal().run(client.model_table(provider="fk"))  # the list, known before the run
     data = pd.DataFrame({"q": [f"question {i}" for i in range(6)]})
     res = gptmagic.evaluate(data, "user: {q}", ["fk:gpt-4o-mini", "fk:gpt-4.1-nano"],
                             client=client, cache=False, params={"max_tokens": 3})
@@ -293,17 +436,21 @@ def shell(hosted, monkeypatch, tmp_path):
 
 
 def test_chat_magic_warns_once(shell, hosted, tmp_path) -> None:
-    state.current().client = Client(lifecycle=Lifecycle(now=_on(date(2026, 12, 31)),
-                                                        cache=ModelsCache(tmp_path / "m.json")))
+    client = Client(lifecycle=Lifecycle(now=_on(date(2026, 12, 31)),
+                                        cache=ModelsCache(tmp_path / "m.json")))
+    state.current().client = client
     err = ""
     try:
         for _ in range(2):
             with capture_output() as cap:
                 shell.run_cell_magic("chat", "-p fk -m gpt-4o-mini --max-tokens 3", "user: hi")
             err += cap.stderr
+            _settle(client)
     finally:
         gptmagic.shutdown()
-    assert err.count("gptmagic: model 'gpt-4o-mini' shuts down on 2027-01-14 (in 14 days)") == 1
+    assert err.count("gptmagic: model 'gpt-4o-mini' shuts down on 2027-01-14, in 14 days "
+                     "(source: the provider's /models); for a current model see `gptmagic "
+                     "models` (`%gptmagic models` in a notebook)\n") == 1
 
 
 def test_gptmagic_models_magic_lists_prices_and_shutdowns(shell, hosted, tmp_path) -> None:
@@ -318,21 +465,30 @@ def test_gptmagic_models_magic_lists_prices_and_shutdowns(shell, hosted, tmp_pat
     assert "3 models listed by" in cap.stdout
     assert lines["gpt-4o-mini"].split()[1:] == ["128,000", "$0.15", "$0.075", "$0.6",
                                                 "2027-01-14", "RETIRING"]
+    # The server's explicit null is "none announced"; no field at all is "not recorded"
+    # (and OpenAI's table does not speak for this server).
     assert lines["gpt-4.1-nano"].split()[1:] == ["1,047,576", "$0.1", "$0.025", "$0.4", "-"]
-    assert lines["gpt-5-mini"].split()[-1] == "-"  # no field: the table has no date either
+    assert lines["gpt-5-mini"].split()[-1] == "?"
+    assert "'?': not recorded" in cap.stdout and "'-': none announced" in cap.stdout
     with pytest.raises(Exception, match="usage: %gptmagic models"):
         shell.run_line_magic("gptmagic", "models extra")
 
 
 def test_model_rows_offline_come_from_the_table() -> None:
-    rows = model_rows(["gpt-4o", "gpt-3.5-turbo", "gpt-5-nano", "no-such-model"], date(2026, 12, 1),
+    rows = model_rows(["gpt-4o", "gpt-3.5-turbo", "gpt-5-nano", "no-such-model",
+                       "gpt-3.5-turbo-0613", "gpt-4-32k", "o1-preview"], date(2026, 12, 1),
                       provider="openai")
     by = {r.model: r for r in rows}
     assert by["gpt-4o"].status == "retiring" and by["gpt-3.5-turbo"].status == "shut down"
     assert by["gpt-5-nano"].status == "" and str(by["gpt-5-nano"].input) == "0.05"
     assert by["no-such-model"].input is None and by["no-such-model"].context_window is None
+    assert by["gpt-3.5-turbo-0613"].status == by["gpt-4-32k"].status == "shut down"
+    assert not by["o1-preview"].recorded and not by["gpt-5-nano"].recorded
     text = models_text(rows, "note")
-    assert "?" in text.splitlines()[-2] and "SHUT DOWN" in text
+    shown = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()[2:-1]}
+    assert shown["o1-preview"] == shown["gpt-5-nano"] == "?"  # not recorded, not "none"
+    assert "2025-06-06 SHUT DOWN" in text and "2024-09-13 SHUT DOWN" in text
+    assert "-" not in shown.values()
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -340,11 +496,18 @@ def test_model_rows_offline_come_from_the_table() -> None:
 
 def test_the_models_command(hosted, tmp_path, isolated_env) -> None:
     (isolated_env / "gptmagic.toml").write_text(
-        f'[profiles.fk]\nkind = "openai"\nbase_url = "{hosted.url}"\napi_key_env = "FAKE_KEY"\n')
+        f'[profiles.fk]\nkind = "openai"\nbase_url = "{hosted.url}"\napi_key_env = "FAKE_KEY"\n'
+        '[profiles.oa]\nkind = "openai"\nbase_url = "https://api.openai.com/v1"\n'
+        'api_key_env = "NO_SUCH_KEY"\n'
+        '[profiles.gone]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = "FAKE_KEY"\n')
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "FAKE_KEY": KEY}
+    env.pop("NO_SUCH_KEY", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gptmagic", "models", *args],
+        # The day is frozen (the hidden --today, for tests): this passes on every date.
+        return subprocess.run([sys.executable, "-m", "gptmagic", "models", "--today",
+                               "2026-12-01", *args],
                               capture_output=True, text=True, timeout=60, env=env)
 
     p = run("--provider", "fk")
@@ -352,11 +515,20 @@ def test_the_models_command(hosted, tmp_path, isolated_env) -> None:
     assert "gpt-4o-mini" in p.stdout and "2027-01-14 RETIRING" in p.stdout
     assert "$0.075" in p.stdout and KEY not in p.stdout + p.stderr
     assert (tmp_path / "xdg" / "gptmagic" / "models.json").exists()
-    # Unreachable: the package's own table, said so.
-    (isolated_env / "gptmagic.toml").write_text(
-        '[profiles.fk]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
-        'api_key_env = "FAKE_KEY"\n')
-    p = run("--provider", "fk")
+    p = run("--provider", "fk", "--today", "2027-01-14")  # the last one given wins
+    assert "2027-01-14 SHUT DOWN" in p.stdout and "2027-01-14 RETIRING" not in p.stdout
+    # OpenAI with no key: the package's own table, said so; nothing is fetched.
+    p = run("--provider", "oa")
     assert p.returncode == 0, p.stderr
     assert "could not be reached" in p.stdout and "gpt-4.1-nano" in p.stdout
     assert "gpt-4o " in p.stdout and "RETIRING" in p.stdout
+    rows = {ln.split()[0]: ln for ln in p.stdout.splitlines()}
+    assert rows["gpt-3.5-turbo-0613"].endswith("2024-09-13 SHUT DOWN")
+    assert rows["gpt-4-32k"].endswith("2025-06-06 SHUT DOWN")
+    assert rows["o1-preview"].endswith("?") and rows["gpt-4.1-nano"].endswith("?")
+    # Another host that cannot be reached: OpenAI's table is not its list.
+    p = run("--provider", "gone")
+    assert p.returncode == 0, p.stderr
+    assert "could not be reached" in p.stdout and "gpt-4o" not in p.stdout
+    p = run("--provider", "fk", "--today", "soon")
+    assert p.returncode == 2 and "'soon' is not a YYYY-MM-DD date" in p.stderr

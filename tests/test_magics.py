@@ -624,7 +624,8 @@ def test_key_env_selects_the_hosted_provider(shell, fake_server, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", fake_server.url)
     monkeypatch.setenv("MY_KEY", KEY)
     r, _ = chat(shell, "--key-env MY_KEY -m gpt-4o-mini --max-tokens 3", "user: hi")
-    sent = fake_server.requests[-1]
+    # The chat's POST: OpenAI's GET /models (shutdown dates) runs beside it, in any order.
+    sent = next(q for q in fake_server.requests if q.method == "POST")
     assert sent.json["model"] == "gpt-4o-mini" and r.text == "echo: hi"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
 

@@ -11,7 +11,7 @@ import pytest
 from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.response import loads
 from gptmagic.core.responses import ResponsesAccumulator, finish_reason, parse_responses
-from gptmagic.errors import APIError, MalformedResponseError
+from gptmagic.errors import APIError, MalformedResponseError, ResponseFailedError
 
 USAGE = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 8},
          "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 32},
@@ -134,6 +134,7 @@ def test_the_stream_cut_at_every_point_keeps_the_text_so_far():
     ("completed", None, False, "stop"),
     ("completed", None, True, "tool_calls"),
     ("incomplete", {"reason": "max_output_tokens"}, False, "length"),
+    ("incomplete", {"reason": "max_tokens"}, False, "length"),  # the spec's event example
     ("incomplete", {"reason": "content_filter"}, False, "content_filter"),
     ("incomplete", {"reason": "something_new"}, False, "something_new"),
     ("incomplete", None, False, "incomplete"),
@@ -162,8 +163,34 @@ def test_a_failed_response_is_an_error_with_the_servers_message():
                                        r"\(code: server_error\)") as e:
         parse_responses(FAILED)
     assert not isinstance(e.value, MalformedResponseError)
-    with pytest.raises(APIError, match="no error message"):
+    assert isinstance(e.value, ResponseFailedError) and e.value.code == "server_error"
+    with pytest.raises(ResponseFailedError, match="no error message") as e:
         parse_responses({**FAILED, "error": None})
+    assert e.value.code is None
+
+
+def test_the_specs_incomplete_event_example_is_length():
+    """ResponseIncompleteEvent's example in the spec says ``"reason": "max_tokens"``."""
+    body = _response("incomplete", [{**MESSAGE, "status": "incomplete"}],
+                     incomplete_details={"reason": "max_tokens"}, usage=USAGE)
+    assert parse_responses(body).finish_reason == "length"
+
+
+@pytest.mark.parametrize("missing", ["input_tokens", "output_tokens"])
+def test_a_usage_without_its_required_counts_is_malformed(missing):
+    usage = {k: v for k, v in USAGE.items() if k != missing}
+    with pytest.raises(MalformedResponseError, match=f"usage.{missing} is missing"):
+        parse_responses({**WHOLE, "usage": usage})
+    with pytest.raises(MalformedResponseError, match="usage.input_tokens is missing"):
+        parse_responses({**WHOLE, "usage": {}})  # empty: the first one is named
+
+
+@pytest.mark.parametrize("status", ["queued", "in_progress"])
+def test_a_final_body_still_running_is_refused_naming_its_status(status):
+    """``background: true`` answers at once, unfinished: not an empty success."""
+    body = _response(status, [])
+    with pytest.raises(MalformedResponseError, match=f"status '{status}': it is not finished"):
+        parse_responses(body)
 
 
 def test_a_failed_stream_is_an_error_and_keeps_its_text():

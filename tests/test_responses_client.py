@@ -14,7 +14,6 @@ from openapi_schema import validate
 import gptmagic
 from gptmagic import Client, Provider, RetryPolicy, Timeouts
 from gptmagic.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     DeadlineExceededError,
@@ -24,6 +23,7 @@ from gptmagic.errors import (
     MalformedStreamError,
     RateLimitError,
     RequestError,
+    ResponseFailedError,
     StreamDeadlineError,
     StreamError,
 )
@@ -194,19 +194,72 @@ async def test_previous_response_id_chains_and_an_unknown_one_is_refused(client,
     assert len(fake_server.requests) == 3  # a 400 is not retried
 
 
-async def test_a_failed_response_is_an_error_with_the_servers_message(client, fake_server):
-    fake_server.plan(Behaviour(failed="The model ran out of memory."))
-    with pytest.raises(APIError, match=r"/v1/responses: the response failed: The model ran out "
-                                       r"of memory\. \(code: server_error\)") as e:
-        await client.respond("hi")
-    assert not isinstance(e.value, StreamError | MalformedResponseError)
-    assert e.value.request_id == "req_fake_1" and len(fake_server.requests) == 1
+async def test_a_failed_response_is_an_error_with_the_servers_message(prov, fake_server):
+    client = Client(prov, sleep=Sleeps(), retry=RetryPolicy(max_attempts=2))
+    try:
+        fake_server.set_default(Behaviour(failed="The model ran out of memory."))
+        with pytest.raises(ResponseFailedError, match=r"/v1/responses: the response failed: The "
+                                                      r"model ran out of memory\. "
+                                                      r"\(code: server_error\)") as e:
+            await client.respond("hi")
+        assert not isinstance(e.value, StreamError | MalformedResponseError)
+        assert e.value.code == "server_error" and e.value.request_id == "req_fake_2"
+        assert len(fake_server.requests) == 2  # retried (as a 500 is), then raised
+        # A stream that already showed its text is never retried: it keeps the text.
+        fake_server.reset()
+        fake_server.set_default(Behaviour(failed="The model ran out of memory."))
+        with pytest.raises(StreamError, match="ran out of memory") as s:
+            await client.respond("hi there", stream=True)
+        assert not isinstance(s.value, MalformedResponseError)
+        assert (s.value.partial.text, s.value.partial.status) == ("echo: hi there", "failed")
+        assert len(fake_server.requests) == 1
+    finally:
+        await client.aclose()
 
-    fake_server.plan(Behaviour(failed="The model ran out of memory."))
-    with pytest.raises(StreamError, match="ran out of memory") as e:
-        await client.respond("hi there", stream=True)
-    assert not isinstance(e.value, MalformedResponseError)
-    assert (e.value.partial.text, e.value.partial.status) == ("echo: hi there", "failed")
+
+@pytest.mark.parametrize("stream", STREAM)
+async def test_a_server_error_failure_is_retried_as_a_500_is(client, fake_server, stream):
+    """Issue 14 review, item 8: ``failed`` with ``server_error`` is transient: tried again with
+    the same idempotency key; streamed, only while no text has been shown."""
+    shown: list[str] = []
+    fake_server.plan(Behaviour(failed="The server had an error.", text=""))  # fails before text
+    r = await client.respond("hi", stream=stream, on_delta=lambda i, t: shown.append(t))
+    assert (r.text, r.status, r.timings.attempts) == ("echo: hi", "completed", 2)
+    assert "".join(shown) == "echo: hi" and len(client._sleep.waits) == 1
+    keys = {q.headers["idempotency-key"] for q in fake_server.requests}
+    assert len(fake_server.requests) == 2 and len(keys) == 1
+
+
+async def test_a_failure_with_another_code_is_not_retried(client, fake_server):
+    def prompt_refused(reply: dict) -> dict:
+        err = reply.get("error") or (reply.get("response") or {}).get("error")
+        if err:
+            err["code"] = "invalid_prompt"
+        return reply
+
+    fake_server.plan(Behaviour(failed="Invalid prompt.", mangle=prompt_refused))
+    with pytest.raises(ResponseFailedError, match=r"\(code: invalid_prompt\)") as e:
+        await client.respond("hi")
+    assert e.value.code == "invalid_prompt" and len(fake_server.requests) == 1
+
+
+async def test_background_is_refused_before_anything_is_sent(client, fake_server):
+    with pytest.raises(RequestError, match="background=True is not supported") as e:
+        await client.respond("hi", background=True)
+    assert e.value.param == "background" and fake_server.requests == []
+    r = await client.respond("hi", background=False)  # false is no background: sent as is
+    assert r.text == "echo: hi" and fake_server.requests[0].json["background"] is False
+
+
+async def test_a_queued_answer_is_not_an_empty_success(client, fake_server):
+    """A server that answers ``queued`` anyway (a proxy adding background): said, not ""."""
+    def queued(reply: dict) -> dict:
+        return {**reply, "status": "queued", "output": [], "usage": None}
+
+    fake_server.plan(Behaviour(mangle=queued))
+    with pytest.raises(MalformedResponseError, match="status 'queued': it is not finished"):
+        await client.respond("hi")
+    assert len(fake_server.requests) == 1
 
 
 async def test_an_error_event_mid_stream_keeps_the_text(client, fake_server):

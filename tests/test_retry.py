@@ -13,6 +13,7 @@ from gptmagic.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestError,
+    ResponseFailedError,
     StreamError,
     status_error,
 )
@@ -74,6 +75,10 @@ def err(status, headers=None, body=None):
         (StreamError("cut", partial=None), False),
         (MalformedResponseError("bad json"), False),
         (RequestError("bad param", param="n"), False),
+        # A failed Response: server_error is the 500 of the body, retried as one.
+        (ResponseFailedError("failed", code="server_error"), True),
+        (ResponseFailedError("failed", code="invalid_prompt"), False),
+        (ResponseFailedError("failed", code=None), False),
     ],
 )
 def test_classification(error, retry):

@@ -553,19 +553,22 @@ def test_shutdown_dates_and_the_warning(responses_nb):
     day = shutdown_of("gpt-4o-mini")[0]
     assert day == date(2027, 1, 14) and day.isoformat() in row
     assert row[-1] == ("DOWN" if date.today() >= day else "RETIRING")
-    assert next(line.split() for line in listing if line.startswith("gpt-5-mini "))[-1] == "-"
+    # No notice for it in gptmagic's table: not recorded ("?"), not "none announced" ("-").
+    assert next(line.split() for line in listing if line.startswith("gpt-5-mini "))[-1] == "?"
+    gone = next(line.split() for line in listing if line.startswith("gpt-4-32k "))
+    assert gone[-3:] == ["2025-06-06", "SHUT", "DOWN"]
 
     out = stdout(cell(nb, "from datetime import date"))
     for model in ("gpt-4o-mini", "gpt-4o-2024-08-06", "gpt-4.1-nano", "gpt-5-mini"):
         when, source = shutdown_of(model)
-        assert re.search(rf"^{re.escape(model)}\s+{when or 'none announced'}\s+"
+        assert re.search(rf"^{re.escape(model)}\s+{when or 'no date'}\s+"
                          rf"\({re.escape(source)}\)$", out, re.M), model
     for day in (date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1)):
         r = retirement("gpt-4o-mini", day)
         line = f"a call to gpt-4o-mini on {day}: " + (f"gptmagic: {r.warning()}" if r
                                                       else "no warning")
         assert line in out.splitlines()
-    assert "shuts down on 2027-01-14 (in 13 days)" in out and "was shut down on" in out
+    assert "shuts down on 2027-01-14, in 13 days (source:" in out and "was shut down on" in out
 
     default = stdout(cell(nb, "from gptmagic.catalog.lifecycle import cheapest_current"))
     assert f"default hosted model: {DEFAULT_OPENAI_MODEL}\n" in default

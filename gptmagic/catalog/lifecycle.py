@@ -21,8 +21,9 @@ from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_CANDIDATES", "ModelRow", "REFERENCE_PROMPT_TOKENS", "Retirement", "SHUTDOWNS",
-           "Shutdown", "WARN_DAYS", "cheapest_current", "model_rows", "retirement", "shutdown_of"]
+__all__ = ["DEFAULT_CANDIDATES", "ModelRow", "NOT_RECORDED", "REFERENCE_PROMPT_TOKENS",
+           "Retirement", "SHUTDOWNS", "Shutdown", "WARN_DAYS", "cheapest_current", "model_rows",
+           "retirement", "shutdown_of"]
 
 #: A call warns this many days before a model's shutdown date, and after it.
 WARN_DAYS = 30
@@ -51,6 +52,14 @@ _CHAT_LATEST_2026_05_08 = ("OpenAI deprecations page, '2026-05-08: gpt-5.2-chat-
 _CHATGPT_4O_2025_11_18 = "OpenAI deprecations page, '2025-11-18: chatgpt-4o-latest snapshot'"
 _CODEX_MINI_2025_11_17 = ("OpenAI deprecations page, '2025-11-17: codex-mini-latest model "
                           "snapshot'")
+# OpenAI's deprecations page as copied into openai/openai-cookbook
+# (examples/data/oai_docs/deprecations.txt, commit d2bb606c): the page itself is not
+# reachable from here; the copy carries the older notices it lists.
+_COOKBOOK = ("OpenAI deprecations page, '{}' (as copied in openai/openai-cookbook, "
+             "examples/data/oai_docs/deprecations.txt)")
+_GPT4_32K_2024_06_06 = _COOKBOOK.format("2024-06-06: GPT-4-32K and Vision Preview models")
+_CHAT_2023_11_06 = _COOKBOOK.format("2023-11-06: Chat model updates")
+_CHAT_2023_06_13 = _COOKBOOK.format("2023-06-13: Updated chat models")
 _CHECKED = date(2026, 12, 1)
 
 _TABLE: tuple[tuple[str, str, str], ...] = (
@@ -70,11 +79,20 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
         "gpt-5.2-chat-latest", "gpt-5.3-chat-latest")),
     ("chatgpt-4o-latest", "2026-02-17", _CHATGPT_4O_2025_11_18),
     ("codex-mini-latest", "2026-01-16", _CODEX_MINI_2025_11_17),
+    *((m, "2025-06-06", _GPT4_32K_2024_06_06) for m in (
+        "gpt-4-32k", "gpt-4-32k-0613", "gpt-4-32k-0314")),
+    *((m, "2024-12-06", _GPT4_32K_2024_06_06) for m in (
+        "gpt-4-vision-preview", "gpt-4-1106-vision-preview")),
+    *((m, "2024-09-13", _CHAT_2023_11_06) for m in (
+        "gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k-0613")),
+    ("gpt-3.5-turbo-0301", "2024-09-13", _CHAT_2023_06_13),
 )
 
 #: OpenAI's announced shutdown dates by model id (read-only), as checked on the date
 #: each entry carries. Sources: OpenAI's deprecations page and notices; genai-prices
-#: 0.2.3 and the vendored OpenAPI spec carry no dates of their own.
+#: 0.2.3 and the vendored OpenAPI spec carry no dates of their own. A model absent
+#: here is *not recorded* (gptmagic has no source for it; o1-preview and o1-mini,
+#: for one), which is not the same as "none announced".
 SHUTDOWNS: Mapping[str, Shutdown] = MappingProxyType({
     model: Shutdown(model, date.fromisoformat(day), source, _CHECKED)
     for model, day, source in _TABLE})
@@ -100,30 +118,44 @@ class Retirement:
         return (self.shutdown_date - self.today).days
 
     def warning(self) -> str:
-        """One line for the user, with the date and what to do."""
+        """One line for the user: the model, the date, the days, the source, where to look.
+
+        Said the same in a terminal and a notebook, so it names both commands.
+        """
         day = self.shutdown_date.isoformat()
+        left = self.days_left
         if self.retired:
-            when = f"was shut down on {day}"
+            ago = -left
+            when = (f"was shut down on {day}, {ago} day{'s' if ago != 1 else ''} ago"
+                    if ago else f"was shut down on {day}, today")
         else:
-            left = self.days_left
-            when = f"shuts down on {day} (in {left} day{'s' if left != 1 else ''})"
-        return (f"model {self.model!r} {when} ({self.source}); move to a current model "
-                "(`gptmagic models` lists them)")
+            when = f"shuts down on {day}, in {left} day{'s' if left != 1 else ''}"
+        return (f"model {self.model!r} {when} (source: {self.source}); for a current model "
+                "see `gptmagic models` (`%gptmagic models` in a notebook)")
 
 
-def shutdown_of(model: str, listed: Mapping[str, date | None] | None = None
-                ) -> tuple[date | None, str]:
-    """``model``'s shutdown date and where it came from; ``(None, why)`` if none is known.
+#: :func:`shutdown_of`'s source for a model neither the provider nor the table records.
+NOT_RECORDED = "not recorded"
+
+
+def shutdown_of(model: str, listed: Mapping[str, date | None] | None = None, *,
+                table: bool = True) -> tuple[date | None, str]:
+    """``model``'s shutdown date and where it came from.
 
     ``listed`` is what a provider's ``GET /models`` said (id -> ``shutdown_date``,
     None meaning none announced); it wins over the package table for the
-    models it lists. The source is short, for a one-line warning;
-    :data:`SHUTDOWNS` has each table entry's full source and check date.
+    models it lists. ``table=False`` leaves the package table out: it holds
+    OpenAI's notices, which say nothing of another server's models. The source
+    is short, for a one-line warning (:data:`SHUTDOWNS` has each table entry's
+    full source and check date); a date of None is either ``"none announced
+    (...)"`` (the provider says so) or :data:`NOT_RECORDED` (no one says).
     """
     name = model.strip()
     if listed is not None and name in listed:
         day = listed[name]
         return day, "the provider's /models" if day else "none announced (the provider's /models)"
+    if not table:
+        return None, NOT_RECORDED
     key = name.lower().removeprefix("openai/")
     entry = SHUTDOWNS.get(key)
     if entry is None and (family := _SNAPSHOT.sub("", key)) != key:
@@ -131,14 +163,14 @@ def shutdown_of(model: str, listed: Mapping[str, date | None] | None = None
         if entry is not None:
             return entry.date, f"as {family}, gptmagic's table of OpenAI notices"
     if entry is None:
-        return None, "none announced (gptmagic's table)"
+        return None, NOT_RECORDED
     return entry.date, "gptmagic's table of OpenAI notices"
 
 
 def retirement(model: str, today: date, listed: Mapping[str, date | None] | None = None,
-               *, warn_days: int = WARN_DAYS) -> Retirement | None:
+               *, warn_days: int = WARN_DAYS, table: bool = True) -> Retirement | None:
     """A :class:`Retirement` if ``model`` is past, or within ``warn_days`` of, its shutdown."""
-    day, source = shutdown_of(model, listed)
+    day, source = shutdown_of(model, listed, table=table)
     if day is None or (day - today).days > warn_days:
         return None
     return Retirement(model, day, today, source)
@@ -187,7 +219,9 @@ def cheapest_current(today: date, candidates: tuple[str, ...] = DEFAULT_CANDIDAT
 class ModelRow:
     """One line of ``gptmagic models``: a model's window, prices per 1M tokens, shutdown date.
 
-    None is unknown (a price) or none announced (``shutdown_date``).
+    None is unknown (a price) or no date (``shutdown_date``): ``recorded``
+    tells "none announced" (True: the provider says so) from "not recorded"
+    (False: neither the provider nor gptmagic's table says anything).
     ``status`` is ``"retiring"`` (a shutdown is announced), ``"shut down"``
     (the date has passed) or ``""``.
     """
@@ -199,20 +233,21 @@ class ModelRow:
     output: Decimal | None
     shutdown_date: dt.date | None
     status: str
+    recorded: bool = True
 
 
 def model_rows(models: Iterable[str], today: dt.date,
                listed: Mapping[str, dt.date | None] | None = None, *,
-               provider: str | None = None) -> list[ModelRow]:
-    """The rows of ``models`` on ``today``, their dates from ``listed`` or the table."""
+               provider: str | None = None, table: bool = True) -> list[ModelRow]:
+    """The rows of ``models`` on ``today``, their dates from ``listed`` or (``table``) the table."""
     from gptmagic.catalog.models import model_info
     from gptmagic.catalog.pricing import rates_per_mtok
 
     rows = []
     for model in models:
-        day, _ = shutdown_of(model, listed)
+        day, source = shutdown_of(model, listed, table=table)
         status = "" if day is None else "shut down" if today >= day else "retiring"
         inp, cached, out = rates_per_mtok(model, provider=provider)
         rows.append(ModelRow(model, model_info(model).context_window, inp, cached, out, day,
-                             status))
+                             status, source != NOT_RECORDED))
     return rows

@@ -32,6 +32,7 @@ from gptmagic.core.headers import Headers
 from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.response import Accumulator, loads, parse_response
 from gptmagic.core.responses import ResponsesAccumulator, parse_responses
+from gptmagic.core.retry import is_retryable
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.core.types import Result
 from gptmagic.errors import (
@@ -42,6 +43,7 @@ from gptmagic.errors import (
     MalformedResponseError,
     MalformedStreamError,
     RequestError,
+    ResponseFailedError,
     StreamError,
     status_error,
 )
@@ -183,7 +185,9 @@ async def attempt(
             try:
                 result = (parse_responses(data) if kind == "response"
                           else parse_response(kind, data, prompt_len=prompt_len))
-            except APIError as e:  # malformed, or a Response whose status is failed
+            except ResponseFailedError as e:  # status failed: retried if its code is transient
+                raise ResponseFailedError(f"{url}: {e}", code=e.code, request_id=rid) from None
+            except APIError as e:  # malformed
                 raise type(e)(f"{url}: {e}", request_id=rid) from None
             if on_delta:
                 for ch in result.choices:
@@ -259,7 +263,11 @@ async def _read_stream(
                               else acc.add(data))
                 except MalformedResponseError as e:
                     raise abort(f"{url}: {e}", MalformedStreamError) from None
-                except APIError as e:  # a failed response, or an `error` event by its type
+                except ResponseFailedError as e:  # status failed, or an `error` event
+                    if ttft is None and is_retryable(e):
+                        # Nothing shown yet: transient (server_error), so retried as a 5xx.
+                        raise ResponseFailedError(f"{url}: {e}", code=e.code,
+                                                  request_id=rid) from None
                     raise abort(f"{url}: {e}") from None
                 if deltas and ttft is None:
                     ttft = time.monotonic() - t0

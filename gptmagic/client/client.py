@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.lifecycle import ModelRow, model_rows
@@ -46,7 +47,15 @@ from gptmagic.client.attempt import (
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
-from gptmagic.client.lifecycle import Lifecycle, ListedModel, cache_key, parse_models, shutdown_map
+from gptmagic.client.lifecycle import (
+    OPENAI_HOST,
+    Lifecycle,
+    ListedModel,
+    cache_key,
+    is_openai_host,
+    parse_models,
+    shutdown_map,
+)
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
@@ -161,7 +170,8 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and stop a ``GET /models`` running in the background)."""
+        await self.lifecycle.aclose()
         await self.http.aclose()
 
     # -- public calls -----------------------------------------------------
@@ -247,7 +257,16 @@ class Client:
         :meth:`chat`'s; ``on_delta(0, text)`` gets each piece of streamed text, and
         ``on_reasoning(summary)`` the reasoning summary so far while a reasoning model
         reasons (``""`` when it begins with no summary yet), until the text begins.
+        ``background`` is refused: a background response answers ``queued``
+        with no reply, and this call waits for replies.
         """
+        if params.get("background"):
+            raise RequestError(
+                "background=True is not supported: a background response answers at once "
+                "with status 'queued' and no reply, and respond() waits for the reply; leave "
+                "background unset (use stream=True for a long reply), or create and poll "
+                "background responses (GET /responses/{id}) with another client",
+                param="background")
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
@@ -305,23 +324,26 @@ class Client:
         # (the name stands in for one; no URL of "models" uses it).
         return resolve(provider, "models", default=self.provider)
 
-    async def model_table(self, *, provider: str | Provider | None = None
-                          ) -> tuple[list[ModelRow], str]:
+    async def model_table(self, *, provider: str | Provider | None = None,
+                          today: date | None = None) -> tuple[list[ModelRow], str]:
         """``gptmagic models``: the provider's models with context window, prices per 1M
         tokens and shutdown date, and a line saying where the list came from.
 
         Hosted OpenAI's list is the day's cached ``/models``; when it cannot be
-        reached (or has no key), the models of gptmagic's own table are listed.
+        reached (or has no key), the models of gptmagic's own table are listed
+        for OpenAI's host, none for another. ``today`` is the date the
+        statuses are for (the lifecycle clock's by default).
         """
         prov, model = self._lister(provider)
-        today = self.lifecycle.now().date()
+        today = today or self.lifecycle.now().date()
         if prov.kind != "openai" or not prov.base_url:
             base = (await self._base_url(prov))[0]
             listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
             rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
-                              provider="local" if prov.kind == "local" else None)
+                              provider="local" if prov.kind == "local" else None, table=False)
             return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
         base_url = prov.base_url
+        table = is_openai_host(base_url)
         try:
             headers = prov.auth_headers(prompt=False)
         except GptmagicError:
@@ -329,11 +351,16 @@ class Client:
         else:
             got = await self.lifecycle.listed(base_url, lambda: self._list_models(
                 prov, model, base_url, headers))
-        if got is None:
+        if got is None and table:
             rows = model_rows(sorted(openai_models()), today, provider="openai")
             return rows, (f"{cache_key(base_url)} could not be reached (or no key is set): "
                           f"gptmagic's own table of {len(rows)} OpenAI models")
-        rows = model_rows(sorted(m.id for m in got), today, shutdown_map(got), provider="openai")
+        if got is None:
+            return [], (f"{cache_key(base_url)} could not be reached (or no key is set); "
+                        f"gptmagic's table is {OPENAI_HOST}'s and says nothing of this "
+                        "server's models")
+        rows = model_rows(sorted(m.id for m in got), today, shutdown_map(got),
+                          provider="openai", table=table)
         return rows, f"{len(rows)} models listed by {cache_key(base_url)} (kept for a day)"
 
     async def _list_models(self, prov: Provider, model: str, base: str | None,
@@ -341,16 +368,20 @@ class Client:
         url, query = prov.endpoint("models", model, base)
         return parse_models(await self._small_json("GET", url, query, headers, None), url)
 
-    async def _retiring(self, req: Request) -> None:
+    def _retiring(self, req: Request) -> None:
         """Say once per model (``on_notice``) that it is near or past its shutdown date.
 
-        Hosted OpenAI only: see :mod:`gptmagic.client.lifecycle`.
+        Never waits: the provider's ``/models`` is fetched in the background
+        and a warning that needs it comes with a later call. ``kind="openai"``
+        profiles only; gptmagic's table only for OpenAI's own host (see
+        :mod:`gptmagic.client.lifecycle`).
         """
         prov = req.provider
-        if prov.kind != "openai" or not prov.base_url:
-            return
-        text = await self.lifecycle.warning(prov.base_url, req.model, lambda: self._list_models(
-            prov, req.model, prov.base_url, req.headers))
+        if prov.kind != "openai" or not prov.base_url or self.http.closed:
+            return  # a closed client starts no fetch that aclose would not stop
+        base_url = prov.base_url
+        text = self.lifecycle.notice(base_url, req.model, lambda: self._list_models(
+            prov, req.model, base_url, req.headers), table=is_openai_host(base_url))
         if text:
             self.on_notice(text)
 
@@ -532,7 +563,15 @@ class Client:
         error is raised), and an attempt cut by it is not retried.
         """
         req.payload()  # a body that is not JSON fails here, before anything is sent
-        await self._retiring(req)
+        self._retiring(req)
+        try:
+            return await self._attempts(req)
+        finally:
+            # The list may have come in meanwhile: its warning now, not a call later.
+            self._retiring(req)
+
+    async def _attempts(self, req: Request) -> Result:
+        """The loop itself (:meth:`_call`)."""
         t = req.timeouts
         start = self._clock()
         tries = 0

@@ -3,17 +3,18 @@
 ``GET /models`` answers with OpenAI's ``Model`` objects, whose
 ``shutdown_date`` (a date, or null: none announced) is the live answer to
 "when does this model stop working". A :class:`Lifecycle` (one per
-:class:`~gptmagic.client.Client`) asks for it once a day per provider: the
-answer is kept in memory and in ``models.json`` in gptmagic's cache
-directory (``$XDG_CACHE_HOME/gptmagic`` or ``~/.cache/gptmagic``), keyed by
-the provider's base URL (never by its key; the key is never written). When
-the provider cannot be reached, or says nothing of a model, the package's own
-table (:data:`gptmagic.catalog.lifecycle.SHUTDOWNS`) answers.
+:class:`~gptmagic.client.Client`) asks for it in the background, never on a
+call's path, once a day per provider: the answer is kept in memory and in
+``models.json`` in gptmagic's cache directory (``$XDG_CACHE_HOME/gptmagic``
+or ``~/.cache/gptmagic``), keyed by the provider's base URL (never by its
+key; the key is never written); a failure is remembered for minutes.
 
-Only hosted OpenAI (``kind = "openai"``) profiles are checked: OpenAI's
-shutdown dates are OpenAI's, an OpenAI-compatible server's ``gpt-4o`` may be
-anything, and the embedded model never retires. The clock is injected
-(``now``), so tests freeze it.
+Only ``kind = "openai"`` profiles are checked, and the package's own table
+(:data:`gptmagic.catalog.lifecycle.SHUTDOWNS`, OpenAI's notices) answers only
+for OpenAI's host (:func:`is_openai_host`): an OpenAI-compatible server's
+``gpt-4o`` (Ollama, vLLM, a proxy) may be anything, so there only the
+server's own ``shutdown_date`` counts. The embedded model never retires. The
+clock is injected (``now``), so tests freeze it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from gptmagic.catalog.lifecycle import retirement
 from gptmagic.core import defaults as D
 from gptmagic.errors import GptmagicError, MalformedResponseError
 
-__all__ = ["Lifecycle", "ListedModel", "ModelsCache", "cache_key", "default_cache_path",
-           "parse_models", "shutdown_map"]
+__all__ = ["Lifecycle", "ListedModel", "ModelsCache", "OPENAI_HOST", "cache_key",
+           "default_cache_path", "is_openai_host", "parse_models", "shutdown_map"]
 
 log = logging.getLogger("gptmagic.client")
 
@@ -92,6 +93,15 @@ def parse_models(data: Any, url: str) -> list[ListedModel]:
 def shutdown_map(models: list[ListedModel]) -> dict[str, date | None]:
     """id -> shutdown date of the models that carry the field (for :func:`retirement`)."""
     return {m.id: m.shutdown_date for m in models if m.dated}
+
+
+#: The host whose models gptmagic's table of OpenAI notices describes.
+OPENAI_HOST = "api.openai.com"
+
+
+def is_openai_host(base_url: str) -> bool:
+    """Whether ``base_url`` is OpenAI's own API (not Ollama, vLLM, a proxy or a test server)."""
+    return (urlsplit(base_url).hostname or "").lower() == OPENAI_HOST
 
 
 def cache_key(base_url: str) -> str:
@@ -163,51 +173,97 @@ def _utcnow() -> datetime:
 class Lifecycle:
     """Warns once per model when a call goes to a model near or past its shutdown date.
 
+    Never on a call's path: :meth:`notice` answers at once from what is known
+    (the list in memory or on disk, else gptmagic's table where it applies) and
+    starts the list's fetch as a background task on the running loop; a
+    warning that needs the list comes with a later call. :meth:`aclose` cancels
+    the fetches (the client's ``aclose`` calls it). One per client.
+
     ``now`` is the clock (UTC datetimes; tests freeze it); ``cache`` where the
-    lists are kept; ``ttl`` how long a list is trusted (a day).
+    lists are kept; ``ttl`` how long a list is trusted (a day); ``retry_after``
+    how long a failed fetch is remembered before the next is tried (minutes).
     """
 
     def __init__(self, *, now: Callable[[], datetime] = _utcnow, cache: ModelsCache | None = None,
-                 ttl: timedelta = timedelta(seconds=D.MODELS_CACHE_TTL)) -> None:
+                 ttl: timedelta = timedelta(seconds=D.MODELS_CACHE_TTL),
+                 retry_after: timedelta = timedelta(seconds=D.MODELS_FAILURE_TTL)) -> None:
         self.now = now
         self.cache = cache or ModelsCache()
         self.ttl = ttl
+        self.retry_after = retry_after
         self._checked: set[tuple[str, str]] = set()
         self._memory: dict[str, tuple[datetime, list[ListedModel] | None]] = {}
-        self._pending: dict[str, asyncio.Future[list[ListedModel] | None]] = {}
+        self._tasks: dict[str, asyncio.Task[list[ListedModel] | None]] = {}
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.cache!r}>"
 
-    async def listed(self, base_url: str,
-                     fetch: Callable[[], Awaitable[list[ListedModel]]]) -> list[ListedModel] | None:
-        """The provider's models: from memory, the disk cache, or ``fetch``; None if unreachable.
-
-        Concurrent callers share one fetch.
-        """
+    def known(self, base_url: str) -> tuple[bool, list[ListedModel] | None]:
+        """``(True, models)`` if the provider's list is known and fresh (``models`` is
+        None after a failed fetch); ``(False, None)`` if it has to be fetched."""
         key = cache_key(base_url)
         now = self.now()
         kept = self._memory.get(key)
-        if kept is not None and timedelta(0) <= now - kept[0] < self.ttl:
-            return kept[1]
-        if key in self._pending:
-            return await asyncio.shield(self._pending[key])
-        future: asyncio.Future[list[ListedModel] | None] = (
-            asyncio.get_running_loop().create_future())
-        self._pending[key] = future
-        try:
-            models = self.cache.get(base_url, now, self.ttl)
-            if models is None:
-                models = await self._fetch(base_url, fetch)
-                if models is not None:
-                    self.cache.put(base_url, models, now)
-            self._memory[key] = (now, models)
-            future.set_result(models)
+        if kept is not None:
+            ttl = self.ttl if kept[1] is not None else self.retry_after
+            if timedelta(0) <= now - kept[0] < ttl:
+                return True, kept[1]
+        models = self.cache.get(base_url, now, self.ttl)
+        if models is None:
+            return False, None
+        self._memory[key] = (now, models)
+        return True, models
+
+    def refresh(self, base_url: str, fetch: Callable[[], Awaitable[list[ListedModel]]]
+                ) -> asyncio.Task[list[ListedModel] | None]:
+        """The background fetch of the provider's list (started now, or the one running)."""
+        key = cache_key(base_url)
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._refresh(base_url, fetch))
+            self._tasks[key] = task
+        return task
+
+    async def _refresh(self, base_url: str, fetch: Callable[[], Awaitable[list[ListedModel]]]
+                       ) -> list[ListedModel] | None:
+        # Cancelled (aclose, Ctrl-C), nothing is remembered: the next call asks again.
+        now = self.now()
+        models = await self._fetch(base_url, fetch)
+        if models is not None:
+            self.cache.put(base_url, models, now)
+        self._memory[cache_key(base_url)] = (now, models)
+        return models
+
+    async def listed(self, base_url: str,
+                     fetch: Callable[[], Awaitable[list[ListedModel]]]) -> list[ListedModel] | None:
+        """The provider's models, waited for (``gptmagic models``); None if unreachable.
+
+        Concurrent callers share one fetch.
+        """
+        found, models = self.known(base_url)
+        if found:
             return models
-        finally:
-            if not future.done():
-                future.set_result(None)
-            del self._pending[key]
+        return await asyncio.shield(self.refresh(base_url, fetch))
+
+    @property
+    def fetching(self) -> bool:
+        """Whether a list is being fetched in the background now."""
+        return any(not t.done() for t in self._tasks.values())
+
+    async def settled(self) -> None:
+        """Wait for the fetches running now (tests; a notebook that wants the warning now)."""
+        running = [t for t in self._tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running)
+
+    async def aclose(self) -> None:
+        """Cancel the fetches still running."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._tasks.clear()
 
     async def _fetch(self, base_url: str, fetch: Callable[[], Awaitable[list[ListedModel]]]
                      ) -> list[ListedModel] | None:
@@ -215,18 +271,28 @@ class Lifecycle:
             async with asyncio.timeout(D.MODELS_LIST_TIMEOUT):
                 return await fetch()
         except (GptmagicError, TimeoutError) as e:
-            log.debug("could not list the models of %s (%s); using gptmagic's table",
-                      cache_key(base_url), type(e).__name__)
+            log.debug("could not list the models of %s (%s)", cache_key(base_url),
+                      type(e).__name__)
             return None
 
-    async def warning(self, base_url: str, model: str,
-                      fetch: Callable[[], Awaitable[list[ListedModel]]]) -> str | None:
-        """The one-line warning for a call to ``model``, the first time only; else None."""
+    def notice(self, base_url: str, model: str, fetch: Callable[[], Awaitable[list[ListedModel]]],
+               *, table: bool) -> str | None:
+        """The one-line warning for a call to ``model``, once; else None. Never waits.
+
+        ``table``: gptmagic's table of OpenAI notices applies (the host is
+        OpenAI's); elsewhere only the server's own ``shutdown_date`` counts.
+        A model is settled (never said again) once warned about, or once a
+        fetched list has been consulted for it; until then each call looks again.
+        """
         key = (cache_key(base_url), model)
         if key in self._checked:
             return None
-        self._checked.add(key)
-        listed = await self.listed(base_url, fetch)
+        found, listed = self.known(base_url)
+        if not found:
+            self.refresh(base_url, fetch)
         dates: Mapping[str, date | None] | None = shutdown_map(listed) if listed else None
-        found = retirement(model, self.now().date(), dates)
-        return None if found is None else found.warning()
+        retiring = retirement(model, self.now().date(), dates, table=table)
+        if retiring is None and listed is None:
+            return None  # the list may yet say (once fetched, or fetched again)
+        self._checked.add(key)
+        return None if retiring is None else retiring.warning()

@@ -41,9 +41,11 @@ LOCAL_MODEL = "smollm2-135m-instruct"
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-# GET /models (its shutdown_date): asked once a day per provider, and given 5 s,
-# since the first call to each model waits for it; a provider that does not
-# answer in time is treated as unreachable (gptmagic's own table answers).
+# GET /models (its shutdown_date): asked in the background, never on a call's path;
+# a list is kept a day per provider; a provider that does not answer in 5 s is
+# unreachable, and that failure is remembered 10 minutes (then asked again), so a
+# blip does not hide a provider's dates for a whole day.
 MODELS_CACHE_TTL = 24 * 3600.0
+MODELS_FAILURE_TTL = 10 * 60.0
 MODELS_LIST_TIMEOUT = 5.0
 AZURE_API_VERSION = "2024-10-21"

@@ -24,9 +24,10 @@ counts, logprobs), and so are the stream's own: ``sequence_number`` rises,
 indices are whole numbers from 0, nothing follows the terminal event, and a
 ``done`` event's text extends what its deltas sent (a server that skipped
 deltas has the rest passed on as one more delta). A ``failed`` response or an
-``error`` event is an :class:`~gptmagic.errors.APIError` carrying the
-server's message; the client turns a streamed one into a
-:class:`~gptmagic.errors.StreamError` that keeps the text so far.
+``error`` event is a :class:`~gptmagic.errors.ResponseFailedError` carrying
+the server's message and ``error.code``; the client retries a
+``server_error`` as a 5xx, and turns a streamed failure that had shown text
+into a :class:`~gptmagic.errors.StreamError` that keeps it (never retried).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from gptmagic.core.response import (
     usage_from_wire,
 )
 from gptmagic.core.types import Choice, Result, TokenLogprob, Usage
-from gptmagic.errors import APIError, MalformedResponseError
+from gptmagic.errors import MalformedResponseError, ResponseFailedError
 
 __all__ = ["ResponsesAccumulator", "TERMINAL_EVENTS", "finish_reason", "parse_responses",
            "usage_from_responses"]
@@ -54,14 +55,21 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respo
 #: Events that carry the whole ``Response`` while it runs (its id, model, status).
 _PROGRESS_EVENTS = frozenset({"response.created", "response.in_progress", "response.queued"})
 
-_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+# "max_tokens": the spec's own ResponseIncompleteEvent example says so.
+_INCOMPLETE = {"max_output_tokens": "length", "max_tokens": "length",
+               "content_filter": "content_filter"}
+
+#: Statuses of a Response that is not finished: a final body with one was made with
+#: ``background: true`` (or is not final at all).
+_RUNNING = frozenset({"queued", "in_progress"})
 
 
 def finish_reason(status: str | None, incomplete: Any, tool_calls: bool) -> str | None:
     """A Response's ``status`` as chat's ``finish_reason``.
 
     ``completed`` is ``stop`` (``tool_calls`` when the output calls a function);
-    ``incomplete`` is ``length`` at ``max_output_tokens`` and ``content_filter``
+    ``incomplete`` is ``length`` at ``max_output_tokens`` (or ``max_tokens``) and
+    ``content_filter``
     for that reason (another reason is kept as sent); ``failed`` and
     ``cancelled`` stay as they are; a response still running has none.
     """
@@ -79,7 +87,8 @@ def usage_from_responses(raw: Any) -> Usage | None:
     """A Response's ``usage`` checked; None if it has none.
 
     A server that sends chat's field names here (``prompt_tokens``...) is read
-    as chat's usage.
+    as chat's usage. ``input_tokens`` and ``output_tokens`` are required (as
+    ``ResponseUsage`` requires them): a usage without one is malformed, not 0.
     """
     if raw is None:
         return None
@@ -88,8 +97,8 @@ def usage_from_responses(raw: Any) -> Usage | None:
     if "input_tokens" not in raw and "output_tokens" not in raw and (
             "prompt_tokens" in raw or "completion_tokens" in raw):
         return usage_from_wire(raw)
-    inp = token_count(raw.get("input_tokens"), "usage.input_tokens") or 0
-    out = token_count(raw.get("output_tokens"), "usage.output_tokens") or 0
+    inp = _required_count(raw, "input_tokens")
+    out = _required_count(raw, "output_tokens")
     total = token_count(raw.get("total_tokens"), "usage.total_tokens")
     ind = usage_details(raw, "input_tokens_details")
     outd = usage_details(raw, "output_tokens_details")
@@ -102,6 +111,15 @@ def usage_from_responses(raw: Any) -> Usage | None:
         reasoning_tokens=token_count(outd.get("reasoning_tokens"),
                                      "usage.output_tokens_details.reasoning_tokens"),
     )
+
+
+def _required_count(usage: dict[str, Any], name: str) -> int:
+    n = token_count(usage.get(name), f"usage.{name}")
+    if n is None:
+        raise MalformedResponseError(
+            f"usage.{name} is missing (ResponseUsage requires input_tokens and output_tokens; "
+            "a count left out is not 0)")
+    return n
 
 
 def _index(value: Any, where: str) -> int:
@@ -138,13 +156,14 @@ def _logprobs(value: Any, where: str) -> list[TokenLogprob] | None:
         raise MalformedResponseError(f"{where}: {e}") from None
 
 
-def _failure(response: dict[str, Any]) -> APIError:
+def _failure(response: dict[str, Any]) -> ResponseFailedError:
     err = response.get("error")
     if isinstance(err, dict):
         msg, code = err.get("message"), err.get("code")
         text = f"the response failed: {msg or 'no error message'}"
-        return APIError(text + (f" (code: {code})" if code else ""))
-    return APIError("the response failed, with no error message")
+        return ResponseFailedError(text + (f" (code: {code})" if code else ""),
+                                   code=str(code) if code else None)
+    return ResponseFailedError("the response failed, with no error message")
 
 
 class _Part:
@@ -223,9 +242,10 @@ class ResponsesAccumulator:
         self._sequence(event.get("sequence_number"), where)
         if kind == "error":
             code = event.get("code")
-            raise APIError(f"the server sent an error mid-stream: "
-                           f"{event.get('message') or 'no error message'}"
-                           + (f" (code: {code})" if code else ""))
+            raise ResponseFailedError(f"the server sent an error mid-stream: "
+                                      f"{event.get('message') or 'no error message'}"
+                                      + (f" (code: {code})" if code else ""),
+                                      code=str(code) if code else None)
         if kind in TERMINAL_EVENTS or kind in _PROGRESS_EVENTS:
             return self._response(require_object(event.get("response"), f"{where}.response"),
                                   where, terminal=kind in TERMINAL_EVENTS)
@@ -462,11 +482,23 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def parse_responses(body: Any) -> Result:
-    """A whole (non-streamed) ``Response`` as a Result; ``failed`` raises APIError."""
+    """A whole (non-streamed) ``Response`` as a Result.
+
+    ``failed`` raises :class:`~gptmagic.errors.ResponseFailedError`; a response
+    still ``queued`` or ``in_progress`` (a ``background`` one) is not an
+    answer, and raises naming its status.
+    """
     body = require_object(body, "Responses API response")
     if body.get("object", "response") != "response":
         raise MalformedResponseError(
             f"Responses API response has object {body.get('object')!r}, not 'response'")
+    status = body.get("status")
+    if status in _RUNNING:
+        raise MalformedResponseError(
+            f"Responses API response {body.get('id')!r} has status {status!r}: it is not "
+            "finished (a background response?), so it has no reply yet; gptmagic waits for "
+            "replies, so leave background unset, or fetch the response later with "
+            "GET /responses/{id}")
     acc = ResponsesAccumulator()
     acc._response(body, "response", terminal=True)
     return acc.result()

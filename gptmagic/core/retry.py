@@ -1,7 +1,9 @@
 """When to retry a failed request and how long to wait (pure, no I/O).
 
 This is the program's only retry policy; :mod:`gptmagic.client` runs its only
-retry loop. Retried: connection errors, timeouts, 408, 409, 429 and 5xx.
+retry loop. Retried: connection errors, timeouts, 408, 409, 429 and 5xx, and
+a Responses API response that failed with ``server_error`` (the same fault,
+said in the body: :data:`RETRYABLE_RESPONSE_CODES`).
 Never retried: a 429 whose body says ``insufficient_quota`` (more attempts
 cannot add credit), any other status, anything after a stream started, and a
 call past its deadline (the deadline bounds the whole call, retries included).
@@ -27,12 +29,18 @@ from gptmagic.errors import (
     DeadlineExceededError,
     GptmagicError,
     QuotaExceededError,
+    ResponseFailedError,
     StreamError,
 )
 
-__all__ = ["RETRYABLE_STATUS", "RetryPolicy", "is_retryable", "parse_retry_after"]
+__all__ = ["RETRYABLE_RESPONSE_CODES", "RETRYABLE_STATUS", "RetryPolicy", "is_retryable",
+           "parse_retry_after"]
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+#: ``error.code`` values of a failed Response that are worth another attempt: the
+#: server's own fault, transient as a 500 is.
+RETRYABLE_RESPONSE_CODES = frozenset({"server_error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,8 @@ def is_retryable(error: GptmagicError) -> bool:
         if should == "false":
             return False
         return error.status_code in RETRYABLE_STATUS or error.status_code >= 500
+    if isinstance(error, ResponseFailedError):
+        return error.code in RETRYABLE_RESPONSE_CODES
     return isinstance(error, APIConnectionError)
 
 
