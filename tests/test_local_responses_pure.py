@@ -224,6 +224,50 @@ def test_a_stream_is_openais_event_sequence() -> None:
     assert final["usage"]["output_tokens"] == 2 and final["completed_at"] == 9
 
 
+#: A token that is part of a character, then the one that ends it: "é" as two tokens.
+SPLIT_E = {"content": [
+    {"token": "bytes:\\xc3", "logprob": -0.25, "bytes": [195], "top_logprobs": []},
+    {"token": "bytes:\\xa9", "logprob": -0.01, "bytes": [169], "top_logprobs": []}],
+    "refusal": None}
+
+
+def test_entries_sent_after_their_text_come_as_a_delta_with_no_text() -> None:
+    """From a reply's first non-ASCII token on, the chat stream sends the text at once and
+    its entries in one chunk with no text before the finish; none may be lost."""
+    lp1 = {"content": LOGPROBS["content"][:1], "refusal": None}
+    events = run_stream(plan(include=["message.output_text.logprobs"], top_logprobs=1), [
+        chunk({"role": "assistant", "content": None}),
+        chunk({"content": "Hi"}, logprobs=lp1), chunk({"content": "é"}),
+        chunk({}, logprobs=SPLIT_E), chunk({}, "length")])
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [e["delta"] for e in deltas] == ["Hi", "é", ""]
+    assert [len(e["logprobs"]) for e in deltas] == [1, 0, 2]
+    streamed = [lp for e in deltas for lp in e["logprobs"]]
+    assert [e["token"] for e in streamed] == ["Hi", "bytes:\\xc3", "bytes:\\xa9"]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert done["text"] == "Hié" and done["logprobs"] == streamed
+    part = events[-1]["response"]["output"][0]["content"][0]
+    assert [e["bytes"] for e in part["logprobs"]] == [[72, 105], [195], [169]]
+    # Not asked for: such a chunk adds no event.
+    plain = run_stream(plan(), [chunk({"content": "é"}), chunk({}, logprobs=SPLIT_E),
+                                chunk({}, "stop")])
+    assert [e["delta"] for e in plain if e["type"] == "response.output_text.delta"] == ["é"]
+
+
+def test_a_reply_of_only_entries_opens_its_message_with_them() -> None:
+    """A reply of only the end-of-text token: no text, one entry (as the whole answer has)."""
+    end = {"content": [{"token": "", "logprob": -0.1, "bytes": [], "top_logprobs": []}],
+           "refusal": None}
+    events = run_stream(plan(include=["message.output_text.logprobs"]), [
+        chunk({"role": "assistant", "content": None}), chunk({}, logprobs=end),
+        chunk({}, "stop")])
+    kinds = [e["type"] for e in events]
+    assert kinds.count("response.output_item.added") == 1
+    assert kinds.count("response.output_text.delta") == 1
+    part = events[-1]["response"]["output"][0]["content"][0]
+    assert part["text"] == "" and part["logprobs"] == end["content"]
+
+
 def test_a_stream_cut_by_max_output_tokens_ends_incomplete() -> None:
     events = run_stream(plan(), [chunk({"content": "Hi"}), chunk({}, "length")])
     assert events[-1]["type"] == "response.incomplete"

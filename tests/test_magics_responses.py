@@ -690,3 +690,21 @@ def test_a_config_file_profile_sets_the_endpoint(shell, fake_server, monkeypatch
                                          r"not one of chat, responses"):
         chat(shell, "-p filed --no-stream", "user: typo")
     assert len(fake_server.requests) == 1
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("api", ["responses", "chat"])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_an_embedded_reply_keeps_an_entry_per_token(shell, api, stream):
+    """A tester's cell: over Responses, streamed, the reply kept 5 entries of 30 (the
+    engine's stream lost them from the first non-ASCII token on); every way keeps 30."""
+    line = (f"-m local --api {api} --logprobs --top-logprobs 3 --max-tokens 30 "
+            f"--temperature 0{'' if stream else ' --no-stream'}")
+    try:
+        r, _ = chat(shell, line, "user: The capital of France is")
+        assert not r.text.isascii()  # the reply has a multi-byte character
+        assert len(r.logprobs) == r.usage.completion_tokens == 30
+        assert all(len(t.top) == 3 for t in r.logprobs)
+        assert shell.user_ns["_chat"] is r  # what the tester looked at
+    finally:
+        gptmagic.shutdown()

@@ -13,7 +13,12 @@ rebuilt here in the Responses shape:
   the engine, ``cache_write_tokens: 0`` (llama.cpp keeps its prompt cache at
   no charge) and ``reasoning_tokens: 0`` (the model does not reason);
 * logprobs, when ``include`` asked for them, in the ``LogProb`` shape on the
-  part, and per delta in the ``ResponseLogProb`` shape.
+  part, and per delta in the ``ResponseLogProb`` shape. From a reply's first
+  non-ASCII token on, the chat stream sends the text at once and the entries
+  in one chunk with no text just before the reply ends (see
+  :meth:`gptmagic.local.rescore.Splitter.stream`); that chunk is one more
+  ``output_text.delta`` with ``delta: ""`` carrying them, so the deltas hold
+  one entry per output token, as the ``done`` event and the part do.
 
 A stream is the event sequence OpenAI sends: ``response.created``,
 ``response.in_progress``, then per output item ``output_item.added``,
@@ -181,8 +186,9 @@ class ResponseStream:
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
-            if delta.get("content"):
-                events += self._text(str(delta["content"]), choice.get("logprobs"))
+            part = _part_logprobs(choice.get("logprobs")) if self.plan.logprobs else []
+            if delta.get("content") or part:
+                events += self._text(str(delta.get("content") or ""), part)
             for call in delta.get("tool_calls") or []:
                 events += self._tool_call(call)
             if choice.get("finish_reason"):
@@ -192,14 +198,20 @@ class ResponseStream:
     def _output_index(self) -> int:
         return len(self.output)
 
-    def _text(self, piece: str, logprobs: Any) -> list[dict[str, Any]]:
+    def _text(self, piece: str, part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A text delta: ``piece`` and the ``LogProb`` entries that came with it.
+
+        The chat stream sends the entries of a reply with non-ASCII text after
+        the text, in one chunk with no text just before the choice ends
+        (:meth:`gptmagic.local.rescore.Splitter.stream` says why), so
+        ``piece`` may be ``""``: a delta that carries only entries.
+        """
         events: list[dict[str, Any]] = []
         item_id = f"msg_{self.suffix}"
         if self.text is None:
             self.text = []
             events += self._text_opened()
         self.text.append(piece)
-        part = _part_logprobs(logprobs) if self.plan.logprobs else []
         self.logprobs += part
         events.append(self._event("response.output_text.delta", item_id=item_id,
                                   output_index=self._output_index(), content_index=0,
