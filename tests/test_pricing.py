@@ -164,7 +164,14 @@ def test_a_usage_mapping_with_no_token_counts_is_an_error_not_zero(usage) -> Non
 
 def test_a_bad_count_in_a_responses_usage_says_which() -> None:
     with pytest.raises(ValueError, match="usage.input_tokens_details.cached_tokens is -1"):
-        cost_of({"input_tokens": 5, "input_tokens_details": {"cached_tokens": -1}}, "gpt-5-mini")
+        cost_of({"input_tokens": 5, "output_tokens": 3,
+                 "input_tokens_details": {"cached_tokens": -1}}, "gpt-5-mini")
+
+
+def test_a_responses_usage_missing_a_required_count_says_which() -> None:
+    """ResponseUsage requires both counts: one left out is not priced as 0 tokens."""
+    with pytest.raises(ValueError, match="usage.output_tokens is missing"):
+        cost_of({"input_tokens": 5}, "gpt-5-mini")
 
 
 def test_no_usage_is_unknown() -> None:
