@@ -16,6 +16,9 @@ is ``"echo: " + last user message`` (chat, and the Responses API of
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
+
+``/v1/files`` and ``/v1/batches`` are :mod:`fakebatches`' (``srv.batches``: its
+clock and fault knobs); a batch's lines are answered by the routes above.
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ import json
 import time
 
 import httpx
-import jsonschema
 import pytest
 from fakebatches import WINDOW, Clock
 from fakeserver import Behaviour
+from lazy import lazy
 from openapi_schema import validate
+
+jsonschema = lazy("jsonschema")  # ~2 s to import: not at collection
 
 CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
 

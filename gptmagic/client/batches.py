@@ -32,8 +32,8 @@ from gptmagic.client.config import Provider
 from gptmagic.client.http import HTTP, TooLarge, multipart
 from gptmagic.errors import MalformedResponseError, RequestError, status_error
 
-__all__ = ["ENDPOINTS", "FINAL", "MAX_FILE_BYTES", "STATUSES", "Batch", "BatchError",
-           "BatchFile", "BatchPage", "Batches", "OutputLine", "RequestCounts", "parse_output",
+__all__ = ["Batch", "BatchError", "BatchFile", "BatchPage", "Batches", "ENDPOINTS", "FINAL",
+           "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "parse_output",
            "request_line"]
 
 #: The endpoints gptmagic batches (the spec allows more; these are the ones it reads).
