@@ -12,6 +12,7 @@ import pickle
 import pytest
 from fakebatches import WINDOW
 from fakeserver import Behaviour
+from openapi_schema import validate
 
 from gptmagic import Client, Provider
 from gptmagic.client.batches import (
@@ -62,6 +63,8 @@ async def submit(batches: Batches, content: bytes) -> Batch:
 
 async def test_round_trip_of_three_chat_requests(batches, fake_server):
     content = b"".join(chat(i) for i in range(3))
+    for line in content.splitlines():
+        validate(json.loads(line)["body"], "CreateChatCompletionRequest")
     f = await batches.upload(content, filename="three.jsonl")
     assert (f.filename, f.bytes, f.purpose) == ("three.jsonl", len(content), "batch")
     b = await batches.create(f.id, CHAT, metadata={"run": "rt"})
@@ -76,6 +79,7 @@ async def test_round_trip_of_three_chat_requests(batches, fake_server):
     assert [x.custom_id for x in lines] == ["row-0", "row-1", "row-2"]
     for i, x in enumerate(lines):
         assert x.status_code == 200 and x.error is None
+        validate(x.body, "CreateChatCompletionResponse")
         result = parse_response("chat", x.body)
         assert result.text == f"echo: question {i}"
         assert result.usage is not None and result.usage.completion_tokens == 3
