@@ -25,7 +25,7 @@ ROOTS = [
     "ListModelsResponse", "Model",
     "CreateResponse", "Response", "ResponseStreamEvent", "ResponseUsage",
     "TokenCountsBody", "TokenCountsResource",
-    "Batch", "CreateBatchRequest", "OpenAIFile",
+    "Batch", "CreateBatchRequest", "OpenAIFile", "ListBatchesResponse", "DeleteFileResponse",
 ]
 # The operations the embedded server implements: schemathesis tests them from the spec.
 PATHS = {"/chat/completions": "post", "/completions": "post", "/models": "get",

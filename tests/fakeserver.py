@@ -16,6 +16,9 @@ is ``"echo: " + last user message`` (chat, and the Responses API of
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
+
+``/v1/files`` and ``/v1/batches`` are :mod:`fakebatches`' (``srv.batches``: its
+clock and fault knobs); a batch's lines are answered by the routes above.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ CHAOS_KINDS = (
     "ok", "429", "429_retry_after", "500", "502", "503", "drop", "stream_cut", "slow", "malformed"
 )
 _BOUND = 5.0  # seconds: upper bound for start, stop and internal waits
+_MAX_BODY = 256 * 1024 * 1024  # the largest request body read (a batch file is up to 200 MB)
 _ERROR_TYPES = {
     400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
     403: ("permission_error", None), 404: ("invalid_request_error", None),
@@ -229,6 +233,7 @@ class FakeServer:
         self._server: _Server | None = None
         self._listener: asyncio.Server | None = None
         self._memory: Any = None  # the Responses API's stored responses and cache keys
+        self._batches: Any = None  # the Files and Batch APIs' store (fakebatches.Store)
 
     def __repr__(self) -> str:
         return f"<FakeServer {self.url if self.port else 'stopped'}>"
@@ -358,6 +363,7 @@ class FakeServer:
             self._default = Behaviour()
         if self._memory is not None:
             self._memory.clear()
+        self._batches = None
 
     def _pick(self, stream: bool) -> tuple[Behaviour, str | None]:
         with self._lock:
@@ -393,8 +399,42 @@ class FakeServer:
             return _MODELS
         return {"object": "list", "data": list(self.listed_models)}
 
+    # ---- /v1/files and /v1/batches (issue 16): fakebatches -------------------------------
+    @property
+    def batches(self) -> Any:
+        """The Files and Batch APIs' :class:`fakebatches.Store`: its clock and fault knobs."""
+        with self._lock:
+            if self._batches is None:
+                import fakebatches  # it imports this module's helpers
+
+                self._batches = fakebatches.Store(self._answer_line)
+            return self._batches
+
+    def _answer_line(self, url: str, body: dict, n: int) -> tuple[int, dict]:
+        """One batch request line, answered as its route answers it (never streamed)."""
+        path = url.rstrip("/")
+        body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        if path.endswith("/chat/completions"):
+            if "messages" not in body:
+                return 400, _error(400, "Missing required parameter: 'messages'.", "messages")
+            return 200, self._chat(body, Behaviour(), n, path)[0]
+        if path.endswith("/responses"):
+            import fakeresponses as fr
+
+            if self._memory is None:
+                self._memory = fr.Memory()
+            if "model" not in body:
+                return 400, _error(400, "Missing required parameter: 'model'.", "model")
+            try:
+                return 200, fr.build(body, None, n, self._memory, None)[0]
+            except fr.Refused as e:
+                return 400, _error(400, str(e), e.param)
+        return 404, _error(404, f"Invalid URL (POST {url})")
+
     # ---- request handling ---------------------------------------------------------------
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # aiohttp refuses bodies over 1 MiB by default; batch files are larger.
+        request = request.clone(client_max_size=_MAX_BODY)
         raw = await request.read()
         try:
             data = json.loads(raw) if raw else None
@@ -448,6 +488,14 @@ class FakeServer:
         if b.malformed == "json":
             return await send(200, b'{"id": "chatcmpl-fake", "choi')
         path, method = request.path.rstrip("/"), request.method
+        if "/files" in path or "/batches" in path:
+            reply = self.batches.route(method, path, dict(request.query.items()),
+                                       await request.read(), request.headers.get(
+                                           "Content-Type", ""))
+            if reply is not None:
+                status, out, ctype = reply
+                headers["Content-Type"] = ctype
+                return await send(status, out)
         kind = next((k for k in _ROUTES if path.endswith("/" + k)), None)
         if kind == "models" and method == "GET":
             return await send(200, self.models_body())

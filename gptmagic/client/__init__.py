@@ -4,7 +4,8 @@ Owns :class:`~gptmagic.client.client.Client` (the one retry loop), a single
 attempt (:mod:`.attempt`), the HTTP transports (:mod:`.http`), providers and
 profiles (:mod:`.config`), the background loop that sync callers use
 (:mod:`.portal`), the module-level convenience API (:mod:`.facade`: the only
-place that holds the shared client), moderation and insertion resampling.
+place that holds the shared client), moderation, insertion resampling, and
+the Files and Batch APIs' primitives (:mod:`.batches`).
 
 May import: :mod:`gptmagic.local` (to start the embedded engine),
 :mod:`gptmagic.catalog`, :mod:`gptmagic.core`, :mod:`gptmagic.errors`,

@@ -44,6 +44,7 @@ from gptmagic.client.attempt import (
     json_or_text,
     request_id,
 )
+from gptmagic.client.batches import Batches
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
 from gptmagic.client.http import HTTP, Timeouts, TooLarge
@@ -384,6 +385,11 @@ class Client:
             prov, req.model, base_url, req.headers), table=is_openai_host(base_url))
         if text:
             self.on_notice(text)
+
+    def batches(self, *, provider: str | Provider | None = None) -> Batches:
+        """The provider's Files and Batch APIs over this client's connections
+        (:mod:`gptmagic.client.batches`); the embedded model has none."""
+        return Batches(self.http, resolve(provider, "batch", default=self.provider)[0])
 
     async def moderate(
         self,

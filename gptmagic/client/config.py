@@ -5,9 +5,9 @@ A :class:`Provider` says where requests go and how they authenticate:
 - ``openai``: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID`` /
   ``OPENAI_PROJECT_ID`` headers;
 - ``azure``: Azure OpenAI deployment URLs
-  (``{endpoint}/openai/deployments/{model}/...?api-version=``); the Responses
-  API at Azure's v1 path (``{endpoint}/openai/v1/responses``, no api-version,
-  the deployment named by ``model`` in the body); ``api-key`` header;
+  (``{endpoint}/openai/deployments/{model}/...?api-version=``); the Responses,
+  Files and Batch APIs at Azure's v1 path (``{endpoint}/openai/v1/responses``,
+  no api-version, the deployment named by ``model`` in the body); ``api-key`` header;
   ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``;
 - ``compatible``: any OpenAI-compatible ``base_url`` (vLLM, Ollama, llama.cpp,
   LM Studio), key optional;
@@ -160,7 +160,7 @@ class Provider:
         self, path: str, model: str, base_url: str | None = None
     ) -> tuple[str, dict[str, str]]:
         """URL and query parameters for ``path`` ("chat/completions", "completions", "models",
-        "responses", "responses/input_tokens", "moderations")."""
+        "responses", "responses/input_tokens", "moderations", "files...", "batches...")."""
         base = (base_url or self.base_url or "").rstrip("/")
         if not base:
             raise ConfigError(f"profile {self.name!r} has no base_url")
@@ -168,7 +168,7 @@ class Provider:
             root = base.split("/openai")[0]
             if path == "models":
                 return f"{root}/openai/models", {"api-version": self.api_version}
-            if path.split("/")[0] == "responses":
+            if path.split("/")[0] in ("responses", "files", "batches"):
                 # Azure's GA Responses API is on its v1 path: no api-version (the
                 # profile's dates name the deployments API), no deployment in the
                 # path (the body's model names the deployment).

@@ -28,7 +28,7 @@ from gptmagic.core import defaults as D
 from gptmagic.core.headers import Headers
 from gptmagic.errors import APIConnectionError, APITimeoutError
 
-__all__ = ["HTTP", "HTTPResponse", "Timeouts"]
+__all__ = ["HTTP", "HTTPResponse", "Timeouts", "multipart"]
 
 _BASE_HEADERS = {"Accept": "application/json, text/event-stream"}
 _JSON_HEADERS = {**_BASE_HEADERS, "Content-Type": "application/json"}
@@ -86,6 +86,18 @@ def _lower_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
         k = k.lower()
         out[k] = f"{out[k]}, {v}" if k in out else v
     return out
+
+
+def multipart(fields: Mapping[str, str], file_field: str, filename: str, content: bytes,
+              content_type: str = "application/octet-stream") -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body with text ``fields`` and one file: (body, Content-Type).
+
+    httpx's encoder writes it (boundary and escaping of names included) for
+    either transport; the body is sent as bytes like a JSON one.
+    """
+    req = httpx.Request("POST", "http://encode.invalid/", data=dict(fields),
+                        files={file_field: (filename, content, content_type)})
+    return req.read(), req.headers["content-type"]
 
 
 class _TooLarge(Exception):
@@ -230,15 +242,19 @@ class HTTP:
         headers: Mapping[str, str] | None = None,
         json_body: bytes | None = None,
         timeouts: Timeouts | None = None,
+        content_type: str | None = None,
     ) -> AsyncIterator[HTTPResponse]:
         """Send a request; yield a :class:`HTTPResponse` whose body is read lazily.
 
-        The response is always closed on exit, so a failure never leaks its
-        connection.
+        ``json_body`` is sent as JSON unless ``content_type`` names another
+        type (a :func:`multipart` body's). The response is always closed on
+        exit, so a failure never leaks its connection.
         """
         # Kept a Headers to the end: aiohttp and httpx copy it into their own
         # objects, so no frame of ours holds the key in a plain dict.
         hdrs = Headers(_BASE_HEADERS if json_body is None else _JSON_HEADERS) | (headers or {})
+        if content_type is not None:
+            hdrs = hdrs | {"Content-Type": content_type}
         if self._client is not None:
             async with self._httpx_request(method, url, params, hdrs, json_body,
                                            timeouts) as reply:
