@@ -48,7 +48,9 @@ async def abandon(base: str, stream: bool, path: str = "/chat/completions",
                   body: dict[str, Any] | None = None) -> str:
     """Start a generation, take a little of it, then go away; what was seen."""
     body = body or ENDLESS
-    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(1.5, connect=5)) as client:
+    # 5 s: a first token takes well under a second, but on a loaded 2-core machine a
+    # stream's first chunk once took over 1.5 s and was counted as "timed out".
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5, connect=5)) as client:
         try:
             if stream:
                 async with client.stream("POST", path, json={**body, "stream": True}) as resp:
