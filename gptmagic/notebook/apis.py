@@ -194,6 +194,10 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
     payload: dict[str, Any] = {k: fields.pop(k) for k in ("input", "instructions")
                                if k in fields}
     if chain:
-        payload["input"] = [dict(m) for m in cell_messages]
+        items = [dict(m) for m in cell_messages]
+        if (len(items) > 1 and items[0].get("role") == "system"
+                and items[0].get("content") == payload.get("instructions")):
+            items = items[1:]  # the cell repeats the thread's system line: sent once
+        payload["input"] = items
         payload["previous_response_id"] = chain
     return Outgoing(api, payload, fields)
