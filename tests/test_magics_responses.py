@@ -784,3 +784,24 @@ def test_not_chained_to_another_profile_on_the_same_url_says_they_differ(shell, 
     assert (f"not chained: the last turn of thread 'S' is stored on fake at {fake_server.url}, "
             "and this cell went to profile oai, a different profile at the same URL") in r.note
     assert "'S''s" not in r.note
+
+
+def test_a_refusal_names_the_setting_that_chose_the_endpoint(shell, fake_server):
+    shell.run_line_magic("gptmagic", "api responses")
+    magics(shell).model_api = {"gpt-5*": "chat"}
+    with pytest.raises(UsageError) as e:
+        chat(shell, "-m fake:gpt-5-mini --reasoning-summary auto", "user: hi")
+    assert str(e.value) == (
+        "--reasoning-summary needs --api responses: Chat Completions returns no reasoning "
+        "summary; this cell goes to chat by the model_api pattern 'gpt-5*' for 'gpt-5-mini' "
+        "(%config GptMagics.model_api), over %gptmagic api responses")
+    gptmagic.add_profile("fchat", base_url=fake_server.url, api_key_env="FAKE_KEY", api="chat")
+    with pytest.raises(UsageError, match=r"goes to chat by profile 'fchat' \(its api = 'chat'\), "
+                                         "over %gptmagic api responses$"):
+        chat(shell, "-p fchat -m fake-model --reasoning-summary auto", "user: hi")
+    shell.run_line_magic("gptmagic", "api chat")
+    with pytest.raises(UsageError, match=r"goes to chat by %gptmagic api chat \(GptMagics.api\)$"):
+        chat(shell, "-p fake --reasoning-summary auto", "user: hi")
+    with pytest.raises(UsageError, match=r"goes to chat by the cell's --api chat$"):
+        chat(shell, "-p fake --api chat --reasoning-summary auto", "user: hi")
+    assert fake_server.requests == []

@@ -26,7 +26,7 @@ from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
 from gptmagic.notebook import dry_runs
-from gptmagic.notebook.apis import Outgoing, api_options, choose_api, outgoing
+from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
     REASONING,
@@ -207,9 +207,12 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
+        given = api
         api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
                          default=api_defaults[1])
-        params = {**params, **api_options(api, **(options or {}))}
+        params = {**params, **api_options(api, **(options or {}), chosen=chosen_by(
+            given, model=model, profile=prov.name, profile_api=prov.api,
+            model_api=api_defaults[0], default=api_defaults[1]))}
         note = _lines(cell_note, self._stale_in_context(th, key))
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         at = _where(prov)
