@@ -805,3 +805,20 @@ def test_a_refusal_names_the_setting_that_chose_the_endpoint(shell, fake_server)
     with pytest.raises(UsageError, match=r"goes to chat by the cell's --api chat$"):
         chat(shell, "-p fake --api chat --reasoning-summary auto", "user: hi")
     assert fake_server.requests == []
+
+
+def test_gptmagic_api_alone_shows_the_default_and_where_it_comes_from(shell, fake_server):
+    def shown():
+        with capture_output() as cap:
+            shell.run_line_magic("gptmagic", "api")
+        return cap.stdout
+
+    assert shown() == ("%%chat's default endpoint: chat (built in: GptMagics.api is not set), "
+                       "unless a cell's --api, a model_api pattern or the profile's api says "
+                       "otherwise; %gptmagic api chat|responses changes it\n")
+    shell.run_line_magic("gptmagic", "api responses")
+    magics(shell).model_api = {"gpt-5*": "chat"}
+    assert shown().startswith("%%chat's default endpoint: responses (set by %gptmagic api), "
+                              "unless a cell's --api, a model_api pattern ({'gpt-5*': 'chat'})")
+    shell.run_line_magic("config", "GptMagics.api = 'chat'")
+    assert shown().startswith("%%chat's default endpoint: chat (from %config GptMagics.api")
