@@ -37,8 +37,9 @@ def unbounded(model: str, est: Estimate) -> str:
 
 def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimate,
                 max_tokens: int | None) -> str:
-    """Why a priced call is not sent under ``max_cost``: the output it was assumed to
-    write, what that would cost at worst, and the ``max_tokens`` that would let it through."""
+    """Why a priced call is not sent under ``max_cost``: the ``max_tokens`` that would let
+    it through (first, as a run's failure line is cut short), then the output it was
+    assumed to write and what that would cost at worst."""
     assert est.high.total is not None and est.low.total is not None
     out = est.max_completion_tokens or 0
     why = (f"its max_tokens={max_tokens}" if max_tokens is not None and out == max_tokens

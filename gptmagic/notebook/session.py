@@ -198,7 +198,10 @@ class Session:
         options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
         whose last turn was stored sends only the cell's messages, chained with
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
-        for a dry run's prompt count."""
+        for a dry run's prompt count.
+
+        A thread is kept once a turn is recorded in it (a refused cell or a dry run
+        leaves none), and a reply with no text is recorded in none: its note says why."""
         sink = sink or NullSink()
         th: Thread | None = self.threads.draft(thread) if thread else None
         if th is not None and system is not None:
