@@ -6,7 +6,7 @@ import pytest
 from openapi_schema import validate
 
 from gptmagic.errors import RequestError
-from gptmagic.notebook.apis import api_options, choose_api, outgoing
+from gptmagic.notebook.apis import api_options, choose_api, chosen_by, outgoing
 
 
 def test_choose_api_order_is_option_model_profile_default():
@@ -19,6 +19,20 @@ def test_choose_api_order_is_option_model_profile_default():
     assert choose_api("CHAT", model="gpt-5", model_api={"gpt-5*": "responses"}) == "chat"
     with pytest.raises(RequestError, match=r"model_api\['o\*'\] must be one of chat"):
         choose_api(None, model="o3", model_api={"o*": "batch"})
+
+
+def test_chosen_by_names_the_setting_and_what_it_overrode():
+    assert chosen_by(None, model="gpt-4o", profile="p") == (
+        "default: no --api, model_api pattern, profile api or %gptmagic api names another")
+    assert chosen_by(None, model="gpt-4o", profile="p", profile_api="chat",
+                     default="responses") == ("profile 'p' (its api = 'chat'), over "
+                                              "%gptmagic api responses")
+    assert chosen_by(None, model="gpt-5", profile="p", model_api={"gpt-5*": "chat"},
+                     profile_api="responses", default="chat") == (
+        "the model_api pattern 'gpt-5*' for 'gpt-5' (%config GptMagics.model_api), over the "
+        "api of profile 'p' (responses)")
+    assert chosen_by("chat", model="gpt-5", profile="p", default="responses") == (
+        "the cell's --api chat, over %gptmagic api responses")
 
 
 def test_options_on_each_endpoint():

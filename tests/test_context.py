@@ -95,3 +95,10 @@ def test_local_model_fits_its_real_window():
         assert reply.usage.prompt_tokens == small.prompt_tokens <= 420 - 32
     finally:
         gptmagic.shutdown()
+
+
+def test_a_max_tokens_filling_the_window_says_so_without_a_possessive_after_a_quote():
+    with pytest.raises(RequestError) as e:
+        fit_messages([{"role": "user", "content": "hi"}], "gpt-4o", max_tokens=128_000)
+    assert str(e.value).startswith("max_tokens=128000 leaves no room for a prompt in the "
+                                   "128,000-token context window of 'gpt-4o'")

@@ -286,8 +286,8 @@ def test_a_thread_chains_only_to_the_provider_that_stored_its_last_turn(shell, f
         body = sent(other)
         assert "previous_response_id" not in body
         assert [i["content"] for i in body["input"]] == ["one", r1.text, "two"]
-        assert "not chained: thread 't'\'s last turn is stored on fake at" in r2.note
-        assert f"not on other at {other.url}, which never saw it" in r2.note
+        assert "not chained: the last turn of thread 't' is stored on fake at" in r2.note
+        assert f"this cell went to other at {other.url}, which never saw it" in r2.note
         assert "sent the whole history" in r2._repr_mimebundle_()[0]["text/plain"]
         with capture_output() as cap:
             shell.run_line_magic("chat", "history --thread t --model gpt-4o")
@@ -708,3 +708,117 @@ def test_an_embedded_reply_keeps_an_entry_per_token(shell, api, stream):
         assert shell.user_ns["_chat"] is r  # what the tester looked at
     finally:
         gptmagic.shutdown()
+
+
+# -- what a new user met in JupyterLab -------------------------------------------------------
+
+
+def test_history_says_a_stale_stored_thread_sends_its_whole_history(shell, fake_server):
+    m = magics(shell)
+    line = "-m fake:fake-model --api responses --store --no-stream --thread st"
+    m.cell_id = "a"
+    chat(shell, line, "user: one")
+    m.cell_id = "b"
+    chat(shell, line, "user: two")
+    m.cell_id = "a"
+    chat(shell, line, "user: ONE")  # turn 2 now answered the older turn 1
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "history --thread st --model gpt-4o")
+    page = cap.outputs[0].data["text/plain"]
+    assert "chained:" not in page
+    assert "turn 2 answered an older version" in page
+    assert "the next cell sends the whole history, --store or not" in page
+    m.cell_id = "c"
+    chat(shell, line, "user: three")  # and so it does
+    body = sent(fake_server)
+    assert "previous_response_id" not in body and len(body["input"]) == 5
+
+
+def test_a_chained_cell_repeating_the_system_line_sends_it_once(shell, fake_server):
+    m = magics(shell)
+    line = "-m fake:fake-model --api responses --store --no-stream --thread st"
+    m.cell_id = "a"
+    r1, _ = chat(shell, line, "system: Be brief.\nuser: one")
+    m.cell_id = "b"
+    chat(shell, line, "system: Be brief.\nuser: two")
+    body = sent(fake_server)
+    validate(body, "CreateResponse")
+    assert body["previous_response_id"] == r1.result.id
+    assert body["instructions"] == "Be brief."
+    assert body["input"] == [{"role": "user", "content": "two"}]
+    m.cell_id = "c"
+    r, _ = chat(shell, line + " --dry-run", "system: Be brief.\nuser: three")
+    assert [row.role for row in r.count.messages] == ["system", "user"]  # counted once
+
+
+def test_refused_and_dry_run_cells_leave_no_thread(shell, fake_server):
+    with pytest.raises(UsageError):
+        chat(shell, "-p fake --api responses --seed 1 --thread refused", "user: hi")
+    chat(shell, "-p fake --api responses --dry-run --thread dry", "user: hi")
+    chat(shell, "-p fake --api responses --no-stream --thread kept", "user: hi")
+    with capture_output() as cap:
+        shell.run_line_magic("chat", "threads")
+    assert "refused" not in cap.stdout and "dry" not in cap.stdout
+    assert "kept: 1 turn(s)" in cap.stdout
+
+
+def test_an_empty_reply_is_not_added_to_the_thread_and_says_why(shell, fake_server):
+    r, _ = chat(shell, "-m fake:gpt-5-mini --api responses --no-stream --max-tokens 4 "
+                       "--thread st", "user: think hard")
+    assert r.text == "" and r.result.status == "incomplete"
+    said = ("the reply is empty, so nothing was added to thread 'st': it stopped at the "
+            "token limit (reasoning used them all); raise --max-tokens")
+    assert said in r.note and said in r._repr_mimebundle_()[0]["text/plain"]
+    assert "st" not in magics(shell).session.threads.names()
+    r, _ = chat(shell, "-m fake:gpt-5-mini --api responses --no-stream --thread st",
+                "user: think hard")
+    assert r.text and len(magics(shell).session.threads.get("st").turns) == 1
+
+
+def test_not_chained_to_another_profile_on_the_same_url_says_they_differ(shell, fake_server):
+    gptmagic.add_profile("oai", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY")
+    chat(shell, "-p fake --api responses --store --no-stream --thread S", "user: one")
+    r, _ = chat(shell, "-p oai --api responses --store --no-stream --thread S", "user: two")
+    assert "previous_response_id" not in sent(fake_server)
+    assert (f"not chained: the last turn of thread 'S' is stored on fake at {fake_server.url}, "
+            "and this cell went to profile oai, a different profile at the same URL") in r.note
+    assert "'S''s" not in r.note
+
+
+def test_a_refusal_names_the_setting_that_chose_the_endpoint(shell, fake_server):
+    shell.run_line_magic("gptmagic", "api responses")
+    magics(shell).model_api = {"gpt-5*": "chat"}
+    with pytest.raises(UsageError) as e:
+        chat(shell, "-m fake:gpt-5-mini --reasoning-summary auto", "user: hi")
+    assert str(e.value) == (
+        "--reasoning-summary needs --api responses: Chat Completions returns no reasoning "
+        "summary; this cell goes to chat by the model_api pattern 'gpt-5*' for 'gpt-5-mini' "
+        "(%config GptMagics.model_api), over %gptmagic api responses")
+    gptmagic.add_profile("fchat", base_url=fake_server.url, api_key_env="FAKE_KEY", api="chat")
+    with pytest.raises(UsageError, match=r"goes to chat by profile 'fchat' \(its api = 'chat'\), "
+                                         "over %gptmagic api responses$"):
+        chat(shell, "-p fchat -m fake-model --reasoning-summary auto", "user: hi")
+    shell.run_line_magic("gptmagic", "api chat")
+    with pytest.raises(UsageError, match=r"goes to chat by %gptmagic api chat \(GptMagics.api\)$"):
+        chat(shell, "-p fake --reasoning-summary auto", "user: hi")
+    with pytest.raises(UsageError, match=r"goes to chat by the cell's --api chat$"):
+        chat(shell, "-p fake --api chat --reasoning-summary auto", "user: hi")
+    assert fake_server.requests == []
+
+
+def test_gptmagic_api_alone_shows_the_default_and_where_it_comes_from(shell, fake_server):
+    def shown():
+        with capture_output() as cap:
+            shell.run_line_magic("gptmagic", "api")
+        return cap.stdout
+
+    assert shown() == ("%%chat's default endpoint: chat (built in: GptMagics.api is not set), "
+                       "unless a cell's --api, a model_api pattern or the profile's api says "
+                       "otherwise; %gptmagic api chat|responses changes it\n")
+    shell.run_line_magic("gptmagic", "api responses")
+    magics(shell).model_api = {"gpt-5*": "chat"}
+    assert shown().startswith("%%chat's default endpoint: responses (set by %gptmagic api), "
+                              "unless a cell's --api, a model_api pattern ({'gpt-5*': 'chat'})")
+    shell.run_line_magic("config", "GptMagics.api = 'chat'")
+    assert shown().startswith("%%chat's default endpoint: chat (from %config GptMagics.api")

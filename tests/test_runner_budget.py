@@ -159,15 +159,16 @@ def test_a_refusal_over_budget_names_the_assumed_output_and_how_to_bound_it(fake
     assert (res.df["error_type"] == "BudgetExceeded").all()
     message = res.df["error"].iloc[0]
     worst = 128_000 * Decimal(2) / 1_000_000  # gpt-5-mini's output limit at $2 per 1M
-    assert message.startswith("not sent: max_cost $0.1 would be exceeded: this call was "
-                              "assumed to write 128,000 output tokens (the most the model "
-                              "may write")
+    # What happened, what to do, then the arithmetic: a run's failure line cuts the rest.
+    assert message.startswith("not sent: max_cost $0.10 would be exceeded; bound the reply "
+                              "with params={'max_tokens': N}, N up to about ")
+    assert "(1,000 output tokens cost $0.002; a reasoning model counts its reasoning in it), " \
+           "or raise max_cost. This call was assumed to write 128,000 output tokens (the " \
+           "most the model may write" in message
     assert "as no max_tokens was given" in message
     assert f"at worst it costs ${worst:.3f} with its " in message
-    assert "$0.1 of the budget is left ($0 spent, $0 held for calls in flight)" in message
-    assert "bound the reply with params={'max_tokens': N} (1,000 output tokens cost $0.002;" \
-        in message
-    fits = int(re.search(r"N up to about ([\d,]+) fits", message)[1].replace(",", ""))
+    assert "$0.10 of the budget is left ($0.00 spent, $0.00 held for calls in flight)" in message
+    fits = int(re.search(r"N up to about ([\d,]+) ", message)[1].replace(",", ""))
     assert 49_000 < fits < 50_000  # ($0.10 - the prompt) / $2 per 1M
     # Following the advice: every call is sent, and its max_tokens is named if still too big.
     res = evaluate(rows, "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
@@ -176,3 +177,14 @@ def test_a_refusal_over_budget_names_the_assumed_output_and_how_to_bound_it(fake
     res = evaluate(ROWS[4:5], "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
                    params={"max_tokens": 60_000}, progress=False)
     assert "assumed to write 60,000 output tokens (its max_tokens=60000)" in res.df["error"][0]
+
+
+def test_a_refusal_over_budget_shows_its_fix_before_the_failure_line_cuts_it(fake, capsys):
+    """A tester saw the refusal cut with "…" on stderr before its fix."""
+    evaluate(ROWS[:2], "user: {q}", ["p:gpt-5-mini"], api="responses", max_cost=0.10,
+             progress=True)
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("gptmagic: 2 of 2 calls failed"))
+    assert "(not sent: max_cost $0.10 would be exceeded; bound the reply with " \
+           "params={'max_tokens': N}, N up to about " in line
+    assert "or raise max_cost" in line

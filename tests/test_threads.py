@@ -116,6 +116,12 @@ def test_a_stored_turn_is_chained_from_unless_it_or_one_before_it_is_stale():
     assert th.chain_from("c") == "resp_b"
     th.system = "new"  # every turn is now stale: the server holds an older conversation
     assert th.chain_from("c") is None
+    # %chat history says what the next cell does, by the same rule.
+    assert th.chain_from(None, None) is None and th.mode().startswith(
+        "history (responses): turn 2 is stored on the server (response resp_b, on an "
+        "unrecorded provider), but turns 1, 2 answered an older version")
+    th.system = None
+    assert th.chain_from(None, None) == "resp_b" and th.mode().startswith("chained: turn 2")
     assert Thread("empty").mode() == "history: each cell sends the whole conversation"
 
 

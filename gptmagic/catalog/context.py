@@ -113,8 +113,8 @@ def fit_messages(
     budget = context_window - max_tokens
     if max_tokens < 0 or budget <= 0:
         raise RequestError(
-            f"max_tokens={max_tokens} leaves no room for a prompt in {model!r}'s "
-            f"{context_window:,}-token context window", param="max_tokens")
+            f"max_tokens={max_tokens} leaves no room for a prompt in the "
+            f"{context_window:,}-token context window of {model!r}", param="max_tokens")
     base = counter(msgs, model, tools=tools)
     result = FitResult(msgs, prompt_tokens=base.total, context_window=context_window,
                        max_tokens=max_tokens)

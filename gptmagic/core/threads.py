@@ -104,37 +104,50 @@ class Thread:
             before = before + t.all_messages()
         return out
 
-    def chain_from(self, key: str, at: str | None = None) -> str | None:
+    def chain_from(self, key: str | None, at: str | None = None) -> str | None:
         """The stored response a cell sent to ``at`` (where the turn's response would be
         stored, :attr:`Turn.stored_at`) can chain from (``previous_response_id``): the id
         of the turn just before its own, if that turn was stored there and neither it nor
         any turn before it is stale (the server would hold an older conversation than
-        this one). Another provider never saw that response: it gets the history."""
+        this one). Another provider never saw that response: it gets the history.
+        ``key`` None is a new cell (what ``%chat history`` tells of the next one)."""
         prev = self.stored_before(key)
-        if prev is None or prev.stored_at != at:
-            return None
-        i = self.index_of(key)
-        if any(n <= (len(self.turns) if i is None else i) for n in self.stale()):
+        if prev is None or prev.stored_at != at or self.stale_before(key):
             return None
         return prev.response_id
 
-    def stored_before(self, key: str) -> Turn | None:
+    def stored_before(self, key: str | None) -> Turn | None:
         """The turn just before a cell's own, if it was stored on a server."""
-        i = self.index_of(key)
-        before = self.turns if i is None else self.turns[:i]
+        before = self._before(key)
         return before[-1] if before and before[-1].response_id is not None else None
 
+    def stale_before(self, key: str | None) -> list[int]:
+        """The stale turns (numbered from 1) a cell's history holds."""
+        upto = len(self._before(key))
+        return [n for n in self.stale() if n <= upto]
+
+    def _before(self, key: str | None) -> list[Turn]:
+        i = self.index_of(key) if key is not None else None
+        return self.turns if i is None else self.turns[:i]
+
     def mode(self) -> str:
-        """How the thread's next turn is sent, in a sentence for ``%chat history``."""
+        """How the thread's next turn is sent, in a sentence for ``%chat history``: by
+        :meth:`chain_from`, the rule the next cell follows."""
         last = self.turns[-1] if self.turns else None
-        if last is not None and last.response_id is not None:
-            return (f"chained: turn {len(self.turns)} is stored on the server (response "
-                    f"{last.response_id}, on {last.stored_at or 'an unrecorded provider'}); "
-                    "the next --store cell sent there sends only its own messages with "
-                    "previous_response_id, any other cell (or one sent to another provider) "
-                    "the whole history")
         api = f" ({last.api})" if last is not None and last.api else ""
-        return f"history{api}: each cell sends the whole conversation"
+        if last is None or last.response_id is None:
+            return f"history{api}: each cell sends the whole conversation"
+        where = (f"turn {len(self.turns)} is stored on the server (response "
+                 f"{last.response_id}, on {last.stored_at or 'an unrecorded provider'})")
+        if self.chain_from(None, last.stored_at) is None:
+            stale = self.stale_before(None)
+            return (f"history{api}: {where}, but {describe_stale(stale)} answered an older "
+                    "version of what came before, so the server holds another conversation: "
+                    "the next cell sends the whole history, --store or not (%chat drop-stale "
+                    "removes the stale turns)")
+        return (f"chained: {where}; the next --store cell sent there sends only its own "
+                "messages with previous_response_id, any other cell (or one sent to another "
+                "provider) the whole history")
 
     def drop_stale(self) -> int:
         """Drop the first stale turn and every turn after it (each was answered with it
@@ -170,10 +183,20 @@ class ThreadStore:
 
     def get(self, name: str = DEFAULT_THREAD) -> Thread:
         """The thread called ``name``, created empty on first use."""
+        return self._threads.setdefault(name, self.draft(name))
+
+    def draft(self, name: str) -> Thread:
+        """The thread called ``name`` if it exists, else a new one kept only once
+        :meth:`add`-ed: a cell refused before sending, or a dry run, leaves no empty
+        thread behind."""
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise RequestError(
                 f"thread name {name!r} must be letters, digits, '-' or '_'", param="--thread")
-        return self._threads.setdefault(name, Thread(name))
+        return self._threads.get(name) or Thread(name)
+
+    def add(self, thread: Thread) -> None:
+        """Keep a :meth:`draft` thread (once a turn is recorded in it)."""
+        self._threads.setdefault(thread.name, thread)
 
     def names(self) -> list[str]:
         return sorted(self._threads)

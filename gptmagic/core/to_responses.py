@@ -36,8 +36,8 @@ from typing import Any
 
 from gptmagic.errors import RequestError
 
-__all__ = ["APIS", "LOGPROBS_INCLUDE", "MIN_OUTPUT_TOKENS", "choose_api", "response_fields",
-           "responses_body", "split_instructions"]
+__all__ = ["APIS", "LOGPROBS_INCLUDE", "MIN_OUTPUT_TOKENS", "api_choice", "choose_api",
+           "response_fields", "responses_body", "split_instructions"]
 
 #: The endpoints a chat-shaped call can go to: Chat Completions and the Responses API.
 APIS = ("chat", "responses")
@@ -73,12 +73,26 @@ def choose_api(given: str | None, *, model: str, per_model: Mapping[str, str] | 
     pattern matching itself) matching ``model``; else the profile's ``api``; else
     ``default``; else ``"chat"``. ``labels`` name ``given`` and ``per_model`` in errors
     (``("--api", "model_api")`` in the magics)."""
+    return api_choice(given, model=model, per_model=per_model, profile=profile,
+                      default=default, labels=labels)[0]
+
+
+def api_choice(given: str | None, *, model: str, per_model: Mapping[str, str] | None = None,
+               profile: str | None = None, default: str | None = None,
+               labels: tuple[str, str] = ("api", "api")) -> tuple[str, str, str | None]:
+    """:func:`choose_api`'s endpoint, what chose it (``"given"``, ``"per_model"``,
+    ``"profile"``, ``"default"`` or ``"builtin"``) and the ``per_model`` pattern that
+    matched (None for the others), so a refusal can name the setting to change."""
     if given is not None:
-        return _api(given, labels[0])
+        return _api(given, labels[0]), "given", None
     for pattern, api in (per_model or {}).items():
         if fnmatchcase(model.lower(), pattern.lower()):
-            return _api(api, f"{labels[1]}[{pattern!r}]")
-    return _api(profile or default or "chat", "api")
+            return _api(api, f"{labels[1]}[{pattern!r}]"), "per_model", pattern
+    if profile:
+        return _api(profile, "api"), "profile", None
+    if default:
+        return _api(default, "api"), "default", None
+    return "chat", "builtin", None
 
 
 def _api(value: Any, label: str) -> str:

@@ -37,8 +37,9 @@ def unbounded(model: str, est: Estimate) -> str:
 
 def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimate,
                 max_tokens: int | None) -> str:
-    """Why a priced call is not sent under ``max_cost``: the output it was assumed to
-    write, what that would cost at worst, and the ``max_tokens`` that would let it through."""
+    """Why a priced call is not sent under ``max_cost``: the ``max_tokens`` that would let
+    it through (first, as a run's failure line is cut short), then the output it was
+    assumed to write and what that would cost at worst."""
     assert est.high.total is not None and est.low.total is not None
     out = est.max_completion_tokens or 0
     why = (f"its max_tokens={max_tokens}" if max_tokens is not None and out == max_tokens
@@ -46,15 +47,18 @@ def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimat
                 "context window, as no max_tokens was given" if max_tokens is None
            else "the room left in the model's context window")
     left = max(budget - spent - reserved, Decimal(0))
-    text = (f"not sent: max_cost ${budget} would be exceeded: this call was assumed to write "
-            f"{out:,} output tokens ({why}), so at worst it costs {est.high} with its "
-            f"{est.prompt_tokens:,} prompt tokens, and ${tidy(left)} of the budget is left "
-            f"(${tidy(spent)} spent, ${tidy(reserved)} held for calls in flight)")
+    cur = est.high.currency
     per_token = (est.high.total - est.low.total) / out if out else Decimal(0)
     fits = int((left - est.low.total) / per_token) if per_token > 0 else 0
-    if not 0 < fits < out:
-        return text + "; raise max_cost, or shorten the prompt"
-    return (text + f"; bound the reply with params={{'max_tokens': N}} (1,000 output tokens "
-                   f"cost {money_text(tidy(1000 * per_token), est.high.currency)}; N up to "
-                   f"about {fits:,} fits what is left for this call; a reasoning model counts "
-                   f"its reasoning in it), or raise max_cost")
+    if 0 < fits < out:
+        fix = (f"bound the reply with params={{'max_tokens': N}}, N up to about {fits:,} "
+               f"(1,000 output tokens cost {money_text(tidy(1000 * per_token), cur)}; a "
+               "reasoning model counts its reasoning in it), or raise max_cost")
+    else:
+        fix = "raise max_cost, or shorten the prompt"
+    # The fix comes first: a run's failure line (EvalResults.failures) cuts the message.
+    return (f"not sent: max_cost {money_text(budget, cur)} would be exceeded; {fix}. This "
+            f"call was assumed to write {out:,} output tokens ({why}), so at worst it costs "
+            f"{est.high} with its {est.prompt_tokens:,} prompt tokens, and "
+            f"{money_text(left, cur)} of the budget is left ({money_text(spent, cur)} spent, "
+            f"{money_text(reserved, cur)} held for calls in flight)")

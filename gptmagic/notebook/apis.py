@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from gptmagic.core.types import Result
 
 __all__ = ["APIS", "MIN_OUTPUT_TOKENS", "Outgoing", "REASONING_EFFORTS", "REASONING_SUMMARIES",
-           "SERVICE_TIERS", "VERBOSITIES", "api_options", "choose_api", "outgoing"]
+           "SERVICE_TIERS", "VERBOSITIES", "api_options", "choose_api", "chosen_by", "outgoing"]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -71,14 +71,41 @@ def choose_api(option: str | None, *, model: str, profile_api: str | None = None
                                    labels=("--api", "model_api"))
 
 
+def chosen_by(option: str | None, *, model: str, profile: str, profile_api: str | None = None,
+              model_api: Mapping[str, str] | None = None, default: str | None = None) -> str:
+    """What chose a cell's endpoint, in the words a refusal uses (``the model_api pattern
+    'gpt-5*' (%config GptMagics.model_api), over %gptmagic api responses``): the setting
+    to change, and the one it overrode."""
+    api, source, pattern = to_responses.api_choice(option, model=model, per_model=model_api,
+                                                   profile=profile_api, default=default,
+                                                   labels=("--api", "model_api"))
+    words = {
+        "given": f"the cell's --api {api}",
+        "per_model": f"the model_api pattern {pattern!r} for {model!r} "
+                     "(%config GptMagics.model_api)",
+        "profile": f"profile {profile!r} (its api = {api!r})",
+        "default": f"%gptmagic api {api} (GptMagics.api)",
+        "builtin": "default: no --api, model_api pattern, profile api or %gptmagic api "
+                   "names another",
+    }
+    order = ("given", "per_model", "profile", "default", "builtin")
+    below = (("profile", profile_api, f"the api of profile {profile!r} ({profile_api})"),
+             ("default", default, f"%gptmagic api {default}"))
+    over = [said for src, value, said in below
+            if value and value.lower() != api and order.index(src) > order.index(source)]
+    said = words[source]
+    return said + (f", over {' and '.join(over)}" if over else "")
+
+
 def api_options(api: str, *, reasoning_effort: str | None = None,
                 reasoning_summary: str | None = None, verbosity: str | None = None,
                 service_tier: str | None = None, cache_key: str | None = None,
-                store: bool = False) -> dict[str, Any]:
+                store: bool = False, chosen: str | None = None) -> dict[str, Any]:
     """The body fields of the reasoning, verbosity, tier, cache and store options on ``api``.
 
     On Responses ``store`` is always sent: OpenAI stores a response unless told
     ``false``, and a cell that sends its whole history has no need of that.
+    ``chosen`` (:func:`chosen_by`) says in a refusal what chose ``api``.
     """
     effort = _pick("--reasoning-effort", reasoning_effort, REASONING_EFFORTS)
     summary = _pick("--reasoning-summary", reasoning_summary, REASONING_SUMMARIES)
@@ -90,8 +117,10 @@ def api_options(api: str, *, reasoning_effort: str | None = None,
     out: dict[str, Any] = {}
     if api == "chat":
         if summary is not None:
+            why = f"; this cell goes to chat by {chosen}" if chosen else ""
             raise RequestError("--reasoning-summary needs --api responses: Chat Completions "
-                               "returns no reasoning summary", param="--reasoning-summary")
+                               f"returns no reasoning summary{why}",
+                               param="--reasoning-summary")
         fields = {"reasoning_effort": effort, "verbosity": verbose, "service_tier": tier,
                   "prompt_cache_key": cache_key, "store": True if store else None}
         return {k: v for k, v in fields.items() if v is not None}
@@ -194,6 +223,10 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
     payload: dict[str, Any] = {k: fields.pop(k) for k in ("input", "instructions")
                                if k in fields}
     if chain:
-        payload["input"] = [dict(m) for m in cell_messages]
+        items = [dict(m) for m in cell_messages]
+        if (len(items) > 1 and items[0].get("role") == "system"
+                and items[0].get("content") == payload.get("instructions")):
+            items = items[1:]  # the cell repeats the thread's system line: sent once
+        payload["input"] = items
         payload["previous_response_id"] = chain
     return Outgoing(api, payload, fields)

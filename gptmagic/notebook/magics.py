@@ -518,6 +518,9 @@ class GptMagics(Magics):
                     raise UsageError(str(e)) from None
             setattr(self, "default_model" if cmd == "model" else "profile", rest[0])
             return
+        if cmd == "api" and not rest:
+            print(self._endpoint_said())
+            return
         if cmd == "api" and len(rest) == 1:
             if rest[0] not in APIS:
                 raise UsageError(f"%gptmagic api: expected {' or '.join(APIS)}, got {rest[0]!r}")
@@ -548,6 +551,19 @@ class GptMagics(Magics):
         raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
                          "stream on|off | set name=value ... | unset name ... | "
                          "models [--provider P]]")
+
+    def _endpoint_said(self) -> str:
+        """``%gptmagic api``: the default endpoint, where it was set, and what comes first."""
+        if self.api is None:
+            said = "chat (built in: GptMagics.api is not set)"
+        elif self.config.get("GptMagics", {}).get("api") == self.api:
+            said = f"{self.api} (from %config GptMagics.api or an IPython profile's config)"
+        else:
+            said = f"{self.api} (set by %gptmagic api)"
+        patterns = f" ({dict(self.model_api)})" if self.model_api else ""
+        return (f"%%chat's default endpoint: {said}, unless a cell's --api, a model_api "
+                f"pattern{patterns} or the profile's api says otherwise; "
+                "%gptmagic api chat|responses changes it")
 
     def _models(self, argv: list[str]) -> None:
         from gptmagic.views.models import models_text

@@ -26,7 +26,7 @@ from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
 from gptmagic.notebook import dry_runs
-from gptmagic.notebook.apis import Outgoing, api_options, choose_api, outgoing
+from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
     REASONING,
@@ -88,6 +88,27 @@ def _provider(profile: str | None, key_env: str | None, model: str | None,
 def _where(prov: Provider) -> str:
     """Where a stored response lives, as a turn records it: the profile and its base URL."""
     return f"{prov.name} at {prov.base_url}" if prov.base_url else prov.name
+
+
+def _elsewhere(th: Thread, stored_at: str | None, at: str) -> str:
+    """Why a ``--store`` cell was not chained: the last turn is stored on another
+    profile (:func:`_where`'s ``"name at URL"``), even one at the same URL."""
+    there = stored_at or "an unrecorded provider"
+    same = stored_at is not None and stored_at.partition(" at ")[2] == at.partition(" at ")[2]
+    other = (f"profile {at.partition(' at ')[0]}, a different profile at the same URL "
+             "(its key may not reach that response)" if same else f"{at}, which never saw it")
+    return (f"not chained: the last turn of thread {th.name!r} is stored on {there}, and "
+            f"this cell went to {other}; sent the whole history")
+
+
+def _empty(th: Thread, result: Result) -> str:
+    """Why a reply with no text joined no thread, and what to change."""
+    why = ""
+    if result.status == "incomplete" or result.finish_reason == "length":
+        used = (" (reasoning used them all)" if result.usage is not None
+                and result.usage.reasoning_tokens else "")
+        why = f": it stopped at the token limit{used}; raise --max-tokens"
+    return f"the reply is empty, so nothing was added to thread {th.name!r}{why}"
 
 
 def _chain_broken(error: APIStatusError) -> bool:
@@ -177,18 +198,24 @@ class Session:
         options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
         whose last turn was stored sends only the cell's messages, chained with
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
-        for a dry run's prompt count."""
+        for a dry run's prompt count.
+
+        A thread is kept once a turn is recorded in it (a refused cell or a dry run
+        leaves none), and a reply with no text is recorded in none: its note says why."""
         sink = sink or NullSink()
-        th: Thread | None = self.threads.get(thread) if thread else None
+        th: Thread | None = self.threads.draft(thread) if thread else None
         if th is not None and system is not None:
             th.system = system or None
         history = th.context_for(key) if th else (
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
+        given = api
         api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
                          default=api_defaults[1])
-        params = {**params, **api_options(api, **(options or {}))}
+        params = {**params, **api_options(api, **(options or {}), chosen=chosen_by(
+            given, model=model, profile=prov.name, profile_api=prov.api,
+            model_api=api_defaults[0], default=api_defaults[1]))}
         note = _lines(cell_note, self._stale_in_context(th, key))
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         at = _where(prov)
@@ -200,9 +227,7 @@ class Session:
                 chain = None  # the others never saw that response
             prev = th.stored_before(key)
             if chain is None and prev is not None and prev.stored_at != at:
-                note = _lines(note, f"not chained: thread {th.name!r}'s last turn is stored "
-                                    f"on {prev.stored_at or 'an unrecorded provider'}, not "
-                                    f"on {at}, which never saw it; sent the whole history")
+                note = _lines(note, _elsewhere(th, prev.stored_at, at))
         if fit and history and not chain and model_info(model).context_window:
             fitted = fit_messages(messages, model, max_tokens=max_tokens or 256,
                                   count_tokens=self.count_tokens)
@@ -299,7 +324,13 @@ class Session:
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api,
                         stored_at=at if stored else None)
-            if stopped is None:
+            message = reply.result.choices[0].message if reply.result.choices else {}
+            if stopped is None and not (message.get("content") or message.get("tool_calls")):
+                said = _empty(th, reply.result)
+                self._add_note(reply, said)
+                note = _lines(note, said)
+            elif stopped is None:
+                self.threads.add(th)
                 if th.record(turn):
                     later = [n for n in th.stale() if n > (th.index_of(key) or 0) + 1]
                     if later:
