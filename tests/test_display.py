@@ -340,6 +340,34 @@ def test_escape_markdown_keeps_a_literal_backslash_before_a_dollar():
     assert "".join(_text_runs(_nbconvert_html(md))).strip() == "C:\\$x and $y"
 
 
+def test_single_dollars_in_a_reply_are_money_not_maths():
+    # Before: "The lunch costs $3 or $4" showed "3𝑜𝑟4" in JupyterLab: MathJax paired them.
+    from markdown_it import MarkdownIt
+
+    text = "The lunch costs $3 or $4 and the tip is $1, \\$2 escaped, `$x$` in code."
+    md = display.reply_bundle(result(text))[0]["text/markdown"]
+    assert "costs <span>\\$</span>3 or <span>\\$</span>4" in md
+    assert "<span>\\$</span>2 escaped" in md and "<code>&#36;x&#36;</code>" in md
+    for page in (_nbconvert_html(md), MarkdownIt("commonmark", {"html": True}).render(md)):
+        runs = _text_runs(re.sub(r"<code>.*?</code>", "", page))  # MathJax skips code
+        assert "The lunch costs $3 or $4 and the tip is $1, $2 escaped" in "".join(runs), page
+        assert max(run.count("$") for run in runs) == 1, page
+
+
+@pytest.mark.parametrize("maths", ["$$x^2$$", "$$\na + b\n$$", "\\(x^2\\)", "\\[x^2\\]"])
+def test_display_maths_in_a_reply_still_typesets(maths):
+    assert display.safe_markdown(f"so {maths} and $5") == f"so {maths} and <span>\\$</span>5"
+
+
+def test_reply_dollars_in_code_and_link_destinations_stay_as_typed():
+    fenced = "```\nprice = '$3 or $4'\n```"
+    assert display.safe_markdown(fenced) == fenced
+    assert display.safe_markdown("[a](https://x.org/$b) $c") == (
+        "[a](https://x.org/$b) <span>\\$</span>c")
+    # A blank line ends a paragraph: $$ cannot pair across it.
+    assert "$" not in display.safe_markdown("$$a\n\nb$$").replace("<span>\\$</span>", "")
+
+
 def test_html_views_tell_mathjax_to_leave_them_alone():
     rows = [display.SideBySideRow("m", result("costs $1 or $2"), None, usd("0.002"), 64)]
     history = [display.HistoryRow(1, "user", None, "is $5 < $10?", 3, None)]
