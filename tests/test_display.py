@@ -219,12 +219,17 @@ def test_stream_bundle_while_the_model_reasons():
     data = display.stream_bundle({}, model="gpt-5", reasoning="Weighing <b>two</b> options")
     md = data["text/markdown"]
     assert md.startswith('<small style="opacity: 0.6">reasoning… gpt-5</small>')
-    assert "<details><summary>reasoning summary so far</summary>" in md
+    # Open, not collapsed: every update redraws it, and would close it again.
+    assert "<details" not in md and "*reasoning summary so far*" in md
     assert '<div style="opacity: 0.6">' in md and "&lt;b&gt;two&lt;/b&gt;" in md
     assert data["text/plain"] == "reasoning… gpt-5\n\nWeighing <b>two</b> options"
-    # Once the text has begun, the view is the text's.
+    # Once the text has begun, the finished summary stays above it, collapsed.
     data = display.stream_bundle({0: "Hi"}, model="gpt-5", reasoning="Weighing")
-    assert "reasoning" not in data["text/plain"] and data["text/plain"].startswith("Hi")
+    assert data["text/markdown"].startswith(
+        "<details><summary>reasoning summary</summary>\n\nWeighing\n\n</details>\n\nHi\n\n")
+    assert data["text/plain"].startswith("── reasoning summary ──\nWeighing\n── reply ──\n\nHi")
+    assert "reasoning" not in display.stream_bundle({0: "Hi"}, model="m", reasoning="")[
+        "text/markdown"]
 
 
 # -- untrusted output stays inert ---------------------------------------------------------------
