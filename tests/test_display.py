@@ -173,6 +173,18 @@ def test_reply_refusal_tool_calls_and_empty():
     assert "no choices returned" in display.reply_bundle(result(reasons=()))[0]["text/plain"]
 
 
+def test_a_reply_stopped_while_the_model_reasoned_says_so():
+    # Before: "(empty reply)" above "finish: interrupted — stopped by you; the text is partial".
+    r = Result("response", "gpt-5-mini", [Choice(0, "", "interrupted")], reasoning="Weighing")
+    for view in display.reply_bundle(r)[0].values():
+        assert "empty reply" not in view and "the text is partial" not in view
+        assert "(no reply text: stopped while the model was reasoning)" in view
+        assert "finish: interrupted — stopped by you before any reply text" in view
+    # With text, the stop still says the text is partial.
+    plain = display.reply_bundle(result("Hal", reasons=("interrupted",)))[0]["text/plain"]
+    assert "Hal\n" in plain and "stopped by you; the text is partial" in plain
+
+
 def test_metadata_is_json_and_has_no_secret():
     summary = {"model": "m", "params": {"temperature": Decimal("0.5"), "logit_bias": {1: -100}},
                "headers": {"Authorization": f"Bearer {SECRET}"}, "api_key": SECRET,

@@ -232,6 +232,8 @@ def test_an_interrupt_while_the_model_reasons_keeps_its_summary_and_keep_stays_i
     md = [m for m in seen if m["msg_type"] == "execute_result"][0]["content"]["data"][
         "text/markdown"]
     assert "while the model was reasoning" in md and "_chat.reasoning" in md
+    assert "empty reply" not in md and "the text is partial" not in md, md
+    assert "finish: interrupted — stopped by you before any reply text" in md
     assert "before any of the reply arrived" not in shown
     summary = _value(kc, "_chat.reasoning")
     assert summary.startswith("'Reasoning about: word0 word1") and "word399" not in summary

@@ -100,7 +100,10 @@ def _finish_text(result: Result, max_tokens: int | None) -> str:
     if not reasons:
         return "none — no choices returned"
     limit = "the token limit" if max_tokens is None else f"max_tokens={max_tokens}"
-    why = "; ".join(_FINISH_SHORT[r].format(limit=limit) for r in reasons if r in _FINISH_SHORT)
+    short = dict(_FINISH_SHORT)
+    if not any(_has_reply(c) for c in result.choices):  # stopped while it reasoned
+        short["interrupted"] = "stopped by you before any reply text"
+    why = "; ".join(short[r].format(limit=limit) for r in reasons if r in short)
     text = ", ".join("none" if r is None else r for r in reasons)
     return f"{text} — {why}" if why else text
 
@@ -219,6 +222,10 @@ def _json_views(c: Choice) -> tuple[str, str, str | None]:
     return _fence(pretty, "json"), pretty, None
 
 
+def _has_reply(c: Choice) -> bool:
+    return bool(c.text or c.refusal or c.tool_calls)
+
+
 def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
     """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
     refusal and tool calls."""
@@ -240,7 +247,10 @@ def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
         calls = _tool_calls_json(c.tool_calls)
         md += ["**tool calls**", _fence(calls, "json")]
         plain.append(f"tool calls:\n{calls}")
-    if not md:
+    if not md and c.finish_reason == "interrupted":  # a stream stopped before its text
+        why = "(no reply text: stopped while the model was reasoning)"
+        md, plain = [f"*{why}*"], [why]
+    elif not md:
         md, plain = ["*(empty reply)*"], ["(empty reply)"]
     return "\n\n".join(md), "\n\n".join(plain)
 
