@@ -8,6 +8,8 @@ with more amounts, a history table (text/html) and a counter's static HTML are
 rendered by the front end itself, run in the page (trusted) and as outputs saved in
 the notebook (untrusted: JupyterLab's sanitiser runs first). A control output with
 ``$x^2$`` proves MathJax ran on the page, so no ``mjx-container`` in ours means something.
+Then a model's reply with ``$3 or $4`` shows them as typed (it was ``3𝑜𝑟4`` in maths),
+and one with ``$$x^2$$`` is still typeset.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Used by :mod:`gptmagic.display`: raw HTML is shown as text, code fences stay
 verbatim (re-fenced so nothing inside can close them), inline code becomes
 ``<code>`` with entities, images become links, and links with schemes other
-than http/https/mailto are blocked.
+than http/https/mailto are blocked. A single ``$`` in prose is money, shown literally
+(``$3 or $4`` is no maths), while ``$$...$$`` and ``\\(...\\)`` still typeset.
 
 A link's scheme is judged as the browser finally sees it: renderers decode
 character references in a destination (nbconvert's mistune even decodes
