@@ -8,6 +8,8 @@ with more amounts, a history table (text/html) and a counter's static HTML are
 rendered by the front end itself, run in the page (trusted) and as outputs saved in
 the notebook (untrusted: JupyterLab's sanitiser runs first). A control output with
 ``$x^2$`` proves MathJax ran on the page, so no ``mjx-container`` in ours means something.
+Then a model's reply with ``$3 or $4`` shows them as typed (it was ``3𝑜𝑟4`` in maths),
+and one with ``$$x^2$$`` is still typeset.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def bundles():
             tables.history_bundle(rows, thread="t", context_window=100, total=9)[0],
             {"text/html": static.counter_html(counted)}]
 """
+#: Replies (the fake model echoes the user): single dollars are money, $$...$$ is maths.
+MONEY = "%%chat -m fake:fake-model\nuser: The lunch costs $3 or $4 and the tip is $1."
+MATHS = "%%chat -m fake:fake-model\nuser: The area is $$x^2$$ here."
 VIEWS = BUNDLES + """
 from IPython.display import display
 for data in bundles():
@@ -82,6 +87,7 @@ def _write_notebook(root: Path, url: str) -> None:
     exec(BUNDLES, made)  # the same outputs, made here and saved in the file
     saved.outputs = [nbformat.v4.new_output("display_data", data=d) for d in made["bundles"]()]
     nb.cells.append(saved)
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in (MONEY, MATHS)]
     nbformat.write(nb, root / NOTEBOOK)
 
 
@@ -133,3 +139,13 @@ def test_dollar_amounts_render_as_text_not_maths(app: str, browser: Any, fake_se
             text = "\n".join(out.inner_text() for out in group)
             missing = [s for s in LITERAL if s not in text]
             assert missing == [], text
+        # A model's reply: "$3 or $4" as typed (it was "3𝑜𝑟4" in maths), "$$x^2$$" typeset.
+        money = _run(page, 4, "[4]").filter(has_text="fake-model").last
+        maths = _run(page, 5, "[5]").filter(has_text="fake-model").last
+        maths.locator("mjx-container").wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir() / f"jupyter-{app}-dollars-replies.png"))
+        assert money.locator("mjx-container, .MathJax").count() == 0, money.inner_html()
+        assert "The lunch costs $3 or $4 and the tip is $1." in money.inner_text()
+        assert maths.locator("mjx-container").count() == 1, maths.inner_html()
+        assert "$$" not in maths.inner_text() and "The area is" in maths.inner_text()

@@ -173,6 +173,18 @@ def test_reply_refusal_tool_calls_and_empty():
     assert "no choices returned" in display.reply_bundle(result(reasons=()))[0]["text/plain"]
 
 
+def test_a_reply_stopped_while_the_model_reasoned_says_so():
+    # Before: "(empty reply)" above "finish: interrupted — stopped by you; the text is partial".
+    r = Result("response", "gpt-5-mini", [Choice(0, "", "interrupted")], reasoning="Weighing")
+    for view in display.reply_bundle(r)[0].values():
+        assert "empty reply" not in view and "the text is partial" not in view
+        assert "(no reply text: stopped while the model was reasoning)" in view
+        assert "finish: interrupted — stopped by you before any reply text" in view
+    # With text, the stop still says the text is partial.
+    plain = display.reply_bundle(result("Hal", reasons=("interrupted",)))[0]["text/plain"]
+    assert "Hal\n" in plain and "stopped by you; the text is partial" in plain
+
+
 def test_metadata_is_json_and_has_no_secret():
     summary = {"model": "m", "params": {"temperature": Decimal("0.5"), "logit_bias": {1: -100}},
                "headers": {"Authorization": f"Bearer {SECRET}"}, "api_key": SECRET,
@@ -219,12 +231,17 @@ def test_stream_bundle_while_the_model_reasons():
     data = display.stream_bundle({}, model="gpt-5", reasoning="Weighing <b>two</b> options")
     md = data["text/markdown"]
     assert md.startswith('<small style="opacity: 0.6">reasoning… gpt-5</small>')
-    assert "<details><summary>reasoning summary so far</summary>" in md
+    # Open, not collapsed: every update redraws it, and would close it again.
+    assert "<details" not in md and "*reasoning summary so far*" in md
     assert '<div style="opacity: 0.6">' in md and "&lt;b&gt;two&lt;/b&gt;" in md
     assert data["text/plain"] == "reasoning… gpt-5\n\nWeighing <b>two</b> options"
-    # Once the text has begun, the view is the text's.
+    # Once the text has begun, the finished summary stays above it, collapsed.
     data = display.stream_bundle({0: "Hi"}, model="gpt-5", reasoning="Weighing")
-    assert "reasoning" not in data["text/plain"] and data["text/plain"].startswith("Hi")
+    assert data["text/markdown"].startswith(
+        "<details><summary>reasoning summary</summary>\n\nWeighing\n\n</details>\n\nHi\n\n")
+    assert data["text/plain"].startswith("── reasoning summary ──\nWeighing\n── reply ──\n\nHi")
+    assert "reasoning" not in display.stream_bundle({0: "Hi"}, model="m", reasoning="")[
+        "text/markdown"]
 
 
 # -- untrusted output stays inert ---------------------------------------------------------------
@@ -338,6 +355,34 @@ def test_escape_markdown_keeps_a_literal_backslash_before_a_dollar():
     md = display.escape_markdown("C:\\$x and $y")
     assert md == "C:\\\\<span>\\$</span>x and <span>\\$</span>y"
     assert "".join(_text_runs(_nbconvert_html(md))).strip() == "C:\\$x and $y"
+
+
+def test_single_dollars_in_a_reply_are_money_not_maths():
+    # Before: "The lunch costs $3 or $4" showed "3𝑜𝑟4" in JupyterLab: MathJax paired them.
+    from markdown_it import MarkdownIt
+
+    text = "The lunch costs $3 or $4 and the tip is $1, \\$2 escaped, `$x$` in code."
+    md = display.reply_bundle(result(text))[0]["text/markdown"]
+    assert "costs <span>\\$</span>3 or <span>\\$</span>4" in md
+    assert "<span>\\$</span>2 escaped" in md and "<code>&#36;x&#36;</code>" in md
+    for page in (_nbconvert_html(md), MarkdownIt("commonmark", {"html": True}).render(md)):
+        runs = _text_runs(re.sub(r"<code>.*?</code>", "", page))  # MathJax skips code
+        assert "The lunch costs $3 or $4 and the tip is $1, $2 escaped" in "".join(runs), page
+        assert max(run.count("$") for run in runs) == 1, page
+
+
+@pytest.mark.parametrize("maths", ["$$x^2$$", "$$\na + b\n$$", "\\(x^2\\)", "\\[x^2\\]"])
+def test_display_maths_in_a_reply_still_typesets(maths):
+    assert display.safe_markdown(f"so {maths} and $5") == f"so {maths} and <span>\\$</span>5"
+
+
+def test_reply_dollars_in_code_and_link_destinations_stay_as_typed():
+    fenced = "```\nprice = '$3 or $4'\n```"
+    assert display.safe_markdown(fenced) == fenced
+    assert display.safe_markdown("[a](https://x.org/$b) $c") == (
+        "[a](https://x.org/$b) <span>\\$</span>c")
+    # A blank line ends a paragraph: $$ cannot pair across it.
+    assert "$" not in display.safe_markdown("$$a\n\nb$$").replace("<span>\\$</span>", "")
 
 
 def test_html_views_tell_mathjax_to_leave_them_alone():

@@ -177,6 +177,38 @@ def _turns(thread: str) -> str:
     return TURNS.replace("'default'", repr(thread))
 
 
+def _live(seen: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+    """The live view's bundles whose text holds ``status`` (``reasoning…``, ``streaming…``)."""
+    return [m["content"]["data"] for m in seen
+            if m["msg_type"] in ("display_data", "update_display_data")
+            and status in m["content"]["data"].get("text/plain", "")]
+
+
+def test_the_live_reasoning_summary_is_open_then_stays_above_the_text(
+        kernel: tuple[Any, Any], fake_server: Any) -> None:
+    # Before: the summary so far was redrawn collapsed (a click to open it was undone
+    # by the next update), and it vanished once the text began, until the reply ended.
+    _, kc = kernel
+    words = " ".join(f"w{i}" for i in range(60))
+    fake_server.set_default(Behaviour(text=f"The answer: {words}", stream_delay=0.02))
+    _, seen = run(kc, "%%chat -p fake -m gpt-5-mini --api responses --reasoning-summary "
+                      f"auto\nuser: {words}")
+    reasoning, streaming = _live(seen, "reasoning…"), _live(seen, "streaming…")
+    said = [d for d in reasoning if "Reasoning about: w0" in d["text/markdown"]]
+    assert said, _text(seen)
+    for data in said:
+        assert "<details" not in data["text/markdown"]
+        assert data["text/markdown"].index("*reasoning summary so far*") < data[
+            "text/markdown"].index("Reasoning about: w0")
+    texts = [d for d in streaming if "The answer:" in d["text/markdown"]]
+    assert texts, _text(seen)
+    for data in texts:
+        md = data["text/markdown"]
+        assert md.startswith("<details><summary>reasoning summary</summary>"), md[:200]
+        assert md.index("Reasoning about: w0") < md.index("The answer:") < md.index("streaming…")
+        assert data["text/plain"].startswith("── reasoning summary ──\nReasoning about: w0")
+
+
 def test_an_interrupt_while_the_model_reasons_keeps_its_summary_and_keep_stays_in_its_thread(
         kernel: tuple[Any, Any], fake_server: Any) -> None:
     km, kc = kernel
@@ -190,17 +222,18 @@ def test_an_interrupt_while_the_model_reasons_keeps_its_summary_and_keep_stays_i
     shown = _text(seen)
     assert reply["content"]["status"] == "ok", shown
     assert "Traceback" not in shown and not [m for m in seen if m["msg_type"] == "error"]
-    # While it reasoned, the live view said so, with the summary so far, collapsed.
-    live = [m["content"]["data"] for m in seen
-            if m["msg_type"] in ("display_data", "update_display_data")
-            and "reasoning…" in m["content"]["data"].get("text/plain", "")]
+    # While it reasoned, the live view said so, with the summary so far, open.
+    live = _live(seen, "reasoning…")
     assert live and "reasoning… gpt-5-mini" in live[-1]["text/plain"]
-    assert "<details><summary>reasoning summary so far</summary>" in live[-1]["text/markdown"]
+    assert "*reasoning summary so far*" in live[-1]["text/markdown"]
+    assert "<details" not in live[-1]["text/markdown"]
     assert "Reasoning about: word0 word1" in live[-1]["text/markdown"]
     # The stop keeps the partial summary and says it stopped while reasoning.
     md = [m for m in seen if m["msg_type"] == "execute_result"][0]["content"]["data"][
         "text/markdown"]
     assert "while the model was reasoning" in md and "_chat.reasoning" in md
+    assert "empty reply" not in md and "the text is partial" not in md, md
+    assert "finish: interrupted — stopped by you before any reply text" in md
     assert "before any of the reply arrived" not in shown
     summary = _value(kc, "_chat.reasoning")
     assert summary.startswith("'Reasoning about: word0 word1") and "word399" not in summary

@@ -32,6 +32,7 @@ from notebook_support import (
 
 from gptmagic import Usage, cost_of, count_tokens
 from gptmagic.catalog.lifecycle import cheapest_current, retirement, shutdown_of
+from gptmagic.catalog.money import money_text
 from gptmagic.catalog.pricing import rates_per_mtok
 from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
 
@@ -491,8 +492,12 @@ def test_reasoning_and_cached_tokens_priced_by_the_pricing_api(responses_nb):
             "output, all": parts.output, "  of which reasoning": parts.reasoning,
             "total": cost.total}
     assert {k.strip() for k in rows} == {k.strip() for k in want}
+    # Money as gptmagic shows it (the table had bare Decimals, 0.0036 beside 0.041648).
     for part, amount in want.items():
-        assert Decimal(rows[part.strip()]["cost"]) == amount, part
+        shown = rows[part.strip()]["cost"]
+        assert shown == money_text(amount, "USD"), part
+        assert re.fullmatch(r"\$0\.0*[1-9]\d{0,2}", shown), shown  # 3 significant digits
+    assert rows["total"]["cost"] == str(cost)
     # What the text says: reasoning at the output rate, cached input at the cached rate.
     rate_in, rate_cached, rate_out = rates_per_mtok("gpt-5-mini", provider="openai")
     mtok = Decimal(1_000_000)
@@ -515,7 +520,8 @@ def test_cache_writes_priced_at_their_rate_or_the_input_rate(responses_nb):
     for model in ("gpt-5-mini", "gpt-5.6"):
         for shape, u in shapes.items():
             total = cost_of(u, model, provider="openai").total
-            assert table[shape][model] == str(total or "unknown"), (model, shape)
+            assert table[shape][model] == money_text(total, "USD"), (model, shape)
+            assert table[shape][model].startswith("$"), (model, shape)
             totals[model, shape] = total
     # "for gpt-5-mini it publishes none, and there the writes cost the input rate":
     # "the first call costs what no caching costs, and every later call less"

@@ -37,8 +37,8 @@ from gptmagic.catalog.embedded import is_local_model
 from gptmagic.core.text import count_of
 from gptmagic.errors import ConfigError, RequestError
 
-__all__ = ["MessageCount", "TokenCount", "as_messages", "count", "encoding_for", "get_encoding",
-           "text_of"]
+__all__ = ["CHAT_FORMAT_ESTIMATED", "MessageCount", "TokenCount", "as_messages", "count",
+           "encoding_for", "get_encoding", "text_of"]
 
 _lock = threading.Lock()
 _cache: dict[str, tiktoken.Encoding] = {}
@@ -46,6 +46,8 @@ _cache: dict[str, tiktoken.Encoding] = {}
 # Families whose chat rule OpenAI verified against the API (cookbook); others
 # use the same rule, labelled an estimate.
 _VERIFIED = ("gpt-3.5-turbo", "gpt-4o", "gpt-4-", "gpt-4")
+#: A count's note when chat's per-message overhead is not verified for its model.
+CHAT_FORMAT_ESTIMATED = "chat overhead rule verified for gpt-3.5/gpt-4/gpt-4o; estimated here"
 _FAMILY_ENCODINGS = (  # longest prefix wins; for names tiktoken does not know
     ("gpt-5", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
     ("gpt-4o", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
@@ -258,7 +260,7 @@ def _count_tiktoken(
     per_message, per_name = (4, -1) if old else (3, 1)
     verified = model.startswith(_VERIFIED) and not model.startswith("gpt-4.")
     if not verified and not note:
-        exact, note = False, "chat overhead rule verified for gpt-3.5/gpt-4/gpt-4o; estimated here"
+        exact, note = False, CHAT_FORMAT_ESTIMATED
     counts = []
     for i, m in enumerate(msgs):
         text, ok = text_of(m.get("content"))

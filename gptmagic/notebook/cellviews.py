@@ -16,6 +16,8 @@ from typing import Any
 
 from IPython.display import display
 
+from gptmagic.catalog.tokens import CHAT_FORMAT_ESTIMATED
+
 __all__ = ["counter_for_request", "heatmap_for", "heatmaps_for", "show_after_cell"]
 
 
@@ -98,6 +100,10 @@ def counter_for_request(request: Mapping[str, Any], *,
     made = make(content, model=str(request.get("model") or ""),
                 max_tokens=request.get("max_tokens") or request.get("max_output_tokens"))
     if note:
+        # The request's own reason (the Responses API's unpublished overhead) supersedes
+        # the counter's "chat overhead ... estimated here": one reason, said once.
+        own = made.data.get("note")
+        own = None if own == CHAT_FORMAT_ESTIMATED else own
         made.data = {**made.data, "exact": False,
-                     "note": "; ".join(x for x in (made.data.get("note"), note) if x)}
+                     "note": "; ".join(x for x in (own, note) if x)}
     return made

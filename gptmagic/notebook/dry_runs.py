@@ -31,7 +31,8 @@ _LOCAL = ("--exact-count: nothing asked; the embedded model's count is its engin
           "exact already")
 _ESTIMATED = "the prompt count is the offline estimate"
 #: Why a Responses prompt's count is an estimate even where chat's format is verified.
-_RESPONSES = "the Responses API's prompt overhead is not published: counted in chat's format"
+_RESPONSES = ("the Responses API's prompt overhead is not published, so it is counted in "
+              "chat's format")
 
 
 class Sender(Protocol):
@@ -87,7 +88,7 @@ def chat_dry_run(session: Sender, prov: Provider, model: str, out: Outgoing,
     said = []
     if out.api == "responses":  # never "exact": only the server's own count is
         dry.count = replace(dry.count, exact=False, note=_RESPONSES)
-        said.append(f"an estimate ({_RESPONSES})")
+        said.append(_RESPONSES)  # the counter says "approximate count" itself
     if out.chained:
         said.append("not counting the chained turns the server holds")
     dry.counter_note = "; ".join(said) or None

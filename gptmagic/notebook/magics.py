@@ -138,7 +138,7 @@ class _TerminalSink:
     def update(self, texts: Mapping[int, str], model: str, elapsed: float,
                reasoning: str | None = None) -> None:
         # The summary itself comes with the footer, once the reply is whole.
-        if reasoning is not None and not self.reasoning:
+        if reasoning is not None and not self.reasoning and not any(texts.values()):
             sys.stdout.write(f"(reasoning… {model})\n")
             self.reasoning = True
         text = texts.get(0, "")

@@ -25,9 +25,9 @@ REASONING = -1
 
 
 class Sink(Protocol):
-    """Where live output goes while a reply streams. ``reasoning`` is the reasoning
-    summary so far while a reasoning model reasons (``""``: reasoning, no summary yet;
-    None: not reasoning, or its text has begun)."""
+    """Where live output goes while a reply streams. ``reasoning`` is a reasoning model's
+    summary so far (``""``: reasoning, no summary yet; None: not a reasoning model's);
+    while ``texts`` has no text it is still reasoning, after that the summary is whole."""
 
     def update(self, texts: Mapping[int, str], model: str, elapsed: float,
                reasoning: str | None = None) -> None: ...
@@ -81,9 +81,8 @@ def stream_reply(portal: Portal, make: Callable[[Callable[[int, str], None]], An
             texts[i] = texts.get(i, "") + t
 
     def show() -> None:
-        # Once the text has begun, the reasoning is over: the live view shows the text.
-        sink.update(texts, model, time.monotonic() - t0,
-                    reasoning=None if any(texts.values()) else reasoning)
+        # Once the text has begun the reasoning is over; its summary stays above the text.
+        sink.update(texts, model, time.monotonic() - t0, reasoning=reasoning)
 
     def drain() -> bool:
         """Add the deltas already queued; whether there were any."""

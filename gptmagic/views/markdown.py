@@ -3,7 +3,8 @@
 Used by :mod:`gptmagic.display`: raw HTML is shown as text, code fences stay
 verbatim (re-fenced so nothing inside can close them), inline code becomes
 ``<code>`` with entities, images become links, and links with schemes other
-than http/https/mailto are blocked.
+than http/https/mailto are blocked. A single ``$`` in prose is money, shown literally
+(``$3 or $4`` is no maths), while ``$$...$$`` and ``\\(...\\)`` still typeset.
 
 A link's scheme is judged as the browser finally sees it: renderers decode
 character references in a destination (nbconvert's mistune even decodes
@@ -40,6 +41,10 @@ _PUNCT = r"!-/:-@\[-`{-~"  # every ASCII punctuation character, for a character 
 _ESCAPED = re.compile(rf"\\([{_PUNCT}])")
 _MD_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # $: Jupyter's math; |: tables
 _LITERAL_DOLLAR = "<span>\\$</span>"  # see escape_markdown
+# In a reply's prose: a link's destination or a backslash escape (kept, but an escaped
+# dollar is still a dollar), display maths $$...$$ within a paragraph (kept: typeset),
+# or a lone $ (made literal).
+_REPLY_DOLLAR = re.compile(r"\]\([^\s)]*|\\\$|\\.|\$\$(?:(?!\n[ \t]*\n)[^$])+\$\$|\$", re.S)
 _AUTOLINK = re.compile(r"(?i)(?<=www)\.|@")
 _MD_LINE_START = re.compile(r"^([ \t]*\d*)([#+=.)-])", re.M)  # headings, lists, setext
 # Where a link destination starts: an inline link, or MathJax's \href{...} / \url{...}.
@@ -142,6 +147,17 @@ def _block_scheme(m: re.Match[str]) -> str:
     return m.group()
 
 
+def _literal_dollar(m: re.Match[str]) -> str:
+    return _LITERAL_DOLLAR if m.group() in ("$", "\\$") else m.group()
+
+
+def _literal_dollars(text: str) -> str:
+    """A single ``$`` in a reply is money, as in chat UIs: ``$3 or $4`` must not become
+    italic maths in Jupyter. Each becomes ``<span>\\$</span>`` (see :func:`escape_markdown`);
+    display maths ``$$...$$`` and ``\\(...\\)`` / ``\\[...\\]`` are left to typeset."""
+    return _REPLY_DOLLAR.sub(_literal_dollar, text)
+
+
 def _prose(text: str) -> str:
     out = []
     for is_code, part in _code_spans(text):
@@ -154,7 +170,7 @@ def _prose(text: str) -> str:
         s = html.escape(part, quote=False)
         s = _QUOTE_MARKS.sub(lambda q: q.group().replace("&gt;", ">"), s)
         s = s.replace("![", "&#33;[").replace("]:", "]&#58;")
-        out.append(_DEST.sub(_block_scheme, s))
+        out.append(_DEST.sub(_block_scheme, _literal_dollars(s)))
     # A line the rewrite left looking like a fence (```x`y` became ```x<code>...) must not
     # open one: the renderer would then see code where we see prose, and vice versa.
     return _FENCE_LIKE.sub(lambda m: f"{m.group(1)}&#{ord(m.group(2))};", "".join(out))

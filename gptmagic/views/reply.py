@@ -100,7 +100,10 @@ def _finish_text(result: Result, max_tokens: int | None) -> str:
     if not reasons:
         return "none — no choices returned"
     limit = "the token limit" if max_tokens is None else f"max_tokens={max_tokens}"
-    why = "; ".join(_FINISH_SHORT[r].format(limit=limit) for r in reasons if r in _FINISH_SHORT)
+    short = dict(_FINISH_SHORT)
+    if not any(_has_reply(c) for c in result.choices):  # stopped while it reasoned
+        short["interrupted"] = "stopped by you before any reply text"
+    why = "; ".join(short[r].format(limit=limit) for r in reasons if r in short)
     text = ", ".join("none" if r is None else r for r in reasons)
     return f"{text} — {why}" if why else text
 
@@ -219,6 +222,10 @@ def _json_views(c: Choice) -> tuple[str, str, str | None]:
     return _fence(pretty, "json"), pretty, None
 
 
+def _has_reply(c: Choice) -> bool:
+    return bool(c.text or c.refusal or c.tool_calls)
+
+
 def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
     """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
     refusal and tool calls."""
@@ -240,7 +247,10 @@ def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
         calls = _tool_calls_json(c.tool_calls)
         md += ["**tool calls**", _fence(calls, "json")]
         plain.append(f"tool calls:\n{calls}")
-    if not md:
+    if not md and c.finish_reason == "interrupted":  # a stream stopped before its text
+        why = "(no reply text: stopped while the model was reasoning)"
+        md, plain = [f"*{why}*"], [why]
+    elif not md:
         md, plain = ["*(empty reply)*"], ["(empty reply)"]
     return "\n\n".join(md), "\n\n".join(plain)
 
@@ -301,11 +311,13 @@ def _str(x: Any) -> str | None:
 def reasoning_views(result: Result) -> tuple[str, str] | None:
     """A reasoning summary as (markdown, plain): collapsed in a ``<details>`` element,
     its text made inert (it is model output); in plain text, set off above the reply."""
-    if not result.reasoning:
-        return None
+    return _summary_views(result.reasoning) if result.reasoning else None
+
+
+def _summary_views(reasoning: str) -> tuple[str, str]:
     md = ("<details><summary>reasoning summary</summary>\n\n"
-          f"{safe_markdown(result.reasoning)}\n\n</details>")
-    return md, f"── reasoning summary ──\n{result.reasoning}\n── reply ──"
+          f"{safe_markdown(reasoning)}\n\n</details>")
+    return md, f"── reasoning summary ──\n{reasoning}\n── reply ──"
 
 
 def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
@@ -358,18 +370,23 @@ def stream_bundle(texts: Mapping[int, str], *, model: str,
     """The live view while a reply streams in: the text so far and a faint status line.
 
     While a reasoning model reasons (``reasoning`` not None, no text yet) the view says
-    so, with the reasoning summary so far, faint and collapsed, when one streams."""
+    so, with the reasoning summary so far open and faint: the view is redrawn on every
+    update, so a collapsed one would close again the moment a user opened it. Once the
+    text streams, a summary stays above it, collapsed: it is finished."""
     if reasoning is not None and not any(texts.values()):
         status = f"reasoning… {model}" + ("" if elapsed is None else f" · {elapsed:.1f} s")
         md, plain = [_small(status, "opacity: 0.6")], [status]
         if reasoning:
-            md.append(f'<details><summary>reasoning summary so far</summary>\n\n'
-                      f'<div style="opacity: 0.6">\n\n{safe_markdown(reasoning)}\n\n'
-                      "</div>\n\n</details>")
+            md.append('<div style="opacity: 0.6">\n\n*reasoning summary so far*\n\n'
+                      f"{safe_markdown(reasoning)}\n\n</div>")
             plain.append(reasoning)
         return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}
     n = max(len(texts), max(texts, default=-1) + 1)
     md, plain = [], []
+    if reasoning:
+        summary = _summary_views(reasoning)
+        md.append(summary[0])
+        plain.append(summary[1])
     for index in sorted(texts):
         if n > 1:
             md.append(f"#### choice {index + 1} of {n}")
