@@ -10,6 +10,7 @@ from fakeserver import Behaviour
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shell_support import chat, fake_shell
 
 import gptmagic
 from gptmagic.notebook.session import DryRun, Reply
@@ -19,22 +20,8 @@ KEY = "sk-fake-magic-0123456789abcdef"
 
 @pytest.fixture
 def shell(fake_server, monkeypatch, tmp_path):
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("FAKE_KEY", KEY)
-    gptmagic.add_profile(
-        "fake", base_url=fake_server.url, default_model="fake-model", api_key_env="FAKE_KEY"
-    )
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "gptmagic")
-    yield sh
-    sh.run_line_magic("unload_ext", "gptmagic")
-    InteractiveShell.clear_instance()
-
-
-def chat(sh, line, cell):
-    with capture_output() as cap:
-        result = sh.run_cell_magic("chat", line, cell)
-    return result, cap
+    with fake_shell(fake_server.url, monkeypatch, tmp_path, KEY) as sh:
+        yield sh
 
 
 def test_chat_returns_a_reply_with_metadata(shell, fake_server):
