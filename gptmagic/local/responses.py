@@ -227,9 +227,6 @@ def _refused(body: dict[str, Any]) -> None:
         return
     if not isinstance(reasoning, dict):
         raise bad(f"'reasoning' must be an object, got {_short(reasoning)}.", "reasoning")
-    if reasoning.get("effort") not in (None, "none"):
-        raise bad(f"'reasoning.effort' {_short(reasoning['effort'])}: the local model "
-                  "(SmolLM2) does not reason. Leave it out or use 'none'.", "reasoning.effort")
     for key, value in reasoning.items():
         if key != "effort" and value is not None:
             raise bad(f"'reasoning.{key}' {_short(value)}: the local model (SmolLM2) does not "
@@ -265,11 +262,6 @@ def _text_format(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(text, dict):
         raise bad(f"'text' must be an object, got {_short(text)}.", "text")
-    verbosity = text.get("verbosity")
-    if verbosity not in (None, "medium"):
-        raise bad(f"'text.verbosity' {_short(verbosity)} cannot be honoured: the local model "
-                  "has no verbosity control. Leave it out, or ask for brevity in the "
-                  "instructions.", "text.verbosity")
     fmt = text.get("format")
     if fmt is None:
         return None
@@ -398,6 +390,12 @@ def prepare_response(body: Any, prepare_chat: Callable[[dict[str, Any]], ChatPla
         chat["tools"] = tools
     if (choice := _tool_choice(body)) is not None:
         chat["tool_choice"] = choice
+    # Refused, or dropped when they ask for what SmolLM2 does anyway, by chat's own
+    # check (gptmagic.local.checks.check_no_reasoning), under their Responses names.
+    if (effort := (body.get("reasoning") or {}).get("effort")) is not None:
+        chat["reasoning_effort"] = effort
+    if (verbosity := (body.get("text") or {}).get("verbosity")) is not None:
+        chat["verbosity"] = verbosity
     if logprobs:
         chat["logprobs"] = True
         chat["top_logprobs"] = top or 0
@@ -412,7 +410,8 @@ def prepare_response(body: Any, prepare_chat: Callable[[dict[str, Any]], ChatPla
 
 
 _CHAT_PARAMS = {"max_tokens": "max_output_tokens", "response_format": "text.format",
-                "seed": "seed", "model": "model"}
+                "seed": "seed", "model": "model", "reasoning_effort": "reasoning.effort",
+                "verbosity": "text.verbosity"}
 
 
 def repoint(exc: LocalRequestError, sources: list[str]) -> LocalRequestError:
