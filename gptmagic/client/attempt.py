@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeltaCallback", "MAX_ERROR_BYTES", "MAX_RESPONSE_BYTES", "Progress", "ReasoningCallback",
-    "Request", "RetryCallback", "attempt", "json_or_text", "request_id"
+    "Request", "RetryCallback", "attempt", "json_or_text", "read_small", "request_id"
 ]
 
 DeltaCallback = Callable[[int, str], None]
@@ -306,3 +306,28 @@ def json_or_text(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", errors="replace")
+
+
+async def read_small(http: HTTP, method: str, url: str, *, params: dict[str, str],
+                     headers: Headers, body: bytes | None = None,
+                     content_type: str | None = None, limit: int = MAX_ERROR_BYTES,
+                     too_large: str = "refusing it") -> bytes:
+    """One request to a side endpoint (models, tokenize, files, batches): its body.
+
+    No retries. An error status is raised as its error class (its body read up
+    to :data:`MAX_ERROR_BYTES`); a body past ``limit`` is a
+    :class:`~gptmagic.errors.MalformedResponseError` ending in ``too_large``
+    (what the caller can do about it).
+    """
+    async with http.request(method, url, params=params, headers=headers, json_body=body,
+                            content_type=content_type) as r:
+        try:
+            raw = await r.read(limit if r.status < 400 else MAX_ERROR_BYTES)
+        except TooLarge as e:
+            raise MalformedResponseError(
+                f"{url}: response over {limit} bytes ({e.size} read); {too_large}") from None
+        if r.status >= 400:
+            raise status_error(r.status, json_or_text(raw), request_id=request_id(r.headers),
+                               headers=r.headers, url=url)
+    return raw
+

@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptmagic.client.attempt import MAX_ERROR_BYTES, json_or_text, request_id
+from gptmagic.client.attempt import MAX_ERROR_BYTES, json_or_text, read_small
 from gptmagic.client.config import Provider
-from gptmagic.client.http import HTTP, TooLarge, multipart
-from gptmagic.errors import MalformedResponseError, RequestError, status_error
+from gptmagic.client.http import HTTP, multipart
+from gptmagic.errors import MalformedResponseError, RequestError
 
 __all__ = ["Batch", "BatchError", "BatchFile", "BatchPage", "Batches", "ENDPOINTS", "FINAL",
            "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "parse_output",
@@ -268,20 +268,11 @@ class Batches:
                    query: dict[str, str] | None = None, body: bytes | None = None,
                    content_type: str | None = None) -> bytes:
         url, params = self.provider.endpoint(path, "batch")
-        async with self.http.request(
-            method, url, params={**params, **(query or {})},
-            headers=self.provider.auth_headers(prompt=False), json_body=body,
-            content_type=content_type,
-        ) as r:
-            try:
-                raw = await r.read(limit if r.status < 400 else MAX_ERROR_BYTES)
-            except TooLarge as e:
-                raise MalformedResponseError(
-                    f"{url}: answer over {limit} bytes ({e.size} read); refused (raise "
-                    "limit= to read a larger file)") from None
-            if r.status >= 400:
-                raise status_error(r.status, json_or_text(raw), request_id=request_id(r.headers),
-                                   headers=r.headers, url=url)
+        raw = await read_small(
+            self.http, method, url, params={**params, **(query or {})},
+            headers=self.provider.auth_headers(prompt=False), body=body,
+            content_type=content_type, limit=limit,
+            too_large="refused (raise limit= to read a larger file)")
         return raw
 
 

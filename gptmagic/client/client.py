@@ -42,12 +42,12 @@ from gptmagic.client.attempt import (
     RetryCallback,
     attempt,
     json_or_text,
-    request_id,
+    read_small,
 )
 from gptmagic.client.batches import Batches
 from gptmagic.client.config import Provider, model_name, resolve
 from gptmagic.client.engine_count import count_on_engine
-from gptmagic.client.http import HTTP, Timeouts, TooLarge
+from gptmagic.client.http import HTTP, Timeouts
 from gptmagic.client.lifecycle import (
     OPENAI_HOST,
     Lifecycle,
@@ -71,7 +71,6 @@ from gptmagic.errors import (
     StreamDeadlineError,
     StreamError,
     redact,
-    status_error,
 )
 
 if TYPE_CHECKING:
@@ -506,23 +505,8 @@ class Client:
     ) -> Any:
         """One request to a JSON side endpoint (models, moderation, tokenize); no retries."""
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        async with self.http.request(
-            method, url, params=query, headers=headers, json_body=payload
-        ) as r:
-            try:
-                raw = await r.read(limit)
-            except TooLarge as e:
-                raise MalformedResponseError(
-                    f"{url}: response over {limit} bytes ({e.size} read); refusing it"
-                ) from None
-            if r.status >= 400:
-                raise status_error(
-                    r.status,
-                    json_or_text(raw),
-                    request_id=request_id(r.headers),
-                    headers=r.headers,
-                    url=url,
-                )
+        raw = await read_small(self.http, method, url, params=query, headers=headers,
+                               body=payload, limit=limit)
         return json_or_text(raw)
 
     @property
