@@ -269,8 +269,12 @@ def test_hostile_reply_in_jupyterlab_has_no_live_link(browser: Any, tmp_path: Pa
             page.locator(".jp-OutputArea-output pre").filter(has_text="done").wait_for(
                 timeout=45_000)
             outputs = page.locator(".jp-RenderedMarkdown")
-            assert outputs.count() == 3
             links = page.locator(".jp-RenderedMarkdown a[href]")
+            # JupyterLab renders Markdown asynchronously: "done" (plain text) can be on
+            # screen before the Markdown outputs above it are (seen under load).
+            outputs.nth(2).wait_for(timeout=45_000)
+            links.nth(14).wait_for(timeout=45_000)
+            assert outputs.count() == 3
             assert links.count() >= 15  # the payloads are links, blocked ones
             # The browser's own reading of every href, after marked and entity decoding.
             seen = links.evaluate_all(
