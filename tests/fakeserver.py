@@ -77,6 +77,10 @@ class Behaviour:
     mangle: Callable[[dict], dict | str] | None = None
     endless: bool = False  # streaming: after the reply's text, more text forever (no finish)
     failed: str | None = None  # Responses API: the response fails with this message
+    # Hold each request until this many are in flight at once (or hold_for seconds pass):
+    # a barrier, so concurrency tests do not depend on how fast a loaded machine connects.
+    hold_until: int | None = None
+    hold_for: float = 30.0
 
 
 @dataclass
@@ -474,6 +478,10 @@ class FakeServer:
                        n: int) -> web.StreamResponse:
         if b.delay:
             await asyncio.sleep(b.delay)
+        if b.hold_until:
+            deadline = time.monotonic() + b.hold_for
+            while self.max_in_flight < b.hold_until and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
         if b.drop:
             if request.transport is not None:
                 request.transport.abort()
