@@ -25,7 +25,11 @@ What a real server does that tests lean on, in small:
 - ``tool_choice`` ``"required"`` or a named function calls that function
   with ``{"text": <last user text>}`` (``finish_reason`` ``tool_calls``);
 - ``Behaviour(failed="...")`` ends the response with ``status: failed``
-  and that message (streamed: a ``response.failed`` event).
+  and that message (streamed: a ``response.failed`` event);
+- a ``json_schema`` ``text.format`` is answered with an instance of its schema
+  (:mod:`fakeschema`), and a strict one that breaks OpenAI's rules is a 400
+  naming ``text.format.schema``; ``Behaviour(refusal="...")`` answers with a
+  ``refusal`` content part (streamed: ``response.refusal.delta`` / ``.done``).
 
 Streams send OpenAI's event sequence with ``event:`` lines and rising
 ``sequence_number``s, and no ``[DONE]``. Everything validates against the
@@ -43,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import fakeschema
 from fakeserver import _chat_logprob, _text_of, _tokens, _words
 
 __all__ = ["EFFORT_TOKENS", "Event", "Memory", "Refused", "build", "count_input", "error_event",
@@ -154,6 +159,7 @@ class _Plan:
     want_lp: bool
     top: int
     failed: str | None
+    refusal: bool = False  # the tokens are a refusal, not the reply's text
 
     @property
     def rid(self) -> str:
@@ -174,6 +180,8 @@ class _Plan:
         return item
 
     def text_part(self) -> dict:
+        if self.refusal:
+            return {"type": "refusal", "refusal": "".join(self.tokens)}
         return {"type": "output_text", "text": "".join(self.tokens), "annotations": [],
                 "logprobs": self.logprobs(self.tokens)}
 
@@ -228,8 +236,15 @@ class _Plan:
         }
 
 
-def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None) -> _Plan:
+def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None,
+          refusal: str | None = None) -> _Plan:
     model = str(data.get("model") or "fake-model")
+    fmt = (data.get("text") or {}).get("format") if isinstance(data.get("text"), dict) else None
+    refused = fakeschema.refused_format(fmt, "text.format")
+    if refused is not None:
+        raise Refused(*refused)
+    text = refusal if refusal is not None else text if text is not None else \
+        fakeschema.reply_text(fmt)
     reasoning, summary_setting = _reasoning(data, model)
     prompt = count_input(data, memory)
     last = _last_user_text(data.get("input"))
@@ -261,14 +276,15 @@ def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | No
              "total_tokens": prompt + output}
     want_lp = _LOGPROBS in (data.get("include") or [])
     return _Plan(n, data, model, int(time.time()), toks, reasoning, summary, call,
-                 "failed" if failed else status, usage, want_lp,
-                 int(data.get("top_logprobs") or 0), failed)
+                 "failed" if failed else status, usage, want_lp and refusal is None,
+                 int(data.get("top_logprobs") or 0), failed, refusal is not None)
 
 
 def build(data: dict, text: str | None, n: int, memory: Memory,
-          failed: str | None = None) -> tuple[dict, list[Event], int]:
+          failed: str | None = None, refusal: str | None = None
+          ) -> tuple[dict, list[Event], int]:
     """(whole reply, stream events, index of the first content event) for one request."""
-    p = _plan(data, text, n, memory, failed)
+    p = _plan(data, text, n, memory, failed, refusal)
     seq = itertools.count()
     events: list[Event] = []
 
@@ -306,13 +322,19 @@ def build(data: dict, text: str | None, n: int, memory: Memory,
         part = {"item_id": f"msg_fake_{n}", "output_index": o, "content_index": 0}
         ev("response.output_item.added", output_index=o, item=p.message_item(False))
         ev("response.content_part.added", **part,
-           part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+           part={"type": "refusal", "refusal": ""} if p.refusal else
+           {"type": "output_text", "text": "", "annotations": [], "logprobs": []})
         first = len(events)
-        for j, tok in enumerate(p.tokens):
-            ev("response.output_text.delta", **part, delta=tok,
-               logprobs=p.logprobs([tok], j))
-        ev("response.output_text.done", **part, text="".join(p.tokens),
-           logprobs=p.logprobs(p.tokens))
+        if p.refusal:
+            for tok in p.tokens:
+                ev("response.refusal.delta", **part, delta=tok)
+            ev("response.refusal.done", **part, refusal="".join(p.tokens))
+        else:
+            for j, tok in enumerate(p.tokens):
+                ev("response.output_text.delta", **part, delta=tok,
+                   logprobs=p.logprobs([tok], j))
+            ev("response.output_text.done", **part, text="".join(p.tokens),
+               logprobs=p.logprobs(p.tokens))
         ev("response.content_part.done", **part, part=p.text_part())
         ev("response.output_item.done", output_index=o, item=p.message_item(True))
     terminal = {"completed": "response.completed", "incomplete": "response.incomplete",

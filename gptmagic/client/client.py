@@ -60,6 +60,7 @@ from gptmagic.client.lifecycle import (
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.structured import parse_reply, schema_from, with_format
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
@@ -187,19 +188,28 @@ class Client:
         timeouts: Timeouts | None = None,
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
+        schema: Any = None,
         **params: Any,
     ) -> Result:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`.
 
         ``timeout`` (seconds) is this call's deadline, retries included; it
-        overrides ``timeouts.deadline``.
+        overrides ``timeouts.deadline``. ``schema`` (a Pydantic model class, a
+        TypedDict, a dataclass, a JSON-schema dict or a
+        :class:`~gptmagic.core.structured.Schema`) sends its strict
+        ``response_format`` and fills the result's ``parsed`` and ``validation``
+        (:mod:`gptmagic.core.structured`; a stream is parsed at its end).
         """
         prov, model = resolve(provider, model, default=self.provider)
+        shape = None if schema is None else schema_from(schema)
+        if shape is not None:
+            params = with_format(params, shape, "chat")
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(Request(
+        result = await self._call(Request(
             "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
+        return result if shape is None else parse_reply(result, shape)
 
     async def complete(
         self,
@@ -244,6 +254,7 @@ class Client:
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
         on_reasoning: ReasoningCallback | None = None,
+        schema: Any = None,
         **params: Any,
     ) -> Result:
         """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
@@ -258,7 +269,8 @@ class Client:
         ``on_reasoning(summary)`` the reasoning summary so far while a reasoning model
         reasons (``""`` when it begins with no summary yet), until the text begins.
         ``background`` is refused: a background response answers ``queued``
-        with no reply, and this call waits for replies.
+        with no reply, and this call waits for replies. ``schema`` sends a strict
+        ``text.format`` and fills ``parsed`` and ``validation``, as :meth:`chat`'s does.
         """
         if params.get("background"):
             raise RequestError(
@@ -268,12 +280,16 @@ class Client:
                 "background responses (GET /responses/{id}) with another client",
                 param="background")
         prov, model = resolve(provider, model, default=self.provider)
+        shape = None if schema is None else schema_from(schema)
+        if shape is not None:
+            params = with_format(params, shape, "responses")
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(Request(
+        result = await self._call(Request(
             "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, on_reasoning=on_reasoning,
             timeouts=self._timeouts(timeouts, timeout)))
+        return result if shape is None else parse_reply(result, shape)
 
     async def input_tokens(
         self,
