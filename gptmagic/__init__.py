@@ -12,7 +12,15 @@ from gptmagic.catalog.models import ModelInfo, model_info, register_model
 from gptmagic.client.config import Provider, add_profile, get_profile, profiles
 from gptmagic.core.messages import CellSyntaxError, parse_cell, render_cell
 from gptmagic.core.retry import RetryPolicy
-from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.core.types import (
+    Choice,
+    Parsed,
+    Result,
+    Timings,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
 from gptmagic.errors import (
     APIConnectionError,
     APIError,
@@ -58,6 +66,7 @@ if TYPE_CHECKING:
         shutdown,
     )
     from gptmagic.client.http import Timeouts
+    from gptmagic.core.structured import Schema, schema_from
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
@@ -85,6 +94,9 @@ _LAZY = {
     "get_client": "gptmagic.client.facade",
     "shutdown": "gptmagic.client.facade",
     "FitResult": "gptmagic.catalog.context",
+    # Structured outputs: pydantic and jsonschema load when a schema is first made.
+    "Schema": "gptmagic.core.structured",
+    "schema_from": "gptmagic.core.structured",
     "fit_messages": "gptmagic.client.facade",
     "Cost": "gptmagic.catalog.pricing",
     "CostBreakdown": "gptmagic.catalog.pricing",
@@ -150,6 +162,7 @@ __all__ = [
     "MessageCount",
     "ModelInfo",
     "NotFoundError",
+    "Parsed",
     "PermissionDeniedError",
     "Provider",
     "QuotaExceededError",
@@ -158,6 +171,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "RunInterrupted",
+    "Schema",
     "StreamError",
     "Timeouts",
     "Timings",
@@ -191,6 +205,7 @@ __all__ = [
     "register_model",
     "render_cell",
     "respond",
+    "schema_from",
     "set_price",
     "shutdown",
     "token_counter",
