@@ -102,8 +102,8 @@ class _Tally:
 class _Strict:
     """One walk over a schema: each node checked, made strict, and counted."""
 
-    def __init__(self, root: dict[str, Any], *, generated: bool, label: str) -> None:
-        self.root, self.generated, self.label = root, generated, label
+    def __init__(self, root: dict[str, Any], *, generated: bool) -> None:
+        self.root, self.generated = root, generated
         self.tally = _Tally()
 
     def resolve(self, ref: Any, where: str) -> dict[str, Any]:
@@ -254,7 +254,7 @@ def strict_schema(schema: Mapping[str, Any], *, generated: bool, label: str) -> 
     name in paths: ``Person.address.city``) and how to fix it. ``generated``: the
     schema was written by pydantic from a Python type, not by hand."""
     root = dict(schema)
-    walk = _Strict(root, generated=generated, label=label)
+    walk = _Strict(root, generated=generated)
     if set(root) == {"$ref", "$defs"} or set(root) == {"$ref", "definitions"}:
         root = {**walk.resolve(root["$ref"], label), **root}  # a recursive model's root
         root.pop("$ref")

@@ -1,8 +1,8 @@
 """``%%chat --schema NAME``: the schema a cell names, found in the notebook (no IPython here).
 
 NAME is a variable of the notebook (``Person``), or a dotted path into one
-(``models.Person``, ``schemas["person"]`` is not a name: assign it first). What
-it names must be a Pydantic model class, a ``TypedDict``, a dataclass or a
+(``models.Person``); an expression (``schemas["person"]``) is not a name: assign it
+to one first. What it names must be a Pydantic model class, a ``TypedDict``, a dataclass or a
 JSON-schema dict (:func:`gptmagic.core.structured.schema_from`); a dict is sent
 under its ``title``, else under NAME. Every refusal names ``--schema`` and says
 how to fix it.
