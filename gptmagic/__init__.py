@@ -16,8 +16,10 @@ from gptmagic.core.types import (
     Choice,
     Parsed,
     Result,
+    Step,
     Timings,
     TokenLogprob,
+    ToolCall,
     TopLogprob,
     Usage,
 )
@@ -40,6 +42,8 @@ from gptmagic.errors import (
     RequestError,
     RunInterrupted,
     StreamError,
+    ToolArgumentsError,
+    ToolLoopInterrupted,
     UnprocessableEntityError,
 )
 
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     )
     from gptmagic.client.http import Timeouts
     from gptmagic.core.structured import Schema, schema_from
+    from gptmagic.core.tools import Tool, tool_from
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
@@ -85,6 +90,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "Timeouts": "gptmagic.client.http",
     "Client": "gptmagic.client.client",
+    # pydantic (~0.3 s) comes with the first tool.
+    "Tool": "gptmagic.core.tools",
+    "tool_from": "gptmagic.core.tools",
     "achat": "gptmagic.client.facade",
     "acomplete": "gptmagic.client.facade",
     "arespond": "gptmagic.client.facade",
@@ -172,6 +180,7 @@ __all__ = [
     "RetryPolicy",
     "RunInterrupted",
     "Schema",
+    "Step",
     "StreamError",
     "Timeouts",
     "Timings",
@@ -179,6 +188,10 @@ __all__ = [
     "TokenCounter",
     "TokenLogprob",
     "TokenView",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolLoopInterrupted",
     "TopLogprob",
     "UnprocessableEntityError",
     "Usage",
@@ -210,6 +223,7 @@ __all__ = [
     "shutdown",
     "token_counter",
     "token_view",
+    "tool_from",
 ]
 
 

@@ -57,10 +57,14 @@ from gptmagic.client.lifecycle import (
     parse_models,
     shutdown_map,
 )
+from gptmagic.client.tools import Approve, ToolRun, check_tool_params
+from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.structured import parse_reply, schema_from, with_format
+from gptmagic.core.to_responses import input_items, response_fields
+from gptmagic.core.tools import has_functions
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
@@ -188,6 +192,8 @@ class Client:
         timeouts: Timeouts | None = None,
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
+        approve: Approve | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
         schema: Any = None,
         **params: Any,
     ) -> Result:
@@ -198,8 +204,19 @@ class Client:
         TypedDict, a dataclass, a JSON-schema dict or a
         :class:`~gptmagic.core.structured.Schema`) sends its strict
         ``response_format`` and fills the result's ``parsed`` and ``validation``
-        (:mod:`gptmagic.core.structured`; a stream is parsed at its end).
+        (:mod:`gptmagic.core.structured`; a stream is parsed at its end). Python
+        functions in ``tools`` run a tool loop (:mod:`gptmagic.client.tools`) of at most
+        ``max_steps`` calls, each function in a worker thread (this loop never
+        blocks), ``approve(call)`` asked first when given.
         """
+        if has_functions(params.get("tools")):
+            check_tool_params(params)
+            run = ToolRun(params.pop("tools"), messages, approve=approve, max_steps=max_steps,
+                          tool_choice=params.pop("tool_choice", None))
+            return await run.arun(lambda m, p: self.chat(
+                m, model=model, provider=provider, stream=stream, on_delta=on_delta,
+                timeouts=timeouts, timeout=timeout, on_retry=on_retry, schema=schema,
+                **params, **p), offload=True)
         prov, model = resolve(provider, model, default=self.provider)
         shape = None if schema is None else schema_from(schema)
         if shape is not None:
@@ -254,6 +271,8 @@ class Client:
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
         on_reasoning: ReasoningCallback | None = None,
+        approve: Approve | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
         schema: Any = None,
         **params: Any,
     ) -> Result:
@@ -271,7 +290,17 @@ class Client:
         ``background`` is refused: a background response answers ``queued``
         with no reply, and this call waits for replies. ``schema`` sends a strict
         ``text.format`` and fills ``parsed`` and ``validation``, as :meth:`chat`'s does.
+        Python functions in ``tools`` run a tool loop, as for :meth:`chat`
+        (``tool_choice`` in chat's shape or a tool's name).
         """
+        if has_functions(params.get("tools")):
+            run = ToolRun(params.pop("tools"), input, approve=approve, max_steps=max_steps,
+                          tool_choice=params.pop("tool_choice", None))
+            return await run.arun(lambda m, p: self.respond(
+                input_items(m), model=model, provider=provider, stream=stream,
+                on_delta=on_delta, timeouts=timeouts, timeout=timeout, on_retry=on_retry,
+                on_reasoning=on_reasoning, schema=schema, **params, **response_fields(p)),
+                offload=True)
         if params.get("background"):
             raise RequestError(
                 "background=True is not supported: a background response answers at once "
