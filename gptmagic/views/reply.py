@@ -158,18 +158,22 @@ def _parts_text(usage: Usage | None, parts: Mapping[str, Cost | None]) -> list[s
 
 def summary_line(result: Result, cost: Cost | None = None, *,
                  max_tokens: int | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> str:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> str:
     """``finish: stop · tokens: 25 prompt + 48 completion · cost $0.000012 · 0.64 s · model``.
 
     Unknown cost reads ``cost unknown``; missing usage ``tokens: not reported``.
     With ``parts`` (the costs of the usage's ``reasoning``, ``cached`` and
     ``cache_write`` tokens, None where unknown), each part the usage has is
-    shown after the tokens: ``reasoning 1,024 tok $0.0102``.
+    shown after the tokens: ``reasoning 1,024 tok $0.0102``. ``steps`` (a tool loop's
+    model calls that asked for tools) is said after the model: the tokens, cost and
+    time are then those of every call of the loop.
     """
     shown = _parts_text(result.usage, parts) if parts is not None else []
     items = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
              *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model,
-             "responses" if result.kind == "response" else None]  # which API answered
+             "responses" if result.kind == "response" else None,  # which API answered
+             (f"summed over {steps + 1} model calls ({steps} tool step{'s' if steps > 1 else ''})"
+              if steps else None)]
     return " · ".join(p for p in items if p)
 
 
@@ -265,11 +269,11 @@ def _notes(result: Result, note: str | None) -> str | None:
 def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
                  note: str | None = None,
                  request_summary: Mapping[str, Any] | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> str:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> str:
     """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the
     result's warnings and the note. A terminal shows only this under the streamed
     reply, so a ``--json`` reply that does not parse says so here too."""
-    line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts)}"
+    line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts, steps=steps)}"
     problems = [p for c in result.choices if c.text and _json_mode(request_summary)
                 for p in [_json_views(c)[2]] if p]
     notes = "\n".join(x for x in (*problems, _notes(result, note)) if x)
@@ -323,7 +327,7 @@ def _summary_views(reasoning: str) -> tuple[str, str]:
 def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
                  note: str | None = None,
                  request_summary: Mapping[str, Any] | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> Bundle:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> Bundle:
     """The final view of a chat or completion: a reasoning summary (collapsed), the
     reply, a summary line (with ``parts``: what reasoning and cached tokens cost), the
     result's warnings and the note.
@@ -354,10 +358,12 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             plain.append(why)
     if not n:
         md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
-    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens, parts=parts))]
+    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens, parts=parts,
+                                      steps=steps))]
     notes = _notes(result, note)
     md += [_small(notes)] if notes else []
-    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note, parts=parts))
+    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note, parts=parts,
+                              steps=steps))
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
     if json_mode:
