@@ -49,8 +49,3 @@ MODELS_CACHE_TTL = 24 * 3600.0
 MODELS_FAILURE_TTL = 10 * 60.0
 MODELS_LIST_TIMEOUT = 5.0
 AZURE_API_VERSION = "2024-10-21"
-
-# Tool loops: model calls that may ask for tools before a final answer. Each is a paid
-# call; five covers a lookup, a follow-up and a correction, and a model that keeps
-# calling past that is usually looping.
-DEFAULT_MAX_STEPS = 5

@@ -127,9 +127,6 @@ class Result:
     #: The Responses API's ``status`` (``completed``, ``incomplete``, ``failed``...);
     #: None for chat and completions. ``finish_reason`` carries the mapped reason.
     status: str | None = None
-    #: STAND-IN (the tools helper's): a tool loop's steps and the messages it added.
-    steps: list[Any] = field(default_factory=list)
-    exchange: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
