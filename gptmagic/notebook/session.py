@@ -294,8 +294,8 @@ class Session:
                               f"it to thread {th.name!r})",)
                 raise
             # The embedded model is free, with or without usage; elsewhere a stop has none.
-            summed = loop.shown if loop is not None else result  # a loop: all its calls
-            usage = summed.usage or (Usage() if prov.kind == "local" else None)
+            # A loop's result has the usage of all its model calls.
+            usage = result.usage or (Usage() if prov.kind == "local" else None)
             cost = cost_of(usage, result.model or model, provider=prov.kind, requested=model)
             added = loop.exchange if loop is not None else [result.choices[0].message]
             reply = Reply(result.text, [*messages, *added], result, cost,
@@ -321,9 +321,9 @@ class Session:
             summary = self._summary(prov, model, out, messages, th)
             steps = len(loop.steps) if loop is not None else 0
             reply.bundle = display.reply_bundle(
-                summed, cost=reply.cost, max_tokens=max_tokens, note=shown,
+                reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
                 request_summary=summary, parts=reply.cost_parts, steps=steps)
-            reply.footer = display.plain_footer(summed, reply.cost,
+            reply.footer = display.plain_footer(reply.result, reply.cost,
                                                 max_tokens=max_tokens, note=shown,
                                                 request_summary=summary, parts=reply.cost_parts,
                                                 steps=steps)
@@ -344,7 +344,7 @@ class Session:
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api,
                         stored_at=at if stored else None,
-                        exchange=loop.kept if loop is not None else None)
+                        exchange=loop.exchange if loop is not None else None)
             message = reply.result.choices[0].message if reply.result.choices else {}
             if stopped is None and not (message.get("content") or message.get("tool_calls")):
                 said = _empty(th, reply.result)

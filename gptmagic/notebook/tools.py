@@ -29,10 +29,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.client.tools import ToolRun
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
-from gptmagic.core.tools import Step, Tool, ToolCall, tool_from
-from gptmagic.core.types import Choice, Result, Usage
-from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.core.to_responses import input_items, response_fields
+from gptmagic.core.tools import Tool, tool_choice, tool_from
+from gptmagic.core.types import Result, Step, ToolCall
+from gptmagic.errors import GptmagicError, RequestError, ToolLoopInterrupted
 from gptmagic.notebook.apis import Outgoing
 from gptmagic.notebook.streaming import REASONING, Interrupted, stream_reply
 from gptmagic.views import steps as views
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
     from gptmagic.client.config import Provider
     from gptmagic.client.portal import Portal
 
-__all__ = ["TOOL_CHOICES", "Approval", "Loop", "StepSink", "ToolOptions", "run", "step_messages",
-           "summed", "tool_options", "tool_params", "with_steps"]
+__all__ = ["TOOL_CHOICES", "Approval", "Loop", "StepSink", "ToolOptions", "run", "tool_options",
+           "tool_params", "with_steps"]
 
 #: ``--tool-choice`` values besides a tool's name.
 TOOL_CHOICES = ("auto", "none", "required")
@@ -100,15 +102,16 @@ def _steps(value: Any) -> int:
     return int(text)
 
 
-def _choice(value: str | None, names: Sequence[str]) -> str | dict[str, Any] | None:
-    if value is None:
-        return None
-    if value.lower() in TOOL_CHOICES:
-        return value.lower()
-    if value in names:
-        return {"type": "function", "function": {"name": value}}
-    raise RequestError(f"--tool-choice must be {', '.join(TOOL_CHOICES)} or the name of one of "
-                       f"the --tools ({', '.join(names)}); got {value!r}", param="--tool-choice")
+def _choice(value: str | None, tools: Sequence[Tool]) -> str | dict[str, Any] | None:
+    """``--tool-choice`` in chat's shape (:func:`gptmagic.core.tools.tool_choice`)."""
+    if value is not None and value.lower() in TOOL_CHOICES:
+        value = value.lower()
+    try:
+        choice: str | dict[str, Any] | None = tool_choice(value, tools)
+    except RequestError as e:
+        raise RequestError(f"--{e}".replace("tool_choice", "tool-choice", 1),
+                           param="--tool-choice") from None
+    return choice
 
 
 def tool_options(tools: str | None, namespace: Mapping[str, Any], *, approve: bool = False,
@@ -137,7 +140,7 @@ def tool_options(tools: str | None, namespace: Mapping[str, Any], *, approve: bo
             raise RequestError(f"--tools: {tool.name!r} is given twice", param="--tools")
         made.append(tool)
     return ToolOptions(made, approve=approve, max_steps=_steps(max_steps),
-                       tool_choice=_choice(tool_choice, [t.name for t in made]), names=names)
+                       tool_choice=_choice(tool_choice, made), names=names)
 
 
 def tool_params(opts: ToolOptions, *, models: int = 1, n: int | None = None) -> dict[str, Any]:
@@ -204,21 +207,21 @@ class StepSink:
     """The loop's live output: the steps so far and the text streaming now.
 
     In a notebook (``display`` given) one output, updated in place and emptied at
-    the end (the reply then shows everything); in a terminal each finished step is
-    printed once and the text streams as in a plain reply. Also a
-    :class:`~gptmagic.notebook.streaming.Sink`, so a model call streams into it."""
+    the end (the reply then shows everything); in a terminal (``write``) each step is
+    printed once its calls are done and the text streams as in a plain reply; with
+    neither, nothing is shown. Also a :class:`~gptmagic.notebook.streaming.Sink`, so
+    each model call streams into it."""
 
     def __init__(self, display: Callable[..., Any] | None = None,
                  write: Callable[[str], Any] | None = None) -> None:
         self._display = display
-        #: Where a terminal's output goes (None with ``display`` None: nothing is shown).
         self._write = write
         self.handle: Any = None
         self.steps: list[Step] = []
         self.status = ""
         self.texts: dict[int, str] = {}
-        self._printed_steps = 0
-        self._printed = 0
+        self._shown_steps = 0  # steps a terminal has printed
+        self._printed = 0  # characters of the text streaming now a terminal has printed
 
     @property
     def rich(self) -> bool:
@@ -227,92 +230,69 @@ class StepSink:
 
     @property
     def printed(self) -> int:
-        """Characters of the final answer a terminal has shown as they came (0 in a
-        notebook): the reply then adds its summary line alone."""
-        return self._printed if self._display is None else 0
+        """Characters a terminal has printed (0 in a notebook): the reply then adds its
+        summary line alone, the steps and the answer being on screen already."""
+        return 0 if self.rich else self._printed + self._shown_steps
 
-    def _show(self) -> None:
-        if self._display is None:
-            for step in self.steps[self._printed_steps:]:
-                self._out(views.steps_views([step], first=self._printed_steps + 1)[1] + "\n")
-                self._printed_steps += 1
-            return
+    def show(self, steps: Sequence[Step], status: str) -> None:
+        """The loop is at ``status`` (``model call 2…``, ``running get_weather…``) with
+        ``steps`` so far (the last one under way)."""
+        self.steps, self.status = [s for s in steps if s.calls], status
+        if self.rich:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        assert self._display is not None
         data = views.live_bundle(self.steps, self.status, self.texts)
         if self.handle is None:
             self.handle = self._display(data, raw=True, display_id=True)
         else:
             self.handle.update(data, raw=True)
 
-    def step(self, step: Step) -> None:
-        """A step is done (its calls ran): show it."""
-        self.steps.append(step)
-        self.texts = {}
-        self._printed = 0
-        self.status = f"model call {len(self.steps) + 1}…"
-        self._show()
+    def done(self, steps: Sequence[Step]) -> None:
+        """Every call of ``steps`` has answered: a terminal prints those it has not yet."""
+        with_calls = [s for s in steps if s.calls]
+        if self.rich or len(with_calls) <= self._shown_steps:
+            return
+        new = with_calls[self._shown_steps:]
+        self._out(views.steps_views(new, first=self._shown_steps + 1)[1] + "\n")
+        self._shown_steps = len(with_calls)
 
     def asking(self, call: ToolCall) -> None:
         """About to ask whether to run ``call``: show it (the question comes below)."""
         self.status = f"waiting for your answer: run {views.call_text(call)}?"
-        if self._display is None:
+        if self.rich:
+            self._redraw()
+        else:
             self._out(f"the model asks to call {views.call_text(call)}\n")
-            return
-        self._show()
 
     # Sink: the model call that streams now.
     def update(self, texts: Mapping[int, str], model: str, elapsed: float,
                reasoning: str | None = None) -> None:
         self.texts = dict(texts)
-        if self._display is None:
+        if not self.rich:
             text = texts.get(0, "")
             self._out(text[self._printed:])
             self._printed = len(text)
             return
         self.status = f"model call {len(self.steps) + 1}… {model} · {elapsed:.1f} s"
-        self._show()
+        self._redraw()
 
     def close(self) -> None:
-        """One model call ended (the loop goes on); nothing to take down yet."""
+        """One model call ended; the next starts afresh (the loop may go on)."""
+        if not self.rich and self._printed:
+            self._out("\n")
+        self.texts = {}
+        self._printed = 0
 
     def finish(self) -> None:
         """The loop ended: the live view goes away (the reply shows it all)."""
         if self.handle is not None:
             self.handle.update({"text/plain": ""}, raw=True)
-        elif self._display is None and self._printed:
-            self._out("\n")
 
     def _out(self, text: str) -> None:
         if self._write is not None and text:
             self._write(text)
-
-
-# -- the whole loop as one reply -------------------------------------------------------------
-
-
-def _add(a: Usage | None, b: Usage | None) -> Usage | None:
-    if a is None or b is None:
-        return a or b
-
-    def plus(x: int | None, y: int | None) -> int | None:
-        return None if x is None and y is None else (x or 0) + (y or 0)
-
-    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens,
-                 a.total_tokens + b.total_tokens, plus(a.cached_tokens, b.cached_tokens),
-                 plus(a.reasoning_tokens, b.reasoning_tokens),
-                 plus(a.cache_write_tokens, b.cache_write_tokens))
-
-
-def summed(final: Result, steps: Sequence[Step], seconds: float | None = None) -> Result:
-    """``final`` with the usage of every model call of the loop added up (a call that
-    reported none adds nothing) and ``seconds`` as its time: what the summary line of a
-    tool loop's reply says. ``final`` itself is left as it is."""
-    usage = final.usage
-    for step in steps:
-        if step.result is not final:
-            usage = _add(step.result.usage, usage)
-    timings = replace(final.timings, total=seconds if seconds is not None
-                      else final.timings.total, ttft=None)
-    return replace(final, usage=usage, timings=timings)
 
 
 # -- one cell's loop -----------------------------------------------------------------------
@@ -320,101 +300,106 @@ def summed(final: Result, steps: Sequence[Step], seconds: float | None = None) -
 
 @dataclass
 class Loop:
-    """How a cell's loop went: the final model call's result (or, stopped, what had come
-    of it), the steps done, the messages the thread keeps, and the stop, if any."""
+    """How a cell's loop went: its result (the last model call's, usage summed over the
+    loop; stopped, what had come), the steps (every model call, the last included), the
+    messages the thread keeps, and the stop, if any."""
 
     result: Result
-    steps: list[Step]
-    exchange: list[dict[str, Any]]
-    seconds: float
     stopped: Interrupted | None = None
     approval: Approval | None = None
 
     @property
-    def shown(self) -> Result:
-        """The result the summary line is about: every model call of the loop summed."""
-        return summed(self.result, self.steps, self.seconds)
+    def steps(self) -> list[Step]:
+        return list(self.result.steps)
 
     @property
-    def kept(self) -> list[dict[str, Any]]:
-        """What the thread keeps: the exchange, less a last message whose tool calls were
-        never run (the loop stopped at ``--max-steps``), which no server would take
-        without their results."""
-        if self.exchange and self.exchange[-1].get("tool_calls"):
-            return self.exchange[:-1]
-        return list(self.exchange)
-
-
-def step_messages(step: Step) -> list[dict[str, Any]]:
-    """What a step adds to a conversation: the model's message with its calls, then one
-    tool message per call (the result, or what was said instead of one)."""
-    return [step.result.choices[0].message,
-            *({"role": "tool", "tool_call_id": c.id, "content": c.output} for c in step.calls)]
+    def exchange(self) -> list[dict[str, Any]]:
+        return list(self.result.exchange)
 
 
 def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, model: str,
         provider: Provider, stream: bool, sink: Any, interval: float) -> Loop:
-    """Run a cell's tool loop: each model call on the portal, streamed into ``sink``; the
-    functions and the approval question here, on the caller's thread.
+    """Run a cell's tool loop (:class:`~gptmagic.client.tools.ToolRun`): each model call
+    on the portal, streamed into ``sink``; the functions and the approval question here,
+    on the caller's thread.
 
     Kernel ▸ Interrupt (during a model call, a function or the question) keeps the
-    steps done so far: the loop's result is then what had come of the call under way,
-    marked ``interrupted``. Stopped before any step was done, it is a reply stopped
-    as any other (:class:`~gptmagic.notebook.streaming.Interrupted`)."""
-    from gptmagic.client.tools import run_loop
-
+    steps done so far: the loop's result is then marked ``interrupted``, with the text
+    that had come of the call under way. Stopped before the first call answered, it is
+    a reply stopped as any other (:class:`~gptmagic.notebook.streaming.Interrupted`)."""
     if not isinstance(sink, StepSink):  # a caller that shows nothing live
         sink = StepSink()
     approval = Approval(show=sink.asking) if opts.approve else None
+    fixed = {k: v for k, v in out.params.items() if k not in ("tools", "tool_choice")}
+    tools = [_watched(t, sink, lambda: loop.steps) for t in opts.tools]
+    loop = ToolRun(tools, out.input, approve=approval, max_steps=opts.max_steps,
+                   tool_choice=opts.tool_choice)
 
-    def call(messages: list[dict[str, Any]]) -> Result:
-        step_out = Outgoing(out.api, {**out.payload, "messages": messages}, out.params)
+    def ask(messages: list[dict[str, Any]], params: dict[str, Any]) -> Result:
+        sink.done(loop.steps)
+        sink.show(loop.steps, f"model call {len(loop.steps) + 1}…")
+        if out.api == "chat":
+            step = Outgoing("chat", {"messages": messages}, {**fixed, **params})
+        else:
+            step = Outgoing(out.api, {**out.payload, "input": input_items(messages)},
+                            {**fixed, **response_fields(params)})
 
         def make(on_delta: Callable[[int, str], None]) -> Any:
-            return step_out.call(client, model=model, provider=provider, stream=stream,
-                                 on_delta=on_delta,
-                                 on_reasoning=lambda text: on_delta(REASONING, text))
+            return step.call(client, model=model, provider=provider, stream=stream,
+                             on_delta=on_delta,
+                             on_reasoning=lambda text: on_delta(REASONING, text))
 
         return stream_reply(portal, make, sink, model, interval)
 
     t0 = time.monotonic()
     try:
-        result = run_loop(call, out.input, opts.tools, approve=approval,
-                          max_steps=opts.max_steps, on_step=sink.step)
+        result = loop.run(ask, run_coro=portal.run)
     except Interrupted as stop:  # during a model call: keep what had streamed of it
-        if not sink.steps:
+        if not loop.steps:
             raise  # as a reply stopped without tools
-        return _stopped(sink.steps, stop, model, t0, approval)
-    except KeyboardInterrupt:  # during a function or the approval question
-        halt = Interrupted({}, time.monotonic() - t0)
-        if not sink.steps:
-            raise halt from None
-        return _stopped(sink.steps, halt, model, t0, approval)
+        return Loop(_partial(loop.partial(), stop.texts.get(0, ""), t0), stop, approval)
+    except ToolLoopInterrupted as stop:  # during a function or the approval question
+        return Loop(_partial(stop.partial, "", t0), Interrupted({}, time.monotonic() - t0),
+                    approval)
     finally:
         sink.finish()
-    steps = list(getattr(result, "steps", None) or sink.steps)
-    exchange = list(getattr(result, "exchange", None) or [])
-    return Loop(result, steps, exchange, time.monotonic() - t0, approval=approval)
+    sink.done(result.steps)
+    return Loop(result, approval=approval)
 
 
-def _stopped(steps: list[Step], stop: Interrupted, model: str, t0: float,
-             approval: Approval | None) -> Loop:
-    text = stop.texts.get(0, "")
-    result = Result("chat", model, [Choice(0, text, "interrupted", role="assistant")])
-    result.timings.total = stop.elapsed
-    exchange = [m for s in steps for m in step_messages(s)]
+def _watched(tool: Tool, sink: StepSink, steps: Callable[[], list[Step]]) -> Tool:
+    """``tool`` whose function first tells ``sink`` it is running (the live view)."""
+    fn = tool.fn
+    if fn is None:
+        return tool
+
+    def running(*args: Any, **kwargs: Any) -> Any:
+        sink.show(steps(), f"running {tool.name}…")
+        return fn(*args, **kwargs)
+
+    return replace(tool, fn=running)
+
+
+def _partial(result: Result, text: str, t0: float) -> Result:
+    """A stopped loop's result: the text that had come of the call under way (kept in the
+    exchange too, as a stopped reply's text is), and the time until the stop."""
+    exchange = list(result.exchange)
     if text:
-        exchange.append(result.choices[0].message)
-    return Loop(result, list(steps), exchange, time.monotonic() - t0, stop, approval)
+        exchange.append({"role": "assistant", "content": text})
+    choice = replace(result.choices[0], text=text)
+    return replace(result, choices=[choice], exchange=exchange,
+                   timings=replace(result.timings, total=time.monotonic() - t0))
 
 
 def with_steps(bundle: tuple[dict[str, Any], dict[str, Any]],
                loop: Loop) -> tuple[dict[str, Any], dict[str, Any]]:
     """A reply's view with the loop's steps above it (collapsed) and in its metadata."""
     data, meta = bundle
-    md, plain = views.steps_views(loop.steps)
-    data = {**data, "text/markdown": f"{md}\n\n{data['text/markdown']}",
-            "text/plain": f"{plain}\n\n{data['text/plain']}"}
+    steps = [s for s in loop.steps if s.calls]
+    if steps:
+        md, plain = views.steps_views(steps)
+        data = {**data, "text/markdown": f"{md}\n\n{data['text/markdown']}",
+                "text/plain": f"{plain}\n\n{data['text/plain']}"}
     inner = dict(meta.get("gptmagic") or {})
     inner["steps"] = views.steps_meta(loop.steps)
     return data, {**meta, "gptmagic": inner}

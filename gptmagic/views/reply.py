@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.money import INPUT_RATE_WRITES
+from gptmagic.core.text import count_of
 from gptmagic.core.types import Choice, Result, Timings, Usage
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
 from gptmagic.views.tables import (
@@ -165,15 +166,13 @@ def summary_line(result: Result, cost: Cost | None = None, *,
     With ``parts`` (the costs of the usage's ``reasoning``, ``cached`` and
     ``cache_write`` tokens, None where unknown), each part the usage has is
     shown after the tokens: ``reasoning 1,024 tok $0.0102``. ``steps`` (a tool loop's
-    model calls that asked for tools) is said after the model: the tokens, cost and
-    time are then those of every call of the loop.
+    model calls) is said last: the tokens, cost and time are then the whole loop's.
     """
     shown = _parts_text(result.usage, parts) if parts is not None else []
     items = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
              *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model,
              "responses" if result.kind == "response" else None,  # which API answered
-             (f"summed over {steps + 1} model calls ({steps} tool step{'s' if steps > 1 else ''})"
-              if steps else None)]
+             f"summed over {count_of(steps, 'step')}" if steps else None]
     return " · ".join(p for p in items if p)
 
 

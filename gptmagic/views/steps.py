@@ -79,6 +79,8 @@ def call_text(call: CallView) -> str:
 def _seconds(s: float | None) -> str:
     if s is None:
         return "?"
+    if s < 0.001:
+        return "<1 ms"
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
 
 
@@ -88,6 +90,8 @@ def _outcome(call: CallView) -> str:
         return "declined by you"
     if call.error:
         return "error"
+    if not call.output and not call.seconds:  # the loop has not come to it yet
+        return "not run yet"
     return f"ran in {_seconds(call.seconds)}" + (", approved" if call.approved else "")
 
 
@@ -128,10 +132,11 @@ def _call_views(call: CallView) -> tuple[str, str]:
         md.append(f"**error**: {escape_markdown(call.error)}")
         plain.append(f"  error: {call.error}")
     if call.output and call.output != call.error:
-        md += ["result" + ("" if len(call.output) <= RESULT_CHARS else
-                           f" (first {RESULT_CHARS:,} of {len(call.output):,} characters)"),
+        label = "sent to the model" if call.error else "result"
+        md += [label + ("" if len(call.output) <= RESULT_CHARS else
+                        f" (first {RESULT_CHARS:,} of {len(call.output):,} characters)"),
                _result_md(call.output)]
-        plain.append("  result: " + preview(call.output, RESULT_CHARS, flatten=False)
+        plain.append(f"  {label}: " + preview(call.output, RESULT_CHARS, flatten=False)
                      .replace("\n", "\n  "))
     return "\n\n".join(md), "\n".join(plain)
 
