@@ -234,6 +234,8 @@ def stuck(x: int) -> int:
     assert "interrupted" in (r.steps[1].calls[0].error or "")
     md = r._repr_mimebundle_()[0]["text/markdown"]
     assert "step 1 · add(" in md and "%chat keep" in md
+    assert "interrupted while it ran (stopped by you)" in md
+    assert "no reply text: stopped during the tool steps above" in md
     th = _session(shell).threads
     assert "default" not in th.names()  # a stopped loop joins the thread only when asked
     said = _session(shell).keep()
@@ -272,13 +274,27 @@ def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
     live = [o.data.get("text/markdown", "") for o in cap.outputs]
     running = [md for md in live if "running get\\_weather" in md]
     assert running, live  # the function's step shown open while it runs
-    assert "<details open><summary>step 1 · get\\_weather" in running[0]
+    assert "<details open><summary>step 1 · get_weather" in running[0]
     second = [md for md in live if "model call 3" in md]
     assert second and "<details><summary>step 1" in second[0]  # done: collapsed
     assert "<details open><summary>step 2 · add" in second[0]
     assert cap.outputs[-1].data == {"text/plain": ""}  # the live view goes; the reply stays
     md = r._repr_mimebundle_()[0]["text/markdown"]
     assert "<details open>" not in md and md.count("<details><summary>step ") == 2
+
+
+def test_while_you_are_asked_the_step_under_way_shows_open(shell, fake_server, monkeypatch):
+    shell.kernel = object()
+    _answers(monkeypatch, "y", "n")
+    fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"}),
+                                           ("get_weather", {"city": "Rome"})]), Behaviour())
+    _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
+    live = [o.data.get("text/markdown", "") for o in cap.outputs]
+    rome = [md for md in live if 'waiting for your answer: run get\\_weather({"city": "Rome"})'
+            in md]
+    assert rome, live
+    assert "<details open><summary>step 1 · 2 calls" in rome[0]
+    assert "ran in" in rome[0] and "not run yet" in rome[0]  # Paris ran, Rome is asked
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])

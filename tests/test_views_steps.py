@@ -28,7 +28,7 @@ def test_a_step_is_collapsed_with_the_call_its_arguments_result_and_times():
     call = ToolCall("call_1", "get_weather", '{"city":"Paris"}', {"city": "Paris"},
                     "18 C", seconds=0.0123)
     md, plain = steps_views([_step(call)])
-    assert md.startswith("<details><summary>step 1 · get\\_weather(")
+    assert md.startswith("<details><summary>step 1 · get_weather(")
     assert '"city": "Paris"' in md  # pretty JSON, fenced
     assert "model call: 12 prompt + 3 completion tokens · 250 ms" in md
     assert "ran in 12 ms" in md and "18 C" in md
@@ -91,3 +91,11 @@ def test_history_shows_tool_calls_and_results_readably():
     assert message_text({"role": "tool", "tool_call_id": "call_1", "content": "3"}) == \
         "(call_1) 3"
     assert message_text({"role": "user", "content": "hi"}) == "hi"
+
+
+def test_dollars_in_a_summary_are_never_paired_into_maths():
+    call = ToolCall("a", "price", '{"low": "$5", "high": "$6"}', {}, "ok", seconds=0.1)
+    md, _ = steps_views([_step(call)])
+    summary = md.split("</summary>")[0]
+    assert "$" not in summary.replace("<span>$</span>", "")
+    assert summary.count("<span>$</span>") == 2

@@ -258,10 +258,12 @@ class StepSink:
         self._out(views.steps_views(new, first=self._shown_steps + 1)[1] + "\n")
         self._shown_steps = len(with_calls)
 
-    def asking(self, call: ToolCall) -> None:
-        """About to ask whether to run ``call``: show it (the question comes below)."""
+    def asking(self, call: ToolCall, steps: Sequence[Step] = ()) -> None:
+        """About to ask whether to run ``call`` of the last of ``steps``: show it (the
+        question comes below, in the front end's input box)."""
         self.status = f"waiting for your answer: run {views.call_text(call)}?"
         if self.rich:
+            self.steps = [s for s in steps if s.calls] or self.steps
             self._redraw()
         else:
             self._out(f"the model asks to call {views.call_text(call)}\n")
@@ -329,7 +331,8 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
     a reply stopped as any other (:class:`~gptmagic.notebook.streaming.Interrupted`)."""
     if not isinstance(sink, StepSink):  # a caller that shows nothing live
         sink = StepSink()
-    approval = Approval(show=sink.asking) if opts.approve else None
+    approval = Approval(show=lambda call: sink.asking(call, loop.steps)) if opts.approve \
+        else None
     fixed = {k: v for k, v in out.params.items() if k not in ("tools", "tool_choice")}
     tools = [_watched(t, sink, lambda: loop.steps) for t in opts.tools]
     loop = ToolRun(tools, out.input, approve=approval, max_steps=opts.max_steps,

@@ -229,7 +229,7 @@ def _has_reply(c: Choice) -> bool:
     return bool(c.text or c.refusal or c.tool_calls)
 
 
-def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
+def _choice_views(c: Choice, json_mode: bool = False, looped: bool = False) -> tuple[str, str]:
     """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
     refusal and tool calls."""
     md, plain = [], []
@@ -251,7 +251,8 @@ def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
         md += ["**tool calls**", _fence(calls, "json")]
         plain.append(f"tool calls:\n{calls}")
     if not md and c.finish_reason == "interrupted":  # a stream stopped before its text
-        why = "(no reply text: stopped while the model was reasoning)"
+        why = ("(no reply text: stopped during the tool steps above)" if looped
+               else "(no reply text: stopped while the model was reasoning)")
         md, plain = [f"*{why}*"], [why]
     elif not md:
         md, plain = ["*(empty reply)*"], ["(empty reply)"]
@@ -348,7 +349,7 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
             md.append(f"#### {escape_markdown(head)}")
             plain.append(f"── {head} ──")
-        body_md, body_plain = _choice_views(c, json_mode)
+        body_md, body_plain = _choice_views(c, json_mode, looped=steps > 0)
         md.append(body_md)
         plain.append(body_plain)
         if n > 1 and c.finish_reason != "stop":

@@ -18,6 +18,7 @@ close), so nothing in them becomes HTML or a link.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -88,6 +89,8 @@ def _outcome(call: CallView) -> str:
     """What became of a call, in a few words."""
     if call.approved is False:
         return "declined by you"
+    if call.error and call.error.startswith("interrupted"):
+        return f"{call.error} (stopped by you)"
     if call.error:
         return "error"
     if not call.output and not call.seconds:  # the loop has not come to it yet
@@ -126,19 +129,27 @@ def _call_views(call: CallView) -> tuple[str, str]:
     args, lang = _pretty(call.arguments)
     head = f"{call.name} ({call.id}) · {_outcome(call)}"
     md = [f"**{escape_markdown(call.name)}** {escape_markdown(f'({call.id}) · {_outcome(call)}')}",
-          "arguments", _fence(args, lang)]
+          "*arguments*", _fence(args, lang)]
     plain = [f"→ {head}", "  arguments: " + args.replace("\n", "\n  ")]
     if call.error:
         md.append(f"**error**: {escape_markdown(call.error)}")
         plain.append(f"  error: {call.error}")
     if call.output and call.output != call.error:
         label = "sent to the model" if call.error else "result"
-        md += [label + ("" if len(call.output) <= RESULT_CHARS else
-                        f" (first {RESULT_CHARS:,} of {len(call.output):,} characters)"),
+        md += [f"*{label}" + ("" if len(call.output) <= RESULT_CHARS else
+                              f" (first {RESULT_CHARS:,} of {len(call.output):,} characters)")
+               + "*",
                _result_md(call.output)]
         plain.append(f"  {label}: " + preview(call.output, RESULT_CHARS, flatten=False)
                      .replace("\n", "\n  "))
     return "\n\n".join(md), "\n".join(plain)
+
+
+def _inline_html(text: str) -> str:
+    """Text inside an HTML element, where Markdown is not read: entities for ``<>&``, and
+    each ``$`` in an element of its own, which MathJax never pairs with another (as
+    :func:`gptmagic.views.markdown.escape_markdown` does in Markdown)."""
+    return html.escape(text, quote=False).replace("$", "<span>$</span>")
 
 
 def _step_views(n: int, step: StepView, *, open_: bool) -> tuple[str, str]:
@@ -146,7 +157,7 @@ def _step_views(n: int, step: StepView, *, open_: bool) -> tuple[str, str]:
     if step.result.text:  # words the model said alongside its calls
         parts.append(safe_markdown(step.result.text))
     views = [_call_views(c) for c in step.calls]
-    summary = escape_markdown(_summary(n, step))
+    summary = _inline_html(_summary(n, step))
     body = "\n\n".join([*parts, *(v[0] for v in views)])
     md = (f"<details{' open' if open_ else ''}><summary>{summary}</summary>\n\n{body}\n\n"
           "</details>")
