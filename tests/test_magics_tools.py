@@ -290,10 +290,14 @@ def test_while_you_are_asked_the_step_under_way_shows_open(shell, fake_server, m
                                            ("get_weather", {"city": "Rome"})]), Behaviour())
     _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
     live = [o.data.get("text/markdown", "") for o in cap.outputs]
-    rome = [md for md in live if 'waiting for your answer: run get\\_weather({"city": "Rome"})'
-            in md]
-    assert rome, live
-    assert "<details open><summary>step 1 · 2 calls" in rome[0]
+    def asked(city):
+        said = f'waiting for your answer: run get\\_weather({{"city": "{city}"}})'
+        return [md for md in live if said in md]
+
+    paris, rome = asked("Paris"), asked("Rome")
+    assert paris and rome, live
+    assert "<details open><summary>step 1 · 2 calls" in paris[0]
+    assert paris[0].count("not run yet") == 2  # asked before anything ran
     assert "ran in" in rome[0] and "not run yet" in rome[0]  # Paris ran, Rome is asked
 
 

@@ -10,9 +10,11 @@ TypedDicts, enums, ``Literal``\\ s, lists and ``X | None``; a default makes a
 parameter optional.
 
 OpenAI's strict mode (``"strict": true``: the model's arguments always match
-the schema) asks more of a schema: every object closes its properties
+the schema) asks more of a schema (its rules: :mod:`gptmagic.core.strict`, shared
+with structured outputs): every object closes its properties
 (``additionalProperties: false``) and lists them all as required, so an
-optional parameter is sent as ``null`` or its value. :func:`tool_from` makes
+optional parameter is sent as ``null`` or its value (a parameter with a default
+takes ``null`` for "the default", said in its description). :func:`tool_from` makes
 the schema strict when it can and says why not when it cannot (a ``dict``
 parameter has open keys); ``strict=True`` makes that an error.
 
@@ -37,6 +39,7 @@ import jsonschema
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from gptmagic.core.strict import strict_schema
 from gptmagic.core.types import Step, ToolCall
 from gptmagic.errors import RequestError, ToolArgumentsError
 
@@ -46,10 +49,6 @@ __all__ = ["Step", "Tool", "ToolCall", "has_functions", "tool_choice", "tool_fro
 #: What OpenAI accepts as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-#: Keywords a schema may hold besides its properties: a property named one of these
-#: is a property, not a keyword (``title`` is dropped only where it is a keyword).
-_SUBSCHEMAS = ("items", "additionalProperties", "not")
-_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,9 @@ class Tool:
     model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
     #: Parameters passed by position (a function's positional-only ones), in order.
     positional: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: Parameters whose ``null`` means "the default" (a strict schema requires every
+    #: parameter, so one with a default also takes null; the function gets its default).
+    null_default: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def chat_spec(self) -> dict[str, Any]:
         """The tool as Chat Completions takes it (``{"type": "function", "function": ...}``)."""
@@ -98,6 +100,9 @@ class Tool:
         if not isinstance(value, dict):
             raise self._bad(f"a JSON {type(value).__name__}, not an object",
                             (f"(arguments): expected an object, got {value!r:.60}",))
+        for name in self.null_default:
+            if value.get(name, 0) is None:
+                del value[name]  # the function's own default
         if self.model is None:
             return self._check_schema(value)
         try:
@@ -172,18 +177,53 @@ def tool_from(obj: Any, *, name: str | None = None, description: str | None = No
                            param="tools")
     doc = docstring_parser.parse(inspect.getdoc(obj) or "")
     model, positional = _arguments_model(obj, fn_name, label,
-                                         {p.arg_name: p.description or "" for p in doc.params})
+                                         {p.arg_name: " ".join((p.description or "").split())
+                                          for p in doc.params})
     loose = _schema(model, label)
     chosen, why = loose, None
+    nulls: tuple[str, ...] = ()
     if strict is not False:
         try:
-            chosen = strict_schema(loose)
-        except ValueError as e:
+            defaulted, nulls = _nullable_defaults(loose, model)
+            chosen = strict_schema(defaulted, generated=True, label=fn_name)
+        except RequestError as e:
             if strict:
                 raise RequestError(f"{label} cannot be strict: {e}", param="tools") from None
-            why = str(e)
+            why, nulls = str(e), ()
     return Tool(fn_name, _first_paragraph(doc) if description is None else description,
-                chosen, obj, strict is not False and why is None, why, model, positional)
+                chosen, obj, strict is not False and why is None, why, model, positional,
+                nulls)
+
+
+def _nullable_defaults(schema: dict[str, Any], model: type[BaseModel]
+                       ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``schema`` with each parameter's default said in its description (strict mode
+    takes no ``default``), and those with a default other than None also taking
+    ``null``, meaning "the default" (strict mode has no optional properties); and
+    the names of those."""
+    props = dict(schema.get("properties", {}))
+    nulls = []
+    for info in model.model_fields.values():
+        name = info.alias or ""
+        prop = props.get(name)
+        if info.is_required() or not isinstance(prop, dict) or "default" not in prop:
+            continue
+        inner = {k: v for k, v in prop.items() if k not in ("description", "default")}
+        said = prop.get("description", "")
+        if prop["default"] is not None:
+            said = f"{said} Default: {json.dumps(prop['default'], ensure_ascii=False)}."
+        out = {"anyOf": [inner, {"type": "null"}]} if not _admits_null(inner) else inner
+        props[name] = {**out, **({"description": said.strip()} if said.strip() else {})}
+        if out is not inner:
+            nulls.append(name)
+    return {**schema, "properties": props}, tuple(nulls)
+
+
+def _admits_null(prop: Mapping[str, Any]) -> bool:
+    kinds = prop.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(isinstance(s, Mapping) and _admits_null(s) for s in prop.get("anyOf", []))
 
 
 def _first_paragraph(doc: docstring_parser.Docstring) -> str:
@@ -221,7 +261,10 @@ def _arguments_model(fn: Callable[..., Any], fn_name: str, label: str,
         if p.kind is p.POSITIONAL_ONLY:
             positional.append(pname)
         default = ... if p.default is p.empty else p.default
-        info = Field(default, alias=pname, description=described.get(pname) or None)
+        # The docstring's description; without one, an Annotated[..., Field(description=)]'s.
+        said = described.get(pname)
+        info = (Field(default, alias=pname, description=said) if said
+                else Field(default, alias=pname))
         fields[f"p{i}"] = (hints[pname], info)
     try:
         model = create_model(fn_name, __config__=ConfigDict(
@@ -271,58 +314,6 @@ def _untitled(node: Any) -> Any:
             out[key] = {k: _untitled(v) for k, v in value.items()}
         else:
             out[key] = _untitled(value)
-    return out
-
-
-def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` as OpenAI's strict mode takes it, or ValueError saying what prevents it.
-
-    Every object closes its properties and requires them all; a ``$ref`` with other
-    keywords beside it is inlined; ``default`` goes (OpenAI answers "'default' is not
-    permitted"; optional values are sent as null), a default other than null said in the
-    description instead. Stand-in for the structured-outputs rules
-    (``gptmagic.core.structured``) until both share one.
-    """
-    root = dict(schema)
-    defs = root.get("$defs", {})
-    return _strict(root, defs, "parameters")
-
-
-def _strict(node: Any, defs: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(node, dict):
-        return node
-    out = dict(node)
-    if "$ref" in out and len(out) > 1:
-        ref = str(out.pop("$ref"))
-        target = defs.get(ref.rsplit("/", 1)[-1])
-        if target is None:
-            raise ValueError(f"{where}: $ref {ref} cannot be resolved")
-        out = {**target, **out}
-    if "default" in out:
-        default = out.pop("default")
-        if default is not None:  # strict mode has no defaults: the model is told it
-            said = json.dumps(default, ensure_ascii=False)
-            out["description"] = f"{out.get('description', '')} Default: {said}.".lstrip()
-    if out.get("type") == "object" or "properties" in out:
-        extra = out.get("additionalProperties")
-        if extra not in (None, False) or "patternProperties" in out:
-            raise ValueError(f"{where} is an object with open keys (a dict); strict mode "
-                             "needs every key named: use a Pydantic model or a TypedDict")
-        props = out.get("properties", {})
-        out["additionalProperties"] = False
-        out["properties"] = {k: _strict(v, defs, f"{where}.{k}") for k, v in props.items()}
-        out["required"] = list(props)
-    for key in _SUBSCHEMAS:
-        if isinstance(out.get(key), dict):
-            out[key] = _strict(out[key], defs, f"{where}[]" if key == "items" else where)
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [_strict(s, defs, where) for s in out[key]]
-    if isinstance(out.get("allOf"), list) and len(out["allOf"]) == 1:
-        out = {**out.pop("allOf")[0], **out}
-    if "$defs" in out:
-        out["$defs"] = {k: _strict(v, defs, f"{where} ($defs.{k})")
-                        for k, v in out["$defs"].items()}
     return out
 
 

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Choice", "Result", "Step", "Timings", "TokenLogprob", "ToolCall", "TopLogprob",
-           "Usage"]
+__all__ = ["Choice", "Parsed", "Result", "Step", "Timings", "TokenLogprob", "ToolCall",
+           "TopLogprob", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,23 @@ class Choice:
         return msg
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A reply checked against a schema (:mod:`gptmagic.core.structured`): the value as
+    the schema's type, or why not.
+
+    ``value`` is a model instance (Pydantic), a dataclass instance, or a dict
+    (TypedDict, dict schema); None when the reply is not valid or was refused.
+    ``errors`` are ``"path: message"`` (``(root)`` for the whole reply).
+    """
+
+    value: Any = None
+    valid: bool = False
+    errors: tuple[str, ...] = ()
+    #: The model's refusal, when it refused instead of answering.
+    refusal: str | None = None
+
+
 @dataclass(slots=True)
 class Result:
     """The outcome of one chat or completion call (streamed or not)."""
@@ -137,6 +154,17 @@ class Result:
     #: assistant message with its ``tool_calls``, the ``tool`` results, the final
     #: assistant message. A thread appends these to keep the whole exchange.
     exchange: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: The reply as the schema's type (``schema=``: a model instance, a dict...); None
+    #: when no schema was asked, the reply is not valid, or the model refused.
+    parsed: Any = field(default=None, repr=False)
+    #: The reply checked against ``schema=``: valid or the errors with their paths, or
+    #: the refusal (:class:`Parsed`); None without a schema.
+    validation: Parsed | None = field(default=None, repr=False)
+
+    @property
+    def valid(self) -> bool | None:
+        """Whether the reply matched ``schema=`` (False when refused); None without one."""
+        return None if self.validation is None else self.validation.valid
 
     @property
     def text(self) -> str:

@@ -342,10 +342,10 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
         sink.done(loop.steps)
         sink.show(loop.steps, f"model call {len(loop.steps) + 1}…")
         if out.api == "chat":
-            step = Outgoing("chat", {"messages": messages}, {**fixed, **params})
+            step = Outgoing("chat", {"messages": messages}, {**fixed, **params}, out.schema)
         else:
             step = Outgoing(out.api, {**out.payload, "input": input_items(messages)},
-                            {**fixed, **response_fields(params)})
+                            {**fixed, **response_fields(params)}, out.schema)
 
         def make(on_delta: Callable[[int, str], None]) -> Any:
             return step.call(client, model=model, provider=provider, stream=stream,
