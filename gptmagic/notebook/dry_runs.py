@@ -81,8 +81,7 @@ def tool_costs(session: Sender, messages: Any, model: str,
     try:
         whole = session.count_tokens(messages, model, tools=tools, breakdown=False)
     except GptmagicError as e:
-        return None, (f"the tool definitions are not in the count ({e}); the engine reads "
-                      "them through its chat template")
+        return None, f"the tool definitions are not in the count: {e}"
     rows = []
     for i, tool in enumerate(tools):
         rest = [t for j, t in enumerate(tools) if j != i]
