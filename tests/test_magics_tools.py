@@ -320,3 +320,16 @@ def test_dry_run_shows_the_tool_schemas_and_their_cost(shell, fake_server, api):
     # The count of the whole prompt includes them.
     without, _ = chat(shell, f"-p fake --api {api} --dry-run", "user: weather?")
     assert r.count.total == without.count.total + costs["all"]
+
+
+@pytest.mark.engine
+def test_the_embedded_models_dry_run_says_the_tools_are_not_counted(shell):
+    import gptmagic
+
+    try:
+        d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
+        assert d.request["tools"][0]["function"]["name"] == "add"
+        assert d.tool_costs is None and d.count.tools == 0 and d.count.exact
+        assert "the tool definitions are not in the count" in d.note
+    finally:
+        gptmagic.shutdown()

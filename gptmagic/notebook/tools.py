@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from gptmagic.client.config import Provider
     from gptmagic.client.portal import Portal
 
-__all__ = ["TOOL_CHOICES", "Approval", "Loop", "StepSink", "ToolOptions", "run", "tool_options",
+__all__ = ["Approval", "Loop", "StepSink", "TOOL_CHOICES", "ToolOptions", "run", "tool_options",
            "tool_params", "with_steps"]
 
 #: ``--tool-choice`` values besides a tool's name.

@@ -28,7 +28,7 @@ from gptmagic.core.types import Result
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
 from gptmagic.views.tables import _jsonable, _small
 
-__all__ = ["RESULT_CHARS", "CallView", "StepView", "call_text", "live_bundle", "message_text",
+__all__ = ["CallView", "RESULT_CHARS", "StepView", "call_text", "live_bundle", "message_text",
            "steps_meta", "steps_views"]
 
 #: Characters of a tool's result shown before it is expanded.
