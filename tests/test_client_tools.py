@@ -430,3 +430,15 @@ def test_a_schema_shapes_the_final_answer_of_a_loop(prov, fake_server, api):
     bodies = sent(fake_server, api)
     key = "response_format" if api == "chat" else "text"
     assert all(key in b for b in bodies) and len(bodies) == 2
+
+
+def test_two_tools_with_one_name_are_refused():
+    def get_weather(city: str) -> str:
+        """Another weather."""
+        return city
+
+    with pytest.raises(RequestError, match="two tools are named 'get_weather'") as e:
+        ToolRun([Weather().tool, get_weather], "x")
+    assert e.value.param == "tools"
+    with pytest.raises(RequestError, match=r"not function \(tools=\[get_weather\]\)"):
+        gptmagic.chat("x", tools=get_weather)  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ from gptmagic.core.types import Step, ToolCall
 from gptmagic.errors import RequestError, ToolArgumentsError
 
 __all__ = ["Step", "Tool", "ToolCall", "has_functions", "tool_choice", "tool_from",
-           "tool_output"]
+           "tool_name", "tool_output"]
 
 #: What OpenAI accepts as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -96,9 +96,9 @@ class Tool:
         try:
             value = json.loads(arguments) if arguments.strip() else {}
         except ValueError as e:
-            raise self._bad(f"not valid JSON ({e})", (f"(arguments): {e}",)) from None
+            raise self._bad(f"are not valid JSON ({e})", (f"(arguments): {e}",)) from None
         if not isinstance(value, dict):
-            raise self._bad(f"a JSON {type(value).__name__}, not an object",
+            raise self._bad(f"are a JSON {type(value).__name__}, not an object",
                             (f"(arguments): expected an object, got {value!r:.60}",))
         for name in self.null_default:
             if value.get(name, 0) is None:
@@ -109,7 +109,7 @@ class Tool:
             made = self.model.model_validate(value)
         except pydantic.ValidationError as e:
             errors = tuple(f"{_path(err['loc'])}: {err['msg']}" for err in e.errors())
-            raise self._bad("; ".join(errors), errors) from None
+            raise self._bad("do not validate: " + "; ".join(errors), errors) from None
         return {info.alias or f: getattr(made, f) for f, info in type(made).model_fields.items()}
 
     def _check_schema(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -117,14 +117,12 @@ class Tool:
         found = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         if found:
             errors = tuple(f"{_path(e.absolute_path)}: {e.message}" for e in found)
-            raise self._bad("; ".join(errors), errors)
+            raise self._bad("do not validate: " + "; ".join(errors), errors)
         return value
 
     def _bad(self, what: str, errors: tuple[str, ...]) -> ToolArgumentsError:
-        return ToolArgumentsError(f"arguments for {self.name} are {what}"
-                                  if what.startswith(("not ", "a JSON"))
-                                  else f"arguments for {self.name} do not validate: {what}",
-                                  tool=self.name, errors=errors)
+        return ToolArgumentsError(f"arguments for {self.name} {what}", tool=self.name,
+                                  errors=errors)
 
     def call(self, kwargs: Mapping[str, Any]) -> Any:
         """Call ``fn`` with checked arguments (positional-only ones by position)."""
@@ -149,6 +147,8 @@ def has_functions(tools: Any) -> bool:
     raw OpenAI dicts alone are sent as they are, with no loop."""
     if not tools or isinstance(tools, str | bytes | Mapping):
         return False
+    if not isinstance(tools, Sequence):
+        return callable(tools)  # one function, not in a list: the loop says how to give it
     return any(not isinstance(t, Mapping) for t in tools)
 
 
@@ -323,7 +323,7 @@ def tool_choice(choice: Any, tools: Sequence[Tool | Mapping[str, Any]]) -> Any:
     A name that is none of the tools' is an error naming them."""
     if choice is None or isinstance(choice, Mapping) or choice in ("auto", "none", "required"):
         return choice
-    names = [_tool_name(t) for t in tools]
+    names = [tool_name(t) for t in tools]
     if not isinstance(choice, str) or choice not in names:
         raise RequestError(f"tool_choice must be 'auto', 'none', 'required' or the name of one "
                            f"of the tools ({', '.join(n for n in names if n) or 'none given'}); "
@@ -331,7 +331,8 @@ def tool_choice(choice: Any, tools: Sequence[Tool | Mapping[str, Any]]) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
-def _tool_name(tool: Tool | Mapping[str, Any]) -> str:
+def tool_name(tool: Tool | Mapping[str, Any]) -> str:
+    """A Tool's name, or a raw OpenAI tool dict's (chat's or the Responses API's shape)."""
     if isinstance(tool, Tool):
         return tool.name
     function = tool.get("function")
