@@ -26,7 +26,7 @@ import builtins
 import difflib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.tools import ToolRun
@@ -66,7 +66,6 @@ class ToolOptions:
     #: As chat sends it: ``"auto"``, ``"none"``, ``"required"`` or
     #: ``{"type": "function", "function": {"name": ...}}``; None: the server's default.
     tool_choice: str | dict[str, Any] | None = None
-    names: list[str] = field(default_factory=list)
 
 
 def _lookup(name: str, namespace: Mapping[str, Any]) -> Any:
@@ -140,7 +139,7 @@ def tool_options(tools: str | None, namespace: Mapping[str, Any], *, approve: bo
             raise RequestError(f"--tools: {tool.name!r} is given twice", param="--tools")
         made.append(tool)
     return ToolOptions(made, approve=approve, max_steps=_steps(max_steps),
-                       tool_choice=_choice(tool_choice, made), names=names)
+                       tool_choice=_choice(tool_choice, made))
 
 
 def tool_params(opts: ToolOptions, *, models: int = 1, n: int | None = None) -> dict[str, Any]:
@@ -164,23 +163,19 @@ def tool_params(opts: ToolOptions, *, models: int = 1, n: int | None = None) -> 
 class Approval:
     """``--approve``: asks Yes/No before each call, on the kernel's main thread.
 
-    ``read`` is the front end's input (``input()`` as it is when asked: the kernel
-    replaces it while a cell runs); ``show`` puts what is asked about on screen (the
-    live step view in a notebook, a printed line in a terminal)."""
+    The question goes to ``input()`` as it is when asked (the kernel replaces it
+    while a cell runs, with its input request); ``show`` puts what is asked about on
+    screen first (the live step view in a notebook, a line in a terminal)."""
 
-    def __init__(self, show: Callable[[ToolCall], None] | None = None,
-                 read: Callable[[str], str] | None = None) -> None:
+    def __init__(self, show: Callable[[ToolCall], None] | None = None) -> None:
         self.show = show
-        self.read = read
-        #: Every question asked and its answer, in order.
-        self.asked: list[tuple[str, bool]] = []
 
     def __call__(self, call: ToolCall) -> bool:
         from IPython.core.error import StdinNotImplementedError
 
         if self.show is not None:
             self.show(call)
-        read = self.read or builtins.input
+        read = builtins.input
         question = f"Run {views.call_text(call)}? [y/N] "
         answer = False
         try:
@@ -196,7 +191,6 @@ class Approval:
                                "papermill); run the cell in JupyterLab, Notebook, VS Code or a "
                                "terminal IPython, or without --approve", param="--approve") \
                 from None
-        self.asked.append((call.name, answer))
         return answer
 
 
@@ -308,7 +302,6 @@ class Loop:
 
     result: Result
     stopped: Interrupted | None = None
-    approval: Approval | None = None
 
     @property
     def steps(self) -> list[Step]:
@@ -360,14 +353,13 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
     except Interrupted as stop:  # during a model call: keep what had streamed of it
         if not loop.steps:
             raise  # as a reply stopped without tools
-        return Loop(_partial(loop.partial(), stop.texts.get(0, ""), t0), stop, approval)
+        return Loop(_partial(loop.partial(), stop.texts.get(0, ""), t0), stop)
     except ToolLoopInterrupted as stop:  # during a function or the approval question
-        return Loop(_partial(stop.partial, "", t0), Interrupted({}, time.monotonic() - t0),
-                    approval)
+        return Loop(_partial(stop.partial, "", t0), Interrupted({}, time.monotonic() - t0))
     finally:
         sink.finish()
     sink.done(result.steps)
-    return Loop(result, approval=approval)
+    return Loop(result)
 
 
 def _watched(tool: Tool, sink: StepSink, steps: Callable[[], list[Step]]) -> Tool:
