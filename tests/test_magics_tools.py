@@ -266,6 +266,19 @@ def test_interrupt_during_a_model_call_keeps_the_steps_and_the_text_so_far(shell
 # -- the live view and the dry run ---------------------------------------------------------
 
 
+def test_a_terminal_prints_each_step_once_then_the_answer_and_its_summary(shell, fake_server):
+    fake_server.plan(Behaviour(tool_calls=[("add", {"a": 1, "b": 2})]),
+                     Behaviour(tool_calls=[("add", {"a": 3, "b": 4})]), Behaviour())
+    r, cap = chat(shell, "-p fake --tools add", "user: go")
+    out = cap.stdout
+    assert out.count("── step 1 · add(") == 1 and out.count("── step 2 · add(") == 1
+    assert out.index("── step 2") < out.index("tool results: 7")  # then the answer streams
+    shown = r._repr_mimebundle_()[0]["text/plain"]
+    assert shown.startswith("── finish: stop") and "summed over 3 steps" in shown
+    assert "── step" not in shown  # on screen already
+
+
+
 def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
     shell.kernel = object()  # rich output, as in a notebook
     fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Oslo"})]),
