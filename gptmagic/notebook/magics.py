@@ -199,7 +199,7 @@ def _chat_args(func: Any) -> Any:
         argument("--tools", help="functions in the notebook the model may call: f,g"),
         argument("--approve", action="store_true", help="with --tools: ask Yes/No before "
                  "each call"),
-        argument("--max-steps", help="with --tools: model calls that may ask for tools "
+        argument("--max-steps", help="with --tools: at most N model calls in the loop "
                  f"(default {DEFAULT_MAX_STEPS})"),
         argument("--tool-choice", help="with --tools: auto|none|required|NAME"),
     ]):

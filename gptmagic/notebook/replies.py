@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.catalog.pricing import Cost
-from gptmagic.core.types import Parsed, Result, Usage
+from gptmagic.core.types import Parsed, Result, Step, Usage
 from gptmagic.views import reply as display
 
 __all__ = ["DryRun", "Reply", "price_parts"]
@@ -90,10 +90,10 @@ class Reply:
         return self.result.usage if self.result else None
 
     @property
-    def steps(self) -> list[Any]:
-        """A tool loop's steps (``--tools``): each model call that asked for tools and
-        the calls it asked for (:class:`gptmagic.core.tools.Step`); empty otherwise."""
-        return list(getattr(self.result, "steps", None) or []) if self.result else []
+    def steps(self) -> list[Step]:
+        """A tool loop's steps (``--tools``): every model call, the last (the answer)
+        included, each with the function calls it asked for; empty otherwise."""
+        return list(self.result.steps) if self.result else []
 
     @property
     def logprobs(self) -> Any:

@@ -96,8 +96,8 @@ def _steps(value: Any) -> int:
         return DEFAULT_MAX_STEPS
     text = str(value)
     if not text.isdigit() or not 1 <= int(text) <= MAX_STEPS_LIMIT:
-        raise RequestError(f"--max-steps must be a whole number in 1..{MAX_STEPS_LIMIT} (model "
-                           f"calls that may ask for tools), got {text!r}", param="--max-steps")
+        raise RequestError(f"--max-steps must be a whole number in 1..{MAX_STEPS_LIMIT} (the "
+                           f"most model calls in the loop), got {text!r}", param="--max-steps")
     return int(text)
 
 
