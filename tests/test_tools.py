@@ -393,3 +393,16 @@ def test_tool_messages_become_responses_items() -> None:
     body = {"model": "m", **responses_body(messages, {}, model="m")}
     assert body["instructions"] == "Be brief." and len(body["input"]) == 5
     validate(body, "CreateResponse")
+
+
+def test_the_client_does_not_import_jsonschema() -> None:
+    """jsonschema takes seconds to import on a small machine: only a hand-made Tool's check
+    loads it, never the import of the client (in a new process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gptmagic.client.facade, gptmagic.core.tools; "
+            "print('jsonschema' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "False"

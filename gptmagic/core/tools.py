@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docstring_parser
-import jsonschema
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -113,6 +112,8 @@ class Tool:
         return {info.alias or f: getattr(made, f) for f, info in type(made).model_fields.items()}
 
     def _check_schema(self, value: dict[str, Any]) -> dict[str, Any]:
+        import jsonschema  # ~2 s to import: only hand-made tools need it
+
         validator = jsonschema.Draft202012Validator(self.parameters)
         found = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         if found:
