@@ -1,10 +1,12 @@
 """Conversation threads kept across cells (pure, no IPython).
 
 A :class:`Thread` is a list of turns; a turn is what one cell sent (its
-messages) and the reply it got. Each turn carries the key of the cell that
-made it (Jupyter's cell id, or a hash of the cell's source where there is
-none), so running a cell again *replaces* its turn instead of appending a
-duplicate, and its context is the turns before it. Threads can be forked
+messages) and the reply it got (a cell that ran tools: the whole exchange,
+the calls, their results and the answer, so the next cell continues from it).
+Each turn carries the key of the cell that made it (Jupyter's cell id, or a
+hash of the cell's source where there is none), so running a cell again
+*replaces* its turn instead of appending a duplicate, and its context is the
+turns before it. Threads can be forked
 from any turn and reset.
 
 A turn also remembers a fingerprint of the context it was answered against.
@@ -53,8 +55,14 @@ class Turn:
     #: Where the stored response lives (``"profile at base URL"``): only a cell sent
     #: there can chain from it. None where nothing was stored.
     stored_at: str | None = None
+    #: A tool loop's messages after the cell's own, kept in place of ``reply``: each
+    #: assistant message that called tools, the tools' results, and the final answer
+    #: (``reply``, when there is one). None for a plain reply.
+    exchange: list[dict[str, Any]] | None = None
 
     def all_messages(self) -> list[dict[str, Any]]:
+        if self.exchange:
+            return [*self.messages, *self.exchange]
         return [*self.messages, *([self.reply] if self.reply else [])]
 
 

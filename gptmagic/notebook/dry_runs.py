@@ -10,7 +10,7 @@ key: without one nothing is sent and the dry run says why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from gptmagic.client.client import Client
     from gptmagic.client.portal import Portal
 
-__all__ = ["chat_dry_run", "dry_run", "exact_count"]
+__all__ = ["chat_dry_run", "dry_run", "exact_count", "tool_costs"]
 
 _LOCAL = ("--exact-count: nothing asked; the embedded model's count is its engine's own, "
           "exact already")
@@ -54,23 +54,48 @@ def max_out(params: Mapping[str, Any]) -> int | None:
 
 
 def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[str, Any],
-            counted: Any, params: Mapping[str, Any], note: str | None = None) -> DryRun:
-    """``body`` as the client would send it, to ``path``, with its count and estimate."""
+            counted: Any, params: Mapping[str, Any], note: str | None = None,
+            tools: Sequence[Mapping[str, Any]] | None = None) -> DryRun:
+    """``body`` as the client would send it, to ``path``, with its count and estimate
+    (``tools``: the chat-shaped definitions sent, counted with the prompt)."""
     # The embedded engine's URL is only known once it runs; say where it will be.
     url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
-    count = session.count_tokens(counted, model)
+    costs, said = tool_costs(session, counted, model, tools) if tools else (None, None)
+    count = session.count_tokens(counted, model, tools=tools if costs else None)
+    note = "\n".join(x for x in (note, said) if x) or None
     est = estimate(count.total, model, max_tokens=max_out(params), provider=prov.kind)
     engine_prompt = None
     if prov.kind == "local" and isinstance(counted, list):
         # What the model reads: names written in, the template's own tokens.
         rendered = session.portal.run(session.client.local_tokenize(messages=counted))
         engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
-    return DryRun(body, url, count, est, note, engine_prompt=engine_prompt)
+    return DryRun(body, url, count, est, note, engine_prompt=engine_prompt, tool_costs=costs)
+
+
+def tool_costs(session: Sender, messages: Any, model: str,
+               tools: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, int]] | None,
+                                                            str | None]:
+    """What each tool definition adds to the prompt: the count with every tool less the
+    count without that one (what leaving it out would save), then ``("all", total)``;
+    or None and why they cannot be counted (the embedded engine counts no tools)."""
+    try:
+        whole = session.count_tokens(messages, model, tools=tools, breakdown=False)
+    except GptmagicError as e:
+        return None, f"the tool definitions are not in the count: {e}"
+    rows = []
+    for i, tool in enumerate(tools):
+        rest = [t for j, t in enumerate(tools) if j != i]
+        less = session.count_tokens(messages, model, tools=rest or None, breakdown=False)
+        fn = tool.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else tool.get("name")
+        rows.append((str(name), whole.total - less.total))
+    return [*rows, ("all", whole.tools)], None
 
 
 def chat_dry_run(session: Sender, prov: Provider, model: str, out: Outgoing,
                  messages: list[dict[str, Any]], stream: bool, note: str | None, *,
-                 exact_count: bool = False) -> DryRun:
+                 exact_count: bool = False,
+                 tools: Sequence[Mapping[str, Any]] | None = None) -> DryRun:
     """A chat cell's dry run on either endpoint; ``exact_count`` asks the server.
 
     A request chained on a stored response (``previous_response_id``) is counted as
@@ -81,7 +106,7 @@ def chat_dry_run(session: Sender, prov: Provider, model: str, out: Outgoing,
         counted = ([{"role": "system", "content": out.payload["instructions"]}]
                    if out.payload.get("instructions") else []) + out.input
     dry = dry_run(session, prov, model, out.path, out.body(model, stream), counted,
-                  out.params, note)
+                  out.params, note, tools=tools)
     if prov.kind == "local":
         dry.exact_note = _LOCAL if exact_count else None
         return dry

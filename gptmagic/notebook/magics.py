@@ -23,11 +23,13 @@ from IPython.display import display
 from traitlets import Bool, Dict, Unicode
 
 from gptmagic.client.config import APIS, get_profile
+from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.messages import indented_markers, parse_cell
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
 from gptmagic.notebook.structured import schema_option
+from gptmagic.notebook.tools import StepSink, tool_options
 
 __all__ = ["GptMagics"]
 
@@ -194,6 +196,12 @@ def _chat_args(func: Any) -> Any:
                  "Responses a thread then chains with previous_response_id"),
         argument("--exact-count", action="store_true", help="with --dry-run: the prompt "
                  "count from OpenAI's server (POST /v1/responses/input_tokens)"),
+        argument("--tools", help="functions in the notebook the model may call: f,g"),
+        argument("--approve", action="store_true", help="with --tools: ask Yes/No before "
+                 "each call"),
+        argument("--max-steps", help="with --tools: at most N model calls in the loop "
+                 f"(default {DEFAULT_MAX_STEPS})"),
+        argument("--tool-choice", help="with --tools: auto|none|required|NAME"),
     ]):
         func = dec(func)
     return func
@@ -252,6 +260,11 @@ class GptMagics(Magics):
     def _sink(self) -> Any:
         return _KernelSink() if getattr(self.shell, "kernel", None) is not None else _TerminalSink()
 
+    def _step_sink(self) -> StepSink:
+        if getattr(self.shell, "kernel", None) is not None:
+            return StepSink(display=display)
+        return StepSink(write=lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+
     def _params(self, args: Any, names: tuple[str, ...]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for name in names:
@@ -269,13 +282,15 @@ class GptMagics(Magics):
             self._user_ns[args.out] = reply
         if isinstance(reply, Reply):
             self._user_ns["_chat"] = reply
-            if isinstance(sink, _TerminalSink) and sink.printed and reply.bundle and reply.footer:
+            if (isinstance(sink, _TerminalSink | StepSink) and sink.printed and reply.bundle
+                    and reply.footer):
                 data, meta = reply.bundle  # the text is on screen already: show the rest
                 reply.bundle = ({**data, "text/plain": reply.footer}, meta)
             reply.heatmaps, shown = cellviews.heatmaps_for(reply)
             reply.heatmap = next(iter(reply.heatmaps.values()), None)
             cellviews.show_after_cell(self.shell, shown)
-        elif isinstance(reply, DryRun) and isinstance(sink, _KernelSink):
+        elif isinstance(reply, DryRun) and (isinstance(sink, _KernelSink) or (
+                isinstance(sink, StepSink) and sink.rich)):
             # In a terminal the dry run's own table already has the counts.
             reply.counter = cellviews.counter_for_request(reply.request,
                                                           note=reply.counter_note)
@@ -315,7 +330,9 @@ class GptMagics(Magics):
                 params["logprobs"] = True
             models = [m.strip() for m in (args.model or self.default_model or "").split(",")
                       if m.strip()] or [None]
-            sink = self._sink()
+            tools = tool_options(args.tools, self._user_ns, approve=args.approve,
+                                 max_steps=args.max_steps, tool_choice=args.tool_choice)
+            sink = self._sink() if tools is None else self._step_sink()
             reply = self.session.chat(
                 messages,
                 key=cell_key(self.cell_id, line + "\n" + cell),
@@ -331,7 +348,7 @@ class GptMagics(Magics):
                          "reasoning_summary": args.reasoning_summary,
                          "verbosity": args.verbosity, "service_tier": args.service_tier,
                          "cache_key": args.cache_key, "store": args.store},
-                exact_count=args.exact_count, schema=schema,
+                exact_count=args.exact_count, schema=schema, tools=tools,
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.catalog.pricing import Cost
-from gptmagic.core.types import Parsed, Result, Usage
+from gptmagic.core.types import Parsed, Result, Step, Usage
 from gptmagic.views import reply as display
 
 __all__ = ["DryRun", "Reply", "price_parts"]
@@ -90,6 +90,12 @@ class Reply:
         return self.result.usage if self.result else None
 
     @property
+    def steps(self) -> list[Step]:
+        """A tool loop's steps (``--tools``): every model call, the last (the answer)
+        included, each with the function calls it asked for; empty otherwise."""
+        return list(self.result.steps) if self.result else []
+
+    @property
     def logprobs(self) -> Any:
         return self.result.logprobs if self.result else None
 
@@ -125,10 +131,13 @@ class DryRun:
     #: What the token counter shown under it must say of its count (an estimate of a
     #: Responses prompt; chained turns not in it), if anything.
     counter_note: str | None = None
+    #: ``--tools``: what each tool definition adds to the prompt, then ``("all", total)``.
+    tool_costs: list[tuple[str, int]] | None = None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,
                                       estimate=self.estimate, note=self.note,
                                       counts_below=self.counter is not None,
                                       engine_prompt=self.engine_prompt,
-                                      exact=self.exact_count, exact_note=self.exact_note)
+                                      exact=self.exact_count, exact_note=self.exact_note,
+                                      tool_costs=self.tool_costs)

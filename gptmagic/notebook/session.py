@@ -38,7 +38,10 @@ from gptmagic.notebook.streaming import (
     stopped_reasoning,
     stream_reply,
 )
+from gptmagic.notebook.tools import Loop, ToolOptions, tool_params, with_steps
+from gptmagic.notebook.tools import run as run_tools
 from gptmagic.views import reply as display
+from gptmagic.views.steps import message_text
 
 if TYPE_CHECKING:
     from gptmagic.client.client import Client
@@ -186,6 +189,7 @@ class Session:
         options: Mapping[str, Any] | None = None,
         exact_count: bool = False,
         schema: Schema | None = None,
+        tools: ToolOptions | None = None,
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
@@ -204,7 +208,8 @@ class Session:
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
         for a dry run's prompt count. ``schema`` sends its strict format (in chat's
         ``response_format``, translated for Responses) and validates the reply into
-        ``Reply.parsed`` (:mod:`gptmagic.core.structured`).
+        ``Reply.parsed`` (:mod:`gptmagic.core.structured`). ``tools`` (``--tools``) runs
+        the tool loop (:mod:`gptmagic.notebook.tools`) instead of one call.
 
         A thread is kept once a turn is recorded in it (a refused cell or a dry run
         leaves none), and a reply with no text is recorded in none: its note says why."""
@@ -244,14 +249,18 @@ class Session:
                 note = _lines(note, fitted.note)
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
+        if tools is not None:
+            params = {**params, **tool_params(tools, models=len(models), n=params.get("n"))}
         out = outgoing(api, messages, cell_messages, params, model=model, chain=chain,
                        hosted=prov.kind in ("openai", "azure"), schema=schema)
         if dry_run:
             return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
-                                         exact_count=exact_count)
+                                         exact_count=exact_count,
+                                         tools=params.get("tools"))
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: Interrupted | None = None
+        loop: Loop | None = None
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
@@ -268,7 +277,12 @@ class Session:
                                 on_reasoning=lambda text: on_delta(REASONING, text))
 
             try:
-                result = stream_reply(self.portal, make, sink, model, self.stream_interval)
+                if tools is not None:
+                    loop = run_tools(self.portal, client, out, tools, model=model, provider=prov,
+                                     stream=stream, sink=sink, interval=self.stream_interval)
+                    result, stopped = loop.result, loop.stopped
+                else:
+                    result = stream_reply(self.portal, make, sink, model, self.stream_interval)
             except Interrupted as stop:
                 if th is not None:  # whatever it left, it is this thread's last stop
                     self._stop(_Stopped(th.name, None, list(th.turns), "it stopped before "
@@ -288,9 +302,11 @@ class Session:
                               f"it to thread {th.name!r})",)
                 raise
             # The embedded model is free, with or without usage; elsewhere a stop has none.
+            # A loop's result has the usage of all its model calls.
             usage = result.usage or (Usage() if prov.kind == "local" else None)
             cost = cost_of(usage, result.model or model, provider=prov.kind, requested=model)
-            reply = Reply(result.text, [*messages, result.choices[0].message], result, cost,
+            added = loop.exchange if loop is not None else [result.choices[0].message]
+            reply = Reply(result.text, [*messages, *added], result, cost,
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
             reply.cost_parts = price_parts(cost, usage)
@@ -311,12 +327,16 @@ class Session:
         if len(models) == 1 and reply.result is not None:
             shown = _lines(note, reply.moderation)
             summary = self._summary(prov, model, out, messages, th)
+            steps = len(loop.steps) if loop is not None else 0
             reply.bundle = display.reply_bundle(
                 reply.result, cost=reply.cost, max_tokens=max_tokens, note=shown,
-                request_summary=summary, parts=reply.cost_parts)
+                request_summary=summary, parts=reply.cost_parts, steps=steps)
             reply.footer = display.plain_footer(reply.result, reply.cost,
                                                 max_tokens=max_tokens, note=shown,
-                                                request_summary=summary, parts=reply.cost_parts)
+                                                request_summary=summary, parts=reply.cost_parts,
+                                                steps=steps)
+            if loop is not None:
+                reply.bundle = with_steps(reply.bundle, loop)
             if reply.result.reasoning:  # a terminal shows the footer alone under the reply
                 reply.footer = (f"── reasoning summary ──\n{reply.result.reasoning}\n"
                                 f"{reply.footer}")
@@ -331,7 +351,8 @@ class Session:
                 note = _lines(note, said)
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api,
-                        stored_at=at if stored else None)
+                        stored_at=at if stored else None,
+                        exchange=loop.exchange if loop is not None else None)
             message = reply.result.choices[0].message if reply.result.choices else {}
             if stopped is None and not (message.get("content") or message.get("tool_calls")):
                 said = _empty(th, reply.result)
@@ -621,7 +642,7 @@ class Session:
         for m, (turn, key) in zip(msgs, turn_of, strict=True):
             tokens = counts.messages[i].total if counts else None
             rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
-                                           str(m.get("content") or ""), tokens, key,
+                                           message_text(m), tokens, key,
                                            stale=turn in stale))
             i += 1
         return display.history_bundle(rows, thread=name,

@@ -2,8 +2,9 @@
 
 Owns rendering only: :mod:`.markdown` (escaping model text), :mod:`.tables`
 (history, dry-run and error tables), :mod:`.reply` (reply, stream and
-side-by-side views) and :mod:`.widgets` (token counter, token view, logprob
-heatmap: state, static HTML, anywidget classes and their JavaScript).
+side-by-side views), :mod:`.steps` (a tool loop's steps) and :mod:`.widgets`
+(token counter, token view, logprob heatmap: state, static HTML, anywidget
+classes and their JavaScript).
 
 May import: :mod:`gptmagic.eval` results, :mod:`gptmagic.catalog`,
 :mod:`gptmagic.core`, anywidget and ipywidgets. Never the client or the

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.money import INPUT_RATE_WRITES
+from gptmagic.core.text import count_of
 from gptmagic.core.types import Choice, Result, Timings, Usage
 from gptmagic.views import structured
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
@@ -159,18 +160,20 @@ def _parts_text(usage: Usage | None, parts: Mapping[str, Cost | None]) -> list[s
 
 def summary_line(result: Result, cost: Cost | None = None, *,
                  max_tokens: int | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> str:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> str:
     """``finish: stop · tokens: 25 prompt + 48 completion · cost $0.000012 · 0.64 s · model``.
 
     Unknown cost reads ``cost unknown``; missing usage ``tokens: not reported``.
     With ``parts`` (the costs of the usage's ``reasoning``, ``cached`` and
     ``cache_write`` tokens, None where unknown), each part the usage has is
-    shown after the tokens: ``reasoning 1,024 tok $0.0102``.
+    shown after the tokens: ``reasoning 1,024 tok $0.0102``. ``steps`` (a tool loop's
+    model calls) is said last: the tokens, cost and time are then the whole loop's.
     """
     shown = _parts_text(result.usage, parts) if parts is not None else []
     items = [f"finish: {_finish_text(result, max_tokens)}", f"tokens: {_tokens_text(result.usage)}",
              *shown, f"cost {_cost_text(cost)}", _time_text(result.timings), result.model,
-             "responses" if result.kind == "response" else None]  # which API answered
+             "responses" if result.kind == "response" else None,  # which API answered
+             f"summed over {count_of(steps, 'step')}" if steps else None]
     return " · ".join(p for p in items if p)
 
 
@@ -227,7 +230,7 @@ def _has_reply(c: Choice) -> bool:
     return bool(c.text or c.refusal or c.tool_calls)
 
 
-def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
+def _choice_views(c: Choice, json_mode: bool = False, looped: bool = False) -> tuple[str, str]:
     """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
     refusal and tool calls."""
     md, plain = [], []
@@ -249,7 +252,8 @@ def _choice_views(c: Choice, json_mode: bool = False) -> tuple[str, str]:
         md += ["**tool calls**", _fence(calls, "json")]
         plain.append(f"tool calls:\n{calls}")
     if not md and c.finish_reason == "interrupted":  # a stream stopped before its text
-        why = "(no reply text: stopped while the model was reasoning)"
+        why = ("(no reply text: stopped during the tool steps above)" if looped
+               else "(no reply text: stopped while the model was reasoning)")
         md, plain = [f"*{why}*"], [why]
     elif not md:
         md, plain = ["*(empty reply)*"], ["(empty reply)"]
@@ -266,11 +270,11 @@ def _notes(result: Result, note: str | None) -> str | None:
 def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | None = None,
                  note: str | None = None,
                  request_summary: Mapping[str, Any] | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> str:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> str:
     """How :func:`reply_bundle`'s ``text/plain`` ends: ``── <summary line>``, then the
     result's warnings and the note. A terminal shows only this under the streamed
     reply, so a ``--json`` reply that does not parse says so here too."""
-    line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts)}"
+    line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts, steps=steps)}"
     problems = [p for c in result.choices if c.text and _json_mode(request_summary)
                 for p in [_json_views(c)[2]] if p]
     checked = structured.badge(result, structured.schema_name(request_summary)) \
@@ -327,7 +331,7 @@ def _summary_views(reasoning: str) -> tuple[str, str]:
 def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | None = None,
                  note: str | None = None,
                  request_summary: Mapping[str, Any] | None = None,
-                 parts: Mapping[str, Cost | None] | None = None) -> Bundle:
+                 parts: Mapping[str, Cost | None] | None = None, steps: int = 0) -> Bundle:
     """The final view of a chat or completion: a reasoning summary (collapsed), the
     reply, a summary line (with ``parts``: what reasoning and cached tokens cost), the
     result's warnings and the note.
@@ -350,7 +354,7 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
             md.append(f"#### {escape_markdown(head)}")
             plain.append(f"── {head} ──")
-        body_md, body_plain = _choice_views(c, json_mode)
+        body_md, body_plain = _choice_views(c, json_mode, looped=steps > 0)
         md.append(body_md)
         plain.append(body_plain)
         checked = structured.badge(result, schema) if pos == 1 else None
@@ -363,10 +367,12 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             plain.append(why)
     if not n:
         md, plain = ["*(no choices returned)*"], ["(no choices returned)"]
-    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens, parts=parts))]
+    md += ["---", _small(summary_line(result, cost, max_tokens=max_tokens, parts=parts,
+                                      steps=steps))]
     notes = _notes(result, note)
     md += [_small(notes)] if notes else []
-    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note, parts=parts))
+    plain.append(plain_footer(result, cost, max_tokens=max_tokens, note=note, parts=parts,
+                              steps=steps))
     meta = {"gptmagic": {"request": _jsonable(dict(request_summary or {})),
                          "response": _response_meta(result, cost)}}
     if json_mode:

@@ -230,6 +230,19 @@ def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
     return [("p", line), *([("table", (cols, rows))] if rows else [])]
 
 
+def _tool_blocks(costs: Sequence[tuple[str, int]] | None,
+                 counts_below: bool) -> list[tuple[str, Any]]:
+    """What the tool definitions cost: one row per tool (what leaving it out saves)."""
+    if not costs:
+        return []
+    total = dict(costs).get("all", 0)
+    below = "; the counter below counts the messages only" if counts_below else ""
+    rows = [[name, f"{n:,}"] for name, n in costs if name != "all"]
+    return [("p", f"Tool definitions: {total:,} prompt tokens in all (an estimate: OpenAI's "
+                  f"published rule for function definitions){below}"),
+            ("table", (["tool", "tokens (saved by leaving it out)"], rows))]
+
+
 def _estimate_text(est: Estimate | None) -> str:
     if est is None:
         return "Cost estimate: not available"
@@ -253,13 +266,15 @@ def _exact_blocks(exact: int | None, exact_note: str | None,
 def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | int | None,
                    estimate: Estimate | None, note: str | None = None,
                    counts_below: bool = False, engine_prompt: str | None = None,
-                   exact: int | None = None, exact_note: str | None = None) -> Bundle:
+                   exact: int | None = None, exact_note: str | None = None,
+                   tool_costs: Sequence[tuple[str, int]] | None = None) -> Bundle:
     """What a request would send: endpoint, exact JSON body, token count and cost estimate.
 
     With ``counts_below`` the count and estimate are left to the token counter
     widget shown under it (the metadata keeps them). ``exact`` is the server's own
     count of the prompt (``--exact-count``), shown either way; ``exact_note`` says
-    why the count is an estimate, or why no exact one was asked for.
+    why the count is an estimate, or why no exact one was asked for. ``tool_costs``
+    (``--tools``) are what each tool definition adds to the prompt, and ``("all", N)``.
 
     Raises ValueError if any key of ``request``, at any depth, is named like a
     credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
@@ -274,6 +289,7 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     if engine_prompt is not None:
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
+    blocks += _tool_blocks(tool_costs, counts_below)
     if counts_below:
         blocks.append(("small", "Tokens and cost: see the counter below (the offline estimate)."
                        if exact is not None else "Tokens and cost: see the counter below."))
