@@ -5,6 +5,10 @@ to, the output, finish reason, tokens (reasoning, cached and cache-write tokens
 as the provider reported them), cost and its parts, latency, every score and the
 error if any. (``cached`` says a row came from gptmagic's own store;
 ``cached_tokens`` are prompt tokens the provider read from its prompt cache.)
+A run with a schema adds ``parsed`` (the validated object), ``valid`` (NA for a
+prompt without a schema) and ``schema_errors``; a run with tools adds ``steps``
+(every function call of the loop as plain data), and its tokens and cost add up
+all the loop's model calls.
 :meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
 :meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
 other scorers uses the stored outputs and never calls a model.
@@ -12,6 +16,7 @@ other scorers uses the stored outputs and never calls a model.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +25,8 @@ import pandas as pd
 
 from gptmagic.core.logprobs import mean_logprob
 from gptmagic.core.text import preview
+from gptmagic.eval.calls import row_usage
+from gptmagic.eval.scorers_structured import jsonable
 
 __all__ = ["EvalResults"]
 
@@ -107,6 +114,26 @@ def _details(usage: Any, parts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _structured(job: Any, schema: bool, tools: bool) -> dict[str, Any]:
+    """A row's ``parsed``, ``valid`` and ``schema_errors`` (a run with a schema) and its
+    ``steps`` (a run with tools)."""
+    r = job.result
+    rec: dict[str, Any] = {}
+    if schema:
+        v = r.validation if r is not None else None
+        rec["parsed"] = v.value if v is not None and v.valid else None
+        rec["valid"] = pd.NA if v is None else v.valid
+        rec["schema_errors"] = (None if v is None or v.valid else
+                                f"refused: {v.refusal}" if v.refusal is not None
+                                else "; ".join(v.errors))
+    if tools:
+        rec["steps"] = None if r is None or not job.extras.tools else [
+            {"step": i, "name": c.name, "arguments": c.arguments,
+             "args": None if c.args is None else jsonable(c.args), "output": c.output,
+             "error": c.error} for i, step in enumerate(r.steps) for c in step.calls]
+    return rec
+
+
 def _sum(col: pd.Series) -> float:
     """A column's total; NaN when no row has a value (unknown is not zero)."""
     return float(col.sum(min_count=1)) if col.notna().any() else math.nan
@@ -127,6 +154,8 @@ class EvalResults:
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
                     scorers: list[Any]) -> EvalResults:
         grid_cols = sorted({k for j in jobs for k in j.grid})
+        schema = any(j.extras.schema is not None for j in jobs)
+        tools = any(j.extras.tools for j in jobs)
         records = []
         for j in jobs:
             r = j.result
@@ -135,7 +164,7 @@ class EvalResults:
                         **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
             rec["api"] = j.api
             if r is not None:
-                u = r.usage
+                u = row_usage(r)
                 lps = r.logprobs
                 rec.update({
                     "output": r.text, "finish_reason": r.finish_reason,
@@ -151,12 +180,15 @@ class EvalResults:
                             **_details(None, {}), "latency": None,
                             "ttft": None, "mean_logprob": None, "cached": False,
                             "error": j.error, "error_type": j.error_type})
+            rec.update(_structured(j, schema, tools))
             records.append(rec)
         # A run over both APIs (not as a grid axis) groups by API too: one model can be
         # asked through two profiles, one of them set to the Responses API.
         by_api = ["api"] if len({j.api for j in jobs}) > 1 and "api" not in grid_cols else []
-        self = cls(pd.DataFrame.from_records(records), jobs, cases, scorers,
-                   ["prompt", "model", *by_api, *grid_cols])
+        df = pd.DataFrame.from_records(records)
+        if schema:
+            df["valid"] = df["valid"].astype("boolean")
+        self = cls(df, jobs, cases, scorers, ["prompt", "model", *by_api, *grid_cols])
         await self._apply_scores(scorers)
         return self
 
@@ -361,12 +393,24 @@ class EvalResults:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
         return ax
 
+    def _flat(self) -> pd.DataFrame:
+        """``df`` for a file: ``parsed`` and ``steps`` as JSON text (a model instance and a
+        list of dicts have no cell of their own in CSV or Parquet)."""
+        df = self.df.copy()
+        for col in ("parsed", "steps"):
+            if col in df:
+                df[col] = [None if v is None else json.dumps(jsonable(v), ensure_ascii=False)
+                           for v in df[col]]
+        return df
+
     def to_csv(self, path: str, **kwargs: Any) -> None:
-        self.df.to_csv(path, index=False, **kwargs)
+        """The table as CSV (``parsed`` and ``steps`` as JSON text)."""
+        self._flat().to_csv(path, index=False, **kwargs)
 
     def to_parquet(self, path: str, **kwargs: Any) -> None:
+        """The table as Parquet (needs pyarrow; ``parsed`` and ``steps`` as JSON text)."""
         try:
-            self.df.to_parquet(path, index=False, **kwargs)
+            self._flat().to_parquet(path, index=False, **kwargs)
         except ImportError as e:
             from gptmagic.errors import ConfigError
 

@@ -1,0 +1,103 @@
+"""One job of a run sent, and what it cost: a single call (its reply parsed against the
+prompt's schema, if any), or a tool loop whose every model call counts.
+
+A tool loop in a run is the client's loop (:mod:`gptmagic.client.tools`) with the
+functions run on a worker thread, never on the event loop, and nobody asked for
+approval (a run is unattended). A function's exception is a tool result the model
+sees, as in a cell; nothing a function does fails the run. The row's tokens and
+cost are the sums over the loop's model calls, each priced on its own.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gptmagic.core.types import Result, Usage
+
+if TYPE_CHECKING:
+    from gptmagic.catalog.pricing import PriceMemo
+    from gptmagic.client.client import Client
+    from gptmagic.eval.jobs import Job
+
+__all__ = ["call", "calls_in", "price", "restore", "row_usage"]
+
+
+async def call(client: Client, job: Job, **kw: Any) -> Result:
+    """Send ``job`` to its API (``client.chat`` or ``client.respond``), or run its tool
+    loop; with a schema, the result's ``parsed`` and ``validation`` are filled."""
+    ask = job.extras
+    if ask.tools:
+        return await _loop(client, job, **kw)
+    if ask.schema is not None:
+        kw["schema"] = ask.schema
+    if job.api == "responses":
+        body = dict(job.body)
+        return await client.respond(body.pop("input"), model=job.model, provider=job.provider,
+                                    **kw, **body)
+    return await client.chat(job.messages, model=job.model, provider=job.provider, **kw,
+                             **job.params)
+
+
+async def _loop(client: Client, job: Job, **kw: Any) -> Result:
+    raise NotImplementedError  # the client's tool loop (branch tools)
+
+
+def restore(job: Job) -> None:
+    """A stored result of a job with a schema, parsed again: ``parsed`` is then the
+    schema's own object (a model instance), as in the run that stored it."""
+    schema, result = job.extras.schema, job.result
+    if schema is None or result is None:
+        return
+    refused = result.validation.refusal if result.validation is not None else None
+    if refused is None:
+        result.validation = schema.validate(result.text)
+        result.parsed = result.validation.value if result.validation.valid else None
+
+
+def calls_in(result: Result) -> list[Result]:
+    """The model calls a result stands for: each step of a tool loop, else itself."""
+    return [s.result for s in result.steps] if result.steps else [result]
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else a + b
+
+
+def row_usage(result: Result) -> Usage | None:
+    """The tokens of every model call of ``result`` added up (None if none reported any);
+    a kind of token no call reported stays None, not 0."""
+    total: Usage | None = None
+    for r in calls_in(result):
+        u = r.usage
+        if u is None:
+            continue
+        if total is None:
+            total = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens,
+                          u.cached_tokens, u.reasoning_tokens, u.cache_write_tokens)
+            continue
+        total.prompt_tokens += u.prompt_tokens
+        total.completion_tokens += u.completion_tokens
+        total.total_tokens += u.total_tokens
+        total.cached_tokens = _add(total.cached_tokens, u.cached_tokens)
+        total.reasoning_tokens = _add(total.reasoning_tokens, u.reasoning_tokens)
+        total.cache_write_tokens = _add(total.cache_write_tokens, u.cache_write_tokens)
+    return total
+
+
+def price(job: Job, prices: PriceMemo) -> None:
+    """What a finished job cost and its parts: each model call priced at the reported
+    model's price (else the requested one's), then added up; a call without a price
+    makes the total unknown, not smaller."""
+    from gptmagic.eval.costs import PARTS, cost_parts
+
+    cost: Decimal | None = Decimal(0)
+    parts: dict[str, Decimal | None] = {}
+    for i, r in enumerate(calls_in(job.result)):
+        one, its = cost_parts(r.usage, r.model or job.model, provider=job.provider.kind,
+                              requested=job.model, memo=prices)
+        cost = None if cost is None or one is None else cost + one
+        for p in PARTS:
+            parts[p] = its[p] if i == 0 else (
+                None if parts[p] is None or its[p] is None else parts[p] + its[p])
+    job.cost, job.parts = cost, parts
