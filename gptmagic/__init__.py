@@ -12,7 +12,16 @@ from gptmagic.catalog.models import ModelInfo, model_info, register_model
 from gptmagic.client.config import Provider, add_profile, get_profile, profiles
 from gptmagic.core.messages import CellSyntaxError, parse_cell, render_cell
 from gptmagic.core.retry import RetryPolicy
-from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.core.types import (
+    Choice,
+    Result,
+    Step,
+    Timings,
+    TokenLogprob,
+    ToolCall,
+    TopLogprob,
+    Usage,
+)
 from gptmagic.errors import (
     APIConnectionError,
     APIError,
@@ -32,6 +41,8 @@ from gptmagic.errors import (
     RequestError,
     RunInterrupted,
     StreamError,
+    ToolArgumentsError,
+    ToolLoopInterrupted,
     UnprocessableEntityError,
 )
 
@@ -58,6 +69,7 @@ if TYPE_CHECKING:
         shutdown,
     )
     from gptmagic.client.http import Timeouts
+    from gptmagic.core.tools import Tool, tool_from
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
@@ -76,6 +88,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "Timeouts": "gptmagic.client.http",
     "Client": "gptmagic.client.client",
+    # pydantic (~0.3 s) comes with the first tool.
+    "Tool": "gptmagic.core.tools",
+    "tool_from": "gptmagic.core.tools",
     "achat": "gptmagic.client.facade",
     "acomplete": "gptmagic.client.facade",
     "arespond": "gptmagic.client.facade",
@@ -158,6 +173,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "RunInterrupted",
+    "Step",
     "StreamError",
     "Timeouts",
     "Timings",
@@ -165,6 +181,10 @@ __all__ = [
     "TokenCounter",
     "TokenLogprob",
     "TokenView",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolLoopInterrupted",
     "TopLogprob",
     "UnprocessableEntityError",
     "Usage",
@@ -195,6 +215,7 @@ __all__ = [
     "shutdown",
     "token_counter",
     "token_view",
+    "tool_from",
 ]
 
 

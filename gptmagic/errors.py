@@ -10,7 +10,10 @@ catches anything gptmagic raises on purpose::
     │   ├── NoLogprobsError         a heatmap of a result without logprobs (views.widgets)
     │   └── LocalRequestError       a request the embedded engine refuses (local.adapt)
     ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)
+    ├── ToolArgumentsError          a model's tool-call arguments that do not validate
+    │                               (gptmagic.core.tools); ``errors`` has each path
     ├── RunInterrupted              evaluate() stopped by Ctrl-C; what finished is stored
+    │   └── ToolLoopInterrupted     a tool loop stopped by Ctrl-C; ``partial`` keeps its steps
     └── APIError                    something went wrong talking to a provider
         ├── APIConnectionError      could not connect, or the connection dropped
         │   └── APITimeoutError     connect/read/write/pool timeout
@@ -71,6 +74,8 @@ __all__ = [
     "SECRET_HEADERS",
     "StreamDeadlineError",
     "StreamError",
+    "ToolArgumentsError",
+    "ToolLoopInterrupted",
     "UnprocessableEntityError",
     "redact",
     "register_secret",
@@ -154,6 +159,26 @@ class RunInterrupted(GptmagicError):
         # IPython shows this instead of a traceback: the stack (the portal's wait) says
         # nothing the user can act on, the message says everything.
         return [f"{type(self).__name__}: {self}"]
+
+
+class ToolArgumentsError(GptmagicError):
+    """A model called ``tool`` with arguments that are not JSON, not an object, or do not
+    match its parameters; ``errors`` holds one ``"path: message"`` per problem."""
+
+    def __init__(self, message: str, *, tool: str = "", errors: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.errors = errors
+
+
+class ToolLoopInterrupted(RunInterrupted):
+    """Ctrl-C (Kernel ▸ Interrupt) during a tool loop. ``partial`` is a Result marked
+    ``interrupted`` holding the steps done so far (``partial.steps``) and the messages
+    they added (``partial.exchange``), calls cut short included, so nothing is lost."""
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class APIError(GptmagicError):

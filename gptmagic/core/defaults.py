@@ -49,3 +49,8 @@ MODELS_CACHE_TTL = 24 * 3600.0
 MODELS_FAILURE_TTL = 10 * 60.0
 MODELS_LIST_TIMEOUT = 5.0
 AZURE_API_VERSION = "2024-10-21"
+
+# Tool loops (gptmagic.chat(tools=[...]), %%chat --tools): at most 5 model calls. A
+# model that answers in one or two tool rounds is the common case; one that is still
+# calling after five is usually looping, and every round resends the whole exchange.
+DEFAULT_MAX_STEPS = 5

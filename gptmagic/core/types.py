@@ -1,7 +1,9 @@
 """Typed results of chat and completion calls.
 
 Both endpoints produce the same :class:`Result`; logprobs of both arrive in
-one internal form (:class:`TokenLogprob`) whatever the wire format was.
+one internal form (:class:`TokenLogprob`) whatever the wire format was. A tool
+loop (:mod:`gptmagic.client.tools`) records each model call and the function
+calls it asked for as a :class:`Step` of :class:`ToolCall` s.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Choice", "Result", "Timings", "TokenLogprob", "TopLogprob", "Usage"]
+__all__ = ["Choice", "Result", "Step", "Timings", "TokenLogprob", "ToolCall", "TopLogprob",
+           "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,13 @@ class Result:
     #: The Responses API's ``status`` (``completed``, ``incomplete``, ``failed``...);
     #: None for chat and completions. ``finish_reason`` carries the mapped reason.
     status: str | None = None
+    #: A tool loop's model calls, in order, each with the function calls it asked for
+    #: (the last one, the final answer, with none); empty for a single call.
+    steps: list[Step] = field(default_factory=list, repr=False)
+    #: Every message a tool loop added after the caller's messages, in chat's shape: each
+    #: assistant message with its ``tool_calls``, the ``tool`` results, the final
+    #: assistant message. A thread appends these to keep the whole exchange.
+    exchange: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def text(self) -> str:
@@ -150,5 +160,38 @@ class Result:
         )
         return (
             f"<Result {self.kind} model={self.model!r} choices={len(self.choices)} "
-            f"finish={self.finish_reason!r} {usage} text={text!r}>"
+            f"finish={self.finish_reason!r} {usage} text={text!r}"
+            + (f" steps={len(self.steps)}>" if self.steps else ">")
         )
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One function call a model asked for in a tool loop, and what came of it.
+
+    ``arguments`` is the JSON text exactly as the model sent it; ``args`` the
+    keyword arguments it validated to (None when it did not). ``output`` is what
+    the model was sent back: the function's result, or the error it is told
+    about. ``error`` says what went wrong, if anything: arguments that are not
+    valid, a tool that does not exist, the function's exception, or a call the
+    user declined (``approved`` is then False; None when nobody was asked).
+    ``seconds`` is how long the function ran.
+    """
+
+    id: str
+    name: str
+    arguments: str
+    args: dict[str, Any] | None = None
+    output: str = ""
+    error: str | None = None
+    approved: bool | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Step:
+    """One model call of a tool loop (``result``) and the function calls it asked for,
+    in the order it asked for them (empty for the final answer)."""
+
+    result: Result
+    calls: list[ToolCall] = field(default_factory=list)
