@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gptmagic.core.structured import Parsed
 
 __all__ = ["Choice", "Result", "Step", "Timings", "TokenLogprob", "ToolCall", "TopLogprob",
            "Usage"]
@@ -137,6 +140,17 @@ class Result:
     #: assistant message with its ``tool_calls``, the ``tool`` results, the final
     #: assistant message. A thread appends these to keep the whole exchange.
     exchange: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: The reply as the schema's type (``schema=``: a model instance, a dict...); None
+    #: when no schema was asked, the reply is not valid, or the model refused.
+    parsed: Any = field(default=None, repr=False)
+    #: The reply checked against ``schema=``: valid or the errors with their paths, or
+    #: the refusal (:class:`~gptmagic.core.structured.Parsed`); None without a schema.
+    validation: Parsed | None = field(default=None, repr=False)
+
+    @property
+    def valid(self) -> bool | None:
+        """Whether the reply matched ``schema=`` (False when refused); None without one."""
+        return None if self.validation is None else self.validation.valid
 
     @property
     def text(self) -> str:
