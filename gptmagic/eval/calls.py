@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.core.structured import parse_reply
 from gptmagic.core.types import Result, Usage
 
 if TYPE_CHECKING:
@@ -25,18 +26,20 @@ __all__ = ["call", "calls_in", "price", "restore", "row_usage"]
 
 async def call(client: Client, job: Job, **kw: Any) -> Result:
     """Send ``job`` to its API (``client.chat`` or ``client.respond``), or run its tool
-    loop; with a schema, the result's ``parsed`` and ``validation`` are filled."""
-    ask = job.extras
-    if ask.tools:
-        return await _loop(client, job, **kw)
-    if ask.schema is not None:
-        kw["schema"] = ask.schema
-    if job.api == "responses":
+    loop; with a schema (its format is in the job's body), the reply is parsed into
+    ``parsed`` and ``validation``."""
+    if job.extras.tools:
+        result = await _loop(client, job, **kw)
+    elif job.api == "responses":
         body = dict(job.body)
-        return await client.respond(body.pop("input"), model=job.model, provider=job.provider,
-                                    **kw, **body)
-    return await client.chat(job.messages, model=job.model, provider=job.provider, **kw,
-                             **job.params)
+        result = await client.respond(body.pop("input"), model=job.model,
+                                      provider=job.provider, **kw, **body)
+    else:
+        result = await client.chat(job.messages, model=job.model, provider=job.provider,
+                                   **kw, **job.params)
+    if job.extras.schema is not None:
+        parse_reply(result, job.extras.schema)
+    return result
 
 
 async def _loop(client: Client, job: Job, **kw: Any) -> Result:
@@ -45,14 +48,10 @@ async def _loop(client: Client, job: Job, **kw: Any) -> Result:
 
 def restore(job: Job) -> None:
     """A stored result of a job with a schema, parsed again: ``parsed`` is then the
-    schema's own object (a model instance), as in the run that stored it."""
-    schema, result = job.extras.schema, job.result
-    if schema is None or result is None:
-        return
-    refused = result.validation.refusal if result.validation is not None else None
-    if refused is None:
-        result.validation = schema.validate(result.text)
-        result.parsed = result.validation.value if result.validation.valid else None
+    schema's own object (a model instance), as in the run that stored it (the store
+    keeps it as JSON)."""
+    if job.extras.schema is not None and job.result is not None:
+        parse_reply(job.result, job.extras.schema)
 
 
 def calls_in(result: Result) -> list[Result]:
@@ -91,13 +90,13 @@ def price(job: Job, prices: PriceMemo) -> None:
     makes the total unknown, not smaller."""
     from gptmagic.eval.costs import PARTS, cost_parts
 
-    cost: Decimal | None = Decimal(0)
-    parts: dict[str, Decimal | None] = {}
-    for i, r in enumerate(calls_in(job.result)):
-        one, its = cost_parts(r.usage, r.model or job.model, provider=job.provider.kind,
-                              requested=job.model, memo=prices)
-        cost = None if cost is None or one is None else cost + one
-        for p in PARTS:
-            parts[p] = its[p] if i == 0 else (
-                None if parts[p] is None or its[p] is None else parts[p] + its[p])
-    job.cost, job.parts = cost, parts
+    priced = [cost_parts(r.usage, r.model or job.model, provider=job.provider.kind,
+                         requested=job.model, memo=prices) for r in calls_in(job.result)]
+    job.cost = _total([cost for cost, _ in priced])
+    job.parts = {p: _total([parts[p] for _, parts in priced]) for p in PARTS}
+
+
+def _total(amounts: list[Decimal | None]) -> Decimal | None:
+    """The sum, or None when any is unknown (a part of it unknown is all of it unknown)."""
+    known = [a for a in amounts if a is not None]
+    return sum(known, Decimal(0)) if len(known) == len(amounts) else None

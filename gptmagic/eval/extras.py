@@ -8,8 +8,9 @@ JSON schema when it has a schema's keys at its top (``type``, ``properties``,
 ``$ref``, ``anyOf``, ``$defs``), else one entry per prompt. Each schema and
 tool is made once (:func:`gptmagic.core.structured.schema_from`,
 :func:`gptmagic.core.tools.tool_from`), so a bad one is an error before
-anything is sent, and each is part of its calls' cache key (:meth:`Extras.key`):
-changing a schema, a tool's definition or its code asks again.
+anything is sent, and each is part of its calls' cache key (a schema's strict
+format is in the body sent; the tools are in :meth:`Extras.key`): changing a
+schema, a tool's definition or its code asks again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
-from gptmagic.core.structured import Schema, chat_response_format, schema_from
+from gptmagic.core.structured import Schema, schema_from
 from gptmagic.core.tools import Tool, tool_from
 from gptmagic.errors import RequestError
 
@@ -46,17 +47,14 @@ class Extras:
     tool_choice: Any = None
 
     def key(self) -> dict[str, Any]:
-        """What these add to a call's cache key: the strict format sent, each tool's
-        definition and a hash of its code, the tool choice and the step limit."""
-        out: dict[str, Any] = {}
-        if self.schema is not None:
-            out["response_format"] = chat_response_format(self.schema)
-        if self.tools:
-            out["tools"] = [t.chat_spec() for t in self.tools]
-            out["tool_code"] = [_code(t) for t in self.tools]
-            out["tool_choice"] = self.tool_choice
-            out["max_steps"] = self.max_steps
-        return out
+        """What the tools add to a call's cache key: each one's definition and a hash of
+        its code, the tool choice and the step limit (a schema's format is in the body
+        sent, so in the key already)."""
+        if not self.tools:
+            return {}
+        return {"tools": [t.chat_spec() for t in self.tools],
+                "tool_code": [_code(t) for t in self.tools],
+                "tool_choice": self.tool_choice, "max_steps": self.max_steps}
 
 
 def _code(tool: Tool) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from gptmagic.client.config import APIS, Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.core.structured import with_format
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.eval.apis import call_body, check_api, choose_api
 from gptmagic.eval.extras import Extras
@@ -58,8 +59,9 @@ def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[
 class Job:
     """One call of the grid: ``params`` as the user wrote them (chat terms), ``body``
     what is sent to ``api`` besides the model (``messages`` or ``input`` and the
-    parameters under that API's names); ``extras`` its prompt's schema and tools
-    (given to the client besides ``body``, and part of ``key``)."""
+    parameters under that API's names, a schema's strict format among them);
+    ``extras`` its prompt's schema (to parse the reply) and tools (a loop runs them;
+    their definitions are part of ``key``)."""
 
     row: int
     prompt: str
@@ -128,6 +130,8 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
                 for combo in combos:
                     p = {**params, **combo}
                     how = p.pop("api", None) or choose_api(api, spec, prov)
+                    if ask.schema is not None:  # sent as chat's format; Responses translates
+                        p = with_format(p, ask.schema, "chat")
                     body = call_body(how, msgs, p, model, prov)
                     jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body, ask)
                                 for rep in range(repeats))
