@@ -24,6 +24,9 @@ What a real server does that tests lean on, in small:
   unknown id is a 400 naming the parameter;
 - ``tool_choice`` ``"required"`` or a named function calls that function
   with ``{"text": <last user text>}`` (``finish_reason`` ``tool_calls``);
+  ``Behaviour(tool_calls=[...])`` makes the calls it lists, in order (one
+  ``function_call`` item each); input that ends with ``function_call_output``
+  items is answered ``"tool results: " + their outputs``;
 - ``Behaviour(failed="...")`` ends the response with ``status: failed``
   and that message (streamed: a ``response.failed`` event).
 
@@ -43,7 +46,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakeserver import _chat_logprob, _text_of, _tokens, _words
+from fakeserver import (
+    Behaviour,
+    _chat_logprob,
+    _text_of,
+    _tokens,
+    _words,
+    pieces,
+    scripted_calls,
+    tool_results,
+)
 
 __all__ = ["EFFORT_TOKENS", "Event", "Memory", "Refused", "build", "count_input", "error_event",
            "renumbered"]
@@ -125,7 +137,7 @@ def _reasoning(data: dict, model: str) -> tuple[int, str | None]:
     return EFFORT_TOKENS.get(str(asked.get("effort", "medium")), 16), asked.get("summary")
 
 
-def _tool_call(data: dict) -> str | None:
+def _forced(data: dict) -> str | None:
     """The function the request makes the model call, if any."""
     choice = data.get("tool_choice")
     functions = [t.get("name") for t in data.get("tools") or []
@@ -148,7 +160,7 @@ class _Plan:
     tokens: list[str]
     reasoning: int
     summary: str | None
-    call: tuple[str, str] | None  # (name, arguments)
+    calls: list[tuple[str, str]]  # (name, arguments) of each function call
     status: str
     usage: dict
     want_lp: bool
@@ -183,17 +195,18 @@ class _Plan:
                 if done else "in_progress",
                 "content": [self.text_part()] if done else []}
 
-    def call_item(self, done: bool) -> dict:
-        assert self.call is not None
-        return {"id": f"fc_fake_{self.n}", "type": "function_call",
-                "call_id": f"call_fake_{self.n}", "name": self.call[0],
-                "arguments": self.call[1] if done else "",
+    def call_item(self, k: int, done: bool) -> dict:
+        name, arguments = self.calls[k]
+        return {"id": f"fc_fake_{self.n}_{k}", "type": "function_call",
+                "call_id": f"call_fake_{self.n}_{k}", "name": name,
+                "arguments": arguments if done else "",
                 "status": "completed" if done else "in_progress"}
 
     def output(self) -> list[dict]:
         items = [self.reasoning_item(True)] if self.reasoning else []
-        items.append(self.call_item(True) if self.call else self.message_item(True))
-        return items
+        if self.calls:
+            return items + [self.call_item(k, True) for k in range(len(self.calls))]
+        return [*items, self.message_item(True)]
 
     def response(self, final: bool) -> dict:
         d = self.data
@@ -228,15 +241,16 @@ class _Plan:
         }
 
 
-def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None) -> _Plan:
+def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None,
+          b: Behaviour) -> _Plan:
     model = str(data.get("model") or "fake-model")
     reasoning, summary_setting = _reasoning(data, model)
     prompt = count_input(data, memory)
     last = _last_user_text(data.get("input"))
-    name = _tool_call(data)
-    call = (name, json.dumps({"text": last})) if name else None
-    toks = _tokens(call[1] if call else
-                   (text if text is not None else ("echo: " + last).rstrip()))
+    calls = scripted_calls(b, _forced(data), last)
+    results = tool_results(data.get("input"), "type", "function_call_output", "output")
+    toks = (_tokens(" ".join(args for _, args in calls)) if calls else
+            _tokens(text if text is not None else results or ("echo: " + last).rstrip()))
     limit = data.get("max_output_tokens")
     status = "completed"
     if isinstance(limit, int) and reasoning + len(toks) > limit:
@@ -260,15 +274,17 @@ def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | No
              "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning},
              "total_tokens": prompt + output}
     want_lp = _LOGPROBS in (data.get("include") or [])
-    return _Plan(n, data, model, int(time.time()), toks, reasoning, summary, call,
+    return _Plan(n, data, model, int(time.time()), toks, reasoning, summary, calls,
                  "failed" if failed else status, usage, want_lp,
                  int(data.get("top_logprobs") or 0), failed)
 
 
 def build(data: dict, text: str | None, n: int, memory: Memory,
-          failed: str | None = None) -> tuple[dict, list[Event], int]:
-    """(whole reply, stream events, index of the first content event) for one request."""
-    p = _plan(data, text, n, memory, failed)
+          failed: str | None = None, b: Behaviour | None = None
+          ) -> tuple[dict, list[Event], int]:
+    """(whole reply, stream events, index of the first content event) for one request
+    (``b``: its scripted tool calls)."""
+    p = _plan(data, text, n, memory, failed, b or Behaviour())
     seq = itertools.count()
     events: list[Event] = []
 
@@ -293,16 +309,15 @@ def build(data: dict, text: str | None, n: int, memory: Memory,
         ev("response.output_item.done", output_index=o, item=p.reasoning_item(True))
         o += 1
     first = len(events)
-    if p.call:
-        item = {"item_id": f"fc_fake_{n}", "output_index": o}
-        ev("response.output_item.added", output_index=o, item=p.call_item(False))
-        first = len(events)
-        for piece in _tokens(p.call[1]):
+    for k, (name, arguments) in enumerate(p.calls):
+        item = {"item_id": f"fc_fake_{n}_{k}", "output_index": o + k}
+        ev("response.output_item.added", output_index=o + k, item=p.call_item(k, False))
+        first = len(events) if k == 0 else first
+        for piece in pieces(arguments):
             ev("response.function_call_arguments.delta", **item, delta=piece)
-        ev("response.function_call_arguments.done", **item, name=p.call[0],
-           arguments=p.call[1])
-        ev("response.output_item.done", output_index=o, item=p.call_item(True))
-    else:
+        ev("response.function_call_arguments.done", **item, name=name, arguments=arguments)
+        ev("response.output_item.done", output_index=o + k, item=p.call_item(k, True))
+    if not p.calls:
         part = {"item_id": f"msg_fake_{n}", "output_index": o, "content_index": 0}
         ev("response.output_item.added", output_index=o, item=p.message_item(False))
         ev("response.content_part.added", **part,

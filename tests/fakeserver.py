@@ -12,13 +12,23 @@ daemon thread with its own event loop so sync and async tests can share it::
 Each request takes the next planned `Behaviour`, else a chaos pick (when
 `set_chaos` is on), else the default. Replies are deterministic: the reply text
 is ``"echo: " + last user message`` (chat, and the Responses API of
-:mod:`fakeresponses`) or ``" echo: " + prompt`` (completions), tokens are
+:mod:`fakeresponses`), ``"tool results: " + the results`` when the conversation
+ends with tool results (``" | "`` between them), or ``" echo: " + prompt``
+(completions), tokens are
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
 
 ``/v1/files`` and ``/v1/batches`` are :mod:`fakebatches`' (``srv.batches``: its
 clock and fault knobs); a batch's lines are answered by the routes above.
+
+Tool calls, on chat and the Responses API, streamed or not: ``Behaviour(tool_calls=
+[("get_weather", {"city": "Paris"}), ("nope", '{"x": ')])`` answers with those
+calls in that order (a dict is sent as JSON, a string as it is: malformed
+arguments, a tool the request never offered); so does a forced ``tool_choice``
+(``"required"``: the first tool; a tool's name) with ``{"text": last user text}``.
+A plan gives a loop its turns: ``srv.plan(Behaviour(tool_calls=[...]), Behaviour())``
+calls, then answers with the tool results.
 """
 
 from __future__ import annotations
@@ -77,6 +87,9 @@ class Behaviour:
     mangle: Callable[[dict], dict | str] | None = None
     endless: bool = False  # streaming: after the reply's text, more text forever (no finish)
     failed: str | None = None  # Responses API: the response fails with this message
+    # Chat and Responses: answer with these function calls, in order: (name, arguments),
+    # a dict sent as JSON, a string as it is (malformed arguments stay malformed).
+    tool_calls: list[tuple[str, dict | str]] | None = None
     # Hold each request until this many are in flight at once (or hold_for seconds pass):
     # a barrier, so concurrency tests do not depend on how fast a loaded machine connects.
     hold_until: int | None = None
@@ -101,6 +114,13 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def pieces(text: str) -> list[str]:
+    """``text`` in word-sized pieces that join back to it exactly (trailing space too)."""
+    out = _tokens(text)
+    rest = text[len("".join(out)):]
+    return [*out, rest] if rest else out or [text]
+
+
 def _words(value: Any) -> int:
     """Whitespace-separated words in a message content (string or list of parts)."""
     if isinstance(value, str):
@@ -114,6 +134,39 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
     return content if isinstance(content, str) else ""
+
+
+def tool_results(messages: Any, role_key: str = "role", role: str = "tool",
+                 text_key: str = "content") -> str | None:
+    """``"tool results: a | b"`` when ``messages`` end with tool results (chat's ``tool``
+    messages; the Responses API's ``function_call_output`` items), else None."""
+    if not isinstance(messages, list):
+        return None
+    results: list[str] = []
+    for m in reversed(messages):
+        if not (isinstance(m, dict) and m.get(role_key) == role):
+            break
+        results.insert(0, _text_of(m.get(text_key)))
+    return "tool results: " + " | ".join(results) if results else None
+
+
+def scripted_calls(b: Behaviour, forced: str | None, last: str) -> list[tuple[str, str]]:
+    """The function calls a reply makes: ``b.tool_calls`` (dicts as JSON), else the
+    forced tool's with ``{"text": last}``, else none."""
+    if b.tool_calls is not None:
+        return [(name, args if isinstance(args, str) else json.dumps(args))
+                for name, args in b.tool_calls]
+    return [(forced, json.dumps({"text": last}))] if forced else []
+
+
+def _forced_chat(data: dict) -> str | None:
+    """The function a chat request's ``tool_choice`` makes the model call, if any."""
+    choice = data.get("tool_choice")
+    names = [(t.get("function") or {}).get("name") for t in data.get("tools") or []
+             if isinstance(t, dict) and t.get("type") == "function"]
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return str(choice["function"].get("name"))
+    return str(names[0]) if choice == "required" and names else None
 
 
 def _top(tok: str, lp: float, k: int) -> list[tuple[str, float]]:
@@ -552,7 +605,7 @@ class FakeServer:
                 count = fr.count_input(data, self._memory)
                 reply: Any = {"object": "response.input_tokens", "input_tokens": count}
                 return await send(200, reply if b.mangle is None else b.mangle(reply))
-            reply, events, first = fr.build(data, b.text, n, self._memory, b.failed)
+            reply, events, first = fr.build(data, b.text, n, self._memory, b.failed, b)
         except fr.Refused as e:
             return await send(400, _error(400, str(e), e.param))
         if b.mangle is not None:
@@ -635,7 +688,10 @@ class FakeServer:
         messages = data.get("messages") or []
         last = next((m.get("content") for m in reversed(messages)
                      if isinstance(m, dict) and m.get("role") == "user"), "")
-        base = b.text if b.text is not None else ("echo: " + _text_of(last)).rstrip()
+        results = tool_results(messages)
+        base = b.text if b.text is not None else (
+            results or ("echo: " + _text_of(last)).rstrip())
+        calls = scripted_calls(b, _forced_chat(data), _text_of(last))
         count = int(data.get("n") or 1)
         texts = [base + (f" #{i}" if count > 1 else "") for i in range(count)]
         limit = data.get("max_completion_tokens")
@@ -648,6 +704,8 @@ class FakeServer:
         head = {"id": f"chatcmpl-fake-{n}", "created": int(time.time()),
                 "model": data.get("model") or (deployment and deployment[1]) or "fake-model",
                 "system_fingerprint": "fp_fake"}
+        if calls:
+            return _chat_calls(head, calls, n, prompt, data)
         reply = {**head, "object": "chat.completion", "usage": usage, "choices": [
             {"index": i, "finish_reason": fin,
              "message": {"role": "assistant", "content": "".join(toks), "refusal": None},
@@ -717,6 +775,41 @@ class FakeServer:
         if (data.get("stream_options") or {}).get("include_usage"):
             events.append(json.dumps({**head, "choices": [], "usage": usage}))
         return reply, [*events, "[DONE]"], 1 if echo else 0
+
+
+def _chat_calls(head: dict, calls: list[tuple[str, str]], n: int, prompt: int,
+                data: dict) -> tuple[dict, list[str], int]:
+    """A chat reply that calls functions: the whole body, and its stream (a call's id and
+    name first, then its arguments in word-sized pieces), and the first arguments event."""
+    wire = [{"id": f"call_fake_{n}_{i}", "type": "function",
+             "function": {"name": name, "arguments": args}} for i, (name, args) in enumerate(calls)]
+    usage = _usage(prompt, sum(len(_tokens(args)) for _, args in calls))
+    reply = {**head, "object": "chat.completion", "usage": usage, "choices": [
+        {"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+         "message": {"role": "assistant", "content": None, "refusal": None,
+                     "tool_calls": wire}}]}
+    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    chunk_head = {**head, "object": "chat.completion.chunk",
+                  **({"usage": None} if include_usage else {})}
+
+    def chunk(delta: dict, fin: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
+        return json.dumps({**chunk_head, "choices": [choice]})
+
+    events = [chunk({"role": "assistant", "content": None})]
+    first = 0
+    for i, call in enumerate(wire):
+        fn = call["function"]
+        events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": {"name": fn["name"],
+                                                          "arguments": ""}}]}))
+        first = first or len(events)
+        events += [chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+                   for piece in pieces(fn["arguments"])]
+    events.append(chunk({}, "tool_calls"))
+    if include_usage:
+        events.append(json.dumps({**chunk_head, "choices": [], "usage": usage}))
+    return reply, [*events, "[DONE]"], first
 
 
 def _mangled(mangle: Callable[[dict], dict | str], event: str) -> str:

@@ -180,7 +180,7 @@ async def test_a_function_call(client, stream):
             "parameters": {"type": "object", "properties": {}}}
     r = await client.respond("find cats", tools=[tool], tool_choice="required", stream=stream)
     assert r.finish_reason == "tool_calls" and r.text == ""
-    assert r.choices[0].tool_calls == [{"id": "call_fake_1", "type": "function", "function": {
+    assert r.choices[0].tool_calls == [{"id": "call_fake_1_0", "type": "function", "function": {
         "name": "lookup", "arguments": json.dumps({"text": "find cats"})}}]
 
 

@@ -57,9 +57,13 @@ from gptmagic.client.lifecycle import (
     parse_models,
     shutdown_map,
 )
+from gptmagic.client.tools import Approve, ToolRun, check_tool_params
+from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.to_responses import input_items, response_fields
+from gptmagic.core.tools import has_functions
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
@@ -187,13 +191,26 @@ class Client:
         timeouts: Timeouts | None = None,
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
+        approve: Approve | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
         **params: Any,
     ) -> Result:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`.
 
         ``timeout`` (seconds) is this call's deadline, retries included; it
-        overrides ``timeouts.deadline``.
+        overrides ``timeouts.deadline``. Python functions in ``tools`` run a tool
+        loop (:mod:`gptmagic.client.tools`) of at most ``max_steps`` calls, each
+        function in a worker thread (this loop never blocks), ``approve(call)``
+        asked first when given.
         """
+        if has_functions(params.get("tools")):
+            check_tool_params(params)
+            run = ToolRun(params.pop("tools"), messages, approve=approve, max_steps=max_steps,
+                          tool_choice=params.pop("tool_choice", None))
+            return await run.arun(lambda m, p: self.chat(
+                m, model=model, provider=provider, stream=stream, on_delta=on_delta,
+                timeouts=timeouts, timeout=timeout, on_retry=on_retry, **params, **p),
+                offload=True)
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
@@ -244,6 +261,8 @@ class Client:
         timeout: float | None = None,
         on_retry: RetryCallback | None = None,
         on_reasoning: ReasoningCallback | None = None,
+        approve: Approve | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
         **params: Any,
     ) -> Result:
         """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
@@ -258,8 +277,17 @@ class Client:
         ``on_reasoning(summary)`` the reasoning summary so far while a reasoning model
         reasons (``""`` when it begins with no summary yet), until the text begins.
         ``background`` is refused: a background response answers ``queued``
-        with no reply, and this call waits for replies.
+        with no reply, and this call waits for replies. Python functions in
+        ``tools`` run a tool loop, as for :meth:`chat` (``tool_choice`` in chat's
+        shape or a tool's name).
         """
+        if has_functions(params.get("tools")):
+            run = ToolRun(params.pop("tools"), input, approve=approve, max_steps=max_steps,
+                          tool_choice=params.pop("tool_choice", None))
+            return await run.arun(lambda m, p: self.respond(
+                input_items(m), model=model, provider=provider, stream=stream,
+                on_delta=on_delta, timeouts=timeouts, timeout=timeout, on_retry=on_retry,
+                on_reasoning=on_reasoning, **params, **response_fields(p)), offload=True)
         if params.get("background"):
             raise RequestError(
                 "background=True is not supported: a background response answers at once "

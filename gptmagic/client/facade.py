@@ -10,6 +10,11 @@ take it by default, and below them a client is an argument.
 ``model="profile:model"`` picks a profile the way ``evaluate()`` does
 (:func:`~gptmagic.client.config.split_model`).
 
+``tools=[f, g]`` (Python functions) runs the tool loop
+(:mod:`gptmagic.client.tools`): the model calls go through the portal, the
+functions and ``approve`` run on the caller's thread (``achat``/``arespond``:
+in the caller's own task). Raw OpenAI tool dicts are sent as they are.
+
 Keys are made ready on the caller's thread before a call is scheduled on the
 loop (:func:`~gptmagic.client.config.ask_key`): a profile that asks for its
 key never stalls the requests already in flight.
@@ -26,6 +31,10 @@ from gptmagic.catalog.tokens import TokenCount, count, encoding_for
 from gptmagic.client.client import Client
 from gptmagic.client.config import ask_key, model_name
 from gptmagic.client.portal import Portal, get_portal
+from gptmagic.client.tools import Approve, ToolRun, check_tool_params
+from gptmagic.core.defaults import DEFAULT_MAX_STEPS
+from gptmagic.core.to_responses import input_items, response_fields
+from gptmagic.core.tools import has_functions, tool_choice
 from gptmagic.core.types import Result
 from gptmagic.state import current
 
@@ -51,9 +60,24 @@ def _ready(kwargs: Mapping[str, Any]) -> Client:
     return client
 
 
-def chat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
-    """Send a chat request and wait for the result (see :meth:`Client.chat`)."""
-    return get_portal().run(_ready(kwargs).chat(messages, **kwargs))
+def chat(messages: str | Sequence[dict[str, Any]], *, tools: Sequence[Any] | None = None,
+         approve: Approve | None = None, max_steps: int = DEFAULT_MAX_STEPS,
+         tool_choice: Any = None, **kwargs: Any) -> Result:
+    """Send a chat request and wait for the result (see :meth:`Client.chat`).
+
+    ``tools``: Python functions (or :class:`~gptmagic.core.tools.Tool` s) run a tool
+    loop (:class:`~gptmagic.client.tools.ToolRun`) of at most ``max_steps`` model
+    calls, asking ``approve(call)`` before each call when given; raw OpenAI tool dicts
+    are sent with no loop. ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` or
+    a tool's name.
+    """
+    client, portal = _ready(kwargs), get_portal()
+    if not has_functions(tools):
+        return portal.run(client.chat(messages, **_plain(tools, tool_choice), **kwargs))
+    check_tool_params(kwargs)
+    run = ToolRun(tools or [], messages, approve=approve, max_steps=max_steps,
+                  tool_choice=tool_choice)
+    return run.run(lambda m, p: portal.run(client.chat(m, **kwargs, **p)), run_coro=portal.run)
 
 
 def complete(prompt: str | list[Any], **kwargs: Any) -> Result:
@@ -61,14 +85,33 @@ def complete(prompt: str | list[Any], **kwargs: Any) -> Result:
     return get_portal().run(_ready(kwargs).complete(prompt, **kwargs))
 
 
-def respond(input: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
-    """Send a Responses API request and wait for the result (see :meth:`Client.respond`)."""
-    return get_portal().run(_ready(kwargs).respond(input, **kwargs))
+def respond(input: str | Sequence[dict[str, Any]], *, tools: Sequence[Any] | None = None,
+            approve: Approve | None = None, max_steps: int = DEFAULT_MAX_STEPS,
+            tool_choice: Any = None, **kwargs: Any) -> Result:
+    """Send a Responses API request and wait for the result (see :meth:`Client.respond`);
+    ``tools``, ``approve``, ``max_steps`` and ``tool_choice`` as for :func:`chat`."""
+    client, portal = _ready(kwargs), get_portal()
+    if not has_functions(tools):
+        return portal.run(client.respond(input, **_plain(tools, tool_choice, responses=True),
+                                         **kwargs))
+    run = ToolRun(tools or [], input, approve=approve, max_steps=max_steps,
+                  tool_choice=tool_choice)
+    return run.run(lambda m, p: portal.run(client.respond(input_items(m), **kwargs,
+                                                          **response_fields(p))),
+                   run_coro=portal.run)
 
 
-async def achat(messages: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
-    """Async :func:`chat`, awaitable from any event loop."""
-    return await get_portal().arun(_ready(kwargs).chat(messages, **kwargs))
+async def achat(messages: str | Sequence[dict[str, Any]], *, tools: Sequence[Any] | None = None,
+                approve: Approve | None = None, max_steps: int = DEFAULT_MAX_STEPS,
+                tool_choice: Any = None, **kwargs: Any) -> Result:
+    """Async :func:`chat`, awaitable from any event loop (tools run in the caller's task)."""
+    client, portal = _ready(kwargs), get_portal()
+    if not has_functions(tools):
+        return await portal.arun(client.chat(messages, **_plain(tools, tool_choice), **kwargs))
+    check_tool_params(kwargs)
+    run = ToolRun(tools or [], messages, approve=approve, max_steps=max_steps,
+                  tool_choice=tool_choice)
+    return await run.arun(lambda m, p: portal.arun(client.chat(m, **kwargs, **p)))
 
 
 async def acomplete(prompt: str | list[Any], **kwargs: Any) -> Result:
@@ -76,9 +119,28 @@ async def acomplete(prompt: str | list[Any], **kwargs: Any) -> Result:
     return await get_portal().arun(_ready(kwargs).complete(prompt, **kwargs))
 
 
-async def arespond(input: str | Sequence[dict[str, Any]], **kwargs: Any) -> Result:
-    """Async :func:`respond`, awaitable from any event loop."""
-    return await get_portal().arun(_ready(kwargs).respond(input, **kwargs))
+async def arespond(input: str | Sequence[dict[str, Any]], *,
+                   tools: Sequence[Any] | None = None, approve: Approve | None = None,
+                   max_steps: int = DEFAULT_MAX_STEPS, tool_choice: Any = None,
+                   **kwargs: Any) -> Result:
+    """Async :func:`respond`, awaitable from any event loop (tools run in the caller's task)."""
+    client, portal = _ready(kwargs), get_portal()
+    if not has_functions(tools):
+        return await portal.arun(client.respond(
+            input, **_plain(tools, tool_choice, responses=True), **kwargs))
+    run = ToolRun(tools or [], input, approve=approve, max_steps=max_steps,
+                  tool_choice=tool_choice)
+    return await run.arun(lambda m, p: portal.arun(client.respond(
+        input_items(m), **kwargs, **response_fields(p))))
+
+
+def _plain(tools: Sequence[Any] | None, choice: Any, responses: bool = False) -> dict[str, Any]:
+    """``tools`` with no Python function (sent as they are) and ``choice`` in the
+    endpoint's shape (a tool's name as the named choice)."""
+    choice = tool_choice(choice, tools or [])
+    if responses and choice is not None:
+        choice = response_fields({"tool_choice": choice})["tool_choice"]
+    return {k: v for k, v in (("tools", tools), ("tool_choice", choice)) if v is not None}
 
 
 def count_tokens(

@@ -7,8 +7,11 @@ same request from either (the embedded engine's adapter,
 :mod:`gptmagic.local.responses`, maps the other way):
 
 - a leading system message is ``instructions`` and the other messages input
-  items as they are (chat's ``{"role", "content"}`` messages are valid items);
-  a message with a ``name`` is refused, the Responses API having no field for it;
+  items as they are (chat's ``{"role", "content"}`` messages are valid items),
+  but for a tool loop's messages (:func:`input_items`): an assistant message's
+  ``tool_calls`` are ``function_call`` items, a ``tool`` message a
+  ``function_call_output``; a message with a ``name`` is refused, the
+  Responses API having no field for it;
 - ``max_tokens`` / ``max_completion_tokens`` -> ``max_output_tokens``;
   ``logprobs`` -> ``include: ["message.output_text.logprobs"]`` (``top_logprobs``
   keeps its name); ``response_format`` -> ``text.format`` (a ``json_schema``'s
@@ -37,7 +40,7 @@ from typing import Any
 from gptmagic.errors import RequestError
 
 __all__ = ["APIS", "LOGPROBS_INCLUDE", "MIN_OUTPUT_TOKENS", "api_choice", "choose_api",
-           "response_fields", "responses_body", "split_instructions"]
+           "input_items", "response_fields", "responses_body", "split_instructions"]
 
 #: The endpoints a chat-shaped call can go to: Chat Completions and the Responses API.
 APIS = ("chat", "responses")
@@ -110,12 +113,44 @@ def split_instructions(messages: Sequence[Mapping[str, Any]],
 
     ``instructions`` are not carried over by ``previous_response_id``, so a chained
     thread sends its system message again with every turn."""
-    items = [dict(m) for m in messages]
+    items = input_items(messages)
     first = items[0] if items else {}
     if (len(items) > 1 and first.get("role") == "system"
             and isinstance(first.get("content"), str) and "instructions" not in (params or {})):
         return str(first["content"]), items[1:]
     return None, items
+
+
+def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages as Responses input items: a tool loop's assistant message with
+    ``tool_calls`` is its text (if any) then one ``function_call`` item per call; a
+    ``tool`` message is a ``function_call_output``. Other messages and items (anything
+    with a ``type``) are as they are."""
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "tool" and "type" not in m:
+            items.append({"type": "function_call_output", "call_id": m.get("tool_call_id"),
+                          "output": _output(m.get("content"))})
+        elif m.get("role") == "assistant" and m.get("tool_calls") and "type" not in m:
+            if m.get("content"):
+                items.append({"role": "assistant", "content": m["content"]})
+            items += [_function_call(c) for c in m["tool_calls"]]
+        else:
+            items.append(dict(m))
+    return items
+
+
+def _function_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    return {"type": "function_call", "call_id": call.get("id"), "name": function.get("name"),
+            "arguments": function.get("arguments") or ""}
+
+
+def _output(content: Any) -> str:
+    """A tool message's content as a function_call_output's text (parts joined)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return "" if content is None else str(content)
 
 
 def response_fields(params: Mapping[str, Any], *, model: str | None = None,

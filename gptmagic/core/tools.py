@@ -172,7 +172,8 @@ def tool_from(obj: Any, *, name: str | None = None, description: str | None = No
                            param="tools")
     doc = docstring_parser.parse(inspect.getdoc(obj) or "")
     model, positional = _arguments_model(obj, fn_name, label,
-                                         {p.arg_name: p.description or "" for p in doc.params})
+                                         {p.arg_name: " ".join((p.description or "").split())
+                                          for p in doc.params})
     loose = _schema(model, label)
     chosen, why = loose, None
     if strict is not False:
@@ -221,7 +222,9 @@ def _arguments_model(fn: Callable[..., Any], fn_name: str, label: str,
         if p.kind is p.POSITIONAL_ONLY:
             positional.append(pname)
         default = ... if p.default is p.empty else p.default
-        info = Field(default, alias=pname, description=described.get(pname) or None)
+        # The docstring's description; without one, an Annotated[..., Field(description=)]'s.
+        doc = {"description": described[pname]} if described.get(pname) else {}
+        info = Field(default, alias=pname, **doc)
         fields[f"p{i}"] = (hints[pname], info)
     try:
         model = create_model(fn_name, __config__=ConfigDict(

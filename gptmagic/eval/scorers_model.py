@@ -120,7 +120,7 @@ class _Judge(Scorer):
         return self._client is None
 
     async def _chat(self, messages: list[dict[str, str]]) -> Any:
-        kwargs = {"model": self.model, "provider": self.provider, "temperature": 0,
+        kwargs: dict[str, Any] = {"model": self.model, "provider": self.provider, "temperature": 0,
                   "max_tokens": self.max_tokens}
         if self._client is not None:
             return await self._client.chat(messages, **kwargs)
