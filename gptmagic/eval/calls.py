@@ -1,11 +1,12 @@
 """One job of a run sent, and what it cost: a single call (its reply parsed against the
 prompt's schema, if any), or a tool loop whose every model call counts.
 
-A tool loop in a run is the client's loop (:mod:`gptmagic.client.tools`) with the
-functions run on a worker thread, never on the event loop, and nobody asked for
-approval (a run is unattended). A function's exception is a tool result the model
-sees, as in a cell; nothing a function does fails the run. The row's tokens and
-cost are the sums over the loop's model calls, each priced on its own.
+A tool loop in a run is the client's loop (:mod:`gptmagic.client.tools`, through
+``Client.chat`` / ``Client.respond`` with ``tools=``): the functions run on worker
+threads, never on the event loop, and nobody is asked for approval (a run is
+unattended). A function's exception is a tool result the model sees, as in a cell;
+nothing a function does fails the run. The loop's result reports its usage summed
+over its model calls; its cost is each call priced on its own, then added up.
 """
 
 from __future__ import annotations
@@ -14,36 +15,33 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.core.structured import parse_reply
-from gptmagic.core.types import Result, Usage
+from gptmagic.core.types import Result
 
 if TYPE_CHECKING:
     from gptmagic.catalog.pricing import PriceMemo
     from gptmagic.client.client import Client
     from gptmagic.eval.jobs import Job
 
-__all__ = ["call", "calls_in", "price", "restore", "row_usage"]
+__all__ = ["call", "calls_in", "price", "restore"]
 
 
 async def call(client: Client, job: Job, **kw: Any) -> Result:
     """Send ``job`` to its API (``client.chat`` or ``client.respond``), or run its tool
     loop; with a schema (its format is in the job's body), the reply is parsed into
     ``parsed`` and ``validation``."""
-    if job.extras.tools:
-        result = await _loop(client, job, **kw)
-    elif job.api == "responses":
+    ask = job.extras
+    if ask.tools:
+        kw.update(tools=list(ask.tools), max_steps=ask.max_steps, tool_choice=ask.tool_choice)
+    if job.api == "responses":
         body = dict(job.body)
         result = await client.respond(body.pop("input"), model=job.model,
                                       provider=job.provider, **kw, **body)
     else:
         result = await client.chat(job.messages, model=job.model, provider=job.provider,
                                    **kw, **job.params)
-    if job.extras.schema is not None:
-        parse_reply(result, job.extras.schema)
+    if ask.schema is not None:
+        parse_reply(result, ask.schema)
     return result
-
-
-async def _loop(client: Client, job: Job, **kw: Any) -> Result:
-    raise NotImplementedError  # the client's tool loop (branch tools)
 
 
 def restore(job: Job) -> None:
@@ -57,31 +55,6 @@ def restore(job: Job) -> None:
 def calls_in(result: Result) -> list[Result]:
     """The model calls a result stands for: each step of a tool loop, else itself."""
     return [s.result for s in result.steps] if result.steps else [result]
-
-
-def _add(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else a + b
-
-
-def row_usage(result: Result) -> Usage | None:
-    """The tokens of every model call of ``result`` added up (None if none reported any);
-    a kind of token no call reported stays None, not 0."""
-    total: Usage | None = None
-    for r in calls_in(result):
-        u = r.usage
-        if u is None:
-            continue
-        if total is None:
-            total = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens,
-                          u.cached_tokens, u.reasoning_tokens, u.cache_write_tokens)
-            continue
-        total.prompt_tokens += u.prompt_tokens
-        total.completion_tokens += u.completion_tokens
-        total.total_tokens += u.total_tokens
-        total.cached_tokens = _add(total.cached_tokens, u.cached_tokens)
-        total.reasoning_tokens = _add(total.reasoning_tokens, u.reasoning_tokens)
-        total.cache_write_tokens = _add(total.cache_write_tokens, u.cache_write_tokens)
-    return total
 
 
 def price(job: Job, prices: PriceMemo) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.structured import Schema, schema_from
 from gptmagic.core.tools import Tool, tool_from
+from gptmagic.core.tools import tool_choice as choice_shape
 from gptmagic.errors import RequestError
 
 __all__ = ["Extras", "extras_by_prompt", "is_schema"]
@@ -145,6 +146,8 @@ def extras_by_prompt(prompts: Sequence[str], *, schema: Any = None, tools: Any =
         if prompt not in schemas and prompt not in toolsets:
             continue
         made = _tools(toolsets[prompt], prompt) if prompt in toolsets else ()
+        if made:
+            choice_shape(tool_choice, made)  # a name that is none of the tools' fails here
         out[prompt] = Extras(
             schema=_schema(schemas[prompt], prompt) if prompt in schemas else None,
             tools=made, max_steps=max_steps or DEFAULT_MAX_STEPS,

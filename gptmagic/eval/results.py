@@ -25,7 +25,6 @@ import pandas as pd
 
 from gptmagic.core.logprobs import mean_logprob
 from gptmagic.core.text import preview
-from gptmagic.eval.calls import row_usage
 from gptmagic.eval.scorers_structured import jsonable
 
 __all__ = ["EvalResults"]
@@ -164,7 +163,7 @@ class EvalResults:
                         **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
             rec["api"] = j.api
             if r is not None:
-                u = row_usage(r)
+                u = r.usage  # a tool loop's: summed over its model calls
                 lps = r.logprobs
                 rec.update({
                     "output": r.text, "finish_reason": r.finish_reason,

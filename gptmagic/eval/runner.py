@@ -300,13 +300,15 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             if est.high.total is None:  # a call without a price could spend anything
                 job.error, job.error_type = unbounded(job.model, est), "BudgetExceeded"
                 return worst
-            if spent + reserved + est.high.total > budget:
-                job.error, job.error_type = (over_budget(budget, spent, reserved, est,
-                                                          job.max_tokens), "BudgetExceeded")
-                return worst
-            # A tool loop may make max_steps calls, each at most this one's worst case
+            # A tool loop may make max_steps calls, each counted at this one's worst case
             # (later prompts grow with the exchange: an estimate, not a bound).
-            worst = est.high.total * (job.extras.max_steps if job.extras.tools else 1)
+            calls = job.extras.max_steps if job.extras.tools else 1
+            if spent + reserved + est.high.total * calls > budget:
+                job.error, job.error_type = (over_budget(budget, spent, reserved, est,
+                                                          job.max_tokens, calls),
+                                             "BudgetExceeded")
+                return worst
+            worst = est.high.total * calls
             reserved += worst
         try:
             if lim.requests is not None or lim.tokens is not None:
