@@ -28,7 +28,11 @@ What a real server does that tests lean on, in small:
   ``function_call`` item each); input that ends with ``function_call_output``
   items is answered ``"tool results: " + their outputs``;
 - ``Behaviour(failed="...")`` ends the response with ``status: failed``
-  and that message (streamed: a ``response.failed`` event).
+  and that message (streamed: a ``response.failed`` event);
+- a ``json_schema`` ``text.format`` is answered with an instance of its schema
+  (:mod:`fakeschema`), and a strict one that breaks OpenAI's rules is a 400
+  naming ``text.format.schema``; ``Behaviour(refusal="...")`` answers with a
+  ``refusal`` content part (streamed: ``response.refusal.delta`` / ``.done``).
 
 Streams send OpenAI's event sequence with ``event:`` lines and rising
 ``sequence_number``s, and no ``[DONE]``. Everything validates against the
@@ -46,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import fakeschema
 from fakeserver import (
     Behaviour,
     _chat_logprob,
@@ -166,6 +171,7 @@ class _Plan:
     want_lp: bool
     top: int
     failed: str | None
+    refusal: bool = False  # the tokens are a refusal, not the reply's text
 
     @property
     def rid(self) -> str:
@@ -186,6 +192,8 @@ class _Plan:
         return item
 
     def text_part(self) -> dict:
+        if self.refusal:
+            return {"type": "refusal", "refusal": "".join(self.tokens)}
         return {"type": "output_text", "text": "".join(self.tokens), "annotations": [],
                 "logprobs": self.logprobs(self.tokens)}
 
@@ -243,7 +251,14 @@ class _Plan:
 
 def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None,
           b: Behaviour) -> _Plan:
+    refusal = b.refusal
     model = str(data.get("model") or "fake-model")
+    fmt = (data.get("text") or {}).get("format") if isinstance(data.get("text"), dict) else None
+    refused = fakeschema.refused_format(fmt, "text.format")
+    if refused is not None:
+        raise Refused(*refused)
+    text = refusal if refusal is not None else text if text is not None else \
+        fakeschema.reply_text(fmt)
     reasoning, summary_setting = _reasoning(data, model)
     prompt = count_input(data, memory)
     last = _last_user_text(data.get("input"))
@@ -275,15 +290,15 @@ def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | No
              "total_tokens": prompt + output}
     want_lp = _LOGPROBS in (data.get("include") or [])
     return _Plan(n, data, model, int(time.time()), toks, reasoning, summary, calls,
-                 "failed" if failed else status, usage, want_lp,
-                 int(data.get("top_logprobs") or 0), failed)
+                 "failed" if failed else status, usage, want_lp and refusal is None,
+                 int(data.get("top_logprobs") or 0), failed, refusal is not None)
 
 
 def build(data: dict, text: str | None, n: int, memory: Memory,
           failed: str | None = None, b: Behaviour | None = None
           ) -> tuple[dict, list[Event], int]:
     """(whole reply, stream events, index of the first content event) for one request
-    (``b``: its scripted tool calls)."""
+    (``b``: its scripted tool calls and refusal)."""
     p = _plan(data, text, n, memory, failed, b or Behaviour())
     seq = itertools.count()
     events: list[Event] = []
@@ -321,13 +336,19 @@ def build(data: dict, text: str | None, n: int, memory: Memory,
         part = {"item_id": f"msg_fake_{n}", "output_index": o, "content_index": 0}
         ev("response.output_item.added", output_index=o, item=p.message_item(False))
         ev("response.content_part.added", **part,
-           part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+           part={"type": "refusal", "refusal": ""} if p.refusal else
+           {"type": "output_text", "text": "", "annotations": [], "logprobs": []})
         first = len(events)
-        for j, tok in enumerate(p.tokens):
-            ev("response.output_text.delta", **part, delta=tok,
-               logprobs=p.logprobs([tok], j))
-        ev("response.output_text.done", **part, text="".join(p.tokens),
-           logprobs=p.logprobs(p.tokens))
+        if p.refusal:
+            for tok in p.tokens:
+                ev("response.refusal.delta", **part, delta=tok)
+            ev("response.refusal.done", **part, refusal="".join(p.tokens))
+        else:
+            for j, tok in enumerate(p.tokens):
+                ev("response.output_text.delta", **part, delta=tok,
+                   logprobs=p.logprobs([tok], j))
+            ev("response.output_text.done", **part, text="".join(p.tokens),
+               logprobs=p.logprobs(p.tokens))
         ev("response.content_part.done", **part, part=p.text_part())
         ev("response.output_item.done", output_index=o, item=p.message_item(True))
     terminal = {"completed": "response.completed", "incomplete": "response.incomplete",

@@ -20,9 +20,10 @@ array (``minItems`` if more), the minimum number, a string of the format asked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["instance", "strict_problem"]
+__all__ = ["instance", "refused_format", "reply_text", "strict_problem"]
 
 _NOT_PERMITTED = ("oneOf", "allOf", "not", "if", "then", "else", "dependentRequired",
                   "dependentSchemas", "patternProperties", "unevaluatedProperties",
@@ -105,3 +106,32 @@ def instance(schema: dict[str, Any], root: dict[str, Any] | None = None, depth: 
     if kind == "boolean":
         return True
     return None
+
+
+def _spec(fmt: Any) -> dict[str, Any] | None:
+    """A json_schema format's ``{name, schema, strict}``: chat's ``response_format`` holds
+    it under ``json_schema``, the Responses API's ``text.format`` at its top."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema", fmt)
+    return spec if isinstance(spec, dict) and isinstance(spec.get("schema"), dict) else None
+
+
+def refused_format(fmt: Any, param: str) -> tuple[str, str] | None:
+    """OpenAI's 400 (message, param) for a strict json_schema format that breaks the rules;
+    ``param`` is where the format is (``response_format``, or ``text.format`` whose
+    errors name ``text.format.schema``)."""
+    spec = _spec(fmt)
+    if spec is None or spec.get("strict") is not True:
+        return None
+    problem = strict_problem(spec["schema"])
+    if problem is None:
+        return None
+    where = "response_format" if param == "response_format" else f"{param}.schema"
+    return f"Invalid schema for response_format '{spec.get('name')}': {problem}", where
+
+
+def reply_text(fmt: Any) -> str | None:
+    """The reply to a json_schema format: an instance of its schema, as JSON; else None."""
+    spec = _spec(fmt)
+    return None if spec is None else json.dumps(instance(spec["schema"]))

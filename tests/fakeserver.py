@@ -14,7 +14,10 @@ Each request takes the next planned `Behaviour`, else a chaos pick (when
 is ``"echo: " + last user message`` (chat, and the Responses API of
 :mod:`fakeresponses`), ``"tool results: " + the results`` when the conversation
 ends with tool results (``" | "`` between them), or ``" echo: " + prompt``
-(completions), tokens are
+(completions); a ``json_schema`` response format is answered with an instance of
+its schema, and a strict one that breaks OpenAI's rules with OpenAI's 400
+(:mod:`fakeschema`); ``Behaviour(refusal="...")`` makes the model refuse
+(``message.refusal``, streamed too). Tokens are
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
@@ -45,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import fakeschema
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -94,6 +98,8 @@ class Behaviour:
     # a barrier, so concurrency tests do not depend on how fast a loaded machine connects.
     hold_until: int | None = None
     hold_for: float = 30.0
+    # The model refuses with this text (chat: message.refusal; Responses: a refusal part).
+    refusal: str | None = None
 
 
 @dataclass
@@ -474,6 +480,9 @@ class FakeServer:
         if path.endswith("/chat/completions"):
             if "messages" not in body:
                 return 400, _error(400, "Missing required parameter: 'messages'.", "messages")
+            refused = fakeschema.refused_format(body.get("response_format"), "response_format")
+            if refused is not None:
+                return 400, _error(400, *refused)
             return 200, self._chat(body, Behaviour(), n, path)[0]
         if path.endswith("/responses"):
             import fakeresponses as fr
@@ -571,6 +580,9 @@ class FakeServer:
         if _ROUTES[kind] not in data:
             field_ = _ROUTES[kind]
             return await send(400, _error(400, f"Missing required parameter: '{field_}'.", field_))
+        refused = fakeschema.refused_format(data.get("response_format"), "response_format")
+        if kind == "chat/completions" and refused is not None:
+            return await send(400, _error(400, *refused))
         build = self._chat if kind == "chat/completions" else self._completion
         reply, events, first_content = build(data, b, n, request.path)
         if b.mangle is not None:
@@ -689,15 +701,18 @@ class FakeServer:
         last = next((m.get("content") for m in reversed(messages)
                      if isinstance(m, dict) and m.get("role") == "user"), "")
         results = tool_results(messages)
-        base = b.text if b.text is not None else (
-            results or ("echo: " + _text_of(last)).rstrip())
+        base = b.refusal if b.refusal is not None else b.text if b.text is not None else (
+            fakeschema.reply_text(data.get("response_format")) or results
+            or ("echo: " + _text_of(last)).rstrip())
+        key = "content" if b.refusal is None else "refusal"  # what the tokens are
+        want_lp = bool(data.get("logprobs")) and b.refusal is None
         calls = scripted_calls(b, _forced_chat(data), _text_of(last))
         count = int(data.get("n") or 1)
         texts = [base + (f" #{i}" if count > 1 else "") for i in range(count)]
         limit = data.get("max_completion_tokens")
         limit = data.get("max_tokens") if limit is None else limit
         choices = _choices(texts, limit)
-        want_lp, k = bool(data.get("logprobs")), int(data.get("top_logprobs") or 0)
+        k = int(data.get("top_logprobs") or 0)
         prompt = sum(_words(m.get("content")) for m in messages if isinstance(m, dict))
         usage = _usage(prompt, sum(len(t) for t, _ in choices))
         deployment = re.search(r"/deployments/([^/]+)/", path)
@@ -708,7 +723,8 @@ class FakeServer:
             return _chat_calls(head, calls, n, prompt, data)
         reply = {**head, "object": "chat.completion", "usage": usage, "choices": [
             {"index": i, "finish_reason": fin,
-             "message": {"role": "assistant", "content": "".join(toks), "refusal": None},
+             "message": {"role": "assistant", "content": None, "refusal": None,
+                         key: "".join(toks)},
              "logprobs": {"content": [_chat_logprob(t, j, k) for j, t in enumerate(toks)],
                           "refusal": None} if want_lp else None}
             for i, (toks, fin) in enumerate(choices)]}
@@ -721,12 +737,14 @@ class FakeServer:
             choice = {"index": i, "delta": delta, "logprobs": lp, "finish_reason": fin}
             return json.dumps({**chunk_head, "choices": [choice]})
 
-        events = [chunk(i, {"role": "assistant", "content": ""}) for i in range(count)]
+        first = {"role": "assistant", "content": ""} if b.refusal is None else {
+            "role": "assistant", "content": None, "refusal": ""}  # as OpenAI streams one
+        events = [chunk(i, first) for i in range(count)]
         for j in range(max((len(t) for t, _ in choices), default=0)):
             for i, (toks, _) in enumerate(choices):
                 if j < len(toks):
                     lp = {"content": [_chat_logprob(toks[j], j, k)], "refusal": None}
-                    events.append(chunk(i, {"content": toks[j]}, lp if want_lp else None))
+                    events.append(chunk(i, {key: toks[j]}, lp if want_lp else None))
         events += [chunk(i, {}, None, fin) for i, (_, fin) in enumerate(choices)]
         if include_usage:
             events.append(json.dumps({**chunk_head, "choices": [], "usage": usage}))

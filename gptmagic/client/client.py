@@ -62,6 +62,7 @@ from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.headers import Headers
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
+from gptmagic.core.structured import parse_reply, schema_from, with_format
 from gptmagic.core.to_responses import input_items, response_fields
 from gptmagic.core.tools import has_functions
 from gptmagic.core.types import Result
@@ -193,6 +194,7 @@ class Client:
         on_retry: RetryCallback | None = None,
         approve: Approve | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
+        schema: Any = None,
         **params: Any,
     ) -> Result:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`.
@@ -201,7 +203,12 @@ class Client:
         overrides ``timeouts.deadline``. Python functions in ``tools`` run a tool
         loop (:mod:`gptmagic.client.tools`) of at most ``max_steps`` calls, each
         function in a worker thread (this loop never blocks), ``approve(call)``
-        asked first when given.
+        asked first when given. ``schema`` (a Pydantic model class, a
+        TypedDict, a dataclass, a JSON-schema dict or a
+        :class:`~gptmagic.core.structured.Schema`) sends its strict
+        ``response_format`` and fills the result's ``parsed`` and ``validation``
+        (:mod:`gptmagic.core.structured`; a stream is parsed at its end; in a
+        tool loop, every call is sent it and the final answer is parsed).
         """
         if has_functions(params.get("tools")):
             check_tool_params(params)
@@ -209,14 +216,18 @@ class Client:
                           tool_choice=params.pop("tool_choice", None))
             return await run.arun(lambda m, p: self.chat(
                 m, model=model, provider=provider, stream=stream, on_delta=on_delta,
-                timeouts=timeouts, timeout=timeout, on_retry=on_retry, **params, **p),
-                offload=True)
+                timeouts=timeouts, timeout=timeout, on_retry=on_retry, schema=schema, **params,
+                **p), offload=True)
         prov, model = resolve(provider, model, default=self.provider)
+        shape = None if schema is None else schema_from(schema)
+        if shape is not None:
+            params = with_format(params, shape, "chat")
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(Request(
+        result = await self._call(Request(
             "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
+        return result if shape is None else parse_reply(result, shape)
 
     async def complete(
         self,
@@ -263,6 +274,7 @@ class Client:
         on_reasoning: ReasoningCallback | None = None,
         approve: Approve | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
+        schema: Any = None,
         **params: Any,
     ) -> Result:
         """``POST /responses`` (the Responses API); returns a ``Result(kind="response")``.
@@ -279,7 +291,8 @@ class Client:
         ``background`` is refused: a background response answers ``queued``
         with no reply, and this call waits for replies. Python functions in
         ``tools`` run a tool loop, as for :meth:`chat` (``tool_choice`` in chat's
-        shape or a tool's name).
+        shape or a tool's name). ``schema`` sends a strict ``text.format`` and fills
+        ``parsed`` and ``validation``, as :meth:`chat`'s does.
         """
         if has_functions(params.get("tools")):
             run = ToolRun(params.pop("tools"), input, approve=approve, max_steps=max_steps,
@@ -287,7 +300,8 @@ class Client:
             return await run.arun(lambda m, p: self.respond(
                 input_items(m), model=model, provider=provider, stream=stream,
                 on_delta=on_delta, timeouts=timeouts, timeout=timeout, on_retry=on_retry,
-                on_reasoning=on_reasoning, **params, **response_fields(p)), offload=True)
+                on_reasoning=on_reasoning, schema=schema, **params, **response_fields(p)),
+                offload=True)
         if params.get("background"):
             raise RequestError(
                 "background=True is not supported: a background response answers at once "
@@ -296,12 +310,16 @@ class Client:
                 "background responses (GET /responses/{id}) with another client",
                 param="background")
         prov, model = resolve(provider, model, default=self.provider)
+        shape = None if schema is None else schema_from(schema)
+        if shape is not None:
+            params = with_format(params, shape, "responses")
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
-        return await self._call(Request(
+        result = await self._call(Request(
             "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, on_reasoning=on_reasoning,
             timeouts=self._timeouts(timeouts, timeout)))
+        return result if shape is None else parse_reply(result, shape)
 
     async def input_tokens(
         self,

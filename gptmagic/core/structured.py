@@ -28,35 +28,17 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gptmagic.core.strict import strict_schema
+from gptmagic.core.types import Parsed, Result
 from gptmagic.errors import RequestError
-
-if TYPE_CHECKING:
-    from gptmagic.core.types import Result
 
 __all__ = ["Parsed", "Schema", "chat_response_format", "parse_reply", "responses_text_format",
            "schema_from", "with_format"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KINDS = "a Pydantic model class, a TypedDict, a dataclass or a JSON-schema dict"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Parsed:
-    """A reply checked against a schema: the value as the schema's type, or why not.
-
-    ``value`` is a model instance (Pydantic), a dataclass instance, or a dict
-    (TypedDict, dict schema); None when the reply is not valid or was refused.
-    ``errors`` are ``"path: message"`` (``(root)`` for the whole reply).
-    """
-
-    value: Any = None
-    valid: bool = False
-    errors: tuple[str, ...] = ()
-    #: The model's refusal, when it refused instead of answering.
-    refusal: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gptmagic.core.structured import Parsed
-
-__all__ = ["Choice", "Result", "Step", "Timings", "TokenLogprob", "ToolCall", "TopLogprob",
-           "Usage"]
+__all__ = ["Choice", "Parsed", "Result", "Step", "Timings", "TokenLogprob", "ToolCall",
+           "TopLogprob", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +105,23 @@ class Choice:
         return msg
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A reply checked against a schema (:mod:`gptmagic.core.structured`): the value as
+    the schema's type, or why not.
+
+    ``value`` is a model instance (Pydantic), a dataclass instance, or a dict
+    (TypedDict, dict schema); None when the reply is not valid or was refused.
+    ``errors`` are ``"path: message"`` (``(root)`` for the whole reply).
+    """
+
+    value: Any = None
+    valid: bool = False
+    errors: tuple[str, ...] = ()
+    #: The model's refusal, when it refused instead of answering.
+    refusal: str | None = None
+
+
 @dataclass(slots=True)
 class Result:
     """The outcome of one chat or completion call (streamed or not)."""
@@ -144,7 +158,7 @@ class Result:
     #: when no schema was asked, the reply is not valid, or the model refused.
     parsed: Any = field(default=None, repr=False)
     #: The reply checked against ``schema=``: valid or the errors with their paths, or
-    #: the refusal (:class:`~gptmagic.core.structured.Parsed`); None without a schema.
+    #: the refusal (:class:`Parsed`); None without a schema.
     validation: Parsed | None = field(default=None, repr=False)
 
     @property

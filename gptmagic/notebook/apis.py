@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.config import Provider
 from gptmagic.core import to_responses
+from gptmagic.core.structured import Schema
 from gptmagic.core.to_responses import (
     APIS,
     MIN_OUTPUT_TOKENS,
@@ -146,6 +147,8 @@ class Outgoing:
     #: ``{"messages": [...]}``, or ``{"input": [...], "instructions"?, "previous_response_id"?}``.
     payload: dict[str, Any]
     params: dict[str, Any]
+    #: ``--schema``: its format is in ``params``; the client also validates the reply.
+    schema: Schema | None = None
 
     @property
     def path(self) -> str:
@@ -163,11 +166,12 @@ class Outgoing:
         ``on_reasoning`` gets a reasoning model's summary so far, on Responses)."""
         if self.api == "chat":
             return client.chat(self.payload["messages"], model=model, provider=provider,
-                               stream=stream, on_delta=on_delta, **self.params)
+                               stream=stream, on_delta=on_delta, schema=self.schema,
+                               **self.params)
         rest = {k: v for k, v in self.payload.items() if k != "input"}
         return client.respond(self.payload["input"], model=model, provider=provider,
                               stream=stream, on_delta=on_delta, on_reasoning=on_reasoning,
-                              **rest, **self.params)
+                              schema=self.schema, **rest, **self.params)
 
     def body(self, model: str, stream: bool) -> dict[str, Any]:
         """The JSON body the client sends (what a dry run shows)."""
@@ -205,7 +209,8 @@ _COUNTED = ("instructions", "previous_response_id", "reasoning", "text", "tools"
 
 def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
              cell_messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
-             model: str, chain: str | None = None, hosted: bool = False) -> Outgoing:
+             model: str, chain: str | None = None, hosted: bool = False,
+             schema: Schema | None = None) -> Outgoing:
     """The request a cell sends: on chat every message; on Responses the translation
     ``evaluate()`` sends too (:func:`gptmagic.core.to_responses.responses_body`: the
     leading system message as ``instructions``, the rest as input items), or, chained
@@ -217,7 +222,7 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
     answer with a 400, in the translation ``evaluate()`` uses too; other servers
     (the embedded model) take what they take."""
     if api == "chat":
-        return Outgoing(api, {"messages": [dict(m) for m in messages]}, dict(params))
+        return Outgoing(api, {"messages": [dict(m) for m in messages]}, dict(params), schema)
     fields = responses_body(messages, params, model=model, names=_FLAGS, instead=_INSTEAD,
                             hosted=hosted)
     payload: dict[str, Any] = {k: fields.pop(k) for k in ("input", "instructions")
@@ -229,4 +234,4 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
             items = items[1:]  # the cell repeats the thread's system line: sent once
         payload["input"] = items
         payload["previous_response_id"] = chain
-    return Outgoing(api, payload, fields)
+    return Outgoing(api, payload, fields, schema)

@@ -27,6 +27,7 @@ from gptmagic.core.messages import indented_markers, parse_cell
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
+from gptmagic.notebook.structured import schema_option
 
 __all__ = ["GptMagics"]
 
@@ -168,6 +169,9 @@ def _chat_args(func: Any) -> Any:
         argument("--presence-penalty"),
         argument("--frequency-penalty"),
         argument("--json", action="store_true", help="response_format json_object"),
+        argument("--schema", help="a Pydantic model, TypedDict, dataclass or JSON-schema dict "
+                                  "in the notebook: the reply is that JSON (strict), "
+                                  "validated into _chat.parsed"),
         argument("--logprobs", action="store_true", help="return token logprobs"),
         argument("--top-logprobs", help="alternatives per token (implies --logprobs)"),
         argument("--system", "-s", help="system message for this thread"),
@@ -303,8 +307,10 @@ class GptMagics(Magics):
                                          "timeout"))
             if args.stop:
                 params["stop"] = [_unescape(v) for v in args.stop]
-            if args.json:
+            if args.json and not args.schema:
                 params["response_format"] = {"type": "json_object"}
+            schema = schema_option(args.schema, self._user_ns, json_mode=args.json) \
+                if args.schema else None
             if args.logprobs or "top_logprobs" in params:
                 params["logprobs"] = True
             models = [m.strip() for m in (args.model or self.default_model or "").split(",")
@@ -325,7 +331,7 @@ class GptMagics(Magics):
                          "reasoning_summary": args.reasoning_summary,
                          "verbosity": args.verbosity, "service_tier": args.service_tier,
                          "cache_key": args.cache_key, "store": args.store},
-                exact_count=args.exact_count,
+                exact_count=args.exact_count, schema=schema,
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.catalog.pricing import Cost
-from gptmagic.core.types import Result, Usage
+from gptmagic.core.types import Parsed, Result, Usage
 from gptmagic.views import reply as display
 
 __all__ = ["DryRun", "Reply", "price_parts"]
@@ -73,6 +73,17 @@ class Reply:
     def status(self) -> str | None:
         """The Responses API's ``status`` (``completed``, ``incomplete``...); None for chat."""
         return self.result.status if self.result else None
+
+    @property
+    def parsed(self) -> Any:
+        """``--schema``: the reply as the schema's type (a model instance, a dict...);
+        None when it is not valid (``validation.errors`` say where) or was refused."""
+        return self.result.parsed if self.result else None
+
+    @property
+    def validation(self) -> Parsed | None:
+        """``--schema``: valid or the errors with their paths, or the refusal; else None."""
+        return self.result.validation if self.result else None
 
     @property
     def usage(self) -> Any:

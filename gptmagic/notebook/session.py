@@ -22,6 +22,7 @@ from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
+from gptmagic.core.structured import Schema, with_format
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
@@ -104,6 +105,8 @@ def _elsewhere(th: Thread, stored_at: str | None, at: str) -> str:
 def _empty(th: Thread, result: Result) -> str:
     """Why a reply with no text joined no thread, and what to change."""
     why = ""
+    if result.choices and result.choices[0].refusal:
+        return f"the model refused, so nothing was added to thread {th.name!r}"
     if result.status == "incomplete" or result.finish_reason == "length":
         used = (" (reasoning used them all)" if result.usage is not None
                 and result.usage.reasoning_tokens else "")
@@ -182,6 +185,7 @@ class Session:
         api_defaults: tuple[Mapping[str, str], str | None] = ({}, None),
         options: Mapping[str, Any] | None = None,
         exact_count: bool = False,
+        schema: Schema | None = None,
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
@@ -198,7 +202,9 @@ class Session:
         options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
         whose last turn was stored sends only the cell's messages, chained with
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
-        for a dry run's prompt count.
+        for a dry run's prompt count. ``schema`` sends its strict format (in chat's
+        ``response_format``, translated for Responses) and validates the reply into
+        ``Reply.parsed`` (:mod:`gptmagic.core.structured`).
 
         A thread is kept once a turn is recorded in it (a refused cell or a dry run
         leaves none), and a reply with no text is recorded in none: its note says why."""
@@ -213,6 +219,8 @@ class Session:
         given = api
         api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
                          default=api_defaults[1])
+        if schema is not None:
+            params = with_format(params, schema, "chat")
         params = {**params, **api_options(api, **(options or {}), chosen=chosen_by(
             given, model=model, profile=prov.name, profile_api=prov.api,
             model_api=api_defaults[0], default=api_defaults[1]))}
@@ -237,7 +245,7 @@ class Session:
             elif not fitted.fits:
                 raise RequestError(fitted.note, param="--max-tokens")
         out = outgoing(api, messages, cell_messages, params, model=model, chain=chain,
-                       hosted=prov.kind in ("openai", "azure"))
+                       hosted=prov.kind in ("openai", "azure"), schema=schema)
         if dry_run:
             return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
                                          exact_count=exact_count)

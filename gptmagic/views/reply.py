@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.catalog.money import INPUT_RATE_WRITES
 from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.views import structured
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
 from gptmagic.views.tables import (
     PREVIEW_CHARS,
@@ -272,7 +273,10 @@ def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | 
     line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts)}"
     problems = [p for c in result.choices if c.text and _json_mode(request_summary)
                 for p in [_json_views(c)[2]] if p]
-    notes = "\n".join(x for x in (*problems, _notes(result, note)) if x)
+    checked = structured.badge(result, structured.schema_name(request_summary)) \
+        if request_summary is not None else None  # --schema: said here in a terminal
+    notes = "\n".join(x for x in (*problems, checked and checked[1], _notes(result, note))
+                      if x)
     return f"{line}\n{notes}" if notes else line
 
 
@@ -334,6 +338,7 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
     complaint and, when ``finish: length`` cut it, that the token limit did.
     """
     json_mode = _json_mode(request_summary)
+    schema = structured.schema_name(request_summary)
     n = len(result.choices)
     md, plain = [], []
     reasoning = reasoning_views(result)
@@ -348,6 +353,10 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
         body_md, body_plain = _choice_views(c, json_mode)
         md.append(body_md)
         plain.append(body_plain)
+        checked = structured.badge(result, schema) if pos == 1 else None
+        if checked:  # --schema: the first choice, checked against it
+            md.append(checked[0])
+            plain.append(checked[1])
         if n > 1 and c.finish_reason != "stop":
             why = explain_finish(c.finish_reason, max_tokens=max_tokens)
             md.append(_small(why))
@@ -362,6 +371,8 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
                          "response": _response_meta(result, cost)}}
     if json_mode:
         meta["gptmagic"]["response"]["json_valid"] = _json_valid(result)
+    if result.validation is not None:
+        meta["gptmagic"]["response"]["schema"] = structured.schema_meta(result, schema)
     return {"text/plain": "\n\n".join(plain), "text/markdown": "\n\n".join(md)}, meta
 
 
@@ -436,6 +447,8 @@ def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
             plain.append(f"== {r.model} ==\nerror: {r.error or 'no result'}")
             continue
         res, text = r.result, _reply_text(r.result)
+        checked = structured.badge(res)
+        text += f"\n{checked[1]}" if checked else ""
         table["reply"][i] = text
         table["finish"][i] = _finish_text(res, r.max_tokens)
         table["tokens"][i] = _tokens_text(res.usage)
@@ -453,6 +466,7 @@ def side_by_side_bundle(rows: Sequence[SideBySideRow]) -> Bundle:
             table["reply"][i] = f"{reasoning[1]}\n{text}"
             md.append(reasoning[0])
         md += [_choice_views(res.choices[0])[0] if len(res.choices) == 1 else safe_markdown(text),
+               *([checked[0]] if checked and len(res.choices) == 1 else []),
                _small(f"{line}\n{notes}" if notes else line)]
         plain.append(f"== {r.model} ==\n" + (f"{reasoning[1]}\n" if reasoning else "") +
                      f"{text}\n{plain_footer(res, r.cost, max_tokens=r.max_tokens, parts=r.parts)}")
