@@ -99,7 +99,8 @@ def test_the_docstring_gives_the_description_and_each_parameters() -> None:
     props = tool.parameters["properties"]
     assert props["city"] == {"type": "string", "description": "The city's name, e.g. Paris."}
     assert props["days"]["description"] == "How many days ahead, from 1 to 7. Default: 1."
-    assert props["units"]["enum"] == ["celsius", "fahrenheit"]
+    assert props["units"]["anyOf"] == [{"type": "string", "enum": ["celsius", "fahrenheit"]},
+                                       {"type": "null"}]
     assert "description" not in props["hours"]
     assert tool_from(numpy_style).parameters["properties"]["x"]["description"] == (
         "The number to scale.")
@@ -157,6 +158,28 @@ def test_a_dict_parameter_is_not_strict_and_says_why() -> None:
     with pytest.raises(RequestError, match=r"tool 'tally' cannot be strict: parameters\.counts"):
         tool_from(tally, strict=True)
     assert tool_from(tally).check('{"counts": {"a": 2}}') == {"counts": {"a": 2}}
+
+
+def test_in_strict_mode_null_means_the_default() -> None:
+    """Strict mode requires every parameter: one with a default also takes null, and the
+    function gets its default; where None is a value of its own, null stays None."""
+
+    def plan(city: str, days: int = 3, limit: int | None = 5) -> str:
+        """Plan a trip."""
+        return ""
+
+    tool = tool_from(plan)
+    props = tool.parameters["properties"]
+    assert props["days"] == {"anyOf": [{"type": "integer"}, {"type": "null"}],
+                             "description": "Default: 3."}
+    assert props["limit"] == {"anyOf": [{"type": "integer"}, {"type": "null"}],
+                              "description": "Default: 5."}
+    assert tool.null_default == ("days",)
+    assert tool.check('{"city": "Oslo", "days": null, "limit": null}') == {
+        "city": "Oslo", "days": 3, "limit": None}
+    assert tool.check('{"city": "Oslo", "days": 1, "limit": 2}')["days"] == 1
+    with pytest.raises(ToolArgumentsError, match="days: Input should be a valid integer"):
+        tool_from(plan, strict=False).check('{"city": "x", "days": null}')  # no such rule
 
 
 def test_strict_false_keeps_pydantics_schema() -> None:

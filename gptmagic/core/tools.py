@@ -12,7 +12,8 @@ parameter optional.
 OpenAI's strict mode (``"strict": true``: the model's arguments always match
 the schema) asks more of a schema: every object closes its properties
 (``additionalProperties: false``) and lists them all as required, so an
-optional parameter is sent as ``null`` or its value. :func:`tool_from` makes
+optional parameter is sent as ``null`` or its value (a parameter with a default
+takes ``null`` for "the default", said in its description). :func:`tool_from` makes
 the schema strict when it can and says why not when it cannot (a ``dict``
 parameter has open keys); ``strict=True`` makes that an error.
 
@@ -72,6 +73,9 @@ class Tool:
     model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
     #: Parameters passed by position (a function's positional-only ones), in order.
     positional: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: Parameters whose ``null`` means "the default" (a strict schema requires every
+    #: parameter, so one with a default also takes null; the function gets its default).
+    null_default: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def chat_spec(self) -> dict[str, Any]:
         """The tool as Chat Completions takes it (``{"type": "function", "function": ...}``)."""
@@ -98,6 +102,9 @@ class Tool:
         if not isinstance(value, dict):
             raise self._bad(f"a JSON {type(value).__name__}, not an object",
                             (f"(arguments): expected an object, got {value!r:.60}",))
+        for name in self.null_default:
+            if value.get(name, 0) is None:
+                del value[name]  # the function's own default
         if self.model is None:
             return self._check_schema(value)
         try:
@@ -176,15 +183,46 @@ def tool_from(obj: Any, *, name: str | None = None, description: str | None = No
                                           for p in doc.params})
     loose = _schema(model, label)
     chosen, why = loose, None
+    nulls: tuple[str, ...] = ()
     if strict is not False:
         try:
-            chosen = strict_schema(loose)
+            chosen, nulls = _nullable_defaults(strict_schema(loose), model)
         except ValueError as e:
             if strict:
                 raise RequestError(f"{label} cannot be strict: {e}", param="tools") from None
             why = str(e)
     return Tool(fn_name, _first_paragraph(doc) if description is None else description,
-                chosen, obj, strict is not False and why is None, why, model, positional)
+                chosen, obj, strict is not False and why is None, why, model, positional,
+                nulls)
+
+
+def _nullable_defaults(schema: dict[str, Any], model: type[BaseModel]
+                       ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A strict schema whose parameters with a default (other than None) also take
+    ``null``, meaning "the default" (strict mode has no optional properties); and
+    their names."""
+    props = dict(schema.get("properties", {}))
+    nulls = []
+    for info in model.model_fields.values():
+        name = info.alias or ""
+        prop = props.get(name)
+        if info.is_required() or info.default is None or not isinstance(prop, dict):
+            continue
+        if _admits_null(prop):
+            continue  # null already means None
+        inner = {k: v for k, v in prop.items() if k != "description"}
+        props[name] = {"anyOf": [inner, {"type": "null"}],
+                       **({"description": prop["description"]} if "description" in prop
+                          else {})}
+        nulls.append(name)
+    return {**schema, "properties": props}, tuple(nulls)
+
+
+def _admits_null(prop: Mapping[str, Any]) -> bool:
+    kinds = prop.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(isinstance(s, Mapping) and _admits_null(s) for s in prop.get("anyOf", []))
 
 
 def _first_paragraph(doc: docstring_parser.Docstring) -> str:
@@ -223,8 +261,9 @@ def _arguments_model(fn: Callable[..., Any], fn_name: str, label: str,
             positional.append(pname)
         default = ... if p.default is p.empty else p.default
         # The docstring's description; without one, an Annotated[..., Field(description=)]'s.
-        doc = {"description": described[pname]} if described.get(pname) else {}
-        info = Field(default, alias=pname, **doc)
+        said = described.get(pname)
+        info = (Field(default, alias=pname, description=said) if said
+                else Field(default, alias=pname))
         fields[f"p{i}"] = (hints[pname], info)
     try:
         model = create_model(fn_name, __config__=ConfigDict(
