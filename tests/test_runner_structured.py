@@ -41,12 +41,7 @@ def reply(**person: object) -> Behaviour:
 
 
 def refusal(text: str = "I can't help with that.") -> Behaviour:
-    def mangle(body: dict) -> dict:  # the reply (stream chunks, not sent, as they are)
-        message = body["choices"][0].get("message")
-        if message is not None:
-            message["content"], message["refusal"] = None, text
-        return body
-    return Behaviour(mangle=mangle)
+    return Behaviour(refusal=text)
 
 
 #: Row 0 valid, row 1 JSON of another shape, row 2 refused (sent one at a time, in order).
@@ -95,15 +90,16 @@ def test_a_schema_run_parses_valid_invalid_and_refused_replies(fake):
 
 
 def test_the_responses_api_sends_a_strict_text_format_and_parses_alike(fake):
-    fake.plan(*MIXED[:2], reply(name="Eve", city="Nice"))
+    fake.plan(*MIXED)
     res = run(schema=Person, api="responses")
     body = fake.requests[0].json
     assert fake.requests[0].path.endswith("/responses")
     validate(body, "CreateResponse")
     fmt = body["text"]["format"]
     assert (fmt["type"], fmt["name"], fmt["strict"]) == ("json_schema", "Person", True)
-    assert list(res.df["valid"]) == [True, False, True]
-    assert res.df.loc[2, "parsed"] == Person(name="Eve", city="Nice")
+    assert list(res.df["valid"]) == [True, False, False]
+    assert res.df.loc[0, "parsed"] == Person(name="Ada", city="Paris")
+    assert res.df.loc[2, "schema_errors"] == "refused: I can't help with that."
 
 
 def test_the_schema_is_in_the_cache_key(fake):
@@ -167,10 +163,12 @@ def test_a_schema_per_prompt(fake):
                    schema={"json": Person}, progress=False, concurrency=1)
     formats = [r.json.get("response_format") for r in fake.requests]
     assert formats[0] is None and formats[1]["json_schema"]["name"] == "Person"
-    assert pd.isna(res.df.loc[0, "valid"]) and not res.df.loc[1, "valid"]  # echo is no JSON
+    # The fake answers a json_schema format with an instance of it, as a model would.
+    assert pd.isna(res.df.loc[0, "valid"]) and res.df.loc[1, "valid"]
+    assert pd.isna(res.df.loc[0, "parsed"]) and isinstance(res.df.loc[1, "parsed"], Person)
     scored = res.rescore([sc.schema_valid()]).df
     assert "ran without one" in scored.loc[0, "score_error"]  # says why, per row
-    assert scored.loc[1, "score.schema_valid"] == 0.0
+    assert scored.loc[1, "score.schema_valid"] == 1.0
 
 
 def test_a_json_schema_dict_is_a_schema_for_every_prompt(fake):
