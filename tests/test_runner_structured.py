@@ -231,3 +231,20 @@ def test_a_config_names_a_schema_and_structured_scorers(fake, tmp_path, capsys):
                    'schema = "shapes:Nothing"\n')
     assert cli_main(["eval", str(cfg)]) == 1
     assert "schema = 'shapes:Nothing' cannot be imported" in capsys.readouterr().err
+
+
+def test_a_schema_run_on_the_embedded_model_is_valid_every_time(tmp_path, monkeypatch):
+    """The engine constrains its decoding to the schema: every reply parses."""
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "c.sqlite"))
+    try:
+        res = evaluate([{"who": "Ada", "where": "Paris"}, {"who": "Bob", "where": "Lyon"},
+                        {"who": "Eve", "where": "Nice"}],
+                       "user: {who} lives in {where}. Give their name and city as JSON.",
+                       ["local"], schema=Person, scorers=[sc.schema_valid()],
+                       params={"max_tokens": 60, "temperature": 0, "seed": 1}, progress=False)
+        assert res.df["error"].isna().all(), res.df["error"].tolist()
+        assert res.df["valid"].all(), res.df["schema_errors"].tolist()
+        assert all(isinstance(p, Person) for p in res.df["parsed"])
+        assert (res.df["score"] == 1.0).all()
+    finally:
+        gptmagic.shutdown()

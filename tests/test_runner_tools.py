@@ -200,6 +200,7 @@ def test_tools_and_a_schema_per_prompt(fake):
     ({"max_steps": 0}, "max_steps must be a whole number >= 1"),
     ({"tool_choice": "stocks"}, "tool_choice must be 'auto'.*weather, fail"),
     ({"params": {"tools": []}}, "tools is given twice"),
+    ({"approve": lambda call: True}, "evaluate\\(\\) has no approve: a run is unattended"),
 ])
 def test_bad_tools_are_a_clear_error_before_any_call(fake, kw, match):
     with pytest.raises(RequestError, match=match):
@@ -252,3 +253,16 @@ def test_a_config_names_tools_and_tool_scorers(fake, tmp_path, capsys):
                    'tools = ["weather"]\n')
     assert cli_main(["eval", str(cfg)]) == 1
     assert "name a Python object as 'module:Name'" in capsys.readouterr().err
+
+
+def test_estimate_run_holds_a_loop_at_max_steps_calls(fake):
+    gptmagic.set_price("m-est", input_per_mtok="1000000", output_per_mtok="2000000")
+    kw = {"params": {"max_tokens": 10}}
+    plain = gptmagic.estimate_run(CASES, "user: {q}", ["fake:m-est"], **kw)
+    loops = gptmagic.estimate_run(CASES, "user: {q}", ["fake:m-est"], tools=[weather],
+                                  max_steps=4, **kw)
+    assert loops.loc[0, "cost_high"] == 4 * plain.loc[0, "cost_high"]
+    assert loops.loc[0, "cost_low"] == plain.loc[0, "cost_low"]
+    with pytest.raises(RequestError, match="max_steps must be"):
+        gptmagic.estimate_run(CASES, "user: {q}", ["fake:m-est"], tools=[weather], max_steps=0)
+    assert fake.requests == []

@@ -50,6 +50,10 @@ def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, A
     """On the caller's thread: the client to use, and every provider's key at hand."""
     from gptmagic.client.facade import get_client
 
+    if "approve" in kwargs:
+        raise RequestError("evaluate() has no approve: a run is unattended and runs every call "
+                           "its tools' functions are asked for; give only functions that are "
+                           "safe to run on any arguments", param="approve")
     for spec in [models] if isinstance(models, str) else list(models):
         resolve_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
     ask_scorer_keys(kwargs.get("scorers") or ())
