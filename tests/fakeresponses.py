@@ -251,12 +251,12 @@ class _Plan:
 
 def _plan(data: dict, text: str | None, n: int, memory: Memory, failed: str | None,
           b: Behaviour) -> _Plan:
-    refusal = b.refusal
     model = str(data.get("model") or "fake-model")
     fmt = (data.get("text") or {}).get("format") if isinstance(data.get("text"), dict) else None
     refused = fakeschema.refused_format(fmt, "text.format")
     if refused is not None:
         raise Refused(*refused)
+    refusal = b.refusal
     text = refusal if refusal is not None else text if text is not None else \
         fakeschema.reply_text(fmt)
     reasoning, summary_setting = _reasoning(data, model)

@@ -14,10 +14,10 @@ Each request takes the next planned `Behaviour`, else a chaos pick (when
 is ``"echo: " + last user message`` (chat, and the Responses API of
 :mod:`fakeresponses`), ``"tool results: " + the results`` when the conversation
 ends with tool results (``" | "`` between them), or ``" echo: " + prompt``
-(completions); a ``json_schema`` response format is answered with an instance of
-its schema, and a strict one that breaks OpenAI's rules with OpenAI's 400
-(:mod:`fakeschema`); ``Behaviour(refusal="...")`` makes the model refuse
-(``message.refusal``, streamed too). Tokens are
+(completions); a ``json_schema``
+response format is answered with an instance of its schema, and a strict one that
+breaks OpenAI's rules with OpenAI's 400 (:mod:`fakeschema`); ``Behaviour(refusal=
+"...")`` makes the model refuse (``message.refusal``, streamed too). Tokens are
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.

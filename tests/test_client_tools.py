@@ -411,3 +411,34 @@ def test_earlier_steps_warnings_are_kept_and_usage_sums():
     assert r.usage == Usage(8, 3, 11, cached_tokens=2)
     assert asked[1][0][-1] == {"role": "tool", "tool_call_id": "a", "content": "1"}
     assert repr(r).endswith("steps=2>") and repr(run) == "<ToolRun tools=['echo'] steps=2/5>"
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_schema_shapes_the_final_answer_of_a_loop(prov, fake_server, api):
+    """``schema=`` with ``tools=``: every step sends the strict format; the final answer
+    is parsed (structured outputs' rules, core.structured)."""
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        sunny: bool
+
+    weather = Weather()
+    fake_server.plan(Behaviour(tool_calls=[PARIS]), Behaviour())
+    r = call(api, prov, tools=[weather.tool], schema=Forecast)
+    assert len(weather.calls) == 1 and isinstance(r.parsed, Forecast) and r.valid
+    bodies = sent(fake_server, api)
+    key = "response_format" if api == "chat" else "text"
+    assert all(key in b for b in bodies) and len(bodies) == 2
+
+
+def test_two_tools_with_one_name_are_refused():
+    def get_weather(city: str) -> str:
+        """Another weather."""
+        return city
+
+    with pytest.raises(RequestError, match="two tools are named 'get_weather'") as e:
+        ToolRun([Weather().tool, get_weather], "x")
+    assert e.value.param == "tools"
+    with pytest.raises(RequestError, match=r"not function \(tools=\[get_weather\]\)"):
+        gptmagic.chat("x", tools=get_weather)  # type: ignore[arg-type]

@@ -20,7 +20,6 @@ from gptmagic.core.to_responses import input_items, responses_body
 from gptmagic.core.tools import (
     Tool,
     has_functions,
-    strict_schema,
     tool_choice,
     tool_from,
     tool_output,
@@ -99,8 +98,8 @@ def test_the_docstring_gives_the_description_and_each_parameters() -> None:
     props = tool.parameters["properties"]
     assert props["city"] == {"type": "string", "description": "The city's name, e.g. Paris."}
     assert props["days"]["description"] == "How many days ahead, from 1 to 7. Default: 1."
-    assert props["units"]["anyOf"] == [{"type": "string", "enum": ["celsius", "fahrenheit"]},
-                                       {"type": "null"}]
+    assert props["units"]["anyOf"] == [{"$ref": "#/$defs/Units"}, {"type": "null"}]
+    assert tool.parameters["$defs"]["Units"]["enum"] == ["celsius", "fahrenheit"]
     assert "description" not in props["hours"]
     assert tool_from(numpy_style).parameters["properties"]["x"]["description"] == (
         "The number to scale.")
@@ -155,7 +154,8 @@ def test_a_dict_parameter_is_not_strict_and_says_why() -> None:
     assert tool.chat_spec()["function"]["strict"] is False
     assert tool.parameters["properties"]["counts"]["additionalProperties"] == {
         "type": "integer"}
-    with pytest.raises(RequestError, match=r"tool 'tally' cannot be strict: parameters\.counts"):
+    with pytest.raises(RequestError, match=r"tool 'tally' cannot be strict: schema tally\.counts: "
+                                           r"free-form keys"):
         tool_from(tally, strict=True)
     assert tool_from(tally).check('{"counts": {"a": 2}}') == {"counts": {"a": 2}}
 
@@ -361,11 +361,19 @@ def test_outputs_are_text_or_json() -> None:
     assert tool_output(object()).startswith('"<object object')
 
 
-def test_strict_schema_inlines_a_ref_with_siblings() -> None:
-    schema = {"type": "object", "properties": {"u": {"$ref": "#/$defs/U", "default": "c"}},
-              "$defs": {"U": {"type": "string", "enum": ["c", "f"]}}}
-    assert strict_schema(schema)["properties"]["u"] == {
-        "type": "string", "enum": ["c", "f"], "description": 'Default: "c".'}
+def test_a_keyword_strict_mode_refuses_leaves_the_tool_loose() -> None:
+    """The rules are structured outputs' (core.strict): a length limit is refused there,
+    so the tool is sent loose and says why."""
+
+    def tag(label: Annotated[str, Field(max_length=8)]) -> str:
+        """Tag it."""
+        return label
+
+    tool = tool_from(tag)
+    assert not tool.strict and "maxLength" in (tool.why_not_strict or "")
+    assert tool.parameters["properties"]["label"]["maxLength"] == 8
+    with pytest.raises(ToolArgumentsError, match="at most 8 characters"):
+        tool.check('{"label": "much too long"}')
 
 
 def test_tool_messages_become_responses_items() -> None:

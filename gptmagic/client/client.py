@@ -200,15 +200,14 @@ class Client:
         """``POST /chat/completions``; returns the (possibly streamed) :class:`Result`.
 
         ``timeout`` (seconds) is this call's deadline, retries included; it
-        overrides ``timeouts.deadline``. Python functions in ``tools`` run a tool
-        loop (:mod:`gptmagic.client.tools`) of at most ``max_steps`` calls, each
-        function in a worker thread (this loop never blocks), ``approve(call)``
-        asked first when given. ``schema`` (a Pydantic model class, a
+        overrides ``timeouts.deadline``. ``schema`` (a Pydantic model class, a
         TypedDict, a dataclass, a JSON-schema dict or a
         :class:`~gptmagic.core.structured.Schema`) sends its strict
         ``response_format`` and fills the result's ``parsed`` and ``validation``
-        (:mod:`gptmagic.core.structured`; a stream is parsed at its end; in a
-        tool loop, every call is sent it and the final answer is parsed).
+        (:mod:`gptmagic.core.structured`; a stream is parsed at its end). Python
+        functions in ``tools`` run a tool loop (:mod:`gptmagic.client.tools`) of at most
+        ``max_steps`` calls, each function in a worker thread (this loop never
+        blocks), ``approve(call)`` asked first when given.
         """
         if has_functions(params.get("tools")):
             check_tool_params(params)
@@ -216,8 +215,8 @@ class Client:
                           tool_choice=params.pop("tool_choice", None))
             return await run.arun(lambda m, p: self.chat(
                 m, model=model, provider=provider, stream=stream, on_delta=on_delta,
-                timeouts=timeouts, timeout=timeout, on_retry=on_retry, schema=schema, **params,
-                **p), offload=True)
+                timeouts=timeouts, timeout=timeout, on_retry=on_retry, schema=schema,
+                **params, **p), offload=True)
         prov, model = resolve(provider, model, default=self.provider)
         shape = None if schema is None else schema_from(schema)
         if shape is not None:
@@ -289,10 +288,10 @@ class Client:
         ``on_reasoning(summary)`` the reasoning summary so far while a reasoning model
         reasons (``""`` when it begins with no summary yet), until the text begins.
         ``background`` is refused: a background response answers ``queued``
-        with no reply, and this call waits for replies. Python functions in
-        ``tools`` run a tool loop, as for :meth:`chat` (``tool_choice`` in chat's
-        shape or a tool's name). ``schema`` sends a strict ``text.format`` and fills
-        ``parsed`` and ``validation``, as :meth:`chat`'s does.
+        with no reply, and this call waits for replies. ``schema`` sends a strict
+        ``text.format`` and fills ``parsed`` and ``validation``, as :meth:`chat`'s does.
+        Python functions in ``tools`` run a tool loop, as for :meth:`chat`
+        (``tool_choice`` in chat's shape or a tool's name).
         """
         if has_functions(params.get("tools")):
             run = ToolRun(params.pop("tools"), input, approve=approve, max_steps=max_steps,

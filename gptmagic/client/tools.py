@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
-from gptmagic.core.tools import Tool, tool_from, tool_output
+from gptmagic.core.tools import Tool, tool_from, tool_name, tool_output
 from gptmagic.core.tools import tool_choice as choice_shape
 from gptmagic.core.types import Choice, Result, Step, ToolCall, Usage
 from gptmagic.errors import RequestError, ToolArgumentsError, ToolLoopInterrupted
@@ -122,11 +122,17 @@ class ToolRun:
                  approve: Approve | None = None, max_steps: int = DEFAULT_MAX_STEPS,
                  tool_choice: Any = None) -> None:
         if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
-            raise RequestError(f"tools must be a list of functions, not {type(tools).__name__}",
-                               param="tools")
+            raise RequestError(f"tools must be a list of functions, not {type(tools).__name__}"
+                               f" (tools=[{getattr(tools, '__name__', 'f')}])", param="tools")
         self.tools: list[Tool | Mapping[str, Any]] = [
             t if isinstance(t, Mapping) else tool_from(t) for t in tools]
-        self.by_name = {_name(t): t for t in self.tools}
+        self.by_name = {tool_name(t): t for t in self.tools}
+        if len(self.by_name) < len(self.tools):
+            names = [tool_name(t) for t in self.tools]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise RequestError(f"two tools are named {twice[0]!r}: the model calls tools by "
+                               "name; give one another name (tool_from(f, name=...))",
+                               param="tools")
         self.messages = ([{"role": "user", "content": messages}] if isinstance(messages, str)
                          else [dict(m) for m in messages])
         self.approve = approve
@@ -140,7 +146,7 @@ class ToolRun:
         self._t0 = time.monotonic()
 
     def __repr__(self) -> str:
-        return (f"<ToolRun tools={[_name(t) for t in self.tools]} steps={len(self.steps)}"
+        return (f"<ToolRun tools={[tool_name(t) for t in self.tools]} steps={len(self.steps)}"
                 f"/{self.max_steps}>")
 
     # -- the rules ------------------------------------------------------------------------
@@ -170,35 +176,39 @@ class ToolRun:
                 return self._final(result, f"the model called {', '.join(theirs)}, which has "
                                            "no Python function here: answer it yourself")
             step.calls = [self._checked(_parse(raw)) for raw in requested]
-            self._open = list(step.calls)
-            for call in step.calls:
-                if call.error is None and self.approve is not None:
-                    call.approved = bool((yield _Approve(call)))
-                    if not call.approved:
-                        call.error = "declined by the user"
-                        call.output = "Error: the user declined this call; it did not run."
-                if call.error is None:
-                    tool = self.by_name[call.name]
-                    assert isinstance(tool, Tool) and call.args is not None
-                    self._running = call
-                    t0 = time.monotonic()
-                    value, exc = yield _Run(tool, call.args)
-                    call.seconds = time.monotonic() - t0
-                    self._running = None
-                    if exc is not None:
-                        call.error = f"{type(exc).__name__}: {exc}"
-                        call.output = f"Error: {call.error}"
-                    else:
-                        call.output = tool_output(value)
-                self._answer(call)
+            yield from self._run_calls(step.calls)
             if len(self.steps) >= self.max_steps:
                 return self._final(result, f"stopped after {len(self.steps)} tool steps "
                                            "(max_steps)")
 
+    def _run_calls(self, calls: list[ToolCall]) -> Generator[_Need, Any, None]:
+        """Each call in order: asked about, run, answered (as :meth:`_loop` says)."""
+        self._open = list(calls)
+        for call in calls:
+            if call.error is None and self.approve is not None:
+                call.approved = bool((yield _Approve(call)))
+                if not call.approved:
+                    call.error = "declined by the user"
+                    call.output = "Error: the user declined this call; it did not run."
+            if call.error is None:
+                tool = self.by_name[call.name]
+                assert isinstance(tool, Tool) and call.args is not None
+                self._running = call
+                t0 = time.monotonic()
+                value, exc = yield _Run(tool, call.args)
+                call.seconds = time.monotonic() - t0
+                self._running = None
+                if exc is not None:
+                    call.error = f"{type(exc).__name__}: {exc}"
+                    call.output = f"Error: {call.error}"
+                else:
+                    call.output = tool_output(value)
+            self._answer(call)
+
     def _checked(self, call: ToolCall) -> ToolCall:
         tool = self.by_name.get(call.name)
         if not isinstance(tool, Tool):
-            names = ", ".join(_name(t) for t in self.tools)
+            names = ", ".join(tool_name(t) for t in self.tools)
             call.error = f"unknown tool {call.name!r}"
             call.output = f"Error: there is no tool named {call.name!r}; the tools are: {names}."
             return call
@@ -303,13 +313,6 @@ def _theirs(tools: Mapping[str, Tool | Mapping[str, Any]], name: str) -> bool:
     """Whether ``name`` is a tool the caller answers (a raw dict, a Tool with no function)."""
     tool = tools.get(name)
     return isinstance(tool, Mapping) or (isinstance(tool, Tool) and tool.fn is None)
-
-
-def _name(tool: Tool | Mapping[str, Any]) -> str:
-    if isinstance(tool, Tool):
-        return tool.name
-    function = tool.get("function")
-    return str((function if isinstance(function, Mapping) else tool).get("name") or "")
 
 
 def _parse(raw: Mapping[str, Any]) -> ToolCall:

@@ -10,7 +10,8 @@ TypedDicts, enums, ``Literal``\\ s, lists and ``X | None``; a default makes a
 parameter optional.
 
 OpenAI's strict mode (``"strict": true``: the model's arguments always match
-the schema) asks more of a schema: every object closes its properties
+the schema) asks more of a schema (its rules: :mod:`gptmagic.core.strict`, shared
+with structured outputs): every object closes its properties
 (``additionalProperties: false``) and lists them all as required, so an
 optional parameter is sent as ``null`` or its value (a parameter with a default
 takes ``null`` for "the default", said in its description). :func:`tool_from` makes
@@ -38,19 +39,16 @@ import jsonschema
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from gptmagic.core.strict import strict_schema
 from gptmagic.core.types import Step, ToolCall
 from gptmagic.errors import RequestError, ToolArgumentsError
 
 __all__ = ["Step", "Tool", "ToolCall", "has_functions", "tool_choice", "tool_from",
-           "tool_output"]
+           "tool_name", "tool_output"]
 
 #: What OpenAI accepts as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-#: Keywords a schema may hold besides its properties: a property named one of these
-#: is a property, not a keyword (``title`` is dropped only where it is a keyword).
-_SUBSCHEMAS = ("items", "additionalProperties", "not")
-_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,9 @@ class Tool:
         try:
             value = json.loads(arguments) if arguments.strip() else {}
         except ValueError as e:
-            raise self._bad(f"not valid JSON ({e})", (f"(arguments): {e}",)) from None
+            raise self._bad(f"are not valid JSON ({e})", (f"(arguments): {e}",)) from None
         if not isinstance(value, dict):
-            raise self._bad(f"a JSON {type(value).__name__}, not an object",
+            raise self._bad(f"are a JSON {type(value).__name__}, not an object",
                             (f"(arguments): expected an object, got {value!r:.60}",))
         for name in self.null_default:
             if value.get(name, 0) is None:
@@ -111,7 +109,7 @@ class Tool:
             made = self.model.model_validate(value)
         except pydantic.ValidationError as e:
             errors = tuple(f"{_path(err['loc'])}: {err['msg']}" for err in e.errors())
-            raise self._bad("; ".join(errors), errors) from None
+            raise self._bad("do not validate: " + "; ".join(errors), errors) from None
         return {info.alias or f: getattr(made, f) for f, info in type(made).model_fields.items()}
 
     def _check_schema(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -119,14 +117,12 @@ class Tool:
         found = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         if found:
             errors = tuple(f"{_path(e.absolute_path)}: {e.message}" for e in found)
-            raise self._bad("; ".join(errors), errors)
+            raise self._bad("do not validate: " + "; ".join(errors), errors)
         return value
 
     def _bad(self, what: str, errors: tuple[str, ...]) -> ToolArgumentsError:
-        return ToolArgumentsError(f"arguments for {self.name} are {what}"
-                                  if what.startswith(("not ", "a JSON"))
-                                  else f"arguments for {self.name} do not validate: {what}",
-                                  tool=self.name, errors=errors)
+        return ToolArgumentsError(f"arguments for {self.name} {what}", tool=self.name,
+                                  errors=errors)
 
     def call(self, kwargs: Mapping[str, Any]) -> Any:
         """Call ``fn`` with checked arguments (positional-only ones by position)."""
@@ -151,6 +147,8 @@ def has_functions(tools: Any) -> bool:
     raw OpenAI dicts alone are sent as they are, with no loop."""
     if not tools or isinstance(tools, str | bytes | Mapping):
         return False
+    if not isinstance(tools, Sequence):
+        return callable(tools)  # one function, not in a list: the loop says how to give it
     return any(not isinstance(t, Mapping) for t in tools)
 
 
@@ -186,11 +184,12 @@ def tool_from(obj: Any, *, name: str | None = None, description: str | None = No
     nulls: tuple[str, ...] = ()
     if strict is not False:
         try:
-            chosen, nulls = _nullable_defaults(strict_schema(loose), model)
-        except ValueError as e:
+            defaulted, nulls = _nullable_defaults(loose, model)
+            chosen = strict_schema(defaulted, generated=True, label=fn_name)
+        except RequestError as e:
             if strict:
                 raise RequestError(f"{label} cannot be strict: {e}", param="tools") from None
-            why = str(e)
+            why, nulls = str(e), ()
     return Tool(fn_name, _first_paragraph(doc) if description is None else description,
                 chosen, obj, strict is not False and why is None, why, model, positional,
                 nulls)
@@ -198,23 +197,25 @@ def tool_from(obj: Any, *, name: str | None = None, description: str | None = No
 
 def _nullable_defaults(schema: dict[str, Any], model: type[BaseModel]
                        ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """A strict schema whose parameters with a default (other than None) also take
+    """``schema`` with each parameter's default said in its description (strict mode
+    takes no ``default``), and those with a default other than None also taking
     ``null``, meaning "the default" (strict mode has no optional properties); and
-    their names."""
+    the names of those."""
     props = dict(schema.get("properties", {}))
     nulls = []
     for info in model.model_fields.values():
         name = info.alias or ""
         prop = props.get(name)
-        if info.is_required() or info.default is None or not isinstance(prop, dict):
+        if info.is_required() or not isinstance(prop, dict) or "default" not in prop:
             continue
-        if _admits_null(prop):
-            continue  # null already means None
-        inner = {k: v for k, v in prop.items() if k != "description"}
-        props[name] = {"anyOf": [inner, {"type": "null"}],
-                       **({"description": prop["description"]} if "description" in prop
-                          else {})}
-        nulls.append(name)
+        inner = {k: v for k, v in prop.items() if k not in ("description", "default")}
+        said = prop.get("description", "")
+        if prop["default"] is not None:
+            said = f"{said} Default: {json.dumps(prop['default'], ensure_ascii=False)}."
+        out = {"anyOf": [inner, {"type": "null"}]} if not _admits_null(inner) else inner
+        props[name] = {**out, **({"description": said.strip()} if said.strip() else {})}
+        if out is not inner:
+            nulls.append(name)
     return {**schema, "properties": props}, tuple(nulls)
 
 
@@ -316,65 +317,13 @@ def _untitled(node: Any) -> Any:
     return out
 
 
-def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` as OpenAI's strict mode takes it, or ValueError saying what prevents it.
-
-    Every object closes its properties and requires them all; a ``$ref`` with other
-    keywords beside it is inlined; ``default`` goes (OpenAI answers "'default' is not
-    permitted"; optional values are sent as null), a default other than null said in the
-    description instead. Stand-in for the structured-outputs rules
-    (``gptmagic.core.structured``) until both share one.
-    """
-    root = dict(schema)
-    defs = root.get("$defs", {})
-    return _strict(root, defs, "parameters")
-
-
-def _strict(node: Any, defs: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(node, dict):
-        return node
-    out = dict(node)
-    if "$ref" in out and len(out) > 1:
-        ref = str(out.pop("$ref"))
-        target = defs.get(ref.rsplit("/", 1)[-1])
-        if target is None:
-            raise ValueError(f"{where}: $ref {ref} cannot be resolved")
-        out = {**target, **out}
-    if "default" in out:
-        default = out.pop("default")
-        if default is not None:  # strict mode has no defaults: the model is told it
-            said = json.dumps(default, ensure_ascii=False)
-            out["description"] = f"{out.get('description', '')} Default: {said}.".lstrip()
-    if out.get("type") == "object" or "properties" in out:
-        extra = out.get("additionalProperties")
-        if extra not in (None, False) or "patternProperties" in out:
-            raise ValueError(f"{where} is an object with open keys (a dict); strict mode "
-                             "needs every key named: use a Pydantic model or a TypedDict")
-        props = out.get("properties", {})
-        out["additionalProperties"] = False
-        out["properties"] = {k: _strict(v, defs, f"{where}.{k}") for k, v in props.items()}
-        out["required"] = list(props)
-    for key in _SUBSCHEMAS:
-        if isinstance(out.get(key), dict):
-            out[key] = _strict(out[key], defs, f"{where}[]" if key == "items" else where)
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [_strict(s, defs, where) for s in out[key]]
-    if isinstance(out.get("allOf"), list) and len(out["allOf"]) == 1:
-        out = {**out.pop("allOf")[0], **out}
-    if "$defs" in out:
-        out["$defs"] = {k: _strict(v, defs, f"{where} ($defs.{k})")
-                        for k, v in out["$defs"].items()}
-    return out
-
-
 def tool_choice(choice: Any, tools: Sequence[Tool | Mapping[str, Any]]) -> Any:
     """``choice`` in Chat Completions' shape: ``"auto"``, ``"none"``, ``"required"``, or a
     tool's name (``{"type": "function", "function": {"name": ...}}``); a dict as it is.
     A name that is none of the tools' is an error naming them."""
     if choice is None or isinstance(choice, Mapping) or choice in ("auto", "none", "required"):
         return choice
-    names = [_tool_name(t) for t in tools]
+    names = [tool_name(t) for t in tools]
     if not isinstance(choice, str) or choice not in names:
         raise RequestError(f"tool_choice must be 'auto', 'none', 'required' or the name of one "
                            f"of the tools ({', '.join(n for n in names if n) or 'none given'}); "
@@ -382,7 +331,8 @@ def tool_choice(choice: Any, tools: Sequence[Tool | Mapping[str, Any]]) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
-def _tool_name(tool: Tool | Mapping[str, Any]) -> str:
+def tool_name(tool: Tool | Mapping[str, Any]) -> str:
+    """A Tool's name, or a raw OpenAI tool dict's (chat's or the Responses API's shape)."""
     if isinstance(tool, Tool):
         return tool.name
     function = tool.get("function")
