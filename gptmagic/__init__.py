@@ -14,6 +14,7 @@ from gptmagic.core.messages import CellSyntaxError, parse_cell, render_cell
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import (
     Choice,
+    Parsed,
     Result,
     Step,
     Timings,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         shutdown,
     )
     from gptmagic.client.http import Timeouts
+    from gptmagic.core.structured import Schema, schema_from
     from gptmagic.core.tools import Tool, tool_from
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
@@ -100,6 +102,9 @@ _LAZY = {
     "get_client": "gptmagic.client.facade",
     "shutdown": "gptmagic.client.facade",
     "FitResult": "gptmagic.catalog.context",
+    # Structured outputs: pydantic and jsonschema load when a schema is first made.
+    "Schema": "gptmagic.core.structured",
+    "schema_from": "gptmagic.core.structured",
     "fit_messages": "gptmagic.client.facade",
     "Cost": "gptmagic.catalog.pricing",
     "CostBreakdown": "gptmagic.catalog.pricing",
@@ -165,6 +170,7 @@ __all__ = [
     "MessageCount",
     "ModelInfo",
     "NotFoundError",
+    "Parsed",
     "PermissionDeniedError",
     "Provider",
     "QuotaExceededError",
@@ -173,6 +179,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "RunInterrupted",
+    "Schema",
     "Step",
     "StreamError",
     "Timeouts",
@@ -211,6 +218,7 @@ __all__ = [
     "register_model",
     "render_cell",
     "respond",
+    "schema_from",
     "set_price",
     "shutdown",
     "token_counter",

@@ -369,3 +369,14 @@ def test_schema_is_a_value() -> None:
     a, b = schema_from(Point), schema_from(Point)
     assert a == b and isinstance(a, Schema) and "json_schema" not in repr(a)
     assert schema_from(a) is a
+
+
+def test_importing_gptmagic_loads_neither_pydantic_nor_jsonschema() -> None:
+    """``import gptmagic`` stays cheap: the validators load when a schema is first made."""
+    import subprocess
+
+    code = ("import sys, gptmagic; print(sorted(m for m in ('pydantic', 'jsonschema') "
+            "if m in sys.modules)); gptmagic.schema_from; print('pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["[]", "False"], out.stderr[-500:]
