@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 from gptmagic.errors import GptmagicError, RunInterrupted
 
@@ -13,7 +15,8 @@ __all__ = ["main"]
 
 #: Scorers a config file may name (judge, custom and combine need Python objects).
 _CONFIG_SCORERS = ("exact", "contains", "icontains", "regex", "json_valid", "json_schema",
-                   "numeric", "choice", "similarity", "logprob_confidence")
+                   "numeric", "choice", "similarity", "logprob_confidence", "schema_valid",
+                   "field_equals", "tool_called", "tool_sequence")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -123,8 +126,6 @@ def _tokens(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     """``gptmagic eval CONFIG``: a run described in TOML or YAML, results to CSV."""
-    from pathlib import Path
-
     from gptmagic import scorers as sc
     from gptmagic.errors import ConfigError
     from gptmagic.eval.runner import evaluate
@@ -153,7 +154,8 @@ def _eval(args: argparse.Namespace) -> int:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a table of settings")
     known = {"data", "prompt", "prompts", "models", "params", "grid", "repeats", "scorers",
-             "concurrency", "max_cost", "output", "cache", "api"}
+             "concurrency", "max_cost", "output", "cache", "api", "schema", "tools",
+             "max_steps", "tool_choice"}
     unknown = set(cfg) - known
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
@@ -181,12 +183,62 @@ def _eval(args: argparse.Namespace) -> int:
     res = evaluate(data, prompt, cfg["models"], params=cfg.get("params"), grid=cfg.get("grid"),
                    repeats=int(cfg.get("repeats", 1)), scorers=chosen, api=cfg.get("api"),
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
-                   cache=cfg.get("cache", True), progress=sys.stderr.isatty())
+                   cache=cfg.get("cache", True), progress=sys.stderr.isatty(),
+                   **_config_extras(cfg, path))
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))
     print(res.summary().to_string(index=False))
     print(f"\n{res.describe()}; results written to {out}")
     return 0
+
+
+def _imported(spec: str, key: str, path: Path) -> Any:
+    """The object a ``"module:Name"`` setting names (the config's folder is importable)."""
+    import pkgutil
+
+    from gptmagic.errors import ConfigError
+
+    if ":" not in spec:
+        raise ConfigError(f"{path}: {key} = {spec!r}: name a Python object as "
+                          f"'module:Name' (e.g. 'schemas:Person', from schemas.py beside the "
+                          f"config)")
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        return pkgutil.resolve_name(spec)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{path}: {key} = {spec!r} cannot be imported: "
+                          f"{type(e).__name__}: {e}") from None
+
+
+def _config_extras(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``schema`` (a JSON-schema table or ``"module:Name"``; or a table of them by prompt),
+    ``tools`` (a list of ``"module:function"``; or a table of lists by prompt),
+    ``max_steps`` and ``tool_choice``, as evaluate() takes them."""
+    from gptmagic.eval.extras import is_schema
+
+    out: dict[str, Any] = {k: cfg[k] for k in ("max_steps", "tool_choice") if k in cfg}
+    schema = cfg.get("schema")
+    if isinstance(schema, str):
+        schema = _imported(schema, "schema", path)
+    elif isinstance(schema, dict) and not is_schema(schema):  # one per prompt
+        schema = {p: _imported(s, f"schema.{p}", path) if isinstance(s, str) else s
+                  for p, s in schema.items()}
+    if schema is not None:
+        out["schema"] = schema
+
+    def functions(specs: Any, key: str) -> Any:
+        if not isinstance(specs, list):
+            return specs  # evaluate() says what it takes
+        return [_imported(f, key, path) if isinstance(f, str) else f for f in specs]
+
+    tools = cfg.get("tools")
+    if isinstance(tools, dict):
+        out["tools"] = {p: functions(fs, f"tools.{p}") for p, fs in tools.items()}
+    elif tools is not None:
+        out["tools"] = functions(tools, "tools")
+    return out
 
 
 def _iso_date(text: str) -> date:

@@ -16,17 +16,27 @@ Every constructor takes ``name=`` (the score's column in the results) and
 - Text: :func:`exact`, :func:`contains`, :func:`icontains`, :func:`regex`,
   :func:`similarity`, :func:`choice`, :func:`numeric`.
 - JSON: :func:`json_valid`, :func:`json_schema`.
+- Structured replies (``evaluate(schema=...)``): :func:`schema_valid`,
+  :func:`field_equals`, and ``field=`` on every text scorer (``exact(field="answer")``).
+- Tool loops (``evaluate(tools=...)``): :func:`tool_called`, :func:`tool_sequence`.
 - Model: :func:`logprob_confidence` (needs logprobs), :func:`judge` (LLM as judge, async).
 - Your own and mixes: :func:`custom`, :func:`combine`.
 
-The base lives in :mod:`gptmagic._scoring`, the text and JSON scorers in
-:mod:`gptmagic._scorers_text`, the rest in :mod:`gptmagic._scorers_model`;
+The base lives in :mod:`gptmagic.eval.scoring`, the text and JSON scorers in
+:mod:`gptmagic.eval.scorers_text`, the structured and tool ones in
+:mod:`gptmagic.eval.scorers_structured`, the rest in :mod:`gptmagic.eval.scorers_model`;
 this module is the public face.
 """
 
 from __future__ import annotations
 
 from gptmagic.eval.scorers_model import combine, custom, judge, logprob_confidence
+from gptmagic.eval.scorers_structured import (
+    field_equals,
+    schema_valid,
+    tool_called,
+    tool_sequence,
+)
 from gptmagic.eval.scorers_text import (
     choice,
     contains,
@@ -49,6 +59,7 @@ __all__ = [
     "contains",
     "custom",
     "exact",
+    "field_equals",
     "icontains",
     "json_schema",
     "json_valid",
@@ -56,8 +67,11 @@ __all__ = [
     "logprob_confidence",
     "numeric",
     "regex",
+    "schema_valid",
     "score_async",
     "similarity",
+    "tool_called",
+    "tool_sequence",
 ]
 
 # Re-exported names belong to this module, as httpx does: reprs, docs and

@@ -2,11 +2,13 @@
 
 Owns the runner (:mod:`.runner`: budget, claims, the run), the calls of a run
 (:mod:`.jobs`: cases and the grid; :mod:`.apis`: which API each goes to and its
-request there), what each cost and its parts (:mod:`.costs`), what a run would
-cost before it runs (:mod:`.estimate`), the rate limits (:mod:`.limits`), the
-SQLite store of calls and results (:mod:`.store`, its rows in :mod:`.rows`), the
-results table and its plots (:mod:`.results`) and scoring (:mod:`.scoring`,
-:mod:`.scorers_text`, :mod:`.scorers_model`; the public face is
+request there; :mod:`.extras`: each prompt's schema and tools; :mod:`.calls`: one
+job sent, or its tool loop run, and priced), what each cost and its parts
+(:mod:`.costs`), what a run would cost before it runs (:mod:`.estimate`), the rate
+limits (:mod:`.limits`), the SQLite store of calls and results (:mod:`.store`, its
+rows in :mod:`.rows`), the results table (:mod:`.results`, its columns in
+:mod:`.columns`) and scoring (:mod:`.scoring`, :mod:`.scorers_text`,
+:mod:`.scorers_structured`, :mod:`.scorers_model`; the public face is
 :mod:`gptmagic.scorers`).
 
 May import: :mod:`gptmagic.client` (a run takes a client), :mod:`gptmagic.local`

@@ -36,10 +36,11 @@ def unbounded(model: str, est: Estimate) -> str:
 
 
 def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimate,
-                max_tokens: int | None) -> str:
+                max_tokens: int | None, calls: int = 1) -> str:
     """Why a priced call is not sent under ``max_cost``: the ``max_tokens`` that would let
     it through (first, as a run's failure line is cut short), then the output it was
-    assumed to write and what that would cost at worst."""
+    assumed to write and what that would cost at worst. ``calls`` is how many such calls
+    a tool loop may make (``max_steps``), each held at that worst case."""
     assert est.high.total is not None and est.low.total is not None
     out = est.max_completion_tokens or 0
     why = (f"its max_tokens={max_tokens}" if max_tokens is not None and out == max_tokens
@@ -49,13 +50,16 @@ def over_budget(budget: Decimal, spent: Decimal, reserved: Decimal, est: Estimat
     left = max(budget - spent - reserved, Decimal(0))
     cur = est.high.currency
     per_token = (est.high.total - est.low.total) / out if out else Decimal(0)
-    fits = int((left - est.low.total) / per_token) if per_token > 0 else 0
+    fits = int((left / calls - est.low.total) / per_token) if per_token > 0 else 0
     if 0 < fits < out:
         fix = (f"bound the reply with params={{'max_tokens': N}}, N up to about {fits:,} "
                f"(1,000 output tokens cost {money_text(tidy(1000 * per_token), cur)}; a "
                "reasoning model counts its reasoning in it), or raise max_cost")
     else:
         fix = "raise max_cost, or shorten the prompt"
+    if calls > 1:
+        fix += f", or lower max_steps (its tool loop may make {calls} calls, each held at this"
+        fix += " worst case)"
     # The fix comes first: a run's failure line (EvalResults.failures) cuts the message.
     return (f"not sent: max_cost {money_text(budget, cur)} would be exceeded; {fix}. This "
             f"call was assumed to write {out:,} output tokens ({why}), so at worst it costs "

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gptmagic.client.config import Provider
+from gptmagic.eval.extras import extras_by_prompt
 from gptmagic.eval.jobs import build_jobs, load_cases
 
 __all__ = ["estimate_run"]
@@ -15,7 +16,9 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                  params: Mapping[str, Any] | None = None,
                  grid: Mapping[str, Sequence[Any]] | None = None, repeats: int = 1,
                  provider: str | Provider | None = None,
-                 api: str | Mapping[str, str] | None = None) -> Any:
+                 api: str | Mapping[str, str] | None = None, schema: Any = None,
+                 tools: Any = None, max_steps: int | None = None,
+                 tool_choice: Any = None) -> Any:
     """What :func:`evaluate` with the same arguments would cost, before running it.
 
     Per prompt × model × API: calls, prompt tokens (counted exactly where the
@@ -23,6 +26,9 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     ``max_tokens`` per reply) in USD; unknown prices stay unknown (NaN). A
     reasoning model bills its hidden reasoning as output, beyond the expected
     reply: ``cost_high`` (at most ``max_tokens``, reasoning included) bounds it.
+    A prompt with ``tools`` may make ``max_steps`` calls: its ``cost_high`` counts
+    them all at the first call's worst case (later calls carry the exchange, so
+    this is an estimate, not a bound).
     """
     import pandas as pd
 
@@ -31,8 +37,10 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
 
     models = [models] if isinstance(models, str) else list(models)
     prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
+    extras = extras_by_prompt(list(prompts), schema=schema, tools=tools, max_steps=max_steps,
+                              tool_choice=tool_choice, params=params)
     jobs = build_jobs(load_cases(data), prompts, models, provider, dict(params or {}),
-                      dict(grid or {}), repeats, api)
+                      dict(grid or {}), repeats, api, extras)
     agg: dict[tuple[str, str, str], dict[str, Any]] = {}
     counted: dict[tuple[str, int, str], int] = {}
     for j in jobs:
@@ -48,7 +56,9 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                             "cost_high": 0.0})
         a["calls"] += 1
         a["prompt_tokens"] += n
-        for col, c in (("cost_low", e.low), ("cost_expected", e.expected),
-                       ("cost_high", e.high)):
-            a[col] = a[col] + float(c.total) if c.total is not None else float("nan")
+        loop = j.extras.max_steps if j.extras.tools else 1
+        for col, c, times in (("cost_low", e.low, 1), ("cost_expected", e.expected, 1),
+                              ("cost_high", e.high, loop)):
+            a[col] = (a[col] + float(c.total) * times if c.total is not None
+                      else float("nan"))
     return pd.DataFrame(list(agg.values()))

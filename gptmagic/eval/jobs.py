@@ -1,6 +1,7 @@
 """The calls of a run: cases read from a table, and the grid of prompts × models ×
-parameters × repeats expanded into :class:`Job` s (each one call, with its messages,
-its API and the body it sends there)."""
+parameters × repeats expanded into :class:`Job` s (each one call, or one tool loop,
+with its messages, its API, the body it sends there, and its prompt's schema and
+tools)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 
 from gptmagic.client.config import APIS, Provider, refuse_misrouted, resolve
 from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.core.structured import with_format
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.eval.apis import call_body, check_api, choose_api
+from gptmagic.eval.extras import Extras
 
 __all__ = ["Job", "build_jobs", "load_cases", "resolve_model"]
 
@@ -56,7 +59,9 @@ def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[
 class Job:
     """One call of the grid: ``params`` as the user wrote them (chat terms), ``body``
     what is sent to ``api`` besides the model (``messages`` or ``input`` and the
-    parameters under that API's names)."""
+    parameters under that API's names, a schema's strict format among them);
+    ``extras`` its prompt's schema (to parse the reply) and tools (a loop runs them;
+    their definitions are part of ``key``)."""
 
     row: int
     prompt: str
@@ -68,6 +73,7 @@ class Job:
     messages: list[dict[str, Any]]
     api: str = "chat"
     body: dict[str, Any] = field(default_factory=dict)
+    extras: Extras = field(default_factory=Extras)
     key: str = ""
     result: Any = None
     error: str | None = None
@@ -97,11 +103,13 @@ def resolve_model(spec: str, provider: str | Provider | None) -> tuple[Provider,
 def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: Sequence[str],
                provider: str | Provider | None, params: Mapping[str, Any],
                grid: Mapping[str, Sequence[Any]], repeats: int,
-               api: str | Mapping[str, str] | None = None) -> list[Job]:
+               api: str | Mapping[str, str] | None = None,
+               extras: Mapping[str, Extras] | None = None) -> list[Job]:
     """Every call of the run, in a stable order (row, prompt, model, grid, repeat).
 
     ``api`` (see :mod:`gptmagic.eval.apis`) picks each model's API; a grid over
-    ``"api"`` sends every call to each API named there instead."""
+    ``"api"`` sends every call to each API named there instead. ``extras`` are the
+    prompts' schemas and tools (:func:`gptmagic.eval.extras.extras_by_prompt`)."""
     if "api" in params:
         raise RequestError("'api' is not a request parameter: give evaluate(..., api=...) "
                            "or grid={'api': [...]}", param="params")
@@ -117,11 +125,14 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
     for i, row in enumerate(cases):
         for pname, template in prompts.items():
             msgs = _messages(template, row, pname, i)
+            ask = (extras or {}).get(pname, Extras())
             for prov, model, spec in resolved:
                 for combo in combos:
                     p = {**params, **combo}
                     how = p.pop("api", None) or choose_api(api, spec, prov)
+                    if ask.schema is not None:  # sent as chat's format; Responses translates
+                        p = with_format(p, ask.schema, "chat")
                     body = call_body(how, msgs, p, model, prov)
-                    jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body)
+                    jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body, ask)
                                 for rep in range(repeats))
     return jobs

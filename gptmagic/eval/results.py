@@ -5,6 +5,10 @@ to, the output, finish reason, tokens (reasoning, cached and cache-write tokens
 as the provider reported them), cost and its parts, latency, every score and the
 error if any. (``cached`` says a row came from gptmagic's own store;
 ``cached_tokens`` are prompt tokens the provider read from its prompt cache.)
+A run with a schema adds ``parsed`` (the validated object), ``valid`` (NA for a
+prompt without a schema) and ``schema_errors``; a run with tools adds ``steps``
+(every function call of the loop as plain data), and its tokens and cost add up
+all the loop's model calls.
 :meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
 :meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
 other scorers uses the stored outputs and never calls a model.
@@ -12,14 +16,16 @@ other scorers uses the stored outputs and never calls a model.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from gptmagic.core.logprobs import mean_logprob
 from gptmagic.core.text import preview
+from gptmagic.eval.columns import DETAILS, table_rows
+from gptmagic.eval.scorers_structured import jsonable
 
 __all__ = ["EvalResults"]
 
@@ -47,12 +53,8 @@ def _plain_label(text: str) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
-#: Token counts a provider reports besides prompt and completion, each with its cost
-#: (a part of ``cost``, not added to it): the summary sums them per configuration.
-_DETAILS = (("reasoning_tokens", "reasoning_cost"), ("cached_tokens", "cached_input_cost"),
-            ("cache_write_tokens", "cache_write_cost"))
 _COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving",
-          *(cost for _, cost in _DETAILS))
+          *(cost for _, cost in DETAILS))
 _SECONDS = ("latency_p50", "latency_p95")
 
 
@@ -90,23 +92,6 @@ def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
     return s.loc[keep].reset_index(drop=True)
 
 
-def _money(amount: Any) -> float | None:
-    return None if amount is None else float(amount)
-
-
-def _details(usage: Any, parts: dict[str, Any]) -> dict[str, Any]:
-    """A row's reasoning, cached and cache-write tokens and what each cost (None: not
-    reported, or no price)."""
-    return {
-        "reasoning_tokens": getattr(usage, "reasoning_tokens", None),
-        "cached_tokens": getattr(usage, "cached_tokens", None),
-        "cache_write_tokens": getattr(usage, "cache_write_tokens", None),
-        "reasoning_cost": _money(parts.get("reasoning")),
-        "cached_input_cost": _money(parts.get("cached_input")),
-        "cache_write_cost": _money(parts.get("cache_write")),
-    }
-
-
 def _sum(col: pd.Series) -> float:
     """A column's total; NaN when no row has a value (unknown is not zero)."""
     return float(col.sum(min_count=1)) if col.notna().any() else math.nan
@@ -127,36 +112,11 @@ class EvalResults:
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
                     scorers: list[Any]) -> EvalResults:
         grid_cols = sorted({k for j in jobs for k in j.grid})
-        records = []
-        for j in jobs:
-            r = j.result
-            rec: dict[str, Any] = {f"input.{k}": v for k, v in cases[j.row].items()}
-            rec.update({"row": j.row, "prompt": j.prompt, "model": j.model,
-                        **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
-            rec["api"] = j.api
-            if r is not None:
-                u = r.usage
-                lps = r.logprobs
-                rec.update({
-                    "output": r.text, "finish_reason": r.finish_reason,
-                    "prompt_tokens": u.prompt_tokens if u else None,
-                    "completion_tokens": u.completion_tokens if u else None,
-                    "cost": _money(j.cost), **_details(u, j.parts),
-                    "latency": r.timings.total, "ttft": r.timings.ttft,
-                    "mean_logprob": mean_logprob(lps) if lps else None,
-                    "cached": j.cached, "error": None, "error_type": None})
-            else:
-                rec.update({"output": None, "finish_reason": None, "prompt_tokens": None,
-                            "completion_tokens": None, "cost": None,
-                            **_details(None, {}), "latency": None,
-                            "ttft": None, "mean_logprob": None, "cached": False,
-                            "error": j.error, "error_type": j.error_type})
-            records.append(rec)
+        records = table_rows(jobs, cases, grid_cols)
         # A run over both APIs (not as a grid axis) groups by API too: one model can be
         # asked through two profiles, one of them set to the Responses API.
         by_api = ["api"] if len({j.api for j in jobs}) > 1 and "api" not in grid_cols else []
-        self = cls(pd.DataFrame.from_records(records), jobs, cases, scorers,
-                   ["prompt", "model", *by_api, *grid_cols])
+        self = cls(records, jobs, cases, scorers, ["prompt", "model", *by_api, *grid_cols])
         await self._apply_scores(scorers)
         return self
 
@@ -202,7 +162,7 @@ class EvalResults:
 
     def _details(self) -> list[tuple[str, str]]:
         """The (tokens, cost) columns the summary sums: those some row reported."""
-        return [pair for pair in _DETAILS if pair[0] in self.df and self.df[pair[0]].notna().any()]
+        return [pair for pair in DETAILS if pair[0] in self.df and self.df[pair[0]].notna().any()]
 
     def _scorer_cols(self) -> list[str]:
         return [c for c in self.df if c.startswith("score.")]
@@ -361,12 +321,24 @@ class EvalResults:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
         return ax
 
+    def _flat(self) -> pd.DataFrame:
+        """``df`` for a file: ``parsed`` and ``steps`` as JSON text (a model instance and a
+        list of dicts have no cell of their own in CSV or Parquet)."""
+        df = self.df.copy()
+        for col in ("parsed", "steps"):
+            if col in df:
+                df[col] = [None if v is None else json.dumps(jsonable(v), ensure_ascii=False)
+                           for v in df[col]]
+        return df
+
     def to_csv(self, path: str, **kwargs: Any) -> None:
-        self.df.to_csv(path, index=False, **kwargs)
+        """The table as CSV (``parsed`` and ``steps`` as JSON text)."""
+        self._flat().to_csv(path, index=False, **kwargs)
 
     def to_parquet(self, path: str, **kwargs: Any) -> None:
+        """The table as Parquet (needs pyarrow; ``parsed`` and ``steps`` as JSON text)."""
         try:
-            self.df.to_parquet(path, index=False, **kwargs)
+            self._flat().to_parquet(path, index=False, **kwargs)
         except ImportError as e:
             from gptmagic.errors import ConfigError
 

@@ -7,7 +7,10 @@ input, and the repeat index); never a key or a header. A row carries its format
 number, so a row this version cannot read is a miss (asked again), never an error.
 Format 2 adds what the Responses API returns (cache writes, status, reasoning
 summary) and what a reply said besides its text (refusal, tool calls, warnings);
-format 1 rows are still read.
+format 3 the reply parsed against a schema (``validation``: the parsed value as JSON,
+its validity, errors and refusal) and a tool loop's steps (each model call with the
+function calls it asked for: names, arguments, outputs, errors); rows of formats 1
+and 2 are still read.
 """
 
 from __future__ import annotations
@@ -17,14 +20,24 @@ import json
 import math
 from typing import Any
 
-from gptmagic.core.types import Choice, Result, Timings, TokenLogprob, TopLogprob, Usage
+from gptmagic.core.structured import Parsed
+from gptmagic.core.types import (
+    Choice,
+    Result,
+    Step,
+    Timings,
+    TokenLogprob,
+    ToolCall,
+    TopLogprob,
+    Usage,
+)
 
 __all__ = ["ROW_FORMAT", "call_key", "result_from_dict", "result_to_dict", "row_result"]
 
 #: The row format written by :func:`result_to_dict`; rows without one are format 1.
-ROW_FORMAT = 2
+ROW_FORMAT = 3
 #: The formats :func:`result_from_dict` reads, and the length of each one's usage list.
-_USAGE_LENGTH = {1: 5, 2: 6}
+_USAGE_LENGTH = {1: 5, 2: 6, 3: 6}
 _KINDS = ("chat", "completion", "response")
 
 
@@ -49,6 +62,26 @@ def _unlp(d: dict[str, Any]) -> TokenLogprob:
               for a in d["k"]), d["o"], d["p"])
 
 
+def _jsonable(value: Any) -> Any:
+    """Plain JSON data of a parsed value or validated arguments (a Pydantic model dumped)."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
+
+
+def _validation(v: Parsed | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {"parsed": _jsonable(v.value), "valid": v.valid, "errors": list(v.errors),
+            "refusal": v.refusal}
+
+
+def _call(c: ToolCall) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "arguments": c.arguments,
+            "args": None if c.args is None else _jsonable(c.args), "output": c.output,
+            "error": c.error, "approved": c.approved, "seconds": c.seconds}
+
+
 def result_to_dict(r: Result) -> dict[str, Any]:
     """A JSON-safe copy of a result (the raw body is not kept)."""
     u = r.usage
@@ -67,6 +100,9 @@ def result_to_dict(r: Result) -> dict[str, Any]:
                      "plp": None if c.prompt_logprobs is None else [
                          _lp(t) for t in c.prompt_logprobs]}
                     for c in r.choices],
+        "validation": _validation(r.validation),
+        "steps": [{"result": result_to_dict(s.result), "calls": [_call(c) for c in s.calls]}
+                  for s in r.steps],
     }
 
 
@@ -108,6 +144,28 @@ def _texts(*values: Any) -> None:
         raise ValueError("a text field of another type")
 
 
+def _check_validation(v: Any) -> None:
+    if v is None:
+        return
+    if not isinstance(v["valid"], bool) or not all(isinstance(e, str) for e in v["errors"]):
+        raise ValueError("a validation of another type")
+    _texts(v["refusal"])
+
+
+def _check_steps(steps: Any) -> None:
+    if not isinstance(steps, list):
+        raise ValueError("steps of another type")
+    for step in steps:
+        _check(step["result"])
+        for c in step["calls"]:
+            _texts(c["id"], c["name"], c["arguments"], c["output"], c["error"])
+            if c["args"] is not None and not isinstance(c["args"], dict):
+                raise ValueError("a tool call's arguments of another type")
+            if c["approved"] is not None and not isinstance(c["approved"], bool):
+                raise ValueError("a tool call's approval of another type")
+            _seconds(c["seconds"])
+
+
 def _check(d: dict[str, Any]) -> None:
     """Every value of a row has the type and range it was written with, so a row
     changed by hand or by another program is a miss, not a wrong result or a crash
@@ -142,6 +200,8 @@ def _check(d: dict[str, Any]) -> None:
             raise ValueError("a choice's tool calls of another type")
         _check_lps(c["lp"])
         _check_lps(c["plp"])
+    _check_validation(d.get("validation"))
+    _check_steps(d.get("steps", []))
 
 
 def result_from_dict(d: dict[str, Any]) -> Result:
@@ -163,7 +223,21 @@ def result_from_dict(d: dict[str, Any]) -> Result:
                         prompt_logprobs=None if c["plp"] is None else [
                             _unlp(x) for x in c["plp"]])
                  for c in d["choices"]],
+        **_extras_from_dict(d),
     )
+
+
+def _extras_from_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """A row's parsed reply and tool steps, as :class:`Result` keywords."""
+    v = d.get("validation")
+    validation = None if v is None else Parsed(value=v["parsed"], valid=v["valid"],
+                                               errors=tuple(v["errors"]),
+                                               refusal=v["refusal"])
+    steps = [Step(result=result_from_dict(s["result"]),
+                  calls=[ToolCall(**c) for c in s["calls"]]) for s in d.get("steps", [])]
+    return {"validation": validation, "steps": steps,
+            "parsed": validation.value if validation is not None and validation.valid
+            else None}
 
 
 def row_result(blob: Any) -> Result | None:

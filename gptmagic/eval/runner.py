@@ -32,14 +32,15 @@ from gptmagic.errors import (
     StreamError,
 )
 from gptmagic.eval.budget import over_budget, unbounded
+from gptmagic.eval.calls import call, price, restore
 from gptmagic.eval.estimate import estimate_run
+from gptmagic.eval.extras import extras_by_prompt
 from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model
 from gptmagic.eval.limits import Limiter
 from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import HEARTBEAT, Store, call_key
 
 if TYPE_CHECKING:
-    from gptmagic.catalog.pricing import PriceMemo
     from gptmagic.client.client import Client
 
 __all__ = ["Job", "aevaluate", "estimate_run", "evaluate", "load_cases"]
@@ -49,6 +50,10 @@ def _prepare(models: Sequence[str] | str, kwargs: dict[str, Any]) -> dict[str, A
     """On the caller's thread: the client to use, and every provider's key at hand."""
     from gptmagic.client.facade import get_client
 
+    if "approve" in kwargs:
+        raise RequestError("evaluate() has no approve: a run is unattended and runs every call "
+                           "its tools' functions are asked for; give only functions that are "
+                           "safe to run on any arguments", param="approve")
     for spec in [models] if isinstance(models, str) else list(models):
         resolve_model(spec, kwargs.get("provider"))[0].api_key()  # a prompt_key profile asks here
     ask_scorer_keys(kwargs.get("scorers") or ())
@@ -86,6 +91,18 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     ``max_output_tokens``, ``logprobs`` -> ``include``, ``response_format`` ->
     ``text.format``, ``reasoning_effort`` -> ``reasoning.effort``);
     ``grid={"api": ["chat", "responses"]}`` compares the two.
+    ``schema`` (a Pydantic model, TypedDict, dataclass or JSON-schema dict; or a
+    dict of prompt name -> one) asks for replies in that shape (strict
+    structured outputs): the results gain ``parsed`` (the validated object),
+    ``valid`` and ``schema_errors`` columns. ``tools`` (Python functions; or a
+    dict of prompt name -> a list) runs each call as a tool loop of at most
+    ``max_steps`` model calls (``tool_choice``: ``"auto"``, ``"none"``,
+    ``"required"`` or a tool's name): the functions run on worker threads, a
+    function's exception is a tool result the model sees, and the results gain a
+    ``steps`` column (every call's name, arguments, output and error); the row's
+    tokens and cost add up all its model calls. There is no ``approve``: a run is
+    unattended, so only give functions that are safe to run on any arguments.
+    The schema and the tools' definitions and code are part of the cache key.
     ``rpm`` / ``tpm`` cap requests and tokens per minute per provider
     (otherwise the provider's ``x-ratelimit-limit-*`` headers are adopted);
     ``timeouts`` (a :class:`gptmagic.Timeouts`) overrides the client's;
@@ -122,8 +139,9 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                max_cost: float | Decimal | None = None, progress: bool = True,
                rpm: float | None = None, tpm: float | None = None,
                timeouts: Any = None, stream: bool = False,
-               api: str | Mapping[str, str] | None = None, client: Client,
-               tally: _Tally | None = None) -> Any:
+               api: str | Mapping[str, str] | None = None, schema: Any = None,
+               tools: Any = None, max_steps: int | None = None, tool_choice: Any = None,
+               client: Client, tally: _Tally | None = None) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning);
     # ``tally`` is evaluate()'s own, to say what an interrupted run kept.
     from gptmagic.eval.results import EvalResults
@@ -135,8 +153,10 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
         models = [models] if isinstance(models, str) else list(models)
         prompts = prompt if isinstance(prompt, Mapping) else {"prompt": prompt}
         cases = load_cases(data)
+        extras = extras_by_prompt(list(prompts), schema=schema, tools=tools,
+                                  max_steps=max_steps, tool_choice=tool_choice, params=params)
         jobs = build_jobs(cases, prompts, models, provider, dict(params or {}),
-                          dict(grid or {}), repeats, api)
+                          dict(grid or {}), repeats, api, extras)
         tally.total = len(jobs)
         await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
         store = await _open_store(cache)
@@ -204,10 +224,11 @@ def _keys(jobs: list[Job]) -> dict[str, str]:
         if prov.name not in base_urls:
             base_urls[prov.name] = ("local-engine" if prov.kind == "local"
                                     else prov.endpoint("chat/completions", job.model)[0])
-        # The API is in the key (as its kind): a chat result is never a Responses answer.
+        # The API is in the key (as its kind): a chat result is never a Responses answer;
+        # so are the prompt's schema and tools: changing one asks again.
         kind = "response" if job.api == "responses" else "chat"
-        job.key = call_key(base_urls[prov.name], kind, {"model": job.model, **job.body},
-                           job.repeat)
+        job.key = call_key(base_urls[prov.name], kind,
+                           {"model": job.model, **job.body, **job.extras.key()}, job.repeat)
     return base_urls
 
 
@@ -283,11 +304,15 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
             if est.high.total is None:  # a call without a price could spend anything
                 job.error, job.error_type = unbounded(job.model, est), "BudgetExceeded"
                 return worst
-            if spent + reserved + est.high.total > budget:
+            # A tool loop may make max_steps calls, each counted at this one's worst case
+            # (later prompts grow with the exchange: an estimate, not a bound).
+            calls = job.extras.max_steps if job.extras.tools else 1
+            if spent + reserved + est.high.total * calls > budget:
                 job.error, job.error_type = (over_budget(budget, spent, reserved, est,
-                                                          job.max_tokens), "BudgetExceeded")
+                                                          job.max_tokens, calls),
+                                             "BudgetExceeded")
                 return worst
-            worst = est.high.total
+            worst = est.high.total * calls
             reserved += worst
         try:
             if lim.requests is not None or lim.tokens is not None:
@@ -295,9 +320,9 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 if lim.tokens is not None:
                     need += n
                 await lim.pace(need)
-            job.result = await _call(client, job, on_retry=lim.on_retry, timeouts=timeouts,
-                                     stream=stream)
-            _price_job(job, prices)
+            job.result = await call(client, job, on_retry=lim.on_retry, timeouts=timeouts,
+                                    stream=stream)
+            price(job, prices)
             # A call whose usage has no price (none reported) counts its worst case.
             charge = job.cost if job.cost is not None else worst
         except QuotaExceededError as e:
@@ -344,8 +369,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 # Awaited, so at most `concurrency` paid results are ever unstored; a write
                 # that fails is a warning (the store gives up writing), never a lost result.
                 await store.aput(job.key, base_urls[job.provider.name], job.model,
-                                 {**job.body, "api": job.api, "repeat": job.repeat},
-                                 job.result)
+                                 {**job.body, **job.extras.key(), "api": job.api,
+                                  "repeat": job.repeat}, job.result)
         elif store is not None:
             await store.arelease([job.key])  # a waiting run asks for it itself
         errors += job.error is not None
@@ -403,27 +428,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
         bar.close()
     for job in jobs:
         if job.cached and job.result is not None:
-            _price_job(job, prices)
-
-
-async def _call(client: Client, job: Job, **kw: Any) -> Any:
-    """Send ``job`` to its API: ``client.chat`` or ``client.respond``."""
-    if job.api == "responses":
-        body = dict(job.body)
-        return await client.respond(body.pop("input"), model=job.model, provider=job.provider,
-                                    **kw, **body)
-    return await client.chat(job.messages, model=job.model, provider=job.provider, **kw,
-                             **job.params)
-
-
-def _price_job(job: Job, prices: PriceMemo) -> None:
-    """What a finished call cost, and its parts: the reported model's price, else the
-    requested one's."""
-    from gptmagic.eval.costs import cost_parts
-
-    job.cost, job.parts = cost_parts(job.result.usage, job.result.model or job.model,
-                                     provider=job.provider.kind, requested=job.model,
-                                     memo=prices)
+            restore(job)
+            price(job, prices)
 
 
 def _maybe_billed(error: GptmagicError) -> bool:

@@ -1,4 +1,9 @@
-"""Scorers of the output text alone: exact, contains, regex, similarity, choice, numeric, JSON."""
+"""Scorers of the output text alone: exact, contains, regex, similarity, choice, numeric, JSON.
+
+Each text scorer takes ``field=``: a path into the reply parsed against the run's
+schema (``"answer"``, ``"address.city"``, ``"items[0].name"``), whose value it then
+grades instead of the whole output (see :func:`gptmagic.eval.scorers_structured.on_field`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gptmagic.errors import ConfigError
+from gptmagic.eval.scorers_structured import on_field
 from gptmagic.eval.scoring import _NUMBER, Case, Scorer, ScorerError, _FnScorer, _value
 
 __all__ = ["choice", "contains", "exact", "icontains", "json_schema", "json_valid", "numeric",
@@ -46,8 +52,9 @@ def _parse_json(text: str) -> Any:
 
 
 def exact(column: str = "expected", *, strip: bool = True, case_sensitive: bool = True,
-          name: str | None = None, weight: float = 1.0) -> Scorer:
-    """1 if the output equals ``row[column]`` (after stripping whitespace if ``strip``)."""
+          field: str | None = None, name: str | None = None, weight: float = 1.0) -> Scorer:
+    """1 if the output (or its parsed ``field``) equals ``row[column]`` (after stripping
+    whitespace if ``strip``)."""
     label = name or "exact"
 
     def score(case: Case) -> bool:
@@ -56,12 +63,13 @@ def exact(column: str = "expected", *, strip: bool = True, case_sensitive: bool 
             got, want = got.strip(), want.strip()
         return _fold(got, case_sensitive) == _fold(want, case_sensitive)
 
-    return _FnScorer(score, label, weight)
+    return _FnScorer(on_field(score, field, label), label, weight)
 
 
 def contains(text: str | None = None, *, column: str | None = None, case_sensitive: bool = True,
-             name: str | None = None, weight: float = 1.0) -> Scorer:
-    """1 if the output contains ``text``, or the row's value in ``column``.
+             field: str | None = None, name: str | None = None, weight: float = 1.0) -> Scorer:
+    """1 if the output (or its parsed ``field``) contains ``text``, or the row's value in
+    ``column``.
 
     Give exactly one of them. A positional argument is always literal text,
     never a column name, so a row that happens to have a column named like
@@ -75,42 +83,45 @@ def contains(text: str | None = None, *, column: str | None = None, case_sensiti
         needle = text if text is not None else str(_value(case, column or "", label))
         return _fold(needle, case_sensitive) in _fold(case.output, case_sensitive)
 
-    return _FnScorer(score, label, weight)
+    return _FnScorer(on_field(score, field, label), label, weight)
 
 
-def icontains(text: str | None = None, *, column: str | None = None,
+def icontains(text: str | None = None, *, column: str | None = None, field: str | None = None,
               name: str | None = None, weight: float = 1.0) -> Scorer:
     """Case-insensitive :func:`contains`."""
-    return contains(text, column=column, case_sensitive=False, name=name, weight=weight)
+    return contains(text, column=column, case_sensitive=False, field=field, name=name,
+                    weight=weight)
 
 
-def regex(pattern: str | re.Pattern[str], *, flags: int = 0,
+def regex(pattern: str | re.Pattern[str], *, flags: int = 0, field: str | None = None,
           name: str | None = None, weight: float = 1.0) -> Scorer:
-    """1 if ``re.search(pattern, output, flags)`` matches."""
+    """1 if ``re.search(pattern, output, flags)`` matches (in the parsed ``field``, if given)."""
     try:
         compiled = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
     except re.error as e:
         raise ScorerError(f"regex(): bad pattern {pattern!r}: {e}") from None
-    return _FnScorer(lambda case: compiled.search(case.output) is not None,
-                     name or "regex", weight)
+    label = name or "regex"
+    return _FnScorer(on_field(lambda case: compiled.search(case.output) is not None, field,
+                              label), label, weight)
 
 
-def similarity(column: str = "expected", *, name: str | None = None,
+def similarity(column: str = "expected", *, field: str | None = None, name: str | None = None,
                weight: float = 1.0) -> Scorer:
-    """:class:`difflib.SequenceMatcher` ratio of the stripped output and ``row[column]``."""
+    """:class:`difflib.SequenceMatcher` ratio of the stripped output (or its parsed
+    ``field``) and ``row[column]``."""
     label = name or "similarity"
 
     def score(case: Case) -> float:
         want = str(_value(case, column, label)).strip()
         return difflib.SequenceMatcher(None, case.output.strip(), want).ratio()
 
-    return _FnScorer(score, label, weight)
+    return _FnScorer(on_field(score, field, label), label, weight)
 
 
 def choice(column: str = "expected", *, labels: Sequence[str] | None = None,
-           case_sensitive: bool = False, name: str | None = None,
+           case_sensitive: bool = False, field: str | None = None, name: str | None = None,
            weight: float = 1.0) -> Scorer:
-    """1 if the output's label equals ``row[column]``.
+    """1 if the output's (or its parsed ``field``'s) label equals ``row[column]``.
 
     With ``labels``, the output's label is the earliest whole-word occurrence
     of one of them (the longest wins at the same position, so "very positive"
@@ -136,12 +147,13 @@ def choice(column: str = "expected", *, labels: Sequence[str] | None = None,
             got = case.output.strip().strip("\"'`*").rstrip(".!?,;:").strip()
         return _fold(got, case_sensitive) == _fold(want, case_sensitive)
 
-    return _FnScorer(score, label_name, weight)
+    return _FnScorer(on_field(score, field, label_name), label_name, weight)
 
 
 def numeric(column: str = "expected", *, tolerance: float = 0.0, relative: bool = False,
-            name: str | None = None, weight: float = 1.0) -> Scorer:
-    """1 if the first number in the output is within ``tolerance`` of ``row[column]``.
+            field: str | None = None, name: str | None = None, weight: float = 1.0) -> Scorer:
+    """1 if the first number in the output (or its parsed ``field``) is within
+    ``tolerance`` of ``row[column]``.
 
     ``relative=True`` makes the tolerance a fraction of the expected value.
     An output without a number scores 0; an expected value that is not a
@@ -163,7 +175,7 @@ def numeric(column: str = "expected", *, tolerance: float = 0.0, relative: bool 
         # A little slack so 0.1 + 0.2-style float noise never flips a verdict.
         return abs(got - want) <= bound or math.isclose(got, want, rel_tol=1e-9)
 
-    return _FnScorer(score, label, weight)
+    return _FnScorer(on_field(score, field, label), label, weight)
 
 
 # -- JSON -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Also the helpers every scorer shares: turning a return value into a score in
 ``[0, 1]``, reading a row's column, and finding numbers in text. The concrete
-scorers live in :mod:`gptmagic._scorers_text` and :mod:`gptmagic._scorers_model`;
+scorers live in :mod:`gptmagic.eval.scorers_text`,
+:mod:`gptmagic.eval.scorers_structured` and :mod:`gptmagic.eval.scorers_model`;
 users import them all from :mod:`gptmagic.scorers`.
 """
 
