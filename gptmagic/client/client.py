@@ -58,6 +58,7 @@ from gptmagic.client.lifecycle import (
     shutdown_map,
 )
 from gptmagic.core.headers import Headers
+from gptmagic.core.images import text_only_refusal
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.types import Result
@@ -118,6 +119,15 @@ def _input(value: str | Sequence[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if not out:
         raise RequestError("input is empty: give a string or at least one item", param="input")
     return out
+
+
+def _text_only(prov: Provider, messages: list[dict[str, Any]], param: str) -> None:
+    """The embedded model reads text only: a prompt with images is refused before it is
+    sent (its engine would answer 400, after starting), naming where they are."""
+    if prov.kind == "local":
+        refusal = text_only_refusal(messages, param=param)
+        if refusal is not None:
+            raise refusal
 
 
 class Client:
@@ -197,6 +207,7 @@ class Client:
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
+        _text_only(prov, body["messages"], "messages")
         return await self._call(Request(
             "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
@@ -270,6 +281,8 @@ class Client:
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
+        if isinstance(body["input"], list):
+            _text_only(prov, body["input"], "input")
         return await self._call(Request(
             "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, on_reasoning=on_reasoning,

@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.core.images import ImageRef, elide
 from gptmagic.errors import RequestError
 
 __all__ = ["DEFAULT_THREAD", "Thread", "ThreadStore", "Turn", "describe_stale"]
@@ -53,9 +54,17 @@ class Turn:
     #: Where the stored response lives (``"profile at base URL"``): only a cell sent
     #: there can chain from it. None where nothing was stored.
     stored_at: str | None = None
+    #: The images of the cell's messages as it named them (alt text, path, line), which
+    #: ``%chat history`` and a dry run show as labelled thumbnails.
+    images: tuple[ImageRef, ...] = field(default=(), repr=False)
 
     def all_messages(self) -> list[dict[str, Any]]:
         return [*self.messages, *([self.reply] if self.reply else [])]
+
+    def __repr__(self) -> str:  # an image's data URL is megabytes of base64
+        return (f"Turn(key={self.key!r}, messages={elide(self.messages)!r}, "
+                f"reply={elide(self.reply)!r}, model={self.model!r}, api={self.api!r}, "
+                f"response_id={self.response_id!r})")
 
 
 @dataclass

@@ -7,8 +7,12 @@ same request from either (the embedded engine's adapter,
 :mod:`gptmagic.local.responses`, maps the other way):
 
 - a leading system message is ``instructions`` and the other messages input
-  items as they are (chat's ``{"role", "content"}`` messages are valid items);
-  a message with a ``name`` is refused, the Responses API having no field for it;
+  items (chat's ``{"role", "content"}`` messages are valid items); content parts
+  get their Responses names (:func:`input_items`: ``text`` -> ``input_text``, an
+  ``image_url`` part -> ``input_image`` with its ``detail``, ``auto`` when chat left
+  it out, as ``InputImageContent`` requires one; an assistant's text parts joined
+  into its text); a message with a ``name`` is refused, the Responses API having
+  no field for it;
 - ``max_tokens`` / ``max_completion_tokens`` -> ``max_output_tokens``;
   ``logprobs`` -> ``include: ["message.output_text.logprobs"]`` (``top_logprobs``
   keeps its name); ``response_format`` -> ``text.format`` (a ``json_schema``'s
@@ -37,7 +41,7 @@ from typing import Any
 from gptmagic.errors import RequestError
 
 __all__ = ["APIS", "LOGPROBS_INCLUDE", "MIN_OUTPUT_TOKENS", "api_choice", "choose_api",
-           "response_fields", "responses_body", "split_instructions"]
+           "input_items", "response_fields", "responses_body", "split_instructions"]
 
 #: The endpoints a chat-shaped call can go to: Chat Completions and the Responses API.
 APIS = ("chat", "responses")
@@ -116,6 +120,42 @@ def split_instructions(messages: Sequence[Mapping[str, Any]],
             and isinstance(first.get("content"), str) and "instructions" not in (params or {})):
         return str(first["content"]), items[1:]
     return None, items
+
+
+def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages as Responses input items: their content parts in the Responses
+    shape (see the module's docstring); string contents and other items as they are."""
+    return [_item(m) for m in messages]
+
+
+def _item(message: Mapping[str, Any]) -> dict[str, Any]:
+    item = dict(message)
+    content = item.get("content")
+    if not isinstance(content, list):
+        return item
+    if item.get("role") == "assistant":  # chat's text parts; the Responses API's are output
+        if all(isinstance(p, Mapping) and p.get("type") == "text" for p in content):
+            item["content"] = "".join(str(p.get("text", "")) for p in content)
+        return item
+    item["content"] = [_part(p) for p in content]
+    return item
+
+
+def _part(part: Any) -> Any:
+    """A chat content part as a Responses input part (``InputContent``)."""
+    if not isinstance(part, Mapping):
+        return part
+    kind = part.get("type")
+    if kind == "text":
+        return {"type": "input_text", "text": part.get("text")}
+    if kind == "image_url":
+        inner = part.get("image_url")
+        url, detail = ((inner.get("url"), inner.get("detail")) if isinstance(inner, Mapping)
+                       else (inner, None))
+        return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+    if kind == "file" and isinstance(part.get("file"), Mapping):
+        return {"type": "input_file", **part["file"]}
+    return part
 
 
 def response_fields(params: Mapping[str, Any], *, model: str | None = None,
@@ -223,7 +263,7 @@ def responses_body(messages: Sequence[Mapping[str, Any]], params: Mapping[str, A
                 f"Responses API does not take (model {model!r}): drop it from the prompt, "
                 f"or {instead}", param="prompt")
     instructions, items = split_instructions(messages, params)
-    body: dict[str, Any] = {"input": items, "store": False}
+    body: dict[str, Any] = {"input": input_items(items), "store": False}
     if instructions is not None:
         body["instructions"] = instructions
     return {**body, **response_fields(params, model=model, names=names, instead=instead,

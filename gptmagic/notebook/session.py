@@ -22,11 +22,13 @@ from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
+from gptmagic.core.images import ImageRef, part_text
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
 from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
+from gptmagic.notebook.images import history_views, refuse_text_only, thread_images
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
     REASONING,
@@ -182,6 +184,7 @@ class Session:
         api_defaults: tuple[Mapping[str, str], str | None] = ({}, None),
         options: Mapping[str, Any] | None = None,
         exact_count: bool = False,
+        images: Sequence[ImageRef] = (),
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
@@ -198,7 +201,9 @@ class Session:
         options (:func:`~gptmagic.notebook.apis.api_options`). With ``store`` a thread
         whose last turn was stored sends only the cell's messages, chained with
         ``previous_response_id``. ``exact_count`` asks a hosted OpenAI model's server
-        for a dry run's prompt count.
+        for a dry run's prompt count. ``images`` are the cell's image references (read:
+        :func:`~gptmagic.notebook.images.read_images`), named by line in a refusal and
+        labelled in a dry run and the history.
 
         A thread is kept once a turn is recorded in it (a refused cell or a dry run
         leaves none), and a reply with no text is recorded in none: its note says why."""
@@ -210,6 +215,8 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
+        refuse_text_only([prov.kind, *(_provider(profile, key_env, m, default_profile)[0].kind
+                                       for m in models[1:])], messages, images, th)
         given = api
         api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
                          default=api_defaults[1])
@@ -239,15 +246,17 @@ class Session:
         out = outgoing(api, messages, cell_messages, params, model=model, chain=chain,
                        hosted=prov.kind in ("openai", "azure"))
         if dry_run:
-            return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
-                                         exact_count=exact_count)
+            dry = dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
+                                        exact_count=exact_count)
+            dry.images = (*thread_images(th), *images)
+            return dry
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: Interrupted | None = None
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
-                str(m.get("content", "")) for m in cell_messages), "input"))
+                part_text(m.get("content")) for m in cell_messages), "input"))
         if len(models) > 1:
             reply = self._multi(models, profile, key_env, default_profile, messages, out,
                                 sink)
@@ -323,7 +332,7 @@ class Session:
                 note = _lines(note, said)
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api,
-                        stored_at=at if stored else None)
+                        stored_at=at if stored else None, images=tuple(images))
             message = reply.result.choices[0].message if reply.result.choices else {}
             if stopped is None and not (message.get("content") or message.get("tool_calls")):
                 said = _empty(th, reply.result)
@@ -610,11 +619,13 @@ class Session:
         for n, t in enumerate(th.turns, 1):
             turn_of += [(n, t.key)] * len(t.all_messages())
         stale = set(th.stale())
+        refs = thread_images(th)
         for m, (turn, key) in zip(msgs, turn_of, strict=True):
             tokens = counts.messages[i].total if counts else None
             rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
-                                           str(m.get("content") or ""), tokens, key,
-                                           stale=turn in stale))
+                                           part_text(m.get("content")), tokens, key,
+                                           stale=turn in stale,
+                                           images=history_views(m, refs)))
             i += 1
         return display.history_bundle(rows, thread=name,
                                       context_window=model_info(model).context_window,
