@@ -12,7 +12,8 @@ daemon thread with its own event loop so sync and async tests can share it::
 Each request takes the next planned `Behaviour`, else a chaos pick (when
 `set_chaos` is on), else the default. Replies are deterministic: the reply text
 is ``"echo: " + last user message`` (chat, and the Responses API of
-:mod:`fakeresponses`) or ``" echo: " + prompt`` (completions), tokens are
+:mod:`fakeresponses`; an image part shows as ``[image 64x32 PNG]``, and a bad one is
+a 400, :mod:`fakeimages`) or ``" echo: " + prompt`` (completions), tokens are
 whitespace-separated words (each keeping its leading whitespace, so tokens
 concatenate to the text), and logprobs are
 ``-0.1 * (i + 1)`` for the i-th token of a choice.
@@ -51,6 +52,7 @@ _ERROR_TYPES = {
     429: ("requests", "rate_limit_exceeded"),
 }
 _TOKEN = re.compile(r"\s*\S+")  # a word-token keeps its leading whitespace
+_IMAGES = ("image_url", "input_image")
 _ROUTES = {"chat/completions": "messages", "completions": "prompt", "models": "",
            "responses": "model", "responses/input_tokens": ""}
 _MODELS = {"object": "list",
@@ -101,19 +103,43 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+#: Prompt tokens the fake server counts for each image part.
+IMAGE_TOKENS = 85
+
+
 def _words(value: Any) -> int:
-    """Whitespace-separated words in a message content (string or list of parts)."""
+    """Whitespace-separated words in a message content (string or list of parts); an
+    image part counts :data:`IMAGE_TOKENS`."""
     if isinstance(value, str):
         return len(value.split())
     if isinstance(value, list):
-        return sum(_words(p.get("text", "")) if isinstance(p, dict) else _words(p) for p in value)
+        return sum(IMAGE_TOKENS if isinstance(p, dict) and p.get("type") in _IMAGES
+                   else _words(p.get("text", "")) if isinstance(p, dict) else _words(p)
+                   for p in value)
     return 0
 
 
 def _text_of(content: Any) -> str:
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return " ".join(_part_text(p) for p in content if isinstance(p, dict))
     return content if isinstance(content, str) else ""
+
+
+def _part_text(part: dict) -> str:
+    """A part's text; an image as ``[image 64x32 PNG]`` (:mod:`fakeimages`)."""
+    if part.get("type") in _IMAGES:
+        import fakeimages
+
+        return fakeimages.describe(part)
+    return str(part.get("text", ""))
+
+
+def _bad_images(data: dict, kind: str) -> dict | None:
+    """OpenAI's 400 for a bad image part (checked against the spec), else None."""
+    import fakeimages
+
+    found = fakeimages.check(data, kind)
+    return None if found is None else _error(400, *found)
 
 
 def _top(tok: str, lp: float, k: int) -> list[tuple[str, float]]:
@@ -513,6 +539,10 @@ class FakeServer:
             return await send(404, _error(404, f"Invalid URL ({method} {request.path})"))
         if not isinstance(data, dict):
             return await send(400, _error(400, "We could not parse the JSON body of your request."))
+        if kind != "completions":
+            bad = _bad_images(data, "chat" if kind == "chat/completions" else "responses")
+            if bad is not None:
+                return await send(400, bad)
         if kind.startswith("responses"):
             return await self._responses(request, kind, data, b, n, send, headers)
         if _ROUTES[kind] not in data:
