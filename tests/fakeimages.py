@@ -44,8 +44,9 @@ def _decode(url: str) -> tuple[str, tuple[int, int]]:
         raise ValueError("the data URL does not hold an image") from None
     if fmt not in _FORMATS:
         raise ValueError(f"unsupported image format {fmt}")
-    if head[len("data:"):].removesuffix(";base64") != f"image/{fmt.lower()}":
-        raise ValueError(f"the data URL says {head[5:]} but holds a {fmt} image")
+    said = head[len("data:"):].removesuffix(";base64")
+    if said != f"image/{fmt.lower()}":
+        raise ValueError(f"the data URL says {said} but holds a {fmt} image")
     return fmt, size
 
 

@@ -36,6 +36,12 @@ def picture(path: Path, size: tuple[int, int] = (64, 32)) -> bytes:
     return buf.getvalue()
 
 
+def png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), "blue").save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def raw(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths start at the notebook's working directory
@@ -243,3 +249,35 @@ def test_the_eval_store_keeps_the_request_without_base64(tmp_path, raw):
     no_base64(raw, kept)
     assert json.loads(kept)["messages"][0]["content"][0]["image_url"]["url"].startswith(
         "data:image/png;base64,… (")
+
+
+@pytest.mark.parametrize(("api", "part", "said"), [
+    ("chat", {"type": "image_url", "image_url": {"detail": "low"}}, "'url' is a required"),
+    ("chat", {"type": "image_url", "image_url": {"url": "x", "detail": "medium"}},
+     "'medium' is not one of"),
+    ("chat", {"type": "image_url", "image_url": {"url": "data:image/png;base64,"
+                                                 + b64(b"not an image " * 40)}},
+     "does not hold an image"),
+    ("chat", {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,"
+                                                 + b64(png_bytes())}},
+     "says image/jpeg but holds a PNG image"),
+    ("chat", {"type": "input_image", "image_url": "https://e.invalid/a.png", "detail": "low"},
+     "Invalid content part type 'input_image'"),
+    ("responses", {"type": "input_image", "image_url": "https://e.invalid/a.png"},
+     "'detail' is a required"),
+    ("responses", {"type": "image_url", "image_url": {"url": "https://e.invalid/a.png"}},
+     "Invalid content part type 'image_url'"),
+])
+def test_the_fake_server_refuses_image_parts_the_spec_does_not_allow(fake_server, monkeypatch,
+                                                                     api, part, said):
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY")
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what?"}, part]}]
+    call = gptmagic.chat if api == "chat" else gptmagic.respond
+    with pytest.raises(gptmagic.BadRequestError) as e:
+        call(messages, model="fake:fake-model")
+    assert said in str(e.value)
+    where = "messages" if api == "chat" else "input"
+    assert e.value.body["error"]["param"] == f"{where}[0].content[1]"
+    assert b64(b"not an image " * 40)[:40] not in str(e.value)
