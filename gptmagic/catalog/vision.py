@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from gptmagic.core.images import decode_data_url
 
-__all__ = ["MAX_PATCHES", "ImageRule", "dimensions", "image_rule", "image_tokens"]
+__all__ = ["ImageRule", "MAX_PATCHES", "dimensions", "image_rule", "image_tokens"]
 
 #: The most 32 px patches an image is given under the patch rule.
 MAX_PATCHES = 1536

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gptmagic.core.images import ImageRef, decode_data_url, elide, image_parts
 
-__all__ = ["THUMB", "ImageView", "images_blocks", "thumbnail", "views_of"]
+__all__ = ["ImageView", "THUMB", "images_blocks", "thumbnail", "views_of"]
 
 #: The longest side of a thumbnail, in pixels.
 THUMB = 96
