@@ -64,7 +64,8 @@ _ENGINE_FIXTURES = {"local_engine", "local_url", "local_client"}
 _ENGINE_MODULES = {"test_client_local", "test_local_engine", "test_local_server",
                    "test_local_faults", "test_local_logprobs", "test_local_verbatim",
                    "test_insertion"}
-_BROWSER_MODULES = {"test_browser_jupyter", "test_browser_dollars", "test_widgets_js",
+_BROWSER_MODULES = {"test_browser_jupyter", "test_browser_dollars", "test_browser_images",
+                    "test_widgets_js",
                     "test_report"}
 _NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}
 #: Minutes, not seconds: a browser, a kernel, or a long load.
