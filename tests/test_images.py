@@ -322,3 +322,16 @@ def test_thumbnails_are_small_pngs_and_urls_are_not_loaded(tmp_path):
     hist, _ = history_bundle(rows, thread="default", context_window=None, total=10)
     assert "[image][image]" in hist["text/plain"] and hist["text/html"].count("<img ") == 1
     assert all(body[:40] not in v for v in hist.values())
+
+
+def test_a_data_url_typed_in_a_cell_is_checked_and_elided_in_errors(tmp_path):
+    url = data_url((40, 40))
+    cell = load_images(read_cell(f"user: ![x]({url})"), base=tmp_path)
+    assert cell.messages[0]["content"][0]["image_url"]["url"] == url
+    assert cell.images[0].dimensions == (40, 40)
+    bad = "data:image/png;base64," + base64.b64encode(b"not an image at all " * 10).decode()
+    with pytest.raises(CellSyntaxError, match="is not an image Pillow can read") as e:
+        load_images(read_cell(f"user: ![x]({bad})"), base=tmp_path)
+    assert bad[30:80] not in str(e.value) and "base64,… (" in str(e.value)
+    refusal = str(text_only_refusal(cell.messages, cell.images))
+    assert url[30:80] not in refusal and url[30:80] not in repr(cell.images[0])

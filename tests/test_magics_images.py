@@ -281,3 +281,20 @@ def test_the_fake_server_refuses_image_parts_the_spec_does_not_allow(fake_server
     where = "messages" if api == "chat" else "input"
     assert e.value.body["error"]["param"] == f"{where}[0].content[1]"
     assert b64(b"not an image " * 40)[:40] not in str(e.value)
+
+
+def test_the_tokens_magic_counts_the_image_by_the_rule(shell, raw):
+    with capture_output() as cap:  # run as a cell, so the token view is shown after it
+        counter = shell.run_cell("%%tokens -m gpt-4o\n"
+                                 "user: what? ![cat](cat.png){detail=high}").result
+    (view,) = [o.data["text/plain"] for o in cap.outputs
+               if "application/vnd.jupyter.widget-view+json" in o.data]
+    # The token view cuts the text a model reads: the image is a mark, never its base64.
+    joined = view.replace("|", "")  # the view separates tokens with |
+    assert joined.startswith("gpt-4o · o200k_base: 5 tokens\nwhat?·[image]")
+    assert "base64" not in joined and "image_url" not in joined
+    plain = gptmagic.count_tokens([{"role": "user", "content": "what? "}], model="gpt-4o")
+    assert counter.data["total"] == plain.total + 85 + 170  # one 512 px tile at high detail
+    assert "images estimated with gpt-4o's tile rule" in counter.data["note"]
+    shown = [str(v) for o in cap.outputs for v in o.data.values()]
+    no_base64(raw, cap.stdout, json.dumps(counter.data), *shown)

@@ -81,13 +81,14 @@ class ImageRef:
     dimensions: tuple[int, int] | None = None
 
     def __repr__(self) -> str:  # the url may be megabytes of base64
-        return (f"ImageRef(line={self.line}, written={self.written!r}, detail={self.detail!r}, "
-                f"size={self.size!r})")
+        return (f"ImageRef(line={self.line}, written={elide(self.written)!r}, "
+                f"detail={self.detail!r}, size={self.size!r})")
 
     @property
     def where(self) -> str:
-        """``line 3 `![cat](cat.png)``` as errors name it."""
-        return f"line {self.line} `{self.written}`"
+        """``line 3 `![cat](cat.png)``` as errors name it (a data URL typed in the cell
+        elided)."""
+        return f"line {self.line} `{elide(self.written)}`"
 
 
 def _ref(m: re.Match[str], text: str, line: int, namespace: Mapping[str, Any] | None,
