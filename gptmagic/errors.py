@@ -6,7 +6,8 @@ catches anything gptmagic raises on purpose::
     GptmagicError
     ├── ConfigError                 bad settings, unknown profile, missing key or extra
     ├── RequestError                a request gptmagic refuses to send (bad parameter)
-    │   ├── CellSyntaxError         a cell that does not parse (gptmagic.core.messages)
+    │   ├── CellSyntaxError         a cell that does not parse, or an image it names
+    │   │                           that cannot be sent (gptmagic.core.cellsyntax)
     │   ├── NoLogprobsError         a heatmap of a result without logprobs (views.widgets)
     │   └── LocalRequestError       a request the embedded engine refuses (local.adapt)
     ├── ScorerError                 a scorer cannot grade a case (gptmagic.eval.scoring)

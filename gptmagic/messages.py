@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from gptmagic.core.messages import ROLES, CellSyntaxError, interpolate, parse_cell, render_cell
+from gptmagic.core.messages import (
+    ROLES,
+    Cell,
+    CellSyntaxError,
+    interpolate,
+    parse_cell,
+    read_cell,
+    render_cell,
+)
 
-__all__ = ["CellSyntaxError", "ROLES", "interpolate", "parse_cell", "render_cell"]
+__all__ = ["Cell", "CellSyntaxError", "ROLES", "interpolate", "parse_cell", "read_cell",
+           "render_cell"]

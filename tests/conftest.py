@@ -65,6 +65,7 @@ _ENGINE_MODULES = {"test_client_local", "test_local_engine", "test_local_server"
                    "test_local_faults", "test_local_logprobs", "test_local_verbatim",
                    "test_insertion"}
 _BROWSER_MODULES = {"test_browser_jupyter", "test_browser_dollars", "test_browser_tools",
+                    "test_browser_images",
                     "test_widgets_js",
                     "test_report"}
 _NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}

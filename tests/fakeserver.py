@@ -12,7 +12,8 @@ daemon thread with its own event loop so sync and async tests can share it::
 Each request takes the next planned `Behaviour`, else a chaos pick (when
 `set_chaos` is on), else the default. Replies are deterministic: the reply text
 is ``"echo: " + last user message`` (chat, and the Responses API of
-:mod:`fakeresponses`), ``"tool results: " + the results`` when the conversation
+:mod:`fakeresponses`; an image part shows as ``[image 64x32 PNG]``, and a bad one
+is a 400, :mod:`fakeimages`), ``"tool results: " + the results`` when the conversation
 ends with tool results (``" | "`` between them), or ``" echo: " + prompt``
 (completions); a ``json_schema``
 response format is answered with an instance of its schema, and a strict one that
@@ -65,6 +66,7 @@ _ERROR_TYPES = {
     429: ("requests", "rate_limit_exceeded"),
 }
 _TOKEN = re.compile(r"\s*\S+")  # a word-token keeps its leading whitespace
+_IMAGES = ("image_url", "input_image")
 _ROUTES = {"chat/completions": "messages", "completions": "prompt", "models": "",
            "responses": "model", "responses/input_tokens": ""}
 _MODELS = {"object": "list",
@@ -127,18 +129,25 @@ def pieces(text: str) -> list[str]:
     return [*out, rest] if rest else out or [text]
 
 
+#: Prompt tokens the fake server counts for each image part.
+IMAGE_TOKENS = 85
+
+
 def _words(value: Any) -> int:
-    """Whitespace-separated words in a message content (string or list of parts)."""
+    """Whitespace-separated words in a message content (string or list of parts); an
+    image part counts :data:`IMAGE_TOKENS`."""
     if isinstance(value, str):
         return len(value.split())
     if isinstance(value, list):
-        return sum(_words(p.get("text", "")) if isinstance(p, dict) else _words(p) for p in value)
+        return sum(IMAGE_TOKENS if isinstance(p, dict) and p.get("type") in _IMAGES
+                   else _words(p.get("text", "")) if isinstance(p, dict) else _words(p)
+                   for p in value)
     return 0
 
 
 def _text_of(content: Any) -> str:
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return " ".join(_part_text(p) for p in content if isinstance(p, dict))
     return content if isinstance(content, str) else ""
 
 
@@ -173,6 +182,23 @@ def _forced_chat(data: dict) -> str | None:
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         return str(choice["function"].get("name"))
     return str(names[0]) if choice == "required" and names else None
+
+
+def _part_text(part: dict) -> str:
+    """A part's text; an image as ``[image 64x32 PNG]`` (:mod:`fakeimages`)."""
+    if part.get("type") in _IMAGES:
+        import fakeimages
+
+        return fakeimages.describe(part)
+    return str(part.get("text", ""))
+
+
+def _bad_images(data: dict, kind: str) -> dict | None:
+    """OpenAI's 400 for a bad image part (checked against the spec), else None."""
+    import fakeimages
+
+    found = fakeimages.check(data, kind)
+    return None if found is None else _error(400, *found)
 
 
 def _top(tok: str, lp: float, k: int) -> list[tuple[str, float]]:
@@ -575,6 +601,10 @@ class FakeServer:
             return await send(404, _error(404, f"Invalid URL ({method} {request.path})"))
         if not isinstance(data, dict):
             return await send(400, _error(400, "We could not parse the JSON body of your request."))
+        if kind != "completions":
+            bad = _bad_images(data, "chat" if kind == "chat/completions" else "responses")
+            if bad is not None:
+                return await send(400, bad)
         if kind.startswith("responses"):
             return await self._responses(request, kind, data, b, n, send, headers)
         if _ROUTES[kind] not in data:

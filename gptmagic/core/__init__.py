@@ -1,6 +1,7 @@
 """The pure floor: data types and the rules every other layer shares.
 
-Owns the result types (:mod:`.types`), the cell grammar (:mod:`.messages`),
+Owns the result types (:mod:`.types`), the cell grammar (:mod:`.messages`, its
+error and ``{name}`` scanner :mod:`.cellsyntax`, its images :mod:`.images`),
 conversation threads (:mod:`.threads`), logprob normalisation and statistics
 (:mod:`.logprobs`), building a result from JSON or stream chunks
 (:mod:`.response`), what a reply shows its server did not do

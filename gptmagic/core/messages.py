@@ -54,13 +54,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from gptmagic.core.text import preview as _preview
+from gptmagic.core import images as _images
+from gptmagic.core.cellsyntax import CellSyntaxError, interpolate
+from gptmagic.core.cellsyntax import show as _show
+from gptmagic.core.images import ImageRef
 from gptmagic.errors import RequestError
 
-__all__ = ["CellSyntaxError", "ROLES", "indented_markers", "interpolate", "parse_cell",
-           "render_cell"]
+__all__ = ["Cell", "CellSyntaxError", "ROLES", "indented_markers", "interpolate", "parse_cell",
+           "read_cell", "render_cell"]
 
 #: The roles a cell can hold, in marker order.
 ROLES = ("system", "developer", "user", "assistant")
@@ -72,101 +76,8 @@ _MARKER = re.compile(
 )
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _COMMENT = "%%"
-_TOKEN = re.compile(r"\{\{|\}\}|\{[^}\n]*\}|[{}]")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NOT_ALLOWED = {
-    ".": "attribute access",
-    "[": "indexing",
-    "(": "a call",
-    "!": "a conversion",
-    ":": "a format spec",
-}
-_BRACES_HINT = "{name} with a plain variable name such as {x}, or {{ and }} for literal braces"
-
-
-class CellSyntaxError(RequestError):
-    """The text of a cell is not valid message syntax.
-
-    ``line`` is the 1-based line of the original cell text (``None`` only for an
-    empty cell); ``param`` is ``"cell"``. The message reads
-    ``"cell line 3: <what is wrong>; expected <what was expected>"``.
-    """
-
-    def __init__(self, problem: str, expected: str, *, line: int | None) -> None:
-        where = "" if line is None else f"cell line {line}: "
-        super().__init__(f"{where}{problem}; expected {expected}", param="cell")
-        self.line = line
-        self.problem = problem
-        self.expected = expected
-
-
-def _show(text: str, limit: int = 40) -> str:
-    return repr(_preview(text, limit + 1, flatten=False))
-
-
-def _placeholder(expr: str, namespace: Mapping[str, Any], line: int,
-                 where: str = "the notebook") -> str:
-    shown = _show("{" + expr + "}")
-    if _IDENT.fullmatch(expr):
-        if expr.startswith("__"):
-            raise CellSyntaxError(
-                f"{shown} names a special variable (starting with '__'), which is not allowed",
-                "an ordinary variable name such as {x}",
-                line=line,
-            )
-        if expr not in namespace:
-            raise CellSyntaxError(
-                f"name {expr!r} is not defined in {where}",
-                "a variable name that exists",
-                line=line,
-            )
-        try:
-            return str(namespace[expr])
-        except Exception as exc:  # the value's own __str__ failed: report, don't crash
-            raise CellSyntaxError(
-                f"str({expr}) failed with {type(exc).__name__}: {exc}",
-                "a variable whose value converts to text",
-                line=line,
-            ) from exc
-    ident = _IDENT.match(expr)
-    after = expr[ident.end() : ident.end() + 1] if ident else ""
-    if not expr or expr[0].isdigit():
-        why = "is a positional placeholder"
-    elif after in _NOT_ALLOWED:
-        why = f"uses {_NOT_ALLOWED[after]}, which is not allowed (compute it into a variable)"
-    else:
-        why = "is not a variable name"
-    raise CellSyntaxError(f"{shown} {why}", _BRACES_HINT, line=line)
-
-
-def interpolate(template: str, namespace: Mapping[str, Any], *, line: int = 1,
-                where: str = "the notebook") -> str:
-    """Fill ``{name}`` placeholders of ``template`` from ``namespace``.
-
-    ``{{`` and ``}}`` are literal braces; only plain identifiers are looked up (see
-    the module docstring). ``line`` is the cell line of the template's first line,
-    used in errors; each ``\\n`` in the template advances it. Raises
-    :class:`CellSyntaxError`. Never uses ``str.format`` or ``eval``.
-    """
-    out: list[str] = []
-    pos = 0
-    for m in _TOKEN.finditer(template):
-        line += template.count("\n", pos, m.start())
-        out.append(template[pos : m.start()])
-        pos = m.end()
-        token = m.group()
-        if token in ("{{", "}}"):
-            out.append(token[0])
-        elif token == "{":
-            raise CellSyntaxError(
-                "'{' has no closing '}' on its line", "{name} or {{ for a literal '{'", line=line
-            )
-        elif token == "}":
-            raise CellSyntaxError("'}' has no opening '{'", "}} for a literal '}'", line=line)
-        else:
-            out.append(_placeholder(token[1:-1], namespace, line, where))
-    out.append(template[pos:])
-    return "".join(out)
+# Text right after an image that would read as its attributes (``{detail=low}``).
+_ATTR_START = re.compile(r"\{[ \t]*[A-Za-z_]\w*[ \t]*=")
 
 
 def _indent(line: str) -> int:
@@ -196,14 +107,32 @@ def _trim(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return parts[start:end]
 
 
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """A parsed cell: its messages and the images they reference, in order."""
+
+    messages: list[dict[str, Any]]
+    images: tuple[ImageRef, ...] = ()
+
+
 def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
                where: str = "the notebook") -> list[dict[str, Any]]:
     """Parse cell text into OpenAI chat messages ``{"role", "content", "name"?}``.
 
     With a ``namespace``, ``{name}`` placeholders in content are filled from it;
-    with ``None`` the content is literal. Raises :class:`CellSyntaxError` naming
-    the line of ``text`` at fault.
+    with ``None`` the content is literal. A message holding ``![alt](src)`` has a
+    list of content parts, the image's ``url`` being ``src`` as written
+    (:func:`read_cell` also gives the references, to read the files). Raises
+    :class:`CellSyntaxError` naming the line of ``text`` at fault.
     """
+    return read_cell(text, namespace, where=where).messages
+
+
+def read_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
+              where: str = "the notebook") -> Cell:
+    """:func:`parse_cell`'s messages and the cell's image references
+    (:class:`~gptmagic.core.images.ImageRef`: line, ``src``, ``detail`` and where
+    its part is)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     # (role, name, marker line, [(line number, content line), ...])
     blocks: list[tuple[str, str | None, int, list[tuple[int, str]]]] = []
@@ -249,6 +178,7 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
             )
 
     messages: list[dict[str, Any]] = []
+    images: list[ImageRef] = []
     for role, name, first, parts in blocks:
         parts = _trim(parts)
         if not parts:
@@ -258,14 +188,50 @@ def parse_cell(text: str, namespace: Mapping[str, Any] | None = None, *,
                 f"text after '{head}:' or on the lines below it",
                 line=first,
             )
-        if namespace is not None:
-            parts = [(number, interpolate(s, namespace, line=number, where=where))
-                     for number, s in parts]
-        message: dict[str, Any] = {"role": role, "content": "\n".join(s for _, s in parts)}
+        content, refs = _content(role, parts, namespace, where, len(messages))
+        message: dict[str, Any] = {"role": role, "content": content}
         if name is not None:
             message["name"] = name
         messages.append(message)
-    return messages
+        images += refs
+    return Cell(messages, tuple(images))
+
+
+def _content(role: str, parts: list[tuple[int, str]], namespace: Mapping[str, Any] | None,
+             where: str, index: int) -> tuple[str | list[dict[str, Any]], list[ImageRef]]:
+    """A message's content: its text, or text and image parts when it holds images."""
+    pieces: list[str | ImageRef] = []
+    for k, (number, line) in enumerate(parts):
+        if k:
+            pieces.append("\n")
+        pieces += _images.scan(line, line=number, namespace=namespace, where=where)
+    if all(isinstance(p, str) for p in pieces):
+        return "".join(p for p in pieces if isinstance(p, str)), []
+    out: list[dict[str, Any]] = []
+    refs: list[ImageRef] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        joined = "".join(text)
+        text.clear()
+        if joined.strip():  # whitespace between images carries nothing
+            out.append({"type": "text", "text": joined})
+
+    for piece in pieces:
+        if isinstance(piece, str):
+            text.append(piece)
+            continue
+        if role != "user":
+            raise CellSyntaxError(
+                f"image {_show(piece.written, 60)} is in a {role} message, and only user "
+                "messages hold images (OpenAI's rule)",
+                "the image in a user message, or a backslash before '![' to send it as text",
+                line=piece.line)
+        flush()
+        refs.append(replace(piece, message=index, part=len(out)))
+        out.append(_images.image_part(piece.src, piece.detail))
+    flush()
+    return out, refs
 
 
 def indented_markers(text: str) -> str | None:
@@ -301,6 +267,9 @@ def render_cell(messages: Sequence[Mapping[str, Any]], *, escape_braces: bool = 
     cell cannot hold: no messages, other keys than role/content/name, a role other
     than the four lowercase ones, a non-string or empty content, content starting or
     ending with a blank line or holding ``\\r``, an invalid name.
+    A user message's list of content parts (text and ``image_url`` parts, as
+    :func:`parse_cell` makes them) is written with ``![](url){detail=...}`` for each
+    image; text parts are escaped so that they read back as text.
     """
     if not messages:
         raise RequestError("no messages to write; expected at least one", param="messages")
@@ -312,8 +281,12 @@ def render_cell(messages: Sequence[Mapping[str, Any]], *, escape_braces: bool = 
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
             raise _refuse(index, f"has role {role!r}", "one of " + ", ".join(ROLES))
-        if not isinstance(content, str):
+        if isinstance(content, list):
+            content = _parts_text(index, role, content, escape_braces)
+        elif not isinstance(content, str):
             raise _refuse(index, f"content is {type(content).__name__}", "a string")
+        else:
+            content = _images.escape_images(_braces(content) if escape_braces else content)
         lines = content.split("\n")
         if "\r" in content or not lines[0].strip() or not lines[-1].strip():
             raise _refuse(
@@ -327,8 +300,41 @@ def render_cell(messages: Sequence[Mapping[str, Any]], *, escape_braces: bool = 
             if not isinstance(name, str) or not _NAME.fullmatch(name):
                 raise _refuse(index, f"has name {name!r}", "1 to 64 letters, digits, '_' or '-'")
             head += f" ({name})"
-        if escape_braces:
-            lines = [s.replace("{", "{{").replace("}", "}}") for s in lines]
         body = "\n".join("\\" + s if _protected(s) else s for s in lines)
         chunks.append(f"{head}:\n{body}")
     return "\n\n".join(chunks)
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _parts_text(index: int, role: Any, parts: list[Any], escape_braces: bool) -> str:
+    """A list of content parts written as a cell message's text (see :func:`render_cell`)."""
+    cannot = ("content parts that parse_cell makes: text and image_url parts in a user "
+              "message, at least one image, no two text parts in a row, no blank text part")
+    chunks: list[str] = []
+    kinds = [p.get("type") if isinstance(p, Mapping) else None for p in parts]
+    if role != "user" or "image_url" not in kinds or any(
+            a == b == "text" for a, b in zip(kinds, kinds[1:], strict=False)):
+        raise _refuse(index, "has content parts a cell cannot hold as written", cannot)
+    for k, (kind, part) in enumerate(zip(kinds, parts, strict=True)):
+        if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str) \
+                and part["text"].strip():
+            text = _images.escape_images(part["text"])
+            before_image = k + 1 < len(parts)
+            after_image = k > 0
+            if (before_image and text.endswith("\\")) or (after_image and _ATTR_START.match(text)):
+                raise _refuse(index, f"content[{k}] is text that would change the image next "
+                                     "to it (a backslash before it, or '{key=' after it)",
+                              "text a cell can hold next to an image")
+            chunks.append(_braces(text) if escape_braces else text)
+            continue
+        inner = part.get("image_url") if kind == "image_url" else None
+        if not (isinstance(inner, Mapping) and set(part) == {"type", "image_url"}
+                and isinstance(inner.get("url"), str) and set(inner) <= {"url", "detail"}
+                and inner.get("detail") in (None, *_images.DETAILS)):
+            raise _refuse(index, f"content[{k}] is a part a cell cannot hold", cannot)
+        url = _braces(inner["url"]) if escape_braces else inner["url"]
+        chunks.append(_images.image_markdown(url, inner.get("detail")))
+    return "".join(chunks)

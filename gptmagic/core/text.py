@@ -12,12 +12,11 @@ def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
     """``content`` shortened to at most ``limit`` characters, ending in "…" when cut.
 
     ``content`` is a string, None, or a list of message parts (their text is
-    joined; other parts show as ``[part]``). ``flatten`` folds runs of white
-    space, newlines included, into one space.
+    joined; an image shows as ``[image]``, another part as ``[part]``). ``flatten``
+    folds runs of white space, newlines included, into one space.
     """
     if isinstance(content, list):
-        content = " ".join(str(p.get("text", "")) if isinstance(p, Mapping) else "[part]"
-                           for p in content)
+        content = " ".join(_part(p) for p in content)
     text = "" if content is None else str(content)
     if flatten:
         text = " ".join(text.split())
@@ -27,3 +26,11 @@ def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
 def count_of(k: int, word: str) -> str:
     """``"1 token"``, ``"3 tokens"``: a count with its noun, singular for one."""
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
+def _part(part: Any) -> str:
+    if not isinstance(part, Mapping):
+        return "[part]"
+    if part.get("type") in ("image_url", "input_image"):
+        return "[image]"
+    return str(part.get("text", "")) if "text" in part else "[part]"

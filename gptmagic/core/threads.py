@@ -30,6 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.core.images import ImageRef, elide
 from gptmagic.errors import RequestError
 
 __all__ = ["DEFAULT_THREAD", "Thread", "ThreadStore", "Turn", "describe_stale"]
@@ -59,11 +60,19 @@ class Turn:
     #: assistant message that called tools, the tools' results, and the final answer
     #: (``reply``, when there is one). None for a plain reply.
     exchange: list[dict[str, Any]] | None = None
+    #: The images of the cell's messages as it named them (alt text, path, line), which
+    #: ``%chat history`` and a dry run show as labelled thumbnails.
+    images: tuple[ImageRef, ...] = field(default=(), repr=False)
 
     def all_messages(self) -> list[dict[str, Any]]:
         if self.exchange:
             return [*self.messages, *self.exchange]
         return [*self.messages, *([self.reply] if self.reply else [])]
+
+    def __repr__(self) -> str:  # an image's data URL is megabytes of base64
+        return (f"Turn(key={self.key!r}, messages={elide(self.messages)!r}, "
+                f"reply={elide(self.reply)!r}, model={self.model!r}, api={self.api!r}, "
+                f"response_id={self.response_id!r})")
 
 
 @dataclass

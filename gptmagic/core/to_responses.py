@@ -7,11 +7,14 @@ same request from either (the embedded engine's adapter,
 :mod:`gptmagic.local.responses`, maps the other way):
 
 - a leading system message is ``instructions`` and the other messages input
-  items as they are (chat's ``{"role", "content"}`` messages are valid items),
-  but for a tool loop's messages (:func:`input_items`): an assistant message's
+  items (chat's ``{"role", "content"}`` messages are valid items), through
+  :func:`input_items`: content parts get their Responses names (``text`` ->
+  ``input_text``, an ``image_url`` part -> ``input_image`` with its ``detail``,
+  ``auto`` when chat left it out, as ``InputImageContent`` requires one; an
+  assistant's text parts joined into its text); a tool loop's assistant message's
   ``tool_calls`` are ``function_call`` items, a ``tool`` message a
-  ``function_call_output``; a message with a ``name`` is refused, the
-  Responses API having no field for it;
+  ``function_call_output``; a message with a ``name`` is refused, the Responses
+  API having no field for it;
 - ``max_tokens`` / ``max_completion_tokens`` -> ``max_output_tokens``;
   ``logprobs`` -> ``include: ["message.output_text.logprobs"]`` (``top_logprobs``
   keeps its name); ``response_format`` -> ``text.format`` (a ``json_schema``'s
@@ -124,8 +127,9 @@ def split_instructions(messages: Sequence[Mapping[str, Any]],
 def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Chat messages as Responses input items: a tool loop's assistant message with
     ``tool_calls`` is its text (if any) then one ``function_call`` item per call; a
-    ``tool`` message is a ``function_call_output``. Other messages and items (anything
-    with a ``type``) are as they are."""
+    ``tool`` message is a ``function_call_output``; other messages get their content
+    parts in the Responses shape (see the module's docstring); items (anything with a
+    ``type``) and string contents are as they are."""
     items: list[dict[str, Any]] = []
     for m in messages:
         if m.get("role") == "tool" and "type" not in m:
@@ -136,7 +140,7 @@ def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 items.append({"role": "assistant", "content": m["content"]})
             items += [_function_call(c) for c in m["tool_calls"]]
         else:
-            items.append(dict(m))
+            items.append(_item(m))
     return items
 
 
@@ -151,6 +155,36 @@ def _output(content: Any) -> str:
     if isinstance(content, list):
         return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
     return "" if content is None else str(content)
+
+
+def _item(message: Mapping[str, Any]) -> dict[str, Any]:
+    item = dict(message)
+    content = item.get("content")
+    if not isinstance(content, list):
+        return item
+    if item.get("role") == "assistant":  # chat's text parts; the Responses API's are output
+        if all(isinstance(p, Mapping) and p.get("type") == "text" for p in content):
+            item["content"] = "".join(str(p.get("text", "")) for p in content)
+        return item
+    item["content"] = [_part(p) for p in content]
+    return item
+
+
+def _part(part: Any) -> Any:
+    """A chat content part as a Responses input part (``InputContent``)."""
+    if not isinstance(part, Mapping):
+        return part
+    kind = part.get("type")
+    if kind == "text":
+        return {"type": "input_text", "text": part.get("text")}
+    if kind == "image_url":
+        inner = part.get("image_url")
+        url, detail = ((inner.get("url"), inner.get("detail")) if isinstance(inner, Mapping)
+                       else (inner, None))
+        return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+    if kind == "file" and isinstance(part.get("file"), Mapping):
+        return {"type": "input_file", **part["file"]}
+    return part
 
 
 def response_fields(params: Mapping[str, Any], *, model: str | None = None,
@@ -258,7 +292,7 @@ def responses_body(messages: Sequence[Mapping[str, Any]], params: Mapping[str, A
                 f"Responses API does not take (model {model!r}): drop it from the prompt, "
                 f"or {instead}", param="prompt")
     instructions, items = split_instructions(messages, params)
-    body: dict[str, Any] = {"input": items, "store": False}
+    body: dict[str, Any] = {"input": input_items(items), "store": False}
     if instructions is not None:
         body["instructions"] = instructions
     return {**body, **response_fields(params, model=model, names=names, instead=instead,

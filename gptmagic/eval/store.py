@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gptmagic.core.images import elide
 from gptmagic.core.types import Result
 from gptmagic.errors import ConfigError
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
@@ -398,9 +399,10 @@ class Store:
     def put(self, key: str, base_url: str, model: str, request: dict[str, Any],
             result: Result) -> bool:
         """Store one finished call now (durable before the next one starts) and drop its
-        claim; False when it could not be stored (the run goes on; one warning)."""
+        claim; False when it could not be stored (the run goes on; one warning). The
+        request is stored with its images' base64 elided: the key identifies the call."""
         blob = json.dumps(result_to_dict(result), ensure_ascii=False)
-        req = json.dumps(request, ensure_ascii=False, default=str)
+        req = json.dumps(elide(request), ensure_ascii=False, default=str)
 
         def do(db: sqlite3.Connection) -> bool:
             db.execute(

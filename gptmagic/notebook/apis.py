@@ -27,6 +27,7 @@ from gptmagic.core.structured import Schema
 from gptmagic.core.to_responses import (
     APIS,
     MIN_OUTPUT_TOKENS,
+    input_items,
     response_fields,
     responses_body,
 )
@@ -196,7 +197,10 @@ class Outgoing:
 
     @property
     def input(self) -> list[dict[str, Any]]:
-        return list(self.payload.get("messages") or self.payload.get("input") or [])
+        """The prompt as Responses input items (chat's messages translated)."""
+        if "messages" in self.payload:
+            return input_items(self.payload["messages"])
+        return list(self.payload.get("input") or [])
 
 
 #: The chat fields that change a prompt's count (the rest are the reply's).
@@ -232,6 +236,6 @@ def outgoing(api: str, messages: Sequence[Mapping[str, Any]],
         if (len(items) > 1 and items[0].get("role") == "system"
                 and items[0].get("content") == payload.get("instructions")):
             items = items[1:]  # the cell repeats the thread's system line: sent once
-        payload["input"] = items
+        payload["input"] = input_items(items)
         payload["previous_response_id"] = chain
     return Outgoing(api, payload, fields, schema)

@@ -24,9 +24,11 @@ from traitlets import Bool, Dict, Unicode
 
 from gptmagic.client.config import APIS, get_profile
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
-from gptmagic.core.messages import indented_markers, parse_cell
+from gptmagic.core.images import part_text
+from gptmagic.core.messages import indented_markers
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
+from gptmagic.notebook.images import read_images
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
 from gptmagic.notebook.structured import schema_option
 from gptmagic.notebook.tools import StepSink, tool_options
@@ -202,6 +204,8 @@ def _chat_args(func: Any) -> Any:
         argument("--max-steps", help="with --tools: at most N model calls in the loop "
                  f"(default {DEFAULT_MAX_STEPS})"),
         argument("--tool-choice", help="with --tools: auto|none|required|NAME"),
+        argument("--detail", help="low|high|auto: detail of the cell's images that give none "
+                                  "(![alt](cat.png){detail=low} sets one image's)"),
     ]):
         func = dec(func)
     return func
@@ -316,7 +320,7 @@ class GptMagics(Magics):
             if args.exact_count and not args.dry_run:
                 raise UsageError("--exact-count goes with --dry-run: a reply's usage has the "
                                  "exact prompt count already")
-            messages = parse_cell(cell, namespace=self._user_ns)
+            read = read_images(cell, self._user_ns, detail=args.detail)
             params = self._params(args, ("temperature", "top_p", "max_tokens", "n", "seed",
                                          "presence_penalty", "frequency_penalty", "top_logprobs",
                                          "timeout"))
@@ -334,7 +338,7 @@ class GptMagics(Magics):
                                  max_steps=args.max_steps, tool_choice=args.tool_choice)
             sink = self._sink() if tools is None else self._step_sink()
             reply = self.session.chat(
-                messages,
+                read.messages,
                 key=cell_key(self.cell_id, line + "\n" + cell),
                 models=models, params=params,
                 thread=None if args.no_history else (args.thread or "default"),
@@ -349,6 +353,7 @@ class GptMagics(Magics):
                          "verbosity": args.verbosity, "service_tier": args.service_tier,
                          "cache_key": args.cache_key, "store": args.store},
                 exact_count=args.exact_count, schema=schema, tools=tools,
+                images=read.images,
             )
             return self._finish(reply, args, sink)
         except GptmagicError as e:
@@ -493,9 +498,9 @@ class GptMagics(Magics):
                 if args.exact_count:
                     raise UsageError("--exact-count counts a cell's messages: use %%tokens")
                 return token_counter(model=model, max_tokens=args.max_tokens)
-            messages = parse_cell(cell, namespace=self._user_ns)
+            messages = read_images(cell, self._user_ns).messages
             counter = token_counter(messages, model=model, max_tokens=args.max_tokens)
-            text = "\n\n".join(str(m.get("content") or "") for m in messages)
+            text = "\n\n".join(part_text(m.get("content")) for m in messages)
             if args.exact_count:
                 exact, why = self.session.exact_count(messages, model,
                                                       default_profile=self.profile)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptmagic.catalog.pricing import Cost
+from gptmagic.core.images import ImageRef, elide
 from gptmagic.core.types import Parsed, Result, Step, Usage
 from gptmagic.views import reply as display
 
@@ -133,6 +134,9 @@ class DryRun:
     counter_note: str | None = None
     #: ``--tools``: what each tool definition adds to the prompt, then ``("all", total)``.
     tool_costs: list[tuple[str, int]] | None = None
+    #: The images the request holds, as the cell and the thread's turns named them
+    #: (alt text, path, line): their thumbnails' labels.
+    images: tuple[ImageRef, ...] = field(default=(), repr=False)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return display.dry_run_bundle(self.request, url=self.url, count=self.count,
@@ -140,4 +144,9 @@ class DryRun:
                                       counts_below=self.counter is not None,
                                       engine_prompt=self.engine_prompt,
                                       exact=self.exact_count, exact_note=self.exact_note,
-                                      tool_costs=self.tool_costs)
+                                      tool_costs=self.tool_costs,
+                                      images=self.images)
+
+    def __repr__(self) -> str:  # the request may hold megabytes of base64
+        return (f"DryRun(url={self.url!r}, request={elide(self.request)!r}, "
+                f"count={self.count!r}, exact_count={self.exact_count!r})")

@@ -22,12 +22,14 @@ from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client.config import Provider, model_name, refuse_misrouted, resolve
 from gptmagic.client.facade import count_with, get_client
 from gptmagic.client.portal import Portal, get_portal
+from gptmagic.core.images import ImageRef, part_text
 from gptmagic.core.structured import Schema, with_format
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
 from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
+from gptmagic.notebook.images import history_views, refuse_text_only, thread_images
 from gptmagic.notebook.replies import DryRun, Reply, price_parts
 from gptmagic.notebook.streaming import (
     REASONING,
@@ -190,6 +192,7 @@ class Session:
         exact_count: bool = False,
         schema: Schema | None = None,
         tools: ToolOptions | None = None,
+        images: Sequence[ImageRef] = (),
     ) -> Reply | DryRun:
         """Run one chat cell. ``thread=None`` sends the cell alone (no history).
 
@@ -210,6 +213,9 @@ class Session:
         ``response_format``, translated for Responses) and validates the reply into
         ``Reply.parsed`` (:mod:`gptmagic.core.structured`). ``tools`` (``--tools``) runs
         the tool loop (:mod:`gptmagic.notebook.tools`) instead of one call.
+        ``images`` are the cell's image references (read:
+        :func:`~gptmagic.notebook.images.read_images`), named by line in a refusal and
+        labelled in a dry run and the history.
 
         A thread is kept once a turn is recorded in it (a refused cell or a dry run
         leaves none), and a reply with no text is recorded in none: its note says why."""
@@ -221,6 +227,8 @@ class Session:
             [{"role": "system", "content": system}] if system else [])
         messages = history + cell_messages
         prov, model = _provider(profile, key_env, models[0], default_profile)
+        refuse_text_only([prov.kind, *(_provider(profile, key_env, m, default_profile)[0].kind
+                                       for m in models[1:])], messages, images, th)
         given = api
         api = choose_api(api, model=model, profile_api=prov.api, model_api=api_defaults[0],
                          default=api_defaults[1])
@@ -254,9 +262,11 @@ class Session:
         out = outgoing(api, messages, cell_messages, params, model=model, chain=chain,
                        hosted=prov.kind in ("openai", "azure"), schema=schema)
         if dry_run:
-            return dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
-                                         exact_count=exact_count,
-                                         tools=params.get("tools"))
+            dry = dry_runs.chat_dry_run(self, prov, model, out, messages, stream, note,
+                                        exact_count=exact_count,
+                                        tools=params.get("tools"))
+            dry.images = (*thread_images(th), *images)
+            return dry
         self._check_window(prov, model, messages, max_tokens)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
         stopped: Interrupted | None = None
@@ -264,7 +274,7 @@ class Session:
         mod_lines = []
         if moderate:
             mod_lines.append(self._moderate(prov, "\n\n".join(
-                str(m.get("content", "")) for m in cell_messages), "input"))
+                part_text(m.get("content")) for m in cell_messages), "input"))
         if len(models) > 1:
             reply = self._multi(models, profile, key_env, default_profile, messages, out,
                                 sink)
@@ -352,7 +362,8 @@ class Session:
             turn = Turn(key, cell_messages, reply.result.choices[0].message, model,
                         response_id=reply.result.id if stored else None, api=api,
                         stored_at=at if stored else None,
-                        exchange=loop.exchange if loop is not None else None)
+                        exchange=loop.exchange if loop is not None else None,
+                        images=tuple(images))
             message = reply.result.choices[0].message if reply.result.choices else {}
             if stopped is None and not (message.get("content") or message.get("tool_calls")):
                 said = _empty(th, reply.result)
@@ -639,11 +650,13 @@ class Session:
         for n, t in enumerate(th.turns, 1):
             turn_of += [(n, t.key)] * len(t.all_messages())
         stale = set(th.stale())
+        refs = thread_images(th)
         for m, (turn, key) in zip(msgs, turn_of, strict=True):
             tokens = counts.messages[i].total if counts else None
             rows.append(display.HistoryRow(turn, str(m.get("role")), m.get("name"),
                                            message_text(m), tokens, key,
-                                           stale=turn in stale))
+                                           stale=turn in stale,
+                                           images=history_views(m, refs)))
             i += 1
         return display.history_bundle(rows, thread=name,
                                       context_window=model_info(model).context_window,

@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from gptmagic.core.images import part_text
 from gptmagic.core.text import preview
 from gptmagic.core.types import Result
 from gptmagic.views.markdown import _fence, escape_markdown, safe_markdown
@@ -215,7 +216,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     calls as ``→ get_weather({"city": "Paris"})`` lines, a tool result as
     ``(call_1) 18 °C``."""
     content = message.get("content")
-    text = content if isinstance(content, str) else preview(content, 10_000, flatten=False)
+    text = part_text(content)  # an image as [image], never its data URL
     calls = message.get("tool_calls") or []
     lines = [text] if text else []
     for call in calls:

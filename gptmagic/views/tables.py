@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.core.text import preview
+from gptmagic.core.images import ImageRef, elide
+from gptmagic.core.text import count_of, preview
+from gptmagic.views.images import ImageView, images_blocks, views_of
 from gptmagic.views.markdown import NO_MATH, _fence, escape_markdown
 
 if TYPE_CHECKING:
@@ -73,9 +75,15 @@ def _plain_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _render(blocks: Sequence[tuple[str, Any]], cls: str) -> dict[str, str]:
     """Render ``("title" | "p" | "small" | "json" | "text", text)`` (the last two
-    preformatted) and ``("table", (cols, rows))``."""
+    preformatted), ``("table", (cols, rows))`` and ``("raw", (plain, markdown, html))``
+    (already rendered)."""
     plain, md, page = [], [], []
     for kind, x in blocks:
+        if kind == "raw":
+            plain.append(x[0])
+            md.append(x[1])
+            page.append(x[2])
+            continue
         if kind == "table":
             plain.append(_plain_table(*x))
             md.append(_md_table(*x))
@@ -141,6 +149,8 @@ class HistoryRow:
     cell: str | None
     #: The turn answered against an older version of an earlier turn.
     stale: bool = False
+    #: The message's images, shown as thumbnails under the table.
+    images: tuple[ImageView, ...] = ()
 
 
 def _preview(text: str) -> str:
@@ -168,6 +178,10 @@ def history_bundle(rows: Sequence[HistoryRow], *, thread: str, context_window: i
     blocks: list[tuple[str, Any]] = [("p", head)]
     if rows:
         blocks.append(("table", (["turn", "role", "name", "tokens", "content"], cells)))
+    for r in rows:
+        if r.images:
+            blocks += [("small", f"turn {r.turn}, {r.role}: {count_of(len(r.images), 'image')}"),
+                       ("raw", images_blocks(r.images))]
     stale = sorted({r.turn for r in rows if r.stale})
     if stale:
         turns = ", ".join(map(str, stale))
@@ -267,7 +281,8 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
                    estimate: Estimate | None, note: str | None = None,
                    counts_below: bool = False, engine_prompt: str | None = None,
                    exact: int | None = None, exact_note: str | None = None,
-                   tool_costs: Sequence[tuple[str, int]] | None = None) -> Bundle:
+                   tool_costs: Sequence[tuple[str, int]] | None = None,
+                   images: Sequence[ImageRef] = ()) -> Bundle:
     """What a request would send: endpoint, exact JSON body, token count and cost estimate.
 
     With ``counts_below`` the count and estimate are left to the token counter
@@ -275,6 +290,10 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     count of the prompt (``--exact-count``), shown either way; ``exact_note`` says
     why the count is an estimate, or why no exact one was asked for. ``tool_costs``
     (``--tools``) are what each tool definition adds to the prompt, and ``("all", N)``.
+
+    The body is shown with each image's base64 elided (``data:image/png;base64,…
+    (34 KB)``) and its images as thumbnails below it, labelled by ``images`` (the
+    cell's references: alt text, path, line).
 
     Raises ValueError if any key of ``request``, at any depth, is named like a
     credential (``Authorization``, ``api-key``, ...): the body shown never carries one.
@@ -285,7 +304,13 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
                                      ("p", f"POST {shown_url}")]
     if hidden:
         blocks.append(("small", f"hidden from the URL: {', '.join(hidden)}"))
-    blocks.append(("json", json.dumps(request, indent=2, ensure_ascii=False, default=str)))
+    blocks.append(("json", json.dumps(elide(request), indent=2, ensure_ascii=False,
+                                      default=str)))
+    conversation = request.get("messages") or request.get("input")
+    shown = views_of(conversation, images) if isinstance(conversation, list) else []
+    if shown:
+        blocks += [("p", f"{count_of(len(shown), 'image')} (thumbnails; the body above "
+                         "elides their base64):"), ("raw", images_blocks(shown))]
     if engine_prompt is not None:
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
