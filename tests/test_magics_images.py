@@ -155,7 +155,17 @@ def test_detail_option_is_the_default_an_image_overrides(shell, fake_server, lin
         chat(shell, "-p fake --detail medium", cell)
 
 
-def test_the_embedded_model_refuses_an_image_naming_its_line(shell, fake_server):
+@pytest.fixture
+def engine_started(monkeypatch):
+    """No embedded engine in this process's state (an earlier test may have left one);
+    the test then checks none was started. The old one is put back after."""
+    from gptmagic import state
+
+    monkeypatch.setattr(state.current(), "engine", None)
+    return lambda: state.current().engine is not None
+
+
+def test_the_embedded_model_refuses_an_image_naming_its_line(shell, fake_server, engine_started):
     with pytest.raises(UsageError) as e:
         chat(shell, "-m local", CELL)
     assert str(e.value) == (f"SmolLM2 (the embedded model) reads text only: line 3 `{WRITTEN}`; "
@@ -172,12 +182,10 @@ def test_the_embedded_model_refuses_an_image_naming_its_line(shell, fake_server)
     assert "thread 'default' holds them from an earlier turn" in str(e.value)
     assert "--no-history" in str(e.value)
     assert len(fake_server.requests) == 1  # only the one the fake server was asked
-    from gptmagic import state
-
-    assert state.current().engine is None  # never started for a prompt it cannot read
+    assert not engine_started()  # never started for a prompt it cannot read
 
 
-def test_the_python_api_refuses_images_for_the_embedded_model_before_sending(raw):
+def test_the_python_api_refuses_images_for_the_embedded_model_before_sending(raw, engine_started):
     image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(raw)}"}}
     messages = [{"role": "user", "content": [{"type": "text", "text": "what?"}, image]}]
     with pytest.raises(RequestError) as e:
@@ -188,9 +196,7 @@ def test_the_python_api_refuses_images_for_the_embedded_model_before_sending(raw
                     "image")
     with pytest.raises(RequestError, match=r"input\[0\].content\[1\]|messages\[0\]"):
         gptmagic.respond(messages, model="local")
-    from gptmagic import state
-
-    assert state.current().engine is None
+    assert not engine_started()
 
 
 def test_a_missing_file_is_an_error_naming_image_line_and_folder(shell, fake_server, tmp_path):
