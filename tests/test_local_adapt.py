@@ -307,10 +307,10 @@ def test_text_parts_and_function_tool_calls_pass() -> None:
         tool_choice="auto")
     sent = prepare_chat(body).bodies[0]
     assert sent["messages"][0] == body["messages"][0] and "tool_choice" not in sent
-    # The template shows text: the call and its result are written as the model writes them.
-    assert sent["messages"][1:3] == [
-        {"role": "assistant", "content": '{"tool_calls": [{"name": "f", "arguments": {}}]}'},
-        {"role": "tool", "content": "f returned: 42"}]
+    # The template shows text: the call and its result are written as text, the result as
+    # the user's (gptmagic.local.toolcalls says why).
+    assert sent["messages"][1:3] == [{"role": "assistant", "content": "I call f({})."},
+                                     {"role": "user", "content": "f returned: 42"}]
     # The engine reads text parts only: a refusal part goes as the text the model said.
     assert sent["messages"][3]["content"] == [{"type": "text", "text": "no"}]
     assert body["messages"][3]["content"][0]["type"] == "refusal"  # the caller's is untouched

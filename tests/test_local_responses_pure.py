@@ -63,9 +63,8 @@ def test_items_become_chat_messages_with_tool_calls_and_outputs() -> None:
     ]
     # ... which the engine gets written as text (gptmagic.local.toolcalls.render_history).
     assert chat_body(**items)["messages"][2:] == [
-        {"role": "assistant", "content": 'Let me look.\n{"tool_calls": [{"name": "f", "arguments": '
-                                         '{}}, {"name": "g", "arguments": {"a": 1}}]}'},
-        {"role": "tool", "content": "f returned: 42"}, {"role": "tool", "content": "g returned: 7"}]
+        {"role": "assistant", "content": 'Let me look.\nI call f({}) and g({"a": 1}).'},
+        {"role": "user", "content": "f returned: 42"}, {"role": "user", "content": "g returned: 7"}]
 
 
 def test_function_tools_and_choices_are_chat_s() -> None:

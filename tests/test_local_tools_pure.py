@@ -13,7 +13,7 @@ import pytest
 from openapi_schema import validate
 
 from gptmagic.core.response import fold_tool_call
-from gptmagic.local.adapt import ChatStream, merge_chat, prepare_chat
+from gptmagic.local.adapt import ChatStream, merge_chat, normalise_error, prepare_chat
 from gptmagic.local.response_events import ResponseStream
 from gptmagic.local.responses import prepare_response
 from gptmagic.local.toolreply import ReplyDecoder, decode_message
@@ -252,3 +252,32 @@ def test_responses_stream_calls_as_function_call_events() -> None:
     assert kinds[-1] == "response.completed"
     assert [i["type"] for i in final["output"]] == ["function_call"]
     assert final["output"][0]["call_id"].startswith("call_")
+
+
+def test_a_pydantic_schema_s_refs_still_resolve_inside_the_grammar() -> None:
+    """Pydantic puts nested models in ``$defs`` and points at them from the parameters' root."""
+    greet = {"type": "function", "function": {"name": "greet", "parameters": {
+        "$defs": {"Who": {"type": "object", "properties": {"name": {"type": "string"}},
+                          "required": ["name"]}},
+        "type": "object", "properties": {"who": {"$ref": "#/$defs/Who"}}, "required": ["who"]}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": greet["function"][
+        "parameters"]}}
+    schema = prepare_chat(chat(tools=[greet, WEATHER], response_format=fmt)).bodies[0][
+        "json_schema"]
+    check = jsonschema.Draft202012Validator(schema)
+    assert check.is_valid({"tool_calls": [{"name": "greet", "arguments": {"who": {"name": "A"}}}]})
+    assert not check.is_valid({"tool_calls": [{"name": "greet", "arguments": {"who": {}}}]})
+    assert check.is_valid({"response": {"who": {"name": "A"}}})
+    assert not check.is_valid({"response": {"who": 1}})
+
+
+def test_a_parameters_schema_the_engine_cannot_compile_is_named() -> None:
+    error = normalise_error(400, {"error": {"type": "invalid_request_error", "message": (
+        "Unable to generate parser for this template. Automatic parser generation failed: "
+        "JSON schema error at #/$defs/tool-greet/properties/a: cannot resolve $ref "
+        "#/$defs/tool-greet/nope, nope not found")}})["error"]
+    assert error["param"] == "tools"
+    assert error["message"] == (
+        "In 'tools', the 'parameters' of 'greet' is a JSON schema the local engine cannot "
+        "turn into a grammar: cannot resolve $ref #/nope, nope not found (at #/properties/a). "
+        "Simplify that schema, or use a hosted model.")

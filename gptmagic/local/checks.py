@@ -301,7 +301,7 @@ def _named_tool(choice: dict[str, Any], where: str, names: list[str]) -> str:
         raise bad(f"'{where}' must be {{\"type\": \"function\", \"function\": {{\"name\": "
                   f"...}}}}, got {_short(choice)}.", where)
     if name not in names:
-        raise bad(f"'{where}' names the function {name!r}, which is not in 'tools' "
+        raise bad(f"'{where}.function.name' is {name!r}, which is not a function in 'tools' "
                   f"({', '.join(names) or 'none given'}).", f"{where}.function.name")
     return name
 
