@@ -10,6 +10,7 @@ choices the same from run to run; few requests, each short.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -19,6 +20,10 @@ import openai
 import pytest
 from conftest_local import local_client, local_engine, local_url  # noqa: F401
 from openapi_schema import validate
+
+from gptmagic.catalog.tokens import TokenCount
+from gptmagic.client import Client
+from gptmagic.local.engine import LocalEngine
 
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}},
               "required": ["city"], "additionalProperties": False}
@@ -142,6 +147,20 @@ def test_parallel_calls_off_is_one_call(local_client: httpx.Client) -> None:  # 
     one = post(local_client, messages=ask, tools=[WEATHER, TIME], tool_choice="required",
                parallel_tool_calls=False)
     assert len(checked_calls(one["choices"][0], WEATHER, TIME)) == 1
+
+
+def test_count_tokens_counts_the_tools_description(local_engine: LocalEngine,  # noqa: F811
+                                                   local_client: httpx.Client) -> None:  # noqa: F811
+    """A dry run's count with tools is the request's prompt, the tools' share apart."""
+    async def counts() -> tuple[TokenCount, TokenCount]:
+        async with Client("local", engine=local_engine) as client:
+            return (await client.count_tokens(ASK, "local", tools=[WEATHER, TIME]),
+                    await client.count_tokens(ASK, "local"))
+    with_tools, plain = asyncio.run(counts())
+    sent = post(local_client, messages=ASK, tools=[WEATHER, TIME], max_tokens=1)
+    assert with_tools.total == sent["usage"]["prompt_tokens"] and with_tools.exact
+    assert with_tools.tools == with_tools.total - plain.total > 50
+    assert with_tools.messages == plain.messages  # the messages' own share is unchanged
 
 
 def test_a_result_for_no_call_is_a_400_naming_it(local_client: httpx.Client) -> None:  # noqa: F811
