@@ -100,7 +100,7 @@ from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
 from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
 from gptmagic.local.plans import ChatPlan, CompletionPlan
 from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_usage
-from gptmagic.local.toolcalls import plan_tools, render_history
+from gptmagic.local.toolcalls import explain_schema_error, plan_tools, render_history
 from gptmagic.local.toolreply import decode_message
 
 __all__ = [
@@ -145,20 +145,9 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
     kind = _TYPE_MAP.get(kind, kind)
     if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
         param = m.group(1)
-    if param is None and (m := _PARAMETERS_ERROR.search(message)):
-        inside = f"#/$defs/tool-{m['name']}"
-        why = m["why"].strip().replace(inside, "#")
-        param, message = "tools", (
-            f"In 'tools', the 'parameters' of {m['name']!r} is a JSON schema the local "
-            f"engine cannot turn into a grammar: {why} (at #{m['at'] or '/'}). Simplify "
-            "that schema, or use a hosted model.")
+    if param is None and (explained := explain_schema_error(message)) is not None:
+        param, message = explained
     return error_body(message, type=kind, param=param, code=code)
-
-
-#: llama.cpp's complaint about a tool's parameters inside the tool grammar
-#: (:func:`.toolcalls.reply_schema`), whose path means nothing to the caller.
-_PARAMETERS_ERROR = re.compile(r"JSON schema error at #/\$defs/tool-(?P<name>[A-Za-z0-9_-]+)"
-                               r"(?P<at>\S*): (?P<why>.*)", re.S)
 
 
 _CONTEXT_SIZES = re.compile(r"\((\d+) tokens\).*\((\d+) tokens\)")

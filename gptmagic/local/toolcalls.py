@@ -44,12 +44,14 @@ completion tokens are the JSON the model wrote.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from gptmagic.local.checks import bad
 
-__all__ = ["ToolPlan", "plan_tools", "render_history", "reply_schema", "system_text"]
+__all__ = ["ToolPlan", "explain_schema_error", "plan_tools", "render_history", "reply_schema",
+           "system_text"]
 
 #: The arguments of a function given no ``parameters``: none (OpenAI's reading).
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {},
@@ -195,6 +197,26 @@ def plan_tools(req: dict[str, Any], mode: str, allowed: tuple[str, ...] | None
     req["messages"] = _with_system(req["messages"], system_text(functions, plan))
     req["json_schema"] = reply_schema(functions, plan, response)
     return plan
+
+
+#: llama.cpp's complaint about a tool's parameters inside :func:`reply_schema`'s schema.
+_PARAMETERS_ERROR = re.compile(r"JSON schema error at #/\$defs/tool-(?P<name>[A-Za-z0-9_-]+)"
+                               r"(?P<at>\S*): (?P<why>.*)", re.S)
+
+
+def explain_schema_error(message: str) -> tuple[str, str] | None:
+    """``(param, message)`` for the engine's error about a tool's ``parameters``, else ``None``.
+
+    The engine names the place in the whole reply schema, which means nothing
+    to the caller; this names the tool, and the place in its own schema.
+    """
+    found = _PARAMETERS_ERROR.search(message)
+    if found is None:
+        return None
+    why = found["why"].strip().replace(f"#/$defs/tool-{found['name']}", "#")
+    return "tools", (f"In 'tools', the 'parameters' of {found['name']!r} is a JSON schema the "
+                     f"local engine cannot turn into a grammar: {why} (at #{found['at'] or '/'}"
+                     "). Simplify that schema, or use a hosted model.")
 
 
 # --- earlier turns ----------------------------------------------------------------------------
