@@ -26,6 +26,8 @@ from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
 
 GGUF = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 USER = [{"role": "user", "content": "hi"}]
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 
 
 def chat(**kw: Any) -> dict[str, Any]:
@@ -187,10 +189,33 @@ def test_request_body_is_not_mutated() -> None:
                                           "audio": {"id": "audio_1"}}]), "messages[1].audio"),
     (prepare_chat, chat(messages=[{"role": "tool", "content": "42"}]),
      "messages[0].tool_call_id"),
-    (prepare_chat, chat(tool_choice="required"), "tool_choice"),
+    # A tool result answers a call made earlier (OpenAI's rule); calls carry ids.
+    (prepare_chat, chat(messages=[*USER, {"role": "tool", "tool_call_id": "c9", "content": "42"}]),
+     "messages[1].tool_call_id"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "42"}]), "messages[2].tool_call_id"),
+    (prepare_chat, chat(messages=[*USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": "{}"}}]}]),
+     "messages[1].tool_calls[0].id"),
+    (prepare_chat, chat(tool_choice="required"), "tool_choice"),  # no tools to call
     (prepare_chat, chat(tool_choice={"type": "function", "function": {"name": "f"}}),
-     "tool_choice"),
+     "tool_choice.function.name"),
+    (prepare_chat, chat(tools=TOOLS, tool_choice={"type": "function", "function": {
+        "name": "get_time"}}), "tool_choice.function.name"),
+    (prepare_chat, chat(tools=TOOLS, tool_choice={"type": "custom", "custom": {"name": "f"}}),
+     "tool_choice.type"),
+    (prepare_chat, chat(tools=TOOLS, tool_choice={"type": "function"}), "tool_choice"),
+    (prepare_chat, chat(tools=TOOLS, tool_choice={"type": "allowed_tools", "allowed_tools": {
+        "mode": "sometimes", "tools": []}}), "tool_choice.allowed_tools"),
+    (prepare_chat, chat(tools=TOOLS, tool_choice={"type": "allowed_tools", "allowed_tools": {
+        "mode": "auto", "tools": [{"type": "function", "function": {"name": "nope"}}]}}),
+     "tool_choice.allowed_tools.tools[0].function.name"),
     (prepare_chat, chat(tool_choice="sometimes"), "tool_choice"),
+    (prepare_chat, chat(tools=TOOLS, parallel_tool_calls="no"), "parallel_tool_calls"),
+    # The reply with tools is JSON under a grammar: its logprobs are not the reply's.
+    (prepare_chat, chat(tools=TOOLS, logprobs=True), "logprobs"),
+    (prepare_chat, chat(tools=TOOLS, grammar="root ::= \"x\""), "grammar"),
     (prepare_chat, chat(model=["local"]), "model"),
     (prepare_chat, chat(temperature="hot"), "temperature"),
     (prepare_chat, chat(temperature=2.5), "temperature"),
@@ -281,7 +306,11 @@ def test_text_parts_and_function_tool_calls_pass() -> None:
         {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}],
         tool_choice="auto")
     sent = prepare_chat(body).bodies[0]
-    assert sent["messages"][:3] == body["messages"][:3] and sent["tool_choice"] == "auto"
+    assert sent["messages"][0] == body["messages"][0] and "tool_choice" not in sent
+    # The template shows text: the call and its result are written as text, the result as
+    # the user's (gptmagic.local.toolcalls says why).
+    assert sent["messages"][1:3] == [{"role": "assistant", "content": "I call f({})."},
+                                     {"role": "user", "content": "f returned: 42"}]
     # The engine reads text parts only: a refusal part goes as the text the model said.
     assert sent["messages"][3]["content"] == [{"type": "text", "text": "no"}]
     assert body["messages"][3]["content"][0]["type"] == "refusal"  # the caller's is untouched

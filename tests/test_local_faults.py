@@ -189,9 +189,14 @@ def wait_for_busy(base: str, bound: float = 30) -> int:
         {"role": "tool", "tool_call_id": "c1", "content": "42"}]},
      "messages[1].tool_calls[0].type"),
     ({"messages": [{"role": ["user"], "content": "hi"}]}, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required",
+    ({"messages": [{"role": "user", "content": "hi"}],
+      "tool_choice": {"type": "function", "function": {"name": "later"}},
       "tools": [{"type": "function", "function": {"name": "now", "parameters": {}}}]},
-     "tool_choice"),
+     "tool_choice.function.name"),
+    ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required",
+      "tools": [{"type": "function", "function": {"name": "now", "parameters": {
+          "type": "object", "properties": {"at": {"$ref": "#/$defs/Missing"}}}}}]},
+     "tools"),  # the engine cannot compile the schema: its 400, said about the tool
 ])
 def test_unsupported_parts_are_400_not_500(local_client: httpx.Client, body: dict[str, Any],  # noqa: F811
                                            param: str) -> None:

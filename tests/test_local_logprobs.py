@@ -196,12 +196,15 @@ def test_a_stream_with_logprobs_keeps_streaming_its_text(local_client: httpx.Cli
     assert kinds[-2] == "entries" and len(entries) == 30  # in one chunk, just before the end
 
 
-def test_tools_with_logprobs_and_no_stream(local_client: httpx.Client) -> None:  # noqa: F811
-    """llama.cpp refuses logprobs with tools in a stream; a whole answer is asked for whole."""
-    answer = local_client.post("/chat/completions", json={
-        "model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
-        "logprobs": True, "tools": [{"type": "function", "function": {
-            "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]})
+def test_tools_with_logprobs(local_client: httpx.Client) -> None:  # noqa: F811
+    """With tools the reply is JSON under a grammar, whose logprobs are not the reply's:
+    refused, naming ``logprobs``; with ``tool_choice: "none"`` it is a plain reply."""
+    body = {"model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+            "logprobs": True, "tools": [{"type": "function", "function": {
+                "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]}
+    refused = local_client.post("/chat/completions", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
+    answer = local_client.post("/chat/completions", json={**body, "tool_choice": "none"})
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["choices"][0]["logprobs"]["content"]) == \
         answer.json()["usage"]["completion_tokens"]

@@ -13,9 +13,10 @@ from openapi_schema import validate
 from gptmagic.local import adapt
 from gptmagic.local.checks import LocalRequestError
 from gptmagic.local.response_events import ResponseStream, build_response
-from gptmagic.local.responses import prepare_response
+from gptmagic.local.responses import chat_messages, prepare_response
 
 prepare_chat = functools.partial(adapt.prepare_chat, gguf_path="/x.gguf")
+TOOLS = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
 
 
 def plan(**body: Any) -> Any:
@@ -36,7 +37,7 @@ def test_a_string_input_with_instructions_is_a_system_then_a_user_message() -> N
 
 
 def test_items_become_chat_messages_with_tool_calls_and_outputs() -> None:
-    body = chat_body(input=[
+    items = {"input": [
         {"role": "developer", "content": "Rules."},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Q"}]},
         {"type": "message", "role": "assistant",
@@ -46,8 +47,10 @@ def test_items_become_chat_messages_with_tool_calls_and_outputs() -> None:
         {"type": "function_call_output", "call_id": "c1", "output": "42"},
         {"type": "function_call_output", "call_id": "c2",
          "output": [{"type": "input_text", "text": "7"}]},
-    ])
-    assert body["messages"] == [
+    ]}
+    messages, sources = chat_messages(items)
+    assert sources == ["input[0]", "input[1]", "input[2]", "input[5]", "input[6]"]
+    assert messages == [
         {"role": "developer", "content": "Rules."},
         {"role": "user", "content": [{"type": "text", "text": "Q"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "Let me look."}],
@@ -58,20 +61,34 @@ def test_items_become_chat_messages_with_tool_calls_and_outputs() -> None:
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
         {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "7"}]},
     ]
+    # ... which the engine gets written as text (gptmagic.local.toolcalls.render_history).
+    assert chat_body(**items)["messages"][2:] == [
+        {"role": "assistant", "content": 'Let me look.\nI call f({}) and g({"a": 1}).'},
+        {"role": "user", "content": "f returned: 42"}, {"role": "user", "content": "g returned: 7"}]
 
 
-def test_format_tools_logprobs_and_stream_map_to_chat() -> None:
+def test_function_tools_and_choices_are_chat_s() -> None:
+    """Responses' flat function tools and tool choices, in chat's nested shapes."""
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": None},
+             {"type": "function", "name": "g"}]
+    sent = plan(tools=tools, tool_choice={"type": "function", "name": "g"},
+                parallel_tool_calls=False).chat
+    assert sent.tools is not None and sent.tools.names == ("g",) and sent.tools.required
+    assert not sent.tools.parallel and "tools" not in sent.bodies[0]
+    assert sent.bodies[0]["json_schema"]["properties"]["tool_calls"]["maxItems"] == 1
+    allowed = plan(tools=tools, tool_choice={"type": "allowed_tools", "mode": "auto", "tools": [
+        {"type": "function", "name": "f"}]}).chat.tools
+    assert allowed is not None and allowed.names == ("f",) and not allowed.required
+    assert plan(tools=tools, tool_choice="none").chat.tools is None
+
+
+def test_format_logprobs_and_stream_map_to_chat() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     body = chat_body(text={"format": {"type": "json_schema", "name": "x", "schema": schema,
                                       "strict": True}},
-                     tools=[{"type": "function", "name": "f", "parameters": {"type": "object"},
-                             "strict": None}],
-                     tool_choice="auto", include=["message.output_text.logprobs"],
-                     top_logprobs=3, stream=True)
+                     include=["message.output_text.logprobs"], top_logprobs=3, stream=True)
     assert body["response_format"] == {"type": "json_schema", "json_schema": {
         "name": "x", "schema": schema, "strict": True}}
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "f", "parameters": {"type": "object"}}}]
     assert body["logprobs"] is True and body["top_logprobs"] == 3
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert chat_body(text={"format": {"type": "json_object"}})["response_format"] == {
@@ -108,7 +125,18 @@ def test_what_the_response_echoes() -> None:
     ({"metadata": {"k": 1}}, "metadata"),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"tools": [{"type": "function", "name": "a b"}]}, "tools[0].name"),
-    ({"tool_choice": "required"}, "tool_choice"),
+    ({"tool_choice": "required"}, "tool_choice"),  # no tools to call
+    ({"tools": TOOLS, "tool_choice": {"type": "web_search_preview"}}, "tool_choice.type"),
+    ({"tools": TOOLS, "tool_choice": {"type": "function"}}, "tool_choice.name"),
+    ({"tools": TOOLS, "tool_choice": {"type": "function", "name": "g"}}, "tool_choice.name"),
+    ({"tools": TOOLS, "tool_choice": {"type": "allowed_tools", "mode": "auto",
+                                      "tools": [{"type": "mcp"}]}}, "tool_choice.tools[0].type"),
+    ({"tools": TOOLS, "tool_choice": {"type": "allowed_tools", "mode": "x", "tools": []}},
+     "tool_choice"),
+    ({"tools": TOOLS, "include": ["message.output_text.logprobs"]}, "include"),
+    ({"input": [{"role": "user", "content": "hi"},
+                {"type": "function_call_output", "call_id": "c1", "output": "42"}]},
+     "input[1].call_id"),
     ({"frequency_penalty": 1}, "frequency_penalty"),
     ({"input": 5}, "input"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}]},

@@ -146,17 +146,23 @@ def test_n_logprobs_and_response_format_on_the_token_path(
         json.loads(as_json["choices"][0]["message"]["content"])
 
 
-def test_ordinary_messages_keep_the_chat_endpoint(local_client: httpx.Client) -> None:  # noqa: F811
-    """``tools`` work on the ordinary path; the token path cannot carry them and says so."""
+def test_tools_go_either_way(local_client: httpx.Client) -> None:  # noqa: F811
+    """``tools`` are prompt text and a grammar (gptmagic.local.toolcalls), so the token path
+    carries them as the chat endpoint does: a call either way; legacy ``functions`` it cannot."""
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
     ordinary = [{"role": "user", "content": "Weather in <b>Paris</b>? a <| b |> c <|im_start"}]
-    chat(local_client, ordinary, max_tokens=3, temperature=0, tools=tools)
+    for messages in (ordinary, MSGS):
+        answer = chat(local_client, messages, max_tokens=80, temperature=0, tools=tools,
+                      tool_choice="required", parallel_tool_calls=False)
+        assert answer["choices"][0]["finish_reason"] == "tool_calls"
+        call = answer["choices"][0]["message"]["tool_calls"][0]["function"]
+        assert call["name"] == "get_weather" and "city" in json.loads(call["arguments"])
     resp = local_client.post("/chat/completions", json={
-        "model": "local", "messages": MSGS, "max_tokens": 3, "tools": tools})
+        "model": "local", "messages": MSGS, "max_tokens": 3, "functions": [{"name": "f"}]})
     assert resp.status_code == 400
     error = resp.json()["error"]
-    assert error["param"] == "tools" and error["type"] == "invalid_request_error"
+    assert error["param"] == "functions" and error["type"] == "invalid_request_error"
     assert "<|im_start|>" in error["message"]
 
 

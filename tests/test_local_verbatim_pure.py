@@ -153,14 +153,18 @@ def test_response_format_becomes_the_engine_s_json_schema(response_format: dict[
     assert "response_format" not in body and body.get("json_schema") == schema
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("tools", [{"type": "function", "function": {"name": "f"}}]),
-    ("functions", [{"name": "f"}]),
-])
-def test_what_the_token_path_cannot_carry_is_a_400_naming_it(field: str, value: Any) -> None:
+def test_tools_go_as_their_grammar() -> None:
+    """Emulated tools are prompt text and a JSON schema, which token ids carry."""
+    chat = chat_body(tools=[{"type": "function", "function": {"name": "f"}}],
+                     tool_choice="required")
+    body = completion_body(chat, [1], found="<|im_end|>", where=0)
+    assert body["json_schema"] == chat["json_schema"] and "tools" not in body
+
+
+def test_what_the_token_path_cannot_carry_is_a_400_naming_it() -> None:
     with pytest.raises(LocalRequestError) as caught:
-        completion_body(chat_body(**{field: value}), [1], found="<|im_end|>", where=0)
-    assert caught.value.param == field and caught.value.status == 400
+        completion_body(chat_body(functions=[{"name": "f"}]), [1], found="<|im_end|>", where=0)
+    assert caught.value.param == "functions" and caught.value.status == 400
     assert "<|im_end|>" in str(caught.value) and "messages[0]" in str(caught.value)
 
 

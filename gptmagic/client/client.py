@@ -511,11 +511,13 @@ class Client:
         messages: Sequence[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
         pieces: bool = False,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The embedded model's own tokens for ``text`` or a chat ``messages`` list.
 
         For messages the engine renders its chat template exactly as a chat
-        request would, so ``count`` equals that request's ``usage.prompt_tokens``.
+        request would (with ``tools``, their description too), so ``count``
+        equals that request's ``usage.prompt_tokens``.
         ``pieces=True`` adds ``pieces``: per token, a string (its bytes are the
         string's UTF-8) or a list of byte values (a part of a character).
         """
@@ -526,6 +528,8 @@ class Client:
         )
         if pieces:
             body["pieces"] = True
+        if tools:
+            body["tools"] = [dict(t) for t in tools]
         # Token lists of long conversations are megabytes: allow a full response's size.
         # An engine found dead is restarted first (once: concurrent calls share the
         # restart); one that dies during the request is an error, restarted next time.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gptmagic.catalog.tokens import MessageCount, TokenCount, as_messages, text_of
@@ -35,21 +36,33 @@ async def count_on_engine(
     """Count ``value`` (text or chat messages) with the engine's tokenizer.
 
     ``tokenize`` is the client's ``local_tokenize`` (keyword ``text=`` or
-    ``messages=``).
+    ``messages=``, and ``tools=``). ``tools`` are counted as the engine
+    describes them in the prompt (:mod:`gptmagic.local.toolcalls`, with
+    ``tool_choice: "auto"``): the total is the request's, ``tools`` is what
+    their description adds, and the per-message breakdown is that of the
+    messages alone.
     """
-    if tools:
-        raise RequestError("counting tool definitions is not supported for the local model",
-                           param="tools")
     msgs = as_messages(value)
     if msgs is None:
+        if tools:
+            raise RequestError("tools are counted with chat messages, not with text",
+                               param="tools")
         data = await tokenize(text=value)
         return TokenCount(model, ENGINE_ENCODING, int(data["count"]), True)
     plain = [dict(m) for m in msgs]
     full = await tokenize(messages=plain)
     ids = [int(t) for t in full["tokens"]]
     total = len(ids)
-    if not breakdown or not ids:
-        return TokenCount(model, ENGINE_ENCODING, total, True)
+    described = int((await tokenize(messages=plain, tools=tools))["count"]) if tools else total
+    counted = await _breakdown(tokenize, plain, ids, model) if breakdown and ids else \
+        TokenCount(model, ENGINE_ENCODING, total, True)
+    return replace(counted, total=described, tools=described - total)
+
+
+async def _breakdown(tokenize: Tokenize, plain: list[dict[str, Any]], ids: list[int],
+                     model: str) -> TokenCount:
+    """The count of ``plain`` (rendered as ``ids``) split per message."""
+    total = len(ids)
     # The engine's template (ChatML) opens every message with the same special
     # token: split there. Segments: [its default system prompt, when the first
     # message is not a system one], the messages, the reply priming (present

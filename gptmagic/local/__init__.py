@@ -10,6 +10,9 @@ until the engine starts (in a child process, see :mod:`.engine`).
   slot gate in :mod:`.gate` and a watchdog for clients that leave;
 * :mod:`.adapt`, :mod:`.checks`, :mod:`.plans`, :mod:`.stream`, :mod:`.collect`,
   :mod:`.logprobs`, :mod:`.fragments` -- pure OpenAI <-> llama.cpp translation;
+* :mod:`.toolcalls`, :mod:`.toolreply` -- tool calls for a model whose template has none:
+  the tools described in the prompt and the reply decoded under a JSON schema, then
+  read back as OpenAI's ``tool_calls`` (streamed or whole);
 * :mod:`.responses`, :mod:`.response_events` -- the Responses API planned as chat, and
   the chat answer or stream rebuilt as a ``Response`` or its events;
 * :mod:`.rescore` -- asks the engine for the logprobs it drops (one entry per token);

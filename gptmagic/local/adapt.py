@@ -19,10 +19,20 @@ The adapter's contract (what any client of the local engine can rely on):
   engine cannot score prompt tokens), ``best_of`` with ``stream`` or below
   ``n``, ``max_tokens`` < 1 (the engine always generates one token),
   ``top_logprobs`` without ``logprobs: true``, image, audio and file parts
-  (the model reads text), ``custom`` tool calls, an assistant ``audio``
-  reference, ``tool_choice`` ``"required"`` or a named tool (the engine
-  cannot force a call), and every field of the wrong type or out of OpenAI's
-  range. Integer-valued floats (``"n": 2.0``) are integers.
+  (the model reads text), ``custom`` tools and tool calls, an assistant
+  ``audio`` reference, a tool message whose ``tool_call_id`` answers no
+  earlier call, a ``tool_choice`` naming a tool not in ``tools``,
+  ``logprobs`` with tools (they would be the logprobs of the reply's JSON),
+  and every field of the wrong type or out of OpenAI's range.
+  Integer-valued floats (``"n": 2.0``) are integers.
+* **tools, emulated** (SmolLM2's template has no tool support) -- function
+  ``tools`` are described in the system message and the reply is decoded
+  under a JSON schema of "call these tools" or "reply with this text", then
+  read back as ``tool_calls`` (``finish_reason: "tool_calls"``) or text,
+  streamed as OpenAI streams them. Every ``tool_choice`` is honoured
+  (``required``, a named tool, ``allowed_tools``), and
+  ``parallel_tool_calls: false``; earlier calls and tool results are written
+  into the prompt as text. See :mod:`.toolcalls` and :mod:`.toolreply`.
 * **emulated** -- ``echo`` without logprobs: the prompt is prepended to each
   choice's text (streams send it as each choice's first chunk). An empty or
   null ``prompt`` is the start of a document (``<|endoftext|>``), as on
@@ -40,8 +50,8 @@ The adapter's contract (what any client of the local engine can rely on):
   assistant ``refusal`` with null content is sent as that message's text. A
   final assistant message is a finished turn (the engine's prefill is off).
 * **mapped or dropped** -- ``max_completion_tokens`` becomes ``max_tokens``;
-  ``user``, ``store``, ``metadata``, ``service_tier``, ``parallel_tool_calls``
-  (and ``stream_options`` without ``stream``) are dropped; unknown parameters
+  ``user``, ``store``, ``metadata``, ``service_tier`` (and
+  ``stream_options`` without ``stream``) are dropped; unknown parameters
   pass through to the engine. Chat roles are checked (the engine accepts any
   role string and renders it into the prompt). Token-id prompts are
   detokenised by the server when ``echo`` or ``text_offset`` needs their text.
@@ -90,6 +100,8 @@ from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
 from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
 from gptmagic.local.plans import ChatPlan, CompletionPlan
 from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_usage
+from gptmagic.local.toolcalls import explain_schema_error, plan_tools, render_history
+from gptmagic.local.toolreply import decode_message
 
 __all__ = [
     "ChatPlan", "ChatStream", "CompletionPlan", "CompletionStream", "DROPPED_PARAMS",
@@ -99,7 +111,7 @@ __all__ = [
 ]
 
 #: OpenAI parameters with no meaning for a local model; removed before forwarding.
-DROPPED_PARAMS = frozenset({"user", "store", "metadata", "service_tier", "parallel_tool_calls"})
+DROPPED_PARAMS = frozenset({"user", "store", "metadata", "service_tier"})
 
 _MAX_N = 128  # OpenAI's own limit for n
 _MAX_BEST_OF = 20  # OpenAI's own limit for best_of
@@ -133,6 +145,8 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
     kind = _TYPE_MAP.get(kind, kind)
     if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
         param = m.group(1)
+    if param is None and (explained := explain_schema_error(message)) is not None:
+        param, message = explained
     return error_body(message, type=kind, param=param, code=code)
 
 
@@ -273,21 +287,28 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     """Check a ``/v1/chat/completions`` request and plan the engine requests."""
     req = _common(body, gguf_path)
     messages = req.get("messages")
-    req["messages"] = [_named(m) for m in check_messages(messages)]
+    req["messages"] = render_history([_named(m) for m in check_messages(messages)])
     check_tools(req)
-    check_tool_choice(req)
+    mode, allowed = check_tool_choice(req)
+    boolean(req, "parallel_tool_calls")
     check_no_reasoning(req)
     logprobs = boolean(req, "logprobs")
     top = integer(req, "top_logprobs", None, 0, _MAX_LOGPROBS)
     if top is not None and not logprobs:
         raise bad("'top_logprobs' requires 'logprobs': true.", "top_logprobs")
+    tools = plan_tools(req, mode, allowed)
+    if tools is not None and logprobs:
+        raise bad("'logprobs' cannot be used with 'tools' on the local model: its reply is "
+                  "decoded as JSON under a grammar (see the local engine's docs), so the "
+                  "logprobs would be those of the JSON, not of the reply. Drop 'logprobs', "
+                  "or send tool_choice 'none'.", "logprobs")
     if logprobs:
         # top_logprobs 0 switches the engine's logprobs off entirely, so ask for 1 and trim.
         req["top_logprobs"] = max(top or 0, 1)
     n = req.pop("n", None) or 1
     stream = bool(req.get("stream"))
     plan = ChatPlan(bodies=[], n=n, stream=stream, include_usage=stream and _include_usage(req),
-                    top_logprobs=(top or 0) if logprobs else None)
+                    top_logprobs=(top or 0) if logprobs else None, tools=tools)
     if stream:
         plan.bodies = [{**req, "n": n} if n > 1 else req]
     else:
@@ -389,6 +410,11 @@ def merge_chat(plan: ChatPlan, responses: list[dict[str, Any]]) -> dict[str, Any
             message = dict(choice.get("message") or {"role": "assistant", "content": None})
             message.setdefault("content", None)
             message.setdefault("refusal", None)
+            if plan.tools is not None:
+                fields, choice["finish_reason"] = decode_message(
+                    message.get("content"), choice.get("finish_reason"),
+                    structured=plan.tools.structured)
+                message.update(fields)
             choice["message"] = message
             choice["index"] = len(choices)
             if plan.top_logprobs is None:

@@ -2,9 +2,10 @@
 
 Pure, no I/O. The engine (llama.cpp) answers some malformed or unsupported
 requests with a 500 (an image part, a ``custom`` tool call, a non-string
-role), which clients retry; others it takes in silently (``tool_choice:
-"required"``). These checks run first, so such a request gets OpenAI's 400
-``invalid_request_error`` with ``param`` naming the field
+role), which clients retry; others it would take in silently (a
+``tool_choice`` naming a tool that is not in ``tools``). These checks run
+first, so such a request gets OpenAI's 400 ``invalid_request_error`` with
+``param`` naming the field
 (``messages[0].content[1]``), and the messages sent on are what the
 template can render faithfully.
 """
@@ -149,6 +150,8 @@ def _tool_calls(calls: Any, where: str) -> None:
         at = f"{where}[{j}]"
         if not isinstance(call, dict):
             raise bad(f"{at} must be an object, got {_short(call)}.", at)
+        if not isinstance(call.get("id"), str):
+            raise bad(f"{at}.id must be a string (the id a tool message answers).", f"{at}.id")
         if call.get("type") != "function":
             raise bad(f"{at} has type {_short(call.get('type'))}; the local model's chat "
                        "template can render only 'function' tool calls.", f"{at}.type")
@@ -170,6 +173,7 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise bad("'messages' must be a non-empty list of messages.", "messages")
     out = []
+    called: set[Any] = set()  # the ids of the tool calls so far
     for i, msg in enumerate(messages):
         at = f"messages[{i}]"
         if not isinstance(msg, dict):
@@ -207,10 +211,22 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
                 msg = {**msg, "content": [
                     {"type": "text", "text": p["refusal"]} if p.get("type") == "refusal" else p
                     for p in msg["content"]]}
-        if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
-            raise bad(f"{at}.tool_call_id must be a string.", f"{at}.tool_call_id")
+        if role == "tool":
+            _tool_result(msg, at, called)
+        called.update(c.get("id") for c in msg.get("tool_calls") or [] if role == "assistant")
         out.append(msg)
     return out
+
+
+def _tool_result(msg: dict[str, Any], at: str, called: set[Any]) -> None:
+    """A tool message answers a call made earlier in the conversation (OpenAI's rule)."""
+    call_id = msg.get("tool_call_id")
+    if not isinstance(call_id, str):
+        raise bad(f"{at}.tool_call_id must be a string.", f"{at}.tool_call_id")
+    if call_id not in called:
+        raise bad(f"{at}.tool_call_id {call_id!r} answers no tool call: no earlier assistant "
+                  "message has a tool call with that id. A tool message must follow the "
+                  "assistant message whose 'tool_calls' it answers.", f"{at}.tool_call_id")
 
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -274,20 +290,55 @@ def check_output(body: dict[str, Any]) -> None:
                   "stream_options")
 
 
-def check_tool_choice(body: dict[str, Any]) -> None:
-    """Refuse a ``tool_choice`` the engine would ignore: it cannot force a tool call.
+def _named_tool(choice: dict[str, Any], where: str, names: list[str]) -> str:
+    """The function ``{"type": "function", "function": {"name": ...}}`` names."""
+    if choice.get("type") == "custom":
+        raise bad(f"'{where}' names a custom tool; the local model can call function tools "
+                  "only.", f"{where}.type")
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    if choice.get("type") != "function" or not isinstance(name, str):
+        raise bad(f"'{where}' must be {{\"type\": \"function\", \"function\": {{\"name\": "
+                  f"...}}}}, got {_short(choice)}.", where)
+    if name not in names:
+        raise bad(f"'{where}.function.name' is {name!r}, which is not a function in 'tools' "
+                  f"({', '.join(names) or 'none given'}).", f"{where}.function.name")
+    return name
 
-    ``"none"`` and ``"auto"`` are honoured (the model may answer in text).
+
+def check_tool_choice(body: dict[str, Any]) -> tuple[str, tuple[str, ...] | None]:
+    """``tool_choice`` as ``(mode, allowed tool names or None for all)``; every mode is honoured.
+
+    ``mode`` is ``"none"``, ``"auto"`` or ``"required"``: a named function is
+    ``required`` with that one allowed, ``allowed_tools`` its mode with its
+    tools. Tools the request does not define cannot be chosen (a 400, as on
+    OpenAI); ``"required"`` with no tools has nothing to call.
     """
     choice = body.get("tool_choice")
+    names = [t["function"]["name"] for t in body.get("tools") or []]
+    default = "auto" if names else "none"
     if choice is None or choice in ("none", "auto"):
-        return
-    if choice == "required" or isinstance(choice, dict):
-        raise bad("The local model cannot be made to call a tool, so 'tool_choice' "
-                   f"{_short(choice)} cannot be honoured. Use 'auto' (the model may answer "
-                   "in text), or a hosted model.", "tool_choice")
-    raise bad(f"'tool_choice' must be 'none', 'auto', 'required' or an object, got "
-               f"{_short(choice)}.", "tool_choice")
+        return choice or default, None
+    if choice == "required":
+        if not names:
+            raise bad("'tool_choice' 'required' needs 'tools' to call; give 'tools' or use "
+                      "'auto'.", "tool_choice")
+        return "required", None
+    if not isinstance(choice, dict):
+        raise bad(f"'tool_choice' must be 'none', 'auto', 'required' or an object, got "
+                  f"{_short(choice)}.", "tool_choice")
+    if choice.get("type") != "allowed_tools":
+        return "required", (_named_tool(choice, "tool_choice", names),)
+    allowed = choice.get("allowed_tools")
+    mode = allowed.get("mode") if isinstance(allowed, dict) else None
+    listed = allowed.get("tools") if isinstance(allowed, dict) else None
+    if mode not in ("auto", "required") or not isinstance(listed, list) or not listed:
+        raise bad("'tool_choice.allowed_tools' must be an object with 'mode' ('auto' or "
+                  "'required') and a non-empty list of 'tools'.", "tool_choice.allowed_tools")
+    picked = tuple(_named_tool(tool if isinstance(tool, dict) else {},
+                               f"tool_choice.allowed_tools.tools[{j}]", names)
+                   for j, tool in enumerate(listed))
+    return mode, picked
 
 
 def check_no_reasoning(body: dict[str, Any]) -> None:

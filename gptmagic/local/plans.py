@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.local.toolcalls import ToolPlan
+
 __all__ = ["ChatPlan", "CompletionPlan"]
 
 
@@ -21,6 +23,7 @@ class ChatPlan:
     stream: bool = False
     include_usage: bool = False
     top_logprobs: int | None = None  # None: no logprobs asked for
+    tools: ToolPlan | None = None  # None: a plain reply (no tools, or tool_choice "none")
 
 
 @dataclass

@@ -141,17 +141,11 @@ async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tu
 
     Sent once the engine has a slot for it, and asked for as a stream, then
     collected (:mod:`gptmagic.local.collect` says why): a client that goes
-    away stops the generation at the next token. With ``tools`` and
-    ``logprobs`` it is asked for whole (llama.cpp refuses that pair in a
-    stream). Logprob
-    entries are rebuilt while the slot is still this request's.
+    away stops the generation at the next token. Logprob entries are rebuilt
+    while the slot is still this request's.
     """
     async with request.app[_GATE].admit(_slots_needed(body)):
-        if body.get("tools") and body.get("logprobs"):
-            engine, session = request.app[_ENGINE], request.app[_SESSION]
-            status, answer = await _upstream_json(session, engine.url + path, body)
-        else:
-            status, answer = await _collect(request, path, body)
+        status, answer = await _collect(request, path, body)
         splitter = _splitter(request, body)
         if status == 200 and splitter is not None:
             await splitter.chunk(answer)

@@ -18,8 +18,17 @@ parameter, in OpenAI's error shape):
   ``instructions`` (a system message first), ``max_output_tokens``,
   ``temperature``, ``top_p``, ``text.format`` (``json_object`` and
   ``json_schema`` are grammar-constrained), ``include:
-  ["message.output_text.logprobs"]`` with ``top_logprobs``, function
-  ``tools`` and ``tool_choice`` as chat takes them, ``metadata`` echoed;
+  ["message.output_text.logprobs"]`` with ``top_logprobs``, ``metadata``
+  echoed;
+* function ``tools``, called for real as on chat (grammar-constrained, see
+  :mod:`.toolcalls`): a call is a ``function_call`` output item (streamed as
+  ``response.output_item.added``, ``response.function_call_arguments.delta``
+  and ``.done``), and a ``function_call_output`` input item answers the
+  ``function_call`` item with its ``call_id`` (a 400 naming ``call_id``
+  otherwise). ``tool_choice``: ``"none"``, ``"auto"``, ``"required"``,
+  ``{"type": "function", "name"}`` and ``allowed_tools`` (of function
+  tools); ``parallel_tool_calls: false`` allows one call. Hosted, MCP and
+  custom tools (and choices of them) are refused;
 * ``store``: accepted, but the engine keeps nothing, so the Response says
   ``store: false``; ``previous_response_id``, ``conversation``, ``background``,
   ``prompt`` and ``item_reference`` items need a store: refused;
@@ -307,13 +316,35 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
+def _chat_named(tool: Any, at: str) -> dict[str, Any]:
+    """A Responses ``{"type": "function", "name"}`` as chat's named function."""
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    if kind != "function" or not isinstance(tool.get("name"), str):
+        raise bad(f"'{at}' must be {{\"type\": \"function\", \"name\": ...}}: the local model "
+                  f"can call function tools only, got {_short(tool)}.",
+                  f"{at}.type" if kind != "function" else f"{at}.name")
+    return {"type": "function", "function": {"name": tool["name"]}}
+
+
 def _tool_choice(body: dict[str, Any]) -> Any:
+    """``tool_choice`` in chat's shape (chat's check then decides what it allows).
+
+    ``{"type": "function", "name"}`` names a function, ``allowed_tools``
+    lists function tools; hosted, MCP and custom tool choices are refused
+    (the local model has function tools only).
+    """
     choice = body.get("tool_choice")
-    if choice is None or choice in ("none", "auto"):
+    if choice is None or isinstance(choice, str):
         return choice
-    raise bad(f"The local model cannot be made to call a tool, so 'tool_choice' "
-              f"{_short(choice)} cannot be honoured. Use 'auto' (the model may answer in "
-              "text) or 'none'.", "tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        listed = choice.get("tools")
+        if not isinstance(listed, list):
+            raise bad(f"'tool_choice.tools' must be a list of tools, got {_short(listed)}.",
+                      "tool_choice.tools")
+        return {"type": "allowed_tools", "allowed_tools": {
+            "mode": choice.get("mode"),
+            "tools": [_chat_named(t, f"tool_choice.tools[{j}]") for j, t in enumerate(listed)]}}
+    return _chat_named(choice, "tool_choice")
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, str]:
@@ -390,6 +421,8 @@ def prepare_response(body: Any, prepare_chat: Callable[[dict[str, Any]], ChatPla
         chat["tools"] = tools
     if (choice := _tool_choice(body)) is not None:
         chat["tool_choice"] = choice
+    if body.get("parallel_tool_calls") is not None:
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     # Refused, or dropped when they ask for what SmolLM2 does anyway, by chat's own
     # check (gptmagic.local.checks.check_no_reasoning), under their Responses names.
     if (effort := (body.get("reasoning") or {}).get("effort")) is not None:
@@ -410,6 +443,7 @@ def prepare_response(body: Any, prepare_chat: Callable[[dict[str, Any]], ChatPla
 
 
 _CHAT_PARAMS = {"max_tokens": "max_output_tokens", "response_format": "text.format",
+                "logprobs": "include",
                 "seed": "seed", "model": "model", "reasoning_effort": "reasoning.effort",
                 "verbosity": "text.verbosity"}
 
@@ -423,9 +457,11 @@ def repoint(exc: LocalRequestError, sources: list[str]) -> LocalRequestError:
     if param.startswith("messages["):
         index, _, rest = param[len("messages["):].partition("]")
         if index.isdigit() and int(index) < len(sources):
+            # A chat tool message is a function_call_output item: its id is 'call_id'.
+            rest = ".call_id" if rest == ".tool_call_id" else rest
             param = sources[int(index)] + (rest if sources[int(index)] != "instructions" else "")
-    elif param.startswith("tools[") and ".function." in param:
-        param = param.replace(".function.", ".")
+    elif param.startswith(("tools[", "tool_choice")):
+        param = param.replace(".function.", ".").replace(".allowed_tools", "")
     else:
         param = _CHAT_PARAMS.get(param, param)
     message = str(exc)

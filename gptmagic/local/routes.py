@@ -38,6 +38,9 @@ from gptmagic.local.verbatim_engine import verbatim_prompt
 __all__ = ["chat_completions", "completions", "health", "models", "response_input_tokens",
            "responses", "slots", "tokenize"]
 
+#: Chat fields that shape the prompt (the tools' description), read by ``/v1/tokenize``.
+_PROMPT_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+
 
 async def _read_json(request: web.Request) -> Any:
     try:
@@ -115,8 +118,7 @@ async def response_input_tokens(request: web.Request) -> web.Response:
         body = {k: v for k, v in body.items() if k != "stream"}
     planned = _plan_response(request, body)
     chat = planned.chat.bodies[0]
-    render = {"messages": chat["messages"], "add_generation_prompt": True,
-              **({"tools": chat["tools"]} if chat.get("tools") else {})}
+    render = {"messages": chat["messages"], "add_generation_prompt": True}
     try:
         counted = await _count_rendered(request, render, with_pieces=False)
     except adapt.LocalRequestError as exc:
@@ -149,8 +151,11 @@ async def tokenize(request: web.Request) -> web.Response:
     ``{"text": "..."}`` tokenizes plain text (special tokens as text);
     ``{"messages": [...], "add_generation_prompt": true}`` renders the chat
     template exactly as a chat request would (same message checks, same
-    ``name`` emulation) and tokenizes that, so ``count`` equals the
-    ``usage.prompt_tokens`` of the same chat request. Control-token text in a
+    ``name`` emulation, tool calls and results written as text; with
+    ``tools``, ``tool_choice``, ``parallel_tool_calls`` and
+    ``response_format`` the tools' description too, see
+    :mod:`gptmagic.local.toolcalls`) and tokenizes that, so ``count`` equals
+    the ``usage.prompt_tokens`` of the same chat request. Control-token text in a
     message is tokenized as text, as the chat request sends it
     (:mod:`gptmagic.local.verbatim`).
 
@@ -164,8 +169,10 @@ async def tokenize(request: web.Request) -> web.Response:
     engine = request.app[_ENGINE]
     with_pieces = bool(body.get("pieces", False))
     if "messages" in body:
+        shaping = {k: body[k] for k in _PROMPT_FIELDS if body.get(k) is not None}
         plan = adapt.prepare_chat({"model": body.get("model") or MODEL_ID,
-                                   "messages": body["messages"]}, gguf_path=engine.gguf_path)
+                                   "messages": body["messages"], **shaping},
+                                  gguf_path=engine.gguf_path)
         render = {"messages": plan.bodies[0]["messages"],
                   "add_generation_prompt": bool(body.get("add_generation_prompt", True))}
         counted = await _count_rendered(request, render, with_pieces=with_pieces)

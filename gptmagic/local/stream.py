@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs
 from gptmagic.local.model import MODEL_ID
+from gptmagic.local.toolreply import ReplyDecoder
 
 if TYPE_CHECKING:
     from gptmagic.local.plans import ChatPlan, CompletionPlan
@@ -89,6 +90,8 @@ class ChatStream(_Stream):
     def __init__(self, plan: ChatPlan) -> None:
         super().__init__(plan.include_usage, prompts=1)
         self.top_logprobs = plan.top_logprobs
+        self.tools = plan.tools
+        self.decoders: dict[int, ReplyDecoder] = {}  # choice index -> its tool-grammar reply
 
     def feed(self, chunk: Any) -> list[dict[str, Any]]:
         """Chunks to send for one engine chunk."""
@@ -107,9 +110,34 @@ class ChatStream(_Stream):
                 choice.pop("logprobs", None)
             elif choice.get("logprobs") is not None:
                 choice["logprobs"] = chat_logprobs(choice["logprobs"], self.top_logprobs)
+            if self.tools is not None and not self._decode(choice):
+                continue
             out.append(choice)
+        if not out:
+            return []
         chunk["choices"] = out
         return [chunk]
+
+    def _decode(self, choice: dict[str, Any]) -> bool:
+        """Rewrite a choice's JSON text as content or tool-call deltas; False if it shows nothing.
+
+        See :mod:`gptmagic.local.toolreply`. The opening role chunk passes as it is.
+        """
+        assert self.tools is not None
+        index = int(choice.get("index") or 0)
+        decoder = self.decoders.setdefault(index, ReplyDecoder(structured=self.tools.structured))
+        delta = dict(choice.get("delta") or {})
+        text = delta.pop("content", None)
+        if "role" in delta:
+            delta["content"] = None
+        if isinstance(text, str):
+            delta.update(decoder.feed(text))
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            delta.update(decoder.finish())
+            choice["finish_reason"] = decoder.finish_reason(finish)
+        choice["delta"] = delta
+        return bool(delta) or finish is not None
 
 
 class CompletionStream(_Stream):

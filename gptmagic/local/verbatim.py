@@ -37,8 +37,10 @@ The design, and why:
   :class:`~gptmagic.local.stream.ChatStream` and
   :func:`~gptmagic.local.adapt.merge_chat` apply unchanged.
   ``response_format`` becomes the engine's ``json_schema`` (what its chat
-  endpoint does with it); ``tools`` (and ``functions``) cannot be carried,
-  so such a request is a 400 naming the field and the text that caused it.
+  endpoint does with it); ``tools`` are already prompt text and a
+  ``json_schema`` by then (:mod:`.toolcalls`), so they go too; legacy
+  ``functions`` cannot be carried, so such a request is a 400 naming the
+  field and the text that caused it.
 
 Escaping the text (say, a zero-width character inside ``<|``) was rejected:
 the model would read characters the user did not write, and the count would
@@ -263,9 +265,8 @@ def completion_body(chat_body: Mapping[str, Any], ids: list[int], *, found: str 
     ``logprobs``. ``found`` and ``where`` (the control text and its message)
     explain a refusal.
     """
-    for field in ("tools", "functions"):
-        if chat_body.get(field):
-            raise _cannot_carry(field, found, where)
+    if chat_body.get("functions"):
+        raise _cannot_carry("functions", found, where)
     body = {k: v for k, v in chat_body.items() if k not in _CHAT_ONLY}
     body["prompt"] = list(ids)
     if chat_body.get("logprobs"):
