@@ -217,6 +217,36 @@ def test_max_steps_stops_the_loop_and_keeps_everything(prov, fake_server, api, s
     assert e.value.param == "max_steps"
 
 
+def _cut(reply: dict) -> dict:
+    """The reply as a max-tokens cut leaves it: the finish reason (chat) or status
+    (Responses) says so, and the last call's arguments end early. (Stream events pass
+    unchanged: these requests are not streamed.)"""
+    if reply.get("object") not in ("chat.completion", "response"):
+        return reply
+    if "choices" in reply:
+        choice = reply["choices"][0]
+        choice["finish_reason"] = "length"
+        fn = choice["message"]["tool_calls"][-1]["function"]
+    else:
+        reply["status"] = "incomplete"
+        reply["incomplete_details"] = {"reason": "max_output_tokens"}
+        fn = [o for o in reply["output"] if o["type"] == "function_call"][-1]
+    fn["arguments"] = fn["arguments"][:-3]
+    return reply
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_reply_cut_at_max_tokens_runs_none_of_its_calls(prov, fake_server, api):
+    """The last call's arguments were cut off: none runs (the model made no mistake to
+    be told about), the loop stops, and the result says to raise the max tokens."""
+    weather = Weather()
+    fake_server.plan(Behaviour(tool_calls=[PARIS, ROME], mangle=_cut), Behaviour())
+    r = call(api, prov, tools=[weather.tool])
+    assert len(sent(fake_server, api)) == 1 and weather.calls == []
+    assert r.finish_reason == "length" and r.exchange == [] and r.steps[0].calls == []
+    assert "none was run: raise max_tokens" in r.warnings[-1]
+
+
 @pytest.mark.parametrize("choice, first, later", [
     ("required", "required", None),
     ("get_weather", {"type": "function", "function": {"name": "get_weather"}}, None),

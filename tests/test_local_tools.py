@@ -257,3 +257,43 @@ def test_the_openai_sdk_gets_tool_calls(local_url: str) -> None:  # noqa: F811
         item = answer.output[0]
         assert item.type == "function_call" and item.name == "get_weather"
         assert json.loads(item.arguments) == {"city": "Paris"}
+
+
+def test_gptmagics_tool_loop_runs_offline(local_engine: LocalEngine) -> None:  # noqa: F811
+    """``Client.chat(tools=[a Python function])`` against the engine: the model calls the
+    function with schema-valid arguments, gptmagic runs it and sends the result back, and
+    the model's final answer has read it. Once over chat, once over the Responses API."""
+    asked: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city.
+
+        Args:
+            city: The city's name.
+        """
+        asked.append(city)
+        return RESULT
+
+    async def run(api: str) -> Any:
+        async with Client("local", engine=local_engine) as client:
+            if api == "chat":
+                return await client.chat(ASK, model="local", tools=[get_weather],
+                                         tool_choice="required", parallel_tool_calls=False,
+                                         temperature=0, max_tokens=100)
+            return await client.respond(ASK, model="local", tools=[get_weather],
+                                        tool_choice="required", parallel_tool_calls=False,
+                                        temperature=0, max_output_tokens=100)
+
+    for api in ("chat", "responses"):
+        asked.clear()
+        result = asyncio.run(run(api))
+        assert asked == ["Paris"], api  # the function ran once, with the model's argument
+        first = result.steps[0].calls[0]
+        assert (first.name, first.args, first.output, first.error) == (
+            "get_weather", {"city": "Paris"}, RESULT, None)
+        assert result.steps[-1].calls == [] and result.finish_reason == "stop", api
+        assert "21" in result.text, (api, result.text)  # the answer read the result
+        # What a thread keeps: the call, the result, the answer.
+        assert [m["role"] for m in result.exchange] == ["assistant", "tool", "assistant"]
+        assert result.usage.prompt_tokens == sum(s.result.usage.prompt_tokens
+                                                 for s in result.steps)

@@ -336,13 +336,18 @@ def test_dry_run_shows_the_tool_schemas_and_their_cost(shell, fake_server, api):
 
 
 @pytest.mark.engine
-def test_the_embedded_models_dry_run_says_the_tools_are_not_counted(shell):
+def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
+    """The engine writes the tools' description into the prompt: its own count, the
+    tools' share apart, and the prompt shown is what the model reads, tools included."""
     import gptmagic
 
     try:
         d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
         assert d.request["tools"][0]["function"]["name"] == "add"
-        assert d.tool_costs is None and d.count.tools == 0 and d.count.exact
-        assert "the tool definitions are not in the count" in d.note
+        assert d.count.exact and d.count.tools > 0
+        assert d.tool_costs == [("add", d.count.tools), ("all", d.count.tools)]
+        assert "add" in d.engine_prompt and "2+3?" in d.engine_prompt
+        plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
+        assert d.count.total == plain.count.total + d.count.tools
     finally:
         gptmagic.shutdown()

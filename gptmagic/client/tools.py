@@ -15,7 +15,9 @@ the messages it added) and its rules, whatever the endpoint and whoever drives i
 3. until the model answers without calling, or ``max_steps`` model calls have been made
    (their calls run, so the exchange stays a valid conversation, and the result says
    ``stopped after N tool steps (max_steps)``), or the model calls a tool with no
-   Python function (a raw OpenAI dict: the caller answers it).
+   Python function (a raw OpenAI dict: the caller answers it), or its reply is cut at
+   the max tokens (``finish_reason == "length"``) with calls in it: the last call's
+   arguments are cut off, so none runs and the result says to raise the max tokens.
 
 The final :class:`~gptmagic.core.types.Result` is the last model call's, with ``steps``
 (every model call, the last included), ``exchange`` (the messages the loop added, in
@@ -170,6 +172,12 @@ class ToolRun:
                 self.exchange.append(result.choices[0].message if result.choices
                                      else {"role": "assistant", "content": ""})
                 return self._final(result)
+            if result.finish_reason == "length":
+                # The last call's arguments were cut off: running the calls would feed the
+                # model errors it did not make. Nothing runs; the exchange stays valid.
+                return self._final(result, "the reply reached the max tokens in the middle "
+                                           "of its tool calls, so none was run: raise "
+                                           "max_tokens (--max-tokens)")
             self.exchange.append(result.choices[0].message)
             theirs = [c.name for c in map(_parse, requested) if _theirs(self.by_name, c.name)]
             if theirs:

@@ -66,8 +66,10 @@ def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[s
     est = estimate(count.total, model, max_tokens=max_out(params), provider=prov.kind)
     engine_prompt = None
     if prov.kind == "local" and isinstance(counted, list):
-        # What the model reads: names written in, the template's own tokens.
-        rendered = session.portal.run(session.client.local_tokenize(messages=counted))
+        # What the model reads: names written in, the template's own tokens, the tools'
+        # description the engine writes into the system message.
+        rendered = session.portal.run(session.client.local_tokenize(messages=counted,
+                                                                    tools=tools))
         engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
     return DryRun(body, url, count, est, note, engine_prompt=engine_prompt, tool_costs=costs)
 
@@ -77,7 +79,7 @@ def tool_costs(session: Sender, messages: Any, model: str,
                                                             str | None]:
     """What each tool definition adds to the prompt: the count with every tool less the
     count without that one (what leaving it out would save), then ``("all", total)``;
-    or None and why they cannot be counted (the embedded engine counts no tools)."""
+    or None and why they cannot be counted (a counter that takes no tools)."""
     try:
         whole = session.count_tokens(messages, model, tools=tools, breakdown=False)
     except GptmagicError as e:
