@@ -49,6 +49,32 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def server():
+    """One fake server for a module's tests that only talk to it (reset by ``srv``)."""
+    from fakeserver import FakeServer
+
+    with FakeServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(server):
+    """The module's fake server, its plan and records cleared before and after the test."""
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture
+def http(srv):
+    """A sync httpx client for ``srv`` (loopback, 5 s timeouts)."""
+    import httpx
+
+    with httpx.Client(base_url=srv.url, timeout=5) as c:
+        yield c
+
+
 @pytest.fixture
 def fake_server():
     """A fresh fake OpenAI-compatible server on loopback."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,23 +12,10 @@ CHAT = {"model": "gpt-test", "messages": [{"role": "system", "content": "be brie
                                           {"role": "user", "content": "hello big world"}]}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
 @pytest.fixture
-def srv(server: FakeServer) -> Iterator[FakeServer]:
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def client(srv: FakeServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.url, timeout=5) as c:
-        yield c
+def client(http: httpx.Client) -> httpx.Client:
+    """The shared ``http`` fixture (conftest), under this module's older name."""
+    return http
 
 
 def sse_data(text: str) -> list[str]:

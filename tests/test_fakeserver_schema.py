@@ -6,7 +6,6 @@ streamed and not."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,25 +35,6 @@ CHAT_FORMAT = {"type": "json_schema", "json_schema": {"name": "person", "schema"
                                                      "strict": True}}
 TEXT_FORMAT = {"type": "json_schema", "name": "person", "schema": SCHEMA, "strict": True}
 REFUSAL = "I can't help with that."
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: FakeServer) -> Iterator[FakeServer]:
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def http(srv: FakeServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.url, timeout=5) as c:
-        yield c
 
 
 def chat_body(**extra: Any) -> dict[str, Any]:

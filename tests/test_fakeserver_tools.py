@@ -4,7 +4,6 @@ OpenAI's published spec, and a stream carries what the whole reply does."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,25 +24,6 @@ CALLS = {
     "malformed": [("get_weather", '{"city": "Par')],
     "unknown": [("get_time", {"zone": "UTC"})],
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: FakeServer) -> Iterator[FakeServer]:
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def http(srv: FakeServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.url, timeout=5) as c:
-        yield c
 
 
 def wire(calls: list) -> list[tuple[str, str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -34,25 +33,6 @@ BODIES = {
                    "top_p": 0.5, "parallel_tool_calls": False, "tools": [TOOL],
                    "tool_choice": "auto"},
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: FakeServer) -> Iterator[FakeServer]:
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def http(srv: FakeServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.url, timeout=5) as c:
-        yield c
 
 
 @functools.cache
