@@ -335,3 +335,8 @@ def notebook_page(browser: Any, url: str, token: str, notebook: str, *,
         raise
     finally:
         ctx.close()
+
+
+def cell_at(page: Any, n: int) -> Any:
+    """The ``n``-th cell of the notebook open in JupyterLab's ``page``."""
+    return page.locator(".jp-Notebook .jp-Cell").nth(n)

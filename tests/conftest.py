@@ -50,6 +50,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright, one per module of browser tests."""
+    from browser_support import chromium
+
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
 def server():
     """One fake server for a module's tests that only talk to it (reset by ``srv``)."""
     from fakeserver import FakeServer

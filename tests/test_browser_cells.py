@@ -9,12 +9,11 @@ is the proof of what was sent. The interrupt is the menu's Kernel ▸ Interrupt.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, notebook_page
+from browser_support import artifacts_dir, cell_at, jupyter_server, notebook_page
 from fakeserver import Behaviour
 from lazy import lazy
 
@@ -45,12 +44,6 @@ def _write_notebook(root: Path, url: str) -> None:
     nbformat.write(nb, root / NOTEBOOK)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
 def _type_lines(page: Any, lines: list[str]) -> None:
     """Type as a person does: each line, then Enter (the editor's auto-indent applies)."""
     for i, line in enumerate(lines):
@@ -59,12 +52,8 @@ def _type_lines(page: Any, lines: list[str]) -> None:
         page.keyboard.type(line, delay=10)
 
 
-def _cell(page: Any, n: int) -> Any:
-    return page.locator(".jp-Notebook .jp-Cell").nth(n)
-
-
 def _run_cell(page: Any, n: int) -> None:
-    _cell(page, n).locator(".cm-content").click()
+    cell_at(page, n).locator(".cm-content").click()
     page.keyboard.press("Shift+Enter")
 
 
@@ -75,14 +64,14 @@ def test_typed_cells_keep_their_structure_and_interrupt_keeps_the_reply(
     with jupyter_server("lab", tmp_path) as (url, token), notebook_page(
             browser, url, token, NOTEBOOK, failure="jupyter-typed-failure.png") as page:
         _run_cell(page, 0)
-        _cell(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
+        cell_at(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
 
         # 1. system:, Enter, text, Enter, user: hi, typed into the cell.
-        _cell(page, 1).locator(".cm-content").click()
+        cell_at(page, 1).locator(".cm-content").click()
         _type_lines(page, ["%%chat -p fake", "system:", "You are a pirate.", "user: hi"])
-        typed = _cell(page, 1).locator(".cm-content").inner_text()
+        typed = cell_at(page, 1).locator(".cm-content").inner_text()
         page.keyboard.press("Shift+Enter")
-        _cell(page, 1).locator(".jp-OutputArea").filter(has_text="echo: hi").wait_for()
+        cell_at(page, 1).locator(".jp-OutputArea").filter(has_text="echo: hi").wait_for()
         page.screenshot(path=str(shots / "jupyter-typed-markers.png"))
         sent = fake_server.requests[-1].json["messages"]
         # Whatever the editor's indentation, two messages were sent: a system, a user.
@@ -93,10 +82,10 @@ def test_typed_cells_keep_their_structure_and_interrupt_keeps_the_reply(
         # 4. A long reply streams; Kernel ▸ Interrupt stops it and keeps the text.
         fake_server.set_default(Behaviour(text=" ".join(f"w{i}" for i in range(600)),
                                           stream_delay=0.02))
-        _cell(page, 2).locator(".cm-content").click()
+        cell_at(page, 2).locator(".cm-content").click()
         _type_lines(page, ["%%chat -p fake --thread long", "user: talk at length"])
         page.keyboard.press("Shift+Enter")
-        out = _cell(page, 2).locator(".jp-OutputArea")
+        out = cell_at(page, 2).locator(".jp-OutputArea")
         out.filter(has_text="w20 ").wait_for()
         page.locator(".lm-MenuBar-itemLabel:text-is('Kernel')").click()
         page.locator(".lm-Menu-itemLabel:text-is('Interrupt Kernel')").click()
@@ -110,7 +99,7 @@ def test_typed_cells_keep_their_structure_and_interrupt_keeps_the_reply(
 
         # 3. The dry run on the embedded model shows the text its engine reads.
         _run_cell(page, 3)
-        out = _cell(page, 3).locator(".jp-OutputArea")
+        out = cell_at(page, 3).locator(".jp-OutputArea")
         out.filter(has_text="The engine receives this text").wait_for(timeout=90_000)
         out.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "jupyter-dry-run-engine-prompt.png"))

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, notebook_page
+from browser_support import artifacts_dir, jupyter_server, notebook_page
 from lazy import lazy
 
 nbformat = lazy("nbformat")
@@ -89,12 +88,6 @@ def _write_notebook(root: Path, url: str) -> None:
     nb.cells.append(saved)
     nb.cells += [nbformat.v4.new_code_cell(src) for src in (MONEY, MATHS)]
     nbformat.write(nb, root / NOTEBOOK)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def _run(page: Any, n: int, prompt: str) -> Any:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import io
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, notebook_page
+from browser_support import artifacts_dir, cell_at, jupyter_server, notebook_page
 from lazy import lazy
 from PIL import Image
 
@@ -41,34 +40,24 @@ def _write(root: Path) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-def _cell(page: Any, n: int) -> Any:
-    return page.locator(".jp-Notebook .jp-Cell").nth(n)
-
-
 def test_the_dry_run_shows_the_image_thumbnail_in_jupyterlab(browser: Any,
                                                              tmp_path: Path) -> None:
     raw = _write(tmp_path)
     shots = artifacts_dir()
     with jupyter_server("lab", tmp_path) as (url, token), notebook_page(
             browser, url, token, NOTEBOOK, failure="jupyter-images-failure.png") as page:
-        _cell(page, 0).locator(".cm-content").click()
+        cell_at(page, 0).locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
-        _cell(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
+        cell_at(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
 
-        _cell(page, 1).locator(".cm-content").click()
+        cell_at(page, 1).locator(".cm-content").click()
         for i, line in enumerate(["%%chat -m openai:gpt-4o --dry-run",
                                   f"user: What colour is this? ![{ALT}](red.png){{detail=low}}"]):
             if i:
                 page.keyboard.press("Enter")
             page.keyboard.type(line, delay=5)
         page.keyboard.press("Shift+Enter")
-        out = _cell(page, 1).locator(".jp-OutputArea")
+        out = cell_at(page, 1).locator(".jp-OutputArea")
         img = out.locator(f'img[alt="{ALT}"]')
         img.wait_for(timeout=60_000)
         img.scroll_into_view_if_needed()

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_support import (
     artifacts_dir,
-    chromium,
     jupyter_server,
     notebook_page,
     wait_kernel_settled,
@@ -114,12 +112,6 @@ FULLY_VISIBLE = """(tip) => {
   return {ok, tip: [r.left, r.top, r.right, r.bottom],
           clip: [clip.left, clip.top, clip.right, clip.bottom]};
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 DARK = {"@jupyterlab/apputils-extension/themes": {"theme": "JupyterLab Dark"}}

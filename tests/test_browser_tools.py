@@ -11,12 +11,11 @@ The fake server's requests prove what the model was sent.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import artifacts_dir, chromium, jupyter_server, notebook_page
+from browser_support import artifacts_dir, cell_at, jupyter_server, notebook_page
 from fakeserver import Behaviour
 from lazy import lazy
 
@@ -50,18 +49,8 @@ def _write_notebook(root: Path, url: str) -> None:
     nbformat.write(nb, root / NOTEBOOK)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-def _cell(page: Any, n: int) -> Any:
-    return page.locator(".jp-Notebook .jp-Cell").nth(n)
-
-
 def _type_and_run(page: Any, n: int, lines: list[str]) -> None:
-    _cell(page, n).locator(".cm-content").click()
+    cell_at(page, n).locator(".cm-content").click()
     for i, line in enumerate(lines):
         if i:
             page.keyboard.press("Enter")
@@ -89,12 +78,12 @@ def test_approve_yes_and_no_in_jupyterlab(browser: Any, fake_server: Any,
                                            ("get_weather", {"city": "Rome"})]), Behaviour())
     with jupyter_server("lab", tmp_path) as (url, token), notebook_page(
             browser, url, token, NOTEBOOK, failure="jupyter-tools-failure.png") as page:
-        _cell(page, 0).locator(".cm-content").click()
+        cell_at(page, 0).locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
-        _cell(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
+        cell_at(page, 0).locator(".jp-InputArea-prompt").filter(has_text="[1]").wait_for()
 
         # 1. Two calls asked for: Yes to Paris, No to Rome, typed into the input box.
-        cell = _cell(page, 1)
+        cell = cell_at(page, 1)
         _type_and_run(page, 1, ["%%chat -p fake --tools get_weather --approve",
                                 "user: weather in Paris and Rome?"])
         first = _answer(page, cell, 'Run get_weather({"city": "Paris"})? [y/N]', "y")
@@ -119,13 +108,13 @@ def test_approve_yes_and_no_in_jupyterlab(browser: Any, fake_server: Any,
         assert "declined" in results[1]["content"]
 
         # Only the approved call ran, in the kernel.
-        _cell(page, 2).locator(".cm-content").click()
+        cell_at(page, 2).locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
-        _cell(page, 2).locator(".jp-OutputArea").filter(has_text="['Paris']").wait_for()
+        cell_at(page, 2).locator(".jp-OutputArea").filter(has_text="['Paris']").wait_for()
 
         # 2. Kernel ▸ Interrupt while the question waits: the step is kept, one note.
         fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Oslo"})]))
-        cell = _cell(page, 3)
+        cell = cell_at(page, 3)
         _type_and_run(page, 3, ["%%chat -p fake --tools get_weather --approve --thread t2",
                                 "user: and Oslo?"])
         cell.locator(".jp-Stdin-prompt").filter(has_text="Oslo").wait_for()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from browser.states import XSS, big_heatmap_state, fixture
-from browser_support import artifacts_dir, chromium, harness_site
+from browser_support import artifacts_dir, harness_site
 from conftest_local import local_engine, local_url  # noqa: F401
 
 from gptmagic.views.widgets import scale as _scale
@@ -58,12 +58,6 @@ class Page:
 def site() -> Iterator[str]:
     with harness_site() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
