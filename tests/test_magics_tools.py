@@ -167,6 +167,21 @@ def test_max_steps_stops_the_loop_and_says_so(shell, fake_server):
     assert [m["role"] for m in msgs][-3:] == ["assistant", "tool", "user"]
 
 
+def test_a_stored_loop_stopped_at_max_steps_is_not_chained_from(shell, fake_server):
+    # Its last stored response ends in function calls whose outputs it never saw: chained
+    # from, OpenAI answers 400 ("No tool output found for function call"). The next cell
+    # sends the whole exchange instead.
+    fake_server.set_default(Behaviour(tool_calls=[("add", {"a": 1, "b": 1})]))
+    chat(shell, "-p fake --api responses --store --tools add --max-steps 1", "user: add")
+    fake_server.set_default(Behaviour())
+    chat(shell, "-p fake --api responses --store", "user: and now?")
+    sent = fake_server.requests[-1].json
+    assert "previous_response_id" not in sent
+    kinds = [i.get("type") or i["role"] for i in sent["input"]]
+    assert kinds == ["user", "function_call", "function_call_output", "user"]
+    validate(sent, "CreateResponse")
+
+
 @pytest.mark.parametrize(("api", "choice", "wire"), [
     ("chat", "required", "required"),
     ("chat", "add", {"type": "function", "function": {"name": "add"}}),
