@@ -180,6 +180,18 @@ def test_a_functions_exception_is_a_result_the_model_sees(prov, fake_server, api
     assert r.text == "tool results: Error: ValueError: no such city"
 
 
+def test_a_result_that_cannot_be_sent_is_told_like_an_exception(prov, fake_server):
+    def read_file(path: str) -> bytes:
+        """Read a file's bytes."""
+        return b"\x89PNG\xff"  # not UTF-8: no JSON text holds it
+
+    fake_server.plan(Behaviour(tool_calls=[("read_file", {"path": "x"})]), Behaviour())
+    r = gptmagic.chat("read x", provider=prov, tools=[read_file])
+    c = r.steps[0].calls[0]
+    assert c.error is not None and c.error.startswith("PydanticSerializationError: ")
+    assert c.output == f"Error: {c.error}" and r.text == f"tool results: {c.output}"
+
+
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_approval_is_asked_first_and_a_refusal_is_told(prov, fake_server, api):
     weather = Weather()

@@ -194,6 +194,25 @@ def test_an_animated_gif_a_big_file_and_other_schemes_are_refused(tmp_path, monk
         load_images(read_cell("user: hi"), base=tmp_path, detail="medium")
 
 
+def test_a_file_too_big_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    with open(tmp_path / "film.png", "wb") as f:
+        f.truncate(loading.MAX_IMAGE_BYTES + 1)  # sparse: nothing written
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} was read"))
+    with pytest.raises(CellSyntaxError, match=r"is 20.0 MB .*OpenAI takes up to 20.0 MB"):
+        load_images(read_cell("user: ![a](film.png)"), base=tmp_path)
+
+
+def test_a_small_file_of_too_many_pixels_is_a_clear_error_and_not_counted(tmp_path):
+    Image.new("1", (14_000, 14_000)).save(tmp_path / "bomb.png")  # ~25 KB, 196 M pixels
+    with pytest.raises(CellSyntaxError, match="is too many pixels to read safely"):
+        load_images(read_cell("user: ![a](bomb.png)"), base=tmp_path)
+    url = "data:image/png;base64," + base64.b64encode((tmp_path / "bomb.png").read_bytes()
+                                                      ).decode()
+    assert dimensions(url) is None
+    counted = count([{"role": "user", "content": [image(url)]}], "gpt-4o")
+    assert "1 image not counted" in (counted.note or "")
+
+
 # -- OpenAI's image token rule ------------------------------------------------------------------
 
 

@@ -143,6 +143,34 @@ def test_the_loop_runs_shows_its_steps_and_joins_the_thread(shell, fake_server, 
     assert "(call_fake_1_0) 18 C and sunny in Paris" in plain
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_tool_cell_after_a_tool_cell_and_with_an_image_sends_what_the_spec_takes(
+        shell, fake_server, api, tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    monkeypatch.chdir(tmp_path)
+    fake_server.plan(Behaviour(tool_calls=[("add", {"a": 1, "b": 2})]), Behaviour(),
+                     Behaviour(tool_calls=[("add", {"a": 3, "b": 4})]), Behaviour())
+    chat(shell, f"-p fake --api {api} --tools add", "system: Be brief.\nuser: 1+2")
+    r, _ = chat(shell, f"-p fake --api {api} --tools add", "user: 3+4? ![a square](red.png)")
+    assert isinstance(r, Reply) and r.text == "tool results: 7"
+    for request in fake_server.requests:  # the thread's first loop, and the image, as sent
+        body = request.json
+        if api == "responses":  # a message of parts matches two of the spec's item shapes
+            parts = [i for i in body["input"] if isinstance(i.get("content"), list)]
+            for item in parts:
+                validate(item, "EasyInputMessage")
+            body = {**body, "input": [i for i in body["input"] if i not in parts]}
+        validate(body, SCHEMAS[api])
+    last = fake_server.requests[-1].json
+    if api == "chat":
+        roles = [m["role"] for m in last["messages"]]
+        assert roles == ["system", "user", "assistant", "tool", "assistant", "user",
+                         "assistant", "tool"]
+        assert last["messages"][5]["content"][1]["type"] == "image_url"
+
+
 def test_a_function_that_raises_is_a_tool_result_the_model_sees(shell, fake_server):
     fake_server.plan(Behaviour(tool_calls=[("broken", {"x": 7})]), Behaviour())
     r, _ = chat(shell, "-p fake --tools broken", "user: try it")
@@ -165,6 +193,21 @@ def test_max_steps_stops_the_loop_and_says_so(shell, fake_server):
     validate(fake_server.requests[-1].json, "CreateChatCompletionRequest")
     msgs = fake_server.requests[-1].json["messages"]
     assert [m["role"] for m in msgs][-3:] == ["assistant", "tool", "user"]
+
+
+def test_a_stored_loop_stopped_at_max_steps_is_not_chained_from(shell, fake_server):
+    # Its last stored response ends in function calls whose outputs it never saw: chained
+    # from, OpenAI answers 400 ("No tool output found for function call"). The next cell
+    # sends the whole exchange instead.
+    fake_server.set_default(Behaviour(tool_calls=[("add", {"a": 1, "b": 1})]))
+    chat(shell, "-p fake --api responses --store --tools add --max-steps 1", "user: add")
+    fake_server.set_default(Behaviour())
+    chat(shell, "-p fake --api responses --store", "user: and now?")
+    sent = fake_server.requests[-1].json
+    assert "previous_response_id" not in sent
+    kinds = [i.get("type") or i["role"] for i in sent["input"]]
+    assert kinds == ["user", "function_call", "function_call_output", "user"]
+    validate(sent, "CreateResponse")
 
 
 @pytest.mark.parametrize(("api", "choice", "wire"), [

@@ -434,3 +434,32 @@ def test_colons_in_a_model_name_split_only_on_a_known_profile(fake, monkeypatch)
     monkeypatch.delenv("GPTMAGIC_PROFILE")
     with pytest.raises(gptmagic.ConfigError, match="unknown profile 'llama3'; known profiles"):
         gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["llama3:8b"])
+
+
+def test_a_prompts_images_are_read_one_per_row_and_stored_without_base64(fake, tmp_path,
+                                                                         monkeypatch):
+    import json
+    import sqlite3
+
+    from openapi_schema import validate
+    from PIL import Image
+
+    for name, colour in (("red.png", "red"), ("blue.png", "blue")):
+        Image.new("RGB", (8, 8), colour).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path)  # a relative path starts at the working directory
+    res = evaluate([{"img": "red.png"}, {"img": "blue.png"}],
+                   "user: what colour? ![a square]({img})", ["fake:m1"], progress=False)
+    assert res.df["error"].isna().all(), res.df["error"].tolist()
+    urls = []
+    for request in fake.requests:
+        validate(request.json, "CreateChatCompletionRequest")
+        urls.append(request.json["messages"][0]["content"][1]["image_url"]["url"])
+    assert len(set(urls)) == 2 and all(u.startswith("data:image/png;base64,") for u in urls)
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    kept = json.dumps(db.execute("SELECT request FROM calls").fetchall(), ensure_ascii=False)
+    db.close()
+    assert "base64,…" in kept and not any(u in kept for u in urls)
+    with pytest.raises(RequestError, match=r"data row 0: .*image `!\[a square\]\(\{img\}\)` "
+                                           r"names no file"):
+        evaluate([{"img": "green.png"}], "user: ![a square]({img})", ["fake:m1"],
+                 progress=False)

@@ -276,6 +276,25 @@ def test_a_recursive_schema_is_not_too_deep() -> None:
     schema_from(Node)  # the reference to itself is followed once, not forever
 
 
+class Described(BaseModel):
+    value: int
+    kids: list[typing.Annotated[Described, Field(description="a kid")]] = []
+
+
+def test_a_described_reference_to_itself_is_inlined_once_not_forever() -> None:
+    # pydantic writes {"$ref": "#/$defs/Described", "description": ...} inside Described.
+    s = schema_from(Described)
+    inlined = s.json_schema["properties"]["kids"]["items"]
+    assert inlined["description"] == "a kid" and inlined["additionalProperties"] is False
+    assert inlined["properties"]["kids"]["items"] == {"$ref": "#/$defs/Described"}
+    value = s.validate('{"value": 1, "kids": [{"value": 2, "kids": []}]}').value
+    assert isinstance(value.kids[0], Described)
+    linked = {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"anyOf": [
+        {"$ref": "#", "description": "the next one"}, {"type": "null"}]}},
+        "required": ["v", "next"]}
+    assert schema_from(linked).validate('{"v": 1, "next": {"v": 2, "next": null}}').valid
+
+
 # -- validation -------------------------------------------------------------------------------
 
 

@@ -393,6 +393,11 @@ def test_tool_messages_become_responses_items() -> None:
     body = {"model": "m", **responses_body(messages, {}, model="m")}
     assert body["instructions"] == "Be brief." and len(body["input"]) == 5
     validate(body, "CreateResponse")
+    # Chat's text parts beside the calls become the assistant's text, as without calls.
+    messages[2]["content"] = [{"type": "text", "text": "Let me "}, {"type": "text",
+                                                                      "text": "look."}]
+    assert input_items(messages)[2] == {"role": "assistant", "content": "Let me look."}
+    validate({"model": "m", **responses_body(messages, {}, model="m")}, "CreateResponse")
 
 
 def test_the_client_does_not_import_jsonschema() -> None:

@@ -129,6 +129,8 @@ def dimensions(url: str) -> tuple[int, int] | None:
         try:
             with Image.open(io.BytesIO(decoded[1])) as img:
                 return img.size
+        except Image.DecompressionBombError:
+            return None  # too many pixels to open: not counted (a file is refused so)
         except (UnidentifiedImageError, OSError, ValueError):
             if prefix is None or len(decoded[1]) < prefix:
                 return None

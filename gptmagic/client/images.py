@@ -46,19 +46,27 @@ def _fail(ref: ImageRef, problem: str, expected: str) -> CellSyntaxError:
     return CellSyntaxError(f"image `{elide(ref.written)}` {problem}", expected, line=ref.line)
 
 
+def _check_bytes(ref: ImageRef, n: int, what: str) -> None:
+    if n > MAX_IMAGE_BYTES:
+        raise _fail(ref, f"is {_mb(n)} ({what}); OpenAI takes up to "
+                    f"{_mb(MAX_IMAGE_BYTES)} an image",
+                    "a smaller file: scale it down or save it as JPEG (Pillow's "
+                    "Image.thumbnail, then save), or give an https URL")
+
+
 def _checked(ref: ImageRef, data: bytes, what: str) -> tuple[str, tuple[int, int]]:
     """The MIME type and size in pixels of ``data``, if OpenAI takes it as an image."""
     from PIL import Image, UnidentifiedImageError
 
-    if len(data) > MAX_IMAGE_BYTES:
-        raise _fail(ref, f"is {_mb(len(data))} ({what}); OpenAI takes up to "
-                    f"{_mb(MAX_IMAGE_BYTES)} an image",
-                    "a smaller file: scale it down or save it as JPEG (Pillow's "
-                    "Image.thumbnail, then save), or give an https URL")
+    _check_bytes(ref, len(data), what)
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, size = img.format, img.size
             animated = bool(getattr(img, "is_animated", False))
+    except Image.DecompressionBombError as e:  # a small file of a huge number of pixels
+        raise _fail(ref, f"is too many pixels to read safely ({what}: {e})",
+                    "the image scaled down (OpenAI scales it to 2048 px at most anyway)") \
+            from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise _fail(ref, f"is not an image Pillow can read ({what})",
                     "a PNG, JPEG, WEBP or GIF file") from None
@@ -95,6 +103,7 @@ def read_image(ref: ImageRef, base: str | os.PathLike[str]) -> ImageRef:
         raise _fail(ref, f"{said}: {full} (a relative path starts at the notebook's working "
                     f"directory, {base})", "the path of an image file, or an http(s) URL")
     try:
+        _check_bytes(ref, full.stat().st_size, str(full))  # before reading it all
         data = full.read_bytes()
     except OSError as e:
         raise _fail(ref, f"cannot be read: {e.strerror or e}",

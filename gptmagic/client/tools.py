@@ -206,11 +206,13 @@ class ToolRun:
                 value, exc = yield _Run(tool, call.args)
                 call.seconds = time.monotonic() - t0
                 self._running = None
+                if exc is None:
+                    value, exc = _sendable(value)
                 if exc is not None:
                     call.error = f"{type(exc).__name__}: {exc}"
                     call.output = f"Error: {call.error}"
                 else:
-                    call.output = tool_output(value)
+                    call.output = value
             self._answer(call)
 
     def _checked(self, call: ToolCall) -> ToolCall:
@@ -352,6 +354,16 @@ def _invoke(tool: Tool, args: Mapping[str, Any],
     try:
         return _settle(tool.call(args), run_coro), None
     except Exception as e:  # noqa: BLE001 - the model is told; the loop goes on
+        return None, e
+
+
+def _sendable(value: Any) -> _Outcome:
+    """What a function returned as the text the model is sent, or why it cannot be (bytes
+    that are not UTF-8, an object whose ``str`` raises): told to the model as the
+    function's exception would be, never the end of the loop."""
+    try:
+        return tool_output(value), None
+    except Exception as e:  # noqa: BLE001 - pydantic's serialization error, or str()'s
         return None, e
 
 

@@ -105,6 +105,7 @@ class _Strict:
     def __init__(self, root: dict[str, Any], *, generated: bool) -> None:
         self.root, self.generated = root, generated
         self.tally = _Tally()
+        self.inlining: list[str] = []  # the $refs being inlined, outermost first
 
     def resolve(self, ref: Any, where: str) -> dict[str, Any]:
         """What a local ``$ref`` (``#``, ``#/$defs/X``, any ``#/...`` pointer) points at."""
@@ -135,8 +136,7 @@ class _Strict:
                 raise _bad(where, "allOf combines schemas", _FIX["allOf"])
             s = {**dict(parts[0]), **s}
         if "$ref" in s and len(s) > 1:
-            s = {**self.resolve(s.pop("$ref"), where), **s}
-            s.pop("default", None)
+            return self._inlined(s, where)
         if "oneOf" in s and self.generated:
             s["anyOf"] = s.pop("oneOf")
             s.pop("discriminator", None)
@@ -171,6 +171,19 @@ class _Strict:
                 raise _bad(where, "anyOf must be a non-empty list", "list the options")
             s["anyOf"] = [self.node(o, f"{where}.anyOf[{i}]") for i, o in enumerate(options)]
         return s
+
+    def _inlined(self, s: dict[str, Any], where: str) -> dict[str, Any]:
+        """A ``$ref`` with keywords beside it, inlined; within its own definition (a
+        recursive model's described self-reference) a bare ``$ref``: inlining it again
+        would never end, so its notes (a description) are dropped."""
+        ref = s.pop("$ref")
+        if ref in self.inlining:
+            return self.node({"$ref": ref}, where)
+        self.inlining.append(ref)
+        try:
+            return self.node({**self.resolve(ref, where), **s}, where)
+        finally:
+            self.inlining.pop()
 
     def _types(self, s: dict[str, Any], where: str) -> list[str]:
         """The node's types; an error when it has none of type, enum, const, anyOf, $ref."""

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.core.strict import strict_schema
+from gptmagic.core.text import json_path
 from gptmagic.core.types import Parsed, Result
 from gptmagic.errors import RequestError
 
@@ -76,10 +77,7 @@ def _rebuild(name: str, json_schema: dict[str, Any], source: Any) -> Schema:
 
 def _path(loc: Any) -> str:
     """``("friends", 0, "name")`` as ``friends[0].name``; ``(root)`` for none."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out or "(root)"
+    return json_path(loc, "(root)")
 
 
 def _validate_dict(validator: Any, text: str) -> Parsed:

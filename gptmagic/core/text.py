@@ -1,11 +1,11 @@
-"""Short previews of text for tables, counters and messages (pure)."""
+"""Short previews of text for tables, counters and messages, and paths into JSON (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["count_of", "preview"]
+__all__ = ["count_of", "json_path", "preview"]
 
 
 def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
@@ -34,3 +34,12 @@ def _part(part: Any) -> str:
     if part.get("type") in ("image_url", "input_image"):
         return "[image]"
     return str(part.get("text", "")) if "text" in part else "[part]"
+
+
+def json_path(loc: Iterable[Any], empty: str) -> str:
+    """A path into JSON (a validation error's location) as ``friends[0].name``: keys
+    joined by dots, list indices in brackets; ``empty`` for the root."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or empty

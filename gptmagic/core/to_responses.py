@@ -137,7 +137,7 @@ def input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                           "output": _output(m.get("content"))})
         elif m.get("role") == "assistant" and m.get("tool_calls") and "type" not in m:
             if m.get("content"):
-                items.append({"role": "assistant", "content": m["content"]})
+                items.append(_item({"role": "assistant", "content": m["content"]}))
             items += [_function_call(c) for c in m["tool_calls"]]
         else:
             items.append(_item(m))

@@ -39,6 +39,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from gptmagic.core.strict import strict_schema
+from gptmagic.core.text import json_path
 from gptmagic.core.types import Step, ToolCall
 from gptmagic.errors import RequestError, ToolArgumentsError
 
@@ -137,10 +138,7 @@ class Tool:
 
 def _path(loc: Sequence[Any]) -> str:
     """``("addr", "zip")`` as ``addr.zip``, list indices as ``[0]``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(arguments)"
+    return json_path(loc, "(arguments)")
 
 
 def has_functions(tools: Any) -> bool:

@@ -1,11 +1,13 @@
 """The calls of a run: cases read from a table, and the grid of prompts × models ×
 parameters × repeats expanded into :class:`Job` s (each one call, or one tool loop,
 with its messages, its API, the body it sends there, and its prompt's schema and
-tools)."""
+tools). A prompt's ``![alt](path)`` images are read as a cell's are (relative to the
+working directory; ``![x]({column})`` names one per row)."""
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gptmagic.client.config import APIS, Provider, refuse_misrouted, resolve
-from gptmagic.core.messages import interpolate, parse_cell
+from gptmagic.client.images import load_images
+from gptmagic.core.messages import interpolate, read_cell
 from gptmagic.core.structured import with_format
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.eval.apis import call_body, check_api, choose_api
@@ -47,8 +50,9 @@ def load_cases(data: Any) -> list[dict[str, Any]]:
 def _messages(template: Any, row: Mapping[str, Any], name: str, i: int) -> list[dict[str, Any]]:
     where = f"the data (its columns: {', '.join(map(str, row)) or 'none'})"
     try:
-        if isinstance(template, str):
-            return parse_cell(template, namespace=row, where=where)
+        if isinstance(template, str):  # its images read (a path is no URL a server takes)
+            return load_images(read_cell(template, namespace=row, where=where),
+                               base=os.getcwd()).messages
         return [{**m, "content": interpolate(str(m.get("content", "")), row, where=where)}
                 for m in template]
     except GptmagicError as e:

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from gptmagic.core.text import json_path
 from gptmagic.eval.scoring import Case, Scorer, ScorerError, _FnScorer, _value
 
 __all__ = ["as_text", "field_equals", "jsonable", "on_field", "parse_path", "schema_valid",
@@ -64,10 +65,7 @@ def as_text(value: Any) -> str:
 
 
 def _where(steps: Sequence[str | int]) -> str:
-    out = ""
-    for s in steps:
-        out += f"[{s}]" if isinstance(s, int) else (f".{s}" if out else s)
-    return out or "the reply"
+    return json_path(steps, "the reply")
 
 
 def _walk(value: Any, path: str) -> Any:

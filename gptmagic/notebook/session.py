@@ -352,6 +352,9 @@ class Session:
                                 f"{reply.footer}")
         if th is not None and reply.result is not None:
             stored = api == "responses" and bool(params.get("store")) and stopped is None
+            if stored and loop is not None and loop.exchange[-1:] and \
+                    loop.exchange[-1].get("role") == "tool":
+                stored = False  # its last response ends in calls whose results it never saw
             if stored and (reply.result.raw or {}).get("store") is False:
                 stored = False
                 said = ("the server did not store this reply (its Response says store: "

@@ -328,7 +328,10 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
         else None
     fixed = {k: v for k, v in out.params.items() if k not in ("tools", "tool_choice")}
     tools = [_watched(t, sink, lambda: loop.steps) for t in opts.tools]
-    loop = ToolRun(tools, out.input, approve=approval, max_steps=opts.max_steps,
+    # The prompt in the endpoint's own shape: chat's messages (image_url parts, a thread's
+    # tool_calls), not their Responses items, which /chat/completions refuses.
+    prompt = out.payload["messages"] if out.api == "chat" else out.input
+    loop = ToolRun(tools, prompt, approve=approval, max_steps=opts.max_steps,
                    tool_choice=opts.tool_choice)
 
     def ask(messages: list[dict[str, Any]], params: dict[str, Any]) -> Result:
