@@ -180,6 +180,22 @@ def test_a_functions_exception_is_a_result_the_model_sees(prov, fake_server, api
     assert r.text == "tool results: Error: ValueError: no such city"
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_functions_sys_exit_is_told_too(prov, fake_server, api):
+    """sys.exit() in a tool is its exception: the model is told, the loop goes on (the
+    sync driver runs it on this thread, the async one in a worker)."""
+    weather = Weather(fail=SystemExit(3))
+    fake_server.plan(Behaviour(tool_calls=[PARIS]), Behaviour())
+    r = call(api, prov, tools=[weather.tool])
+    assert r.steps[0].calls[0].error == "SystemExit: 3" and r.finish_reason == "stop"
+
+    async def via_client():
+        async with Client(prov) as c:
+            fake_server.plan(Behaviour(tool_calls=[PARIS]), Behaviour())
+            return await c.chat("weather?", tools=[weather.tool])
+    assert asyncio.run(via_client()).steps[0].calls[0].error == "SystemExit: 3"
+
+
 def test_a_result_that_cannot_be_sent_is_told_like_an_exception(prov, fake_server):
     def read_file(path: str) -> bytes:
         """Read a file's bytes."""
@@ -257,6 +273,21 @@ def test_a_reply_cut_at_max_tokens_runs_none_of_its_calls(prov, fake_server, api
     assert len(sent(fake_server, api)) == 1 and weather.calls == []
     assert r.finish_reason == "length" and r.exchange == [] and r.steps[0].calls == []
     assert "none was run: raise max_tokens" in r.warnings[-1]
+
+
+@pytest.mark.parametrize("api, stream", APIS)
+def test_a_model_call_failing_after_steps_keeps_them_on_the_error(prov, fake_server, api,
+                                                                   stream):
+    """The function ran, its call was paid: the error carries the steps done, and says so."""
+    weather = Weather()
+    fake_server.plan(Behaviour(tool_calls=[PARIS]), Behaviour(status=400))
+    with pytest.raises(gptmagic.APIStatusError) as e:
+        call(api, prov, tools=[weather.tool], stream=stream)
+    assert weather.calls == [{"city": "Paris", "days": 1}]
+    kept = e.value.partial
+    assert [c.output for s in kept.steps for c in s.calls] == ["Paris: sunny"]
+    assert [m["role"] for m in kept.exchange] == ["assistant", "tool"]
+    assert "this error's .partial" in e.value.__notes__[0]
 
 
 @pytest.mark.parametrize("choice, first, later", [

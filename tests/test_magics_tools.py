@@ -259,6 +259,20 @@ def test_approve_where_the_front_end_takes_no_input_is_a_clear_error(
         chat(shell, "-p fake --tools add --approve", "user: 1+2")
 
 
+def test_a_model_call_failing_after_steps_keeps_them(shell, fake_server):
+    """Step 1's function ran (its call was paid); step 2's model call fails with a 400:
+    the steps done stay in _chat.steps and the thread keeps none of it."""
+    fake_server.plan(Behaviour(tool_calls=[("add", {"a": 1, "b": 2})]), Behaviour(status=400))
+    with pytest.raises(UsageError, match="400"):
+        chat(shell, "-p fake --tools add", "user: 1+2")
+    kept = shell.user_ns["_chat"]
+    assert [c.name for s in kept.steps for c in s.calls] == ["add"]
+    assert kept.steps[0].calls[0].output == "3"
+    assert kept.result.warnings[-1].startswith("model call 2 failed after 1 tool step: ")
+    assert "default" not in _session(shell).threads.names()
+
+
+
 # -- interrupt ---------------------------------------------------------------------------
 
 

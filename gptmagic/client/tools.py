@@ -32,7 +32,10 @@ the functions and the approval question run on the **caller's thread** in
 ``ask`` and runs functions inline (``gptmagic.achat``) or, with ``offload``, in a
 worker thread (:class:`~gptmagic.client.client.Client`, whose loop must not block).
 Ctrl-C during :meth:`ToolRun.run` raises
-:class:`~gptmagic.errors.ToolLoopInterrupted` whose ``partial`` keeps the steps done.
+:class:`~gptmagic.errors.ToolLoopInterrupted` whose ``partial`` keeps the steps done; a
+model call that fails after steps were done (their functions ran, their calls were
+paid) raises its error with ``partial`` holding them, and a note that says so. A
+function's ``sys.exit()`` is an exception like any other: the model is told.
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.tools import Tool, tool_from, tool_name, tool_output
 from gptmagic.core.tools import tool_choice as choice_shape
 from gptmagic.core.types import Choice, Result, Step, ToolCall, Usage
-from gptmagic.errors import RequestError, ToolArgumentsError, ToolLoopInterrupted
+from gptmagic.errors import (
+    GptmagicError,
+    RequestError,
+    ToolArgumentsError,
+    ToolLoopInterrupted,
+)
 
 __all__ = ["Approve", "ToolRun", "check_tool_params", "total_usage"]
 
@@ -242,10 +250,11 @@ class ToolRun:
                        timings=replace(last.timings, total=time.monotonic() - self._t0),
                        warnings=[*earlier, *last.warnings, *([warning] if warning else [])])
 
-    def partial(self) -> Result:
+    def partial(self, why: str | None = None) -> Result:
         """The loop so far, after a stop (Ctrl-C, or an error from a model call): a Result
         marked ``interrupted`` with the steps done; calls of the current step that had not
-        answered are answered as stopped, so the exchange is a valid conversation."""
+        answered are answered as stopped, so the exchange is a valid conversation.
+        ``why``: the warning it carries (default: stopped by the user)."""
         for call in list(self._open):
             ran = call is self._running
             when = "while it ran" if ran else "before it ran"
@@ -258,8 +267,22 @@ class ToolRun:
                       choices=[Choice(0, "", "interrupted", role="assistant")],
                       usage=total_usage([s.result for s in self.steps]),
                       steps=list(self.steps), exchange=list(self.exchange),
-                      warnings=[f"stopped by the user after {len(self.steps)} of at most "
-                                f"{self.max_steps} tool steps"])
+                      warnings=[why or f"stopped by the user after {len(self.steps)} of at "
+                                      f"most {self.max_steps} tool steps"])
+
+    def _kept(self, error: GptmagicError) -> None:
+        """A model call failed after steps were done (their functions ran, perhaps with
+        effects; their calls were paid): the error carries them as ``partial``."""
+        if self.steps:
+            n = len(self.steps)
+            cut = getattr(error, "partial", None)  # a stream cut short: the text it had
+            kept = self.partial(f"model call {n + 1} failed after {n} tool "
+                                f"step{'s' if n > 1 else ''}: {error}")
+            if isinstance(cut, Result) and cut.text:
+                kept.choices[0].text = cut.text
+            error.partial = kept  # type: ignore[attr-defined]
+            error.add_note(f"the {n} tool step{'s' if n > 1 else ''} done before it are in "
+                           "this error's .partial (.partial.steps, .partial.exchange)")
 
     # -- the drivers ----------------------------------------------------------------------
 
@@ -282,6 +305,9 @@ class ToolRun:
         except StopIteration as done:
             result: Result = done.value
             return result
+        except GptmagicError as error:
+            self._kept(error)
+            raise
         except KeyboardInterrupt:
             partial = self.partial()
             raise ToolLoopInterrupted(
@@ -315,6 +341,9 @@ class ToolRun:
         except StopIteration as done:
             result: Result = done.value
             return result
+        except GptmagicError as error:
+            self._kept(error)
+            raise
         finally:
             loop.close()
 
@@ -353,7 +382,7 @@ def _invoke(tool: Tool, args: Mapping[str, Any],
             run_coro: Callable[[Any], Any] | None) -> _Outcome:
     try:
         return _settle(tool.call(args), run_coro), None
-    except Exception as e:  # noqa: BLE001 - the model is told; the loop goes on
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the model is told; the loop goes on
         return None, e
 
 
@@ -377,5 +406,5 @@ async def _ainvoke(tool: Tool, args: Mapping[str, Any], offload: bool) -> _Outco
         if inspect.isawaitable(value):
             value = await value
         return value, None
-    except Exception as e:  # noqa: BLE001 - the model is told; the loop goes on
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the model is told; the loop goes on
         return None, e

@@ -243,6 +243,9 @@ class GptMagics(Magics):
         again above the error, which says why it stopped. A terminal printed it already.
         """
         partial = getattr(error, "partial", None)
+        if getattr(partial, "steps", None):  # a tool loop: the steps done (functions ran)
+            self._show_steps(partial, error)
+            return
         text = getattr(partial, "text", "") if isinstance(error, StreamError) else ""
         if text:  # the work kept is in _chat, as an interrupted reply's is
             self._user_ns["_chat"] = Reply(text, [], partial, None, {"partial": True},
@@ -253,6 +256,18 @@ class GptMagics(Magics):
             display({"text/plain": text,
                      "text/markdown": escape_markdown(text) + "\n\n*(cut short: see below)*"},
                     raw=True)
+
+    def _show_steps(self, partial: Any, error: GptmagicError) -> None:
+        """A tool loop whose model call failed after steps were done: the steps stay on
+        screen above the error and in ``_chat.steps``; the thread keeps none of it."""
+        self._user_ns["_chat"] = Reply(partial.text, [], partial, None, {"partial": True},
+                                       note=str(error))
+        if getattr(self.shell, "kernel", None) is not None:
+            from gptmagic.views.steps import steps_views
+
+            md, plain = steps_views([s for s in partial.steps if s.calls])
+            display({"text/plain": plain, "text/markdown": md + "\n\n*(then the model call "
+                     "failed: see below)*"}, raw=True)
 
     @property
     def _user_ns(self) -> dict[str, Any]:
