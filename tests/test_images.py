@@ -239,6 +239,9 @@ def test_the_published_rule(model, size, detail, tokens):
 def test_models_without_a_published_rule_get_none():
     assert image_rule("gpt-3.5-turbo") is None and image_rule("o3-mini") is None
     assert image_rule("openai:gpt-4o").describe() == "gpt-4o's tile rule (85 + 170 per 512 px tile)"
+    assert image_rule("o1-preview") is None  # o1-preview reads no images; o1 does
+    # A fine-tune follows its base model's rule.
+    assert image_rule("ft:gpt-4o-2024-08-06:acme:tagger:abc123").family == "gpt-4o"
 
 
 def test_dimensions_come_from_the_header_of_a_data_url():
@@ -303,6 +306,14 @@ def test_elide_replaces_every_data_url_with_its_size():
     assert json.dumps(shown).count(f"data:image/png;base64,\\u2026 ({kb} KB)") == 2
     assert url.split(",", 1)[1][:40] not in json.dumps(shown)
     assert elide("data:image/png;base64,short") == "data:image/png;base64,short"
+    # Parameters before ;base64, and a body broken over lines (MIME's 76 columns).
+    body = url.split(",", 1)[1]
+    named = f"data:image/png;name=cat.png;base64,{body}"
+    assert elide(named) == f"data:image/png;base64,\u2026 ({kb} KB)"
+    wrapped = "data:image/png;base64," + "\n".join(body[i:i + 76]
+                                                   for i in range(0, len(body), 76))
+    shown = elide(wrapped + "\nand then some text")
+    assert body[-30:] not in shown and shown.endswith("\nand then some text")
     assert part_text([text("hi "), image(url)]) == "hi [image]"
 
 

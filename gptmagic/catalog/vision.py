@@ -43,7 +43,7 @@ _TILES = {"gpt-5": (70, 140), "gpt-5-chat-latest": (70, 140), "gpt-4o": (85, 170
           "gpt-4-turbo": (85, 170), "gpt-4o-mini": (2833, 5667), "o1": (75, 150),
           "o1-pro": (75, 150), "o3": (75, 150), "computer-use-preview": (65, 129)}
 # Same prefix, no vision.
-_TEXT_ONLY = ("o1-mini", "o3-mini")
+_TEXT_ONLY = ("o1-mini", "o1-preview", "o3-mini")
 # A header this long holds any of the four formats' dimensions (JPEG's may follow EXIF).
 _HEADER = 64 * 1024
 
@@ -69,7 +69,10 @@ class ImageRule:
 
 def image_rule(model: str) -> ImageRule | None:
     """The published rule for ``model`` (longest family prefix wins), or None."""
-    bare = model.rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
+    bare = model.rsplit("/", 1)[-1].lower()
+    # A fine-tune (``ft:gpt-4o-2024-08-06:org:name:id``) follows its base model's rule;
+    # otherwise what follows a ``profile:`` prefix is the model.
+    bare = bare.split(":")[1] if bare.startswith("ft:") else bare.rsplit(":", 1)[-1]
     if bare.startswith(_TEXT_ONLY):
         return None
     families = [*_PATCHES, *_TILES]

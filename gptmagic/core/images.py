@@ -53,7 +53,9 @@ _IMAGE = re.compile(r"(?P<esc>\\*)!\[(?P<alt>[^\]\n]*)\]\((?P<src><[^>\n]*>|[^)\
 # ``{key=value}`` right after an image: its attributes (only ``detail``).
 _ATTR = re.compile(r"\{[ \t]*(?P<key>[A-Za-z_]\w*)[ \t]*=[ \t]*(?P<value>[^}\n]*?)[ \t]*\}")
 # A data URL's base64 body long enough to be worth eliding.
-_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<body>[A-Za-z0-9+/=]{64,})")
+# Parameters (``;name=x``) may come before ``;base64``; the body may be broken over lines.
+_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[\w.+-]+=[^;,\s]*)*;base64,"
+                       r"(?P<body>[A-Za-z0-9+/=]{64,}(?:\r?\n[A-Za-z0-9+/=]{20,})*)")
 _DETAIL_HINT = "{detail=low}, {detail=high} or {detail=auto} right after the image"
 
 
