@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
+from gptmagic.core.text import count_of
 from gptmagic.core.tools import Tool, tool_from, tool_name, tool_output
 from gptmagic.core.tools import tool_choice as choice_shape
 from gptmagic.core.types import Choice, Result, Step, ToolCall, Usage
@@ -186,8 +187,8 @@ class ToolRun:
             step.calls = [self._checked(_parse(raw)) for raw in requested]
             yield from self._run_calls(step.calls)
             if len(self.steps) >= self.max_steps:
-                return self._final(result, f"stopped after {len(self.steps)} tool steps "
-                                           "(max_steps)")
+                return self._final(result, f"stopped after "
+                                           f"{count_of(len(self.steps), 'tool step')} (max_steps)")
 
     def _run_calls(self, calls: list[ToolCall]) -> Generator[_Need, Any, None]:
         """Each call in order: asked about, run, answered (as :meth:`_loop` says)."""
@@ -257,7 +258,7 @@ class ToolRun:
                       usage=total_usage([s.result for s in self.steps]),
                       steps=list(self.steps), exchange=list(self.exchange),
                       warnings=[f"stopped by the user after {len(self.steps)} of at most "
-                                f"{self.max_steps} tool steps"])
+                                f"{count_of(self.max_steps, 'tool step')}"])
 
     # -- the drivers ----------------------------------------------------------------------
 
