@@ -230,6 +230,14 @@ def test_approval_is_asked_first_and_a_refusal_is_told(prov, fake_server, api):
     assert r.text.startswith("tool results: Error: the user declined")
 
 
+def test_max_steps_one_says_one_step(prov, fake_server):
+    """The warning counts the steps in English: "1 tool step", not "1 tool steps"."""
+    weather = Weather()
+    fake_server.plan(Behaviour(tool_calls=[PARIS]), Behaviour())
+    r = call("chat", prov, tools=[weather.tool], max_steps=1)
+    assert r.warnings[-1] == "stopped after 1 tool step (max_steps)"
+
+
 @pytest.mark.parametrize("api, stream", APIS[::3])
 def test_max_steps_stops_the_loop_and_keeps_everything(prov, fake_server, api, stream):
     weather = Weather()

@@ -392,6 +392,20 @@ def test_dry_run_shows_the_tool_schemas_and_their_cost(shell, fake_server, api):
     assert r.count.total == without.count.total + costs["all"]
 
 
+def test_in_a_kernel_the_dry_run_says_the_whole_prompt_with_the_tools(shell, monkeypatch):
+    """The counter widget below a dry run counts the messages only: the line on the
+    tools gives the whole prompt, tools included, and its expected cost (found in
+    JupyterLab: the counter's 11 tokens and cost were all a user saw)."""
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    r, _ = chat(shell, "-p fake -m gpt-4.1-mini --tools get_weather --dry-run",
+                "user: weather?")
+    assert r.counter is not None and r.count.tools > 0
+    text = r._repr_mimebundle_()[0]["text/plain"]
+    assert "the counter below counts the messages only: with the tools the prompt is " \
+           f"{r.count.total} tokens, expected cost {r.estimate.expected}" in text
+    assert "OpenAI's published rule" in text  # a hosted model's count is an estimate
+
+
 @pytest.mark.engine
 def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
     """The engine writes the tools' description into the prompt: its own count, the
@@ -404,6 +418,8 @@ def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
         assert d.count.exact and d.count.tools > 0
         assert d.tool_costs == [("add", d.count.tools), ("all", d.count.tools)]
         assert "add" in d.engine_prompt and "2+3?" in d.engine_prompt
+        text = d._repr_mimebundle_()[0]["text/plain"]
+        assert "(counted by the engine: exact)" in text and "OpenAI's" not in text
         plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
         assert d.count.total == plain.count.total + d.count.tools
     finally:

@@ -181,6 +181,23 @@ def test_a_dict_schema_that_breaks_the_rules_is_refused_by_path(source: dict[str
     assert caught.value.param == "schema"
 
 
+@pytest.mark.parametrize(("score", "hint"), [
+    ({"type": "integer"}, 'allow null as well: "type": ["integer", "null"]'),
+    ({"type": ["integer", "string"]}, '"type": ["integer", "string", "null"]'),
+    ({"type": ["integer", "null"]}, "its type already allows null, so it stays optional"),
+    ({"enum": [1, 2]}, '"anyOf": [<its schema>, {"type": "null"}]'),
+])
+def test_a_property_missing_from_required_is_told_how_to_stay_optional_in_its_own_type(
+        score: dict[str, Any], hint: str) -> None:
+    """Found in JupyterLab: an integer property was told to become ["string", "null"]."""
+    source = {**HAND, "properties": {**HAND["properties"], "score": score},
+              "required": ["answer"]}
+    with pytest.raises(RequestError, match="Answer.score: not in 'required'") as caught:
+        schema_from(source)
+    assert hint in str(caught.value)
+    assert '"type": ["string", "null"]' not in str(caught.value)
+
+
 class _Text(BaseModel):
     code: str = Field(min_length=3)
 

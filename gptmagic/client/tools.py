@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
+from gptmagic.core.text import count_of
 from gptmagic.core.tools import Tool, tool_from, tool_name, tool_output
 from gptmagic.core.tools import tool_choice as choice_shape
 from gptmagic.core.types import Choice, Result, Step, ToolCall, Usage
@@ -194,8 +195,8 @@ class ToolRun:
             step.calls = [self._checked(_parse(raw)) for raw in requested]
             yield from self._run_calls(step.calls)
             if len(self.steps) >= self.max_steps:
-                return self._final(result, f"stopped after {len(self.steps)} tool steps "
-                                           "(max_steps)")
+                return self._final(result, f"stopped after "
+                                           f"{count_of(len(self.steps), 'tool step')} (max_steps)")
 
     def _run_calls(self, calls: list[ToolCall]) -> Generator[_Need, Any, None]:
         """Each call in order: asked about, run, answered (as :meth:`_loop` says)."""
@@ -268,7 +269,7 @@ class ToolRun:
                       usage=total_usage([s.result for s in self.steps]),
                       steps=list(self.steps), exchange=list(self.exchange),
                       warnings=[why or f"stopped by the user after {len(self.steps)} of at "
-                                      f"most {self.max_steps} tool steps"])
+                                      f"most {count_of(self.max_steps, 'tool step')}"])
 
     def _kept(self, error: GptmagicError) -> None:
         """A model call failed after steps were done (their functions ran, perhaps with
@@ -276,13 +277,14 @@ class ToolRun:
         if self.steps:
             n = len(self.steps)
             cut = getattr(error, "partial", None)  # a stream cut short: the text it had
-            kept = self.partial(f"model call {n + 1} failed after {n} tool "
-                                f"step{'s' if n > 1 else ''}: {error}")
+            kept = self.partial(f"model call {n + 1} failed after "
+                                f"{count_of(n, 'tool step')}: {error}")
             if isinstance(cut, Result) and cut.text:
                 kept.choices[0].text = cut.text
             error.partial = kept  # type: ignore[attr-defined]
-            error.add_note(f"the {n} tool step{'s' if n > 1 else ''} done before it are in "
-                           "this error's .partial (.partial.steps, .partial.exchange)")
+            error.add_note(f"the {count_of(n, 'tool step')} done before it "
+                           f"{'are' if n > 1 else 'is'} in this error's .partial "
+                           "(.partial.steps, .partial.exchange)")
 
     # -- the drivers ----------------------------------------------------------------------
 

@@ -86,6 +86,20 @@ _NOT_AN_OBJECT = ("wrap it in a model with one field (class Answer(BaseModel): i
                   "list[int]) or an object schema with one property")
 
 
+def _optional_hint(prop: Any) -> str:
+    """How to keep ``prop`` optional once required: let it be null, in its own type
+    (``"type": ["integer", "null"]``); nothing when its type already allows null."""
+    kind = prop.get("type") if isinstance(prop, Mapping) else None
+    kinds = [kind] if isinstance(kind, str) else kind if isinstance(kind, list) else None
+    if kinds is None:
+        return ('; to make it optional, allow null as well: "anyOf": [<its schema>, '
+                '{"type": "null"}]')
+    if "null" in kinds:
+        return " (its type already allows null, so it stays optional)"
+    nullable = json.dumps({"type": [*kinds, "null"]})[1:-1]  # "type": ["integer", "null"]
+    return f"; to make it optional, allow null as well: {nullable}"
+
+
 def _bad(where: str, what: str, fix: str) -> RequestError:
     return RequestError(f"schema {where}: {what}; {fix}", param="schema")
 
@@ -218,8 +232,8 @@ class _Strict:
         missing = [p for p in props if p not in required]
         if missing and not self.generated:
             raise _bad(f"{where}.{missing[0]}", "not in 'required' (strict mode requires "
-                       "every property)", f"add {missing[0]!r} to 'required'; to make it "
-                       "optional, allow null as well: \"type\": [\"string\", \"null\"]")
+                       "every property)", f"add {missing[0]!r} to 'required'"
+                       + _optional_hint(props[missing[0]]))
         s["required"] = list(props) if missing else required  # in the properties' order
         s["properties"] = {k: self.node(v, f"{where}.{k}") for k, v in props.items()}
         self.tally.properties += len(props)

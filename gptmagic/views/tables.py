@@ -244,16 +244,29 @@ def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
     return [("p", line), *([("table", (cols, rows))] if rows else [])]
 
 
-def _tool_blocks(costs: Sequence[tuple[str, int]] | None,
-                 counts_below: bool) -> list[tuple[str, Any]]:
-    """What the tool definitions cost: one row per tool (what leaving it out saves)."""
+def _tool_blocks(costs: Sequence[tuple[str, int]] | None, counts_below: bool,
+                 count: TokenCount | int | None = None,
+                 estimate: Estimate | None = None) -> list[tuple[str, Any]]:
+    """What the tool definitions cost: one row per tool (what leaving it out saves).
+
+    Counted by the embedded model's engine (an exact count), they are said to be
+    exact, not OpenAI's rule. The counter widget below counts the messages only, so
+    the whole prompt, tools included, and its expected cost are said here."""
     if not costs:
         return []
     total = dict(costs).get("all", 0)
-    below = "; the counter below counts the messages only" if counts_below else ""
+    how = ("counted by the engine: exact" if getattr(count, "exact", False)
+           else "an estimate: OpenAI's published rule for function definitions")
+    below = ""
+    if counts_below:
+        below = "; the counter below counts the messages only"
+        whole = getattr(count, "total", count)
+        if isinstance(whole, int):
+            below += f": with the tools the prompt is {count_of(whole, 'token')}"
+            if estimate is not None:
+                below += f", expected cost {estimate.expected}"
     rows = [[name, f"{n:,}"] for name, n in costs if name != "all"]
-    return [("p", f"Tool definitions: {total:,} prompt tokens in all (an estimate: OpenAI's "
-                  f"published rule for function definitions){below}"),
+    return [("p", f"Tool definitions: {total:,} prompt tokens in all ({how}){below}"),
             ("table", (["tool", "tokens (saved by leaving it out)"], rows))]
 
 
@@ -314,7 +327,7 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     if engine_prompt is not None:
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
-    blocks += _tool_blocks(tool_costs, counts_below)
+    blocks += _tool_blocks(tool_costs, counts_below, count, estimate)
     if counts_below:
         blocks.append(("small", "Tokens and cost: see the counter below (the offline estimate)."
                        if exact is not None else "Tokens and cost: see the counter below."))
