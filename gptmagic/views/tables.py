@@ -244,16 +244,18 @@ def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
     return [("p", line), *([("table", (cols, rows))] if rows else [])]
 
 
-def _tool_blocks(costs: Sequence[tuple[str, int]] | None,
-                 counts_below: bool) -> list[tuple[str, Any]]:
-    """What the tool definitions cost: one row per tool (what leaving it out saves)."""
+def _tool_blocks(costs: Sequence[tuple[str, int]] | None, counts_below: bool,
+                 exact: bool) -> list[tuple[str, Any]]:
+    """What the tool definitions cost: one row per tool (what leaving it out saves);
+    ``exact`` when the count is the embedded engine's, else OpenAI's rule."""
     if not costs:
         return []
     total = dict(costs).get("all", 0)
     below = "; the counter below counts the messages only" if counts_below else ""
+    how = ("exact: the engine's count of the tools' description it writes into the prompt"
+           if exact else "an estimate: OpenAI's published rule for function definitions")
     rows = [[name, f"{n:,}"] for name, n in costs if name != "all"]
-    return [("p", f"Tool definitions: {total:,} prompt tokens in all (an estimate: OpenAI's "
-                  f"published rule for function definitions){below}"),
+    return [("p", f"Tool definitions: {total:,} prompt tokens in all ({how}){below}"),
             ("table", (["tool", "tokens (saved by leaving it out)"], rows))]
 
 
@@ -314,7 +316,8 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     if engine_prompt is not None:
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
-    blocks += _tool_blocks(tool_costs, counts_below)
+    blocks += _tool_blocks(tool_costs, counts_below,
+                           count is not None and not isinstance(count, int) and count.exact)
     if counts_below:
         blocks.append(("small", "Tokens and cost: see the counter below (the offline estimate)."
                        if exact is not None else "Tokens and cost: see the counter below."))
