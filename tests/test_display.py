@@ -515,6 +515,21 @@ def test_dry_run_shows_the_exact_body_count_and_estimate():
     assert "Cost estimate: not available" in approx["text/plain"]
 
 
+def test_a_dry_runs_tool_costs_are_labelled_as_counted():
+    """A hosted model's tool costs are OpenAI's published rule (an estimate); the
+    embedded engine's are its own count of the prompt it would read (exact)."""
+    costs = [("f", 40), ("all", 40)]
+    hosted = display.dry_run_bundle(REQUEST, url="u", count=count(False), estimate=None,
+                                    tool_costs=costs)[0]["text/plain"]
+    assert ("Tool definitions: 40 prompt tokens in all (an estimate: OpenAI's published rule "
+            "for function definitions)") in hosted
+    engine = display.dry_run_bundle(REQUEST, url="u", count=count(True), estimate=None,
+                                    tool_costs=costs)[0]["text/plain"]
+    assert ("Tool definitions: 40 prompt tokens in all (exact: the engine's count of the "
+            "tools' description it writes into the prompt)") in engine
+    assert "estimate" not in engine.split("Tool definitions")[1].splitlines()[0]
+
+
 @pytest.mark.parametrize("bad", [
     {"Authorization": "Bearer x"},
     {"headers": {"authorization": "Bearer x"}},

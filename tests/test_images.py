@@ -323,8 +323,24 @@ def test_text_only_refusal_names_lines_or_parts():
     assert said == ("SmolLM2 (the embedded model) reads text only: line 2 `![cat](cat.png)`; "
                     "send it to a vision model (--model gpt-4.1-mini) or remove the image")
     said = str(text_only_refusal(cell.messages))
-    assert "messages[0].content[1] is an image" in said and "model='gpt-4.1-mini'" in said
+    assert "messages[0].content[1] is an image" in said and "model='gpt-4.1-nano'" in said
     assert text_only_refusal([{"role": "user", "content": "hi"}]) is None
+
+
+def test_the_refusal_suggests_a_current_vision_model():
+    """The model a refusal points to reads images and is not being retired (gpt-4.1-mini,
+    the suggestion before, shuts down on 2027-01-14)."""
+    import re
+
+    from gptmagic.catalog.lifecycle import shutdown_of
+    from gptmagic.notebook.images import VISION_MODEL
+
+    cell = read_cell("user: see ![cat](cat.png)")
+    said = str(text_only_refusal(cell.messages))
+    suggested = re.search(r"model='([\w.-]+)'", said)[1]
+    for model in (suggested, VISION_MODEL):
+        assert shutdown_of(model)[0] is None, model
+        assert image_rule(model) is not None, model
 
 
 def test_thumbnails_are_small_pngs_and_urls_are_not_loaded(tmp_path):

@@ -21,6 +21,7 @@ import pytest
 from conftest_local import local_client, local_engine, local_url  # noqa: F401
 from openapi_schema import validate
 
+import gptmagic
 from gptmagic.catalog.tokens import TokenCount
 from gptmagic.client import Client
 from gptmagic.local.engine import LocalEngine
@@ -161,6 +162,25 @@ def test_count_tokens_counts_the_tools_description(local_engine: LocalEngine,  #
     assert with_tools.total == sent["usage"]["prompt_tokens"] and with_tools.exact
     assert with_tools.tools == with_tools.total - plain.total > 50
     assert with_tools.messages == plain.messages  # the messages' own share is unchanged
+
+
+def get_weather(city: str) -> str:
+    """Get the current weather in a city."""
+    return RESULT
+
+
+def test_count_tokens_takes_functions_as_chat_does(local_engine: LocalEngine) -> None:  # noqa: F811
+    """On the engine too, a function is counted as the definition ``chat`` sends for it."""
+    spec = gptmagic.tool_from(get_weather).chat_spec()
+
+    async def counts() -> tuple[TokenCount, TokenCount]:
+        async with Client("local", engine=local_engine) as client:
+            return (await client.count_tokens(ASK, "local", tools=[get_weather]),
+                    await client.count_tokens(ASK, "local", tools=[spec]))
+    given_fn, given_spec = asyncio.run(counts())
+    assert given_fn == given_spec and given_fn.tools > 50
+    # The sync facade the notebooks use, on the shared engine.
+    assert gptmagic.count_tokens(ASK, "local", tools=[get_weather]).tools == given_fn.tools
 
 
 def test_a_result_for_no_call_is_a_400_naming_it(local_client: httpx.Client) -> None:  # noqa: F811

@@ -169,7 +169,7 @@ def test_the_embedded_model_refuses_an_image_naming_its_line(shell, fake_server,
     with pytest.raises(UsageError) as e:
         chat(shell, "-m local", CELL)
     assert str(e.value) == (f"SmolLM2 (the embedded model) reads text only: line 3 `{WRITTEN}`; "
-                            "send it to a vision model (--model gpt-4.1-mini) or remove the image")
+                            "send it to a vision model (--model gpt-4.1-nano) or remove the image")
     with pytest.raises(UsageError, match="reads text only: line 3"):
         chat(shell, "-m local --dry-run", CELL)
     with pytest.raises(UsageError, match="reads text only: line 3"):
@@ -192,7 +192,7 @@ def test_the_python_api_refuses_images_for_the_embedded_model_before_sending(raw
         gptmagic.chat(messages, model="local")
     said = str(e.value)
     assert said == ("SmolLM2 (the embedded model) reads text only: messages[0].content[1] is "
-                    "an image; send it to a vision model (model='gpt-4.1-mini') or remove the "
+                    "an image; send it to a vision model (model='gpt-4.1-nano') or remove the "
                     "image")
     with pytest.raises(RequestError, match=r"input\[0\].content\[1\]|messages\[0\]"):
         gptmagic.respond(messages, model="local")

@@ -418,8 +418,9 @@ def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
         assert d.count.exact and d.count.tools > 0
         assert d.tool_costs == [("add", d.count.tools), ("all", d.count.tools)]
         assert "add" in d.engine_prompt and "2+3?" in d.engine_prompt
-        text = d._repr_mimebundle_()[0]["text/plain"]
-        assert "(counted by the engine: exact)" in text and "OpenAI's" not in text
+        shown = d._repr_mimebundle_()[0]["text/plain"]
+        assert (f"Tool definitions: {d.count.tools:,} prompt tokens in all (exact: the "
+                "engine's count") in shown and "OpenAI's published rule" not in shown
         plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
         assert d.count.total == plain.count.total + d.count.tools
     finally:

@@ -1,4 +1,4 @@
-"""The teaching notebooks (notebooks/01-07), executed by a real kernel on the embedded model.
+"""The teaching notebooks (notebooks/01-08), executed by a real kernel on the embedded model.
 
 Each notebook runs once per session (``notebook_support``); the tests read its
 saved outputs and check the numbers and claims its text makes.
@@ -40,7 +40,7 @@ nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.engine
 
-ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-7]-*.ipynb"))
+ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-8]-*.ipynb"))
 
 
 @pytest.fixture
@@ -78,8 +78,8 @@ def test_no_notebook_steers_to_a_retiring_model(name):
         assert not any(m in c.source for m in retiring), (name, c.source)
 
 
-def test_seven_notebooks():
-    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-"]
+def test_eight_notebooks():
+    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-", "08-"]
 
 
 # -- 1 quickstart ------------------------------------------------------------------------
@@ -580,3 +580,220 @@ def test_shutdown_dates_and_the_warning(responses_nb):
     assert f"default hosted model: {DEFAULT_OPENAI_MODEL}\n" in default
     assert f"cheapest current one today: {cheapest_current(date.today())}\n" in default
     assert shutdown_of(DEFAULT_OPENAI_MODEL)[0] is None
+
+
+# -- 8 structured outputs and tools ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def structured_nb():
+    return executed("08-structured-and-tools.ipynb")
+
+
+def _json_fence(markdown):
+    return re.search(r"```json\n(.*?)```", markdown, re.S)[1]
+
+
+def _measured(nb):
+    """The JSON-three-ways table: (prompt, mode) -> its row, percentages as ints."""
+    rows = frame(cell(nb, "modes = {"))
+    out = {}
+    for r in rows:
+        out[r["prompt"], r["mode"]] = {k: int(r[k].rstrip("%")) if k != "replies" else
+                                       int(r[k]) for k in ("replies", "parses", "valid",
+                                                           "right", "cut off")}
+    return out
+
+
+def test_plain_json_mode_and_schema_measured(structured_nb):
+    nb = structured_nb
+    plain_reply = stdout(cell(nb, "plain = gptmagic.chat("))
+    # "inside a sentence and a Markdown code fence: json.loads fails"
+    assert "```json" in plain_reply and not plain_reply.lstrip().startswith("{")
+    with pytest.raises(ValueError):
+        json.loads(plain_reply)
+
+    t = _measured(nb)
+    prompts, modes = ("keys named", "keys not named"), ("plain", "JSON mode", "schema")
+    assert set(t) == {(p, m) for p in prompts for m in modes}
+    assert all(r["replies"] == 8 for r in t.values())  # eight people each
+    for p in prompts:
+        # plain never parses and goes on talking; the schema is valid every time.
+        assert t[p, "plain"]["parses"] == 0 and t[p, "plain"]["cut off"] == 100
+        assert t[p, "schema"]["parses"] == t[p, "schema"]["valid"] == 100
+        assert t[p, "schema"]["cut off"] == 0
+        for m in modes:
+            r = t[p, m]
+            assert r["right"] <= r["valid"] <= r["parses"]
+    # JSON mode: valid every time with the keys named, never without; then often cut off
+    # before the object closes, so it does not parse.
+    assert t["keys named", "JSON mode"]["valid"] == 100
+    unnamed = t["keys not named", "JSON mode"]
+    assert unnamed["valid"] == 0 and unnamed["parses"] < 100 and unnamed["cut off"] > 0
+    ada = stdout(cell(nb, 'print(replies["keys_not_named", "JSON mode"][0])'))
+    assert ada.lstrip().startswith("{")  # JSON mode: an object, its keys the model's own
+    try:
+        keys = set(json.loads(ada))
+    except ValueError:
+        keys = set()
+    assert keys != {"name", "age", "city"}
+
+    # "Valid is not right": the printed pairs are the schema rows' valid-but-wrong ones.
+    wrong = stdout(cell(nb, "for prompt in (keys_named, keys_not_named):\n    for text, truth"))
+    pairs = re.findall(r"^(\w+):\n  described (Person\(.*\))\n  got       (Person\(.*\))$",
+                       wrong, re.M)
+    assert pairs and len(pairs) == wrong.count("described")
+    for _, described, got in pairs:
+        assert described != got
+        assert re.fullmatch(r"Person\(name='\w+', age=\d+, city='[\w ]+'\)", got)
+    for name in ("keys_named", "keys_not_named"):
+        r = t[name.replace("_", " "), "schema"]
+        assert sum(p == name for p, _, _ in pairs) == round((r["valid"] - r["right"]) * 8 / 100)
+
+
+def test_schema_cells_badge_parsed_and_invalid(structured_nb):
+    nb = structured_nb
+    ok = cell(nb, "%%chat --schema Person --no-history --max-tokens 60")
+    md = data(ok, "text/markdown")[-1]
+    assert "**✓ valid**" in md and "finish: stop" in md
+    assert json.loads(_json_fence(md)) == {"name": "Hedy", "age": 45, "city": "Vienna"}
+    meta = outputs(ok, "execute_result")[-1]["metadata"]["gptmagic"]["request"]["params"]
+    assert meta["response_format"]["type"] == "json_schema"  # the strict format was sent
+    assert meta["response_format"]["json_schema"]["strict"] is True
+    assert stdout(cell(nb, "hedy = _chat.parsed")) == (
+        "Person(name='Hedy', age=45, city='Vienna')\nin ten years Hedy will be 55\n")
+    from_python = stdout(cell(nb, 'r = gptmagic.chat("Dennis is 70'))
+    assert re.fullmatch(r"Person\(name='Dennis', age=\d+, city='[\w ]+'\) True\n", from_python)
+
+    cut = cell(nb, "%%chat --schema Person --no-history --max-tokens 12")
+    md = data(cut, "text/markdown")[-1]
+    assert "**✗ invalid**" in md and "finish: length" in md and "**✓" not in md
+    said = stdout(cell(nb, "print(_chat.parsed, _chat.validation.valid)")).splitlines()
+    assert said[0] == "None False" and len(said) > 1
+    assert all(re.match(r"[\w.\[\]()]+: ", line) for line in said[1:])  # "path: message"
+
+
+def _weather(nb):
+    line = next(x for x in cell(nb, "WEATHER = {").source.splitlines()
+                if x.startswith("WEATHER = "))
+    return ast.literal_eval(line.split("=", 1)[1].strip())
+
+
+def test_a_function_becomes_a_tool_and_auto_is_unreliable(structured_nb):
+    nb = structured_nb
+    spec = ast.literal_eval(plain(cell(nb, "WEATHER = {")))
+    fn = spec["function"]
+    assert spec["type"] == "function" and fn["name"] == "get_weather" and fn["strict"] is True
+    assert fn["description"] == "Get the current weather in a city."
+    assert fn["parameters"]["properties"]["city"] == {
+        "description": "The city's name, e.g. Paris.", "type": "string"}
+
+    weather = _weather(nb)
+    rows = frame(cell(nb, "questions = {"))
+    assert len(rows) == 4
+    needs = [r for r in rows if r["needs the tool"] == "True"]
+    others = [r for r in rows if r["needs the tool"] == "False"]
+    assert len(needs) == len(others) == 2
+    # "wrong both ways": a weather question answered without asking, the weather made up;
+    # a call for a question that has nothing to do with it.
+    unasked = [r for r in needs if r["calls"] == "none"]
+    assert unasked and all(not any(w in r["answer"] for w in weather.values())
+                           for r in unasked)
+    assert any(r["calls"].startswith("get_weather(") for r in others)
+
+
+def test_the_tool_loop_in_a_cell_and_from_python(structured_nb):
+    nb = structured_nb
+    weather = _weather(nb)
+    c = cell(nb, "%%chat --tools get_weather --tool-choice required --thread weather")
+    md = data(c, "text/markdown")[-1]
+    assert md.startswith('<details><summary>step 1 · get_weather({"city": "Oslo"})')
+    assert md.count("<details>") == 1  # one call, collapsed
+    answer = md.split("</details>")[-1].split("\n---")[0].strip()
+    assert "rain" in answer  # the tool's result, which the model could not know
+    assert "finish: stop" in md and "summed over 2 steps" in md
+    sent = outputs(c, "execute_result")[-1]["metadata"]["gptmagic"]["request"]["params"]
+    assert sent["tool_choice"] == "required" and sent["tools"][0]["function"]["name"] == \
+        "get_weather"
+
+    steps = stdout(cell(nb, "for i, step in enumerate(_chat.steps, 1):")).splitlines()
+    assert steps == [f'step 1: get_weather({{"city": "Oslo"}}) -> {weather["Oslo"]!r}',
+                     f"step 2: answered {answer!r}"]
+
+    history = data(cell(nb, "%chat history --thread weather"), "text/markdown")[-1]
+    assert "thread 'weather': 4 message(s)" in history
+    roles = re.findall(r"^\| 1 \| (\w+) \|", history, re.M)
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert '→ get\\_weather({"city":"Oslo"})' in history and weather["Oslo"] in history
+
+    out = stdout(cell(nb, 'question = [{"role": "user", "content": "What is the weather in '
+                          'Cairo?"}]'))
+    assert out.startswith("2 model calls; the calls run: "
+                          f"[('get_weather', {{'city': 'Cairo'}}, {weather['Cairo']!r})]\n")
+    said = re.search(r"^answer: (.*)$", out, re.M)[1]
+    assert weather["Cairo"].split()[0] in said  # "31": the tool's temperature
+    assert "the exchange: ['assistant', 'tool', 'assistant']" in out
+
+
+def test_what_a_tool_costs(structured_nb):
+    nb = structured_nb
+    dry = cell(nb, "%%chat --tools get_weather --dry-run --no-history")
+    md = data(dry, "text/markdown")[-1]
+    request = json.loads(_json_fence(md))
+    assert [t["function"]["name"] for t in request["tools"]] == ["get_weather"]
+    total = int(re.search(r"Tool definitions: ([\d,]+) prompt tokens in all \(exact: ", md)[1])
+    assert f"| get\\_weather | {total} |" in md
+    assert "get_weather: Get the current weather in a city." in md  # what the engine reads
+    meta = outputs(dry, "execute_result")[-1]["metadata"]["gptmagic"]["dry_run"]
+    assert meta["exact"] is True
+
+    rows = {r["model"]: r for r in frame(cell(nb, "rows = []\nfor model in (MODEL,"))}
+    assert set(rows) == {"local", "gpt-4.1-nano"}
+    for r in rows.values():
+        assert int(r["the tool"]) == int(r["with get_weather"]) - int(r["without tools"]) > 0
+    assert rows["local"]["exact"] == "True" and rows["gpt-4.1-nano"]["exact"] == "False"
+    assert int(rows["local"]["the tool"]) == total == meta["prompt_tokens"] - int(
+        rows["local"]["without tools"])
+    # "The same tool costs more on the embedded model than on gpt-4.1-nano"
+    assert int(rows["local"]["the tool"]) > int(rows["gpt-4.1-nano"]["the tool"])
+    # The hosted estimate is count_tokens' own, for the notebook's function.
+    scope: dict = {"gptmagic": __import__("gptmagic")}
+    exec(cell(nb, "WEATHER = {").source, scope)
+    question = [{"role": "user", "content": "What is the weather in Cairo?"}]
+    counted = count_tokens(question, "gpt-4.1-nano", tools=[scope["get_weather"]])
+    assert int(rows["gpt-4.1-nano"]["with get_weather"]) == counted.total
+    assert int(rows["gpt-4.1-nano"]["the tool"]) == counted.tools
+
+
+def test_an_image_counted_shown_and_refused(structured_nb):
+    from PIL import Image
+
+    from gptmagic.catalog.tokens import get_encoding
+    from gptmagic.catalog.vision import image_rule, image_tokens
+
+    nb = structured_nb
+    with Image.open(NOTEBOOKS / "data" / "shapes.png") as im:
+        assert im.size == (160, 100)  # "a 160×100 picture"
+    dry = cell(nb, "%%chat -m openai:gpt-4.1-nano --dry-run")
+    text = data(dry, "text/plain")[0]
+    assert '"url": "data:image/png;base64,… (1 KB)"' in text  # the base64 elided
+    assert "1 image (thumbnails; the body above elides their base64)" in text
+    shown = data(dry, "text/markdown")[0]
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="a red circle and a blue '
+                     r'square"', shown)
+    # The counter under it: the user message is its text plus the image's tokens, by
+    # gpt-4.1-nano's patch rule (5 x 4 patches x 2.46 = 49, "about 49").
+    (model_id,) = widget_views(dry)
+    state = widget_state(nb)[model_id]["state"]["data"]
+    rule = image_rule("gpt-4.1-nano")
+    image = image_tokens(160, 100, None, rule)
+    assert rule.kind == "patches" and rule.multiplier == 2.46 and image == 49
+    words = len(get_encoding("o200k_base")[0].encode("What shapes are in this picture? "))
+    assert state["rows"][0][2] == words + image and not state["exact"]
+    assert "patch rule" in state["note"]
+
+    (err,) = outputs(cell(nb, "%%chat --no-history\nuser: What shapes"))
+    assert err["output_type"] == "stream" and err["name"] == "stderr"
+    assert err["text"] == ("UsageError: SmolLM2 (the embedded model) reads text only: line 1 "
+                           "`![a red circle and a blue square](data/shapes.png)`; send it to a "
+                           "vision model (--model gpt-4.1-nano) or remove the image\n")

@@ -132,6 +132,31 @@ def test_tool_definitions_match_cookbook(model, expected):
     assert c.tools == expected - count_tokens(WEATHER_MSGS, model).total
 
 
+def _get_current_weather(location: str, unit: str) -> str:
+    """Get the current weather in a given location
+
+    Args:
+        location: The city and state, e.g. San Francisco, CA
+        unit: The unit of temperature to return
+    """
+    return f"20 {unit} in {location}"
+
+
+@pytest.mark.parametrize("model", ["gpt-4", "gpt-4.1-nano"])
+def test_tools_given_as_functions_count_as_their_definitions(model):
+    """``count_tokens(tools=[f])`` takes what ``chat(tools=[f])`` takes: a function (or a
+    Tool) is counted as the definition it is sent as, a raw dict as it is."""
+    spec = gptmagic.tool_from(_get_current_weather).chat_spec()
+    want = count_tokens(WEATHER_MSGS, model, tools=[spec])
+    assert count_tokens(WEATHER_MSGS, model, tools=[_get_current_weather]) == want
+    assert count_tokens(WEATHER_MSGS, model,
+                        tools=[gptmagic.tool_from(_get_current_weather)]) == want
+    both = count_tokens(WEATHER_MSGS, model, tools=[_get_current_weather, *WEATHER_TOOLS])
+    assert both == count_tokens(WEATHER_MSGS, model, tools=[spec, *WEATHER_TOOLS])
+    with pytest.raises(RequestError, match="a tool must be a Python function"):
+        count_tokens(WEATHER_MSGS, model, tools=[42])
+
+
 def test_known_token_ids():
     cl100k, exact = get_encoding("cl100k_base")
     assert exact and cl100k.encode("tiktoken is great!") == [83, 1609, 5963, 374, 2294, 0]

@@ -158,6 +158,18 @@ def test_counter_html_table_fill_cost_and_note() -> None:
     assert "width:100.00%" in counter_html(full) and "#dc2626" in counter_html(full)
 
 
+def test_an_exact_count_with_a_note_is_not_called_approximate() -> None:
+    """The embedded engine's count is exact and may carry a note (its template's default
+    system prompt): the note is shown, as the widget's own JS shows it, without "≈"."""
+    said = "the engine's chat template adds its default system prompt"
+    exact = {**counter_state("hi", "gpt-4o"), "exact": True, "note": said}
+    for shown in (" ".join(Page(counter_html(exact)).text), counter_text(exact)):
+        assert said in shown and "approximate" not in shown
+    rough = {**exact, "exact": False}
+    for shown in (" ".join(Page(counter_html(rough)).text), counter_text(rough)):
+        assert f"≈ approximate count: {said}" in shown
+
+
 def test_counter_text_form() -> None:
     s = counter_state("system: Be terse.\nuser (alice): Hi", "gpt-4o", mode="chat")
     text = counter_text(s)

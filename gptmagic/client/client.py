@@ -65,7 +65,7 @@ from gptmagic.core.response import token_count
 from gptmagic.core.retry import RetryPolicy
 from gptmagic.core.structured import parse_reply, schema_from, with_format
 from gptmagic.core.to_responses import input_items, response_fields
-from gptmagic.core.tools import has_functions
+from gptmagic.core.tools import chat_specs, has_functions
 from gptmagic.core.types import Result
 from gptmagic.errors import (
     APIConnectionError,
@@ -484,7 +484,7 @@ class Client:
         model: str | None = None,
         *,
         provider: str | Provider | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Any] | None = None,
         breakdown: bool = True,
     ) -> TokenCount:
         """Tokens a prompt costs for ``model``: text, or a chat message list (+ tools).
@@ -492,9 +492,11 @@ class Client:
         Hosted models are counted with tiktoken, here and now, with no I/O; the
         embedded model by its engine's own tokenizer (its chat template
         applied exactly as a chat request would), so the total equals the
-        ``usage.prompt_tokens`` the call will report. ``breakdown=False`` skips
-        the per-message breakdown where it costs extra requests.
+        ``usage.prompt_tokens`` the call will report. ``tools`` are what
+        :meth:`chat` takes (functions, Tools, raw dicts). ``breakdown=False``
+        skips the per-message breakdown where it costs extra requests.
         """
+        tools = chat_specs(tools)
         if model:
             model = model_name(model)  # counted, not sent: no provider is chosen
         else:

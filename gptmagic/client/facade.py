@@ -34,7 +34,7 @@ from gptmagic.client.portal import Portal, get_portal
 from gptmagic.client.tools import Approve, ToolRun, check_tool_params
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
 from gptmagic.core.to_responses import input_items, response_fields
-from gptmagic.core.tools import has_functions, tool_choice
+from gptmagic.core.tools import chat_specs, has_functions, tool_choice
 from gptmagic.core.types import Result
 from gptmagic.state import current
 
@@ -147,7 +147,7 @@ def count_tokens(
     messages_or_text: str | Sequence[Mapping[str, Any]],
     model: str | None = None,
     *,
-    tools: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Any] | None = None,
     breakdown: bool = True,
 ) -> TokenCount:
     """Tokens a prompt costs for ``model``: text, or a chat message list (+ tools).
@@ -155,7 +155,9 @@ def count_tokens(
     Returns a :class:`~gptmagic.catalog.tokens.TokenCount` with the total
     (what ``usage.prompt_tokens`` will say), whether it is exact, and a
     per-message breakdown (``breakdown=False`` skips the breakdown where it
-    costs extra work). Hosted models are counted here with tiktoken; the
+    costs extra work); ``tools`` are what :func:`chat` takes (Python functions,
+    :class:`~gptmagic.core.tools.Tool` objects, raw OpenAI dicts), their share in
+    ``TokenCount.tools``. Hosted models are counted here with tiktoken; the
     embedded model by its engine (:meth:`Client.count_tokens`).
     """
     return count_with(get_client, get_portal(), messages_or_text,
@@ -168,11 +170,12 @@ def count_with(
     messages_or_text: str | Sequence[Mapping[str, Any]],
     model: str,
     *,
-    tools: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Any] | None = None,
     breakdown: bool = True,
 ) -> TokenCount:
     """Count from sync code: hosted models here with tiktoken (no loop hop, no client
     made); the embedded model by ``client()``'s engine, run on ``portal``."""
+    tools = chat_specs(tools)
     if encoding_for(model) != "local":
         return count(messages_or_text, model, tools=tools)
     return portal.run(client().count_tokens(messages_or_text, model, tools=tools,
@@ -183,11 +186,11 @@ async def acount_tokens(
     messages_or_text: str | Sequence[Mapping[str, Any]],
     model: str | None = None,
     *,
-    tools: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Any] | None = None,
     breakdown: bool = True,
 ) -> TokenCount:
     """Async :func:`count_tokens`, awaitable from any event loop."""
-    model = model_name(model)
+    model, tools = model_name(model), chat_specs(tools)
     if encoding_for(model) != "local":
         return count(messages_or_text, model, tools=tools)
     return await get_portal().arun(get_client().count_tokens(

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gptmagic.core.cellsyntax import CellSyntaxError, interpolate, show
+from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
 from gptmagic.errors import RequestError
 
 __all__ = ["DETAILS", "EMBEDDED_NAME", "ImageRef", "decode_data_url", "elide",
@@ -265,12 +266,13 @@ def elide(value: Any) -> Any:
 
 
 def text_only_refusal(messages: Sequence[Mapping[str, Any]], refs: Sequence[ImageRef] = (),
-                      *, instead: str = "model='gpt-4.1-mini'",
+                      *, instead: str = f"model='{DEFAULT_OPENAI_MODEL}'",
                       param: str = "messages") -> RequestError | None:
     """The error for a prompt with images sent to the embedded model, which reads text
     only; None without images. It names the cell line of each of ``refs`` (the cell's
     images), else the message and part; ``instead`` is how the caller picks a vision
-    model (``--model gpt-4.1-mini`` in a cell)."""
+    model (``--model gpt-4.1-nano`` in a cell; by default gptmagic's default hosted
+    model, which reads images and is not being retired)."""
     if refs:
         where = ", ".join(r.where for r in refs[:3]) + (
             f" and {len(refs) - 3} more" if len(refs) > 3 else "")

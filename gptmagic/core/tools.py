@@ -43,8 +43,8 @@ from gptmagic.core.text import json_path
 from gptmagic.core.types import Step, ToolCall
 from gptmagic.errors import RequestError, ToolArgumentsError
 
-__all__ = ["Step", "Tool", "ToolCall", "has_functions", "tool_choice", "tool_from",
-           "tool_name", "tool_output"]
+__all__ = ["Step", "Tool", "ToolCall", "chat_specs", "has_functions", "tool_choice",
+           "tool_from", "tool_name", "tool_output"]
 
 #: What OpenAI accepts as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -314,6 +314,15 @@ def _untitled(node: Any) -> Any:
         else:
             out[key] = _untitled(value)
     return out
+
+
+def chat_specs(tools: Sequence[Any] | None) -> list[dict[str, Any]] | None:
+    """``tools`` as Chat Completions' definitions, for counting what they cost: a Python
+    function or :class:`Tool` as the definition the loop sends for it, a raw OpenAI
+    dict as it is (``None`` or empty: ``None``)."""
+    if not tools:
+        return None
+    return [dict(t) if isinstance(t, Mapping) else tool_from(t).chat_spec() for t in tools]
 
 
 def tool_choice(choice: Any, tools: Sequence[Tool | Mapping[str, Any]]) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gptmagic.client.images import load_images
+from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
 from gptmagic.core.images import ImageRef, image_parts, text_only_refusal
 from gptmagic.core.messages import Cell, read_cell
 from gptmagic.core.threads import Thread
@@ -22,8 +23,9 @@ from gptmagic.views.images import ImageView, views_of
 
 __all__ = ["VISION_MODEL", "history_views", "read_images", "refuse_text_only", "thread_images"]
 
-#: The vision model a refusal suggests.
-VISION_MODEL = "gpt-4.1-mini"
+#: The vision model a refusal suggests: the default hosted model (it reads images, and
+#: it is chosen among models with no shutdown date).
+VISION_MODEL = DEFAULT_OPENAI_MODEL
 
 
 def read_images(text: str, namespace: Mapping[str, Any] | None, *,

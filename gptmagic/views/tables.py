@@ -255,7 +255,8 @@ def _tool_blocks(costs: Sequence[tuple[str, int]] | None, counts_below: bool,
     if not costs:
         return []
     total = dict(costs).get("all", 0)
-    how = ("counted by the engine: exact" if getattr(count, "exact", False)
+    how = ("exact: the engine's count of the tools' description it writes into the prompt"
+           if getattr(count, "exact", False)
            else "an estimate: OpenAI's published rule for function definitions")
     below = ""
     if counts_below:

@@ -155,9 +155,17 @@ def counter_html(state: dict[str, Any]) -> str:
                  + (f' <span class="gm-muted">({esc(cost["source"])})</span>' if cost else "")
                  + "</div>")
     if not state.get("exact") or state.get("note"):
-        parts.append(f'<div class="gm-muted">≈ approximate count. {esc(state.get("note", ""))}'
-                     "</div>")
+        parts.append(f'<div class="gm-muted">{esc(_count_note(state))}</div>')
     return _wrap("".join(parts), "gm-counter")
+
+
+def _count_note(state: dict[str, Any]) -> str:
+    """The count's note, marked approximate only when the count is (as counter.js does:
+    the embedded engine's exact count may carry a note too)."""
+    note = str(state.get("note") or "")
+    if state.get("exact"):
+        return note
+    return f"≈ approximate count: {note}" if note else "≈ approximate count"
 
 
 def counter_text(state: dict[str, Any]) -> str:
@@ -179,7 +187,7 @@ def counter_text(state: dict[str, Any]) -> str:
     cost = state.get("cost")
     lines.append(_cost_line(cost) + (f" ({cost['source']})" if cost else ""))
     if not state.get("exact") or state.get("note"):
-        lines.append(f"≈ approximate count. {state.get('note', '')}".rstrip())
+        lines.append(_count_note(state))
     return "\n".join(lines)
 
 
