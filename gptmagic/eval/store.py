@@ -473,6 +473,25 @@ class Store:
         self.written += stored
         return stored
 
+    def put_many(self, items: list[tuple[str, str, str, dict[str, Any], Result]]) -> bool:
+        """Store many finished calls in one transaction (a batch's output): each
+        ``(key, base_url, model, request, result)`` as :meth:`put` stores one."""
+        now = time.time()
+        rows = [(key, now, base_url, model,
+                 json.dumps(elide(request), ensure_ascii=False, default=str),
+                 json.dumps(result_to_dict(result), ensure_ascii=False))
+                for key, base_url, model, request, result in items]
+
+        def do(db: sqlite3.Connection) -> bool:
+            db.executemany(
+                "INSERT OR REPLACE INTO calls (key, created, base_url, model, request, result) "
+                "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return True
+
+        stored = self._write(do, False) if rows else True
+        self.written += len(rows) if stored else 0
+        return stored
+
     def release(self, keys: list[str] | None = None) -> None:
         """Drop this run's claims on ``keys`` (all of them by default), so a waiting run
         asks for them itself. Best effort: a failure here loses nothing."""
