@@ -23,7 +23,8 @@ the background. Faults:
 - :attr:`Store.malformed_output`: the output file's first line is not JSON;
 - an upload refused: a bad JSONL line is a 400 naming the line; a file over
   :attr:`Store.max_upload_bytes` is a 413;
-- validation: duplicate ``custom_id``s, a line whose ``url`` is not the
+- validation: :attr:`Store.invalid_lines` (line number -> message) fail it;
+  so do duplicate ``custom_id``s, a line whose ``url`` is not the
   batch's endpoint, or a line whose ``model`` is not the first line's (one
   model per file, as OpenAI and Azure require), fail the batch (``status:
   failed``, ``errors`` by line).
@@ -125,6 +126,7 @@ class Store:
         self.cancel_s = 0.1 * _HOUR
         self.max_upload_bytes = 200 * 1024 * 1024
         self.fail_ids: set[str] = set()
+        self.invalid_lines: dict[int, str] = {}  # line -> message: the batch fails validation
         self.malformed_output = False
         self.files: dict[str, _File] = {}
         self.batches: dict[str, _Batch] = {}
@@ -270,7 +272,9 @@ class Store:
         """Move ``b`` along to the clock's time (each step at the time it was due)."""
         now = self.clock.now()
         if b.status == "validating" and now >= b.created_at + self.validate_s:
-            errors = _validation_errors(b)
+            errors = _validation_errors(b) or [
+                {"code": "invalid_request", "line": n, "param": "body", "message": message}
+                for n, message in sorted(self.invalid_lines.items())] or None
             if errors:
                 b.status, b.errors = "failed", errors
                 b.times["failed_at"] = b.created_at + self.validate_s

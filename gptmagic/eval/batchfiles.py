@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gptmagic.client.config import Provider
     from gptmagic.eval.jobs import Job
 
-__all__ = ["ENDPOINTS", "MAX_BYTES", "MAX_REQUESTS", "BatchOptions", "Outcome", "Part",
+__all__ = ["BatchOptions", "ENDPOINTS", "MAX_BYTES", "MAX_REQUESTS", "Outcome", "Part",
            "line_body", "not_batchable", "plan", "read_line", "where_is"]
 
 #: The most requests, and bytes, in one batch file: OpenAI's limits.

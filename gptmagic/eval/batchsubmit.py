@@ -165,7 +165,9 @@ class Submitting(BatchState):
                                  "to find or submit it")
             return
         await self._db(self.ledger.set_batch, local, b)
-        self.tracked[local] = (await self._db(self.ledger.records, [local]))[0]
+        # Tracked as made even if the store failed to say so: it is collected all the same.
+        self.tracked[local] = replace(record, batch_id=b.id, file_id=f.id, status=b.status,
+                                      expires=b.expires_at)
         for k in keys:
             for j in self.by_key[k]:
                 j.batch = b.id

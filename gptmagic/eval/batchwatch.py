@@ -46,6 +46,10 @@ class Watching(BatchState):
             self._show(bar)
             if not wait or not any(r.open for r in self.tracked.values()):
                 return
+            if not self.store.writable:  # what it collects could not be kept: stop here
+                self._say("the cache cannot be written any more: stopped waiting; the "
+                          "batches go on at the provider (gptmagic.batches() lists them)")
+                return
             await asyncio.sleep(self.opts.poll)
 
     async def _look(self, local: str) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from gptmagic.client.config import Provider, profiles
 from gptmagic.eval.store import Store, alive
 
-__all__ = ["STATES", "BatchRecord", "Ledger", "RowState", "provider_fields"]
+__all__ = ["BatchRecord", "Ledger", "RowState", "STATES", "provider_fields"]
 
 #: What became of a call put in a batch.
 STATES = ("pending", "done", "failed", "unrun")
@@ -164,11 +164,12 @@ class Ledger:
         return self.store.query(read)
 
     def find(self, batch_id: str) -> BatchRecord | None:
-        """The batch with the provider's id ``batch_id`` (or gptmagic's own id)."""
+        """The batch with the provider's id ``batch_id`` (or gptmagic's own id); the
+        newest, should two providers have used one id."""
         cols = ", ".join(_COLUMNS)
         row = self.store.query(lambda db: db.execute(
-            f"SELECT {cols} FROM batches WHERE batch_id = ? OR local = ?",
-            (batch_id, batch_id)).fetchone())
+            f"SELECT {cols} FROM batches WHERE batch_id = ? OR local = ? "
+            "ORDER BY created DESC", (batch_id, batch_id)).fetchone())
         return None if row is None else _record(row)
 
     # -- writing ----------------------------------------------------------------------------

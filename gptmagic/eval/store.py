@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS claims (
 _BATCHES = """
 CREATE TABLE IF NOT EXISTS batches (
     local TEXT PRIMARY KEY,
-    batch_id TEXT UNIQUE,
+    batch_id TEXT,
     file_id TEXT,
     provider TEXT NOT NULL,
     endpoint TEXT NOT NULL,
@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS batch_rows (
     error_type TEXT
 );
 CREATE INDEX IF NOT EXISTS batch_rows_local ON batch_rows (local);
+CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
 """
 #: Version -> the SQL that brings a file at version - 1 up to it.
 _MIGRATIONS: dict[int, str] = {1: _CALLS + _CLAIMS, 2: _BATCHES}
