@@ -185,7 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
                    repeats=int(cfg.get("repeats", 1)), scorers=chosen, api=cfg.get("api"),
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
                    cache=cfg.get("cache", True), progress=sys.stderr.isatty(),
-                   batch=True if args.batch else cfg.get("batch", False), wait=not args.no_wait,
+                   batch=cfg.get("batch") or args.batch, wait=not args.no_wait,
                    resubmit=args.resubmit, **_config_extras(cfg, path))
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))

@@ -386,11 +386,10 @@ def _claim(cache: Path, keys: list[str], pid: int, at: float) -> None:
 
 
 def _keys_of(rows) -> list[str]:
-    from gptmagic.eval.jobs import build_jobs
-    from gptmagic.eval.runner import _keys
+    from gptmagic.eval.jobs import build_jobs, set_keys
 
     jobs = build_jobs(rows, {"prompt": "user: {q}"}, ["fake:m"], None, {}, {}, 1)
-    _keys(jobs)
+    set_keys(jobs)
     return [j.key for j in jobs]
 
 
