@@ -41,9 +41,10 @@ class Submitting(BatchState):
             row = rows.get(key)
             record = records.get(row.local) if row is not None else None
             batch_id = record.batch_id if record is not None else None
-            if key in hits:
+            if key in hits:  # answered in a batch (priced so), or live before
+                done_in = batch_id if row is not None and row.state == "done" else None
                 for j in group:
-                    j.result, j.cached, j.batch = hits[key], True, batch_id
+                    j.result, j.cached, j.batch = hits[key], True, done_in
                 continue
             if row is None:
                 self.todo += group
@@ -51,7 +52,7 @@ class Submitting(BatchState):
                 self.tracked[record.local] = record
                 for j in group:
                     j.batch = batch_id
-            elif row.state == "done" or resubmit:  # a result gone from the store, or asked
+            elif row.state == "done" or resubmit or refresh:  # gone from the store, or asked
                 again.append(key)
                 self.todo += group
             else:
