@@ -226,8 +226,8 @@ async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concur
                 job.result, job.cached = hits[job.key], True
     todo = [j for j in jobs if not j.cached]
     waiting: list[Job] = []  # another run on the same store is asking for these
-    hits = len(jobs) - len(todo)
-    tally.hits += hits  # a batch run's live jobs add to its own
+    stored = len(jobs) - len(todo)
+    tally.hits += stored  # a batch run's live jobs add to its own
     limiters: dict[str, Limiter] = {}
     prices = PriceMemo()  # genai-prices asked once per model, not once per row
     budget = None if max_cost is None else Decimal(str(max_cost))
@@ -236,9 +236,9 @@ async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concur
     errors = 0
     exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
     bar = _progress(len(jobs), progress)
-    bar.update(hits)
-    if hits:  # say that these came from the cache, not from a model
-        bar.set_postfix_str(f"{hits} from cache", refresh=False)
+    bar.update(stored)
+    if stored:  # say that these came from the cache, not from a model
+        bar.set_postfix_str(f"{stored} from cache", refresh=False)
 
     async def send(job: Job, lim: Limiter) -> Decimal:
         """Ask for one job (within its provider's limits); sets its result or error.
