@@ -401,3 +401,28 @@ def test_batches_lists_and_refreshes(fake, tmp_path):
     db.close()
     with pytest.raises(RequestError, match="no batch 'batch_nope' in the cache"):
         gptmagic.cancel_batch("batch_nope")
+
+
+def test_the_key_is_nowhere_a_batch_run_writes(fake, tmp_path):
+    res = run(rows=ROWS[:2])
+    gptmagic.batches()
+    cache = (tmp_path / "cache.sqlite").read_bytes()
+    wal = tmp_path / "cache.sqlite-wal"
+    written = cache + (wal.read_bytes() if wal.exists() else b"")
+    assert KEY.encode() not in written and b"FAKE_KEY" in written  # the variable's name only
+    files = b"".join(f.content for f in fake.batches.files.values())
+    assert KEY.encode() not in files
+    assert KEY not in repr(res.df.to_dict()) and KEY not in gptmagic.batches().to_string()
+
+
+def test_the_progress_bar_shows_statuses_and_counts(fake, capsys):
+    frozen(fake)
+    run(rows=ROWS[:4], models=[MINI, "f:gpt-4.1-nano"], progress=True, wait=False)
+    err = capsys.readouterr().err
+    assert "gptmagic batch" in err and "0/8" in err and "2 batches: 2 validating" in err
+    fake.batches.fail_ids = {x["custom_id"] for x in uploaded_lines(fake)[:1]}
+    fake.batches.clock.advance(2 * 3600)
+    run(rows=ROWS[:4], models=[MINI, "f:gpt-4.1-nano"], progress=True)
+    err = capsys.readouterr().err
+    assert "8/8" in err and "2 batches: 2 completed (collected); 1 requests failed" in err
+    assert "1 of 8 calls failed: 1 InternalServerError" in err

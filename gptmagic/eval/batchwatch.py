@@ -186,10 +186,12 @@ class Watching(BatchState):
         records = list(self.tracked.values())
         done = self.tally.hits + sum(r.completed + r.failed for r in records)
         bar.n = min(done, bar.total)
-        states = Counter(r.status if r.open else f"{r.status}, collected" for r in records)
+        states = Counter(r.status if r.open else f"{r.status} (collected)" for r in records)
+        failed = sum(r.failed for r in records)
         if records:
             bar.set_postfix_str(f"{len(records)} batch{'es' * (len(records) > 1)}: "
-                                + ", ".join(f"{n} {s}" for s, n in states.items()),
+                                + ", ".join(f"{n} {s}" for s, n in states.items())
+                                + (f"; {failed:,} requests failed" if failed else ""),
                                 refresh=False)
         bar.refresh()
 
