@@ -23,7 +23,7 @@ request.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +33,8 @@ from gptmagic.client.http import HTTP, multipart
 from gptmagic.errors import MalformedResponseError, RequestError
 
 __all__ = ["Batch", "BatchError", "BatchFile", "BatchPage", "Batches", "ENDPOINTS", "FINAL",
-           "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "parse_output",
-           "read_output", "request_line"]
+           "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "iter_output",
+           "parse_output", "read_output", "request_line"]
 
 #: The endpoints gptmagic batches (the spec allows more; these are the ones it reads).
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
@@ -152,20 +152,30 @@ def read_output(content: bytes, *, where: str = "batch output"
     each one that is not (naming its line): one bad line costs that line, not the file."""
     out: list[OutputLine] = []
     problems: list[MalformedResponseError] = []
+    for line in iter_output(content, where=where):
+        if isinstance(line, MalformedResponseError):
+            problems.append(line)
+        else:
+            out.append(line)
+    return out, problems
+
+
+def iter_output(content: bytes, *, where: str = "batch output"
+                ) -> Iterator[OutputLine | MalformedResponseError]:
+    """:func:`read_output` one line at a time (a 50,000-line file's bodies need not all
+    be held at once): each output line, or what is wrong with it."""
     for n, raw in enumerate(content.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except ValueError as e:
-            problems.append(MalformedResponseError(
-                f"{where} line {n} is not JSON ({e}): {raw[:80]!r}"))
+            yield MalformedResponseError(f"{where} line {n} is not JSON ({e}): {raw[:80]!r}")
             continue
         try:
-            out.append(_output_line(obj, n, where))
+            yield _output_line(obj, n, where)
         except MalformedResponseError as e:
-            problems.append(e)
-    return out, problems
+            yield e
 
 
 def _output_line(obj: Any, n: int, where: str) -> OutputLine:

@@ -2,7 +2,7 @@
 their statuses and counts, and collecting each one that finishes (:class:`Watching`).
 
 A finished batch's output and error files are downloaded and read line by line
-(:func:`~gptmagic.client.batches.read_output`: a malformed line costs that line,
+(:func:`~gptmagic.client.batches.iter_output`: a malformed line costs that line,
 not the file). Each answered call is stored in one transaction, then every call of
 the batch is marked in the ledger: ``done``, ``failed`` (with the provider's
 error), or ``unrun`` (expired or cancelled before it ran; a validation failure
@@ -17,11 +17,11 @@ import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.client.batches import read_output
+from gptmagic.client.batches import iter_output
 from gptmagic.core.reply_checks import check_reply
 from gptmagic.core.structured import parse_reply
 from gptmagic.core.text import preview
-from gptmagic.errors import GptmagicError
+from gptmagic.errors import GptmagicError, MalformedResponseError
 from gptmagic.eval.batchfiles import Outcome, line_body, read_line
 from gptmagic.eval.batchstate import BatchState, patient
 from gptmagic.eval.calls import price, restore
@@ -84,10 +84,12 @@ class Watching(BatchState):
                     continue
                 content = await patient(functools.partial(batches.content, file_id),
                                         self.opts.poll)
-                lines, bad = read_output(content, where=f"batch {b.id} {where}")
-                problems += [str(p) for p in bad]
-                for line in lines:
-                    outcomes[line.custom_id] = read_line(line, self._api(record), b.id)
+                for line in iter_output(content, where=f"batch {b.id} {where}"):
+                    if isinstance(line, MalformedResponseError):
+                        problems.append(str(line))
+                    else:  # read as it comes: its body is let go at once
+                        outcomes[line.custom_id] = read_line(line, self._api(record), b.id)
+                del content
         except GptmagicError as e:  # collected by a later look (or run)
             record.note = f"its files could not be downloaded: {preview(str(e), 200)}"
             return
