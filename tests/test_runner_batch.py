@@ -77,6 +77,10 @@ def test_two_models_answered_in_batches_at_batch_prices(fake):
     for line in uploaded_lines(fake):
         validate(line["body"], "CreateChatCompletionRequest")
         assert line["url"] == "/v1/chat/completions" and len(line["custom_id"]) == 64
+    for b in fake.batches.batches.values():  # as the run left them: completed, per the spec
+        validate(fake.batches._body(b), "Batch")
+        assert b.status == "completed" and b.metadata == {"gptmagic_batch": b.metadata[
+            "gptmagic_batch"]}
     # Batch prices: genai-prices' batch price of each model, half of the live one here.
     for _, row in df.iterrows():
         usage = {"prompt_tokens": int(row["prompt_tokens"]),
