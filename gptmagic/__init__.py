@@ -72,6 +72,8 @@ if TYPE_CHECKING:
     from gptmagic.client.http import Timeouts
     from gptmagic.core.structured import Schema, schema_from
     from gptmagic.core.tools import Tool, tool_from
+    from gptmagic.eval.batchfiles import BatchOptions
+    from gptmagic.eval.batchlist import batches, cancel_batch
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
@@ -120,6 +122,10 @@ _LAZY = {
     "estimate_run": "gptmagic.eval.runner",
     "aevaluate": "gptmagic.eval.runner",
     "EvalResults": "gptmagic.eval.results",
+    # Batch mode's batches, as the cache keeps them.
+    "BatchOptions": "gptmagic.eval.batchfiles",
+    "batches": "gptmagic.eval.batchlist",
+    "cancel_batch": "gptmagic.eval.batchlist",
     # Widgets: anywidget and ipywidgets are imported only when one is made.
     "LogprobHeatmap": "gptmagic.widgets",
     "TokenCounter": "gptmagic.widgets",
@@ -153,6 +159,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchOptions",
     "CellSyntaxError",
     "Choice",
     "Client",
@@ -201,6 +208,8 @@ __all__ = [
     "add_profile",
     "aevaluate",
     "arespond",
+    "batches",
+    "cancel_batch",
     "chat",
     "complete",
     "cost_of",

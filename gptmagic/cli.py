@@ -1,4 +1,5 @@
-"""The ``gptmagic`` command: ``serve``, ``demo``, ``tokens``, ``eval``, ``models``."""
+"""The ``gptmagic`` command: ``serve``, ``demo``, ``tokens``, ``eval``, ``batches``,
+``models``."""
 
 from __future__ import annotations
 
@@ -155,7 +156,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: expected a table of settings")
     known = {"data", "prompt", "prompts", "models", "params", "grid", "repeats", "scorers",
              "concurrency", "max_cost", "output", "cache", "api", "schema", "tools",
-             "max_steps", "tool_choice"}
+             "max_steps", "tool_choice", "batch"}
     unknown = set(cfg) - known
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
@@ -184,11 +185,40 @@ def _eval(args: argparse.Namespace) -> int:
                    repeats=int(cfg.get("repeats", 1)), scorers=chosen, api=cfg.get("api"),
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
                    cache=cfg.get("cache", True), progress=sys.stderr.isatty(),
-                   **_config_extras(cfg, path))
+                   batch=cfg.get("batch") or args.batch, wait=not args.no_wait,
+                   resubmit=args.resubmit, **_config_extras(cfg, path))
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))
     print(res.summary().to_string(index=False))
     print(f"\n{res.describe()}; results written to {out}")
+    waiting = res.waiting()
+    if waiting:
+        print(f"{waiting}\nRun the same command again to collect them.")
+    return 0
+
+
+def _batches(args: argparse.Namespace) -> int:
+    """``gptmagic batches`` (list) and ``gptmagic batches cancel ID``."""
+    import pandas as pd
+
+    from gptmagic.eval.batchlist import batches, cancel_batch
+
+    if args.action == "cancel":
+        if not args.id:
+            raise GptmagicError("gptmagic batches cancel needs the batch's id "
+                                "(gptmagic batches lists them)")
+        b = cancel_batch(args.id, args.cache)
+        print(f"{b.id}: {b.status} ({b.request_counts.completed:,} of "
+              f"{b.request_counts.total:,} done; what finished is kept: the next run of "
+              "the same evaluation collects it)")
+        return 0
+    table = batches(args.cache, refresh=not args.no_refresh)
+    if table.empty:
+        print("no batches in the cache (evaluate(..., batch=True) makes them)")
+        return 0
+    shown = table.drop(columns=["endpoint"])
+    with pd.option_context("display.max_colwidth", 48, "display.width", 200):
+        print(shown.to_string(index=False))
     return 0
 
 
@@ -291,7 +321,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("config", metavar="CONFIG")
     e.add_argument("-o", "--output", help="results CSV (default: the config's name with "
                    ".results.csv, e.g. run.toml -> run.results.csv)")
+    e.add_argument("--batch", action="store_true", help="send the calls through the "
+                   "provider's Batch API (about half the price, within 24 h); the same "
+                   "command again collects them (as 'batch = true' in the config)")
+    e.add_argument("--no-wait", action="store_true", help="with --batch: submit and exit; "
+                   "run again to collect")
+    e.add_argument("--resubmit", action="store_true", help="with --batch: send again the "
+                   "calls an expired or cancelled batch did not run (or answered with an error)")
     e.set_defaults(fn=_eval)
+    b = sub.add_parser("batches", help="list the batches evaluations made (status, counts, "
+                       "created/expires), or cancel one")
+    b.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")
+    b.add_argument("id", nargs="?", help="the batch to cancel")
+    b.add_argument("--cache", default=None, help="the cache file (default: "
+                   "$GPTMAGIC_CACHE or ~/.cache/gptmagic/calls.sqlite)")
+    b.add_argument("--no-refresh", action="store_true",
+                   help="show the statuses the cache last saw, asking no provider")
+    b.set_defaults(fn=_batches)
     m = sub.add_parser("models", help="list the models a provider offers: context window, "
                        "prices per 1M tokens, shutdown date (retiring ones marked)")
     m.add_argument("--provider", "--profile", dest="profile", default=None,

@@ -106,7 +106,8 @@ _BROWSER_MODULES = {"test_browser_jupyter", "test_browser_dollars", "test_browse
 _NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}
 #: Minutes, not seconds: a browser, a kernel, or a long load.
 _SLOW_MODULES = (_BROWSER_MODULES | _NOTEBOOK_MODULES
-                 | {"test_soak", "test_crash", "test_cli"})  # processes of their own
+                 | {"test_soak", "test_crash", "test_cli",  # processes of their own
+                    "test_batch_scale"})  # 20,000 calls
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,8 +23,16 @@ the background. Faults:
 - :attr:`Store.malformed_output`: the output file's first line is not JSON;
 - an upload refused: a bad JSONL line is a 400 naming the line; a file over
   :attr:`Store.max_upload_bytes` is a 413;
-- validation: duplicate ``custom_id``s, or a line whose ``url`` is not the
-  batch's endpoint, fail the batch (``status: failed``, ``errors`` by line).
+- validation: :attr:`Store.invalid_lines` (line number -> message) fail it;
+  so do duplicate ``custom_id``s, a line whose ``url`` is not the
+  batch's endpoint, or a line whose ``model`` is not the first line's (one
+  model per file, as OpenAI and Azure require), fail the batch (``status:
+  failed``, ``errors`` by line).
+
+Azure OpenAI's flavour (paths under ``/openai/v1/``, as the client sends
+them): ``endpoint`` is taken without its ``/v1`` (``/chat/completions``, as
+Microsoft's Global Batch guide sends it), lines may name their ``url``
+either way, and the ``Batch`` object says ``"endpoint": null``, as Azure's does.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ class _Batch:
     errors: list[dict] | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
+    azure: bool = False  # made through Azure's paths: its Batch objects say endpoint null
 
 
 class Store:
@@ -117,6 +126,7 @@ class Store:
         self.cancel_s = 0.1 * _HOUR
         self.max_upload_bytes = 200 * 1024 * 1024
         self.fail_ids: set[str] = set()
+        self.invalid_lines: dict[int, str] = {}  # line -> message: the batch fails validation
         self.malformed_output = False
         self.files: dict[str, _File] = {}
         self.batches: dict[str, _Batch] = {}
@@ -133,10 +143,11 @@ class Store:
         except StopIteration:
             return None
         kind, rest = parts[at], parts[at + 1:]
+        azure = path.startswith("/openai/")
         with self._lock:
             if kind == "files":
                 return self._files(method, rest, raw, content_type)
-            return self._batches(method, rest, query, raw)
+            return self._batches(method, rest, query, raw, azure)
 
     def _files(self, method: str, rest: list[str], raw: bytes, ctype: str) -> Reply:
         if not rest and method == "POST":
@@ -153,9 +164,10 @@ class Store:
             return 200, f.content, "application/octet-stream"
         return _no(f"Invalid URL ({method} /v1/files/{'/'.join(rest)})")
 
-    def _batches(self, method: str, rest: list[str], query: dict[str, str], raw: bytes) -> Reply:
+    def _batches(self, method: str, rest: list[str], query: dict[str, str], raw: bytes,
+                 azure: bool = False) -> Reply:
         if not rest and method == "POST":
-            return self._create(raw)
+            return self._create(raw, azure)
         if not rest and method == "GET":
             return self._list(query)
         b = self.batches.get(rest[0])
@@ -199,7 +211,7 @@ class Store:
         return f.id
 
     # ---- batches ------------------------------------------------------------------------
-    def _create(self, raw: bytes) -> Reply:
+    def _create(self, raw: bytes, azure: bool = False) -> Reply:
         try:
             data = json.loads(raw)
         except ValueError:
@@ -209,6 +221,8 @@ class Store:
         for name in ("input_file_id", "endpoint", "completion_window"):
             if name not in data:
                 return _bad(f"Missing required parameter: '{name}'.", name)
+        if azure and "/v1" + str(data["endpoint"]) in ENDPOINTS:
+            data["endpoint"] = "/v1" + data["endpoint"]
         if data["endpoint"] not in ENDPOINTS:
             return _bad(f"Invalid endpoint {data['endpoint']!r}: this server batches "
                         f"{', '.join(ENDPOINTS)}.", "endpoint")
@@ -221,7 +235,7 @@ class Store:
                         "with that id.", "input_file_id")
         lines = [json.loads(line) for line in f.content.splitlines() if line.strip()]
         b = _Batch(f"batch_fake{next(self._ids)}", data["endpoint"], f.id, lines,
-                   self.clock.now(), data.get("metadata"))
+                   self.clock.now(), data.get("metadata"), azure=azure)
         self.batches[b.id] = b
         return 200, self._body(b), "application/json"
 
@@ -258,7 +272,9 @@ class Store:
         """Move ``b`` along to the clock's time (each step at the time it was due)."""
         now = self.clock.now()
         if b.status == "validating" and now >= b.created_at + self.validate_s:
-            errors = _validation_errors(b)
+            errors = _validation_errors(b) or [
+                {"code": "invalid_request", "line": n, "param": "body", "message": message}
+                for n, message in sorted(self.invalid_lines.items())] or None
             if errors:
                 b.status, b.errors = "failed", errors
                 b.times["failed_at"] = b.created_at + self.validate_s
@@ -335,7 +351,8 @@ class Store:
                     "output_file_id": b.output_file_id, "error_file_id": b.error_file_id,
                     "metadata": b.metadata}
         return {
-            "id": b.id, "object": "batch", "endpoint": b.endpoint, "model": _model(b),
+            "id": b.id, "object": "batch", "endpoint": None if b.azure else b.endpoint,
+            "model": _model(b),
             "input_file_id": b.input_file_id, "completion_window": "24h", "status": b.status,
             "created_at": int(b.created_at), "expires_at": int(b.created_at + WINDOW),
             **stamps, **{k: v for k, v in optional.items() if v is not None},
@@ -409,11 +426,17 @@ def _check_jsonl(content: bytes) -> str | None:
 def _validation_errors(b: _Batch) -> list[dict] | None:
     """Why a batch fails validation (each error naming its line), or None."""
     errors, seen = [], set()
+    first = b.lines[0]["body"].get("model") if b.lines else None
     for n, line in enumerate(b.lines, start=1):
-        if line["url"] != b.endpoint:
+        url = "/v1" + line["url"] if b.azure and not line["url"].startswith("/v1") else line["url"]
+        if url != b.endpoint:
             errors.append({"code": "invalid_url", "line": n, "param": "url", "message": (
                 f"The URL provided for this request ({line['url']!r}) does not match the "
                 f"batch endpoint {b.endpoint!r}.")})
+        if line["body"].get("model") != first:
+            errors.append({"code": "mismatched_model", "line": n, "param": "body.model",
+                           "message": f"The model {line['body'].get('model')!r} differs from "
+                                      f"line 1's {first!r}: a batch file has one model."})
         if line["custom_id"] in seen:
             errors.append({"code": "duplicate_custom_id", "line": n, "param": "custom_id",
                            "message": f"The custom_id {line['custom_id']!r} is used more "

@@ -866,15 +866,21 @@ def _mangled(mangle: Callable[[dict], dict | str], event: str) -> str:
 
 
 def _serve_main() -> None:
-    """``python tests/fakeserver.py [--delay S]``: serve until stdin closes (benchmarks)."""
+    """``python tests/fakeserver.py [--delay S] [--batch-scale X]``: serve until stdin
+    closes (benchmarks); ``--batch-scale`` runs the batches' clock X times real time."""
     import argparse
     import sys
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--batch-scale", type=float, default=0.0)
     args = ap.parse_args()
     with FakeServer() as srv:
         srv.set_default(Behaviour(delay=args.delay))
+        if args.batch_scale:
+            import fakebatches
+
+            srv.batches.clock = fakebatches.Clock(scale=args.batch_scale)
         print(srv.url, flush=True)
         sys.stdin.read()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import pytest
 from fakebatches import WINDOW
@@ -22,6 +23,7 @@ from gptmagic.client.batches import (
     OutputLine,
     RequestCounts,
     parse_output,
+    read_output,
     request_line,
 )
 from gptmagic.core.response import parse_response
@@ -148,7 +150,8 @@ async def test_expiry_keeps_what_completed(batches, fake_server):
 
 async def test_partial_failure(batches, fake_server):
     fake_server.batches.fail_ids = {"row-1"}
-    b = await submit(batches, chat(0) + chat(1) + request_line("row-2", CHAT, {"model": "m"}))
+    missing = request_line("row-2", CHAT, {"model": "gpt-4o-mini"})  # no messages: a 400
+    b = await submit(batches, chat(0) + chat(1) + missing)
     fake_server.batches.clock.advance(2 * 3600)
     b = await batches.retrieve(b.id)
     assert b.status == "completed"
@@ -176,14 +179,24 @@ async def test_a_malformed_output_line_is_named(batches, fake_server):
 def test_parse_output_refuses_what_is_not_an_output_line(content, message):
     with pytest.raises(MalformedResponseError, match=message):
         parse_output(content)
+    lines, problems = read_output(content)  # the lenient reader: the line is named, not fatal
+    assert lines == [] and len(problems) == 1 and re.search(message, str(problems[0]))
+
+
+def test_read_output_keeps_the_good_lines_around_a_bad_one():
+    good = b'{"custom_id": "a", "response": {"status_code": 200, "body": {}}, "error": null}\n'
+    lines, problems = read_output(good + b'{"custom_id": "b", "resp\n' + good, where="out")
+    assert [(x.custom_id, x.line) for x in lines] == [("a", 1), ("a", 3)]
+    assert [str(p)[:21] for p in problems] == ["out line 2 is not JSO"]
 
 
 async def test_validation_failure_names_lines(batches, fake_server):
-    b = await submit(batches, chat(0) + request_line("row-1", "/v1/responses", {"model": "m"}))
+    wrong = request_line("row-1", "/v1/responses", {"model": "gpt-4o-mini"})
+    b = await submit(batches, chat(0) + wrong + chat(2, model="gpt-4.1"))
     fake_server.batches.clock.advance(3600)
     b = await batches.retrieve(b.id)
     assert (b.status, b.done, b.output_file_id) == ("failed", True, None)
-    assert [(e.line, e.code) for e in b.errors] == [(2, "invalid_url")]
+    assert [(e.line, e.code) for e in b.errors] == [(2, "invalid_url"), (3, "mismatched_model")]
     assert isinstance(b.errors[0], BatchError) and "does not match" in str(b.errors[0].message)
 
 
@@ -243,9 +256,15 @@ async def test_azure_uses_its_v1_paths(fake_server, monkeypatch):
                   api_key_env="AZ_KEY", api_version="2024-10-21")
     async with Client(az) as c:
         f = await c.batches().upload(chat(0))
-        await c.batches().create(f.id, CHAT)
+        b = await c.batches().create(f.id, CHAT)
+        fake_server.batches.clock.advance(2 * 3600)
+        b = await c.batches().retrieve(b.id)
     paths = [(r.path, r.query, r.headers.get("api-key")) for r in fake_server.requests]
-    assert paths == [("/openai/v1/files", {}, KEY), ("/openai/v1/batches", {}, KEY)]
+    assert paths == [("/openai/v1/files", {}, KEY), ("/openai/v1/batches", {}, KEY),
+                     (f"/openai/v1/batches/{b.id}", {}, KEY)]
+    # Microsoft's guide creates with the endpoint without /v1; Azure answers endpoint null.
+    assert fake_server.requests[1].json["endpoint"] == "/chat/completions"
+    assert (b.status, b.endpoint, b.request_counts.completed) == ("completed", "", 1)
 
 
 def test_request_line_is_one_json_line():

@@ -62,6 +62,17 @@ def test_azure_deployment_urls(monkeypatch):
     assert h == {"api-key": "azkey-0123456789"}
 
 
+def test_a_profile_names_its_global_batch_deployments(isolated_env):
+    (isolated_env / "gptmagic.toml").write_text(
+        "[profiles.az]\n"
+        'kind = "azure"\n'
+        'base_url = "https://r.openai.azure.com"\n'
+        'batch_deployments = { "gpt-4o" = "gpt-4o-global-batch" }\n')
+    prov = config.get_profile("az")
+    assert prov.batch_model("gpt-4o") == "gpt-4o-global-batch"
+    assert prov.batch_model("gpt-4.1") == "gpt-4.1"  # not named: the model itself
+
+
 def test_profiles_from_file(isolated_env):
     (isolated_env / "gptmagic.toml").write_text(
         'default_profile = "vllm"\n'
@@ -123,7 +134,8 @@ def test_a_key_given_to_add_profile_is_refused_with_the_way_to_give_one(setting)
     assert text.startswith(f"add_profile('bad'): {setting} is not a setting: a profile never "
                            "holds a key. ")
     assert "api_key_env='MY_KEY_VAR'" in text and "prompt_key=True" in text
-    assert "known settings: api, api_key_env, api_version, base_url, default_model, " in text
+    assert ("known settings: api, api_key_env, api_version, base_url, batch_deployments, "
+            "default_model, ") in text
     # Not in the message, nor in a traceback that prints the frames' locals (%xmode Verbose).
     frames = traceback.TracebackException.from_exception(e.value, capture_locals=True).stack
     ours = [f for f in frames if "/gptmagic/" in f.filename]

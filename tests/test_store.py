@@ -136,7 +136,7 @@ def test_a_cache_made_before_versions_is_migrated_and_read(fake, tmp_path):
     assert len(fake.requests) == before  # read, not asked again
     assert res.df["cached"].all() and res.df["output"][0] == "from the old cache"
     store = Store(cache)
-    assert store.version() == SCHEMA_VERSION == 1 and store.count() == 1
+    assert store.version() == SCHEMA_VERSION == 2 and store.count() == 1
     store.close()
 
 
@@ -386,11 +386,10 @@ def _claim(cache: Path, keys: list[str], pid: int, at: float) -> None:
 
 
 def _keys_of(rows) -> list[str]:
-    from gptmagic.eval.jobs import build_jobs
-    from gptmagic.eval.runner import _keys
+    from gptmagic.eval.jobs import build_jobs, set_keys
 
     jobs = build_jobs(rows, {"prompt": "user: {q}"}, ["fake:m"], None, {}, {}, 1)
-    _keys(jobs)
+    set_keys(jobs)
     return [j.key for j in jobs]
 
 

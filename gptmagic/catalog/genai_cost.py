@@ -16,29 +16,58 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from gptmagic.catalog.genai import Found
 from gptmagic.catalog.money import (
+    BATCH_DISCOUNT,
+    BATCH_DISCOUNTED,
+    BATCH_PRICE,
     INPUT_RATE_WRITES,
     ZERO,
     Cost,
     CostBreakdown,
     Counts,
     from_parts,
+    scaled,
     tidy,
 )
 
-__all__ = ["PriceMemo", "genai_price"]
+__all__ = ["BATCH_CONTEXT", "PriceMemo", "batch_priced", "genai_price"]
+
+#: genai-prices' request context of a Batch API call (its ``price_variants``' key).
+BATCH_CONTEXT = MappingProxyType({"processing": "batch"})
 
 
-def genai_price(found: Found, counts: Counts, at: datetime | None) -> Cost | None:
-    """One call priced by genai-prices itself; None when it has no price for it."""
+def batch_priced(found: Found, when: datetime) -> bool:
+    """Whether genai-prices has a batch price of ``found``'s model in force at ``when``.
+
+    Only for a model of ``found``'s own provider: genai-prices ignores the context
+    when it prices a model it borrowed from another provider (Azure's gpt-* are
+    OpenAI's), so such a call gets the discount instead.
+    """
+    if not any(m is found.model for m in found.provider.models):
+        return False
+    return any(v.when == BATCH_CONTEXT and (v.constraint is None or v.constraint.active(when))
+               for v in found.model.price_variants or ())
+
+
+def genai_price(found: Found, counts: Counts, at: datetime | None,
+                batch: bool = False) -> Cost | None:
+    """One call priced by genai-prices itself; None when it has no price for it.
+
+    ``batch``: a Batch API call, at genai-prices' batch price where it has one,
+    else at the standard price less :data:`~gptmagic.catalog.money.BATCH_DISCOUNT`
+    (the source says which).
+    """
     import genai_prices
 
     when = at or datetime.now(UTC)
+    discount = batch and not batch_priced(found, when)
+    context = BATCH_CONTEXT if batch and not discount else None
     try:
-        rates = found.model.get_prices(when)
+        rates = found.model.get_prices(when, context)
     except (LookupError, ValueError):
         return None
     # input_tokens counts cached and written tokens too; genai-prices subtracts them itself.
@@ -48,16 +77,19 @@ def genai_price(found: Found, counts: Counts, at: datetime | None) -> Cost | Non
                                output_reasoning_tokens=counts.reasoning or None)
     try:
         calc = genai_prices.calc_price(usage, found.ref, provider_id=found.provider.id,
-                                       genai_request_timestamp=when)
+                                       genai_request_timestamp=when, price_context=context)
     except (LookupError, ValueError):
         return None
     source = found.source
+    if batch:
+        source += f", {BATCH_DISCOUNTED if discount else BATCH_PRICE}"
     if calc.auto_update_timestamp is not None:
         source += f", prices fetched {calc.auto_update_timestamp:%Y-%m-%d %H:%M}"
     if counts.written and getattr(rates, "cache_write_mtok", None) is None:
         source += f", {INPUT_RATE_WRITES}"  # as a memo adds it, after the table's name
-    return Cost(tidy(calc.input_price), tidy(calc.output_price), tidy(calc.total_price),
+    cost = Cost(tidy(calc.input_price), tidy(calc.output_price), tidy(calc.total_price),
                 source=source, breakdown=_split(calc.model_price, counts, calc))
+    return scaled(cost, BATCH_DISCOUNT) if discount else cost
 
 
 def _split(rates: Any, c: Counts, calc: Any) -> CostBreakdown | None:
@@ -159,17 +191,19 @@ class PriceMemo:
         self._linear: dict[tuple[Any, ...], _Linear | None] = {}
         self._exact: dict[tuple[Any, ...], Cost | None] = {}
 
-    def price(self, found: Found, counts: Counts, at: datetime | None) -> Cost | None:
-        """What :func:`cost_of` would say for these counts of ``found``'s model."""
-        key = (found.provider.id, found.ref, at)
+    def price(self, found: Found, counts: Counts, at: datetime | None,
+              batch: bool = False) -> Cost | None:
+        """What :func:`cost_of` would say for these counts of ``found``'s model
+        (``batch``: at its Batch API price)."""
+        key = (found.provider.id, found.ref, at, batch)
         if key not in self._linear:
-            self._linear[key] = _linear(found, at or datetime.now(UTC))
+            self._linear[key] = _linear(found, at or datetime.now(UTC), batch)
         linear = self._linear[key]
         if linear is not None:
             return linear.cost(counts)
         exact_key = (*key, *counts)
         if exact_key not in self._exact:
-            self._exact[exact_key] = genai_price(found, counts, at)
+            self._exact[exact_key] = genai_price(found, counts, at, batch)
         return self._exact[exact_key]
 
 
@@ -178,24 +212,26 @@ _PROBES = (Counts(123_457, 0, 7_891), Counts(98_765, 43_210, 1_234),
            Counts(98_765, 43_210, 5_678, 1_357, 2_468))
 
 
-def _linear(found: Found, at: datetime) -> _Linear | None:
-    """``found``'s price as a :class:`_Linear` sum, or None where it is not one."""
+def _linear(found: Found, at: datetime, batch: bool = False) -> _Linear | None:
+    """``found``'s price (``batch``: its Batch API price) as a :class:`_Linear` sum, or
+    None where it is not one."""
     from genai_prices.types import TieredPrices
 
     try:
-        rates = found.model.get_prices(at)
+        rates = found.model.get_prices(at, BATCH_CONTEXT if batch_priced(found, at) and batch
+                                       else None)
     except (LookupError, ValueError):
         return None
     if any(isinstance(v, TieredPrices) for v in vars(rates).values()):
         return None
-    none = genai_price(found, Counts(0), at)
-    ones = [genai_price(found, c, at) for c in _ONE]
+    none = genai_price(found, Counts(0), at, batch)
+    ones = [genai_price(found, c, at, batch) for c in _ONE]
     if none is None or not none.known or any(c is None or not c.known for c in ones):
         return None
     writes = getattr(rates, "cache_write_mtok", None) is not None
     linear = _Linear(none, [c for c in ones if c is not None], writes)
     for counts in _PROBES:
-        want = genai_price(found, counts, at)
+        want = genai_price(found, counts, at, batch)
         got = linear.cost(counts)
         if want is None or got != want or got.breakdown != want.breakdown:
             return None

@@ -11,8 +11,9 @@ from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-__all__ = ["Cost", "CostBreakdown", "Counts", "Estimate", "INPUT_RATE_WRITES", "MTOK", "ZERO",
-           "add_known", "from_parts", "money_text", "sum_known", "tidy"]
+__all__ = ["BATCH_DISCOUNT", "BATCH_DISCOUNTED", "BATCH_PRICE", "Cost", "CostBreakdown", "Counts",
+           "Estimate", "INPUT_RATE_WRITES", "MTOK", "ZERO", "add_known", "from_parts",
+           "money_text", "scaled", "sum_known", "tidy"]
 
 #: Prices are per million tokens.
 MTOK = Decimal(1_000_000)
@@ -21,6 +22,14 @@ ZERO = Decimal(0)
 #: the model having no cache-write price (genai-prices' own ``calc_price`` does the
 #: same, and OpenAI bills so where it publishes no cache-write surcharge).
 INPUT_RATE_WRITES = "cache writes at the input rate (no cache-write price published)"
+#: What a Batch API call pays of the standard price where no batch price is published:
+#: OpenAI's (and Azure OpenAI's Global Batch) published discount, 50%.
+BATCH_DISCOUNT = Decimal("0.5")
+#: What a cost's ``source`` adds when it is a batch price from the price table.
+BATCH_PRICE = "batch price"
+#: What a cost's ``source`` adds when it is the standard price with the discount applied.
+BATCH_DISCOUNTED = ("batch: the standard price less 50%, OpenAI's published Batch API "
+                    "discount (no batch price in the table for this model)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +141,19 @@ def from_parts(parts: tuple[Decimal | None, ...], *, source: str) -> Cost:
     inp, total = (None if a is None else tidy(a) for a in (inp, total))
     return Cost(inp, out, total, source=source,
                 breakdown=CostBreakdown(uncached, cached, written, out, reasoning, total))
+
+
+def scaled(cost: Cost, factor: Decimal, note: str | None = None) -> Cost:
+    """``cost`` times ``factor`` (every part of it), its source ending in ``note`` if given."""
+    def times(a: Decimal | None) -> Decimal | None:
+        return None if a is None else tidy(a * factor)
+
+    b = cost.breakdown
+    parts = None if b is None else CostBreakdown(*(times(a) for a in _parts(b)))
+    return Cost(times(cost.input), times(cost.output), times(cost.total),
+                currency=cost.currency,
+                source=cost.source if note is None else f"{cost.source}, {note}",
+                breakdown=parts)
 
 
 def tidy(amount: Decimal) -> Decimal:

@@ -29,6 +29,12 @@ such a cost is unknown only where the input rate is; reasoning tokens are part o
 ``completion_tokens`` (OpenAI counts them there) and cost the output rate, or a
 reasoning rate where one is published, never counted twice. Every
 :class:`Cost` carries a :class:`CostBreakdown` of those parts.
+
+Batch API calls (``batch=True``) cost genai-prices' batch price where it has
+one (its ``processing: batch`` price variant, for the provider's own models);
+elsewhere (a user price, a model without one, Azure's gpt-* which genai-prices
+prices as OpenAI's) the standard price less 50%, OpenAI's published Batch API
+discount, and the source says so (:data:`~gptmagic.catalog.money.BATCH_DISCOUNTED`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from gptmagic.catalog.genai import lookup
 from gptmagic.catalog.genai_cost import PriceMemo, genai_price
 from gptmagic.catalog.models import model_info
 from gptmagic.catalog.money import (
+    BATCH_DISCOUNT,
+    BATCH_DISCOUNTED,
     INPUT_RATE_WRITES,
     MTOK,
     ZERO,
@@ -53,6 +61,7 @@ from gptmagic.catalog.money import (
     Estimate,
     from_parts,
     money_text,
+    scaled,
 )
 from gptmagic.core.responses import usage_from_responses
 from gptmagic.core.types import Usage
@@ -103,7 +112,8 @@ def set_price(model: str, *, input_per_mtok: Decimal | str | float,
 
 def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: str | None = None,
             base_url: str | None = None, at: datetime | None = None,
-            requested: str | None = None, memo: PriceMemo | None = None) -> Cost:
+            requested: str | None = None, memo: PriceMemo | None = None,
+            batch: bool = False) -> Cost:
     """Price a finished call from the usage the provider reported.
 
     ``usage`` is a :class:`~gptmagic.Usage`, an OpenAI ``usage`` object of
@@ -121,7 +131,9 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
     Reasoning tokens are already counted in ``completion_tokens`` and are not
     added again. ``at`` prices a past call with the prices of its day
     (default now). ``memo`` (a :class:`PriceMemo`) makes pricing many calls
-    fast; the amounts are the same.
+    fast; the amounts are the same. ``batch``: the call ran in a Batch API
+    batch: genai-prices' batch price where it has one, else the standard price
+    less OpenAI's published 50% batch discount, and ``source`` says which.
     """
     u = _as_usage(usage)
     if u is None:
@@ -132,10 +144,10 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
     written = min(_count(u.cache_write_tokens or 0, "cache_write_tokens"), prompt - cached)
     reasoning = min(_count(u.reasoning_tokens or 0, "reasoning_tokens"), completion)
     counts = Counts(prompt, cached, completion, written, reasoning)
-    cost = _price(model, provider, base_url, counts, at, memo)
+    cost = _price(model, provider, base_url, counts, at, memo, batch)
     if cost.known or not requested or requested == model:
         return cost
-    asked = _price(requested, provider, base_url, counts, at, memo)
+    asked = _price(requested, provider, base_url, counts, at, memo, batch)
     if not asked.known:
         return cost
     return replace(asked, source=f"{asked.source}, the price of {requested!r} as asked for "
@@ -144,13 +156,14 @@ def cost_of(usage: Usage | Mapping[str, Any] | None, model: str, *, provider: st
 
 def estimate(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
              expected_completion_tokens: int | None = None, provider: str | None = None,
-             base_url: str | None = None) -> Estimate:
+             base_url: str | None = None, batch: bool = False) -> Estimate:
     """Estimate what sending ``prompt_tokens`` to ``model`` will cost.
 
     The completion is bounded by ``max_tokens``, the model's output limit and
     the room left in its context window (see :mod:`gptmagic.models`). The
     expected completion defaults to :data:`DEFAULT_EXPECTED_COMPLETION_TOKENS`,
     capped by that bound, so ``low <= expected <= high`` always holds.
+    ``batch`` prices it as a Batch API call (see :func:`cost_of`).
     """
     prompt = _count(prompt_tokens, "prompt_tokens")
     ceiling = _completion_ceiling(model, prompt, max_tokens)
@@ -161,7 +174,8 @@ def estimate(prompt_tokens: int, model: str, *, max_tokens: int | None = None,
         expected = min(expected, ceiling)
 
     def price(completion: int) -> Cost:
-        return _price(model, provider, base_url, Counts(prompt, 0, completion), None)
+        return _price(model, provider, base_url, Counts(prompt, 0, completion), None,
+                      batch=batch)
 
     high = (price(ceiling) if ceiling is not None else
             Cost(None, None, None, source=f"no output limit known for {model!r}"))
@@ -208,18 +222,19 @@ def _completion_ceiling(model: str, prompt: int, max_tokens: int | None) -> int 
 
 
 def _price(model: str, provider: str | None, base_url: str | None, counts: Counts,
-           at: datetime | None, memo: PriceMemo | None = None) -> Cost:
+           at: datetime | None, memo: PriceMemo | None = None, batch: bool = False) -> Cost:
     user = current().prices.get(model.lower())
     if user is not None:
-        return _user_cost(user, counts)
+        cost = _user_cost(user, counts)
+        return scaled(cost, BATCH_DISCOUNT, BATCH_DISCOUNTED) if batch else cost
     if provider == "local" or is_local_model(model):
         zero = CostBreakdown(ZERO, ZERO, ZERO, ZERO, ZERO, ZERO)
         return Cost(ZERO, ZERO, ZERO, source="local model (free)", breakdown=zero)
     found = lookup(model, provider, base_url)
     priced = None
     if found is not None:
-        priced = (memo.price(found, counts, at) if memo is not None
-                  else genai_price(found, counts, at))
+        priced = (memo.price(found, counts, at, batch) if memo is not None
+                  else genai_price(found, counts, at, batch))
     if priced is None:
         return Cost(None, None, None, source=f"unknown model {model!r}")
     return priced

@@ -23,7 +23,7 @@ request.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +33,8 @@ from gptmagic.client.http import HTTP, multipart
 from gptmagic.errors import MalformedResponseError, RequestError
 
 __all__ = ["Batch", "BatchError", "BatchFile", "BatchPage", "Batches", "ENDPOINTS", "FINAL",
-           "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "parse_output",
-           "request_line"]
+           "MAX_FILE_BYTES", "OutputLine", "RequestCounts", "STATUSES", "iter_output",
+           "parse_output", "read_output", "request_line"]
 
 #: The endpoints gptmagic batches (the spec allows more; these are the ones it reads).
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
@@ -140,17 +140,42 @@ def request_line(custom_id: str, endpoint: str, body: Mapping[str, Any]) -> byte
 
 def parse_output(content: bytes, *, where: str = "batch output") -> list[OutputLine]:
     """The lines of an output or error file; a line that is not one is an error naming it."""
+    lines, problems = read_output(content, where=where)
+    if problems:
+        raise problems[0]
+    return lines
+
+
+def read_output(content: bytes, *, where: str = "batch output"
+                ) -> tuple[list[OutputLine], list[MalformedResponseError]]:
+    """The lines of an output or error file that are output lines, and what is wrong with
+    each one that is not (naming its line): one bad line costs that line, not the file."""
     out: list[OutputLine] = []
+    problems: list[MalformedResponseError] = []
+    for line in iter_output(content, where=where):
+        if isinstance(line, MalformedResponseError):
+            problems.append(line)
+        else:
+            out.append(line)
+    return out, problems
+
+
+def iter_output(content: bytes, *, where: str = "batch output"
+                ) -> Iterator[OutputLine | MalformedResponseError]:
+    """:func:`read_output` one line at a time (a 50,000-line file's bodies need not all
+    be held at once): each output line, or what is wrong with it."""
     for n, raw in enumerate(content.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except ValueError as e:
-            raise MalformedResponseError(
-                f"{where} line {n} is not JSON ({e}): {raw[:80]!r}") from None
-        out.append(_output_line(obj, n, where))
-    return out
+            yield MalformedResponseError(f"{where} line {n} is not JSON ({e}): {raw[:80]!r}")
+            continue
+        try:
+            yield _output_line(obj, n, where)
+        except MalformedResponseError as e:
+            yield e
 
 
 def _output_line(obj: Any, n: int, where: str) -> OutputLine:
@@ -224,9 +249,15 @@ class Batches:
     async def create(self, input_file_id: str, endpoint: str, *,
                      metadata: Mapping[str, str] | None = None,
                      completion_window: str = "24h") -> Batch:
-        """``POST /batches``: run the requests of an uploaded file."""
+        """``POST /batches``: run the requests of an uploaded file.
+
+        Azure OpenAI takes the endpoint without its ``/v1`` (``/chat/completions``,
+        as Microsoft's Global Batch guide sends it; the lines keep theirs) and may
+        answer with no ``endpoint`` in the batch: it is then ``""``.
+        """
         _check_endpoint(endpoint)
-        body: dict[str, Any] = {"input_file_id": _id(input_file_id), "endpoint": endpoint,
+        sent = endpoint.removeprefix("/v1") if self.provider.kind == "azure" else endpoint
+        body: dict[str, Any] = {"input_file_id": _id(input_file_id), "endpoint": sent,
                                 "completion_window": completion_window}
         if metadata:
             body["metadata"] = dict(metadata)
@@ -322,7 +353,8 @@ def _batch(data: Any) -> Batch:
     metadata = data.get("metadata")
     return Batch(
         id=_need(data, "id", str, what), status=status,
-        endpoint=_need(data, "endpoint", str, what),
+        # Azure answers with "endpoint": null (it reads the endpoint from the lines).
+        endpoint="" if data.get("endpoint") is None else _need(data, "endpoint", str, what),
         input_file_id=_need(data, "input_file_id", str, what),
         request_counts=RequestCounts(*(_need(counts, k, int, f"{what} request_counts")
                                        for k in ("total", "completed", "failed"))),

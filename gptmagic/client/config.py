@@ -23,6 +23,7 @@ Profiles are named providers defined once, in code (:func:`add_profile`) or in
     api_key_env = "WORK_AZURE_KEY"
     default_model = "gpt-4o"
     api = "responses"   # %%chat sends to /responses unless a cell says --api chat
+    batch_deployments = { "gpt-4o" = "gpt-4o-batch" }  # evaluate(batch=True) sends there
 
 A profile names the *environment variable* holding its key, never the key.
 With ``prompt_key = true`` a missing key is asked for with getpass and kept in
@@ -88,6 +89,10 @@ class Provider:
     #: The endpoint ``%%chat`` uses with this profile when a cell names none
     #: (``"chat"`` or ``"responses"``); None leaves it to the magics' setting.
     api: str | None = None
+    #: Model (deployment) -> the deployment a Batch API batch names instead: Azure
+    #: OpenAI runs batches only on Global Batch deployments, so ``evaluate(...,
+    #: batch=True)`` of ``"gpt-4o"`` sends its lines to ``"gpt-4o-batch"``.
+    batch_deployments: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -104,6 +109,11 @@ class Provider:
                     f"profile {self.name!r}: put the key in an environment variable "
                     f"(api_key_env), not in header {k!r}"
                 )
+
+    def batch_model(self, model: str) -> str:
+        """The model (deployment) a Batch API line names for ``model``
+        (:attr:`batch_deployments`, else ``model`` itself)."""
+        return dict(self.batch_deployments).get(model, model)
 
     def api_key(self, *, prompt: bool = True) -> str | None:
         """The key from ``api_key_env`` (or a getpass prompt); None if not needed.
@@ -228,6 +238,7 @@ _PROFILE_KEYS = {
     "headers",
     "prompt_key",
     "api",
+    "batch_deployments",
 }
 
 
@@ -270,6 +281,8 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
     try:
         headers = tuple((str(k), str(v)) for k, v in dict(spec.get("headers") or {}).items())
+        batch = tuple((str(k), str(v))
+                      for k, v in dict(spec.get("batch_deployments") or {}).items())
         return Provider(
             name=name,
             kind=str(spec.get("kind", "compatible")),
@@ -282,6 +295,7 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
             headers=headers,
             prompt_key=bool(spec.get("prompt_key", False)),
             api=spec.get("api"),
+            batch_deployments=batch,
         )
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{source}: {e}") from None

@@ -1,6 +1,10 @@
 """Evaluation: prompts × models × parameters over a table of cases.
 
-Owns the runner (:mod:`.runner`: budget, claims, the run), the calls of a run
+Owns the runner (:mod:`.runner`: budget, claims, the run; :mod:`.tally`: how far it
+got), batch mode (:mod:`.batch`: the provider's Batch API; :mod:`.batchfiles` its
+files, :mod:`.batchsubmit` / :mod:`.batchwatch` submitting and collecting,
+:mod:`.ledger` the batches in the store, :mod:`.batchlist` listing and cancelling
+them), the calls of a run
 (:mod:`.jobs`: cases and the grid; :mod:`.apis`: which API each goes to and its
 request there; :mod:`.extras`: each prompt's schema and tools; :mod:`.calls`: one
 job sent, or its tool loop run, and priced), what each cost and its parts

@@ -60,11 +60,13 @@ def calls_in(result: Result) -> list[Result]:
 def price(job: Job, prices: PriceMemo) -> None:
     """What a finished job cost and its parts: each model call priced at the reported
     model's price (else the requested one's), then added up; a call without a price
-    makes the total unknown, not smaller."""
+    makes the total unknown, not smaller. A job answered in a batch costs its batch
+    price."""
     from gptmagic.eval.costs import PARTS, cost_parts
 
     priced = [cost_parts(r.usage, r.model or job.model, provider=job.provider.kind,
-                         requested=job.model, memo=prices) for r in calls_in(job.result)]
+                         requested=job.model, memo=prices, batch=job.batch is not None)
+              for r in calls_in(job.result)]
     job.cost = _total([cost for cost, _ in priced])
     job.parts = {p: _total([parts[p] for _, parts in priced]) for p in PARTS}
 

@@ -1,5 +1,6 @@
 """The columns of one row of the results table: what a job asked, what came back, what it
-cost, and, for a run with a schema or tools, the parsed reply and the loop's calls."""
+cost, the batch it went in, and, for a run with a schema or tools, the parsed reply and
+the loop's calls."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def _row(j: Any, case: dict[str, Any], grid_cols: list[str]) -> dict[str, Any]:
     rec.update({"row": j.row, "prompt": j.prompt, "model": j.model,
                 **{k: j.grid.get(k) for k in grid_cols}, "repeat": j.repeat})
     rec["api"] = j.api
+    rec["batch"] = j.batch
     if r is not None:
         u = r.usage  # a tool loop's: summed over its model calls
         lps = r.logprobs
@@ -83,13 +85,17 @@ def _row(j: Any, case: dict[str, Any], grid_cols: list[str]) -> dict[str, Any]:
 
 def table_rows(jobs: list[Any], cases: list[dict[str, Any]],
                grid_cols: list[str]) -> pd.DataFrame:
-    """One row per job: its inputs, grid point, output, tokens, cost and error;
-    ``parsed`` / ``valid`` / ``schema_errors`` when some prompt had a schema, ``steps``
-    when some had tools (a prompt without them: NA / None)."""
+    """One row per job: its inputs, grid point, output, tokens, cost and error, and the
+    ``batch`` it was answered in (None: live); ``parsed`` / ``valid`` /
+    ``schema_errors`` when some prompt had a schema, ``steps`` when some had tools (a
+    prompt without them: NA / None), ``pending`` when some call of a batch run has no
+    answer yet (why, and how to get it; None for the others)."""
     schema = any(j.extras.schema is not None for j in jobs)
     tools = any(j.extras.tools for j in jobs)
+    waiting = any(j.pending is not None for j in jobs)
     df = pd.DataFrame.from_records(
-        [{**_row(j, cases[j.row], grid_cols), **_structured(j, schema, tools)} for j in jobs])
+        [{**_row(j, cases[j.row], grid_cols), **_structured(j, schema, tools),
+          **({"pending": j.pending} if waiting else {})} for j in jobs])
     if schema:
         df["valid"] = df["valid"].astype("boolean")
     return df

@@ -23,12 +23,15 @@ PARTS = ("reasoning", "cached_input", "cache_write")
 
 
 def cost_parts(usage: Usage | None, model: str, *, provider: str, requested: str,
-               memo: PriceMemo) -> tuple[Decimal | None, dict[str, Decimal | None]]:
+               memo: PriceMemo, batch: bool = False
+               ) -> tuple[Decimal | None, dict[str, Decimal | None]]:
     """The total cost of a call with ``usage`` and its parts (see :data:`PARTS`), from
-    the price's own breakdown (:class:`~gptmagic.catalog.pricing.CostBreakdown`)."""
+    the price's own breakdown (:class:`~gptmagic.catalog.pricing.CostBreakdown`);
+    ``batch``: at its Batch API price."""
     from gptmagic.catalog.pricing import cost_of
 
-    cost = cost_of(usage, model, provider=provider, requested=requested, memo=memo)
+    cost = cost_of(usage, model, provider=provider, requested=requested, memo=memo,
+                   batch=batch)
     reported = {"reasoning": None if usage is None else usage.reasoning_tokens,
                 "cached_input": None if usage is None else usage.cached_tokens,
                 "cache_write": None if usage is None else usage.cache_write_tokens}

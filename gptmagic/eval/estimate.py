@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gptmagic.client.config import Provider
+from gptmagic.eval.batchfiles import not_batchable
 from gptmagic.eval.extras import extras_by_prompt
 from gptmagic.eval.jobs import build_jobs, load_cases
 
@@ -18,7 +19,7 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                  provider: str | Provider | None = None,
                  api: str | Mapping[str, str] | None = None, schema: Any = None,
                  tools: Any = None, max_steps: int | None = None,
-                 tool_choice: Any = None) -> Any:
+                 tool_choice: Any = None, batch: Any = False) -> Any:
     """What :func:`evaluate` with the same arguments would cost, before running it.
 
     Per prompt × model × API: calls, prompt tokens (counted exactly where the
@@ -29,6 +30,12 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
     A prompt with ``tools`` may make ``max_steps`` calls: its ``cost_high`` counts
     them all at the first call's worst case (later calls carry the exchange, so
     this is an estimate, not a bound).
+
+    ``batch=True`` prices the calls :func:`evaluate` with ``batch=True`` would put in
+    batches at the batch price (genai-prices' where it has one, else the standard
+    price less OpenAI's published 50% discount); the table gains ``batch`` (whether
+    that row's calls go in batches: a prompt with tools runs live) and
+    ``price_source`` (which price, in words).
     """
     import pandas as pd
 
@@ -48,12 +55,15 @@ def estimate_run(data: Any, prompt: Any, models: Sequence[str] | str, *,
         if ck not in counted:
             counted[ck] = count_tokens(j.messages, j.model, breakdown=False).total
         n = counted[ck]
+        batched = bool(batch) and not_batchable(j) is None
         e = estimate(n, j.model, max_tokens=j.max_tokens,
-                     provider=j.provider.kind)
+                     provider=j.provider.kind, batch=batched)
         a = agg.setdefault((j.prompt, j.model, j.api),
                            {"prompt": j.prompt, "model": j.model, "api": j.api, "calls": 0,
                             "prompt_tokens": 0, "cost_low": 0.0, "cost_expected": 0.0,
-                            "cost_high": 0.0})
+                            "cost_high": 0.0,
+                            **({"batch": batched, "price_source": e.expected.source}
+                               if batch else {})})
         a["calls"] += 1
         a["prompt_tokens"] += n
         loop = j.extras.max_steps if j.extras.tools else 1

@@ -21,8 +21,9 @@ from gptmagic.core.structured import with_format
 from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.eval.apis import call_body, check_api, choose_api
 from gptmagic.eval.extras import Extras
+from gptmagic.eval.rows import call_key
 
-__all__ = ["Job", "build_jobs", "load_cases", "resolve_model"]
+__all__ = ["Job", "build_jobs", "load_cases", "resolve_model", "set_keys"]
 
 
 def load_cases(data: Any) -> list[dict[str, Any]]:
@@ -86,6 +87,11 @@ class Job:
     cost: Decimal | None = None
     #: The cost's parts (``reasoning``, ``cached_input``, ``cache_write``): None where unknown.
     parts: dict[str, Decimal | None] = field(default_factory=dict)
+    #: The provider's id of the Batch API batch it went in (None: sent live).
+    batch: str | None = None
+    #: Why it has no answer yet, for a job in a batch that has not given one (None: it has
+    #: a result or an error).
+    pending: str | None = None
 
     @property
     def max_tokens(self) -> int | None:
@@ -140,3 +146,19 @@ def build_jobs(cases: list[dict[str, Any]], prompts: Mapping[str, Any], models: 
                     jobs.extend(Job(i, pname, model, prov, p, combo, rep, msgs, how, body, ask)
                                 for rep in range(repeats))
     return jobs
+
+
+def set_keys(jobs: list[Job]) -> dict[str, str]:
+    """Set every job's cache key; returns each provider's base URL (as stored)."""
+    base_urls: dict[str, str] = {}
+    for job in jobs:
+        prov = job.provider
+        if prov.name not in base_urls:
+            base_urls[prov.name] = ("local-engine" if prov.kind == "local"
+                                    else prov.endpoint("chat/completions", job.model)[0])
+        # The API is in the key (as its kind): a chat result is never a Responses answer;
+        # so are the prompt's schema and tools: changing one asks again.
+        kind = "response" if job.api == "responses" else "chat"
+        job.key = call_key(base_urls[prov.name], kind,
+                           {"model": job.model, **job.body, **job.extras.key()}, job.repeat)
+    return base_urls

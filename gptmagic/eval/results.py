@@ -11,7 +11,10 @@ prompt without a schema) and ``schema_errors``; a run with tools adds ``steps``
 all the loop's model calls.
 :meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
 :meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
-other scorers uses the stored outputs and never calls a model.
+other scorers uses the stored outputs and never calls a model. ``batch`` is the
+id of the Batch API batch a row was answered in (None: live); a batch run whose
+batches have not answered every call yet adds ``pending`` (why a row has no answer
+yet, and how to get it).
 """
 
 from __future__ import annotations
@@ -190,6 +193,7 @@ class EvalResults:
             rec.update({
                 "calls": len(g), "cached": int(g["cached"].fillna(False).astype(bool).sum()),
                 "errors": int(g["error"].notna().sum()),
+                **({"pending": int(g["pending"].notna().sum())} if "pending" in g else {}),
                 "score": scores.mean() if len(scores) else math.nan,
                 "score_se": (scores.std(ddof=1) / math.sqrt(len(scores))
                              if len(scores) > 1 else math.nan),
@@ -262,10 +266,28 @@ class EvalResults:
         return table
 
     def describe(self) -> str:
-        """``160 calls, 160 from cache, 0 errors``: what a run did, in one line."""
+        """``160 calls, 160 from cache, 0 errors``: what a run did, in one line (and how
+        many calls wait in batches, if any do)."""
         cached = int(self.df["cached"].fillna(False).astype(bool).sum())
         errors = int(self.df["error"].notna().sum())
-        return f"{len(self.df)} calls, {cached} from cache, {errors} errors"
+        text = f"{len(self.df)} calls, {cached} from cache, {errors} errors"
+        pending = self._pending()
+        return text + (f", {len(pending)} pending in batches" if len(pending) else "")
+
+    def _pending(self) -> pd.DataFrame:
+        return self.df[self.df["pending"].notna()] if "pending" in self.df else self.df[:0]
+
+    def waiting(self) -> str | None:
+        """The calls of a batch run with no answer yet, by why, each with what to do;
+        None if every call has an answer or an error.
+
+        ``300 of 1,000 calls pending: 300 in batch batch_1 (in_progress, ...)``"""
+        pending = self._pending()
+        if pending.empty:
+            return None
+        kinds = [f"{len(rows):,} {preview(str(why), 240)}"
+                 for why, rows in pending.groupby("pending", sort=False)]
+        return f"{len(pending):,} of {len(self.df):,} calls pending: " + "; ".join(kinds[:5])
 
     def failures(self) -> str | None:
         """The rows that failed, by kind, each with its first message; None if none did.

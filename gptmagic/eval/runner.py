@@ -12,11 +12,10 @@ already running; :func:`aevaluate` is the async form.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,17 +27,18 @@ from gptmagic.errors import (
     MalformedResponseError,
     QuotaExceededError,
     RequestError,
-    RunInterrupted,
     StreamError,
 )
+from gptmagic.eval.batch import batch_options, run_batch
 from gptmagic.eval.budget import over_budget, unbounded
 from gptmagic.eval.calls import call, price, restore
 from gptmagic.eval.estimate import estimate_run
 from gptmagic.eval.extras import extras_by_prompt
-from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model
+from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model, set_keys
 from gptmagic.eval.limits import Limiter
 from gptmagic.eval.scoring import ask_scorer_keys
-from gptmagic.eval.store import HEARTBEAT, Store, call_key
+from gptmagic.eval.store import HEARTBEAT, Store
+from gptmagic.eval.tally import Tally, open_store
 
 if TYPE_CHECKING:
     from gptmagic.client.client import Client
@@ -112,6 +112,19 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     another file); two runs on one file share their calls rather than pay
     twice, and a file that cannot be written only costs a warning.
     ``max_cost`` (USD) stops issuing calls before the budget is exceeded.
+    ``batch=True`` sends the calls not in the cache through the provider's Batch
+    API (:mod:`gptmagic.eval.batch`): about half the price, done within 24 hours,
+    no rate limits to pace; one batch per provider × endpoint × model, split at
+    50,000 requests or 200 MB (``batch=gptmagic.BatchOptions(poll=..., max_requests=
+    ..., max_bytes=...)`` or a dict of those changes the polling and the limits).
+    Each batch is written in the cache the moment it is made: the same call again
+    (after a kernel restart, a kill) waits for the same batches or collects them,
+    never submitting a call twice. ``wait=False`` submits and returns at once (rows
+    not answered yet have a ``pending`` note; a later call collects them). A batch
+    that expired or was cancelled keeps what it answered; its other calls stay
+    pending until ``resubmit=True`` (which also re-sends calls a batch answered with
+    an error). Prompts with tools, and the embedded model, run live (said once).
+    The results gain a ``batch`` column (the batch's id; empty for a call run live).
     ``client`` (a :class:`gptmagic.Client`) sends the calls; by default the
     shared one. Interrupted (Ctrl-C, Kernel ▸ Interrupt), it raises
     :class:`~gptmagic.errors.RunInterrupted` saying how many calls are stored:
@@ -120,7 +133,7 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     from gptmagic.client.portal import get_portal
 
     kwargs = _prepare(models, kwargs)
-    tally = _Tally()
+    tally = Tally()
     try:
         return get_portal().run(_run(data, prompt, models, tally=tally, **kwargs))
     except KeyboardInterrupt:
@@ -141,13 +154,15 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                timeouts: Any = None, stream: bool = False,
                api: str | Mapping[str, str] | None = None, schema: Any = None,
                tools: Any = None, max_steps: int | None = None, tool_choice: Any = None,
-               client: Client, tally: _Tally | None = None) -> Any:
+               batch: Any = False, wait: bool = True, resubmit: bool = False,
+               client: Client, tally: Tally | None = None) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning);
     # ``tally`` is evaluate()'s own, to say what an interrupted run kept.
     from gptmagic.eval.results import EvalResults
 
-    tally = tally or _Tally()
+    tally = tally or Tally()
     try:
+        batching = batch_options(batch)
         if repeats < 1 or concurrency < 1:
             raise RequestError("repeats and concurrency must be >= 1", param="repeats")
         models = [models] if isinstance(models, str) else list(models)
@@ -159,94 +174,50 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                           dict(grid or {}), repeats, api, extras)
         tally.total = len(jobs)
         await client.http.reserve(concurrency * len({j.provider.name for j in jobs}) or 1)
-        store = await _open_store(cache)
-        tally.store = store
+        store = await open_store(cache)
+        tally.store, tally.batch = store, batching is not None
         tally.written_before = store.written if store is not None else 0
+        answer = functools.partial(_answer, store=store, refresh=refresh,
+                                   concurrency=concurrency, progress=progress, rpm=rpm,
+                                   tpm=tpm, timeouts=timeouts, stream=stream, client=client,
+                                   tally=tally)
         try:
-            await _answer(jobs, store, refresh=refresh, concurrency=concurrency,
-                          max_cost=max_cost, progress=progress, rpm=rpm, tpm=tpm,
-                          timeouts=timeouts, stream=stream, client=client, tally=tally)
+            if batching is None:
+                await answer(jobs, max_cost=max_cost)
+            else:
+                await run_batch(jobs, store, batching, client=client, max_cost=max_cost,
+                                live=lambda js, budget: answer(js, max_cost=budget),
+                                wait=wait, resubmit=resubmit, refresh=refresh,
+                                progress=progress, tally=tally)
         finally:
             if store is not None and store is not cache:
                 await asyncio.to_thread(store.close)
             elif store is not None:
                 await store.arelease()
         res = await EvalResults.build(jobs, cases, list(scorers))
-        failed = res.failures() if progress else None
-        if failed:  # the bar only counts them; say why, where it is seen
-            print(f"gptmagic: {failed}", file=sys.stderr)
+        for said in (res.failures(), res.waiting()) if progress else ():
+            if said:  # the bar only counts them; say why, where it is seen
+                print(f"gptmagic: {said}", file=sys.stderr)
         return res
     finally:
         tally.finished.set()
-
-
-@dataclass
-class _Tally:
-    """How far a run got, read by :func:`evaluate` when the user interrupts it."""
-
-    total: int | None = None
-    hits: int = 0  # answered from the store
-    answered: int = 0  # results this run received
-    store: Store | None = None
-    written_before: int = 0  # an injected store may have written for earlier runs
-    finished: threading.Event = field(default_factory=threading.Event)
-
-    def stored(self) -> int:
-        if self.store is None:
-            return self.hits
-        return self.hits + self.store.written - self.written_before
-
-    def interrupted(self) -> RunInterrupted:
-        if self.total is None:
-            return RunInterrupted("interrupted before any call was made")
-        if self.store is None:
-            return RunInterrupted(f"{self.answered}/{self.total} answered, none stored "
-                                  f"(cache=False): a re-run asks for all of them again")
-        prefix = "" if self.finished.is_set() else "at least "
-        return RunInterrupted(f"{prefix}{self.stored()}/{self.total} stored; "
-                              f"run again to resume")
-
-
-async def _open_store(cache: bool | str | Path | Store) -> Store | None:
-    """The store ``cache`` asks for, opened off the event loop (it may wait on a lock)."""
-    if isinstance(cache, Store):
-        return cache
-    if not cache:
-        return None
-    return await asyncio.to_thread(Store, None if cache is True else cache)
-
-
-def _keys(jobs: list[Job]) -> dict[str, str]:
-    """Set every job's cache key; returns each provider's base URL (as stored)."""
-    base_urls: dict[str, str] = {}
-    for job in jobs:
-        prov = job.provider
-        if prov.name not in base_urls:
-            base_urls[prov.name] = ("local-engine" if prov.kind == "local"
-                                    else prov.endpoint("chat/completions", job.model)[0])
-        # The API is in the key (as its kind): a chat result is never a Responses answer;
-        # so are the prompt's schema and tools: changing one asks again.
-        kind = "response" if job.api == "responses" else "chat"
-        job.key = call_key(base_urls[prov.name], kind,
-                           {"model": job.model, **job.body, **job.extras.key()}, job.repeat)
-    return base_urls
 
 
 #: Seconds between looks at the store for calls another run is answering.
 _POLL = 0.2
 
 
-async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concurrency: int,
+async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concurrency: int,
                   max_cost: float | Decimal | None, progress: bool, rpm: float | None,
                   tpm: float | None, timeouts: Any, stream: bool, client: Client,
-                  tally: _Tally) -> None:
+                  tally: Tally) -> None:
     """Give every job a result or an error: from the store, from another run on the same
     store, or by sending it."""
     from gptmagic.catalog.context import check_window, may_exceed
     from gptmagic.catalog.models import model_info
     from gptmagic.catalog.pricing import PriceMemo, estimate
 
-    base_urls = _keys(jobs)
+    base_urls = set_keys(jobs)
     since = time.time() if refresh else None  # what is stored from before is not wanted
     if store is not None and not refresh:
         hits = await store.aget_many([j.key for j in jobs])
@@ -255,7 +226,8 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
                 job.result, job.cached = hits[job.key], True
     todo = [j for j in jobs if not j.cached]
     waiting: list[Job] = []  # another run on the same store is asking for these
-    tally.hits = len(jobs) - len(todo)
+    stored = len(jobs) - len(todo)
+    tally.hits += stored  # a batch run's live jobs add to its own
     limiters: dict[str, Limiter] = {}
     prices = PriceMemo()  # genai-prices asked once per model, not once per row
     budget = None if max_cost is None else Decimal(str(max_cost))
@@ -264,9 +236,9 @@ async def _answer(jobs: list[Job], store: Store | None, *, refresh: bool, concur
     errors = 0
     exhausted: dict[str, str] = {}  # provider -> the quota error that ended it
     bar = _progress(len(jobs), progress)
-    bar.update(tally.hits)
-    if tally.hits:  # say that these came from the cache, not from a model
-        bar.set_postfix_str(f"{tally.hits} from cache", refresh=False)
+    bar.update(stored)
+    if stored:  # say that these came from the cache, not from a model
+        bar.set_postfix_str(f"{stored} from cache", refresh=False)
 
     async def send(job: Job, lim: Limiter) -> Decimal:
         """Ask for one job (within its provider's limits); sets its result or error.

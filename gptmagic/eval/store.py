@@ -23,9 +23,14 @@ Another run that needs a claimed key waits for the owner's result instead of
 paying for it again, and takes the claim over when the owner is gone (its
 pid is dead on this host, or its heartbeat stopped).
 
+Batch mode keeps its batches here too (``batches`` and ``batch_rows``, read and
+written by :mod:`gptmagic.eval.ledger`): each batch the moment it is made, and
+which batch every call went into, so no call is ever put in a second batch.
+
 The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS`
 brings any older file up to date (version 0 is the unversioned file of
-gptmagic before claims, which is kept as it is and gains the claims table).
+gptmagic before claims, which is kept as it is and gains the claims table;
+version 2 adds the batch tables).
 """
 
 from __future__ import annotations
@@ -51,8 +56,8 @@ from gptmagic.core.types import Result
 from gptmagic.errors import ConfigError
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
 
-__all__ = ["CacheWarning", "Claim", "Store", "call_key", "default_path", "result_from_dict",
-           "result_to_dict"]
+__all__ = ["CacheWarning", "Claim", "Store", "alive", "call_key", "default_path",
+           "result_from_dict", "result_to_dict"]
 
 T = TypeVar("T")
 
@@ -83,8 +88,41 @@ CREATE TABLE IF NOT EXISTS claims (
     at REAL NOT NULL
 );
 """
+_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    local TEXT PRIMARY KEY,
+    batch_id TEXT,
+    file_id TEXT,
+    provider TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run TEXT NOT NULL,
+    status TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    expires REAL,
+    collected REAL,
+    note TEXT,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_rows (
+    key TEXT PRIMARY KEY,
+    local TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    error_type TEXT
+);
+CREATE INDEX IF NOT EXISTS batch_rows_local ON batch_rows (local);
+CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
+"""
 #: Version -> the SQL that brings a file at version - 1 up to it.
-_MIGRATIONS: dict[int, str] = {1: _CALLS + _CLAIMS}
+_MIGRATIONS: dict[int, str] = {1: _CALLS + _CLAIMS, 2: _BATCHES}
 SCHEMA_VERSION = max(_MIGRATIONS)
 _CALL_COLUMNS = {"key", "created", "base_url", "model", "request", "result"}
 _CLAIM_COLUMNS = {"key", "owner", "pid", "host", "at"}
@@ -103,7 +141,7 @@ def default_path() -> Path:
     return Path(base) / "gptmagic" / "calls.sqlite"
 
 
-def _alive(pid: int, host: str) -> bool:
+def alive(pid: int, host: str) -> bool:
     """Whether a claim's owner may still be running (only a pid here can be checked)."""
     if host != platform.node() or pid == os.getpid():
         return True
@@ -154,6 +192,7 @@ class Store:
         self._why_not = ""
         self._warned = False
         self._claims = False  # whether the file has our claims table
+        self.batches = False  # whether the file has the batch tables (:mod:`.ledger`)
         self._claimed = False  # whether this store ever claimed a key (so has any to drop)
         self._closed = False
         self._lock = threading.Lock()
@@ -226,9 +265,10 @@ class Store:
         if "calls" in tables and not _CALL_COLUMNS <= self._columns(db, "calls"):
             raise ConfigError(self._foreign(
                 f"its calls table has the columns {sorted(self._columns(db, 'calls'))}"))
-        if "calls" not in tables and tables - {"claims"}:
+        if "calls" not in tables and tables - {"claims", "batches", "batch_rows"}:
             raise ConfigError(self._foreign(f"it holds the tables {sorted(tables)}"))
         self._claims = "claims" in tables and _CLAIM_COLUMNS <= self._columns(db, "claims")
+        self.batches = {"batches", "batch_rows"} <= tables
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Bring the file to :data:`SCHEMA_VERSION` (one transaction; another process may
@@ -315,6 +355,24 @@ class Store:
         self._give_up(failure)
         return default
 
+    def transact(self, fn: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """Run ``fn`` in one write transaction (for :mod:`.ledger`); ``default`` when
+        writing failed (one warning, and the store writes no more)."""
+        return self._write(fn, default)
+
+    def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the file under the store's lock; a file that cannot be read is
+        a :class:`~gptmagic.errors.ConfigError`."""
+        with self._lock:
+            try:
+                return fn(self._db)
+            except sqlite3.Error as e:
+                raise self._unreadable(e) from None
+
+    async def athread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the store's own thread (the event loop never waits on disk)."""
+        return await self._off(fn, *args)
+
     # -- reading --------------------------------------------------------------------------
 
     def get_many(self, keys: list[str]) -> dict[str, Result]:
@@ -352,7 +410,7 @@ class Store:
             for key, owner, pid, host, at in db.execute(
                     f"SELECT key, owner, pid, host, at FROM claims "
                     f"WHERE key IN ({','.join('?' * len(chunk))})", chunk):
-                if owner != self.owner and at > now - STALE_AFTER and _alive(pid, host):
+                if owner != self.owner and at > now - STALE_AFTER and alive(pid, host):
                     out[key] = (owner, pid, host, at)
         return out
 
@@ -414,6 +472,25 @@ class Store:
 
         stored = self._write(do, False)
         self.written += stored
+        return stored
+
+    def put_many(self, items: list[tuple[str, str, str, dict[str, Any], Result]]) -> bool:
+        """Store many finished calls in one transaction (a batch's output): each
+        ``(key, base_url, model, request, result)`` as :meth:`put` stores one."""
+        now = time.time()
+        rows = [(key, now, base_url, model,
+                 json.dumps(elide(request), ensure_ascii=False, default=str),
+                 json.dumps(result_to_dict(result), ensure_ascii=False))
+                for key, base_url, model, request, result in items]
+
+        def do(db: sqlite3.Connection) -> bool:
+            db.executemany(
+                "INSERT OR REPLACE INTO calls (key, created, base_url, model, request, result) "
+                "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return True
+
+        stored = self._write(do, False) if rows else True
+        self.written += len(rows) if stored else 0
         return stored
 
     def release(self, keys: list[str] | None = None) -> None:
