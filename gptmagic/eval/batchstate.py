@@ -61,6 +61,10 @@ class BatchState:
     by_key: dict[str, list[Job]] = field(default_factory=dict)
     todo: list[Job] = field(default_factory=list)  # to go in new batches
     tracked: dict[str, BatchRecord] = field(default_factory=dict)  # local id -> batch
+    #: Keys another run is asking for live (or has just stored): the online runner's
+    #: claims wait for them, so no batch carries them.
+    elsewhere: set[str] = field(default_factory=set)
+    since: float | None = None  # with refresh: results stored before this are not wanted
     ledger: Ledger = field(init=False)
     label: str = ""
 

@@ -5,6 +5,7 @@ and new batches written down, uploaded and created (:class:`Submitting`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,7 @@ class Submitting(BatchState):
         """Answer what the store has, find the batches that hold the rest, decide what goes
         in new ones (within ``budget``); returns the budget those hold."""
         keys = list(self.by_key)
+        self.since = time.time() if refresh else None
         hits = {} if refresh else await self.store.aget_many(keys)
         rows = await self._db(self.ledger.rows, keys)
         await self._recover({r.local for r in rows.values() if r.state == "pending"})
@@ -113,13 +115,13 @@ class Submitting(BatchState):
         bar.update(self.tally.hits)
         for part in parts:
             local, got = await self._db(self.ledger.add, part.provider, part.endpoint,
-                                        part.model, self.label, part.keys)
+                                        part.model, self.label, part.keys, self.since)
             if not got and not self.store.writable:
                 self._refuse(part.keys, "not submitted: the cache cannot be written, and a "
                              "batch whose id is not kept could be paid for twice",
                              "CacheWarning")
                 continue
-            if len(got) < len(part.keys):  # some went in another run's batch meanwhile
+            if len(got) < len(part.keys):  # in another run's batch, or live, meanwhile
                 await self._track(set(part.keys) - set(got))
             if not got:
                 continue
@@ -174,7 +176,11 @@ class Submitting(BatchState):
                 j.batch = b.id
 
     async def _track(self, keys: set[str]) -> None:
+        """Follow the batches of ``keys`` that another run put in one; leave the others
+        (stored, or asked live, by another run) to the online runner, which waits for
+        them."""
         rows = await self._db(self.ledger.rows, keys)
+        self.elsewhere |= keys - set(rows)
         for record in await self._db(self.ledger.records, {r.local for r in rows.values()}):
             self.tracked[record.local] = record
             for k, r in rows.items():

@@ -201,6 +201,8 @@ class Watching(BatchState):
         """Price what was answered (at the batch price where it came from a batch), parse
         stored replies again, and say why each unanswered job waits."""
         for job in self.jobs:
+            if job.key in self.elsewhere:
+                continue  # run_batch hands it to the online runner
             if job.result is not None:
                 if job.cached:
                     restore(job)

@@ -1,0 +1,135 @@
+"""Live runs and batch runs on one store: a call is paid for once, whichever asks first.
+
+A run without ``batch`` does not send live what a batch not yet collected holds (its row
+is ``pending``, saying how to collect it) unless ``resubmit=True`` asks; a batch run
+does not put in a batch what another run is asking for live at that moment (it waits
+for that run's answer, as two live runs do).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fakebatches import Clock
+from test_runner_batch import KEY, MINI, ROWS, frozen, posts, run, uploaded_lines
+
+import gptmagic
+from gptmagic.eval.jobs import build_jobs, set_keys
+from gptmagic.eval.ledger import Ledger
+from gptmagic.eval.store import Store
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def fake(fake_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    gptmagic.add_profile("f", kind="openai", base_url=fake_server.url, api_key_env="FAKE_KEY")
+    fake_server.batches.clock = Clock(scale=1e6)
+    return fake_server
+
+
+def keys_of(rows):
+    jobs = build_jobs(rows, {"prompt": "user: {q}"}, [MINI], None, {}, {}, 1)
+    set_keys(jobs)
+    return [j.key for j in jobs]
+
+
+def test_a_live_run_leaves_calls_pending_in_a_batch_to_the_batch(fake, capsys):
+    clock = frozen(fake)
+    run(rows=ROWS[:3], wait=False)
+    live = run(batch=False, progress=True)  # three in the batch, three new
+    assert len(posts(fake, "/chat/completions")) == 3  # only the new ones went live
+    by = live.df.set_index("input.q")
+    held = by.loc[[r["q"] for r in ROWS[:3]]]
+    assert held["output"].isna().all() and held["error"].isna().all()
+    assert (held["batch"] == "batch_fake2").all()
+    assert held["pending"].str.contains(
+        r"in batch batch_fake2 \(validating\), not sent live: evaluate\(\.\.\., batch=True\) "
+        "collects it; resubmit=True sends it live now").all()
+    assert by.loc[[r["q"] for r in ROWS[3:]], "output"].notna().all()
+    assert "3 of 6 calls pending" in capsys.readouterr().err
+    clock.advance(2 * 3600)
+    collected = run(rows=ROWS[:3])
+    again = run(batch=False)
+    assert again.df["cached"].all() and len(posts(fake, "/chat/completions")) == 3
+    # read back without batch=True, still the batch's rows at the batch's price
+    assert list(again.df["batch"][:3]) == ["batch_fake2"] * 3
+    assert list(again.df["cost"][:3]) == list(collected.df["cost"])
+    assert list(again.df["cost"][3:]) == list(live.df["cost"][3:])
+    fresh = run(rows=ROWS[:1], batch=False, refresh=True)  # asked live again: a live row
+    assert fresh.df["batch"].isna().all()
+    assert run(rows=ROWS[:1], batch=False).df["cost"][0] == 2 * collected.df["cost"][0]
+
+
+def test_resubmit_sends_them_live_all_the_same(fake):
+    frozen(fake)
+    run(rows=ROWS[:2], wait=False)
+    live = run(rows=ROWS[:2], batch=False, resubmit=True)
+    assert live.df["error"].isna().all() and "pending" not in live.df
+    assert len(posts(fake, "/chat/completions")) == 2 and live.df["batch"].isna().all()
+
+
+def test_a_call_being_asked_live_is_not_put_in_a_batch(fake, tmp_path):
+    """Another run claimed row 0's call and is asking for it: the batch run leaves it out
+    of its file and waits for that run's answer, as a second live run would."""
+    first = keys_of(ROWS[:1])[0]
+    other = Store(tmp_path / "cache.sqlite")
+    try:
+        assert other.claim([first]).mine == [first]
+        donor = run(rows=ROWS[:1], batch=False, cache=tmp_path / "donor.sqlite").df
+        with_answer = Store(tmp_path / "donor.sqlite")
+        result = with_answer.get_many([first])[first]
+        with_answer.close()
+        answered = threading.Event()
+
+        def answer_when_the_batch_is_made() -> None:
+            for _ in range(500):  # bounded: 5 s
+                if posts(fake, "/batches"):
+                    other.put(first, "x", "gpt-4o-mini", {}, result)
+                    answered.set()
+                    return
+                time.sleep(0.01)
+
+        threading.Thread(target=answer_when_the_batch_is_made, daemon=True).start()
+        res = run(rows=ROWS[:3])
+        assert answered.is_set()
+        assert first not in {x["custom_id"] for x in uploaded_lines(fake)}
+        assert len(uploaded_lines(fake)) == 2
+        assert res.df["error"].isna().all() and "pending" not in res.df
+        assert res.df["output"][0] == donor["output"][0] and res.df["cached"][0]
+        assert len(posts(fake, "/chat/completions")) == 1  # the donor's only
+    finally:
+        other.close()
+
+
+def test_a_claim_refuses_a_call_pending_in_a_batch(tmp_path):
+    """Atomic, in the claim's own transaction: a batch written down after a live run
+    looked keeps its calls."""
+    stores = [Store(tmp_path / "c.sqlite") for _ in range(2)]
+    try:
+        ledger = Ledger(stores[0])
+        prov = gptmagic.Provider(name="p", kind="openai", base_url="http://127.0.0.1:9/v1",
+                                 api_key_env="K")
+        local, got = ledger.add(prov, "/v1/chat/completions", "m", "run", ["a", "b"])
+        claim = stores[1].claim(["a", "c"])
+        assert (claim.batched, claim.mine) == (["a"], ["c"])
+        assert stores[1].claim(["a"], batched=False).mine == ["a"]
+        # and the other way: keys claimed live elsewhere go in no batch
+        assert ledger.add(prov, "/v1/chat/completions", "m", "run", ["c", "d"])[1] == ["d"]
+        ledger.settle(local, {"a": ("failed", "x", "E"), "b": ("unrun", "y", "E")})
+        assert stores[1].claim(["b"]).mine == ["b"]  # not pending any more: free to send
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_refresh_in_batch_mode_batches_again_what_was_stored_before(fake):
+    run(rows=ROWS[:2])
+    again = run(rows=ROWS[:2], refresh=True)
+    assert again.df["error"].isna().all() and len(posts(fake, "/batches")) == 2
+    assert not again.df["cached"].any()
+
