@@ -133,3 +133,48 @@ def test_refresh_in_batch_mode_batches_again_what_was_stored_before(fake):
     assert again.df["error"].isna().all() and len(posts(fake, "/batches")) == 2
     assert not again.df["cached"].any()
 
+
+
+# -- Ctrl-C while waiting -------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_waiting_says_the_batches_go_on_and_how_to_collect(fake, capsys):
+    """A real SIGINT to the main thread while evaluate() polls a batch: one line (no
+    traceback), naming the batch, and the same call later collects it, submitting none."""
+    import signal
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from gptmagic.eval.runner import evaluate
+
+    fake.batches.clock = Clock(scale=1.0)  # real time: an hour-long batch, still running
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def interrupt_when_polled() -> None:
+        for _ in range(500):  # bounded: 5 s
+            if [r for r in fake.requests if r.method == "GET" and "/batches/" in r.path]:
+                signal.pthread_kill(main, signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=interrupt_when_polled, daemon=True).start()
+    shell = InteractiveShell.instance()
+    shell.user_ns.update(evaluate=evaluate, ROWS=ROWS)
+    try:
+        with capture_output() as cap:
+            outcome = shell.run_cell("evaluate(ROWS, 'user: {q}', ['f:gpt-4o-mini'], "
+                                     "batch={'poll': 0.05}, progress=False)")
+    finally:
+        InteractiveShell.clear_instance()
+    said = str(outcome.error_in_exec)
+    assert isinstance(outcome.error_in_exec, gptmagic.RunInterrupted)
+    assert "0/6 stored" in said and "the 6 calls in batch batch_fake2 go on" in said
+    assert "evaluate(..., batch=True) again" in said and "gptmagic.batches()" in said
+    # What the user sees: the one line, no traceback through the portal's wait.
+    assert cap.stderr + cap.stdout == f"RunInterrupted: {said}\n"
+    fake.batches.clock.advance(3 * 3600)
+    res = run()
+    assert res.df["error"].isna().all() and set(res.df["batch"]) == {"batch_fake2"}
+    assert len(posts(fake, "/batches")) == 1

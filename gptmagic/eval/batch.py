@@ -89,6 +89,7 @@ async def run_batch(jobs: list[Job], store: Store | None, opts: BatchOptions, *,
               file=sys.stderr)
     run = BatchRun([j for j in jobs if not not_batchable(j)], store, opts, client, tally,
                    PriceMemo())
+    tally.batches = run.tracked  # named if the user interrupts the run
     budget = None if max_cost is None else Decimal(str(max_cost))
     held = await run.prepare(refresh=refresh, resubmit=resubmit, budget=budget)
     bar = _progress(len(run.jobs), progress)
