@@ -178,3 +178,36 @@ def test_ctrl_c_while_waiting_says_the_batches_go_on_and_how_to_collect(fake, ca
     res = run()
     assert res.df["error"].isna().all() and set(res.df["batch"]) == {"batch_fake2"}
     assert len(posts(fake, "/batches")) == 1
+
+
+# -- a batch the provider will not show ----------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_a_batch_the_provider_refuses_to_show_ends_the_wait_saying_why(fake):
+    """A 404 (the key now belongs to another project, the batch was deleted) or a 401 is
+    not waited out: the run returns, its rows saying what the provider answered."""
+    frozen(fake)
+    run(rows=ROWS[:2], wait=False)
+    fake.batches.batches.clear()  # the provider no longer knows it
+    fake.requests.clear()
+    res = run(rows=ROWS[:2])
+    assert res.df["output"].isna().all()
+    assert res.df["pending"].str.contains(
+        "in batch batch_fake2, which could not be looked at: .*HTTP 404.*No batch found").all()
+    looks = [r for r in fake.requests if r.method == "GET" and "/batches/" in r.path]
+    assert len(looks) == 1  # asked once: a 404 is not asked again and again
+
+
+@pytest.mark.timeout(20)
+def test_an_output_file_the_provider_refuses_ends_the_wait_saying_why(fake):
+    clock = frozen(fake)
+    run(rows=ROWS[:2], wait=False)
+    clock.advance(2 * 3600)
+    (b,) = fake.batches.batches.values()
+    fake.batches._body(b)  # finished now: its output file written
+    del fake.batches.files[b.output_file_id]  # and gone (deleted, or past its expiry)
+    res = run(rows=ROWS[:2])
+    assert res.df["pending"].str.contains(
+        r"which could not be collected \(its files could not be downloaded: .*HTTP 404").all()
+    assert gptmagic.batches(refresh=False)["collected"].tolist() == [False]

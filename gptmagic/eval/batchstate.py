@@ -65,6 +65,9 @@ class BatchState:
     #: claims wait for them, so no batch carries them.
     elsewhere: set[str] = field(default_factory=set)
     since: float | None = None  # with refresh: results stored before this are not wanted
+    #: Batches this run stopped looking at: the provider refused to show them or their
+    #: files (not a passing fault); their ``note`` says why, a later run asks again.
+    stuck: set[str] = field(default_factory=set)
     ledger: Ledger = field(init=False)
     label: str = ""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.batches import iter_output
 from gptmagic.core.reply_checks import check_reply
+from gptmagic.core.retry import is_retryable
 from gptmagic.core.structured import parse_reply
 from gptmagic.core.text import preview
 from gptmagic.errors import GptmagicError, MalformedResponseError
@@ -44,7 +45,8 @@ class Watching(BatchState):
             for local in list(self.tracked):
                 await self._look(local)
             self._show(bar)
-            if not wait or not any(r.open for r in self.tracked.values()):
+            if not wait or not any(r.open and local not in self.stuck
+                                   for local, r in self.tracked.items()):
                 return
             if not self.store.writable:  # what it collects could not be kept: stop here
                 self._say("the cache cannot be written any more: stopped waiting; the "
@@ -54,7 +56,7 @@ class Watching(BatchState):
 
     async def _look(self, local: str) -> None:
         record = self.tracked[local]
-        if not record.open:
+        if not record.open or local in self.stuck:
             return
         if record.batch_id is None:  # another run is submitting it, or died doing so
             await self._recover({local})
@@ -65,10 +67,10 @@ class Watching(BatchState):
         try:
             b = await patient(lambda: batches.retrieve(str(record.batch_id)), self.opts.poll)
         except GptmagicError as e:
-            record.note = f"could not be looked at: {preview(str(e), 200)}"
+            self._trouble(record, f"could not be looked at: {preview(str(e), 200)}", e)
             return
         await self._db(self.ledger.set_batch, local, b)
-        record.status = b.status
+        record.status, record.note = b.status, None
         record.completed, record.failed = b.request_counts.completed, b.request_counts.failed
         record.total = b.request_counts.total or record.total
         if b.done:
@@ -91,7 +93,8 @@ class Watching(BatchState):
                         outcomes[line.custom_id] = read_line(line, self._api(record), b.id)
                 del content
         except GptmagicError as e:  # collected by a later look (or run)
-            record.note = f"its files could not be downloaded: {preview(str(e), 200)}"
+            self._trouble(record, f"could not be collected (its files could not be "
+                          f"downloaded: {preview(str(e), 200)})", e)
             return
         lines = await self._db(self.ledger.lines, record.local)
         outcomes |= self._unanswered(b, lines, outcomes, problems)
@@ -107,6 +110,13 @@ class Watching(BatchState):
                            note)
         record.collected = 1.0
         self._apply(outcomes, record, b.id)
+
+    def _trouble(self, record: BatchRecord, note: str, e: GptmagicError) -> None:
+        """A look or a download failed: tried again at the next look if it may pass, else
+        not by this run (waiting for it would never end)."""
+        record.note = note
+        if not is_retryable(e):
+            self.stuck.add(record.local)
 
     @staticmethod
     def _api(record: BatchRecord) -> str:
@@ -217,6 +227,9 @@ def _waiting(record: BatchRecord | None, batch_id: str | None) -> str:
     if record is None:
         return (f"in batch {batch_id or '(being submitted)'}: call evaluate(..., batch=True) "
                 "again to collect it")
+    if record.note:
+        return (f"in batch {record.batch_id}, which {record.note}; call evaluate(..., "
+                "batch=True) again to collect it (gptmagic.batches() shows its status)")
     counts = f"{record.completed + record.failed:,}/{record.total:,} done"
     return (f"in batch {record.batch_id} ({record.status}, {counts}): call evaluate(..., "
             "batch=True) again to wait for it and collect it")
