@@ -211,3 +211,42 @@ def test_an_output_file_the_provider_refuses_ends_the_wait_saying_why(fake):
     assert res.df["pending"].str.contains(
         r"which could not be collected \(its files could not be downloaded: .*HTTP 404").all()
     assert gptmagic.batches(refresh=False)["collected"].tolist() == [False]
+
+
+# -- what an output file may hold --------------------------------------------------------------
+
+
+def test_output_lines_in_any_order_duplicates_and_strangers(fake):
+    """Lines out of order map by custom_id; a call answered and also listed as failed (a
+    provider's retry) keeps its answer; a custom_id the batch never sent is not stored."""
+    import json
+
+    clock = frozen(fake)
+    run(rows=ROWS[:3], wait=False)
+    clock.advance(2 * 3600)
+    (b,) = fake.batches.batches.values()
+    fake.batches._body(b)
+    out = fake.batches.files[b.output_file_id]
+    lines = out.content.decode().splitlines()
+    first = json.loads(lines[0])
+    stranger = {**first, "custom_id": "f" * 64}
+    stranger["response"] = {**first["response"], "body": {
+        **first["response"]["body"], "choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant",
+                                                              "content": "not yours"}}]}}
+    out.content = "\n".join([*lines[::-1], json.dumps(stranger)]).encode() + b"\n"
+    failed = {"id": "batch_req_x", "custom_id": first["custom_id"], "response": {
+        "status_code": 500, "request_id": "r", "body": {"error": {"message": "retried"}}},
+        "error": None}
+    b.error_file_id = fake.batches._add_output("errors.jsonl", [json.dumps(failed)])
+    res = run(rows=ROWS[:3])
+    assert res.df["error"].isna().all()
+    assert list(res.df["output"]) == [f"echo: {r['q']}" for r in ROWS[:3]]
+    from gptmagic.eval.store import Store
+    store = Store()
+    try:
+        assert store.get_many(["f" * 64]) == {} and store.count() == 3
+    finally:
+        store.close()
+    (note,) = gptmagic.batches(refresh=False)["note"]
+    assert f"batch_fake2 output line 4: custom_id '{'f' * 64}' is not in the batch" in note

@@ -79,7 +79,10 @@ class Watching(BatchState):
     async def _collect(self, record: BatchRecord, b: Batch, batches: Batches) -> None:
         """Download and store what ``b`` answered; mark each of its calls in the ledger."""
         outcomes: dict[str, Outcome] = {}
-        problems: list[str] = []
+        problems: list[str] = []  # lines that could not be read
+        strangers: list[str] = []  # lines of calls the batch never had
+        lines = await self._db(self.ledger.lines, record.local)
+        sent = set(lines.values())
         try:
             for file_id, where in ((b.output_file_id, "output"), (b.error_file_id, "errors")):
                 if file_id is None:
@@ -89,21 +92,24 @@ class Watching(BatchState):
                 for line in iter_output(content, where=f"batch {b.id} {where}"):
                     if isinstance(line, MalformedResponseError):
                         problems.append(str(line))
+                    elif line.custom_id not in sent:  # never ours to store
+                        strangers.append(f"batch {b.id} {where} line {line.line}: custom_id "
+                                        f"{preview(line.custom_id, 80)!r} is not in the batch")
                     else:  # read as it comes: its body is let go at once
-                        outcomes[line.custom_id] = read_line(line, self._api(record), b.id)
+                        _keep(outcomes, line.custom_id,
+                              read_line(line, self._api(record), b.id))
                 del content
         except GptmagicError as e:  # collected by a later look (or run)
             self._trouble(record, f"could not be collected (its files could not be "
                           f"downloaded: {preview(str(e), 200)})", e)
             return
-        lines = await self._db(self.ledger.lines, record.local)
         outcomes |= self._unanswered(b, lines, outcomes, problems)
         answered = [(k, o) for k, o in outcomes.items() if o.result is not None]
         for key, o in answered:
             self._finish_result(key, o, b.id)
         stored = await self._db(self.store.put_many, [
             (k, *self._where(k, record), self._request(k, b.id), o.result) for k, o in answered])
-        note = "; ".join(problems)[:1000] or None
+        note = "; ".join(problems + strangers)[:1000] or None
         if stored:
             await self._db(self.ledger.settle, record.local,
                            {k: (o.state, o.error, o.error_type) for k, o in outcomes.items()},
@@ -221,6 +227,13 @@ class Watching(BatchState):
                 record = next((r for r in self.tracked.values()
                                if r.batch_id is not None and r.batch_id == job.batch), None)
                 job.pending = _waiting(record, job.batch)
+
+
+def _keep(outcomes: dict[str, Outcome], key: str, outcome: Outcome) -> None:
+    """Note what a line says of ``key``; a call listed twice (a provider's retry) keeps
+    its answer over an error, and its last answer."""
+    if outcome.state == "done" or outcomes.get(key, outcome).state != "done":
+        outcomes[key] = outcome
 
 
 def _waiting(record: BatchRecord | None, batch_id: str | None) -> str:
