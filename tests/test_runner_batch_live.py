@@ -250,3 +250,12 @@ def test_output_lines_in_any_order_duplicates_and_strangers(fake):
         store.close()
     (note,) = gptmagic.batches(refresh=False)["note"]
     assert f"batch_fake2 output line 4: custom_id '{'f' * 64}' is not in the batch" in note
+
+
+def test_the_bar_says_what_the_collected_batches_cost(fake, capsys):
+    rows = [{"q": f"{i} " + "word " * 1500} for i in range(3)]
+    run(rows=rows + rows, progress=True)  # the same three twice: three lines, paid once
+    err = capsys.readouterr().err
+    res = run(rows=rows)
+    spent = res.df["cost"].sum()
+    assert spent > 0.001 and f"; ${spent:.4f} at batch prices" in err

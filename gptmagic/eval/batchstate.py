@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.core.retry import is_retryable
@@ -68,6 +69,7 @@ class BatchState:
     #: Batches this run stopped looking at: the provider refused to show them or their
     #: files (not a passing fault); their ``note`` says why, a later run asks again.
     stuck: set[str] = field(default_factory=set)
+    spent: Decimal = Decimal(0)  # what the batches this run collected cost (the bar says)
     ledger: Ledger = field(init=False)
     label: str = ""
 

@@ -182,9 +182,13 @@ class Watching(BatchState):
     def _apply(self, outcomes: dict[str, Outcome], record: BatchRecord, batch_id: str) -> None:
         """Set the run's jobs from a collected batch's outcomes."""
         for key, o in outcomes.items():
-            for j in self.by_key.get(key, ()):
+            jobs = self.by_key.get(key, [])
+            for j in jobs:
                 self._set(j, o, batch_id)
                 self.tally.answered += o.result is not None
+            if jobs and o.result is not None:  # one line, paid once
+                price(jobs[0], self.prices)
+                self.spent += jobs[0].cost or 0
 
     @staticmethod
     def _set(j: Job, o: Outcome, batch_id: str) -> None:
@@ -209,8 +213,10 @@ class Watching(BatchState):
         if records:
             bar.set_postfix_str(f"{len(records)} batch{'es' * (len(records) > 1)}: "
                                 + ", ".join(f"{n} {s}" for s, n in states.items())
-                                + (f"; {failed:,} requests failed" if failed else ""),
-                                refresh=False)
+                                + (f"; {failed:,} request{'s' * (failed != 1)} failed"
+                                   if failed else "")
+                                + (f"; ${self.spent:.4f} at batch prices" if self.spent
+                                   else ""), refresh=False)
         bar.refresh()
 
     def finish(self) -> None:
