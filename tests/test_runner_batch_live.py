@@ -259,3 +259,18 @@ def test_the_bar_says_what_the_collected_batches_cost(fake, capsys):
     res = run(rows=rows)
     spent = res.df["cost"].sum()
     assert spent > 0.001 and f"; ${spent:.4f} at batch prices" in err
+
+
+def test_a_batch_refused_whole_says_why_without_a_line(fake):
+    """OpenAI's enqueued-token limit fails the batch with no line: its rows say so, and
+    that resubmit=True sends them again (in smaller batches, or later)."""
+    fake.batches.batch_errors = [{"code": "token_limit_exceeded", "line": None,
+                                  "message": "Enqueued token limit reached for gpt-4o-mini."}]
+    res = run(rows=ROWS[:2])
+    assert res.df["pending"].str.fullmatch(
+        r"not run: batch batch_fake2 failed \(token_limit_exceeded: Enqueued token limit "
+        r"reached for gpt-4o-mini\.\) before it ran; evaluate\(\.\.\., batch=True, "
+        r"resubmit=True\) sends it again").all()
+    fake.batches.batch_errors = []
+    again = run(rows=ROWS[:2], resubmit=True)
+    assert again.df["error"].isna().all() and "pending" not in again.df

@@ -28,7 +28,7 @@ from gptmagic.eval.batchstate import BatchState, patient
 from gptmagic.eval.calls import price, restore
 
 if TYPE_CHECKING:
-    from gptmagic.client.batches import Batch, Batches
+    from gptmagic.client.batches import Batch, BatchError, Batches
     from gptmagic.eval.jobs import Job
     from gptmagic.eval.ledger import BatchRecord
 
@@ -146,8 +146,7 @@ class Watching(BatchState):
                 out[key] = Outcome("failed", error=f"batch {b.id}: no answer could be read for "
                                    f"it ({problems[0]})", error_type="MalformedResponseError")
             else:
-                why = (f"batch {b.id} {b.status}" + (f" (line {first.line}: {first.message})"
-                                                    if first is not None else ""))
+                why = f"batch {b.id} {b.status}" + (f" ({_said(first)})" if first else "")
                 out[key] = Outcome("unrun", error=f"{why} before it ran",
                                    error_type="BatchLineError")
         return out
@@ -233,6 +232,12 @@ class Watching(BatchState):
                 record = next((r for r in self.tracked.values()
                                if r.batch_id is not None and r.batch_id == job.batch), None)
                 job.pending = _waiting(record, job.batch)
+
+
+def _said(e: BatchError) -> str:
+    """A batch's error as its rows say it: its line (if it names one) or its code."""
+    where = f"line {e.line}" if e.line is not None else (e.code or "error")
+    return f"{where}: {e.message or 'no message'}"
 
 
 def _keep(outcomes: dict[str, Outcome], key: str, outcome: Outcome) -> None:
