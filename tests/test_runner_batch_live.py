@@ -274,3 +274,22 @@ def test_a_batch_refused_whole_says_why_without_a_line(fake):
     fake.batches.batch_errors = []
     again = run(rows=ROWS[:2], resubmit=True)
     assert again.df["error"].isna().all() and "pending" not in again.df
+
+
+def test_answers_stored_but_their_batch_not_marked_collected_are_healed(fake, tmp_path):
+    """A run stopped between storing a batch's answers and marking the batch collected
+    (two writes): the next run collects it again, so its rows are the batch's, at its
+    price, and the batch is no longer listed as waiting."""
+    import sqlite3
+
+    first = run(rows=ROWS[:2])
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    with db:
+        db.execute("UPDATE batch_rows SET state = 'pending'")
+        db.execute("UPDATE batches SET collected = NULL")
+    db.close()
+    again = run(rows=ROWS[:2])
+    assert list(again.df["batch"]) == list(first.df["batch"])
+    assert list(again.df["cost"]) == list(first.df["cost"])
+    assert gptmagic.batches(refresh=False)["collected"].tolist() == [True]
+    assert len(posts(fake, "/batches")) == 1

@@ -10,6 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from gptmagic.client.batches import FINAL
 from gptmagic.core.retry import is_retryable
 from gptmagic.core.text import preview
 from gptmagic.errors import APIConnectionError, APIStatusError, GptmagicError
@@ -47,6 +48,9 @@ class Submitting(BatchState):
                 done_in = batch_id if row is not None and row.state == "done" else None
                 for j in group:
                     j.result, j.cached, j.batch = hits[key], True, done_in
+                if row is not None and row.state == "pending" and _unsettled(record):
+                    assert record is not None  # stored, but its batch was never marked
+                    self.tracked[record.local] = record  # collected (again): settled
                 continue
             if row is None:
                 self.todo += group
@@ -188,3 +192,9 @@ class Submitting(BatchState):
                     for j in self.by_key[k]:
                         j.batch = record.batch_id
 
+
+def _unsettled(record: BatchRecord | None) -> bool:
+    """A batch that had ended when last seen and was never marked collected: its run
+    stopped between storing its answers and marking it (two writes)."""
+    return (record is not None and record.open and record.batch_id is not None
+            and record.status in FINAL)
