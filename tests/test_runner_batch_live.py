@@ -293,3 +293,54 @@ def test_answers_stored_but_their_batch_not_marked_collected_are_healed(fake, tm
     assert list(again.df["cost"]) == list(first.df["cost"])
     assert gptmagic.batches(refresh=False)["collected"].tolist() == [True]
     assert len(posts(fake, "/batches")) == 1
+
+
+# -- processes racing on one cache ---------------------------------------------------------------
+
+_RACER = r"""
+import sys, gptmagic
+url, cache, n, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "batch"
+gptmagic.add_profile("f", kind="openai", base_url=url, api_key_env="FAKE_KEY")
+res = gptmagic.evaluate([{"q": f"row {i}"} for i in range(n)], "user: {q}", ["f:gpt-4o-mini"],
+                        concurrency=4, cache=cache, progress=False,
+                        batch={"poll": 0.02, "max_requests": 25} if batch else False)
+print(int(res.df["output"].notna().sum()), int(res.df["error"].notna().sum()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.3])
+def test_live_and_batch_processes_on_one_cache_pay_each_call_once(fake_server, tmp_path, gap):
+    """Two live runs and two batch runs of the same 150 calls, started together (or the
+    batch runs while the live ones are sending): every call is asked once, live or in a
+    batch line, never both."""
+    import collections
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fakeserver import Behaviour
+
+    fake_server.batches.clock = Clock(scale=2000)
+    fake_server.set_default(Behaviour(delay=0.02))
+    cache = str(tmp_path / "c.sqlite")
+    env = {**os.environ, "FAKE_KEY": KEY}
+    procs = []
+    for kind in ("live", "live", "batch", "batch"):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", _RACER, fake_server.url, cache, "150", kind],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        time.sleep(gap)
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e[-500:] for _, e in outs]
+    live = collections.Counter(r.json["messages"][0]["content"] for r in fake_server.requests
+                               if r.method == "POST" and r.path.endswith("/chat/completions"))
+    lines = collections.Counter(json.loads(x)["body"]["messages"][0]["content"]
+                                for f in fake_server.batches.files.values()
+                                if f.purpose == "batch" for x in f.content.splitlines())
+    asked = live + lines
+    assert len(asked) == 150 and set(asked.values()) == {1}, (live.total(), lines.total())
+    # the batch runs waited for everything; a live run may leave batched calls pending
+    assert [o.split()[1] for o, _ in outs] == ["0"] * 4
+    assert [o.split()[0] for o, _ in outs[2:]] == ["150", "150"]
