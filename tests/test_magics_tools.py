@@ -392,17 +392,20 @@ def test_dry_run_shows_the_tool_schemas_and_their_cost(shell, fake_server, api):
     assert r.count.total == without.count.total + costs["all"]
 
 
-def test_in_a_kernel_the_dry_run_says_the_whole_prompt_with_the_tools(shell, monkeypatch):
-    """The counter widget below a dry run counts the messages only: the line on the
-    tools gives the whole prompt, tools included, and its expected cost (found in
-    JupyterLab: the counter's 11 tokens and cost were all a user saw)."""
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_in_a_kernel_the_counter_under_the_dry_run_counts_the_tools(shell, monkeypatch, api):
+    """The counter widget below a dry run counts the prompt sent, tools included (found
+    in JupyterLab: the counter's 11 tokens and cost, the messages alone, were all a
+    user saw)."""
     monkeypatch.setattr(shell, "kernel", object(), raising=False)
-    r, _ = chat(shell, "-p fake -m gpt-4.1-mini --tools get_weather --dry-run",
+    r, _ = chat(shell, f"-p fake -m gpt-4.1-mini --api {api} --tools get_weather --dry-run",
                 "user: weather?")
     assert r.counter is not None and r.count.tools > 0
+    assert r.counter.data["total"] == r.count.total
+    assert r.counter.data["tools"] == r.count.tools
+    assert f"  {'tools':<47} {r.count.tools:>6,}" in r.counter.to_text()
     text = r._repr_mimebundle_()[0]["text/plain"]
-    assert "the counter below counts the messages only: with the tools the prompt is " \
-           f"{r.count.total} tokens, expected cost {r.estimate.expected}" in text
+    assert "messages only" not in text and "see the counter below" in text
     assert "OpenAI's published rule" in text  # a hosted model's count is an estimate
 
 
@@ -416,12 +419,45 @@ def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
         d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
         assert d.request["tools"][0]["function"]["name"] == "add"
         assert d.count.exact and d.count.tools > 0
-        assert d.tool_costs == [("add", d.count.tools), ("all", d.count.tools)]
         assert "add" in d.engine_prompt and "2+3?" in d.engine_prompt
         shown = d._repr_mimebundle_()[0]["text/plain"]
         assert (f"Tool definitions: {d.count.tools:,} prompt tokens in all (exact: the "
                 "engine's count") in shown and "OpenAI's published rule" not in shown
         plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
-        assert d.count.total == plain.count.total + d.count.tools
+        # The description is the system message, in place of the template's default
+        # one: leaving the tool out saves less than the description's tokens.
+        saved = d.count.total - plain.count.total
+        assert d.tool_costs == [("add", saved), ("all", d.count.tools)]
+        assert 0 < saved < d.count.tools
+        assert "in place of the engine's default system prompt, which leaving every tool " \
+               "out brings back" in shown
+        assert "NAMED SMOLLM" not in d.engine_prompt.upper()
     finally:
         gptmagic.shutdown()
+
+
+@pytest.mark.engine
+def test_in_a_kernel_the_embedded_models_counter_counts_the_prompt_with_tools(shell,
+                                                                              monkeypatch):
+    """The counter under an embedded dry run with tools: its rows, the tools' row and its
+    note are those of the prompt the engine reads (it counted the messages alone, the
+    template's default system prompt in message 0, and said so)."""
+    import gptmagic
+
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    try:
+        d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
+        data = d.counter.data
+        plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
+        alone = plain.counter.data
+    finally:
+        gptmagic.shutdown()
+    assert data["total"] == d.count.total and data["tools"] == d.count.tools > 0
+    [(role, _, content, name, overhead, _)] = data["rows"]
+    assert role == "user" and data["total"] == (content + name + overhead + data["tools"]
+                                                + data["reply_priming"])
+    assert "default system prompt (counted in message 0)" in alone["note"]
+    assert alone["rows"][0][4] > overhead  # the default system prompt was in message 0
+    assert data["note"] == ("the tools' description is the system message, in place of the "
+                            "engine's default system prompt, which leaving every tool out "
+                            "brings back")

@@ -312,7 +312,8 @@ class GptMagics(Magics):
                 isinstance(sink, StepSink) and sink.rich)):
             # In a terminal the dry run's own table already has the counts.
             reply.counter = cellviews.counter_for_request(reply.request,
-                                                          note=reply.counter_note)
+                                                          note=reply.counter_note,
+                                                          tools=reply.tools)
             cellviews.show_after_cell(self.shell, [reply.counter])
         return reply
 
