@@ -180,7 +180,13 @@ def test_json_mode_still_works_alone(shell, fake_server):
 @pytest.mark.parametrize(("line", "said"), [
     ("--schema Nobody", "--schema Nobody: no variable named 'Nobody' in the notebook; "
                         "define it first"),
+    ("--schema Persn", "--schema Persn: no variable named 'Persn' in the notebook (did you "
+                       "mean 'Person'?); define it first"),
+    ("--schema verdit", "no variable named 'verdit' in the notebook (did you mean 'verdict'?)"),
+    ("--schema KEY_TXT", "no variable named 'KEY_TXT' in the notebook; define"),  # not a schema
     ("--schema models.Q", "--schema models.Q: models has no attribute 'Q'"),
+    ("--schema models.PP", "--schema models.PP: models has no attribute 'PP' (did you mean "
+                           "'P'?)"),
     ("--schema KEY_TEXT", "--schema KEY_TEXT: a schema must be a Pydantic model class, a "
                           "TypedDict, a dataclass or a JSON-schema dict; got str"),
     ("--schema loose", "--schema loose: schema loose.ok: not in 'required'"),

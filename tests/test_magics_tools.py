@@ -69,6 +69,8 @@ def _answers(monkeypatch, *said):
 @pytest.mark.parametrize(("line", "said"), [
     ("--tools get_wether", "no function 'get_wether' in the notebook (did you mean "
                            "'get_weather'?)"),
+    ("--tools calls.apend", "'calls' has no attribute 'apend' ('calls.apend') (did you mean "
+                            "'append'?)"),
     ("--tools not_a_function", "'not_a_function' is a int, not a function"),
     ("--tools get_weather,get_weather", "'get_weather' is given twice"),
     ("--tools ,", "--tools needs function names"),

@@ -23,7 +23,6 @@ being worked on (open), and the model's text as it streams (views:
 from __future__ import annotations
 
 import builtins
-import difflib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.tools import ToolRun
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
+from gptmagic.core.text import did_you_mean
 from gptmagic.core.to_responses import input_items, response_fields
 from gptmagic.core.tools import Tool, tool_choice, tool_from
 from gptmagic.core.types import Result, Step, ToolCall
@@ -73,15 +73,15 @@ def _lookup(name: str, namespace: Mapping[str, Any]) -> Any:
     head, *rest = name.split(".")
     if head not in namespace:
         known = [k for k, v in namespace.items() if callable(v) and not k.startswith("_")]
-        close = difflib.get_close_matches(head, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise RequestError(f"--tools: no function {head!r} in the notebook{hint}; define it "
-                           "in a cell above, then run this cell again", param="--tools")
+        raise RequestError(f"--tools: no function {head!r} in the notebook"
+                           f"{did_you_mean(head, known)}; define it in a cell above, then run "
+                           "this cell again", param="--tools")
     obj = namespace[head]
     for i, attr in enumerate(rest, 1):
         if not hasattr(obj, attr):
             where = ".".join([head, *rest[: i - 1]])
-            raise RequestError(f"--tools: {where!r} has no attribute {attr!r} ({name!r})",
+            hint = did_you_mean(attr, [a for a in dir(obj) if not a.startswith("_")])
+            raise RequestError(f"--tools: {where!r} has no attribute {attr!r} ({name!r}){hint}",
                                param="--tools")
         obj = getattr(obj, attr)
     if not callable(obj):
