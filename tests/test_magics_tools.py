@@ -347,6 +347,10 @@ def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
     running = [md for md in live if "running get\\_weather" in md]
     assert running, live  # the function's step shown open while it runs
     assert "<details open><summary>step 1 · get_weather" in running[0]
+    # ... saying it runs (it said "not run yet" above "running get_weather…")
+    assert 'step 1 · get_weather({"city": "Oslo"}) · running…</summary>' in running[0]
+    assert "not run yet" not in running[0]
+    assert running[0].count("· running…") == 2  # the step's summary and the call's line
     second = [md for md in live if "model call 3" in md]
     assert second and "<details><summary>step 1" in second[0]  # done: collapsed
     assert "<details open><summary>step 2 · add" in second[0]

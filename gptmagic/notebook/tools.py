@@ -213,6 +213,8 @@ class StepSink:
         self.handle: Any = None
         self.steps: list[Step] = []
         self.status = ""
+        #: The call whose function runs now, if one does.
+        self.running: ToolCall | None = None
         self.texts: dict[int, str] = {}
         self._shown_steps = 0  # steps a terminal has printed
         self._printed = 0  # characters of the text streaming now a terminal has printed
@@ -228,16 +230,18 @@ class StepSink:
         summary line alone, the steps and the answer being on screen already."""
         return 0 if self.rich else self._printed + self._shown_steps
 
-    def show(self, steps: Sequence[Step], status: str) -> None:
+    def show(self, steps: Sequence[Step], status: str, running: ToolCall | None = None
+             ) -> None:
         """The loop is at ``status`` (``model call 2…``, ``running get_weather…``) with
-        ``steps`` so far (the last one under way)."""
+        ``steps`` so far (the last one under way; ``running``: its call running now)."""
         self.steps, self.status = [s for s in steps if s.calls], status
+        self.running = running
         if self.rich:
             self._redraw()
 
     def _redraw(self) -> None:
         assert self._display is not None
-        data = views.live_bundle(self.steps, self.status, self.texts)
+        data = views.live_bundle(self.steps, self.status, self.texts, self.running)
         if self.handle is None:
             self.handle = self._display(data, raw=True, display_id=True)
         else:
@@ -256,6 +260,7 @@ class StepSink:
         """About to ask whether to run ``call`` of the last of ``steps``: show it (the
         question comes below, in the front end's input box)."""
         self.status = f"waiting for your answer: run {views.call_text(call)}?"
+        self.running = None
         if self.rich:
             self.steps = [s for s in steps if s.calls] or self.steps
             self._redraw()
@@ -272,6 +277,7 @@ class StepSink:
             self._printed = len(text)
             return
         self.status = f"model call {len(self.steps) + 1}… {model} · {elapsed:.1f} s"
+        self.running = None
         self._redraw()
 
     def close(self) -> None:
@@ -327,7 +333,7 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
     approval = Approval(show=lambda call: sink.asking(call, loop.steps)) if opts.approve \
         else None
     fixed = {k: v for k, v in out.params.items() if k not in ("tools", "tool_choice")}
-    tools = [_watched(t, sink, lambda: loop.steps) for t in opts.tools]
+    tools = [_watched(t, sink, lambda: loop) for t in opts.tools]
     # The prompt in the endpoint's own shape: chat's messages (image_url parts, a thread's
     # tool_calls), not their Responses items, which /chat/completions refuses.
     prompt = out.payload["messages"] if out.api == "chat" else out.input
@@ -365,14 +371,15 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
     return Loop(result)
 
 
-def _watched(tool: Tool, sink: StepSink, steps: Callable[[], list[Step]]) -> Tool:
+def _watched(tool: Tool, sink: StepSink, loop: Callable[[], ToolRun]) -> Tool:
     """``tool`` whose function first tells ``sink`` it is running (the live view)."""
     fn = tool.fn
     if fn is None:
         return tool
 
     def running(*args: Any, **kwargs: Any) -> Any:
-        sink.show(steps(), f"running {tool.name}…")
+        now = loop()
+        sink.show(now.steps, f"running {tool.name}…", running=now.running)
         return fn(*args, **kwargs)
 
     return replace(tool, fn=running)
