@@ -799,6 +799,7 @@ def test_an_image_counted_shown_and_refused(structured_nb):
 
     (err,) = outputs(cell(nb, "%%chat --no-history\nuser: What shapes"))
     assert err["output_type"] == "stream" and err["name"] == "stderr"
-    assert err["text"] == ("UsageError: SmolLM2 (the embedded model) reads text only: line 1 "
-                           "`![a red circle and a blue square](data/shapes.png)`; send it to a "
-                           "vision model (--model gpt-4.1-nano) or remove the image\n")
+    assert err["text"] == ("UsageError: cell line 1: image `![a red circle and a blue square]"
+                           "(data/shapes.png)`: SmolLM2 (the embedded model) reads text only; "
+                           "send it to a vision model (--model gpt-4.1-nano) or remove the "
+                           "image\n")
