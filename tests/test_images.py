@@ -102,7 +102,7 @@ def test_bad_images_are_errors_naming_the_line(cell, line, fragment):
     with pytest.raises(CellSyntaxError) as e:
         parse_cell(cell)
     assert e.value.line == line and fragment in str(e.value)
-    assert str(e.value).startswith(f"cell line {line}: image ")
+    assert str(e.value).startswith(f"cell line {line}: image `![x](")  # in backticks, as all
 
 
 @pytest.mark.parametrize("messages", [
@@ -318,13 +318,43 @@ def test_elide_replaces_every_data_url_with_its_size():
 
 
 def test_text_only_refusal_names_lines_or_parts():
+    """Worded as every other image error: it said "line 2" where they say "cell line 2"."""
     cell = read_cell("user: hi\nsee ![cat](cat.png)")
     said = str(text_only_refusal(cell.messages, cell.images, instead="--model gpt-4.1-mini"))
-    assert said == ("SmolLM2 (the embedded model) reads text only: line 2 `![cat](cat.png)`; "
-                    "send it to a vision model (--model gpt-4.1-mini) or remove the image")
+    assert said == ("cell line 2: image `![cat](cat.png)`: SmolLM2 (the embedded model) reads "
+                    "text only; send it to a vision model (--model gpt-4.1-mini) or remove the "
+                    "image")
     said = str(text_only_refusal(cell.messages))
-    assert "messages[0].content[1] is an image" in said and "model='gpt-4.1-nano'" in said
+    assert said.startswith("messages[0].content[1] is an image: SmolLM2 (the embedded model) "
+                           "reads text only; send it") and "model='gpt-4.1-nano'" in said
     assert text_only_refusal([{"role": "user", "content": "hi"}]) is None
+    two = read_cell("user: ![a](a.png) ![b](b.png)\n![c](c.png)")
+    assert str(text_only_refusal(two.messages, two.images)).startswith(
+        "cell lines 1 and 2: images `![a](a.png)`, `![b](b.png)` and `![c](c.png)`: SmolLM2 "
+        "(the embedded model) reads text only; send them to a vision model")
+    five = read_cell("user: " + " ".join(f"![{i}]({i}.png)" for i in range(5)))
+    assert str(text_only_refusal(five.messages, five.images)).startswith(
+        "cell line 1: images `![0](0.png)`, `![1](1.png)`, `![2](2.png)` and 2 more: ")
+
+
+def test_every_image_error_names_it_the_same_way(tmp_path):
+    """``cell line N: image `...```: the grammar's errors quoted with '...', the embedded
+    model's refusal said "line 2", the file errors used backticks."""
+    from gptmagic.client.images import load_images
+
+    (tmp_path / "bad.png").write_text("not an image")
+    errors = []
+    for cell in ("user: hi\n![x](nothere.png)", "user: hi\n![x](bad.png)",
+                 "system: hi\n![x](a.png)", "user: hi\n![x](a b.png)",
+                 "user: hi\n![x](a.png){detail=huge}"):
+        with pytest.raises(CellSyntaxError) as e:
+            load_images(read_cell(cell), base=str(tmp_path))
+        errors.append(str(e.value))
+    cell = read_cell("user: hi\n![x](a.png)")
+    errors.append(str(text_only_refusal(cell.messages, cell.images)))
+    assert all(e.startswith("cell line 2: image `![x](") for e in errors), errors
+    long = read_cell("user: ![x](" + "d" * 200 + ".png)")
+    assert len(long.images[0].where) < 120 and long.images[0].where.endswith("…`")
 
 
 def test_the_refusal_suggests_a_current_vision_model():

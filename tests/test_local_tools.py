@@ -152,16 +152,34 @@ def test_parallel_calls_off_is_one_call(local_client: httpx.Client) -> None:  # 
 
 def test_count_tokens_counts_the_tools_description(local_engine: LocalEngine,  # noqa: F811
                                                    local_client: httpx.Client) -> None:  # noqa: F811
-    """A dry run's count with tools is the request's prompt, the tools' share apart."""
-    async def counts() -> tuple[TokenCount, TokenCount]:
+    """A dry run's count with tools is the request's prompt, the tools' share apart.
+
+    With no system message of the user's, the tools' description is the system
+    message, and the template's default system prompt is not in the prompt: the
+    breakdown counts the prompt sent (a dry run's counter showed message 0 with the
+    default prompt in it, and said so, above a total that had none)."""
+    system = [{"role": "system", "content": "Be brief."}, *ASK]
+
+    async def counts() -> list[TokenCount]:
         async with Client("local", engine=local_engine) as client:
-            return (await client.count_tokens(ASK, "local", tools=[WEATHER, TIME]),
-                    await client.count_tokens(ASK, "local"))
-    with_tools, plain = asyncio.run(counts())
+            return [await client.count_tokens(m, "local", tools=t)
+                    for m in (ASK, system) for t in ([WEATHER, TIME], None)]
+    with_tools, plain, sys_tools, sys_plain = asyncio.run(counts())
     sent = post(local_client, messages=ASK, tools=[WEATHER, TIME], max_tokens=1)
     assert with_tools.total == sent["usage"]["prompt_tokens"] and with_tools.exact
-    assert with_tools.tools == with_tools.total - plain.total > 50
-    assert with_tools.messages == plain.messages  # the messages' own share is unchanged
+    for counted in (with_tools, plain, sys_tools, sys_plain):  # every token in one row
+        assert counted.total == (sum(m.total for m in counted.messages)
+                                 + counted.reply_priming + counted.tools)
+    assert "default system prompt (counted in message 0)" in plain.note
+    default = plain.messages[0].overhead - with_tools.messages[0].overhead
+    assert default > 10  # "You are a helpful AI assistant named SmolLM, ..."
+    assert with_tools.messages[0].content == plain.messages[0].content
+    assert "in place of the engine's default system prompt" in with_tools.note
+    assert "(counted in message 0)" not in with_tools.note
+    assert with_tools.tools == with_tools.total - plain.total + default > 50
+    # A system message of the user's takes the description at its end.
+    assert sys_tools.tools == sys_tools.total - sys_plain.total > 50
+    assert sys_tools.messages == sys_plain.messages and not sys_tools.note
 
 
 def get_weather(city: str) -> str:

@@ -168,11 +168,12 @@ def engine_started(monkeypatch):
 def test_the_embedded_model_refuses_an_image_naming_its_line(shell, fake_server, engine_started):
     with pytest.raises(UsageError) as e:
         chat(shell, "-m local", CELL)
-    assert str(e.value) == (f"SmolLM2 (the embedded model) reads text only: line 3 `{WRITTEN}`; "
-                            "send it to a vision model (--model gpt-4.1-nano) or remove the image")
-    with pytest.raises(UsageError, match="reads text only: line 3"):
+    assert str(e.value) == (f"cell line 3: image `{WRITTEN}`: SmolLM2 (the embedded model) reads "
+                            "text only; send it to a vision model (--model gpt-4.1-nano) or "
+                            "remove the image")
+    with pytest.raises(UsageError, match="^cell line 3: image .*reads text only"):
         chat(shell, "-m local --dry-run", CELL)
-    with pytest.raises(UsageError, match="reads text only: line 3"):
+    with pytest.raises(UsageError, match="^cell line 3: image .*reads text only"):
         chat(shell, "-m fake:fake-model,local", CELL)
     # Images in the thread's earlier turns are refused too, saying where they are.
     chat(shell, "-p fake --no-stream", CELL)
@@ -191,9 +192,8 @@ def test_the_python_api_refuses_images_for_the_embedded_model_before_sending(raw
     with pytest.raises(RequestError) as e:
         gptmagic.chat(messages, model="local")
     said = str(e.value)
-    assert said == ("SmolLM2 (the embedded model) reads text only: messages[0].content[1] is "
-                    "an image; send it to a vision model (model='gpt-4.1-nano') or remove the "
-                    "image")
+    assert said == ("messages[0].content[1] is an image: SmolLM2 (the embedded model) reads text "
+                    "only; send it to a vision model (model='gpt-4.1-nano') or remove the image")
     with pytest.raises(RequestError, match=r"input\[0\].content\[1\]|messages\[0\]"):
         gptmagic.respond(messages, model="local")
     assert not engine_started()

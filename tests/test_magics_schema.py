@@ -114,11 +114,39 @@ def test_an_invalid_reply_shows_its_errors_by_path(shell, fake_server):
     assert meta["response"]["schema"]["errors"] == list(r.validation.errors)
 
 
-def test_a_cut_off_reply_says_to_raise_max_tokens(shell):
+def test_a_cut_off_reply_says_so_once_and_to_raise_max_tokens(shell, monkeypatch):
+    """The reply that is not JSON was said three times: the --json complaint, the badge's
+    "cut off ... raise --max-tokens" and pydantic's "(root): Invalid JSON: EOF ..."."""
     r, _ = chat(shell, "-p fake --schema Person --max-tokens 2", "user: x")
     assert r.finish_reason == "length" and r.validation.valid is False
-    md = view(r)[0]
-    assert "cut off by the token limit: raise --max-tokens" in md
+    md, plain, _ = view(r)
+    for shown in (md, plain):
+        assert ("invalid** — " if shown is md else "invalid: ") + (
+            "the reply is not valid JSON, so it cannot match Person: cut off by the token "
+            "limit before it was complete") in shown
+        assert shown.count("raise --max-tokens") == 1  # the summary line's
+        assert shown.count("cut off") == 1 and "JSON:" not in shown and "EOF" not in shown
+    monkeypatch.delattr(shell, "kernel")  # a terminal: the footer alone says it, once
+    r, _ = chat(shell, "-p fake --schema Person --max-tokens 2", "user: x")
+    footer = view(r)[1]
+    assert footer.count("not valid JSON") == 1 and footer.count("raise --max-tokens") == 1
+
+
+def test_a_malformed_reply_says_so_once(shell, fake_server, monkeypatch):
+    fake_server.plan(Behaviour(text='{"name": "Ann", "age": 3 "home": {"city": "x"}}'))
+    r, _ = chat(shell, "-p fake --schema Person", "user: x")
+    md, plain, meta = view(r)
+    said = ("the reply is not valid JSON, so it cannot match Person: Expecting ',' delimiter "
+            "(line 1, column 26)")
+    for shown in (md, plain):
+        assert said in shown and shown.count("not valid JSON") == 1
+        assert "Invalid JSON" not in shown and "column 26" in shown
+    assert meta["response"]["schema"]["errors"] == [
+        "(root): not valid JSON: Expecting ',' delimiter (line 1, column 26)"]
+    monkeypatch.delattr(shell, "kernel")
+    fake_server.plan(Behaviour(text='{"name": "Ann", "age": 3 "home": {"city": "x"}}'))
+    r, _ = chat(shell, "-p fake --schema Person", "user: x")
+    assert view(r)[1].count("not valid JSON") == 1
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -180,7 +208,13 @@ def test_json_mode_still_works_alone(shell, fake_server):
 @pytest.mark.parametrize(("line", "said"), [
     ("--schema Nobody", "--schema Nobody: no variable named 'Nobody' in the notebook; "
                         "define it first"),
+    ("--schema Persn", "--schema Persn: no variable named 'Persn' in the notebook (did you "
+                       "mean 'Person'?); define it first"),
+    ("--schema verdit", "no variable named 'verdit' in the notebook (did you mean 'verdict'?)"),
+    ("--schema KEY_TXT", "no variable named 'KEY_TXT' in the notebook; define"),  # not a schema
     ("--schema models.Q", "--schema models.Q: models has no attribute 'Q'"),
+    ("--schema models.PP", "--schema models.PP: models has no attribute 'PP' (did you mean "
+                           "'P'?)"),
     ("--schema KEY_TEXT", "--schema KEY_TEXT: a schema must be a Pydantic model class, a "
                           "TypedDict, a dataclass or a JSON-schema dict; got str"),
     ("--schema loose", "--schema loose: schema loose.ok: not in 'required'"),

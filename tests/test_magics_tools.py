@@ -50,13 +50,19 @@ def _session(sh):
     return sh.magics_manager.registry["GptMagics"].session
 
 
-def _answers(monkeypatch, *said):
+def _answers(monkeypatch, *said, seen=None):
     """``input()`` answers ``said`` in turn (the kernel's input box, typed into); the
-    questions asked are returned."""
+    questions asked are returned. ``seen`` (a list) gets the cell's displayed Markdown
+    at each question (what the notebook shows above the input box)."""
     asked, queue = [], list(said)
 
     def read(prompt=""):
         asked.append(prompt)
+        if seen is not None:
+            from IPython.core.interactiveshell import InteractiveShell
+
+            shown = InteractiveShell.instance().display_pub.outputs
+            seen.append([o["data"].get("text/markdown", "") for o in shown])
         return queue.pop(0)
 
     monkeypatch.setattr("builtins.input", read)
@@ -69,6 +75,8 @@ def _answers(monkeypatch, *said):
 @pytest.mark.parametrize(("line", "said"), [
     ("--tools get_wether", "no function 'get_wether' in the notebook (did you mean "
                            "'get_weather'?)"),
+    ("--tools calls.apend", "'calls' has no attribute 'apend' ('calls.apend') (did you mean "
+                            "'append'?)"),
     ("--tools not_a_function", "'not_a_function' is a int, not a function"),
     ("--tools get_weather,get_weather", "'get_weather' is given twice"),
     ("--tools ,", "--tools needs function names"),
@@ -236,7 +244,8 @@ def test_approve_runs_what_you_accept_and_tells_the_model_what_you_declined(
     r, cap = chat(shell, f"-p fake --api {api} --tools get_weather --approve", "user: weather?")
     assert shell.user_ns["calls"] == ["Paris"]  # Rome was declined: it never ran
     assert asked[0] == 'Run get_weather({"city": "Paris"})? [y/N] '
-    assert asked[1].startswith("Please answer y or n.")  # "maybe" is asked again
+    # "maybe" is asked again, the call and its arguments kept in the question
+    assert asked[1] == 'Please answer y or n. Run get_weather({"city": "Paris"})? [y/N] '
     assert asked[2] == 'Run get_weather({"city": "Rome"})? [y/N] '
     paris, rome = r.steps[0].calls
     assert (paris.approved, rome.approved) == (True, False)
@@ -345,6 +354,10 @@ def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
     running = [md for md in live if "running get\\_weather" in md]
     assert running, live  # the function's step shown open while it runs
     assert "<details open><summary>step 1 · get_weather" in running[0]
+    # ... saying it runs (it said "not run yet" above "running get_weather…")
+    assert 'step 1 · get_weather({"city": "Oslo"}) · running…</summary>' in running[0]
+    assert "not run yet" not in running[0]
+    assert running[0].count("· running…") == 2  # the step's summary and the call's line
     second = [md for md in live if "model call 3" in md]
     assert second and "<details><summary>step 1" in second[0]  # done: collapsed
     assert "<details open><summary>step 2 · add" in second[0]
@@ -355,11 +368,12 @@ def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
 
 def test_while_you_are_asked_the_step_under_way_shows_open(shell, fake_server, monkeypatch):
     shell.kernel = object()
-    _answers(monkeypatch, "y", "n")
+    seen = []
+    _answers(monkeypatch, "y", "n", seen=seen)
     fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"}),
                                            ("get_weather", {"city": "Rome"})]), Behaviour())
     _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
-    live = [o.data.get("text/markdown", "") for o in cap.outputs]
+    live = [md for shown in seen for md in shown]
     def asked(city):
         said = f'waiting for your answer: run get\\_weather({{"city": "{city}"}})'
         return [md for md in live if said in md]
@@ -392,17 +406,20 @@ def test_dry_run_shows_the_tool_schemas_and_their_cost(shell, fake_server, api):
     assert r.count.total == without.count.total + costs["all"]
 
 
-def test_in_a_kernel_the_dry_run_says_the_whole_prompt_with_the_tools(shell, monkeypatch):
-    """The counter widget below a dry run counts the messages only: the line on the
-    tools gives the whole prompt, tools included, and its expected cost (found in
-    JupyterLab: the counter's 11 tokens and cost were all a user saw)."""
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_in_a_kernel_the_counter_under_the_dry_run_counts_the_tools(shell, monkeypatch, api):
+    """The counter widget below a dry run counts the prompt sent, tools included (found
+    in JupyterLab: the counter's 11 tokens and cost, the messages alone, were all a
+    user saw)."""
     monkeypatch.setattr(shell, "kernel", object(), raising=False)
-    r, _ = chat(shell, "-p fake -m gpt-4.1-mini --tools get_weather --dry-run",
+    r, _ = chat(shell, f"-p fake -m gpt-4.1-mini --api {api} --tools get_weather --dry-run",
                 "user: weather?")
     assert r.counter is not None and r.count.tools > 0
+    assert r.counter.data["total"] == r.count.total
+    assert r.counter.data["tools"] == r.count.tools
+    assert f"  {'tools':<47} {r.count.tools:>6,}" in r.counter.to_text()
     text = r._repr_mimebundle_()[0]["text/plain"]
-    assert "the counter below counts the messages only: with the tools the prompt is " \
-           f"{r.count.total} tokens, expected cost {r.estimate.expected}" in text
+    assert "messages only" not in text and "see the counter below" in text
     assert "OpenAI's published rule" in text  # a hosted model's count is an estimate
 
 
@@ -416,12 +433,115 @@ def test_the_embedded_models_dry_run_counts_the_tools_exactly(shell):
         d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
         assert d.request["tools"][0]["function"]["name"] == "add"
         assert d.count.exact and d.count.tools > 0
-        assert d.tool_costs == [("add", d.count.tools), ("all", d.count.tools)]
         assert "add" in d.engine_prompt and "2+3?" in d.engine_prompt
         shown = d._repr_mimebundle_()[0]["text/plain"]
         assert (f"Tool definitions: {d.count.tools:,} prompt tokens in all (exact: the "
                 "engine's count") in shown and "OpenAI's published rule" not in shown
         plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
-        assert d.count.total == plain.count.total + d.count.tools
+        # The description is the system message, in place of the template's default
+        # one: leaving the tool out saves less than the description's tokens.
+        saved = d.count.total - plain.count.total
+        assert d.tool_costs == [("add", saved), ("all", d.count.tools)]
+        assert 0 < saved < d.count.tools
+        assert "in place of the engine's default system prompt, which leaving every tool " \
+               "out brings back" in shown
+        assert "NAMED SMOLLM" not in d.engine_prompt.upper()
     finally:
         gptmagic.shutdown()
+
+
+@pytest.mark.engine
+def test_in_a_kernel_the_embedded_models_counter_counts_the_prompt_with_tools(shell,
+                                                                              monkeypatch):
+    """The counter under an embedded dry run with tools: its rows, the tools' row and its
+    note are those of the prompt the engine reads (it counted the messages alone, the
+    template's default system prompt in message 0, and said so)."""
+    import gptmagic
+
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    try:
+        d, _ = chat(shell, "-m local --tools add --dry-run", "user: 2+3?")
+        data = d.counter.data
+        plain, _ = chat(shell, "-m local --dry-run", "user: 2+3?")
+        alone = plain.counter.data
+    finally:
+        gptmagic.shutdown()
+    assert data["total"] == d.count.total and data["tools"] == d.count.tools > 0
+    [(role, _, content, name, overhead, _)] = data["rows"]
+    assert role == "user" and data["total"] == (content + name + overhead + data["tools"]
+                                                + data["reply_priming"])
+    assert "default system prompt (counted in message 0)" in alone["note"]
+    assert alone["rows"][0][4] > overhead  # the default system prompt was in message 0
+    assert data["note"] == ("the tools' description is the system message, in place of the "
+                            "engine's default system prompt, which leaving every tool out "
+                            "brings back")
+
+
+NOISY = '''
+def noisy(city: str) -> str:
+    """The weather now in a city, said aloud."""
+    print(f"looking up {city}")
+    return f"18 C and sunny in {city}"
+'''
+
+
+class _Clears:
+    """IPython's ``clear_output``, recorded: each call's ``wait`` and what the cell showed
+    until then (the in-process shell's captured displays, which it empties)."""
+
+    def __init__(self, monkeypatch):
+        from IPython.display import clear_output
+
+        self.calls, self.cleared = [], []
+
+        def clear(wait=False):
+            from IPython.core.interactiveshell import InteractiveShell
+
+            shown = InteractiveShell.instance().display_pub.outputs
+            self.cleared.append([o["data"].get("text/markdown", "") for o in shown])
+            self.calls.append(wait)
+            clear_output(wait=wait)
+
+        monkeypatch.setattr("gptmagic.notebook.magics.clear_output", clear)
+
+
+def test_in_a_notebook_each_answered_question_is_cleared(shell, fake_server, monkeypatch):
+    """The front end keeps each question and its answer in the cell's output ("Run
+    get_weather(...)? [y/N] y"), above the reply: the cell is cleared once answered (after
+    the question, wait=True: when the live view drawn afresh arrives), and the reply
+    comes under a live view that has gone."""
+    shell.kernel = object()
+    clears = _Clears(monkeypatch)
+    _answers(monkeypatch, "maybe", "y", "n")
+    fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"}),
+                                           ("get_weather", {"city": "Rome"})]), Behaviour())
+    r, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
+    assert clears.calls == [True, True]  # once per answer ("maybe" is no answer)
+    assert "waiting for your answer: run get\\_weather" in clears.cleared[0][-1]
+    # What stays: the live view drawn after the last answer (emptied at the end).
+    shown = [o.data.get("text/markdown") for o in cap.outputs]
+    assert 'declined: get\\_weather({"city": "Rome"})' in shown[0]
+    assert cap.outputs[-1].data == {"text/plain": ""}
+    assert shell.user_ns["calls"] == ["Paris"] and "declined" in r.text
+
+
+def test_a_cell_that_shows_more_than_the_loop_is_not_cleared(shell, fake_server, monkeypatch):
+    """Clearing the cell would lose what a tool printed, or a notice: from then on the
+    transcript stays."""
+    shell.kernel = object()
+    shell.run_cell(NOISY)
+    clears = _Clears(monkeypatch)
+    _answers(monkeypatch, "y", "y")
+    fake_server.plan(Behaviour(tool_calls=[("noisy", {"city": "Paris"}),
+                                           ("noisy", {"city": "Rome"})]), Behaviour())
+    _, cap = chat(shell, "-p fake --tools noisy --approve", "user: weather?")
+    assert clears.calls == [True]  # the first answer, before anything printed
+    assert "looking up Paris" in cap.stdout and "looking up Rome" in cap.stdout
+
+
+def test_in_a_terminal_nothing_is_cleared(shell, fake_server, monkeypatch):
+    clears = _Clears(monkeypatch)
+    asked = _answers(monkeypatch, "y")
+    fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"})]), Behaviour())
+    _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
+    assert asked and clears.calls == [] and "the model asks to call" in cap.stdout

@@ -22,6 +22,8 @@ from typing_extensions import TypedDict  # typing.TypedDict: pydantic needs 3.12
 
 from gptmagic.core import strict
 from gptmagic.core.structured import (
+    CUT_OFF,
+    NOT_JSON,
     Parsed,
     Schema,
     chat_response_format,
@@ -339,11 +341,25 @@ def test_an_invalid_reply_lists_its_errors_by_path() -> None:
         "answer: 1 is not of type 'string'")
 
 
-@pytest.mark.parametrize("source", [Person, HAND])
-def test_text_that_is_not_json_is_a_root_error(source: Any) -> None:
-    got = schema_from(source).validate('{"name": "Ada", ')
-    assert not got.valid and len(got.errors) == 1 and got.errors[0].startswith("(root): ")
-    assert "JSON" in got.errors[0]
+@pytest.mark.parametrize("source", [Person, Node, Movie, Point, HAND])
+def test_text_that_is_not_json_is_one_root_error_worded_the_same_for_every_kind(
+        source: Any) -> None:
+    """Pydantic said ``Invalid JSON: expected `,` or `}` at line 1 column 24``, jsonschema's
+    side Python's ``Expecting ',' delimiter (line 1, column 24)``: one wording now."""
+    got = schema_from(source).validate('{"name": "Ada", "age": 3 "x": 1}')
+    assert not got.valid and got.errors == (
+        "(root): not valid JSON: Expecting ',' delimiter (line 1, column 26)",)
+    assert got.errors[0].startswith(NOT_JSON)
+
+
+def test_a_reply_cut_off_by_the_token_limit_says_so_not_what_the_parser_missed() -> None:
+    cut = Result("chat", "m", [Choice(0, '{"name": "Ada", ', "length", "assistant")])
+    assert parse_reply(cut, schema_from(Person)).validation == Parsed(
+        errors=(NOT_JSON + CUT_OFF,))
+    # Cut off but whole JSON: the schema's own errors, as for any reply.
+    whole = Result("chat", "m", [Choice(0, '{"name": "Ada"}', "length", "assistant")])
+    assert parse_reply(whole, schema_from(Person)).validation.errors[0].endswith(
+        "Field required")
 
 
 def test_a_schema_pickles_and_still_validates() -> None:

@@ -76,6 +76,26 @@ def test_the_live_view_keeps_the_step_under_way_open():
     assert "not run yet" in md and "partial text" in md and "running g…" in data["text/plain"]
 
 
+def test_the_live_view_says_which_call_is_running():
+    """The open step said "not run yet" above "running slow_weather…" while it ran."""
+    ran = ToolCall("a", "f", "{}", {}, "1", seconds=0.1)
+    now = ToolCall("b", "g", '{"x": 1}', {"x": 1}, "", seconds=0.0)
+    later = ToolCall("c", "g", '{"x": 2}', {"x": 2}, "", seconds=0.0)
+    alone = _step(ToolCall("d", "slow", "{}", {}, "", seconds=0.0))
+    data = live_bundle([alone], "running slow…", running=alone.calls[0])
+    assert "step 1 · slow({}) · running…</summary>" in data["text/markdown"]
+    assert "not run yet" not in data["text/markdown"] + data["text/plain"]
+    assert "── step 1 · slow({}) · running… ──" in data["text/plain"]
+    step = Step(Result("chat", "m", [Choice(0, "", "tool_calls", "assistant")]),
+                [ran, now, later])
+    data = live_bundle([step], "running g…", running=now)
+    for shown in (data["text/markdown"], data["text/plain"]):
+        assert "(b) · running…" in shown and "(c) · not run yet" in shown
+        assert "(a) · ran in 100 ms" in shown
+    # Without a running call (a model call, a question) nothing says running.
+    assert "running…" not in live_bundle([step], "model call 2…")["text/markdown"]
+
+
 def test_steps_meta_is_json_and_cuts_results():
     call = ToolCall("a", "f", "{}", {}, "y" * 1000, seconds=0.5)
     meta = steps_meta([_step(call)])

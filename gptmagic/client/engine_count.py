@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from gptmagic.catalog.tokens import MessageCount, TokenCount, as_messages, text_of
@@ -38,9 +37,12 @@ async def count_on_engine(
     ``tokenize`` is the client's ``local_tokenize`` (keyword ``text=`` or
     ``messages=``, and ``tools=``). ``tools`` are counted as the engine
     describes them in the prompt (:mod:`gptmagic.local.toolcalls`, with
-    ``tool_choice: "auto"``): the total is the request's, ``tools`` is what
-    their description adds, and the per-message breakdown is that of the
-    messages alone.
+    ``tool_choice: "auto"``): the total is the request's, ``tools`` is the
+    description's share of it, and the per-message breakdown is that of the
+    messages in that prompt. The description is appended to a leading system
+    message, else it is a system message of its own, which takes the place of
+    the template's default system prompt (so ``tools`` is then more than
+    what leaving them out saves).
     """
     msgs = as_messages(value)
     if msgs is None:
@@ -50,28 +52,40 @@ async def count_on_engine(
         data = await tokenize(text=value)
         return TokenCount(model, ENGINE_ENCODING, int(data["count"]), True)
     plain = [dict(m) for m in msgs]
-    full = await tokenize(messages=plain)
-    ids = [int(t) for t in full["tokens"]]
+    ids = [int(t) for t in (await tokenize(messages=plain, tools=tools or None))["tokens"]]
     total = len(ids)
-    described = int((await tokenize(messages=plain, tools=tools))["count"]) if tools else total
-    counted = await _breakdown(tokenize, plain, ids, model) if breakdown and ids else \
-        TokenCount(model, ENGINE_ENCODING, total, True)
-    return replace(counted, total=described, tools=described - total)
+    # A prompt not led by a system message gets one from the engine: the template's
+    # default, or the tools' description (its first segment: see _segments).
+    lead = bool(plain) and plain[0]["role"] not in ("system", "developer")
+    described = 0
+    if tools:
+        described = _segments(ids)[0] if lead else \
+            total - int((await tokenize(messages=plain))["count"])
+    if not (breakdown and ids):
+        return TokenCount(model, ENGINE_ENCODING, total, True, tools=described)
+    return await _breakdown(tokenize, plain, ids, model, lead, described)
+
+
+def _segments(ids: list[int]) -> list[int]:
+    """The sizes of a rendered prompt's pieces, split where each message starts.
+
+    The engine's template (ChatML) opens every message with the same special
+    token. Pieces: [the system message the engine adds, when the first message
+    is not a system one], the messages, the reply priming (present after a
+    final assistant message too: the embedded server does not prefill; a server
+    that continues such a message has none).
+    """
+    starts = [i for i, t in enumerate(ids) if t == ids[0]]
+    return [b - a for a, b in zip(starts, [*starts[1:], len(ids)], strict=True)]
 
 
 async def _breakdown(tokenize: Tokenize, plain: list[dict[str, Any]], ids: list[int],
-                     model: str) -> TokenCount:
-    """The count of ``plain`` (rendered as ``ids``) split per message."""
-    total = len(ids)
-    # The engine's template (ChatML) opens every message with the same special
-    # token: split there. Segments: [its default system prompt, when the first
-    # message is not a system one], the messages, the reply priming (present
-    # after a final assistant message too: the embedded server does not prefill;
-    # a server that continues such a message has none).
-    starts = [i for i, t in enumerate(ids) if t == ids[0]]
-    sizes = [b - a for a, b in zip(starts, [*starts[1:], total], strict=True)]
-    injected = int(plain[0]["role"] not in ("system", "developer"))
-    priming = len(sizes) - injected - len(plain)
+                     model: str, lead: bool, described: int) -> TokenCount:
+    """The count of ``plain`` (rendered as ``ids``) split per message; ``lead``: the
+    engine added a system message first; ``described``: the tools' description's
+    tokens (that message, or what it adds to the first one)."""
+    sizes = _segments(ids)
+    priming = len(sizes) - lead - len(plain)
     if priming not in (0, 1):
         raise ConfigError("the local engine's chat template changed shape; "
                           "cannot split its tokens per message")
@@ -82,12 +96,20 @@ async def _breakdown(tokenize: Tokenize, plain: list[dict[str, Any]], ids: list[
     results = await asyncio.gather(*texts, *names)
     content = [int(r["count"]) for r in results[: len(plain)]]
     name_counts = iter(int(r["count"]) for r in results[len(plain):])
+    # The message the engine adds is the tools' row with tools, else message 0's.
+    added = sizes[0] if lead and not described else 0
     counts = []
     for i, m in enumerate(plain):
-        share = sizes[injected + i] + (sizes[0] if injected and i == 0 else 0)
+        share = sizes[lead + i] + (added if i == 0 else 0)
+        if i == 0 and described and not lead:
+            share -= described  # appended to this system message
         nm = next(name_counts) if prefixes[i] else 0
         counts.append(MessageCount(i, str(m["role"]), content[i], nm, share - content[i] - nm))
-    note = "" if not injected else (
-        "the engine's chat template adds its default system prompt (counted in message 0)")
-    return TokenCount(model, ENGINE_ENCODING, total, True, tuple(counts),
-                      sizes[-1] if priming else 0, note=note)
+    note = ""
+    if lead:
+        note = ("the tools' description is the system message, in place of the engine's "
+                "default system prompt, which leaving every tool out brings back" if described else
+                "the engine's chat template adds its default system prompt (counted in "
+                "message 0)")
+    return TokenCount(model, ENGINE_ENCODING, len(ids), True, tuple(counts),
+                      sizes[-1] if priming else 0, tools=described, note=note)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gptmagic.core.cellsyntax import CellSyntaxError
-from gptmagic.core.images import DETAILS, ImageRef, decode_data_url, elide, image_part
+from gptmagic.core.images import DETAILS, ImageRef, decode_data_url, image_part, quoted
 from gptmagic.core.messages import Cell
 from gptmagic.errors import RequestError
 
@@ -43,7 +43,7 @@ def _mb(n: int) -> str:
 
 
 def _fail(ref: ImageRef, problem: str, expected: str) -> CellSyntaxError:
-    return CellSyntaxError(f"image `{elide(ref.written)}` {problem}", expected, line=ref.line)
+    return CellSyntaxError(f"image {quoted(ref.written)} {problem}", expected, line=ref.line)
 
 
 def _check_bytes(ref: ImageRef, n: int, what: str) -> None:

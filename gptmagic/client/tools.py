@@ -156,6 +156,11 @@ class ToolRun:
         self._running: ToolCall | None = None
         self._t0 = time.monotonic()
 
+    @property
+    def running(self) -> ToolCall | None:
+        """The call whose function runs now, if one does (a live view marks it)."""
+        return self._running
+
     def __repr__(self) -> str:
         return (f"<ToolRun tools={[tool_name(t) for t in self.tools]} steps={len(self.steps)}"
                 f"/{self.max_steps}>")

@@ -24,6 +24,10 @@ content parts, text around ``image_url`` parts in order; its ``url`` is the
 
 Data URLs are megabytes of base64: :func:`elide` replaces each by
 ``data:image/png;base64,… (34 KB)`` in whatever is shown, logged or stored.
+
+Every error about a cell's image, here or where its file is read, starts the same
+way: ``cell line 2: image `![a cat](cat.png)` ...`` (:meth:`ImageRef.where`,
+:func:`quoted`), the refusal of the embedded model included.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gptmagic.core.cellsyntax import CellSyntaxError, interpolate, show
+from gptmagic.core.cellsyntax import CellSyntaxError, interpolate
 from gptmagic.core.defaults import DEFAULT_OPENAI_MODEL
+from gptmagic.core.text import preview
 from gptmagic.errors import RequestError
 
 __all__ = ["DETAILS", "EMBEDDED_NAME", "ImageRef", "decode_data_url", "elide",
            "escape_images", "image_markdown", "image_part", "image_parts", "part_text",
-           "scan", "text_only_refusal"]
+           "quoted", "scan", "text_only_refusal"]
 
 #: The ``detail`` values an image part takes (OpenAI's spec: ``image_url.detail``).
 DETAILS = ("low", "high", "auto")
@@ -89,9 +94,14 @@ class ImageRef:
 
     @property
     def where(self) -> str:
-        """``line 3 `![cat](cat.png)``` as errors name it (a data URL typed in the cell
-        elided)."""
-        return f"line {self.line} `{elide(self.written)}`"
+        """``cell line 3: image `![cat](cat.png)```: how every error about it begins."""
+        return f"cell line {self.line}: image {quoted(self.written)}"
+
+
+def quoted(written: str, limit: int = 80) -> str:
+    """An image's Markdown as errors quote it: in backticks, a data URL typed in the
+    cell elided, cut to about ``limit`` characters."""
+    return f"`{preview(elide(written), limit, flatten=False)}`"
 
 
 def _ref(m: re.Match[str], text: str, line: int, namespace: Mapping[str, Any] | None,
@@ -103,13 +113,13 @@ def _ref(m: re.Match[str], text: str, line: int, namespace: Mapping[str, Any] | 
         src = raw[1:-1].strip()
     elif any(c.isspace() for c in raw):
         raise CellSyntaxError(
-            f"image {show(written)} has a space in its path",
+            f"image {quoted(written)} has a space in its path",
             "the path in angle brackets, as in ![alt](<my file.png>), or a backslash "
             "before '![' to send it as text", line=line)
     else:
         src = raw
     if not src:
-        raise CellSyntaxError(f"image {show(written)} has no path or URL",
+        raise CellSyntaxError(f"image {quoted(written)} has no path or URL",
                               "![alt](cat.png) or ![alt](https://...)", line=line)
     end, detail = m.end(), None
     attr = _ATTR.match(text, end)
@@ -118,7 +128,7 @@ def _ref(m: re.Match[str], text: str, line: int, namespace: Mapping[str, Any] | 
         written += attr.group()
         if key != "detail" or value not in DETAILS:
             said = f"detail={value!r}" if key == "detail" else f"attribute {key!r}"
-            raise CellSyntaxError(f"image {show(written, 60)} has {said}", _DETAIL_HINT,
+            raise CellSyntaxError(f"image {quoted(written)} has {said}", _DETAIL_HINT,
                                   line=line)
         detail, end = value, attr.end()
     alt = m["alt"]
@@ -269,21 +279,35 @@ def text_only_refusal(messages: Sequence[Mapping[str, Any]], refs: Sequence[Imag
                       *, instead: str = f"model='{DEFAULT_OPENAI_MODEL}'",
                       param: str = "messages") -> RequestError | None:
     """The error for a prompt with images sent to the embedded model, which reads text
-    only; None without images. It names the cell line of each of ``refs`` (the cell's
-    images), else the message and part; ``instead`` is how the caller picks a vision
-    model (``--model gpt-4.1-nano`` in a cell; by default gptmagic's default hosted
-    model, which reads images and is not being retired)."""
+    only; None without images. It names each of ``refs`` (the cell's images) as any
+    error about an image does (``cell line 2: image `![cat](cat.png)```), else the
+    message and part; ``instead`` is how the caller picks a vision model (``--model
+    gpt-4.1-nano`` in a cell; by default gptmagic's default hosted model, which reads
+    images and is not being retired)."""
     if refs:
-        where = ", ".join(r.where for r in refs[:3]) + (
-            f" and {len(refs) - 3} more" if len(refs) > 3 else "")
-        noun = "the image" if len(refs) == 1 else "the images"
+        lines = list(dict.fromkeys(r.line for r in refs))
+        shown = [quoted(r.written) for r in refs[:3]]
+        where = (refs[0].where if len(refs) == 1 else
+                 f"cell {'line' if len(lines) == 1 else 'lines'} {_listed(map(str, lines))}: "
+                 f"images {_listed(shown, len(refs))}")
+        n = len(refs)
     else:
         found = [f"messages[{i}].content[{j}]" for i, j, _, _ in image_parts(messages)]
         if not found:
             return None
-        where = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3
-                                        else "") + (" is an image" if len(found) == 1
-                                                    else " are images")
-        noun = "the image" if len(found) == 1 else "the images"
-    return RequestError(f"{EMBEDDED_NAME} (the embedded model) reads text only: {where}; "
-                        f"send it to a vision model ({instead}) or remove {noun}", param=param)
+        n = len(found)
+        where = _listed(found[:3], n) + (" is an image" if n == 1 else " are images")
+    it, noun = ("it", "the image") if n == 1 else ("them", "the images")
+    return RequestError(f"{where}: {EMBEDDED_NAME} (the embedded model) reads text only; "
+                        f"send {it} to a vision model ({instead}) or remove {noun}",
+                        param=param)
+
+
+def _listed(items: Iterator[str] | Sequence[str], total: int | None = None) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``; with ``total`` above the items given,
+    ``"a, b, c and 2 more"``."""
+    items = list(items)
+    more = (total or len(items)) - len(items)
+    if more > 0:
+        return f"{', '.join(items)} and {more} more"
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -223,7 +223,7 @@ def _content(role: str, parts: list[tuple[int, str]], namespace: Mapping[str, An
             continue
         if role != "user":
             raise CellSyntaxError(
-                f"image {_show(piece.written, 60)} is in a {role} message, and only user "
+                f"image {_images.quoted(piece.written)} is in a {role} message, and only user "
                 "messages hold images (OpenAI's rule)",
                 "the image in a user message, or a backslash before '![' to send it as text",
                 line=piece.line)

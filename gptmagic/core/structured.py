@@ -35,8 +35,15 @@ from gptmagic.core.text import json_path
 from gptmagic.core.types import Parsed, Result
 from gptmagic.errors import RequestError
 
-__all__ = ["Parsed", "Schema", "chat_response_format", "parse_reply", "responses_text_format",
-           "schema_from", "with_format"]
+__all__ = ["CUT_OFF", "NOT_JSON", "Parsed", "Schema", "chat_response_format", "parse_reply",
+           "responses_text_format", "schema_from", "with_format"]
+
+#: How the one error of a reply that is not JSON begins (``Parsed.errors[0]``); what
+#: follows is the parser's complaint and where, or :data:`CUT_OFF`.
+NOT_JSON = "(root): not valid JSON: "
+#: Why a reply cut off by the token limit is not JSON (its parser's complaint is an
+#: artefact of the cut).
+CUT_OFF = "cut off by the token limit before it was complete"
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KINDS = "a Pydantic model class, a TypedDict, a dataclass or a JSON-schema dict"
@@ -58,9 +65,19 @@ class Schema:
         return _rebuild, (self.name, self.json_schema, self.source)
 
     def validate(self, text: str) -> Parsed:
-        """``text`` (a reply) parsed and validated: the value, or the errors with paths."""
+        """``text`` (a reply) parsed and validated: the value, or the errors with paths.
+
+        A reply that is not JSON has one error, :data:`NOT_JSON` and the parser's
+        complaint, whichever validator checks it (pydantic and jsonschema word it
+        differently)."""
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            where = (f" (line {e.lineno}, column {e.colno})"
+                     if isinstance(e, json.JSONDecodeError) else "")
+            return Parsed(errors=(f"{NOT_JSON}{getattr(e, 'msg', e)}{where}",))
         if isinstance(self.source, Mapping):
-            return _validate_dict(self._validator, text)
+            return _validate_dict(self._validator, value)
         from pydantic import ValidationError
 
         try:
@@ -80,13 +97,7 @@ def _path(loc: Any) -> str:
     return json_path(loc, "(root)")
 
 
-def _validate_dict(validator: Any, text: str) -> Parsed:
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        where = (f" (line {e.lineno}, column {e.colno})"
-                 if isinstance(e, json.JSONDecodeError) else "")
-        return Parsed(errors=(f"(root): not valid JSON: {getattr(e, 'msg', e)}{where}",))
+def _validate_dict(validator: Any, value: Any) -> Parsed:
     found = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
     if found:
         return Parsed(errors=tuple(f"{_path(e.absolute_path)}: {_short(e.message)}"
@@ -211,12 +222,18 @@ def with_format(params: Mapping[str, Any], schema: Schema, api: str) -> dict[str
 
 
 def parse_reply(result: Result, schema: Schema) -> Result:
-    """Fill ``result.parsed`` and ``result.validation`` from its first choice."""
+    """Fill ``result.parsed`` and ``result.validation`` from its first choice.
+
+    A reply cut off by the token limit that is not JSON says so (:data:`CUT_OFF`)
+    instead of its parser's complaint about the end it lacks."""
     choice = result.choices[0] if result.choices else None
     if choice is not None and choice.refusal:
         parsed = Parsed(refusal=choice.refusal)
     else:
         parsed = schema.validate(choice.text if choice is not None else "")
+        if (choice is not None and choice.finish_reason == "length" and parsed.errors
+                and parsed.errors[0].startswith(NOT_JSON)):
+            parsed = Parsed(errors=(NOT_JSON + CUT_OFF,))
     result.validation = parsed
     result.parsed = parsed.value
     return result

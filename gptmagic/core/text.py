@@ -1,11 +1,13 @@
-"""Short previews of text for tables, counters and messages, and paths into JSON (pure)."""
+"""Short previews of text for tables, counters and messages, paths into JSON, and the
+"did you mean" hint of an error naming a missing name (pure)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["count_of", "json_path", "preview"]
+__all__ = ["count_of", "did_you_mean", "json_path", "preview"]
 
 
 def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
@@ -26,6 +28,13 @@ def preview(content: Any, limit: int, *, flatten: bool = True) -> str:
 def count_of(k: int, word: str) -> str:
     """``"1 token"``, ``"3 tokens"``: a count with its noun, singular for one."""
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'Person'?)"``: the name in ``known`` closest to a mistyped
+    ``name`` (difflib's), or ``""`` when none is close; for an error naming ``name``."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _part(part: Any) -> str:

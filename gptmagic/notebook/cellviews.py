@@ -81,9 +81,11 @@ def heatmaps_for(reply: Any) -> tuple[dict[str, Any], list[Any]]:
 
 def counter_for_request(request: Mapping[str, Any], *,
                         counter: Callable[..., Any] | None = None,
-                        note: str | None = None) -> Any:
+                        note: str | None = None,
+                        tools: Sequence[Mapping[str, Any]] | None = None) -> Any:
     """A token counter of what a dry-run request would send: chat's messages, the
-    Responses API's instructions and input items (counted as messages), or a prompt.
+    Responses API's instructions and input items (counted as messages), or a prompt,
+    with ``tools`` (the chat-shaped definitions sent) counted in.
     ``note`` (the dry run's ``counter_note``) marks its count an estimate, saying why."""
     from gptmagic.notebook.widgets import token_counter
 
@@ -98,7 +100,8 @@ def counter_for_request(request: Mapping[str, Any], *,
     if content is None:
         content = request.get("prompt", "")
     made = make(content, model=str(request.get("model") or ""),
-                max_tokens=request.get("max_tokens") or request.get("max_output_tokens"))
+                max_tokens=request.get("max_tokens") or request.get("max_output_tokens"),
+                **({"tools": tools} if tools else {}))
     if note:
         # The request's own reason (the Responses API's unpublished overhead) supersedes
         # the counter's "chat overhead ... estimated here": one reason, said once.

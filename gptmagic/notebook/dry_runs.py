@@ -71,7 +71,8 @@ def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[s
         rendered = session.portal.run(session.client.local_tokenize(messages=counted,
                                                                     tools=tools))
         engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
-    return DryRun(body, url, count, est, note, engine_prompt=engine_prompt, tool_costs=costs)
+    return DryRun(body, url, count, est, note, engine_prompt=engine_prompt, tool_costs=costs,
+                  tools=[dict(t) for t in tools] if costs and tools else None)
 
 
 def tool_costs(session: Sender, messages: Any, model: str,

@@ -134,6 +134,8 @@ class DryRun:
     counter_note: str | None = None
     #: ``--tools``: what each tool definition adds to the prompt, then ``("all", total)``.
     tool_costs: list[tuple[str, int]] | None = None
+    #: ``--tools``: the definitions sent (chat's shape), counted with the prompt.
+    tools: list[dict[str, Any]] | None = field(default=None, repr=False)
     #: The images the request holds, as the cell and the thread's turns named them
     #: (alt text, path, line): their thumbnails' labels.
     images: tuple[ImageRef, ...] = field(default=(), repr=False)

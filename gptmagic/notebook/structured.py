@@ -14,11 +14,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.core.structured import Schema, schema_from
+from gptmagic.core.text import did_you_mean
 from gptmagic.errors import RequestError
 
 __all__ = ["schema_option"]
 
 _OPTION = "--schema"
+
+
+def _schema_like(value: Any) -> bool:
+    """What ``--schema`` could name: a class, or a dict that looks like a JSON schema."""
+    return isinstance(value, type) or (isinstance(value, Mapping) and
+                                       ("properties" in value or "type" in value))
 
 
 def schema_option(name: str, namespace: Mapping[str, Any], *, json_mode: bool = False) -> Schema:
@@ -35,14 +42,16 @@ def schema_option(name: str, namespace: Mapping[str, Any], *, json_mode: bool = 
         raise RequestError(f"--schema needs the name of a variable (Person, or models.Person), "
                            f"got {name!r}", param=_OPTION)
     if head not in namespace:
-        raise RequestError(f"--schema {name}: no variable named {head!r} in the notebook; "
-                           f"define it first (class {head}(BaseModel): ...), or run the cell "
-                           "that does", param=_OPTION)
+        known = [k for k, v in namespace.items() if _schema_like(v) and not k.startswith("_")]
+        raise RequestError(f"--schema {name}: no variable named {head!r} in the notebook"
+                           f"{did_you_mean(head, known)}; define it first (class "
+                           f"{head}(BaseModel): ...), or run the cell that does", param=_OPTION)
     obj = namespace[head]
     for i, part in enumerate(rest, 1):
         if not hasattr(obj, part):
+            hint = did_you_mean(part, [a for a in dir(obj) if not a.startswith("_")])
             raise RequestError(f"--schema {name}: {'.'.join([head, *rest[:i - 1]])} has no "
-                               f"attribute {part!r}", param=_OPTION)
+                               f"attribute {part!r}{hint}", param=_OPTION)
         obj = getattr(obj, part)
     try:
         # A dict has no name of its own: the variable's is the one the reader knows.

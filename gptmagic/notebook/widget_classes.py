@@ -30,10 +30,11 @@ class TokenCounter(views.TokenCounter):
         max_tokens: int | None = None,
         mode: str | None = None,
         count: Any = None,
+        tools: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(messages_or_text, model=model_name(model), max_tokens=max_tokens,
-                         mode=mode, count=count or count_tokens, **kwargs)
+                         mode=mode, count=count or count_tokens, tools=tools, **kwargs)
         #: The server's exact prompt count, when ``%%tokens --exact-count`` asked for it.
         self.exact_count: int | None = None
 

@@ -35,17 +35,20 @@ def token_counter(
     *,
     model: str | None = None,
     max_tokens: int | None = None,
+    tools: Sequence[Any] | None = None,
 ) -> TokenCounter:
     """Count a prompt's tokens, context-window fill and cost.
 
     ``messages_or_text`` is a prompt string or a chat message list; None gives
     the live form, a text area recounted as you type (``user:`` / ``system:``
     markers as in ``%%chat`` cells). ``model`` defaults to the one the magics
-    use. ``max_tokens`` bounds the completion in the cost estimate.
+    use. ``max_tokens`` bounds the completion in the cost estimate. ``tools``
+    (what :func:`gptmagic.chat` takes: functions, ``Tool``s, OpenAI dicts) are
+    counted with the messages, their share in a row of its own.
     """
     from gptmagic.notebook.widget_classes import TokenCounter
 
-    return TokenCounter(messages_or_text, model=model, max_tokens=max_tokens)
+    return TokenCounter(messages_or_text, model=model, max_tokens=max_tokens, tools=tools)
 
 
 def token_view(text: str, *, model: str | None = None, compare: str | None = None) -> TokenView:

@@ -230,15 +230,17 @@ def _has_reply(c: Choice) -> bool:
     return bool(c.text or c.refusal or c.tool_calls)
 
 
-def _choice_views(c: Choice, json_mode: bool = False, looped: bool = False) -> tuple[str, str]:
+def _choice_views(c: Choice, json_mode: bool = False, looped: bool = False,
+                  checked: bool = False) -> tuple[str, str]:
     """A choice as (markdown, plain): its text (pretty JSON under ``json_mode``),
-    refusal and tool calls."""
+    refusal and tool calls. ``checked``: a schema's badge follows, which says
+    whether the reply is JSON (so its complaint is not said twice)."""
     md, plain = [], []
     if c.text and json_mode:
         body_md, body_plain, problem = _json_views(c)
         md.append(body_md)
         plain.append(body_plain)
-        if problem:
+        if problem and not checked:
             md.append(f"**{escape_markdown(problem)}**")
             plain.append(problem)
     elif c.text:
@@ -275,10 +277,11 @@ def plain_footer(result: Result, cost: Cost | None = None, *, max_tokens: int | 
     result's warnings and the note. A terminal shows only this under the streamed
     reply, so a ``--json`` reply that does not parse says so here too."""
     line = f"── {summary_line(result, cost, max_tokens=max_tokens, parts=parts, steps=steps)}"
-    problems = [p for c in result.choices if c.text and _json_mode(request_summary)
-                for p in [_json_views(c)[2]] if p]
     checked = structured.badge(result, structured.schema_name(request_summary)) \
         if request_summary is not None else None  # --schema: said here in a terminal
+    problems = [p for pos, c in enumerate(result.choices)
+                if c.text and _json_mode(request_summary) and not (checked and pos == 0)
+                for p in [_json_views(c)[2]] if p]
     notes = "\n".join(x for x in (*problems, checked and checked[1], _notes(result, note))
                       if x)
     return f"{line}\n{notes}" if notes else line
@@ -354,10 +357,11 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             head = f"choice {pos} of {n} · finish: {c.finish_reason or 'none'}"
             md.append(f"#### {escape_markdown(head)}")
             plain.append(f"── {head} ──")
-        body_md, body_plain = _choice_views(c, json_mode, looped=steps > 0)
+        checked = structured.badge(result, schema) if pos == 1 else None
+        body_md, body_plain = _choice_views(c, json_mode, looped=steps > 0,
+                                            checked=checked is not None)
         md.append(body_md)
         plain.append(body_plain)
-        checked = structured.badge(result, schema) if pos == 1 else None
         if checked:  # --schema: the first choice, checked against it
             md.append(checked[0])
             plain.append(checked[1])

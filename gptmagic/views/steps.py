@@ -86,8 +86,11 @@ def _seconds(s: float | None) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def _outcome(call: CallView) -> str:
-    """What became of a call, in a few words."""
+def _outcome(call: CallView, running: CallView | None = None) -> str:
+    """What became of a call, in a few words; ``running``: the call whose function runs
+    now (the live view's)."""
+    if call is running:
+        return "running…"
     if call.approved is False:
         return "declined by you"
     if call.error and call.error.startswith("interrupted"):
@@ -107,10 +110,10 @@ def _model_line(result: Result) -> str:
     return f"model call: {tokens} · {_seconds(result.timings.total)}"
 
 
-def _summary(n: int, step: StepView) -> str:
+def _summary(n: int, step: StepView, running: CallView | None = None) -> str:
     calls = step.calls
     if len(calls) == 1:
-        what = f"{call_text(calls[0])} · {_outcome(calls[0])}"
+        what = f"{call_text(calls[0])} · {_outcome(calls[0], running)}"
     else:
         names = ", ".join(c.name for c in calls)
         bad = sum(1 for c in calls if c.error or c.approved is False)
@@ -126,10 +129,11 @@ def _result_md(output: str) -> str:
             f"{_fence(output, 'text')}\n\n</details>")
 
 
-def _call_views(call: CallView) -> tuple[str, str]:
+def _call_views(call: CallView, running: CallView | None = None) -> tuple[str, str]:
     args, lang = _pretty(call.arguments)
-    head = f"{call.name} ({call.id}) · {_outcome(call)}"
-    md = [f"**{escape_markdown(call.name)}** {escape_markdown(f'({call.id}) · {_outcome(call)}')}",
+    outcome = _outcome(call, running)
+    head = f"{call.name} ({call.id}) · {outcome}"
+    md = [f"**{escape_markdown(call.name)}** {escape_markdown(f'({call.id}) · {outcome}')}",
           "*arguments*", _fence(args, lang)]
     plain = [f"→ {head}", "  arguments: " + args.replace("\n", "\n  ")]
     if call.error:
@@ -153,37 +157,41 @@ def _inline_html(text: str) -> str:
     return html.escape(text, quote=False).replace("$", "<span>$</span>")
 
 
-def _step_views(n: int, step: StepView, *, open_: bool) -> tuple[str, str]:
+def _step_views(n: int, step: StepView, *, open_: bool,
+                running: CallView | None = None) -> tuple[str, str]:
     parts = [_model_line(step.result)]
     if step.result.text:  # words the model said alongside its calls
         parts.append(safe_markdown(step.result.text))
-    views = [_call_views(c) for c in step.calls]
-    summary = _inline_html(_summary(n, step))
+    views = [_call_views(c, running) for c in step.calls]
+    summary = _inline_html(_summary(n, step, running))
     body = "\n\n".join([*parts, *(v[0] for v in views)])
     md = (f"<details{' open' if open_ else ''}><summary>{summary}</summary>\n\n{body}\n\n"
           "</details>")
-    plain = "\n".join([f"── {_summary(n, step)} ──", _model_line(step.result),
+    plain = "\n".join([f"── {_summary(n, step, running)} ──", _model_line(step.result),
                        *([step.result.text] if step.result.text else []),
                        *(v[1] for v in views)])
     return md, plain
 
 
 def steps_views(steps: Sequence[StepView], *, open_last: bool = False,
-                first: int = 1) -> tuple[str, str]:
+                first: int = 1, running: CallView | None = None) -> tuple[str, str]:
     """The steps as (markdown, plain): each collapsed in a ``<details>`` (the last one open
     with ``open_last``, while it is being worked on); plain text with every step whole.
-    ``first`` is the number of the first step given."""
-    views = [_step_views(n, s, open_=open_last and n == first + len(steps) - 1)
+    ``first`` is the number of the first step given; ``running`` the call whose function
+    runs now, said to be running (the others not run yet are "not run yet")."""
+    views = [_step_views(n, s, open_=open_last and n == first + len(steps) - 1,
+                         running=running)
              for n, s in enumerate(steps, first)]
     return "\n\n".join(v[0] for v in views), "\n\n".join(v[1] for v in views)
 
 
 def live_bundle(steps: Sequence[StepView], status: str,
-                text: Mapping[int, str] | None = None) -> dict[str, Any]:
-    """The live view while the loop runs: the steps so far (the latest open), the text of
-    the model call streaming now, if any, and a faint status line (``calling
-    get_weather…``, ``model call 2… 1.2 s``)."""
-    md, plain = steps_views(steps, open_last=True) if steps else ("", "")
+                text: Mapping[int, str] | None = None,
+                running: CallView | None = None) -> dict[str, Any]:
+    """The live view while the loop runs: the steps so far (the latest open, ``running``
+    its call whose function runs now), the text of the model call streaming now, if any,
+    and a faint status line (``running get_weather…``, ``model call 2… 1.2 s``)."""
+    md, plain = steps_views(steps, open_last=True, running=running) if steps else ("", "")
     mds, plains = [md] if md else [], [plain] if plain else []
     for i in sorted(text or {}):
         if (text or {})[i]:

@@ -3,8 +3,11 @@
 The reply itself is shown pretty-printed by :mod:`gptmagic.views.reply` (as for
 ``--json``); under it, one line says whether it matched the schema: *valid*,
 *invalid* with each error and its path, or *refused* (the refusal itself is shown
-above it). Error paths and messages quote the model's output (a key it made up),
-so they are escaped like any model text.
+above it). A reply that is not JSON has one line saying so, and why (the
+parser's complaint, or the token limit that cut it off; the summary line under
+the reply says to raise ``--max-tokens``): the reply view shows no JSON complaint
+of its own under a schema. Error paths and messages quote the
+model's output (a key it made up), so they are escaped like any model text.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gptmagic.core.structured import CUT_OFF, NOT_JSON
 from gptmagic.core.types import Parsed, Result
 from gptmagic.views.markdown import escape_markdown
 
@@ -49,11 +53,15 @@ def badge(result: Result, name: str | None = None) -> tuple[str, str] | None:
         label, said = "⊘ refused", f"the model declined (its refusal is above); no {which}"
     elif v.valid:
         label, said = "✓ valid", f"matches {which}; the value is in _chat.parsed"
+    elif len(v.errors) == 1 and v.errors[0].startswith(NOT_JSON):
+        why = v.errors[0][len(NOT_JSON):]
+        label = "✗ invalid"
+        said = f"the reply is not valid JSON, so it cannot match {which}: {why}"
     else:
         n = len(v.errors)
         label, said = "✗ invalid", f"{n} error{'s' if n != 1 else ''} against {which}"
-        if result.finish_reason == "length":
-            said += " (the reply was cut off by the token limit: raise --max-tokens)"
+        if result.finish_reason == "length":  # the summary line says what to do
+            said += f" (the reply was {CUT_OFF})"
         lines = list(v.errors[:SHOWN_ERRORS])
         lines += [f"… and {n - SHOWN_ERRORS} more"] if n > SHOWN_ERRORS else []
     md = "\n".join([f"**{label}** — {escape_markdown(said)}",

@@ -244,30 +244,24 @@ def _count_blocks(count: TokenCount | int | None) -> list[tuple[str, Any]]:
     return [("p", line), *([("table", (cols, rows))] if rows else [])]
 
 
-def _tool_blocks(costs: Sequence[tuple[str, int]] | None, counts_below: bool,
-                 count: TokenCount | int | None = None,
-                 estimate: Estimate | None = None) -> list[tuple[str, Any]]:
+def _tool_blocks(costs: Sequence[tuple[str, int]] | None,
+                 count: TokenCount | int | None = None) -> list[tuple[str, Any]]:
     """What the tool definitions cost: one row per tool (what leaving it out saves).
 
     Counted by the embedded model's engine (an exact count), they are said to be
-    exact, not OpenAI's rule. The counter widget below counts the messages only, so
-    the whole prompt, tools included, and its expected cost are said here."""
+    exact, not OpenAI's rule, with the count's note (the description in place of
+    the engine's default system prompt, which leaving them all out brings back).
+    The counter widget under a dry run counts them with the messages, as here."""
     if not costs:
         return []
     total = dict(costs).get("all", 0)
     how = ("exact: the engine's count of the tools' description it writes into the prompt"
            if getattr(count, "exact", False)
            else "an estimate: OpenAI's published rule for function definitions")
-    below = ""
-    if counts_below:
-        below = "; the counter below counts the messages only"
-        whole = getattr(count, "total", count)
-        if isinstance(whole, int):
-            below += f": with the tools the prompt is {count_of(whole, 'token')}"
-            if estimate is not None:
-                below += f", expected cost {estimate.expected}"
+    if count is not None and not isinstance(count, int) and count.exact and count.note:
+        how += f"; {count.note}"
     rows = [[name, f"{n:,}"] for name, n in costs if name != "all"]
-    return [("p", f"Tool definitions: {total:,} prompt tokens in all ({how}){below}"),
+    return [("p", f"Tool definitions: {total:,} prompt tokens in all ({how})"),
             ("table", (["tool", "tokens (saved by leaving it out)"], rows))]
 
 
@@ -328,7 +322,7 @@ def dry_run_bundle(request: Mapping[str, Any], *, url: str, count: TokenCount | 
     if engine_prompt is not None:
         blocks += [("p", "The engine receives this text (its chat template applied):"),
                    ("text", engine_prompt)]
-    blocks += _tool_blocks(tool_costs, counts_below, count, estimate)
+    blocks += _tool_blocks(tool_costs, count)
     if counts_below:
         blocks.append(("small", "Tokens and cost: see the counter below (the offline estimate)."
                        if exact is not None else "Tokens and cost: see the counter below."))

@@ -76,7 +76,8 @@ class TokenCounter(_StateWidget):
     The live form counts what is typed into ``text`` (the cell grammar:
     ``system:`` / ``user:`` markers) and recounts whenever ``text``, ``model``
     or ``max_tokens`` change. A count that fails shows its message in
-    ``data["error"]``; an observer never raises.
+    ``data["error"]``; an observer never raises. ``tools`` (tool definitions)
+    are counted with the messages, as the request that sends them is.
     """
 
     _esm = esm_source("counter")
@@ -93,12 +94,14 @@ class TokenCounter(_StateWidget):
         max_tokens: int | None = None,
         mode: str | None = None,
         count: st.Counter | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         self._ready = False  # no recount while traitlets sets the initial values
         self._content = messages_or_text
         self._mode = mode or ("chat" if messages_or_text is None else None)
         self._count = count
+        self._tools = tools
         super().__init__(model=model, max_tokens=max_tokens,
                          live=messages_or_text is None, **kwargs)
         self._ready = True
@@ -106,7 +109,8 @@ class TokenCounter(_StateWidget):
             self._recount()
         else:  # a given prompt: errors are the caller's to see
             self.data = st.counter_state(messages_or_text, self.model,
-                                         max_tokens=max_tokens, mode=mode, count=count)
+                                         max_tokens=max_tokens, mode=mode, count=count,
+                                         tools=tools)
 
     @traitlets.observe("text", "model", "max_tokens")
     def _on_change(self, change: Mapping[str, Any]) -> None:
@@ -118,7 +122,7 @@ class TokenCounter(_StateWidget):
         mode = self._mode or ("text" if isinstance(content, str) else "chat")
         try:
             self.data = st.counter_state(content or "", self.model, max_tokens=self.max_tokens,
-                                         mode=mode, count=self._count)
+                                         mode=mode, count=self._count, tools=self._tools)
         except GptmagicError as exc:
             self.data = st.error_counter_state(self.model, str(exc), mode)
         except Exception as exc:  # noqa: BLE001 - an observer must not raise into the kernel
