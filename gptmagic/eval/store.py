@@ -55,7 +55,7 @@ from gptmagic.errors import ConfigError
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
 from gptmagic.eval.schema import CALL_COLUMNS, CLAIM_COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "CacheWarning", "Claim", "Store", "alive", "call_key",
+__all__ = ["CacheWarning", "Claim", "SCHEMA_VERSION", "Store", "alive", "call_key",
            "default_path", "result_from_dict", "result_to_dict"]
 
 T = TypeVar("T")
