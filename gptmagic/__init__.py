@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from gptmagic.eval.batchlist import batches, cancel_batch
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
+    from gptmagic.scorers import Score
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
         LogprobHeatmap,
@@ -122,6 +123,7 @@ _LAZY = {
     "estimate_run": "gptmagic.eval.runner",
     "aevaluate": "gptmagic.eval.runner",
     "EvalResults": "gptmagic.eval.results",
+    "Score": "gptmagic.scorers",
     # Batch mode's batches, as the cache keeps them.
     "BatchOptions": "gptmagic.eval.batchfiles",
     "batches": "gptmagic.eval.batchlist",
@@ -187,6 +189,7 @@ __all__ = [
     "RetryPolicy",
     "RunInterrupted",
     "Schema",
+    "Score",
     "Step",
     "StreamError",
     "Timeouts",

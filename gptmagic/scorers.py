@@ -2,7 +2,9 @@
 
 A scorer is called with a :class:`Case` (the output text, the data row and,
 when available, the full :class:`~gptmagic.types.Result`) and returns a float
-in ``[0, 1]``, or raises :class:`ScorerError` when it cannot grade the case
+in ``[0, 1]`` (or a :class:`Score`: the number and a sentence saying why, kept as the
+results' ``explain.<name>`` column; :func:`judge` explains with its judge's reply),
+or raises :class:`ScorerError` when it cannot grade the case
 (missing column, no logprobs, an unparseable judge reply). The batch runner
 records the error and a NaN score; it never stops the run.
 
@@ -48,10 +50,11 @@ from gptmagic.eval.scorers_text import (
     regex,
     similarity,
 )
-from gptmagic.eval.scoring import Case, Scorer, ScorerError, score_async
+from gptmagic.eval.scoring import Case, Score, Scorer, ScorerError, score_async
 
 __all__ = [
     "Case",
+    "Score",
     "Scorer",
     "ScorerError",
     "choice",

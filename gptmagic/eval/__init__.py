@@ -11,7 +11,8 @@ job sent, or its tool loop run, and priced), what each cost and its parts
 (:mod:`.costs`), what a run would cost before it runs (:mod:`.estimate`), the rate
 limits (:mod:`.limits`), the SQLite store of calls and results (:mod:`.store`, its
 rows in :mod:`.rows`), the results table (:mod:`.results`, its columns in
-:mod:`.columns`) and scoring (:mod:`.scoring`, :mod:`.scorers_text`,
+:mod:`.columns`, the axes it is weighed on in :mod:`.axes`) and scoring
+(:mod:`.scoring`, :mod:`.scorers_text`,
 :mod:`.scorers_structured`, :mod:`.scorers_model`; the public face is
 :mod:`gptmagic.scorers`).
 

@@ -11,7 +11,7 @@ import pandas as pd
 from gptmagic.core.logprobs import mean_logprob
 from gptmagic.eval.scorers_structured import jsonable
 
-__all__ = ["DETAILS", "table_rows"]
+__all__ = ["DETAILS", "engine_seconds", "table_rows"]
 
 #: Token counts a provider reports besides prompt and completion, each with its cost
 #: (a part of ``cost``, not added to it): the summary sums them per configuration.
@@ -34,6 +34,34 @@ def _details(usage: Any, parts: dict[str, Any]) -> dict[str, Any]:
         "cached_input_cost": _money(parts.get("cached_input")),
         "cache_write_cost": _money(parts.get("cache_write")),
     }
+
+
+def engine_seconds(timings: Any) -> float | None:
+    """The engine's own time on a call, in seconds: reading the prompt plus generating
+    (llama.cpp's ``prompt_ms + predicted_ms``); None when the server sent no timings
+    (a hosted model)."""
+    if not isinstance(timings, dict):
+        return None
+    parts = [timings.get("prompt_ms"), timings.get("predicted_ms")]
+    ms = [float(p) for p in parts
+          if isinstance(p, int | float) and not isinstance(p, bool) and p >= 0]
+    return sum(ms) / 1000 if len(ms) == 2 else None
+
+
+def _compute(r: Any) -> float | None:
+    """A row's engine seconds: a tool loop's summed over its model calls (None if any
+    call has none)."""
+    if not r.steps:
+        return engine_seconds(r.timings.engine)
+    each = [engine_seconds(s.result.timings.engine) for s in r.steps]
+    return None if any(x is None for x in each) else sum(x for x in each if x is not None)
+
+
+def _speed(completion_tokens: int | None, latency: float | None) -> float | None:
+    """Completion tokens per second of the call's wall-clock latency."""
+    if completion_tokens is None or not latency:
+        return None
+    return completion_tokens / latency
 
 
 def _structured(job: Any, schema: bool, tools: bool) -> dict[str, Any]:
@@ -72,20 +100,25 @@ def _row(j: Any, case: dict[str, Any], grid_cols: list[str]) -> dict[str, Any]:
             "completion_tokens": u.completion_tokens if u else None,
             "cost": _money(j.cost), **_details(u, j.parts),
             "latency": r.timings.total, "ttft": r.timings.ttft,
+            "compute": _compute(r),
+            "tokens_per_s": _speed(u.completion_tokens if u else None, r.timings.total),
             "mean_logprob": mean_logprob(lps) if lps else None,
             "cached": j.cached, "error": None, "error_type": None})
     else:
         rec.update({"output": None, "finish_reason": None, "prompt_tokens": None,
                     "completion_tokens": None, "cost": None,
-                    **_details(None, {}), "latency": None,
-                    "ttft": None, "mean_logprob": None, "cached": False,
+                    **_details(None, {}), "latency": None, "ttft": None,
+                    "compute": None, "tokens_per_s": None, "mean_logprob": None,
+                    "cached": False,
                     "error": j.error, "error_type": j.error_type})
     return rec
 
 
 def table_rows(jobs: list[Any], cases: list[dict[str, Any]],
                grid_cols: list[str]) -> pd.DataFrame:
-    """One row per job: its inputs, grid point, output, tokens, cost and error, and the
+    """One row per job: its inputs, grid point, output, tokens, cost, latency, engine
+    seconds (``compute``: the embedded engine's own timings; None for a hosted model) and
+    ``tokens_per_s`` (completion tokens over latency), error, and the
     ``batch`` it was answered in (None: live); ``parsed`` / ``valid`` /
     ``schema_errors`` when some prompt had a schema, ``steps`` when some had tools (a
     prompt without them: NA / None), ``pending`` when some call of a batch run has no

@@ -2,15 +2,18 @@
 
 One row per case × prompt × model × grid point × repeat, with the API it went
 to, the output, finish reason, tokens (reasoning, cached and cache-write tokens
-as the provider reported them), cost and its parts, latency, every score and the
-error if any. (``cached`` says a row came from gptmagic's own store;
-``cached_tokens`` are prompt tokens the provider read from its prompt cache.)
+as the provider reported them), cost and its parts, latency, ``tokens_per_s``,
+``compute`` (the embedded engine's own seconds; None for a hosted model), every score
+(and ``explain.<scorer>`` when some scorer explained its scores) and the error if
+any. (``cached`` says a row came from gptmagic's own store; ``cached_tokens`` are
+prompt tokens the provider read from its prompt cache.)
 A run with a schema adds ``parsed`` (the validated object), ``valid`` (NA for a
 prompt without a schema) and ``schema_errors``; a run with tools adds ``steps``
 (every function call of the loop as plain data), and its tokens and cost add up
 all the loop's model calls.
 :meth:`EvalResults.summary` aggregates per prompt × model (× API) × grid point, and
-:meth:`EvalResults.pareto` keeps the cost–quality frontier. Re-scoring with
+:meth:`EvalResults.pareto` keeps the frontier of quality against cost, latency,
+tokens or compute (:mod:`gptmagic.eval.axes`). Re-scoring with
 other scorers uses the stored outputs and never calls a model. ``batch`` is the
 id of the Batch API batch a row was answered in (None: live); a batch run whose
 batches have not answered every call yet adds ``pending`` (why a row has no answer
@@ -27,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from gptmagic.core.text import preview
+from gptmagic.eval.axes import AXES, axis, call_values, draw, frontier
 from gptmagic.eval.columns import DETAILS, table_rows
 from gptmagic.eval.scorers_structured import jsonable
 
@@ -34,31 +38,29 @@ __all__ = ["EvalResults"]
 
 
 async def _score(scorers: Sequence[Any], output: str, row: dict[str, Any],
-                 result: Any) -> tuple[dict[str, float], str | None]:
-    from gptmagic.eval.scoring import Case, score_async
+                 result: Any) -> tuple[dict[str, float], dict[str, str | None], str | None]:
+    """Each scorer's score and explanation (None: it gave none) for one output, and
+    what went wrong, if anything."""
+    from gptmagic.eval.scoring import Case, score_explained
 
     case = Case(output=output, row=row, result=result)
     scores: dict[str, float] = {}
+    why: dict[str, str | None] = {}
     errors = []
     for s in scorers:
         try:
-            scores[s.name] = float(await score_async(s, case))
+            got = await score_explained(s, case)
+            scores[s.name], why[s.name] = float(got.value), got.explanation
         except Exception as e:  # noqa: BLE001 - a scorer's failure is recorded, not fatal
-            scores[s.name] = math.nan
+            scores[s.name], why[s.name] = math.nan, None
             errors.append(f"{s.name}: {e}")
-    return scores, "; ".join(errors) or None
-
-
-def _plain_label(text: str) -> str:
-    """``text`` as matplotlib shows it literally: ``$`` would start mathtext (or raise),
-    and a leading ``_`` hides a legend entry."""
-    text = text.replace("$", r"\$")
-    return "\u200b" + text if text.startswith("_") else text
+    return scores, why, "; ".join(errors) or None
 
 
 _COSTS = ("total_cost", "cost_per_correct", "cost", "best_overall_cost", "saving",
           *(cost for _, cost in DETAILS))
-_SECONDS = ("latency_p50", "latency_p95")
+_SECONDS = ("latency_p50", "latency_p95", "compute_total", "latency", "compute",
+            "best_overall_latency", "best_overall_compute")
 
 
 def _significant(x: Any, digits: int = 4) -> Any:
@@ -70,34 +72,29 @@ def _significant(x: Any, digits: int = 4) -> Any:
 
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     """Summary figures rounded for reading: scores 3 decimals, seconds to the
-    millisecond, costs 4 significant figures."""
+    millisecond, tokens per second to 1 decimal, costs 4 significant figures."""
     for col in table:
         if col in _COSTS:
             table[col] = table[col].map(_significant)
         elif col in _SECONDS:
             table[col] = table[col].round(3)
+        elif col == "tokens_per_s":
+            table[col] = table[col].round(1)
         elif col == "score" or col.startswith(("score.", "score_")) or col == "pass_rate":
             table[col] = table[col].round(3)
     return table
 
 
-def _frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
-    """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
-    score (higher)."""
-    s = summary.dropna(subset=["score"]).copy()
-    s[x_col] = s[x_col].fillna(math.inf)
-    s = s.sort_values([x_col, "score"], ascending=[True, False])
-    best, keep = -math.inf, []
-    for idx, row in s.iterrows():
-        if row["score"] > best:
-            keep.append(idx)
-            best = row["score"]
-    return s.loc[keep].reset_index(drop=True)
-
-
 def _sum(col: pd.Series) -> float:
     """A column's total; NaN when no row has a value (unknown is not zero)."""
     return float(col.sum(min_count=1)) if col.notna().any() else math.nan
+
+
+def _speed(ok: pd.DataFrame) -> float:
+    """Completion tokens per second over the calls that have both figures (NaN if none)."""
+    both = ok[ok["completion_tokens"].notna() & ok["latency"].notna()]
+    seconds = float(both["latency"].sum())
+    return float(both["completion_tokens"].sum()) / seconds if seconds > 0 else math.nan
 
 
 class EvalResults:
@@ -127,16 +124,21 @@ class EvalResults:
         if not scorers:
             return
         cols: dict[str, list[float]] = {f"score.{s.name}": [] for s in scorers}
+        why: dict[str, list[str | None]] = {f"explain.{s.name}": [] for s in scorers}
         errs: list[str | None] = []
         for j in self._jobs:
             if j.result is None:
                 for c in cols.values():
                     c.append(math.nan)
+                for w in why.values():
+                    w.append(None)
                 errs.append(None)
                 continue
-            scores, err = await _score(scorers, j.result.text, self._cases[j.row], j.result)
+            scores, reasons, err = await _score(scorers, j.result.text, self._cases[j.row],
+                                                j.result)
             for s in scorers:
                 cols[f"score.{s.name}"].append(scores[s.name])
+                why[f"explain.{s.name}"].append(reasons[s.name])
             errs.append(err)
         for name, values in cols.items():
             self.df[name] = values
@@ -148,9 +150,13 @@ class EvalResults:
             sum(v * w for v, w in zip(row, weights, strict=True)) / total
             for row in parts]
         self.df["score_error"] = errs
+        if any(w is not None for ws in why.values() for w in ws):
+            for name, texts in why.items():  # every scorer's, once one explained
+                self.df[name] = pd.Series(texts, index=self.df.index, dtype=object)
 
     async def _rescored(self, scorers: Sequence[Any]) -> EvalResults:
-        new = EvalResults(self.df.drop(columns=[c for c in self.df if c.startswith("score")]),
+        new = EvalResults(self.df.drop(columns=[c for c in self.df
+                                                if c.startswith(("score", "explain."))]),
                           self._jobs, self._cases, list(scorers), self.group_cols)
         await new._apply_scores(scorers)
         return new
@@ -176,10 +182,13 @@ class EvalResults:
         mean (``score.<name>``), pass rate (score >= ``threshold``), total cost, cost
         per correct answer, the sums of reasoning, cached and cache-write tokens and of
         what each cost (the kinds some row reported; the costs are parts of
-        ``total_cost``), p50/p95 latency.
+        ``total_cost``), p50/p95 latency, ``total_tokens`` (prompt + completion),
+        ``tokens_per_s`` (completion tokens over the calls' summed latency) and
+        ``compute_total`` (the embedded engine's own seconds; NaN for a hosted model).
 
-        Figures are rounded for reading: scores and rates to 3 decimals, latencies
-        to the millisecond, costs to 4 significant figures (``.df`` keeps them whole).
+        Figures are rounded for reading: scores and rates to 3 decimals, seconds
+        to the millisecond, tokens per second to 1 decimal, costs to 4 significant
+        figures (``.df`` keeps them whole).
         """
         df = self.df
         out = []
@@ -205,20 +214,36 @@ class EvalResults:
                 **{c: _sum(ok[c]) for pair in self._details() for c in pair},
                 "latency_p50": ok["latency"].quantile(0.5) if len(ok) else math.nan,
                 "latency_p95": ok["latency"].quantile(0.95) if len(ok) else math.nan,
+                "total_tokens": _sum(call_values(ok, AXES["tokens"])),
+                "tokens_per_s": _speed(ok),
+                "compute_total": _sum(ok["compute"]) if "compute" in ok else math.nan,
             })
             out.append(rec)
         return _rounded(pd.DataFrame(out))
 
-    def pareto(self, threshold: float = 0.5) -> pd.DataFrame:
-        """The configurations no other beats on both cost (lower) and score (higher)."""
-        return _frontier(self.summary(threshold), "total_cost")
+    def pareto(self, threshold: float = 0.5, *, x: str = "cost") -> pd.DataFrame:
+        """The configurations no other beats on both ``x`` (lower) and score (higher).
 
-    def recommend(self, by: str, threshold: float) -> pd.DataFrame:
+        ``x``: ``"cost"`` (total cost), ``"latency"`` (median seconds per call),
+        ``"tokens"`` (total tokens) or ``"compute"`` (the embedded engine's seconds); a
+        configuration with no value there (unpriced, or hosted for compute) counts as
+        the worst.
+        """
+        return frontier(self.summary(threshold), axis(x).summary)
+
+    def recommend(self, by: str, threshold: float, *, x: str = "cost") -> pd.DataFrame:
         """Routing advice: per group of cases (column ``by`` of the data), the cheapest
         prompt × model whose mean score reaches ``threshold``, its per-scorer means,
         and what that saves against running the best configuration overall on every
         case. Rounded as :meth:`summary`; a ``note`` column appears only when some
-        group has no configuration that reaches ``threshold``."""
+        group has no configuration that reaches ``threshold``.
+
+        ``x`` is what "cheapest" means: ``"cost"`` (the group's summed cost; columns
+        ``cost``, ``best_overall_cost``, ``saving``), ``"latency"`` (median seconds per
+        call), ``"tokens"`` (summed tokens) or ``"compute"`` (summed engine seconds);
+        the columns are then named after it (``latency``, ``best_overall_latency``) and
+        a configuration with no value there ranks last."""
+        ax = axis(x)
         col = by if by in self.df else f"input.{by}"
         if col not in self.df:
             from gptmagic.errors import RequestError
@@ -233,17 +258,23 @@ class EvalResults:
                                param="scorers")
         keys = self.group_cols
         ok = self.df[self.df["error"].isna()]
+        ok = ok.assign(_x=call_values(ok, ax))
+        # The cost column as it always was (a call with no price adds 0); the other
+        # axes keep unknown as unknown, so a hosted model is never "no compute".
+        reduce: Any = ("sum" if ax.name == "cost" else
+                       "median" if ax.reduce == "median" else lambda v: v.sum(min_count=1))
         overall = ok.groupby(keys, dropna=False)["score"].mean()
         best_key = overall.idxmax() if len(overall) else None
         per_scorer = self._scorer_cols()
+        name, best_name = ax.name, f"best_overall_{ax.name}"
         rows = []
         for group, g in ok.groupby(col, dropna=False):
             stats = g.groupby(keys, dropna=False).agg(
-                score=("score", "mean"), cost=("cost", "sum"), n=("score", "size"),
+                score=("score", "mean"), _x=("_x", reduce), n=("score", "size"),
                 **{c: (c, "mean") for c in per_scorer})
-            good = stats[stats["score"] >= threshold].sort_values(["cost", "score"],
-                                                                  ascending=[True, False])
-            best_cost = float(stats.loc[best_key, "cost"]) if best_key in stats.index else math.nan
+            good = stats[stats["score"] >= threshold].sort_values(
+                ["_x", "score"], ascending=[True, False], na_position="last")
+            best_x = float(stats.loc[best_key, "_x"]) if best_key in stats.index else math.nan
             rec: dict[str, Any] = {by: group, "cases": int(g["row"].nunique())}
             if len(good):
                 pick = good.index[0]
@@ -251,13 +282,12 @@ class EvalResults:
                 rec.update(dict(zip(keys, pick, strict=True)))
                 rec.update({"score": float(good.iloc[0]["score"]),
                             **{c: float(good.iloc[0][c]) for c in per_scorer},
-                            "cost": float(good.iloc[0]["cost"]),
-                            "best_overall_cost": best_cost,
-                            "saving": best_cost - float(good.iloc[0]["cost"])})
+                            name: float(good.iloc[0]["_x"]), best_name: best_x,
+                            "saving": best_x - float(good.iloc[0]["_x"])})
             else:
                 rec.update({k: None for k in keys})
                 rec.update({"score": math.nan, **{c: math.nan for c in per_scorer},
-                            "cost": math.nan, "best_overall_cost": best_cost,
+                            name: math.nan, best_name: best_x,
                             "saving": math.nan, "note": f"no configuration reaches {threshold}"})
             rows.append(rec)
         table = _rounded(pd.DataFrame(rows))
@@ -300,48 +330,57 @@ class EvalResults:
                  for kind, rows in failed.groupby("error_type", sort=False, dropna=False)]
         return f"{len(failed):,} of {len(self.df):,} calls failed: " + "; ".join(kinds)
 
-    def plot(self, threshold: float = 0.5, ax: Any = None) -> Any:
-        """Cost against quality with the Pareto frontier; returns the matplotlib Axes
+    def plot(self, threshold: float = 0.5, ax: Any = None, *, x: str = "cost") -> Any:
+        """Quality against ``x`` with the Pareto frontier; returns the matplotlib Axes
         (needs matplotlib: ``gptmagic[plot]``).
+
+        ``x``: ``"cost"`` (total USD, the default), ``"latency"`` (median seconds per
+        call), ``"tokens"`` (total prompt + completion tokens) or ``"compute"`` (the
+        embedded engine's own seconds, from its timings: local models only; a hosted
+        configuration has none and is left out, as the title says). When every
+        configuration is free (or unpriced) the cost axis would be all $0: the plot
+        uses latency instead, and the title says so.
 
         Returning the Axes, as pandas does, lets Jupyter draw the figure once (a
         returned Figure was drawn twice: as the cell's value and by the inline
-        backend). When every configuration is free (or unpriced) the x axis is the
-        median latency instead, and the title says so. Each configuration has its
-        own marker, named in a legend beside the plot, so labels never overlap.
+        backend). Each configuration has its own marker, named in a legend beside the
+        plot, so labels never overlap.
         """
+        if isinstance(threshold, str):
+            from gptmagic.errors import RequestError
+
+            raise RequestError(f"plot({threshold!r}): the first argument is the score "
+                               f"threshold; name the axis: plot(x={threshold!r})",
+                               param="threshold")
+        chosen = axis(x)
         try:
-            import matplotlib.pyplot as plt
+            import matplotlib.pyplot  # noqa: F401 - checked here, used by draw()
         except ImportError:
             from gptmagic.errors import ConfigError
 
             raise ConfigError("plot() needs matplotlib: pip install 'gptmagic[plot]'") from None
         s = self.summary(threshold).dropna(subset=["score"])
-        by_cost = bool((s["total_cost"].fillna(0) > 0).any())
-        x_col = "total_cost" if by_cost else "latency_p50"
-        front = _frontier(s, x_col)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-        markers = "osD^vP*Xph"
+        title = ""
+        if chosen.name == "cost" and not bool((s["total_cost"].fillna(0) > 0).any()):
+            chosen = AXES["latency"]
+            title = "every model is free or unpriced: latency instead of cost"
+        elif chosen.name == "compute":
+            s, title = self._with_compute(s)
         labels = s[self.group_cols].astype(str).agg(" · ".join, axis=1)
-        for i, (x, y, label) in enumerate(zip(s[x_col].fillna(0), s["score"], labels,
-                                              strict=True)):
-            # Hollow, each its own shape and colour: configurations at the same point
-            # stay visible on top of each other.
-            ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
-                       facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
-                       label=_plain_label(label))
-        ax.step(front[x_col].replace(math.inf, math.nan), front["score"], where="post",
-                color="tab:red", alpha=0.6, label="Pareto frontier")
-        if by_cost:
-            ax.set_xlabel("total cost (USD)")
-        else:
-            ax.set_xlabel("median latency (s)")
-            ax.set_title("every model is free or unpriced: latency instead of cost", fontsize=9)
-        ax.set_ylabel("mean score")
-        ax.margins(x=0.08, y=0.08)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
-        return ax
+        return draw(s, labels, chosen, title, ax)
+
+    def _with_compute(self, s: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        """The summary rows that have engine time, and a title naming those left out."""
+        has = s["compute_total"].notna()
+        if not has.any():
+            from gptmagic.errors import RequestError
+
+            raise RequestError("x='compute' is the embedded engine's own time, and no "
+                               "configuration has it (a hosted model reports none): use "
+                               "x='latency' to compare wall-clock time", param="x")
+        left = int((~has).sum())
+        return s[has], (f"{left} configuration{'s' * (left != 1)} with no engine time "
+                        "(hosted) not shown" if left else "")
 
     def _flat(self) -> pd.DataFrame:
         """``df`` for a file: ``parsed`` and ``steps`` as JSON text (a model instance and a

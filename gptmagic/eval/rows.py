@@ -10,7 +10,9 @@ summary) and what a reply said besides its text (refusal, tool calls, warnings);
 format 3 the reply parsed against a schema (``validation``: the parsed value as JSON,
 its validity, errors and refusal) and a tool loop's steps (each model call with the
 function calls it asked for: names, arguments, outputs, errors); rows of formats 1
-and 2 are still read.
+and 2 are still read. A row may carry ``engine``, the embedded engine's own timings
+(llama.cpp's ``timings``: its numbers only); rows without it (older ones, hosted
+models) read with none, and older versions ignore it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ def _call(c: ToolCall) -> dict[str, Any]:
             "error": c.error, "approved": c.approved, "seconds": c.seconds}
 
 
+def _number(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
+
+
+def _engine(timings: dict[str, Any]) -> dict[str, Any]:
+    """The engine's timings as stored: its numeric fields (``prompt_ms``, ...)."""
+    return {str(k): v for k, v in timings.items() if _number(v)}
+
+
 def result_to_dict(r: Result) -> dict[str, Any]:
     """A JSON-safe copy of a result (the raw body is not kept)."""
     u = r.usage
@@ -94,6 +105,7 @@ def result_to_dict(r: Result) -> dict[str, Any]:
                                          u.cached_tokens, u.reasoning_tokens,
                                          u.cache_write_tokens],
         "timings": [r.timings.total, r.timings.ttft, r.timings.attempts],
+        **({} if r.timings.engine is None else {"engine": _engine(r.timings.engine)}),
         "choices": [{"i": c.index, "text": c.text, "finish": c.finish_reason, "role": c.role,
                      "refusal": c.refusal, "tools": c.tool_calls,
                      "lp": None if c.logprobs is None else [_lp(t) for t in c.logprobs],
@@ -187,6 +199,10 @@ def _check(d: dict[str, Any]) -> None:
         _seconds(t[0])
         _seconds(t[1])
         _whole(t[2], least=1)
+    engine = d.get("engine")
+    if engine is not None and not (isinstance(engine, dict)
+                                   and all(_number(v) for v in engine.values())):
+        raise ValueError("engine timings of another type")
     if not d["choices"]:
         raise ValueError("no choices")
     for c in d["choices"]:
@@ -216,7 +232,7 @@ def result_from_dict(d: dict[str, Any]) -> Result:
         status=d.get("status"), reasoning=d.get("reasoning"),
         warnings=list(d.get("warnings", [])),
         usage=None if u is None else Usage(*u),
-        timings=Timings(total=t[0], ttft=t[1], attempts=t[2]),
+        timings=Timings(total=t[0], ttft=t[1], attempts=t[2], engine=d.get("engine")),
         choices=[Choice(index=c["i"], text=c["text"], finish_reason=c["finish"], role=c["role"],
                         refusal=c.get("refusal"), tool_calls=c.get("tools"),
                         logprobs=None if c["lp"] is None else [_unlp(x) for x in c["lp"]],

@@ -16,18 +16,22 @@ from gptmagic.core.text import preview
 from gptmagic.eval.scoring import (
     _NUMBER,
     Case,
+    Score,
     Scorer,
     ScorerError,
+    _checked,
+    _explained,
     _FnScorer,
     _is_empty,
-    _to_score,
     _value,
-    score_async,
+    score_explained,
 )
 
 __all__ = ["combine", "custom", "judge", "logprob_confidence"]
 
 _REPLY_PREVIEW = 200  # characters of a judge reply quoted in an error
+_GRADE_TOKENS = 16  # room for a grade alone
+_REASON_TOKENS = 80  # a grade and one sentence why
 
 
 # -- logprobs -----------------------------------------------------------------------
@@ -73,15 +77,16 @@ class _Judge(Scorer):
     is_async = True
 
     def __init__(self, rubric: str, *, model: str, provider: str | None, client: Any,
-                 scale: tuple[float, float], column: str, max_tokens: int, name: str,
-                 weight: float) -> None:
+                 scale: tuple[float, float], column: str, max_tokens: int | None,
+                 reason: bool, name: str, weight: float) -> None:
         super().__init__(name, weight)
         lo, hi = scale
         if not lo < hi:
             raise ScorerError(f"judge(): scale must be (low, high) with low < high, got {scale!r}")
         self.rubric, self.model, self.provider = rubric, model, provider
         self.is_judge = True
-        self.scale, self.column, self.max_tokens = (lo, hi), column, max_tokens
+        self.scale, self.column, self.reason = (lo, hi), column, reason
+        self.max_tokens = max_tokens or (_REASON_TOKENS if reason else _GRADE_TOKENS)
         self._client = client
 
     def prompt(self, case: Case) -> str:
@@ -96,10 +101,13 @@ class _Judge(Scorer):
         if not _is_empty(expected):
             parts.append(f"Expected answer:\n{expected}")
         parts.append(f"Response:\n{case.output}")
-        parts.append(f"Answer with a single number from {lo:g} to {hi:g} and nothing else.")
+        parts.append(
+            f"Answer with the grade, a single number from {lo:g} to {hi:g}, first; then, "
+            "after it, one short sentence saying why." if self.reason else
+            f"Answer with a single number from {lo:g} to {hi:g} and nothing else.")
         return "\n\n".join(parts)
 
-    async def ascore(self, case: Case) -> float:
+    async def ascore(self, case: Case) -> Score:
         messages = [{"role": "user", "content": self.prompt(case)}]
         reply = await self._chat(messages)
         text = str(getattr(reply, "text", reply) or "")
@@ -107,7 +115,8 @@ class _Judge(Scorer):
         for m in _NUMBER.finditer(text):
             value = float(m.group().replace(",", ""))
             if lo <= value <= hi:
-                return (value - lo) / (hi - lo)
+                # The judge's whole reply is its reasoning (the grade leads it).
+                return Score((value - lo) / (hi - lo), text.strip() or None)
         quoted = preview(text, _REPLY_PREVIEW + 1, flatten=False)
         raise ScorerError(
             f"scorer {self.name!r}: the judge's reply has no number from {lo:g} to {hi:g}: "
@@ -132,17 +141,23 @@ class _Judge(Scorer):
 
 def judge(rubric: str, *, model: str, provider: str | None = None, client: Any = None,
           scale: tuple[float, float] = (1, 5), column: str = "expected",
-          max_tokens: int = 16, name: str = "judge", weight: float = 1.0) -> Scorer:
+          max_tokens: int | None = None, reason: bool = True, name: str = "judge",
+          weight: float = 1.0) -> Scorer:
     """LLM-as-judge (async): a model grades the output on ``scale``, normalised to 0..1.
 
     The prompt holds the rubric, the row's other columns as input, the
     expected answer (``row[column]``) if present, and the output. ``client``
     is anything with an async ``chat(messages, **kwargs)`` returning an object
     with ``.text``; by default the shared :func:`gptmagic.get_client`.
-    The first number within the scale in the reply is the grade.
+    The first number within the scale in the reply is the grade. With ``reason``
+    (the default) the judge is asked for one sentence why after the grade, and its
+    reply is the score's explanation (``explain.<name>`` in the results);
+    ``reason=False`` asks for the number alone (fewer tokens). ``max_tokens``
+    defaults to 80 with a reason, 16 without.
     """
     return _Judge(rubric, model=model, provider=provider, client=client, scale=scale,
-                  column=column, max_tokens=max_tokens, name=name, weight=weight)
+                  column=column, max_tokens=max_tokens, reason=reason, name=name,
+                  weight=weight)
 
 
 # -- custom and combined ------------------------------------------------------------
@@ -172,7 +187,7 @@ class _Custom(Scorer):
     def _call(self, case: Case) -> Any:
         return self._fn(case) if self._takes_case else self._fn(case.output, case.row)
 
-    def __call__(self, case: Case) -> float:
+    def __call__(self, case: Case) -> float | Score:
         if self.is_async:
             return super().__call__(case)
         value = self._call(case)
@@ -181,20 +196,21 @@ class _Custom(Scorer):
             if close is not None:
                 close()
             raise ScorerError(f"scorer {self.name!r} returned an awaitable: use score_async")
-        return _to_score(value, self.name)
+        return _checked(value, self.name)
 
-    async def ascore(self, case: Case) -> float:
+    async def ascore(self, case: Case) -> float | Score:
         value = self._call(case)
         if inspect.isawaitable(value):
             value = await value
-        return _to_score(value, self.name)
+        return _checked(value, self.name)
 
 
-def custom(fn: Callable[..., bool | float | Awaitable[bool | float]], *,
+def custom(fn: Callable[..., bool | float | Score | Awaitable[bool | float | Score]], *,
            name: str | None = None, weight: float = 1.0) -> Scorer:
     """Wrap ``fn(output, row)`` or ``fn(case)`` (one positional parameter), sync or async.
 
-    ``fn`` returns a bool (0/1) or a number in [0, 1]; anything else raises ScorerError.
+    ``fn`` returns a bool (0/1), a number in [0, 1], or a :class:`Score` (the number
+    and why); anything else raises ScorerError.
     """
     default = getattr(fn, "__name__", "custom")
     return _Custom(fn, name or (default if default.isidentifier() else "custom"), weight)
@@ -210,17 +226,22 @@ class _Combined(Scorer):
         self.parts = tuple(parts)
         self.is_async = any(getattr(p, "is_async", False) for p in parts)
 
-    def _mean(self, scores: Sequence[float]) -> float:
+    def _mean(self, scores: Sequence[Score]) -> float | Score:
+        """The weighted mean, explained by the parts that explained theirs."""
         total = sum(p.weight for p in self.parts)
-        return min(1.0, sum(p.weight * s for p, s in zip(self.parts, scores, strict=True)) / total)
+        mean = min(1.0, sum(p.weight * s.value
+                            for p, s in zip(self.parts, scores, strict=True)) / total)
+        why = "; ".join(f"{p.name}: {s.explanation}"
+                        for p, s in zip(self.parts, scores, strict=True) if s.explanation)
+        return Score(mean, why) if why else mean
 
-    def __call__(self, case: Case) -> float:
+    def __call__(self, case: Case) -> float | Score:
         if self.is_async:
             return super().__call__(case)
-        return self._mean([_to_score(p(case), p.name) for p in self.parts])
+        return self._mean([_explained(p(case), p.name) for p in self.parts])
 
-    async def ascore(self, case: Case) -> float:
-        return self._mean([await score_async(p, case) for p in self.parts])
+    async def ascore(self, case: Case) -> float | Score:
+        return self._mean([await score_explained(p, case) for p in self.parts])
 
 
 def combine(*scorers: Scorer, name: str = "combined", weight: float = 1.0) -> Scorer:

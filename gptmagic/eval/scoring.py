@@ -1,4 +1,8 @@
-"""The scorer base: :class:`Scorer`, :class:`Case`, :class:`ScorerError` and :func:`score_async`.
+"""The scorer base: :class:`Scorer`, :class:`Case`, :class:`Score`, :class:`ScorerError`
+and :func:`score_async`.
+
+A scorer returns a number (or bool), or a :class:`Score`: the number with a sentence
+saying why (a judge's reasoning), which the results keep as ``explain.<scorer>``.
 
 Also the helpers every scorer shares: turning a return value into a score in
 ``[0, 1]``, reading a row's column, and finding numbers in text. The concrete
@@ -19,7 +23,8 @@ from typing import Any
 from gptmagic.core.types import Result
 from gptmagic.errors import GptmagicError
 
-__all__ = ["Case", "Scorer", "ScorerError", "ask_scorer_keys", "score_async"]
+__all__ = ["Case", "Score", "Scorer", "ScorerError", "ask_scorer_keys", "score_async",
+           "score_explained"]
 
 
 class ScorerError(GptmagicError):
@@ -38,6 +43,19 @@ class Case:
     result: Result | None = None
 
 
+@dataclass(frozen=True)
+class Score:
+    """A score and why: what a scorer may return instead of a bare number.
+
+    ``value`` is a bool or a number in ``[0, 1]``, as a plain return value is;
+    ``explanation`` is shown beside the score (``explain.<scorer>`` in the results,
+    the explorer's side panel).
+    """
+
+    value: float
+    explanation: str | None = None
+
+
 class Scorer:
     """Base class: ``name``, ``weight`` and a sync ``__call__`` or async ``ascore``."""
 
@@ -51,7 +69,7 @@ class Scorer:
         self.name = name
         self.weight = float(weight)
 
-    def __call__(self, case: Case) -> float:
+    def __call__(self, case: Case) -> float | Score:
         """Score ``case`` synchronously."""
         if self.is_async:
             raise ScorerError(
@@ -59,7 +77,7 @@ class Scorer:
             )
         raise NotImplementedError
 
-    async def ascore(self, case: Case) -> float:
+    async def ascore(self, case: Case) -> float | Score:
         """Score ``case``; sync scorers just call themselves."""
         return self(case)
 
@@ -69,12 +87,17 @@ class Scorer:
 
 async def score_async(scorer: Scorer, case: Case) -> float:
     """Score ``case`` with a sync or async scorer; the result is checked to be in [0, 1]."""
+    return (await score_explained(scorer, case)).value
+
+
+async def score_explained(scorer: Scorer, case: Case) -> Score:
+    """:func:`score_async` with the scorer's explanation, if it gave one."""
     # Duck-typed scorers (a class with name, weight and __call__) work too.
     if isinstance(scorer, Scorer) or getattr(scorer, "is_async", False):
         value: Any = await scorer.ascore(case)
     else:
         value = scorer(case)
-    return _to_score(value, getattr(scorer, "name", "scorer"))
+    return _explained(value, getattr(scorer, "name", "scorer"))
 
 
 class _FnScorer(Scorer):
@@ -84,15 +107,35 @@ class _FnScorer(Scorer):
         super().__init__(name, weight)
         self._fn = fn
 
-    def __call__(self, case: Case) -> float:
-        return _to_score(self._fn(case), self.name)
+    def __call__(self, case: Case) -> float | Score:
+        return _checked(self._fn(case), self.name)
 
 
 # -- helpers ----------------------------------------------------------------
 
 
+def _explained(value: Any, name: str) -> Score:
+    """A scorer's return value as a checked :class:`Score` (a bare number explains
+    nothing)."""
+    if isinstance(value, Score):
+        why = value.explanation
+        if why is not None and not isinstance(why, str):
+            raise ScorerError(f"scorer {name!r} returned an explanation of type "
+                              f"{type(why).__name__}, not text")
+        return Score(_to_score(value.value, name), why or None)
+    return Score(_to_score(value, name))
+
+
+def _checked(value: Any, name: str) -> float | Score:
+    """A scorer's return value checked: a float, or a :class:`Score` when it explains."""
+    score = _explained(value, name)
+    return score if score.explanation is not None else score.value
+
+
 def _to_score(value: Any, name: str) -> float:
     """bool → 0/1; a real number in [0, 1] → float; anything else is an error."""
+    if isinstance(value, Score):
+        return _explained(value, name).value
     if not isinstance(value, bool | numbers.Real) and callable(getattr(value, "item", None)):
         value = value.item()  # numpy/pandas scalars (np.bool_ is not a bool)
     if isinstance(value, bool):

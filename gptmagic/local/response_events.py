@@ -12,6 +12,8 @@ rebuilt here in the Responses shape:
 * usage is ``input_tokens`` / ``output_tokens`` with ``cached_tokens`` from
   the engine, ``cache_write_tokens: 0`` (llama.cpp keeps its prompt cache at
   no charge) and ``reasoning_tokens: 0`` (the model does not reason);
+* the engine's ``timings`` (llama.cpp's, when one engine answer made the reply)
+  beside the Response: a field of the body, and of a stream's last event;
 * logprobs, when ``include`` asked for them, in the ``LogProb`` shape on the
   part, and per delta in the ``ResponseLogProb`` shape. From a reply's first
   non-ASCII token on, the chat stream sends the text at once and the entries
@@ -129,7 +131,8 @@ def build_response(plan: ResponsePlan, chat: dict[str, Any], now: float) -> dict
         output.append(_message(f"msg_{suffix}", status, [_text_part(text or "", logprobs)]))
     output += [_call(f"fc_{suffix}_{i}", call, status) for i, call in enumerate(calls)]
     response = _skeleton(plan, f"resp_{suffix}", int(chat.get("created") or now))
-    return _finished(response, finish, output, chat.get("usage"), now)
+    done = _finished(response, finish, output, chat.get("usage"), now)
+    return {**done, "timings": chat["timings"]} if "timings" in chat else done
 
 
 class ResponseStream:
@@ -152,6 +155,7 @@ class ResponseStream:
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> open item
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.timings: dict[str, Any] | None = None  # the engine's, sent on the last event
         self.suffix = "local"
         self.failed = False
 
@@ -184,6 +188,8 @@ class ResponseStream:
         events = self._open(chunk)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
+        if isinstance(chunk.get("timings"), dict):
+            self.timings = chunk["timings"]
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             part = _part_logprobs(choice.get("logprobs")) if self.plan.logprobs else []
@@ -288,7 +294,8 @@ class ResponseStream:
         self.response = _finished(self.response, self.finish_reason, self.output, self.usage,
                                   self.clock())
         kind = "response.incomplete" if status == "incomplete" else "response.completed"
-        return events + [self._event(kind, response=self.response)]
+        timings = {} if self.timings is None else {"timings": self.timings}
+        return events + [self._event(kind, response=self.response, **timings)]
 
     def _text_opened(self) -> list[dict[str, Any]]:
         item_id = f"msg_{self.suffix}"

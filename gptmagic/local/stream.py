@@ -10,6 +10,8 @@ Engine habits handled (measured with xllamacpp 2026.10):
 * usage arrives per *choice* (chat: one ``choices: []`` chunk per choice when
   ``include_usage``; legacy: on every choice's finishing chunk, asked for or
   not); OpenAI sends one total, last, only with ``include_usage``;
+* the engine's ``timings`` ride on a chat stream's usage chunk, which is folded
+  away: they go on the closing usage chunk when one engine answer made the stream;
 * a legacy stream over several prompts starts with ``data: null``;
 * legacy chunks carry chat-shaped logprobs and ``chatcmpl-`` ids.
 """
@@ -61,6 +63,7 @@ class _Stream:
         self.include_usage = include_usage
         self.prompts = prompts
         self.usages: list[dict[str, Any]] = []
+        self.timings: list[dict[str, Any]] = []  # of chunks folded away
         self.envelope: dict[str, Any] = {}
 
     def _take(self, chunk: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +82,8 @@ class _Stream:
             return []
         chunk = {**self.envelope, "object": self.object_name, "choices": [],
                  "usage": sum_usage(self.usages, self.prompts)}
+        if len(self.timings) == 1:  # one engine answer's; several would not add up
+            chunk["timings"] = self.timings[0]
         return [chunk]
 
 
@@ -101,8 +106,10 @@ class ChatStream(_Stream):
             return [chunk]
         chunk = self._take(chunk)
         choices = chunk.get("choices")
-        if not choices:
-            return []  # a per-choice usage chunk: folded into the total sent at finish()
+        if not choices:  # a per-choice usage chunk: folded into the total sent at finish()
+            if isinstance(chunk.get("timings"), dict):
+                self.timings.append(chunk["timings"])
+            return []
         out = []
         for choice in choices:
             choice = dict(choice)
