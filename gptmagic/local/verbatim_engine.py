@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gptmagic.local import adapt
-from gptmagic.local.relay import _ENGINE, _MEMO, _SESSION, _upstream_json
+from gptmagic.local.relay import _SESSION, _upstream_json, served
 from gptmagic.local.verbatim import (
     ControlTokens,
     Segment,
@@ -42,9 +42,9 @@ async def control_tokens(request: web.Request) -> ControlTokens:
     A file that cannot be read leaves none (control-token text is then
     parsed as the engine does by itself), said once on stderr.
     """
-    memo = request.app[_MEMO]
+    memo = served(request).memo
     if _CONTROLS not in memo:
-        path = request.app[_ENGINE].gguf_path
+        path = served(request).engine.gguf_path
         try:
             ids = await asyncio.to_thread(read_control_tokens, path)
         except (OSError, ValueError) as exc:
@@ -64,7 +64,7 @@ def _engine_error(status: int, payload: Any) -> adapt.LocalRequestError:
 
 
 async def _render(request: web.Request, body: dict[str, Any]) -> str:
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     status, payload = await _upstream_json(session, engine.url + "/apply-template", body)
     if status != 200 or not isinstance(payload, dict) or not isinstance(payload.get("prompt"),
                                                                          str):
@@ -75,7 +75,7 @@ async def _render(request: web.Request, body: dict[str, Any]) -> str:
 
 async def _tokenize(request: web.Request, segment: Segment,
                     pieces: bool) -> tuple[list[int], list[str | list[int]]]:
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
         "content": segment.text, "parse_special": segment.special, "add_special": False,
         "with_pieces": pieces})
