@@ -171,7 +171,7 @@ def test_static_html_escapes_every_name_and_output(fake):
     res.df["output"] = res.df["output"] + " </script><script>window.__pwned=1</script>"
     page = xs.explorer_html(explorer_state(res))
     outside = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
-    assert "<img" not in outside and "onerror=window" not in outside.replace("&", "")
+    assert "<img" not in outside and not re.search(r"<[a-z][^>]*\son\w+=", outside)
     assert "&lt;script&gt;" in outside  # shown as text in the table
     scripts = _scripts(page)
     assert len(scripts) == 2  # the data and the module, nothing a payload opened
