@@ -91,7 +91,13 @@ function wordDiff(a, b) {
     }
   }
   for (const w of x.slice(hx)) ops.push(["=", w]);
-  return ops;
+  // One span per run of the same kind, not one per word.
+  const runs = [];
+  for (const [op, w] of ops) {
+    if (runs.length && runs[runs.length - 1][0] === op) runs[runs.length - 1][1] += w;
+    else runs.push([op, w]);
+  }
+  return runs;
 }
 
 // ---- one call's detail (the side panel, and CallPanel) ----
@@ -405,9 +411,13 @@ function drawExplorer(root, data, model, ui) {
       }
       frag.append(line);
     }
+    const had = body.contains(document.activeElement); // redrawn rows keep the focus
     body.replaceChildren(frag);
     const f = focusedNode();
-    if (f) f.tabIndex = 0;
+    if (f) {
+      f.tabIndex = 0;
+      if (had) f.focus({ preventScroll: true });
+    }
   }
   const onScroll = () => {
     ui.scrollTop = scroll.scrollTop;
@@ -494,6 +504,11 @@ function drawExplorer(root, data, model, ui) {
     if (ev.shiftKey) pick(cell);
     else open(cell);
   };
+  const onCellFocus = (ev) => {
+    const node = ev.target.closest ? ev.target.closest(".gm-x-cell") : null;
+    if (node && body.contains(node)) ui.focus = { r: Number(node.dataset.r), v: Number(node.dataset.v) };
+  };
+  body.addEventListener("focusin", onCellFocus);
   scroll.addEventListener("keydown", onKey);
   scroll.addEventListener("focus", onFocus);
   body.addEventListener("click", onClick);
