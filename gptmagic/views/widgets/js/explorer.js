@@ -196,7 +196,7 @@ function drawExplorer(root, data, model, ui) {
   const bar = h("div", "gm-x-bar");
   const search = h("input", "gm-x-search");
   search.type = "search";
-  search.placeholder = "search outputs and inputs ( / )";
+  search.placeholder = "search (press /)";
   search.setAttribute("aria-label", "search outputs and inputs");
   search.value = ui.search;
   const select = (label, options, value) => {
