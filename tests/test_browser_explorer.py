@@ -80,6 +80,7 @@ def test_static_explorer_clicks_filters_diffs_and_keys(fake, browser, tmp_path):
         search.fill("question 1")
         page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '1'")
         search.fill("")
+        page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '4'")
         x.locator("select").nth(1).select_option("fail")
         page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '1'")
         assert "hostile" in x.locator(".gm-x-case").nth(1).text_content()
@@ -195,3 +196,46 @@ def test_explore_in_jupyter(app, fake, browser, tmp_path):
         assert page.evaluate("() => document.activeElement.dataset.r") == "1"
         _shot(page, f"jupyter-{app}.png")
         assert page.evaluate("window.__pwned") is None
+
+
+def test_explorer_in_the_offline_report(fake, request, browser, tmp_path):
+    """``res`` displayed in a notebook run headless, exported by gptmagic.report, opened
+    with no kernel and no network: the saved widget state draws the explorer, whose
+    details (inline in the state) open on click."""
+    from notebook_support import js_cache
+
+    from gptmagic import report as rp
+
+    src = tmp_path / "nb.ipynb"
+    _notebook(tmp_path, fake.url)
+    nb = nbformat.read(tmp_path / NOTEBOOK, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("res.explore(inline_limit=0)", "res")
+    nb.cells = nb.cells[:1]
+    nbformat.write(nb, src)
+    executed = rp.execute(src, tmp_path / "out" / "nb.ipynb")
+    page_path = rp.export_html(executed, tmp_path / "out" / "nb.html",
+                               rp.widget_js(js_cache(request), log=lambda _: None))
+    with serve_dir(page_path.parent) as url:
+        page = _page(browser, url)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "nb.html")
+        x = page.locator(".gm-explorer")
+        x.locator(".gm-x-cell").first.wait_for(timeout=30_000)
+        assert x.count() == 1 and x.locator(".gm-x-cell").count() == 8
+        x.locator(".gm-x-cell").nth(1).click()
+        assert x.locator(".gm-x-reply").text_content() == "echo: question 0!"
+        x.locator(".gm-x-search").fill("question 2")
+        page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '1'")
+        x.locator(".gm-x-search").fill("")
+        page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '4'")
+        page.keyboard.press("Escape")
+        x.locator(".gm-x-cell").nth(0).click(modifiers=["Shift"])
+        x.locator(".gm-x-cell").nth(1).click(modifiers=["Shift"])
+        assert x.locator(".gm-x-diff .gm-x-ins").all_text_contents() == ["0!"]
+        _shot(page, "report.png")
+        for i in range(x.locator(".gm-x-cell").count()):
+            x.locator(".gm-x-cell").nth(i).click()
+        assert page.evaluate("window.__pwned") is None
+        assert errors == []
+        page.close()
