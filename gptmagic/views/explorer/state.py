@@ -33,6 +33,8 @@ CELL_CHARS = 160
 INLINE_LIMIT = 4_000_000
 #: Score -> cell colour: red (0) through amber to green (1), light enough for dark text.
 SCORE_STOPS: list[list[float | str]] = [[0.0, "#f4c7c3"], [0.5, "#fce8b2"], [1.0, "#b7e1cd"]]
+#: Cells whose detail sizes estimate the whole state's.
+_SAMPLE = 50
 #: Characters of a data: URL (an inline image) kept in a request's text.
 _DATA_URL_CHARS = 80
 
@@ -115,12 +117,14 @@ def _scores(row: Mapping[str, Any], scorers: Sequence[str], threshold: float
     return out
 
 
-def cell_detail(results: Any, i: int, *, threshold: float = 0.5) -> dict[str, Any]:
+def cell_detail(results: Any, i: int, *, threshold: float = 0.5,
+                row: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Row ``i`` of ``results.df`` (positional) as one call's detail (the contract's
     shape: model, prompt, messages, params, reply, usage, cost, latency, logprobs as a
-    heatmap state under ``heatmap``, scores, error)."""
+    heatmap state under ``heatmap``, scores, error). ``row``: that row as a dict, when
+    the caller has it already."""
     df = results.df
-    row = df.iloc[i].to_dict()
+    row = df.iloc[i].to_dict() if row is None else row
     jobs = getattr(results, "_jobs", None) or []
     job = jobs[i] if len(jobs) == len(df) else None
     result = getattr(job, "result", None)
@@ -243,7 +247,7 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
         keys = dict(zip(group_cols, vkey, strict=True))
         variant_list.append({"label": _label(keys, group_cols), "keys": keys})
     explained = [s for s in scorers if f"explain.{s}" in df]
-    details, mode = _details(results, cells.values(), threshold, inline_limit)
+    details, mode = _details(results, records, list(cells.values()), threshold, inline_limit)
     return {"v": VERSION, "kind": "explorer", "title": title,
             "threshold": float(threshold), "scale": SCORE_STOPS, "group_cols": group_cols,
             "inputs": [c[6:] for c in inputs], "scorers": scorers, "explained": explained,
@@ -252,15 +256,17 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
             "mode": mode, "details": details}
 
 
-def _details(results: Any, cells: Any, threshold: float, limit: int
-             ) -> tuple[dict[str, Any], str]:
-    """Every cell's detail while their JSON fits ``limit`` bytes; else none (``"ask"``)."""
+def _details(results: Any, records: list[dict[str, Any]], cells: list[list[Any]],
+             threshold: float, limit: int) -> tuple[dict[str, Any], str]:
+    """Every cell's detail while their JSON fits ``limit`` bytes; else none (``"ask"``).
+    The first cells' sizes estimate the whole first, so a big run builds no details."""
     out: dict[str, Any] = {}
     size = 0
-    for cell in cells:
-        d = detail_state(cell_detail(results, cell[2], threshold=threshold))
+    for k, cell in enumerate(cells):
+        d = detail_state(cell_detail(results, cell[2], threshold=threshold,
+                                     row=records[cell[2]]))
         size += len(json.dumps(d, ensure_ascii=False))
-        if size > limit:
+        if size > limit or (k == _SAMPLE and size / (k + 1) * len(cells) > limit):
             return {}, "ask"
         out[str(cell[2])] = d
     return out, "inline"
