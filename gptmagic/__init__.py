@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from gptmagic.eval.batchfiles import BatchOptions
     from gptmagic.eval.batchlist import batches, cancel_batch
     from gptmagic.eval.results import EvalResults
-    from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
+    from gptmagic.eval.runner import estimate_run
+    from gptmagic.evaluation import aevaluate, evaluate
     from gptmagic.scorers import Score
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
@@ -119,9 +120,9 @@ _LAZY = {
     "TokenCount": "gptmagic.tokens",
     "acount_tokens": "gptmagic.tokens",
     "count_tokens": "gptmagic.tokens",
-    "evaluate": "gptmagic.eval.runner",
+    "evaluate": "gptmagic.evaluation",
     "estimate_run": "gptmagic.eval.runner",
-    "aevaluate": "gptmagic.eval.runner",
+    "aevaluate": "gptmagic.evaluation",
     "EvalResults": "gptmagic.eval.results",
     "Score": "gptmagic.scorers",
     # Batch mode's batches, as the cache keeps them.
