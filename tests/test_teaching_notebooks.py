@@ -1,4 +1,4 @@
-"""The teaching notebooks (notebooks/01-08), executed by a real kernel on the embedded model.
+"""The teaching notebooks (notebooks/01-09), executed by a real kernel on the embedded model.
 
 Each notebook runs once per session (``notebook_support``); the tests read its
 saved outputs and check the numbers and claims its text makes.
@@ -40,7 +40,7 @@ nbformat = lazy("nbformat")
 
 pytestmark = pytest.mark.engine
 
-ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-8]-*.ipynb"))
+ALL = sorted(p.name for p in NOTEBOOKS.glob("0[1-9]-*.ipynb"))
 
 
 @pytest.fixture
@@ -78,8 +78,9 @@ def test_no_notebook_steers_to_a_retiring_model(name):
         assert not any(m in c.source for m in retiring), (name, c.source)
 
 
-def test_eight_notebooks():
-    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-", "08-"]
+def test_nine_notebooks():
+    assert [n[:3] for n in ALL] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-", "08-",
+                                    "09-"]
 
 
 # -- 1 quickstart ------------------------------------------------------------------------
@@ -341,49 +342,65 @@ def test_max_tokens_and_bounded_resampling(insertion_nb):
 
 def test_batch_evaluation(batch):
     nb = batch
-    assert ast.literal_eval(plain(cell(nb, "import os"))) == ["local"]  # no key: local only
+    # No key: the two embedded models only.
+    assert ast.literal_eval(plain(cell(nb, "import os"))) == ["local", "local:gemma-3-270m"]
+    assert "set_price" not in "".join(c.source for c in code_cells(nb))  # no notional prices
     plan = frame(cell(nb, "params = {"))
     assert [(r["prompt"], r["calls"]) for r in plan] == [
-        ("plain", "36"), ("instruction", "36"), ("few-shot", "36")]
+        (p, "9") for p in ("plain", "instruction", "few-shot") for _ in range(2)]
+    assert all(float(r["cost_high"]) == 0 for r in plan)  # both models are free
     summary = frame(cell(nb, "summary = res.summary()"))
-    keys = [(r["prompt"], r["temperature"]) for r in summary]
-    assert keys == [(p, t) for p in ("plain", "instruction", "few-shot") for t in ("0.0", "1.0")]
-    assert all(r["calls"] == "18" and r["model"] == "smollm2-135m-instruct" for r in summary)
-    score = {(r["prompt"], r["temperature"]): float(r["score"]) for r in summary}
-    cost = {(r["prompt"], r["temperature"]): float(r["total_cost"]) for r in summary}
-    # The text's claims: temperature 1.0 scores below 0 for every prompt; quality varies by
-    # prompt; the notional price makes costs differ.
-    for p in ("plain", "instruction", "few-shot"):
-        assert score[(p, "1.0")] < score[(p, "0.0")]
-    assert max(score.values()) - min(score.values()) > 0.2
-    assert all(c > 0 for c in cost.values()) and len(set(cost.values())) > 1
+    small, base = "smollm2-135m-instruct", "gemma-3-270m"
+    keys = [(r["prompt"], r["model"]) for r in summary]
+    assert keys == [(p, m) for p in ("plain", "instruction", "few-shot") for m in (small, base)]
+    assert all(r["calls"] == "9" for r in summary)
+    got = {(r["prompt"], r["model"]): {k: float(v) for k, v in r.items()
+                                       if k not in ("", "prompt", "model")} for r in summary}
+    # Measured, not priced: every configuration has a latency and engine time.
+    assert all(g["latency_p50"] > 0 and g["compute_total"] > 0 and g["tokens_per_s"] > 0
+               for g in got.values())
+    # The text's claims: few-shot is the best prompt for both models, and the only one on
+    # which the base model answers; there it names the answer but never stops at it.
+    for m in (small, base):
+        assert got[("few-shot", m)]["score"] == max(got[(p, m)]["score"]
+                                                    for p in ("plain", "instruction", "few-shot"))
+    assert got[("plain", base)]["score"] == got[("instruction", base)]["score"] == 0
+    assert got[("few-shot", base)]["score.correct"] >= 0.5
+    assert got[("few-shot", base)]["score.exact"] == 0
+    best = stdout(cell(nb, "best = summary"))
+    assert best.startswith(f"best score: few-shot on {small}: ")
     tokens = {r[""]: r for r in frame(cell(nb, "best = summary"))}
     assert float(tokens["few-shot"]["prompt_tokens"]) > float(tokens["plain"]["prompt_tokens"])
-    assert float(tokens["few-shot"]["completion_tokens"]) < float(
-        tokens["plain"]["completion_tokens"])
+    rows = frame(cell(nb, "res.df[["))
+    assert rows and all(float(r["compute"]) > 0 and float(r["latency"]) > 0 for r in rows)
 
-    # The plot and the Pareto frontier: non-empty, costs rising and scores rising along it.
-    assert len(data(cell(nb, "ax = res.plot()"), "image/png")) == 1  # one figure, not two
-    front = frame(cell(nb, "res.pareto()"))
+    # The plot (latency, one figure) and the Pareto frontier on the same axis.
+    assert len(data(cell(nb, "ax = res.plot("), "image/png")) == 1  # one figure, not two
+    front = frame(cell(nb, "res.pareto("))
     assert front
-    costs = [float(r["total_cost"]) for r in front]
+    latencies = [float(r["latency_p50"]) for r in front]
     scores = [float(r["score"]) for r in front]
-    assert costs == sorted(costs) and scores == sorted(scores)
-    best = max(score, key=score.get)
-    assert (front[-1]["prompt"], front[-1]["temperature"]) == best
+    assert latencies == sorted(latencies) and scores == sorted(scores)
+    assert (front[-1]["prompt"], front[-1]["model"]) == ("few-shot", small)  # the best score
 
     routes = frame(cell(nb, 'res.recommend("kind"'))
     assert sorted(r["kind"] for r in routes) == ["capital", "continent", "country"]
+    assert {"latency", "best_overall_latency", "saving"} <= set(routes[0])
+
+    # The explorer: a widget, with its text form for the terminal.
+    shown = cell(nb, "res.explore()")
+    (explorer,) = widget_views(shown)
+    assert explorer in widget_state(nb) and "9 cases × 6 variants" in plain(shown)
 
     hosted = frame(cell(nb, "# \"openai:\" names the provider"))
     assert {r["model"] for r in hosted} == {"gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"}
     assert all(0 < float(r["cost_low"]) <= float(r["cost_high"]) for r in hosted)
     totals = stdout(cell(nb, "totals = hosted_plan"))
-    assert len(re.findall(r"108 calls: \$0\.\d+ to \$0\.\d+", totals)) == 3
+    assert len(re.findall(r"27 calls: \$0\.\d+ to \$0\.\d+", totals)) == 3
     # The evaluation's progress bar (a standard ipywidget) is saved with the notebook.
     ev = cell(nb, "res = gptmagic.evaluate(")
     assert any(widget_state(nb)[m]["model_name"] == "HBoxModel" for m in widget_views(ev))
-    assert "108 calls, 0 from cache, 0 errors" in plain(ev)
+    assert "54 calls, 0 from cache, 0 errors" in stdout(ev)
 
 
 def test_data_set_is_small_and_labelled():
@@ -803,3 +820,57 @@ def test_an_image_counted_shown_and_refused(structured_nb):
                            "(data/shapes.png)`: SmolLM2 (the embedded model) reads text only; "
                            "send it to a vision model (--model gpt-4.1-nano) or remove the "
                            "image\n")
+
+
+# -- 9 base and instruct models ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_instruct():
+    return executed("09-base-vs-instruct.ipynb")
+
+
+def _heatmap(nb, c):
+    (model_id,) = widget_views(c)
+    state = widget_state(nb)[model_id]["state"]["data"]
+    assert state["kind"] == "heatmap"
+    return state["choices"][0]
+
+
+def test_base_and_instruct_models_through_both_endpoints(base_instruct):
+    nb = base_instruct
+    side = data(cell(nb, "%%chat -m {MODEL},{BASE}"), "text/markdown")[-1]
+    assert "#### local\n" in side and "#### local:gemma-3-270m" in side
+    # The base model in a chat turn continues the document: it repeats the question.
+    assert side.split("#### local:gemma-3-270m")[1].strip().startswith(
+        "What is the capital of France?")
+
+    # %%complete with --logprobs: a heatmap under each reply, one entry per token.
+    for model in ("BASE", "MODEL"):
+        c = cell(nb, f"%%complete -m {{{model}}} --max-tokens 10")
+        heat = _heatmap(nb, c)
+        assert len(heat["t"]) == len(heat["lp"]) == 10  # max_tokens, no stop
+    base_says = "".join(_heatmap(nb, cell(nb, "%%complete -m {BASE} --max-tokens 10"))["t"])
+    assert "Paris" not in base_says.split(".")[0]  # it continues the sentence, no answer yet
+
+    # The Q/A document: the base model answers, sure of it, and stops at the line's end.
+    doc = cell(nb, "%%complete -m {BASE} --max-tokens 8")
+    heat = _heatmap(nb, doc)
+    assert "".join(heat["t"]).strip() == "Paris" and heat["lp"][0] > -0.7  # p > 50%
+    assert "finish: stop" in data(doc, "text/markdown")[-1]
+
+    rows = frame(cell(nb, "import pandas as pd"))
+    assert len(rows) == 12
+    right = {(r["model"], r["way"]): [] for r in rows}
+    for r in rows:
+        right[(r["model"], r["way"])].append(r["right"] == "True")
+        assert 0 < float(r["first token p"]) <= 1
+    assert all(right[("gemma-3-270m", "Q/A document")])
+    assert not any(right[("gemma-3-270m", "chat turn")])
+    assert all(right[("smollm2-135m-instruct", "Q/A document")])
+    assert sum(right[("smollm2-135m-instruct", "Q/A document")]) > sum(
+        right[("smollm2-135m-instruct", "chat turn")])  # "right more often"
+    # The pivot's first column is its index (named after the columns, "way").
+    pivot = {r["way"]: r for r in frame(cell(nb, "table.pivot_table("))}
+    assert float(pivot["gemma-3-270m"]["Q/A document"]) == 1
+    assert float(pivot["gemma-3-270m"]["chat turn"]) == 0
