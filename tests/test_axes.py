@@ -224,6 +224,16 @@ def test_the_frontier_on_each_axis(x: str, front: list[str]) -> None:
         assert res.pareto()["model"].tolist() == front  # the default, as before
 
 
+def test_the_plotted_frontier_runs_to_the_right_edge() -> None:
+    matplotlib.use("Agg")
+    ax = _hand_made().plot(x="tokens")  # one point on the frontier: c, at 20 tokens
+    (line,) = ax.lines
+    assert list(line.get_xdata()) == [20, 400] and list(line.get_ydata()) == [1.0, 1.0]
+    ax = _hand_made().plot(x="latency")  # the slowest is on it: nothing to add
+    assert list(ax.lines[0].get_xdata()) == [0.5, 1.0, 2.0, 3.0]
+    matplotlib.pyplot.close("all")
+
+
 def test_recommend_on_latency_names_its_columns_after_it() -> None:
     res = _hand_made()
     rec = res.recommend("kind", 0.8, x="latency")

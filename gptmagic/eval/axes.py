@@ -97,8 +97,14 @@ def draw(s: pd.DataFrame, labels: pd.Series, ax_: Axis, title: str, ax: Any) -> 
         ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
                    facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
                    label=_plain_label(label))
-    ax.step(front[x_col].replace(math.inf, math.nan), front["score"], where="post",
-            color="tab:red", alpha=0.6, label="Pareto frontier")
+    xs = front[x_col].replace(math.inf, math.nan).tolist()
+    ys = front["score"].tolist()
+    right = float(s[x_col].fillna(0).max()) if len(s) else math.nan
+    if xs and math.isfinite(xs[-1]) and right > xs[-1]:
+        # On to the right edge: a frontier of one point is a line too, and everything
+        # below it is visibly dominated.
+        xs, ys = [*xs, right], [*ys, ys[-1]]
+    ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto frontier")
     ax.set_xlabel(ax_.label)
     if title:
         ax.set_title(title, fontsize=9)
