@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "GEMMA", "MODEL_ID", "SMOLLM2",
-           "EmbeddedModel", "embedded_model", "is_local_model"]
+           "EmbeddedModel", "embedded_model", "is_local_model", "models_note"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,17 @@ ALIASES = SMOLLM2.aliases
 
 #: Tokens the default model's engine is started with.
 CONTEXT_WINDOW = SMOLLM2.context_window
+
+
+def models_note(installed: frozenset[str], hint: str) -> list[str]:
+    """Lines for ``gptmagic models`` about the embedded models: each one's kind and
+    licence, and ``hint`` (how to install) for one that is not ``installed``."""
+    lines = []
+    for m in EMBEDDED_MODELS:
+        name = "local" if m is SMOLLM2 else f"local:{m.id}"
+        state = "" if m.id in installed else f" -- not installed: {hint}"
+        lines.append(f"{name} ({m.id}): {m.kind} model; {m.licence}{state}")
+    return lines
 
 
 def embedded_model(name: object) -> EmbeddedModel | None:
