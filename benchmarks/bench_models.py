@@ -133,25 +133,30 @@ def main() -> None:
     gem = alone(GEMMA, args.runs, args.max_tokens)
     two = both(args.runs, args.max_tokens)
 
-    def row(name: str, r: dict[str, Any], base: dict[str, Any]) -> str:
-        return (f"{name:<22} start {r['start_s']:5.2f} s ({r['start_s'] / base['start_s']:4.2f}x)"
-                f"  RSS {r['rss_after_mb']:6.0f} MB ({r['rss_after_mb'] / base['rss_after_mb']:4.2f}x)"
-                f"  engine {r['engine_tok_s']:6.1f} tok/s ({r['engine_tok_s'] / base['engine_tok_s']:4.2f}x)"
-                f"  wall {r['wall_tok_s']:6.1f} tok/s ({r['wall_tok_s'] / base['wall_tok_s']:4.2f}x)")
+    def x(value: float, base: float) -> str:
+        return f"{value:.2f} ({value / base:.2f}x)" if value < 10 else \
+            f"{value:.0f} ({value / base:.2f}x)"
 
-    print(f"{args.max_tokens} tokens per completion, median of {args.runs}; ratios vs SmolLM2")
-    print(row("SmolLM2-135M alone", smol, smol))
-    print(row("Gemma-3-270M alone", gem, smol))
-    print(f"{'both, one child':<22} start {two['start_s']:5.2f} s (SmolLM2), Gemma loaded by "
-          f"its first request in +{two['gemma_lazy_load_s']:.2f} s; RSS {two['rss_after_mb']:.0f} MB "
-          f"({two['rss_after_mb'] / smol['rss_after_mb']:.2f}x SmolLM2 alone)")
-    for name in ("smollm2", "gemma"):
-        r = two[name]
-        print(f"  {name:<8} with both loaded: engine {r['engine_tok_s']:6.1f} tok/s, wall "
-              f"{r['wall_tok_s']:6.1f} tok/s; both generating at once: "
-              f"{two['parallel'][name]:6.1f} tok/s ({two['parallel'][name] / smol['wall_tok_s']:.2f}x "
-              "SmolLM2 alone)")
-
+    base_rate = smol["engine_tok_s"]
+    print(f"\n{args.max_tokens} tokens per completion, median of {args.runs} runs; ratios "
+          "against SmolLM2 alone; tok/s: the engine's own (wall tok/s in brackets)\n")
+    print("| setup | start (s) | RSS (MB) | SmolLM2 tok/s | Gemma tok/s |")
+    print("|---|---|---|---|---|")
+    print(f"| SmolLM2 alone | {x(smol['start_s'], smol['start_s'])} | "
+          f"{x(smol['rss_after_mb'], smol['rss_after_mb'])} | {x(base_rate, base_rate)} "
+          f"[{smol['wall_tok_s']:.0f}] | - |")
+    print(f"| Gemma alone | {x(gem['start_s'], smol['start_s'])} | "
+          f"{x(gem['rss_after_mb'], smol['rss_after_mb'])} | - | "
+          f"{x(gem['engine_tok_s'], base_rate)} [{gem['wall_tok_s']:.0f}] |")
+    s2, g2 = two["smollm2"], two["gemma"]
+    print(f"| both, one child (Gemma loaded by its first request) | "
+          f"{two['start_s']:.2f} + {two['gemma_lazy_load_s']:.2f} | "
+          f"{x(two['rss_after_mb'], smol['rss_after_mb'])} | "
+          f"{x(s2['engine_tok_s'], base_rate)} [{s2['wall_tok_s']:.0f}] | "
+          f"{x(g2['engine_tok_s'], base_rate)} [{g2['wall_tok_s']:.0f}] |")
+    par = two["parallel"]
+    print(f"| both generating at once (wall tok/s each) | | | "
+          f"{x(par['smollm2'], smol['wall_tok_s'])} | {x(par['gemma'], smol['wall_tok_s'])} |")
 
 if __name__ == "__main__":
     main()

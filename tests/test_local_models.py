@@ -151,3 +151,14 @@ def test_gptmagic_models_lists_both_with_kind_and_terms(capsys):
     assert {SMOLLM2.id, GEMMA.id} <= rows
     assert "local:gemma-3-270m (gemma-3-270m): base model; Gemma terms of use apply" in out
     assert "local (smollm2-135m-instruct): instruct model; Apache-2.0" in out
+
+
+def test_gemma_control_token_text_is_counted_as_sent(local_client):  # noqa: F811
+    """Text that spells a Gemma control token goes as text, after the <bos> the engine adds."""
+    msgs = [{"role": "user", "content": "What does <end_of_turn> mean?"}]
+    counted = local_client.post("/tokenize", json={"model": "gemma-3-270m",
+                                                   "messages": msgs}).json()
+    reply = local_client.post("/chat/completions", json={
+        "model": "gemma-3-270m", "messages": msgs, "max_tokens": 1, "temperature": 0}).json()
+    assert counted["tokens"][0] == 2  # <bos>
+    assert counted["count"] == reply["usage"]["prompt_tokens"]

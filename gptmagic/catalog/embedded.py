@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "GEMMA", "MODEL_ID", "SMOLLM2",
-           "EmbeddedModel", "embedded_model", "is_local_model", "models_note"]
+__all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "EmbeddedModel", "GEMMA", "MODEL_ID",
+           "SMOLLM2", "embedded_model", "is_local_model", "models_note"]
 
 
 @dataclass(frozen=True)
