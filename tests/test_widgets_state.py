@@ -259,7 +259,9 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
                              seed=1, logprobs=True, top_logprobs=5)
         legacy = gptmagic.complete("The capital of France is", model="local", max_tokens=6,
                                    temperature=0, logprobs=5, echo=False)
-        view = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "gpt-4o", "local:gemma-3-270m"],
+        view = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "gpt-4o"],
+                               engine_tokens=engine_tokens)
+        pair = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "local:gemma-3-270m"],
                                engine_tokens=engine_tokens)
         local_count = count_tokens("Bonjour 😀 日本語\n\tok", "local").total
     finally:
@@ -273,7 +275,7 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
         assert c["summary"]["tokens"] == len(c["t"]) and c["summary"]["perplexity"] >= 1
         assert len(c["summary"]["least"]) == min(5, len(c["t"]))
         compact(s)
-    local, gemma = view["panes"][0], view["panes"][2]
+    local, gemma = view["panes"][0], pair["panes"][1]
     assert local["label"] == "local · smollm2 (engine)" and local["exact"]
     # Each embedded model by its own tokenizer (Gemma's splits this text differently).
     assert gemma["label"] == "local:gemma-3-270m · gemma (engine)" and gemma["exact"]

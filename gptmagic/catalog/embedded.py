@@ -91,10 +91,12 @@ def models_note(installed: frozenset[str], hint: str) -> list[str]:
 
 
 def embedded_model(name: object) -> EmbeddedModel | None:
-    """The embedded model ``name`` names (an id or alias, any case), else ``None``."""
+    """The embedded model ``name`` names (an id or alias, any case, also after the
+    ``local:`` profile, as in ``local:gemma-3-270m``), else ``None``."""
     if not isinstance(name, str):
         return None
-    return next((m for m in EMBEDDED_MODELS if m.answers_to(name)), None)
+    bare = name[len("local:"):] if name.lower().startswith("local:") else name
+    return next((m for m in EMBEDDED_MODELS if m.answers_to(bare)), None)
 
 
 def is_local_model(name: object, gguf_path: str | None = None) -> bool:
