@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "GEMMA", "MODEL_ID", "SMOLLM2",
-           "EmbeddedModel", "embedded_model", "is_local_model"]
+__all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "EmbeddedModel", "GEMMA", "MODEL_ID",
+           "SMOLLM2", "embedded_model", "is_local_model", "models_note"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,24 @@ ALIASES = SMOLLM2.aliases
 CONTEXT_WINDOW = SMOLLM2.context_window
 
 
+def models_note(installed: frozenset[str], hint: str) -> list[str]:
+    """Lines for ``gptmagic models`` about the embedded models: each one's kind and
+    licence, and ``hint`` (how to install) for one that is not ``installed``."""
+    lines = []
+    for m in EMBEDDED_MODELS:
+        name = "local" if m is SMOLLM2 else f"local:{m.id}"
+        state = "" if m.id in installed else f" -- not installed: {hint}"
+        lines.append(f"{name} ({m.id}): {m.kind} model; {m.licence}{state}")
+    return lines
+
+
 def embedded_model(name: object) -> EmbeddedModel | None:
-    """The embedded model ``name`` names (an id or alias, any case), else ``None``."""
+    """The embedded model ``name`` names (an id or alias, any case, also after the
+    ``local:`` profile, as in ``local:gemma-3-270m``), else ``None``."""
     if not isinstance(name, str):
         return None
-    return next((m for m in EMBEDDED_MODELS if m.answers_to(name)), None)
+    bare = name[len("local:"):] if name.lower().startswith("local:") else name
+    return next((m for m in EMBEDDED_MODELS if m.answers_to(bare)), None)
 
 
 def is_local_model(name: object, gguf_path: str | None = None) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.catalog.embedded import embedded_model
+from gptmagic.catalog.embedded import embedded_model, models_note
 from gptmagic.catalog.lifecycle import ModelRow, model_rows
 from gptmagic.catalog.models import openai_models
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
@@ -401,7 +401,11 @@ class Client:
             listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
             rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
                               provider="local" if prov.kind == "local" else None, table=False)
-            return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+            note = f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+            if prov.kind == "local":  # what each embedded model is, and how to add one
+                hint = "pip install 'gptmagic[local-gemma]'"
+                note = "\n".join([note, *models_note(frozenset(m.id for m in listed), hint)])
+            return rows, note
         base_url = prov.base_url
         table = is_openai_host(base_url)
         try:

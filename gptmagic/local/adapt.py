@@ -83,7 +83,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.catalog.context import too_long
-from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel
+from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel, embedded_model
 from gptmagic.local.checks import (
     LocalRequestError,
     bad,
@@ -192,7 +192,7 @@ def check_model(body: Any, served: EmbeddedModel, gguf_path: str | None) -> None
     model = body.get("model", served.id)
     if not isinstance(model, str):
         raise bad(f"'model' must be a string, got {model!r:.60}.", "model")
-    if not (served.answers_to(model) or (gguf_path is not None and model == gguf_path)):
+    if not (embedded_model(model) is served or (gguf_path is not None and model == gguf_path)):
         raise LocalRequestError(
             f"The model '{model}' does not exist on the local engine; use '{MODEL_ID}' "
             "(alias 'local') or 'gemma-3-270m'.", param="model", status=404,

@@ -43,9 +43,10 @@ import aiohttp
 from aiohttp import web
 
 from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel, embedded_model
+from gptmagic.errors import ConfigError
 from gptmagic.local import adapt
 from gptmagic.local.gemma import GEMMA_PACKAGE
-from gptmagic.local.llama import DEFAULT_PARALLEL, start_llama
+from gptmagic.local.llama import DEFAULT_PARALLEL, LlamaServer, start_llama
 from gptmagic.local.relay import (
     _CREATED,
     _IN_FLIGHT,
@@ -149,10 +150,15 @@ async def _watchdog(app: web.Application) -> Any:
         await watcher
 
 
-def create_app(models: Models) -> web.Application:
-    """The adapter app for ``models`` (their engines are not stopped with the app)."""
+def create_app(models: Models | LlamaServer) -> web.Application:
+    """The adapter app for ``models`` (their engines are not stopped with the app).
+
+    One running engine alone is served as its model (the others are not loaded).
+    """
     app = web.Application(middlewares=[_openai_errors, _track_client],
                           client_max_size=64 * 1024 * 1024)
+    if isinstance(models, LlamaServer):
+        models = _only(models)
     app[_MODELS] = models
     app[_CREATED] = int(time.time())
     app[_IN_FLIGHT] = {}
@@ -178,6 +184,15 @@ def create_app(models: Models) -> web.Application:
     app.router.add_post("/v1/tokenize", tokenize)
     app.router.add_get("/slots", slots)
     return app
+
+
+def _only(engine: LlamaServer) -> Models:
+    def refuse(model: EmbeddedModel) -> LlamaServer:
+        raise ConfigError(f"this app serves {engine.model.id} only")
+
+    models = Models(refuse)
+    models.add(engine)
+    return models
 
 
 def _watch_stdin(stop: asyncio.Event) -> None:
@@ -344,8 +359,6 @@ def _model_arg(name: str) -> EmbeddedModel:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    from gptmagic.errors import ConfigError
-
     try:
         with _stdout_for_announcement_only() as announce:
             clean = asyncio.run(run(args.host, args.port, watch_stdin=args.watch_stdin,
