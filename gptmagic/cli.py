@@ -181,19 +181,22 @@ def _eval(args: argparse.Namespace) -> int:
     data = cfg["data"]
     if isinstance(data, str) and not Path(data).is_absolute():
         data = str(path.parent / data)
+    batch = cfg.get("batch") or args.batch
     res = evaluate(data, prompt, cfg["models"], params=cfg.get("params"), grid=cfg.get("grid"),
                    repeats=int(cfg.get("repeats", 1)), scorers=chosen, api=cfg.get("api"),
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
                    cache=cfg.get("cache", True), progress=sys.stderr.isatty(),
-                   batch=cfg.get("batch") or args.batch, wait=not args.no_wait,
-                   resubmit=args.resubmit, **_config_extras(cfg, path))
+                   batch=batch, wait=not args.no_wait, resubmit=args.resubmit,
+                   **_config_extras(cfg, path))
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))
     print(res.summary().to_string(index=False))
     print(f"\n{res.describe()}; results written to {out}")
     waiting = res.waiting()
     if waiting:
-        print(f"{waiting}\nRun the same command again to collect them.")
+        print(f"{waiting}\nRun the same command again to collect them." if batch else
+              f"{waiting}\nRun it with --batch to collect them (--resubmit sends them live "
+              "now, paying again for any the batch runs).")
     return 0
 
 
@@ -327,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--no-wait", action="store_true", help="with --batch: submit and exit; "
                    "run again to collect")
     e.add_argument("--resubmit", action="store_true", help="with --batch: send again the "
-                   "calls an expired or cancelled batch did not run (or answered with an error)")
+                   "calls an expired or cancelled batch did not run (or answered with an "
+                   "error); without: send live even the calls a batch still holds")
     e.set_defaults(fn=_eval)
     b = sub.add_parser("batches", help="list the batches evaluations made (status, counts, "
                        "created/expires), or cancel one")

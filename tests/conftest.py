@@ -49,6 +49,17 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def fake(fake_server, tmp_path, monkeypatch):
+    """The fake server as profile ``fake`` (``fake:MODEL``), with a fresh eval cache: what
+    the runner's tests use."""
+    import gptmagic
+
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
+    return fake_server
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's chromium under Playwright, one per module of browser tests."""

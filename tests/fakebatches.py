@@ -23,7 +23,8 @@ the background. Faults:
 - :attr:`Store.malformed_output`: the output file's first line is not JSON;
 - an upload refused: a bad JSONL line is a 400 naming the line; a file over
   :attr:`Store.max_upload_bytes` is a 413;
-- validation: :attr:`Store.invalid_lines` (line number -> message) fail it;
+- validation: :attr:`Store.invalid_lines` (line number -> message) fail it, and
+  :attr:`Store.batch_errors` (errors of no line: the enqueued token limit);
   so do duplicate ``custom_id``s, a line whose ``url`` is not the
   batch's endpoint, or a line whose ``model`` is not the first line's (one
   model per file, as OpenAI and Azure require), fail the batch (``status:
@@ -127,6 +128,9 @@ class Store:
         self.max_upload_bytes = 200 * 1024 * 1024
         self.fail_ids: set[str] = set()
         self.invalid_lines: dict[int, str] = {}  # line -> message: the batch fails validation
+        #: Errors of the whole batch (no line): it fails validation, e.g. OpenAI's
+        #: ``token_limit_exceeded`` when the enqueued tokens pass the tier's limit.
+        self.batch_errors: list[dict] = []
         self.malformed_output = False
         self.files: dict[str, _File] = {}
         self.batches: dict[str, _Batch] = {}
@@ -274,7 +278,8 @@ class Store:
         if b.status == "validating" and now >= b.created_at + self.validate_s:
             errors = _validation_errors(b) or [
                 {"code": "invalid_request", "line": n, "param": "body", "message": message}
-                for n, message in sorted(self.invalid_lines.items())] or None
+                for n, message in sorted(self.invalid_lines.items())] or list(
+                self.batch_errors) or None
             if errors:
                 b.status, b.errors = "failed", errors
                 b.times["failed_at"] = b.created_at + self.validate_s

@@ -59,3 +59,14 @@ def test_batches_errors_are_one_line(config, capsys):
     assert "needs the batch's id" in capsys.readouterr().err
     assert main(["batches", "cancel", "batch_nope"]) == 1
     assert "no batch 'batch_nope' in the cache" in capsys.readouterr().err
+
+
+def test_a_run_without_batch_leaves_the_calls_of_a_batch_to_it(config, fake_server, capsys):
+    assert main(["eval", str(config), "--no-wait"]) == 0
+    capsys.readouterr()
+    live = config.with_name("live.toml")
+    live.write_text(config.read_text().replace("batch = { poll = 0.005 }\n", ""))
+    assert main(["eval", str(live)]) == 0
+    out = capsys.readouterr().out
+    assert "3 pending in batches" in out and "Run it with --batch to collect them" in out
+    assert not [r for r in fake_server.requests if r.path.endswith("/chat/completions")]

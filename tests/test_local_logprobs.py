@@ -200,6 +200,7 @@ def test_tools_with_logprobs(local_client: httpx.Client) -> None:  # noqa: F811
     """With tools the reply is JSON under a grammar, whose logprobs are not the reply's:
     refused, naming ``logprobs``; with ``tool_choice: "none"`` it is a plain reply."""
     body = {"model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+            "temperature": 0,
             "logprobs": True, "tools": [{"type": "function", "function": {
                 "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]}
     refused = local_client.post("/chat/completions", json=body)

@@ -50,19 +50,13 @@ def _session(sh):
     return sh.magics_manager.registry["GptMagics"].session
 
 
-def _answers(monkeypatch, *said, seen=None):
+def _answers(monkeypatch, *said):
     """``input()`` answers ``said`` in turn (the kernel's input box, typed into); the
-    questions asked are returned. ``seen`` (a list) gets the cell's displayed Markdown
-    at each question (what the notebook shows above the input box)."""
+    questions asked are returned."""
     asked, queue = [], list(said)
 
     def read(prompt=""):
         asked.append(prompt)
-        if seen is not None:
-            from IPython.core.interactiveshell import InteractiveShell
-
-            shown = InteractiveShell.instance().display_pub.outputs
-            seen.append([o["data"].get("text/markdown", "") for o in shown])
         return queue.pop(0)
 
     monkeypatch.setattr("builtins.input", read)
@@ -244,8 +238,7 @@ def test_approve_runs_what_you_accept_and_tells_the_model_what_you_declined(
     r, cap = chat(shell, f"-p fake --api {api} --tools get_weather --approve", "user: weather?")
     assert shell.user_ns["calls"] == ["Paris"]  # Rome was declined: it never ran
     assert asked[0] == 'Run get_weather({"city": "Paris"})? [y/N] '
-    # "maybe" is asked again, the call and its arguments kept in the question
-    assert asked[1] == 'Please answer y or n. Run get_weather({"city": "Paris"})? [y/N] '
+    assert asked[1].startswith("Please answer y or n.")  # "maybe" is asked again
     assert asked[2] == 'Run get_weather({"city": "Rome"})? [y/N] '
     paris, rome = r.steps[0].calls
     assert (paris.approved, rome.approved) == (True, False)
@@ -368,12 +361,11 @@ def test_a_notebook_sees_each_step_live_then_collapsed(shell, fake_server):
 
 def test_while_you_are_asked_the_step_under_way_shows_open(shell, fake_server, monkeypatch):
     shell.kernel = object()
-    seen = []
-    _answers(monkeypatch, "y", "n", seen=seen)
+    _answers(monkeypatch, "y", "n")
     fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"}),
                                            ("get_weather", {"city": "Rome"})]), Behaviour())
     _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
-    live = [md for shown in seen for md in shown]
+    live = [o.data.get("text/markdown", "") for o in cap.outputs]
     def asked(city):
         said = f'waiting for your answer: run get\\_weather({{"city": "{city}"}})'
         return [md for md in live if said in md]
@@ -475,73 +467,3 @@ def test_in_a_kernel_the_embedded_models_counter_counts_the_prompt_with_tools(sh
     assert data["note"] == ("the tools' description is the system message, in place of the "
                             "engine's default system prompt, which leaving every tool out "
                             "brings back")
-
-
-NOISY = '''
-def noisy(city: str) -> str:
-    """The weather now in a city, said aloud."""
-    print(f"looking up {city}")
-    return f"18 C and sunny in {city}"
-'''
-
-
-class _Clears:
-    """IPython's ``clear_output``, recorded: each call's ``wait`` and what the cell showed
-    until then (the in-process shell's captured displays, which it empties)."""
-
-    def __init__(self, monkeypatch):
-        from IPython.display import clear_output
-
-        self.calls, self.cleared = [], []
-
-        def clear(wait=False):
-            from IPython.core.interactiveshell import InteractiveShell
-
-            shown = InteractiveShell.instance().display_pub.outputs
-            self.cleared.append([o["data"].get("text/markdown", "") for o in shown])
-            self.calls.append(wait)
-            clear_output(wait=wait)
-
-        monkeypatch.setattr("gptmagic.notebook.magics.clear_output", clear)
-
-
-def test_in_a_notebook_each_answered_question_is_cleared(shell, fake_server, monkeypatch):
-    """The front end keeps each question and its answer in the cell's output ("Run
-    get_weather(...)? [y/N] y"), above the reply: the cell is cleared once answered (after
-    the question, wait=True: when the live view drawn afresh arrives), and the reply
-    comes under a live view that has gone."""
-    shell.kernel = object()
-    clears = _Clears(monkeypatch)
-    _answers(monkeypatch, "maybe", "y", "n")
-    fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"}),
-                                           ("get_weather", {"city": "Rome"})]), Behaviour())
-    r, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
-    assert clears.calls == [True, True]  # once per answer ("maybe" is no answer)
-    assert "waiting for your answer: run get\\_weather" in clears.cleared[0][-1]
-    # What stays: the live view drawn after the last answer (emptied at the end).
-    shown = [o.data.get("text/markdown") for o in cap.outputs]
-    assert 'declined: get\\_weather({"city": "Rome"})' in shown[0]
-    assert cap.outputs[-1].data == {"text/plain": ""}
-    assert shell.user_ns["calls"] == ["Paris"] and "declined" in r.text
-
-
-def test_a_cell_that_shows_more_than_the_loop_is_not_cleared(shell, fake_server, monkeypatch):
-    """Clearing the cell would lose what a tool printed, or a notice: from then on the
-    transcript stays."""
-    shell.kernel = object()
-    shell.run_cell(NOISY)
-    clears = _Clears(monkeypatch)
-    _answers(monkeypatch, "y", "y")
-    fake_server.plan(Behaviour(tool_calls=[("noisy", {"city": "Paris"}),
-                                           ("noisy", {"city": "Rome"})]), Behaviour())
-    _, cap = chat(shell, "-p fake --tools noisy --approve", "user: weather?")
-    assert clears.calls == [True]  # the first answer, before anything printed
-    assert "looking up Paris" in cap.stdout and "looking up Rome" in cap.stdout
-
-
-def test_in_a_terminal_nothing_is_cleared(shell, fake_server, monkeypatch):
-    clears = _Clears(monkeypatch)
-    asked = _answers(monkeypatch, "y")
-    fake_server.plan(Behaviour(tool_calls=[("get_weather", {"city": "Paris"})]), Behaviour())
-    _, cap = chat(shell, "-p fake --tools get_weather --approve", "user: weather?")
-    assert asked and clears.calls == [] and "the model asks to call" in cap.stdout

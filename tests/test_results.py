@@ -34,13 +34,6 @@ class Short:
         return float(len(case.output) < 18)
 
 
-@pytest.fixture
-def fake(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
-    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
-    return fake_server
-
-
 def free_run():
     """Two unpriced models: every cost is unknown, as with only free models."""
     return gptmagic.evaluate(CASES, PROMPTS, ["fake:free-a", "fake:free-b"],

@@ -34,13 +34,6 @@ class Exact:
         return float(case.output == case.row["expected"])
 
 
-@pytest.fixture
-def fake(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
-    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
-    return fake_server
-
-
 def run(**kw):
     kw.setdefault("progress", False)
     return evaluate(CASES, "user: {q}", kw.pop("models", ["fake:m1"]), **kw)

@@ -428,5 +428,5 @@ def test_the_progress_bar_shows_statuses_and_counts(fake, capsys):
     fake.batches.clock.advance(2 * 3600)
     run(rows=ROWS[:4], models=[MINI, "f:gpt-4.1-nano"], progress=True)
     err = capsys.readouterr().err
-    assert "8/8" in err and "2 batches: 2 completed (collected); 1 requests failed" in err
+    assert "8/8" in err and "2 batches: 2 completed (collected); 1 request failed" in err
     assert "1 of 8 calls failed: 1 InternalServerError" in err

@@ -29,13 +29,6 @@ CASES = [{"q": "two plus two"}, {"q": "capital of France"}, {"q": "colour of the
 THINKER = "gpt-5-mini"
 
 
-@pytest.fixture
-def fake(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
-    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
-    return fake_server
-
-
 def run(**kw):
     kw.setdefault("progress", False)
     return evaluate(CASES, kw.pop("prompt", "user: {q}"), kw.pop("models", ["fake:m1"]), **kw)

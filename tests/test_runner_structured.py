@@ -48,13 +48,6 @@ def refusal(text: str = "I can't help with that.") -> Behaviour:
 MIXED = (reply(name="Ada", city="Paris"), reply(name="Bob"), refusal())
 
 
-@pytest.fixture
-def fake(fake_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("GPTMAGIC_CACHE", str(tmp_path / "cache.sqlite"))
-    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
-    return fake_server
-
-
 def run(**kw):
     kw.setdefault("progress", False)
     kw.setdefault("concurrency", 1)

@@ -28,13 +28,15 @@ from gptmagic.errors import ConfigError, RequestError
 from gptmagic.eval.batchfiles import BatchOptions, not_batchable
 from gptmagic.eval.batchsubmit import Submitting
 from gptmagic.eval.batchwatch import Watching
+from gptmagic.eval.ledger import Ledger
 
 if TYPE_CHECKING:
     from gptmagic.client.client import Client
     from gptmagic.eval.jobs import Job
     from gptmagic.eval.store import Store
 
-__all__ = ["BatchOptions", "BatchRun", "batch_options", "run_batch"]
+__all__ = ["BatchOptions", "BatchRun", "answered_in", "batch_options", "in_batches",
+           "run_batch"]
 
 
 def batch_options(batch: Any) -> BatchOptions | None:
@@ -87,6 +89,7 @@ async def run_batch(jobs: list[Job], store: Store | None, opts: BatchOptions, *,
               file=sys.stderr)
     run = BatchRun([j for j in jobs if not not_batchable(j)], store, opts, client, tally,
                    PriceMemo())
+    tally.batches = run.tracked  # named if the user interrupts the run
     budget = None if max_cost is None else Decimal(str(max_cost))
     held = await run.prepare(refresh=refresh, resubmit=resubmit, budget=budget)
     bar = _progress(len(run.jobs), progress)
@@ -96,8 +99,36 @@ async def run_batch(jobs: list[Job], store: Store | None, opts: BatchOptions, *,
     finally:
         bar.close()
     run.finish()
+    later += [j for j in run.jobs if j.key in run.elsewhere]
     if later:
         await live(later, None if budget is None else max(budget - held, Decimal(0)))
+
+
+def answered_in(store: Store, keys: list[str]) -> dict[str, str]:
+    """Of ``keys`` (stored results), those a batch answered: key -> the batch's id (so a
+    run without ``batch`` prices them as the batch did). On the store's thread."""
+    ledger = Ledger(store)
+    rows = {k: r for k, r in ledger.rows(keys).items() if r.state == "done"}
+    ids = {r.local: r.batch_id for r in ledger.records({r.local for r in rows.values()})}
+    return {k: str(ids[r.local]) for k, r in rows.items() if ids.get(r.local)}
+
+
+def in_batches(store: Store, jobs: list[Job]) -> None:
+    """Say, on each of ``jobs`` (calls a run without ``batch`` did not send because a
+    batch holds them), which batch that is and how to collect it (on the store's
+    thread)."""
+    ledger = Ledger(store)
+    rows = ledger.rows({j.key for j in jobs})
+    records = {r.local: r for r in ledger.records({r.local for r in rows.values()})}
+    for j in jobs:
+        row = rows.get(j.key)
+        record = records.get(row.local) if row is not None else None
+        name = (record.batch_id or record.local) if record is not None else "(gone)"
+        j.batch = record.batch_id if record is not None else None
+        status = f" ({record.status})" if record is not None else ""
+        j.pending = (f"in batch {name}{status}, not sent live: evaluate(..., batch=True) "
+                     "collects it; resubmit=True sends it live now (paid twice if the batch "
+                     "runs it too)")
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.core.retry import is_retryable
@@ -61,6 +62,14 @@ class BatchState:
     by_key: dict[str, list[Job]] = field(default_factory=dict)
     todo: list[Job] = field(default_factory=list)  # to go in new batches
     tracked: dict[str, BatchRecord] = field(default_factory=dict)  # local id -> batch
+    #: Keys another run is asking for live (or has just stored): the online runner's
+    #: claims wait for them, so no batch carries them.
+    elsewhere: set[str] = field(default_factory=set)
+    since: float | None = None  # with refresh: results stored before this are not wanted
+    #: Batches this run stopped looking at: the provider refused to show them or their
+    #: files (not a passing fault); their ``note`` says why, a later run asks again.
+    stuck: set[str] = field(default_factory=set)
+    spent: Decimal = Decimal(0)  # what the batches this run collected cost (the bar says)
     ledger: Ledger = field(init=False)
     label: str = ""
 

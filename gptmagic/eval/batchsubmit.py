@@ -5,10 +5,12 @@ and new batches written down, uploaded and created (:class:`Submitting`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from gptmagic.client.batches import FINAL
 from gptmagic.core.retry import is_retryable
 from gptmagic.core.text import preview
 from gptmagic.errors import APIConnectionError, APIStatusError, GptmagicError
@@ -30,6 +32,7 @@ class Submitting(BatchState):
         """Answer what the store has, find the batches that hold the rest, decide what goes
         in new ones (within ``budget``); returns the budget those hold."""
         keys = list(self.by_key)
+        self.since = time.time() if refresh else None
         hits = {} if refresh else await self.store.aget_many(keys)
         rows = await self._db(self.ledger.rows, keys)
         await self._recover({r.local for r in rows.values() if r.state == "pending"})
@@ -45,6 +48,9 @@ class Submitting(BatchState):
                 done_in = batch_id if row is not None and row.state == "done" else None
                 for j in group:
                     j.result, j.cached, j.batch = hits[key], True, done_in
+                if row is not None and row.state == "pending" and _unsettled(record):
+                    assert record is not None  # stored, but its batch was never marked
+                    self.tracked[record.local] = record  # collected (again): settled
                 continue
             if row is None:
                 self.todo += group
@@ -113,13 +119,13 @@ class Submitting(BatchState):
         bar.update(self.tally.hits)
         for part in parts:
             local, got = await self._db(self.ledger.add, part.provider, part.endpoint,
-                                        part.model, self.label, part.keys)
+                                        part.model, self.label, part.keys, self.since)
             if not got and not self.store.writable:
                 self._refuse(part.keys, "not submitted: the cache cannot be written, and a "
                              "batch whose id is not kept could be paid for twice",
                              "CacheWarning")
                 continue
-            if len(got) < len(part.keys):  # some went in another run's batch meanwhile
+            if len(got) < len(part.keys):  # in another run's batch, or live, meanwhile
                 await self._track(set(part.keys) - set(got))
             if not got:
                 continue
@@ -174,7 +180,11 @@ class Submitting(BatchState):
                 j.batch = b.id
 
     async def _track(self, keys: set[str]) -> None:
+        """Follow the batches of ``keys`` that another run put in one; leave the others
+        (stored, or asked live, by another run) to the online runner, which waits for
+        them."""
         rows = await self._db(self.ledger.rows, keys)
+        self.elsewhere |= keys - set(rows)
         for record in await self._db(self.ledger.records, {r.local for r in rows.values()}):
             self.tracked[record.local] = record
             for k, r in rows.items():
@@ -182,3 +192,9 @@ class Submitting(BatchState):
                     for j in self.by_key[k]:
                         j.batch = record.batch_id
 
+
+def _unsettled(record: BatchRecord | None) -> bool:
+    """A batch that had ended when last seen and was never marked collected: its run
+    stopped between storing its answers and marking it (two writes)."""
+    return (record is not None and record.open and record.batch_id is not None
+            and record.status in FINAL)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptmagic.client.batches import iter_output
 from gptmagic.core.reply_checks import check_reply
+from gptmagic.core.retry import is_retryable
 from gptmagic.core.structured import parse_reply
 from gptmagic.core.text import preview
 from gptmagic.errors import GptmagicError, MalformedResponseError
@@ -27,7 +28,7 @@ from gptmagic.eval.batchstate import BatchState, patient
 from gptmagic.eval.calls import price, restore
 
 if TYPE_CHECKING:
-    from gptmagic.client.batches import Batch, Batches
+    from gptmagic.client.batches import Batch, BatchError, Batches
     from gptmagic.eval.jobs import Job
     from gptmagic.eval.ledger import BatchRecord
 
@@ -44,7 +45,8 @@ class Watching(BatchState):
             for local in list(self.tracked):
                 await self._look(local)
             self._show(bar)
-            if not wait or not any(r.open for r in self.tracked.values()):
+            if not wait or not any(r.open and local not in self.stuck
+                                   for local, r in self.tracked.items()):
                 return
             if not self.store.writable:  # what it collects could not be kept: stop here
                 self._say("the cache cannot be written any more: stopped waiting; the "
@@ -54,7 +56,7 @@ class Watching(BatchState):
 
     async def _look(self, local: str) -> None:
         record = self.tracked[local]
-        if not record.open:
+        if not record.open or local in self.stuck:
             return
         if record.batch_id is None:  # another run is submitting it, or died doing so
             await self._recover({local})
@@ -65,10 +67,10 @@ class Watching(BatchState):
         try:
             b = await patient(lambda: batches.retrieve(str(record.batch_id)), self.opts.poll)
         except GptmagicError as e:
-            record.note = f"could not be looked at: {preview(str(e), 200)}"
+            self._trouble(record, f"could not be looked at: {preview(str(e), 200)}", e)
             return
         await self._db(self.ledger.set_batch, local, b)
-        record.status = b.status
+        record.status, record.note = b.status, None
         record.completed, record.failed = b.request_counts.completed, b.request_counts.failed
         record.total = b.request_counts.total or record.total
         if b.done:
@@ -77,7 +79,10 @@ class Watching(BatchState):
     async def _collect(self, record: BatchRecord, b: Batch, batches: Batches) -> None:
         """Download and store what ``b`` answered; mark each of its calls in the ledger."""
         outcomes: dict[str, Outcome] = {}
-        problems: list[str] = []
+        problems: list[str] = []  # lines that could not be read
+        strangers: list[str] = []  # lines of calls the batch never had
+        lines = await self._db(self.ledger.lines, record.local)
+        sent = set(lines.values())
         try:
             for file_id, where in ((b.output_file_id, "output"), (b.error_file_id, "errors")):
                 if file_id is None:
@@ -87,26 +92,37 @@ class Watching(BatchState):
                 for line in iter_output(content, where=f"batch {b.id} {where}"):
                     if isinstance(line, MalformedResponseError):
                         problems.append(str(line))
+                    elif line.custom_id not in sent:  # never ours to store
+                        strangers.append(f"batch {b.id} {where} line {line.line}: custom_id "
+                                        f"{preview(line.custom_id, 80)!r} is not in the batch")
                     else:  # read as it comes: its body is let go at once
-                        outcomes[line.custom_id] = read_line(line, self._api(record), b.id)
+                        _keep(outcomes, line.custom_id,
+                              read_line(line, self._api(record), b.id))
                 del content
         except GptmagicError as e:  # collected by a later look (or run)
-            record.note = f"its files could not be downloaded: {preview(str(e), 200)}"
+            self._trouble(record, f"could not be collected (its files could not be "
+                          f"downloaded: {preview(str(e), 200)})", e)
             return
-        lines = await self._db(self.ledger.lines, record.local)
         outcomes |= self._unanswered(b, lines, outcomes, problems)
         answered = [(k, o) for k, o in outcomes.items() if o.result is not None]
         for key, o in answered:
             self._finish_result(key, o, b.id)
         stored = await self._db(self.store.put_many, [
             (k, *self._where(k, record), self._request(k, b.id), o.result) for k, o in answered])
-        note = "; ".join(problems)[:1000] or None
+        note = "; ".join(problems + strangers)[:1000] or None
         if stored:
             await self._db(self.ledger.settle, record.local,
                            {k: (o.state, o.error, o.error_type) for k, o in outcomes.items()},
                            note)
         record.collected = 1.0
         self._apply(outcomes, record, b.id)
+
+    def _trouble(self, record: BatchRecord, note: str, e: GptmagicError) -> None:
+        """A look or a download failed: tried again at the next look if it may pass, else
+        not by this run (waiting for it would never end)."""
+        record.note = note
+        if not is_retryable(e):
+            self.stuck.add(record.local)
 
     @staticmethod
     def _api(record: BatchRecord) -> str:
@@ -130,8 +146,7 @@ class Watching(BatchState):
                 out[key] = Outcome("failed", error=f"batch {b.id}: no answer could be read for "
                                    f"it ({problems[0]})", error_type="MalformedResponseError")
             else:
-                why = (f"batch {b.id} {b.status}" + (f" (line {first.line}: {first.message})"
-                                                    if first is not None else ""))
+                why = f"batch {b.id} {b.status}" + (f" ({_said(first)})" if first else "")
                 out[key] = Outcome("unrun", error=f"{why} before it ran",
                                    error_type="BatchLineError")
         return out
@@ -166,9 +181,13 @@ class Watching(BatchState):
     def _apply(self, outcomes: dict[str, Outcome], record: BatchRecord, batch_id: str) -> None:
         """Set the run's jobs from a collected batch's outcomes."""
         for key, o in outcomes.items():
-            for j in self.by_key.get(key, ()):
+            jobs = self.by_key.get(key, [])
+            for j in jobs:
                 self._set(j, o, batch_id)
                 self.tally.answered += o.result is not None
+            if jobs and o.result is not None:  # one line, paid once
+                price(jobs[0], self.prices)
+                self.spent += jobs[0].cost or 0
 
     @staticmethod
     def _set(j: Job, o: Outcome, batch_id: str) -> None:
@@ -193,14 +212,18 @@ class Watching(BatchState):
         if records:
             bar.set_postfix_str(f"{len(records)} batch{'es' * (len(records) > 1)}: "
                                 + ", ".join(f"{n} {s}" for s, n in states.items())
-                                + (f"; {failed:,} requests failed" if failed else ""),
-                                refresh=False)
+                                + (f"; {failed:,} request{'s' * (failed != 1)} failed"
+                                   if failed else "")
+                                + (f"; ${self.spent:.4f} at batch prices" if self.spent
+                                   else ""), refresh=False)
         bar.refresh()
 
     def finish(self) -> None:
         """Price what was answered (at the batch price where it came from a batch), parse
         stored replies again, and say why each unanswered job waits."""
         for job in self.jobs:
+            if job.key in self.elsewhere:
+                continue  # run_batch hands it to the online runner
             if job.result is not None:
                 if job.cached:
                     restore(job)
@@ -211,10 +234,26 @@ class Watching(BatchState):
                 job.pending = _waiting(record, job.batch)
 
 
+def _said(e: BatchError) -> str:
+    """A batch's error as its rows say it: its line (if it names one) or its code."""
+    where = f"line {e.line}" if e.line is not None else (e.code or "error")
+    return f"{where}: {e.message or 'no message'}"
+
+
+def _keep(outcomes: dict[str, Outcome], key: str, outcome: Outcome) -> None:
+    """Note what a line says of ``key``; a call listed twice (a provider's retry) keeps
+    its answer over an error, and its last answer."""
+    if outcome.state == "done" or outcomes.get(key, outcome).state != "done":
+        outcomes[key] = outcome
+
+
 def _waiting(record: BatchRecord | None, batch_id: str | None) -> str:
     if record is None:
         return (f"in batch {batch_id or '(being submitted)'}: call evaluate(..., batch=True) "
                 "again to collect it")
+    if record.note:
+        return (f"in batch {record.batch_id}, which {record.note}; call evaluate(..., "
+                "batch=True) again to collect it (gptmagic.batches() shows its status)")
     counts = f"{record.completed + record.failed:,}/{record.total:,} done"
     return (f"in batch {record.batch_id} ({record.status}, {counts}): call evaluate(..., "
             "batch=True) again to wait for it and collect it")

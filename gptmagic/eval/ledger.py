@@ -175,17 +175,19 @@ class Ledger:
     # -- writing ----------------------------------------------------------------------------
 
     def add(self, provider: Provider, endpoint: str, model: str, run: str,
-            keys: list[str]) -> tuple[str, list[str]]:
+            keys: list[str], since: float | None = None) -> tuple[str, list[str]]:
         """Write down a new batch of ``keys`` (in file order) before it is uploaded;
-        returns its local id and the keys it got: those in no other batch. A batch that
-        got none is not kept. ``("", [])`` when the store cannot be written."""
+        returns its local id and the keys it got: those in no other batch, not stored
+        (``since`` then) and not being asked live by another run. A batch that got none
+        is not kept. ``("", [])`` when the store cannot be written."""
         local = f"gm-{uuid.uuid4().hex[:16]}"
         now = time.time()
 
         def do(db: sqlite3.Connection) -> list[str]:
+            busy = self.store.busy(db, keys, since)
             db.executemany(
                 "INSERT OR IGNORE INTO batch_rows (key, local, line, state) "
-                "VALUES (?, ?, 0, 'pending')", [(k, local) for k in keys])
+                "VALUES (?, ?, 0, 'pending')", [(k, local) for k in keys if k not in busy])
             mine = {k for (k,) in db.execute("SELECT key FROM batch_rows WHERE local = ?",
                                             (local,))}
             got = [k for k in keys if k in mine]

@@ -29,7 +29,7 @@ from gptmagic.errors import (
     RequestError,
     StreamError,
 )
-from gptmagic.eval.batch import batch_options, run_batch
+from gptmagic.eval.batch import answered_in, batch_options, in_batches, run_batch
 from gptmagic.eval.budget import over_budget, unbounded
 from gptmagic.eval.calls import call, price, restore
 from gptmagic.eval.estimate import estimate_run
@@ -125,6 +125,9 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     pending until ``resubmit=True`` (which also re-sends calls a batch answered with
     an error). Prompts with tools, and the embedded model, run live (said once).
     The results gain a ``batch`` column (the batch's id; empty for a call run live).
+    Without ``batch``, a call a batch still holds is not sent live: its row is
+    ``pending`` until ``batch=True`` collects it (``resubmit=True`` sends it live
+    anyway, paying twice if the batch runs it too).
     ``client`` (a :class:`gptmagic.Client`) sends the calls; by default the
     shared one. Interrupted (Ctrl-C, Kernel ▸ Interrupt), it raises
     :class:`~gptmagic.errors.RunInterrupted` saying how many calls are stored:
@@ -183,7 +186,7 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                                    tally=tally)
         try:
             if batching is None:
-                await answer(jobs, max_cost=max_cost)
+                await answer(jobs, max_cost=max_cost, resend=resubmit)
             else:
                 await run_batch(jobs, store, batching, client=client, max_cost=max_cost,
                                 live=lambda js, budget: answer(js, max_cost=budget),
@@ -210,9 +213,10 @@ _POLL = 0.2
 async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concurrency: int,
                   max_cost: float | Decimal | None, progress: bool, rpm: float | None,
                   tpm: float | None, timeouts: Any, stream: bool, client: Client,
-                  tally: Tally) -> None:
+                  tally: Tally, resend: bool = False) -> None:
     """Give every job a result or an error: from the store, from another run on the same
-    store, or by sending it."""
+    store, or by sending it; or a ``pending`` note when a batch is running it (unless
+    ``resend``: then it is sent all the same)."""
     from gptmagic.catalog.context import check_window, may_exceed
     from gptmagic.catalog.models import model_info
     from gptmagic.catalog.pricing import PriceMemo, estimate
@@ -221,11 +225,15 @@ async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concur
     since = time.time() if refresh else None  # what is stored from before is not wanted
     if store is not None and not refresh:
         hits = await store.aget_many([j.key for j in jobs])
+        done_in = (await store.athread(answered_in, store, list(hits))
+                   if hits and store.batches else {})
         for job in jobs:
             if job.key in hits:
                 job.result, job.cached = hits[job.key], True
+                job.batch = done_in.get(job.key)  # priced as the batch that answered it
     todo = [j for j in jobs if not j.cached]
     waiting: list[Job] = []  # another run on the same store is asking for these
+    batched: list[Job] = []  # in a batch not collected yet: the batch pays for these
     stored = len(jobs) - len(todo)
     tally.hits += stored  # a batch run's live jobs add to its own
     limiters: dict[str, Limiter] = {}
@@ -321,9 +329,13 @@ async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concur
         if store is not None:
             # Claimed just before sending: another run on the same file that needs the
             # call waits for this one's result, and this one reuses a result it stored.
-            claim = await store.aclaim([job.key], since)
+            claim = await store.aclaim([job.key], since, batched=not resend)
             if claim.stored:
                 return reuse(job, claim.stored[job.key])
+            if claim.batched:
+                batched.append(job)
+                bar.update(1)
+                return
             if claim.theirs:
                 waiting.append(job)
                 return
@@ -402,6 +414,9 @@ async def _answer(jobs: list[Job], *, store: Store | None, refresh: bool, concur
         if job.cached and job.result is not None:
             restore(job)
             price(job, prices)
+    if batched:
+        assert store is not None
+        await store.athread(in_batches, store, batched)
 
 
 def _maybe_billed(error: GptmagicError) -> bool:

@@ -27,10 +27,8 @@ Batch mode keeps its batches here too (``batches`` and ``batch_rows``, read and
 written by :mod:`gptmagic.eval.ledger`): each batch the moment it is made, and
 which batch every call went into, so no call is ever put in a second batch.
 
-The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS`
-brings any older file up to date (version 0 is the unversioned file of
-gptmagic before claims, which is kept as it is and gains the claims table;
-version 2 adds the batch tables).
+The schema is versioned with ``PRAGMA user_version``; the migrations of
+:mod:`gptmagic.eval.schema` bring any older file up to date.
 """
 
 from __future__ import annotations
@@ -55,9 +53,10 @@ from gptmagic.core.images import elide
 from gptmagic.core.types import Result
 from gptmagic.errors import ConfigError
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
+from gptmagic.eval.schema import CALL_COLUMNS, CLAIM_COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["CacheWarning", "Claim", "Store", "alive", "call_key", "default_path",
-           "result_from_dict", "result_to_dict"]
+__all__ = ["CacheWarning", "Claim", "SCHEMA_VERSION", "Store", "alive", "call_key",
+           "default_path", "result_from_dict", "result_to_dict"]
 
 T = TypeVar("T")
 
@@ -69,63 +68,6 @@ BUSY_TIMEOUT = 30.0
 HEARTBEAT = 10.0
 STALE_AFTER = 60.0
 
-_CALLS = """
-CREATE TABLE IF NOT EXISTS calls (
-    key TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    base_url TEXT,
-    model TEXT,
-    request TEXT NOT NULL,
-    result TEXT NOT NULL
-);
-"""
-_CLAIMS = """
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
-_BATCHES = """
-CREATE TABLE IF NOT EXISTS batches (
-    local TEXT PRIMARY KEY,
-    batch_id TEXT,
-    file_id TEXT,
-    provider TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    run TEXT NOT NULL,
-    status TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    completed INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    expires REAL,
-    collected REAL,
-    note TEXT,
-    owner TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_rows (
-    key TEXT PRIMARY KEY,
-    local TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    error TEXT,
-    error_type TEXT
-);
-CREATE INDEX IF NOT EXISTS batch_rows_local ON batch_rows (local);
-CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
-"""
-#: Version -> the SQL that brings a file at version - 1 up to it.
-_MIGRATIONS: dict[int, str] = {1: _CALLS + _CLAIMS, 2: _BATCHES}
-SCHEMA_VERSION = max(_MIGRATIONS)
-_CALL_COLUMNS = {"key", "created", "base_url", "model", "request", "result"}
-_CLAIM_COLUMNS = {"key", "owner", "pid", "host", "at"}
 _CHUNK = 500  # keys per IN (...) query, under SQLite's variable limit
 
 
@@ -171,6 +113,7 @@ class Claim:
     mine: list[str] = field(default_factory=list)  # claimed by us: send these
     theirs: list[str] = field(default_factory=list)  # another live run is asking: wait
     stored: dict[str, Result] = field(default_factory=dict)  # answered meanwhile: reuse
+    batched: list[str] = field(default_factory=list)  # pending in a batch: do not send
 
 
 class Store:
@@ -262,12 +205,12 @@ class Store:
     def _check(self, db: sqlite3.Connection) -> None:
         """Refuse a file that is a database but not one of ours (nothing is written)."""
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "calls" in tables and not _CALL_COLUMNS <= self._columns(db, "calls"):
+        if "calls" in tables and not CALL_COLUMNS <= self._columns(db, "calls"):
             raise ConfigError(self._foreign(
                 f"its calls table has the columns {sorted(self._columns(db, 'calls'))}"))
         if "calls" not in tables and tables - {"claims", "batches", "batch_rows"}:
             raise ConfigError(self._foreign(f"it holds the tables {sorted(tables)}"))
-        self._claims = "claims" in tables and _CLAIM_COLUMNS <= self._columns(db, "claims")
+        self._claims = "claims" in tables and CLAIM_COLUMNS <= self._columns(db, "claims")
         self.batches = {"batches", "batch_rows"} <= tables
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -281,7 +224,7 @@ class Store:
         try:
             version = self._version(db)
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[v].split(";"):
+                for statement in MIGRATIONS[v].split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version={v}")
@@ -388,15 +331,11 @@ class Store:
 
     def _get(self, keys: list[str], since: float | None = None) -> dict[str, Result]:
         out: dict[str, Result] = {}
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            rows = self._db.execute(
-                f"SELECT key, result FROM calls WHERE key IN ({','.join('?' * len(chunk))}) "
-                f"AND created >= ?", [*chunk, since or 0.0]).fetchall()
-            for key, blob in rows:
-                result = row_result(blob)
-                if result is not None:
-                    out[key] = result
+        for key, blob in self._select(self._db, "key, result", "calls", keys,
+                                      f"created >= {float(since or 0.0)!r}"):
+            result = row_result(blob)
+            if result is not None:
+                out[key] = result
         return out
 
     def _holders(self, db: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -405,14 +344,28 @@ class Store:
             return {}
         now = time.time()
         out = {}
+        for key, owner, pid, host, at in self._select(db, "key, owner, pid, host, at",
+                                                      "claims", keys):
+            if owner != self.owner and at > now - STALE_AFTER and alive(pid, host):
+                out[key] = (owner, pid, host, at)
+        return out
+
+    def _select(self, db: sqlite3.Connection, columns: str, table: str, keys: list[str],
+                where: str = "1") -> list[tuple[Any, ...]]:
+        """``columns`` of ``table``'s rows for ``keys`` (``where`` also holding)."""
+        out: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            for key, owner, pid, host, at in db.execute(
-                    f"SELECT key, owner, pid, host, at FROM claims "
-                    f"WHERE key IN ({','.join('?' * len(chunk))})", chunk):
-                if owner != self.owner and at > now - STALE_AFTER and alive(pid, host):
-                    out[key] = (owner, pid, host, at)
+            out += db.execute(f"SELECT {columns} FROM {table} WHERE key IN "
+                              f"({','.join('?' * len(chunk))}) AND {where}", chunk).fetchall()
         return out
+
+    def busy(self, db: sqlite3.Connection, keys: list[str],
+             since: float | None = None) -> set[str]:
+        """Of ``keys``, those stored (``since`` then) or claimed by another live run: a
+        batch must not carry them (run by :mod:`.ledger` inside its write)."""
+        stored = set(self._get(keys, since))
+        return stored | set(self._holders(db, [k for k in keys if k not in stored]))
 
     def waiting(self, keys: list[str],
                 since: float | None = None) -> tuple[dict[str, Result], list[str]]:
@@ -429,11 +382,13 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------
 
-    def claim(self, keys: list[str], since: float | None = None) -> Claim:
+    def claim(self, keys: list[str], since: float | None = None, *,
+              batched: bool = True) -> Claim:
         """Claim the keys nobody else is asking for (one transaction).
 
         A key stored since it was looked up (or ``since`` then, when a run asks
-        again for what is stored) comes back in ``stored``. When
+        again for what is stored) comes back in ``stored``; one pending in a batch
+        (while ``batched``) in ``batched``: the batch pays for it. When
         claims cannot be written, every key is ours: the run goes on alone.
         """
         if not self._claims:  # a file we may only read: the run goes on alone
@@ -442,6 +397,11 @@ class Store:
         def do(db: sqlite3.Connection) -> Claim:
             out = Claim(stored=self._get(keys, since))
             rest = [k for k in keys if k not in out.stored]
+            if batched and self.batches:
+                out.batched = [k for (k,) in self._select(db, "key", "batch_rows", rest,
+                                                          "state = 'pending'")]
+                in_batch = set(out.batched)
+                rest = [k for k in rest if k not in in_batch]
             held = self._holders(db, rest)
             out.theirs = [k for k in rest if k in held]
             out.mine = [k for k in rest if k not in held]
@@ -468,6 +428,9 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?)", (key, time.time(), base_url, model, req, blob))
             if self._claims:
                 db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+            if self.batches:  # answered live: no batch's answer (or price) any more
+                db.execute("DELETE FROM batch_rows WHERE key = ? AND state != 'pending'",
+                           (key,))
             return True
 
         stored = self._write(do, False)
@@ -535,8 +498,9 @@ class Store:
     async def aget_many(self, keys: list[str]) -> dict[str, Result]:
         return await self._off(self.get_many, keys)
 
-    async def aclaim(self, keys: list[str], since: float | None = None) -> Claim:
-        return await self._off(self.claim, keys, since)
+    async def aclaim(self, keys: list[str], since: float | None = None, *,
+                     batched: bool = True) -> Claim:
+        return await self._off(functools.partial(self.claim, batched=batched), keys, since)
 
     async def apoll(self, keys: list[str],
                     since: float | None = None) -> tuple[dict[str, Result], list[str]]:

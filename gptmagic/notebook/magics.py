@@ -19,7 +19,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import clear_output, display
+from IPython.display import display
 from traitlets import Bool, Dict, Unicode
 
 from gptmagic.client.config import APIS, get_profile
@@ -28,7 +28,6 @@ from gptmagic.core.images import part_text
 from gptmagic.core.messages import indented_markers
 from gptmagic.errors import GptmagicError, StreamError
 from gptmagic.notebook import cellviews
-from gptmagic.notebook.approval import OutputWatch
 from gptmagic.notebook.images import read_images
 from gptmagic.notebook.session import DryRun, Reply, Session, cell_key
 from gptmagic.notebook.structured import schema_option
@@ -282,7 +281,7 @@ class GptMagics(Magics):
 
     def _step_sink(self) -> StepSink:
         if getattr(self.shell, "kernel", None) is not None:
-            return StepSink(display=display, clear=clear_output, watch=OutputWatch(self.shell))
+            return StepSink(display=display)
         return StepSink(write=lambda text: (sys.stdout.write(text), sys.stdout.flush()))
 
     def _params(self, args: Any, names: tuple[str, ...]) -> dict[str, Any]:

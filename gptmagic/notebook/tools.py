@@ -8,8 +8,12 @@ they cost in tokens) and runs the loop of :mod:`gptmagic.client.tools`: the mode
 calls go through the portal, the functions and the approval question run here, on
 the kernel's main thread.
 
-Approval (``--approve``) asks Yes/No through the front end's input box
-(:mod:`gptmagic.notebook.approval`, which says why not a button).
+Approval (``--approve``) asks Yes/No through the front end's input box: the kernel's
+``input()``, which JupyterLab, Notebook 7 and VS Code show as a text field under the
+cell and a terminal IPython as a prompt. A widget's button could not be used: its
+click is a comm message, and the kernel reads none while the cell runs (the main
+thread waits here). The input request is the one channel a front end answers while
+a cell runs, and Kernel ▸ Interrupt reaches it.
 
 While the loop runs, :class:`StepSink` shows the steps done (collapsed), the one
 being worked on (open), and the model's text as it streams (views:
@@ -18,9 +22,9 @@ being worked on (open), and the model's text as it streams (views:
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +36,6 @@ from gptmagic.core.tools import Tool, tool_choice, tool_from
 from gptmagic.core.types import Result, Step, ToolCall
 from gptmagic.errors import GptmagicError, RequestError, ToolLoopInterrupted
 from gptmagic.notebook.apis import Outgoing
-from gptmagic.notebook.approval import Approval, OutputWatch
 from gptmagic.notebook.streaming import REASONING, Interrupted, stream_reply
 from gptmagic.views import steps as views
 
@@ -41,13 +44,16 @@ if TYPE_CHECKING:
     from gptmagic.client.config import Provider
     from gptmagic.client.portal import Portal
 
-__all__ = ["Loop", "StepSink", "TOOL_CHOICES", "ToolOptions", "run", "tool_options",
+__all__ = ["Approval", "Loop", "StepSink", "TOOL_CHOICES", "ToolOptions", "run", "tool_options",
            "tool_params", "with_steps"]
 
 #: ``--tool-choice`` values besides a tool's name.
 TOOL_CHOICES = ("auto", "none", "required")
 #: The most ``--max-steps`` takes: each step is a paid model call.
 MAX_STEPS_LIMIT = 50
+#: Answers to the approval question; anything else is asked again (then No).
+_YES, _NO = ("y", "yes"), ("n", "no", "")
+_ASKS = 3
 
 
 @dataclass
@@ -151,6 +157,43 @@ def tool_params(opts: ToolOptions, *, models: int = 1, n: int | None = None) -> 
     return params
 
 
+# -- approval -----------------------------------------------------------------------------
+
+
+class Approval:
+    """``--approve``: asks Yes/No before each call, on the kernel's main thread.
+
+    The question goes to ``input()`` as it is when asked (the kernel replaces it
+    while a cell runs, with its input request); ``show`` puts what is asked about on
+    screen first (the live step view in a notebook, a line in a terminal)."""
+
+    def __init__(self, show: Callable[[ToolCall], None] | None = None) -> None:
+        self.show = show
+
+    def __call__(self, call: ToolCall) -> bool:
+        from IPython.core.error import StdinNotImplementedError
+
+        if self.show is not None:
+            self.show(call)
+        read = builtins.input
+        question = f"Run {views.call_text(call)}? [y/N] "
+        answer = False
+        try:
+            for _ in range(_ASKS):
+                said = read(question).strip().lower()
+                if said in _YES or said in _NO:
+                    answer = said in _YES
+                    break
+                question = f"Please answer y or n. Run {call.name}? [y/N] "
+        except (StdinNotImplementedError, EOFError):
+            raise RequestError("--approve asks Yes/No in the front end's input box, and this "
+                               "one takes no input (a headless run such as nbclient or "
+                               "papermill); run the cell in JupyterLab, Notebook, VS Code or a "
+                               "terminal IPython, or without --approve", param="--approve") \
+                from None
+        return answer
+
+
 # -- live view ------------------------------------------------------------------------------
 
 
@@ -161,18 +204,12 @@ class StepSink:
     the end (the reply then shows everything); in a terminal (``write``) each step is
     printed once its calls are done and the text streams as in a plain reply; with
     neither, nothing is shown. Also a :class:`~gptmagic.notebook.streaming.Sink`, so
-    each model call streams into it. In a notebook, ``clear`` (IPython's
-    ``clear_output``) and ``watch`` clear the transcript of each ``--approve``
-    question once answered, while ``watch`` has seen nothing else in the cell."""
+    each model call streams into it."""
 
     def __init__(self, display: Callable[..., Any] | None = None,
-                 write: Callable[[str], Any] | None = None,
-                 clear: Callable[..., Any] | None = None,
-                 watch: OutputWatch | None = None) -> None:
+                 write: Callable[[str], Any] | None = None) -> None:
         self._display = display
         self._write = write
-        self._clear = clear
-        self.watch = watch
         self.handle: Any = None
         self.steps: list[Step] = []
         self.status = ""
@@ -205,11 +242,10 @@ class StepSink:
     def _redraw(self) -> None:
         assert self._display is not None
         data = views.live_bundle(self.steps, self.status, self.texts, self.running)
-        with self.watch.own() if self.watch is not None else nullcontext():
-            if self.handle is None:
-                self.handle = self._display(data, raw=True, display_id=True)
-            else:
-                self.handle.update(data, raw=True)
+        if self.handle is None:
+            self.handle = self._display(data, raw=True, display_id=True)
+        else:
+            self.handle.update(data, raw=True)
 
     def done(self, steps: Sequence[Step]) -> None:
         """Every call of ``steps`` has answered: a terminal prints those it has not yet."""
@@ -230,20 +266,6 @@ class StepSink:
             self._redraw()
         else:
             self._out(f"the model asks to call {views.call_text(call)}\n")
-
-    def answered(self, call: ToolCall, yes: bool) -> None:
-        """``call`` was approved (``yes``) or declined. In a notebook the front end keeps
-        the question and the answer in the cell's output, above the reply to come: the
-        cell is cleared and the live view drawn afresh, unless something else (a
-        tool's print, a notice) is there too, which clearing would lose."""
-        self.status = f"{'approved' if yes else 'declined'}: {views.call_text(call)}"
-        if not self.rich:
-            return
-        if self._clear is not None and self.watch is not None and not self.watch.seen:
-            with self.watch.own():
-                self._clear(wait=True)  # done when the live view below arrives: no flicker
-            self.handle = None
-        self._redraw()
 
     # Sink: the model call that streams now.
     def update(self, texts: Mapping[int, str], model: str, elapsed: float,
@@ -268,8 +290,7 @@ class StepSink:
     def finish(self) -> None:
         """The loop ended: the live view goes away (the reply shows it all)."""
         if self.handle is not None:
-            with self.watch.own() if self.watch is not None else nullcontext():
-                self.handle.update({"text/plain": ""}, raw=True)
+            self.handle.update({"text/plain": ""}, raw=True)
 
     def _out(self, text: str) -> None:
         if self._write is not None and text:
@@ -309,8 +330,8 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
     a reply stopped as any other (:class:`~gptmagic.notebook.streaming.Interrupted`)."""
     if not isinstance(sink, StepSink):  # a caller that shows nothing live
         sink = StepSink()
-    approval = Approval(show=lambda call: sink.asking(call, loop.steps),
-                        answered=sink.answered) if opts.approve else None
+    approval = Approval(show=lambda call: sink.asking(call, loop.steps)) if opts.approve \
+        else None
     fixed = {k: v for k, v in out.params.items() if k not in ("tools", "tool_choice")}
     tools = [_watched(t, sink, lambda: loop) for t in opts.tools]
     # The prompt in the endpoint's own shape: chat's messages (image_url parts, a thread's
@@ -336,10 +357,8 @@ def run(portal: Portal, client: Client, out: Outgoing, opts: ToolOptions, *, mod
         return stream_reply(portal, make, sink, model, interval)
 
     t0 = time.monotonic()
-    watching = sink.watch if approval is not None and sink.watch is not None else nullcontext()
     try:
-        with watching:
-            result = loop.run(ask, run_coro=portal.run)
+        result = loop.run(ask, run_coro=portal.run)
     except Interrupted as stop:  # during a model call: keep what had streamed of it
         if not loop.steps:
             raise  # as a reply stopped without tools
