@@ -5,5 +5,5 @@
 # e.g. `bash scripts/demo.sh other-dir`. The terminal-only demo: .venv/bin/gptmagic demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh local,notebooks
+bash scripts/setup.sh local,local-gemma,notebooks
 exec .venv/bin/gptmagic demo --report "$@"

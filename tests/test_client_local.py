@@ -101,8 +101,8 @@ async def test_unknown_model_is_not_found(client):
         await client.chat("hi", model="gpt-4o")
 
 
-async def test_models_lists_the_local_model(client):
-    assert await client.models() == ["smollm2-135m-instruct"]
+async def test_models_lists_the_local_models(client):
+    assert await client.models() == ["smollm2-135m-instruct", "gemma-3-270m"]
 
 
 async def test_input_tokens_on_the_local_provider_is_the_replys_prompt_count(local_engine):  # noqa: F811

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gptmagic.catalog.embedded import GEMMA, SMOLLM2
 from gptmagic.errors import ConfigError, RequestError
 from gptmagic.local import adapt, model
 from gptmagic.local.adapt import (
@@ -91,7 +92,7 @@ def test_unknown_model_is_404_model_not_found(prepare: Any, body: Any) -> None:
     assert isinstance(info.value, RequestError)
     assert info.value.body() == {"error": {
         "message": "The model 'gpt-4o' does not exist on the local engine; use "
-                   "'smollm2-135m-instruct' (alias 'local').",
+                   "'smollm2-135m-instruct' (alias 'local') or 'gemma-3-270m'.",
         "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}
 
 
@@ -606,7 +607,26 @@ def test_merge_completions_multi_prompt_indices() -> None:
 def test_models_list() -> None:
     assert adapt.models_list(123) == {"object": "list", "data": [{
         "id": "smollm2-135m-instruct", "object": "model", "created": 123,
-        "owned_by": "gptmagic-local", "context_window": 8192}]}
+        "owned_by": "gptmagic-local", "context_window": 8192, "kind": "instruct",
+        "licence": "Apache-2.0", "loaded": False}]}
+
+
+def test_models_list_both_models_each_with_its_window_and_kind() -> None:
+    listed = adapt.models_list(1, (SMOLLM2, GEMMA), frozenset({GEMMA.id}))["data"]
+    assert [(m["id"], m["context_window"], m["kind"], m["loaded"]) for m in listed] == [
+        ("smollm2-135m-instruct", 8192, "instruct", False), ("gemma-3-270m", 32768, "base", True)]
+    assert "Gemma terms of use" in listed[1]["licence"]
+
+
+def test_a_plan_for_gemma_reports_gemma_and_checks_its_window() -> None:
+    plan = prepare_chat(chat(model="gemma-3-270m", max_tokens=20000), model=GEMMA)
+    assert plan.model == "gemma-3-270m" and plan.bodies[0]["model"] == "gemma-3-270m"
+    assert merge_chat(plan, [engine_chat("x")])["model"] == "gemma-3-270m"
+    with pytest.raises(LocalRequestError, match="max_tokens"):
+        prepare_chat(chat(max_tokens=20000))  # past SmolLM2's 8192
+    with pytest.raises(LocalRequestError) as info:  # a name of the other model is not this one
+        prepare_completion(comp(model="local"), model=GEMMA)
+    assert info.value.status == 404
 
 
 # --- errors -------------------------------------------------------------------------------------

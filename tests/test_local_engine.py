@@ -89,9 +89,10 @@ def test_startup_time_is_recorded(local_engine: LocalEngine) -> None:  # noqa: F
     assert local_engine.startup_seconds is not None and local_engine.startup_seconds > 0
 
 
-def test_models_lists_exactly_the_local_model(local_client: httpx.Client) -> None:  # noqa: F811
+def test_models_lists_both_installed_models(local_client: httpx.Client) -> None:  # noqa: F811
     body = local_client.get("/models").json()
-    assert [m["id"] for m in body["data"]] == ["smollm2-135m-instruct"]
+    assert [m["id"] for m in body["data"]] == ["smollm2-135m-instruct", "gemma-3-270m"]
+    assert [m["kind"] for m in body["data"]] == ["instruct", "base"]
     model = body["data"][0]
     assert body["object"] == "list" and model["object"] == "model"
     assert model["owned_by"] == "gptmagic-local" and isinstance(model["created"], int)
@@ -452,7 +453,7 @@ def test_server_main_reports_config_errors(monkeypatch: pytest.MonkeyPatch,
     def missing() -> Any:
         raise ConfigError("weights missing")
 
-    monkeypatch.setattr(llama, "model_path", missing)
+    monkeypatch.setattr(llama, "weights_path", lambda *_: missing())
     assert server.main(["--port", "0"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "weights missing" in captured.err

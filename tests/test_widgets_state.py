@@ -261,6 +261,8 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
                                    temperature=0, logprobs=5, echo=False)
         view = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "gpt-4o"],
                                engine_tokens=engine_tokens)
+        pair = tokenview_state("Bonjour 😀 日本語\n\tok", ["local", "local:gemma-3-270m"],
+                               engine_tokens=engine_tokens)
         local_count = count_tokens("Bonjour 😀 日本語\n\tok", "local").total
     finally:
         gptmagic.shutdown()
@@ -273,8 +275,11 @@ def test_heatmap_and_token_view_of_the_local_engine() -> None:
         assert c["summary"]["tokens"] == len(c["t"]) and c["summary"]["perplexity"] >= 1
         assert len(c["summary"]["least"]) == min(5, len(c["t"]))
         compact(s)
-    local = view["panes"][0]
+    local, gemma = view["panes"][0], pair["panes"][1]
     assert local["label"] == "local · smollm2 (engine)" and local["exact"]
+    # Each embedded model by its own tokenizer (Gemma's splits this text differently).
+    assert gemma["label"] == "local:gemma-3-270m · gemma (engine)" and gemma["exact"]
+    assert gemma["ids"] != local["ids"]
     # The state builder does no I/O of its own: without a way to reach the engine it says so.
     with pytest.raises(gptmagic.RequestError, match="tokenized by its engine"):
         tokenview_state("hi", "local")

@@ -1,30 +1,106 @@
-"""Fixed facts about the embedded model: its id, the names that reach it, its window.
+"""Fixed facts about the embedded models: their ids, the names that reach them, their windows.
 
 These are values, not a running engine: the catalog prices and counts with
-them, the client routes with them, and :mod:`gptmagic.local` serves the
-model under this id.
+them, the client routes with them, and :mod:`gptmagic.local` serves each
+model under its id. Two models are served by one engine manager:
+
+* ``local`` -- SmolLM2-135M-Instruct (the default; Apache-2.0), an instruct model;
+* ``local:gemma-3-270m`` -- Gemma 3 270M (Q4_K_M), a *base* model: the natural
+  fit for ``%%complete``; in ``%%chat`` it continues the Gemma turn format
+  rather than answering as an assistant. Optional (the ``local-gemma``
+  extra); Google's Gemma terms of use apply to it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ALIASES", "CONTEXT_WINDOW", "MODEL_ID", "is_local_model"]
+from dataclasses import dataclass
 
-#: The one model id the local engine reports in every response.
-MODEL_ID = "smollm2-135m-instruct"
+__all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "EmbeddedModel", "GEMMA", "MODEL_ID",
+           "SMOLLM2", "embedded_model", "is_local_model", "models_note"]
 
-#: Names a request may use for the local model (compared case-insensitively).
-ALIASES = frozenset({"local", "smollm2", "smollm2-135m-instruct", "SmolLM2-135M-Instruct"})
 
-#: Tokens the engine is started with; SmolLM2 was trained with 8192.
-CONTEXT_WINDOW = 8192
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """One model the embedded engine can serve."""
 
-_LOWER_ALIASES = frozenset(a.lower() for a in ALIASES)
+    id: str  #: the id the engine reports in every response
+    aliases: frozenset[str]  #: names a request may use (compared case-insensitively)
+    context_window: int  #: tokens the engine is started with
+    kind: str  #: "instruct" or "base"
+    licence: str  #: one line: the licence, and terms that apply
+    #: llama.cpp's built-in template by name, for a GGUF that carries none (None: the GGUF's).
+    chat_template: str | None = None
+    #: The template folds a system message into the first user turn (no segment of its own).
+    merges_system: bool = False
+
+    @property
+    def encoding(self) -> str:
+        """The encoding name a count of this model carries (its engine's own tokenizer)."""
+        return f"{self.id.split('-')[0]} (engine)"
+
+    def answers_to(self, name: str) -> bool:
+        """True if ``name`` (any case) is this model's id or one of its aliases."""
+        lowered = name.lower()
+        return lowered == self.id or lowered in {a.lower() for a in self.aliases}
+
+
+SMOLLM2 = EmbeddedModel(
+    id="smollm2-135m-instruct",
+    aliases=frozenset({"local", "smollm2", "smollm2-135m-instruct", "SmolLM2-135M-Instruct"}),
+    context_window=8192,  # SmolLM2 was trained with 8192
+    kind="instruct",
+    licence="Apache-2.0",
+)
+
+GEMMA = EmbeddedModel(
+    id="gemma-3-270m",
+    aliases=frozenset({"gemma-3-270m", "gemma3-270m", "gemma"}),
+    # Gemma 3 270M was trained with 32K; its sliding-window layers keep the cache small
+    # (measured: ~75 MB more resident memory than at 8192).
+    context_window=32768,
+    kind="base",
+    licence="Gemma terms of use apply (https://ai.google.dev/gemma/terms)",
+    # The GGUF carries no chat template (llama.cpp would fall back to ChatML, whose
+    # markers are plain text to Gemma); llama.cpp's own Gemma turn format instead.
+    chat_template="gemma",
+    merges_system=True,
+)
+
+#: Every model the engine can serve, the default first.
+EMBEDDED_MODELS = (SMOLLM2, GEMMA)
+
+#: The default model's id, reported in every response it gives.
+MODEL_ID = SMOLLM2.id
+
+#: Names a request may use for the default local model (compared case-insensitively).
+ALIASES = SMOLLM2.aliases
+
+#: Tokens the default model's engine is started with.
+CONTEXT_WINDOW = SMOLLM2.context_window
+
+
+def models_note(installed: frozenset[str], hint: str) -> list[str]:
+    """Lines for ``gptmagic models`` about the embedded models: each one's kind and
+    licence, and ``hint`` (how to install) for one that is not ``installed``."""
+    lines = []
+    for m in EMBEDDED_MODELS:
+        name = "local" if m is SMOLLM2 else f"local:{m.id}"
+        state = "" if m.id in installed else f" -- not installed: {hint}"
+        lines.append(f"{name} ({m.id}): {m.kind} model; {m.licence}{state}")
+    return lines
+
+
+def embedded_model(name: object) -> EmbeddedModel | None:
+    """The embedded model ``name`` names (an id or alias, any case, also after the
+    ``local:`` profile, as in ``local:gemma-3-270m``), else ``None``."""
+    if not isinstance(name, str):
+        return None
+    bare = name[len("local:"):] if name.lower().startswith("local:") else name
+    return next((m for m in EMBEDDED_MODELS if m.answers_to(bare)), None)
 
 
 def is_local_model(name: object, gguf_path: str | None = None) -> bool:
-    """True if ``name`` is one of :data:`ALIASES` (any case) or the GGUF path itself."""
-    if not isinstance(name, str):
-        return False
-    if name.lower() in _LOWER_ALIASES:
+    """True if ``name`` names an embedded model (any case) or is the GGUF path itself."""
+    if embedded_model(name) is not None:
         return True
     return gguf_path is not None and name == gguf_path

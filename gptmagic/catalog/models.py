@@ -21,14 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gptmagic.catalog.embedded import CONTEXT_WINDOW, MODEL_ID, is_local_model
+from gptmagic.catalog.embedded import embedded_model
 from gptmagic.errors import ConfigError
 from gptmagic.state import current
 
 __all__ = ["ModelInfo", "model_info", "openai_models", "register_model"]
-
-#: The local engine may fill its whole context with output.
-LOCAL_MAX_OUTPUT_TOKENS = CONTEXT_WINDOW
 
 _TABLE_SOURCE = "OpenAI model docs (gptmagic table, 2025)"
 
@@ -115,8 +112,11 @@ def model_info(model: str) -> ModelInfo:
     if registered is not None:
         return ModelInfo(model, registered.context_window, registered.max_output_tokens,
                          registered.source)
-    if is_local_model(model):
-        return ModelInfo(model, CONTEXT_WINDOW, LOCAL_MAX_OUTPUT_TOKENS, f"local model {MODEL_ID}")
+    local = embedded_model(model)
+    if local is not None:
+        # An embedded model may spend its whole window on the reply.
+        return ModelInfo(model, local.context_window, local.context_window,
+                         f"local model {local.id}")
     family = _family(_normalise(model))
     if family is not None:
         context, output = _OPENAI[family]

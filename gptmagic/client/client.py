@@ -18,6 +18,7 @@ a one-line notice (``local engine exited (signal 9); restarted``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.embedded import embedded_model, models_note
 from gptmagic.catalog.lifecycle import ModelRow, model_rows
 from gptmagic.catalog.models import openai_models
 from gptmagic.catalog.tokens import TokenCount, count, encoding_for
@@ -354,7 +356,7 @@ class Client:
         prov, model = resolve(provider, model, default=self.provider)
         body: dict[str, Any] = {"model": model, "input": _input(input)}
         body.update({k: v for k, v in params.items() if v is not None})
-        base = (await self._base_url(prov))[0]
+        base = (await self._base_url(prov, model=model))[0]
         url, query = prov.endpoint("responses/input_tokens", model, base)
         data = await self._small_json("POST", url, query, prov.auth_headers(prompt=False), body)
         if not isinstance(data, dict):
@@ -399,7 +401,11 @@ class Client:
             listed = await self._list_models(prov, model, base, prov.auth_headers(prompt=False))
             rows = model_rows(sorted(m.id for m in listed), today, shutdown_map(listed),
                               provider="local" if prov.kind == "local" else None, table=False)
-            return rows, f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+            note = f"{len(rows)} models listed by {prov.name} ({cache_key(base or '')})"
+            if prov.kind == "local":  # what each embedded model is, and how to add one
+                hint = "pip install 'gptmagic[local-gemma]'"
+                note = "\n".join([note, *models_note(frozenset(m.id for m in listed), hint)])
+            return rows, note
         base_url = prov.base_url
         table = is_openai_host(base_url)
         try:
@@ -503,8 +509,8 @@ class Client:
             model = resolve(provider, None, default=self.provider)[1]
         if encoding_for(model) != "local":
             return count(messages_or_text, model, tools=tools)
-        return await count_on_engine(self.local_tokenize, messages_or_text, model, tools,
-                                     breakdown)
+        return await count_on_engine(functools.partial(self.local_tokenize, model=model),
+                                     messages_or_text, model, tools, breakdown)
 
     async def local_tokenize(
         self,
@@ -514,8 +520,12 @@ class Client:
         add_generation_prompt: bool = True,
         pieces: bool = False,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
     ) -> dict[str, Any]:
-        """The embedded model's own tokens for ``text`` or a chat ``messages`` list.
+        """An embedded model's own tokens for ``text`` or a chat ``messages`` list.
+
+        ``model``: which embedded model's tokenizer (default ``local``); its engine
+        is started if it is not running.
 
         For messages the engine renders its chat template exactly as a chat
         request would (with ``tools``, their description too), so ``count``
@@ -532,10 +542,12 @@ class Client:
             body["pieces"] = True
         if tools:
             body["tools"] = [dict(t) for t in tools]
+        if model is not None:
+            body["model"] = model
         # Token lists of long conversations are megabytes: allow a full response's size.
         # An engine found dead is restarted first (once: concurrent calls share the
         # restart); one that dies during the request is an error, restarted next time.
-        base, _ = await self._local_base()
+        base, _ = await self._local_base(model=model)
         data = await self._small_json(
             "POST", f"{base}/tokenize", {}, Headers(), body, limit=MAX_RESPONSE_BYTES
         )
@@ -582,14 +594,21 @@ class Client:
             self._engine = get_engine()
         return self._engine
 
-    async def _local_base(self, *, restart: bool = True) -> tuple[str, bool]:
+    async def _local_base(self, *, restart: bool = True,
+                          model: str | None = None) -> tuple[str, bool]:
         """The engine's URL, started (or restarted, with a notice) if it is not running;
         and whether this call restarted one that had died.
+
+        ``model`` (an embedded model's name) must be installed (:class:`ConfigError`
+        with the install hint, else); a child started now loads it first.
 
         ``restart=False``: an engine that died is an error instead (a call
         restarts it at most once).
         """
         engine = self.engine
+        wanted = embedded_model(model)
+        if wanted is not None:
+            engine.require(wanted)  # not installed: the install hint, before any start
         running = engine.url
         if running is not None:
             return running, False
@@ -598,16 +617,17 @@ class Client:
             raise APIConnectionError(
                 f"the local engine exited again ({exited}) after a restart; its log: "
                 f"{engine.log_path}")
-        url, note = await asyncio.to_thread(engine.ensure)
+        url, note = await asyncio.to_thread(engine.ensure, model=wanted)
         if note:
             log.debug("%s", note)  # the user sees it once, through on_notice
             self.on_notice(note)
         return url, note is not None
 
-    async def _base_url(self, prov: Provider, *, restart: bool = True) -> tuple[str | None, bool]:
+    async def _base_url(self, prov: Provider, *, restart: bool = True,
+                        model: str | None = None) -> tuple[str | None, bool]:
         if prov.kind != "local":
             return prov.base_url, False
-        return await self._local_base(restart=restart)
+        return await self._local_base(restart=restart, model=model)
 
     async def _call(self, req: Request) -> Result:
         """The retry loop: attempts and backoff waits, all within ``timeouts.deadline``.
@@ -638,7 +658,8 @@ class Client:
                                          "(gptmagic.shutdown() closes the shared client)")
             # Asked every time: an engine that died since the last attempt is
             # restarted, once per call.
-            base, now = await self._base_url(req.provider, restart=not restarted)
+            base, now = await self._base_url(req.provider, restart=not restarted,
+                                             model=req.model)
             restarted = restarted or now
             url, query = req.provider.endpoint(req.path, req.model, base)
             progress = Progress()

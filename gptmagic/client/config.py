@@ -458,14 +458,15 @@ def _refuse_unknown_prefix(model: str) -> None:
     raise ConfigError(
         f"model {model!r}: unknown profile {prefix!r}; known profiles: {known}. Read whole, "
         f"the name would go to the embedded model, which serves only {D.LOCAL_MODEL!r} "
-        f"('local'). Define the profile (in {config_path()} or with gptmagic.add_profile), "
+        f"('local') and 'gemma-3-270m' ('local:gemma-3-270m'). Define the profile (in "
+        f"{config_path()} or with gptmagic.add_profile), "
         f"name a known one ('openai:{D.DEFAULT_OPENAI_MODEL}'), or pass provider=...")
 
 
 def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> None:
     """A hosted model name that resolved to the embedded model is an error, said up front.
 
-    The embedded model serves one model, so every such call would be a 404 (and
+    The embedded engine serves its own models only, so every such call would be a 404 (and
     an estimate would price a hosted model at $0). ``named``: the provider was
     chosen by the caller (a profile, ``-p``), not fallen back to.
     """
@@ -475,7 +476,8 @@ def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> N
            "no hosted provider is configured (no OPENAI_API_KEY, no default profile), so it "
            "would go to the embedded model; nothing was sent")
     raise ConfigError(
-        f"model {spec!r}: {why}, which serves only {D.LOCAL_MODEL!r} ('local'). Name the "
+        f"model {spec!r}: {why}, which serves only {D.LOCAL_MODEL!r} ('local') and "
+        f"'gemma-3-270m' ('local:gemma-3-270m'). Name the "
         f"provider ('openai:{model}', a profile, provider=...) or set OPENAI_API_KEY.")
 
 

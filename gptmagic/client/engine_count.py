@@ -13,14 +13,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from gptmagic.catalog.embedded import SMOLLM2, embedded_model
 from gptmagic.catalog.tokens import MessageCount, TokenCount, as_messages, text_of
 from gptmagic.errors import ConfigError, RequestError
 from gptmagic.local.adapt import name_prefix
 
 __all__ = ["ENGINE_ENCODING", "count_on_engine"]
 
-#: The encoding name a count of the embedded model carries.
-ENGINE_ENCODING = "smollm2 (engine)"
+#: The encoding name a count of the default embedded model carries (each model: its own).
+ENGINE_ENCODING = SMOLLM2.encoding
 
 Tokenize = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -42,15 +43,19 @@ async def count_on_engine(
     messages in that prompt. The description is appended to a leading system
     message, else it is a system message of its own, which takes the place of
     the template's default system prompt (so ``tools`` is then more than
-    what leaving them out saves).
+    what leaving them out saves). A model whose template folds the system
+    message into the first user turn (Gemma) is counted whole, with no
+    per-message breakdown.
     """
+    facts = embedded_model(model) or SMOLLM2
+    encoding = facts.encoding
     msgs = as_messages(value)
     if msgs is None:
         if tools:
             raise RequestError("tools are counted with chat messages, not with text",
                                param="tools")
         data = await tokenize(text=value)
-        return TokenCount(model, ENGINE_ENCODING, int(data["count"]), True)
+        return TokenCount(model, encoding, int(data["count"]), True)
     plain = [dict(m) for m in msgs]
     ids = [int(t) for t in (await tokenize(messages=plain, tools=tools or None))["tokens"]]
     total = len(ids)
@@ -58,11 +63,16 @@ async def count_on_engine(
     # default, or the tools' description (its first segment: see _segments).
     lead = bool(plain) and plain[0]["role"] not in ("system", "developer")
     described = 0
+    if facts.merges_system:
+        described = total - int((await tokenize(messages=plain))["count"]) if tools else 0
+        note = ("its chat template folds the system message into the first user turn: no "
+                "per-message breakdown") if breakdown else ""
+        return TokenCount(model, encoding, total, True, tools=described, note=note)
     if tools:
         described = _segments(ids)[0] if lead else \
             total - int((await tokenize(messages=plain))["count"])
     if not (breakdown and ids):
-        return TokenCount(model, ENGINE_ENCODING, total, True, tools=described)
+        return TokenCount(model, encoding, total, True, tools=described)
     return await _breakdown(tokenize, plain, ids, model, lead, described)
 
 
@@ -111,5 +121,6 @@ async def _breakdown(tokenize: Tokenize, plain: list[dict[str, Any]], ids: list[
                 "default system prompt, which leaving every tool out brings back" if described else
                 "the engine's chat template adds its default system prompt (counted in "
                 "message 0)")
-    return TokenCount(model, ENGINE_ENCODING, len(ids), True, tuple(counts),
+    return TokenCount(model, (embedded_model(model) or SMOLLM2).encoding, len(ids), True,
+                      tuple(counts),
                       sizes[-1] if priming else 0, tools=described, note=note)

@@ -197,9 +197,11 @@ async def acount_tokens(
         messages_or_text, model, tools=tools, breakdown=breakdown))
 
 
-def engine_tokens(text: str) -> dict[str, Any]:
-    """The embedded engine's tokens and pieces of ``text`` (through the shared client)."""
-    return get_portal().run(get_client().local_tokenize(text=text, pieces=True))
+def engine_tokens(text: str, model: str | None = None) -> dict[str, Any]:
+    """An embedded model's tokens and pieces of ``text`` (through the shared client);
+    ``model``: which one (``"local:gemma-3-270m"``; None, the default)."""
+    name = model_name(model) if model else None
+    return get_portal().run(get_client().local_tokenize(text=text, pieces=True, model=name))
 
 
 def fit_messages(messages: Sequence[Mapping[str, Any]], model: str, **kwargs: Any

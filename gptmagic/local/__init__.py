@@ -1,10 +1,13 @@
-"""The embedded local model: find the weights, run the engine, speak OpenAI's API.
+"""The embedded local models: find the weights, run the engine, speak OpenAI's API.
 
 Importing this package is cheap: neither aiohttp nor xllamacpp is loaded
 until the engine starts (in a child process, see :mod:`.engine`).
 
-* :mod:`.model` -- the weights' path, the model id and its aliases;
+* :mod:`.model` -- the weights' paths, the model ids and their aliases; :mod:`.gemma`
+  -- Gemma 3 270M's weights assembled into the cache (optional; Gemma terms of use);
 * :mod:`.engine` -- the parent side: :func:`ensure_started` returns the URL;
+* :mod:`.served` -- the child's models: one llama.cpp engine per model, started on
+  its first request;
 * :mod:`.server` -- the child: an OpenAI-compatible aiohttp app over llama.cpp,
   with its handlers in :mod:`.routes`, the engine relay in :mod:`.relay`, the
   slot gate in :mod:`.gate` and a watchdog for clients that leave;

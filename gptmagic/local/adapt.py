@@ -6,10 +6,11 @@ conversions in :mod:`gptmagic.local.logprobs`; both are re-exported here.
 
 The adapter's contract (what any client of the local engine can rely on):
 
-* **model** -- any of :data:`~gptmagic.local.model.ALIASES` (any case) or the
-  GGUF path is accepted; anything else is a 404 ``model_not_found`` error.
-  Every response reports ``"model": "smollm2-135m-instruct"``; ``/v1/models``
-  lists exactly that model.
+* **model** -- an embedded model's id or alias (any case; see
+  :mod:`gptmagic.catalog.embedded`) or its GGUF path is accepted; anything else is
+  a 404 ``model_not_found`` error. Every response reports the id of the model
+  that answered (``smollm2-135m-instruct`` for ``local``, ``gemma-3-270m``);
+  ``/v1/models`` lists the installed ones.
 * **errors** -- always ``{"error": {"message", "type", "param", "code"}}`` with
   ``code`` a string or null and the HTTP status kept. An over-long prompt is
   ``code: "context_length_exceeded"``.
@@ -82,6 +83,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gptmagic.catalog.context import too_long
+from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel, embedded_model
 from gptmagic.local.checks import (
     LocalRequestError,
     bad,
@@ -97,7 +99,7 @@ from gptmagic.local.checks import (
     optional_string,
 )
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob
-from gptmagic.local.model import CONTEXT_WINDOW, MODEL_ID, is_local_model
+from gptmagic.local.model import MODEL_ID
 from gptmagic.local.plans import ChatPlan, CompletionPlan
 from gptmagic.local.stream import ChatStream, CompletionStream, legacy_id, sum_usage
 from gptmagic.local.toolcalls import explain_schema_error, plan_tools, render_history
@@ -105,9 +107,9 @@ from gptmagic.local.toolreply import decode_message
 
 __all__ = [
     "ChatPlan", "ChatStream", "CompletionPlan", "CompletionStream", "DROPPED_PARAMS",
-    "LocalRequestError", "error_body", "legacy_id", "merge_chat", "merge_completions",
-    "models_list", "name_prefix", "no_completions", "normalise_error", "prepare_chat",
-    "prepare_completion"
+    "LocalRequestError", "check_model", "error_body", "legacy_id", "merge_chat",
+    "merge_completions", "models_list", "name_prefix", "no_completions", "normalise_error",
+    "prepare_chat", "prepare_completion"
 ]
 
 #: OpenAI parameters with no meaning for a local model; removed before forwarding.
@@ -122,12 +124,14 @@ _TYPE_MAP = {"not_found_error": "invalid_request_error", "unavailable_error": "s
              "not_supported_error": "invalid_request_error"}
 
 
-def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -> dict[str, Any]:
+def normalise_error(status: int, body: Any, *, prompt_param: str = "messages",
+                    model: str = MODEL_ID) -> dict[str, Any]:
     """Rewrite an engine error body (JSON or text) in OpenAI's shape.
 
     The engine puts the HTTP status in ``code``; OpenAI's ``code`` is a string
     or null, so numbers become null. ``prompt_param`` names the parameter an
-    over-long prompt is blamed on (``messages`` or ``prompt``).
+    over-long prompt is blamed on (``messages`` or ``prompt``); ``model`` is the
+    id the advice names.
     """
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
@@ -141,7 +145,7 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
     param = err.get("param") if isinstance(err.get("param"), str) else None
     if kind == "exceed_context_size_error":
         kind, code, param = "invalid_request_error", "context_length_exceeded", prompt_param
-        message = _too_long(err, message, chat=prompt_param != "prompt")
+        message = _too_long(err, message, chat=prompt_param != "prompt", model=model)
     kind = _TYPE_MAP.get(kind, kind)
     if param is None and (m := re.match(r"Field '([A-Za-z_]+)'", message)):
         param = m.group(1)
@@ -153,7 +157,7 @@ def normalise_error(status: int, body: Any, *, prompt_param: str = "messages") -
 _CONTEXT_SIZES = re.compile(r"\((\d+) tokens\).*\((\d+) tokens\)")
 
 
-def _too_long(err: dict[str, Any], message: str, *, chat: bool) -> str:
+def _too_long(err: dict[str, Any], message: str, *, chat: bool, model: str) -> str:
     """The engine's "request (N tokens) exceeds the available context size (M tokens),
     try increasing it" (advice for whoever runs the engine) as advice for the user."""
     prompt, window = err.get("n_prompt_tokens"), err.get("n_ctx")
@@ -162,38 +166,50 @@ def _too_long(err: dict[str, Any], message: str, *, chat: bool) -> str:
         if found is None:
             return message
         prompt, window = int(found[1]), int(found[2])
-    return "Too long for the local model: " + too_long(prompt, window, MODEL_ID, chat=chat)
+    return "Too long for the local model: " + too_long(prompt, window, model, chat=chat)
 
 
-def models_list(created: int) -> dict[str, Any]:
-    """The ``/v1/models`` answer: exactly one model, in OpenAI's shape."""
-    model = {"id": MODEL_ID, "object": "model", "created": created, "owned_by": "gptmagic-local",
-             "context_window": CONTEXT_WINDOW}
-    return {"object": "list", "data": [model]}
+def models_list(created: int, models: tuple[EmbeddedModel, ...] = (SMOLLM2,),
+                loaded: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The ``/v1/models`` answer: the installed ``models``, in OpenAI's shape.
+
+    Beyond OpenAI's fields: ``context_window``, ``kind`` (``instruct`` or
+    ``base``), ``licence`` and ``loaded`` (whether its engine runs yet).
+    """
+    data = [{"id": m.id, "object": "model", "created": created, "owned_by": "gptmagic-local",
+             "context_window": m.context_window, "kind": m.kind, "licence": m.licence,
+             "loaded": m.id in loaded} for m in models]
+    return {"object": "list", "data": data}
 
 
 # --- requests -------------------------------------------------------------------------------
 
 
-def _common(body: Any, gguf_path: str | None) -> dict[str, Any]:
-    """Checks and rewrites shared by both endpoints; returns the upstream body."""
+def check_model(body: Any, served: EmbeddedModel, gguf_path: str | None) -> None:
+    """``body``'s ``model`` must name ``served`` (the model chosen for it) or its GGUF path."""
     if not isinstance(body, dict):
         raise LocalRequestError("The request body must be a JSON object.")
-    model = body.get("model", MODEL_ID)
+    model = body.get("model", served.id)
     if not isinstance(model, str):
         raise bad(f"'model' must be a string, got {model!r:.60}.", "model")
-    if not is_local_model(model, gguf_path):
+    if not (embedded_model(model) is served or (gguf_path is not None and model == gguf_path)):
         raise LocalRequestError(
             f"The model '{model}' does not exist on the local engine; use '{MODEL_ID}' "
-            "(alias 'local').", param="model", status=404, code="model_not_found")
+            "(alias 'local') or 'gemma-3-270m'.", param="model", status=404,
+            code="model_not_found")
+
+
+def _common(body: Any, gguf_path: str | None, served: EmbeddedModel) -> dict[str, Any]:
+    """Checks and rewrites shared by both endpoints; returns the upstream body."""
+    check_model(body, served, gguf_path)
     req = {k: v for k, v in body.items() if k not in DROPPED_PARAMS}
-    req["model"] = MODEL_ID
+    req["model"] = served.id
     if req.get("max_completion_tokens") is not None:
         req["max_tokens"] = req.pop("max_completion_tokens")
     req.pop("max_completion_tokens", None)
     if req.get("max_tokens") is not None:
         try:
-            integer(req, "max_tokens", None, 1, CONTEXT_WINDOW)
+            integer(req, "max_tokens", None, 1, served.context_window)
         except LocalRequestError as exc:
             raise bad(f"{exc} The local engine always generates at least one token.",
                        "max_tokens") from None
@@ -283,9 +299,10 @@ def _named(message: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
-    """Check a ``/v1/chat/completions`` request and plan the engine requests."""
-    req = _common(body, gguf_path)
+def prepare_chat(body: Any, *, gguf_path: str | None = None,
+                 model: EmbeddedModel = SMOLLM2) -> ChatPlan:
+    """Check a ``/v1/chat/completions`` request for ``model`` and plan the engine requests."""
+    req = _common(body, gguf_path, model)
     messages = req.get("messages")
     req["messages"] = render_history([_named(m) for m in check_messages(messages)])
     check_tools(req)
@@ -308,7 +325,8 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None) -> ChatPlan:
     n = req.pop("n", None) or 1
     stream = bool(req.get("stream"))
     plan = ChatPlan(bodies=[], n=n, stream=stream, include_usage=stream and _include_usage(req),
-                    top_logprobs=(top or 0) if logprobs else None, tools=tools)
+                    top_logprobs=(top or 0) if logprobs else None, tools=tools,
+                    model=model.id)
     if stream:
         plan.bodies = [{**req, "n": n} if n > 1 else req]
     else:
@@ -333,7 +351,8 @@ def _prompts(prompt: Any) -> list[str | list[int]]:
                "of lists of token ids.", "prompt")
 
 
-def prepare_completion(body: Any, *, gguf_path: str | None = None) -> CompletionPlan:
+def prepare_completion(body: Any, *, gguf_path: str | None = None,
+                       model: EmbeddedModel = SMOLLM2) -> CompletionPlan:
     """Check a legacy ``/v1/completions`` request and plan the engine requests.
 
     An empty prompt (``""`` or null) means the start of a document, as on
@@ -341,7 +360,7 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
     (:meth:`CompletionPlan.start_documents`); the engine alone generates
     nothing for it, or hangs when streaming with ``n`` > 1.
     """
-    req = _common(body, gguf_path)
+    req = _common(body, gguf_path, model)
     if "prompt" not in req:
         raise bad("You must provide a 'prompt'.", "prompt")
     if req.get("max_tokens") is None:
@@ -374,7 +393,7 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
     plan = CompletionPlan(
         bodies=[], prompts=prompts, n=n, best_of=best_of, echo=echo, logprobs=logprobs,
         prompt_texts=[p if isinstance(p, str) else None for p in prompts], stream=stream,
-        include_usage=stream and _include_usage(req))
+        include_usage=stream and _include_usage(req), model=model.id)
     if not prompts:
         return plan  # nothing to send: see no_completions()
     if stream:
@@ -392,10 +411,11 @@ def prepare_completion(body: Any, *, gguf_path: str | None = None) -> Completion
 # --- responses ------------------------------------------------------------------------------
 
 
-def _envelope(first: dict[str, Any], responses: list[dict[str, Any]]) -> dict[str, Any]:
+def _envelope(first: dict[str, Any], responses: list[dict[str, Any]],
+              model: str) -> dict[str, Any]:
     out: dict[str, Any] = {k: first[k] for k in ("id", "object", "created",
                                                  "system_fingerprint") if k in first}
-    out["model"] = MODEL_ID
+    out["model"] = model
     if len(responses) == 1 and "timings" in first:
         out["timings"] = first["timings"]
     return out
@@ -422,7 +442,7 @@ def merge_chat(plan: ChatPlan, responses: list[dict[str, Any]]) -> dict[str, Any
             else:
                 choice["logprobs"] = chat_logprobs(choice.get("logprobs"), plan.top_logprobs)
             choices.append(choice)
-    out = _envelope(responses[0], responses)
+    out = _envelope(responses[0], responses, plan.model)
     out["object"] = "chat.completion"
     out["choices"] = choices
     out["usage"] = sum_usage([r.get("usage") or {} for r in responses])
@@ -436,7 +456,7 @@ def no_completions(plan: CompletionPlan, created: int) -> list[dict[str, Any]]:
     ``[DONE]`` (the usage chunk only with ``include_usage``).
     """
     answer = {"id": legacy_id(f"empty{created}"), "object": "text_completion",
-              "created": created, "model": MODEL_ID, "choices": [],
+              "created": created, "model": plan.model, "choices": [],
               "usage": sum_usage([])}
     if plan.stream and not plan.include_usage:
         return []
@@ -469,7 +489,7 @@ def merge_completions(plan: CompletionPlan, responses: list[dict[str, Any]]) -> 
             if plan.echo:
                 choice["text"] = prompt_text + choice["text"]
             choices.append(choice)
-    out = _envelope(responses[0], responses)
+    out = _envelope(responses[0], responses, plan.model)
     out["id"] = legacy_id(out.get("id"))
     out["object"] = "text_completion"
     out["choices"] = choices

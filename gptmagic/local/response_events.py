@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gptmagic.local.model import MODEL_ID
 from gptmagic.local.responses import ResponsePlan
 
 __all__ = ["ResponseStream", "build_response", "response_usage"]
@@ -101,7 +100,7 @@ def _skeleton(plan: ResponsePlan, resp_id: str, created: int) -> dict[str, Any]:
     schema has no null for it)."""
     return {"id": resp_id, "object": "response", "created_at": created,
             "status": "in_progress", "completed_at": None, "error": None,
-            "incomplete_details": None, "model": MODEL_ID, "output": [],
+            "incomplete_details": None, "model": plan.chat.model, "output": [],
             **plan.echo}
 
 

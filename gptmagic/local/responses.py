@@ -48,8 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptmagic.catalog.embedded import EMBEDDED_MODELS
 from gptmagic.local.checks import LocalRequestError, bad, boolean, integer, number
-from gptmagic.local.model import CONTEXT_WINDOW
 from gptmagic.local.plans import ChatPlan
 
 __all__ = ["LOGPROBS_INCLUDE", "ResponsePlan", "chat_messages", "prepare_response", "repoint"]
@@ -401,7 +401,8 @@ def prepare_response(body: Any, prepare_chat: Callable[[dict[str, Any]], ChatPla
     _unknown(body)
     _refused(body)
     messages, sources = chat_messages(body)
-    integer(body, "max_output_tokens", None, 1, CONTEXT_WINDOW)
+    # The widest window here; the chat plan checks the chosen model's own.
+    integer(body, "max_output_tokens", None, 1, max(m.context_window for m in EMBEDDED_MODELS))
     number(body, "temperature", 0, 2)
     number(body, "top_p", 0, 1)
     top = integer(body, "top_logprobs", None, 0, _MAX_LOGPROBS)

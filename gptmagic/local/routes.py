@@ -16,11 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gptmagic.catalog.embedded import MODEL_ID
 from gptmagic.local import adapt, verbatim
 from gptmagic.local.relay import (
     _CREATED,
-    _ENGINE,
+    _MODELS,
     _SESSION,
     Wire,
     _detokenize,
@@ -30,6 +29,8 @@ from gptmagic.local.relay import (
     _relay_stream,
     _send_events,
     _upstream_json,
+    bind,
+    served,
 )
 from gptmagic.local.response_events import ResponseStream, build_response
 from gptmagic.local.responses import ResponsePlan, prepare_response, repoint
@@ -78,20 +79,23 @@ async def _chat_way(request: web.Request, plan: adapt.ChatPlan) -> tuple[
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
-    plan = adapt.prepare_chat(await _read_json(request),
-                              gguf_path=request.app[_ENGINE].gguf_path)
+    body = await _read_json(request)
+    chosen = await bind(request, body)
+    plan = adapt.prepare_chat(body, gguf_path=chosen.engine.gguf_path, model=chosen.model)
     path, plan, stream, merge = await _chat_way(request, plan)
     return await _answer(request, path, plan, stream, merge, "messages")
 
 
-def _plan_response(request: web.Request, body: Any) -> ResponsePlan:
+async def _plan_response(request: web.Request, body: Any) -> ResponsePlan:
+    chosen = await bind(request, body)
     return prepare_response(body, functools.partial(adapt.prepare_chat,
-                                                    gguf_path=request.app[_ENGINE].gguf_path))
+                                                    gguf_path=chosen.engine.gguf_path,
+                                                    model=chosen.model))
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
     """``POST /v1/responses``: planned as chat (:mod:`gptmagic.local.responses` says why)."""
-    planned = _plan_response(request, await _read_json(request))
+    planned = await _plan_response(request, await _read_json(request))
     try:
         path, plan, stream, merge = await _chat_way(request, planned.chat)
     except adapt.LocalRequestError as exc:
@@ -116,7 +120,7 @@ async def response_input_tokens(request: web.Request) -> web.Response:
     body = await _read_json(request)
     if isinstance(body, dict):  # a count is asked of a request, never generated
         body = {k: v for k, v in body.items() if k != "stream"}
-    planned = _plan_response(request, body)
+    planned = await _plan_response(request, body)
     chat = planned.chat.bodies[0]
     render = {"messages": chat["messages"], "add_generation_prompt": True}
     try:
@@ -130,8 +134,9 @@ async def response_input_tokens(request: web.Request) -> web.Response:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/completions`` (legacy)."""
-    plan = adapt.prepare_completion(await _read_json(request),
-                                    gguf_path=request.app[_ENGINE].gguf_path)
+    body = await _read_json(request)
+    chosen = await bind(request, body)
+    plan = adapt.prepare_completion(body, gguf_path=chosen.engine.gguf_path, model=chosen.model)
     if not plan.prompts:
         answer = adapt.no_completions(plan, request.app[_CREATED])
         return await _send_events(request, answer) if plan.stream else \
@@ -166,13 +171,15 @@ async def tokenize(request: web.Request) -> web.Response:
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise adapt.LocalRequestError("The request body must be a JSON object.")
-    engine = request.app[_ENGINE]
+    chosen = await bind(request, body)
+    if body.get("model") is not None:
+        adapt.check_model(body, chosen.model, chosen.engine.gguf_path)
     with_pieces = bool(body.get("pieces", False))
     if "messages" in body:
         shaping = {k: body[k] for k in _PROMPT_FIELDS if body.get(k) is not None}
-        plan = adapt.prepare_chat({"model": body.get("model") or MODEL_ID,
+        plan = adapt.prepare_chat({"model": chosen.model.id,
                                    "messages": body["messages"], **shaping},
-                                  gguf_path=engine.gguf_path)
+                                  gguf_path=chosen.engine.gguf_path, model=chosen.model)
         render = {"messages": plan.bodies[0]["messages"],
                   "add_generation_prompt": bool(body.get("add_generation_prompt", True))}
         counted = await _count_rendered(request, render, with_pieces=with_pieces)
@@ -191,10 +198,10 @@ async def _count_rendered(request: web.Request, render: dict[str, Any], *,
     Control-token text in a message is tokenized as text, as the chat request
     sends it (:mod:`gptmagic.local.verbatim`).
     """
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     spliced = await verbatim_prompt(request, render, pieces=with_pieces)
     if spliced is not None:
-        return {"model": MODEL_ID, "count": len(spliced.ids), "prompt": spliced.text,
+        return {"model": engine.model.id, "count": len(spliced.ids), "prompt": spliced.text,
                 "tokens": spliced.ids,
                 **({"pieces": spliced.pieces} if spliced.pieces is not None else {})}
     status, payload = await _upstream_json(session, engine.url + "/apply-template", render)
@@ -207,15 +214,17 @@ async def _count_rendered(request: web.Request, render: dict[str, Any], *,
 async def _count_text(request: web.Request, text: str, *, special: bool,
                       with_pieces: bool) -> dict[str, Any] | web.Response:
     """The engine's tokens of ``text`` (``special``: control-token text is control tokens)."""
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     prompt = text if special else None
+    # A rendered prompt gets what the engine adds to a chat prompt (Gemma's <bos>), so
+    # its count is the request's prompt_tokens; plain text is counted as it is.
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
-        "content": text, "parse_special": special, "add_special": False,
+        "content": text, "parse_special": special, "add_special": special,
         "with_pieces": with_pieces})
     if status != 200 or not isinstance(payload, dict):
         return _error(status if status != 200 else 502, adapt.normalise_error(status, payload))
     tokens = payload.get("tokens") or []
-    answer: dict[str, Any] = {"model": MODEL_ID, "count": len(tokens), "prompt": prompt}
+    answer: dict[str, Any] = {"model": engine.model.id, "count": len(tokens), "prompt": prompt}
     if with_pieces:
         # The engine sends [{"id": n, "piece": "text" | [byte, ...]}]; keep ids as ids.
         try:
@@ -229,8 +238,11 @@ async def _count_text(request: web.Request, text: str, *, special: bool,
 
 
 async def models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: the one local model."""
-    return web.json_response(adapt.models_list(request.app[_CREATED]))
+    """``GET /v1/models``: the installed embedded models (loaded or not)."""
+    models = request.app[_MODELS]
+    loaded = frozenset(s.model.id for s in models.running())
+    return web.json_response(adapt.models_list(request.app[_CREATED], models.installed(),
+                                               loaded))
 
 
 async def slots(request: web.Request) -> web.Response:
@@ -238,9 +250,11 @@ async def slots(request: web.Request) -> web.Response:
 
     ``{"slots": [{"id": 0, "busy": false}, ...], "busy": 0}``, from the
     engine's own view; a busy slot with no client is what the watchdog of
-    :mod:`gptmagic.local.server` exists to prevent.
+    :mod:`gptmagic.local.server` exists to prevent. ``?model=`` names the model
+    (default ``local``).
     """
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    await bind(request, {"model": request.query.get("model")})
+    engine, session = served(request).engine, request.app[_SESSION]
     async with session.get(engine.url + "/slots") as resp:
         text = await resp.text()
     try:
@@ -253,8 +267,11 @@ async def slots(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: the engine's own health, passed through."""
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    """``GET /health``: the first engine's own health, passed through (none yet: ok)."""
+    running = request.app[_MODELS].running()
+    if not running:
+        return web.json_response({"status": "ok"})
+    engine, session = running[0].engine, request.app[_SESSION]
     async with session.get(engine.url + "/health") as resp:
         text = await resp.text()
     try:

@@ -7,12 +7,18 @@ are relayed event by event, flushed as they come. This module is the app's
 setup and lifecycle; the handlers are :mod:`gptmagic.local.routes`, the
 upstream calls and the SSE relay :mod:`gptmagic.local.relay`.
 
+One app serves every embedded model (:mod:`gptmagic.local.served`): a request's
+``model`` picks the engine, started on first use; ``--preload`` starts some
+before the app listens (the default model by default), so their load errors
+are start-up errors.
+
 Run it::
 
     python -m gptmagic.local.server [--host 127.0.0.1] [--port 0] [--watch-stdin]
+                                    [--preload MODEL ...] [--gemma-package NAME]
 
 Once listening it prints one JSON line, ``{"url": ".../v1", "pid": N, "model":
-...}``, to stdout; anything else written to stdout (by llama.cpp's C code, say)
+..., "models": [...]}``, to stdout; anything else written to stdout (by llama.cpp's C code, say)
 is sent to stderr so the parent can read stdout as a protocol.
 ``--watch-stdin`` makes it exit when stdin closes, so a parent that dies never
 leaves it behind. SIGTERM and SIGINT stop it cleanly (engine stopped, exit 0).
@@ -36,16 +42,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel, embedded_model
+from gptmagic.errors import ConfigError
 from gptmagic.local import adapt
-from gptmagic.local.gate import SlotGate
+from gptmagic.local.gemma import GEMMA_PACKAGE
 from gptmagic.local.llama import DEFAULT_PARALLEL, LlamaServer, start_llama
-from gptmagic.local.model import MODEL_ID
 from gptmagic.local.relay import (
     _CREATED,
-    _ENGINE,
-    _GATE,
     _IN_FLIGHT,
-    _MEMO,
+    _MODELS,
     _SESSION,
     _UPSTREAM_TIMEOUT,
     _error,
@@ -54,12 +59,13 @@ from gptmagic.local.routes import (
     chat_completions,
     completions,
     health,
-    models,
     response_input_tokens,
     responses,
     slots,
     tokenize,
 )
+from gptmagic.local.routes import models as list_models
+from gptmagic.local.served import Models
 
 __all__ = ["WATCH_INTERVAL", "create_app", "main", "run"]
 
@@ -144,15 +150,18 @@ async def _watchdog(app: web.Application) -> Any:
         await watcher
 
 
-def create_app(engine: LlamaServer) -> web.Application:
-    """The adapter app for a running engine (the engine is not stopped with the app)."""
+def create_app(models: Models | LlamaServer) -> web.Application:
+    """The adapter app for ``models`` (their engines are not stopped with the app).
+
+    One running engine alone is served as its model (the others are not loaded).
+    """
     app = web.Application(middlewares=[_openai_errors, _track_client],
                           client_max_size=64 * 1024 * 1024)
-    app[_ENGINE] = engine
+    if isinstance(models, LlamaServer):
+        models = _only(models)
+    app[_MODELS] = models
     app[_CREATED] = int(time.time())
     app[_IN_FLIGHT] = {}
-    app[_MEMO] = {}
-    app[_GATE] = SlotGate(engine.parallel)
 
     async def session_context(app: web.Application) -> Any:
         # A fresh upstream connection per request: after a stream the engine may
@@ -170,11 +179,20 @@ def create_app(engine: LlamaServer) -> web.Application:
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_post(prefix + "/responses", responses)
         app.router.add_post(prefix + "/responses/input_tokens", response_input_tokens)
-        app.router.add_get(prefix + "/models", models)
+        app.router.add_get(prefix + "/models", list_models)
         app.router.add_get(prefix + "/health", health)
     app.router.add_post("/v1/tokenize", tokenize)
     app.router.add_get("/slots", slots)
     return app
+
+
+def _only(engine: LlamaServer) -> Models:
+    def refuse(model: EmbeddedModel) -> LlamaServer:
+        raise ConfigError(f"this app serves {engine.model.id} only")
+
+    models = Models(refuse)
+    models.add(engine)
+    return models
 
 
 def _watch_stdin(stop: asyncio.Event) -> None:
@@ -206,10 +224,13 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
               threads: int | None = None, parallel: int = DEFAULT_PARALLEL,
               announce: Callable[[dict[str, Any]], None] | None = None,
               stop: asyncio.Event | None = None,
-              leave_busy_engine: bool = False) -> bool:
-    """Start the engine and the adapter, serve until stopped, then stop both.
+              leave_busy_engine: bool = False,
+              preload: tuple[EmbeddedModel, ...] = (SMOLLM2,),
+              gemma_package: str = GEMMA_PACKAGE) -> bool:
+    """Start the ``preload`` engines and the adapter, serve until stopped, then stop all.
 
-    ``announce`` receives ``{"url", "pid", "model"}`` once the port is bound
+    Other models start on their first request. ``announce`` receives ``{"url",
+    "pid", "model", "models"}`` (the first preloaded, all loaded) once the port is bound
     (default: print it as one JSON line on stdout). Stops on SIGTERM/SIGINT,
     when ``stop`` is set, or at end of stdin with ``watch_stdin``. With
     ``leave_busy_engine``, a busy engine is not stopped (llama.cpp would finish
@@ -218,9 +239,19 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    engine = await loop.run_in_executor(None, lambda: start_llama(threads=threads,
-                                                                  parallel=parallel))
-    app = create_app(engine)
+
+    def start(model: EmbeddedModel) -> Any:
+        return start_llama(threads=threads, parallel=parallel, model=model,
+                           gemma_package=gemma_package)
+
+    models = Models(start, gemma_package=gemma_package)
+    try:
+        for model in preload:
+            models.add(await loop.run_in_executor(None, start, model))
+    except BaseException:
+        models.stop()
+        raise
+    app = create_app(models)
     # handler_cancellation: a client that goes away cancels its handler, which
     # closes the upstream request, so the engine stops generating for nobody.
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -232,7 +263,9 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (host, port)
         shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-        info = {"url": f"http://{shown}:{bound[1]}/v1", "pid": os.getpid(), "model": MODEL_ID}
+        loaded = [s.model.id for s in models.running()]
+        info = {"url": f"http://{shown}:{bound[1]}/v1", "pid": os.getpid(),
+                "model": loaded[0] if loaded else None, "models": loaded}
         (announce or _print_line)(info)
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -253,17 +286,20 @@ async def run(host: str = "127.0.0.1", port: int = 0, *, watch_stdin: bool = Fal
             task.cancel()
         await runner.cleanup()
         if not busy:
-            engine.stop()
+            models.stop()
     return not busy
 
 
 async def _engine_busy(app: web.Application) -> bool:
-    """True when a slot of the engine is working (or the engine does not say)."""
+    """True when a slot of an engine is working (or an engine does not say)."""
     try:
-        async with app[_SESSION].get(app[_ENGINE].url + "/slots",
-                                     timeout=aiohttp.ClientTimeout(total=1)) as resp:
-            slots = await resp.json(content_type=None)
-        return any(bool(slot.get("is_processing")) for slot in slots)
+        for served in app[_MODELS].running():
+            async with app[_SESSION].get(served.engine.url + "/slots",
+                                         timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                slots = await resp.json(content_type=None)
+            if any(bool(slot.get("is_processing")) for slot in slots):
+                return True
+        return False
     except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError):
         return True
 
@@ -306,19 +342,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="decoding threads")
     parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
                         help="requests decoded at once")
+    parser.add_argument("--preload", action="append", type=_model_arg, default=None,
+                        metavar="MODEL", help="a model to load before listening (repeatable; "
+                        "default: local); the others load on their first request")
+    parser.add_argument("--gemma-package", default=GEMMA_PACKAGE, help=argparse.SUPPRESS)
     return parser
+
+
+def _model_arg(name: str) -> EmbeddedModel:
+    model = embedded_model(name)
+    if model is None:
+        raise argparse.ArgumentTypeError(f"{name!r} is no embedded model")
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    from gptmagic.errors import ConfigError
-
     try:
         with _stdout_for_announcement_only() as announce:
             clean = asyncio.run(run(args.host, args.port, watch_stdin=args.watch_stdin,
                                     threads=args.threads, parallel=args.parallel,
-                                    announce=announce, leave_busy_engine=True))
+                                    announce=announce, leave_busy_engine=True,
+                                    preload=tuple(args.preload or (SMOLLM2,)),
+                                    gemma_package=args.gemma_package))
         if not clean:  # llama.cpp is still in a long batch: the OS frees what it holds
             sys.stdout.flush()
             sys.stderr.flush()

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs
-from gptmagic.local.model import MODEL_ID
 from gptmagic.local.toolreply import ReplyDecoder
 
 if TYPE_CHECKING:
@@ -57,8 +56,9 @@ class _Stream:
 
     object_name = ""
 
-    def __init__(self, include_usage: bool, prompts: int) -> None:
+    def __init__(self, include_usage: bool, prompts: int, model: str) -> None:
         self.include_usage = include_usage
+        self.model = model
         self.prompts = prompts
         self.usages: list[dict[str, Any]] = []
         self.envelope: dict[str, Any] = {}
@@ -69,7 +69,7 @@ class _Stream:
         usage = chunk.pop("usage", None)
         if isinstance(usage, dict):
             self.usages.append(usage)
-        chunk["model"] = MODEL_ID
+        chunk["model"] = self.model
         self.envelope.update({k: chunk[k] for k in _ENVELOPE if k in chunk})
         return chunk
 
@@ -88,7 +88,7 @@ class ChatStream(_Stream):
     object_name = "chat.completion.chunk"
 
     def __init__(self, plan: ChatPlan) -> None:
-        super().__init__(plan.include_usage, prompts=1)
+        super().__init__(plan.include_usage, prompts=1, model=plan.model)
         self.top_logprobs = plan.top_logprobs
         self.tools = plan.tools
         self.decoders: dict[int, ReplyDecoder] = {}  # choice index -> its tool-grammar reply
@@ -146,7 +146,7 @@ class CompletionStream(_Stream):
     object_name = "text_completion"
 
     def __init__(self, plan: CompletionPlan) -> None:
-        super().__init__(plan.include_usage, prompts=len(plan.prompts))
+        super().__init__(plan.include_usage, prompts=len(plan.prompts), model=plan.model)
         self.n = plan.n
         self.logprobs = plan.logprobs
         self.echo = plan.echo

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gptmagic.local import adapt
-from gptmagic.local.relay import _ENGINE, _MEMO, _SESSION, _upstream_json
+from gptmagic.local.relay import _SESSION, _upstream_json, served
 from gptmagic.local.verbatim import (
     ControlTokens,
     Segment,
@@ -42,9 +42,9 @@ async def control_tokens(request: web.Request) -> ControlTokens:
     A file that cannot be read leaves none (control-token text is then
     parsed as the engine does by itself), said once on stderr.
     """
-    memo = request.app[_MEMO]
+    memo = served(request).memo
     if _CONTROLS not in memo:
-        path = request.app[_ENGINE].gguf_path
+        path = served(request).engine.gguf_path
         try:
             ids = await asyncio.to_thread(read_control_tokens, path)
         except (OSError, ValueError) as exc:
@@ -64,7 +64,7 @@ def _engine_error(status: int, payload: Any) -> adapt.LocalRequestError:
 
 
 async def _render(request: web.Request, body: dict[str, Any]) -> str:
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+    engine, session = served(request).engine, request.app[_SESSION]
     status, payload = await _upstream_json(session, engine.url + "/apply-template", body)
     if status != 200 or not isinstance(payload, dict) or not isinstance(payload.get("prompt"),
                                                                          str):
@@ -73,11 +73,11 @@ async def _render(request: web.Request, body: dict[str, Any]) -> str:
     return prompt
 
 
-async def _tokenize(request: web.Request, segment: Segment,
-                    pieces: bool) -> tuple[list[int], list[str | list[int]]]:
-    engine, session = request.app[_ENGINE], request.app[_SESSION]
+async def _tokenize(request: web.Request, segment: Segment, pieces: bool,
+                    add_special: bool = False) -> tuple[list[int], list[str | list[int]]]:
+    engine, session = served(request).engine, request.app[_SESSION]
     status, payload = await _upstream_json(session, engine.url + "/tokenize", {
-        "content": segment.text, "parse_special": segment.special, "add_special": False,
+        "content": segment.text, "parse_special": segment.special, "add_special": add_special,
         "with_pieces": pieces})
     tokens = payload.get("tokens") if status == 200 and isinstance(payload, dict) else None
     if not isinstance(tokens, list):
@@ -89,6 +89,16 @@ async def _tokenize(request: web.Request, segment: Segment,
     except ValueError as exc:
         raise _engine_error(502, f"the engine's token pieces are not in the expected shape "
                                  f"({exc})") from None
+
+
+async def _added(request: web.Request, pieces: bool) -> tuple[list[int], list[str | list[int]]]:
+    """What the engine puts before a chat prompt's tokens (Gemma's ``<bos>``; SmolLM2: none)."""
+    memo = served(request).memo
+    key = "added_pieces" if pieces else "added"
+    if key not in memo:
+        memo[key] = await _tokenize(request, Segment("", special=True), pieces, add_special=True)
+    added: tuple[list[int], list[str | list[int]]] = memo[key]
+    return added
 
 
 async def verbatim_prompt(request: web.Request, body: dict[str, Any], *,
@@ -122,7 +132,9 @@ async def verbatim_prompt(request: web.Request, body: dict[str, Any], *,
             f"messages[{where}] holds {found!r}, the text of one of the local model's control "
             "tokens, and its chat template changes message text, so it cannot be sent as text. "
             "Remove that text.", param=f"messages[{where}].content")
-    tokenized = await asyncio.gather(*(_tokenize(request, p, pieces) for p in parts))
-    ids = [i for part_ids, _ in tokenized for i in part_ids]
-    shown = [p for _, part_pieces in tokenized for p in part_pieces] if pieces else None
+    lead, *tokenized = await asyncio.gather(
+        _added(request, pieces), *(_tokenize(request, p, pieces) for p in parts))
+    ids = lead[0] + [i for part_ids, _ in tokenized for i in part_ids]
+    shown = lead[1] + [p for _, part_pieces in tokenized for p in part_pieces] if pieces \
+        else None
     return VerbatimPrompt(ids=ids, text=sent, where=where, found=found, pieces=shown)

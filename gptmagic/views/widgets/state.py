@@ -48,9 +48,10 @@ class Counter(Protocol):
 
 
 class EngineTokens(Protocol):
-    """The embedded engine's tokens of a text: ``{"tokens": [...], "pieces": [...]}``."""
+    """An embedded model's tokens of a text: ``{"tokens": [...], "pieces": [...]}``
+    (``model``: which embedded model; None, the default one)."""
 
-    def __call__(self, text: str) -> Mapping[str, Any]: ...
+    def __call__(self, text: str, model: str | None = None) -> Mapping[str, Any]: ...
 
 
 class NoLogprobsError(RequestError):
@@ -184,6 +185,7 @@ def tokenview_state(text: str, models_or_encodings: str | Sequence[str], *,
 def _pane(text: str, name: str, engine_tokens: EngineTokens | None) -> dict[str, Any]:
     import tiktoken
 
+    from gptmagic.catalog.embedded import SMOLLM2, embedded_model
     from gptmagic.catalog.tokens import encoding_for, get_encoding
 
     model: str | None = name
@@ -196,10 +198,10 @@ def _pane(text: str, name: str, engine_tokens: EngineTokens | None) -> dict[str,
         if engine_tokens is None:
             raise RequestError("the embedded model is tokenized by its engine: use "
                                "gptmagic.token_view (or pass engine_tokens=)", param="model")
-        data = engine_tokens(text)
+        data = engine_tokens(text, name)
         ids = [int(t) for t in data["tokens"]]
         raw = [piece_bytes(p) for p in data["pieces"]]
-        encoding, exact = "smollm2 (engine)", True
+        encoding, exact = (embedded_model(name) or SMOLLM2).encoding, True
     else:
         enc, exact = get_encoding("o200k_base" if enc_name == "unknown" else enc_name)
         ids = enc.encode(text, disallowed_special=())
