@@ -140,6 +140,18 @@ function drawDetail(d, head, cleanups) {
     if (d.score_error) box.append(pre(`scorer error: ${d.score_error}`, "gm-x-err"));
   }
   box.append(section("reply", pre(d.reply === null || d.reply === undefined ? "(no reply)" : d.reply, "gm-x-reply")));
+  if (Array.isArray(d.repeats) && d.repeats.length > 1) {
+    const list = h("ol", "gm-x-repeats");
+    list.start = 0;
+    for (const r of d.repeats) {
+      if (!r || typeof r !== "object") continue;
+      const li = h("li");
+      li.append(h("span", "gm-x-num gm-muted", r.error ? "error " : `${fmtNum(r.score, 2)} `),
+        h("span", "gm-x-rtext", r.error ? String(r.error) : String(r.reply ?? "")));
+      list.append(li);
+    }
+    box.append(section(`all ${d.repeats.length} repeats`, list));
+  }
   if (d.heatmap && typeof d.heatmap === "object") {
     const hm = h("div", "gm-root gm-heatmap");
     const why = refusal(d.heatmap, "heatmap", 1);
