@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from gptmagic.eval.batchfiles import BatchOptions
     from gptmagic.eval.batchlist import batches, cancel_batch
     from gptmagic.eval.results import EvalResults
-    from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
+    from gptmagic.eval.runner import estimate_run
+    from gptmagic.evaluation import aevaluate, evaluate
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
         LogprobHeatmap,
@@ -118,9 +119,9 @@ _LAZY = {
     "TokenCount": "gptmagic.tokens",
     "acount_tokens": "gptmagic.tokens",
     "count_tokens": "gptmagic.tokens",
-    "evaluate": "gptmagic.eval.runner",
+    "evaluate": "gptmagic.evaluation",
     "estimate_run": "gptmagic.eval.runner",
-    "aevaluate": "gptmagic.eval.runner",
+    "aevaluate": "gptmagic.evaluation",
     "EvalResults": "gptmagic.eval.results",
     # Batch mode's batches, as the cache keeps them.
     "BatchOptions": "gptmagic.eval.batchfiles",
