@@ -173,11 +173,12 @@ def main() -> None:
                          len(html.encode()), drawn["ms"], drawn["drawn"], base,
                          static_load_ms(browser, static_url + name)))
     print(f"{'matrix':>11} {'cells':>7} {'state':>9} {'B/cell':>7} {'lean B/cell':>11} "
-          f"{'build':>8} {'lean':>7} {'html':>9} {'render':>8} {'drawn':>6} {'table':>8} {'ratio':>6} "
-          f"{'static page':>11}")
+          f"{'build':>8} {'lean':>7} {'html':>9} {'render':>8} {'drawn':>6} {'table':>8} "
+          f"{'ratio':>6} {'static page':>11}")
     for cases, nv, cells, full, lean, build, lean_build, html_size, ms, drawn, base, load in rows:
         print(f"{cases:>6,} × {nv:<2} {cells:>7,} {full / 1e6:>6.2f} MB {full / cells:>7.0f} "
-              f"{lean / cells:>11.0f} {build:>6.2f} s {lean_build:>5.2f} s {html_size / 1e6:>6.2f} MB "
+              f"{lean / cells:>11.0f} {build:>6.2f} s {lean_build:>5.2f} s "
+              f"{html_size / 1e6:>6.2f} MB "
               f"{ms:>5.0f} ms {drawn:>6} {base:>5.0f} ms {ms / base:>6.2f} {load:>8.0f} ms")
 
 

@@ -9,6 +9,7 @@ so ``res.explore()`` and a notebook's display of ``res`` draw it (and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,9 @@ from gptmagic.views.explorer import explore
 
 __all__ = ["EvalResults", "aevaluate", "evaluate", "explore", "with_viewer"]
 
+#: What the wrappers take from the runner's functions (and ``__wrapped__``: their signature).
+_DOC = ("__name__", "__qualname__", "__doc__")
+
 
 def with_viewer(results: Any) -> Any:
     """``results`` with the explorer as its viewer (an EvalResults; anything else as is)."""
@@ -26,13 +30,12 @@ def with_viewer(results: Any) -> Any:
     return results
 
 
+@functools.wraps(runner.evaluate, assigned=_DOC)
 def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
     return with_viewer(runner.evaluate(data, prompt, models, **kwargs))
 
 
+@functools.wraps(runner.aevaluate, assigned=_DOC)
 async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
     return with_viewer(await runner.aevaluate(data, prompt, models, **kwargs))
 
-
-evaluate.__doc__ = runner.evaluate.__doc__
-aevaluate.__doc__ = runner.aevaluate.__doc__

@@ -110,10 +110,8 @@ _ENGINE_FIXTURES = {"local_engine", "local_url", "local_client"}
 _ENGINE_MODULES = {"test_client_local", "test_local_engine", "test_local_server",
                    "test_local_faults", "test_local_logprobs", "test_local_verbatim",
                    "test_insertion"}
-_BROWSER_MODULES = {"test_browser_jupyter", "test_browser_dollars", "test_browser_tools",
-                    "test_browser_images",
-                    "test_widgets_js",
-                    "test_report"}
+#: Besides every ``test_browser_*`` module.
+_BROWSER_MODULES = {"test_widgets_js", "test_report"}
 _NOTEBOOK_MODULES = {"test_notebooks", "test_teaching_notebooks", "test_report"}
 #: Minutes, not seconds: a browser, a kernel, or a long load.
 _SLOW_MODULES = (_BROWSER_MODULES | _NOTEBOOK_MODULES
@@ -128,9 +126,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if module in _ENGINE_MODULES or fixtures & _ENGINE_FIXTURES:
             item.add_marker(pytest.mark.engine)
-        if module in _BROWSER_MODULES:
+        browser = module in _BROWSER_MODULES or module.startswith("test_browser_")
+        if browser:
             item.add_marker(pytest.mark.browser)
         if module in _NOTEBOOK_MODULES:
             item.add_marker(pytest.mark.notebook)
-        if module in _SLOW_MODULES:
+        if module in _SLOW_MODULES or browser:
             item.add_marker(pytest.mark.slow)

@@ -107,6 +107,12 @@ def test_static_explorer_clicks_filters_diffs_and_keys(fake, browser, tmp_path):
         assert focused == ["1", "1"]
         outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
         assert outline == "solid"  # the focus is visible
+        page.keyboard.press("End")
+        page.keyboard.press("Home")
+        page.keyboard.press("End")
+        assert page.evaluate("() => document.activeElement.dataset.r") == "3"
+        page.keyboard.press("ArrowUp")
+        page.keyboard.press("ArrowUp")
         page.keyboard.press("Enter")
         assert panel.locator(".gm-x-reply").text_content() == "echo: question 1"
         _shot(page, "static-keys.png")

@@ -76,6 +76,12 @@ def test_repeats_show_the_first_and_their_count(fake):
                             scorers=[Exact()], progress=False)
     state = explorer_state(res)
     assert len(state["cells"]) == 2 and {c[8] for c in state["cells"]} == {3}
+    reps = state["details"]["3"]["repeats"]
+    assert [r["repeat"] for r in reps] == [0, 1, 2]
+    assert [r["reply"] for r in reps] == ["echo: question 1"] * 3
+    # Asked of the kernel, the panel gets the same list.
+    widget = explore(res, inline_limit=0)
+    assert widget.detail(3)["repeats"] == reps
 
 
 def test_details_past_the_limit_are_asked_for(fake):
@@ -147,7 +153,9 @@ def test_public_evaluate_gives_the_explorer_and_rescore_keeps_it(fake):
     assert again.explore().data["scorers"] == ["exact"]
     data, _ = res._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
-    assert "gm-x-host" in data["text/html"] and "evaluation: 4 cases" in data["text/plain"]
+    assert "gm-x-host" in data["text/html"]
+    assert data["text/plain"].startswith("<EvalResults 16 calls, 0 from cache, 0 errors")
+    assert "\nevaluation: 4 cases" in data["text/plain"]
 
 
 def test_text_form_is_a_matrix_of_marks(fake):

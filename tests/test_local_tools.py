@@ -335,3 +335,19 @@ def test_gptmagics_tool_loop_runs_offline(local_engine: LocalEngine) -> None:  #
         assert [m["role"] for m in result.exchange] == ["assistant", "tool", "assistant"]
         assert result.usage.prompt_tokens == sum(s.result.usage.prompt_tokens
                                                  for s in result.steps)
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Italy?", "What is H2O?",
+                                      "What is an atom?", "What is gravity?",
+                                      "Name a fruit that is yellow."])
+def test_a_text_answer_is_not_the_instructions_placeholder(local_client: httpx.Client,  # noqa: F811
+                                                           question: str) -> None:
+    """Told to answer ``{"response": "<your reply>"}``, SmolLM2 answered each of these
+    with the literal ``<your reply>`` (temperature 0, one tool); the instructions now
+    describe the answer in words (``benchmarks/bench_local_tool_prompt.py`` counts it)."""
+    answer = post(local_client, messages=[{"role": "user", "content": question}],
+                  tools=[WEATHER], max_tokens=80)
+    message = answer["choices"][0]["message"]
+    text = (message.get("content") or "").strip()
+    assert message.get("tool_calls") or text, answer  # a call or words, never nothing
+    assert "<your" not in text and text not in ("...", "…")

@@ -51,7 +51,12 @@ def test_tools_become_a_system_text_and_a_grammar_the_engine_reads() -> None:
     system = body["messages"][0]
     assert system["role"] == "system" and body["messages"][1:] == ASK
     assert "- get_weather: Get the current weather in a city. Arguments: " in system["content"]
-    assert '{"response": "<your reply>"}' in system["content"]
+    # The answer is described, with no placeholder a small model copies ("<your reply>").
+    assert system["content"].endswith(
+        'Respond in JSON: {"tool_calls": [{"name": "<tool name>", "arguments": {...}}]} to call '
+        'a tool when the question needs one, or {"response": ...} where the value is your '
+        "whole answer to the user, as a JSON string.")
+    assert "<your reply>" not in system["content"]
     schema = body["json_schema"]
     jsonschema.Draft202012Validator.check_schema(schema)
     ok = [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}},

@@ -238,7 +238,8 @@ def test_approve_runs_what_you_accept_and_tells_the_model_what_you_declined(
     r, cap = chat(shell, f"-p fake --api {api} --tools get_weather --approve", "user: weather?")
     assert shell.user_ns["calls"] == ["Paris"]  # Rome was declined: it never ran
     assert asked[0] == 'Run get_weather({"city": "Paris"})? [y/N] '
-    assert asked[1].startswith("Please answer y or n.")  # "maybe" is asked again
+    # "maybe" is asked again, the call and its arguments kept in the question
+    assert asked[1] == 'Please answer y or n. Run get_weather({"city": "Paris"})? [y/N] '
     assert asked[2] == 'Run get_weather({"city": "Rome"})? [y/N] '
     paris, rome = r.steps[0].calls
     assert (paris.approved, rome.approved) == (True, False)

@@ -713,12 +713,17 @@ def test_a_function_becomes_a_tool_and_auto_is_unreliable(structured_nb):
     needs = [r for r in rows if r["needs the tool"] == "True"]
     others = [r for r in rows if r["needs the tool"] == "False"]
     assert len(needs) == len(others) == 2
-    # "wrong both ways": a weather question answered without asking, the weather made up;
-    # a call for a question that has nothing to do with it.
+    # "chooses poorly": a weather question answered without asking, the weather made up;
+    # the weather asked for twice over in one reply; the translation wrong.
     unasked = [r for r in needs if r["calls"] == "none"]
     assert unasked and all(not any(w in r["answer"] for w in weather.values())
                            for r in unasked)
-    assert any(r["calls"].startswith("get_weather(") for r in others)
+    oslo = next(r for r in needs if "Oslo" in r["question"])
+    # (the table cuts long cells short)
+    assert oslo["calls"].startswith('get_weather({"city": "Oslo"}), get_weather(')
+    assert weather["Oslo"] in oslo["answer"]  # answered from the tool's result
+    translation = next(r for r in others if "French" in r["question"])
+    assert translation["calls"] == "none" and "bonjour" not in translation["answer"].lower()
 
 
 def test_the_tool_loop_in_a_cell_and_from_python(structured_nb):

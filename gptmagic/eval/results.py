@@ -438,5 +438,8 @@ class EvalResults:
             shown = self.viewer(self)
             bundle = shown._repr_mimebundle_(include=include, exclude=exclude)
             if bundle is not None:
-                return bundle
+                data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+                text = data.get("text/plain")
+                data = {**data, "text/plain": repr(self) + (f"\n{text}" if text else "")}
+                return data, meta
         return {"text/html": self._repr_html_(), "text/plain": repr(self)}

@@ -88,7 +88,13 @@ def _call_example(names: tuple[str, ...]) -> str:
 
 
 def system_text(functions: list[dict[str, Any]], plan: ToolPlan) -> str:
-    """What the model is told about the tools it may call and how to answer."""
+    """What the model is told about the tools it may call and how to answer.
+
+    The text answer is described in words, with no placeholder to copy: told
+    ``{"response": "<your reply>"}``, SmolLM2 answered 4 of 40 general
+    questions with the literal ``<your reply>``, and called a tool for too few
+    questions that needed one (``benchmarks/bench_local_tool_prompt.py``; the
+    README gives the figures before and after)."""
     lines = ["You can call these tools:"]
     for function in functions:
         about = str(function.get("description") or "").strip()
@@ -97,10 +103,13 @@ def system_text(functions: list[dict[str, Any]], plan: ToolPlan) -> str:
     call = _call_example(plan.names)
     if plan.required:
         how = f"Respond in JSON: {call} to call {'the tool' if len(plan.names) == 1 else 'tools'}."
+    elif plan.structured:
+        how = (f"Respond in JSON, either {call} to call tools, or "
+               '{"response": <your reply as JSON>} to reply to the user.')
     else:
-        reply = '{"response": <your reply as JSON>}' if plan.structured else \
-            '{"response": "<your reply>"}'
-        how = f"Respond in JSON, either {call} to call tools, or {reply} to reply to the user."
+        how = (f"Respond in JSON: {call} to call a tool when the question needs one, or "
+               '{"response": ...} where the value is your whole answer to the user, as a JSON '
+               "string.")
     return "\n".join(lines) + "\n\n" + how
 
 

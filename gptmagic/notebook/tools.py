@@ -176,7 +176,8 @@ class Approval:
         if self.show is not None:
             self.show(call)
         read = builtins.input
-        question = f"Run {views.call_text(call)}? [y/N] "
+        asked = f"Run {views.call_text(call)}? [y/N] "
+        question = asked
         answer = False
         try:
             for _ in range(_ASKS):
@@ -184,7 +185,7 @@ class Approval:
                 if said in _YES or said in _NO:
                     answer = said in _YES
                     break
-                question = f"Please answer y or n. Run {call.name}? [y/N] "
+                question = f"Please answer y or n. {asked}"  # the call and its arguments
         except (StdinNotImplementedError, EOFError):
             raise RequestError("--approve asks Yes/No in the front end's input box, and this "
                                "one takes no input (a headless run such as nbclient or "

@@ -25,7 +25,7 @@ from gptmagic.errors import GptmagicError, RequestError
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
 __all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
-           "explorer_state", "request_text"]
+           "explorer_state", "repeat_list", "request_text"]
 
 #: Characters of an output shown in a matrix cell (the panel shows it whole).
 CELL_CHARS = 160
@@ -223,6 +223,7 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     cases: dict[Any, int] = {}
     case_rows: list[list[Any]] = []
     cells: dict[tuple[int, int], list[Any]] = {}
+    repeats: dict[int, list[int]] = {}  # first repeat's id -> every repeat's
     records = df.to_dict(orient="records")
     for i, rec in enumerate(records):
         vkey = tuple(_str(rec.get(c)) for c in group_cols)
@@ -234,6 +235,7 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
         c = cases[ckey]
         if (c, v) in cells:
             cells[(c, v)][8] += 1
+            repeats.setdefault(cells[(c, v)][2], [cells[(c, v)][2]]).append(i)
             continue
         out = _str(rec.get("output"))
         text = out if out is not None else ""
@@ -248,12 +250,24 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
         variant_list.append({"label": _label(keys, group_cols), "keys": keys})
     explained = [s for s in scorers if f"explain.{s}" in df]
     details, mode = _details(results, records, list(cells.values()), threshold, inline_limit)
+    for first, ids in repeats.items():
+        if str(first) in details:
+            details[str(first)]["repeats"] = repeat_list(records, ids)
     return {"v": VERSION, "kind": "explorer", "title": title,
             "threshold": float(threshold), "scale": SCORE_STOPS, "group_cols": group_cols,
             "inputs": [c[6:] for c in inputs], "scorers": scorers, "explained": explained,
             "variants": variant_list, "cases": case_rows,
             "cells": sorted(cells.values(), key=lambda cell: (cell[0], cell[1])),
             "mode": mode, "details": details}
+
+
+def repeat_list(records: Sequence[Mapping[str, Any]], ids: Sequence[int]
+                ) -> list[dict[str, Any]]:
+    """The repeats of one cell, for its panel: each one's repeat index, reply, score
+    and error."""
+    return [{"repeat": _num(records[i].get("repeat"), 0), "reply": _str(records[i].get("output")),
+             "score": _num(records[i].get("score"), 3), "error": _str(records[i].get("error"))}
+            for i in ids]
 
 
 def _details(results: Any, records: list[dict[str, Any]], cells: list[list[Any]],

@@ -35,11 +35,24 @@ class Explorer(_StateWidget):
         try:
             if not isinstance(i, int) or not 0 <= i < len(self._results.df):
                 raise IndexError(f"no row {i!r}")
-            reply["detail"] = st.detail_state(st.cell_detail(
-                self._results, i, threshold=self.data.get("threshold", 0.5)))
+            reply["detail"] = self.detail(i)
         except Exception as exc:  # noqa: BLE001 - a handler must not raise into the kernel
             reply["error"] = f"{type(exc).__name__}: {exc}"
         self.send(reply)
+
+    def detail(self, i: int) -> dict[str, Any]:
+        """The panel's detail of df row ``i`` (with its cell's repeats, if several)."""
+        d = st.detail_state(st.cell_detail(self._results, i,
+                                           threshold=self.data.get("threshold", 0.5)))
+        cell = next((c for c in self.data.get("cells", []) if c[2] == i), None)
+        if cell is not None and cell[8] > 1:
+            df = self._results.df.reset_index(drop=True)
+            mask = (df["row"] == df["row"][i]) & (df[self.data["group_cols"]].astype(str) ==
+                                                   df[self.data["group_cols"]].astype(str)
+                                                   .iloc[i]).all(axis=1)
+            d["repeats"] = st.repeat_list(df.to_dict(orient="records"),
+                                          [int(k) for k in df.index[mask]])
+        return d
 
     def to_html(self) -> str:
         return static.explorer_html(self.data)

@@ -140,6 +140,18 @@ function drawDetail(d, head, cleanups) {
     if (d.score_error) box.append(pre(`scorer error: ${d.score_error}`, "gm-x-err"));
   }
   box.append(section("reply", pre(d.reply === null || d.reply === undefined ? "(no reply)" : d.reply, "gm-x-reply")));
+  if (Array.isArray(d.repeats) && d.repeats.length > 1) {
+    const list = h("ol", "gm-x-repeats");
+    list.start = 0;
+    for (const r of d.repeats) {
+      if (!r || typeof r !== "object") continue;
+      const li = h("li");
+      li.append(h("span", "gm-x-num gm-muted", r.error ? "error " : `${fmtNum(r.score, 2)} `),
+        h("span", "gm-x-rtext", r.error ? String(r.error) : String(r.reply ?? "")));
+      list.append(li);
+    }
+    box.append(section(`all ${d.repeats.length} repeats`, list));
+  }
   if (d.heatmap && typeof d.heatmap === "object") {
     const hm = h("div", "gm-root gm-heatmap");
     const why = refusal(d.heatmap, "heatmap", 1);
@@ -222,7 +234,7 @@ function drawExplorer(root, data, model, ui) {
   const count = h("span", "gm-count");
   bar.append(count);
   const hint = h("div", "gm-x-hint gm-muted",
-    "Click or Enter: details · shift-click or c: pick two cells to compare · arrows move · Esc closes");
+    "Click or Enter: details · shift-click or c: pick two cells to compare · arrows, PageUp/Down, Home/End move · Esc closes");
 
   // -- matrix --
   const layout = h("div", "gm-x-layout");
@@ -465,6 +477,12 @@ function drawExplorer(root, data, model, ui) {
     else if (ev.key === "ArrowUp") moveTo(step(r, -1), v);
     else if (ev.key === "ArrowRight") moveTo(r, v + 1);
     else if (ev.key === "ArrowLeft") moveTo(r, v - 1);
+    else if (ev.key === "PageDown" || ev.key === "PageUp") {
+      const page = Math.max(1, Math.floor((scroll.clientHeight - headRow.offsetHeight) / ROW_H) - 1);
+      const to = Math.max(0, Math.min(rows.length - 1, r + (ev.key === "PageDown" ? page : -page)));
+      moveTo(rows[to] && rows[to].c === undefined ? step(to, 1) : to, v);
+    } else if (ev.key === "Home") moveTo(step(-1, 1), ev.ctrlKey ? 0 : v);
+    else if (ev.key === "End") moveTo(step(rows.length, -1), ev.ctrlKey ? nv - 1 : v);
     else if (ev.key === "Enter") {
       const cell = cellOf(r, v);
       if (cell) (ev.shiftKey ? pick : open)(cell);
