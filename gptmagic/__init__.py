@@ -74,8 +74,11 @@ if TYPE_CHECKING:
     from gptmagic.core.tools import Tool, tool_from
     from gptmagic.eval.batchfiles import BatchOptions
     from gptmagic.eval.batchlist import batches, cancel_batch
+    from gptmagic.eval.calllog import log
+    from gptmagic.eval.compare import compare
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
+    from gptmagic.eval.runs import run, runs
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
         LogprobHeatmap,
@@ -126,6 +129,11 @@ _LAZY = {
     "BatchOptions": "gptmagic.eval.batchfiles",
     "batches": "gptmagic.eval.batchlist",
     "cancel_batch": "gptmagic.eval.batchlist",
+    # Runs recorded in the cache, compared; the magics' call log.
+    "runs": "gptmagic.eval.runs",
+    "run": "gptmagic.eval.runs",
+    "compare": "gptmagic.eval.compare",
+    "log": "gptmagic.eval.calllog",
     # Widgets: anywidget and ipywidgets are imported only when one is made.
     "LogprobHeatmap": "gptmagic.widgets",
     "TokenCounter": "gptmagic.widgets",
@@ -211,6 +219,7 @@ __all__ = [
     "batches",
     "cancel_batch",
     "chat",
+    "compare",
     "complete",
     "cost_of",
     "count_tokens",
@@ -220,6 +229,7 @@ __all__ = [
     "fit_messages",
     "get_client",
     "get_profile",
+    "log",
     "logprob_heatmap",
     "model_info",
     "parse_cell",
@@ -227,6 +237,8 @@ __all__ = [
     "register_model",
     "render_cell",
     "respond",
+    "run",
+    "runs",
     "schema_from",
     "set_price",
     "shutdown",

@@ -110,6 +110,8 @@ class EvalResults:
         self._cases = cases
         self.scorers = scorers
         self.group_cols = group_cols
+        #: The run it came from as the store recorded it (:mod:`gptmagic.eval.runs`).
+        self.run: Any = None
 
     @classmethod
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
