@@ -46,7 +46,7 @@ class Comparison:
     only_in_a: list[str] = field(default_factory=list)  # variants, as labels
     only_in_b: list[str] = field(default_factory=list)
     changed_cases: int = 0  # rows whose inputs differ between the runs (not compared)
-    score_a: float = math.nan  # every scored cell's mean
+    score_a: float = math.nan  # the mean score of the variants both runs have
     score_b: float = math.nan
     #: The flipped cells of ``b`` (each repeat), with ``flip`` and ``score_before`` columns.
     flips: Any = None
@@ -88,7 +88,7 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        out = [f"<div class='gptmagic-compare'><b>compare {e(self.a)} → {e(self.b)}</b> "
+        out = [f"<div class='gptmagic-compare'><strong>compare {e(self.a)} → {e(self.b)}</strong> "
                f"(pass: score &gt;= {self.threshold:g})"]
         for name, diff in self.prompt_diffs.items():
             said = ("text not recorded in one run" if diff is None else
@@ -178,7 +178,14 @@ def diff_runs(a: EvalResults, b: EvalResults, threshold: float = 0.5) -> Compari
         variants=variants, fail_to_pass=int((flipped["flip"] == "fail→pass").sum()),
         pass_to_fail=int((flipped["flip"] == "pass→fail").sum()), only_in_a=only_a,
         only_in_b=only_b, changed_cases=int((~same).sum()),
-        score_a=_mean(ca["score"]), score_b=_mean(cb["score"]), flips=flips)
+        score_a=_mean(_within(ca, shared, cols)), score_b=_mean(_within(cb, shared, cols)),
+        flips=flips)
+
+
+def _within(cells: pd.DataFrame, shared: pd.DataFrame, cols: list[str]) -> pd.Series:
+    """The scores of the cells of the variants both runs have (so the overall change
+    compares like with like)."""
+    return cells.merge(shared[cols], on=cols)["score"]
 
 
 def _mean(s: pd.Series) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -144,8 +145,9 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
            prompts: Mapping[str, Any], models: Sequence[str], cases: list[dict[str, Any]],
            settings: dict[str, Any]) -> RunRecord | None:
     """Write the run ``res`` came from (one transaction); None when the store cannot be
-    written (the store's one warning says so; the results are returned all the same)."""
-    if not store.runs:
+    written (a read-only cache is read without a word; a write that fails is the store's
+    one warning; the results are returned all the same)."""
+    if not store.runs or not store.writable or not os.access(store.path, os.W_OK):
         return None
     cases_json = json.dumps(cases, ensure_ascii=False, sort_keys=True, default=str)
     config = {"models": list(models), "group_cols": list(res.group_cols),
@@ -264,16 +266,21 @@ def _calls(db: Any, keys: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _open(cache: str | Path | Store | None) -> tuple[Store, bool]:
-    if isinstance(cache, Store):
-        return cache, False
-    path = Path(cache) if cache else None
+def _path(cache: str | Path | None) -> Path:
     from gptmagic.eval.store import default_path
 
-    if not (path or default_path()).exists():
-        raise ConfigError(f"there is no cache file at {path or default_path()}: no run has "
-                          "been recorded there (evaluate() records its runs in its cache)")
-    return Store(path), True
+    return Path(cache) if cache else default_path()
+
+
+def _open(cache: str | Path | Store | None) -> tuple[Store, bool]:
+    """The store ``cache`` names, and whether it is ours to close."""
+    if isinstance(cache, Store):
+        return cache, False
+    if not _path(cache).exists():
+        raise ConfigError(f"there is no cache file at {_path(cache)}: no run has been "
+                          "recorded there (evaluate() records its runs in its cache; "
+                          "cache= names another file)")
+    return Store(_path(cache)), True
 
 
 def runs(cache: str | Path | Store | None = None) -> pd.DataFrame:
@@ -281,13 +288,16 @@ def runs(cache: str | Path | Store | None = None) -> pd.DataFrame:
     prompts, data rows and hash, calls, cached, errors, cost, mean score."""
     import pandas as pd
 
-    store, mine = _open(cache)
-    try:
-        recs = [] if not store.runs else [_record(r) for r in store.query(lambda db: db.execute(
-            f"SELECT {_COLUMNS} FROM runs ORDER BY started DESC").fetchall())]
-    finally:
-        if mine:
-            store.close()
+    recs: list[RunRecord] = []
+    if isinstance(cache, Store) or _path(cache).exists():  # no file yet: no runs
+        store, mine = _open(cache)
+        try:
+            if store.runs:
+                recs = [_record(r) for r in store.query(lambda db: db.execute(
+                    f"SELECT {_COLUMNS} FROM runs ORDER BY started DESC").fetchall())]
+        finally:
+            if mine:
+                store.close()
     return pd.DataFrame([{
         "id": r.id, "name": r.name,
         "started": pd.Timestamp(r.started, unit="s", tz="UTC"),
