@@ -23,10 +23,8 @@ Another run that needs a claimed key waits for the owner's result instead of
 paying for it again, and takes the claim over when the owner is gone (its
 pid is dead on this host, or its heartbeat stopped).
 
-Every run is recorded here (``runs``, ``run_cells``: :mod:`gptmagic.eval.runs`), and
-the magics' calls are logged here (``calllog``: :mod:`gptmagic.eval.calllog`).
-
-Batch mode keeps its batches here too (``batches`` and ``batch_rows``, read and
+Runs (:mod:`gptmagic.eval.runs`) and the magics' call log (:mod:`gptmagic.eval.calllog`)
+are kept here too, as are batch mode's batches (``batches`` and ``batch_rows``, read and
 written by :mod:`gptmagic.eval.ledger`): each batch the moment it is made, and
 which batch every call went into, so no call is ever put in a second batch.
 
@@ -139,7 +137,7 @@ class Store:
         self._warned = False
         self._claims = False  # whether the file has our claims table
         self.batches = False  # whether the file has the batch tables (:mod:`.ledger`)
-        self.runs = False  # whether it has the runs and the call log (version 3)
+        self.runs = False  # and the runs and call log (:mod:`.runs`, :mod:`.calllog`)
         self._claimed = False  # whether this store ever claimed a key (so has any to drop)
         self._closed = False
         self._lock = threading.Lock()
