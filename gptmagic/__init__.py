@@ -75,10 +75,10 @@ if TYPE_CHECKING:
     from gptmagic.eval.batchfiles import BatchOptions
     from gptmagic.eval.batchlist import batches, cancel_batch
     from gptmagic.eval.calllog import log
-    from gptmagic.eval.compare import compare
     from gptmagic.eval.results import EvalResults
-    from gptmagic.eval.runner import aevaluate, estimate_run, evaluate
-    from gptmagic.eval.runs import run, runs
+    from gptmagic.eval.runner import estimate_run
+    from gptmagic.eval.runs import runs
+    from gptmagic.evaluation import aevaluate, compare, evaluate, run, show_call
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
         LogprobHeatmap,
@@ -121,9 +121,9 @@ _LAZY = {
     "TokenCount": "gptmagic.tokens",
     "acount_tokens": "gptmagic.tokens",
     "count_tokens": "gptmagic.tokens",
-    "evaluate": "gptmagic.eval.runner",
+    "evaluate": "gptmagic.evaluation",
     "estimate_run": "gptmagic.eval.runner",
-    "aevaluate": "gptmagic.eval.runner",
+    "aevaluate": "gptmagic.evaluation",
     "EvalResults": "gptmagic.eval.results",
     # Batch mode's batches, as the cache keeps them.
     "BatchOptions": "gptmagic.eval.batchfiles",
@@ -131,8 +131,9 @@ _LAZY = {
     "cancel_batch": "gptmagic.eval.batchlist",
     # Runs recorded in the cache, compared; the magics' call log.
     "runs": "gptmagic.eval.runs",
-    "run": "gptmagic.eval.runs",
-    "compare": "gptmagic.eval.compare",
+    "run": "gptmagic.evaluation",  # its results show the explorer, as evaluate's do
+    "compare": "gptmagic.evaluation",
+    "show_call": "gptmagic.evaluation",
     "log": "gptmagic.eval.calllog",
     # Widgets: anywidget and ipywidgets are imported only when one is made.
     "LogprobHeatmap": "gptmagic.widgets",
@@ -241,6 +242,7 @@ __all__ = [
     "runs",
     "schema_from",
     "set_price",
+    "show_call",
     "shutdown",
     "token_counter",
     "token_view",

@@ -180,3 +180,14 @@ def test_call_detail_of_an_unknown_id_is_a_clear_error(shell, cache):
 def test_log_of_no_file_is_empty(tmp_path):
     assert gptmagic.log(cache=tmp_path / "none.sqlite").empty
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_show_call_opens_a_logged_call_in_the_explorers_panel(shell, cache):
+    from gptmagic.views.explorer import CallPanel
+
+    chat(shell, "-p fake", "user: <img src=x onerror=alert(1)> panel please")
+    panel = gptmagic.show_call(int(gptmagic.log().iloc[0]["id"]))
+    assert isinstance(panel, CallPanel)
+    assert "echo: <img src=x onerror=alert(1)> panel please" in panel.to_text()
+    page = panel.to_html()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

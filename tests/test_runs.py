@@ -246,3 +246,19 @@ def test_path_of_each_run_is_its_cache(fake, tmp_path):
     run("user: {q}", "elsewhere", cache=str(other))
     assert list(gptmagic.runs(Path(other))["name"]) == ["elsewhere"]
     assert gptmagic.runs().empty
+
+
+def test_a_recorded_run_and_a_comparisons_flips_open_in_the_explorer(fake, tmp_path):
+    from gptmagic.views.explorer import Explorer
+
+    run({"p": "user: {q}"}, "before")
+    run({"p": "user: {q} yes"}, "after")
+    shown = gptmagic.run("before").explore()
+    assert isinstance(shown, Explorer) and "echo: a" in shown.to_html()
+    assert "#3" in shown.to_text()
+    c = gptmagic.compare("before", "after")
+    flips = c.explore()
+    assert isinstance(flips, Explorer)
+    page = flips.to_html()
+    assert "echo: a yes" in page and "echo: b yes" in page and "echo: d yes" not in page
+    assert "3 cases" in flips.to_text()

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.errors import ConfigError
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -62,11 +60,7 @@ class Comparison:
 
     def explore(self) -> Any:
         """The flipped cells in the results explorer (``self.flips.explore()``)."""
-        explore = getattr(self.flips, "explore", None)
-        if explore is None:
-            raise ConfigError("this gptmagic has no results explorer; look at "
-                              "comparison.flips.df instead")
-        return explore()
+        return self.flips.explore()
 
     def __repr__(self) -> str:
         lines = [f"compare {self.a} → {self.b} (pass: score >= {self.threshold:g})"]
@@ -172,7 +166,7 @@ def diff_runs(a: EvalResults, b: EvalResults, threshold: float = 0.5) -> Compari
     flips = EvalResults(df, [b._jobs[i] for i in rows] if len(b._jobs) == len(b.df) else [],
                         b._cases, b.scorers, b.group_cols)
     flips.run = b.run
-    setattr(flips, "viewer", getattr(b, "viewer", None))  # noqa: B010 - the explorer's
+    flips.viewer = b.viewer
     return Comparison(
         a=_label(a), b=_label(b), threshold=threshold, prompt_diffs=_prompt_diffs(a, b),
         variants=variants, fail_to_pass=int((flipped["flip"] == "fail→pass").sum()),

@@ -112,6 +112,9 @@ class EvalResults:
         self.group_cols = group_cols
         #: The run it came from as the store recorded it (:mod:`gptmagic.eval.runs`).
         self.run: Any = None
+        #: ``viewer(results, **options)`` -> a displayable explorer; set by the public
+        #: faces (:mod:`gptmagic.evaluation`), as eval may not import views.
+        self.viewer: Any = None
 
     @classmethod
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
@@ -163,7 +166,9 @@ class EvalResults:
         from gptmagic.eval.scoring import ask_scorer_keys
 
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
-        return get_portal().run(self._rescored(scorers))
+        new = get_portal().run(self._rescored(scorers))
+        new.viewer = self.viewer
+        return new
 
     def _details(self) -> list[tuple[str, str]]:
         """The (tokens, cost) columns the summary sums: those some row reported."""
@@ -373,3 +378,31 @@ class EvalResults:
 
     def __repr__(self) -> str:
         return f"<EvalResults {self.describe()}, models {sorted(self.df['model'].unique())}>"
+
+    # -- the explorer (views draw it; the public faces set ``viewer``) ------------------
+
+    def explore(self, **options: Any) -> Any:
+        """The results explorer: cases × variants coloured by score, filters, search,
+        a side panel per call and a word diff of two (``gptmagic.views.explorer``).
+        ``options``: ``threshold`` (a pass), ``cell_chars``, ``inline_limit``, ``title``."""
+        if self.viewer is None:
+            from gptmagic.errors import ConfigError
+
+            raise ConfigError("these results have no explorer: run them with "
+                              "gptmagic.evaluate (or set results.viewer = "
+                              "gptmagic.views.explorer.explore)")
+        return self.viewer(self, **options)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None
+                          ) -> tuple[dict[str, Any], dict[str, Any]] | dict[str, Any]:
+        """The explorer in a notebook (its widget, static HTML and text); the summary
+        table and this repr without a viewer."""
+        if self.viewer is not None:
+            shown = self.viewer(self)
+            bundle = shown._repr_mimebundle_(include=include, exclude=exclude)
+            if bundle is not None:
+                data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+                text = data.get("text/plain")
+                data = {**data, "text/plain": repr(self) + (f"\n{text}" if text else "")}
+                return data, meta
+        return {"text/html": self._repr_html_(), "text/plain": repr(self)}

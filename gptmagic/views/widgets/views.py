@@ -35,10 +35,23 @@ def esm_source(name: str) -> str:
     therefore lives in ``common.js`` as plain top-level declarations (no
     ``export``), and each widget's module is that text followed by its view's
     file, which uses the shared names directly and ends in ``export default
-    { render }``. The browser test harness serves these same strings.
+    { render }``. A view that draws another's state (``_USES``) gets that view's
+    file in between, its export dropped. The browser test harness serves these
+    same strings.
     """
-    parts = [(_JS / f"{part}.js").read_text(encoding="utf-8") for part in ("common", name)]
-    return f"{parts[0].rstrip()}\n\n// ---- {name}.js ----\n\n{parts[1]}"
+    common = (_JS / "common.js").read_text(encoding="utf-8").rstrip()
+    used = "".join(
+        f"\n\n// ---- {dep}.js ----\n\n"
+        + (_JS / f"{dep}.js").read_text(encoding="utf-8").replace(_EXPORT, "").rstrip()
+        for dep in _USES.get(name, ()))
+    own = (_JS / f"{name}.js").read_text(encoding="utf-8")
+    return f"{common}{used}\n\n// ---- {name}.js ----\n\n{own}"
+
+
+#: Views that draw another view's state inside their own (the explorer's side panel
+#: draws a heatmap): that view's file ships before theirs, without its export.
+_USES = {"explorer": ("heatmap",)}
+_EXPORT = "export default { render };"
 
 
 class _StateWidget(anywidget.AnyWidget):
