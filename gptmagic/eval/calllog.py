@@ -81,11 +81,9 @@ def write(store: Store, call: LoggedCall) -> bool:
     r = call.result
     u = r.usage if r is not None else None
     params = {k: v for k, v in call.params.items() if k.lower() not in _SECRET_PARAMS}
-    request = (call.request if isinstance(call.request, str)
-               else [{k: v for k, v in m.items()} for m in call.request])
     row = (time.time(), call.kind, call.model, call.provider, public_url(call.base_url),
-           call.thread, redact(json.dumps({"text": request_text(request),
-                                           "messages": elide(request),
+           call.thread, redact(json.dumps({"text": request_text(call.request),
+                                           "messages": elide(call.request),
                                            "prompt": call.prompt},
                                           ensure_ascii=False, default=str)),
            _dumps(params), redact(r.text) if r is not None else None,

@@ -671,9 +671,8 @@ class Session:
                 note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
                                     "the completion is partial")
         cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
-        self.log(LoggedCall("completion", model, prompt + ("[insert]" + suffix if suffix
-                                                              is not None else ""),
-                            params, result, prov.name, prov.base_url, None, _dollars(cost)))
+        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
+                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
                       note=note)
