@@ -191,3 +191,36 @@ def test_show_call_opens_a_logged_call_in_the_explorers_panel(shell, cache):
     assert "echo: <img src=x onerror=alert(1)> panel please" in panel.to_text()
     page = panel.to_html()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+#: One process logging N calls to one file (as two kernels on one cache do).
+WRITER = r"""
+import sys
+from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.eval.calllog import LoggedCall, write
+from gptmagic.eval.store import Store
+store = Store(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    r = Result(kind="chat", model="m", choices=[Choice(index=0, text=f"reply {i}")],
+               usage=Usage(1, 1, 2), timings=Timings(total=0.1))
+    assert write(store, LoggedCall("chat", "m", f"{sys.argv[2]} {i}", {}, r))
+store.close()
+"""
+
+
+def test_two_processes_log_to_one_file_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.sqlite"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, "40"],
+                              stderr=subprocess.PIPE, text=True) for name in ("left", "right")]
+    for p in procs:
+        assert p.wait(120) == 0, p.stderr.read() if p.stderr else ""
+    assert len(gptmagic.log(cache=path, limit=500)) == 80
+    assert len(gptmagic.log(search="left", cache=path, limit=500)) == 40
+    store = Store(path)
+    try:
+        assert store.integrity() == "ok"
+    finally:
+        store.close()
