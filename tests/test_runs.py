@@ -262,3 +262,17 @@ def test_a_recorded_run_and_a_comparisons_flips_open_in_the_explorer(fake, tmp_p
     page = flips.to_html()
     assert "echo: a yes" in page and "echo: b yes" in page and "echo: d yes" not in page
     assert "3 cases" in flips.to_text()
+
+
+def test_no_key_is_stored_with_a_run(fake, tmp_path, monkeypatch):
+    key = "sk-runs-secret-0123456789abcdef"
+    monkeypatch.setenv("RUNS_KEY", key)
+    gptmagic.add_profile("keyed", base_url=fake.url, default_model="fake-model",
+                         api_key_env="RUNS_KEY", headers={"X-Team": "hdr-runs-secret-42"})
+    res = gptmagic.evaluate(ROWS, "user: {q}", ["keyed:fake-model"], run="keyed",
+                            scorers=[custom(ends)], progress=False)
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {key}"  # it was sent
+    assert res.run is not None and gptmagic.run("keyed").run.id == res.run.id
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
+    assert b"keyed" in stored  # the run is there...
+    assert key.encode() not in stored and b"hdr-runs-secret-42" not in stored  # ...no secret

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.errors import ConfigError, RequestError
+from gptmagic.errors import ConfigError, RequestError, redact
 from gptmagic.eval.rows import row_result
 from gptmagic.eval.store import Store
 
@@ -156,7 +156,7 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
     rec = RunRecord(
         id=uuid.uuid4().hex[:12], name=name or run_name(started),
         config_key=config_key(list(prompts), list(models)), started=started,
-        finished=time.time(), config=json.loads(json.dumps(config, default=str)),
+        finished=time.time(), config=json.loads(redact(json.dumps(config, default=str))),
         prompts={str(k): prompt_text(v) for k, v in prompts.items()},
         data_hash=hashlib.sha256(cases_json.encode()).hexdigest(), data_rows=len(cases),
         totals=_totals(res))
