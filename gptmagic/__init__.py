@@ -74,9 +74,11 @@ if TYPE_CHECKING:
     from gptmagic.core.tools import Tool, tool_from
     from gptmagic.eval.batchfiles import BatchOptions
     from gptmagic.eval.batchlist import batches, cancel_batch
+    from gptmagic.eval.calllog import log
     from gptmagic.eval.results import EvalResults
     from gptmagic.eval.runner import estimate_run
-    from gptmagic.evaluation import aevaluate, evaluate
+    from gptmagic.eval.runs import runs
+    from gptmagic.evaluation import aevaluate, compare, evaluate, run, show_call
     from gptmagic.scorers import Score
     from gptmagic.tokens import MessageCount, TokenCount, acount_tokens, count_tokens
     from gptmagic.widgets import (
@@ -129,6 +131,12 @@ _LAZY = {
     "BatchOptions": "gptmagic.eval.batchfiles",
     "batches": "gptmagic.eval.batchlist",
     "cancel_batch": "gptmagic.eval.batchlist",
+    # Runs recorded in the cache, compared; the magics' call log.
+    "runs": "gptmagic.eval.runs",
+    "run": "gptmagic.evaluation",  # its results show the explorer, as evaluate's do
+    "compare": "gptmagic.evaluation",
+    "show_call": "gptmagic.evaluation",
+    "log": "gptmagic.eval.calllog",
     # Widgets: anywidget and ipywidgets are imported only when one is made.
     "LogprobHeatmap": "gptmagic.widgets",
     "TokenCounter": "gptmagic.widgets",
@@ -215,6 +223,7 @@ __all__ = [
     "batches",
     "cancel_batch",
     "chat",
+    "compare",
     "complete",
     "cost_of",
     "count_tokens",
@@ -224,6 +233,7 @@ __all__ = [
     "fit_messages",
     "get_client",
     "get_profile",
+    "log",
     "logprob_heatmap",
     "model_info",
     "parse_cell",
@@ -231,8 +241,11 @@ __all__ = [
     "register_model",
     "render_cell",
     "respond",
+    "run",
+    "runs",
     "schema_from",
     "set_price",
+    "show_call",
     "shutdown",
     "token_counter",
     "token_view",

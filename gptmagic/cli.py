@@ -187,17 +187,41 @@ def _eval(args: argparse.Namespace) -> int:
                    concurrency=int(cfg.get("concurrency", 16)), max_cost=cfg.get("max_cost"),
                    cache=cfg.get("cache", True), progress=sys.stderr.isatty(),
                    batch=batch, wait=not args.no_wait, resubmit=args.resubmit,
-                   **_config_extras(cfg, path))
+                   run=args.run, **_config_extras(cfg, path))
     out = Path(args.output or cfg.get("output") or path.with_suffix(".results.csv"))
     res.to_csv(str(out))
     print(res.summary().to_string(index=False))
     print(f"\n{res.describe()}; results written to {out}")
+    said = _against_previous(res, cfg.get("cache", True))
+    if said:
+        print(said)
     waiting = res.waiting()
     if waiting:
         print(f"{waiting}\nRun the same command again to collect them." if batch else
               f"{waiting}\nRun it with --batch to collect them (--resubmit sends them live "
               "now, paying again for any the batch runs).")
     return 0
+
+
+def _against_previous(res: Any, cache: Any) -> str | None:
+    """What changed since the previous run of the same prompts and models (in the same
+    cache): ``run run-2 (id) vs run-1 (id): score 0.61 → 0.66 (+0.05), ...``."""
+    from gptmagic.eval.compare import diff_runs
+    from gptmagic.eval.runs import load, previous
+    from gptmagic.eval.store import Store
+
+    if res.run is None:
+        return None
+    store = Store(None if cache is True else cache)
+    try:
+        prev = previous(store, res.run)
+        if prev is None:
+            return (f"run {res.run.name} ({res.run.id}): the first of these prompts and "
+                    "models in this cache; the next run says what changed")
+        line = diff_runs(load(store, prev), res).line()
+    finally:
+        store.close()
+    return f"run {res.run.name} ({res.run.id}) {line}"
 
 
 def _batches(args: argparse.Namespace) -> int:
@@ -332,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--resubmit", action="store_true", help="with --batch: send again the "
                    "calls an expired or cancelled batch did not run (or answered with an "
                    "error); without: send live even the calls a batch still holds")
+    e.add_argument("--run", default=None, help="the run's name in the cache (default: "
+                   "run-YYYYMMDD-HHMMSS); gptmagic.runs() lists them")
     e.set_defaults(fn=_eval)
     b = sub.add_parser("batches", help="list the batches evaluations made (status, counts, "
                        "created/expires), or cancel one")

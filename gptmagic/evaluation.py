@@ -1,5 +1,6 @@
 """Evaluation (public face): :func:`evaluate` and :func:`aevaluate` whose results show
-the explorer.
+the explorer; :func:`run` (a recorded run, rebuilt) and :func:`compare` (its flips) show it
+too, and :func:`show_call` shows one logged call in the explorer's panel.
 
 The runner lives in :mod:`gptmagic.eval`, which may not import the views; these
 wrappers set each result's ``viewer`` to :func:`gptmagic.views.explorer.explore`,
@@ -13,11 +14,13 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from gptmagic.eval import runner
+from gptmagic.eval import compare as comparing
+from gptmagic.eval import runner, runs
 from gptmagic.eval.results import EvalResults
 from gptmagic.views.explorer import explore
 
-__all__ = ["EvalResults", "aevaluate", "evaluate", "explore", "with_viewer"]
+__all__ = ["EvalResults", "aevaluate", "compare", "evaluate", "explore", "run", "show_call",
+           "with_viewer"]
 
 #: What the wrappers take from the runner's functions (and ``__wrapped__``: their signature).
 _DOC = ("__name__", "__qualname__", "__doc__")
@@ -39,3 +42,31 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
 async def aevaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any) -> Any:
     return with_viewer(await runner.aevaluate(data, prompt, models, **kwargs))
 
+
+
+@functools.wraps(runs.run, assigned=_DOC)
+def run(name_or_id: str, cache: Any = None) -> Any:
+    return with_viewer(runs.run(name_or_id, cache))
+
+
+@functools.wraps(comparing.compare, assigned=_DOC)
+def compare(a: Any, b: Any, threshold: float = 0.5, cache: Any = None) -> Any:
+    c = comparing.compare(a, b, threshold, cache)
+    with_viewer(c.flips)  # c.explore() shows the flipped cases
+    return c
+
+
+def show_call(id: int, cache: Any = None) -> Any:
+    """One call of the log (``gptmagic.log()``'s ``id``) in the explorer's side panel:
+    request, reply, usage, cost, latency, logprobs. ``cache`` is the log's file
+    (default: ``$GPTMAGIC_CACHE`` or the default cache)."""
+    from gptmagic.eval.calllog import call_detail
+    from gptmagic.eval.store import Store
+    from gptmagic.views.explorer import CallPanel
+
+    store = cache if isinstance(cache, Store) else Store(cache)
+    try:
+        return CallPanel(call_detail(store, id))
+    finally:
+        if store is not cache:
+            store.close()

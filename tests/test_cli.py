@@ -189,3 +189,36 @@ def test_eval_config_names_only_config_scorers(tmp_path, isolated_env, kind):
                        text=True, timeout=60)
     assert p.returncode == 1 and f"unknown scorer '{kind}'; use exact," in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_eval_says_what_changed_since_the_previous_run(tmp_path, fake_server, isolated_env):
+    """The fake server echoes the question: ``{q}`` then ``{q} yes`` with ``contains yes``
+    turns both cases that lacked it from fail to pass, and "yes" stays a pass."""
+    (tmp_path / "cases.csv").write_text("q,expected\nyes,yes\nno,yes\nmaybe,yes\n")
+    cfg = tmp_path / "run.toml"
+    body = """
+data = "cases.csv"
+prompts = {{ p = "user: {prompt}" }}
+models = ["fake-model"]
+scorers = [{{ type = "contains", column = "expected" }}]
+"""
+    (isolated_env / "gptmagic.toml").write_text(
+        f'default_profile = "fake"\n[profiles.fake]\nbase_url = "{fake_server.url}"\n')
+    env = {**os.environ, "GPTMAGIC_CACHE": str(tmp_path / "c.sqlite")}
+
+    def run(prompt: str, name: str) -> str:
+        cfg.write_text(body.format(prompt=prompt))
+        p = subprocess.run([sys.executable, "-m", "gptmagic", "eval", str(cfg), "--run", name],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    first = run("{q}", "before")
+    assert "run before (" in first and "the first of these prompts and models" in first
+    second = run("{q} yes", "after")
+    said = [ln for ln in second.splitlines() if ln.startswith("run after (")]
+    assert len(said) == 1
+    assert said[0].split(") ", 1)[1].startswith("vs before (")
+    assert said[0].endswith("score 0.33 → 1.00 (+0.67), 2 cases fail→pass, 0 pass→fail")
+    third = run("{q}", "again")  # back: the previous run is "after"
+    assert "vs after (" in third and "2 pass→fail" in third

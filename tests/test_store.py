@@ -136,7 +136,7 @@ def test_a_cache_made_before_versions_is_migrated_and_read(fake, tmp_path):
     assert len(fake.requests) == before  # read, not asked again
     assert res.df["cached"].all() and res.df["output"][0] == "from the old cache"
     store = Store(cache)
-    assert store.version() == SCHEMA_VERSION == 2 and store.count() == 1
+    assert store.version() == SCHEMA_VERSION == 3 and store.count() == 1
     store.close()
 
 

@@ -10,7 +10,9 @@ request there; :mod:`.extras`: each prompt's schema and tools; :mod:`.calls`: on
 job sent, or its tool loop run, and priced), what each cost and its parts
 (:mod:`.costs`), what a run would cost before it runs (:mod:`.estimate`), the rate
 limits (:mod:`.limits`), the SQLite store of calls and results (:mod:`.store`, its
-rows in :mod:`.rows`), the results table (:mod:`.results`, its columns in
+rows in :mod:`.rows`, its tables in :mod:`.schema`), each run recorded there
+(:mod:`.runs`) and two compared (:mod:`.compare`), the magics' call log
+(:mod:`.calllog`), the results table (:mod:`.results`, its columns in
 :mod:`.columns`, the axes it is weighed on in :mod:`.axes`) and scoring
 (:mod:`.scoring`, :mod:`.scorers_text`,
 :mod:`.scorers_structured`, :mod:`.scorers_model`; the public face is

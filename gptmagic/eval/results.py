@@ -107,6 +107,8 @@ class EvalResults:
         self._cases = cases
         self.scorers = scorers
         self.group_cols = group_cols
+        #: The run it came from as the store recorded it (:mod:`gptmagic.eval.runs`).
+        self.run: Any = None
         #: ``viewer(results, **options)`` -> a displayable explorer; set by the public
         #: faces (:mod:`gptmagic.evaluation`), as eval may not import views.
         self.viewer: Any = None

@@ -36,6 +36,7 @@ from gptmagic.eval.estimate import estimate_run
 from gptmagic.eval.extras import extras_by_prompt
 from gptmagic.eval.jobs import Job, build_jobs, load_cases, resolve_model, set_keys
 from gptmagic.eval.limits import Limiter
+from gptmagic.eval.runs import record
 from gptmagic.eval.scoring import ask_scorer_keys
 from gptmagic.eval.store import HEARTBEAT, Store
 from gptmagic.eval.tally import Tally, open_store
@@ -128,6 +129,14 @@ def evaluate(data: Any, prompt: Any, models: Sequence[str] | str, **kwargs: Any)
     Without ``batch``, a call a batch still holds is not sent live: its row is
     ``pending`` until ``batch=True`` collects it (``resubmit=True`` sends it live
     anyway, paying twice if the batch runs it too).
+    Every run is recorded in the cache file it used, under ``run`` (a name; by
+    default one made from the time, ``run-20261201-153500``): its settings, its
+    prompts' text, its data's hash and size, its totals, and every call's key and
+    scores (``res.run`` is that record). ``gptmagic.runs()`` lists the runs,
+    ``gptmagic.run(name)`` rebuilds the results from the file (no call, no scoring),
+    ``gptmagic.compare(a, b)`` says what changed. A name may be used again: ``run(name)``
+    gives the latest run of that name (each has its own id). With ``cache=False``
+    nothing is stored, so no run is recorded (``res.run`` is None).
     ``client`` (a :class:`gptmagic.Client`) sends the calls; by default the
     shared one. Interrupted (Ctrl-C, Kernel ▸ Interrupt), it raises
     :class:`~gptmagic.errors.RunInterrupted` saying how many calls are stored:
@@ -158,12 +167,13 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                api: str | Mapping[str, str] | None = None, schema: Any = None,
                tools: Any = None, max_steps: int | None = None, tool_choice: Any = None,
                batch: Any = False, wait: bool = True, resubmit: bool = False,
-               client: Client, tally: Tally | None = None) -> Any:
+               run: str | None = None, client: Client, tally: Tally | None = None) -> Any:
     # The one place evaluate()'s keywords are declared (see evaluate() for their meaning);
     # ``tally`` is evaluate()'s own, to say what an interrupted run kept.
     from gptmagic.eval.results import EvalResults
 
     tally = tally or Tally()
+    started = time.time()
     try:
         batching = batch_options(batch)
         if repeats < 1 or concurrency < 1:
@@ -192,12 +202,21 @@ async def _run(data: Any, prompt: Any, models: Sequence[str] | str, *,
                                 live=lambda js, budget: answer(js, max_cost=budget),
                                 wait=wait, resubmit=resubmit, refresh=refresh,
                                 progress=progress, tally=tally)
+            if store is not None:
+                await store.arelease()  # every call is done: a waiting run need not wait
+            res = await EvalResults.build(jobs, cases, list(scorers))
+            if store is not None:
+                res.run = await store.athread(functools.partial(
+                    record, store, res, name=run, started=started, prompts=prompts,
+                    models=models, cases=cases, settings={
+                        "params": dict(params or {}), "grid": dict(grid or {}), "api": api,
+                        "repeats": repeats, "schema": schema, "tools": tools,
+                        "batch": batching is not None}))
         finally:
             if store is not None and store is not cache:
                 await asyncio.to_thread(store.close)
             elif store is not None:
                 await store.arelease()
-        res = await EvalResults.build(jobs, cases, list(scorers))
         for said in (res.failures(), res.waiting()) if progress else ():
             if said:  # the bar only counts them; say why, where it is seen
                 print(f"gptmagic: {said}", file=sys.stderr)

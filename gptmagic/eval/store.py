@@ -23,7 +23,8 @@ Another run that needs a claimed key waits for the owner's result instead of
 paying for it again, and takes the claim over when the owner is gone (its
 pid is dead on this host, or its heartbeat stopped).
 
-Batch mode keeps its batches here too (``batches`` and ``batch_rows``, read and
+Runs (:mod:`gptmagic.eval.runs`) and the magics' call log (:mod:`gptmagic.eval.calllog`)
+are kept here too, as are batch mode's batches (``batches`` and ``batch_rows``, read and
 written by :mod:`gptmagic.eval.ledger`): each batch the moment it is made, and
 which batch every call went into, so no call is ever put in a second batch.
 
@@ -53,7 +54,7 @@ from gptmagic.core.images import elide
 from gptmagic.core.types import Result
 from gptmagic.errors import ConfigError
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
-from gptmagic.eval.schema import CALL_COLUMNS, CLAIM_COLUMNS, MIGRATIONS, SCHEMA_VERSION
+from gptmagic.eval.schema import CALL_COLUMNS, CLAIM_COLUMNS, SCHEMA_VERSION, TABLES, statements
 
 __all__ = ["CacheWarning", "Claim", "SCHEMA_VERSION", "Store", "alive", "call_key",
            "default_path", "result_from_dict", "result_to_dict"]
@@ -136,6 +137,7 @@ class Store:
         self._warned = False
         self._claims = False  # whether the file has our claims table
         self.batches = False  # whether the file has the batch tables (:mod:`.ledger`)
+        self.runs = False  # and the runs and call log (:mod:`.runs`, :mod:`.calllog`)
         self._claimed = False  # whether this store ever claimed a key (so has any to drop)
         self._closed = False
         self._lock = threading.Lock()
@@ -208,10 +210,11 @@ class Store:
         if "calls" in tables and not CALL_COLUMNS <= self._columns(db, "calls"):
             raise ConfigError(self._foreign(
                 f"its calls table has the columns {sorted(self._columns(db, 'calls'))}"))
-        if "calls" not in tables and tables - {"claims", "batches", "batch_rows"}:
+        if "calls" not in tables and tables - TABLES:
             raise ConfigError(self._foreign(f"it holds the tables {sorted(tables)}"))
         self._claims = "claims" in tables and CLAIM_COLUMNS <= self._columns(db, "claims")
         self.batches = {"batches", "batch_rows"} <= tables
+        self.runs = {"runs", "run_cells", "calllog"} <= tables  # :mod:`.runs`, `.calllog`
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Bring the file to :data:`SCHEMA_VERSION` (one transaction; another process may
@@ -224,9 +227,8 @@ class Store:
         try:
             version = self._version(db)
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[v].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in statements(v, db):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={v}")
             db.execute("COMMIT")
         except BaseException:

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Dict, Unicode
+from traitlets import Bool, Dict, Unicode, observe
 
 from gptmagic.client.config import APIS, get_profile
 from gptmagic.core.defaults import DEFAULT_MAX_STEPS
@@ -226,13 +226,22 @@ class GptMagics(Magics):
         config=True)
     model_api = Dict(help="endpoint per model-name pattern, first match wins, e.g. "
                           "{'gpt-5*': 'responses'}").tag(config=True)
+    log_calls = Bool(True, help="log every %%chat / %%complete reply to the call log "
+                     "(gptmagic.log(), %chat log); GPTMAGIC_LOG=0 in the environment, or "
+                     "%gptmagic log off, turns it off").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self.session = Session()
+        self.session.log_calls = self.session.log_calls and self.log_calls
         self.cell_id: str | None = None
         #: The pre_run_cell hook that feeds ``cell_id`` (set by the extension's load).
         self.pre_run_cell_hook: Any = None
+
+    @observe("log_calls")
+    def _log_changed(self, change: Any) -> None:
+        if getattr(self, "session", None) is not None:  # config is applied before __init__ ends
+            self.session.log_calls = bool(change["new"])
 
     # -- helpers -------------------------------------------------------------
 
@@ -327,7 +336,8 @@ class GptMagics(Magics):
         As a line magic: ``%chat history|reset|threads|drop-stale [--thread T]``,
         ``%chat keep [--thread T]``
         (add the reply you stopped to its thread: the cell stopped last, or thread T's own),
-        ``%chat fork NEW [--from T] [--turn N]``.
+        ``%chat fork NEW [--from T] [--turn N]``,
+        ``%chat log [-n N] [--search TEXT] [--model M]`` (the last logged calls).
         """
         if cell is None:
             return self._chat_command(line)
@@ -381,9 +391,11 @@ class GptMagics(Magics):
     def _chat_command(self, line: str) -> Any:
         argv = _split(line)
         if not argv:
-            raise UsageError("%chat needs a command: history, keep, drop-stale, reset, threads "
-                             "or fork (use %%chat for a message)")
+            raise UsageError("%chat needs a command: history, keep, drop-stale, reset, threads, "
+                             "fork or log (use %%chat for a message)")
         cmd, rest = argv[0], argv[1:]
+        if cmd == "log":
+            return self._show_log(rest)
         opts = _options(rest, {"--thread", "--from", "--turn", "--model"})
         thread = opts.get("--thread", "default")
         try:
@@ -425,7 +437,30 @@ class GptMagics(Magics):
         except GptmagicError as e:
             raise UsageError(str(e)) from None
         raise UsageError(f"unknown %chat command {cmd!r}; expected history, keep, drop-stale, "
-                         "reset, threads, fork")
+                         "reset, threads, fork, log")
+
+    def _show_log(self, argv: list[str]) -> None:
+        """``%chat log [-n N] [--search TEXT] [--model M]``: the last logged calls."""
+        from gptmagic.eval.calllog import log
+        from gptmagic.views.calllog import log_table
+
+        opts = _options(argv, {"-n", "--search", "--model"})
+        if opts["_args"]:
+            raise UsageError(f"%chat log: unexpected {opts['_args'][0]!r}; usage: %chat log "
+                             "[-n N] [--search TEXT] [--model M]")
+        n = opts.get("-n", "10")
+        if not n.isdigit() or int(n) < 1:
+            raise UsageError(f"%chat log: -n must be a whole number >= 1, got {n!r}")
+        try:
+            df = log(search=opts.get("--search"), model=opts.get("--model"), limit=int(n),
+                     cache=self.session.log_cache)
+        except GptmagicError as e:
+            raise UsageError(str(e)) from None
+        data = log_table(df, logging=self.session.log_calls)
+        if getattr(self.shell, "kernel", None) is None:
+            print(data["text/plain"])
+        else:
+            display(data, raw=True)
 
     # -- %%complete ------------------------------------------------------------------
 
@@ -538,7 +573,7 @@ class GptMagics(Magics):
     @line_magic
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
-        ``%gptmagic api responses``,
+        ``%gptmagic api responses``, ``%gptmagic log off`` (stop logging replies),
         ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``;
         ``%gptmagic models [--provider P]`` lists models, prices and shutdown dates."""
         argv = _split(line)
@@ -548,6 +583,7 @@ class GptMagics(Magics):
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
                   f"stream: {self.stream}\n"
+                  f"log: {'on' if self.session.log_calls else 'off'}\n"
                   f"api: {self.api or 'chat'}"
                   + (f" (by model: {dict(self.model_api)})" if self.model_api else "") + "\n"
                   f"defaults: {dict(self.defaults) or '{}'}\n"
@@ -575,6 +611,12 @@ class GptMagics(Magics):
                   f"otherwise; %gptmagic api {other} switches back"
                   if before != rest[0] else f"%%chat already uses {rest[0]} by default")
             return
+        if cmd == "log" and rest in (["on"], ["off"]):
+            self.log_calls = rest == ["on"]
+            print("%%chat and %%complete replies are logged (gptmagic.log(), %chat log)"
+                  if self.log_calls else "replies are no longer logged; %gptmagic log on "
+                  "logs them again")
+            return
         if cmd == "stream" and rest in (["on"], ["off"]):
             self.stream = rest == ["on"]
             return
@@ -593,7 +635,7 @@ class GptMagics(Magics):
             self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
             return
         raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
-                         "stream on|off | set name=value ... | unset name ... | "
+                         "stream on|off | log on|off | set name=value ... | unset name ... | "
                          "models [--provider P]]")
 
     def _endpoint_said(self) -> str:

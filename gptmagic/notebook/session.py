@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from gptmagic.core.structured import Schema, with_format
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
+from gptmagic.eval.calllog import LoggedCall, write
+from gptmagic.eval.store import CacheWarning, Store
 from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
 from gptmagic.notebook.images import history_views, refuse_text_only, thread_images
@@ -54,6 +58,12 @@ __all__ = ["DryRun", "Reply", "Session", "Sink", "cell_key"]
 def _lines(*notes: str | None) -> str | None:
     """Notes shown under a reply, one a line; None when there are none."""
     return "\n".join(x for x in notes if x) or None
+
+
+def _dollars(cost: Any) -> float | None:
+    """A cost's total in dollars, for the call log (None: not priced)."""
+    total = getattr(cost, "total", None)
+    return None if total is None else float(total)
 
 
 def cell_key(cell_id: str | None, source: str) -> str:
@@ -134,15 +144,29 @@ def _broken_chain(th: Thread | None, chain: str, error: APIStatusError) -> str:
             "history instead; a later --store cell starts a new chain from that turn.")
 
 
+def logging_default() -> bool:
+    """Whether the magics log their calls unless told: yes, but ``GPTMAGIC_LOG=0`` (or
+    ``off``, ``false``, ``no``) says no."""
+    return os.environ.get("GPTMAGIC_LOG", "").strip().lower() not in ("0", "off", "false",
+                                                                        "no")
+
+
 class Session:
     """The magics' state for one kernel: threads and the streaming loop.
 
     ``client`` sends the requests and ``portal`` runs them off the caller's
     thread; by default the shared ones of :mod:`gptmagic.client.facade`.
+    Every reply is logged to the call log (:mod:`gptmagic.eval.calllog`) in
+    ``log_cache`` (default: the runs' cache file) while ``log_calls`` is true.
     """
 
     def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
         self.threads = ThreadStore()
+        #: Whether replies are logged (``%gptmagic log on|off``, ``GPTMAGIC_LOG=0``).
+        self.log_calls = logging_default()
+        #: The file the call log is in (None: ``$GPTMAGIC_CACHE`` or the default cache).
+        self.log_cache: str | None = None
+        self._log_warned = False
         self.stream_interval = 0.1  # seconds between live updates
         #: Each thread's last stopped reply, for ``%chat keep --thread T``.
         self.stops: dict[str, _Stopped] = {}
@@ -320,6 +344,9 @@ class Session:
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
             reply.cost_parts = price_parts(cost, usage)
+            self.log(LoggedCall("chat", model, messages, {"api": api, **out.params}, result,
+                                prov.name, prov.base_url, th.name if th is not None else None,
+                                _dollars(cost)))
         reasoned = stopped_reasoning(stopped) if stopped is not None else None
         if reasoned is not None:
             note = _lines(note, reasoned)
@@ -450,6 +477,9 @@ class Session:
                 cost = None
                 rows.append(display.SideBySideRow(label, None, answer, None))
             results[label], costs[label] = answer, cost
+            if isinstance(answer, Result):
+                self.log(LoggedCall("chat", model, messages, {"api": out.api, **out.params},
+                                    answer, prov.name, prov.base_url, None, _dollars(cost)))
         first = next((r for r in results.values() if isinstance(r, Result)), None)
         reply = Reply(first.text if first else "", messages, first,
                       costs.get(labels[0]), {"models": labels, "api": out.api, **out.params},
@@ -483,6 +513,30 @@ class Session:
                          for k, v in data.items()}, meta)
         if reply.footer is not None:
             reply.footer = f"{reply.footer}\n{note}"
+
+    def log(self, call: LoggedCall) -> None:
+        """Log one call; a log that cannot be written warns once per session and never
+        fails the cell."""
+        if not self.log_calls:
+            return
+        why = ""
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                store = Store(self.log_cache)
+                try:
+                    logged = write(store, call)
+                finally:
+                    store.close()
+            if not logged:
+                why = "; ".join(str(w.message) for w in seen) or "the file cannot be written"
+        except Exception as e:  # noqa: BLE001 - logging never fails a cell
+            why = f"{type(e).__name__}: {e}"
+        if why and not self._log_warned:
+            self._log_warned = True
+            warnings.warn(f"gptmagic: this call was not logged ({why}); cells go on "
+                          "unlogged. %gptmagic log off stops logging",
+                          CacheWarning, stacklevel=2)
 
     def _stop(self, stopped: _Stopped) -> None:
         self.stops[stopped.thread] = stopped
@@ -617,6 +671,8 @@ class Session:
                 note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
                                     "the completion is partial")
         cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
+        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
+                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
                       note=note)

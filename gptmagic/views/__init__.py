@@ -2,7 +2,8 @@
 
 Owns rendering only: :mod:`.markdown` (escaping model text), :mod:`.tables`
 (history, dry-run and error tables), :mod:`.reply` (reply, stream and
-side-by-side views), :mod:`.steps` (a tool loop's steps) and :mod:`.widgets`
+side-by-side views), :mod:`.steps` (a tool loop's steps), :mod:`.calllog` (``%chat
+log``'s table) and :mod:`.widgets`
 (token counter, token view, logprob heatmap: state, static HTML, anywidget
 classes and their JavaScript).
 

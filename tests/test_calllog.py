@@ -1,0 +1,226 @@
+"""The magics' call log (issue 17, item 2): every %%chat / %%complete reply in the cache
+file, searchable with gptmagic.log() and %chat log, never a key; opt out; a log that
+cannot be written never breaks a cell. In-process IPython shell, real fake server, real
+SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from datetime import date, datetime, timedelta
+
+import pytest
+from IPython.utils.capture import capture_output
+from shell_support import chat, fake_shell
+
+import gptmagic
+from gptmagic.errors import RequestError
+from gptmagic.eval.calllog import call_detail, public_url
+from gptmagic.eval.store import CacheWarning, Store
+
+KEY = "sk-fake-calllog-0123456789abcdef"
+HEADER = "hdr-secret-9876543210"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache.sqlite"
+    monkeypatch.setenv("GPTMAGIC_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def shell(fake_server, monkeypatch, tmp_path, cache):
+    with fake_shell(fake_server.url, monkeypatch, tmp_path, KEY) as sh:
+        yield sh
+
+
+def magics(sh):
+    return sh.magics_manager.registry["GptMagics"]
+
+
+def line(sh, magic, text):
+    with capture_output() as cap:
+        sh.run_line_magic(magic, text)
+    return cap
+
+
+def test_every_chat_and_complete_reply_is_logged(shell, cache):
+    chat(shell, "-p fake --temperature 0 --max-tokens 20 --thread t1", "user: hello there")
+    chat(shell, "-p fake -m one,two --no-history", "user: side by side")
+    with capture_output():
+        shell.run_cell_magic("complete", "-p fake --max-tokens 5", "Once upon")
+    df = gptmagic.log()
+    assert list(df["model"]) == ["fake-model", "two", "one", "fake-model"]  # newest first
+    assert list(df["kind"]) == ["completion", "chat", "chat", "chat"]
+    first = df.iloc[-1]
+    assert first["request"] == "user: hello there" and first["reply"] == "echo: hello there"
+    assert first["thread"] == "t1" and first["provider"] == "fake"
+    assert (first["prompt_tokens"], first["completion_tokens"]) == (2, 3)
+    assert first["latency"] > 0 and first["when"].tzinfo is not None
+    assert df.iloc[0]["request"] == "Once upon" and df.iloc[0]["reply"] == " echo: Once upon"
+    detail = call_detail(Store(cache), int(first["id"]))
+    assert detail["messages"] == [{"role": "user", "content": "hello there"}]
+    assert detail["params"] == {"api": "chat", "temperature": 0.0, "max_tokens": 20}
+    assert detail["usage"]["prompt_tokens"] == 2 and detail["finish_reason"] == "stop"
+    assert set(detail) >= {"model", "prompt", "messages", "params", "reply", "finish_reason",
+                           "usage", "cost", "latency", "ttft", "compute", "logprobs",
+                           "scores", "error", "when"}
+
+
+def test_a_logged_calls_logprobs_come_back_in_its_detail(shell, cache):
+    chat(shell, "-p fake --top-logprobs 2 --no-stream", "user: tell me")
+    detail = call_detail(Store(cache), int(gptmagic.log().iloc[0]["id"]))
+    tokens = detail["logprobs"]
+    assert "".join(t["token"] for t in tokens) == "echo: tell me"
+    assert len(tokens[0]["top"]) == 2 and tokens[0]["top"][0]["logprob"] <= 0
+
+
+def test_no_key_header_or_userinfo_is_ever_stored(shell, cache, fake_server):
+    gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model",
+                         api_key_env="FAKE_KEY", headers={"X-Custom-Auth": HEADER})
+    chat(shell, "-p fake", f"user: my key is {KEY}")  # even one the user typed
+    magics(shell).session.log_cache = None
+    stored = b"".join(p.read_bytes() for p in cache.parent.glob(cache.name + "*"))
+    assert b"my key is" in stored  # the log is there...
+    assert KEY.encode() not in stored and HEADER.encode() not in stored  # ...its secrets not
+    assert b"Authorization" not in stored and b"Bearer" not in stored
+    assert public_url("https://user:pa55@host.example/v1") == "https://host.example/v1"
+    assert public_url("http://127.0.0.1:8/v1") == "http://127.0.0.1:8/v1"
+
+
+def test_logging_off_by_magic_by_setting_and_by_environment(shell, cache, monkeypatch):
+    chat(shell, "-p fake", "user: one")
+    assert "log: on" in line(shell, "gptmagic", "").stdout
+    cap = line(shell, "gptmagic", "log off")
+    assert "no longer logged" in cap.stdout
+    chat(shell, "-p fake", "user: two")
+    assert list(gptmagic.log()["request"]) == ["user: one"]
+    line(shell, "gptmagic", "log on")
+    chat(shell, "-p fake", "user: three")
+    assert len(gptmagic.log()) == 2
+    shell.run_line_magic("config", "GptMagics.log_calls = False")
+    chat(shell, "-p fake", "user: four")
+    assert len(gptmagic.log()) == 2
+    shell.run_line_magic("unload_ext", "gptmagic")
+    monkeypatch.setenv("GPTMAGIC_LOG", "0")
+    shell.run_line_magic("load_ext", "gptmagic")
+    chat(shell, "-p fake", "user: five")
+    assert len(gptmagic.log()) == 2 and "log: off" in line(shell, "gptmagic", "").stdout
+
+
+def test_search_model_since_and_limit(shell, cache):
+    for text in ("the quick brown fox", "lazy dogs sleep", "quick thinking"):
+        chat(shell, "-p fake --no-history", f"user: {text}")
+    chat(shell, "-p fake -m other --no-history", "user: quick other")
+    assert list(gptmagic.log(search="quick")["request"]) == [
+        "user: quick other", "user: quick thinking", "user: the quick brown fox"]
+    assert list(gptmagic.log(search="brow")["request"]) == ["user: the quick brown fox"]
+    assert list(gptmagic.log(search="echo: lazy")["reply"]) == ["echo: lazy dogs sleep"]
+    assert gptmagic.log(search='"; DROP TABLE calllog; --').empty  # only words
+    assert list(gptmagic.log(search="quick", model="other")["model"]) == ["other"]
+    assert len(gptmagic.log(limit=2)) == 2
+    assert len(gptmagic.log(since=timedelta(hours=1))) == 4
+    assert gptmagic.log(since=datetime.now() + timedelta(minutes=5)).empty
+    assert len(gptmagic.log(since=date.today().isoformat())) == 4
+    assert gptmagic.log(since=(date.today() + timedelta(days=1))).empty
+    with pytest.raises(RequestError, match="since='yesterday' is not a date"):
+        gptmagic.log(since="yesterday")
+
+
+def test_search_without_fts5_falls_back_to_like(shell, cache):
+    chat(shell, "-p fake --no-history", "user: 100% sure_thing")
+    chat(shell, "-p fake --no-history", "user: 100 percent")
+    db = sqlite3.connect(cache)
+    db.executescript("DROP TRIGGER calllog_ai; DROP TRIGGER calllog_ad; "
+                     "DROP TABLE calllog_fts;")
+    db.close()
+    assert list(gptmagic.log(search="100%")["request"]) == ["user: 100% sure_thing"]
+    assert list(gptmagic.log(search="0_p")["request"]) == []  # _ is no wildcard
+    chat(shell, "-p fake --no-history", "user: 100% again")  # writing works without it
+    assert len(gptmagic.log(search="100%")) == 2
+
+
+def test_chat_log_shows_the_last_calls_as_a_compact_table(shell, cache):
+    chat(shell, "-p fake --no-history", "user: first question")
+    chat(shell, "-p fake --no-history", "user: <script>alert(1)</script>")
+    chat(shell, "-p fake --no-history", "user: <img src=x onerror=alert(2)>")
+    out = line(shell, "chat", "log -n 2").stdout.splitlines()
+    assert out[0].split() == ["id", "when", "model", "thread", "request", "reply", "tokens",
+                              "cost", "seconds"]
+    assert len(out) == 3 and "onerror" in out[1] and "first question" not in "".join(out)
+    found = line(shell, "chat", "log --search first").stdout
+    assert "user: first question" in found and "echo: first question" in found
+    shell.kernel = object()  # a notebook's front end: rich output
+    cap = line(shell, "chat", "log")
+    page = cap.outputs[0].data["text/html"]
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    with pytest.raises(Exception, match="-n must be a whole number"):
+        shell.run_line_magic("chat", "log -n x")
+
+
+def test_a_log_that_cannot_be_written_warns_once_and_never_breaks_a_cell(shell, tmp_path):
+    magics(shell).session.log_cache = str(tmp_path)  # a directory: no store opens there
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        r1, _ = chat(shell, "-p fake", "user: one")
+        r2, _ = chat(shell, "-p fake", "user: two")
+    assert (r1.text, r2.text) == ("echo: one", "echo: two")
+    said = [str(w.message) for w in seen if issubclass(w.category, CacheWarning)]
+    assert len(said) == 1 and "not logged" in said[0] and "is a directory" in said[0]
+
+
+def test_call_detail_of_an_unknown_id_is_a_clear_error(shell, cache):
+    chat(shell, "-p fake", "user: one")
+    with pytest.raises(RequestError, match="no logged call 99"):
+        call_detail(Store(cache), 99)
+
+
+def test_log_of_no_file_is_empty(tmp_path):
+    assert gptmagic.log(cache=tmp_path / "none.sqlite").empty
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_show_call_opens_a_logged_call_in_the_explorers_panel(shell, cache):
+    from gptmagic.views.explorer import CallPanel
+
+    chat(shell, "-p fake", "user: <img src=x onerror=alert(1)> panel please")
+    panel = gptmagic.show_call(int(gptmagic.log().iloc[0]["id"]))
+    assert isinstance(panel, CallPanel)
+    assert "echo: <img src=x onerror=alert(1)> panel please" in panel.to_text()
+    page = panel.to_html()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+#: One process logging N calls to one file (as two kernels on one cache do).
+WRITER = r"""
+import sys
+from gptmagic.core.types import Choice, Result, Timings, Usage
+from gptmagic.eval.calllog import LoggedCall, write
+from gptmagic.eval.store import Store
+store = Store(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    r = Result(kind="chat", model="m", choices=[Choice(index=0, text=f"reply {i}")],
+               usage=Usage(1, 1, 2), timings=Timings(total=0.1))
+    assert write(store, LoggedCall("chat", "m", f"{sys.argv[2]} {i}", {}, r))
+store.close()
+"""
+
+
+def test_two_processes_log_to_one_file_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.sqlite"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, "40"],
+                              stderr=subprocess.PIPE, text=True) for name in ("left", "right")]
+    for p in procs:
+        assert p.wait(120) == 0, p.stderr.read() if p.stderr else ""
+    assert len(gptmagic.log(cache=path, limit=500)) == 80
+    assert len(gptmagic.log(search="left", cache=path, limit=500)) == 40
+    store = Store(path)
+    try:
+        assert store.integrity() == "ok"
+    finally:
+        store.close()
