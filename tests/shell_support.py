@@ -14,10 +14,23 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
+from traitlets.config import Config
 
 import gptmagic
 
-__all__ = ["chat", "fake_shell"]
+__all__ = ["chat", "fake_shell", "new_shell"]
+
+
+def new_shell() -> InteractiveShell:
+    """``InteractiveShell.instance()`` with no history database.
+
+    A shell's history is written once more when the interpreter exits; by then the
+    test's directory (and the database in it) may be gone, and IPython printed
+    "attempt to write a readonly database" after the whole run.
+    """
+    config = Config()
+    config.HistoryManager.enabled = False
+    return InteractiveShell.instance(config=config)
 
 
 @contextmanager
@@ -33,7 +46,7 @@ def fake_shell(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     monkeypatch.setenv("FAKE_KEY", key)
     gptmagic.add_profile("fake", base_url=url, default_model="fake-model",
                          api_key_env="FAKE_KEY")
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     sh.run_line_magic("load_ext", "gptmagic")
     try:
         yield sh

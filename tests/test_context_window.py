@@ -14,6 +14,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic.catalog.context import check_window, may_exceed, too_long
@@ -96,7 +97,7 @@ def test_may_exceed_is_never_wrong_about_a_prompt_that_does_not_fit():
 def shell(fake_server, monkeypatch, tmp_path):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     gptmagic.add_profile("fake", base_url=fake_server.url, default_model="fake-model")
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     sh.run_line_magic("load_ext", "gptmagic")
     yield sh
     sh.run_line_magic("unload_ext", "gptmagic")

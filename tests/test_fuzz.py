@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic.client import config
@@ -88,7 +89,7 @@ def shell(tmp_path_factory):
     import os
 
     os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipy"))
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     sh.run_line_magic("load_ext", "gptmagic")
     yield sh
     sh.run_line_magic("unload_ext", "gptmagic")

@@ -23,6 +23,7 @@ from fakeserver import Behaviour
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from openapi_schema import validate
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic import state
@@ -428,7 +429,7 @@ def test_evaluate_warns_once_for_many_rows(hosted, tmp_path, clients) -> None:
 @pytest.fixture
 def shell(hosted, monkeypatch, tmp_path):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     sh.run_line_magic("load_ext", "gptmagic")
     yield sh
     sh.run_line_magic("unload_ext", "gptmagic")

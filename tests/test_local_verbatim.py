@@ -18,6 +18,7 @@ from conftest_local import local_client, local_engine, local_url  # noqa: F401
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from openapi_schema import validate
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic.local.model import model_path
@@ -187,7 +188,7 @@ def test_a_chat_thread_with_control_text_goes_on(local_engine: Any, tmp_path: An
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The next ``%%chat`` cell of a thread holding control-token text still works."""
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     shell.run_line_magic("load_ext", "gptmagic")
     try:
         with capture_output():

@@ -10,7 +10,7 @@ from fakeserver import Behaviour
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from shell_support import chat, fake_shell
+from shell_support import chat, fake_shell, new_shell
 
 import gptmagic
 from gptmagic.notebook.session import DryRun, Reply
@@ -240,7 +240,7 @@ def test_gptmagic_settings(shell, fake_server):
 
 def test_unload_removes_magics(fake_server, tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     try:
         before = {k: set(v) for k, v in sh.magics_manager.magics.items()}
         sh.run_line_magic("load_ext", "gptmagic")

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from fakebatches import Clock
+from shell_support import new_shell
 from test_runner_batch import KEY, MINI, ROWS, frozen, posts, run, uploaded_lines
 
 import gptmagic
@@ -160,7 +161,7 @@ def test_ctrl_c_while_waiting_says_the_batches_go_on_and_how_to_collect(fake, ca
             time.sleep(0.01)
 
     threading.Thread(target=interrupt_when_polled, daemon=True).start()
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     shell.user_ns.update(evaluate=evaluate, ROWS=ROWS)
     try:
         with capture_output() as cap:

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from fakeserver import Behaviour
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic.catalog.pricing import cost_of
@@ -108,7 +109,7 @@ def test_a_cell_answered_under_another_model_name_shows_the_requested_price(fake
                                    "logprobs": None}]
     fake.plan(Behaviour(body=_answer_as("deployment-7", 100_000, 10_000)),
               Behaviour(body=completion_body))
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     shell.run_line_magic("load_ext", "gptmagic")
     try:
         with capture_output():

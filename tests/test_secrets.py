@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from lazy import lazy
+from shell_support import new_shell
 
 import gptmagic
 
@@ -42,7 +43,7 @@ def keyed(fake_server, monkeypatch, tmp_path):
 
 def test_key_never_leaves_through_magics_runner_cache_or_logs(keyed, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     outputs = []
     try:
         sh.run_line_magic("load_ext", "gptmagic")

@@ -20,6 +20,7 @@ from conftest_local import local_engine, local_url  # noqa: F401
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from pydantic import BaseModel, Field
+from shell_support import new_shell
 from test_local_responses import gptmagic_serve
 
 import gptmagic
@@ -86,7 +87,7 @@ async def test_without_a_schema_the_same_prompt_is_free_text(client):
 @pytest.mark.slow
 def test_twenty_schema_cells_on_the_embedded_model_each_give_a_person(tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    sh = InteractiveShell.instance()
+    sh = new_shell()
     sh.run_line_magic("load_ext", "gptmagic")
     try:
         sh.user_ns["Person"] = Person

@@ -11,6 +11,7 @@ from pathlib import Path
 import ipywidgets
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from shell_support import new_shell
 from test_widgets_static import tok
 
 import gptmagic
@@ -98,7 +99,7 @@ def test_state_bundle_and_manager_state(make, kind, esm) -> None:
 
 
 def test_ipython_displays_widget_view_and_static_forms() -> None:
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     try:
         w = token_counter([{"role": "user", "content": "hi"}], model="gpt-4o")
         data, _ = shell.display_formatter.format(w)
