@@ -73,11 +73,13 @@ __all__ = [
     "ResponseFailedError",
     "RunInterrupted",
     "SECRET_HEADERS",
+    "SECRET_PARAMS",
     "StreamDeadlineError",
     "StreamError",
     "ToolArgumentsError",
     "ToolLoopInterrupted",
     "UnprocessableEntityError",
+    "public_params",
     "redact",
     "register_secret",
     "status_error",
@@ -88,6 +90,18 @@ SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie",
     "x-goog-api-key", "ocp-apim-subscription-key",
 })
+
+
+#: Request options whose values may carry credentials: never stored, logged or shown.
+SECRET_PARAMS = frozenset({"headers", "extra_headers", "default_headers", "api_key",
+                           "authorization", "extra_query"})
+
+
+def public_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without the options that may carry credentials (:data:`SECRET_PARAMS`,
+    any case): what a run's record, the call log and the explorer keep of a request's
+    options. A header there is dropped whole, its name too."""
+    return {k: v for k, v in params.items() if str(k).lower() not in SECRET_PARAMS}
 
 
 def register_secret(value: str | None) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from gptmagic.core.images import elide, part_text
 from gptmagic.core.types import Result
-from gptmagic.errors import RequestError, redact
+from gptmagic.errors import RequestError, public_params, redact
 from gptmagic.eval.rows import result_to_dict, row_result
 from gptmagic.eval.store import Store
 
@@ -66,9 +66,6 @@ def request_text(request: list[dict[str, Any]] | str) -> str:
     return "\n".join(f"{m.get('role')}: {part_text(m.get('content'))}" for m in request)
 
 
-_SECRET_PARAMS = frozenset({"headers", "extra_headers", "api_key", "authorization"})
-
-
 def _dumps(value: Any) -> str:
     return redact(json.dumps(elide(value), ensure_ascii=False, default=str))
 
@@ -80,7 +77,7 @@ def write(store: Store, call: LoggedCall) -> bool:
         return False
     r = call.result
     u = r.usage if r is not None else None
-    params = {k: v for k, v in call.params.items() if k.lower() not in _SECRET_PARAMS}
+    params = public_params(call.params)
     row = (time.time(), call.kind, call.model, call.provider, public_url(call.base_url),
            call.thread, redact(json.dumps({"text": request_text(call.request),
                                            "messages": elide(call.request),
