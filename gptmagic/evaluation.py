@@ -52,7 +52,8 @@ def run(name_or_id: str, cache: Any = None) -> Any:
 @functools.wraps(comparing.compare, assigned=_DOC)
 def compare(a: Any, b: Any, threshold: float = 0.5, cache: Any = None) -> Any:
     c = comparing.compare(a, b, threshold, cache)
-    with_viewer(c.flips)  # c.explore() shows the flipped cases
+    with_viewer(c.flips)
+    with_viewer(c.both)  # c.explore() shows the flipped cases, before and after
     return c
 
 

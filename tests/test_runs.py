@@ -167,17 +167,6 @@ def test_a_cell_that_failed_counts_as_failing(fake, tmp_path):
     assert (c.fail_to_pass, c.pass_to_fail) == (0, 2)
 
 
-def test_comparison_explore_shows_the_flips():
-    from gptmagic.eval.compare import Comparison
-
-    class Flips:
-        def explore(self):
-            return "the explorer, filtered"
-
-    c = Comparison("a", "b", 0.5, {}, __import__("pandas").DataFrame(), 0, 0, flips=Flips())
-    assert c.explore() == "the explorer, filtered"
-
-
 PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
 
 
@@ -259,9 +248,19 @@ def test_a_recorded_run_and_a_comparisons_flips_open_in_the_explorer(fake, tmp_p
     c = gptmagic.compare("before", "after")
     flips = c.explore()
     assert isinstance(flips, Explorer)
+    state = flips.data  # each flipped case: its cell before and after, and which way
+    assert [v["keys"]["run"] for v in state["variants"]] == ["before", "after"]
+    cells = {(state["cases"][case][0], state["variants"][v]["keys"]["run"]): text
+             for case, v, _, text, *_ in state["cells"]}
+    assert cells == {("0", "before"): "echo: a", ("0", "after"): "echo: a yes",
+                     ("1", "before"): "echo: b", ("1", "after"): "echo: b yes",
+                     ("2", "before"): "echo: c", ("2", "after"): "echo: c yes"}
+    flip = state["inputs"].index("flip")
+    assert [case[1][flip] for case in state["cases"]] == ["pass→fail", "fail→pass",
+                                                         "fail→pass"]
     page = flips.to_html()
-    assert "echo: a yes" in page and "echo: b yes" in page and "echo: d yes" not in page
-    assert "3 cases" in flips.to_text()
+    assert "echo: a yes" in page and "echo: d yes" not in page
+    assert "3 cases" in flips.to_text() and "the cases that flipped" in page
 
 
 def test_no_key_is_stored_with_a_run(fake, tmp_path, monkeypatch):
