@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gptmagic.catalog.embedded import is_local_model
+from gptmagic.catalog.embedded import claims, is_local_model
 from gptmagic.core import defaults as D
 from gptmagic.core.headers import Headers
 from gptmagic.core.to_responses import APIS
@@ -398,7 +398,8 @@ def resolve(
 
     Order: an explicit ``provider`` (the model name is then taken whole);
     a ``"profile:model"`` name (:func:`split_model`); ``default`` (a client's
-    or a notebook's profile); a local model name; the config file's
+    or a notebook's profile); a name only the embedded models use
+    (:func:`~gptmagic.catalog.embedded.claims`); the config file's
     ``default_profile`` or ``$GPTMAGIC_PROFILE``; OpenAI when
     ``OPENAI_API_KEY`` is set; else the embedded local model.
 
@@ -418,7 +419,7 @@ def resolve(
             prov = default
         elif default:
             prov = get_profile(default)
-        elif model and is_local_model(model):
+        elif model and claims(model):
             prov = get_profile("local")
         else:
             prov = _fallback(model)
