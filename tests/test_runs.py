@@ -110,8 +110,11 @@ def test_cache_false_records_no_run(fake, tmp_path):
 
 
 def test_a_missing_result_is_a_row_error_not_a_guess(fake, tmp_path):
+    """A call with no copy of its own (a batch's, pending when the run ended) is looked up
+    in the cache; gone from there too, it is an error, not a guess."""
     res = run("user: {q}", "gone")
     db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db.execute("UPDATE run_cells SET cell = json_remove(cell, '$.result')")
     db.execute("DELETE FROM calls WHERE key = ?", (res._jobs[0].key,))
     db.commit()
     db.close()
@@ -119,6 +122,30 @@ def test_a_missing_result_is_a_row_error_not_a_guess(fake, tmp_path):
     assert back.df["error_type"][0] == "MissingResult" and "no longer" in back.df["error"][0]
     assert back.df["output"][1] == "echo: b"
 
+
+
+def test_a_run_keeps_the_outputs_it_scored_when_the_cache_is_refreshed(fake, tmp_path):
+    """refresh=True replaces the cached result of a call; the earlier run still shows the
+    output it saw and scored (its own copy), and compare() reports no flip it never had."""
+    from fakeserver import Behaviour
+
+    rows = [{"q": "a", "end": "a"}]
+    run("user: {q}", "old", rows=rows)
+    fake.set_default(Behaviour(text="something else"))
+    new = run("user: {q}", "new", rows=rows, refresh=True)
+    assert list(new.df["output"]) == ["something else"] and list(new.df["score"]) == [0.0]
+    old = gptmagic.run("old")
+    assert list(old.df["output"]) == ["echo: a"] and list(old.df["score"]) == [1.0]
+    assert list(old.rescore([custom(ends)]).df["score"]) == [1.0]
+    c = gptmagic.compare("old", "new")
+    assert (c.fail_to_pass, c.pass_to_fail) == (0, 1)
+    assert list(c.flips.df["output"]) == ["something else"]
+    # Its own copy stands when the cache row is gone too.
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db.execute("DELETE FROM calls")
+    db.commit()
+    db.close()
+    assert list(gptmagic.run("old").df["output"]) == ["echo: a"]
 
 # -- compare -----------------------------------------------------------------------------------
 

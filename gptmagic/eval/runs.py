@@ -4,10 +4,11 @@
 A run keeps what it was asked (models, grid, params, API, repeats, the scorers' and
 the schema's and tools' names), the text of its prompts, the data's identity (a
 SHA-256 of its rows) and size, its rows themselves (to rebuild the table), its
-totals, and for every call (case × variant × repeat) the cache key of its result
-plus the scores it was given. :func:`run` rebuilds the
-:class:`~gptmagic.eval.results.EvalResults` from the file alone, after a restart,
-without calling a model or scoring again.
+totals, and for every call (case × variant × repeat) the cache key of its request, its
+result (a row of :mod:`gptmagic.eval.rows`: the run keeps the output it scored even when
+``refresh=True`` later replaces the cache's) and the scores it was given. :func:`run`
+rebuilds the :class:`~gptmagic.eval.results.EvalResults` from the file alone, after a
+restart, without calling a model or scoring again.
 
 Names need not be unique: a run's ``id`` is; :func:`run` of a name gives the latest
 run of that name. A run with ``cache=False`` has no store, so it is not recorded.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.errors import ConfigError, RequestError, redact
-from gptmagic.eval.rows import row_result
+from gptmagic.eval.rows import result_to_dict, row_result
 from gptmagic.eval.store import Store
 
 if TYPE_CHECKING:
@@ -124,7 +125,9 @@ def _cell(job: Job, res: EvalResults, i: int) -> dict[str, Any]:
             "api": job.api, "key": job.key, "cached": job.cached, "cost": _plain(job.cost),
             "parts": {k: _plain(v) for k, v in job.parts.items()}, "batch": job.batch,
             "pending": job.pending, "error": job.error, "error_type": job.error_type,
-            "scored": _scored(res, i)}
+            "scored": _scored(res, i),
+            # The output it scored, kept with the run: refresh=True replaces the cache's.
+            "result": None if job.result is None else result_to_dict(job.result)}
 
 
 def _totals(res: EvalResults) -> dict[str, Any]:
@@ -212,9 +215,10 @@ def previous(store: Store, rec: RunRecord) -> RunRecord | None:
 
 
 def load(store: Store, rec: RunRecord) -> EvalResults:
-    """The results of a stored run: outputs from the cache, scores as they were stored
-    (no model called, nothing scored). A call whose result is gone from the cache is a
-    row with that error."""
+    """The results of a stored run: outputs and scores as they were stored with it (no
+    model called, nothing scored), each request's messages from the cache. A call with no
+    copy of its own (a batch's call still pending when the run ended) takes its result
+    from the cache; when it is gone from there too, it is a row with that error."""
     from gptmagic.client.config import Provider
     from gptmagic.eval.columns import table_rows
     from gptmagic.eval.jobs import Job
@@ -231,6 +235,8 @@ def load(store: Store, rec: RunRecord) -> EvalResults:
     jobs = []
     for c in cells:
         request, result = stored.get(c["key"], ({}, None))
+        if c.get("result") is not None:  # its own copy (a run before it had none)
+            result = row_result(c["result"])
         job = Job(c["row"], c["prompt"], c["model"], Provider(c["provider"], c["kind"]), {},
                   c["grid"], c["repeat"], list(request.get("messages") or []), c["api"],
                   key=c["key"], cached=c["cached"], batch=c["batch"], pending=c["pending"],
