@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from gptmagic.core.images import elide, part_text
 from gptmagic.core.types import Result
-from gptmagic.errors import RequestError, public_params, redact
+from gptmagic.errors import RequestError, public_params, public_url, redact
 from gptmagic.eval.rows import result_to_dict, row_result
 from gptmagic.eval.store import Store
 
@@ -47,16 +46,6 @@ class LoggedCall:
     cost: float | None = None
     error: str | None = None
     prompt: str | None = None  # a named prompt, if any
-
-
-def public_url(url: str | None) -> str | None:
-    """``url`` without its user name and password (``https://u:p@h/v1`` -> ``https://h/v1``)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def request_text(request: list[dict[str, Any]] | str) -> str:

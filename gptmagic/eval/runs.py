@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.errors import ConfigError, RequestError, redact
+from gptmagic.errors import ConfigError, RequestError, public_params, redact
 from gptmagic.eval.rows import result_to_dict, row_result
 from gptmagic.eval.store import Store
 
@@ -121,7 +121,8 @@ def _scored(res: EvalResults, i: int) -> dict[str, Any]:
 def _cell(job: Job, res: EvalResults, i: int) -> dict[str, Any]:
     return {"row": job.row, "prompt": job.prompt, "model": job.model,
             "provider": job.provider.name, "kind": job.provider.kind,
-            "grid": {k: _plain(v) for k, v in job.grid.items()}, "repeat": job.repeat,
+            "grid": {k: _plain(v) for k, v in public_params(job.grid).items()},
+            "repeat": job.repeat,
             "api": job.api, "key": job.key, "cached": job.cached, "cost": _plain(job.cost),
             "parts": {k: _plain(v) for k, v in job.parts.items()}, "batch": job.batch,
             "pending": job.pending, "error": job.error, "error_type": job.error_type,
@@ -156,6 +157,9 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
     config = {"models": list(models), "group_cols": list(res.group_cols),
               "scorers": [getattr(s, "name", str(s)) for s in res.scorers],
               **{k: _names(v) if k in ("schema", "tools") else v for k, v in settings.items()}}
+    for k in ("params", "grid"):  # options such as extra_headers may carry credentials
+        if isinstance(config.get(k), Mapping):
+            config[k] = public_params(config[k])
     rec = RunRecord(
         id=uuid.uuid4().hex[:12], name=name or run_name(started),
         config_key=config_key(list(prompts), list(models)), started=started,
