@@ -224,3 +224,30 @@ def test_two_processes_log_to_one_file_at_once(tmp_path):
         assert store.integrity() == "ok"
     finally:
         store.close()
+
+
+def test_a_failed_call_is_logged_with_its_error_and_no_reply(shell, cache, fake_server):
+    from fakeserver import Behaviour
+
+    said = {"error": {"message": f"no such thing (you sent {KEY})", "type": "invalid"}}
+    fake_server.plan(Behaviour(status=400, body=said), Behaviour(status=400, body=said))
+    with pytest.raises(Exception, match="no such thing"):
+        chat(shell, "-p fake --no-history", "user: doomed chat")
+    with pytest.raises(Exception, match="no such thing"):
+        with capture_output():
+            shell.run_cell_magic("complete", "-p fake", "doomed prompt")
+    fake_server.plan(Behaviour(status=400, body=said))  # one of two models fails
+    chat(shell, "-p fake -m one,two --no-history", "user: half")
+    df = gptmagic.log()
+    assert list(df["kind"]) == ["chat", "chat", "completion", "chat"]
+    assert list(df["request"]) == ["user: half", "user: half", "doomed prompt",
+                                   "user: doomed chat"]
+    failed = df[df["error"].notna()]
+    assert len(failed) == 3 and failed["reply"].isna().all()
+    assert all("no such thing" in e and "[REDACTED]" in e for e in failed["error"])
+    assert df["reply"].notna().sum() == 1
+    stored = b"".join(p.read_bytes() for p in cache.parent.glob(cache.name + "*"))
+    assert KEY.encode() not in stored
+    detail = call_detail(Store(cache), int(df.iloc[-1]["id"]))
+    assert detail["reply"] is None and "no such thing" in detail["error"]
+    assert detail["messages"] == [{"role": "user", "content": "doomed chat"}]

@@ -1,7 +1,7 @@
 """The log of the magics' calls (``calllog``, schema version 3), in the store the runs
 use: every ``%%chat`` / ``%%complete`` reply with its request, parameters, usage, cost,
-latency, model and thread, searchable afterwards (:func:`log`), as simonw/llm logs
-every prompt to SQLite.
+latency, model and thread, and every call that failed with its error (no reply),
+searchable afterwards (:func:`log`), as simonw/llm logs every prompt to SQLite.
 
 Never stored: a key, a header, a base URL's user name or password (stripped), an
 image's base64 (elided), or any secret gptmagic knows of (redacted). The text of the

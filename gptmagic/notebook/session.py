@@ -156,8 +156,9 @@ class Session:
 
     ``client`` sends the requests and ``portal`` runs them off the caller's
     thread; by default the shared ones of :mod:`gptmagic.client.facade`.
-    Every reply is logged to the call log (:mod:`gptmagic.eval.calllog`) in
-    ``log_cache`` (default: the runs' cache file) while ``log_calls`` is true.
+    Every reply, and every call that failed (with its error), is logged to the call log
+    (:mod:`gptmagic.eval.calllog`) in ``log_cache`` (default: the runs' cache file) while
+    ``log_calls`` is true.
     """
 
     def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
@@ -323,12 +324,14 @@ class Session:
                                         "any of the reply arrived"))
                 result = partial_result(stop, "chat" if api == "chat" else "response", model)
                 stopped = stop
-            except APIStatusError as e:
-                if chain and _chain_broken(e):
+            except Exception as e:  # the failed call is logged with its error, no reply
+                self.log(LoggedCall("chat", model, messages, {"api": api, **out.params}, None,
+                                    prov.name, prov.base_url, th.name if th else None,
+                                    error=f"{type(e).__name__}: {e}"))
+                if isinstance(e, APIStatusError) and chain and _chain_broken(e):
                     raise RequestError(_broken_chain(th, chain, e), param="--store") from None
-                raise
-            except StreamError as e:  # cut short (its deadline, the engine, the network)
-                if th is not None and e.partial is not None and e.partial.text:
+                if isinstance(e, StreamError) and th is not None and e.partial is not None \
+                        and e.partial.text:  # cut short (its deadline, the engine, the network)
                     self._stop(_Stopped(th.name, Turn(
                         key, cell_messages, e.partial.choices[0].message, model, api=api),
                         list(th.turns)))
@@ -477,9 +480,10 @@ class Session:
                 cost = None
                 rows.append(display.SideBySideRow(label, None, answer, None))
             results[label], costs[label] = answer, cost
-            if isinstance(answer, Result):
-                self.log(LoggedCall("chat", model, messages, {"api": out.api, **out.params},
-                                    answer, prov.name, prov.base_url, None, _dollars(cost)))
+            self.log(LoggedCall("chat", model, messages, {"api": out.api, **out.params},
+                                answer if isinstance(answer, Result) else None, prov.name,
+                                prov.base_url, None, _dollars(cost),
+                                error=None if isinstance(answer, Result) else answer))
         first = next((r for r in results.values() if isinstance(r, Result)), None)
         reply = Reply(first.text if first else "", messages, first,
                       costs.get(labels[0]), {"models": labels, "api": out.api, **out.params},
@@ -616,7 +620,6 @@ class Session:
     ) -> Reply | DryRun:
         """Run one ``%%complete`` cell: an insertion marker splits prompt and suffix."""
         from gptmagic.client.insertion import INSERT_MARKER, split_insertion
-        from gptmagic.client.insertion import resample as resample_insertion
 
         sink = sink or NullSink()
         prompt, suffix = split_insertion(text, marker or INSERT_MARKER)
@@ -641,9 +644,46 @@ class Session:
             return dry_runs.dry_run(self, prov, model, "completions", body,
                                     prompt + (suffix or ""), params)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
-        client = self.client
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []
-        note = unstreamed
+        try:
+            result, note = self._completion(prov, model, prompt, suffix, params, resample,
+                                            stream, sink, unstreamed)
+        except Interrupted:
+            raise
+        except Exception as e:  # the failed call is logged with its error, no reply
+            self.log(LoggedCall("completion", model, prompt, params, None, prov.name,
+                                prov.base_url, error=f"{type(e).__name__}: {e}"))
+            raise
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
+        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
+                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
+        reply = Reply(result.text, [], result, cost,
+                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
+                      note=note)
+        if moderate and result.text:
+            mod_lines.append(self._moderate(prov, result.text, "reply"))
+        if mod_lines:
+            from gptmagic.client.moderation import describe
+
+            reply.moderation = describe(mod_lines)
+        note_all = _lines(note, reply.moderation)
+        reply.bundle = display.reply_bundle(
+            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
+            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
+                             "params": {k: v for k, v in params.items() if k != "suffix"},
+                             "suffix": suffix is not None, "resample": resample})
+        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
+                                            note=note_all)
+        return reply
+
+    def _completion(self, prov: Provider, model: str, prompt: str, suffix: str | None,
+                    params: dict[str, Any], resample: int | None, stream: bool, sink: Sink,
+                    note: str | None) -> tuple[Result, str | None]:
+        """One ``%%complete`` cell's result (resampled, or streamed until stopped) and its
+        note."""
+        from gptmagic.client.insertion import resample as resample_insertion
+
+        client = self.client
         if resample:
             rs = self.portal.run(resample_insertion(client, prompt, suffix=suffix, k=resample,
                                                      model=model, provider=prov, **{
@@ -670,27 +710,7 @@ class Session:
                 result = partial_result(stop, "completion", model)
                 note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
                                     "the completion is partial")
-        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
-        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
-                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
-        reply = Reply(result.text, [], result, cost,
-                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
-                      note=note)
-        if moderate and result.text:
-            mod_lines.append(self._moderate(prov, result.text, "reply"))
-        if mod_lines:
-            from gptmagic.client.moderation import describe
-
-            reply.moderation = describe(mod_lines)
-        note_all = _lines(note, reply.moderation)
-        reply.bundle = display.reply_bundle(
-            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
-            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
-                             "params": {k: v for k, v in params.items() if k != "suffix"},
-                             "suffix": suffix is not None, "resample": resample})
-        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
-                                            note=note_all)
-        return reply
+        return result, note
 
     # -- history views -----------------------------------------------------------
 
