@@ -251,3 +251,53 @@ def test_a_failed_call_is_logged_with_its_error_and_no_reply(shell, cache, fake_
     detail = call_detail(Store(cache), int(df.iloc[-1]["id"]))
     assert detail["reply"] is None and "no such thing" in detail["error"]
     assert detail["messages"] == [{"role": "user", "content": "doomed chat"}]
+
+
+#: What each search finds among the logged requests below, with the FTS5 index and
+#: without it: each word literally, in any case (a word that starts with a letter or
+#: digit starts a word), never as FTS5 syntax.
+TEXTS = ['say "hi" NEAR the *star* - minus', "a OR b", "c++ AND d", "cats and code",
+         "x:y col:val", "(paren", "it's fine", "gpt-4o mini", "Éclair café"]
+SEARCHES = {"c++": ["c++ AND d"], "c": ["c++ AND d", "cats and code", "x:y col:val",
+                                        "Éclair café"],
+            "*": ['say "hi" NEAR the *star* - minus'],
+            "-": ['say "hi" NEAR the *star* - minus', "gpt-4o mini"],
+            "'": ["it's fine"], '"hi"': ['say "hi" NEAR the *star* - minus'],
+            '"': ['say "hi" NEAR the *star* - minus'], "OR": ["a OR b"], "near": [
+                'say "hi" NEAR the *star* - minus'], "col:val": ["x:y col:val"],
+            "(paren": ["(paren"], "gpt-4o": ["gpt-4o mini"], "4o": ["gpt-4o mini"],
+            "pt-4": [], "éclair CAFÉ": ["Éclair café"], "ode": [], "*star* minus": [
+                'say "hi" NEAR the *star* - minus'], "AND c++": ["c++ AND d"],
+            "NEAR(a b)": [], "cats code": ["cats and code"], "code cats x": []}
+
+
+@pytest.mark.parametrize("fts", [True, False])
+def test_search_is_literal_with_fts5_and_without(tmp_path, fts):
+    from gptmagic.core.types import Choice, Result, Timings, Usage
+    from gptmagic.eval.calllog import LoggedCall, write
+
+    path = tmp_path / "log.sqlite"
+    store = Store(path)
+    for text in TEXTS:
+        r = Result(kind="chat", model="m", choices=[Choice(index=0, text="ok")],
+                   usage=Usage(1, 1, 2), timings=Timings(total=0.1))
+        assert write(store, LoggedCall("chat", "m", text, {}, r))
+    store.close()
+    if not fts:
+        db = sqlite3.connect(path)
+        db.executescript("DROP TRIGGER calllog_ai; DROP TRIGGER calllog_ad; "
+                         "DROP TABLE calllog_fts;")
+        db.close()
+    found = {q: sorted(gptmagic.log(search=q, cache=path)["request"], key=TEXTS.index)
+             for q in SEARCHES}
+    assert found == SEARCHES
+
+
+def test_limit_must_be_a_whole_number_and_a_huge_one_means_all(shell, cache):
+    chat(shell, "-p fake --no-history", "user: one")
+    chat(shell, "-p fake --no-history", "user: two")
+    assert len(gptmagic.log(limit=99999999999999999999)) == 2
+    assert len(line(shell, "chat", "log -n 99999999999999999999").stdout.splitlines()) == 3
+    for bad in ("5", 2.5, True, 0, None):
+        with pytest.raises(RequestError, match=r"limit=.*whole number >= 1 \(e.g. limit=50\)"):
+            gptmagic.log(limit=bad)
