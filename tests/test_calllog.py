@@ -301,3 +301,15 @@ def test_limit_must_be_a_whole_number_and_a_huge_one_means_all(shell, cache):
     for bad in ("5", 2.5, True, 0, None):
         with pytest.raises(RequestError, match=r"limit=.*whole number >= 1 \(e.g. limit=50\)"):
             gptmagic.log(limit=bad)
+
+
+def test_terminal_controls_in_the_log_and_the_call_panel_are_shown_not_sent(shell, cache):
+    hostile = "red \x1b[31mtext\x1b]0;pwned\x07 bell\x08 del\x7f csi\x9b end"
+    chat(shell, "-p fake --no-history", f"user: {hostile}")
+    out = line(shell, "chat", "log -n 1").stdout
+    assert "\\x1b[31mtext\\x1b]0;pwned\\x07" in out
+    assert not any(ord(c) < 0x20 and c not in "\n\t" or 0x7f <= ord(c) < 0xa0 for c in out)
+    panel = gptmagic.show_call(int(gptmagic.log().iloc[0]["id"])).to_text()
+    assert f"echo: {hostile}".encode("unicode_escape").decode() in panel
+    assert "\\x1b]0;pwned\\x07" in panel and "\x1b" not in panel and "\x07" not in panel
+    assert gptmagic.log().iloc[0]["reply"] == f"echo: {hostile}"  # kept as it was
