@@ -313,3 +313,40 @@ def test_terminal_controls_in_the_log_and_the_call_panel_are_shown_not_sent(shel
     assert f"echo: {hostile}".encode("unicode_escape").decode() in panel
     assert "\\x1b]0;pwned\\x07" in panel and "\x1b" not in panel and "\x07" not in panel
     assert gptmagic.log().iloc[0]["reply"] == f"echo: {hostile}"  # kept as it was
+
+
+def test_show_call_of_a_missing_file_says_so_and_creates_nothing(tmp_path):
+    from gptmagic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no call log at .*none\.sqlite: the file does not"):
+        gptmagic.show_call(1, cache=tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_the_log_keeps_the_last_n_calls(shell, cache, monkeypatch):
+    from gptmagic.core.types import Choice, Result, Timings, Usage
+    from gptmagic.eval.calllog import KEEP, LoggedCall, write
+
+    assert KEEP == 10_000 and f"keeps the last {KEEP:,} calls" in line(shell, "gptmagic", "").stdout
+    assert "keeps the last 2 calls" in line(shell, "gptmagic", "log keep 2").stdout
+    for word in ("alpha", "bravo", "charlie", "delta"):
+        chat(shell, "-p fake --no-history", f"user: {word}")
+    assert list(gptmagic.log()["request"]) == ["user: delta", "user: charlie"]
+    assert gptmagic.log(search="alpha").empty  # gone from the search index too
+    db = sqlite3.connect(cache)
+    assert db.execute("SELECT count(*) FROM calllog_fts").fetchone() == (2,)
+    db.close()
+    with pytest.raises(Exception, match="log keep: expected a whole number >= 1"):
+        shell.run_line_magic("gptmagic", "log keep 0")
+    store = Store(cache)  # the library's write keeps all unless told
+    r = Result(kind="chat", model="m", choices=[Choice(index=0, text="r")], usage=Usage(1, 1, 2),
+               timings=Timings(total=0.1))
+    write(store, LoggedCall("chat", "m", "echo", {}, r))
+    assert len(gptmagic.log(cache=store)) == 3
+    write(store, LoggedCall("chat", "m", "foxtrot", {}, r), keep=1)
+    assert list(gptmagic.log(cache=store)["request"]) == ["foxtrot"]
+    store.close()
+    shell.run_line_magic("unload_ext", "gptmagic")
+    monkeypatch.setenv("GPTMAGIC_LOG_KEEP", "5_000")
+    shell.run_line_magic("load_ext", "gptmagic")
+    assert "keeps the last 5,000 calls" in line(shell, "gptmagic", "").stdout

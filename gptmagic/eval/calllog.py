@@ -33,7 +33,12 @@ from gptmagic.eval.store import Store
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LoggedCall", "call_detail", "log", "public_url", "request_text", "write"]
+__all__ = ["KEEP", "LoggedCall", "call_detail", "log", "public_url", "request_text", "write"]
+
+#: Calls the magics' log keeps by default (``GPTMAGIC_LOG_KEEP``, ``%gptmagic log keep N``):
+#: the oldest go as new ones come, so the cache file does not grow without end (about
+#: 2-5 kB a call with its search index: some 20-50 MB).
+KEEP = 10_000
 
 
 @dataclass
@@ -64,9 +69,10 @@ def _dumps(value: Any) -> str:
     return redact(json.dumps(elide(value), ensure_ascii=False, default=str))
 
 
-def write(store: Store, call: LoggedCall) -> bool:
+def write(store: Store, call: LoggedCall, *, keep: int | None = None) -> bool:
     """Log one call (one transaction); False when it could not be written (the store
-    warns once and writes no more)."""
+    warns once and writes no more). With ``keep``, calls older than the last ``keep``
+    are dropped in the same transaction (one range of the primary key: ids only grow)."""
     if not store.runs:
         return False
     r = call.result
@@ -84,9 +90,12 @@ def write(store: Store, call: LoggedCall) -> bool:
            redact(call.error) if call.error else None)
 
     def do(db: Any) -> bool:
-        db.execute("INSERT INTO calllog (at, kind, model, provider, base_url, thread, "
-                   "request, params, reply, result, prompt_tokens, completion_tokens, cost, "
-                   "latency, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        added = db.execute(
+            "INSERT INTO calllog (at, kind, model, provider, base_url, thread, request, "
+            "params, reply, result, prompt_tokens, completion_tokens, cost, latency, error) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row).lastrowid
+        if keep is not None and added is not None and added > keep:
+            db.execute("DELETE FROM calllog WHERE id <= ?", (added - keep,))
         return True
 
     return store.transact(do, False)

@@ -29,7 +29,7 @@ from gptmagic.core.structured import Schema, with_format
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
-from gptmagic.eval.calllog import LoggedCall, write
+from gptmagic.eval.calllog import KEEP, LoggedCall, write
 from gptmagic.eval.store import CacheWarning, Store
 from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
@@ -151,6 +151,20 @@ def logging_default() -> bool:
                                                                         "no")
 
 
+def keep_default() -> int:
+    """How many calls the log keeps: ``GPTMAGIC_LOG_KEEP`` (a whole number >= 1), else
+    :data:`~gptmagic.eval.calllog.KEEP`."""
+    text = os.environ.get("GPTMAGIC_LOG_KEEP", "").strip().replace("_", "")
+    if not text:
+        return KEEP
+    if not text.isdigit() or int(text) < 1:
+        warnings.warn(f"gptmagic: GPTMAGIC_LOG_KEEP={text!r} is not a whole number >= 1; "
+                      f"the call log keeps its default, the last {KEEP:,} calls",
+                      stacklevel=2)
+        return KEEP
+    return int(text)
+
+
 class Session:
     """The magics' state for one kernel: threads and the streaming loop.
 
@@ -165,6 +179,9 @@ class Session:
         self.threads = ThreadStore()
         #: Whether replies are logged (``%gptmagic log on|off``, ``GPTMAGIC_LOG=0``).
         self.log_calls = logging_default()
+        #: How many calls the log keeps, the oldest dropped as new ones are logged
+        #: (``%gptmagic log keep N``, ``GPTMAGIC_LOG_KEEP``).
+        self.log_keep = keep_default()
         #: The file the call log is in (None: ``$GPTMAGIC_CACHE`` or the default cache).
         self.log_cache: str | None = None
         self._log_warned = False
@@ -529,7 +546,7 @@ class Session:
                 warnings.simplefilter("always")
                 store = Store(self.log_cache)
                 try:
-                    logged = write(store, call)
+                    logged = write(store, call, keep=self.log_keep)
                 finally:
                     store.close()
             if not logged:
