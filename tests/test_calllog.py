@@ -350,3 +350,21 @@ def test_the_log_keeps_the_last_n_calls(shell, cache, monkeypatch):
     monkeypatch.setenv("GPTMAGIC_LOG_KEEP", "5_000")
     shell.run_line_magic("load_ext", "gptmagic")
     assert "keeps the last 5,000 calls" in line(shell, "gptmagic", "").stdout
+
+
+def test_a_profile_with_log_false_is_never_logged(shell, cache, fake_server):
+    from gptmagic.errors import ConfigError
+
+    gptmagic.add_profile("quiet", base_url=fake_server.url, default_model="fake-model",
+                         log=False)
+    r, _ = chat(shell, "-p quiet --no-history", "user: confidential")
+    assert r.text == "echo: confidential"
+    chat(shell, "-p fake --no-history", "user: ordinary")
+    chat(shell, "-p quiet -m a,b --no-history", "user: confidential too")
+    with capture_output():
+        shell.run_cell_magic("complete", "-p quiet", "confidential prompt")
+    assert list(gptmagic.log()["request"]) == ["user: ordinary"]
+    stored = b"".join(p.read_bytes() for p in cache.parent.glob(cache.name + "*"))
+    assert b"confidential" not in stored
+    with pytest.raises(ConfigError, match="log must be true or false, got 'no'"):
+        gptmagic.add_profile("bad", base_url=fake_server.url, log="no")

@@ -342,7 +342,7 @@ class Session:
                 result = partial_result(stop, "chat" if api == "chat" else "response", model)
                 stopped = stop
             except Exception as e:  # the failed call is logged with its error, no reply
-                self.log(LoggedCall("chat", model, messages, {"api": api, **out.params}, None,
+                self.log(prov, LoggedCall("chat", model, messages, {"api": api, **out.params}, None,
                                     prov.name, prov.base_url, th.name if th else None,
                                     error=f"{type(e).__name__}: {e}"))
                 if isinstance(e, APIStatusError) and chain and _chain_broken(e):
@@ -364,7 +364,7 @@ class Session:
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
             reply.cost_parts = price_parts(cost, usage)
-            self.log(LoggedCall("chat", model, messages, {"api": api, **out.params}, result,
+            self.log(prov, LoggedCall("chat", model, messages, {"api": api, **out.params}, result,
                                 prov.name, prov.base_url, th.name if th is not None else None,
                                 _dollars(cost)))
         reasoned = stopped_reasoning(stopped) if stopped is not None else None
@@ -497,7 +497,7 @@ class Session:
                 cost = None
                 rows.append(display.SideBySideRow(label, None, answer, None))
             results[label], costs[label] = answer, cost
-            self.log(LoggedCall("chat", model, messages, {"api": out.api, **out.params},
+            self.log(prov, LoggedCall("chat", model, messages, {"api": out.api, **out.params},
                                 answer if isinstance(answer, Result) else None, prov.name,
                                 prov.base_url, None, _dollars(cost),
                                 error=None if isinstance(answer, Result) else answer))
@@ -535,10 +535,10 @@ class Session:
         if reply.footer is not None:
             reply.footer = f"{reply.footer}\n{note}"
 
-    def log(self, call: LoggedCall) -> None:
-        """Log one call; a log that cannot be written warns once per session and never
-        fails the cell."""
-        if not self.log_calls:
+    def log(self, prov: Provider, call: LoggedCall) -> None:
+        """Log one call to ``prov`` (unless its profile says ``log = false``); a log that
+        cannot be written warns once per session and never fails the cell."""
+        if not self.log_calls or not prov.log:
             return
         why = ""
         try:
@@ -668,11 +668,11 @@ class Session:
         except Interrupted:
             raise
         except Exception as e:  # the failed call is logged with its error, no reply
-            self.log(LoggedCall("completion", model, prompt, params, None, prov.name,
+            self.log(prov, LoggedCall("completion", model, prompt, params, None, prov.name,
                                 prov.base_url, error=f"{type(e).__name__}: {e}"))
             raise
         cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
-        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
+        self.log(prov, LoggedCall("completion", model, prompt, params, result, prov.name,
                             prov.base_url, None, _dollars(cost)))  # a suffix is in params
         reply = Reply(result.text, [], result, cost,
                       {"model": model, "provider": prov.name, "prompt": prompt, **params},
