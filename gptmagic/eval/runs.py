@@ -234,13 +234,15 @@ def load(store: Store, rec: RunRecord) -> EvalResults:
             "SELECT cell FROM run_cells WHERE run = ? ORDER BY i", (rec.id,))]))
     cases = json.loads(cases_json)
     keys = sorted({c["key"] for c in cells})
-    stored = {k: (json.loads(req), row_result(blob))
-              for k, req, blob in store.query(lambda db: _calls(db, keys))}
+    stored: dict[str, tuple[dict[str, Any], str | None]] = {
+        k: (json.loads(req), blob) for k, req, blob in store.query(lambda db: _calls(db, keys))}
     jobs = []
     for c in cells:
-        request, result = stored.get(c["key"], ({}, None))
-        if c.get("result") is not None:  # its own copy (a run before it had none)
-            result = row_result(c["result"])
+        request, blob = stored.get(c["key"], ({}, None))
+        # Its own copy; a call pending in a batch when the run ended has none: the cache's.
+        own = c.get("result")
+        result = row_result(own) if own is not None else (
+            row_result(blob) if blob is not None else None)
         job = Job(c["row"], c["prompt"], c["model"], Provider(c["provider"], c["kind"]), {},
                   c["grid"], c["repeat"], list(request.get("messages") or []), c["api"],
                   key=c["key"], cached=c["cached"], batch=c["batch"], pending=c["pending"],
