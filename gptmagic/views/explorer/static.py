@@ -20,6 +20,7 @@ from typing import Any
 
 from gptmagic.views.explorer.state import SCORE_STOPS
 from gptmagic.views.markdown import NO_MATH
+from gptmagic.views.text import printable
 from gptmagic.views.widgets.scale import colour, text_colour
 
 __all__ = ["STATIC_ROWS", "TEXT_ROWS", "call_html", "call_text", "explorer_html",
@@ -176,7 +177,8 @@ def explorer_text(state: dict[str, Any]) -> str:
 
 
 def call_text(state: dict[str, Any]) -> str:
-    """One call as text: model, request, reply, scores, usage."""
+    """One call as text: model, request, reply, scores, usage (a terminal control in any
+    of them shown as its escape: :func:`~gptmagic.views.text.printable`)."""
     d = state.get("detail", {})
     scores = ", ".join(f"{k} {s.get('score')}" for k, s in d.get("scores", {}).items())
     parts = [f"{d.get('model') or '?'}" + (f" · prompt {d['prompt']}" if d.get("prompt") else ""),
@@ -188,4 +190,4 @@ def call_text(state: dict[str, Any]) -> str:
     usage = ", ".join(f"{k} {v:g}" for k, v in d.get("usage", {}).items())
     if usage:
         parts.append(f"usage: {usage}")
-    return "\n".join(p for p in parts if p)
+    return printable("\n".join(p for p in parts if p))
