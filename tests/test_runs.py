@@ -46,6 +46,7 @@ def test_every_evaluate_is_a_run_with_its_settings_prompts_data_and_totals(fake,
     assert first["score"] == pytest.approx(0.25) and table.iloc[0]["score"] == 0.5
     assert first["models"] == "fake:fake-model" and first["prompts"] == "p"
     assert first["data"] == b.run.data_hash[:12]  # the same data, the same identity
+    assert first["started"].microsecond == 0 and first["started"].tzname() == "UTC"
     cfg = a.run.config
     assert cfg["params"] == {"max_tokens": 20} and cfg["repeats"] == 2
     assert cfg["scorers"] == ["ends"] and cfg["models"] == ["fake:fake-model"]
@@ -71,6 +72,8 @@ def test_a_run_is_rebuilt_in_a_fresh_process_without_a_call_or_a_score(fake, tmp
     back = json.loads(out["df"])
     cols = ["row", "prompt", "model", "repeat", "output", "score", "score.ends", "cached",
             "prompt_tokens", "latency"]
+    # The data's columns in its own order ("q" before "end"), as the run had them.
+    assert [c for c in back[0] if c.startswith("input.")] == ["input.q", "input.end"]
     assert [{c: r[c] for c in cols} for r in back] == json.loads(
         a.df[cols].to_json(orient="records"))
     assert json.loads(out["summary"]) == json.loads(a.summary().to_json(orient="records"))

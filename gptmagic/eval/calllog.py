@@ -236,7 +236,7 @@ def log(search: str | None = None, model: str | None = None,
     if not rows:
         return frame
     df = pd.DataFrame(rows, columns=list(_COLUMNS)).rename(columns={"at": "when"})
-    df["when"] = pd.to_datetime(df["when"], unit="s", utc=True)
+    df["when"] = pd.to_datetime(df["when"], unit="s", utc=True).dt.floor("s")
     df["request"] = [json.loads(r).get("text") for r in df["request"]]
     return df
 

@@ -153,7 +153,11 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
     one warning; the results are returned all the same)."""
     if not store.runs or not store.writable or not os.access(store.path, os.W_OK):
         return None
-    cases_json = json.dumps(cases, ensure_ascii=False, sort_keys=True, default=str)
+    # Kept in the data's column order (a rebuilt run shows its inputs as they were);
+    # hashed with sorted keys (the same data in another column order is the same data).
+    cases_json = json.dumps(cases, ensure_ascii=False, default=str)
+    data_hash = hashlib.sha256(json.dumps(cases, ensure_ascii=False, sort_keys=True,
+                                          default=str).encode()).hexdigest()
     config = {"models": list(models), "group_cols": list(res.group_cols),
               "scorers": [getattr(s, "name", str(s)) for s in res.scorers],
               **{k: _names(v) if k in ("schema", "tools") else v for k, v in settings.items()}}
@@ -165,7 +169,7 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
         config_key=config_key(list(prompts), list(models)), started=started,
         finished=time.time(), config=json.loads(redact(json.dumps(config, default=str))),
         prompts={str(k): prompt_text(v) for k, v in prompts.items()},
-        data_hash=hashlib.sha256(cases_json.encode()).hexdigest(), data_rows=len(cases),
+        data_hash=data_hash, data_rows=len(cases),
         totals=_totals(res))
     cells = [(rec.id, i, json.dumps(_cell(j, res, i), ensure_ascii=False))
              for i, j in enumerate(res._jobs)]
@@ -312,7 +316,7 @@ def runs(cache: str | Path | Store | None = None) -> pd.DataFrame:
                 store.close()
     return pd.DataFrame([{
         "id": r.id, "name": r.name,
-        "started": pd.Timestamp(r.started, unit="s", tz="UTC"),
+        "started": pd.Timestamp(r.started, unit="s", tz="UTC").floor("s"),
         "seconds": round(r.finished - r.started, 3),
         "models": ", ".join(r.config.get("models", [])), "prompts": ", ".join(r.prompts),
         "rows": r.data_rows, "data": r.data_hash[:12],
