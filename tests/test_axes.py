@@ -224,13 +224,38 @@ def test_the_frontier_on_each_axis(x: str, front: list[str]) -> None:
         assert res.pareto()["model"].tolist() == front  # the default, as before
 
 
-def test_the_plotted_frontier_runs_to_the_right_edge() -> None:
+def _frontier_line(ax: Any) -> Any:
+    (line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto frontier"]
+    return line
+
+
+def test_the_plotted_frontier_is_its_points_ringed_and_joined_by_steps() -> None:
+    matplotlib.use("Agg")
+    ax = _hand_made().plot(x="latency")  # every configuration on it: d, a, b, c
+    line = _frontier_line(ax)
+    assert list(line.get_xdata()) == [0.5, 1.0, 2.0, 3.0]
+    assert list(line.get_ydata()) == [0.2, 0.5, 0.9, 1.0]
+    assert line.get_drawstyle() == "steps-post"  # best score so far, then up at the next
+    assert line.get_marker() == "o" and line.get_markerfacecolor() == "none"  # ringed
+    # One legend entry for it, drawn as a line with its ring.
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts.count("Pareto frontier") == 1
+    # The configurations stay the scatter collections (one each), under the rings.
+    assert len(ax.collections) == 4
+    matplotlib.pyplot.close("all")
+
+
+def test_a_frontier_of_one_point_is_a_ringed_point_not_a_line_across() -> None:
     matplotlib.use("Agg")
     ax = _hand_made().plot(x="tokens")  # one point on the frontier: c, at 20 tokens
-    (line,) = ax.lines
-    assert list(line.get_xdata()) == [20, 400] and list(line.get_ydata()) == [1.0, 1.0]
-    ax = _hand_made().plot(x="latency")  # the slowest is on it: nothing to add
-    assert list(ax.lines[0].get_xdata()) == [0.5, 1.0, 2.0, 3.0]
+    line = _frontier_line(ax)
+    # Before: [20, 400] at score 1.0, a horizontal line to the right edge that read as a
+    # threshold. Now: the point alone, ringed.
+    assert list(line.get_xdata()) == [20] and list(line.get_ydata()) == [1.0]
+    assert line.get_marker() == "o"
+    assert len(ax.lines) == 1  # nothing else drawn across the plot
+    ax = _hand_made().plot(x="compute")  # c has no engine time: not drawn, not at 0
+    assert list(_frontier_line(ax).get_xdata()) == [0.1, 0.2]
     matplotlib.pyplot.close("all")
 
 
