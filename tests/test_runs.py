@@ -308,25 +308,27 @@ def test_no_key_is_stored_with_a_run(fake, tmp_path, monkeypatch):
 
 
 def test_no_header_in_params_or_password_in_a_base_url_is_stored(fake, tmp_path):
-    """extra_headers given as params (or gridded) and a base URL's user:password@ are
-    sent, never kept: not in the run's config or cells, not in the calls table (its
-    request or base_url)."""
+    """extra_headers given as params (or gridded) are refused, never sent or kept (not in
+    the run's config or cells); a base URL's user:password@ is sent, never kept (not in
+    the calls table's request or base_url)."""
     url = fake.url.replace("http://", "http://user:Pa55w0rdXYZ@")
     gptmagic.add_profile("pw", base_url=url, default_model="fake-model")
+    refused = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], run="hdr",
+                                params={"extra_headers": {"X-Api-Key": "hdrsecretVALUE123"},
+                                        "max_tokens": 9},
+                                grid={"extra_headers": [{"X-Api-Key": "gridsecretVALUE456"}]},
+                                progress=False)
+    assert refused.df["error_type"].tolist() == ["RequestError"] and not fake.requests
+    assert "option of OpenAI's Python SDK" in refused.df["error"][0]
+    assert refused.run.config["params"] == {"max_tokens": 9}
     res = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], run="pw",
-                            params={"extra_headers": {"X-Api-Key": "hdrsecretVALUE123"},
-                                    "max_tokens": 9},
-                            grid={"extra_headers": [{"X-Api-Key": "gridsecretVALUE456"}]},
-                            progress=False)
-    assert b"gridsecretVALUE456" in fake.requests[-1].body  # sent (the grid's wins)
-    assert res.df["error"].isna().all() and res.run.config["params"] == {"max_tokens": 9}
+                            params={"max_tokens": 9}, progress=False)
+    assert res.df["error"].isna().all() and len(fake.requests) == 1
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
     assert b"max_tokens" in stored and fake.url.split("//")[1].encode() in stored
     for secret in (b"hdrsecretVALUE123", b"gridsecretVALUE456", b"Pa55w0rdXYZ"):
         assert secret not in stored
     assert gptmagic.run("pw").df["output"].tolist() == ["echo: a"]
     again = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], progress=False,
-                              params={"extra_headers": {"X-Api-Key": "hdrsecretVALUE123"},
-                                      "max_tokens": 9},
-                              grid={"extra_headers": [{"X-Api-Key": "gridsecretVALUE456"}]})
+                              params={"max_tokens": 9})
     assert again.df["cached"].all()  # the stored URL is not how a result is found
