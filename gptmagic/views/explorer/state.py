@@ -21,7 +21,7 @@ from typing import Any
 
 from gptmagic.core.messages import render_cell
 from gptmagic.core.types import Choice, TokenLogprob, TopLogprob
-from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.errors import GptmagicError, RequestError, public_params
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
 __all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
@@ -137,7 +137,7 @@ def cell_detail(results: Any, i: int, *, threshold: float = 0.5,
     return {
         "model": _str(row.get("model")), "prompt": _str(row.get("prompt")),
         "messages": list(job.messages) if job is not None else None,
-        "params": dict(job.params) if job is not None else {},
+        "params": public_params(job.params) if job is not None else {},
         "reply": _str(row.get("output")), "finish_reason": _str(row.get("finish_reason")),
         "usage": {k: v for k, v in usage_d.items() if isinstance(v, int | float)},
         "cost": _num(row.get("cost"), 10), "latency": _num(row.get("latency")),
@@ -173,7 +173,7 @@ def detail_state(detail: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "model": _str(detail.get("model")), "prompt": _str(detail.get("prompt")),
         "request": request_text(detail.get("messages")),
-        "params": _jsonable(detail.get("params") or {}),
+        "params": _jsonable(public_params(detail.get("params") or {})),
         "reply": _str(detail.get("reply")), "finish_reason": _str(detail.get("finish_reason")),
         "usage": {str(k): _num(v, 0) for k, v in usage.items() if _num(v) is not None},
         "cost": _num(detail.get("cost"), 10), "latency": _num(detail.get("latency")),
