@@ -13,7 +13,7 @@ from gptmagic.errors import ConfigError, RequestError
 from gptmagic.eval.results import EvalResults
 from gptmagic.views.explorer import explore, explorer_state
 from gptmagic.views.explorer import static as xs
-from gptmagic.views.explorer.state import cell_detail, detail_state
+from gptmagic.views.explorer.state import SEARCH_CHARS, cell_detail, detail_state
 
 XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=1>"
 CASES = [{"q": f"question {i}", "expected": f"echo: question {i}", "kind": "ab"[i % 2]}
@@ -200,3 +200,45 @@ def test_call_panel_shows_one_call(fake):
     panel = CallPanel(cell_detail(res, 2))
     assert panel.data["kind"] == "call" and panel.data["detail"]["reply"] == res.df["output"][2]
     assert "echo: question 0" in panel.to_text() and "gm-x-host" in panel.to_html()
+
+
+def test_the_search_text_is_the_whole_output_not_the_cut(fake):
+    res = run()
+    res.df.loc[0, "output"] = "word " * 100 + "needle"
+    res.df.loc[1, "output"] = "x" * 5_000 + "lost"
+    cells = explorer_state(res, cell_chars=20)["cells"]
+    assert cells[0][3] + cells[0][9] == "word " * 100 + "needle"  # the JS searches both
+    assert cells[1][3] + cells[1][9] == "x" * SEARCH_CHARS  # capped: the docs say so
+    assert cells[2][9] == ""  # not cut: nothing more
+
+
+def test_no_credential_in_params_reaches_the_state_or_the_bundle(fake):
+    secret = "sk-hush-4f9a27c1d3"
+    res = gptmagic.evaluate(CASES[:2], "user: {q}", ["fake:fake-model"], scorers=[Exact()],
+                            progress=False, params={"extra_headers": {"X-Api-Key": secret},
+                                                    "temperature": 0})
+    state = explorer_state(res)
+    assert state["details"]["0"]["params"] == {"temperature": 0}
+    data, meta = res._repr_mimebundle_()
+    widget = res.explore()
+    dumped = json.dumps([data, meta, widget.data, widget.get_state()], default=str)
+    assert secret not in dumped and "X-Api-Key" not in dumped
+    assert secret not in json.dumps(detail_state({"params": {"headers": {"a": secret}}}))
+
+
+def test_terminal_forms_show_escape_codes_instead_of_sending_them(fake):
+    from gptmagic.views.explorer import CallPanel
+    from gptmagic.views.text import printable
+
+    hostile = "ok \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \x9b2J \r\x08\x7f end\n\tnext"
+    assert printable(hostile) == ("ok ␛]0;pwned␇ ␛[31mred␛[0m \\x9b2J ␍␈␡ end\n\tnext")
+    res = run()
+    res.df.loc[0, "error"] = hostile
+    res.df["row"] = res.df["row"].astype(str) + "\x1b[2J"
+    state = explorer_state(res, title="t\x1b]0;x\x07")
+    text = xs.explorer_text(state)
+    panel = CallPanel({"model": "m\x1b[1m", "reply": hostile, "error": hostile,
+                       "messages": [{"role": "user", "content": hostile}]}).to_text()
+    for out in (text, panel):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
+    assert "␛]0;pwned␇" in panel and "t␛]0;x␇" in text

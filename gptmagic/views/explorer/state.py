@@ -24,11 +24,13 @@ from gptmagic.core.types import Choice, TokenLogprob, TopLogprob
 from gptmagic.errors import GptmagicError, RequestError, public_params
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
-__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
+__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SEARCH_CHARS", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
            "explorer_state", "repeat_list", "request_text"]
 
 #: Characters of an output shown in a matrix cell (the panel shows it whole).
 CELL_CHARS = 160
+#: Characters of an output the search looks through (the cut text and its ``rest``).
+SEARCH_CHARS = 4_000
 #: Bytes of details a state carries before they are asked of the kernel per cell.
 INLINE_LIMIT = 4_000_000
 #: Score -> cell colour: red (0) through amber to green (1), light enough for dark text.
@@ -209,8 +211,10 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
 
     Cases (the data's rows) are rows, variants (``results.group_cols``: prompt ×
     model × grid × API) are columns. A cell is ``[case, variant, id, text, more,
-    score, [per scorer], error, n]``: ``id`` the df row of its first repeat, ``text``
-    its output cut to ``cell_chars`` (``more``: 1 if cut), ``n`` its repeats. A score
+    score, [per scorer], error, n, rest]``: ``id`` the df row of its first repeat,
+    ``text`` its output cut to ``cell_chars`` (``more``: 1 if cut), ``n`` its repeats,
+    ``rest`` the output after the cut up to :data:`SEARCH_CHARS` (what the search
+    looks through besides ``text``; ``""`` when not cut). A score
     passes at ``threshold``. ``details`` maps id -> :func:`detail_state` while they
     fit ``inline_limit`` bytes (``"mode": "inline"``), else is empty (``"ask"``).
     """
@@ -243,7 +247,7 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
         cells[(c, v)] = [c, v, i, text[:cell_chars] if more else text, more,
                          _num(rec.get("score"), 3),
                          [_num(rec.get(f"score.{s}"), 3) for s in scorers],
-                         _str(rec.get("error")), 1]
+                         _str(rec.get("error")), 1, text[cell_chars:SEARCH_CHARS]]
     variant_list = []
     for vkey in variants:
         keys = dict(zip(group_cols, vkey, strict=True))

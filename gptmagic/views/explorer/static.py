@@ -20,6 +20,7 @@ from typing import Any
 
 from gptmagic.views.explorer.state import SCORE_STOPS
 from gptmagic.views.markdown import NO_MATH
+from gptmagic.views.text import printable
 from gptmagic.views.widgets.scale import colour, text_colour
 
 __all__ = ["STATIC_ROWS", "TEXT_ROWS", "call_html", "call_text", "explorer_html",
@@ -172,7 +173,7 @@ def explorer_text(state: dict[str, Any]) -> str:
         lines.append((f"#{str(row_id):<6} " + "".join(m.ljust(width) for m in marks)).rstrip())
     if len(cases) > TEXT_ROWS:
         lines.append(f"… {len(cases) - TEXT_ROWS:,} more cases (res.df has them all)")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def call_text(state: dict[str, Any]) -> str:
@@ -188,4 +189,4 @@ def call_text(state: dict[str, Any]) -> str:
     usage = ", ".join(f"{k} {v:g}" for k, v in d.get("usage", {}).items())
     if usage:
         parts.append(f"usage: {usage}")
-    return "\n".join(p for p in parts if p)
+    return printable("\n".join(p for p in parts if p))

@@ -324,7 +324,8 @@ function drawExplorer(root, data, model, ui) {
         let hit = caseText(c).toLowerCase().includes(q);
         for (let v = 0; !hit && v < nv; v += 1) {
           const cell = cellAt[c * nv + v];
-          if (cell && `${cell[3]} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
+          // The whole output (to SEARCH_CHARS): the cut text and its rest, cell[9].
+          if (cell && `${cell[3]}${cell[9] || ""} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
         }
         if (!hit) continue;
       }
