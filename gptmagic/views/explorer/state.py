@@ -24,8 +24,8 @@ from gptmagic.core.types import Choice, TokenLogprob, TopLogprob
 from gptmagic.errors import GptmagicError, RequestError, public_params
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
-__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SEARCH_CHARS", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
-           "explorer_state", "repeat_list", "request_text"]
+__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "SEARCH_CHARS", "call_state",
+           "cell_detail", "detail_state", "explorer_state", "repeat_list", "request_text"]
 
 #: Characters of an output shown in a matrix cell (the panel shows it whole).
 CELL_CHARS = 160

@@ -263,7 +263,20 @@ function drawExplorer(root, data, model, ui) {
   variants.forEach((vr, v) => {
     const hc = h("div", "gm-x-hcell");
     hc.setAttribute("role", "columnheader");
-    hc.append(h("div", "gm-x-vlabel", vr && vr.label !== undefined ? String(vr.label) : `#${v}`));
+    // prompt · model on top (cut to two lines); the grid and API values on a line of
+    // their own below, so a long model name never hides what the variants differ in.
+    const keys = vr && vr.keys && typeof vr.keys === "object" ? vr.keys : null;
+    const named = [];
+    const grid = [];
+    for (const [k, val] of keys ? Object.entries(keys) : []) {
+      if (val === null || val === undefined) continue;
+      if (k === "prompt" || k === "model") named.push(String(val));
+      else grid.push(k === "api" ? String(val) : `${k}=${val}`);
+    }
+    const label = keys && (named.length || grid.length) ? named.join(" · ")
+      : vr && vr.label !== undefined ? String(vr.label) : `#${v}`;
+    if (label) hc.append(h("div", "gm-x-vlabel", label));
+    if (grid.length) hc.append(h("div", "gm-x-vgrid", grid.join(" · ")));
     hc.append(h("div", "gm-muted", passRate[v] === null ? "no scores" : `pass ${(passRate[v] * 100).toFixed(0)}%`));
     hc.title = String(vr && vr.label);
     headRow.append(hc);
