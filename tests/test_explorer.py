@@ -15,6 +15,7 @@ from gptmagic.views.explorer import explore, explorer_state
 from gptmagic.views.explorer import static as xs
 from gptmagic.views.explorer.state import SEARCH_CHARS, cell_detail, detail_state
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
 XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=1>"
 CASES = [{"q": f"question {i}", "expected": f"echo: question {i}", "kind": "ab"[i % 2]}
          for i in range(4)]
@@ -242,3 +243,54 @@ def test_terminal_forms_show_escape_codes_instead_of_sending_them(fake):
     for out in (text, panel):
         assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
     assert "␛]0;pwned␇" in panel and "t␛]0;x␇" in text
+
+
+def _count_builds(monkeypatch):
+    """Counters of what a rich display builds: call details, static HTML, widgets."""
+    from gptmagic.views.explorer import state as xstate
+    from gptmagic.views.explorer import widget as xwidget
+
+    built = {"detail": 0, "html": 0, "widget": 0}
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            built[name] += 1
+            return fn(*a, **k)
+        return wrapper
+
+    monkeypatch.setattr(xstate, "cell_detail", counted("detail", xstate.cell_detail))
+    monkeypatch.setattr(xs, "explorer_html", counted("html", xs.explorer_html))
+    monkeypatch.setattr(xwidget.Explorer, "__init__",
+                        counted("widget", xwidget.Explorer.__init__))
+    return built
+
+
+def test_text_only_display_builds_no_widget_html_or_details(fake, monkeypatch):
+    res = run()
+    built = _count_builds(monkeypatch)
+    data, _ = res._repr_mimebundle_(include={"text/plain"})
+    assert list(data) == ["text/plain"] and "\nevaluation: 4 cases" in data["text/plain"]
+    data, _ = res._repr_mimebundle_(exclude={"text/html", WIDGET})
+    assert list(data) == ["text/plain"]
+    assert built == {"detail": 0, "html": 0, "widget": 0}
+    data, _ = res._repr_mimebundle_(include={"text/html"})  # HTML alone: no widget view
+    assert list(data) == ["text/html"] and built["html"] == 1
+    data, _ = res._repr_mimebundle_()
+    assert {WIDGET, "text/html", "text/plain"} <= set(data) and built["detail"] > 0
+
+
+def test_a_text_only_shell_gets_the_text_form_alone(fake, monkeypatch):
+    from shell_support import new_shell
+
+    res = run()
+    shell = new_shell()
+    try:
+        shell.display_formatter.active_types = ["text/plain"]  # what a terminal sets
+        shell.run_line_magic("load_ext", "gptmagic")
+        built = _count_builds(monkeypatch)
+        data, _ = shell.display_formatter.format(res)
+        assert list(data) == ["text/plain"] and "evaluation: 4 cases" in data["text/plain"]
+        assert built == {"detail": 0, "html": 0, "widget": 0}
+    finally:
+        shell.run_line_magic("unload_ext", "gptmagic")
+        type(shell).clear_instance()

@@ -28,6 +28,20 @@ def load(ipython: Any) -> None:
 
     magics.pre_run_cell_hook = pre_run_cell
     ipython.events.register("pre_run_cell", pre_run_cell)
+    _text_only_results(ipython)
+
+
+def _text_only_results(ipython: Any) -> None:
+    """A shell that shows text only (a terminal: IPython's ``active_types``) gets an
+    evaluation's text form, built alone: IPython asks every ``_repr_mimebundle_`` with no
+    ``include``, and the explorer's widget and HTML of a big run take seconds."""
+    formatter = getattr(ipython, "display_formatter", None)
+    active = list(getattr(formatter, "active_types", None) or ())
+    if formatter is None or not active or "text/html" in active:
+        return
+    formatter.mimebundle_formatter.for_type_by_name(
+        "gptmagic.eval.results", "EvalResults",
+        lambda obj: obj._repr_mimebundle_(include=active))
 
 
 def unload(ipython: Any) -> None:

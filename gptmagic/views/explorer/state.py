@@ -280,6 +280,8 @@ def _details(results: Any, records: list[dict[str, Any]], cells: list[list[Any]]
     The first cells' sizes estimate the whole first, so a big run builds no details."""
     out: dict[str, Any] = {}
     size = 0
+    if limit <= 0:
+        return out, "ask"
     for k, cell in enumerate(cells):
         d = detail_state(cell_detail(results, cell[2], threshold=threshold,
                                      row=records[cell[2]]))
