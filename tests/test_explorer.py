@@ -294,3 +294,22 @@ def test_a_text_only_shell_gets_the_text_form_alone(fake, monkeypatch):
     finally:
         shell.run_line_magic("unload_ext", "gptmagic")
         type(shell).clear_instance()
+
+
+def test_html_beside_the_widget_drops_what_the_widget_state_already_holds(fake):
+    res = run()
+    res.df["output"] = "word " * 20_000  # 100 kB a reply: details past FALLBACK_LIMIT
+    data, _ = res._repr_mimebundle_()
+    widget = res.explore()
+    assert widget.data["mode"] == "inline"  # the saved widget state has every detail
+    html_state = json.loads(_scripts(data["text/html"])[0])
+    assert html_state["mode"] == "ask" and html_state["details"] == {}
+    assert html_state["cells"] == widget.data["cells"]  # still the whole matrix
+    assert len(data["text/html"]) < xs.FALLBACK_LIMIT < len(widget.to_html())
+    # Past the limit without details too: the plain table alone, no script.
+    table = xs.fallback_html(widget.data, limit=1_000)
+    assert "<script" not in table and "<table>" in table and "needs" not in table
+    assert "widget state" in table
+    # HTML asked for alone (no widget view) is the whole static explorer.
+    alone, _ = res._repr_mimebundle_(include={"text/html"})
+    assert json.loads(_scripts(alone["text/html"])[0])["mode"] == "inline"

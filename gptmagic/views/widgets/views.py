@@ -87,8 +87,13 @@ class _StateWidget(anywidget.AnyWidget):
         if wanted("text/plain"):
             data["text/plain"] = self.to_text()
         if wanted("text/html"):
-            data["text/html"] = self.to_html()
+            data["text/html"] = self._fallback_html() if WIDGET_VIEW in data else self.to_html()
         return data, meta
+
+    def _fallback_html(self) -> str:
+        """The HTML beside the widget's view (a saved notebook keeps both): the static
+        HTML, unless a subclass ships less there."""
+        return self.to_html()
 
     def _summary(self) -> str:
         return ""
