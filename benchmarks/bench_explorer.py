@@ -69,7 +69,7 @@ def synthetic(cases: int, variants: int, seed: int = 0) -> EvalResults:
                          "prompt": f"prompt-{v % 2}", "model": f"model-{v // 2}", "repeat": 0,
                          "api": "chat", "output": text, "finish_reason": "stop",
                          "prompt_tokens": 40, "completion_tokens": 60, "cost": 1e-5,
-                         "latency": 0.5, "ttft": None, "error": None,
+                         "latency": 0.5, "ttft": None, "error": None, "cached": False,
                          "score.exact": float(rnd.random() > 0.4),
                          "score.length": round(rnd.random(), 3)})
             jobs.append(_Job([{"role": "system", "content": "Answer briefly."},

@@ -228,7 +228,12 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     case_rows: list[list[Any]] = []
     cells: dict[tuple[int, int], list[Any]] = {}
     repeats: dict[int, list[int]] = {}  # first repeat's id -> every repeat's
-    records = df.to_dict(orient="records")
+    if inline_limit <= 0:  # no details: the matrix's columns are all it reads
+        keep = {*group_cols, *inputs, "row", "repeat", "output", "score", "error",
+                *(f"score.{s}" for s in scorers)}
+        records = df[[c for c in df.columns if c in keep]].to_dict(orient="records")
+    else:
+        records = df.to_dict(orient="records")
     for i, rec in enumerate(records):
         vkey = tuple(_str(rec.get(c)) for c in group_cols)
         v = variants.setdefault(vkey, len(variants))
