@@ -193,15 +193,25 @@ def _check_hostile(page: Any, errors: list[str]) -> None:
 
 
 def test_static_explorer_keeps_hostile_model_and_column_names_as_text(fake, browser, tmp_path):
-    state = explorer_state(_hostile_run())
-    (tmp_path / "x.html").write_text("<!doctype html><meta charset=utf-8><body>"
-                                     + xs.explorer_html(state), encoding="utf-8")
+    res = _hostile_run()
+    for name, limit in (("x.html", 10**9), ("ask.html", 0)):
+        (tmp_path / name).write_text("<!doctype html><meta charset=utf-8><body>"
+                                     + xs.explorer_html(explorer_state(res, inline_limit=limit)),
+                                     encoding="utf-8")
     with serve_dir(tmp_path) as url:
         page = _page(browser, url)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "x.html")
         _check_hostile(page, errors)
+        # No details and no kernel: the panel shows what the matrix carries, past the cut.
+        page.goto(url + "ask.html")
+        page.locator(".gm-x-cell").first.click()
+        out = page.locator(".gm-x-panel .gm-x-pre").last.text_content()
+        assert out.endswith("needle-past-the-cut")
+        assert "kernel" in page.locator(".gm-x-panel").text_content()
+        _shot(page, "ask-panel.png")
+        assert page.evaluate("window.__pwned") is None and errors == []
         page.close()
 
 

@@ -574,6 +574,8 @@ function drawExplorer(root, data, model, ui) {
   };
   if (typeof model.on === "function") model.on("msg:custom", onMsg);
 
+  // All of a cell's output the matrix carries: the cut text and the rest (to SEARCH_CHARS).
+  const shipped = (cell) => `${cell[3]}${cell[9] || ""}`;
   const where = (cell) => `case #${cases[cell[0]][0]} · ${variants[cell[1]].label}`;
   let panelCleanups = [];
   function panelHead(title, extra) {
@@ -605,7 +607,7 @@ function drawExplorer(root, data, model, ui) {
       const da = detailOf(a[2], drawPanel);
       const db = detailOf(b[2], drawPanel);
       panel.append(panelHead("compare", []));
-      const textOf = (d, cell) => (d.reply !== undefined ? d.reply : cell[3]) || "";
+      const textOf = (d, cell) => (d.reply !== undefined ? d.reply : shipped(cell)) || "";
       const ops = wordDiff(textOf(da, a), textOf(db, b));
       const panes = h("div", "gm-x-diff");
       [[a, "-"], [b, "+"]].forEach(([cell, side]) => {
@@ -637,7 +639,8 @@ function drawExplorer(root, data, model, ui) {
     if (d.pending) panel.append(head, h("div", "gm-muted", "asking the kernel…"));
     else if (d.missing) {
       panel.append(head, h("div", "gm-muted", d.missing));
-      panel.append(section("output (cut)", pre(`${cell[3]}${cell[4] ? "…" : ""}`)));
+      panel.append(section(cell[9] ? "output (up to 4,000 characters)" : cell[4] ? "output (cut)" : "output",
+        pre(cell[9] ? shipped(cell) : `${cell[3]}${cell[4] ? "…" : ""}`)));
     } else panel.append(drawDetail(d, head, panelCleanups));
   }
   function open(cell) {
