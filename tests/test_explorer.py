@@ -13,7 +13,7 @@ from gptmagic.errors import ConfigError, RequestError
 from gptmagic.eval.results import EvalResults
 from gptmagic.views.explorer import explore, explorer_state
 from gptmagic.views.explorer import static as xs
-from gptmagic.views.explorer.state import SEARCH_CHARS, cell_detail, detail_state
+from gptmagic.views.explorer.state import SEARCH_CHARS, cell_detail, detail_state, matrix_only
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=1>"
@@ -207,10 +207,16 @@ def test_the_search_text_is_the_whole_output_not_the_cut(fake):
     res = run()
     res.df.loc[0, "output"] = "word " * 100 + "needle"
     res.df.loc[1, "output"] = "x" * 5_000 + "lost"
-    cells = explorer_state(res, cell_chars=20)["cells"]
+    cells = explorer_state(res, cell_chars=20, inline_limit=0)["cells"]
     assert cells[0][3] + cells[0][9] == "word " * 100 + "needle"  # the JS searches both
     assert cells[1][3] + cells[1][9] == "x" * SEARCH_CHARS  # capped: the docs say so
     assert cells[2][9] == ""  # not cut: nothing more
+    # Details inline: the search reads their replies, the cells carry no second copy ...
+    inline = explorer_state(res, cell_chars=20)
+    assert [c[9] for c in inline["cells"]] == [""] * 16
+    assert inline["details"]["0"]["reply"].endswith("needle")
+    # ... and dropping them (the HTML beside a widget) puts the rest back.
+    assert matrix_only(inline)["cells"] == cells and matrix_only(inline)["mode"] == "ask"
 
 
 def test_no_credential_in_params_reaches_the_state_or_the_bundle(fake):
@@ -304,7 +310,8 @@ def test_html_beside_the_widget_drops_what_the_widget_state_already_holds(fake):
     assert widget.data["mode"] == "inline"  # the saved widget state has every detail
     html_state = json.loads(_scripts(data["text/html"])[0])
     assert html_state["mode"] == "ask" and html_state["details"] == {}
-    assert html_state["cells"] == widget.data["cells"]  # still the whole matrix
+    assert html_state["cells"] == matrix_only(widget.data)["cells"]  # the whole matrix
+    assert html_state["cells"][0][9] == ("word " * 20_000)[160:SEARCH_CHARS]  # searchable
     assert len(data["text/html"]) < xs.FALLBACK_LIMIT < len(widget.to_html())
     # Past the limit without details too: the plain table alone, no script.
     table = xs.fallback_html(widget.data, limit=1_000)

@@ -25,7 +25,8 @@ from gptmagic.errors import GptmagicError, RequestError, public_params
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
 __all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "SEARCH_CHARS", "call_state",
-           "cell_detail", "detail_state", "explorer_state", "repeat_list", "request_text"]
+           "cell_detail", "detail_state", "explorer_state", "matrix_only", "repeat_list",
+           "request_text"]
 
 #: Characters of an output shown in a matrix cell (the panel shows it whole).
 CELL_CHARS = 160
@@ -214,7 +215,8 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     score, [per scorer], error, n, rest]``: ``id`` the df row of its first repeat,
     ``text`` its output cut to ``cell_chars`` (``more``: 1 if cut), ``n`` its repeats,
     ``rest`` the output after the cut up to :data:`SEARCH_CHARS` (what the search
-    looks through besides ``text``; ``""`` when not cut). A score
+    looks through besides ``text``; ``""`` when not cut, or when the details, whose
+    replies the search reads then, are inline). A score
     passes at ``threshold``. ``details`` maps id -> :func:`detail_state` while they
     fit ``inline_limit`` bytes (``"mode": "inline"``), else is empty (``"ask"``).
     """
@@ -262,12 +264,28 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     for first, ids in repeats.items():
         if str(first) in details:
             details[str(first)]["repeats"] = repeat_list(records, ids)
+    if mode == "inline":  # the search reads each detail's reply: no second copy
+        for cell in cells.values():
+            cell[9] = ""
     return {"v": VERSION, "kind": "explorer", "title": title,
             "threshold": float(threshold), "scale": SCORE_STOPS, "group_cols": group_cols,
             "inputs": [c[6:] for c in inputs], "scorers": scorers, "explained": explained,
             "variants": variant_list, "cases": case_rows,
             "cells": sorted(cells.values(), key=lambda cell: (cell[0], cell[1])),
             "mode": mode, "details": details}
+
+
+def matrix_only(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An explorer state without its details (``"ask"``), each cut cell's ``rest`` taken
+    from its detail's reply, so the search still reads past the cut."""
+    details = state.get("details") or {}
+    cells = []
+    for cell in state.get("cells", []):
+        reply = (details.get(str(cell[2])) or {}).get("reply")
+        rest = (reply[len(cell[3]):SEARCH_CHARS] if cell[4] and not cell[9]
+                and isinstance(reply, str) else cell[9])
+        cells.append([*cell[:9], rest])
+    return {**state, "cells": cells, "mode": "ask", "details": {}}
 
 
 def repeat_list(records: Sequence[Mapping[str, Any]], ids: Sequence[int]

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from gptmagic.views.explorer.state import SCORE_STOPS
+from gptmagic.views.explorer.state import SCORE_STOPS, matrix_only
 from gptmagic.views.markdown import NO_MATH
 from gptmagic.views.text import printable
 from gptmagic.views.widgets.scale import colour, text_colour
@@ -146,7 +146,7 @@ def fallback_html(state: dict[str, Any], limit: int = FALLBACK_LIMIT) -> str:
     a kernel) past it; past that too, the plain table of the first cases and a note."""
     if _size(state) <= limit:
         return explorer_html(state)
-    lean = {**state, "mode": "ask", "details": {}}
+    lean = matrix_only(state)
     if _size(lean) <= limit:
         return explorer_html(lean)
     return (f'<div class="gm-x-host {NO_MATH}"><style>{_css()}</style>'

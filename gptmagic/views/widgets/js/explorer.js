@@ -324,6 +324,12 @@ function drawExplorer(root, data, model, ui) {
     }
     return { mean: n ? sum / n : null, fail, err, n, spread: n ? hi - lo : 0 };
   };
+  // The whole output: an inline detail's reply, else the cut text and its rest, cell[9]
+  // (the output to SEARCH_CHARS).
+  const searchText = (cell) => {
+    const d = details[String(cell[2])];
+    return d && typeof d.reply === "string" ? d.reply : `${cell[3]}${cell[9] || ""}`;
+  };
   function compute() {
     const q = ui.search.trim().toLowerCase();
     const keep = [];
@@ -337,8 +343,7 @@ function drawExplorer(root, data, model, ui) {
         let hit = caseText(c).toLowerCase().includes(q);
         for (let v = 0; !hit && v < nv; v += 1) {
           const cell = cellAt[c * nv + v];
-          // The whole output (to SEARCH_CHARS): the cut text and its rest, cell[9].
-          if (cell && `${cell[3]}${cell[9] || ""} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
+          if (cell && `${searchText(cell)} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
         }
         if (!hit) continue;
       }
