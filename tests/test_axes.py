@@ -364,3 +364,33 @@ def test_a_local_run_measures_compute(tmp_path, monkeypatch) -> None:
     ax = res.plot(x="compute")
     xs = sorted(float(c.get_offsets()[0][0]) for c in ax.collections)
     assert xs == pytest.approx(sorted(s["compute_total"])) and ax.get_title() == ""
+
+
+def _unpriced() -> EvalResults:
+    """The hand-made case with a fifth model, ``e``: the best score, no price (a model the
+    price table does not know), the fastest."""
+    res = _hand_made()
+    extra = res.df[res.df["model"] == "c"].assign(model="e", cost=None, latency=0.1)
+    return EvalResults(pd.concat([res.df, extra], ignore_index=True), [], [], [],
+                       ["prompt", "model"])
+
+
+def test_unknown_cost_is_unknown_in_pareto_and_last_in_recommend() -> None:
+    """pareto() showed inf for an unpriced model; recommend() summed its cost to $0 and
+    picked it as the cheapest. Both now rank it last, show NaN and say why."""
+    res = _unpriced()
+    front = res.pareto()
+    assert front["model"].tolist() == ["b", "c"]  # e, unpriced, ties c on score: dominated
+    alone = EvalResults(res.df[res.df["model"].isin(["a", "e"])], [], [], [],
+                        ["prompt", "model"])
+    table = alone.pareto()
+    assert table["model"].tolist() == ["a", "e"]
+    assert math.isnan(table.loc[1, "total_cost"])  # not inf
+    hosted = _hand_made().pareto(x="compute")  # c: no engine time
+    assert math.isnan(hosted.loc[hosted["model"] == "c", "compute_total"].item())
+    rec = res.recommend("kind", 0.95)
+    assert rec["model"].tolist() == ["c", "c"]  # not e at "$0"
+    assert rec["cost"].tolist() == [0.01, 0.01]
+    assert rec["note"].tolist() == ["cost unknown, ranked last: p · e"] * 2
+    by_latency = res.recommend("kind", 0.95, x="latency")  # e is known there: fastest
+    assert by_latency["model"].tolist() == ["e", "e"] and "note" not in by_latency

@@ -238,7 +238,8 @@ def test_terminal_forms_show_escape_codes_instead_of_sending_them(fake):
     from gptmagic.views.text import printable
 
     hostile = "ok \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \x9b2J \r\x08\x7f end\n\tnext"
-    assert printable(hostile) == ("ok ␛]0;pwned␇ ␛[31mred␛[0m \\x9b2J ␍␈␡ end\n\tnext")
+    assert printable(hostile) == ("ok \\x1b]0;pwned\\x07 \\x1b[31mred\\x1b[0m \\x9b2J "
+                                  "\\x0d\\x08\\x7f end\n\tnext")
     res = run()
     res.df.loc[0, "error"] = hostile
     res.df["row"] = res.df["row"].astype(str) + "\x1b[2J"
@@ -248,7 +249,7 @@ def test_terminal_forms_show_escape_codes_instead_of_sending_them(fake):
                        "messages": [{"role": "user", "content": hostile}]}).to_text()
     for out in (text, panel):
         assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
-    assert "␛]0;pwned␇" in panel and "t␛]0;x␇" in text
+    assert "\\x1b]0;pwned\\x07" in panel and "t\\x1b]0;x\\x07" in text
 
 
 def _count_builds(monkeypatch):

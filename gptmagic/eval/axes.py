@@ -60,13 +60,13 @@ def call_values(df: pd.DataFrame, ax: Axis) -> pd.Series:
 
 
 def frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
-    """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
-    score (higher)."""
-    s = summary.dropna(subset=["score"]).copy()
-    s[x_col] = s[x_col].astype(float).fillna(math.inf)
-    s = s.sort_values([x_col, "score"], ascending=[True, False])
+    """The rows no other beats on both ``x_col`` (lower; missing ranks as worst, and
+    stays missing in the table) and score (higher)."""
+    s = summary.dropna(subset=["score"])
+    rank = s.assign(_rank=s[x_col].astype(float).fillna(math.inf))
+    rank = rank.sort_values(["_rank", "score"], ascending=[True, False])
     best, keep = -math.inf, []
-    for idx, row in s.iterrows():
+    for idx, row in rank.iterrows():
         if row["score"] > best:
             keep.append(idx)
             best = row["score"]
@@ -97,7 +97,7 @@ def draw(s: pd.DataFrame, labels: pd.Series, ax_: Axis, title: str, ax: Any) -> 
         ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
                    facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
                    label=_plain_label(label))
-    xs = front[x_col].replace(math.inf, math.nan).tolist()
+    xs = front[x_col].astype(float).tolist()
     ys = front["score"].tolist()
     right = float(s[x_col].fillna(0).max()) if len(s) else math.nan
     if xs and math.isfinite(xs[-1]) and right > xs[-1]:

@@ -200,7 +200,8 @@ def explorer_text(state: dict[str, Any]) -> str:
 
 
 def call_text(state: dict[str, Any]) -> str:
-    """One call as text: model, request, reply, scores, usage."""
+    """One call as text: model, request, reply, scores, usage (a terminal control in any
+    of them shown as its escape: :func:`~gptmagic.views.text.printable`)."""
     d = state.get("detail", {})
     scores = ", ".join(f"{k} {s.get('score')}" for k, s in d.get("scores", {}).items())
     parts = [f"{d.get('model') or '?'}" + (f" · prompt {d['prompt']}" if d.get("prompt") else ""),
