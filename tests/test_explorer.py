@@ -298,8 +298,9 @@ def test_a_text_only_shell_gets_the_text_form_alone(fake, monkeypatch):
         data, _ = shell.display_formatter.format(res)
         assert list(data) == ["text/plain"] and "evaluation: 4 cases" in data["text/plain"]
         assert built == {"detail": 0, "html": 0, "widget": 0}
+        shell.run_line_magic("unload_ext", "gptmagic")  # unloading removes the printer
+        assert WIDGET in shell.display_formatter.mimebundle_formatter(res)[0]
     finally:
-        shell.run_line_magic("unload_ext", "gptmagic")
         type(shell).clear_instance()
 
 

@@ -12,6 +12,8 @@ from typing import Any
 __all__ = ["load", "unload"]
 
 _NAME = "GptMagics"
+#: The class whose display a text-only shell asks for as text alone.
+_RESULTS = "gptmagic.eval.results.EvalResults"
 
 
 def load(ipython: Any) -> None:
@@ -40,8 +42,7 @@ def _text_only_results(ipython: Any) -> None:
     if formatter is None or not active or "text/html" in active:
         return
     formatter.mimebundle_formatter.for_type_by_name(
-        "gptmagic.eval.results", "EvalResults",
-        lambda obj: obj._repr_mimebundle_(include=active))
+        *_RESULTS.rsplit(".", 1), lambda obj: obj._repr_mimebundle_(include=active))
 
 
 def unload(ipython: Any) -> None:
@@ -57,6 +58,9 @@ def unload(ipython: Any) -> None:
         for kind, names in magics.magics.items():  # every magic this instance registered
             for name in names:
                 table[kind].pop(name, None)
+        formatter = getattr(ipython, "display_formatter", None)
+        if formatter is not None:
+            formatter.mimebundle_formatter.pop(_RESULTS, None)
     from gptmagic.client.facade import shutdown
 
     shutdown()  # closes the client and stops the embedded engine if we started it
