@@ -17,7 +17,7 @@ from typing import Any
 from gptmagic.eval import compare as comparing
 from gptmagic.eval import runner, runs
 from gptmagic.eval.results import EvalResults
-from gptmagic.views.explorer import explore
+from gptmagic.views.explorer import explore, explore_text
 
 __all__ = ["EvalResults", "aevaluate", "compare", "evaluate", "explore", "run", "show_call",
            "with_viewer"]
@@ -27,9 +27,11 @@ _DOC = ("__name__", "__qualname__", "__doc__")
 
 
 def with_viewer(results: Any) -> Any:
-    """``results`` with the explorer as its viewer (an EvalResults; anything else as is)."""
+    """``results`` with the explorer as its viewer, and its text form as the text viewer
+    (an EvalResults; anything else as is)."""
     if isinstance(results, EvalResults):
         results.viewer = explore
+        results.text_viewer = explore_text
     return results
 
 

@@ -102,6 +102,10 @@ def _speed(ok: pd.DataFrame) -> float:
     return float(both["completion_tokens"].sum()) / seconds if seconds > 0 else math.nan
 
 
+#: The MIME type of a Jupyter widget's view.
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 class EvalResults:
     """Results of a run: ``.df`` (one row per call) plus summaries and plots."""
 
@@ -117,6 +121,9 @@ class EvalResults:
         #: ``viewer(results, **options)`` -> a displayable explorer; set by the public
         #: faces (:mod:`gptmagic.evaluation`), as eval may not import views.
         self.viewer: Any = None
+        #: ``text_viewer(results)`` -> the explorer's text form: what a display asking for
+        #: text only (a terminal) gets, with no widget, HTML or details built.
+        self.text_viewer: Any = None
 
     @classmethod
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
@@ -178,7 +185,7 @@ class EvalResults:
 
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         new = get_portal().run(self._rescored(scorers))
-        new.viewer = self.viewer
+        new.viewer, new.text_viewer = self.viewer, self.text_viewer
         return new
 
     def _details(self) -> list[tuple[str, str]]:
@@ -443,13 +450,19 @@ class EvalResults:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None
                           ) -> tuple[dict[str, Any], dict[str, Any]] | dict[str, Any]:
         """The explorer in a notebook (its widget, static HTML and text); the summary
-        table and this repr without a viewer."""
+        table and this repr without a viewer. Only the forms ``include`` / ``exclude``
+        leave are built: asked for text alone (``include={"text/plain"}``), no widget,
+        HTML or call details are."""
+        rich = [m for m in (_WIDGET_VIEW, "text/html")
+                if (not include or m in include) and (not exclude or m not in exclude)]
+        if self.viewer is not None and not rich and self.text_viewer is not None:
+            return {"text/plain": f"{self!r}\n{self.text_viewer(self)}"}, {}
         if self.viewer is not None:
             shown = self.viewer(self)
             bundle = shown._repr_mimebundle_(include=include, exclude=exclude)
             if bundle is not None:
                 data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-                text = data.get("text/plain")
-                data = {**data, "text/plain": repr(self) + (f"\n{text}" if text else "")}
+                if "text/plain" in data:
+                    data = {**data, "text/plain": f"{self!r}\n{data['text/plain']}"}
                 return data, meta
         return {"text/html": self._repr_html_(), "text/plain": repr(self)}
