@@ -53,8 +53,11 @@ def _page(browser: Any, url: str) -> Any:
 
 def test_static_explorer_clicks_filters_diffs_and_keys(fake, browser, tmp_path):
     res = _run()
-    (tmp_path / "x.html").write_text("<!doctype html><meta charset=utf-8><body>"
-                                     + xs.explorer_html(explorer_state(res)), encoding="utf-8")
+    # Inside JupyterLab's (and nbconvert's) output area, whose `pre` breaks anywhere.
+    (tmp_path / "x.html").write_text(
+        "<!doctype html><meta charset=utf-8><style>.jp-OutputArea-output pre "
+        "{ word-break: break-all; }</style><body><div class='jp-OutputArea-output'>"
+        + xs.explorer_html(explorer_state(res)) + "</div>", encoding="utf-8")
     with serve_dir(tmp_path) as url:
         page = _page(browser, url)
         errors: list[str] = []
@@ -95,7 +98,15 @@ def test_static_explorer_clicks_filters_diffs_and_keys(fake, browser, tmp_path):
         diff = panel.locator(".gm-x-diff")
         assert diff.locator(".gm-x-ins").all_text_contents() == ["the ", " <b>changed</b>"]
         assert diff.locator(".gm-x-del").count() == 0
+        # Words break between words, not inside them ("C|anada" in JupyterLab).
+        assert diff.locator(".gm-x-dtext").first.evaluate(
+            "e => getComputedStyle(e).wordBreak") == "normal"
+        assert panel.locator(".gm-x-same").count() == 0
         _shot(page, "static-diff.png")
+        page.keyboard.press("Escape")
+        x.locator(".gm-x-cell").nth(0).click(modifiers=["Shift"])
+        x.locator(".gm-x-cell").nth(2).click(modifiers=["Shift"])
+        assert panel.locator(".gm-x-same").text_content() == "the two replies are identical"
         # Keys: Esc closes; arrows move; Enter opens; / goes to the search.
         page.keyboard.press("Escape")
         assert panel.is_hidden()

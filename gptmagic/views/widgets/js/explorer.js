@@ -631,6 +631,9 @@ function drawExplorer(root, data, model, ui) {
       });
       panel.append(panes);
       if (ops === null) panel.append(h("div", "gm-muted", "too long to diff word by word"));
+      else if (ops.every(([op]) => op === "=")) {
+        panel.append(h("div", "gm-muted gm-x-same", "the two replies are identical"));
+      }
       if (da.pending || db.pending) panel.append(h("div", "gm-muted", "asking the kernel for the full replies…"));
       return;
     }
