@@ -133,8 +133,10 @@ def test_streamed_a_call_its_result_and_the_answer(local_client: httpx.Client) -
 
 
 def test_a_named_tool_is_the_one_called(local_client: httpx.Client) -> None:  # noqa: F811
-    """Asked about the weather, told to call get_time: get_time it is."""
-    answer, _ = streamed(local_client, messages=ASK, tools=[WEATHER, TIME],
+    """Asked about the weather, told to call get_time: get_time it is. Room for two calls:
+    when the engine's slots hold other work, the model sometimes asks for the time twice
+    (measured: 1 reply in 12 after unrelated requests), which 60 tokens cut."""
+    answer, _ = streamed(local_client, messages=ASK, tools=[WEATHER, TIME], max_tokens=150,
                          tool_choice={"type": "function", "function": {"name": "get_time"}})
     calls = checked_calls(answer, WEATHER, TIME)
     assert calls and {name for name, _ in calls} == {"get_time"}
