@@ -604,6 +604,23 @@ def test_a_hosted_model_without_a_key_says_so_and_sends_nothing(shell, fake_serv
     assert gptmagic.local.get_engine().running is False  # the engine was not even started
 
 
+def test_a_mistyped_local_model_suggests_the_closest_served_one(shell, fake_server):
+    """``-m local:gemma-270m`` is a typo of a served model, not a hosted one: no advice to
+    name another provider or set a key, the model meant, and nothing sent."""
+    before = len(fake_server.requests)
+    for spec, meant in (("local:gemma-270m", "local:gemma-3-270m"), ("local:smolm2", "local")):
+        with pytest.raises(UsageError) as info:
+            shell.run_cell_magic("chat", f"-m {spec}", "user: hi")
+        message = str(info.value)
+        assert f"did you mean '{meant}'?" in message and "'local:gemma-3-270m'" in message
+        assert "OPENAI_API_KEY" not in message
+    with pytest.raises(UsageError, match="Name the provider.*OPENAI_API_KEY") as info:
+        shell.run_cell_magic("chat", "-m local:gpt-4o", "user: hi")  # close to nothing served
+    assert "did you mean" not in str(info.value)
+    assert len(fake_server.requests) == before
+    assert gptmagic.local.get_engine().running is False
+
+
 def test_key_env_selects_the_hosted_provider(shell, fake_server, monkeypatch):
     """``--key-env MY_KEY -m gpt-4o-mini`` means OpenAI with that key, not the embedded model."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -32,6 +32,9 @@ class EmbeddedModel:
     chat_template: str | None = None
     #: The template folds a system message into the first user turn (no segment of its own).
     merges_system: bool = False
+    #: The reply's cap when a request sets none (the engine's own is unlimited):
+    #: a model that never ends its turn would otherwise run to the window.
+    default_max_tokens: int = 256
 
     @property
     def encoding(self) -> str:
@@ -50,6 +53,7 @@ SMOLLM2 = EmbeddedModel(
     context_window=8192,  # SmolLM2 was trained with 8192
     kind="instruct",
     licence="Apache-2.0",
+    default_max_tokens=1024,  # measured: see docs/local-engine.md
 )
 
 GEMMA = EmbeddedModel(
@@ -64,6 +68,8 @@ GEMMA = EmbeddedModel(
     # markers are plain text to Gemma); llama.cpp's own Gemma turn format instead.
     chat_template="gemma",
     merges_system=True,
+    # A base model seldom emits an end of turn: without a cap it loops until the window.
+    default_max_tokens=256,
 )
 
 #: Every model the engine can serve, the default first.
