@@ -295,6 +295,15 @@ def test_few_shot_names_do_not_come_back_in_the_embedded_models_reply(shell):
         assert "example_assistant" not in d.engine_prompt
         md = d._repr_mimebundle_()[0]["text/markdown"]
         assert "The engine receives this text" in md and "example_user: Thank you" in md
+        # The body has no max_tokens; the engine adds its default cap, and the dry run says so.
+        assert "max_tokens" not in d.request
+        assert "the embedded engine caps this reply at 1024 tokens" in md
+        capped, _ = chat(shell, "-m local --no-history --max-tokens 9 --dry-run", FEW_SHOT)
+        assert "caps this reply" not in capped._repr_mimebundle_()[0]["text/markdown"]
+        gemma, _ = chat(shell, "-m local:gemma-3-270m --no-history --dry-run", "user: Hi")
+        assert gemma.engine_prompt.startswith("<start_of_turn>user\nHi")  # its own template
+        assert "caps this reply at 256 tokens" in gemma.note
+        assert gemma.estimate.max_completion_tokens == 256  # not the 32K window
     finally:
         gptmagic.shutdown()
 
