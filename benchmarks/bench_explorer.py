@@ -15,7 +15,11 @@ synthetic evaluation (outputs of ~300 characters, two scorers, a request per cal
 - static: the static HTML page loaded from a loopback server until its matrix is
   drawn (parse the JSON + the same render), median of 3.
 
-Run: python benchmarks/bench_explorer.py   (needs Debian chromium, see TESTING.md)
+- notebook: what a saved .ipynb grows by when ``res`` is displayed (the output's
+  bundle plus the widget state in the metadata), for 100 and 12,000 cells.
+
+Run: python benchmarks/bench_explorer.py   (needs Debian chromium, see TESTING.md);
+``--notebook``: the notebook sizes only.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def synthetic(cases: int, variants: int, seed: int = 0) -> EvalResults:
                          "prompt": f"prompt-{v % 2}", "model": f"model-{v // 2}", "repeat": 0,
                          "api": "chat", "output": text, "finish_reason": "stop",
                          "prompt_tokens": 40, "completion_tokens": 60, "cost": 1e-5,
-                         "latency": 0.5, "ttft": None, "error": None,
+                         "latency": 0.5, "ttft": None, "error": None, "cached": False,
                          "score.exact": float(rnd.random() > 0.4),
                          "score.length": round(rnd.random(), 3)})
             jobs.append(_Job([{"role": "system", "content": "Answer briefly."},
@@ -147,7 +151,25 @@ def static_load_ms(browser: Any, url: str, runs: int = 3) -> float:
     return statistics.median(times) * 1e3
 
 
+def notebook_growth() -> None:
+    """Bytes a saved .ipynb grows by when ``res`` is displayed: the output's bundle
+    (widget view, text/html, text/plain) plus the widget's state saved in the metadata."""
+    from gptmagic.views.explorer import explore
+
+    print(f"{'cells':>7} {'bundle':>10} {'widget state':>13} {'ipynb growth':>13}")
+    for cases, variants in ((50, 2), (2_000, 6)):
+        w = explore(synthetic(cases, variants))
+        data, _ = w._repr_mimebundle_()
+        bundle = len(json.dumps(data, ensure_ascii=False).encode())
+        state = len(json.dumps(w.get_state(), ensure_ascii=False).encode())
+        print(f"{cases * variants:>7,} {bundle / 1e6:>7.2f} MB {state / 1e6:>10.2f} MB "
+              f"{(bundle + state) / 1e6:>10.2f} MB")
+
+
 def main() -> None:
+    notebook_growth()
+    if "--notebook" in sys.argv:
+        return
     rows = []
     with harness_site() as url, chromium() as browser, \
             tempfile.TemporaryDirectory() as tmp, serve_dir(tmp) as static_url:

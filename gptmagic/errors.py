@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from gptmagic.state import current
 
@@ -80,6 +81,7 @@ __all__ = [
     "ToolLoopInterrupted",
     "UnprocessableEntityError",
     "public_params",
+    "public_url",
     "redact",
     "register_secret",
     "status_error",
@@ -102,6 +104,17 @@ def public_params(params: Mapping[str, Any]) -> dict[str, Any]:
     any case): what a run's record, the call log and the explorer keep of a request's
     options. A header there is dropped whole, its name too."""
     return {k: v for k, v in params.items() if str(k).lower() not in SECRET_PARAMS}
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` without its user name and password (``https://u:p@h/v1`` -> ``https://h/v1``):
+    what a log, a cache row or a run keeps of a base URL."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def register_secret(value: str | None) -> None:

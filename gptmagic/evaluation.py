@@ -17,7 +17,7 @@ from typing import Any
 from gptmagic.eval import compare as comparing
 from gptmagic.eval import runner, runs
 from gptmagic.eval.results import EvalResults
-from gptmagic.views.explorer import explore
+from gptmagic.views.explorer import explore, explore_text
 
 __all__ = ["EvalResults", "aevaluate", "compare", "evaluate", "explore", "run", "show_call",
            "with_viewer"]
@@ -27,9 +27,11 @@ _DOC = ("__name__", "__qualname__", "__doc__")
 
 
 def with_viewer(results: Any) -> Any:
-    """``results`` with the explorer as its viewer (an EvalResults; anything else as is)."""
+    """``results`` with the explorer as its viewer, and its text form as the text viewer
+    (an EvalResults; anything else as is)."""
     if isinstance(results, EvalResults):
         results.viewer = explore
+        results.text_viewer = explore_text
     return results
 
 
@@ -52,7 +54,8 @@ def run(name_or_id: str, cache: Any = None) -> Any:
 @functools.wraps(comparing.compare, assigned=_DOC)
 def compare(a: Any, b: Any, threshold: float = 0.5, cache: Any = None) -> Any:
     c = comparing.compare(a, b, threshold, cache)
-    with_viewer(c.flips)  # c.explore() shows the flipped cases
+    with_viewer(c.flips)
+    with_viewer(c.both)  # c.explore() shows the flipped cases, before and after
     return c
 
 
@@ -60,10 +63,17 @@ def show_call(id: int, cache: Any = None) -> Any:
     """One call of the log (``gptmagic.log()``'s ``id``) in the explorer's side panel:
     request, reply, usage, cost, latency, logprobs. ``cache`` is the log's file
     (default: ``$GPTMAGIC_CACHE`` or the default cache)."""
+    from pathlib import Path
+
+    from gptmagic.errors import ConfigError
     from gptmagic.eval.calllog import call_detail
-    from gptmagic.eval.store import Store
+    from gptmagic.eval.store import Store, default_path
     from gptmagic.views.explorer import CallPanel
 
+    if not isinstance(cache, Store) and not Path(cache or default_path()).is_file():
+        raise ConfigError(f"there is no call log at {Path(cache or default_path())}: the file "
+                          "does not exist (%%chat and %%complete log to $GPTMAGIC_CACHE or the "
+                          "default cache; cache= names another file)")
     store = cache if isinstance(cache, Store) else Store(cache)
     try:
         return CallPanel(call_detail(store, id))

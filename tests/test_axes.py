@@ -224,13 +224,38 @@ def test_the_frontier_on_each_axis(x: str, front: list[str]) -> None:
         assert res.pareto()["model"].tolist() == front  # the default, as before
 
 
-def test_the_plotted_frontier_runs_to_the_right_edge() -> None:
+def _frontier_line(ax: Any) -> Any:
+    (line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto frontier"]
+    return line
+
+
+def test_the_plotted_frontier_is_its_points_ringed_and_joined_by_steps() -> None:
+    matplotlib.use("Agg")
+    ax = _hand_made().plot(x="latency")  # every configuration on it: d, a, b, c
+    line = _frontier_line(ax)
+    assert list(line.get_xdata()) == [0.5, 1.0, 2.0, 3.0]
+    assert list(line.get_ydata()) == [0.2, 0.5, 0.9, 1.0]
+    assert line.get_drawstyle() == "steps-post"  # best score so far, then up at the next
+    assert line.get_marker() == "o" and line.get_markerfacecolor() == "none"  # ringed
+    # One legend entry for it, drawn as a line with its ring.
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts.count("Pareto frontier") == 1
+    # The configurations stay the scatter collections (one each), under the rings.
+    assert len(ax.collections) == 4
+    matplotlib.pyplot.close("all")
+
+
+def test_a_frontier_of_one_point_is_a_ringed_point_not_a_line_across() -> None:
     matplotlib.use("Agg")
     ax = _hand_made().plot(x="tokens")  # one point on the frontier: c, at 20 tokens
-    (line,) = ax.lines
-    assert list(line.get_xdata()) == [20, 400] and list(line.get_ydata()) == [1.0, 1.0]
-    ax = _hand_made().plot(x="latency")  # the slowest is on it: nothing to add
-    assert list(ax.lines[0].get_xdata()) == [0.5, 1.0, 2.0, 3.0]
+    line = _frontier_line(ax)
+    # Before: [20, 400] at score 1.0, a horizontal line to the right edge that read as a
+    # threshold. Now: the point alone, ringed.
+    assert list(line.get_xdata()) == [20] and list(line.get_ydata()) == [1.0]
+    assert line.get_marker() == "o"
+    assert len(ax.lines) == 1  # nothing else drawn across the plot
+    ax = _hand_made().plot(x="compute")  # c has no engine time: not drawn, not at 0
+    assert list(_frontier_line(ax).get_xdata()) == [0.1, 0.2]
     matplotlib.pyplot.close("all")
 
 
@@ -364,3 +389,33 @@ def test_a_local_run_measures_compute(tmp_path, monkeypatch) -> None:
     ax = res.plot(x="compute")
     xs = sorted(float(c.get_offsets()[0][0]) for c in ax.collections)
     assert xs == pytest.approx(sorted(s["compute_total"])) and ax.get_title() == ""
+
+
+def _unpriced() -> EvalResults:
+    """The hand-made case with a fifth model, ``e``: the best score, no price (a model the
+    price table does not know), the fastest."""
+    res = _hand_made()
+    extra = res.df[res.df["model"] == "c"].assign(model="e", cost=None, latency=0.1)
+    return EvalResults(pd.concat([res.df, extra], ignore_index=True), [], [], [],
+                       ["prompt", "model"])
+
+
+def test_unknown_cost_is_unknown_in_pareto_and_last_in_recommend() -> None:
+    """pareto() showed inf for an unpriced model; recommend() summed its cost to $0 and
+    picked it as the cheapest. Both now rank it last, show NaN and say why."""
+    res = _unpriced()
+    front = res.pareto()
+    assert front["model"].tolist() == ["b", "c"]  # e, unpriced, ties c on score: dominated
+    alone = EvalResults(res.df[res.df["model"].isin(["a", "e"])], [], [], [],
+                        ["prompt", "model"])
+    table = alone.pareto()
+    assert table["model"].tolist() == ["a", "e"]
+    assert math.isnan(table.loc[1, "total_cost"])  # not inf
+    hosted = _hand_made().pareto(x="compute")  # c: no engine time
+    assert math.isnan(hosted.loc[hosted["model"] == "c", "compute_total"].item())
+    rec = res.recommend("kind", 0.95)
+    assert rec["model"].tolist() == ["c", "c"]  # not e at "$0"
+    assert rec["cost"].tolist() == [0.01, 0.01]
+    assert rec["note"].tolist() == ["cost unknown, ranked last: p · e"] * 2
+    by_latency = res.recommend("kind", 0.95, x="latency")  # e is known there: fastest
+    assert by_latency["model"].tolist() == ["e", "e"] and "note" not in by_latency

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from browser_support import artifacts_dir, harness_site, jupyter_server, notebook_page, serve_dir
 from lazy import lazy
-from test_explorer import CASES, PROMPTS, Exact, Short
+from test_explorer import CASES, PROMPTS, XSS, Exact, Short
 
 import gptmagic
 from gptmagic.views.explorer import explorer_state
@@ -150,6 +150,81 @@ def test_the_widget_asks_the_kernel_for_details_it_does_not_carry(fake, browser)
         assert reply.text_content() == "full reply 3"
         assert page.evaluate("gm.mounts[0].model.sent") == [{"type": "detail", "id": 3}]
         assert page.evaluate("window.__pwned") is None
+        page.close()
+
+
+def _hostile_run() -> Any:
+    """Payloads in a model name and a data column's name; a long model name with a grid
+    (the header's grid line); an output whose only match for a search is past the cut."""
+    cases = [{f"col{XSS}": f"v{i}", "q": f"question {i}"} for i in range(3)]
+    res = gptmagic.evaluate(cases, {"plain": "user: {q}"},
+                            [f"fake:m{XSS}", "fake:smollm2-135m-instruct-q8-0-a-long-name"],
+                            grid={"temperature": [0.0, 1.0]}, scorers=[Exact()],
+                            progress=False)
+    res.df.loc[0, "output"] = "filler " * 60 + "needle-past-the-cut"
+    return res
+
+
+def _check_hostile(page: Any, errors: list[str]) -> None:
+    x = page.locator(".gm-explorer")
+    x.locator(".gm-x-cell").first.wait_for()
+    heads = x.locator(".gm-x-hcell[role=columnheader]")
+    assert heads.count() == 4
+    # The grid value has a line of its own, whole, under the (cut) prompt · model.
+    for i in range(4):
+        grid = heads.nth(i).locator(".gm-x-vgrid")
+        assert grid.text_content() in ("temperature=0.0", "temperature=1.0")
+        assert grid.evaluate("e => e.scrollHeight <= e.clientHeight + 1 && e.offsetHeight > 0 "
+                             "&& e.getBoundingClientRect().bottom <= "
+                             "e.parentElement.getBoundingClientRect().bottom + 1")
+    assert "m<script>" in heads.first.get_attribute("title")  # the full label on hover
+    assert f"col{XSS}: v0" in x.locator(".gm-x-case").nth(1).text_content()
+    _shot(page, "hostile-names.png")
+    # The search finds text past the cell's cut.
+    x.locator(".gm-x-search").fill("needle-past-the-cut")
+    page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '1'")
+    x.locator(".gm-x-search").fill("")
+    page.wait_for_function("() => document.querySelector('.gm-count').dataset.shown === '3'")
+    for i in range(x.locator(".gm-x-cell").count()):
+        x.locator(".gm-x-cell").nth(i).click()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img").count() == 0
+    assert errors == []
+
+
+def test_static_explorer_keeps_hostile_model_and_column_names_as_text(fake, browser, tmp_path):
+    res = _hostile_run()
+    for name, limit in (("x.html", 10**9), ("ask.html", 0)):
+        (tmp_path / name).write_text("<!doctype html><meta charset=utf-8><body>"
+                                     + xs.explorer_html(explorer_state(res, inline_limit=limit)),
+                                     encoding="utf-8")
+    with serve_dir(tmp_path) as url:
+        page = _page(browser, url)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "x.html")
+        _check_hostile(page, errors)
+        # No details and no kernel: the panel shows what the matrix carries, past the cut.
+        page.goto(url + "ask.html")
+        page.locator(".gm-x-cell").first.click()
+        out = page.locator(".gm-x-panel .gm-x-pre").last.text_content()
+        assert out.endswith("needle-past-the-cut")
+        assert "kernel" in page.locator(".gm-x-panel").text_content()
+        _shot(page, "ask-panel.png")
+        assert page.evaluate("window.__pwned") is None and errors == []
+        page.close()
+
+
+def test_widget_keeps_hostile_model_and_column_names_as_text(fake, browser):
+    state = explorer_state(_hostile_run())
+    with harness_site() as url:
+        page = _page(browser, url)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "harness.html")
+        page.wait_for_function("() => window.gm && window.gm.ready")
+        page.evaluate("(s) => gm.mount('explorer', {data: s})", state)
+        _check_hostile(page, errors)
         page.close()
 
 

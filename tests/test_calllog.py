@@ -224,3 +224,147 @@ def test_two_processes_log_to_one_file_at_once(tmp_path):
         assert store.integrity() == "ok"
     finally:
         store.close()
+
+
+def test_a_failed_call_is_logged_with_its_error_and_no_reply(shell, cache, fake_server):
+    from fakeserver import Behaviour
+
+    said = {"error": {"message": f"no such thing (you sent {KEY})", "type": "invalid"}}
+    fake_server.plan(Behaviour(status=400, body=said), Behaviour(status=400, body=said))
+    with pytest.raises(Exception, match="no such thing"):
+        chat(shell, "-p fake --no-history", "user: doomed chat")
+    with pytest.raises(Exception, match="no such thing"):
+        with capture_output():
+            shell.run_cell_magic("complete", "-p fake", "doomed prompt")
+    fake_server.plan(Behaviour(status=400, body=said))  # one of two models fails
+    chat(shell, "-p fake -m one,two --no-history", "user: half")
+    df = gptmagic.log()
+    assert list(df["kind"]) == ["chat", "chat", "completion", "chat"]
+    assert list(df["request"]) == ["user: half", "user: half", "doomed prompt",
+                                   "user: doomed chat"]
+    failed = df[df["error"].notna()]
+    assert len(failed) == 3 and failed["reply"].isna().all()
+    assert all("no such thing" in e and "[REDACTED]" in e for e in failed["error"])
+    assert df["reply"].notna().sum() == 1
+    stored = b"".join(p.read_bytes() for p in cache.parent.glob(cache.name + "*"))
+    assert KEY.encode() not in stored
+    detail = call_detail(Store(cache), int(df.iloc[-1]["id"]))
+    assert detail["reply"] is None and "no such thing" in detail["error"]
+    assert detail["messages"] == [{"role": "user", "content": "doomed chat"}]
+
+
+#: What each search finds among the logged requests below, with the FTS5 index and
+#: without it: each word literally, in any case (a word that starts with a letter or
+#: digit starts a word), never as FTS5 syntax.
+TEXTS = ['say "hi" NEAR the *star* - minus', "a OR b", "c++ AND d", "cats and code",
+         "x:y col:val", "(paren", "it's fine", "gpt-4o mini", "Éclair café"]
+SEARCHES = {"c++": ["c++ AND d"], "c": ["c++ AND d", "cats and code", "x:y col:val",
+                                        "Éclair café"],
+            "*": ['say "hi" NEAR the *star* - minus'],
+            "-": ['say "hi" NEAR the *star* - minus', "gpt-4o mini"],
+            "'": ["it's fine"], '"hi"': ['say "hi" NEAR the *star* - minus'],
+            '"': ['say "hi" NEAR the *star* - minus'], "OR": ["a OR b"], "near": [
+                'say "hi" NEAR the *star* - minus'], "col:val": ["x:y col:val"],
+            "(paren": ["(paren"], "gpt-4o": ["gpt-4o mini"], "4o": ["gpt-4o mini"],
+            "pt-4": [], "éclair CAFÉ": ["Éclair café"], "ode": [], "*star* minus": [
+                'say "hi" NEAR the *star* - minus'], "AND c++": ["c++ AND d"],
+            "NEAR(a b)": [], "cats code": ["cats and code"], "code cats x": []}
+
+
+@pytest.mark.parametrize("fts", [True, False])
+def test_search_is_literal_with_fts5_and_without(tmp_path, fts):
+    from gptmagic.core.types import Choice, Result, Timings, Usage
+    from gptmagic.eval.calllog import LoggedCall, write
+
+    path = tmp_path / "log.sqlite"
+    store = Store(path)
+    for text in TEXTS:
+        r = Result(kind="chat", model="m", choices=[Choice(index=0, text="ok")],
+                   usage=Usage(1, 1, 2), timings=Timings(total=0.1))
+        assert write(store, LoggedCall("chat", "m", text, {}, r))
+    store.close()
+    if not fts:
+        db = sqlite3.connect(path)
+        db.executescript("DROP TRIGGER calllog_ai; DROP TRIGGER calllog_ad; "
+                         "DROP TABLE calllog_fts;")
+        db.close()
+    found = {q: sorted(gptmagic.log(search=q, cache=path)["request"], key=TEXTS.index)
+             for q in SEARCHES}
+    assert found == SEARCHES
+
+
+def test_limit_must_be_a_whole_number_and_a_huge_one_means_all(shell, cache):
+    chat(shell, "-p fake --no-history", "user: one")
+    chat(shell, "-p fake --no-history", "user: two")
+    assert len(gptmagic.log(limit=99999999999999999999)) == 2
+    assert len(line(shell, "chat", "log -n 99999999999999999999").stdout.splitlines()) == 3
+    for bad in ("5", 2.5, True, 0, None):
+        with pytest.raises(RequestError, match=r"limit=.*whole number >= 1 \(e.g. limit=50\)"):
+            gptmagic.log(limit=bad)
+
+
+def test_terminal_controls_in_the_log_and_the_call_panel_are_shown_not_sent(shell, cache):
+    hostile = "red \x1b[31mtext\x1b]0;pwned\x07 bell\x08 del\x7f csi\x9b end"
+    chat(shell, "-p fake --no-history", f"user: {hostile}")
+    out = line(shell, "chat", "log -n 1").stdout
+    assert "\\x1b[31mtext\\x1b]0;pwned\\x07" in out
+    assert not any(ord(c) < 0x20 and c not in "\n\t" or 0x7f <= ord(c) < 0xa0 for c in out)
+    panel = gptmagic.show_call(int(gptmagic.log().iloc[0]["id"])).to_text()
+    assert f"echo: {hostile}".encode("unicode_escape").decode() in panel
+    assert "\\x1b]0;pwned\\x07" in panel and "\x1b" not in panel and "\x07" not in panel
+    assert gptmagic.log().iloc[0]["reply"] == f"echo: {hostile}"  # kept as it was
+
+
+def test_show_call_of_a_missing_file_says_so_and_creates_nothing(tmp_path):
+    from gptmagic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no call log at .*none\.sqlite: the file does not"):
+        gptmagic.show_call(1, cache=tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_the_log_keeps_the_last_n_calls(shell, cache, monkeypatch):
+    from gptmagic.core.types import Choice, Result, Timings, Usage
+    from gptmagic.eval.calllog import KEEP, LoggedCall, write
+
+    assert KEEP == 10_000 and f"keeps the last {KEEP:,} calls" in line(shell, "gptmagic", "").stdout
+    assert "keeps the last 2 calls" in line(shell, "gptmagic", "log keep 2").stdout
+    for word in ("alpha", "bravo", "charlie", "delta"):
+        chat(shell, "-p fake --no-history", f"user: {word}")
+    assert list(gptmagic.log()["request"]) == ["user: delta", "user: charlie"]
+    assert gptmagic.log(search="alpha").empty  # gone from the search index too
+    db = sqlite3.connect(cache)
+    assert db.execute("SELECT count(*) FROM calllog_fts").fetchone() == (2,)
+    db.close()
+    with pytest.raises(Exception, match="log keep: expected a whole number >= 1"):
+        shell.run_line_magic("gptmagic", "log keep 0")
+    store = Store(cache)  # the library's write keeps all unless told
+    r = Result(kind="chat", model="m", choices=[Choice(index=0, text="r")], usage=Usage(1, 1, 2),
+               timings=Timings(total=0.1))
+    write(store, LoggedCall("chat", "m", "echo", {}, r))
+    assert len(gptmagic.log(cache=store)) == 3
+    write(store, LoggedCall("chat", "m", "foxtrot", {}, r), keep=1)
+    assert list(gptmagic.log(cache=store)["request"]) == ["foxtrot"]
+    store.close()
+    shell.run_line_magic("unload_ext", "gptmagic")
+    monkeypatch.setenv("GPTMAGIC_LOG_KEEP", "5_000")
+    shell.run_line_magic("load_ext", "gptmagic")
+    assert "keeps the last 5,000 calls" in line(shell, "gptmagic", "").stdout
+
+
+def test_a_profile_with_log_false_is_never_logged(shell, cache, fake_server):
+    from gptmagic.errors import ConfigError
+
+    gptmagic.add_profile("quiet", base_url=fake_server.url, default_model="fake-model",
+                         log=False)
+    r, _ = chat(shell, "-p quiet --no-history", "user: confidential")
+    assert r.text == "echo: confidential"
+    chat(shell, "-p fake --no-history", "user: ordinary")
+    chat(shell, "-p quiet -m a,b --no-history", "user: confidential too")
+    with capture_output():
+        shell.run_cell_magic("complete", "-p quiet", "confidential prompt")
+    assert list(gptmagic.log()["request"]) == ["user: ordinary"]
+    stored = b"".join(p.read_bytes() for p in cache.parent.glob(cache.name + "*"))
+    assert b"confidential" not in stored
+    with pytest.raises(ConfigError, match="log must be true or false, got 'no'"):
+        gptmagic.add_profile("bad", base_url=fake_server.url, log="no")

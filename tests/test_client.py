@@ -457,6 +457,18 @@ def test_body_is_json_with_unicode(prov, fake_server):
     assert "héllo ☃".encode() in raw and json.loads(raw)["messages"][0]["content"] == "héllo ☃"
 
 
+@pytest.mark.parametrize("option", ["extra_headers", "extra_body", "api_key"])
+def test_sdk_only_keywords_are_refused_not_sent_in_the_body(prov, fake_server, option):
+    """``extra_headers={"X-Api-Key": ...}`` (the SDK's spelling) went out as a body
+    field, secret and all; it is refused before anything is sent, naming the way."""
+    before = len(fake_server.requests)
+    with pytest.raises(RequestError, match=rf"'{option}' is an option of OpenAI's Python "
+                                           r"SDK.*add_profile\(name, headers=") as e:
+        gptmagic.chat("hi", provider=prov, **{option: {"X-Api-Key": "sk-hdr-secret-123"}})
+    assert e.value.param == option and "sk-hdr-secret-123" not in str(e.value)
+    assert len(fake_server.requests) == before
+
+
 async def test_a_bare_error_event_keeps_its_message(client, fake_server):
     """llama.cpp's server sends stream errors as bare `error: {...}` events."""
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",

@@ -301,3 +301,19 @@ def test_an_unknown_profile_prefix_never_falls_back_to_the_embedded_model(isolat
     assert config.model_name("ft:gpt-4o-mini:my-org::abc123") == "ft:gpt-4o-mini:my-org::abc123"
     assert config.model_name("mine:gpt-4o") == "gpt-4o"
     assert config.model_name(None) == "smollm2-135m-instruct"
+
+
+def test_gemma_names_other_providers_use_go_to_the_default_profile(isolated_env, monkeypatch):
+    """With GPTMAGIC_PROFILE=ollama, 'gemma' went to the embedded Gemma 270M instead of
+    Ollama's gemma; a bare 'gemma-3-270m' may be another server's too. Only 'local:'
+    (or a local default) reaches the embedded one."""
+    config.add_profile("ollama", base_url="http://127.0.0.1:1/v1")
+    assert config.resolve(model="gemma-3-270m") == (config.get_profile("local"), "gemma-3-270m")
+    monkeypatch.setenv("GPTMAGIC_PROFILE", "ollama")
+    for name in ("gemma", "gemma3-270m", "gemma-3-270m", "Gemma-3-270M"):
+        assert config.resolve(model=name) == (config.get_profile("ollama"), name)
+    assert config.resolve(model="local:gemma-3-270m") == (config.get_profile("local"),
+                                                          "gemma-3-270m")
+    assert config.resolve(model="local")[0].name == "local"  # the engine's own name still
+    with pytest.raises(ConfigError, match="serves only"):  # the old aliases reach nothing
+        config.refuse_misrouted(config.get_profile("local"), "gemma", "local:gemma", named=True)

@@ -13,8 +13,9 @@ from gptmagic.errors import ConfigError, RequestError
 from gptmagic.eval.results import EvalResults
 from gptmagic.views.explorer import explore, explorer_state
 from gptmagic.views.explorer import static as xs
-from gptmagic.views.explorer.state import cell_detail, detail_state
+from gptmagic.views.explorer.state import SEARCH_CHARS, cell_detail, detail_state, matrix_only
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
 XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=1>"
 CASES = [{"q": f"question {i}", "expected": f"echo: question {i}", "kind": "ab"[i % 2]}
          for i in range(4)]
@@ -200,3 +201,124 @@ def test_call_panel_shows_one_call(fake):
     panel = CallPanel(cell_detail(res, 2))
     assert panel.data["kind"] == "call" and panel.data["detail"]["reply"] == res.df["output"][2]
     assert "echo: question 0" in panel.to_text() and "gm-x-host" in panel.to_html()
+
+
+def test_the_search_text_is_the_whole_output_not_the_cut(fake):
+    res = run()
+    res.df.loc[0, "output"] = "word " * 100 + "needle"
+    res.df.loc[1, "output"] = "x" * 5_000 + "lost"
+    cells = explorer_state(res, cell_chars=20, inline_limit=0)["cells"]
+    assert cells[0][3] + cells[0][9] == "word " * 100 + "needle"  # the JS searches both
+    assert cells[1][3] + cells[1][9] == "x" * SEARCH_CHARS  # capped: the docs say so
+    assert cells[2][9] == ""  # not cut: nothing more
+    # Details inline: the search reads their replies, the cells carry no second copy ...
+    inline = explorer_state(res, cell_chars=20)
+    assert [c[9] for c in inline["cells"]] == [""] * 16
+    assert inline["details"]["0"]["reply"].endswith("needle")
+    # ... and dropping them (the HTML beside a widget) puts the rest back.
+    assert matrix_only(inline)["cells"] == cells and matrix_only(inline)["mode"] == "ask"
+
+
+def test_no_credential_in_params_reaches_the_state_or_the_bundle(fake):
+    secret = "sk-hush-4f9a27c1d3"
+    res = gptmagic.evaluate(CASES[:2], "user: {q}", ["fake:fake-model"], scorers=[Exact()],
+                            progress=False, params={"extra_headers": {"X-Api-Key": secret},
+                                                    "temperature": 0})
+    state = explorer_state(res)
+    assert state["details"]["0"]["params"] == {"temperature": 0}
+    data, meta = res._repr_mimebundle_()
+    widget = res.explore()
+    dumped = json.dumps([data, meta, widget.data, widget.get_state()], default=str)
+    assert secret not in dumped and "X-Api-Key" not in dumped
+    assert secret not in json.dumps(detail_state({"params": {"headers": {"a": secret}}}))
+
+
+def test_terminal_forms_show_escape_codes_instead_of_sending_them(fake):
+    from gptmagic.views.explorer import CallPanel
+    from gptmagic.views.text import printable
+
+    hostile = "ok \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \x9b2J \r\x08\x7f end\n\tnext"
+    assert printable(hostile) == ("ok \\x1b]0;pwned\\x07 \\x1b[31mred\\x1b[0m \\x9b2J "
+                                  "\\x0d\\x08\\x7f end\n\tnext")
+    res = run()
+    res.df.loc[0, "error"] = hostile
+    res.df["row"] = res.df["row"].astype(str) + "\x1b[2J"
+    state = explorer_state(res, title="t\x1b]0;x\x07")
+    text = xs.explorer_text(state)
+    panel = CallPanel({"model": "m\x1b[1m", "reply": hostile, "error": hostile,
+                       "messages": [{"role": "user", "content": hostile}]}).to_text()
+    for out in (text, panel):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
+    assert "\\x1b]0;pwned\\x07" in panel and "t\\x1b]0;x\\x07" in text
+
+
+def _count_builds(monkeypatch):
+    """Counters of what a rich display builds: call details, static HTML, widgets."""
+    from gptmagic.views.explorer import state as xstate
+    from gptmagic.views.explorer import widget as xwidget
+
+    built = {"detail": 0, "html": 0, "widget": 0}
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            built[name] += 1
+            return fn(*a, **k)
+        return wrapper
+
+    monkeypatch.setattr(xstate, "cell_detail", counted("detail", xstate.cell_detail))
+    monkeypatch.setattr(xs, "explorer_html", counted("html", xs.explorer_html))
+    monkeypatch.setattr(xwidget.Explorer, "__init__",
+                        counted("widget", xwidget.Explorer.__init__))
+    return built
+
+
+def test_text_only_display_builds_no_widget_html_or_details(fake, monkeypatch):
+    res = run()
+    built = _count_builds(monkeypatch)
+    data, _ = res._repr_mimebundle_(include={"text/plain"})
+    assert list(data) == ["text/plain"] and "\nevaluation: 4 cases" in data["text/plain"]
+    data, _ = res._repr_mimebundle_(exclude={"text/html", WIDGET})
+    assert list(data) == ["text/plain"]
+    assert built == {"detail": 0, "html": 0, "widget": 0}
+    data, _ = res._repr_mimebundle_(include={"text/html"})  # HTML alone: no widget view
+    assert list(data) == ["text/html"] and built["html"] == 1
+    data, _ = res._repr_mimebundle_()
+    assert {WIDGET, "text/html", "text/plain"} <= set(data) and built["detail"] > 0
+
+
+def test_a_text_only_shell_gets_the_text_form_alone(fake, monkeypatch):
+    from shell_support import new_shell
+
+    res = run()
+    shell = new_shell()
+    try:
+        shell.display_formatter.active_types = ["text/plain"]  # what a terminal sets
+        shell.run_line_magic("load_ext", "gptmagic")
+        built = _count_builds(monkeypatch)
+        data, _ = shell.display_formatter.format(res)
+        assert list(data) == ["text/plain"] and "evaluation: 4 cases" in data["text/plain"]
+        assert built == {"detail": 0, "html": 0, "widget": 0}
+        shell.run_line_magic("unload_ext", "gptmagic")  # unloading removes the printer
+        assert WIDGET in shell.display_formatter.mimebundle_formatter(res)[0]
+    finally:
+        type(shell).clear_instance()
+
+
+def test_html_beside_the_widget_drops_what_the_widget_state_already_holds(fake):
+    res = run()
+    res.df["output"] = "word " * 20_000  # 100 kB a reply: details past FALLBACK_LIMIT
+    data, _ = res._repr_mimebundle_()
+    widget = res.explore()
+    assert widget.data["mode"] == "inline"  # the saved widget state has every detail
+    html_state = json.loads(_scripts(data["text/html"])[0])
+    assert html_state["mode"] == "ask" and html_state["details"] == {}
+    assert html_state["cells"] == matrix_only(widget.data)["cells"]  # the whole matrix
+    assert html_state["cells"][0][9] == ("word " * 20_000)[160:SEARCH_CHARS]  # searchable
+    assert len(data["text/html"]) < xs.FALLBACK_LIMIT < len(widget.to_html())
+    # Past the limit without details too: the plain table alone, no script.
+    table = xs.fallback_html(widget.data, limit=1_000)
+    assert "<script" not in table and "<table>" in table and "needs" not in table
+    assert "widget state" in table
+    # HTML asked for alone (no widget view) is the whole static explorer.
+    alone, _ = res._repr_mimebundle_(include={"text/html"})
+    assert json.loads(_scripts(alone["text/html"])[0])["mode"] == "inline"

@@ -331,11 +331,11 @@ def test_chat_and_responses_without_a_limit_get_the_models_default_cap() -> None
     gemma = prepare_chat(chat(model="gemma-3-270m"), model=GEMMA)
     assert gemma.bodies[0]["max_tokens"] == GEMMA.default_max_tokens == 256
     for given in ({"max_tokens": 5}, {"max_completion_tokens": 5}):
-        assert prepare_chat(chat(model="gemma", **given), model=GEMMA).bodies[0][
+        assert prepare_chat(chat(model="gemma-3-270m", **given), model=GEMMA).bodies[0][
             "max_tokens"] == 5
-    stream = prepare_chat(chat(model="gemma", stream=True, n=2), model=GEMMA)
+    stream = prepare_chat(chat(model="gemma-3-270m", stream=True, n=2), model=GEMMA)
     assert stream.bodies[0]["max_tokens"] == 256
-    fanned = prepare_chat(chat(model="gemma", n=3), model=GEMMA)
+    fanned = prepare_chat(chat(model="gemma-3-270m", n=3), model=GEMMA)
     assert [b["max_tokens"] for b in fanned.bodies] == [256, 256, 256]
     bound = functools.partial(prepare_chat, model=GEMMA)
     planned = prepare_response({"model": "gemma-3-270m", "input": "hi"}, bound)

@@ -135,8 +135,10 @@ def test_recommend_has_scorer_columns_and_no_nan_note(fake):
     cases = [{**c, "kind": "a" if i % 2 else "b"} for i, c in enumerate(CASES)]
     res = gptmagic.evaluate(cases, "user: {q}", ["fake:one"], scorers=[Exact(), Short()],
                             progress=False)
-    rec = res.recommend("kind", threshold=0.5)
+    rec = res.recommend("kind", threshold=0.5, x="latency")
     assert "note" not in rec.columns  # every group has a pick: no column of NaN
+    unpriced = res.recommend("kind", threshold=0.5)  # the fake model has no price
+    assert list(unpriced["note"]) == ["cost unknown, ranked last: prompt · one"] * 2
     assert {"score.exact", "score.short"} <= set(rec.columns)
     low = res.recommend("kind", threshold=2.0)  # nothing reaches it
     assert list(low["note"]) == ["no configuration reaches 2.0"] * 2

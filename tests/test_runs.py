@@ -46,6 +46,7 @@ def test_every_evaluate_is_a_run_with_its_settings_prompts_data_and_totals(fake,
     assert first["score"] == pytest.approx(0.25) and table.iloc[0]["score"] == 0.5
     assert first["models"] == "fake:fake-model" and first["prompts"] == "p"
     assert first["data"] == b.run.data_hash[:12]  # the same data, the same identity
+    assert first["started"].microsecond == 0 and first["started"].tzname() == "UTC"
     cfg = a.run.config
     assert cfg["params"] == {"max_tokens": 20} and cfg["repeats"] == 2
     assert cfg["scorers"] == ["ends"] and cfg["models"] == ["fake:fake-model"]
@@ -71,6 +72,8 @@ def test_a_run_is_rebuilt_in_a_fresh_process_without_a_call_or_a_score(fake, tmp
     back = json.loads(out["df"])
     cols = ["row", "prompt", "model", "repeat", "output", "score", "score.ends", "cached",
             "prompt_tokens", "latency"]
+    # The data's columns in its own order ("q" before "end"), as the run had them.
+    assert [c for c in back[0] if c.startswith("input.")] == ["input.q", "input.end"]
     assert [{c: r[c] for c in cols} for r in back] == json.loads(
         a.df[cols].to_json(orient="records"))
     assert json.loads(out["summary"]) == json.loads(a.summary().to_json(orient="records"))
@@ -110,8 +113,11 @@ def test_cache_false_records_no_run(fake, tmp_path):
 
 
 def test_a_missing_result_is_a_row_error_not_a_guess(fake, tmp_path):
+    """A call with no copy of its own (a batch's, pending when the run ended) is looked up
+    in the cache; gone from there too, it is an error, not a guess."""
     res = run("user: {q}", "gone")
     db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db.execute("UPDATE run_cells SET cell = json_remove(cell, '$.result')")
     db.execute("DELETE FROM calls WHERE key = ?", (res._jobs[0].key,))
     db.commit()
     db.close()
@@ -119,6 +125,30 @@ def test_a_missing_result_is_a_row_error_not_a_guess(fake, tmp_path):
     assert back.df["error_type"][0] == "MissingResult" and "no longer" in back.df["error"][0]
     assert back.df["output"][1] == "echo: b"
 
+
+
+def test_a_run_keeps_the_outputs_it_scored_when_the_cache_is_refreshed(fake, tmp_path):
+    """refresh=True replaces the cached result of a call; the earlier run still shows the
+    output it saw and scored (its own copy), and compare() reports no flip it never had."""
+    from fakeserver import Behaviour
+
+    rows = [{"q": "a", "end": "a"}]
+    run("user: {q}", "old", rows=rows)
+    fake.set_default(Behaviour(text="something else"))
+    new = run("user: {q}", "new", rows=rows, refresh=True)
+    assert list(new.df["output"]) == ["something else"] and list(new.df["score"]) == [0.0]
+    old = gptmagic.run("old")
+    assert list(old.df["output"]) == ["echo: a"] and list(old.df["score"]) == [1.0]
+    assert list(old.rescore([custom(ends)]).df["score"]) == [1.0]
+    c = gptmagic.compare("old", "new")
+    assert (c.fail_to_pass, c.pass_to_fail) == (0, 1)
+    assert list(c.flips.df["output"]) == ["something else"]
+    # Its own copy stands when the cache row is gone too.
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db.execute("DELETE FROM calls")
+    db.commit()
+    db.close()
+    assert list(gptmagic.run("old").df["output"]) == ["echo: a"]
 
 # -- compare -----------------------------------------------------------------------------------
 
@@ -165,17 +195,6 @@ def test_a_cell_that_failed_counts_as_failing(fake, tmp_path):
     run("user: {q} yes", "bad", refresh=True)
     c = gptmagic.compare("good", "bad")
     assert (c.fail_to_pass, c.pass_to_fail) == (0, 2)
-
-
-def test_comparison_explore_shows_the_flips():
-    from gptmagic.eval.compare import Comparison
-
-    class Flips:
-        def explore(self):
-            return "the explorer, filtered"
-
-    c = Comparison("a", "b", 0.5, {}, __import__("pandas").DataFrame(), 0, 0, flips=Flips())
-    assert c.explore() == "the explorer, filtered"
 
 
 PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
@@ -259,9 +278,19 @@ def test_a_recorded_run_and_a_comparisons_flips_open_in_the_explorer(fake, tmp_p
     c = gptmagic.compare("before", "after")
     flips = c.explore()
     assert isinstance(flips, Explorer)
+    state = flips.data  # each flipped case: its cell before and after, and which way
+    assert [v["keys"]["run"] for v in state["variants"]] == ["before", "after"]
+    cells = {(state["cases"][case][0], state["variants"][v]["keys"]["run"]): text
+             for case, v, _, text, *_ in state["cells"]}
+    assert cells == {("0", "before"): "echo: a", ("0", "after"): "echo: a yes",
+                     ("1", "before"): "echo: b", ("1", "after"): "echo: b yes",
+                     ("2", "before"): "echo: c", ("2", "after"): "echo: c yes"}
+    flip = state["inputs"].index("flip")
+    assert [case[1][flip] for case in state["cases"]] == ["pass→fail", "fail→pass",
+                                                         "fail→pass"]
     page = flips.to_html()
-    assert "echo: a yes" in page and "echo: b yes" in page and "echo: d yes" not in page
-    assert "3 cases" in flips.to_text()
+    assert "echo: a yes" in page and "echo: d yes" not in page
+    assert "3 cases" in flips.to_text() and "the cases that flipped" in page
 
 
 def test_no_key_is_stored_with_a_run(fake, tmp_path, monkeypatch):
@@ -276,3 +305,30 @@ def test_no_key_is_stored_with_a_run(fake, tmp_path, monkeypatch):
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
     assert b"keyed" in stored  # the run is there...
     assert key.encode() not in stored and b"hdr-runs-secret-42" not in stored  # ...no secret
+
+
+def test_no_header_in_params_or_password_in_a_base_url_is_stored(fake, tmp_path):
+    """extra_headers given as params (or gridded) are refused, never sent or kept (not in
+    the run's config or cells); a base URL's user:password@ is sent, never kept (not in
+    the calls table's request or base_url)."""
+    url = fake.url.replace("http://", "http://user:Pa55w0rdXYZ@")
+    gptmagic.add_profile("pw", base_url=url, default_model="fake-model")
+    refused = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], run="hdr",
+                                params={"extra_headers": {"X-Api-Key": "hdrsecretVALUE123"},
+                                        "max_tokens": 9},
+                                grid={"extra_headers": [{"X-Api-Key": "gridsecretVALUE456"}]},
+                                progress=False)
+    assert refused.df["error_type"].tolist() == ["RequestError"] and not fake.requests
+    assert "option of OpenAI's Python SDK" in refused.df["error"][0]
+    assert refused.run.config["params"] == {"max_tokens": 9}
+    res = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], run="pw",
+                            params={"max_tokens": 9}, progress=False)
+    assert res.df["error"].isna().all() and len(fake.requests) == 1
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
+    assert b"max_tokens" in stored and fake.url.split("//")[1].encode() in stored
+    for secret in (b"hdrsecretVALUE123", b"gridsecretVALUE456", b"Pa55w0rdXYZ"):
+        assert secret not in stored
+    assert gptmagic.run("pw").df["output"].tolist() == ["echo: a"]
+    again = gptmagic.evaluate(ROWS[:1], "user: {q}", ["pw:fake-model"], progress=False,
+                              params={"max_tokens": 9})
+    assert again.df["cached"].all()  # the stored URL is not how a result is found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ def test_scorer_error_is_a_gptmagic_error() -> None:
     (sc.contains(column="city"), "It is Lyon.", {"city": "Lyon"}, 1.0),
     (sc.icontains(column="city"), "it is lyon.", {"city": "Lyon"}, 1.0),
     # positional text is literal even when a column has that name
-    (sc.contains("city"), "Lyon", {"city": "Lyon"}, 0.0),
+    pytest.param(sc.contains("city"), "Lyon", {"city": "Lyon"}, 0.0,  # and it says so
+                 marks=pytest.mark.filterwarnings("ignore:contains.'city'")),
     # regex
     (sc.regex(r"\bParis\b"), "in Paris today", {}, 1.0),
     (sc.regex(r"^paris$", flags=re.I | re.M), "answer:\nPARIS", {}, 1.0),
@@ -379,3 +381,16 @@ async def test_score_async_checks_range_of_plain_scorer() -> None:
 
     with pytest.raises(ScorerError, match="outside"):
         await score_async(Bad("bad"), case("x"))
+
+
+def test_literal_text_named_like_a_column_is_searched_literally_and_said_once():
+    """``icontains("answer")`` looks for the word "answer", not the row's answer: the
+    slip a new user made. It keeps its meaning and says so, once per scorer."""
+    scorer = sc.icontains("answer")
+    row = {"question": "Capital of France?", "answer": "Paris"}
+    with pytest.warns(UserWarning, match=r"icontains\(column='answer'\)"):
+        assert scorer(Case("Paris.", row)) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert scorer(Case("The answer is Paris.", row)) == 1.0  # said once, not again
+        assert sc.icontains("answer")(Case("answer", {"q": "x"})) == 1.0  # no such column

@@ -349,6 +349,10 @@ def test_batch_evaluation(batch):
     assert [(r["prompt"], r["calls"]) for r in plan] == [
         (p, "9") for p in ("plain", "instruction", "few-shot") for _ in range(2)]
     assert all(float(r["cost_high"]) == 0 for r in plan)  # both models are free
+    counted = {(r["prompt"], r["model"]): int(r["prompt_tokens"]) for r in plan}
+    # The text: SmolLM2's template adds a system message to a prompt with none.
+    assert (counted[("plain", "smollm2-135m-instruct")]
+            > counted[("instruction", "smollm2-135m-instruct")])
     summary = frame(cell(nb, "summary = res.summary()"))
     small, base = "smollm2-135m-instruct", "gemma-3-270m"
     keys = [(r["prompt"], r["model"]) for r in summary]
@@ -367,10 +371,37 @@ def test_batch_evaluation(batch):
     assert got[("plain", base)]["score"] == got[("instruction", base)]["score"] == 0
     assert got[("few-shot", base)]["score.correct"] >= 0.5
     assert got[("few-shot", base)]["score.exact"] == 0
+    # ... so on few-shot the base model passes more often yet scores less.
+    assert got[("few-shot", base)]["pass_rate"] > got[("few-shot", small)]["pass_rate"]
+    assert got[("few-shot", base)]["score"] < got[("few-shot", small)]["score"]
     best = stdout(cell(nb, "best = summary"))
     assert best.startswith(f"best score: few-shot on {small}: ")
-    tokens = {r[""]: r for r in frame(cell(nb, "best = summary"))}
-    assert float(tokens["few-shot"]["prompt_tokens"]) > float(tokens["plain"]["prompt_tokens"])
+    per_call = {(r["prompt"], r["model"]): {k: float(v) for k, v in r.items()
+                                            if k not in ("", "prompt", "model")}
+                for r in frame(cell(nb, "best = summary"))}
+    assert list(per_call) == keys
+    for m in (small, base):  # the few-shot prompt is several times as long
+        few = per_call[("few-shot", m)]["prompt_tokens"]
+        assert all(few >= 2 * per_call[(p, m)]["prompt_tokens"] for p in ("plain", "instruction"))
+    # The engine reuses most of SmolLM2's few-shot prompt, none of Gemma's; SmolLM2 stops
+    # after the name (short replies: the low tokens_per_s the text explains), Gemma writes
+    # all 8 tokens.
+    assert (per_call[("few-shot", small)]["cached_tokens"]
+            > per_call[("few-shot", small)]["prompt_tokens"] / 2)
+    assert all(per_call[(p, base)]["cached_tokens"] == 0
+               for p in ("plain", "instruction", "few-shot"))
+    assert per_call[("few-shot", small)]["completion_tokens"] < 4
+    assert per_call[("few-shot", small)]["completion_tokens"] < per_call[("plain", small)][
+        "completion_tokens"] == 8
+    assert per_call[("few-shot", base)]["completion_tokens"] == 8
+    # The printed comparison is the table's (whatever the timings of this run).
+    ratio = re.search(rf"few-shot, engine seconds per call in this run: ([\d.]+) on {base}, "
+                      rf"([\d.]+) on {small} \(([\d.]+)×\)", best)
+    assert ratio, best
+    slow, fast = float(ratio[1]), float(ratio[2])
+    assert slow == pytest.approx(per_call[("few-shot", base)]["compute_p50"], abs=1e-3)
+    assert fast == pytest.approx(per_call[("few-shot", small)]["compute_p50"], abs=1e-3)
+    assert float(ratio[3]) == pytest.approx(slow / fast, abs=0.06)
     rows = frame(cell(nb, "res.df[["))
     assert rows and all(float(r["compute"]) > 0 and float(r["latency"]) > 0 for r in rows)
 
@@ -383,9 +414,29 @@ def test_batch_evaluation(batch):
     assert latencies == sorted(latencies) and scores == sorted(scores)
     assert (front[-1]["prompt"], front[-1]["model"]) == ("few-shot", small)  # the best score
 
+    # Routing: each kind's scores, and picks that follow from them.
+    by_kind = {(r["prompt"], r["model"]): {k: float(r[k]) for k in
+                                           ("capital", "country", "continent")}
+               for r in frame(cell(nb, "scores = res.df.pivot_table("))}
+    assert list(by_kind) == keys
+    reach = {kind: {c for c, v in by_kind.items() if v[kind] >= 0.5}
+             for kind in ("capital", "country", "continent")}
+    assert reach["continent"] == {("few-shot", small)}  # "only few-shot SmolLM2"
+    assert reach["capital"] == {("few-shot", small), ("instruction", small), ("few-shot", base)}
+    assert reach["country"] == {("few-shot", small), ("few-shot", base)}
+
     routes = frame(cell(nb, 'res.recommend("kind"'))
     assert sorted(r["kind"] for r in routes) == ["capital", "continent", "country"]
     assert {"latency", "best_overall_latency", "saving"} <= set(routes[0])
+    for r in routes:
+        assert (r["prompt"], r["model"]) in reach[r["kind"]]
+        assert float(r["score"]) == by_kind[(r["prompt"], r["model"])][r["kind"]]
+        assert float(r["saving"]) == pytest.approx(
+            float(r["best_overall_latency"]) - float(r["latency"]), abs=2e-3)
+        if (r["prompt"], r["model"]) == ("few-shot", small):
+            assert float(r["saving"]) == 0
+    continent = next(r for r in routes if r["kind"] == "continent")
+    assert (continent["prompt"], continent["model"]) == ("few-shot", small)
 
     # The explorer: a widget, with its text form for the terminal.
     shown = cell(nb, "res.explore()")
@@ -395,6 +446,8 @@ def test_batch_evaluation(batch):
     hosted = frame(cell(nb, "# \"openai:\" names the provider"))
     assert {r["model"] for r in hosted} == {"gpt-4.1-nano", "gpt-5-nano", "gpt-5-mini"}
     assert all(0 < float(r["cost_low"]) <= float(r["cost_high"]) for r in hosted)
+    # "with 8 here it equals cost_high": the expected reply is capped at max_tokens.
+    assert all(r["cost_expected"] == r["cost_high"] for r in hosted)
     totals = stdout(cell(nb, "totals = hosted_plan"))
     assert len(re.findall(r"27 calls: \$0\.\d+ to \$0\.\d+", totals)) == 3
     # The evaluation's progress bar (a standard ipywidget) is saved with the notebook.

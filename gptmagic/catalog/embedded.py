@@ -9,6 +9,12 @@ model under its id. Two models are served by one engine manager:
   fit for ``%%complete``; in ``%%chat`` it continues the Gemma turn format
   rather than answering as an assistant. Optional (the ``local-gemma``
   extra); Google's Gemma terms of use apply to it.
+
+A name other providers use too is no claim on the embedded engine: Ollama calls its
+Gemma ``gemma``, and a llama.cpp or LM Studio server holding the same GGUF may report
+``gemma-3-270m``. So Gemma answers to ``gemma-3-270m`` only, and only on the ``local``
+profile (``local:gemma-3-270m``, or a bare name when the default profile is local); a bare
+``gemma-3-270m`` goes to the default profile like any hosted name (:func:`claims`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ALIASES", "CONTEXT_WINDOW", "EMBEDDED_MODELS", "EmbeddedModel", "GEMMA", "MODEL_ID",
-           "SMOLLM2", "embedded_model", "is_local_model", "models_note"]
+           "SMOLLM2", "claims", "embedded_model", "is_local_model", "models_note"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class EmbeddedModel:
     chat_template: str | None = None
     #: The template folds a system message into the first user turn (no segment of its own).
     merges_system: bool = False
+    #: Aliases other providers use too: a bare one goes to the default profile, as any
+    #: hosted name does; ``local:<alias>`` (or the local profile) reaches this model.
+    shared: frozenset[str] = frozenset()
     #: The reply's cap when a request sets none (the engine's own is unlimited):
     #: a model that never ends its turn would otherwise run to the window.
     default_max_tokens: int = 256
@@ -58,7 +67,8 @@ SMOLLM2 = EmbeddedModel(
 
 GEMMA = EmbeddedModel(
     id="gemma-3-270m",
-    aliases=frozenset({"gemma-3-270m", "gemma3-270m", "gemma"}),
+    aliases=frozenset({"gemma-3-270m"}),
+    shared=frozenset({"gemma-3-270m"}),
     # Gemma 3 270M was trained with 32K; its sliding-window layers keep the cache small
     # (measured: ~75 MB more resident memory than at 8192).
     context_window=32768,
@@ -103,6 +113,15 @@ def embedded_model(name: object) -> EmbeddedModel | None:
         return None
     bare = name[len("local:"):] if name.lower().startswith("local:") else name
     return next((m for m in EMBEDDED_MODELS if m.answers_to(bare)), None)
+
+
+def claims(name: object) -> bool:
+    """True if a bare ``name`` means an embedded model whatever the default profile is:
+    one of its names that is not :attr:`EmbeddedModel.shared` (``local``, SmolLM2's;
+    not ``gemma-3-270m``, see the module's docstring)."""
+    model = embedded_model(name)
+    return model is not None and isinstance(name, str) and \
+        name.lower() not in {a.lower() for a in model.shared}
 
 
 def is_local_model(name: object, gguf_path: str | None = None) -> bool:

@@ -69,6 +69,11 @@ MAX_ERROR_BYTES = 1024 * 1024
 
 _PATHS = {"chat": "chat/completions", "completion": "completions", "response": "responses"}
 
+#: Keywords of OpenAI's Python SDK that are not fields of a request: every keyword given
+#: to gptmagic is one, so these would be sent in the body (a header's secret with them).
+_SDK_ONLY = frozenset({"extra_headers", "extra_query", "extra_body", "headers",
+                       "default_headers", "api_key"})
+
 
 @dataclass(slots=True)
 class Request:
@@ -91,6 +96,14 @@ class Request:
     _payload: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        sdk_only = sorted(k for k in self.body if k in _SDK_ONLY)
+        if sdk_only:
+            raise RequestError(
+                f"{sdk_only[0]!r} is an option of OpenAI's Python SDK, not a field of the "
+                "request: gptmagic sends every keyword in the JSON body. Headers belong to "
+                "the provider: gptmagic.add_profile(name, headers={...}) (or `headers` in "
+                "config.toml); the fields of extra_body go as keywords of their own",
+                param=sdk_only[0])
         if self.stream:
             self.body["stream"] = True
             if self.kind != "response":  # a Responses stream always ends with its usage

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gptmagic.catalog.embedded import EMBEDDED_MODELS, SMOLLM2, is_local_model
+from gptmagic.catalog.embedded import EMBEDDED_MODELS, SMOLLM2, claims, is_local_model
 from gptmagic.core import defaults as D
 from gptmagic.core.headers import Headers
 from gptmagic.core.to_responses import APIS
@@ -94,6 +94,10 @@ class Provider:
     #: OpenAI runs batches only on Global Batch deployments, so ``evaluate(...,
     #: batch=True)`` of ``"gpt-4o"`` sends its lines to ``"gpt-4o-batch"``.
     batch_deployments: tuple[tuple[str, str], ...] = field(default=())
+    #: Whether ``%%chat`` / ``%%complete`` calls to this profile go in the call log
+    #: (:mod:`gptmagic.eval.calllog`): ``log = false`` keeps a confidential provider's
+    #: prompts and replies out of the cache file while the rest are logged.
+    log: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -104,6 +108,9 @@ class Provider:
             raise ConfigError(
                 f"profile {self.name!r}: api {self.api!r} is not one of {', '.join(APIS)}"
             )
+        if not isinstance(self.log, bool):
+            raise ConfigError(f"profile {self.name!r}: log must be true or false, got "
+                              f"{self.log!r}")
         for k, _ in self.headers:
             if k.lower() in ("authorization", "api-key"):
                 raise ConfigError(
@@ -240,6 +247,7 @@ _PROFILE_KEYS = {
     "prompt_key",
     "api",
     "batch_deployments",
+    "log",
 }
 
 
@@ -297,6 +305,7 @@ def _from_spec(name: str, spec: dict[str, Any], source: str) -> Provider:
             prompt_key=bool(spec.get("prompt_key", False)),
             api=spec.get("api"),
             batch_deployments=batch,
+            log=spec.get("log", True),
         )
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{source}: {e}") from None
@@ -399,7 +408,8 @@ def resolve(
 
     Order: an explicit ``provider`` (the model name is then taken whole);
     a ``"profile:model"`` name (:func:`split_model`); ``default`` (a client's
-    or a notebook's profile); a local model name; the config file's
+    or a notebook's profile); a name only the embedded models use
+    (:func:`~gptmagic.catalog.embedded.claims`); the config file's
     ``default_profile`` or ``$GPTMAGIC_PROFILE``; OpenAI when
     ``OPENAI_API_KEY`` is set; else the embedded local model.
 
@@ -419,7 +429,7 @@ def resolve(
             prov = default
         elif default:
             prov = get_profile(default)
-        elif model and is_local_model(model):
+        elif model and claims(model):
             prov = get_profile("local")
         else:
             prov = _fallback(model)

@@ -60,13 +60,13 @@ def call_values(df: pd.DataFrame, ax: Axis) -> pd.Series:
 
 
 def frontier(summary: pd.DataFrame, x_col: str) -> pd.DataFrame:
-    """The rows no other beats on both ``x_col`` (lower; missing counts as worst) and
-    score (higher)."""
-    s = summary.dropna(subset=["score"]).copy()
-    s[x_col] = s[x_col].astype(float).fillna(math.inf)
-    s = s.sort_values([x_col, "score"], ascending=[True, False])
+    """The rows no other beats on both ``x_col`` (lower; missing ranks as worst, and
+    stays missing in the table) and score (higher)."""
+    s = summary.dropna(subset=["score"])
+    rank = s.assign(_rank=s[x_col].astype(float).fillna(math.inf))
+    rank = rank.sort_values(["_rank", "score"], ascending=[True, False])
     best, keep = -math.inf, []
-    for idx, row in s.iterrows():
+    for idx, row in rank.iterrows():
         if row["score"] > best:
             keep.append(idx)
             best = row["score"]
@@ -78,6 +78,20 @@ def _plain_label(text: str) -> str:
     and a leading ``_`` hides a legend entry."""
     text = text.replace("$", r"\$")
     return "\u200b" + text if text.startswith("_") else text
+
+
+def _draw_frontier(ax: Any, front: pd.DataFrame, x_col: str) -> None:
+    """The frontier as the set of best trade-offs: each of its points ringed, joined by a
+    staircase only between them (a lone point is a ring, not a line across the plot,
+    which would read as a threshold). A point with no value on the axis is not drawn."""
+    pairs = [(float(x), float(y)) for x, y in zip(front[x_col], front["score"], strict=True)
+             if math.isfinite(float(x)) and math.isfinite(float(y))]
+    # One artist, so one legend entry: rings for the points, steps-post between them
+    # (from a point, the best score stays its score until the next, costlier one); grey,
+    # as any colour of the cycle may be a configuration's.
+    ax.plot([x for x, _ in pairs], [y for _, y in pairs], drawstyle="steps-post",
+            color="0.3", alpha=0.8, linewidth=1.2, marker="o", markersize=15,
+            markerfacecolor="none", markeredgewidth=1.4, zorder=2, label="Pareto frontier")
 
 
 def draw(s: pd.DataFrame, labels: pd.Series, ax_: Axis, title: str, ax: Any) -> Any:
@@ -97,14 +111,7 @@ def draw(s: pd.DataFrame, labels: pd.Series, ax_: Axis, title: str, ax: Any) -> 
         ax.scatter([x], [y], zorder=3, s=70, marker=markers[i % len(markers)],
                    facecolors="none", edgecolors=f"C{i % 10}", linewidths=1.6,
                    label=_plain_label(label))
-    xs = front[x_col].replace(math.inf, math.nan).tolist()
-    ys = front["score"].tolist()
-    right = float(s[x_col].fillna(0).max()) if len(s) else math.nan
-    if xs and math.isfinite(xs[-1]) and right > xs[-1]:
-        # On to the right edge: a frontier of one point is a line too, and everything
-        # below it is visibly dominated.
-        xs, ys = [*xs, right], [*ys, ys[-1]]
-    ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto frontier")
+    _draw_frontier(ax, front, x_col)
     ax.set_xlabel(ax_.label)
     if title:
         ax.set_title(title, fontsize=9)

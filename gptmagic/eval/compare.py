@@ -48,6 +48,9 @@ class Comparison:
     score_b: float = math.nan
     #: The flipped cells of ``b`` (each repeat), with ``flip`` and ``score_before`` columns.
     flips: Any = None
+    #: The flipped cells of both runs, a column each: ``run`` ("before" for ``a``,
+    #: "after" for ``b``) leads the variant, ``input.flip`` says which way it went.
+    both: Any = None
 
     def line(self) -> str:
         """One line: ``vs run-x (id): score 0.61 → 0.66 (+0.05), 3 cases fail→pass, 1
@@ -58,9 +61,13 @@ class Comparison:
         return (f"vs {self.a}: {score}, {self.fail_to_pass} case"
                 f"{'s' * (self.fail_to_pass != 1)} fail→pass, {self.pass_to_fail} pass→fail")
 
-    def explore(self) -> Any:
-        """The flipped cells in the results explorer (``self.flips.explore()``)."""
-        return self.flips.explore()
+    def explore(self, **options: Any) -> Any:
+        """The flipped cases in the results explorer: each variant's cell before (run
+        ``a``) and after (run ``b``) side by side, the case's ``flip`` among its inputs
+        (group or filter by it); ``options`` as :meth:`EvalResults.explore`."""
+        shown = self.both if self.both is not None else self.flips
+        options.setdefault("title", f"{self.a} → {self.b}: the cases that flipped")
+        return shown.explore(**options)
 
     def __repr__(self) -> str:
         lines = [f"compare {self.a} → {self.b} (pass: score >= {self.threshold:g})"]
@@ -173,7 +180,34 @@ def diff_runs(a: EvalResults, b: EvalResults, threshold: float = 0.5) -> Compari
         pass_to_fail=int((flipped["flip"] == "pass→fail").sum()), only_in_a=only_a,
         only_in_b=only_b, changed_cases=int((~same).sum()),
         score_a=_mean(_within(ca, shared, cols)), score_b=_mean(_within(cb, shared, cols)),
-        flips=flips)
+        flips=flips, both=_before_and_after(a, b, flipped, cols))
+
+
+def _before_and_after(a: EvalResults, b: EvalResults, flipped: pd.DataFrame,
+                      cols: list[str]) -> EvalResults:
+    """The flipped cells of ``a`` and of ``b`` (every repeat) as one result whose
+    variants lead with ``run``: "before" / "after", so the explorer shows each
+    variant's two cells next to each other; ``input.flip`` says which way it went."""
+    import pandas as pd
+
+    from gptmagic.eval.results import EvalResults
+
+    way = {"\x00".join(map(str, r)): f for r, f in zip(
+        flipped[["row", *cols]].itertuples(index=False), flipped["flip"], strict=True)}
+    parts, jobs = [], []
+    for res, when in ((a, "before"), (b, "after")):
+        key = res.df[["row", *cols]].astype(str).agg("\x00".join, axis=1)
+        rows = [i for i, k in enumerate(key) if k in way]
+        df = res.df.iloc[rows].reset_index(drop=True)
+        df.insert(0, "run", when)
+        df["input.flip"] = [way[key.iat[i]] for i in rows]
+        parts.append(df)
+        jobs += [res._jobs[i] for i in rows] if len(res._jobs) == len(res.df) else []
+    df = pd.concat(parts, ignore_index=True)
+    both = EvalResults(df, jobs if len(jobs) == len(df) else [], b._cases, b.scorers,
+                       ["run", *cols])
+    both.viewer = b.viewer
+    return both
 
 
 def _within(cells: pd.DataFrame, shared: pd.DataFrame, cols: list[str]) -> pd.Series:

@@ -90,11 +90,20 @@ def _sum(col: pd.Series) -> float:
     return float(col.sum(min_count=1)) if col.notna().any() else math.nan
 
 
+def _label(key: Any) -> str:
+    """A configuration's group key as one line: ``p · gpt-x``."""
+    return " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+
+
 def _speed(ok: pd.DataFrame) -> float:
     """Completion tokens per second over the calls that have both figures (NaN if none)."""
     both = ok[ok["completion_tokens"].notna() & ok["latency"].notna()]
     seconds = float(both["latency"].sum())
     return float(both["completion_tokens"].sum()) / seconds if seconds > 0 else math.nan
+
+
+#: The MIME type of a Jupyter widget's view.
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class EvalResults:
@@ -112,6 +121,9 @@ class EvalResults:
         #: ``viewer(results, **options)`` -> a displayable explorer; set by the public
         #: faces (:mod:`gptmagic.evaluation`), as eval may not import views.
         self.viewer: Any = None
+        #: ``text_viewer(results)`` -> the explorer's text form: what a display asking for
+        #: text only (a terminal) gets, with no widget, HTML or details built.
+        self.text_viewer: Any = None
 
     @classmethod
     async def build(cls, jobs: list[Any], cases: list[dict[str, Any]],
@@ -173,7 +185,7 @@ class EvalResults:
 
         ask_scorer_keys(scorers)  # a judge's prompted key is asked here, not on the loop
         new = get_portal().run(self._rescored(scorers))
-        new.viewer = self.viewer
+        new.viewer, new.text_viewer = self.viewer, self.text_viewer
         return new
 
     def _details(self) -> list[tuple[str, str]]:
@@ -234,7 +246,7 @@ class EvalResults:
         ``x``: ``"cost"`` (total cost), ``"latency"`` (median seconds per call),
         ``"tokens"`` (total tokens) or ``"compute"`` (the embedded engine's seconds); a
         configuration with no value there (unpriced, or hosted for compute) counts as
-        the worst.
+        the worst, and the table shows its value as NaN (unknown, not infinite).
         """
         return frontier(self.summary(threshold), axis(x).summary)
 
@@ -243,13 +255,14 @@ class EvalResults:
         prompt × model whose mean score reaches ``threshold``, its per-scorer means,
         and what that saves against running the best configuration overall on every
         case. Rounded as :meth:`summary`; a ``note`` column appears only when some
-        group has no configuration that reaches ``threshold``.
+        group has no configuration that reaches ``threshold``, or one that reaches it
+        has no value on ``x`` (an unpriced model: unknown cost is not free).
 
         ``x`` is what "cheapest" means: ``"cost"`` (the group's summed cost; columns
         ``cost``, ``best_overall_cost``, ``saving``), ``"latency"`` (median seconds per
         call), ``"tokens"`` (summed tokens) or ``"compute"`` (summed engine seconds);
         the columns are then named after it (``latency``, ``best_overall_latency``) and
-        a configuration with no value there ranks last."""
+        a configuration with no value there ranks last, as in :meth:`pareto`."""
         ax = axis(x)
         col = by if by in self.df else f"input.{by}"
         if col not in self.df:
@@ -266,10 +279,9 @@ class EvalResults:
         keys = self.group_cols
         ok = self.df[self.df["error"].isna()]
         ok = ok.assign(_x=call_values(ok, ax))
-        # The cost column as it always was (a call with no price adds 0); the other
-        # axes keep unknown as unknown, so a hosted model is never "no compute".
-        reduce: Any = ("sum" if ax.name == "cost" else
-                       "median" if ax.reduce == "median" else lambda v: v.sum(min_count=1))
+        # Unknown stays unknown on every axis (an unpriced model is not free, a hosted
+        # one is not "no compute"): it ranks last, as in pareto(), and a note says so.
+        reduce: Any = "median" if ax.reduce == "median" else lambda v: v.sum(min_count=1)
         overall = ok.groupby(keys, dropna=False)["score"].mean()
         best_key = overall.idxmax() if len(overall) else None
         per_scorer = self._scorer_cols()
@@ -296,6 +308,9 @@ class EvalResults:
                 rec.update({"score": math.nan, **{c: math.nan for c in per_scorer},
                             name: math.nan, best_name: best_x,
                             "saving": math.nan, "note": f"no configuration reaches {threshold}"})
+            unknown = [_label(k) for k in good[good["_x"].isna()].index]
+            if unknown:
+                rec["note"] = f"{ax.name} unknown, ranked last: {', '.join(unknown)}"
             rows.append(rec)
         table = _rounded(pd.DataFrame(rows))
         if "note" in table:  # only when some group has no configuration; blank elsewhere
@@ -435,13 +450,19 @@ class EvalResults:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None
                           ) -> tuple[dict[str, Any], dict[str, Any]] | dict[str, Any]:
         """The explorer in a notebook (its widget, static HTML and text); the summary
-        table and this repr without a viewer."""
+        table and this repr without a viewer. Only the forms ``include`` / ``exclude``
+        leave are built: asked for text alone (``include={"text/plain"}``), no widget,
+        HTML or call details are."""
+        rich = [m for m in (_WIDGET_VIEW, "text/html")
+                if (not include or m in include) and (not exclude or m not in exclude)]
+        if self.viewer is not None and not rich and self.text_viewer is not None:
+            return {"text/plain": f"{self!r}\n{self.text_viewer(self)}"}, {}
         if self.viewer is not None:
             shown = self.viewer(self)
             bundle = shown._repr_mimebundle_(include=include, exclude=exclude)
             if bundle is not None:
                 data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-                text = data.get("text/plain")
-                data = {**data, "text/plain": repr(self) + (f"\n{text}" if text else "")}
+                if "text/plain" in data:
+                    data = {**data, "text/plain": f"{self!r}\n{data['text/plain']}"}
                 return data, meta
         return {"text/html": self._repr_html_(), "text/plain": repr(self)}

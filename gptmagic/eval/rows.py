@@ -257,8 +257,9 @@ def _extras_from_dict(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_result(blob: Any) -> Result | None:
-    """A stored row as a result, or None for a row this version cannot read (a miss)."""
+    """A stored row (its JSON text, or that parsed) as a result, or None for a row this
+    version cannot read (a miss)."""
     try:
-        return result_from_dict(json.loads(blob))
+        return result_from_dict(blob if isinstance(blob, dict) else json.loads(blob))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None

@@ -4,10 +4,11 @@
 A run keeps what it was asked (models, grid, params, API, repeats, the scorers' and
 the schema's and tools' names), the text of its prompts, the data's identity (a
 SHA-256 of its rows) and size, its rows themselves (to rebuild the table), its
-totals, and for every call (case × variant × repeat) the cache key of its result
-plus the scores it was given. :func:`run` rebuilds the
-:class:`~gptmagic.eval.results.EvalResults` from the file alone, after a restart,
-without calling a model or scoring again.
+totals, and for every call (case × variant × repeat) the cache key of its request, its
+result (a row of :mod:`gptmagic.eval.rows`: the run keeps the output it scored even when
+``refresh=True`` later replaces the cache's) and the scores it was given. :func:`run`
+rebuilds the :class:`~gptmagic.eval.results.EvalResults` from the file alone, after a
+restart, without calling a model or scoring again.
 
 Names need not be unique: a run's ``id`` is; :func:`run` of a name gives the latest
 run of that name. A run with ``cache=False`` has no store, so it is not recorded.
@@ -28,8 +29,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gptmagic.errors import ConfigError, RequestError, redact
-from gptmagic.eval.rows import row_result
+from gptmagic.errors import ConfigError, RequestError, public_params, redact
+from gptmagic.eval.rows import result_to_dict, row_result
 from gptmagic.eval.store import Store
 
 if TYPE_CHECKING:
@@ -120,11 +121,14 @@ def _scored(res: EvalResults, i: int) -> dict[str, Any]:
 def _cell(job: Job, res: EvalResults, i: int) -> dict[str, Any]:
     return {"row": job.row, "prompt": job.prompt, "model": job.model,
             "provider": job.provider.name, "kind": job.provider.kind,
-            "grid": {k: _plain(v) for k, v in job.grid.items()}, "repeat": job.repeat,
+            "grid": {k: _plain(v) for k, v in public_params(job.grid).items()},
+            "repeat": job.repeat,
             "api": job.api, "key": job.key, "cached": job.cached, "cost": _plain(job.cost),
             "parts": {k: _plain(v) for k, v in job.parts.items()}, "batch": job.batch,
             "pending": job.pending, "error": job.error, "error_type": job.error_type,
-            "scored": _scored(res, i)}
+            "scored": _scored(res, i),
+            # The output it scored, kept with the run: refresh=True replaces the cache's.
+            "result": None if job.result is None else result_to_dict(job.result)}
 
 
 def _totals(res: EvalResults) -> dict[str, Any]:
@@ -149,16 +153,23 @@ def record(store: Store, res: EvalResults, *, name: str | None, started: float,
     one warning; the results are returned all the same)."""
     if not store.runs or not store.writable or not os.access(store.path, os.W_OK):
         return None
-    cases_json = json.dumps(cases, ensure_ascii=False, sort_keys=True, default=str)
+    # Kept in the data's column order (a rebuilt run shows its inputs as they were);
+    # hashed with sorted keys (the same data in another column order is the same data).
+    cases_json = json.dumps(cases, ensure_ascii=False, default=str)
+    data_hash = hashlib.sha256(json.dumps(cases, ensure_ascii=False, sort_keys=True,
+                                          default=str).encode()).hexdigest()
     config = {"models": list(models), "group_cols": list(res.group_cols),
               "scorers": [getattr(s, "name", str(s)) for s in res.scorers],
               **{k: _names(v) if k in ("schema", "tools") else v for k, v in settings.items()}}
+    for k in ("params", "grid"):  # options such as extra_headers may carry credentials
+        if isinstance(config.get(k), Mapping):
+            config[k] = public_params(config[k])
     rec = RunRecord(
         id=uuid.uuid4().hex[:12], name=name or run_name(started),
         config_key=config_key(list(prompts), list(models)), started=started,
         finished=time.time(), config=json.loads(redact(json.dumps(config, default=str))),
         prompts={str(k): prompt_text(v) for k, v in prompts.items()},
-        data_hash=hashlib.sha256(cases_json.encode()).hexdigest(), data_rows=len(cases),
+        data_hash=data_hash, data_rows=len(cases),
         totals=_totals(res))
     cells = [(rec.id, i, json.dumps(_cell(j, res, i), ensure_ascii=False))
              for i, j in enumerate(res._jobs)]
@@ -212,9 +223,10 @@ def previous(store: Store, rec: RunRecord) -> RunRecord | None:
 
 
 def load(store: Store, rec: RunRecord) -> EvalResults:
-    """The results of a stored run: outputs from the cache, scores as they were stored
-    (no model called, nothing scored). A call whose result is gone from the cache is a
-    row with that error."""
+    """The results of a stored run: outputs and scores as they were stored with it (no
+    model called, nothing scored), each request's messages from the cache. A call with no
+    copy of its own (a batch's call still pending when the run ended) takes its result
+    from the cache; when it is gone from there too, it is a row with that error."""
     from gptmagic.client.config import Provider
     from gptmagic.eval.columns import table_rows
     from gptmagic.eval.jobs import Job
@@ -226,11 +238,15 @@ def load(store: Store, rec: RunRecord) -> EvalResults:
             "SELECT cell FROM run_cells WHERE run = ? ORDER BY i", (rec.id,))]))
     cases = json.loads(cases_json)
     keys = sorted({c["key"] for c in cells})
-    stored = {k: (json.loads(req), row_result(blob))
-              for k, req, blob in store.query(lambda db: _calls(db, keys))}
+    stored: dict[str, tuple[dict[str, Any], str | None]] = {
+        k: (json.loads(req), blob) for k, req, blob in store.query(lambda db: _calls(db, keys))}
     jobs = []
     for c in cells:
-        request, result = stored.get(c["key"], ({}, None))
+        request, blob = stored.get(c["key"], ({}, None))
+        # Its own copy; a call pending in a batch when the run ended has none: the cache's.
+        own = c.get("result")
+        result = row_result(own) if own is not None else (
+            row_result(blob) if blob is not None else None)
         job = Job(c["row"], c["prompt"], c["model"], Provider(c["provider"], c["kind"]), {},
                   c["grid"], c["repeat"], list(request.get("messages") or []), c["api"],
                   key=c["key"], cached=c["cached"], batch=c["batch"], pending=c["pending"],
@@ -300,7 +316,7 @@ def runs(cache: str | Path | Store | None = None) -> pd.DataFrame:
                 store.close()
     return pd.DataFrame([{
         "id": r.id, "name": r.name,
-        "started": pd.Timestamp(r.started, unit="s", tz="UTC"),
+        "started": pd.Timestamp(r.started, unit="s", tz="UTC").floor("s"),
         "seconds": round(r.finished - r.started, 3),
         "models": ", ".join(r.config.get("models", [])), "prompts": ", ".join(r.prompts),
         "rows": r.data_rows, "data": r.data_hash[:12],

@@ -12,6 +12,7 @@ import json
 import math
 import numbers
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -78,8 +79,17 @@ def contains(text: str | None = None, *, column: str | None = None, case_sensiti
     if (text is None) == (column is None):
         raise ScorerError("contains(): give either text=... or column=..., not both or neither")
     label = name or ("icontains" if not case_sensitive else "contains")
+    fn = "icontains" if not case_sensitive else "contains"
+    told = False
 
     def score(case: Case) -> bool:
+        nonlocal told
+        if text is not None and not told and text in case.row:
+            told = True  # once per scorer: the likely slip of naming a column as text
+            warnings.warn(f"{fn}({text!r}) searches every output for the literal text "
+                          f"{text!r}, and the data has a column named {text!r}: to look "
+                          f"for each row's value, write {fn}(column={text!r})",
+                          stacklevel=2)
         needle = text if text is not None else str(_value(case, column or "", label))
         return _fold(needle, case_sensitive) in _fold(case.output, case_sensitive)
 

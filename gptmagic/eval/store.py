@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 
 from gptmagic.core.images import elide
 from gptmagic.core.types import Result
-from gptmagic.errors import ConfigError
+from gptmagic.errors import ConfigError, public_params, public_url
 from gptmagic.eval.rows import call_key, result_from_dict, result_to_dict, row_result
 from gptmagic.eval.schema import CALL_COLUMNS, CLAIM_COLUMNS, SCHEMA_VERSION, TABLES, statements
 
@@ -420,14 +420,18 @@ class Store:
             result: Result) -> bool:
         """Store one finished call now (durable before the next one starts) and drop its
         claim; False when it could not be stored (the run goes on; one warning). The
-        request is stored with its images' base64 elided: the key identifies the call."""
+        request is stored with its images' base64 elided and without options that may
+        carry credentials (``extra_headers``...: :func:`~gptmagic.errors.public_params`),
+        the base URL without its user name and password: both are kept to be read, never
+        looked up (the key identifies the call)."""
         blob = json.dumps(result_to_dict(result), ensure_ascii=False)
-        req = json.dumps(elide(request), ensure_ascii=False, default=str)
+        req = json.dumps(elide(public_params(request)), ensure_ascii=False, default=str)
 
         def do(db: sqlite3.Connection) -> bool:
             db.execute(
                 "INSERT OR REPLACE INTO calls (key, created, base_url, model, request, result) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (key, time.time(), base_url, model, req, blob))
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key, time.time(), public_url(base_url), model, req, blob))
             if self._claims:
                 db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
             if self.batches:  # answered live: no batch's answer (or price) any more
@@ -443,8 +447,8 @@ class Store:
         """Store many finished calls in one transaction (a batch's output): each
         ``(key, base_url, model, request, result)`` as :meth:`put` stores one."""
         now = time.time()
-        rows = [(key, now, base_url, model,
-                 json.dumps(elide(request), ensure_ascii=False, default=str),
+        rows = [(key, now, public_url(base_url), model,
+                 json.dumps(elide(public_params(request)), ensure_ascii=False, default=str),
                  json.dumps(result_to_dict(result), ensure_ascii=False))
                 for key, base_url, model, request, result in items]
 

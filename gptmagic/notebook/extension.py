@@ -12,6 +12,8 @@ from typing import Any
 __all__ = ["load", "unload"]
 
 _NAME = "GptMagics"
+#: The class whose display a text-only shell asks for as text alone.
+_RESULTS = "gptmagic.eval.results.EvalResults"
 
 
 def load(ipython: Any) -> None:
@@ -28,6 +30,19 @@ def load(ipython: Any) -> None:
 
     magics.pre_run_cell_hook = pre_run_cell
     ipython.events.register("pre_run_cell", pre_run_cell)
+    _text_only_results(ipython)
+
+
+def _text_only_results(ipython: Any) -> None:
+    """A shell that shows text only (a terminal: IPython's ``active_types``) gets an
+    evaluation's text form, built alone: IPython asks every ``_repr_mimebundle_`` with no
+    ``include``, and the explorer's widget and HTML of a big run take seconds."""
+    formatter = getattr(ipython, "display_formatter", None)
+    active = list(getattr(formatter, "active_types", None) or ())
+    if formatter is None or not active or "text/html" in active:
+        return
+    formatter.mimebundle_formatter.for_type_by_name(
+        *_RESULTS.rsplit(".", 1), lambda obj: obj._repr_mimebundle_(include=active))
 
 
 def unload(ipython: Any) -> None:
@@ -43,6 +58,9 @@ def unload(ipython: Any) -> None:
         for kind, names in magics.magics.items():  # every magic this instance registered
             for name in names:
                 table[kind].pop(name, None)
+        formatter = getattr(ipython, "display_formatter", None)
+        if formatter is not None:
+            formatter.mimebundle_formatter.pop(_RESULTS, None)
     from gptmagic.client.facade import shutdown
 
     shutdown()  # closes the client and stops the embedded engine if we started it

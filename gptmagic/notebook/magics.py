@@ -574,6 +574,7 @@ class GptMagics(Magics):
     def gptmagic(self, line: str) -> None:
         """Settings: ``%gptmagic``, ``%gptmagic model M``, ``%gptmagic profile P``,
         ``%gptmagic api responses``, ``%gptmagic log off`` (stop logging replies),
+        ``%gptmagic log keep N`` (the call log keeps the last N calls),
         ``%gptmagic set temperature=0 max_tokens=200``, ``%gptmagic unset temperature``;
         ``%gptmagic models [--provider P]`` lists models, prices and shutdown dates."""
         argv = _split(line)
@@ -583,7 +584,8 @@ class GptMagics(Magics):
             print(f"default model: {self.default_model or '(automatic)'}\n"
                   f"profile: {self.profile or '(automatic)'}\n"
                   f"stream: {self.stream}\n"
-                  f"log: {'on' if self.session.log_calls else 'off'}\n"
+                  f"log: {'on' if self.session.log_calls else 'off'} (keeps the last "
+                  f"{self.session.log_keep:,} calls)\n"
                   f"api: {self.api or 'chat'}"
                   + (f" (by model: {dict(self.model_api)})" if self.model_api else "") + "\n"
                   f"defaults: {dict(self.defaults) or '{}'}\n"
@@ -617,6 +619,14 @@ class GptMagics(Magics):
                   if self.log_calls else "replies are no longer logged; %gptmagic log on "
                   "logs them again")
             return
+        if cmd == "log" and len(rest) == 2 and rest[0] == "keep":
+            if not rest[1].isdigit() or int(rest[1]) < 1:
+                raise UsageError(f"%gptmagic log keep: expected a whole number >= 1 of calls "
+                                 f"to keep, got {rest[1]!r}")
+            self.session.log_keep = int(rest[1])
+            print(f"the call log keeps the last {self.session.log_keep:,} calls (older ones "
+                  "go as new ones are logged)")
+            return
         if cmd == "stream" and rest in (["on"], ["off"]):
             self.stream = rest == ["on"]
             return
@@ -635,8 +645,8 @@ class GptMagics(Magics):
             self.defaults = {k: v for k, v in self.defaults.items() if k not in rest}
             return
         raise UsageError("usage: %gptmagic [model M | profile P | api chat|responses | "
-                         "stream on|off | log on|off | set name=value ... | unset name ... | "
-                         "models [--provider P]]")
+                         "stream on|off | log on|off | log keep N | set name=value ... | "
+                         "unset name ... | models [--provider P]]")
 
     def _endpoint_said(self) -> str:
         """``%gptmagic api``: the default endpoint, where it was set, and what comes first."""

@@ -29,7 +29,7 @@ from gptmagic.core.structured import Schema, with_format
 from gptmagic.core.threads import Thread, ThreadStore, Turn, describe_stale
 from gptmagic.core.types import Result, Usage
 from gptmagic.errors import APIStatusError, GptmagicError, RequestError, StreamError
-from gptmagic.eval.calllog import LoggedCall, write
+from gptmagic.eval.calllog import KEEP, LoggedCall, write
 from gptmagic.eval.store import CacheWarning, Store
 from gptmagic.notebook import dry_runs
 from gptmagic.notebook.apis import Outgoing, api_options, choose_api, chosen_by, outgoing
@@ -151,19 +151,37 @@ def logging_default() -> bool:
                                                                         "no")
 
 
+def keep_default() -> int:
+    """How many calls the log keeps: ``GPTMAGIC_LOG_KEEP`` (a whole number >= 1), else
+    :data:`~gptmagic.eval.calllog.KEEP`."""
+    text = os.environ.get("GPTMAGIC_LOG_KEEP", "").strip().replace("_", "")
+    if not text:
+        return KEEP
+    if not text.isdigit() or int(text) < 1:
+        warnings.warn(f"gptmagic: GPTMAGIC_LOG_KEEP={text!r} is not a whole number >= 1; "
+                      f"the call log keeps its default, the last {KEEP:,} calls",
+                      stacklevel=2)
+        return KEEP
+    return int(text)
+
+
 class Session:
     """The magics' state for one kernel: threads and the streaming loop.
 
     ``client`` sends the requests and ``portal`` runs them off the caller's
     thread; by default the shared ones of :mod:`gptmagic.client.facade`.
-    Every reply is logged to the call log (:mod:`gptmagic.eval.calllog`) in
-    ``log_cache`` (default: the runs' cache file) while ``log_calls`` is true.
+    Every reply, and every call that failed (with its error), is logged to the call log
+    (:mod:`gptmagic.eval.calllog`) in ``log_cache`` (default: the runs' cache file) while
+    ``log_calls`` is true.
     """
 
     def __init__(self, client: Client | None = None, *, portal: Portal | None = None) -> None:
         self.threads = ThreadStore()
         #: Whether replies are logged (``%gptmagic log on|off``, ``GPTMAGIC_LOG=0``).
         self.log_calls = logging_default()
+        #: How many calls the log keeps, the oldest dropped as new ones are logged
+        #: (``%gptmagic log keep N``, ``GPTMAGIC_LOG_KEEP``).
+        self.log_keep = keep_default()
         #: The file the call log is in (None: ``$GPTMAGIC_CACHE`` or the default cache).
         self.log_cache: str | None = None
         self._log_warned = False
@@ -323,12 +341,14 @@ class Session:
                                         "any of the reply arrived"))
                 result = partial_result(stop, "chat" if api == "chat" else "response", model)
                 stopped = stop
-            except APIStatusError as e:
-                if chain and _chain_broken(e):
+            except Exception as e:  # the failed call is logged with its error, no reply
+                self.log(prov, LoggedCall("chat", model, messages, {"api": api, **out.params}, None,
+                                    prov.name, prov.base_url, th.name if th else None,
+                                    error=f"{type(e).__name__}: {e}"))
+                if isinstance(e, APIStatusError) and chain and _chain_broken(e):
                     raise RequestError(_broken_chain(th, chain, e), param="--store") from None
-                raise
-            except StreamError as e:  # cut short (its deadline, the engine, the network)
-                if th is not None and e.partial is not None and e.partial.text:
+                if isinstance(e, StreamError) and th is not None and e.partial is not None \
+                        and e.partial.text:  # cut short (its deadline, the engine, the network)
                     self._stop(_Stopped(th.name, Turn(
                         key, cell_messages, e.partial.choices[0].message, model, api=api),
                         list(th.turns)))
@@ -344,7 +364,7 @@ class Session:
                           {"model": model, "provider": prov.name, "api": api,
                            **({"previous_response_id": chain} if chain else {}), **out.params})
             reply.cost_parts = price_parts(cost, usage)
-            self.log(LoggedCall("chat", model, messages, {"api": api, **out.params}, result,
+            self.log(prov, LoggedCall("chat", model, messages, {"api": api, **out.params}, result,
                                 prov.name, prov.base_url, th.name if th is not None else None,
                                 _dollars(cost)))
         reasoned = stopped_reasoning(stopped) if stopped is not None else None
@@ -477,9 +497,10 @@ class Session:
                 cost = None
                 rows.append(display.SideBySideRow(label, None, answer, None))
             results[label], costs[label] = answer, cost
-            if isinstance(answer, Result):
-                self.log(LoggedCall("chat", model, messages, {"api": out.api, **out.params},
-                                    answer, prov.name, prov.base_url, None, _dollars(cost)))
+            self.log(prov, LoggedCall("chat", model, messages, {"api": out.api, **out.params},
+                                answer if isinstance(answer, Result) else None, prov.name,
+                                prov.base_url, None, _dollars(cost),
+                                error=None if isinstance(answer, Result) else answer))
         first = next((r for r in results.values() if isinstance(r, Result)), None)
         reply = Reply(first.text if first else "", messages, first,
                       costs.get(labels[0]), {"models": labels, "api": out.api, **out.params},
@@ -514,10 +535,10 @@ class Session:
         if reply.footer is not None:
             reply.footer = f"{reply.footer}\n{note}"
 
-    def log(self, call: LoggedCall) -> None:
-        """Log one call; a log that cannot be written warns once per session and never
-        fails the cell."""
-        if not self.log_calls:
+    def log(self, prov: Provider, call: LoggedCall) -> None:
+        """Log one call to ``prov`` (unless its profile says ``log = false``); a log that
+        cannot be written warns once per session and never fails the cell."""
+        if not self.log_calls or not prov.log:
             return
         why = ""
         try:
@@ -525,7 +546,7 @@ class Session:
                 warnings.simplefilter("always")
                 store = Store(self.log_cache)
                 try:
-                    logged = write(store, call)
+                    logged = write(store, call, keep=self.log_keep)
                 finally:
                     store.close()
             if not logged:
@@ -616,7 +637,6 @@ class Session:
     ) -> Reply | DryRun:
         """Run one ``%%complete`` cell: an insertion marker splits prompt and suffix."""
         from gptmagic.client.insertion import INSERT_MARKER, split_insertion
-        from gptmagic.client.insertion import resample as resample_insertion
 
         sink = sink or NullSink()
         prompt, suffix = split_insertion(text, marker or INSERT_MARKER)
@@ -641,9 +661,46 @@ class Session:
             return dry_runs.dry_run(self, prov, model, "completions", body,
                                     prompt + (suffix or ""), params)
         prov.api_key()  # asked here, on the caller's thread, never inside the request
-        client = self.client
         mod_lines = [self._moderate(prov, text, "input")] if moderate else []
-        note = unstreamed
+        try:
+            result, note = self._completion(prov, model, prompt, suffix, params, resample,
+                                            stream, sink, unstreamed)
+        except Interrupted:
+            raise
+        except Exception as e:  # the failed call is logged with its error, no reply
+            self.log(prov, LoggedCall("completion", model, prompt, params, None, prov.name,
+                                prov.base_url, error=f"{type(e).__name__}: {e}"))
+            raise
+        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
+        self.log(prov, LoggedCall("completion", model, prompt, params, result, prov.name,
+                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
+        reply = Reply(result.text, [], result, cost,
+                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
+                      note=note)
+        if moderate and result.text:
+            mod_lines.append(self._moderate(prov, result.text, "reply"))
+        if mod_lines:
+            from gptmagic.client.moderation import describe
+
+            reply.moderation = describe(mod_lines)
+        note_all = _lines(note, reply.moderation)
+        reply.bundle = display.reply_bundle(
+            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
+            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
+                             "params": {k: v for k, v in params.items() if k != "suffix"},
+                             "suffix": suffix is not None, "resample": resample})
+        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
+                                            note=note_all)
+        return reply
+
+    def _completion(self, prov: Provider, model: str, prompt: str, suffix: str | None,
+                    params: dict[str, Any], resample: int | None, stream: bool, sink: Sink,
+                    note: str | None) -> tuple[Result, str | None]:
+        """One ``%%complete`` cell's result (resampled, or streamed until stopped) and its
+        note."""
+        from gptmagic.client.insertion import resample as resample_insertion
+
+        client = self.client
         if resample:
             rs = self.portal.run(resample_insertion(client, prompt, suffix=suffix, k=resample,
                                                      model=model, provider=prov, **{
@@ -670,27 +727,7 @@ class Session:
                 result = partial_result(stop, "completion", model)
                 note = _lines(note, f"stopped after {stop.elapsed:.1f} s: "
                                     "the completion is partial")
-        cost = cost_of(result.usage, result.model or model, provider=prov.kind, requested=model)
-        self.log(LoggedCall("completion", model, prompt, params, result, prov.name,
-                            prov.base_url, None, _dollars(cost)))  # a suffix is in params
-        reply = Reply(result.text, [], result, cost,
-                      {"model": model, "provider": prov.name, "prompt": prompt, **params},
-                      note=note)
-        if moderate and result.text:
-            mod_lines.append(self._moderate(prov, result.text, "reply"))
-        if mod_lines:
-            from gptmagic.client.moderation import describe
-
-            reply.moderation = describe(mod_lines)
-        note_all = _lines(note, reply.moderation)
-        reply.bundle = display.reply_bundle(
-            result, cost=cost, max_tokens=params.get("max_tokens"), note=note_all,
-            request_summary={"provider": prov.name, "kind": prov.kind, "model": model,
-                             "params": {k: v for k, v in params.items() if k != "suffix"},
-                             "suffix": suffix is not None, "resample": resample})
-        reply.footer = display.plain_footer(result, cost, max_tokens=params.get("max_tokens"),
-                                            note=note_all)
-        return reply
+        return result, note
 
     # -- history views -----------------------------------------------------------
 

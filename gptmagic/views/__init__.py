@@ -1,6 +1,7 @@
 """What a person sees: Markdown safety, tables, reply views and the widgets.
 
-Owns rendering only: :mod:`.markdown` (escaping model text), :mod:`.tables`
+Owns rendering only: :mod:`.markdown` (escaping model text), :mod:`.text`
+(terminal-safe text forms), :mod:`.tables`
 (history, dry-run and error tables), :mod:`.reply` (reply, stream and
 side-by-side views), :mod:`.steps` (a tool loop's steps), :mod:`.calllog` (``%chat
 log``'s table) and :mod:`.widgets`

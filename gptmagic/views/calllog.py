@@ -1,5 +1,6 @@
 """``%chat log``: the last logged calls as a compact table (text and escaped HTML; the
-request and the reply are user- and model-written)."""
+request and the reply are user- and model-written, so a terminal control in them is
+shown as its escape, ``\\x1b``, never sent: :func:`gptmagic.views.text.printable`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from gptmagic.core.text import preview
+from gptmagic.views.text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +20,7 @@ _HEAD = ("id", "when", "model", "thread", "request", "reply", "tokens", "cost", 
 
 
 def _text(x: Any) -> str:
-    return "" if x is None or _nan(x) else str(x)
+    return "" if x is None or _nan(x) else printable(str(x))
 
 
 def _cells(row: Any) -> tuple[str, ...]:
@@ -27,7 +29,7 @@ def _cells(row: Any) -> tuple[str, ...]:
     cost = "" if row["cost"] is None or _nan(row["cost"]) else f"${row['cost']:.6f}"
     secs = "" if row["latency"] is None or _nan(row["latency"]) else f"{row['latency']:.2f}"
     request = _text(row["request"]).strip().splitlines()
-    return (str(row["id"]), row["when"].strftime("%Y-%m-%d %H:%M:%S"), str(row["model"]),
+    return (str(row["id"]), row["when"].strftime("%Y-%m-%d %H:%M:%S"), _text(row["model"]),
             _text(row["thread"]), preview(request[-1] if request else "", 40),
             preview(_text(row["reply"]) or _text(row["error"]), 40),
             tokens, cost, secs)

@@ -17,7 +17,7 @@ from gptmagic.views.explorer.state import call_state, explorer_state
 if TYPE_CHECKING:
     from gptmagic.views.explorer.widget import CallPanel, Explorer
 
-__all__ = ["CallPanel", "Explorer", "call_state", "explore", "explorer_state"]
+__all__ = ["CallPanel", "Explorer", "call_state", "explore", "explore_text", "explorer_state"]
 
 
 def explore(results: Any, **options: Any) -> Explorer:
@@ -27,6 +27,14 @@ def explore(results: Any, **options: Any) -> Explorer:
     from gptmagic.views.explorer.widget import Explorer
 
     return Explorer(results, explorer_state(results, **options))
+
+
+def explore_text(results: Any, **options: Any) -> str:
+    """The explorer's text form of ``results`` alone (a terminal's display): the matrix
+    of marks, built with no call details, no widget and no HTML."""
+    from gptmagic.views.explorer.static import explorer_text
+
+    return explorer_text(explorer_state(results, **{"inline_limit": 0, **options}))
 
 
 def __getattr__(name: str) -> Any:

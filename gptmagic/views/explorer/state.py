@@ -21,14 +21,17 @@ from typing import Any
 
 from gptmagic.core.messages import render_cell
 from gptmagic.core.types import Choice, TokenLogprob, TopLogprob
-from gptmagic.errors import GptmagicError, RequestError
+from gptmagic.errors import GptmagicError, RequestError, public_params
 from gptmagic.views.widgets.state import VERSION, heatmap_state
 
-__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "call_state", "cell_detail", "detail_state",
-           "explorer_state", "repeat_list", "request_text"]
+__all__ = ["CELL_CHARS", "INLINE_LIMIT", "SCORE_STOPS", "SEARCH_CHARS", "call_state",
+           "cell_detail", "detail_state", "explorer_state", "matrix_only", "repeat_list",
+           "request_text"]
 
 #: Characters of an output shown in a matrix cell (the panel shows it whole).
 CELL_CHARS = 160
+#: Characters of an output the search looks through (the cut text and its ``rest``).
+SEARCH_CHARS = 4_000
 #: Bytes of details a state carries before they are asked of the kernel per cell.
 INLINE_LIMIT = 4_000_000
 #: Score -> cell colour: red (0) through amber to green (1), light enough for dark text.
@@ -137,7 +140,7 @@ def cell_detail(results: Any, i: int, *, threshold: float = 0.5,
     return {
         "model": _str(row.get("model")), "prompt": _str(row.get("prompt")),
         "messages": list(job.messages) if job is not None else None,
-        "params": dict(job.params) if job is not None else {},
+        "params": public_params(job.params) if job is not None else {},
         "reply": _str(row.get("output")), "finish_reason": _str(row.get("finish_reason")),
         "usage": {k: v for k, v in usage_d.items() if isinstance(v, int | float)},
         "cost": _num(row.get("cost"), 10), "latency": _num(row.get("latency")),
@@ -173,7 +176,7 @@ def detail_state(detail: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "model": _str(detail.get("model")), "prompt": _str(detail.get("prompt")),
         "request": request_text(detail.get("messages")),
-        "params": _jsonable(detail.get("params") or {}),
+        "params": _jsonable(public_params(detail.get("params") or {})),
         "reply": _str(detail.get("reply")), "finish_reason": _str(detail.get("finish_reason")),
         "usage": {str(k): _num(v, 0) for k, v in usage.items() if _num(v) is not None},
         "cost": _num(detail.get("cost"), 10), "latency": _num(detail.get("latency")),
@@ -209,8 +212,11 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
 
     Cases (the data's rows) are rows, variants (``results.group_cols``: prompt ×
     model × grid × API) are columns. A cell is ``[case, variant, id, text, more,
-    score, [per scorer], error, n]``: ``id`` the df row of its first repeat, ``text``
-    its output cut to ``cell_chars`` (``more``: 1 if cut), ``n`` its repeats. A score
+    score, [per scorer], error, n, rest]``: ``id`` the df row of its first repeat,
+    ``text`` its output cut to ``cell_chars`` (``more``: 1 if cut), ``n`` its repeats,
+    ``rest`` the output after the cut up to :data:`SEARCH_CHARS` (what the search
+    looks through besides ``text``; ``""`` when not cut, or when the details, whose
+    replies the search reads then, are inline). A score
     passes at ``threshold``. ``details`` maps id -> :func:`detail_state` while they
     fit ``inline_limit`` bytes (``"mode": "inline"``), else is empty (``"ask"``).
     """
@@ -224,7 +230,12 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     case_rows: list[list[Any]] = []
     cells: dict[tuple[int, int], list[Any]] = {}
     repeats: dict[int, list[int]] = {}  # first repeat's id -> every repeat's
-    records = df.to_dict(orient="records")
+    if inline_limit <= 0:  # no details: the matrix's columns are all it reads
+        keep = {*group_cols, *inputs, "row", "repeat", "output", "score", "error",
+                *(f"score.{s}" for s in scorers)}
+        records = df[[c for c in df.columns if c in keep]].to_dict(orient="records")
+    else:
+        records = df.to_dict(orient="records")
     for i, rec in enumerate(records):
         vkey = tuple(_str(rec.get(c)) for c in group_cols)
         v = variants.setdefault(vkey, len(variants))
@@ -243,7 +254,7 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
         cells[(c, v)] = [c, v, i, text[:cell_chars] if more else text, more,
                          _num(rec.get("score"), 3),
                          [_num(rec.get(f"score.{s}"), 3) for s in scorers],
-                         _str(rec.get("error")), 1]
+                         _str(rec.get("error")), 1, text[cell_chars:SEARCH_CHARS]]
     variant_list = []
     for vkey in variants:
         keys = dict(zip(group_cols, vkey, strict=True))
@@ -253,12 +264,28 @@ def explorer_state(results: Any, *, threshold: float = 0.5, cell_chars: int = CE
     for first, ids in repeats.items():
         if str(first) in details:
             details[str(first)]["repeats"] = repeat_list(records, ids)
+    if mode == "inline":  # the search reads each detail's reply: no second copy
+        for cell in cells.values():
+            cell[9] = ""
     return {"v": VERSION, "kind": "explorer", "title": title,
             "threshold": float(threshold), "scale": SCORE_STOPS, "group_cols": group_cols,
             "inputs": [c[6:] for c in inputs], "scorers": scorers, "explained": explained,
             "variants": variant_list, "cases": case_rows,
             "cells": sorted(cells.values(), key=lambda cell: (cell[0], cell[1])),
             "mode": mode, "details": details}
+
+
+def matrix_only(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An explorer state without its details (``"ask"``), each cut cell's ``rest`` taken
+    from its detail's reply, so the search still reads past the cut."""
+    details = state.get("details") or {}
+    cells = []
+    for cell in state.get("cells", []):
+        reply = (details.get(str(cell[2])) or {}).get("reply")
+        rest = (reply[len(cell[3]):SEARCH_CHARS] if cell[4] and not cell[9]
+                and isinstance(reply, str) else cell[9])
+        cells.append([*cell[:9], rest])
+    return {**state, "cells": cells, "mode": "ask", "details": {}}
 
 
 def repeat_list(records: Sequence[Mapping[str, Any]], ids: Sequence[int]
@@ -276,6 +303,8 @@ def _details(results: Any, records: list[dict[str, Any]], cells: list[list[Any]]
     The first cells' sizes estimate the whole first, so a big run builds no details."""
     out: dict[str, Any] = {}
     size = 0
+    if limit <= 0:
+        return out, "ask"
     for k, cell in enumerate(cells):
         d = detail_state(cell_detail(results, cell[2], threshold=threshold,
                                      row=records[cell[2]]))

@@ -18,15 +18,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from gptmagic.views.explorer.state import SCORE_STOPS
+from gptmagic.views.explorer.state import SCORE_STOPS, matrix_only
 from gptmagic.views.markdown import NO_MATH
+from gptmagic.views.text import printable
 from gptmagic.views.widgets.scale import colour, text_colour
 
-__all__ = ["STATIC_ROWS", "TEXT_ROWS", "call_html", "call_text", "explorer_html",
-           "explorer_text", "script_json"]
+__all__ = ["FALLBACK_LIMIT", "STATIC_ROWS", "TEXT_ROWS", "call_html", "call_text",
+           "explorer_html", "explorer_text", "fallback_html", "script_json"]
 
 #: Cases the script-less table shows (the script shows them all).
 STATIC_ROWS = 100
+#: Bytes of state the HTML beside a widget's view carries whole (a saved notebook holds
+#: the widget's state too): past it the details are dropped (``"ask"``), and past it
+#: without them the HTML is the plain table alone.
+FALLBACK_LIMIT = 1_000_000
 #: Cases the text form shows.
 TEXT_ROWS = 20
 
@@ -135,6 +140,25 @@ def explorer_html(state: dict[str, Any]) -> str:
     return _live(state, _table(state), "gm-explorer")
 
 
+def fallback_html(state: dict[str, Any], limit: int = FALLBACK_LIMIT) -> str:
+    """The HTML a notebook saves beside the explorer widget's view, which has the whole
+    state already: all of it up to ``limit`` bytes; the matrix alone (details asked of
+    a kernel) past it; past that too, the plain table of the first cases and a note."""
+    if _size(state) <= limit:
+        return explorer_html(state)
+    lean = matrix_only(state)
+    if _size(lean) <= limit:
+        return explorer_html(lean)
+    return (f'<div class="gm-x-host {NO_MATH}"><style>{_css()}</style>'
+            f'<div class="gm-root gm-explorer gm-x-static">{_table(state)}'
+            '<p class="gm-muted">The interactive explorer is the widget: run the notebook '
+            "(or save it with its widget state) to see it.</p></div></div>")
+
+
+def _size(state: dict[str, Any]) -> int:
+    return len(json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode())
+
+
 def call_html(state: dict[str, Any]) -> str:
     """One call's panel as self-contained HTML (reply and request readable without JS)."""
     d = state.get("detail", {})
@@ -172,11 +196,12 @@ def explorer_text(state: dict[str, Any]) -> str:
         lines.append((f"#{str(row_id):<6} " + "".join(m.ljust(width) for m in marks)).rstrip())
     if len(cases) > TEXT_ROWS:
         lines.append(f"… {len(cases) - TEXT_ROWS:,} more cases (res.df has them all)")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def call_text(state: dict[str, Any]) -> str:
-    """One call as text: model, request, reply, scores, usage."""
+    """One call as text: model, request, reply, scores, usage (a terminal control in any
+    of them shown as its escape: :func:`~gptmagic.views.text.printable`)."""
     d = state.get("detail", {})
     scores = ", ".join(f"{k} {s.get('score')}" for k, s in d.get("scores", {}).items())
     parts = [f"{d.get('model') or '?'}" + (f" · prompt {d['prompt']}" if d.get("prompt") else ""),
@@ -188,4 +213,4 @@ def call_text(state: dict[str, Any]) -> str:
     usage = ", ".join(f"{k} {v:g}" for k, v in d.get("usage", {}).items())
     if usage:
         parts.append(f"usage: {usage}")
-    return "\n".join(p for p in parts if p)
+    return printable("\n".join(p for p in parts if p))

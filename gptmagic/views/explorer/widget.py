@@ -60,6 +60,9 @@ class Explorer(_StateWidget):
     def to_text(self) -> str:
         return static.explorer_text(self.data)
 
+    def _fallback_html(self) -> str:
+        return static.fallback_html(self.data)
+
     def _summary(self) -> str:
         data = self.data
         return f"{len(data.get('cases', []))} cases × {len(data.get('variants', []))} variants"

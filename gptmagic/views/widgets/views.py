@@ -23,6 +23,8 @@ from gptmagic.views.widgets import static
 __all__ = ["LogprobHeatmap", "TokenCounter", "TokenView"]
 
 _JS = Path(__file__).parent / "js"
+#: The MIME type of a Jupyter widget's view.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @functools.cache
@@ -68,12 +70,30 @@ class _StateWidget(anywidget.AnyWidget):
         """The plain-text form of the current state."""
         raise NotImplementedError
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        return {**data, "text/plain": self.to_text(), "text/html": self.to_html()}, meta
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any
+                          ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The widget's view, its text and its static HTML: only those ``include`` /
+        ``exclude`` leave are built (a terminal asking for text builds no HTML)."""
+        def wanted(mime: str) -> bool:
+            return (not include or mime in include) and (not exclude or mime not in exclude)
+
+        data: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        if wanted(WIDGET_VIEW):
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if bundle is None:
+                return None
+            data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        if wanted("text/plain"):
+            data["text/plain"] = self.to_text()
+        if wanted("text/html"):
+            data["text/html"] = self._fallback_html() if WIDGET_VIEW in data else self.to_html()
+        return data, meta
+
+    def _fallback_html(self) -> str:
+        """The HTML beside the widget's view (a saved notebook keeps both): the static
+        HTML, unless a subclass ships less there."""
+        return self.to_html()
 
     def _summary(self) -> str:
         return ""

@@ -263,7 +263,20 @@ function drawExplorer(root, data, model, ui) {
   variants.forEach((vr, v) => {
     const hc = h("div", "gm-x-hcell");
     hc.setAttribute("role", "columnheader");
-    hc.append(h("div", "gm-x-vlabel", vr && vr.label !== undefined ? String(vr.label) : `#${v}`));
+    // prompt · model on top (cut to two lines); the grid and API values on a line of
+    // their own below, so a long model name never hides what the variants differ in.
+    const keys = vr && vr.keys && typeof vr.keys === "object" ? vr.keys : null;
+    const named = [];
+    const grid = [];
+    for (const [k, val] of keys ? Object.entries(keys) : []) {
+      if (val === null || val === undefined) continue;
+      if (k === "prompt" || k === "model") named.push(String(val));
+      else grid.push(k === "api" ? String(val) : `${k}=${val}`);
+    }
+    const label = keys && (named.length || grid.length) ? named.join(" · ")
+      : vr && vr.label !== undefined ? String(vr.label) : `#${v}`;
+    if (label) hc.append(h("div", "gm-x-vlabel", label));
+    if (grid.length) hc.append(h("div", "gm-x-vgrid", grid.join(" · ")));
     hc.append(h("div", "gm-muted", passRate[v] === null ? "no scores" : `pass ${(passRate[v] * 100).toFixed(0)}%`));
     hc.title = String(vr && vr.label);
     headRow.append(hc);
@@ -311,6 +324,12 @@ function drawExplorer(root, data, model, ui) {
     }
     return { mean: n ? sum / n : null, fail, err, n, spread: n ? hi - lo : 0 };
   };
+  // The whole output: an inline detail's reply, else the cut text and its rest, cell[9]
+  // (the output to SEARCH_CHARS).
+  const searchText = (cell) => {
+    const d = details[String(cell[2])];
+    return d && typeof d.reply === "string" ? d.reply : `${cell[3]}${cell[9] || ""}`;
+  };
   function compute() {
     const q = ui.search.trim().toLowerCase();
     const keep = [];
@@ -324,7 +343,7 @@ function drawExplorer(root, data, model, ui) {
         let hit = caseText(c).toLowerCase().includes(q);
         for (let v = 0; !hit && v < nv; v += 1) {
           const cell = cellAt[c * nv + v];
-          if (cell && `${cell[3]} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
+          if (cell && `${searchText(cell)} ${cell[7] || ""}`.toLowerCase().includes(q)) hit = true;
         }
         if (!hit) continue;
       }
@@ -560,6 +579,8 @@ function drawExplorer(root, data, model, ui) {
   };
   if (typeof model.on === "function") model.on("msg:custom", onMsg);
 
+  // All of a cell's output the matrix carries: the cut text and the rest (to SEARCH_CHARS).
+  const shipped = (cell) => `${cell[3]}${cell[9] || ""}`;
   const where = (cell) => `case #${cases[cell[0]][0]} · ${variants[cell[1]].label}`;
   let panelCleanups = [];
   function panelHead(title, extra) {
@@ -591,7 +612,7 @@ function drawExplorer(root, data, model, ui) {
       const da = detailOf(a[2], drawPanel);
       const db = detailOf(b[2], drawPanel);
       panel.append(panelHead("compare", []));
-      const textOf = (d, cell) => (d.reply !== undefined ? d.reply : cell[3]) || "";
+      const textOf = (d, cell) => (d.reply !== undefined ? d.reply : shipped(cell)) || "";
       const ops = wordDiff(textOf(da, a), textOf(db, b));
       const panes = h("div", "gm-x-diff");
       [[a, "-"], [b, "+"]].forEach(([cell, side]) => {
@@ -623,7 +644,8 @@ function drawExplorer(root, data, model, ui) {
     if (d.pending) panel.append(head, h("div", "gm-muted", "asking the kernel…"));
     else if (d.missing) {
       panel.append(head, h("div", "gm-muted", d.missing));
-      panel.append(section("output (cut)", pre(`${cell[3]}${cell[4] ? "…" : ""}`)));
+      panel.append(section(cell[9] ? "output (up to 4,000 characters)" : cell[4] ? "output (cut)" : "output",
+        pre(cell[9] ? shipped(cell) : `${cell[3]}${cell[4] ? "…" : ""}`)));
     } else panel.append(drawDetail(d, head, panelCleanups));
   }
   function open(cell) {
