@@ -99,6 +99,27 @@ def test_summary_line_full():
                     "smollm2-135m-instruct")
 
 
+def test_a_reply_cut_by_the_engines_default_cap_says_which_cap_and_how_to_change_it():
+    """No --max-tokens: the embedded engine's cap ended it, and "the token limit" would
+    leave a user who set none guessing (a base model loops until it)."""
+    cut = result(reasons=("length",), usage=Usage(20, 256, 276))
+    cut.model = "gemma-3-270m"
+    line = display.summary_line(cut)
+    assert ("finish: length — hit the embedded base model gemma-3-270m's default cap of 256 "
+            "tokens; pass --max-tokens to change it ·") in line
+    assert "hit max_tokens=256; raise" in display.summary_line(cut, max_tokens=256)
+    two = result(reasons=("length", "length"), usage=Usage(20, 512, 532))
+    two.model = "gemma-3-270m"
+    plain = display.reply_bundle(two)[0]["text/plain"]
+    assert "The reply was cut off at the embedded base model gemma-3-270m's default cap" in plain
+    short = result(reasons=("length",), usage=Usage(20, 40, 60))  # not the cap: the window
+    short.model = "gemma-3-270m"
+    assert "hit the token limit; raise --max-tokens" in display.summary_line(short)
+    hosted = result(reasons=("length",), usage=Usage(20, 256, 276))
+    hosted.model = "gpt-4o-mini"
+    assert "hit the token limit" in display.summary_line(hosted)
+
+
 def test_summary_line_explains_only_what_is_not_stop():
     assert display.summary_line(result(), usd("0.01")).startswith("finish: stop · tokens:")
     line = display.summary_line(result(reasons=("stop", "length", "stop")))

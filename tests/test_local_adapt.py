@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from gptmagic.local.adapt import (
     prepare_completion,
 )
 from gptmagic.local.logprobs import chat_logprobs, legacy_logprobs, mean_logprob, token_text
+from gptmagic.local.responses import prepare_response
 
 GGUF = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 USER = [{"role": "user", "content": "hi"}]
@@ -321,7 +323,27 @@ def test_legacy_completions_default_to_16_tokens() -> None:
     """OpenAI's default for ``max_tokens`` on completions; the engine alone has no limit."""
     assert prepare_completion(comp()).bodies[0]["max_tokens"] == 16
     assert prepare_completion(comp(max_tokens=3)).bodies[0]["max_tokens"] == 3
-    assert "max_tokens" not in prepare_chat(chat()).bodies[0]  # chat: up to the window
+
+
+def test_chat_and_responses_without_a_limit_get_the_models_default_cap() -> None:
+    """The engine's own default is unlimited: a base model looped to its 32K window."""
+    assert prepare_chat(chat()).bodies[0]["max_tokens"] == SMOLLM2.default_max_tokens == 1024
+    gemma = prepare_chat(chat(model="gemma-3-270m"), model=GEMMA)
+    assert gemma.bodies[0]["max_tokens"] == GEMMA.default_max_tokens == 256
+    for given in ({"max_tokens": 5}, {"max_completion_tokens": 5}):
+        assert prepare_chat(chat(model="gemma-3-270m", **given), model=GEMMA).bodies[0][
+            "max_tokens"] == 5
+    stream = prepare_chat(chat(model="gemma-3-270m", stream=True, n=2), model=GEMMA)
+    assert stream.bodies[0]["max_tokens"] == 256
+    fanned = prepare_chat(chat(model="gemma-3-270m", n=3), model=GEMMA)
+    assert [b["max_tokens"] for b in fanned.bodies] == [256, 256, 256]
+    bound = functools.partial(prepare_chat, model=GEMMA)
+    planned = prepare_response({"model": "gemma-3-270m", "input": "hi"}, bound)
+    assert planned.chat.bodies[0]["max_tokens"] == 256
+    assert planned.echo["max_output_tokens"] is None  # as sent: OpenAI echoes null
+    given = prepare_response({"model": "gemma-3-270m", "input": "hi", "max_output_tokens": 9},
+                             bound)
+    assert given.chat.bodies[0]["max_tokens"] == 9
 
 
 def test_empty_and_null_prompts_start_a_document() -> None:
@@ -607,7 +629,8 @@ def test_merge_completions_multi_prompt_indices() -> None:
 def test_models_list() -> None:
     assert adapt.models_list(123) == {"object": "list", "data": [{
         "id": "smollm2-135m-instruct", "object": "model", "created": 123,
-        "owned_by": "gptmagic-local", "context_window": 8192, "kind": "instruct",
+        "owned_by": "gptmagic-local", "context_window": 8192, "default_max_tokens": 1024,
+        "kind": "instruct",
         "licence": "Apache-2.0", "loaded": False}]}
 
 
@@ -615,6 +638,7 @@ def test_models_list_both_models_each_with_its_window_and_kind() -> None:
     listed = adapt.models_list(1, (SMOLLM2, GEMMA), frozenset({GEMMA.id}))["data"]
     assert [(m["id"], m["context_window"], m["kind"], m["loaded"]) for m in listed] == [
         ("smollm2-135m-instruct", 8192, "instruct", False), ("gemma-3-270m", 32768, "base", True)]
+    assert [m["default_max_tokens"] for m in listed] == [1024, 256]
     assert "Gemma terms of use" in listed[1]["licence"]
 
 

@@ -12,7 +12,10 @@ import json
 import httpx
 import pytest
 from conftest_local import local_client, local_engine, local_url  # noqa: F401
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 from openapi_schema import validate
+from shell_support import new_shell
 
 import gptmagic
 from gptmagic import Client
@@ -162,3 +165,53 @@ def test_gemma_control_token_text_is_counted_as_sent(local_client):  # noqa: F81
         "model": "gemma-3-270m", "messages": msgs, "max_tokens": 1, "temperature": 0}).json()
     assert counted["tokens"][0] == 2  # <bos>
     assert counted["count"] == reply["usage"]["prompt_tokens"]
+
+
+#: A prompt Gemma 3 270M (a base model) answers in a loop that never ends its turn.
+LOOPS = "What is the capital of France? Answer in one sentence."
+
+
+def test_gemma_without_a_limit_ends_at_its_default_cap(local_client):  # noqa: F811
+    """llama.cpp's own default is unlimited: in a notebook this streamed 67,000
+    characters for 10 minutes, to the deadline. Now each model has a cap, listed."""
+    chat = local_client.post("/chat/completions", json={
+        "model": "gemma-3-270m", "temperature": 0,
+        "messages": [{"role": "user", "content": LOOPS}]}).json()
+    assert chat["choices"][0]["finish_reason"] == "length"
+    assert chat["usage"]["completion_tokens"] == GEMMA.default_max_tokens == 256
+    listed = {m["id"]: m["default_max_tokens"] for m in local_client.get("/models").json()["data"]}
+    assert listed == {SMOLLM2.id: 1024, GEMMA.id: 256}
+
+
+async def test_responses_without_a_limit_end_incomplete_at_the_cap(client):
+    r = await client.respond(LOOPS, model=GEMMA_NAME, temperature=0)
+    assert r.status == "incomplete" and r.finish_reason == "length"
+    assert r.usage is not None and r.usage.completion_tokens == 256
+
+
+async def test_smollm2_without_a_limit_still_ends_a_short_answer_itself(client):
+    # (Not the capital of France: unprompted, SmolLM2 answers that in French, in a loop.)
+    reply = await client.chat("What is 2+2?", model="local", temperature=0)
+    assert reply.finish_reason == "stop"
+    assert reply.usage is not None and reply.usage.completion_tokens < SMOLLM2.default_max_tokens
+
+
+def test_the_magic_says_which_cap_cut_the_reply(local_url, tmp_path, monkeypatch):  # noqa: F811
+    """The footer a user reads under the cut reply: not "the token limit" (they set none)
+    but the engine's default for this model, and how to change it."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    gptmagic.add_profile("engine-cap", kind="compatible", base_url=local_url)
+    sh = new_shell()
+    sh.run_line_magic("load_ext", "gptmagic")
+    try:
+        with capture_output():
+            r = sh.run_cell_magic("chat", "-p engine-cap -m gemma-3-270m -t 0 --no-history",
+                                  f"user: {LOOPS}")
+        assert r.finish_reason == "length" and r.result.usage.completion_tokens == 256
+        footer = r._repr_mimebundle_()[0]["text/plain"].splitlines()
+        assert any("finish: length — hit the embedded base model gemma-3-270m's default cap "
+                   "of 256 tokens; pass --max-tokens to change it" in line for line in footer)
+    finally:
+        sh.run_line_magic("unload_ext", "gptmagic")
+        InteractiveShell.clear_instance()
+        gptmagic.shutdown()

@@ -295,6 +295,15 @@ def test_few_shot_names_do_not_come_back_in_the_embedded_models_reply(shell):
         assert "example_assistant" not in d.engine_prompt
         md = d._repr_mimebundle_()[0]["text/markdown"]
         assert "The engine receives this text" in md and "example_user: Thank you" in md
+        # The body has no max_tokens; the engine adds its default cap, and the dry run says so.
+        assert "max_tokens" not in d.request
+        assert "the embedded engine caps this reply at 1024 tokens" in md
+        capped, _ = chat(shell, "-m local --no-history --max-tokens 9 --dry-run", FEW_SHOT)
+        assert "caps this reply" not in capped._repr_mimebundle_()[0]["text/markdown"]
+        gemma, _ = chat(shell, "-m local:gemma-3-270m --no-history --dry-run", "user: Hi")
+        assert gemma.engine_prompt.startswith("<start_of_turn>user\nHi")  # its own template
+        assert "caps this reply at 256 tokens" in gemma.note
+        assert gemma.estimate.max_completion_tokens == 256  # not the 32K window
     finally:
         gptmagic.shutdown()
 
@@ -602,6 +611,23 @@ def test_a_hosted_model_without_a_key_says_so_and_sends_nothing(shell, fake_serv
             shell.run_cell_magic(magic, "-m gpt-4o-mini --max-tokens 3", "user: hi")
     assert len(fake_server.requests) == before
     assert gptmagic.local.get_engine().running is False  # the engine was not even started
+
+
+def test_a_mistyped_local_model_suggests_the_closest_served_one(shell, fake_server):
+    """``-m local:gemma-270m`` is a typo of a served model, not a hosted one: no advice to
+    name another provider or set a key, the model meant, and nothing sent."""
+    before = len(fake_server.requests)
+    for spec, meant in (("local:gemma-270m", "local:gemma-3-270m"), ("local:smolm2", "local")):
+        with pytest.raises(UsageError) as info:
+            shell.run_cell_magic("chat", f"-m {spec}", "user: hi")
+        message = str(info.value)
+        assert f"did you mean '{meant}'?" in message and "'local:gemma-3-270m'" in message
+        assert "OPENAI_API_KEY" not in message
+    with pytest.raises(UsageError, match="Name the provider.*OPENAI_API_KEY") as info:
+        shell.run_cell_magic("chat", "-m local:gpt-4o", "user: hi")  # close to nothing served
+    assert "did you mean" not in str(info.value)
+    assert len(fake_server.requests) == before
+    assert gptmagic.local.get_engine().running is False
 
 
 def test_key_env_selects_the_hosted_provider(shell, fake_server, monkeypatch):

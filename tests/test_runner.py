@@ -375,6 +375,8 @@ def test_a_hosted_model_name_without_a_provider_is_a_clear_error(monkeypatch):
             run([{"q": "x"}], "user: {q}", ["gpt-4o-mini"])
     with pytest.raises(gptmagic.ConfigError, match="profile 'local' is the embedded model"):
         gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["local:gpt-4o"])
+    with pytest.raises(gptmagic.ConfigError, match="did you mean 'local:gemma-3-270m'"):
+        gptmagic.evaluate([{"q": "x"}], "user: {q}", ["local:gemma3"])  # a typo, said so
     est = gptmagic.estimate_run([{"q": "x"}], "user: {q}", ["openai:gpt-4o-mini", "local"])
     assert est.set_index("model").loc["gpt-4o-mini", "cost_low"] > 0
     assert est.set_index("model").loc["smollm2-135m-instruct", "cost_low"] == 0

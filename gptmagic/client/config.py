@@ -38,6 +38,7 @@ that names a known profile splits, so ``llama3:8b`` and fine-tune ids such as
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import sys
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gptmagic.catalog.embedded import claims, is_local_model
+from gptmagic.catalog.embedded import EMBEDDED_MODELS, SMOLLM2, claims, is_local_model
 from gptmagic.core import defaults as D
 from gptmagic.core.headers import Headers
 from gptmagic.core.to_responses import APIS
@@ -482,13 +483,30 @@ def refuse_misrouted(prov: Provider, model: str, spec: str, *, named: bool) -> N
     """
     if prov.kind != "local" or is_local_model(model) or model.endswith(".gguf"):
         return
+    served = (f"which serves only {D.LOCAL_MODEL!r} ('local') and 'gemma-3-270m' "
+              f"('local:gemma-3-270m')")
+    meant = closest_local(model)
+    if named and meant is not None:  # a typo of a served model, under the local profile
+        raise ConfigError(f"model {spec!r}: profile {prov.name!r} is the embedded model, "
+                          f"{served}; did you mean {meant!r}?")
     why = (f"profile {prov.name!r} is the embedded model" if named else
            "no hosted provider is configured (no OPENAI_API_KEY, no default profile), so it "
            "would go to the embedded model; nothing was sent")
+    also = f" Or did you mean {meant!r}?" if meant is not None else ""
     raise ConfigError(
-        f"model {spec!r}: {why}, which serves only {D.LOCAL_MODEL!r} ('local') and "
-        f"'gemma-3-270m' ('local:gemma-3-270m'). Name the "
-        f"provider ('openai:{model}', a profile, provider=...) or set OPENAI_API_KEY.")
+        f"model {spec!r}: {why}, {served}. Name the "
+        f"provider ('openai:{model}', a profile, provider=...) or set OPENAI_API_KEY.{also}")
+
+
+def closest_local(name: str) -> str | None:
+    """The embedded model a mistyped ``name`` most likely meant, as a call names it
+    (``'local'``, ``'local:gemma-3-270m'``), or None when no id or alias is close."""
+    names = {alias.lower(): m for m in EMBEDDED_MODELS for alias in (m.id, *m.aliases)}
+    found = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.6)
+    if not found:
+        return None
+    model = names[found[0]]
+    return "local" if model is SMOLLM2 else f"local:{model.id}"
 
 
 def ask_key(provider: str | Provider | None = None, model: str | None = None, *,

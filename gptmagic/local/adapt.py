@@ -50,6 +50,12 @@ The adapter's contract (what any client of the local engine can rely on):
   embedded model answer ``example_assistant: ...`` 8 times in 8). An
   assistant ``refusal`` with null content is sent as that message's text. A
   final assistant message is a finished turn (the engine's prefill is off).
+* **capped** -- a chat (or Responses) request without ``max_tokens``,
+  ``max_completion_tokens`` or ``max_output_tokens`` gets its model's
+  ``default_max_tokens`` (SmolLM2 1024, Gemma 3 270M 256; listed by
+  ``/v1/models``), a completion OpenAI's 16; the engine's own default is
+  unlimited, and a base model that never ends its turn would run to the
+  window. A reply cut there ends ``finish_reason: "length"``.
 * **mapped or dropped** -- ``max_completion_tokens`` becomes ``max_tokens``;
   ``user``, ``store``, ``metadata``, ``service_tier`` (and
   ``stream_options`` without ``stream``) are dropped; unknown parameters
@@ -173,12 +179,13 @@ def models_list(created: int, models: tuple[EmbeddedModel, ...] = (SMOLLM2,),
                 loaded: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The ``/v1/models`` answer: the installed ``models``, in OpenAI's shape.
 
-    Beyond OpenAI's fields: ``context_window``, ``kind`` (``instruct`` or
-    ``base``), ``licence`` and ``loaded`` (whether its engine runs yet).
+    Beyond OpenAI's fields: ``context_window``, ``default_max_tokens`` (the
+    reply's cap when a request sets none), ``kind`` (``instruct`` or ``base``),
+    ``licence`` and ``loaded`` (whether its engine runs yet).
     """
     data = [{"id": m.id, "object": "model", "created": created, "owned_by": "gptmagic-local",
-             "context_window": m.context_window, "kind": m.kind, "licence": m.licence,
-             "loaded": m.id in loaded} for m in models]
+             "context_window": m.context_window, "default_max_tokens": m.default_max_tokens,
+             "kind": m.kind, "licence": m.licence, "loaded": m.id in loaded} for m in models]
     return {"object": "list", "data": data}
 
 
@@ -303,6 +310,9 @@ def prepare_chat(body: Any, *, gguf_path: str | None = None,
                  model: EmbeddedModel = SMOLLM2) -> ChatPlan:
     """Check a ``/v1/chat/completions`` request for ``model`` and plan the engine requests."""
     req = _common(body, gguf_path, model)
+    if req.get("max_tokens") is None:
+        # The engine's own default is unlimited: a base model would loop to the window.
+        req["max_tokens"] = model.default_max_tokens
     messages = req.get("messages")
     req["messages"] = render_history([_named(m) for m in check_messages(messages)])
     check_tools(req)

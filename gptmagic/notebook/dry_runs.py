@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gptmagic.catalog.embedded import embedded_model
 from gptmagic.catalog.pricing import estimate
 from gptmagic.client.config import Provider
 from gptmagic.errors import APIError, GptmagicError
@@ -62,17 +63,31 @@ def dry_run(session: Sender, prov: Provider, model: str, path: str, body: dict[s
     url, _ = prov.endpoint(path, model, prov.base_url or "http://127.0.0.1:<engine>/v1")
     costs, said = tool_costs(session, counted, model, tools) if tools else (None, None)
     count = session.count_tokens(counted, model, tools=tools if costs else None)
-    note = "\n".join(x for x in (note, said) if x) or None
-    est = estimate(count.total, model, max_tokens=max_out(params), provider=prov.kind)
+    cap = _engine_cap(prov, model, path, params)
+    note = "\n".join(x for x in (note, said, cap and cap[1]) if x) or None
+    est = estimate(count.total, model, max_tokens=max_out(params) or (cap and cap[0]),
+                   provider=prov.kind)
     engine_prompt = None
     if prov.kind == "local" and isinstance(counted, list):
         # What the model reads: names written in, the template's own tokens, the tools'
-        # description the engine writes into the system message.
+        # description the engine writes into the system message (this model's template).
         rendered = session.portal.run(session.client.local_tokenize(messages=counted,
-                                                                    tools=tools))
+                                                                    tools=tools, model=model))
         engine_prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
     return DryRun(body, url, count, est, note, engine_prompt=engine_prompt, tool_costs=costs,
                   tools=[dict(t) for t in tools] if costs and tools else None)
+
+
+def _engine_cap(prov: Provider, model: str, path: str,
+                params: Mapping[str, Any]) -> tuple[int, str] | None:
+    """The cap the engine gives a chat with no token limit, and the note saying so: the
+    body above does not show it, the reply's ``finish: length`` would."""
+    served = embedded_model(model) if prov.kind == "local" else None
+    if served is None or max_out(params) is not None or path == "completions":
+        return None  # a completion's default is OpenAI's 16, as on OpenAI
+    return served.default_max_tokens, (
+        f"the embedded engine caps this reply at {served.default_max_tokens} tokens "
+        f"({served.id}'s default, a {served.kind} model's); pass --max-tokens to change it")
 
 
 def tool_costs(session: Sender, messages: Any, model: str,

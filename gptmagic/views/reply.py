@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from gptmagic.catalog.embedded import embedded_model
 from gptmagic.catalog.money import INPUT_RATE_WRITES
 from gptmagic.core.text import count_of
 from gptmagic.core.types import Choice, Result, Timings, Usage
@@ -89,11 +90,32 @@ _FINISH_SHORT = {"length": "hit {limit}; raise --max-tokens",
                  None: "the stream ended without a finish reason"}
 
 
-def explain_finish(reason: str | None, *, max_tokens: int | None = None) -> str:
-    """One plain sentence saying why a choice ended and, if it matters, what to do."""
+def explain_finish(reason: str | None, *, max_tokens: int | None = None,
+                   cap: str | None = None) -> str:
+    """One plain sentence saying why a choice ended and, if it matters, what to do
+    (``cap``: the default cap that cut it, from :func:`_default_cap`)."""
     if reason not in _FINISH:
         return f"The provider gave the finish reason '{reason}', which is not a standard one."
+    if reason == "length" and cap is not None:
+        return f"The reply was cut off at {cap}; pass --max-tokens to change it."
     return _FINISH[reason].format(now="not set" if max_tokens is None else f"now {max_tokens}")
+
+
+def _default_cap(result: Result, max_tokens: int | None) -> str | None:
+    """``the embedded base model gemma-3-270m's default cap of 256 tokens`` when that cap
+    (the engine's, for a chat without max_tokens) is what ended ``result``, else None.
+
+    Without it a user who set no limit reads "hit the token limit" and cannot
+    tell which: the embedded engine caps such a reply (see
+    :attr:`gptmagic.catalog.embedded.EmbeddedModel.default_max_tokens`).
+    """
+    model = embedded_model(result.model)
+    if max_tokens is not None or model is None or result.kind == "completion":
+        return None
+    if result.usage is not None and result.usage.completion_tokens < model.default_max_tokens:
+        return None  # cut by something else (the window), or not this engine's model
+    return (f"the embedded {model.kind} model {model.id}'s default cap of "
+            f"{model.default_max_tokens} tokens")
 
 
 def _finish_text(result: Result, max_tokens: int | None) -> str:
@@ -103,6 +125,8 @@ def _finish_text(result: Result, max_tokens: int | None) -> str:
         return "none — no choices returned"
     limit = "the token limit" if max_tokens is None else f"max_tokens={max_tokens}"
     short = dict(_FINISH_SHORT)
+    if (cap := _default_cap(result, max_tokens)) is not None:
+        short["length"] = f"hit {cap}; pass --max-tokens to change it"
     if not any(_has_reply(c) for c in result.choices):  # stopped while it reasoned
         short["interrupted"] = "stopped by you before any reply text"
     why = "; ".join(short[r].format(limit=limit) for r in reasons if r in short)
@@ -366,7 +390,8 @@ def reply_bundle(result: Result, *, cost: Cost | None = None, max_tokens: int | 
             md.append(checked[0])
             plain.append(checked[1])
         if n > 1 and c.finish_reason != "stop":
-            why = explain_finish(c.finish_reason, max_tokens=max_tokens)
+            why = explain_finish(c.finish_reason, max_tokens=max_tokens,
+                                 cap=_default_cap(result, max_tokens))
             md.append(_small(why))
             plain.append(why)
     if not n:
