@@ -99,6 +99,18 @@ def test_summary_line_full():
                     "smollm2-135m-instruct")
 
 
+def test_a_completion_cut_by_the_endpoints_default_says_it_is_16_tokens():
+    """%%complete without --max-tokens stops at 16 tokens (OpenAI's default there)."""
+    cut = result(reasons=("length",), usage=Usage(5, 16, 21))
+    cut.kind = "completion"
+    assert ("finish: length — hit the completions endpoint's default of 16 tokens; pass "
+            "--max-tokens to change it") in display.summary_line(cut)
+    assert "hit max_tokens=16; raise" in display.summary_line(cut, max_tokens=16)
+    shorter = result(reasons=("length",), usage=Usage(5, 9, 14))  # cut by something else
+    shorter.kind = "completion"
+    assert "hit the token limit; raise --max-tokens" in display.summary_line(shorter)
+
+
 def test_a_reply_cut_by_the_engines_default_cap_says_which_cap_and_how_to_change_it():
     """No --max-tokens: the embedded engine's cap ended it, and "the token limit" would
     leave a user who set none guessing (a base model loops until it)."""

@@ -101,16 +101,28 @@ def explain_finish(reason: str | None, *, max_tokens: int | None = None,
     return _FINISH[reason].format(now="not set" if max_tokens is None else f"now {max_tokens}")
 
 
+#: ``max_tokens`` of ``POST /completions`` when a request sets none (OpenAI's reference).
+_COMPLETIONS_DEFAULT = 16
+
+
 def _default_cap(result: Result, max_tokens: int | None) -> str | None:
     """``the embedded base model gemma-3-270m's default cap of 256 tokens`` when that cap
-    (the engine's, for a chat without max_tokens) is what ended ``result``, else None.
+    (the engine's, for a chat without max_tokens) is what ended ``result``, ``the
+    completions endpoint's default of 16 tokens`` for a completion that set none, else
+    None.
 
     Without it a user who set no limit reads "hit the token limit" and cannot
     tell which: the embedded engine caps such a reply (see
     :attr:`gptmagic.catalog.embedded.EmbeddedModel.default_max_tokens`).
     """
+    if max_tokens is not None:
+        return None
+    if result.kind == "completion":  # OpenAI's legacy endpoint (and the engine): 16
+        u, n = result.usage, max(1, len(result.choices))
+        return (f"the completions endpoint's default of {_COMPLETIONS_DEFAULT} tokens"
+                if u is not None and u.completion_tokens == _COMPLETIONS_DEFAULT * n else None)
     model = embedded_model(result.model)
-    if max_tokens is not None or model is None or result.kind == "completion":
+    if model is None:
         return None
     if result.usage is not None and result.usage.completion_tokens < model.default_max_tokens:
         return None  # cut by something else (the window), or not this engine's model
