@@ -77,6 +77,9 @@ def test_static_explorer_clicks_filters_diffs_and_keys(fake, browser, tmp_path):
         assert panel.locator(".gm-x-reply").text_content() == "echo: question 0"
         assert panel.locator(".gm-heatmap .gm-tok").count() == 3
         assert "exact" in panel.locator(".gm-x-scores").text_content()
+        # No scorer explained: no empty explanation column; the pass mark has a heading.
+        assert panel.locator(".gm-x-scores th").all_text_contents() == ["scorer", "score",
+                                                                        "result"]
         _shot(page, "static-panel.png")
         # Search, then the failing cases only, then grouping.
         search = x.locator(".gm-x-search")
@@ -330,4 +333,22 @@ def test_explorer_in_the_offline_report(fake, request, browser, tmp_path):
             x.locator(".gm-x-cell").nth(i).click()
         assert page.evaluate("window.__pwned") is None
         assert errors == []
+        page.close()
+
+
+def test_the_panel_shows_explanations_when_a_scorer_gave_them(fake, browser, tmp_path):
+    res = _run()
+    res.df["explain.exact"] = [f"because {i}{XSS}" for i in range(len(res.df))]
+    (tmp_path / "e.html").write_text("<!doctype html><meta charset=utf-8><body>"
+                                     + xs.explorer_html(explorer_state(res)), encoding="utf-8")
+    with serve_dir(tmp_path) as url:
+        page = _page(browser, url)
+        page.goto(url + "e.html")
+        x = page.locator(".gm-explorer")
+        x.locator(".gm-x-cell").nth(2).click()
+        scores = x.locator(".gm-x-panel .gm-x-scores")
+        assert scores.locator("th").all_text_contents() == ["scorer", "score", "result",
+                                                            "explanation"]
+        assert scores.locator(".gm-x-explain").first.text_content().startswith("because ")
+        assert page.evaluate("() => window.__pwned") is None
         page.close()

@@ -120,11 +120,15 @@ function drawDetail(d, head, cleanups) {
   if (scores.length || typeof d.score === "number") {
     const t = h("table", "gm-x-scores");
     const hr = h("tr");
-    for (const c of ["scorer", "score", "", "explanation"]) hr.append(h("th", null, c));
+    // The explanation column only when some scorer gave one (an empty column reads as missing).
+    const explained = scores.some(([, s]) => s && s.explanation);
+    const heads = ["scorer", "score", "result", ...(explained ? ["explanation"] : [])];
+    for (const c of heads) hr.append(h("th", null, c));
     t.append(hr);
     if (typeof d.score === "number" && scores.length > 1) {
       const tr = h("tr", "gm-x-total");
-      tr.append(h("td", null, "score (weighted)"), h("td", "gm-x-num", fmtNum(d.score, 3)), h("td"), h("td"));
+      tr.append(h("td", null, "score (weighted)"), h("td", "gm-x-num", fmtNum(d.score, 3)), h("td"));
+      if (explained) tr.append(h("td"));
       t.append(tr);
     }
     for (const [name, s] of scores) {
@@ -132,8 +136,8 @@ function drawDetail(d, head, cleanups) {
       const ok = s && s.passed;
       tr.append(h("td", null, name), h("td", "gm-x-num", fmtNum(s && s.score, 3)),
         h("td", ok === true ? "gm-x-pass" : ok === false ? "gm-x-fail" : null,
-          ok === true ? "✓ pass" : ok === false ? "✗ fail" : "·"),
-        h("td", "gm-x-explain", (s && s.explanation) || ""));
+          ok === true ? "✓ pass" : ok === false ? "✗ fail" : "·"));
+      if (explained) tr.append(h("td", "gm-x-explain", (s && s.explanation) || ""));
       t.append(tr);
     }
     box.append(section("scores", t));
