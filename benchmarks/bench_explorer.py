@@ -30,13 +30,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import pandas as pd  # noqa: E402
+from bench_widgets import median_time, wire_bytes  # noqa: E402  (beside this file)
 from browser_support import chromium, harness_site, serve_dir  # noqa: E402
 
 from gptmagic.core.types import Choice, Result, Timings, Usage  # noqa: E402
@@ -77,19 +77,6 @@ def synthetic(cases: int, variants: int, seed: int = 0) -> EvalResults:
     df = pd.DataFrame(rows)
     df["score"] = (df["score.exact"] + df["score.length"]) / 2
     return EvalResults(df, jobs, [], [], ["prompt", "model"])
-
-
-def median_time(fn: Callable[[], Any], runs: int = 3) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def wire_bytes(state: dict[str, Any]) -> int:
-    return len(json.dumps(state, ensure_ascii=False).encode("utf-8"))
 
 
 RENDER = """async (n) => {
@@ -179,8 +166,10 @@ def main() -> None:
         for cases, variants in SIZES:
             res = synthetic(cases, variants)
             cells = cases * variants
-            build, state = median_time(lambda r=res: explorer_state(r, inline_limit=10**10))
-            lean_build, lean = median_time(lambda r=res: explorer_state(r, inline_limit=0))
+            build, state = median_time(lambda r=res: explorer_state(r, inline_limit=10**10),
+                                       runs=3)
+            lean_build, lean = median_time(lambda r=res: explorer_state(r, inline_limit=0),
+                                            runs=3)
             html = xs.explorer_html(state)
             name = f"x{cells}.html"
             (Path(tmp) / name).write_text(f"<!doctype html><meta charset=utf-8><body>{html}",
